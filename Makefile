@@ -1,0 +1,80 @@
+# The Makefile is the project's interface: CI and hooks call only these targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+PROTO_SRC := $(wildcard proto/llmgateway/v1/*.proto)
+PROTO_OUT := python/llmgateway/v1
+CORE_SRC := $(shell find rust/src -name '*.rs') rust/Cargo.toml Cargo.toml
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.deps: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 'maturin>=1.9.4,<2'
+	touch $@
+
+.PHONY: install
+install: build proto ## Create .venv, install dependencies, generate protos, build the Rust core
+
+.PHONY: proto
+proto: build $(PROTO_OUT)/.stamp ## Generate Python code and typed stubs from proto/
+
+$(PROTO_OUT)/.stamp: $(PROTO_SRC)
+	mkdir -p $(PROTO_OUT)
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=python --mypy_out=python --grpc_python_out=python \
+	  --mypy_grpc_out=python $(PROTO_SRC)
+	touch $@
+
+.PHONY: build
+build: $(VENV)/.deps $(VENV)/.core ## Build the Rust core (release) into .venv
+
+# maturin develop installs the package in editable mode with its dependencies and the dev extras.
+$(VENV)/.core: $(VENV)/.deps $(CORE_SRC) pyproject.toml
+	$(BIN)/maturin develop --release -E dev -q
+	$(PY) -c "import gateway._core"
+	touch $@
+
+.PHONY: format
+format: $(VENV)/.deps ## Format Python and Rust
+	$(BIN)/ruff format python tests benches
+	$(BIN)/ruff check --fix python tests benches
+	cargo fmt --all
+
+.PHONY: lint
+lint: install ## Lint: ruff, mypy, stubtest, rustfmt, clippy
+	$(BIN)/ruff check python tests benches
+	$(BIN)/ruff format --check python tests benches
+	$(BIN)/mypy
+	$(PY) -m mypy.stubtest gateway._core --allowlist stubtest-allowlist.txt
+	cargo fmt --all --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --features python -- -D warnings
+
+.PHONY: test
+test: install ## Run every test: Rust core, then Python (unit, wire-format, end-to-end)
+	cargo test -q --manifest-path rust/Cargo.toml
+	$(BIN)/pytest -q
+
+.PHONY: bench
+bench: install ## Run the benchmarks (hot functions and the bounded load test)
+	$(BIN)/pytest benches -q --benchmark-enable --benchmark-columns=min,median,max,ops --benchmark-sort=name
+	$(PY) -m benches.load
+
+.PHONY: run
+run: install ## Start the gateway on the embedded default config
+	$(BIN)/gateway serve
+
+.PHONY: check
+check: format proto ## Fail when formatting or generated code leaves the tree dirty
+	git diff --exit-code
+
+.PHONY: clean
+clean: ## Remove build output and the virtualenv
+	rm -rf $(VENV) target $(PROTO_OUT) python/gateway/*.so

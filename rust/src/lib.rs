@@ -1,0 +1,9 @@
+//! The gateway's hot path, as a pure Rust core with a thin Python skin.
+//!
+//! The core modules never touch pyo3; every binding sits in `py/` behind the `python` feature, so the compiler
+//! guards the boundary and `cargo test` on the core needs no interpreter.
+
+pub mod error;
+
+#[cfg(feature = "python")]
+mod py;
