@@ -1,0 +1,132 @@
+"""The domain of a chat call, independent of protobuf and of any provider's wire format.
+
+Servicers translate protobuf into these objects, providers translate them into their HTTP bodies; nothing else in
+the pipeline sees either wire format. Slotted dataclasses keep construction cheap on the hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+ROLES: frozenset[str] = frozenset(("system", "user", "assistant", "tool"))
+
+
+@dataclass(slots=True, frozen=True)
+class ImagePart:
+    """An image: either a URL the provider fetches (http(s) or data:) or inline bytes with their mime type."""
+
+    url: str = ""
+    data: bytes = b""
+    mime_type: str = ""
+    detail: str = ""
+
+
+ContentPart = str | ImagePart
+"""A text part is a plain str; anything else is an image."""
+
+
+@dataclass(slots=True, frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments_json: str
+
+
+@dataclass(slots=True, frozen=True)
+class Message:
+    role: Role
+    content: str = ""
+    parts: tuple[ContentPart, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+    name: str = ""
+
+    def text(self) -> str:
+        """All text of the message (content, then text parts), as counted and scanned."""
+        if not self.parts:
+            return self.content
+        texts = [self.content] if self.content else []
+        texts.extend(part for part in self.parts if isinstance(part, str))
+        return "\n".join(texts)
+
+    def has_images(self) -> bool:
+        return any(isinstance(part, ImagePart) for part in self.parts)
+
+
+@dataclass(slots=True, frozen=True)
+class Tool:
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] | None = None
+    """The JSON Schema of the arguments, already parsed and validated as an object."""
+
+
+@dataclass(slots=True, frozen=True)
+class ResponseFormat:
+    kind: Literal["text", "json_object", "json_schema"]
+    schema_name: str = ""
+    schema: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """A validated chat request, as every pipeline stage and provider sees it."""
+
+    model: str
+    messages: list[Message]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    user: str = ""
+    response_format: ResponseFormat | None = None
+    tools: list[Tool] = field(default_factory=list)
+    tool_choice: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts as the provider reported them (or as the gateway counted them, for simulated answers)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True)
+class ChatResult:
+    """A provider's whole answer."""
+
+    upstream_id: str
+    upstream_model: str
+    text: str
+    finish_reason: str
+    usage: Usage | None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+
+
+@dataclass(slots=True, frozen=True)
+class ToolCallDelta:
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments_delta: str = ""
+
+
+@dataclass(slots=True)
+class ChatDelta:
+    """One piece of a streamed answer. `finish_reason` and `usage` arrive on (or near) the last delta."""
+
+    text: str = ""
+    tool_calls: list[ToolCallDelta] = field(default_factory=list)
+    finish_reason: str = ""
+    usage: Usage | None = None
+    upstream_model: str = ""
