@@ -46,7 +46,8 @@ class ProviderConfig(_Strict):
     base_url: str | None = Field(default=None, description="Root of the API; defaults to the provider's public URL.")
     api_key_env: str | None = Field(default=None, description="Environment variable holding the provider API key.")
     api_version: str | None = Field(
-        default=None, description="azure_openai: the api-version query parameter; anthropic: the anthropic-version header."
+        default=None,
+        description="azure_openai: the api-version query parameter; anthropic: the anthropic-version header.",
     )
     headers: dict[str, str] = Field(default_factory=dict, description="Extra headers sent on every upstream request.")
     connect_timeout_s: float = Field(default=10.0, gt=0)

@@ -1,0 +1,199 @@
+"""The bounded load benchmark: the gateway against its references, in one run.
+
+Starts a zero-latency OpenAI-format upstream, a gRPC echo server (the load generator's ceiling), a bare grpc.aio +
+aiohttp forwarder (the floor of the stack) and the gateway (full pipeline, OpenAI adapter), then drives each at
+concurrency 1, 16 and 64, unary and streaming, with several load-generator processes. Every loop is bounded in time
+and count; everything listens on 127.0.0.1 only.
+
+    python -m benches.load                     # the full table (about 2 minutes)
+    python -m benches.load --quick             # c=16 unary only
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+BENCH_KEY = "bench-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def process(*args: str, port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        [sys.executable, *args], env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        wait_for_port(port)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def gateway_config(upstream_url: str) -> str:
+    return f"""
+providers:
+  - name: bench-upstream
+    type: openai
+    base_url: {upstream_url}
+    api_key_env: BENCH_UPSTREAM_KEY
+models:
+  - name: bench
+    provider: bench-upstream
+    upstream_model: gpt-4o-mini
+    input_cost_per_mtok: 0.15
+    output_cost_per_mtok: 0.60
+"""
+
+
+@dataclass
+class Point:
+    target: str
+    mode: str
+    concurrency: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    ttfc_p50_ms: float | None
+    errors: int
+
+
+def drive(name: str, target: str, mode: str, concurrency: int, processes: int, duration: float) -> Point:
+    procs = max(1, min(processes, concurrency))
+    per = [concurrency // procs + (1 if i < concurrency % procs else 0) for i in range(procs)]
+    with tempfile.TemporaryDirectory() as tmp:
+        outs = [Path(tmp) / f"{i}.json" for i in range(procs)]
+        command = [sys.executable, "-m", "benches.loadgen", "--target", target, "--mode", mode, "--key", BENCH_KEY]
+        runs = [
+            subprocess.Popen([*command, "--concurrency", str(c), "--duration", str(duration), "--out", str(out)])
+            for c, out in zip(per, outs, strict=True)
+        ]
+        for run in runs:
+            run.wait(timeout=duration + 60)
+        results = [orjson.loads(out.read_bytes()) for out in outs]
+    latencies = sorted(x for r in results for x in r["latency_us"])
+    ttfc = sorted(x for r in results for x in r["ttfc_us"])
+    window = max(r["window_s"] for r in results)
+    if not latencies:
+        raise RuntimeError(f"{name}: no call completed ({sum(len(r['errors']) for r in results)} errors)")
+    return Point(
+        target=name,
+        mode=mode,
+        concurrency=concurrency,
+        rps=len(latencies) / window,
+        p50_ms=statistics.median(latencies) / 1000,
+        p99_ms=latencies[int(len(latencies) * 0.99) - 1] / 1000,
+        ttfc_p50_ms=statistics.median(ttfc) / 1000 if ttfc else None,
+        errors=sum(len(r["errors"]) for r in results),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=float, default=3.0, help="measured seconds per point")
+    parser.add_argument("--processes", type=int, default=2, help="load-generator processes")
+    parser.add_argument("--quick", action="store_true", help="c=16 unary only")
+    args = parser.parse_args()
+    concurrencies = [16] if args.quick else [1, 16, 64]
+    modes = ["unary"] if args.quick else ["unary", "stream"]
+
+    ports = {name: free_port() for name in ("upstream", "echo", "forwarder", "gateway")}
+    upstream_url = f"http://127.0.0.1:{ports['upstream']}/v1"
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "bench.yaml"
+        config.write_text(gateway_config(upstream_url))
+        env = {
+            "GATEWAY_BOOTSTRAP_KEY": BENCH_KEY,
+            "GATEWAY_STATE_DIR": tmp,
+            "BENCH_UPSTREAM_KEY": "sk-bench",
+            "GATEWAY_LOG_LEVEL": "WARNING",
+        }
+        with (
+            process("-m", "benches.upstream", "--port", str(ports["upstream"]), port=ports["upstream"]),
+            process("-m", "benches.reference_servers", "echo", "--port", str(ports["echo"]), port=ports["echo"]),
+            process(
+                "-m",
+                "benches.reference_servers",
+                "forwarder",
+                "--port",
+                str(ports["forwarder"]),
+                "--upstream",
+                upstream_url,
+                port=ports["forwarder"],
+            ),
+            process(
+                "-m",
+                "gateway",
+                "serve",
+                "--config",
+                str(config),
+                "--address",
+                f"127.0.0.1:{ports['gateway']}",
+                port=ports["gateway"],
+                env=env,
+            ),
+        ):
+            targets = {
+                "upstream (HTTP, direct)": upstream_url,
+                "grpc echo (loadgen ceiling)": f"127.0.0.1:{ports['echo']}",
+                "bare forwarder": f"127.0.0.1:{ports['forwarder']}",
+                "gateway": f"127.0.0.1:{ports['gateway']}",
+            }
+            points = [
+                drive(name, target, mode, c, args.processes, args.duration)
+                for mode in modes
+                for c in concurrencies
+                for name, target in targets.items()
+            ]
+    print_table(points)
+
+
+def print_table(points: list[Point]) -> None:
+    print("| mode | c | target | req/s | p50 ms | p99 ms | TTFC p50 ms | errors | share of forwarder |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for point in points:
+        forwarder = next(
+            p
+            for p in points
+            if p.target == "bare forwarder" and p.mode == point.mode and p.concurrency == point.concurrency
+        )
+        ttfc = f"{point.ttfc_p50_ms:.2f}" if point.ttfc_p50_ms is not None else "-"
+        print(
+            f"| {point.mode} | {point.concurrency} | {point.target} | {point.rps:,.0f} | {point.p50_ms:.2f} | "
+            f"{point.p99_ms:.2f} | {ttfc} | {point.errors} | {point.rps / forwarder.rps:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The Gateway service: thin translation between protobuf and the pipeline, as TGI's servicers are."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from llmgateway.v1 import gateway_pb2 as pb
+from llmgateway.v1 import gateway_pb2_grpc
+
+from gateway.chat import ChatDelta, ChatRequest
+from gateway.errors import GatewayError, InvalidRequest
+from gateway.pipeline import CallInfo, ChatPipeline, Served
+from gateway.server.convert import (
+    chat_request_from_proto,
+    delta_tool_calls_to_proto,
+    message_to_proto,
+    messages_from_proto,
+    usage_to_proto,
+)
+from gateway.server.errors import abort
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def _call_info(context: Context) -> CallInfo:
+    remaining = context.time_remaining()
+    return CallInfo(context.invocation_metadata(), None if remaining is None else time.monotonic() + remaining)
+
+
+class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
+    def __init__(self, pipeline: ChatPipeline, max_input_chars: int) -> None:
+        self._pipeline = pipeline
+        self._max_input_chars = max_input_chars
+
+    async def Chat(self, request: pb.ChatRequest, context: Context) -> pb.ChatResponse:  # noqa: N802 - gRPC name
+        try:
+            call = _call_info(context)
+            admission = self._pipeline.admit(self._chat_request(request), call)
+            served = await self._pipeline.chat(admission, call)
+        except GatewayError as err:
+            await abort(context, err)
+        target = admission.target
+        return pb.ChatResponse(
+            id=admission.request_id,
+            model=target.model.name,
+            provider=target.provider.name,
+            message=message_to_proto(served.result),
+            finish_reason=served.result.finish_reason,
+            usage=usage_to_proto(served.usage, served.cost_usd),
+            upstream_model=served.result.upstream_model,
+            simulated=target.provider.simulated,
+        )
+
+    async def ChatStream(  # noqa: N802 - gRPC name
+        self, request: pb.ChatRequest, context: Context
+    ) -> AsyncIterator[pb.ChatChunk]:
+        try:
+            call = _call_info(context)
+            admission = self._pipeline.admit(self._chat_request(request), call)
+            target = admission.target
+            first = True
+            async for item in self._pipeline.stream(admission, call):
+                if isinstance(item, ChatDelta):
+                    chunk = pb.ChatChunk(id=admission.request_id, delta=item.text)
+                    if item.tool_calls:
+                        chunk.tool_calls.extend(delta_tool_calls_to_proto(item))
+                elif isinstance(item, Served):
+                    chunk = pb.ChatChunk(
+                        id=admission.request_id,
+                        finish_reason=item.result.finish_reason,
+                        usage=usage_to_proto(item.usage, item.cost_usd),
+                    )
+                if first:
+                    chunk.model = target.model.name
+                    chunk.provider = target.provider.name
+                    chunk.simulated = target.provider.simulated
+                    first = False
+                yield chunk
+        except GatewayError as err:
+            await abort(context, err)
+
+    async def CountTokens(  # noqa: N802 - gRPC name
+        self, request: pb.CountTokensRequest, context: Context
+    ) -> pb.CountTokensResponse:
+        try:
+            identity = self._pipeline.authenticate(_call_info(context))
+            target = self._pipeline.catalog().resolve(request.model)
+            identity.check_model(request.model)
+            model = target.model
+            counter = self._pipeline.counter
+            if request.messages and request.text:
+                raise InvalidRequest("set either messages or text, not both")
+            if request.messages:
+                count = counter.count_chat(messages_from_proto(request.messages), model.upstream, model.tokenizer)
+            elif request.text:
+                self._check_size(len(request.text))
+                count = counter.count_text(request.text, model.upstream, model.tokenizer)
+            else:
+                raise InvalidRequest("nothing to count: set messages or text")
+        except GatewayError as err:
+            await abort(context, err)
+        return pb.CountTokensResponse(tokens=count.tokens, exact=count.exact, tokenizer=count.tokenizer)
+
+    async def ListModels(  # noqa: N802 - gRPC name
+        self, request: pb.ListModelsRequest, context: Context
+    ) -> pb.ListModelsResponse:
+        try:
+            identity = self._pipeline.authenticate(_call_info(context))
+        except GatewayError as err:
+            await abort(context, err)
+        infos = [
+            pb.ModelInfo(
+                id=t.model.name,
+                provider=t.provider.name,
+                provider_type=t.provider.config.type.value,
+                upstream_model=t.model.upstream,
+                context_window=t.model.context_window,
+                max_output_tokens=t.model.max_output_tokens,
+                input_cost_per_mtok=t.model.input_cost_per_mtok,
+                output_cost_per_mtok=t.model.output_cost_per_mtok,
+                capabilities=sorted(t.model.capabilities),
+                simulated=t.provider.simulated,
+            )
+            for t in self._pipeline.catalog().targets()
+            if identity.models is None or t.model.name in identity.models
+        ]
+        return pb.ListModelsResponse(models=infos)
+
+    def _chat_request(self, request: pb.ChatRequest) -> ChatRequest:
+        chat = chat_request_from_proto(request)
+        self._check_size(
+            sum(len(m.content) + sum(len(p) for p in m.parts if isinstance(p, str)) for m in chat.messages)
+        )
+        return chat
+
+    def _check_size(self, chars: int) -> None:
+        if chars > self._max_input_chars:
+            raise InvalidRequest(
+                f"the input has {chars} characters, over the gateway's limit of {self._max_input_chars}",
+                reason="INPUT_TOO_LARGE",
+            )
