@@ -156,13 +156,11 @@ async def test_unauthenticated_calls_get_one_answer(
 async def test_bad_requests_are_invalid_argument(
     stub: gateway_pb2_grpc.GatewayStub, request_: pb.ChatRequest, reason: str, fragment: str
 ) -> None:
-    for call in (stub.Chat, stub.ChatStream):
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            response = call(request_, metadata=AUTH)
-            if call is stub.ChatStream:
-                _ = [c async for c in response]  # type: ignore[union-attr]
-            else:
-                await response  # type: ignore[misc]
+    with pytest.raises(grpc.aio.AioRpcError) as unary:
+        await stub.Chat(request_, metadata=AUTH)
+    with pytest.raises(grpc.aio.AioRpcError) as streamed:
+        _ = [chunk async for chunk in stub.ChatStream(request_, metadata=AUTH)]
+    for caught in (unary, streamed):
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert fragment in (caught.value.details() or "")
         info = error_info(caught.value)

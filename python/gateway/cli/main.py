@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except grpc.RpcError as err:
         code = err.code() if isinstance(err, grpc.Call) else None
         details = err.details() if isinstance(err, grpc.Call) else str(err)
-        print(f"error: {code.name if code else 'RPC'}: {details}", file=sys.stderr)  # noqa: T201
+        print(f"error: {code.name if code else 'RPC'}: {details}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -91,7 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config) if args.config else load_default_config()
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)  # noqa: T201
+        print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
     state_dir = Path(os.environ.get("GATEWAY_STATE_DIR", "var"))
     uvloop.run(serve(config, address=args.address, state_dir=state_dir))

@@ -70,7 +70,7 @@ def build_authenticator(keys: list[KeyConfig], state_dir: Path) -> Authenticator
                 log.warning("key %r: environment variable %s is not set; the key is disabled", key.name, key.key_env)
                 continue
             digest = hash_key(value)
-        assert digest is not None  # noqa: S101 - the schema requires one of key_sha256 and key_env
+        assert digest is not None
         identities[digest] = Identity(key.name, key.models)
     bootstrap = os.environ.get(BOOTSTRAP_KEY_ENV)
     if bootstrap:
@@ -90,7 +90,7 @@ def _generated_bootstrap_hash(state_dir: Path) -> str:
     path.write_text(hash_key(key) + "\n", encoding="utf-8")
     path.chmod(0o600)
     # Printed, not logged: the one time the key is shown, on the operator's terminal rather than in log files.
-    print(  # noqa: T201
+    print(
         f"Generated a gateway key (shown only this once; its hash is in {path}):\n\n    {key}\n\n"
         f"Clients send it as 'authorization: Bearer <key>'; for the CLI: export GATEWAY_API_KEY=<key>",
         flush=True,

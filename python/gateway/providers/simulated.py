@@ -19,11 +19,7 @@ from gateway.providers.base import Provider, UpstreamCall
 from gateway.tokens import TokenCounter
 
 # Common English words, each a single token with its leading space in cl100k_base and o200k_base.
-_WORDS = (
-    "the model answer is simulated and this text was made from your prompt so it stays the same for the same "
-    "request while a real provider would write something useful here about data time people work system value "
-    "first new good way use state part place case point group number world fact example result"
-).split()
+_WORDS = ["the", "model", "answer", "is", "simulated", "and", "this", "text", "was", "made", "from", "your", "prompt", "so", "it", "stays", "the", "same", "for", "the", "same", "request", "while", "a", "real", "provider", "would", "write", "something", "useful", "here", "about", "data", "time", "people", "work", "system", "value", "first", "new", "good", "way", "use", "state", "part", "place", "case", "point", "group", "number", "world", "fact", "example", "result"]
 
 
 class SimulatedProvider(Provider):

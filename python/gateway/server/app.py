@@ -13,7 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from llmgateway.v1 import gateway_pb2, gateway_pb2_grpc
 
-from gateway.config.schema import GatewayConfig, ServerConfig
+from gateway.config.schema import GatewayConfig, ServerConfig, TlsConfig
 from gateway.pipeline import ChatPipeline
 from gateway.policy.auth import build_authenticator
 from gateway.routing.catalog import ModelCatalog
@@ -39,6 +39,15 @@ def _server_options(config: ServerConfig) -> list[tuple[str, int]]:
         # One process per core is the scaling unit; SO_REUSEPORT lets several share the address.
         ("grpc.so_reuseport", 1),
     ]
+
+
+def _server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
+    """Read once at start; with client_ca_file set, clients must present a certificate it signed (mutual TLS)."""
+    return grpc.ssl_server_credentials(
+        [(Path(tls.key_file).read_bytes(), Path(tls.cert_file).read_bytes())],
+        root_certificates=Path(tls.client_ca_file).read_bytes() if tls.client_ca_file else None,
+        require_client_auth=tls.client_ca_file is not None,
+    )
 
 
 @dataclass
@@ -79,12 +88,7 @@ async def build_gateway(config: GatewayConfig, *, address: str | None = None, st
     if tls is None:
         port = server.add_insecure_port(address)
     else:
-        credentials = grpc.ssl_server_credentials(
-            [(Path(tls.key_file).read_bytes(), Path(tls.cert_file).read_bytes())],
-            root_certificates=Path(tls.client_ca_file).read_bytes() if tls.client_ca_file else None,
-            require_client_auth=tls.client_ca_file is not None,
-        )
-        port = server.add_secure_port(address, credentials)
+        port = server.add_secure_port(address, _server_credentials(tls))
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     for name in service_names[:1]:
