@@ -86,6 +86,8 @@ class ChatRequest:
     tools: list[Tool] = field(default_factory=list)
     tool_choice: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    batch: bool = False
+    """Batch priority: waits behind interactive calls when targets are rate-limited."""
 
 
 @dataclass(slots=True)

@@ -6,17 +6,22 @@ order of a call is readable in this file alone.
 
 from __future__ import annotations
 
+import random
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
 from gateway.chat import ChatDelta, ChatRequest, ChatResult, Usage
-from gateway.errors import DeadlineExceeded, InvalidRequest, ProviderError
+from gateway.config.routes import RouteConfig
 from gateway.ledger.cost import cost_usd
 from gateway.policy.auth import Authenticator, Identity
-from gateway.providers.base import UpstreamCall
 from gateway.routing.catalog import ModelCatalog, Target
+from gateway.routing.executor import Attempt, Execution
+from gateway.routing.features import RequestFeatures
+from gateway.routing.health import HealthBoard
+from gateway.routing.queue import Priority, WaitQueue
+from gateway.routing.router import RoutePlan, Router
 from gateway.tokens import TokenCounter
 
 
@@ -28,129 +33,141 @@ class CallInfo:
     deadline: float | None
     """time.monotonic() at which the caller gives up; None without a deadline."""
 
-    def time_left(self) -> float | None:
-        if self.deadline is None:
-            return None
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise DeadlineExceeded("the call's deadline passed before the provider answered")
-        return left
-
 
 @dataclass(slots=True)
 class Admission:
-    """A call that passed every check before the provider: who asked, what serves it, what it will cost at most."""
+    """A call that passed every check before the provider: who asked, and the plan that will serve it."""
 
     request_id: str
     identity: Identity
     request: ChatRequest
-    target: Target
-    prompt_tokens: int
+    features: RequestFeatures
+    execution: Execution
+
+    @property
+    def plan(self) -> RoutePlan:
+        return self.execution.plan
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        return self.execution.attempts
 
 
 @dataclass(slots=True)
 class Served:
     admission: Admission
+    target: Target
     result: ChatResult
     usage: Usage
     cost_usd: float
 
 
 class ChatPipeline:
-    def __init__(self, authenticator: Authenticator, catalog: ModelCatalog, counter: TokenCounter) -> None:
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        catalog: ModelCatalog,
+        counter: TokenCounter,
+        board: HealthBoard,
+        rng: random.Random | None = None,
+    ) -> None:
         self._authenticator = authenticator
         self._catalog = catalog
         self._counter = counter
+        self._board = board
+        self._rng = rng or random.Random()
+        self._router = Router(catalog, board, self._rng)
+        self._queues = {route.name: WaitQueue(route.queue) for route in catalog.routes() if route.queue.max_size}
 
     def authenticate(self, call: CallInfo) -> Identity:
         return self._authenticator.authenticate(call.metadata)
 
-    def admit(self, request: ChatRequest, call: CallInfo) -> Admission:
+    def admit(self, request: ChatRequest, call: CallInfo, *, streaming: bool) -> Admission:
         identity = self._authenticator.authenticate(call.metadata)
-        target = self._catalog.resolve(request.model)
         identity.check_model(request.model)
-        model = target.model
-        if request.max_tokens is not None and request.max_tokens > model.max_output_tokens:
-            raise InvalidRequest(
-                f"max_tokens {request.max_tokens} exceeds model {model.name!r}'s limit of {model.max_output_tokens}",
-                reason="MAX_TOKENS_TOO_LARGE",
-            )
-        if request.tools and "tools" not in model.capabilities:
-            raise InvalidRequest(f"model {model.name!r} does not support tools", reason="UNSUPPORTED_CAPABILITY")
-        if "images" not in model.capabilities and any(m.has_images() for m in request.messages):
-            raise InvalidRequest(f"model {model.name!r} does not accept images", reason="UNSUPPORTED_CAPABILITY")
-        prompt = self._counter.count_chat(request.messages, model.upstream, model.tokenizer).tokens
-        reserved = request.max_tokens or 0
-        if prompt + reserved > model.context_window:
-            raise InvalidRequest(
-                f"the prompt has {prompt} tokens and max_tokens asks for {reserved}, more than model "
-                f"{model.name!r}'s context window of {model.context_window}: shorten the conversation",
-                reason="CONTEXT_WINDOW_EXCEEDED",
-                metadata={"prompt_tokens": str(prompt), "context_window": str(model.context_window)},
-            )
-        return Admission(secrets.token_hex(12), identity, request, target, prompt)
+        counter = self._counter
+        features = RequestFeatures(
+            request,
+            team=identity.team,
+            streaming=streaming,
+            count_prompt=lambda model: counter.count_chat(request.messages, model.upstream, model.tokenizer).tokens,
+        )
+        plan = self._router.plan(request.model, features)
+        request_id = secrets.token_hex(12)
+        execution = Execution(
+            plan,
+            request,
+            request_id,
+            call.deadline,
+            self._board,
+            self._queues.get(plan.route),
+            Priority.BATCH if request.batch else Priority.INTERACTIVE,
+            self._rng,
+        )
+        return Admission(request_id, identity, request, features, execution)
 
-    async def chat(self, admission: Admission, call: CallInfo) -> Served:
-        target = admission.target
-        upstream = UpstreamCall(admission.request_id, call.time_left())
-        try:
-            result = await target.provider.chat(admission.request, target.model, upstream)
-        except ProviderError as err:
-            raise _deadline_or(err, call) from None
-        usage = self._settle_usage(admission, result.usage, completion_text=result.text)
-        return Served(admission, result, usage, cost_usd(usage, target.model))
+    async def chat(self, admission: Admission) -> Served:
+        target, result = await admission.execution.unary()
+        usage = self._settle_usage(admission, target, result.usage, completion_text=result.text)
+        return Served(admission, target, result, usage, cost_usd(usage, target.model))
 
-    async def stream(self, admission: Admission, call: CallInfo) -> AsyncIterator[ChatDelta | Served]:
-        """Yields the provider's deltas as they arrive, then one Served with the settled usage and cost."""
-        target = admission.target
-        upstream = UpstreamCall(admission.request_id, call.time_left())
+    async def stream(self, admission: Admission) -> AsyncIterator[ChatDelta | Served]:
+        """The first item is the serving Target's first delta; then deltas as they arrive; then one Served."""
+        execution = admission.execution
+        opened = await execution.open_stream()
+        target = opened.target
         reported: Usage | None = None
         finish = ""
         upstream_model = ""
         completion_tokens = 0
-        try:
-            async for delta in target.provider.stream(admission.request, target.model, upstream):
-                if delta.usage is not None:
-                    reported = delta.usage
-                if delta.finish_reason:
-                    finish = delta.finish_reason
-                if delta.upstream_model:
-                    upstream_model = delta.upstream_model
-                if delta.text and reported is None:
-                    # Counted as it passes, so usage exists even when a server sends none; nothing is buffered.
-                    completion_tokens += self._counter.count_text(
-                        delta.text, target.model.upstream, target.model.tokenizer
-                    ).tokens
-                if delta.text or delta.tool_calls:
-                    yield delta
-        except ProviderError as err:
-            raise _deadline_or(err, call) from None
-        usage = self._settle_usage(admission, reported, completion_tokens=completion_tokens)
+        async for delta in execution.rest_of_stream(opened):
+            if delta.usage is not None:
+                reported = delta.usage
+            if delta.finish_reason:
+                finish = delta.finish_reason
+            if delta.upstream_model:
+                upstream_model = delta.upstream_model
+            if delta.text and reported is None:
+                # Counted as it passes, so usage exists even when a server sends none; nothing is buffered.
+                completion_tokens += self._counter.count_text(
+                    delta.text, target.model.upstream, target.model.tokenizer
+                ).tokens
+            if delta.text or delta.tool_calls:
+                yield delta
+        usage = self._settle_usage(admission, target, reported, completion_tokens=completion_tokens)
         result = ChatResult("", upstream_model or target.model.upstream, "", finish or "stop", usage)
-        yield Served(admission, result, usage, cost_usd(usage, target.model))
+        yield Served(admission, target, result, usage, cost_usd(usage, target.model))
 
     def _settle_usage(
-        self, admission: Admission, reported: Usage | None, *, completion_text: str = "", completion_tokens: int = 0
+        self,
+        admission: Admission,
+        target: Target,
+        reported: Usage | None,
+        *,
+        completion_text: str = "",
+        completion_tokens: int = 0,
     ) -> Usage:
         """The provider's own numbers when it reports them (and they teach the estimator); else the gateway's count."""
-        model = admission.target.model
+        model = target.model
+        counted_prompt = admission.features.prompt_tokens(model)
         if reported is not None:
             if reported.prompt_tokens:
-                self._counter.observe_usage(model.upstream, admission.prompt_tokens, reported.prompt_tokens)
+                self._counter.observe_usage(model.upstream, counted_prompt, reported.prompt_tokens)
             return reported
         if completion_text:
             completion_tokens = self._counter.count_text(completion_text, model.upstream, model.tokenizer).tokens
-        return Usage(admission.prompt_tokens, completion_tokens)
+        return Usage(counted_prompt, completion_tokens)
 
     def catalog(self) -> ModelCatalog:
         return self._catalog
+
+    def routes(self) -> list[RouteConfig]:
+        return self._catalog.routes()
 
     @property
     def counter(self) -> TokenCounter:
         return self._counter
 
 
-def _deadline_or(err: ProviderError, call: CallInfo) -> ProviderError | DeadlineExceeded:
-    if call.deadline is not None and err.reason == "UPSTREAM_TIMEOUT" and time.monotonic() >= call.deadline - 0.05:
-        return DeadlineExceeded(f"provider {err.provider!r} did not answer before the call's deadline")
-    return err
+def deadline_from(remaining: float | None) -> float | None:
+    return None if remaining is None else time.monotonic() + remaining

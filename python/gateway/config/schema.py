@@ -8,6 +8,8 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from gateway.config.routes import CircuitBreakerConfig, RouteConfig, Strategy
+
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")]
 
 
@@ -79,10 +81,20 @@ class ProviderConfig(_Strict):
 CAPABILITIES = frozenset({"streaming", "tools", "images", "json_mode"})
 
 
+class DeploymentConfig(_Strict):
+    """One more place serving the same model (another region, another key): the model's deployments form a pool."""
+
+    provider: Name
+    upstream_model: str | None = Field(default=None, description="The model id there; defaults to the model's.")
+
+
 class ModelConfig(_Strict):
     name: Name = Field(description="What clients put in ChatRequest.model.")
     provider: Name
     upstream_model: str | None = Field(default=None, description="The provider's model id; defaults to name.")
+    deployments: list[DeploymentConfig] = Field(
+        default_factory=list, description="Further deployments; calls are balanced over all by load and health."
+    )
     input_cost_per_mtok: float = Field(default=0.0, ge=0)
     output_cost_per_mtok: float = Field(default=0.0, ge=0)
     cached_input_cost_per_mtok: float | None = Field(default=None, ge=0)
@@ -111,7 +123,8 @@ class KeyConfig(_Strict):
     name: Name
     key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     key_env: str | None = None
-    models: frozenset[str] | None = Field(default=None, description="Models this key may call; unset means all.")
+    models: frozenset[str] | None = Field(default=None, description="Models and routes this key may call; unset: all.")
+    team: str = Field(default="", description="The team the key belongs to (routing rules may match on it).")
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
@@ -140,20 +153,47 @@ class GatewayConfig(_Strict):
     providers: list[ProviderConfig] = Field(min_length=1)
     models: list[ModelConfig] = Field(min_length=1)
     keys: list[KeyConfig] = Field(default_factory=list)
+    routes: list[RouteConfig] = Field(default_factory=list)
+    circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> Self:
         _unique("providers", [p.name for p in self.providers])
-        _unique("models", [m.name for m in self.models])
+        _unique("models and routes", [m.name for m in self.models] + [r.name for r in self.routes])
         _unique("keys", [k.name for k in self.keys])
         providers = {p.name for p in self.providers}
         for model in self.models:
-            if model.provider not in providers:
-                raise ValueError(f"model {model.name!r} names unknown provider {model.provider!r}")
+            for provider in (model.provider, *(d.provider for d in model.deployments)):
+                if provider not in providers:
+                    raise ValueError(f"model {model.name!r} names unknown provider {provider!r}")
+        _check_routes(self.routes, {m.name for m in self.models})
         return self
 
     def provider(self, name: str) -> ProviderConfig:
         return next(p for p in self.providers if p.name == name)
+
+
+def _check_routes(routes: list[RouteConfig], models: set[str]) -> None:
+    """Targets name models; rules name models or routes, without cycles."""
+    by_name = {r.name: r for r in routes}
+    for route in routes:
+        for target in route.targets:
+            if target.model not in models:
+                raise ValueError(f"route {route.name!r}: target {target.model!r} is not a model")
+        for name in [rule.target for rule in route.rules] + ([route.default] if route.default else []):
+            if name not in models and name not in by_name:
+                raise ValueError(f"route {route.name!r}: {name!r} is neither a model nor a route")
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in path:
+            raise ValueError(f"routes form a cycle: {' -> '.join((*path, name))}")
+        route = by_name.get(name)
+        if route is not None and route.strategy is Strategy.RULES:
+            for rule_target in [rule.target for rule in route.rules] + [route.default or ""]:
+                visit(rule_target, (*path, name))
+
+    for route in routes:
+        visit(route.name, ())
 
 
 def _unique(section: str, names: list[str]) -> None:

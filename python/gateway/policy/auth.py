@@ -29,10 +29,14 @@ class Identity:
 
     key_id: str
     models: frozenset[str] | None = None
-    """The models this key may call; None means every model."""
+    """The models (and routes) this key may call; None means every one."""
+    team: str = ""
+
+    def may_call(self, model: str) -> bool:
+        return self.models is None or model in self.models
 
     def check_model(self, model: str) -> None:
-        if self.models is not None and model not in self.models:
+        if not self.may_call(model):
             raise PermissionDenied(
                 f"key {self.key_id!r} may not call model {model!r}; ask an admin to add it to the key's models",
                 reason="MODEL_NOT_ALLOWED",
@@ -71,7 +75,7 @@ def build_authenticator(keys: list[KeyConfig], state_dir: Path) -> Authenticator
                 continue
             digest = hash_key(value)
         assert digest is not None
-        identities[digest] = Identity(key.name, key.models)
+        identities[digest] = Identity(key.name, key.models, key.team)
     bootstrap = os.environ.get(BOOTSTRAP_KEY_ENV)
     if bootstrap:
         identities[hash_key(bootstrap)] = Identity("bootstrap")

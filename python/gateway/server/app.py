@@ -17,6 +17,7 @@ from gateway.config.schema import GatewayConfig, ServerConfig, TlsConfig
 from gateway.pipeline import ChatPipeline
 from gateway.policy.auth import build_authenticator
 from gateway.routing.catalog import ModelCatalog
+from gateway.routing.health import HealthBoard
 from gateway.server.servicer import GatewayServicer
 from gateway.tokens import TokenCounter
 
@@ -70,7 +71,7 @@ async def build_gateway(config: GatewayConfig, *, address: str | None = None, st
     counter = TokenCounter()
     catalog = ModelCatalog.from_config(config)
     authenticator = build_authenticator(config.keys, state_dir)
-    pipeline = ChatPipeline(authenticator, catalog, counter)
+    pipeline = ChatPipeline(authenticator, catalog, counter, HealthBoard(config.circuit_breaker))
 
     server = grpc.aio.server(options=_server_options(config.server))
     gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayServicer(pipeline, config.server.max_input_chars), server)

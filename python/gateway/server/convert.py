@@ -21,6 +21,8 @@ from gateway.chat import (
     Usage,
 )
 from gateway.errors import InvalidRequest
+from gateway.routing.executor import Attempt
+from gateway.routing.router import RoutePlan
 
 MAX_STOP_SEQUENCES = 4
 MAX_METADATA_ENTRIES = 32
@@ -38,7 +40,13 @@ def chat_request_from_proto(msg: pb.ChatRequest) -> ChatRequest:
     if not msg.messages:
         raise InvalidRequest("messages is empty: send at least one message", reason="MESSAGES_REQUIRED")
     messages = [_message_from_proto(m, i) for i, m in enumerate(msg.messages)]
-    request = ChatRequest(model=msg.model, messages=messages, user=msg.user, tool_choice=msg.tool_choice)
+    request = ChatRequest(
+        model=msg.model,
+        messages=messages,
+        user=msg.user,
+        tool_choice=msg.tool_choice,
+        batch=msg.priority == pb.PRIORITY_BATCH,
+    )
     if msg.HasField("max_tokens"):
         if msg.max_tokens == 0:
             raise InvalidRequest("max_tokens must be at least 1 (leave it unset for the model's default)")
@@ -166,6 +174,27 @@ def message_to_proto(result: ChatResult) -> pb.Message:
             pb.ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json) for c in result.tool_calls
         )
     return message
+
+
+def route_to_proto(plan: RoutePlan, attempts: list[Attempt]) -> pb.RouteInfo:
+    return pb.RouteInfo(
+        route=plan.route,
+        strategy=plan.strategy,
+        reason=plan.reason,
+        attempts=[
+            pb.Attempt(
+                model=a.target.model.name,
+                provider=a.target.provider.name,
+                outcome=a.outcome,
+                code=a.code,
+                reason=a.reason,
+                latency_ms=a.latency_ms,
+                retry=a.retry,
+                hedged=a.hedged,
+            )
+            for a in attempts
+        ],
+    )
 
 
 def delta_tool_calls_to_proto(delta: ChatDelta) -> list[pb.ToolCallDelta]:

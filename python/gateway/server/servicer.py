@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,12 +11,13 @@ from llmgateway.v1 import gateway_pb2_grpc
 
 from gateway.chat import ChatDelta, ChatRequest
 from gateway.errors import GatewayError, InvalidRequest
-from gateway.pipeline import CallInfo, ChatPipeline, Served
+from gateway.pipeline import CallInfo, ChatPipeline, deadline_from
 from gateway.server.convert import (
     chat_request_from_proto,
     delta_tool_calls_to_proto,
     message_to_proto,
     messages_from_proto,
+    route_to_proto,
     usage_to_proto,
 )
 from gateway.server.errors import abort
@@ -26,8 +26,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 def _call_info(context: Context) -> CallInfo:
-    remaining = context.time_remaining()
-    return CallInfo(context.invocation_metadata(), None if remaining is None else time.monotonic() + remaining)
+    return CallInfo(context.invocation_metadata(), deadline_from(context.time_remaining()))
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
@@ -37,12 +36,11 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
 
     async def Chat(self, request: pb.ChatRequest, context: Context) -> pb.ChatResponse:  # noqa: N802 - gRPC name
         try:
-            call = _call_info(context)
-            admission = self._pipeline.admit(self._chat_request(request), call)
-            served = await self._pipeline.chat(admission, call)
+            admission = self._pipeline.admit(self._chat_request(request), _call_info(context), streaming=False)
+            served = await self._pipeline.chat(admission)
         except GatewayError as err:
             await abort(context, err)
-        target = admission.target
+        target = served.target
         return pb.ChatResponse(
             id=admission.request_id,
             model=target.model.name,
@@ -52,28 +50,29 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             usage=usage_to_proto(served.usage, served.cost_usd),
             upstream_model=served.result.upstream_model,
             simulated=target.provider.simulated,
+            route=route_to_proto(admission.plan, admission.attempts),
         )
 
     async def ChatStream(  # noqa: N802 - gRPC name
         self, request: pb.ChatRequest, context: Context
     ) -> AsyncIterator[pb.ChatChunk]:
         try:
-            call = _call_info(context)
-            admission = self._pipeline.admit(self._chat_request(request), call)
-            target = admission.target
+            admission = self._pipeline.admit(self._chat_request(request), _call_info(context), streaming=True)
             first = True
-            async for item in self._pipeline.stream(admission, call):
+            async for item in self._pipeline.stream(admission):
                 if isinstance(item, ChatDelta):
                     chunk = pb.ChatChunk(id=admission.request_id, delta=item.text)
                     if item.tool_calls:
                         chunk.tool_calls.extend(delta_tool_calls_to_proto(item))
-                elif isinstance(item, Served):
+                else:
                     chunk = pb.ChatChunk(
                         id=admission.request_id,
                         finish_reason=item.result.finish_reason,
                         usage=usage_to_proto(item.usage, item.cost_usd),
+                        route=route_to_proto(admission.plan, admission.attempts),
                     )
                 if first:
+                    target = admission.attempts[-1].target
                     chunk.model = target.model.name
                     chunk.provider = target.provider.name
                     chunk.simulated = target.provider.simulated
@@ -87,8 +86,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     ) -> pb.CountTokensResponse:
         try:
             identity = self._pipeline.authenticate(_call_info(context))
-            target = self._pipeline.catalog().resolve(request.model)
             identity.check_model(request.model)
+            target = self._pipeline.catalog().primary(request.model)
             model = target.model
             counter = self._pipeline.counter
             if request.messages and request.text:
@@ -124,8 +123,18 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                 capabilities=sorted(t.model.capabilities),
                 simulated=t.provider.simulated,
             )
-            for t in self._pipeline.catalog().targets()
-            if identity.models is None or t.model.name in identity.models
+            for t in (self._pipeline.catalog().pool(name)[0] for name in self._pipeline.catalog().model_names())
+            if identity.may_call(t.model.name)
+        ]
+        infos += [
+            pb.ModelInfo(
+                id=route.name,
+                is_route=True,
+                route_strategy=route.strategy.value,
+                route_targets=[t.model for t in route.targets] or [r.target for r in route.rules],
+            )
+            for route in self._pipeline.routes()
+            if identity.may_call(route.name)
         ]
         return pb.ListModelsResponse(models=infos)
 

@@ -1,0 +1,171 @@
+"""From the name a caller asked for to a RoutePlan: the ordered deployments to try and the rules to try them by."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from gateway.config.routes import QueueConfig, RetryConfig, RouteConfig, Strategy, TimeoutConfig, HedgeConfig
+from gateway.config.schema import ModelConfig
+from gateway.errors import InvalidRequest
+from gateway.routing import strategies
+from gateway.routing.catalog import ModelCatalog, Target
+from gateway.routing.features import RequestFeatures
+from gateway.routing.health import BreakerState, HealthBoard
+
+_DIRECT_QUEUE = QueueConfig(max_size=0)
+_DIRECT_TIMEOUTS = TimeoutConfig()
+
+
+@dataclass(slots=True)
+class RoutePlan:
+    route: str
+    """The route asked for; empty when the caller named a model."""
+    strategy: str
+    reason: str
+    candidates: list[Target]
+    retries: RetryConfig
+    timeouts: TimeoutConfig = field(default_factory=TimeoutConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    hedge: HedgeConfig | None = None
+
+
+class Router:
+    def __init__(self, catalog: ModelCatalog, board: HealthBoard, rng: random.Random | None = None) -> None:
+        self._catalog = catalog
+        self._board = board
+        self._rng = rng or random.Random()
+        self._models: dict[str, ModelConfig] = {name: catalog.pool(name)[0].model for name in catalog.model_names()}
+
+    def plan(self, name: str, features: RequestFeatures) -> RoutePlan:
+        found = self._catalog.lookup(name)
+        if isinstance(found, list):
+            pool = self._fitting(found, features)
+            return RoutePlan(
+                route="",
+                strategy="model",
+                reason=f"model {name} requested directly" + (f", pool of {len(pool)}" if len(pool) > 1 else ""),
+                candidates=self._by_load(pool),
+                # A pool fails over across its deployments; a single deployment is tried once.
+                retries=RetryConfig(max_attempts=len(pool), backoff_ms=0),
+                timeouts=_DIRECT_TIMEOUTS,
+                queue=_DIRECT_QUEUE,
+            )
+        return self._plan_route(found, features, reasons=[])
+
+    def _plan_route(self, route: RouteConfig, features: RequestFeatures, reasons: list[str]) -> RoutePlan:
+        if route.strategy is Strategy.RULES:
+            target, reason = self._rule_target(route, features)
+            reasons.append(reason)
+            found = self._catalog.lookup(target)
+            if isinstance(found, RouteConfig):
+                return self._plan_route(found, features, reasons)
+            order = [target]
+        elif route.strategy is Strategy.FALLBACK:
+            order, reason = strategies.fallback(route)
+            reasons.append(reason)
+        elif route.strategy is Strategy.WEIGHTED:
+            order, reason = strategies.weighted(route, features, self._rng)
+            reasons.append(reason)
+        elif route.strategy is Strategy.LEAST_LATENCY:
+            order, reason = strategies.least_latency(route, self._latencies(route, features.streaming), self._rng)
+            reasons.append(reason)
+        else:
+            order, reason = strategies.cost(route, self._models, features, self._latencies(route, streaming=False))
+            reasons.append(reason)
+            if not order:
+                raise InvalidRequest(
+                    f"route {route.name!r}: no target meets its max_cost_usd/max_latency_ms for this request",
+                    reason="NO_TARGET_WITHIN_LIMITS",
+                )
+        candidates: list[Target] = []
+        for model in order:
+            candidates.extend(self._by_load(self._catalog.pool(model)))
+        return RoutePlan(
+            route=route.name,
+            strategy=route.strategy.value,
+            reason="; ".join(reasons),
+            candidates=self._fitting(candidates, features),
+            retries=route.retries,
+            timeouts=route.timeouts,
+            queue=route.queue,
+            hedge=route.hedge,
+        )
+
+    def _rule_target(self, route: RouteConfig, features: RequestFeatures) -> tuple[str, str]:
+        primary = self._catalog.primary(route.name).model
+        tokens = features.prompt_tokens(primary)
+        for rule in route.rules:
+            if strategies.matches(rule.when, features, tokens):
+                return rule.target, f"rule {rule.name!r} matched -> {rule.target}"
+        assert route.default is not None  # noqa: S101 - the schema requires a default for rules
+        return route.default, f"no rule matched -> default {route.default}"
+
+    def _latencies(self, route: RouteConfig, streaming: bool) -> dict[str, float | None]:
+        """Per model, the best moving-average latency among its deployments (TTFT for streams, else total)."""
+        result: dict[str, float | None] = {}
+        for target in route.targets:
+            values = [
+                self._board[t.key].ewma_ttft_s if streaming else self._board[t.key].ewma_total_s
+                for t in self._catalog.pool(target.model)
+            ]
+            known = [v for v in values if v is not None]
+            result[target.model] = min(known) if known else None
+        return result
+
+    def _by_load(self, pool: list[Target]) -> list[Target]:
+        """Healthy before open, then the least loaded: a pool balances by current load and health."""
+        if len(pool) == 1:
+            return pool
+        return sorted(
+            pool,
+            key=lambda t: (
+                self._board[t.key].breaker.state is BreakerState.OPEN,
+                self._board[t.key].cooling_for() > 0,
+                self._board[t.key].in_flight,
+            ),
+        )
+
+    def _fitting(self, candidates: list[Target], features: RequestFeatures) -> list[Target]:
+        """Drops targets that cannot serve the request; when none can, the first one's reason is the caller's error."""
+        fitting: list[Target] = []
+        first_error: InvalidRequest | None = None
+        for target in candidates:
+            error = _misfit(target.model, features)
+            if error is None:
+                fitting.append(target)
+            elif first_error is None:
+                first_error = error
+        if not fitting:
+            assert first_error is not None  # noqa: S101 - candidates is never empty
+            raise first_error
+        return fitting
+
+
+def _misfit(model: ModelConfig, features: RequestFeatures) -> InvalidRequest | None:
+    request = features.request
+    if request.max_tokens is not None and request.max_tokens > model.max_output_tokens:
+        return InvalidRequest(
+            f"max_tokens {request.max_tokens} exceeds model {model.name!r}'s limit of {model.max_output_tokens}",
+            reason="MAX_TOKENS_TOO_LARGE",
+        )
+    if features.has_tools and "tools" not in model.capabilities:
+        return InvalidRequest(f"model {model.name!r} does not support tools", reason="UNSUPPORTED_CAPABILITY")
+    if features.has_images and "images" not in model.capabilities:
+        return InvalidRequest(f"model {model.name!r} does not accept images", reason="UNSUPPORTED_CAPABILITY")
+    if (
+        request.response_format is not None
+        and request.response_format.kind != "text"
+        and ("json_mode" not in model.capabilities)
+    ):
+        return InvalidRequest(f"model {model.name!r} does not support JSON output", reason="UNSUPPORTED_CAPABILITY")
+    prompt = features.prompt_tokens(model)
+    reserved = request.max_tokens or 0
+    if prompt + reserved > model.context_window:
+        return InvalidRequest(
+            f"the prompt has {prompt} tokens and max_tokens asks for {reserved}, more than model "
+            f"{model.name!r}'s context window of {model.context_window}: shorten the conversation",
+            reason="CONTEXT_WINDOW_EXCEEDED",
+            metadata={"prompt_tokens": str(prompt), "context_window": str(model.context_window)},
+        )
+    return None
