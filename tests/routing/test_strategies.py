@@ -92,14 +92,16 @@ def test_cost_orders_by_estimate_and_applies_limits() -> None:
     ],
 )
 def test_rule_conditions(condition: dict[str, object], feature: RequestFeatures, tokens: int, expected: bool) -> None:
-    assert strategies.matches(RuleCondition.model_validate(condition), feature, tokens) is expected
+    rule = RuleCondition.model_validate(condition)
+    found = strategies.keywords_in(frozenset(w.lower() for w in rule.keywords), feature.prompt_text)
+    assert strategies.matches(rule, feature, tokens, found) is expected
 
 
 def test_images_condition() -> None:
     chat = ChatRequest(model="r", messages=[Message("user", "", parts=("look", ImagePart(url="https://x/a.png")))])
     with_image = RequestFeatures(chat, team="", streaming=False, count_prompt=lambda _m: 1)
-    assert strategies.matches(RuleCondition(has_images=True), with_image, 1)
-    assert not strategies.matches(RuleCondition(has_images=True), features(), 1)
+    assert strategies.matches(RuleCondition(has_images=True), with_image, 1, frozenset())
+    assert not strategies.matches(RuleCondition(has_images=True), features(), 1, frozenset())
 
 
 def test_backoff_grows_with_full_jitter_and_honours_retry_after() -> None:

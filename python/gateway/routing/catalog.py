@@ -17,10 +17,11 @@ class Target:
 
     model: ModelConfig
     provider: Provider
+    key: str = ""
+    """`model@provider`, the target's name in health tracking; derived, stored because it is read on every call."""
 
-    @property
-    def key(self) -> str:
-        return f"{self.model.name}@{self.provider.name}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.model.name}@{self.provider.name}")
 
 
 class ModelCatalog:

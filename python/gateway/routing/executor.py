@@ -61,8 +61,10 @@ class Execution:
         queue: WaitQueue | None,
         priority: Priority,
         rng: random.Random,
+        fits: Callable[[Target], bool],
     ) -> None:
         self.plan = plan
+        self._fits = fits
         self.attempts: list[Attempt] = []
         self._request = request
         self._request_id = request_id
@@ -152,14 +154,14 @@ class Execution:
         timeout_s: float | None,
     ) -> T:
         first = asyncio.ensure_future(self._one(attempt, target, number, timeout_s, hedged=False))
-        hedge = self.plan.hedge
-        second_target = self._hedge_partner(target) if hedge is not None else None
-        if hedge is None or second_target is None:
+        if self.plan.hedge is None:
             return await first
-        delay = self._hedge_delay(target)
-        done, _ = await asyncio.wait({first}, timeout=delay)
+        done, _ = await asyncio.wait({first}, timeout=self._hedge_delay(target))
         if done:
             return first.result()
+        second_target = self._hedge_partner(target)
+        if second_target is None:
+            return await first
         second = asyncio.ensure_future(self._one(attempt, second_target, number, timeout_s, hedged=True))
         pending = {first, second}
         error: BaseException | None = None
@@ -241,7 +243,7 @@ class Execution:
     async def _next_target(self, number: int, last_error: GatewayError | None) -> Target | None:
         """The next candidate to try: round-robin from the plan's order, skipping excluded, open and cooling targets.
         Before trying a target again it backs off; when every target is cooling it waits in the route's queue."""
-        candidates = [t for t in self.plan.candidates if t.key not in self._excluded]
+        candidates = [t for t in self.plan.candidates if t.key not in self._excluded and self._fits(t)]
         if not candidates:
             return None
         while True:
@@ -283,10 +285,11 @@ class Execution:
 
     def _hedge_partner(self, target: Target) -> Target | None:
         for candidate in self.plan.candidates:
+            if candidate is target or candidate.key in self._excluded or not self._fits(candidate):
+                continue
             health = self._board[candidate.key]
-            if candidate is not target and candidate.key not in self._excluded and health.cooling_for() == 0:
-                if health.breaker.allow():
-                    return candidate
+            if health.cooling_for() == 0 and health.breaker.allow():
+                return candidate
         return None
 
     def _hedge_delay(self, target: Target) -> float:

@@ -36,11 +36,17 @@ class Router:
         self._board = board
         self._rng = rng or random.Random()
         self._models: dict[str, ModelConfig] = {name: catalog.pool(name)[0].model for name in catalog.model_names()}
+        self._pool_health = {name: [board[t.key] for t in catalog.pool(name)] for name in catalog.model_names()}
+        self._rule_keywords = {
+            route.name: frozenset(word.lower() for rule in route.rules for word in rule.when.keywords)
+            for route in catalog.routes()
+        }
 
     def plan(self, name: str, features: RequestFeatures) -> RoutePlan:
         found = self._catalog.lookup(name)
         if isinstance(found, list):
-            pool = self._fitting(found, features)
+            pool = found
+            self._check_some_fit(pool, features)
             return RoutePlan(
                 route="",
                 strategy="model",
@@ -71,7 +77,8 @@ class Router:
             order, reason = strategies.least_latency(route, self._latencies(route, features.streaming), self._rng)
             reasons.append(reason)
         else:
-            order, reason = strategies.cost(route, self._models, features, self._latencies(route, streaming=False))
+            latencies = self._latencies(route, streaming=False) if route.max_latency_ms is not None else {}
+            order, reason = strategies.cost(route, self._models, features, latencies)
             reasons.append(reason)
             if not order:
                 raise InvalidRequest(
@@ -85,7 +92,7 @@ class Router:
             route=route.name,
             strategy=route.strategy.value,
             reason="; ".join(reasons),
-            candidates=self._fitting(candidates, features),
+            candidates=self._check_some_fit(candidates, features),
             retries=route.retries,
             timeouts=route.timeouts,
             queue=route.queue,
@@ -95,8 +102,10 @@ class Router:
     def _rule_target(self, route: RouteConfig, features: RequestFeatures) -> tuple[str, str]:
         primary = self._catalog.primary(route.name).model
         tokens = features.prompt_tokens(primary)
+        keywords = self._rule_keywords[route.name]
+        found = strategies.keywords_in(keywords, features.prompt_text) if keywords else frozenset()
         for rule in route.rules:
-            if strategies.matches(rule.when, features, tokens):
+            if strategies.matches(rule.when, features, tokens, found):
                 return rule.target, f"rule {rule.name!r} matched -> {rule.target}"
         assert route.default is not None  # noqa: S101 - the schema requires a default for rules
         return route.default, f"no rule matched -> default {route.default}"
@@ -105,12 +114,12 @@ class Router:
         """Per model, the best moving-average latency among its deployments (TTFT for streams, else total)."""
         result: dict[str, float | None] = {}
         for target in route.targets:
-            values = [
-                self._board[t.key].ewma_ttft_s if streaming else self._board[t.key].ewma_total_s
-                for t in self._catalog.pool(target.model)
-            ]
-            known = [v for v in values if v is not None]
-            result[target.model] = min(known) if known else None
+            best: float | None = None
+            for health in self._pool_health[target.model]:
+                value = health.ewma_ttft_s if streaming else health.ewma_total_s
+                if value is not None and (best is None or value < best):
+                    best = value
+            result[target.model] = best
         return result
 
     def _by_load(self, pool: list[Target]) -> list[Target]:
@@ -126,23 +135,22 @@ class Router:
             ),
         )
 
-    def _fitting(self, candidates: list[Target], features: RequestFeatures) -> list[Target]:
-        """Drops targets that cannot serve the request; when none can, the first one's reason is the caller's error."""
-        fitting: list[Target] = []
+    @staticmethod
+    def _check_some_fit(candidates: list[Target], features: RequestFeatures) -> list[Target]:
+        """Raises the first candidate's reason when no candidate can serve the request. Checks stop at the first that
+        fits: the executor skips later misfits only if it reaches them, so a plan costs O(1) checks, not O(targets)."""
         first_error: InvalidRequest | None = None
         for target in candidates:
-            error = _misfit(target.model, features)
+            error = misfit(target.model, features)
             if error is None:
-                fitting.append(target)
-            elif first_error is None:
-                first_error = error
-        if not fitting:
-            assert first_error is not None  # noqa: S101 - candidates is never empty
-            raise first_error
-        return fitting
+                return candidates
+            first_error = first_error or error
+        assert first_error is not None  # noqa: S101 - candidates is never empty
+        raise first_error
 
 
-def _misfit(model: ModelConfig, features: RequestFeatures) -> InvalidRequest | None:
+def misfit(model: ModelConfig, features: RequestFeatures) -> InvalidRequest | None:
+    """Why the model cannot serve the request (size, capabilities), or None when it can."""
     request = features.request
     if request.max_tokens is not None and request.max_tokens > model.max_output_tokens:
         return InvalidRequest(

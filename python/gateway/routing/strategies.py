@@ -5,12 +5,11 @@ Each function returns model names, best first, and the reason for the choice as 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import random
 import re
-from collections.abc import Sequence
-
 from gateway.config.routes import RouteConfig, RuleCondition
 from gateway.config.schema import ModelConfig
 from gateway.routing.features import RequestFeatures
@@ -78,13 +77,15 @@ def cost(
     """Cheapest estimate first, among targets within the route's cost and latency limits (fit and capabilities are
     checked for every strategy by the router)."""
     estimates: list[tuple[float, str]] = []
+    max_tokens = features.request.max_tokens
+    max_cost = route.max_cost_usd
+    max_latency_s = route.max_latency_ms / 1000 if route.max_latency_ms is not None else None
     for target in route.targets:
         model = models[target.model]
-        estimate = estimated_cost_usd(model, features.prompt_tokens(model), features.request.max_tokens)
-        if route.max_cost_usd is not None and estimate > route.max_cost_usd:
+        estimate = estimated_cost_usd(model, features.prompt_tokens(model), max_tokens)
+        if max_cost is not None and estimate > max_cost:
             continue
-        latency = latency_s.get(target.model)
-        if route.max_latency_ms is not None and latency is not None and latency * 1000 > route.max_latency_ms:
+        if max_latency_s is not None and (latency_s.get(target.model) or 0.0) > max_latency_s:
             continue
         estimates.append((estimate, target.model))
     estimates.sort()
@@ -93,14 +94,20 @@ def cost(
     return [m for _, m in estimates], f"cost: {estimates[0][1]} cheapest at ~${estimates[0][0]:.6f}"
 
 
-def matches(condition: RuleCondition, features: RequestFeatures, tokens: int) -> bool:
+def keywords_in(keywords: frozenset[str], text: str) -> frozenset[str]:
+    """Which of a route's rule keywords occur in the text as whole words: one regex pass for all rules together."""
+    return frozenset(match.group(0) for match in _keywords_pattern(keywords).finditer(text))
+
+
+def matches(condition: RuleCondition, features: RequestFeatures, tokens: int, found: frozenset[str]) -> bool:
+    """`found` is keywords_in(...) over every keyword of the route's rules."""
     if condition.min_prompt_tokens is not None and tokens < condition.min_prompt_tokens:
         return False
     if condition.max_prompt_tokens is not None and tokens > condition.max_prompt_tokens:
         return False
-    if condition.keywords and not _any_word(condition.keywords, features.prompt_text):
+    if condition.keywords and not any(word.lower() in found for word in condition.keywords):
         return False
-    if condition.regex is not None and re.search(condition.regex, features.prompt_text, re.IGNORECASE) is None:
+    if condition.regex is not None and _regex(condition.regex).search(features.prompt_text) is None:
         return False
     metadata = features.request.metadata
     if any(metadata.get(k) != v for k, v in condition.metadata.items()):
@@ -112,5 +119,14 @@ def matches(condition: RuleCondition, features: RequestFeatures, tokens: int) ->
     return not (condition.teams and features.team not in condition.teams)
 
 
-def _any_word(words: Sequence[str], text: str) -> bool:
-    return any(re.search(rf"\b{re.escape(word.lower())}\b", text) for word in words)
+@functools.cache
+def _keywords_pattern(words: frozenset[str]) -> re.Pattern[str]:
+    """One compiled alternation per route; longest first so a keyword is not shadowed by its own prefix. Routes come
+    from the config, so the cache is bounded."""
+    ordered = sorted(words, key=len, reverse=True)
+    return re.compile(r"\b(?:" + "|".join(re.escape(word) for word in ordered) + r")\b")
+
+
+@functools.cache
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
