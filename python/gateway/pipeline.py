@@ -21,7 +21,7 @@ from gateway.routing.executor import Attempt, Execution
 from gateway.routing.features import RequestFeatures
 from gateway.routing.health import HealthBoard
 from gateway.routing.queue import Priority, WaitQueue
-from gateway.routing.router import RoutePlan, Router, misfit
+from gateway.routing.router import RoutePlan, Router, fits
 from gateway.tokens import TokenCounter
 
 
@@ -103,7 +103,7 @@ class ChatPipeline:
             self._queues.get(plan.route),
             Priority.BATCH if request.batch else Priority.INTERACTIVE,
             self._rng,
-            fits=lambda target: misfit(target.model, features) is None,
+            fits=lambda target: fits(target, features),
         )
         return Admission(request_id, identity, request, features, execution)
 

@@ -110,7 +110,12 @@ class Execution:
             yield stream.first
             while True:
                 try:
-                    delta = await asyncio.wait_for(anext(stream.deltas), timeout=self._stall_timeout(stall))
+                    limit = self._stall_timeout(stall)
+                    if limit is None:
+                        delta = await anext(stream.deltas)
+                    else:
+                        async with asyncio.timeout(limit):
+                            delta = await anext(stream.deltas)
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
@@ -153,9 +158,10 @@ class Execution:
         number: int,
         timeout_s: float | None,
     ) -> T:
-        first = asyncio.ensure_future(self._one(attempt, target, number, timeout_s, hedged=False))
         if self.plan.hedge is None:
-            return await first
+            # No task per attempt unless racing: a task costs more than the rest of the attempt's bookkeeping.
+            return await self._one(attempt, target, number, timeout_s, hedged=False)
+        first = asyncio.ensure_future(self._one(attempt, target, number, timeout_s, hedged=False))
         done, _ = await asyncio.wait({first}, timeout=self._hedge_delay(target))
         if done:
             return first.result()
@@ -198,7 +204,11 @@ class Execution:
         upstream = UpstreamCall(self._request_id, limit)
         health.in_flight += 1
         try:
-            result = await asyncio.wait_for(attempt(target, upstream), timeout=limit)
+            if limit is None:
+                result = await attempt(target, upstream)
+            else:
+                async with asyncio.timeout(limit):
+                    result = await attempt(target, upstream)
         except TimeoutError:
             error = self._timed_out(target, limit)
             if isinstance(error, ProviderError):

@@ -18,6 +18,8 @@ class RequestFeatures:
     count_prompt: Callable[[ModelConfig], int]
     """Prompt tokens as the given model counts them (tokenizers differ between targets)."""
     _counts: dict[tuple[str, str | None], int] = field(default_factory=dict)
+    fit: dict[str, bool] = field(default_factory=dict)
+    """Per target key, whether it can serve this request: memo of router.misfit, read by plan and executor."""
 
     def prompt_tokens(self, model: ModelConfig) -> int:
         key = (model.upstream, model.tokenizer)

@@ -142,11 +142,19 @@ class Router:
         first_error: InvalidRequest | None = None
         for target in candidates:
             error = misfit(target.model, features)
+            features.fit[target.key] = error is None
             if error is None:
                 return candidates
             first_error = first_error or error
         assert first_error is not None  # noqa: S101 - candidates is never empty
         raise first_error
+
+
+def fits(target: Target, features: RequestFeatures) -> bool:
+    known = features.fit.get(target.key)
+    if known is None:
+        known = features.fit[target.key] = misfit(target.model, features) is None
+    return known
 
 
 def misfit(model: ModelConfig, features: RequestFeatures) -> InvalidRequest | None:
