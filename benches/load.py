@@ -61,12 +61,16 @@ def process(*args: str, port: int, env: dict[str, str] | None = None) -> Iterato
             proc.kill()
 
 
-def gateway_config(upstream_url: str) -> str:
+def gateway_config(upstream_url: str, flaky_url: str) -> str:
     return f"""
 providers:
   - name: bench-upstream
     type: openai
     base_url: {upstream_url}
+    api_key_env: BENCH_UPSTREAM_KEY
+  - name: flaky-upstream
+    type: openai
+    base_url: {flaky_url}
     api_key_env: BENCH_UPSTREAM_KEY
 models:
   - name: bench
@@ -74,6 +78,16 @@ models:
     upstream_model: gpt-4o-mini
     input_cost_per_mtok: 0.15
     output_cost_per_mtok: 0.60
+  - name: flaky
+    provider: flaky-upstream
+    upstream_model: gpt-4o-mini
+# The breaker would take the flaky target out of rotation; the scenario measures retries, so it must stay in.
+circuit_breaker: {{consecutive_failures: 1000, error_rate: 1.0, min_calls: 1000}}
+routes:
+  - name: failover
+    strategy: fallback
+    targets: [{{model: flaky}}, {{model: bench}}]
+    retries: {{max_attempts: 2, backoff_ms: 0}}
 """
 
 
@@ -87,14 +101,16 @@ class Point:
     p99_ms: float
     ttfc_p50_ms: float | None
     errors: int
+    success: float
 
 
-def drive(name: str, target: str, mode: str, concurrency: int, processes: int, duration: float) -> Point:
+def drive(name: str, target: str, model: str, mode: str, concurrency: int, processes: int, duration: float) -> Point:
     procs = max(1, min(processes, concurrency))
     per = [concurrency // procs + (1 if i < concurrency % procs else 0) for i in range(procs)]
     with tempfile.TemporaryDirectory() as tmp:
         outs = [Path(tmp) / f"{i}.json" for i in range(procs)]
         command = [sys.executable, "-m", "benches.loadgen", "--target", target, "--mode", mode, "--key", BENCH_KEY]
+        command += ["--model", model]
         runs = [
             subprocess.Popen([*command, "--concurrency", str(c), "--duration", str(duration), "--out", str(out)])
             for c, out in zip(per, outs, strict=True)
@@ -103,6 +119,7 @@ def drive(name: str, target: str, mode: str, concurrency: int, processes: int, d
             run.wait(timeout=duration + 60)
         results = [orjson.loads(out.read_bytes()) for out in outs]
     latencies = sorted(x for r in results for x in r["latency_us"])
+    errors = sum(len(r["errors"]) for r in results)
     ttfc = sorted(x for r in results for x in r["ttfc_us"])
     window = max(r["window_s"] for r in results)
     if not latencies:
@@ -115,7 +132,8 @@ def drive(name: str, target: str, mode: str, concurrency: int, processes: int, d
         p50_ms=statistics.median(latencies) / 1000,
         p99_ms=latencies[int(len(latencies) * 0.99) - 1] / 1000,
         ttfc_p50_ms=statistics.median(ttfc) / 1000 if ttfc else None,
-        errors=sum(len(r["errors"]) for r in results),
+        errors=errors,
+        success=len(latencies) / (len(latencies) + errors),
     )
 
 
@@ -128,30 +146,27 @@ def main() -> None:
     concurrencies = [16] if args.quick else [1, 16, 64]
     modes = ["unary"] if args.quick else ["unary", "stream"]
 
-    ports = {name: free_port() for name in ("upstream", "echo", "forwarder", "gateway")}
+    names = ("upstream", "flaky", "echo", "forwarder", "flaky-forwarder", "gateway")
+    ports = {name: free_port() for name in names}
     upstream_url = f"http://127.0.0.1:{ports['upstream']}/v1"
+    flaky_url = f"http://127.0.0.1:{ports['flaky']}/v1"
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "bench.yaml"
-        config.write_text(gateway_config(upstream_url))
+        config.write_text(gateway_config(upstream_url, flaky_url))
         env = {
             "GATEWAY_BOOTSTRAP_KEY": BENCH_KEY,
             "GATEWAY_STATE_DIR": tmp,
             "BENCH_UPSTREAM_KEY": "sk-bench",
-            "GATEWAY_LOG_LEVEL": "WARNING",
+            "GATEWAY_LOG_LEVEL": "ERROR",
         }
+        forwarder = ("-m", "benches.reference_servers", "forwarder", "--port")
+        gateway_address = f"127.0.0.1:{ports['gateway']}"
         with (
             process("-m", "benches.upstream", "--port", str(ports["upstream"]), port=ports["upstream"]),
+            process("-m", "benches.upstream", "--port", str(ports["flaky"]), "--fail-rate", "0.3", port=ports["flaky"]),
             process("-m", "benches.reference_servers", "echo", "--port", str(ports["echo"]), port=ports["echo"]),
-            process(
-                "-m",
-                "benches.reference_servers",
-                "forwarder",
-                "--port",
-                str(ports["forwarder"]),
-                "--upstream",
-                upstream_url,
-                port=ports["forwarder"],
-            ),
+            process(*forwarder, str(ports["forwarder"]), "--upstream", upstream_url, port=ports["forwarder"]),
+            process(*forwarder, str(ports["flaky-forwarder"]), "--upstream", flaky_url, port=ports["flaky-forwarder"]),
             process(
                 "-m",
                 "gateway",
@@ -159,24 +174,34 @@ def main() -> None:
                 "--config",
                 str(config),
                 "--address",
-                f"127.0.0.1:{ports['gateway']}",
+                gateway_address,
                 port=ports["gateway"],
                 env=env,
             ),
         ):
-            targets = {
-                "upstream (HTTP, direct)": upstream_url,
-                "grpc echo (loadgen ceiling)": f"127.0.0.1:{ports['echo']}",
-                "bare forwarder": f"127.0.0.1:{ports['forwarder']}",
-                "gateway": f"127.0.0.1:{ports['gateway']}",
-            }
+            targets = [
+                ("upstream (HTTP, direct)", upstream_url, "bench"),
+                ("grpc echo (loadgen ceiling)", f"127.0.0.1:{ports['echo']}", "bench"),
+                ("bare forwarder", f"127.0.0.1:{ports['forwarder']}", "bench"),
+                ("gateway", gateway_address, "bench"),
+            ]
             points = [
-                drive(name, target, mode, c, args.processes, args.duration)
+                drive(name, target, model, mode, c, args.processes, args.duration)
                 for mode in modes
                 for c in concurrencies
-                for name, target in targets.items()
+                for name, target, model in targets
+            ]
+            failover = [
+                drive(name, target, model, "unary", 16, args.processes, args.duration)
+                for name, target, model in (
+                    ("bare forwarder -> 30%-failing upstream", f"127.0.0.1:{ports['flaky-forwarder']}", "bench"),
+                    ("gateway route: 30%-failing -> healthy", gateway_address, "failover"),
+                    ("gateway -> healthy upstream", gateway_address, "bench"),
+                )
             ]
     print_table(points)
+    print()
+    print_failover(failover)
 
 
 def print_table(points: list[Point]) -> None:
@@ -193,6 +218,13 @@ def print_table(points: list[Point]) -> None:
             f"| {point.mode} | {point.concurrency} | {point.target} | {point.rps:,.0f} | {point.p50_ms:.2f} | "
             f"{point.p99_ms:.2f} | {ttfc} | {point.errors} | {point.rps / forwarder.rps:.2f} |"
         )
+
+
+def print_failover(points: list[Point]) -> None:
+    print("| unary, c=16 | req/s | success | p50 ms | p99 ms |")
+    print("| --- | --- | --- | --- | --- |")
+    for point in points:
+        print(f"| {point.target} | {point.rps:,.0f} | {point.success:.1%} | {point.p50_ms:.2f} | {point.p99_ms:.2f} |")
 
 
 if __name__ == "__main__":

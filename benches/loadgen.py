@@ -52,7 +52,8 @@ async def _grpc_worker(
                     if first is None:
                         first = time.perf_counter()
         except grpc.aio.AioRpcError as err:
-            out["errors"].append(err.code().value[0])
+            if start >= measure_from:
+                out["errors"].append(err.code().value[0])
             continue
         end = time.perf_counter()
         if start >= measure_from:

@@ -57,11 +57,22 @@ def _stream_body() -> bytes:
     return b"".join(events)
 
 
+_UNAVAILABLE_BODY = orjson.dumps(
+    {"error": {"message": "The server is overloaded", "type": "server_error", "param": None, "code": None}}
+)
+_UNAVAILABLE = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+    % len(_UNAVAILABLE_BODY)
+    + _UNAVAILABLE_BODY
+)
+
 _STREAM = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n" + _stream_body()
 
 
 class _Upstream(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, fail_rate: float = 0.0) -> None:
+        self._fail_rate = fail_rate
+        self._served = 0
         self._buffer = b""
         self._transport: asyncio.WriteTransport | None = None
 
@@ -88,12 +99,18 @@ class _Upstream(asyncio.Protocol):
             body = self._buffer[head_end + 4 : end]
             self._buffer = self._buffer[end:]
             assert self._transport is not None
-            self._transport.write(_STREAM if b'"stream":true' in body else _UNARY)
+            self._served += 1
+            if int(self._served * self._fail_rate) > int((self._served - 1) * self._fail_rate):
+                self._transport.write(_UNAVAILABLE)
+            else:
+                # Bodies come from orjson, which writes no spaces, on both the gateway's and the bench's side.
+                self._transport.write(_STREAM if b'"stream":true' in body else _UNARY)
 
 
-async def serve(host: str, port: int) -> None:
+async def serve(host: str, port: int, fail_rate: float = 0.0) -> None:
+    # Failures are spread evenly over each connection's requests, so a run's failure share is exact, not drawn.
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(_Upstream, host, port, backlog=1024)
+    server = await loop.create_server(lambda: _Upstream(fail_rate), host, port, backlog=1024)
     async with server:
         await server.serve_forever()
 
@@ -102,8 +119,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--fail-rate", type=float, default=0.0, help="share of requests answered 503, e.g. 0.3")
     args = parser.parse_args()
-    uvloop.run(serve(args.host, args.port))
+    uvloop.run(serve(args.host, args.port, args.fail_rate))
 
 
 if __name__ == "__main__":
