@@ -9,7 +9,7 @@ import pytest
 from llmgateway.v1 import gateway_pb2 as pb
 from llmgateway.v1 import gateway_pb2_grpc
 
-from tests.conftest import AUTH, StartGateway
+from tests.server.fixtures import AUTH, StartGateway
 
 CONFIG = """
 providers:

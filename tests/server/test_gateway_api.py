@@ -11,7 +11,7 @@ from grpc_status import rpc_status
 from llmgateway.v1 import gateway_pb2 as pb
 from llmgateway.v1 import gateway_pb2_grpc
 
-from tests.conftest import AUTH, StartGateway
+from tests.server.fixtures import AUTH, StartGateway
 
 
 def user(text: str) -> pb.Message:
