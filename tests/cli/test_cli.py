@@ -45,9 +45,10 @@ def wait_for_port(port: int, proc: subprocess.Popen[str]) -> None:
             raise AssertionError(f"server exited early: {proc.stderr.read() if proc.stderr else ''}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
         except OSError:
             time.sleep(0.05)
+        else:
+            return
     raise AssertionError("server did not listen")
 
 
@@ -73,8 +74,7 @@ class Server:
 
 @pytest.fixture
 def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OPENAI_", "ANTHROPIC_", "GEMINI_"))}
-    return env
+    return {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OPENAI_", "ANTHROPIC_", "GEMINI_"))}
 
 
 @pytest.fixture
@@ -163,7 +163,7 @@ def test_sigterm_lets_an_in_flight_stream_finish(tmp_path: Path, clean_env: dict
         text=True,
     )
     time.sleep(1.0)  # sim-smart takes 250 ms to its first token and about 2 s in all
-    out, err = running.stop()
+    _out, err = running.stop()
     answer, client_err = client.communicate(timeout=30)
     assert client.returncode == 0, client_err
     assert "completion tokens" in answer

@@ -118,7 +118,7 @@ async def test_retry_after_is_honoured(setup: Setup) -> None:
 
 
 async def test_circuit_opens_then_a_probe_closes_it(setup: Setup) -> None:
-    stub, (a, b) = await setup(FALLBACK, extra="circuit_breaker: {consecutive_failures: 2, open_s: 0.5}")
+    stub, (a, _b) = await setup(FALLBACK, extra="circuit_breaker: {consecutive_failures: 2, open_s: 0.5}")
     a.fail(500, times=2)
     for _ in range(2):
         assert (await stub.Chat(ask(), metadata=AUTH)).model == "b"
@@ -274,7 +274,7 @@ async def test_interactive_calls_leave_the_queue_before_batch(setup: Setup) -> N
 
 
 async def test_hedging_races_a_second_target_and_cancels_the_loser(setup: Setup) -> None:
-    stub, (a, b) = await setup(FALLBACK + "\n    hedge: {percentile: 90, min_delay_ms: 50, max_delay_ms: 100}")
+    stub, (a, _b) = await setup(FALLBACK + "\n    hedge: {percentile: 90, min_delay_ms: 50, max_delay_ms: 100}")
     a.slow(first_byte_delay=2.0)
     started = time.monotonic()
     response = await stub.Chat(ask(), metadata=AUTH)

@@ -1,4 +1,4 @@
-"""Fixtures (a pytest plugin, loaded by tests/conftest.py) that run a real gateway in-process on a free loopback port."""
+"""Fixtures (a pytest plugin, see tests/conftest.py) that run a real gateway in-process on a free loopback port."""
 
 from __future__ import annotations
 
