@@ -64,7 +64,9 @@ class ProviderContract:
         assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (13, 9)
         assert len(fake.requests) == 1
 
-    async def test_usage_with_cached_tokens(self, fake: FakeProvider, provider: HttpProvider, model: ModelConfig) -> None:
+    async def test_usage_with_cached_tokens(
+        self, fake: FakeProvider, provider: HttpProvider, model: ModelConfig
+    ) -> None:
         fake.reply("Cached.", prompt_tokens=120, cached_tokens=100, completion_tokens=3)
         result = await provider.chat(hello(), model, CALL)
         assert result.usage is not None
@@ -195,11 +197,16 @@ class ProviderContract:
         assert fake.key_env in caught.value.message
         assert fake.requests == []
 
-    async def test_unknown_model_is_not_found(self, fake: FakeProvider, provider: HttpProvider, model: ModelConfig) -> None:
+    async def test_unknown_model_is_not_found(
+        self, fake: FakeProvider, provider: HttpProvider, model: ModelConfig
+    ) -> None:
         self.make_model_unknown(fake)
         with pytest.raises(ProviderError) as caught:
             await provider.chat(hello(), model, CALL)
-        assert (caught.value.code, caught.value.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "UPSTREAM_MODEL_NOT_FOUND")
+        assert (caught.value.code, caught.value.reason) == (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "UPSTREAM_MODEL_NOT_FOUND",
+        )
 
     # -- errors: malformed answers, dropped connections, timeouts -----------------------------------------------------
 
@@ -267,7 +274,9 @@ class ProviderContract:
         )
         await fake.wait_disconnect()
 
-    async def test_stalled_stream_times_out(self, fake: FakeProvider, provider: HttpProvider, model: ModelConfig) -> None:
+    async def test_stalled_stream_times_out(
+        self, fake: FakeProvider, provider: HttpProvider, model: ModelConfig
+    ) -> None:
         fake.pause_after(self.frames_before_text + 1)  # never released
         received = []
         with pytest.raises(ProviderError) as caught:
@@ -376,7 +385,9 @@ class ProviderContract:
 
     # -- helpers -----------------------------------------------------------------------------------------------------
 
-    async def _run(self, provider: HttpProvider, model: ModelConfig, streaming: bool, call: UpstreamCall = CALL) -> None:
+    async def _run(
+        self, provider: HttpProvider, model: ModelConfig, streaming: bool, call: UpstreamCall = CALL
+    ) -> None:
         if streaming:
             await assemble(provider.stream(hello(), model, call))
         else:

@@ -1,4 +1,4 @@
-"""Retry delays: exponential backoff with full jitter, never shorter than what the provider asked for."""
+"""Retry delays: exponential backoff with full jitter."""
 
 from __future__ import annotations
 
@@ -7,13 +7,8 @@ import random
 from gateway.config.routes import RetryConfig
 
 
-def backoff_s(
-    retry: int, config: RetryConfig, retry_after_s: float | None = None, rng: random.Random | None = None
-) -> float:
+def backoff_s(retry: int, config: RetryConfig, rng: random.Random | None = None) -> float:
     """Delay before retry number `retry` (1 = the first retry). Full jitter (uniform in [0, cap]) spreads clients that
-    failed together; a provider's Retry-After is a floor, since calling earlier only earns another 429."""
+    failed together instead of sending them back in step. A provider's Retry-After is kept by the target's cooldown."""
     cap = min(config.max_backoff_ms, config.backoff_ms * 2 ** (retry - 1)) / 1000
-    delay = (rng or random).uniform(0, cap)
-    if retry_after_s is not None:
-        delay = max(delay, retry_after_s)
-    return delay
+    return (rng or random).uniform(0, cap)

@@ -63,7 +63,7 @@ class ModelCatalog:
         if isinstance(found, list):
             return found[0]
         first = found.targets[0].model if found.targets else found.default
-        assert first is not None  # noqa: S101 - the schema gives every route targets or a default
+        assert first is not None
         return self.primary(first)
 
     def targets(self) -> list[Target]:

@@ -184,7 +184,7 @@ class Execution:
             for task in pending:
                 with contextlib.suppress(asyncio.CancelledError, GatewayError):
                     await task
-        assert error is not None  # noqa: S101 - both finished, both failed
+        assert error is not None
         raise error
 
     async def _one(
@@ -269,9 +269,8 @@ class Execution:
                 if not health.breaker.allow():
                     continue
                 if number >= len(candidates) and last_error is not None:
-                    await self._sleep(
-                        backoff_s(number - len(candidates) + 1, self.plan.retries, last_error.retry_after, self._rng)
-                    )
+                    # Trying a target again: back off. A provider's Retry-After is already kept by the cooldown above.
+                    await self._sleep(backoff_s(number - len(candidates) + 1, self.plan.retries, self._rng))
                 return target
             if not cooling:
                 raise ProviderError(
@@ -281,15 +280,19 @@ class Execution:
                     reason="CIRCUIT_OPEN",
                     retry_after=1.0,
                 )
-            if self._queue is None:
-                raise ProviderError(
-                    "every target is rate-limited by its provider",
-                    provider=",".join(t.provider.name for t in candidates),
-                    code=grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    reason="ALL_TARGETS_RATE_LIMITED",
-                    retry_after=min(cooling),
-                )
             wait = min(cooling)
+            if self._queue is None:
+                # No queue: a retry may still wait out the provider's Retry-After, as far as the backoff cap allows.
+                if number == 0 or wait > self.plan.retries.max_backoff_ms / 1000:
+                    raise ProviderError(
+                        "every target is rate-limited by its provider",
+                        provider=",".join(t.provider.name for t in candidates),
+                        code=grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        reason="ALL_TARGETS_RATE_LIMITED",
+                        retry_after=wait,
+                    )
+                await self._sleep(wait)
+                continue
             await self._queue.wait(wait, self._priority, self._waited_s)
             self._waited_s += wait
 
@@ -304,7 +307,7 @@ class Execution:
 
     def _hedge_delay(self, target: Target) -> float:
         hedge = self.plan.hedge
-        assert hedge is not None  # noqa: S101
+        assert hedge is not None
         observed = self._board[target.key].ttft_percentile(hedge.percentile)
         delay_ms = hedge.max_delay_ms if observed is None else observed * 1000
         return min(max(delay_ms, hedge.min_delay_ms), hedge.max_delay_ms) / 1000

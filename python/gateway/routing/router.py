@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from gateway.config.routes import QueueConfig, RetryConfig, RouteConfig, Strategy, TimeoutConfig, HedgeConfig
+from gateway.config.routes import HedgeConfig, QueueConfig, RetryConfig, RouteConfig, Strategy, TimeoutConfig
 from gateway.config.schema import ModelConfig
 from gateway.errors import InvalidRequest
 from gateway.routing import strategies
@@ -107,7 +107,7 @@ class Router:
         for rule in route.rules:
             if strategies.matches(rule.when, features, tokens, found):
                 return rule.target, f"rule {rule.name!r} matched -> {rule.target}"
-        assert route.default is not None  # noqa: S101 - the schema requires a default for rules
+        assert route.default is not None
         return route.default, f"no rule matched -> default {route.default}"
 
     def _latencies(self, route: RouteConfig, streaming: bool) -> dict[str, float | None]:
@@ -146,7 +146,7 @@ class Router:
             if error is None:
                 return candidates
             first_error = first_error or error
-        assert first_error is not None  # noqa: S101 - candidates is never empty
+        assert first_error is not None
         raise first_error
 
 

@@ -10,6 +10,7 @@ import hashlib
 import math
 import random
 import re
+
 from gateway.config.routes import RouteConfig, RuleCondition
 from gateway.config.schema import ModelConfig
 from gateway.routing.features import RequestFeatures

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -34,7 +34,12 @@ def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.RetryInfo) ->
     return packed
 
 
-async def abort(context: grpc.aio.ServicerContext[object, object], err: GatewayError) -> NoReturn:
+async def abort(context: grpc.aio.ServicerContext[Any, Any], err: Exception) -> NoReturn:
+    """Ends the call with the error's status. An unexpected exception is a bug: it is logged with its traceback and
+    the caller gets INTERNAL without internals (TensorZero's rule: raw details only in the server's log)."""
+    if not isinstance(err, GatewayError):
+        log.error("unexpected error in a call", exc_info=err)
+        err = GatewayError("internal error in the gateway; the operators' log has the details")
     level = logging.WARNING if err.code in _SERVER_SIDE else logging.INFO
     log.log(level, "call failed: %s %s: %s", err.code.name, err.reason, err.message)
     await context.abort_with_status(status_for(err))

@@ -10,7 +10,7 @@ from llmgateway.v1 import gateway_pb2 as pb
 from llmgateway.v1 import gateway_pb2_grpc
 
 from gateway.chat import ChatDelta, ChatRequest
-from gateway.errors import GatewayError, InvalidRequest
+from gateway.errors import InvalidRequest
 from gateway.pipeline import CallInfo, ChatPipeline, deadline_from
 from gateway.server.convert import (
     chat_request_from_proto,
@@ -21,6 +21,7 @@ from gateway.server.convert import (
     usage_to_proto,
 )
 from gateway.server.errors import abort
+from gateway.tokens import TokenCount
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -38,7 +39,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         try:
             admission = self._pipeline.admit(self._chat_request(request), _call_info(context), streaming=False)
             served = await self._pipeline.chat(admission)
-        except GatewayError as err:
+        except Exception as err:
             await abort(context, err)
         target = served.target
         return pb.ChatResponse(
@@ -78,7 +79,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                     chunk.simulated = target.provider.simulated
                     first = False
                 yield chunk
-        except GatewayError as err:
+        except Exception as err:
             await abort(context, err)
 
     async def CountTokens(  # noqa: N802 - gRPC name
@@ -87,19 +88,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         try:
             identity = self._pipeline.authenticate(_call_info(context))
             identity.check_model(request.model)
-            target = self._pipeline.catalog().primary(request.model)
-            model = target.model
-            counter = self._pipeline.counter
-            if request.messages and request.text:
-                raise InvalidRequest("set either messages or text, not both")
-            if request.messages:
-                count = counter.count_chat(messages_from_proto(request.messages), model.upstream, model.tokenizer)
-            elif request.text:
-                self._check_size(len(request.text))
-                count = counter.count_text(request.text, model.upstream, model.tokenizer)
-            else:
-                raise InvalidRequest("nothing to count: set messages or text")
-        except GatewayError as err:
+            count = self._count(request)
+        except Exception as err:
             await abort(context, err)
         return pb.CountTokensResponse(tokens=count.tokens, exact=count.exact, tokenizer=count.tokenizer)
 
@@ -108,7 +98,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     ) -> pb.ListModelsResponse:
         try:
             identity = self._pipeline.authenticate(_call_info(context))
-        except GatewayError as err:
+        except Exception as err:
             await abort(context, err)
         infos = [
             pb.ModelInfo(
@@ -137,6 +127,18 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             if identity.may_call(route.name)
         ]
         return pb.ListModelsResponse(models=infos)
+
+    def _count(self, request: pb.CountTokensRequest) -> TokenCount:
+        model = self._pipeline.catalog().primary(request.model).model
+        counter = self._pipeline.counter
+        if request.messages and request.text:
+            raise InvalidRequest("set either messages or text, not both")
+        if request.messages:
+            return counter.count_chat(messages_from_proto(request.messages), model.upstream, model.tokenizer)
+        if not request.text:
+            raise InvalidRequest("nothing to count: set messages or text")
+        self._check_size(len(request.text))
+        return counter.count_text(request.text, model.upstream, model.tokenizer)
 
     def _chat_request(self, request: pb.ChatRequest) -> ChatRequest:
         chat = chat_request_from_proto(request)
