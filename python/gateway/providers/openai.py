@@ -254,5 +254,8 @@ class OpenAIProvider(HttpProvider):
         if not isinstance(error, dict):
             error = {"message": str(error)}
         kind = str(error.get("code") or error.get("type") or "")
-        status = _STREAM_ERROR_STATUS.get(kind) or _STREAM_ERROR_STATUS.get(str(error.get("type") or ""), 500)
+        if kind.isdigit():  # Azure puts the HTTP status in `code` ("429")
+            status = int(kind)
+        else:
+            status = _STREAM_ERROR_STATUS.get(kind) or _STREAM_ERROR_STATUS.get(str(error.get("type") or ""), 500)
         return error_for_status(status, self.redact(str(error.get("message") or kind)), provider=self.config)
