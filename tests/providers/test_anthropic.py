@@ -7,10 +7,10 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
-
 from gateway.chat import ChatRequest, Message
 from gateway.errors import ProviderError
 from gateway.providers.anthropic import AnthropicProvider
+
 from tests.fakes import FakeAnthropic
 from tests.providers.contract import CALL, ProviderContract
 from tests.providers.samples import PNG, WEATHER, assemble, hello, json_request, tool_round_trip, with_images
@@ -113,7 +113,11 @@ async def test_tool_round_trip(fake_anthropic: FakeAnthropic, anthropic: Anthrop
 
 @pytest.mark.parametrize(
     ("choice", "wire"),
-    [("required", {"type": "any"}), ("none", {"type": "none"}), ("get_weather", {"type": "tool", "name": "get_weather"})],
+    [
+        ("required", {"type": "any"}),
+        ("none", {"type": "none"}),
+        ("get_weather", {"type": "tool", "name": "get_weather"}),
+    ],
 )
 async def test_tool_choice(
     fake_anthropic: FakeAnthropic, anthropic: AnthropicProvider, choice: str, wire: dict[str, str]
@@ -133,7 +137,9 @@ async def test_tool_use_answer(fake_anthropic: FakeAnthropic, anthropic: Anthrop
 
 
 async def test_streamed_tool_use(fake_anthropic: FakeAnthropic, anthropic: AnthropicProvider) -> None:
-    fake_anthropic.reply("Checking.", tool_calls=[("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Oslo"})])
+    fake_anthropic.reply(
+        "Checking.", tool_calls=[("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Oslo"})]
+    )
     out = await assemble(anthropic.stream(hello(tools=[WEATHER]), fake_anthropic.model_config(), CALL))
     assert out.text == "Checking."
     assert out.finish_reason == "tool_calls"
@@ -143,8 +149,9 @@ async def test_streamed_tool_use(fake_anthropic: FakeAnthropic, anthropic: Anthr
     ]
 
 
-@pytest.mark.parametrize(("stop_reason", "finish"), [("max_tokens", "length"), ("stop_sequence", "stop"),
-                                                     ("refusal", "content_filter")])
+@pytest.mark.parametrize(
+    ("stop_reason", "finish"), [("max_tokens", "length"), ("stop_sequence", "stop"), ("refusal", "content_filter")]
+)
 async def test_stop_reasons(
     fake_anthropic: FakeAnthropic, anthropic: AnthropicProvider, stop_reason: str, finish: str
 ) -> None:

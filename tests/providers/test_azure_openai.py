@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
+from gateway.errors import ProviderError
 from gateway.providers.azure_openai import AzureOpenAIProvider
+
 from tests.fakes import FakeOpenAI, FakeProvider
 from tests.providers.contract import CALL, ProviderContract
 from tests.providers.samples import assemble, hello
@@ -46,7 +47,7 @@ async def test_retry_after_ms_is_preferred(fake_azure_openai: FakeOpenAI) -> Non
     provider = AzureOpenAIProvider(fake_azure_openai.provider_config())
     fake_azure_openai.fail(429, headers={"retry-after": "2", "retry-after-ms": "1500"})
     try:
-        with pytest.raises(Exception) as caught:
+        with pytest.raises(ProviderError) as caught:
             await provider.chat(hello(), fake_azure_openai.model_config(), CALL)
     finally:
         await provider.aclose()
@@ -56,7 +57,7 @@ async def test_retry_after_ms_is_preferred(fake_azure_openai: FakeOpenAI) -> Non
 async def test_wrong_api_version_is_not_found(fake_azure_openai: FakeOpenAI) -> None:
     provider = AzureOpenAIProvider(fake_azure_openai.provider_config(api_version="2020-01-01"))
     try:
-        with pytest.raises(Exception) as caught:
+        with pytest.raises(ProviderError) as caught:
             await provider.chat(hello(), fake_azure_openai.model_config(), CALL)
     finally:
         await provider.aclose()

@@ -7,10 +7,10 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
-
 from gateway.chat import ChatRequest, Message, ToolCall
 from gateway.errors import ProviderError
 from gateway.providers.gemini import GeminiProvider
+
 from tests.fakes import FakeGemini
 from tests.providers.contract import CALL, ProviderContract
 from tests.providers.samples import PNG, WEATHER, assemble, hello, json_request, tool_round_trip, with_images
@@ -44,8 +44,13 @@ async def test_request_shape(fake_gemini: FakeGemini, gemini: GeminiProvider) ->
     assert plain.body == {
         "contents": [{"role": "user", "parts": [{"text": "Say hello"}]}],
         "systemInstruction": {"parts": [{"text": "Be brief."}]},
-        "generationConfig": {"maxOutputTokens": 64, "temperature": 0.2, "topP": 0.9, "stopSequences": ["END"],
-                             "seed": 7},
+        "generationConfig": {
+            "maxOutputTokens": 64,
+            "temperature": 0.2,
+            "topP": 0.9,
+            "stopSequences": ["END"],
+            "seed": 7,
+        },
     }
     assert streamed.body == plain.body
 
@@ -66,14 +71,21 @@ async def test_images_inline_and_by_uri(fake_gemini: FakeGemini, gemini: GeminiP
 async def test_tool_round_trip(fake_gemini: FakeGemini, gemini: GeminiProvider) -> None:
     await gemini.chat(tool_round_trip(), fake_gemini.model_config(), CALL)
     body = fake_gemini.requests[0].body
-    assert body["contents"][1] == {"role": "model", "parts": [{"functionCall": {"name": "get_weather",
-                                                                                 "args": {"city": "Paris"}}}]}
+    assert body["contents"][1] == {
+        "role": "model",
+        "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}],
+    }
     assert body["contents"][2] == {
         "role": "user",
         "parts": [{"functionResponse": {"name": "get_weather", "response": {"temp_c": 21}}}],
     }
-    assert body["tools"] == [{"functionDeclarations": [{"name": "get_weather", "description": WEATHER.description,
-                                                        "parametersJsonSchema": WEATHER.parameters}]}]
+    assert body["tools"] == [
+        {
+            "functionDeclarations": [
+                {"name": "get_weather", "description": WEATHER.description, "parametersJsonSchema": WEATHER.parameters}
+            ]
+        }
+    ]
     assert "toolConfig" not in body
 
 
@@ -93,10 +105,15 @@ async def test_plain_text_tool_result_is_wrapped_in_an_object(fake_gemini: FakeG
 
 @pytest.mark.parametrize(
     ("choice", "config"),
-    [("required", {"mode": "ANY"}), ("none", {"mode": "NONE"}),
-     ("get_weather", {"mode": "ANY", "allowedFunctionNames": ["get_weather"]})],
+    [
+        ("required", {"mode": "ANY"}),
+        ("none", {"mode": "NONE"}),
+        ("get_weather", {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}),
+    ],
 )
-async def test_tool_choice(fake_gemini: FakeGemini, gemini: GeminiProvider, choice: str, config: dict[str, object]) -> None:
+async def test_tool_choice(
+    fake_gemini: FakeGemini, gemini: GeminiProvider, choice: str, config: dict[str, object]
+) -> None:
     await gemini.chat(hello(tools=[WEATHER], tool_choice=choice), fake_gemini.model_config(), CALL)
     assert fake_gemini.requests[0].body["toolConfig"] == {"functionCallingConfig": config}
 
@@ -123,8 +140,10 @@ async def test_response_format(fake_gemini: FakeGemini, gemini: GeminiProvider, 
     assert ("responseJsonSchema" in config) is schema
 
 
-@pytest.mark.parametrize(("reason", "finish"), [("MAX_TOKENS", "length"), ("SAFETY", "content_filter"),
-                                                ("RECITATION", "content_filter"), ("OTHER", "error")])
+@pytest.mark.parametrize(
+    ("reason", "finish"),
+    [("MAX_TOKENS", "length"), ("SAFETY", "content_filter"), ("RECITATION", "content_filter"), ("OTHER", "error")],
+)
 async def test_finish_reasons(fake_gemini: FakeGemini, gemini: GeminiProvider, reason: str, finish: str) -> None:
     fake_gemini.reply("Cut", finish=reason, times=2)
     assert (await gemini.chat(hello(), fake_gemini.model_config(), CALL)).finish_reason == finish

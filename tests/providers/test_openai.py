@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-
 from gateway.chat import ResponseFormat
 from gateway.errors import ProviderError
 from gateway.providers.base import UpstreamCall
 from gateway.providers.openai import OpenAIProvider
+
 from tests.fakes import FakeOpenAI
 from tests.providers.contract import CALL, ProviderContract
 from tests.providers.samples import PNG, WEATHER, assemble, hello, json_request, tool_round_trip, with_images
@@ -37,7 +37,9 @@ async def openai(fake_openai: FakeOpenAI) -> AsyncIterator[OpenAIProvider]:
 
 async def test_request_shape(fake_openai: FakeOpenAI, openai: OpenAIProvider) -> None:
     request = hello(max_tokens=64, temperature=0.2, top_p=0.9, stop=["END"], seed=7, user="u-1")
-    await openai.chat(request, fake_openai.model_config(), UpstreamCall(request_id="r", headers={"traceparent": "00-x"}))
+    await openai.chat(
+        request, fake_openai.model_config(), UpstreamCall(request_id="r", headers={"traceparent": "00-x"})
+    )
     sent = fake_openai.requests[0]
     assert sent.path == "/v1/chat/completions"
     assert sent.headers["authorization"] == f"Bearer {fake_openai.api_key}"
@@ -80,8 +82,12 @@ async def test_tool_call_answer(fake_openai: FakeOpenAI, openai: OpenAIProvider)
     assert [(c.name, json.loads(c.arguments_json)) for c in result.tool_calls] == [("get_weather", {"city": "Paris"})]
     assert result.tool_calls[0].id
     body = fake_openai.requests[0].body
-    assert body["tools"] == [{"type": "function", "function": {"name": "get_weather", "description": WEATHER.description,
-                                                                "parameters": WEATHER.parameters}}]
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {"name": "get_weather", "description": WEATHER.description, "parameters": WEATHER.parameters},
+        }
+    ]
     assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
 
 
@@ -92,8 +98,9 @@ async def test_tool_round_trip_messages(fake_openai: FakeOpenAI, openai: OpenAIP
     assert messages[1] == {
         "role": "assistant",
         "content": None,
-        "tool_calls": [{"id": "call_1", "type": "function",
-                        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}],
+        "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+        ],
     }
     assert messages[2] == {"role": "tool", "tool_call_id": "call_1", "content": '{"temp_c": 21}'}
 
@@ -114,8 +121,10 @@ async def test_response_format(fake_openai: FakeOpenAI, openai: OpenAIProvider, 
     await openai.chat(json_request(schema), fake_openai.model_config(), CALL)
     fmt = fake_openai.requests[0].body["response_format"]
     if schema:
-        assert fmt == {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object",
-                                                                                            "properties": {}}}}
+        assert fmt == {
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": {"type": "object", "properties": {}}},
+        }
     else:
         assert fmt == {"type": "json_object"}
 

@@ -4,9 +4,9 @@ streams, servers that reject stream_options, streams without [DONE]."""
 from __future__ import annotations
 
 import pytest
-
 from gateway.errors import ProviderError
 from gateway.providers.openai_compatible import OpenAICompatibleProvider
+
 from tests.fakes import FakeOpenAI, FakeProvider
 from tests.fakes.fixtures import FakeProviders
 from tests.providers.contract import CALL, ProviderContract
