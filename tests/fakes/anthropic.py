@@ -244,7 +244,7 @@ class FakeAnthropic(FakeProvider):
 
     def stream_frames(self, answer: Answer, request: web.Request, recorded: Recorded) -> list[bytes]:
 
-        message = {
+        message: dict[str, Any] = {
             "id": f"msg_{len(self.requests)}fake",
             "type": "message",
             "role": "assistant",

@@ -92,7 +92,7 @@ class Recorded:
 class FakeProvider:
     """Base of the fakes. Subclasses define routes, validation, answers, stream frames and error bodies."""
 
-    kind: ClassVar[str]
+    kind: str
     provider_type: ClassVar[str]
     default_model: ClassVar[str]
     sse_line_end: ClassVar[bytes] = b"\n"

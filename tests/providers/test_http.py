@@ -7,7 +7,7 @@ import time
 
 import grpc
 import pytest
-from gateway.config.schema import ProviderConfig
+from gateway.config.schema import ProviderConfig, ProviderType
 from gateway.providers.http import (
     SSEEvent,
     SSEParser,
@@ -167,7 +167,7 @@ def test_redaction_bounds_length() -> None:
     ],
 )
 def test_status_map(status: int, code: grpc.StatusCode, reason: str, retryable: bool) -> None:
-    config = ProviderConfig(name="p", type="openai", api_key_env="MY_KEY_VAR")
+    config = ProviderConfig(name="p", type=ProviderType.OPENAI, api_key_env="MY_KEY_VAR")
     error = error_for_status(status, "upstream words", provider=config, retry_after=3.0)
     assert (error.code, error.reason, error.retryable, error.http_status) == (code, reason, retryable, status)
     assert "upstream words" in error.message

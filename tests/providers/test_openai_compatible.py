@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from gateway.config.schema import ModelConfig
 from gateway.errors import ProviderError
 from gateway.providers.openai_compatible import OpenAICompatibleProvider
 
@@ -24,7 +25,9 @@ class TestOpenAICompatibleContract(ProviderContract):
         fake: FakeOpenAI = await fake_providers.start("openai_compatible", api_key="gsk_test_0123456789abcdef")
         return fake
 
-    async def test_missing_key_fails_before_sending(self, fake: FakeProvider, model: object) -> None:
+    async def test_missing_key_fails_before_sending(
+        self, fake: FakeProvider, model: ModelConfig, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         pytest.skip("the key is optional for openai_compatible: covered by test_no_key_sends_no_authorization")
 
 
