@@ -14,7 +14,7 @@ from typing import Any
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.openai import FakeOpenAI
-from tests.fakes.server import Answer, Fault, FakeProvider, Recorded, Rejected
+from tests.fakes.server import Answer, FakeProvider, Fault, Recorded, Rejected
 
 KINDS = ("openai", "azure_openai", "openai_compatible", "anthropic", "gemini")
 

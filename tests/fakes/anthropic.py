@@ -15,6 +15,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from tests.fakes.server import Answer, FakeProvider, Recorded, Rejected
@@ -242,9 +243,8 @@ class FakeAnthropic(FakeProvider):
         }
 
     def stream_frames(self, answer: Answer, request: web.Request, recorded: Recorded) -> list[bytes]:
-        import orjson  # noqa: PLC0415
 
-        message = {
+        message: dict[str, Any] = {
             "id": f"msg_{len(self.requests)}fake",
             "type": "message",
             "role": "assistant",
@@ -264,13 +264,7 @@ class FakeAnthropic(FakeProvider):
                 )
             )
             frames.append(self.sse({"type": "ping"}, "ping"))
-            for piece in answer.pieces():
-                frames.append(
-                    self.sse(
-                        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
-                        "content_block_delta",
-                    )
-                )
+            frames.extend(self._block_delta(0, {"type": "text_delta", "text": piece}) for piece in answer.pieces())
             frames.append(self.sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
             index = 1
         for i, (name, args) in enumerate(answer.tool_calls):
@@ -279,17 +273,8 @@ class FakeAnthropic(FakeProvider):
                 self.sse({"type": "content_block_start", "index": index, "content_block": block}, "content_block_start")
             )
             text = orjson.dumps(args).decode()
-            for piece in ("", text[: len(text) // 2], text[len(text) // 2 :]):
-                frames.append(
-                    self.sse(
-                        {
-                            "type": "content_block_delta",
-                            "index": index,
-                            "delta": {"type": "input_json_delta", "partial_json": piece},
-                        },
-                        "content_block_delta",
-                    )
-                )
+            pieces = ("", text[: len(text) // 2], text[len(text) // 2 :])  # the API's first fragment is empty
+            frames.extend(self._block_delta(index, {"type": "input_json_delta", "partial_json": p}) for p in pieces)
             frames.append(self.sse({"type": "content_block_stop", "index": index}, "content_block_stop"))
             index += 1
         frames.append(
@@ -304,6 +289,9 @@ class FakeAnthropic(FakeProvider):
         )
         frames.append(self.sse({"type": "message_stop"}, "message_stop"))
         return frames
+
+    def _block_delta(self, index: int, delta: dict[str, Any]) -> bytes:
+        return self.sse({"type": "content_block_delta", "index": index, "delta": delta}, "content_block_delta")
 
     # -- errors ------------------------------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import re
 import time
 from typing import Any, ClassVar, Literal
 
+import orjson
 from aiohttp import web
 
 from tests.fakes.server import Answer, FakeProvider, Recorded, Rejected
@@ -424,8 +425,8 @@ class FakeOpenAI(FakeProvider):
             call = {"index": i, "id": f"call_{i}abc", "type": "function", "function": {"name": name, "arguments": ""}}
             frames.append(chunk({"tool_calls": [call]}))
             text = _json(args)
-            for piece in (text[: len(text) // 2], text[len(text) // 2 :]):
-                frames.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}))
+            halves = (text[: len(text) // 2], text[len(text) // 2 :])
+            frames.extend(chunk({"tool_calls": [{"index": i, "function": {"arguments": h}}]}) for h in halves)
         frames.append(chunk({}, self._finish(answer)))
         if include_usage:
             frames.append(self.sse({**base, "choices": [], "usage": self._usage(answer)}))
@@ -466,6 +467,5 @@ class FakeOpenAI(FakeProvider):
 
 
 def _json(value: Any) -> str:
-    import orjson  # noqa: PLC0415
 
     return orjson.dumps(value).decode()

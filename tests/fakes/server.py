@@ -20,7 +20,6 @@ from typing import Any, ClassVar, Literal, Self
 
 import orjson
 from aiohttp import web
-
 from gateway.config.schema import ModelConfig, ProviderConfig
 
 FaultKind = Literal["status", "hang", "slow", "drop", "malformed"]
@@ -93,7 +92,7 @@ class Recorded:
 class FakeProvider:
     """Base of the fakes. Subclasses define routes, validation, answers, stream frames and error bodies."""
 
-    kind: ClassVar[str]
+    kind: str
     provider_type: ClassVar[str]
     default_model: ClassVar[str]
     sse_line_end: ClassVar[bytes] = b"\n"
@@ -243,8 +242,9 @@ class FakeProvider:
         self.disconnected.clear()
         self.completed = 0
 
-    async def wait_disconnect(self, timeout: float = 2.0) -> None:
-        await asyncio.wait_for(self.disconnected.wait(), timeout)
+    async def wait_disconnect(self, within: float = 2.0) -> None:
+        """Returns once a client went away before its answer was complete; fails after `within` seconds."""
+        await asyncio.wait_for(self.disconnected.wait(), within)
 
     # -- what a subclass defines -------------------------------------------------------------------------------------
 
@@ -314,8 +314,7 @@ class FakeProvider:
 
     async def _respond(self, request: web.Request, recorded: Recorded) -> web.StreamResponse:
         try:
-            if recorded.body is None or not isinstance(recorded.body, dict):
-                raise Rejected(400, "We could not parse the JSON body of your request.")
+            _require_json_object(recorded)
             self.validate(request, recorded)
         except Rejected as rejected:
             return self._error(rejected.status, rejected.message, code=rejected.code)
@@ -437,3 +436,8 @@ class FakeProvider:
             content_type="application/json",
             headers=headers,
         )
+
+
+def _require_json_object(recorded: Recorded) -> None:
+    if not isinstance(recorded.body, dict):
+        raise Rejected(400, "We could not parse the JSON body of your request.")

@@ -10,19 +10,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import grpc
 import pytest
-
+from gateway.chat import ChatDelta
 from gateway.config.schema import ModelConfig
 from gateway.errors import ProviderError
 from gateway.providers.base import UpstreamCall
 from gateway.providers.http import HttpProvider
+
 from tests.fakes import FakeProvider
 from tests.providers.samples import assemble, hello
 
 CALL = UpstreamCall(request_id="req-1")
+
+
+async def _collect_until_error(stream: AsyncIterator[ChatDelta]) -> tuple[list[str], ProviderError]:
+    """The texts received before the stream failed, and its error (the test fails if the stream ends cleanly)."""
+    received: list[str] = []
+    try:
+        async for delta in stream:
+            received.append(delta.text)  # noqa: PERF401 - the point is to keep what came before the error
+    except ProviderError as error:
+        return received, error
+    raise AssertionError(f"the stream ended without an error after {received}")
 
 
 def _error(exc_info: pytest.ExceptionInfo[ProviderError]) -> ProviderError:
@@ -252,12 +265,9 @@ class ProviderContract:
 
     async def test_dropped_mid_stream(self, fake: FakeProvider, provider: HttpProvider, model: ModelConfig) -> None:
         fake.drop(after_chunks=self.frames_before_text + 2)
-        received = []
-        with pytest.raises(ProviderError) as caught:
-            async for delta in provider.stream(hello(), model, CALL):
-                received.append(delta.text)
-        assert caught.value.reason == "UPSTREAM_DISCONNECTED"
-        assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+        received, error = await _collect_until_error(provider.stream(hello(), model, CALL))
+        assert error.reason == "UPSTREAM_DISCONNECTED"
+        assert error.code == grpc.StatusCode.UNAVAILABLE
         assert "".join(received) == "Hello! How"
 
     @pytest.mark.parametrize("streaming", [False, True])
@@ -278,11 +288,10 @@ class ProviderContract:
         self, fake: FakeProvider, provider: HttpProvider, model: ModelConfig
     ) -> None:
         fake.pause_after(self.frames_before_text + 1)  # never released
-        received = []
-        with pytest.raises(ProviderError) as caught:
-            async for delta in provider.stream(hello(), model, UpstreamCall(request_id="r", timeout_s=0.4)):
-                received.append(delta.text)
-        assert caught.value.reason == "UPSTREAM_TIMEOUT"
+        received, error = await _collect_until_error(
+            provider.stream(hello(), model, UpstreamCall(request_id="r", timeout_s=0.4))
+        )
+        assert error.reason == "UPSTREAM_TIMEOUT"
         assert received == ["Hello!"]
         await fake.wait_disconnect()
 
@@ -323,11 +332,8 @@ class ProviderContract:
         reason: str,
     ) -> None:
         fake.fail(status or self.overloaded_status, in_stream=True, after_chunks=self.frames_before_text + 1)
-        received = []
-        with pytest.raises(ProviderError) as caught:
-            async for delta in provider.stream(hello(), model, CALL):
-                received.append(delta.text)
-        assert (caught.value.code, caught.value.reason) == (code, reason)
+        received, error = await _collect_until_error(provider.stream(hello(), model, CALL))
+        assert (error.code, error.reason) == (code, reason)
         assert received == ["Hello!"]
 
     # -- cancellation ------------------------------------------------------------------------------------------------
@@ -365,7 +371,7 @@ class ProviderContract:
     ) -> None:
         fake.hang()
         task = asyncio.create_task(provider.chat(hello(), model, CALL))
-        while not fake.requests:
+        while not fake.requests:  # noqa: ASYNC110 - the fake records into a plain list
             await asyncio.sleep(0.01)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

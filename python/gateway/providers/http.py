@@ -296,8 +296,6 @@ class StreamDecoder:
 class HttpProvider(Provider):
     """A provider reached over HTTP. Subclasses define the wire format; this class owns the connection pool."""
 
-    api_key_required: bool = True
-
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
         key = config.api_key()
@@ -474,6 +472,7 @@ class HttpProvider(Provider):
     ) -> AsyncIterator[ChatDelta]:
         decoder = self.stream_decoder(request, model)
         parser = SSEParser()
+        upstream.headers.setdefault("accept", "text/event-stream")
         async with self._open(upstream, call) as response:
             if response.content_type == "application/json":
                 # A server that ignored stream=true answered whole: pass it on as one final delta.

@@ -158,6 +158,8 @@ class OpenAIStreamDecoder(StreamDecoder):
             return [self._final()]
         chunk = orjson.loads(event.data)
         if chunk.get("error"):
+            raise self.provider.stream_error(chunk["error"])
+        if chunk.get("object") == "error":  # vLLM's older in-stream error: the error object is the chunk itself
             raise self.provider.stream_error(chunk)
         self.model = chunk.get("model") or self.model
         if chunk.get("usage"):
@@ -249,10 +251,14 @@ class OpenAIProvider(HttpProvider):
                 resets.append(reset)
         return max(resets) if resets else None
 
-    def stream_error(self, chunk: dict[str, Any]) -> ProviderError:
-        error = chunk["error"]
+    def stream_error(self, error: Any) -> ProviderError:
+        """An error sent as a stream event: `{"error": {"message", "type", "code"}}` (OpenAI; Azure puts the HTTP
+        status in `code`), a bare string (Ollama), or vLLM's `{"object": "error", ..., "code": 400}`."""
         if not isinstance(error, dict):
             error = {"message": str(error)}
         kind = str(error.get("code") or error.get("type") or "")
-        status = _STREAM_ERROR_STATUS.get(kind) or _STREAM_ERROR_STATUS.get(str(error.get("type") or ""), 500)
+        if kind.isdigit():  # Azure puts the HTTP status in `code` ("429")
+            status = int(kind)
+        else:
+            status = _STREAM_ERROR_STATUS.get(kind) or _STREAM_ERROR_STATUS.get(str(error.get("type") or ""), 500)
         return error_for_status(status, self.redact(str(error.get("message") or kind)), provider=self.config)

@@ -23,7 +23,6 @@ from gateway.providers.openai import OpenAIProvider
 
 class OpenAICompatibleProvider(OpenAIProvider):
     max_tokens_field = "max_tokens"
-    api_key_required = False
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
