@@ -26,7 +26,7 @@ FaultKind = Literal["status", "hang", "slow", "drop", "malformed"]
 _ids = itertools.count(1)
 
 
-class Rejected(Exception):  # noqa: N818 - reads as "raise Rejected(400, ...)"
+class Rejected(Exception):
     """What the real API would answer to a request it refuses."""
 
     def __init__(self, status: int, message: str, *, code: str = "") -> None:
