@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import io
 import re
 import time
 from abc import abstractmethod
@@ -111,6 +112,7 @@ _KEY_PATTERNS = re.compile(
     r"|\b(?=[A-Za-z0-9_\-]*\d)(?=[A-Za-z0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]{40,}\b)"  # any long opaque token
 )
 MAX_UPSTREAM_MESSAGE = 400
+LARGE_BODY = 1 << 20
 
 
 def redact_secrets(text: str, secret: str | None = None) -> str:
@@ -422,7 +424,10 @@ class HttpProvider(Provider):
         """Sends the request; yields a 2xx response, or raises the mapped ProviderError. Leaving the block (also by
         cancellation) releases the response; an unfinished body closes its connection instead of returning it."""
         headers = {**self._base_headers, **call.headers, **upstream.headers}
-        data = orjson.dumps(upstream.body)
+        data: bytes | io.BytesIO = orjson.dumps(upstream.body)
+        if len(data) > LARGE_BODY:
+            # aiohttp warns about (and writes in one go) raw bytes over 1 MiB; a stream object is written in parts.
+            data = io.BytesIO(data)
         try:
             response = await self.session().post(
                 upstream.url,
