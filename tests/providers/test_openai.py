@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email.utils
 import json
@@ -169,3 +170,15 @@ async def test_large_image_body(fake_openai: FakeOpenAI, openai: OpenAIProvider)
     await openai.chat(request, fake_openai.model_config(), CALL)
     url = fake_openai.requests[0].body["messages"][0]["content"][0]["image_url"]["url"]
     assert base64.b64decode(url.split(",", 1)[1]) == big
+
+
+async def test_stream_ends_at_done_even_if_the_server_keeps_the_body_open(
+    fake_openai: FakeOpenAI, openai: OpenAIProvider
+) -> None:
+    gate = fake_openai.pause_after(-1)
+    started = time.perf_counter()
+    out = await asyncio.wait_for(assemble(openai.stream(hello(), fake_openai.model_config(), CALL)), 3)
+    assert time.perf_counter() - started < 2
+    assert out.finish_reason == "stop"
+    await fake_openai.wait_disconnect()  # the connection was closed, not returned to the pool half-read
+    gate.set()

@@ -113,6 +113,7 @@ _KEY_PATTERNS = re.compile(
 )
 MAX_UPSTREAM_MESSAGE = 400
 LARGE_BODY = 1 << 20
+DRAIN_S = 0.5
 
 
 def redact_secrets(text: str, secret: str | None = None) -> str:
@@ -424,10 +425,9 @@ class HttpProvider(Provider):
         """Sends the request; yields a 2xx response, or raises the mapped ProviderError. Leaving the block (also by
         cancellation) releases the response; an unfinished body closes its connection instead of returning it."""
         headers = {**self._base_headers, **call.headers, **upstream.headers}
-        data: bytes | io.BytesIO = orjson.dumps(upstream.body)
-        if len(data) > LARGE_BODY:
-            # aiohttp warns about (and writes in one go) raw bytes over 1 MiB; a stream object is written in parts.
-            data = io.BytesIO(data)
+        raw = orjson.dumps(upstream.body)
+        # aiohttp warns about (and writes in one go) raw bytes over 1 MiB; a stream object is written in parts.
+        data: bytes | io.BytesIO = io.BytesIO(raw) if len(raw) > LARGE_BODY else raw
         try:
             response = await self.session().post(
                 upstream.url,
@@ -488,7 +488,7 @@ class HttpProvider(Provider):
                 yield _as_delta(self._parse(loads(body, self.name), model))
                 return
             content = response.content
-            while True:
+            while not decoder.done:
                 try:
                     chunk = await content.readany()
                 except (aiohttp.ClientError, TimeoutError) as exc:
@@ -498,6 +498,9 @@ class HttpProvider(Provider):
                 for event in parser.feed(chunk):
                     for delta in self._decode(decoder, event):
                         yield delta
+            if decoder.done:
+                await _drain(content)
+                return
             for event in parser.flush():
                 for delta in self._decode(decoder, event):
                     yield delta
@@ -515,6 +518,17 @@ class HttpProvider(Provider):
             raise malformed(self.name, "a stream event is not JSON") from None
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise malformed(self.name, f"unexpected stream event shape ({type(exc).__name__}: {exc})") from None
+
+
+async def _drain(content: aiohttp.StreamReader) -> None:
+    """Reads what follows the end of a stream (the chunked-encoding trailer, usually already here) so the connection
+    can return to the pool; a server that keeps the body open past its own end marker gets its connection closed."""
+    try:
+        async with asyncio.timeout(DRAIN_S):
+            while await content.readany():
+                pass
+    except (aiohttp.ClientError, TimeoutError):
+        pass
 
 
 def _try_loads(body: bytes) -> Any:
