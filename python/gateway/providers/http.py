@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import aiohttp
 import grpc
 import orjson
+from yarl import URL
 
 from gateway.chat import ChatDelta, ChatRequest, ChatResult, ToolCallDelta
 from gateway.config.schema import ModelConfig, ProviderConfig
@@ -412,7 +413,8 @@ class HttpProvider(Provider):
             return ProviderError(f"provider {name!r} timed out", provider=name, reason="UPSTREAM_TIMEOUT")
         if isinstance(exc, aiohttp.ClientConnectorError):
             return ProviderError(
-                f"could not connect to provider {name!r} at {self.config.url} ({exc.os_error.strerror or 'refused'})",
+                f"could not connect to provider {name!r} at {_public_url(self.config.url)} "
+                f"({exc.os_error.strerror or 'refused'})",
                 provider=name,
                 reason="UPSTREAM_CONNECT_FAILED",
             )
@@ -529,6 +531,14 @@ async def _drain(content: aiohttp.StreamReader) -> None:
                 pass
     except (aiohttp.ClientError, TimeoutError):
         pass
+
+
+def _public_url(url: str) -> str:
+    """The URL without user info, in case a base_url carries credentials."""
+    try:
+        return str(URL(url).with_user(None))
+    except (TypeError, ValueError):
+        return "its base_url"
 
 
 def _try_loads(body: bytes) -> Any:
