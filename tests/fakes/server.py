@@ -229,7 +229,8 @@ class FakeProvider:
         self.faults.extend([Fault("malformed")] * times)
 
     def pause_after(self, chunks: int) -> asyncio.Event:
-        """The next stream sends `chunks` chunks then waits until the returned event is set."""
+        """The next stream sends `chunks` chunks then waits until the returned event is set; -1 waits after the last
+        chunk with the body still open (a server that does not end the stream after its end marker)."""
         gate = asyncio.Event()
         self._gates.append((chunks, gate))
         return gate
@@ -364,22 +365,27 @@ class FakeProvider:
                 await self._write(request, response, frame)
                 await response.write_eof()
                 return response
-            if gate is not None and index == gate[0]:
-                waiter = asyncio.ensure_future(gate[1].wait())
-                try:
-                    if not await self._until_disconnect(request, until=waiter):
-                        return response
-                finally:
-                    waiter.cancel()
+            if gate is not None and index == gate[0] and not await self._hold(request, gate[1]):
+                return response
             if fault.chunk_delay and index:
                 await asyncio.sleep(fault.chunk_delay)
             if not await self._write(request, response, frame):
                 return response
         if cut is not None and fault.kind == "drop":
             return self._abort(request, response)
+        if gate is not None and gate[0] == -1 and not await self._hold(request, gate[1]):
+            return response
         await response.write_eof()
         self.completed += 1
         return response
+
+    async def _hold(self, request: web.Request, gate: asyncio.Event) -> bool:
+        """Waits for the gate; False if the client went away first."""
+        waiter = asyncio.ensure_future(gate.wait())
+        try:
+            return await self._until_disconnect(request, until=waiter)
+        finally:
+            waiter.cancel()
 
     async def _write(self, request: web.Request, response: web.StreamResponse, frame: bytes) -> bool:
         transport = request.transport

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email.utils
 import json
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from gateway.chat import ResponseFormat
+from gateway.chat import ChatRequest, ImagePart, Message, ResponseFormat
 from gateway.errors import ProviderError
 from gateway.providers.base import UpstreamCall
 from gateway.providers.openai import OpenAIProvider
@@ -158,3 +159,26 @@ async def test_stream_sends_stream_options(fake_openai: FakeOpenAI, openai: Open
     body = fake_openai.requests[0].body
     assert body["stream"] is True
     assert body["stream_options"] == {"include_usage": True}
+
+
+async def test_large_image_body(fake_openai: FakeOpenAI, openai: OpenAIProvider) -> None:
+    """Bodies over 1 MiB (inline images) go out without aiohttp's large-body warning (an error under pytest)."""
+    big = PNG + bytes(3 * 1024 * 1024)
+    request = ChatRequest(
+        model="m", messages=[Message(role="user", parts=(ImagePart(data=big, mime_type="image/png"),))]
+    )
+    await openai.chat(request, fake_openai.model_config(), CALL)
+    url = fake_openai.requests[0].body["messages"][0]["content"][0]["image_url"]["url"]
+    assert base64.b64decode(url.split(",", 1)[1]) == big
+
+
+async def test_stream_ends_at_done_even_if_the_server_keeps_the_body_open(
+    fake_openai: FakeOpenAI, openai: OpenAIProvider
+) -> None:
+    gate = fake_openai.pause_after(-1)
+    started = time.perf_counter()
+    out = await asyncio.wait_for(assemble(openai.stream(hello(), fake_openai.model_config(), CALL)), 3)
+    assert time.perf_counter() - started < 2
+    assert out.finish_reason == "stop"
+    await fake_openai.wait_disconnect()  # the connection was closed, not returned to the pool half-read
+    gate.set()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import io
 import re
 import time
 from abc import abstractmethod
@@ -20,6 +21,7 @@ from typing import Any, NamedTuple
 import aiohttp
 import grpc
 import orjson
+from yarl import URL
 
 from gateway.chat import ChatDelta, ChatRequest, ChatResult, ToolCallDelta
 from gateway.config.schema import ModelConfig, ProviderConfig
@@ -111,6 +113,8 @@ _KEY_PATTERNS = re.compile(
     r"|\b(?=[A-Za-z0-9_\-]*\d)(?=[A-Za-z0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]{40,}\b)"  # any long opaque token
 )
 MAX_UPSTREAM_MESSAGE = 400
+LARGE_BODY = 1 << 20
+DRAIN_S = 0.5
 
 
 def redact_secrets(text: str, secret: str | None = None) -> str:
@@ -409,7 +413,8 @@ class HttpProvider(Provider):
             return ProviderError(f"provider {name!r} timed out", provider=name, reason="UPSTREAM_TIMEOUT")
         if isinstance(exc, aiohttp.ClientConnectorError):
             return ProviderError(
-                f"could not connect to provider {name!r} at {self.config.url} ({exc.os_error.strerror or 'refused'})",
+                f"could not connect to provider {name!r} at {_public_url(self.config.url)} "
+                f"({exc.os_error.strerror or 'refused'})",
                 provider=name,
                 reason="UPSTREAM_CONNECT_FAILED",
             )
@@ -422,7 +427,9 @@ class HttpProvider(Provider):
         """Sends the request; yields a 2xx response, or raises the mapped ProviderError. Leaving the block (also by
         cancellation) releases the response; an unfinished body closes its connection instead of returning it."""
         headers = {**self._base_headers, **call.headers, **upstream.headers}
-        data = orjson.dumps(upstream.body)
+        raw = orjson.dumps(upstream.body)
+        # aiohttp warns about (and writes in one go) raw bytes over 1 MiB; a stream object is written in parts.
+        data: bytes | io.BytesIO = io.BytesIO(raw) if len(raw) > LARGE_BODY else raw
         try:
             response = await self.session().post(
                 upstream.url,
@@ -483,7 +490,7 @@ class HttpProvider(Provider):
                 yield _as_delta(self._parse(loads(body, self.name), model))
                 return
             content = response.content
-            while True:
+            while not decoder.done:
                 try:
                     chunk = await content.readany()
                 except (aiohttp.ClientError, TimeoutError) as exc:
@@ -493,6 +500,9 @@ class HttpProvider(Provider):
                 for event in parser.feed(chunk):
                     for delta in self._decode(decoder, event):
                         yield delta
+            if decoder.done:
+                await _drain(content)
+                return
             for event in parser.flush():
                 for delta in self._decode(decoder, event):
                     yield delta
@@ -510,6 +520,25 @@ class HttpProvider(Provider):
             raise malformed(self.name, "a stream event is not JSON") from None
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise malformed(self.name, f"unexpected stream event shape ({type(exc).__name__}: {exc})") from None
+
+
+async def _drain(content: aiohttp.StreamReader) -> None:
+    """Reads what follows the end of a stream (the chunked-encoding trailer, usually already here) so the connection
+    can return to the pool; a server that keeps the body open past its own end marker gets its connection closed."""
+    try:
+        async with asyncio.timeout(DRAIN_S):
+            while await content.readany():
+                pass
+    except (aiohttp.ClientError, TimeoutError):
+        pass
+
+
+def _public_url(url: str) -> str:
+    """The URL without user info, in case a base_url carries credentials."""
+    try:
+        return str(URL(url).with_user(None))
+    except (TypeError, ValueError):
+        return "its base_url"
 
 
 def _try_loads(body: bytes) -> Any:
