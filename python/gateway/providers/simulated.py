@@ -100,14 +100,20 @@ class SimulatedProvider(Provider):
         prefix = f"[simulated {model.name}]"
         natural = rng.randint(max(1, self._sim.max_answer_tokens // 2), self._sim.max_answer_tokens)
         budget = request.max_tokens if request.max_tokens is not None else model.max_output_tokens
-        words = min(natural, max(budget - 4, 0))
-        finish = "length" if words < natural else "stop"
-        text = " ".join([prefix, *(rng.choice(_WORDS) for _ in range(words))])
+        words = [prefix, *(rng.choice(_WORDS) for _ in range(natural))]
+        text = " ".join(words)
+        completion = self._counter.count_text(text, model.upstream, model.tokenizer).tokens
+        finish = "stop"
+        while completion > budget and len(words) > 1:
+            # Each word is one token, so this ends within a few steps past the prefix.
+            words = words[: max(1, len(words) - (completion - budget))]
+            text = " ".join(words)
+            completion = self._counter.count_text(text, model.upstream, model.tokenizer).tokens
+            finish = "length"
         tool_call = _forced_tool_call(request, digest)
         if tool_call is not None:
             finish = "tool_calls"
         prompt_tokens = self._counter.count_chat(request.messages, model.upstream, model.tokenizer).tokens
-        completion = self._counter.count_text(text, model.upstream, model.tokenizer).tokens
         return text, finish, Usage(prompt_tokens, completion), tool_call
 
     async def chat(self, request: ChatRequest, model: ModelConfig, call: UpstreamCall) -> ChatResult:
