@@ -1,14 +1,16 @@
 """Token counting in gateway._core: the same ids as tiktoken, round trips, batches, chat framing and errors."""
 
+# ruff: noqa: RUF001 - the corpus holds look-alike characters on purpose
+
 from __future__ import annotations
 
 import random
 
 import pytest
+from gateway import _core
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway import _core
 from tests.core.reference import reference_encoding
 
 ENCODINGS = ["cl100k_base", "o200k_base"]
