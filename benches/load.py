@@ -102,9 +102,21 @@ class Point:
     ttfc_p50_ms: float | None
     errors: int
     success: float
+    cpu_us_per_call: float
 
 
-def drive(name: str, target: str, model: str, mode: str, concurrency: int, processes: int, duration: float) -> Point:
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drive(
+    name: str, target: str, model: str, mode: str, concurrency: int, processes: int, duration: float, server_pid: int
+) -> Point:
+    """Drives one target; besides throughput and latency it measures the server's CPU time per call, which holds
+    steadier than throughput on a noisy machine."""
+    cpu_before = cpu_seconds(server_pid)
     procs = max(1, min(processes, concurrency))
     per = [concurrency // procs + (1 if i < concurrency % procs else 0) for i in range(procs)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,6 +130,8 @@ def drive(name: str, target: str, model: str, mode: str, concurrency: int, proce
         for run in runs:
             run.wait(timeout=duration + 60)
         results = [orjson.loads(out.read_bytes()) for out in outs]
+    cpu = cpu_seconds(server_pid) - cpu_before
+    calls = sum(r["calls"][0] for r in results)
     latencies = sorted(x for r in results for x in r["latency_us"])
     errors = sum(len(r["errors"]) for r in results)
     ttfc = sorted(x for r in results for x in r["ttfc_us"])
@@ -134,6 +148,7 @@ def drive(name: str, target: str, model: str, mode: str, concurrency: int, proce
         ttfc_p50_ms=statistics.median(ttfc) / 1000 if ttfc else None,
         errors=errors,
         success=len(latencies) / (len(latencies) + errors),
+        cpu_us_per_call=cpu / calls * 1e6,
     )
 
 
@@ -161,42 +176,42 @@ def main() -> None:
         }
         forwarder = ("-m", "benches.reference_servers", "forwarder", "--port")
         gateway_address = f"127.0.0.1:{ports['gateway']}"
+        gateway_command = ("-m", "gateway", "serve", "--config", str(config), "--address", gateway_address)
         with (
-            process("-m", "benches.upstream", "--port", str(ports["upstream"]), port=ports["upstream"]),
+            process("-m", "benches.upstream", "--port", str(ports["upstream"]), port=ports["upstream"]) as upstream,
             process("-m", "benches.upstream", "--port", str(ports["flaky"]), "--fail-rate", "0.3", port=ports["flaky"]),
-            process("-m", "benches.reference_servers", "echo", "--port", str(ports["echo"]), port=ports["echo"]),
-            process(*forwarder, str(ports["forwarder"]), "--upstream", upstream_url, port=ports["forwarder"]),
-            process(*forwarder, str(ports["flaky-forwarder"]), "--upstream", flaky_url, port=ports["flaky-forwarder"]),
             process(
-                "-m",
-                "gateway",
-                "serve",
-                "--config",
-                str(config),
-                "--address",
-                gateway_address,
-                port=ports["gateway"],
-                env=env,
-            ),
+                "-m", "benches.reference_servers", "echo", "--port", str(ports["echo"]), port=ports["echo"]
+            ) as echo,
+            process(*forwarder, str(ports["forwarder"]), "--upstream", upstream_url, port=ports["forwarder"]) as bare,
+            process(
+                *forwarder, str(ports["flaky-forwarder"]), "--upstream", flaky_url, port=ports["flaky-forwarder"]
+            ) as flaky_bare,
+            process(*gateway_command, port=ports["gateway"], env=env) as gateway,
         ):
             targets = [
-                ("upstream (HTTP, direct)", upstream_url, "bench"),
-                ("grpc echo (loadgen ceiling)", f"127.0.0.1:{ports['echo']}", "bench"),
-                ("bare forwarder", f"127.0.0.1:{ports['forwarder']}", "bench"),
-                ("gateway", gateway_address, "bench"),
+                ("upstream (HTTP, direct)", upstream_url, "bench", upstream.pid),
+                ("grpc echo (loadgen ceiling)", f"127.0.0.1:{ports['echo']}", "bench", echo.pid),
+                ("bare forwarder", f"127.0.0.1:{ports['forwarder']}", "bench", bare.pid),
+                ("gateway", gateway_address, "bench", gateway.pid),
             ]
             points = [
-                drive(name, target, model, mode, c, args.processes, args.duration)
+                drive(name, target, model, mode, c, args.processes, args.duration, pid)
                 for mode in modes
                 for c in concurrencies
-                for name, target, model in targets
+                for name, target, model, pid in targets
             ]
             failover = [
-                drive(name, target, model, "unary", 16, args.processes, args.duration)
-                for name, target, model in (
-                    ("bare forwarder -> 30%-failing upstream", f"127.0.0.1:{ports['flaky-forwarder']}", "bench"),
-                    ("gateway route: 30%-failing -> healthy", gateway_address, "failover"),
-                    ("gateway -> healthy upstream", gateway_address, "bench"),
+                drive(name, target, model, "unary", 16, args.processes, args.duration, pid)
+                for name, target, model, pid in (
+                    (
+                        "bare forwarder -> 30%-failing upstream",
+                        f"127.0.0.1:{ports['flaky-forwarder']}",
+                        "bench",
+                        flaky_bare.pid,
+                    ),
+                    ("gateway route: 30%-failing -> healthy", gateway_address, "failover", gateway.pid),
+                    ("gateway -> healthy upstream", gateway_address, "bench", gateway.pid),
                 )
             ]
     print_table(points)
@@ -205,8 +220,11 @@ def main() -> None:
 
 
 def print_table(points: list[Point]) -> None:
-    print("| mode | c | target | req/s | p50 ms | p99 ms | TTFC p50 ms | errors | share of forwarder |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| mode | c | target | req/s | p50 ms | p99 ms | TTFC p50 ms | errors | server CPU µs/call "
+        "| share of forwarder (req/s) | forwarder CPU / server CPU |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for point in points:
         forwarder = next(
             p
@@ -216,7 +234,8 @@ def print_table(points: list[Point]) -> None:
         ttfc = f"{point.ttfc_p50_ms:.2f}" if point.ttfc_p50_ms is not None else "-"
         print(
             f"| {point.mode} | {point.concurrency} | {point.target} | {point.rps:,.0f} | {point.p50_ms:.2f} | "
-            f"{point.p99_ms:.2f} | {ttfc} | {point.errors} | {point.rps / forwarder.rps:.2f} |"
+            f"{point.p99_ms:.2f} | {ttfc} | {point.errors} | {point.cpu_us_per_call:.0f} | "
+            f"{point.rps / forwarder.rps:.2f} | {forwarder.cpu_us_per_call / point.cpu_us_per_call:.2f} |"
         )
 
 

@@ -42,6 +42,7 @@ async def _grpc_worker(
         start = time.perf_counter()
         if start >= stop_at:
             return
+        out["calls"][0] += 1
         try:
             if mode == "unary":
                 await stub.Chat(request, metadata=metadata, timeout=10)
@@ -84,6 +85,7 @@ async def _http_worker(
         start = time.perf_counter()
         if start >= stop_at:
             return
+        out["calls"][0] += 1
         first = None
         async with session.post(url, data=data, headers=headers) as response:
             if mode == "unary":
@@ -100,7 +102,7 @@ async def _http_worker(
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, list[int]] = {"latency_us": [], "ttfc_us": [], "errors": []}
+    out: dict[str, list[int]] = {"latency_us": [], "ttfc_us": [], "errors": [], "calls": [0]}
     budget = [args.max_requests]
     begin = time.perf_counter()
     measure_from = begin + args.warmup

@@ -61,7 +61,7 @@ REQUEST = ChatRequest(model="x", messages=[Message("user", "Tell me about topic1
 
 def _features() -> RequestFeatures:
     # A fresh object per call, as per request; the prompt is counted once per tokenizer (12 tokens here).
-    return RequestFeatures(REQUEST, team="", streaming=False, count_prompt=lambda _m: 12)
+    return RequestFeatures(REQUEST, team="", streaming=False, count_prompt=lambda _m: 12, prompt_bound=400)
 
 
 @pytest.mark.parametrize("name", ["m0", "fallback", "weighted", "least_latency", "cost", "rules"])

@@ -91,6 +91,7 @@ class ChatPipeline:
             team=identity.team,
             streaming=streaming,
             count_prompt=lambda model: counter.count_chat(request.messages, model.upstream, model.tokenizer).tokens,
+            prompt_bound=counter.upper_bound(request.messages),
         )
         plan = self._router.plan(request.model, features)
         request_id = secrets.token_hex(12)
@@ -150,11 +151,12 @@ class ChatPipeline:
     ) -> Usage:
         """The provider's own numbers when it reports them (and they teach the estimator); else the gateway's count."""
         model = target.model
-        counted_prompt = admission.features.prompt_tokens(model)
         if reported is not None:
-            if reported.prompt_tokens:
-                self._counter.observe_usage(model.upstream, counted_prompt, reported.prompt_tokens)
+            if reported.prompt_tokens and not self._counter.is_exact(model.upstream, model.tokenizer):
+                counted = admission.features.prompt_tokens(model)
+                self._counter.observe_usage(model.upstream, counted, reported.prompt_tokens)
             return reported
+        counted_prompt = admission.features.prompt_tokens(model)
         if completion_text:
             completion_tokens = self._counter.count_text(completion_text, model.upstream, model.tokenizer).tokens
         return Usage(counted_prompt, completion_tokens)

@@ -97,6 +97,23 @@ class TokenCounter:
             return self.count_chat(messages, model, tokenizer)
         return await asyncio.to_thread(self.count_chat, messages, model, tokenizer)
 
+    def is_exact(self, model: str, tokenizer: str | None = None) -> bool:
+        """Whether the model's counts are exact (then reported usage has nothing to correct)."""
+        return self._scheme(model, tokenizer).exact
+
+    @staticmethod
+    def upper_bound(messages: Sequence[Message]) -> int:
+        """A bound no count of these messages can exceed, for any model, computed without tokenizing: a token covers
+        at least one UTF-8 byte (at most 4 per character), estimates are scaled by at most 2, and framing and images
+        add a fixed amount. Lets the hot path skip counting when a prompt obviously fits a context window."""
+        chars = 0
+        extra = 8
+        for message in messages:
+            chars += len(message.role) + len(message.name) + len(_billed_text(message))
+            extra += 8
+            extra += IMAGE_TOKENS_ESTIMATE * sum(1 for part in message.parts if not isinstance(part, str))
+        return 2 * (4 * chars + extra)
+
     def observe_usage(self, model: str, counted_prompt_tokens: int, reported_prompt_tokens: int) -> None:
         """Corrects an estimated model's factor from what its provider billed for a prompt we counted."""
         scheme = self._schemes.get((model, None))

@@ -16,7 +16,9 @@ from gateway.routing.features import RequestFeatures
 
 def features(text: str = "hello", **request: object) -> RequestFeatures:
     chat = ChatRequest(model="r", messages=[Message("user", text)], **request)  # type: ignore[arg-type]
-    return RequestFeatures(chat, team="search", streaming=False, count_prompt=lambda _m: len(text.split()))
+    return RequestFeatures(
+        chat, team="search", streaming=False, count_prompt=lambda _m: len(text.split()), prompt_bound=10**9
+    )
 
 
 def route(**fields: object) -> RouteConfig:
@@ -98,7 +100,7 @@ def test_rule_conditions(condition: dict[str, object], feature: RequestFeatures,
 
 def test_images_condition() -> None:
     chat = ChatRequest(model="r", messages=[Message("user", "", parts=("look", ImagePart(url="https://x/a.png")))])
-    with_image = RequestFeatures(chat, team="", streaming=False, count_prompt=lambda _m: 1)
+    with_image = RequestFeatures(chat, team="", streaming=False, count_prompt=lambda _m: 1, prompt_bound=10**9)
     assert strategies.matches(RuleCondition(has_images=True), with_image, 1, frozenset())
     assert not strategies.matches(RuleCondition(has_images=True), features(), 1, frozenset())
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import time
 from collections.abc import AsyncIterator
 
 from gateway.chat import ChatDelta, ChatRequest, ChatResult, ToolCall, ToolCallDelta, Usage
@@ -120,7 +121,7 @@ class SimulatedProvider(Provider):
         text, finish, usage, tool_call = self._answer(request, model)
         delay = self._sim.time_to_first_token_ms + self._sim.per_token_ms * usage.completion_tokens
         if delay:
-            await asyncio.sleep(delay / 1000)
+            await self._sleep(delay / 1000, call)
         return ChatResult(
             upstream_id=f"sim-{call.request_id}",
             upstream_model=model.upstream,
@@ -132,16 +133,28 @@ class SimulatedProvider(Provider):
 
     async def stream(self, request: ChatRequest, model: ModelConfig, call: UpstreamCall) -> AsyncIterator[ChatDelta]:
         text, finish, usage, tool_call = self._answer(request, model)
+        started = time.monotonic()
         if self._sim.time_to_first_token_ms:
-            await asyncio.sleep(self._sim.time_to_first_token_ms / 1000)
+            await self._sleep(self._sim.time_to_first_token_ms / 1000, call, started)
         words = text.split(" ")
         for i, word in enumerate(words):
             if i and self._sim.per_token_ms:
-                await asyncio.sleep(self._sim.per_token_ms / 1000)
+                await self._sleep(self._sim.per_token_ms / 1000, call, started)
             yield ChatDelta(text=word if i == 0 else " " + word, upstream_model=model.upstream)
         if tool_call is not None:
             yield ChatDelta(tool_calls=[ToolCallDelta(0, tool_call.id, tool_call.name, tool_call.arguments_json)])
         yield ChatDelta(finish_reason=finish, usage=usage)
+
+    async def _sleep(self, seconds: float, call: UpstreamCall, started: float | None = None) -> None:
+        """Simulated latency, bounded like a real upstream call by the time the caller has left."""
+        if call.timeout_s is not None:
+            left = call.timeout_s - (time.monotonic() - started if started is not None else 0.0)
+            if seconds > left:
+                await asyncio.sleep(max(left, 0.0))
+                raise ProviderError(
+                    f"simulated provider {self.name!r} timed out", provider=self.name, reason="UPSTREAM_TIMEOUT"
+                )
+        await asyncio.sleep(seconds)
 
 
 def _forced_tool_call(request: ChatRequest, digest: bytes) -> ToolCall | None:

@@ -200,8 +200,12 @@ class Execution:
         self.attempts.append(record)
         health = self._board[target.key]
         started = time.monotonic()
-        limit = self._attempt_timeout(timeout_s)
-        upstream = UpstreamCall(self._request_id, limit)
+        # The provider bounds its own call by the caller's deadline (UpstreamCall.timeout_s); a timer of our own is
+        # set only for the route's explicit per-attempt limits, which end the attempt, not the call.
+        left = self._left()
+        explicit = [x for x in (timeout_s, _ms(self.plan.timeouts.total_ms)) if x is not None]
+        limit = min(explicit) if explicit else None
+        upstream = UpstreamCall(self._request_id, left if limit is None or left is None else min(left, limit))
         health.in_flight += 1
         try:
             if limit is None:
@@ -217,6 +221,11 @@ class Execution:
                 record.outcome, record.code = "error", error.code.name
             raise error from None
         except ProviderError as err:
+            if err.reason == "UPSTREAM_TIMEOUT" and self._deadline_passed():
+                record.outcome, record.code = "error", grpc.StatusCode.DEADLINE_EXCEEDED.name
+                raise DeadlineExceeded(
+                    f"provider {target.provider.name!r} did not answer before the call's deadline"
+                ) from None
             self._fail(record, health, err)
             raise
         except asyncio.CancelledError:
@@ -241,8 +250,11 @@ class Execution:
         elif err.code is not grpc.StatusCode.INVALID_ARGUMENT:
             health.breaker.record_failure()
 
+    def _deadline_passed(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline - 0.005
+
     def _timed_out(self, target: Target, limit: float | None) -> ProviderError | DeadlineExceeded:
-        if self._deadline is not None and time.monotonic() >= self._deadline - 0.005:
+        if self._deadline_passed():
             return DeadlineExceeded("the call's deadline passed before the provider answered")
         return ProviderError(
             f"provider {target.provider.name!r} did not answer within {1000 * (limit or 0):.0f} ms",
@@ -315,10 +327,6 @@ class Execution:
     def _ttft_timeout(self) -> float | None:
         ttft = self.plan.timeouts.ttft_ms
         return ttft / 1000 if ttft is not None else None
-
-    def _attempt_timeout(self, timeout_s: float | None) -> float | None:
-        limits = [x for x in (timeout_s, _ms(self.plan.timeouts.total_ms), self._left()) if x is not None]
-        return min(limits) if limits else None
 
     def _stall_timeout(self, stall_ms: float | None) -> float | None:
         limits = [x for x in (_ms(stall_ms), self._left()) if x is not None]

@@ -17,6 +17,8 @@ class RequestFeatures:
     streaming: bool
     count_prompt: Callable[[ModelConfig], int]
     """Prompt tokens as the given model counts them (tokenizers differ between targets)."""
+    prompt_bound: int
+    """An upper bound on prompt_tokens for any model, known without tokenizing."""
     _counts: dict[tuple[str, str | None], int] = field(default_factory=dict)
     fit: dict[str, bool] = field(default_factory=dict)
     """Per target key, whether it can serve this request: memo of router.misfit, read by plan and executor."""

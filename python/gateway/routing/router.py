@@ -37,6 +37,10 @@ class Router:
         self._rng = rng or random.Random()
         self._models: dict[str, ModelConfig] = {name: catalog.pool(name)[0].model for name in catalog.model_names()}
         self._pool_health = {name: [board[t.key] for t in catalog.pool(name)] for name in catalog.model_names()}
+        # A model named directly fails over across its pool's deployments; a single deployment is tried once.
+        self._direct_retries = {
+            name: RetryConfig(max_attempts=len(catalog.pool(name)), backoff_ms=0) for name in catalog.model_names()
+        }
         self._rule_keywords = {
             route.name: frozenset(word.lower() for rule in route.rules for word in rule.when.keywords)
             for route in catalog.routes()
@@ -52,8 +56,7 @@ class Router:
                 strategy="model",
                 reason=f"model {name} requested directly" + (f", pool of {len(pool)}" if len(pool) > 1 else ""),
                 candidates=self._by_load(pool),
-                # A pool fails over across its deployments; a single deployment is tried once.
-                retries=RetryConfig(max_attempts=len(pool), backoff_ms=0),
+                retries=self._direct_retries[name],
                 timeouts=_DIRECT_TIMEOUTS,
                 queue=_DIRECT_QUEUE,
             )
@@ -175,8 +178,10 @@ def misfit(model: ModelConfig, features: RequestFeatures) -> InvalidRequest | No
         and ("json_mode" not in model.capabilities)
     ):
         return InvalidRequest(f"model {model.name!r} does not support JSON output", reason="UNSUPPORTED_CAPABILITY")
-    prompt = features.prompt_tokens(model)
     reserved = request.max_tokens or 0
+    if features.prompt_bound + reserved <= model.context_window:
+        return None  # fits for sure: no need to tokenize here
+    prompt = features.prompt_tokens(model)
     if prompt + reserved > model.context_window:
         return InvalidRequest(
             f"the prompt has {prompt} tokens and max_tokens asks for {reserved}, more than model "
