@@ -91,7 +91,7 @@ class ChatPipeline:
             team=identity.team,
             streaming=streaming,
             count_prompt=lambda model: counter.count_chat(request.messages, model.upstream, model.tokenizer).tokens,
-            prompt_bound=counter.upper_bound(request.messages),
+            prompt_bound=counter.upper_bound(request),
         )
         plan = self._router.plan(request.model, features)
         request_id = secrets.token_hex(12)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway import _core
-from gateway.chat import Message
+from gateway.chat import ChatRequest, Message
 
 # Prefix of the provider's model id -> its encoding. Longest prefix wins (gpt-4o before gpt-4).
 _EXACT_PREFIXES: tuple[tuple[str, str], ...] = tuple(
@@ -102,17 +102,12 @@ class TokenCounter:
         return self._scheme(model, tokenizer).exact
 
     @staticmethod
-    def upper_bound(messages: Sequence[Message]) -> int:
-        """A bound no count of these messages can exceed, for any model, computed without tokenizing: a token covers
-        at least one UTF-8 byte (at most 4 per character), estimates are scaled by at most 2, and framing and images
-        add a fixed amount. Lets the hot path skip counting when a prompt obviously fits a context window."""
-        chars = 0
-        extra = 8
-        for message in messages:
-            chars += len(message.role) + len(message.name) + len(_billed_text(message))
-            extra += 8
-            extra += IMAGE_TOKENS_ESTIMATE * sum(1 for part in message.parts if not isinstance(part, str))
-        return 2 * (4 * chars + extra)
+    def upper_bound(request: ChatRequest) -> int:
+        """A bound no count of the request's messages can exceed, for any model, computed without tokenizing: a token
+        covers at least one UTF-8 byte (at most 4 per character), estimates are scaled by at most 2, and framing and
+        images add a fixed amount. Lets the hot path skip counting when a prompt obviously fits a context window."""
+        framing = 8 + 16 * len(request.messages) + IMAGE_TOKENS_ESTIMATE * request.images
+        return 2 * (4 * request.text_chars + framing)
 
     def observe_usage(self, model: str, counted_prompt_tokens: int, reported_prompt_tokens: int) -> None:
         """Corrects an estimated model's factor from what its provider billed for a prompt we counted."""

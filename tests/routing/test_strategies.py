@@ -99,7 +99,9 @@ def test_rule_conditions(condition: dict[str, object], feature: RequestFeatures,
 
 
 def test_images_condition() -> None:
-    chat = ChatRequest(model="r", messages=[Message("user", "", parts=("look", ImagePart(url="https://x/a.png")))])
+    chat = ChatRequest(
+        model="r", messages=[Message("user", "", parts=("look", ImagePart(url="https://x/a.png")))], images=1
+    )
     with_image = RequestFeatures(chat, team="", streaming=False, count_prompt=lambda _m: 1, prompt_bound=10**9)
     assert strategies.matches(RuleCondition(has_images=True), with_image, 1, frozenset())
     assert not strategies.matches(RuleCondition(has_images=True), features(), 1, frozenset())

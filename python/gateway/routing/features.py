@@ -35,9 +35,9 @@ class RequestFeatures:
         """The caller's words (user and tool turns), lower-cased for keyword rules."""
         return "\n".join(m.text() for m in self.request.messages if m.role in ("user", "tool")).lower()
 
-    @cached_property
+    @property
     def has_images(self) -> bool:
-        return any(m.has_images() for m in self.request.messages)
+        return self.request.images > 0
 
     @property
     def has_tools(self) -> bool:

@@ -40,12 +40,23 @@ def chat_request_from_proto(msg: pb.ChatRequest) -> ChatRequest:
     if not msg.messages:
         raise InvalidRequest("messages is empty: send at least one message", reason="MESSAGES_REQUIRED")
     messages = [_message_from_proto(m, i) for i, m in enumerate(msg.messages)]
+    chars = 0
+    images = 0
+    for message in messages:
+        chars += len(message.content) + len(message.name) + len(message.tool_call_id)
+        if message.parts:
+            chars += sum(len(p) for p in message.parts if isinstance(p, str))
+            images += sum(1 for p in message.parts if not isinstance(p, str))
+        if message.tool_calls:
+            chars += sum(len(c.name) + len(c.arguments_json) for c in message.tool_calls)
     request = ChatRequest(
         model=msg.model,
         messages=messages,
         user=msg.user,
         tool_choice=msg.tool_choice,
         batch=msg.priority == pb.PRIORITY_BATCH,
+        text_chars=chars,
+        images=images,
     )
     if msg.HasField("max_tokens"):
         if msg.max_tokens == 0:
@@ -77,11 +88,18 @@ def chat_request_from_proto(msg: pb.ChatRequest) -> ChatRequest:
 
 
 def _message_from_proto(msg: pb.Message, index: int) -> Message:
-    if msg.role not in ROLES:
+    role = msg.role
+    if role not in ROLES:
         raise InvalidRequest(
-            f"messages[{index}].role {msg.role!r} is not valid: use system, user, assistant or tool",
+            f"messages[{index}].role {role!r} is not valid: use system, user, assistant or tool",
             reason="BAD_ROLE",
         )
+    if not msg.parts and not msg.tool_calls and role != "tool":
+        # The common case, a plain text turn, in a few attribute reads.
+        content = msg.content
+        if not content:
+            raise InvalidRequest(f"messages[{index}] is empty: set content or parts", reason="EMPTY_MESSAGE")
+        return Message(role, content, name=msg.name)  # type: ignore[arg-type]
     parts: tuple[ContentPart, ...] = tuple(_part(p, index, j) for j, p in enumerate(msg.parts)) if msg.parts else ()
     tool_calls = tuple(ToolCall(c.id, c.name, c.arguments_json) for c in msg.tool_calls) if msg.tool_calls else ()
     if tool_calls and msg.role != "assistant":

@@ -142,9 +142,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
 
     def _chat_request(self, request: pb.ChatRequest) -> ChatRequest:
         chat = chat_request_from_proto(request)
-        self._check_size(
-            sum(len(m.content) + sum(len(p) for p in m.parts if isinstance(p, str)) for m in chat.messages)
-        )
+        self._check_size(chat.text_chars)
         return chat
 
     def _check_size(self, chars: int) -> None:
