@@ -28,7 +28,7 @@ def encode_batch(texts: Sequence[str], encoding_name: str) -> list[list[int]]:
     """Ids of many texts, spread over threads when the batch is large."""
 
 def count_chat_tokens(
-    messages: list[tuple[str, str, str]],
+    messages: Sequence[tuple[str, str, str]],
     encoding_name: str,
     per_message: int = 3,
     per_name: int = 1,

@@ -114,7 +114,11 @@ pub fn encode(text: &str, encoding: Encoding, allowed: &AllowedSpecial) -> Vec<u
 }
 
 /// The earliest allowed special token in `text`: (byte offset, token text, id).
-fn next_special(text: &str, encoding: Encoding, allowed: &AllowedSpecial) -> Option<(usize, &'static str, u32)> {
+fn next_special(
+    text: &str,
+    encoding: Encoding,
+    allowed: &AllowedSpecial,
+) -> Option<(usize, &'static str, u32)> {
     encoding
         .special_tokens()
         .iter()
@@ -173,7 +177,10 @@ fn map_batch<T: Send>(texts: &[String], f: impl Fn(&str) -> T + Sync) -> Vec<T> 
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
             .collect()
     })
 }
@@ -197,12 +204,20 @@ pub struct ChatOverheads {
 
 impl ChatOverheads {
     /// gpt-3.5-turbo-0613 and later, gpt-4, gpt-4o, o-series.
-    pub const CURRENT: Self = Self { per_message: 3, per_name: 1, reply: 3 };
+    pub const CURRENT: Self = Self {
+        per_message: 3,
+        per_name: 1,
+        reply: 3,
+    };
 }
 
 /// Tokens a chat costs as a prompt: each message's role, name and content plus the family's framing.
 #[must_use]
-pub fn count_chat(messages: &[ChatMessage<'_>], encoding: Encoding, overheads: ChatOverheads) -> usize {
+pub fn count_chat(
+    messages: &[ChatMessage<'_>],
+    encoding: Encoding,
+    overheads: ChatOverheads,
+) -> usize {
     let tokenizer = encoding.tokenizer();
     let mut total = overheads.reply;
     for message in messages {
@@ -227,8 +242,14 @@ mod tests {
     #[test]
     fn known_ids() {
         // Reference ids from tiktoken.
-        assert_eq!(encode("hello world", Encoding::Cl100kBase, &AllowedSpecial::None), vec![15339, 1917]);
-        assert_eq!(encode("hello world", Encoding::O200kBase, &AllowedSpecial::None), vec![24912, 2375]);
+        assert_eq!(
+            encode("hello world", Encoding::Cl100kBase, &AllowedSpecial::None),
+            vec![15339, 1917]
+        );
+        assert_eq!(
+            encode("hello world", Encoding::O200kBase, &AllowedSpecial::None),
+            vec![24912, 2375]
+        );
         assert_eq!(count("", Encoding::O200kBase), 0);
     }
 
@@ -251,21 +272,37 @@ mod tests {
     #[test]
     fn chat_overheads() {
         let messages = [
-            ChatMessage { role: "system", name: "", content: "You are helpful." },
-            ChatMessage { role: "user", name: "ann", content: "hi" },
+            ChatMessage {
+                role: "system",
+                name: "",
+                content: "You are helpful.",
+            },
+            ChatMessage {
+                role: "user",
+                name: "ann",
+                content: "hi",
+            },
         ];
         let plain = count("system", Encoding::O200kBase)
             + count("You are helpful.", Encoding::O200kBase)
             + count("user", Encoding::O200kBase)
             + count("hi", Encoding::O200kBase)
             + count("ann", Encoding::O200kBase);
-        assert_eq!(count_chat(&messages, Encoding::O200kBase, ChatOverheads::CURRENT), plain + 3 + 3 + 3 + 1);
+        assert_eq!(
+            count_chat(&messages, Encoding::O200kBase, ChatOverheads::CURRENT),
+            plain + 3 + 3 + 3 + 1
+        );
     }
 
     #[test]
     fn batch_matches_single() {
-        let texts: Vec<String> = (0..40).map(|i| format!("text number {i} ").repeat(300)).collect();
-        let expected: Vec<usize> = texts.iter().map(|t| count(t, Encoding::Cl100kBase)).collect();
+        let texts: Vec<String> = (0..40)
+            .map(|i| format!("text number {i} ").repeat(300))
+            .collect();
+        let expected: Vec<usize> = texts
+            .iter()
+            .map(|t| count(t, Encoding::Cl100kBase))
+            .collect();
         assert_eq!(count_batch(&texts, Encoding::Cl100kBase), expected);
     }
 

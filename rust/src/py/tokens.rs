@@ -14,7 +14,9 @@ fn encoding(name: &str) -> PyResult<Encoding> {
 }
 
 fn allowed(value: Option<&Bound<'_, PyAny>>) -> PyResult<AllowedSpecial> {
-    let Some(value) = value else { return Ok(AllowedSpecial::None) };
+    let Some(value) = value else {
+        return Ok(AllowedSpecial::None);
+    };
     if let Ok(text) = value.extract::<String>() {
         return if text == "all" {
             Ok(AllowedSpecial::All)
@@ -24,7 +26,10 @@ fn allowed(value: Option<&Bound<'_, PyAny>>) -> PyResult<AllowedSpecial> {
             ))
         };
     }
-    let names = value.try_iter()?.map(|item| item?.extract::<String>()).collect::<PyResult<Vec<String>>>()?;
+    let names = value
+        .try_iter()?
+        .map(|item| item?.extract::<String>())
+        .collect::<PyResult<Vec<String>>>()?;
     Ok(AllowedSpecial::Some(names))
 }
 
@@ -69,7 +74,11 @@ fn py_decode(py: Python<'_>, ids: Vec<u32>, encoding_name: &str) -> PyResult<Str
 /// Counts of many texts, spread over threads when the batch is large.
 #[pyfunction]
 #[pyo3(name = "count_tokens_batch")]
-fn py_count_tokens_batch(py: Python<'_>, texts: Vec<String>, encoding_name: &str) -> PyResult<Vec<usize>> {
+fn py_count_tokens_batch(
+    py: Python<'_>,
+    texts: Vec<String>,
+    encoding_name: &str,
+) -> PyResult<Vec<usize>> {
     let encoding = encoding(encoding_name)?;
     Ok(py.detach(move || tokens::count_batch(&texts, encoding)))
 }
@@ -77,7 +86,11 @@ fn py_count_tokens_batch(py: Python<'_>, texts: Vec<String>, encoding_name: &str
 /// Ids of many texts, spread over threads when the batch is large.
 #[pyfunction]
 #[pyo3(name = "encode_batch")]
-fn py_encode_batch(py: Python<'_>, texts: Vec<String>, encoding_name: &str) -> PyResult<Vec<Vec<u32>>> {
+fn py_encode_batch(
+    py: Python<'_>,
+    texts: Vec<String>,
+    encoding_name: &str,
+) -> PyResult<Vec<Vec<u32>>> {
     let encoding = encoding(encoding_name)?;
     Ok(py.detach(move || tokens::encode_batch(&texts, encoding)))
 }
@@ -96,12 +109,23 @@ fn py_count_chat_tokens(
 ) -> PyResult<usize> {
     let encoding = encoding(encoding_name)?;
     let owned: Vec<(String, String, String)> = messages.extract()?;
-    let bytes: usize = owned.iter().map(|(role, name, content)| role.len() + name.len() + content.len()).sum();
-    let overheads = ChatOverheads { per_message, per_name, reply };
+    let bytes: usize = owned
+        .iter()
+        .map(|(role, name, content)| role.len() + name.len() + content.len())
+        .sum();
+    let overheads = ChatOverheads {
+        per_message,
+        per_name,
+        reply,
+    };
     let count = move || {
         let borrowed: Vec<ChatMessage<'_>> = owned
             .iter()
-            .map(|(role, name, content)| ChatMessage { role, name, content })
+            .map(|(role, name, content)| ChatMessage {
+                role,
+                name,
+                content,
+            })
             .collect();
         tokens::count_chat(&borrowed, encoding, overheads)
     };
