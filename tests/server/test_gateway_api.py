@@ -233,3 +233,19 @@ async def test_list_models(stub: gateway_pb2_grpc.GatewayStub) -> None:
     assert fast.input_cost_per_mtok == 1.0
     assert list(fast.capabilities) == ["streaming", "tools"]
     assert {m.id for m in response.models} == {"fast", "slow", "broken"}
+
+
+async def test_oversize_messages_are_refused_and_the_server_keeps_serving(start_gateway: StartGateway) -> None:
+    _, channel = await start_gateway(
+        "server: {max_message_bytes: 4096, max_input_chars: 1000}\n"
+        "providers: [{name: sim, type: simulated}]\nmodels: [{name: fast, provider: sim}]\n"
+    )
+    stub = gateway_pb2_grpc.GatewayStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as too_big:
+        await stub.Chat(pb.ChatRequest(model="fast", messages=[user("x" * 10_000)]), metadata=AUTH)
+    assert too_big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    with pytest.raises(grpc.aio.AioRpcError) as too_long:
+        await stub.Chat(pb.ChatRequest(model="fast", messages=[user("x" * 2_000)]), metadata=AUTH)
+    assert too_long.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(too_long.value).reason == "INPUT_TOO_LARGE"
+    assert (await stub.Chat(pb.ChatRequest(model="fast", messages=[user("hi")]), metadata=AUTH)).message.content
