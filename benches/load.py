@@ -47,18 +47,25 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
 
 @contextlib.contextmanager
 def process(*args: str, port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [sys.executable, *args], env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        wait_for_port(port)
-        yield proc
-    finally:
-        proc.terminate()
+    """A server process of the benchmark, stopped on exit; its stderr is kept in a file to explain a failed start."""
+    with tempfile.TemporaryFile() as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, *args], env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=stderr
+        )
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            try:
+                wait_for_port(port)
+            except TimeoutError:
+                stderr.seek(0)
+                raise TimeoutError(f"{' '.join(args)} did not start:\n{stderr.read().decode()[-2000:]}") from None
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def gateway_config(upstream_url: str, flaky_url: str) -> str:

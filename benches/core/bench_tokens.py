@@ -52,8 +52,8 @@ def _corpus(size: int = 1_000_000) -> str:
         lambda: " ".join(rng.choice(words) for _ in range(rng.randint(8, 40))) + ". ",
         lambda: "def handler(request):\n    return {'status': 200, 'items': [i * 2 for i in range(10)]}\n",
         lambda: (
-        lambda: f"order {rng.randint(10_000, 99_999)} costs ${rng.random() * 1000:.2f} "
-        f"on 2026-11-{rng.randint(1, 28):02d}\n",
+            f"order {rng.randint(10_000, 99_999)} costs ${rng.random() * 1000:.2f} "
+            f"on 2026-11-{rng.randint(1, 28):02d}\n"
         ),
         lambda: "    " * rng.randint(1, 8) + "\n",
         lambda: "日本語のテキストと中文文本 한국어 텍스트 ",
