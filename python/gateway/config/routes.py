@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-RouteName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from gateway.config.base import Name, Strict
 
 
 class Strategy(StrEnum):
@@ -23,35 +19,35 @@ class Strategy(StrEnum):
     RULES = "rules"
 
 
-class RouteTargetConfig(_Strict):
-    model: RouteName = Field(description="A model name from models:.")
+class RouteTargetConfig(Strict):
+    model: Name = Field(description="A model name from models:.")
     weight: float = Field(default=1.0, ge=0, description="weighted: the share of traffic, relative to the others.")
 
 
-class RetryConfig(_Strict):
+class RetryConfig(Strict):
     max_attempts: int = Field(default=3, ge=1, le=10, description="Attempts in all, across targets.")
     backoff_ms: float = Field(default=100.0, ge=0, description="Base of the exponential backoff (full jitter).")
     max_backoff_ms: float = Field(default=5_000.0, ge=0)
 
 
-class TimeoutConfig(_Strict):
+class TimeoutConfig(Strict):
     ttft_ms: float | None = Field(default=None, gt=0, description="Until the first chunk (streams) or the answer.")
     stall_ms: float | None = Field(default=None, gt=0, description="Streams: the longest silence between chunks.")
     total_ms: float | None = Field(default=None, gt=0, description="One attempt, from start to the last chunk.")
 
 
-class QueueConfig(_Strict):
+class QueueConfig(Strict):
     max_size: int = Field(default=64, ge=0, description="Waiting requests per route; 0 turns queueing off.")
     max_wait_ms: float = Field(default=2_000.0, ge=0)
 
 
-class HedgeConfig(_Strict):
+class HedgeConfig(Strict):
     percentile: float = Field(default=90.0, gt=0, lt=100, description="Of the first target's recent TTFT.")
     min_delay_ms: float = Field(default=20.0, ge=0)
     max_delay_ms: float = Field(default=2_000.0, ge=0)
 
 
-class CircuitBreakerConfig(_Strict):
+class CircuitBreakerConfig(Strict):
     consecutive_failures: int = Field(default=5, ge=1, description="Open after this many failures in a row...")
     error_rate: float = Field(default=0.5, gt=0, le=1, description="...or this share of failures in the window")
     window: int = Field(default=20, ge=1, description="Outcomes remembered per target.")
@@ -59,7 +55,7 @@ class CircuitBreakerConfig(_Strict):
     open_s: float = Field(default=10.0, gt=0, description="How long an open breaker skips its target before a probe.")
 
 
-class RuleCondition(_Strict):
+class RuleCondition(Strict):
     """Every condition set must hold for the rule to match."""
 
     min_prompt_tokens: int | None = Field(default=None, ge=0)
@@ -83,14 +79,14 @@ class RuleCondition(_Strict):
         return self
 
 
-class RuleConfig(_Strict):
+class RuleConfig(Strict):
     name: str = Field(min_length=1, description="Shown as the routing reason when the rule matches.")
     when: RuleCondition
-    target: RouteName = Field(description="A model or another route.")
+    target: Name = Field(description="A model or another route.")
 
 
-class RouteConfig(_Strict):
-    name: RouteName = Field(description="What clients put in ChatRequest.model.")
+class RouteConfig(Strict):
+    name: Name = Field(description="What clients put in ChatRequest.model.")
     strategy: Strategy = Strategy.FALLBACK
     targets: list[RouteTargetConfig] = Field(default_factory=list)
     retries: RetryConfig = Field(default_factory=RetryConfig)
@@ -106,7 +102,7 @@ class RouteConfig(_Strict):
     max_cost_usd: float | None = Field(default=None, gt=0, description="cost: skip targets whose estimate is higher.")
     max_latency_ms: float | None = Field(default=None, gt=0, description="cost: skip targets slower than this (EWMA).")
     rules: list[RuleConfig] = Field(default_factory=list)
-    default: RouteName | None = Field(default=None, description="rules: where requests no rule matched go.")
+    default: Name | None = Field(default=None, description="rules: where requests no rule matched go.")
 
     @model_validator(mode="after")
     def _check_strategy_fields(self) -> Self:

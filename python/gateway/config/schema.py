@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import os
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
+from gateway.config.base import Name, Strict
 from gateway.config.routes import CircuitBreakerConfig, RouteConfig, Strategy
-
-Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ProviderType(StrEnum):
@@ -33,7 +28,7 @@ DEFAULT_BASE_URLS: dict[ProviderType, str] = {
 }
 
 
-class SimulationConfig(_Strict):
+class SimulationConfig(Strict):
     """How a simulated provider behaves: its speed and how often it fails."""
 
     time_to_first_token_ms: float = Field(default=0.0, ge=0)
@@ -42,7 +37,7 @@ class SimulationConfig(_Strict):
     max_answer_tokens: int = Field(default=64, ge=1, le=100_000)
 
 
-class ProviderConfig(_Strict):
+class ProviderConfig(Strict):
     name: Name
     type: ProviderType
     base_url: str | None = Field(default=None, description="Root of the API; defaults to the provider's public URL.")
@@ -81,14 +76,14 @@ class ProviderConfig(_Strict):
 CAPABILITIES = frozenset({"streaming", "tools", "images", "json_mode"})
 
 
-class DeploymentConfig(_Strict):
+class DeploymentConfig(Strict):
     """One more place serving the same model (another region, another key): the model's deployments form a pool."""
 
     provider: Name
     upstream_model: str | None = Field(default=None, description="The model id there; defaults to the model's.")
 
 
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     name: Name = Field(description="What clients put in ChatRequest.model.")
     provider: Name
     upstream_model: str | None = Field(default=None, description="The provider's model id; defaults to name.")
@@ -117,7 +112,7 @@ class ModelConfig(_Strict):
         return self.upstream_model or self.name
 
 
-class KeyConfig(_Strict):
+class KeyConfig(Strict):
     """A gateway key declared in the config: by its SHA-256 (hex) or by an environment variable holding it."""
 
     name: Name
@@ -133,13 +128,13 @@ class KeyConfig(_Strict):
         return self
 
 
-class TlsConfig(_Strict):
+class TlsConfig(Strict):
     cert_file: str
     key_file: str
     client_ca_file: str | None = Field(default=None, description="Set to require client certificates (mutual TLS).")
 
 
-class ServerConfig(_Strict):
+class ServerConfig(Strict):
     address: str = "127.0.0.1:50051"
     tls: TlsConfig | None = None
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
@@ -148,7 +143,7 @@ class ServerConfig(_Strict):
     max_input_chars: int = Field(default=2_000_000, ge=1, description="Upper bound on a request's total text.")
 
 
-class GatewayConfig(_Strict):
+class GatewayConfig(Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     providers: list[ProviderConfig] = Field(min_length=1)
     models: list[ModelConfig] = Field(min_length=1)
