@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from gateway.client import GatewayClient
 
+from gateway.client import GatewayClient
 from tests.server.fixtures import TEST_KEY, StartGateway
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from gateway.chat import ImagePart, Message, ToolCall
 from gateway.tokens import IMAGE_TOKENS_ESTIMATE, TokenCounter
-
 from tests.core.reference import reference_encoding
 
 

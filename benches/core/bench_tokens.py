@@ -8,9 +8,9 @@ from __future__ import annotations
 import random
 
 import pytest
-from gateway import _core
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from gateway import _core
 from tests.core.reference import reference_encoding
 
 

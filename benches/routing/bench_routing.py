@@ -8,13 +8,14 @@ from __future__ import annotations
 import random
 
 import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
+
 from gateway.chat import ChatRequest, Message
 from gateway.config.loader import validate_config
 from gateway.routing.catalog import ModelCatalog
 from gateway.routing.features import RequestFeatures
 from gateway.routing.health import HealthBoard
 from gateway.routing.router import Router
-from pytest_benchmark.fixture import BenchmarkFixture
 
 TARGETS = 20
 

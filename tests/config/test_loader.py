@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from gateway.config import ConfigError, ProviderType, load_config, load_default_config
 from gateway.config.loader import parse_config
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from gateway import _core
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway import _core
 from tests.core.reference import reference_encoding
 
 ENCODINGS = ["cl100k_base", "o200k_base"]

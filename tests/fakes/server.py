@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal, Self
 
 import orjson
 from aiohttp import web
+
 from gateway.config.schema import ModelConfig, ProviderConfig
 
 FaultKind = Literal["status", "hang", "slow", "drop", "malformed"]

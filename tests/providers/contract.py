@@ -15,12 +15,12 @@ from typing import Any, ClassVar
 
 import grpc
 import pytest
+
 from gateway.chat import ChatDelta
 from gateway.config.schema import ModelConfig
 from gateway.errors import ProviderError
 from gateway.providers.base import UpstreamCall
 from gateway.providers.http import HttpProvider
-
 from tests.fakes import FakeProvider
 from tests.providers.samples import assemble, hello
 

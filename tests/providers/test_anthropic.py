@@ -7,10 +7,10 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+
 from gateway.chat import ChatRequest, Message
 from gateway.errors import ProviderError
 from gateway.providers.anthropic import AnthropicProvider
-
 from tests.fakes import FakeAnthropic
 from tests.providers.contract import CALL, ProviderContract
 from tests.providers.samples import PNG, WEATHER, assemble, hello, json_request, tool_round_trip, with_images

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from gateway.errors import ProviderError
 from gateway.providers.azure_openai import AzureOpenAIProvider
-
 from tests.fakes import FakeOpenAI, FakeProvider
 from tests.providers.contract import CALL, ProviderContract
 from tests.providers.samples import assemble, hello

@@ -7,6 +7,9 @@ import time
 
 import grpc
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from gateway.config.schema import ProviderConfig, ProviderType
 from gateway.providers.http import (
     SSEEvent,
@@ -16,8 +19,6 @@ from gateway.providers.http import (
     parse_retry_after,
     redact_secrets,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 STREAM = (
     b": keep-alive comment\n"

@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+
 from gateway.chat import ChatRequest, ImagePart, Message, ResponseFormat
 from gateway.errors import ProviderError
 from gateway.providers.base import UpstreamCall
 from gateway.providers.openai import OpenAIProvider
-
 from tests.fakes import FakeOpenAI
 from tests.providers.contract import CALL, ProviderContract
 from tests.providers.samples import PNG, WEATHER, assemble, hello, json_request, tool_round_trip, with_images

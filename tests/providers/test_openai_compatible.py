@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import orjson
 import pytest
+
 from gateway.config.schema import ModelConfig
 from gateway.errors import ProviderError
 from gateway.providers.openai_compatible import OpenAICompatibleProvider
-
 from tests.fakes import Answer, FakeOpenAI, FakeProvider
 from tests.fakes.fixtures import FakeProviders
 from tests.providers.contract import CALL, ProviderContract

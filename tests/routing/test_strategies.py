@@ -6,6 +6,7 @@ import random
 from collections import Counter
 
 import pytest
+
 from gateway.chat import ChatRequest, ImagePart, Message, Tool
 from gateway.config.routes import RetryConfig, RouteConfig, RuleCondition
 from gateway.config.schema import ModelConfig

@@ -8,9 +8,10 @@ from typing import Any
 
 import grpc
 import pytest
+from llmgateway.v1 import gateway_pb2_grpc
+
 from gateway.config.loader import parse_config
 from gateway.server.app import Gateway, build_gateway
-from llmgateway.v1 import gateway_pb2_grpc
 
 TEST_KEY = "gw-test-key-0123456789"
 AUTH = (("authorization", f"Bearer {TEST_KEY}"),)

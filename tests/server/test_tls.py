@@ -7,11 +7,11 @@ from pathlib import Path
 import grpc
 import pytest
 import trustme
-from gateway.config.loader import parse_config
-from gateway.server.app import build_gateway
 from llmgateway.v1 import gateway_pb2 as pb
 from llmgateway.v1 import gateway_pb2_grpc
 
+from gateway.config.loader import parse_config
+from gateway.server.app import build_gateway
 from tests.server.fixtures import AUTH
 
 
