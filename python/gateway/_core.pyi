@@ -1,7 +1,7 @@
 """Typed stubs of gateway._core, the Rust hot path (checked against the module by `make lint` with stubtest)."""
 
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import Literal, Self, final
 
 __version__: str
 
@@ -35,3 +35,32 @@ def count_chat_tokens(
     reply: int = 3,
 ) -> int:
     """Tokens a chat costs as a prompt: (role, name, content) rows plus the model family's framing."""
+
+# --- rate limits (rust/src/ratelimit.rs) -------------------------------------------------------------------------
+
+@final
+class RateLimiter:
+    """Rate (GCRA) and concurrency limits keyed by any string; thread-safe; idle keys evicted without loosening."""
+
+    def __new__(cls, max_keys: int = 100_000) -> Self: ...
+    @staticmethod
+    def with_test_clock(max_keys: int = 100_000) -> RateLimiter:
+        """A limiter whose clock moves only by advance(), for deterministic tests."""
+
+    def check(self, key: str, rate_per_s: float, burst: float, cost: float = 1.0) -> float:
+        """0.0 when `cost` units are admitted (and taken), else the seconds to wait. ValueError for a bad limit."""
+
+    def check_many(self, limits: Sequence[tuple[str, float, float, float]]) -> float:
+        """(key, rate_per_s, burst, cost) limits, all or none: 0.0 when all admitted, else seconds until all would."""
+
+    def adjust(self, key: str, rate_per_s: float, burst: float, delta: float) -> None:
+        """Takes `delta` more units (or gives back, when negative) once the real cost is known."""
+
+    def acquire(self, key: str, max_concurrent: int) -> bool:
+        """Takes one of `max_concurrent` slots; False when all are held. Pair every True with release()."""
+
+    def release(self, key: str) -> None: ...
+    def advance(self, seconds: float) -> None:
+        """Moves a test clock forward; ValueError on a limiter with the real clock."""
+
+    def __len__(self) -> int: ...
