@@ -21,7 +21,9 @@ from gateway.routing.executor import Attempt, Execution
 from gateway.routing.features import RequestFeatures
 from gateway.routing.health import HealthBoard
 from gateway.routing.queue import Priority, WaitQueue
+from gateway.routing.quotas import Quotas
 from gateway.routing.router import RoutePlan, Router, fits
+from gateway.routing.strategies import estimated_answer_tokens
 from gateway.tokens import TokenCounter
 
 
@@ -78,6 +80,7 @@ class ChatPipeline:
         self._rng = rng or random.Random()
         self._router = Router(catalog, board, self._rng)
         self._queues = {route.name: WaitQueue(route.queue) for route in catalog.routes() if route.queue.max_size}
+        self._quotas = Quotas()
 
     def authenticate(self, call: CallInfo) -> Identity:
         return self._authenticator.authenticate(call.metadata)
@@ -105,6 +108,10 @@ class ChatPipeline:
             Priority.BATCH if request.batch else Priority.INTERACTIVE,
             self._rng,
             fits=lambda target: fits(target, features),
+            quotas=self._quotas,
+            reserve_tokens=lambda target: (
+                features.prompt_tokens(target.model) + estimated_answer_tokens(target.model, request.max_tokens)
+            ),
         )
         return Admission(request_id, identity, request, features, execution)
 

@@ -76,11 +76,21 @@ class ProviderConfig(Strict):
 CAPABILITIES = frozenset({"streaming", "tools", "images", "json_mode"})
 
 
+class QuotaConfig(Strict):
+    """What the provider allows this deployment (its account's limits). The gateway keeps under them itself, so a
+    busy target is skipped or waited for instead of earning 429s."""
+
+    rpm: int | None = Field(default=None, ge=1, description="Requests per minute.")
+    tpm: int | None = Field(default=None, ge=1, description="Prompt plus max_tokens per minute, settled on usage.")
+    max_concurrent: int | None = Field(default=None, ge=1, description="Calls in flight at once.")
+
+
 class DeploymentConfig(Strict):
     """One more place serving the same model (another region, another key): the model's deployments form a pool."""
 
     provider: Name
     upstream_model: str | None = Field(default=None, description="The model id there; defaults to the model's.")
+    quota: QuotaConfig | None = Field(default=None, description="This deployment's quota; defaults to the model's.")
 
 
 class ModelConfig(Strict):
@@ -90,6 +100,7 @@ class ModelConfig(Strict):
     deployments: list[DeploymentConfig] = Field(
         default_factory=list, description="Further deployments; calls are balanced over all by load and health."
     )
+    quota: QuotaConfig | None = Field(default=None, description="The provider's limits for each deployment.")
     input_cost_per_mtok: float = Field(default=0.0, ge=0)
     output_cost_per_mtok: float = Field(default=0.0, ge=0)
     cached_input_cost_per_mtok: float | None = Field(default=None, ge=0)

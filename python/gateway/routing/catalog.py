@@ -35,7 +35,13 @@ class ModelCatalog:
         pools: dict[str, list[Target]] = {}
         for model in config.models:
             deployments = [model] + [
-                model.model_copy(update={"provider": d.provider, "upstream_model": d.upstream_model or model.upstream})
+                model.model_copy(
+                    update={
+                        "provider": d.provider,
+                        "upstream_model": d.upstream_model or model.upstream,
+                        "quota": d.quota or model.quota,
+                    }
+                )
                 for d in model.deployments
             ]
             pools[model.name] = [Target(d, providers[d.provider]) for d in deployments]

@@ -20,6 +20,7 @@ from gateway.routing.backoff import backoff_s
 from gateway.routing.catalog import Target
 from gateway.routing.health import HealthBoard, TargetHealth
 from gateway.routing.queue import Priority, WaitQueue
+from gateway.routing.quotas import Quotas
 from gateway.routing.router import RoutePlan
 
 T = TypeVar("T")
@@ -37,10 +38,13 @@ class Attempt:
     reason: str = ""
     latency_ms: float = 0.0
     hedged: bool = False
+    reserved_tokens: int = 0
+    """Tokens taken from the target's quota for this attempt (settled when it ends)."""
 
 
 @dataclass(slots=True)
 class OpenStream:
+    record: Attempt
     target: Target
     deltas: AsyncIterator[ChatDelta]
     first: ChatDelta
@@ -62,9 +66,13 @@ class Execution:
         priority: Priority,
         rng: random.Random,
         fits: Callable[[Target], bool],
+        quotas: Quotas,
+        reserve_tokens: Callable[[Target], int],
     ) -> None:
         self.plan = plan
         self._fits = fits
+        self._quotas = quotas
+        self._reserve_tokens = reserve_tokens
         self.attempts: list[Attempt] = []
         self._request = request
         self._request_id = request_id
@@ -75,6 +83,7 @@ class Execution:
         self._rng = rng
         self._excluded: set[str] = set()
         self._waited_s = 0.0
+        self._reservations: dict[str, int] = {}
 
     async def unary(self) -> tuple[Target, ChatResult]:
         async def attempt(target: Target, upstream: UpstreamCall) -> tuple[Target, ChatResult]:
@@ -82,6 +91,9 @@ class Execution:
             result = await target.provider.chat(self._request, target.model, upstream)
             elapsed = time.monotonic() - started
             self._board[target.key].observe(elapsed, elapsed)
+            record = self.attempts[-1]
+            used = result.usage.total_tokens if result.usage is not None else record.reserved_tokens
+            self._quotas.settle(target, record.reserved_tokens, used)
             return target, result
 
         return await self._run(attempt)
@@ -97,7 +109,7 @@ class Execution:
             except BaseException:
                 await _close(deltas)
                 raise
-            return OpenStream(target, deltas, first, started, time.monotonic())
+            return OpenStream(self.attempts[-1], target, deltas, first, started, time.monotonic())
 
         return await self._run(attempt, timeout_s=self._ttft_timeout())
 
@@ -106,6 +118,7 @@ class Execution:
         stall = self.plan.timeouts.stall_ms
         health = self._board[stream.target.key]
         health.in_flight += 1
+        used = stream.record.reserved_tokens
         try:
             yield stream.first
             while True:
@@ -128,11 +141,14 @@ class Execution:
                 except ProviderError:
                     health.breaker.record_failure()
                     raise
+                if delta.usage is not None:
+                    used = delta.usage.total_tokens
                 yield delta
             health.breaker.record_success()
             health.observe(stream.first_at - stream.started, time.monotonic() - stream.started)
         finally:
             health.in_flight -= 1
+            self._quotas.settle(stream.target, stream.record.reserved_tokens, used)
             await _close(stream.deltas)
 
     async def _run(self, attempt: Callable[[Target, UpstreamCall], Awaitable[T]], timeout_s: float | None = None) -> T:
@@ -196,7 +212,7 @@ class Execution:
         *,
         hedged: bool,
     ) -> T:
-        record = Attempt(target, retry=number, hedged=hedged)
+        record = Attempt(target, retry=number, hedged=hedged, reserved_tokens=self._reservations.pop(target.key, 0))
         self.attempts.append(record)
         health = self._board[target.key]
         started = time.monotonic()
@@ -214,6 +230,7 @@ class Execution:
                 async with asyncio.timeout(limit):
                     result = await attempt(target, upstream)
         except TimeoutError:
+            self._quotas.settle(target, record.reserved_tokens, 0)
             error = self._timed_out(target, limit)
             if isinstance(error, ProviderError):
                 self._fail(record, health, error)
@@ -221,6 +238,7 @@ class Execution:
                 record.outcome, record.code = "error", error.code.name
             raise error from None
         except ProviderError as err:
+            self._quotas.settle(target, record.reserved_tokens, 0)
             if err.reason == "UPSTREAM_TIMEOUT" and self._deadline_passed():
                 record.outcome, record.code = "error", grpc.StatusCode.DEADLINE_EXCEEDED.name
                 raise DeadlineExceeded(
@@ -230,6 +248,7 @@ class Execution:
             raise
         except asyncio.CancelledError:
             record.outcome = "cancelled"
+            self._quotas.settle(target, record.reserved_tokens, 0)
             raise
         finally:
             health.in_flight -= 1
@@ -274,11 +293,12 @@ class Execution:
             cooling: list[float] = []
             for target in rotated:
                 health = self._board[target.key]
-                wait = health.cooling_for()
+                wait = health.cooling_for() or self._take_quota(target)
                 if wait > 0:
                     cooling.append(wait)
                     continue
                 if not health.breaker.allow():
+                    self._give_back(target)
                     continue
                 if number >= len(candidates) and last_error is not None:
                     # Trying a target again: back off. A provider's Retry-After is already kept by the cooldown above.
@@ -313,9 +333,27 @@ class Execution:
             if candidate is target or candidate.key in self._excluded or not self._fits(candidate):
                 continue
             health = self._board[candidate.key]
-            if health.cooling_for() == 0 and health.breaker.allow():
+            if health.cooling_for() > 0 or self._take_quota(candidate) > 0:
+                continue
+            if health.breaker.allow():
                 return candidate
+            self._give_back(candidate)
         return None
+
+    def _take_quota(self, target: Target) -> float:
+        """Takes the target's quota for one call (0.0), or says how long until it would admit."""
+        if target.model.quota is None:
+            return 0.0
+        tokens = self._reserve_tokens(target)
+        wait = self._quotas.take(target, tokens)
+        if wait == 0.0:
+            self._reservations[target.key] = tokens
+        return wait
+
+    def _give_back(self, target: Target) -> None:
+        tokens = self._reservations.pop(target.key, None)
+        if tokens is not None:
+            self._quotas.give_back(target, tokens)
 
     def _hedge_delay(self, target: Target) -> float:
         hedge = self.plan.hedge

@@ -67,8 +67,13 @@ def least_latency(route: RouteConfig, latency_s: dict[str, float | None], rng: r
     return ordered, f"least_latency: {best} at {1000 * (latency_s[best] or 0):.1f} ms (EWMA)"
 
 
+def estimated_answer_tokens(model: ModelConfig, max_tokens: int | None) -> int:
+    """The answer length to plan for: the caller's max_tokens, else a nominal length."""
+    return max_tokens if max_tokens is not None else min(NOMINAL_ANSWER_TOKENS, model.max_output_tokens)
+
+
 def estimated_cost_usd(model: ModelConfig, prompt_tokens: int, max_tokens: int | None) -> float:
-    answer = max_tokens if max_tokens is not None else min(NOMINAL_ANSWER_TOKENS, model.max_output_tokens)
+    answer = estimated_answer_tokens(model, max_tokens)
     return (prompt_tokens * model.input_cost_per_mtok + answer * model.output_cost_per_mtok) / 1e6
 
 
