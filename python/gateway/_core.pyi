@@ -64,3 +64,54 @@ class RateLimiter:
         """Moves a test clock forward; ValueError on a limiter with the real clock."""
 
     def __len__(self) -> int: ...
+
+# --- PII scanning (rust/src/pii.rs) ------------------------------------------------------------------------------
+
+PiiKind = Literal[
+    "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE", "IP_ADDRESS", "DATE_OF_BIRTH", "SECRET"
+]
+RedactionMode = Literal["mask", "placeholder", "hash"]
+PII_STREAM_HOLD_CHARS: int
+"""Characters a stream redactor holds back at most (longer while a word or a private-key block is still open)."""
+
+@final
+class PiiMatch:
+    """One detected item; `start` and `end` are character offsets into the scanned str."""
+
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def text(self) -> str: ...
+
+@final
+class PiiScanner:
+    """Finds PII and secrets with one regex-set pass plus validators (Luhn, SSN rules, IBAN mod-97, IP ranges)."""
+
+    def __new__(cls, min_score: float = 0.5, kinds: Sequence[str] | None = None) -> Self: ...
+    def scan(self, text: str) -> list[PiiMatch]: ...
+    def scan_batch(self, texts: Sequence[str]) -> list[list[PiiMatch]]: ...
+    def redact(
+        self, text: str, mode: str = "placeholder", kinds: Sequence[str] | None = None
+    ) -> tuple[str, dict[str, str]]:
+        """The text with items replaced, and placeholder -> original (placeholder mode). ValueError for bad modes."""
+
+    @staticmethod
+    def restore(text: str, mapping: dict[str, str]) -> str:
+        """Puts originals back where their placeholders appear."""
+
+    def stream(self, mode: str = "placeholder") -> PiiStreamRedactor: ...
+
+@final
+class PiiStreamRedactor:
+    """Redacts streamed text; an item split across chunks is still caught."""
+
+    def feed(self, chunk: str) -> str: ...
+    def finish(self) -> str: ...
+    @property
+    def mapping(self) -> dict[str, str]: ...
