@@ -137,9 +137,7 @@ class VectorIndex:
         """Adds or replaces `id` (the vector is normalised). ValueError for a wrong dimension or a zero vector."""
 
     def remove(self, namespace: str, id: int) -> bool: ...
-    def search(
-        self, namespace: str, vector: VectorLike, k: int = 1, min_score: float = ...
-    ) -> list[tuple[int, float]]:
+    def search(self, namespace: str, vector: VectorLike, k: int = 1, min_score: float = ...) -> list[tuple[int, float]]:
         """Up to `k` (id, cosine similarity) pairs with similarity >= min_score (default -1: all), best first."""
 
     def flush(self) -> None:
