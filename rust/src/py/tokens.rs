@@ -1,0 +1,226 @@
+//! Bindings of `crate::tokens`: encode, decode, count (single, batch, chat).
+//!
+//! Texts are borrowed from the Python `str` (no copy) and the GIL is released while the BPE runs, once the input is
+//! big enough for the hand-off to pay (see `DETACH_MIN_BYTES`).
+
+use std::borrow::Cow;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::marker::Ungil;
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use crate::tokens::{self, AllowedSpecial, ChatMessage, ChatOverhead, Encoding};
+
+/// Below this many bytes the count takes well under a microsecond more than a detach/re-attach pair, so the GIL
+/// is kept (measured: `benches/core/bench_tokens.py::test_short_*`, see docs/benchmarks/tokens.md).
+const DETACH_MIN_BYTES: usize = 256;
+
+/// Run `f` without the GIL when the input is large enough for the hand-off to pay.
+fn run<T: Ungil, F: Ungil + FnOnce() -> T>(py: Python<'_>, input_bytes: usize, f: F) -> T {
+    if input_bytes < DETACH_MIN_BYTES {
+        f()
+    } else {
+        py.detach(f)
+    }
+}
+
+fn encoding_of(name: &str) -> PyResult<Encoding> {
+    Ok(Encoding::from_name(name)?)
+}
+
+/// The UTF-8 text of a `str`, borrowed. A `str` holding lone surrogates has no UTF-8 form: like tiktoken, round-trip
+/// it through UTF-16 with `surrogatepass`/`replace`, which pairs surrogates that form a pair and replaces the rest.
+fn text_of<'a>(text: &'a Bound<'_, PyString>) -> PyResult<Cow<'a, str>> {
+    if let Ok(borrowed) = text.to_str() {
+        return Ok(Cow::Borrowed(borrowed));
+    }
+    let fixed = text
+        .call_method1("encode", ("utf-16", "surrogatepass"))?
+        .call_method1("decode", ("utf-16", "replace"))?;
+    Ok(Cow::Owned(fixed.extract::<String>()?))
+}
+
+/// The special tokens argument: None, "all", or an iterable of special-token texts.
+fn allowed_names(allowed_special: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<String>>> {
+    let Some(allowed) = allowed_special else {
+        return Ok(None);
+    };
+    if let Ok(text) = allowed.downcast::<PyString>() {
+        return if text.to_str()? == "all" {
+            Ok(Some(vec!["all".to_owned()]))
+        } else {
+            Err(PyValueError::new_err(
+                "allowed_special must be None, \"all\" or a set of special-token texts such as {\"<|endoftext|>\"}",
+            ))
+        };
+    }
+    allowed
+        .try_iter()?
+        .map(|item| item?.extract::<String>())
+        .collect::<PyResult<Vec<_>>>()
+        .map(Some)
+}
+
+fn with_allowed<T>(names: Option<&[String]>, f: impl FnOnce(&AllowedSpecial<'_>) -> T) -> T {
+    match names {
+        None => f(&AllowedSpecial::None),
+        Some([all]) if all == "all" => f(&AllowedSpecial::All),
+        Some(names) => {
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            f(&AllowedSpecial::Only(&refs))
+        }
+    }
+}
+
+fn texts_of<'py>(texts: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>>> {
+    if texts.is_instance_of::<PyString>() {
+        return Err(PyValueError::new_err(
+            "texts must be a sequence of str, not one str",
+        ));
+    }
+    texts
+        .try_iter()?
+        .map(|item| Ok(item?.downcast_into::<PyString>()?))
+        .collect()
+}
+
+/// `encode(text, encoding, allowed_special=None) -> list[int]`
+#[pyfunction(name = "encode", signature = (text, encoding, allowed_special = None))]
+pub fn py_encode(
+    py: Python<'_>,
+    text: &Bound<'_, PyString>,
+    encoding: &str,
+    allowed_special: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Vec<u32>> {
+    let encoding = encoding_of(encoding)?;
+    let names = allowed_names(allowed_special)?;
+    let text = text_of(text)?;
+    let text: &str = &text;
+    let ids = run(py, text.len(), || {
+        with_allowed(names.as_deref(), |allowed| {
+            tokens::encode(encoding, text, allowed)
+        })
+    })?;
+    Ok(ids)
+}
+
+/// `count_tokens(text, encoding) -> int`
+#[pyfunction(name = "count_tokens")]
+pub fn py_count_tokens(
+    py: Python<'_>,
+    text: &Bound<'_, PyString>,
+    encoding: &str,
+) -> PyResult<usize> {
+    let encoding = encoding_of(encoding)?;
+    let text = text_of(text)?;
+    let text: &str = &text;
+    Ok(run(py, text.len(), || tokens::count(encoding, text)))
+}
+
+/// `decode(ids, encoding) -> str`
+#[pyfunction(name = "decode")]
+pub fn py_decode(py: Python<'_>, ids: Vec<u32>, encoding: &str) -> PyResult<String> {
+    let encoding = encoding_of(encoding)?;
+    Ok(run(py, ids.len() * 4, || tokens::decode(encoding, &ids))?)
+}
+
+/// `count_tokens_batch(texts, encoding) -> list[int]`
+#[pyfunction(name = "count_tokens_batch")]
+pub fn py_count_tokens_batch(
+    py: Python<'_>,
+    texts: &Bound<'_, PyAny>,
+    encoding: &str,
+) -> PyResult<Vec<usize>> {
+    let encoding = encoding_of(encoding)?;
+    let objects = texts_of(texts)?;
+    let texts = objects.iter().map(text_of).collect::<PyResult<Vec<_>>>()?;
+    let bytes = texts.iter().map(|t| t.len()).sum();
+    Ok(run(py, bytes, || tokens::count_batch(encoding, &texts)))
+}
+
+/// `encode_batch(texts, encoding, allowed_special=None) -> list[list[int]]`
+#[pyfunction(name = "encode_batch", signature = (texts, encoding, allowed_special = None))]
+pub fn py_encode_batch(
+    py: Python<'_>,
+    texts: &Bound<'_, PyAny>,
+    encoding: &str,
+    allowed_special: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Vec<Vec<u32>>> {
+    let encoding = encoding_of(encoding)?;
+    let names = allowed_names(allowed_special)?;
+    let objects = texts_of(texts)?;
+    let texts = objects.iter().map(text_of).collect::<PyResult<Vec<_>>>()?;
+    let bytes = texts.iter().map(|t| t.len()).sum();
+    let ids = run(py, bytes, || {
+        with_allowed(names.as_deref(), |allowed| {
+            tokens::encode_batch(encoding, &texts, allowed)
+        })
+    })?;
+    Ok(ids)
+}
+
+/// `count_chat_tokens(messages, encoding, tokens_per_message=3, tokens_per_name=1, reply_priming=3) -> int`
+/// where each message is a `(role, name, text)` tuple (`name` empty when absent).
+#[pyfunction(
+    name = "count_chat_tokens",
+    signature = (messages, encoding, tokens_per_message = 3, tokens_per_name = 1, reply_priming = 3)
+)]
+pub fn py_count_chat_tokens(
+    py: Python<'_>,
+    messages: Vec<(
+        Bound<'_, PyString>,
+        Bound<'_, PyString>,
+        Bound<'_, PyString>,
+    )>,
+    encoding: &str,
+    tokens_per_message: i64,
+    tokens_per_name: i64,
+    reply_priming: i64,
+) -> PyResult<usize> {
+    let encoding = encoding_of(encoding)?;
+    let owned = messages
+        .iter()
+        .map(|(role, name, text)| Ok((text_of(role)?, text_of(name)?, text_of(text)?)))
+        .collect::<PyResult<Vec<_>>>()?;
+    let messages: Vec<ChatMessage<'_>> = owned
+        .iter()
+        .map(|(role, name, text)| ChatMessage { role, name, text })
+        .collect();
+    let bytes = messages.iter().map(|m| m.text.len()).sum();
+    let overhead = ChatOverhead {
+        per_message: tokens_per_message,
+        per_name: tokens_per_name,
+        reply_priming,
+    };
+    Ok(run(py, bytes, || {
+        tokens::count_chat(encoding, &messages, overhead)
+    }))
+}
+
+/// `special_tokens(encoding) -> dict[str, int]`
+#[pyfunction(name = "special_tokens")]
+pub fn py_special_tokens(encoding: &str) -> PyResult<Vec<(&'static str, u32)>> {
+    Ok(encoding_of(encoding)?.special_tokens().to_vec())
+}
+
+/// `load_encoding(encoding) -> None`: deserialize the embedded vocabulary now (a server calls it at start).
+#[pyfunction(name = "load_encoding")]
+pub fn py_load_encoding(py: Python<'_>, encoding: &str) -> PyResult<()> {
+    let encoding = encoding_of(encoding)?;
+    py.detach(|| encoding.load());
+    Ok(())
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(py_encode, m)?)?;
+    m.add_function(wrap_pyfunction!(py_count_tokens, m)?)?;
+    m.add_function(wrap_pyfunction!(py_decode, m)?)?;
+    m.add_function(wrap_pyfunction!(py_count_tokens_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(py_encode_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(py_count_chat_tokens, m)?)?;
+    m.add_function(wrap_pyfunction!(py_special_tokens, m)?)?;
+    m.add_function(wrap_pyfunction!(py_load_encoding, m)?)?;
+    m.add("ENCODINGS", tokens::ENCODING_NAMES.to_vec())?;
+    Ok(())
+}

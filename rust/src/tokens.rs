@@ -1,0 +1,517 @@
+//! Exact BPE token counting for OpenAI's `cl100k_base` and `o200k_base`, with the same ids as tiktoken.
+//!
+//! The byte-pair encoding is `bpe-openai`'s: both vocabularies are embedded in the binary at build time (nothing is
+//! read or downloaded at run time) and its backtracking encoder yields tiktoken's ids (checked against tiktoken on a
+//! varied corpus by `tests/core/test_tokens.py`) while counting about twice as fast. On top of it this module adds
+//! what the gateway needs: special tokens (plain text unless allowed, as tiktoken's `disallowed_special=()`),
+//! lossy decoding, batches spread over threads and chat counting with OpenAI's per-message overheads.
+
+use std::num::NonZeroUsize;
+use std::thread;
+
+use bpe_openai::Tokenizer;
+
+use crate::error::CoreError;
+
+/// Below this many bytes in a batch, spawning threads costs more than it saves (a scoped thread costs ~15 µs to
+/// start and join here, while counting runs at ~35 MB/s, i.e. ~0.5 MB per 15 ms). Measured on 2 cores with
+/// `benches/core/bench_tokens.py::test_batch_*`.
+pub const PARALLEL_MIN_BYTES: usize = 64 * 1024;
+
+/// The encodings this module knows, as tiktoken names them.
+pub const ENCODING_NAMES: [&str; 2] = ["cl100k_base", "o200k_base"];
+
+const CL100K_SPECIAL: [(&str, u32); 5] = [
+    ("<|endoftext|>", 100_257),
+    ("<|fim_prefix|>", 100_258),
+    ("<|fim_middle|>", 100_259),
+    ("<|fim_suffix|>", 100_260),
+    ("<|endofprompt|>", 100_276),
+];
+const O200K_SPECIAL: [(&str, u32); 2] = [("<|endoftext|>", 199_999), ("<|endofprompt|>", 200_018)];
+
+/// One of the BPE encodings tiktoken ships.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    Cl100kBase,
+    O200kBase,
+}
+
+impl Encoding {
+    /// The encoding called `name` (`"cl100k_base"` or `"o200k_base"`).
+    pub fn from_name(name: &str) -> Result<Self, CoreError> {
+        match name {
+            "cl100k_base" => Ok(Self::Cl100kBase),
+            "o200k_base" => Ok(Self::O200kBase),
+            other => Err(CoreError::InvalidArgument(format!(
+                "unknown encoding {other:?}; expected one of {}",
+                ENCODING_NAMES.join(", ")
+            ))),
+        }
+    }
+
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cl100kBase => "cl100k_base",
+            Self::O200kBase => "o200k_base",
+        }
+    }
+
+    /// The special tokens of this encoding and their ids, as in `tiktoken_ext.openai_public`.
+    #[must_use]
+    pub fn special_tokens(self) -> &'static [(&'static str, u32)] {
+        match self {
+            Self::Cl100kBase => &CL100K_SPECIAL,
+            Self::O200kBase => &O200K_SPECIAL,
+        }
+    }
+
+    /// The largest token id plus one (special tokens included), as tiktoken's `n_vocab`.
+    #[must_use]
+    pub fn n_vocab(self) -> u32 {
+        self.special_tokens()
+            .iter()
+            .map(|&(_, id)| id + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The embedded tokenizer; the first call deserializes its vocabulary (tens of milliseconds), so a server calls
+    /// [`Encoding::load`] at start.
+    fn tokenizer(self) -> &'static Tokenizer {
+        match self {
+            Self::Cl100kBase => bpe_openai::cl100k_base(),
+            Self::O200kBase => bpe_openai::o200k_base(),
+        }
+    }
+
+    /// Load the vocabulary now rather than on the first request.
+    pub fn load(self) {
+        let _ = self.tokenizer();
+    }
+
+    /// The special tokens named in `allowed`, resolved to their ids.
+    pub fn resolve_special(
+        self,
+        allowed: &AllowedSpecial<'_>,
+    ) -> Result<Vec<(&'static str, u32)>, CoreError> {
+        match allowed {
+            AllowedSpecial::None => Ok(Vec::new()),
+            AllowedSpecial::All => Ok(self.special_tokens().to_vec()),
+            AllowedSpecial::Only(names) => names
+                .iter()
+                .map(|name| {
+                    self.special_tokens()
+                        .iter()
+                        .copied()
+                        .find(|(text, _)| text == name)
+                        .ok_or_else(|| {
+                            let valid: Vec<&str> = self
+                                .special_tokens()
+                                .iter()
+                                .map(|&(text, _)| text)
+                                .collect();
+                            CoreError::InvalidArgument(format!(
+                                "{name:?} is not a special token of {}; expected some of {}",
+                                self.name(),
+                                valid.join(", ")
+                            ))
+                        })
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Which special-token texts encode to their special ids; all others are plain text.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum AllowedSpecial<'a> {
+    /// Every special-token text is plain text (tiktoken's `encode_ordinary`).
+    #[default]
+    None,
+    /// Every special token of the encoding (tiktoken's `allowed_special="all"`).
+    All,
+    /// Only these (each must be a special token of the encoding).
+    Only(&'a [&'a str]),
+}
+
+/// The token ids of `text`, every special-token text treated as plain text.
+#[must_use]
+pub fn encode_ordinary(encoding: Encoding, text: &str) -> Vec<u32> {
+    encoding.tokenizer().encode(text)
+}
+
+/// The token ids of `text`; texts of the `allowed` special tokens become their special ids.
+pub fn encode(
+    encoding: Encoding,
+    text: &str,
+    allowed: &AllowedSpecial<'_>,
+) -> Result<Vec<u32>, CoreError> {
+    let specials = encoding.resolve_special(allowed)?;
+    Ok(encode_with_specials(encoding, text, &specials))
+}
+
+/// Encode with already resolved special tokens: ordinary runs go through the BPE, special texts become their id.
+fn encode_with_specials(
+    encoding: Encoding,
+    text: &str,
+    specials: &[(&'static str, u32)],
+) -> Vec<u32> {
+    if specials.is_empty() {
+        return encode_ordinary(encoding, text);
+    }
+    let tokenizer = encoding.tokenizer();
+    let mut ids = Vec::with_capacity(text.len() / 3);
+    let mut start = 0;
+    let mut search = 0;
+    // Every special token starts with "<|", so the scan is a substring search for it plus a few prefix checks.
+    while let Some(offset) = text[search..].find("<|") {
+        let at = search + offset;
+        if let Some(&(special, id)) = specials
+            .iter()
+            .find(|(special, _)| text[at..].starts_with(special))
+        {
+            ids.extend(tokenizer.encode(&text[start..at]));
+            ids.push(id);
+            start = at + special.len();
+            search = start;
+        } else {
+            search = at + 2;
+        }
+    }
+    ids.extend(tokenizer.encode(&text[start..]));
+    ids
+}
+
+/// The number of tokens of `text`, every special-token text treated as plain text.
+#[must_use]
+pub fn count(encoding: Encoding, text: &str) -> usize {
+    encoding.tokenizer().count(text)
+}
+
+/// The bytes of `ids`; an id that is neither a token nor a special token of the encoding is an error.
+pub fn decode_bytes(encoding: Encoding, ids: &[u32]) -> Result<Vec<u8>, CoreError> {
+    let bpe = &encoding.tokenizer().bpe;
+    let n_ordinary = bpe.num_tokens();
+    let mut bytes = Vec::with_capacity(ids.len() * 4);
+    for &id in ids {
+        if (id as usize) < n_ordinary {
+            bytes.extend_from_slice(bpe.token_bytes(id));
+        } else if let Some(&(special, _)) = encoding
+            .special_tokens()
+            .iter()
+            .find(|&&(_, sid)| sid == id)
+        {
+            bytes.extend_from_slice(special.as_bytes());
+        } else {
+            return Err(CoreError::InvalidArgument(format!(
+                "token id {id} is not in {} (ids are below {n_ordinary}, or one of its special tokens)",
+                encoding.name()
+            )));
+        }
+    }
+    Ok(bytes)
+}
+
+/// The text of `ids`; byte sequences that are not valid UTF-8 (a token list cut inside a character) become U+FFFD,
+/// as tiktoken's `decode(errors="replace")`.
+pub fn decode(encoding: Encoding, ids: &[u32]) -> Result<String, CoreError> {
+    let bytes = decode_bytes(encoding, ids)?;
+    Ok(match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
+    })
+}
+
+/// Apply `f` to every text, spread over the machine's cores when the batch holds enough bytes to pay for threads.
+/// Chunks are contiguous and balanced by bytes, so the output keeps the input order.
+fn map_batch<T, R, F>(texts: &[T], f: F) -> Vec<R>
+where
+    T: AsRef<str> + Sync,
+    R: Send,
+    F: Fn(&str) -> R + Sync,
+{
+    let total: usize = texts.iter().map(|text| text.as_ref().len()).sum();
+    let threads = thread::available_parallelism()
+        .map_or(1, NonZeroUsize::get)
+        .min(texts.len());
+    if threads < 2 || total < PARALLEL_MIN_BYTES {
+        return texts.iter().map(|text| f(text.as_ref())).collect();
+    }
+    // Cut the batch where the running byte count crosses each thread's share.
+    let share = total.div_ceil(threads);
+    let mut bounds = vec![0];
+    let mut acc = 0;
+    for (i, text) in texts.iter().enumerate() {
+        acc += text.as_ref().len();
+        if acc >= share * bounds.len() && i + 1 < texts.len() {
+            bounds.push(i + 1);
+        }
+    }
+    bounds.push(texts.len());
+    let f = &f;
+    thread::scope(|scope| {
+        let handles: Vec<_> = bounds
+            .windows(2)
+            .map(|w| {
+                let chunk = &texts[w[0]..w[1]];
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|text| f(text.as_ref()))
+                        .collect::<Vec<R>>()
+                })
+            })
+            .collect();
+        // A panic in a worker is a bug in the encoder; re-raise it on this thread rather than hide it.
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|payload| std::panic::resume_unwind(payload))
+            })
+            .collect()
+    })
+}
+
+/// The token count of every text, in order.
+#[must_use]
+pub fn count_batch<T: AsRef<str> + Sync>(encoding: Encoding, texts: &[T]) -> Vec<usize> {
+    map_batch(texts, |text| count(encoding, text))
+}
+
+/// The token ids of every text, in order.
+pub fn encode_batch<T: AsRef<str> + Sync>(
+    encoding: Encoding,
+    texts: &[T],
+    allowed: &AllowedSpecial<'_>,
+) -> Result<Vec<Vec<u32>>, CoreError> {
+    let specials = encoding.resolve_special(allowed)?;
+    Ok(map_batch(texts, |text| {
+        encode_with_specials(encoding, text, &specials)
+    }))
+}
+
+/// One chat message as the chat format counts it: its role, optional author name and text.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatMessage<'a> {
+    pub role: &'a str,
+    pub name: &'a str,
+    pub text: &'a str,
+}
+
+impl AsRef<str> for ChatMessage<'_> {
+    fn as_ref(&self) -> &str {
+        self.text
+    }
+}
+
+/// The fixed tokens a chat format adds (the cookbook's "How to count tokens with tiktoken").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatOverhead {
+    /// Tokens wrapping every message (`<|start|>{role}\n ... <|end|>\n`): 3, or 4 for gpt-3.5-turbo-0301.
+    pub per_message: i64,
+    /// Tokens added when a message has a name: 1, or -1 for gpt-3.5-turbo-0301 (the name replaces the role).
+    pub per_name: i64,
+    /// Tokens priming the reply (`<|start|>assistant<|message|>`): 3.
+    pub reply_priming: i64,
+}
+
+impl Default for ChatOverhead {
+    fn default() -> Self {
+        Self {
+            per_message: 3,
+            per_name: 1,
+            reply_priming: 3,
+        }
+    }
+}
+
+/// The prompt tokens of a chat: every role, name and text counted, plus the format's fixed overheads. Large chats
+/// are counted over several threads.
+#[must_use]
+pub fn count_chat(
+    encoding: Encoding,
+    messages: &[ChatMessage<'_>],
+    overhead: ChatOverhead,
+) -> usize {
+    let mut fixed = overhead.reply_priming;
+    let mut short: usize = 0;
+    for message in messages {
+        fixed += overhead.per_message;
+        short += count(encoding, message.role);
+        if !message.name.is_empty() {
+            fixed += overhead.per_name;
+            short += count(encoding, message.name);
+        }
+    }
+    let texts: usize = count_batch(encoding, messages).into_iter().sum();
+    let total = i64::try_from(short + texts)
+        .unwrap_or(i64::MAX)
+        .saturating_add(fixed);
+    usize::try_from(total).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const BOTH: [Encoding; 2] = [Encoding::Cl100kBase, Encoding::O200kBase];
+
+    #[test]
+    fn known_ids_match_tiktoken() {
+        // Reference ids from tiktoken 0.12 (`enc.encode_ordinary`).
+        assert_eq!(
+            encode_ordinary(Encoding::Cl100kBase, "hello world"),
+            vec![15339, 1917]
+        );
+        assert_eq!(
+            encode_ordinary(Encoding::O200kBase, "hello world"),
+            vec![24912, 2375]
+        );
+        assert_eq!(count(Encoding::Cl100kBase, ""), 0);
+    }
+
+    #[test]
+    fn special_text_is_plain_unless_allowed() {
+        let text = "a<|endoftext|>b";
+        for enc in BOTH {
+            let plain = encode(enc, text, &AllowedSpecial::None).unwrap();
+            assert!(
+                !plain.iter().any(|&id| id >= enc.n_vocab() - 300),
+                "{plain:?}"
+            );
+            assert_eq!(plain.len(), count(enc, text));
+            let special = encode(enc, text, &AllowedSpecial::All).unwrap();
+            let eot = enc.special_tokens()[0].1;
+            assert_eq!(
+                special,
+                [
+                    encode_ordinary(enc, "a"),
+                    vec![eot],
+                    encode_ordinary(enc, "b")
+                ]
+                .concat()
+            );
+            assert_eq!(decode(enc, &special).unwrap(), text);
+        }
+        let only = encode(
+            Encoding::Cl100kBase,
+            "<|fim_prefix|><|endoftext|>",
+            &AllowedSpecial::Only(&["<|fim_prefix|>"]),
+        )
+        .unwrap();
+        assert_eq!(only[0], 100_258);
+        assert_eq!(
+            &only[1..],
+            encode_ordinary(Encoding::Cl100kBase, "<|endoftext|>").as_slice()
+        );
+        assert_eq!(
+            encode(Encoding::O200kBase, "<|endofprompt|>", &AllowedSpecial::All).unwrap(),
+            vec![200_018]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_fix() {
+        let err = Encoding::from_name("p50k_base").unwrap_err();
+        assert!(err.to_string().contains("cl100k_base, o200k_base"), "{err}");
+        let err = encode(
+            Encoding::O200kBase,
+            "x",
+            &AllowedSpecial::Only(&["<|fim_prefix|>"]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("<|endoftext|>"), "{err}");
+        assert!(decode(Encoding::Cl100kBase, &[100_256]).is_err());
+        assert!(decode(Encoding::Cl100kBase, &[u32::MAX]).is_err());
+        assert_eq!(
+            decode(Encoding::Cl100kBase, &[100_276]).unwrap(),
+            "<|endofprompt|>"
+        );
+    }
+
+    #[test]
+    fn decode_of_a_cut_character_is_lossy() {
+        let ids = encode_ordinary(Encoding::Cl100kBase, "é");
+        let bytes = decode_bytes(Encoding::Cl100kBase, &ids).unwrap();
+        assert_eq!(bytes, "é".as_bytes());
+        // "🦀" is several byte tokens in cl100k; dropping the last leaves an incomplete character.
+        let crab = encode_ordinary(Encoding::Cl100kBase, "🦀");
+        assert!(crab.len() > 1);
+        let text = decode(Encoding::Cl100kBase, &crab[..crab.len() - 1]).unwrap();
+        assert!(text.contains('\u{FFFD}'), "{text:?}");
+    }
+
+    #[test]
+    fn batches_keep_order_and_agree_with_single_calls() {
+        // Enough bytes to take the threaded path, with uneven sizes so the chunk cuts fall mid-batch.
+        let texts: Vec<String> = (0..300)
+            .map(|i| format!("{i} {} ünïcødé 漢字 🦀\n", "word ".repeat(i % 97 * 7)))
+            .collect();
+        assert!(texts.iter().map(String::len).sum::<usize>() > PARALLEL_MIN_BYTES);
+        for enc in BOTH {
+            let counts = count_batch(enc, &texts);
+            let ids = encode_batch(enc, &texts, &AllowedSpecial::None).unwrap();
+            for ((text, n), ids) in texts.iter().zip(&counts).zip(&ids) {
+                assert_eq!(*n, count(enc, text));
+                assert_eq!(*ids, encode_ordinary(enc, text));
+            }
+        }
+        assert!(count_batch::<&str>(Encoding::O200kBase, &[]).is_empty());
+    }
+
+    #[test]
+    fn chat_overheads_follow_the_cookbook() {
+        let messages = [
+            ChatMessage {
+                role: "system",
+                name: "",
+                text: "You are terse.",
+            },
+            ChatMessage {
+                role: "user",
+                name: "bob",
+                text: "Hi",
+            },
+        ];
+        let enc = Encoding::O200kBase;
+        let content: usize = ["system", "You are terse.", "user", "bob", "Hi"]
+            .iter()
+            .map(|text| count(enc, text))
+            .sum();
+        assert_eq!(
+            count_chat(enc, &messages, ChatOverhead::default()),
+            content + 3 + 3 + 1 + 3
+        );
+        let old = ChatOverhead {
+            per_message: 4,
+            per_name: -1,
+            reply_priming: 3,
+        };
+        assert_eq!(count_chat(enc, &messages, old), content + 4 + 4 - 1 + 3);
+        assert_eq!(count_chat(enc, &[], ChatOverhead::default()), 3);
+    }
+
+    proptest! {
+        #[test]
+        fn decode_inverts_encode(text in any::<String>()) {
+            for enc in BOTH {
+                let ids = encode_ordinary(enc, &text);
+                prop_assert_eq!(ids.len(), count(enc, &text));
+                prop_assert_eq!(decode(enc, &ids).unwrap(), text.clone());
+            }
+        }
+
+        #[test]
+        fn whitespace_and_specials_round_trip(text in "[ \t\n\r\u{a0}\u{3000}a1<|>endoftxé漢🦀]{0,64}") {
+            for enc in BOTH {
+                let ids = encode(enc, &text, &AllowedSpecial::All).unwrap();
+                prop_assert_eq!(decode(enc, &ids).unwrap(), text.clone());
+            }
+        }
+    }
+}
