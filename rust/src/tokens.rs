@@ -6,7 +6,10 @@
 //! what the gateway needs: special tokens (plain text unless allowed, as tiktoken's `disallowed_special=()`),
 //! lossy decoding, batches spread over threads and chat counting with OpenAI's per-message overheads.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroUsize;
+use std::sync::LazyLock;
 use std::thread;
 
 use bpe_openai::Tokenizer;
@@ -77,8 +80,7 @@ impl Encoding {
             .unwrap_or(0)
     }
 
-    /// The embedded tokenizer; the first call deserializes its vocabulary (tens of milliseconds), so a server calls
-    /// [`Encoding::load`] at start.
+    /// The embedded tokenizer; the first call deserializes its vocabulary (tens of milliseconds).
     fn tokenizer(self) -> &'static Tokenizer {
         match self {
             Self::Cl100kBase => bpe_openai::cl100k_base(),
@@ -86,9 +88,16 @@ impl Encoding {
         }
     }
 
+    fn vocab(self) -> &'static Vocab {
+        match self {
+            Self::Cl100kBase => &CL100K,
+            Self::O200kBase => &O200K,
+        }
+    }
+
     /// Load the vocabulary now rather than on the first request.
     pub fn load(self) {
-        let _ = self.tokenizer();
+        let _ = self.vocab();
     }
 
     /// The special tokens named in `allowed`, resolved to their ids.
@@ -124,6 +133,225 @@ impl Encoding {
     }
 }
 
+/// What counting needs of one encoding: `bpe-openai`'s tokenizer, which of tiktoken's two split patterns it uses,
+/// and every token's bytes mapped to its id. The map serves the common case of a piece that is one whole token
+/// (tiktoken takes the same shortcut) without setting up the backtracking encoder, which allocates twice per piece.
+/// The first use deserializes the vocabulary and builds the map (~50 ms), so a server calls [`Encoding::load`].
+struct Vocab {
+    tokenizer: &'static Tokenizer,
+    pattern: Pattern,
+    whole: HashMap<&'static [u8], u32, BuildHasherDefault<FxHasher>>,
+}
+
+static CL100K: LazyLock<Vocab> =
+    LazyLock::new(|| Vocab::new(bpe_openai::cl100k_base(), Pattern::Cl100k));
+static O200K: LazyLock<Vocab> =
+    LazyLock::new(|| Vocab::new(bpe_openai::o200k_base(), Pattern::O200k));
+
+impl Vocab {
+    fn new(tokenizer: &'static Tokenizer, pattern: Pattern) -> Self {
+        let bpe = &tokenizer.bpe;
+        let n = u32::try_from(bpe.num_tokens()).unwrap_or(u32::MAX);
+        let mut whole =
+            HashMap::with_capacity_and_hasher(n as usize, BuildHasherDefault::default());
+        for id in 0..n {
+            whole.insert(bpe.token_bytes(id), id);
+        }
+        Self {
+            tokenizer,
+            pattern,
+            whole,
+        }
+    }
+
+    /// The pre-tokenization pieces of `text`, as tiktoken's split regex cuts them.
+    fn split<'t>(&'t self, text: &'t str) -> Pieces<'t> {
+        Pieces {
+            vocab: self,
+            text,
+            pos: 0,
+        }
+    }
+
+    /// The piece at the start of `rest`, by `bpe-openai`'s regex (exact for any text, ~120 MB/s).
+    fn regex_piece(&self, rest: &str) -> usize {
+        match self.tokenizer.split(rest).next() {
+            Some(piece) if !piece.is_empty() => piece.len(),
+            // Every char matches one of the patterns; should that ever fail, a one-char piece keeps the text whole.
+            _ => rest.chars().next().map_or(rest.len(), char::len_utf8),
+        }
+    }
+}
+
+/// `FxHash` (rustc's hasher) over the piece bytes: the keys are short and trusted, so `SipHash`'s cost buys nothing.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        for &byte in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// tiktoken's two pre-tokenization patterns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pattern {
+    /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+    Cl100k,
+    /// As cl100k, but letters split at case changes with contractions attached, and `/` joins the punctuation's
+    /// trailing newlines: `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|…)?|…`
+    O200k,
+}
+
+/// Pre-tokenization with an ASCII fast path. The regex costs about a third of the count; for ASCII this hand-written
+/// matcher gives the regex's exact answer several times faster. It answers only when every byte the regex could
+/// look at is ASCII: the piece, the three bytes after it (a contraction looks ahead that far; non-ASCII letters and
+/// case folds such as `ſ` for `s` live beyond ASCII), and for whitespace the whole run and the byte after it
+/// (`\s*[\r\n]+` and `\s+(?!\S)` backtrack over the run). Anywhere else the piece comes from the regex.
+struct Pieces<'t> {
+    vocab: &'t Vocab,
+    text: &'t str,
+    pos: usize,
+}
+
+impl<'t> Iterator for Pieces<'t> {
+    type Item = &'t str;
+
+    fn next(&mut self) -> Option<&'t str> {
+        let bytes = self.text.as_bytes();
+        let start = self.pos;
+        if start >= bytes.len() {
+            return None;
+        }
+        let end = match ascii_piece(self.vocab.pattern, bytes, start) {
+            Some(end) if bytes[end..bytes.len().min(end + 3)].is_ascii() => end,
+            _ => start + self.vocab.regex_piece(&self.text[start..]),
+        };
+        self.pos = end;
+        Some(&self.text[start..end])
+    }
+}
+
+fn is_ws(b: u8) -> bool {
+    // Unicode White_Space within ASCII (regex `\s`): \t \n \v \f \r and space.
+    matches!(b, b'\t'..=b'\r' | b' ')
+}
+
+fn is_newline(b: u8) -> bool {
+    b == b'\r' || b == b'\n'
+}
+
+/// `[^\s\p{L}\p{N}]` within ASCII.
+fn is_punct(b: u8) -> bool {
+    b.is_ascii() && !is_ws(b) && !b.is_ascii_alphanumeric()
+}
+
+/// `[^\r\n\p{L}\p{N}]` within ASCII: the optional char before a word.
+fn is_word_prefix(b: u8) -> bool {
+    b.is_ascii() && !is_newline(b) && !b.is_ascii_alphanumeric()
+}
+
+/// The end of the ASCII run of `bytes` from `i` whose bytes satisfy `f`.
+fn run_end(bytes: &[u8], mut i: usize, f: impl Fn(u8) -> bool) -> usize {
+    while i < bytes.len() && f(bytes[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// The length of the contraction (`(?i:'s|'t|'re|'ve|'m|'ll|'d)`) at `i`, or 0.
+fn contraction(bytes: &[u8], i: usize) -> usize {
+    if bytes.get(i) != Some(&b'\'') {
+        return 0;
+    }
+    let lower = |k: usize| bytes.get(i + k).map(u8::to_ascii_lowercase);
+    match (lower(1), lower(2)) {
+        (Some(b's' | b't' | b'm' | b'd'), _) => 2,
+        (Some(b'r' | b'v'), Some(b'e')) | (Some(b'l'), Some(b'l')) => 3,
+        _ => 0,
+    }
+}
+
+/// The end of the piece at `start` if the bytes that decide it are ASCII; `None` hands the piece to the regex.
+fn ascii_piece(pattern: Pattern, bytes: &[u8], start: usize) -> Option<usize> {
+    let first = bytes[start];
+    if !first.is_ascii() {
+        return None;
+    }
+    let next = bytes.get(start + 1).copied();
+    // Letters, with the optional non-letter, non-digit, non-newline char before them.
+    let letters_at = if first.is_ascii_alphabetic() {
+        Some(start)
+    } else if is_word_prefix(first) && next.is_some_and(|b| b.is_ascii_alphabetic()) {
+        Some(start + 1)
+    } else {
+        None
+    };
+    match pattern {
+        Pattern::Cl100k => {
+            let n = contraction(bytes, start);
+            if n > 0 {
+                return Some(start + n);
+            }
+            if let Some(at) = letters_at {
+                return Some(run_end(bytes, at, |b| b.is_ascii_alphabetic()));
+            }
+        }
+        Pattern::O200k => {
+            if let Some(at) = letters_at {
+                // Upper* Lower+ or else Upper+ Lower*: in ASCII either way uppercase then lowercase.
+                let end = run_end(bytes, run_end(bytes, at, |b| b.is_ascii_uppercase()), |b| {
+                    b.is_ascii_lowercase()
+                });
+                return Some(end + contraction(bytes, end));
+            }
+        }
+    }
+    if first.is_ascii_digit() {
+        let end = run_end(bytes, start, |b| b.is_ascii_digit());
+        return Some(end.min(start + 3));
+    }
+    // ` ?[^\s\p{L}\p{N}]+[\r\n]*` (o200k: `[\r\n/]*`).
+    let punct_at = if is_punct(first) {
+        Some(start)
+    } else if first == b' ' && next.is_some_and(is_punct) {
+        Some(start + 1)
+    } else {
+        None
+    };
+    if let Some(at) = punct_at {
+        let end = run_end(bytes, at, is_punct);
+        return Some(match pattern {
+            Pattern::Cl100k => run_end(bytes, end, is_newline),
+            Pattern::O200k => run_end(bytes, end, |b| is_newline(b) || b == b'/'),
+        });
+    }
+    // Whitespace: `\s*[\r\n]+`, then `\s+(?!\S)` (`\s+$` at the end), then `\s+`.
+    let run = run_end(bytes, start, is_ws);
+    if run < bytes.len() && !bytes[run].is_ascii() {
+        return None;
+    }
+    if let Some(last_newline) = bytes[start..run].iter().rposition(|&b| is_newline(b)) {
+        return Some(start + last_newline + 1);
+    }
+    if run == bytes.len() || run - start == 1 {
+        return Some(run);
+    }
+    Some(run - 1)
+}
+
 /// Which special-token texts encode to their special ids; all others are plain text.
 #[derive(Debug, Clone, Copy, Default)]
 pub enum AllowedSpecial<'a> {
@@ -139,7 +367,24 @@ pub enum AllowedSpecial<'a> {
 /// The token ids of `text`, every special-token text treated as plain text.
 #[must_use]
 pub fn encode_ordinary(encoding: Encoding, text: &str) -> Vec<u32> {
-    encoding.tokenizer().encode(text)
+    let mut ids = Vec::with_capacity(text.len() / 3);
+    encode_into(encoding, text, &mut ids);
+    ids
+}
+
+fn encode_into(encoding: Encoding, text: &str, ids: &mut Vec<u32>) {
+    let vocab = encoding.vocab();
+    for piece in vocab.split(text) {
+        match vocab.whole.get(piece.as_bytes()) {
+            Some(&id) => ids.push(id),
+            None => ids.extend(
+                vocab
+                    .tokenizer
+                    .bpe
+                    .encode_via_backtracking(piece.as_bytes()),
+            ),
+        }
+    }
 }
 
 /// The token ids of `text`; texts of the `allowed` special tokens become their special ids.
@@ -161,7 +406,6 @@ fn encode_with_specials(
     if specials.is_empty() {
         return encode_ordinary(encoding, text);
     }
-    let tokenizer = encoding.tokenizer();
     let mut ids = Vec::with_capacity(text.len() / 3);
     let mut start = 0;
     let mut search = 0;
@@ -172,7 +416,7 @@ fn encode_with_specials(
             .iter()
             .find(|(special, _)| text[at..].starts_with(special))
         {
-            ids.extend(tokenizer.encode(&text[start..at]));
+            encode_into(encoding, &text[start..at], &mut ids);
             ids.push(id);
             start = at + special.len();
             search = start;
@@ -180,14 +424,24 @@ fn encode_with_specials(
             search = at + 2;
         }
     }
-    ids.extend(tokenizer.encode(&text[start..]));
+    encode_into(encoding, &text[start..], &mut ids);
     ids
 }
 
 /// The number of tokens of `text`, every special-token text treated as plain text.
 #[must_use]
 pub fn count(encoding: Encoding, text: &str) -> usize {
-    encoding.tokenizer().count(text)
+    let vocab = encoding.vocab();
+    vocab
+        .split(text)
+        .map(|piece| {
+            if vocab.whole.contains_key(piece.as_bytes()) {
+                1
+            } else {
+                vocab.tokenizer.bpe.count(piece.as_bytes())
+            }
+        })
+        .sum()
 }
 
 /// The bytes of `ids`; an id that is neither a token nor a special token of the encoding is an error.
@@ -503,6 +757,18 @@ mod tests {
                 let ids = encode_ordinary(enc, &text);
                 prop_assert_eq!(ids.len(), count(enc, &text));
                 prop_assert_eq!(decode(enc, &ids).unwrap(), text.clone());
+            }
+        }
+
+        #[test]
+        fn ascii_fast_path_splits_as_the_regex(
+            text in "([ \t\n\r\x0b\x0c]|[a-zA-Z]{1,4}|[0-9]{1,5}|'[sStTmMdDrRvVlLeE]{0,2}|[.,/!?()\\-]|é|ſ|\u{a0}|\u{3000}|漢|٣|\u{301}|🦀){0,40}"
+        ) {
+            for enc in BOTH {
+                let vocab = enc.vocab();
+                let ours: Vec<&str> = vocab.split(&text).collect();
+                let regex: Vec<&str> = vocab.tokenizer.split(&text).collect();
+                prop_assert_eq!(ours, regex);
             }
         }
 
