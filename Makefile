@@ -56,6 +56,8 @@ lint: install ## Lint: ruff, mypy, stubtest, rustfmt, clippy
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
+	cargo fmt --manifest-path clients/rust/Cargo.toml --check
+	cargo clippy --manifest-path clients/rust/Cargo.toml -- -D warnings
 
 .PHONY: test
 test: install ## Run every test: Rust core, then Python (unit, wire-format, end-to-end)

@@ -51,9 +51,6 @@ class Message:
         texts.extend(part for part in self.parts if isinstance(part, str))
         return "\n".join(texts)
 
-    def has_images(self) -> bool:
-        return any(isinstance(part, ImagePart) for part in self.parts)
-
 
 @dataclass(slots=True, frozen=True)
 class Tool:
@@ -86,6 +83,12 @@ class ChatRequest:
     tools: list[Tool] = field(default_factory=list)
     tool_choice: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    batch: bool = False
+    """Batch priority: waits behind interactive calls when targets are rate-limited."""
+    text_chars: int = 0
+    """Characters of text in all messages (content, text parts, tool-call arguments): size limits and token bounds."""
+    images: int = 0
+    """Image parts in all messages."""
 
 
 @dataclass(slots=True)

@@ -4,7 +4,8 @@
 //! guards the boundary and `cargo test` on the core needs no interpreter.
 
 pub mod error;
-/// Exact BPE token counting (cl100k_base, o200k_base), batches and chat overheads.
+pub mod pii;
+pub mod ratelimit;
 pub mod tokens;
 
 #[cfg(feature = "python")]

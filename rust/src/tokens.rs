@@ -6,13 +6,12 @@
 //! what the gateway needs: special tokens (plain text unless allowed, as tiktoken's `disallowed_special=()`),
 //! lossy decoding, batches spread over threads and chat counting with OpenAI's per-message overheads.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroUsize;
 use std::sync::LazyLock;
 use std::thread;
 
 use bpe_openai::Tokenizer;
+use rustc_hash::FxHashMap;
 
 use crate::error::CoreError;
 
@@ -140,7 +139,8 @@ impl Encoding {
 struct Vocab {
     tokenizer: &'static Tokenizer,
     pattern: Pattern,
-    whole: HashMap<&'static [u8], u32, BuildHasherDefault<FxHasher>>,
+    /// Keys are short and trusted: rustc's Fx hash, not SipHash.
+    whole: FxHashMap<&'static [u8], u32>,
 }
 
 static CL100K: LazyLock<Vocab> =
@@ -152,8 +152,7 @@ impl Vocab {
     fn new(tokenizer: &'static Tokenizer, pattern: Pattern) -> Self {
         let bpe = &tokenizer.bpe;
         let n = u32::try_from(bpe.num_tokens()).unwrap_or(u32::MAX);
-        let mut whole =
-            HashMap::with_capacity_and_hasher(n as usize, BuildHasherDefault::default());
+        let mut whole = FxHashMap::with_capacity_and_hasher(n as usize, rustc_hash::FxBuildHasher);
         for id in 0..n {
             whole.insert(bpe.token_bytes(id), id);
         }
@@ -180,28 +179,6 @@ impl Vocab {
             // Every char matches one of the patterns; should that ever fail, a one-char piece keeps the text whole.
             _ => rest.chars().next().map_or(rest.len(), char::len_utf8),
         }
-    }
-}
-
-/// `FxHash` (rustc's hasher) over the piece bytes: the keys are short and trusted, so `SipHash`'s cost buys nothing.
-#[derive(Default)]
-struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
-        }
-        for &byte in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(K);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 

@@ -1,6 +1,8 @@
 //! The Python skin: `gateway._core`. Each submodule registers the bindings of one core module.
 
 mod errors;
+mod pii;
+mod ratelimit;
 mod tokens;
 
 use pyo3::prelude::*;
@@ -15,6 +17,8 @@ mod _core {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        super::pii::register(m)?;
+        super::ratelimit::register(m)?;
         super::tokens::register(m)?;
         Ok(())
     }

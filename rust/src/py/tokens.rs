@@ -4,6 +4,7 @@
 //! big enough for the hand-off to pay (see `DETACH_MIN_BYTES`).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::marker::Ungil;
@@ -51,7 +52,7 @@ fn allowed_names(allowed_special: Option<&Bound<'_, PyAny>>) -> PyResult<Option<
             Ok(Some(vec!["all".to_owned()]))
         } else {
             Err(PyValueError::new_err(
-                "allowed_special must be None, \"all\" or a set of special-token texts such as {\"<|endoftext|>\"}",
+                "allowed_special takes \"all\" or a set of special-token texts such as {\"<|endoftext|>\"}",
             ))
         };
     }
@@ -85,15 +86,15 @@ fn texts_of<'py>(texts: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>
         .collect()
 }
 
-/// `encode(text, encoding, allowed_special=None) -> list[int]`
-#[pyfunction(name = "encode", signature = (text, encoding, allowed_special = None))]
+/// `encode(text, encoding_name, allowed_special=None) -> list[int]`
+#[pyfunction(name = "encode", signature = (text, encoding_name, allowed_special = None))]
 pub fn py_encode(
     py: Python<'_>,
     text: &Bound<'_, PyString>,
-    encoding: &str,
+    encoding_name: &str,
     allowed_special: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Vec<u32>> {
-    let encoding = encoding_of(encoding)?;
+    let encoding = encoding_of(encoding_name)?;
     let names = allowed_names(allowed_special)?;
     let text = text_of(text)?;
     let text: &str = &text;
@@ -105,49 +106,49 @@ pub fn py_encode(
     Ok(ids)
 }
 
-/// `count_tokens(text, encoding) -> int`
+/// `count_tokens(text, encoding_name) -> int`
 #[pyfunction(name = "count_tokens")]
 pub fn py_count_tokens(
     py: Python<'_>,
     text: &Bound<'_, PyString>,
-    encoding: &str,
+    encoding_name: &str,
 ) -> PyResult<usize> {
-    let encoding = encoding_of(encoding)?;
+    let encoding = encoding_of(encoding_name)?;
     let text = text_of(text)?;
     let text: &str = &text;
     Ok(run(py, text.len(), || tokens::count(encoding, text)))
 }
 
-/// `decode(ids, encoding) -> str`
+/// `decode(ids, encoding_name) -> str`
 #[pyfunction(name = "decode")]
-pub fn py_decode(py: Python<'_>, ids: Vec<u32>, encoding: &str) -> PyResult<String> {
-    let encoding = encoding_of(encoding)?;
+pub fn py_decode(py: Python<'_>, ids: Vec<u32>, encoding_name: &str) -> PyResult<String> {
+    let encoding = encoding_of(encoding_name)?;
     Ok(run(py, ids.len() * 4, || tokens::decode(encoding, &ids))?)
 }
 
-/// `count_tokens_batch(texts, encoding) -> list[int]`
+/// `count_tokens_batch(texts, encoding_name) -> list[int]`
 #[pyfunction(name = "count_tokens_batch")]
 pub fn py_count_tokens_batch(
     py: Python<'_>,
     texts: &Bound<'_, PyAny>,
-    encoding: &str,
+    encoding_name: &str,
 ) -> PyResult<Vec<usize>> {
-    let encoding = encoding_of(encoding)?;
+    let encoding = encoding_of(encoding_name)?;
     let objects = texts_of(texts)?;
     let texts = objects.iter().map(text_of).collect::<PyResult<Vec<_>>>()?;
     let bytes = texts.iter().map(|t| t.len()).sum();
     Ok(run(py, bytes, || tokens::count_batch(encoding, &texts)))
 }
 
-/// `encode_batch(texts, encoding, allowed_special=None) -> list[list[int]]`
-#[pyfunction(name = "encode_batch", signature = (texts, encoding, allowed_special = None))]
+/// `encode_batch(texts, encoding_name, allowed_special=None) -> list[list[int]]`
+#[pyfunction(name = "encode_batch", signature = (texts, encoding_name, allowed_special = None))]
 pub fn py_encode_batch(
     py: Python<'_>,
     texts: &Bound<'_, PyAny>,
-    encoding: &str,
+    encoding_name: &str,
     allowed_special: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Vec<Vec<u32>>> {
-    let encoding = encoding_of(encoding)?;
+    let encoding = encoding_of(encoding_name)?;
     let names = allowed_names(allowed_special)?;
     let objects = texts_of(texts)?;
     let texts = objects.iter().map(text_of).collect::<PyResult<Vec<_>>>()?;
@@ -160,11 +161,11 @@ pub fn py_encode_batch(
     Ok(ids)
 }
 
-/// `count_chat_tokens(messages, encoding, tokens_per_message=3, tokens_per_name=1, reply_priming=3) -> int`
+/// `count_chat_tokens(messages, encoding_name, per_message=3, per_name=1, reply=3) -> int`
 /// where each message is a `(role, name, text)` tuple (`name` empty when absent).
 #[pyfunction(
     name = "count_chat_tokens",
-    signature = (messages, encoding, tokens_per_message = 3, tokens_per_name = 1, reply_priming = 3)
+    signature = (messages, encoding_name, per_message = 3, per_name = 1, reply = 3)
 )]
 pub fn py_count_chat_tokens(
     py: Python<'_>,
@@ -173,12 +174,12 @@ pub fn py_count_chat_tokens(
         Bound<'_, PyString>,
         Bound<'_, PyString>,
     )>,
-    encoding: &str,
-    tokens_per_message: i64,
-    tokens_per_name: i64,
-    reply_priming: i64,
+    encoding_name: &str,
+    per_message: i64,
+    per_name: i64,
+    reply: i64,
 ) -> PyResult<usize> {
-    let encoding = encoding_of(encoding)?;
+    let encoding = encoding_of(encoding_name)?;
     let owned = messages
         .iter()
         .map(|(role, name, text)| Ok((text_of(role)?, text_of(name)?, text_of(text)?)))
@@ -189,25 +190,29 @@ pub fn py_count_chat_tokens(
         .collect();
     let bytes = messages.iter().map(|m| m.text.len()).sum();
     let overhead = ChatOverhead {
-        per_message: tokens_per_message,
-        per_name: tokens_per_name,
-        reply_priming,
+        per_message,
+        per_name,
+        reply_priming: reply,
     };
     Ok(run(py, bytes, || {
         tokens::count_chat(encoding, &messages, overhead)
     }))
 }
 
-/// `special_tokens(encoding) -> dict[str, int]`
+/// `special_tokens(encoding_name) -> dict[str, int]`
 #[pyfunction(name = "special_tokens")]
-pub fn py_special_tokens(encoding: &str) -> PyResult<Vec<(&'static str, u32)>> {
-    Ok(encoding_of(encoding)?.special_tokens().to_vec())
+pub fn py_special_tokens(encoding_name: &str) -> PyResult<HashMap<&'static str, u32>> {
+    Ok(encoding_of(encoding_name)?
+        .special_tokens()
+        .iter()
+        .copied()
+        .collect())
 }
 
-/// `load_encoding(encoding) -> None`: deserialize the embedded vocabulary now (a server calls it at start).
+/// `load_encoding_name(encoding_name) -> None`: deserialize the embedded vocabulary now (a server calls it at start).
 #[pyfunction(name = "load_encoding")]
-pub fn py_load_encoding(py: Python<'_>, encoding: &str) -> PyResult<()> {
-    let encoding = encoding_of(encoding)?;
+pub fn py_load_encoding(py: Python<'_>, encoding_name: &str) -> PyResult<()> {
+    let encoding = encoding_of(encoding_name)?;
     py.detach(|| encoding.load());
     Ok(())
 }

@@ -1,0 +1,257 @@
+"""The bounded load benchmark: the gateway against its references, in one run.
+
+Starts a zero-latency OpenAI-format upstream, a gRPC echo server (the load generator's ceiling), a bare grpc.aio +
+aiohttp forwarder (the floor of the stack) and the gateway (full pipeline, OpenAI adapter), then drives each at
+concurrency 1, 16 and 64, unary and streaming, with several load-generator processes. Every loop is bounded in time
+and count; everything listens on 127.0.0.1 only.
+
+    python -m benches.load                     # the full table (about 2 minutes)
+    python -m benches.load --quick             # c=16 unary only
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+BENCH_KEY = "bench-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def process(*args: str, port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process of the benchmark, stopped on exit; its stderr is kept in a file to explain a failed start."""
+    with tempfile.TemporaryFile() as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, *args], env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=stderr
+        )
+        try:
+            try:
+                wait_for_port(port)
+            except TimeoutError:
+                stderr.seek(0)
+                raise TimeoutError(f"{' '.join(args)} did not start:\n{stderr.read().decode()[-2000:]}") from None
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def gateway_config(upstream_url: str, flaky_url: str) -> str:
+    return f"""
+providers:
+  - name: bench-upstream
+    type: openai
+    base_url: {upstream_url}
+    api_key_env: BENCH_UPSTREAM_KEY
+  - name: flaky-upstream
+    type: openai
+    base_url: {flaky_url}
+    api_key_env: BENCH_UPSTREAM_KEY
+models:
+  - name: bench
+    provider: bench-upstream
+    upstream_model: gpt-4o-mini
+    input_cost_per_mtok: 0.15
+    output_cost_per_mtok: 0.60
+  - name: flaky
+    provider: flaky-upstream
+    upstream_model: gpt-4o-mini
+# The breaker would take the flaky target out of rotation; the scenario measures retries, so it must stay in.
+circuit_breaker: {{consecutive_failures: 1000, error_rate: 1.0, min_calls: 1000}}
+routes:
+  - name: failover
+    strategy: fallback
+    targets: [{{model: flaky}}, {{model: bench}}]
+    retries: {{max_attempts: 2, backoff_ms: 0}}
+"""
+
+
+@dataclass
+class Point:
+    target: str
+    mode: str
+    concurrency: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    ttfc_p50_ms: float | None
+    errors: int
+    success: float
+    cpu_us_per_call: float
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drive(
+    name: str, target: str, model: str, mode: str, concurrency: int, processes: int, duration: float, server_pid: int
+) -> Point:
+    """Drives one target; besides throughput and latency it measures the server's CPU time per call, which holds
+    steadier than throughput on a noisy machine."""
+    cpu_before = cpu_seconds(server_pid)
+    procs = max(1, min(processes, concurrency))
+    per = [concurrency // procs + (1 if i < concurrency % procs else 0) for i in range(procs)]
+    with tempfile.TemporaryDirectory() as tmp:
+        outs = [Path(tmp) / f"{i}.json" for i in range(procs)]
+        command = [sys.executable, "-m", "benches.loadgen", "--target", target, "--mode", mode, "--key", BENCH_KEY]
+        command += ["--model", model]
+        runs = [
+            subprocess.Popen([*command, "--concurrency", str(c), "--duration", str(duration), "--out", str(out)])
+            for c, out in zip(per, outs, strict=True)
+        ]
+        for run in runs:
+            run.wait(timeout=duration + 60)
+        results = [orjson.loads(out.read_bytes()) for out in outs]
+    cpu = cpu_seconds(server_pid) - cpu_before
+    calls = sum(r["calls"][0] for r in results)
+    latencies = sorted(x for r in results for x in r["latency_us"])
+    errors = sum(len(r["errors"]) for r in results)
+    ttfc = sorted(x for r in results for x in r["ttfc_us"])
+    window = max(r["window_s"] for r in results)
+    if not latencies:
+        raise RuntimeError(f"{name}: no call completed ({sum(len(r['errors']) for r in results)} errors)")
+    return Point(
+        target=name,
+        mode=mode,
+        concurrency=concurrency,
+        rps=len(latencies) / window,
+        p50_ms=statistics.median(latencies) / 1000,
+        p99_ms=latencies[int(len(latencies) * 0.99) - 1] / 1000,
+        ttfc_p50_ms=statistics.median(ttfc) / 1000 if ttfc else None,
+        errors=errors,
+        success=len(latencies) / (len(latencies) + errors),
+        cpu_us_per_call=cpu / calls * 1e6,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=float, default=3.0, help="measured seconds per point")
+    parser.add_argument("--processes", type=int, default=2, help="load-generator processes")
+    parser.add_argument("--quick", action="store_true", help="c=16 unary only")
+    args = parser.parse_args()
+    concurrencies = [16] if args.quick else [1, 16, 64]
+    modes = ["unary"] if args.quick else ["unary", "stream"]
+
+    names = ("upstream", "flaky", "echo", "forwarder", "flaky-forwarder", "gateway")
+    ports = {name: free_port() for name in names}
+    upstream_url = f"http://127.0.0.1:{ports['upstream']}/v1"
+    flaky_url = f"http://127.0.0.1:{ports['flaky']}/v1"
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "bench.yaml"
+        config.write_text(gateway_config(upstream_url, flaky_url))
+        env = {
+            "GATEWAY_BOOTSTRAP_KEY": BENCH_KEY,
+            "GATEWAY_STATE_DIR": tmp,
+            "BENCH_UPSTREAM_KEY": "sk-bench",
+            "GATEWAY_LOG_LEVEL": "ERROR",
+        }
+        forwarder = ("-m", "benches.reference_servers", "forwarder", "--port")
+        gateway_address = f"127.0.0.1:{ports['gateway']}"
+        gateway_command = ("-m", "gateway", "serve", "--config", str(config), "--address", gateway_address)
+        with (
+            process("-m", "benches.upstream", "--port", str(ports["upstream"]), port=ports["upstream"]) as upstream,
+            process("-m", "benches.upstream", "--port", str(ports["flaky"]), "--fail-rate", "0.3", port=ports["flaky"]),
+            process(
+                "-m", "benches.reference_servers", "echo", "--port", str(ports["echo"]), port=ports["echo"]
+            ) as echo,
+            process(*forwarder, str(ports["forwarder"]), "--upstream", upstream_url, port=ports["forwarder"]) as bare,
+            process(
+                *forwarder, str(ports["flaky-forwarder"]), "--upstream", flaky_url, port=ports["flaky-forwarder"]
+            ) as flaky_bare,
+            process(*gateway_command, port=ports["gateway"], env=env) as gateway,
+        ):
+            targets = [
+                ("upstream (HTTP, direct)", upstream_url, "bench", upstream.pid),
+                ("grpc echo (loadgen ceiling)", f"127.0.0.1:{ports['echo']}", "bench", echo.pid),
+                ("bare forwarder", f"127.0.0.1:{ports['forwarder']}", "bench", bare.pid),
+                ("gateway", gateway_address, "bench", gateway.pid),
+            ]
+            points = [
+                drive(name, target, model, mode, c, args.processes, args.duration, pid)
+                for mode in modes
+                for c in concurrencies
+                for name, target, model, pid in targets
+            ]
+            failover = [
+                drive(name, target, model, "unary", 16, args.processes, args.duration, pid)
+                for name, target, model, pid in (
+                    (
+                        "bare forwarder -> 30%-failing upstream",
+                        f"127.0.0.1:{ports['flaky-forwarder']}",
+                        "bench",
+                        flaky_bare.pid,
+                    ),
+                    ("gateway route: 30%-failing -> healthy", gateway_address, "failover", gateway.pid),
+                    ("gateway -> healthy upstream", gateway_address, "bench", gateway.pid),
+                )
+            ]
+    print_table(points)
+    print()
+    print_failover(failover)
+
+
+def print_table(points: list[Point]) -> None:
+    print(
+        "| mode | c | target | req/s | p50 ms | p99 ms | TTFC p50 ms | errors | server CPU µs/call "
+        "| share of forwarder (req/s) | forwarder CPU / server CPU |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for point in points:
+        forwarder = next(
+            p
+            for p in points
+            if p.target == "bare forwarder" and p.mode == point.mode and p.concurrency == point.concurrency
+        )
+        ttfc = f"{point.ttfc_p50_ms:.2f}" if point.ttfc_p50_ms is not None else "-"
+        print(
+            f"| {point.mode} | {point.concurrency} | {point.target} | {point.rps:,.0f} | {point.p50_ms:.2f} | "
+            f"{point.p99_ms:.2f} | {ttfc} | {point.errors} | {point.cpu_us_per_call:.0f} | "
+            f"{point.rps / forwarder.rps:.2f} | {forwarder.cpu_us_per_call / point.cpu_us_per_call:.2f} |"
+        )
+
+
+def print_failover(points: list[Point]) -> None:
+    print("| unary, c=16 | req/s | success | p50 ms | p99 ms |")
+    print("| --- | --- | --- | --- | --- |")
+    for point in points:
+        print(f"| {point.target} | {point.rps:,.0f} | {point.success:.1%} | {point.p50_ms:.2f} | {point.p99_ms:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

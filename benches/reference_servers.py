@@ -1,0 +1,126 @@
+"""The references every load figure is judged against, run in the same benchmark as the gateway:
+
+- `echo`: a grpc.aio server that answers Chat/ChatStream at once; its throughput is the load generator's ceiling.
+- `forwarder`: the floor of the stack, a bare grpc.aio + uvloop server that only forwards Chat to the upstream with
+  aiohttp (no auth, no validation, no accounting). The gateway's throughput is reported as a share of it.
+
+    python -m benches.reference_servers echo --port 50100
+    python -m benches.reference_servers forwarder --port 50101 --upstream http://127.0.0.1:8011/v1
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import grpc
+import orjson
+import uvloop
+from llmgateway.v1 import gateway_pb2 as pb
+from llmgateway.v1 import gateway_pb2_grpc
+
+_ECHO = pb.ChatResponse(
+    id="echo",
+    model="echo",
+    provider="echo",
+    message=pb.Message(role="assistant", content="Hello from the echo server."),
+    finish_reason="stop",
+    usage=pb.Usage(prompt_tokens=12, completion_tokens=6, total_tokens=18),
+)
+
+
+class Echo(gateway_pb2_grpc.GatewayServicer):
+    async def Chat(self, request: pb.ChatRequest, context: Any) -> pb.ChatResponse:  # noqa: N802
+        return _ECHO
+
+    async def ChatStream(self, request: pb.ChatRequest, context: Any) -> AsyncIterator[pb.ChatChunk]:  # noqa: N802
+        for word in ("Hello", " from", " the", " echo", " server", "."):
+            yield pb.ChatChunk(id="echo", delta=word)
+        yield pb.ChatChunk(id="echo", finish_reason="stop", usage=_ECHO.usage)
+
+
+class Forwarder(gateway_pb2_grpc.GatewayServicer):
+    def __init__(self, upstream: str) -> None:
+        self._url = upstream.rstrip("/") + "/chat/completions"
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+        return self._session
+
+    def _body(self, request: pb.ChatRequest, stream: bool) -> bytes:
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        }
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return orjson.dumps(body)
+
+    async def Chat(self, request: pb.ChatRequest, context: Any) -> pb.ChatResponse:  # noqa: N802
+        async with self._http().post(
+            self._url, data=self._body(request, False), headers={"content-type": "application/json"}
+        ) as response:
+            data = orjson.loads(await response.read())
+        choice = data["choices"][0]
+        usage = data["usage"]
+        return pb.ChatResponse(
+            id=data["id"],
+            model=data["model"],
+            provider="upstream",
+            message=pb.Message(role="assistant", content=choice["message"]["content"]),
+            finish_reason=choice["finish_reason"],
+            usage=pb.Usage(
+                prompt_tokens=usage["prompt_tokens"],
+                completion_tokens=usage["completion_tokens"],
+                total_tokens=usage["total_tokens"],
+            ),
+        )
+
+    async def ChatStream(self, request: pb.ChatRequest, context: Any) -> AsyncIterator[pb.ChatChunk]:  # noqa: N802
+        async with self._http().post(
+            self._url, data=self._body(request, True), headers={"content-type": "application/json"}
+        ) as response:
+            async for line in response.content:
+                if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
+                    continue
+                event = orjson.loads(line[6:])
+                if event["choices"]:
+                    delta = event["choices"][0]["delta"].get("content")
+                    if delta:
+                        yield pb.ChatChunk(id=event["id"], delta=delta)
+                elif event.get("usage"):
+                    usage = event["usage"]
+                    yield pb.ChatChunk(
+                        id=event["id"],
+                        finish_reason="stop",
+                        usage=pb.Usage(
+                            prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"]
+                        ),
+                    )
+
+
+async def serve(servicer: gateway_pb2_grpc.GatewayServicer, port: int) -> None:
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    await server.wait_for_termination()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("kind", choices=["echo", "forwarder"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--upstream", default="")
+    args = parser.parse_args()
+    servicer: gateway_pb2_grpc.GatewayServicer = Echo() if args.kind == "echo" else Forwarder(args.upstream)
+    uvloop.run(serve(servicer, args.port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The `gateway` command: serve, and client commands over the gRPC API."""

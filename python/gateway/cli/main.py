@@ -1,0 +1,191 @@
+"""`gateway serve | chat | models | count-tokens`.
+
+Client commands read the key from env GATEWAY_API_KEY and the address from --address or env GATEWAY_ADDR; --json
+prints machine-readable output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import grpc
+import orjson
+from google.protobuf import json_format
+from google.protobuf.message import Message as ProtoMessage
+from llmgateway.v1 import gateway_pb2 as pb
+
+from gateway.client import SyncGatewayClient
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except grpc.RpcError as err:
+        code = err.code() if isinstance(err, grpc.Call) else None
+        details = err.details() if isinstance(err, grpc.Call) else str(err)
+        print(f"error: {code.name if code else 'RPC'}: {details}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="A typed gRPC gateway to every LLM provider.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the gateway server")
+    serve.add_argument("--config", type=Path, help="YAML config (default: the embedded simulated setup)")
+    serve.add_argument(
+        "--address", default=os.environ.get("GATEWAY_ADDR"), help=f"HOST:PORT (default {DEFAULT_ADDRESS})"
+    )
+    serve.add_argument("--log-level", default=os.environ.get("GATEWAY_LOG_LEVEL", "INFO"))
+    serve.set_defaults(handler=_serve)
+
+    chat = _client_command(commands, "chat", "send a prompt and stream the answer")
+    chat.add_argument("--model", "-m", required=True)
+    chat.add_argument("--system", help="a system message placed before the prompt")
+    chat.add_argument("--max-tokens", type=int)
+    chat.add_argument("--temperature", type=float)
+    chat.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
+    chat.add_argument("prompt", help="the prompt; '-' reads it from stdin")
+    chat.set_defaults(handler=_chat)
+
+    models = _client_command(commands, "models", "list the models this key may call")
+    models.set_defaults(handler=_models)
+
+    count = _client_command(commands, "count-tokens", "count a text's tokens for a model")
+    count.add_argument("--model", "-m", required=True)
+    count.add_argument("--chat", action="store_true", help="count the text as one user message of a chat")
+    count.add_argument("text", help="the text; '-' reads it from stdin")
+    count.set_defaults(handler=_count_tokens)
+    return parser
+
+
+def _client_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str
+) -> argparse.ArgumentParser:
+    command = commands.add_parser(name, help=help_text)
+    command.add_argument("--address", default=os.environ.get("GATEWAY_ADDR", DEFAULT_ADDRESS))
+    command.add_argument("--json", action="store_true", help="machine-readable output")
+    command.add_argument("--timeout", type=float, default=120.0, help="seconds before giving up")
+    return command
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from gateway.config import ConfigError, load_config, load_default_config
+    from gateway.server.app import serve
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config) if args.config else load_default_config()
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    state_dir = Path(os.environ.get("GATEWAY_STATE_DIR", "var"))
+    uvloop.run(serve(config, address=args.address, state_dir=state_dir))
+    return 0
+
+
+def _client(args: argparse.Namespace) -> SyncGatewayClient:
+    key = os.environ.get("GATEWAY_API_KEY")
+    if not key:
+        raise SystemExit("error: set GATEWAY_API_KEY to a gateway key (the server prints one on its first start)")
+    return SyncGatewayClient(args.address, key)
+
+
+def _read(text: str) -> str:
+    return sys.stdin.read() if text == "-" else text
+
+
+def _print_json(message: ProtoMessage | list[ProtoMessage]) -> None:
+    if isinstance(message, list):
+        value: object = [json_format.MessageToDict(m, preserving_proto_field_name=True) for m in message]
+    else:
+        value = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _chat(args: argparse.Namespace) -> int:
+    messages: list[tuple[str, str]] = [("system", args.system)] if args.system else []
+    messages.append(("user", _read(args.prompt)))
+    params: dict[str, object] = {}
+    if args.max_tokens is not None:
+        params["max_tokens"] = args.max_tokens
+    if args.temperature is not None:
+        params["temperature"] = args.temperature
+    with _client(args) as client:
+        if args.no_stream or args.json:
+            response = client.chat(args.model, messages, timeout=args.timeout, **params)
+            if args.json:
+                _print_json(response)
+            else:
+                _print_answer_footer(response.message.content, response.model, response.simulated, response.usage)
+            return 0
+        model, simulated = "", False
+        for chunk in client.chat_stream(args.model, messages, timeout=args.timeout, **params):
+            if chunk.model:
+                model, simulated = chunk.model, chunk.simulated
+            sys.stdout.write(chunk.delta)
+            sys.stdout.flush()
+            if chunk.HasField("usage"):
+                _print_answer_footer("", model, simulated, chunk.usage)
+    return 0
+
+
+def _print_answer_footer(text: str, model: str, simulated: bool, usage: pb.Usage) -> None:
+    label = " (simulated)" if simulated else ""
+    sys.stdout.write(
+        f"{text}\n\n[{model}{label}: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens, "
+        f"${usage.cost_usd:.6f}]\n"
+    )
+
+
+def _models(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        models = client.list_models(timeout=args.timeout)
+    if args.json:
+        _print_json(list(models))
+        return 0
+    rows = [("MODEL", "PROVIDER", "CONTEXT", "IN $/Mtok", "OUT $/Mtok", "CAPABILITIES")]
+    rows += [
+        (
+            m.id + (" (simulated)" if m.simulated else ""),
+            f"{m.provider} ({m.provider_type})",
+            str(m.context_window),
+            f"{m.input_cost_per_mtok:g}",
+            f"{m.output_cost_per_mtok:g}",
+            ",".join(m.capabilities),
+        )
+        for m in models
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        sys.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
+    return 0
+
+
+def _count_tokens(args: argparse.Namespace) -> int:
+    text = _read(args.text)
+    with _client(args) as client:
+        if args.chat:
+            response = client.count_tokens(args.model, messages=[("user", text)], timeout=args.timeout)
+        else:
+            response = client.count_tokens(args.model, text=text, timeout=args.timeout)
+    if args.json:
+        _print_json(response)
+    else:
+        kind = "exact" if response.exact else "estimate"
+        sys.stdout.write(f"{response.tokens} tokens ({kind}, {response.tokenizer})\n")
+    return 0

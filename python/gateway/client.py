@@ -1,0 +1,154 @@
+"""A small typed client over the generated stubs, async and sync.
+
+async with GatewayClient("127.0.0.1:50051", api_key) as client:
+    answer = await client.chat("sim-fast", "Hello!")
+    async for chunk in client.chat_stream("sim-fast", "Tell me more"):
+        print(chunk.delta, end="")
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import grpc
+from llmgateway.v1 import gateway_pb2 as pb
+from llmgateway.v1 import gateway_pb2_grpc
+
+MessagesLike = str | Sequence[pb.Message | tuple[str, str]]
+"""A prompt (one user message), or messages as protobuf or (role, content) pairs."""
+
+
+def build_chat_request(model: str, messages: MessagesLike, **params: Any) -> pb.ChatRequest:
+    """A ChatRequest from a prompt or messages plus any ChatRequest field as a keyword (max_tokens=, metadata=...)."""
+    if isinstance(messages, str):
+        proto_messages = [pb.Message(role="user", content=messages)]
+    else:
+        proto_messages = [m if isinstance(m, pb.Message) else pb.Message(role=m[0], content=m[1]) for m in messages]
+    return pb.ChatRequest(model=model, messages=proto_messages, **params)
+
+
+def _channel_args(
+    address: str, secure: bool, root_certificates: bytes | None
+) -> tuple[str, grpc.ChannelCredentials | None]:
+    if secure or root_certificates is not None:
+        return address, grpc.ssl_channel_credentials(root_certificates=root_certificates)
+    return address, None
+
+
+class GatewayClient:
+    """Async client. One instance shares one HTTP/2 channel across concurrent calls."""
+
+    def __init__(
+        self, address: str, api_key: str, *, secure: bool = False, root_certificates: bytes | None = None
+    ) -> None:
+        target, credentials = _channel_args(address, secure, root_certificates)
+        self._channel = (
+            grpc.aio.secure_channel(target, credentials) if credentials else grpc.aio.insecure_channel(target)
+        )
+        self._stub = gateway_pb2_grpc.GatewayStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {api_key}"),)
+
+    async def chat(
+        self, model: str, messages: MessagesLike, *, timeout: float | None = None, **params: Any
+    ) -> pb.ChatResponse:
+        request = build_chat_request(model, messages, **params)
+        response: pb.ChatResponse = await self._stub.Chat(request, metadata=self._metadata, timeout=timeout)
+        return response
+
+    async def chat_stream(
+        self, model: str, messages: MessagesLike, *, timeout: float | None = None, **params: Any
+    ) -> AsyncIterator[pb.ChatChunk]:
+        request = build_chat_request(model, messages, **params)
+        call = self._stub.ChatStream(request, metadata=self._metadata, timeout=timeout)
+        try:
+            async for chunk in call:
+                yield chunk
+        finally:
+            call.cancel()
+
+    async def count_tokens(
+        self, model: str, *, text: str = "", messages: MessagesLike = (), timeout: float | None = None
+    ) -> pb.CountTokensResponse:
+        request = pb.CountTokensRequest(model=model, text=text)
+        if messages:
+            request.messages.extend(build_chat_request(model, messages).messages)
+        response: pb.CountTokensResponse = await self._stub.CountTokens(
+            request, metadata=self._metadata, timeout=timeout
+        )
+        return response
+
+    async def list_models(self, *, timeout: float | None = None) -> list[pb.ModelInfo]:
+        response: pb.ListModelsResponse = await self._stub.ListModels(
+            pb.ListModelsRequest(), metadata=self._metadata, timeout=timeout
+        )
+        return list(response.models)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+class SyncGatewayClient:
+    """Blocking client, for scripts and the CLI."""
+
+    def __init__(
+        self, address: str, api_key: str, *, secure: bool = False, root_certificates: bytes | None = None
+    ) -> None:
+        target, credentials = _channel_args(address, secure, root_certificates)
+        self._channel = grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
+        self._stub = gateway_pb2_grpc.GatewayStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {api_key}"),)
+
+    def chat(
+        self, model: str, messages: MessagesLike, *, timeout: float | None = None, **params: Any
+    ) -> pb.ChatResponse:
+        response: pb.ChatResponse = self._stub.Chat(
+            build_chat_request(model, messages, **params), metadata=self._metadata, timeout=timeout
+        )
+        return response
+
+    def chat_stream(
+        self, model: str, messages: MessagesLike, *, timeout: float | None = None, **params: Any
+    ) -> Iterator[pb.ChatChunk]:
+        call = self._stub.ChatStream(
+            build_chat_request(model, messages, **params), metadata=self._metadata, timeout=timeout
+        )
+        try:
+            yield from call
+        finally:
+            call.cancel()
+
+    def count_tokens(
+        self, model: str, *, text: str = "", messages: MessagesLike = (), timeout: float | None = None
+    ) -> pb.CountTokensResponse:
+        request = pb.CountTokensRequest(model=model, text=text)
+        if messages:
+            request.messages.extend(build_chat_request(model, messages).messages)
+        response: pb.CountTokensResponse = self._stub.CountTokens(request, metadata=self._metadata, timeout=timeout)
+        return response
+
+    def list_models(self, *, timeout: float | None = None) -> list[pb.ModelInfo]:
+        response: pb.ListModelsResponse = self._stub.ListModels(
+            pb.ListModelsRequest(), metadata=self._metadata, timeout=timeout
+        )
+        return list(response.models)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

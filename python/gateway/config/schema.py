@@ -1,0 +1,210 @@
+"""The typed configuration. Validated once at start; the rest of the code never reads raw dicts."""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+
+from gateway.config.base import Name, Strict
+from gateway.config.routes import CircuitBreakerConfig, RouteConfig, Strategy
+
+
+class ProviderType(StrEnum):
+    OPENAI = "openai"
+    AZURE_OPENAI = "azure_openai"
+    OPENAI_COMPATIBLE = "openai_compatible"
+    ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
+    SIMULATED = "simulated"
+
+
+DEFAULT_BASE_URLS: dict[ProviderType, str] = {
+    ProviderType.OPENAI: "https://api.openai.com/v1",
+    ProviderType.ANTHROPIC: "https://api.anthropic.com",
+    ProviderType.GEMINI: "https://generativelanguage.googleapis.com",
+}
+
+
+class SimulationConfig(Strict):
+    """How a simulated provider behaves: its speed and how often it fails."""
+
+    time_to_first_token_ms: float = Field(default=0.0, ge=0)
+    per_token_ms: float = Field(default=0.0, ge=0)
+    error_rate: float = Field(default=0.0, ge=0, le=1)
+    max_answer_tokens: int = Field(default=64, ge=1, le=100_000)
+
+
+class ProviderConfig(Strict):
+    name: Name
+    type: ProviderType
+    base_url: str | None = Field(default=None, description="Root of the API; defaults to the provider's public URL.")
+    api_key_env: str | None = Field(default=None, description="Environment variable holding the provider API key.")
+    api_version: str | None = Field(
+        default=None,
+        description="azure_openai: the api-version query parameter; anthropic: the anthropic-version header.",
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra headers sent on every upstream request.")
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    timeout_s: float = Field(default=600.0, gt=0, description="Upper bound of one upstream call, streaming included.")
+    max_connections: int = Field(default=256, ge=1, description="Pooled keep-alive connections to this provider.")
+    simulation: SimulationConfig = Field(default_factory=SimulationConfig)
+
+    @model_validator(mode="after")
+    def _check_type_fields(self) -> Self:
+        needs_url = self.type in (ProviderType.AZURE_OPENAI, ProviderType.OPENAI_COMPATIBLE)
+        if needs_url and not self.base_url:
+            raise ValueError(f"provider type {self.type.value} needs base_url")
+        if self.type is ProviderType.AZURE_OPENAI and not self.api_version:
+            raise ValueError("provider type azure_openai needs api_version (e.g. 2024-10-21)")
+        return self
+
+    @property
+    def url(self) -> str:
+        return (self.base_url or DEFAULT_BASE_URLS.get(self.type, "")).rstrip("/")
+
+    def api_key(self) -> SecretStr | None:
+        """The key from the environment, read when the provider is built; SecretStr keeps it out of reprs and logs."""
+        if not self.api_key_env:
+            return None
+        value = os.environ.get(self.api_key_env)
+        return SecretStr(value) if value else None
+
+
+CAPABILITIES = frozenset({"streaming", "tools", "images", "json_mode"})
+
+
+class QuotaConfig(Strict):
+    """What the provider allows this deployment (its account's limits). The gateway keeps under them itself, so a
+    busy target is skipped or waited for instead of earning 429s."""
+
+    rpm: int | None = Field(default=None, ge=1, description="Requests per minute.")
+    tpm: int | None = Field(default=None, ge=1, description="Prompt plus max_tokens per minute, settled on usage.")
+    max_concurrent: int | None = Field(default=None, ge=1, description="Calls in flight at once.")
+
+
+class DeploymentConfig(Strict):
+    """One more place serving the same model (another region, another key): the model's deployments form a pool."""
+
+    provider: Name
+    upstream_model: str | None = Field(default=None, description="The model id there; defaults to the model's.")
+    quota: QuotaConfig | None = Field(default=None, description="This deployment's quota; defaults to the model's.")
+
+
+class ModelConfig(Strict):
+    name: Name = Field(description="What clients put in ChatRequest.model.")
+    provider: Name
+    upstream_model: str | None = Field(default=None, description="The provider's model id; defaults to name.")
+    deployments: list[DeploymentConfig] = Field(
+        default_factory=list, description="Further deployments; calls are balanced over all by load and health."
+    )
+    quota: QuotaConfig | None = Field(default=None, description="The provider's limits for each deployment.")
+    input_cost_per_mtok: float = Field(default=0.0, ge=0)
+    output_cost_per_mtok: float = Field(default=0.0, ge=0)
+    cached_input_cost_per_mtok: float | None = Field(default=None, ge=0)
+    context_window: int = Field(default=128_000, ge=1)
+    max_output_tokens: int = Field(default=4096, ge=1)
+    capabilities: frozenset[str] = Field(default=frozenset({"streaming", "tools", "json_mode"}))
+    tokenizer: str | None = Field(default=None, description="cl100k_base or o200k_base; default from upstream_model.")
+
+    @model_validator(mode="after")
+    def _check_capabilities(self) -> Self:
+        unknown = set(self.capabilities) - CAPABILITIES
+        if unknown:
+            raise ValueError(f"unknown capabilities {sorted(unknown)}; valid: {sorted(CAPABILITIES)}")
+        if self.tokenizer not in (None, "cl100k_base", "o200k_base"):
+            raise ValueError("tokenizer must be cl100k_base or o200k_base")
+        return self
+
+    @property
+    def upstream(self) -> str:
+        return self.upstream_model or self.name
+
+
+class KeyConfig(Strict):
+    """A gateway key declared in the config: by its SHA-256 (hex) or by an environment variable holding it."""
+
+    name: Name
+    key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    key_env: str | None = None
+    models: frozenset[str] | None = Field(default=None, description="Models and routes this key may call; unset: all.")
+    team: str = Field(default="", description="The team the key belongs to (routing rules may match on it).")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.key_sha256 is None) == (self.key_env is None):
+            raise ValueError("set exactly one of key_sha256 and key_env")
+        return self
+
+
+class TlsConfig(Strict):
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = Field(default=None, description="Set to require client certificates (mutual TLS).")
+
+
+class ServerConfig(Strict):
+    address: str = "127.0.0.1:50051"
+    tls: TlsConfig | None = None
+    max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_concurrent_streams: int = Field(default=1024, ge=1)
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
+    max_input_chars: int = Field(default=2_000_000, ge=1, description="Upper bound on a request's total text.")
+
+
+class GatewayConfig(Strict):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    providers: list[ProviderConfig] = Field(min_length=1)
+    models: list[ModelConfig] = Field(min_length=1)
+    keys: list[KeyConfig] = Field(default_factory=list)
+    routes: list[RouteConfig] = Field(default_factory=list)
+    circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Self:
+        _unique("providers", [p.name for p in self.providers])
+        _unique("models and routes", [m.name for m in self.models] + [r.name for r in self.routes])
+        _unique("keys", [k.name for k in self.keys])
+        providers = {p.name for p in self.providers}
+        for model in self.models:
+            for provider in (model.provider, *(d.provider for d in model.deployments)):
+                if provider not in providers:
+                    raise ValueError(f"model {model.name!r} names unknown provider {provider!r}")
+        _check_routes(self.routes, {m.name for m in self.models})
+        return self
+
+    def provider(self, name: str) -> ProviderConfig:
+        return next(p for p in self.providers if p.name == name)
+
+
+def _check_routes(routes: list[RouteConfig], models: set[str]) -> None:
+    """Targets name models; rules name models or routes, without cycles."""
+    by_name = {r.name: r for r in routes}
+    for route in routes:
+        for target in route.targets:
+            if target.model not in models:
+                raise ValueError(f"route {route.name!r}: target {target.model!r} is not a model")
+        for name in [rule.target for rule in route.rules] + ([route.default] if route.default else []):
+            if name not in models and name not in by_name:
+                raise ValueError(f"route {route.name!r}: {name!r} is neither a model nor a route")
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in path:
+            raise ValueError(f"routes form a cycle: {' -> '.join((*path, name))}")
+        route = by_name.get(name)
+        if route is not None and route.strategy is Strategy.RULES:
+            for rule_target in [rule.target for rule in route.rules] + [route.default or ""]:
+                visit(rule_target, (*path, name))
+
+    for route in routes:
+        visit(route.name, ())
+
+
+def _unique(section: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{section}: duplicate name {name!r}")
+        seen.add(name)

@@ -1,0 +1,1 @@
+"""The ledger: what each call used and cost."""

@@ -1,0 +1,1 @@
+"""Policy: who may call (authentication, access), and later what may pass (guardrails)."""

@@ -1,0 +1,27 @@
+"""Builds a provider adapter from its config. Adding a provider adds its module and one line here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gateway.config.schema import ProviderConfig, ProviderType
+from gateway.providers.anthropic import AnthropicProvider
+from gateway.providers.azure_openai import AzureOpenAIProvider
+from gateway.providers.base import Provider
+from gateway.providers.gemini import GeminiProvider
+from gateway.providers.openai import OpenAIProvider
+from gateway.providers.openai_compatible import OpenAICompatibleProvider
+from gateway.providers.simulated import SimulatedProvider
+
+ADAPTERS: dict[ProviderType, Callable[[ProviderConfig], Provider]] = {
+    ProviderType.SIMULATED: SimulatedProvider,
+    ProviderType.OPENAI: OpenAIProvider,
+    ProviderType.AZURE_OPENAI: AzureOpenAIProvider,
+    ProviderType.OPENAI_COMPATIBLE: OpenAICompatibleProvider,
+    ProviderType.ANTHROPIC: AnthropicProvider,
+    ProviderType.GEMINI: GeminiProvider,
+}
+
+
+def build_provider(config: ProviderConfig) -> Provider:
+    return ADAPTERS[config.type](config)

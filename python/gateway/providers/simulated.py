@@ -1,0 +1,165 @@
+"""A built-in provider for the out-of-the-box default and demos. It is SIMULATED: no model is called.
+
+The answer is deterministic text derived from the prompt; usage is counted with the real tokenizer; the time to first
+token, the per-token delay and an error rate come from the config, so routing and resilience can be exercised with no
+API key. Every answer is labelled as simulated (ChatResponse.simulated, ModelInfo.simulated, the text's prefix).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import time
+from collections.abc import AsyncIterator
+
+from gateway.chat import ChatDelta, ChatRequest, ChatResult, ToolCall, ToolCallDelta, Usage
+from gateway.config.schema import ModelConfig, ProviderConfig
+from gateway.errors import ProviderError
+from gateway.providers.base import Provider, UpstreamCall
+from gateway.tokens import TokenCounter
+
+# Common English words, each a single token with its leading space in cl100k_base and o200k_base.
+_WORDS = [
+    "the",
+    "model",
+    "answer",
+    "is",
+    "simulated",
+    "and",
+    "this",
+    "text",
+    "was",
+    "made",
+    "from",
+    "your",
+    "prompt",
+    "so",
+    "it",
+    "stays",
+    "the",
+    "same",
+    "for",
+    "the",
+    "same",
+    "request",
+    "while",
+    "a",
+    "real",
+    "provider",
+    "would",
+    "write",
+    "something",
+    "useful",
+    "here",
+    "about",
+    "data",
+    "time",
+    "people",
+    "work",
+    "system",
+    "value",
+    "first",
+    "new",
+    "good",
+    "way",
+    "use",
+    "state",
+    "part",
+    "place",
+    "case",
+    "point",
+    "group",
+    "number",
+    "world",
+    "fact",
+    "example",
+    "result",
+]
+
+
+class SimulatedProvider(Provider):
+    simulated = True
+
+    def __init__(self, config: ProviderConfig) -> None:
+        super().__init__(config)
+        self._sim = config.simulation
+        self._counter = TokenCounter()
+        self._failures = random.Random()
+
+    def _answer(self, request: ChatRequest, model: ModelConfig) -> tuple[str, str, Usage, ToolCall | None]:
+        if self._sim.error_rate and self._failures.random() < self._sim.error_rate:
+            raise ProviderError(
+                f"simulated provider {self.name!r} failed on purpose (error_rate={self._sim.error_rate})",
+                provider=self.name,
+                http_status=503,
+                reason="SIMULATED_FAILURE",
+            )
+        prompt = "\n".join(f"{m.role}:{m.text()}" for m in request.messages)
+        digest = hashlib.sha256(prompt.encode()).digest()
+        rng = random.Random(digest)
+        prefix = f"[simulated {model.name}]"
+        natural = rng.randint(max(1, self._sim.max_answer_tokens // 2), self._sim.max_answer_tokens)
+        budget = request.max_tokens if request.max_tokens is not None else model.max_output_tokens
+        words = [prefix, *(rng.choice(_WORDS) for _ in range(natural))]
+        text = " ".join(words)
+        completion = self._counter.count_text(text, model.upstream, model.tokenizer).tokens
+        finish = "stop"
+        while completion > budget and len(words) > 1:
+            # Each word is one token, so this ends within a few steps past the prefix.
+            words = words[: max(1, len(words) - (completion - budget))]
+            text = " ".join(words)
+            completion = self._counter.count_text(text, model.upstream, model.tokenizer).tokens
+            finish = "length"
+        tool_call = _forced_tool_call(request, digest)
+        if tool_call is not None:
+            finish = "tool_calls"
+        prompt_tokens = self._counter.count_chat(request.messages, model.upstream, model.tokenizer).tokens
+        return text, finish, Usage(prompt_tokens, completion), tool_call
+
+    async def chat(self, request: ChatRequest, model: ModelConfig, call: UpstreamCall) -> ChatResult:
+        text, finish, usage, tool_call = self._answer(request, model)
+        delay = self._sim.time_to_first_token_ms + self._sim.per_token_ms * usage.completion_tokens
+        if delay:
+            await self._sleep(delay / 1000, call)
+        return ChatResult(
+            upstream_id=f"sim-{call.request_id}",
+            upstream_model=model.upstream,
+            text=text,
+            finish_reason=finish,
+            usage=usage,
+            tool_calls=[tool_call] if tool_call else [],
+        )
+
+    async def stream(self, request: ChatRequest, model: ModelConfig, call: UpstreamCall) -> AsyncIterator[ChatDelta]:
+        text, finish, usage, tool_call = self._answer(request, model)
+        started = time.monotonic()
+        if self._sim.time_to_first_token_ms:
+            await self._sleep(self._sim.time_to_first_token_ms / 1000, call, started)
+        words = text.split(" ")
+        for i, word in enumerate(words):
+            if i and self._sim.per_token_ms:
+                await self._sleep(self._sim.per_token_ms / 1000, call, started)
+            yield ChatDelta(text=word if i == 0 else " " + word, upstream_model=model.upstream)
+        if tool_call is not None:
+            yield ChatDelta(tool_calls=[ToolCallDelta(0, tool_call.id, tool_call.name, tool_call.arguments_json)])
+        yield ChatDelta(finish_reason=finish, usage=usage)
+
+    async def _sleep(self, seconds: float, call: UpstreamCall, started: float | None = None) -> None:
+        """Simulated latency, bounded like a real upstream call by the time the caller has left."""
+        if call.timeout_s is not None:
+            left = call.timeout_s - (time.monotonic() - started if started is not None else 0.0)
+            if seconds > left:
+                await asyncio.sleep(max(left, 0.0))
+                raise ProviderError(
+                    f"simulated provider {self.name!r} timed out", provider=self.name, reason="UPSTREAM_TIMEOUT"
+                )
+        await asyncio.sleep(seconds)
+
+
+def _forced_tool_call(request: ChatRequest, digest: bytes) -> ToolCall | None:
+    """When the caller requires a tool call, the simulation makes one (to the named tool, else the first)."""
+    if not request.tools or request.tool_choice in ("", "auto", "none"):
+        return None
+    name = request.tool_choice if request.tool_choice != "required" else request.tools[0].name
+    return ToolCall(id=f"call_{digest[:6].hex()}", name=name, arguments_json="{}")

@@ -1,0 +1,44 @@
+"""What routing decisions look at in a request, computed once and lazily."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from gateway.chat import ChatRequest
+from gateway.config.schema import ModelConfig
+
+
+@dataclass
+class RequestFeatures:
+    request: ChatRequest
+    team: str
+    streaming: bool
+    count_prompt: Callable[[ModelConfig], int]
+    """Prompt tokens as the given model counts them (tokenizers differ between targets)."""
+    prompt_bound: int
+    """An upper bound on prompt_tokens for any model, known without tokenizing."""
+    _counts: dict[tuple[str, str | None], int] = field(default_factory=dict)
+    fit: dict[str, bool] = field(default_factory=dict)
+    """Per target key, whether it can serve this request: memo of router.misfit, read by plan and executor."""
+
+    def prompt_tokens(self, model: ModelConfig) -> int:
+        key = (model.upstream, model.tokenizer)
+        count = self._counts.get(key)
+        if count is None:
+            count = self._counts[key] = self.count_prompt(model)
+        return count
+
+    @cached_property
+    def prompt_text(self) -> str:
+        """The caller's words (user and tool turns), lower-cased for keyword rules."""
+        return "\n".join(m.text() for m in self.request.messages if m.role in ("user", "tool")).lower()
+
+    @property
+    def has_images(self) -> bool:
+        return self.request.images > 0
+
+    @property
+    def has_tools(self) -> bool:
+        return bool(self.request.tools)

@@ -1,0 +1,192 @@
+"""From the name a caller asked for to a RoutePlan: the ordered deployments to try and the rules to try them by."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from gateway.config.routes import HedgeConfig, QueueConfig, RetryConfig, RouteConfig, Strategy, TimeoutConfig
+from gateway.config.schema import ModelConfig
+from gateway.errors import InvalidRequest
+from gateway.routing import strategies
+from gateway.routing.catalog import ModelCatalog, Target
+from gateway.routing.features import RequestFeatures
+from gateway.routing.health import BreakerState, HealthBoard
+
+_DIRECT_QUEUE = QueueConfig(max_size=0)
+_DIRECT_TIMEOUTS = TimeoutConfig()
+
+
+@dataclass(slots=True)
+class RoutePlan:
+    route: str
+    """The route asked for; empty when the caller named a model."""
+    strategy: str
+    reason: str
+    candidates: list[Target]
+    retries: RetryConfig
+    timeouts: TimeoutConfig = field(default_factory=TimeoutConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    hedge: HedgeConfig | None = None
+
+
+class Router:
+    def __init__(self, catalog: ModelCatalog, board: HealthBoard, rng: random.Random | None = None) -> None:
+        self._catalog = catalog
+        self._board = board
+        self._rng = rng or random.Random()
+        self._models: dict[str, ModelConfig] = {name: catalog.pool(name)[0].model for name in catalog.model_names()}
+        self._pool_health = {name: [board[t.key] for t in catalog.pool(name)] for name in catalog.model_names()}
+        # A model named directly fails over across its pool's deployments; a single deployment is tried once.
+        self._direct_retries = {
+            name: RetryConfig(max_attempts=len(catalog.pool(name)), backoff_ms=0) for name in catalog.model_names()
+        }
+        self._rule_keywords = {
+            route.name: frozenset(word.lower() for rule in route.rules for word in rule.when.keywords)
+            for route in catalog.routes()
+        }
+
+    def plan(self, name: str, features: RequestFeatures) -> RoutePlan:
+        found = self._catalog.lookup(name)
+        if isinstance(found, list):
+            pool = found
+            self._check_some_fit(pool, features)
+            return RoutePlan(
+                route="",
+                strategy="model",
+                reason=f"model {name} requested directly" + (f", pool of {len(pool)}" if len(pool) > 1 else ""),
+                candidates=self._by_load(pool),
+                retries=self._direct_retries[name],
+                timeouts=_DIRECT_TIMEOUTS,
+                queue=_DIRECT_QUEUE,
+            )
+        return self._plan_route(found, features, reasons=[])
+
+    def _plan_route(self, route: RouteConfig, features: RequestFeatures, reasons: list[str]) -> RoutePlan:
+        if route.strategy is Strategy.RULES:
+            target, reason = self._rule_target(route, features)
+            reasons.append(reason)
+            found = self._catalog.lookup(target)
+            if isinstance(found, RouteConfig):
+                return self._plan_route(found, features, reasons)
+            order = [target]
+        elif route.strategy is Strategy.FALLBACK:
+            order, reason = strategies.fallback(route)
+            reasons.append(reason)
+        elif route.strategy is Strategy.WEIGHTED:
+            order, reason = strategies.weighted(route, features, self._rng)
+            reasons.append(reason)
+        elif route.strategy is Strategy.LEAST_LATENCY:
+            order, reason = strategies.least_latency(route, self._latencies(route, features.streaming), self._rng)
+            reasons.append(reason)
+        else:
+            latencies = self._latencies(route, streaming=False) if route.max_latency_ms is not None else {}
+            order, reason = strategies.cost(route, self._models, features, latencies)
+            reasons.append(reason)
+            if not order:
+                raise InvalidRequest(
+                    f"route {route.name!r}: no target meets its max_cost_usd/max_latency_ms for this request",
+                    reason="NO_TARGET_WITHIN_LIMITS",
+                )
+        candidates: list[Target] = []
+        for model in order:
+            candidates.extend(self._by_load(self._catalog.pool(model)))
+        return RoutePlan(
+            route=route.name,
+            strategy=route.strategy.value,
+            reason="; ".join(reasons),
+            candidates=self._check_some_fit(candidates, features),
+            retries=route.retries,
+            timeouts=route.timeouts,
+            queue=route.queue,
+            hedge=route.hedge,
+        )
+
+    def _rule_target(self, route: RouteConfig, features: RequestFeatures) -> tuple[str, str]:
+        primary = self._catalog.primary(route.name).model
+        tokens = features.prompt_tokens(primary)
+        keywords = self._rule_keywords[route.name]
+        found = strategies.keywords_in(keywords, features.prompt_text) if keywords else frozenset()
+        for rule in route.rules:
+            if strategies.matches(rule.when, features, tokens, found):
+                return rule.target, f"rule {rule.name!r} matched -> {rule.target}"
+        assert route.default is not None
+        return route.default, f"no rule matched -> default {route.default}"
+
+    def _latencies(self, route: RouteConfig, streaming: bool) -> dict[str, float | None]:
+        """Per model, the best moving-average latency among its deployments (TTFT for streams, else total)."""
+        result: dict[str, float | None] = {}
+        for target in route.targets:
+            best: float | None = None
+            for health in self._pool_health[target.model]:
+                value = health.ewma_ttft_s if streaming else health.ewma_total_s
+                if value is not None and (best is None or value < best):
+                    best = value
+            result[target.model] = best
+        return result
+
+    def _by_load(self, pool: list[Target]) -> list[Target]:
+        """Healthy before open, then the least loaded: a pool balances by current load and health."""
+        if len(pool) == 1:
+            return pool
+        return sorted(
+            pool,
+            key=lambda t: (
+                self._board[t.key].breaker.state is BreakerState.OPEN,
+                self._board[t.key].cooling_for() > 0,
+                self._board[t.key].in_flight,
+            ),
+        )
+
+    @staticmethod
+    def _check_some_fit(candidates: list[Target], features: RequestFeatures) -> list[Target]:
+        """Raises the first candidate's reason when no candidate can serve the request. Checks stop at the first that
+        fits: the executor skips later misfits only if it reaches them, so a plan costs O(1) checks, not O(targets)."""
+        first_error: InvalidRequest | None = None
+        for target in candidates:
+            error = misfit(target.model, features)
+            features.fit[target.key] = error is None
+            if error is None:
+                return candidates
+            first_error = first_error or error
+        assert first_error is not None
+        raise first_error
+
+
+def fits(target: Target, features: RequestFeatures) -> bool:
+    known = features.fit.get(target.key)
+    if known is None:
+        known = features.fit[target.key] = misfit(target.model, features) is None
+    return known
+
+
+def misfit(model: ModelConfig, features: RequestFeatures) -> InvalidRequest | None:
+    """Why the model cannot serve the request (size, capabilities), or None when it can."""
+    request = features.request
+    if request.max_tokens is not None and request.max_tokens > model.max_output_tokens:
+        return InvalidRequest(
+            f"max_tokens {request.max_tokens} exceeds model {model.name!r}'s limit of {model.max_output_tokens}",
+            reason="MAX_TOKENS_TOO_LARGE",
+        )
+    if features.has_tools and "tools" not in model.capabilities:
+        return InvalidRequest(f"model {model.name!r} does not support tools", reason="UNSUPPORTED_CAPABILITY")
+    if features.has_images and "images" not in model.capabilities:
+        return InvalidRequest(f"model {model.name!r} does not accept images", reason="UNSUPPORTED_CAPABILITY")
+    if (
+        request.response_format is not None
+        and request.response_format.kind != "text"
+        and ("json_mode" not in model.capabilities)
+    ):
+        return InvalidRequest(f"model {model.name!r} does not support JSON output", reason="UNSUPPORTED_CAPABILITY")
+    reserved = request.max_tokens or 0
+    if features.prompt_bound + reserved <= model.context_window:
+        return None  # fits for sure: no need to tokenize here
+    prompt = features.prompt_tokens(model)
+    if prompt + reserved > model.context_window:
+        return InvalidRequest(
+            f"the prompt has {prompt} tokens and max_tokens asks for {reserved}, more than model "
+            f"{model.name!r}'s context window of {model.context_window}: shorten the conversation",
+            reason="CONTEXT_WINDOW_EXCEEDED",
+            metadata={"prompt_tokens": str(prompt), "context_window": str(model.context_window)},
+        )
+    return None

@@ -1,0 +1,119 @@
+"""The server's lifecycle: build it from the config, serve, and shut down gracefully on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from llmgateway.v1 import gateway_pb2, gateway_pb2_grpc
+
+from gateway.config.schema import GatewayConfig, ServerConfig, TlsConfig
+from gateway.pipeline import ChatPipeline
+from gateway.policy.auth import build_authenticator
+from gateway.routing.catalog import ModelCatalog
+from gateway.routing.health import HealthBoard
+from gateway.server.servicer import GatewayServicer
+from gateway.tokens import TokenCounter
+
+log = logging.getLogger("gateway.server")
+
+
+def _server_options(config: ServerConfig) -> list[tuple[str, int]]:
+    return [
+        # Chats with images or long histories are large; the limit is the config's, symmetric in both directions.
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        # Bounds the streams one client connection may hold open, so one client cannot starve the others.
+        ("grpc.max_concurrent_streams", config.max_concurrent_streams),
+        # Long streams sit idle between chunks behind load balancers: ping to keep the connection, and accept
+        # clients' pings every 10 s without calling them abusive.
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        # One process per core is the scaling unit; SO_REUSEPORT lets several share the address.
+        ("grpc.so_reuseport", 1),
+    ]
+
+
+def _server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
+    """Read once at start; with client_ca_file set, clients must present a certificate it signed (mutual TLS)."""
+    return grpc.ssl_server_credentials(
+        [(Path(tls.key_file).read_bytes(), Path(tls.cert_file).read_bytes())],
+        root_certificates=Path(tls.client_ca_file).read_bytes() if tls.client_ca_file else None,
+        require_client_auth=tls.client_ca_file is not None,
+    )
+
+
+@dataclass
+class Gateway:
+    """A built, not yet started, gateway."""
+
+    server: grpc.aio.Server
+    catalog: ModelCatalog
+    health: health.aio.HealthServicer
+    address: str
+    port: int
+
+    async def stop(self, grace: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        await self.catalog.aclose()
+
+
+async def build_gateway(config: GatewayConfig, *, address: str | None = None, state_dir: Path) -> Gateway:
+    counter = TokenCounter()
+    catalog = ModelCatalog.from_config(config)
+    authenticator = build_authenticator(config.keys, state_dir)
+    pipeline = ChatPipeline(authenticator, catalog, counter, HealthBoard(config.circuit_breaker))
+
+    server = grpc.aio.server(options=_server_options(config.server))
+    gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayServicer(pipeline, config.server.max_input_chars), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    service_names = (
+        gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(service_names, server)
+
+    address = address or config.server.address
+    tls = config.server.tls
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, _server_credentials(tls))
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    for name in service_names[:1]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    return Gateway(server, catalog, health_servicer, address, port)
+
+
+async def serve(config: GatewayConfig, *, address: str | None, state_dir: Path) -> None:
+    gateway = await build_gateway(config, address=address, state_dir=state_dir)
+    await gateway.server.start()
+    host = gateway.address.rsplit(":", 1)[0]
+    log.info(
+        "gateway listening on %s:%d (%s) with %d models",
+        host,
+        gateway.port,
+        "TLS" if config.server.tls else "plaintext",
+        len(gateway.catalog.targets()),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: finishing in-flight calls for up to %.0f s", config.server.shutdown_grace_s)
+    await gateway.stop(config.server.shutdown_grace_s)
+    log.info("stopped")

@@ -1,0 +1,222 @@
+"""Protobuf <-> domain conversion, with request validation that names the field to fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from llmgateway.v1 import gateway_pb2 as pb
+
+from gateway.chat import (
+    ROLES,
+    ChatDelta,
+    ChatRequest,
+    ChatResult,
+    ContentPart,
+    ImagePart,
+    Message,
+    ResponseFormat,
+    Tool,
+    ToolCall,
+    Usage,
+)
+from gateway.errors import InvalidRequest
+from gateway.routing.executor import Attempt
+from gateway.routing.router import RoutePlan
+
+MAX_STOP_SEQUENCES = 4
+MAX_METADATA_ENTRIES = 32
+IMAGE_MIME_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+_RESPONSE_FORMATS = {
+    pb.ResponseFormat.TYPE_TEXT: "text",
+    pb.ResponseFormat.TYPE_JSON_OBJECT: "json_object",
+    pb.ResponseFormat.TYPE_JSON_SCHEMA: "json_schema",
+}
+
+
+def chat_request_from_proto(msg: pb.ChatRequest) -> ChatRequest:
+    if not msg.model:
+        raise InvalidRequest("model is required: name a model from ListModels", reason="MODEL_REQUIRED")
+    if not msg.messages:
+        raise InvalidRequest("messages is empty: send at least one message", reason="MESSAGES_REQUIRED")
+    messages = [_message_from_proto(m, i) for i, m in enumerate(msg.messages)]
+    chars = 0
+    images = 0
+    for message in messages:
+        chars += len(message.content) + len(message.name) + len(message.tool_call_id)
+        if message.parts:
+            chars += sum(len(p) for p in message.parts if isinstance(p, str))
+            images += sum(1 for p in message.parts if not isinstance(p, str))
+        if message.tool_calls:
+            chars += sum(len(c.name) + len(c.arguments_json) for c in message.tool_calls)
+    request = ChatRequest(
+        model=msg.model,
+        messages=messages,
+        user=msg.user,
+        tool_choice=msg.tool_choice,
+        batch=msg.priority == pb.PRIORITY_BATCH,
+        text_chars=chars,
+        images=images,
+    )
+    if msg.HasField("max_tokens"):
+        if msg.max_tokens == 0:
+            raise InvalidRequest("max_tokens must be at least 1 (leave it unset for the model's default)")
+        request.max_tokens = msg.max_tokens
+    if msg.HasField("temperature"):
+        if not 0.0 <= msg.temperature <= 2.0:
+            raise InvalidRequest(f"temperature {msg.temperature:g} is out of range: use 0 to 2")
+        request.temperature = msg.temperature
+    if msg.HasField("top_p"):
+        if not 0.0 < msg.top_p <= 1.0:
+            raise InvalidRequest(f"top_p {msg.top_p:g} is out of range: use a value in (0, 1]")
+        request.top_p = msg.top_p
+    if msg.HasField("seed"):
+        request.seed = msg.seed
+    if msg.stop:
+        if len(msg.stop) > MAX_STOP_SEQUENCES or not all(msg.stop):
+            raise InvalidRequest(f"stop takes 1 to {MAX_STOP_SEQUENCES} non-empty sequences")
+        request.stop = list(msg.stop)
+    if msg.metadata:
+        request.metadata = _metadata(msg.metadata)
+    if msg.tools:
+        request.tools = [_tool(t, i) for i, t in enumerate(msg.tools)]
+    if msg.tool_choice and not msg.tools and msg.tool_choice != "none":
+        raise InvalidRequest("tool_choice is set but no tools are given")
+    if msg.HasField("response_format") and msg.response_format.type:
+        request.response_format = _response_format(msg.response_format)
+    return request
+
+
+def _message_from_proto(msg: pb.Message, index: int) -> Message:
+    role = msg.role
+    if role not in ROLES:
+        raise InvalidRequest(
+            f"messages[{index}].role {role!r} is not valid: use system, user, assistant or tool",
+            reason="BAD_ROLE",
+        )
+    if not msg.parts and not msg.tool_calls and role != "tool":
+        # The common case, a plain text turn, in a few attribute reads.
+        content = msg.content
+        if not content:
+            raise InvalidRequest(f"messages[{index}] is empty: set content or parts", reason="EMPTY_MESSAGE")
+        return Message(role, content, name=msg.name)  # type: ignore[arg-type]
+    parts: tuple[ContentPart, ...] = tuple(_part(p, index, j) for j, p in enumerate(msg.parts)) if msg.parts else ()
+    tool_calls = tuple(ToolCall(c.id, c.name, c.arguments_json) for c in msg.tool_calls) if msg.tool_calls else ()
+    if tool_calls and msg.role != "assistant":
+        raise InvalidRequest(f"messages[{index}]: only assistant messages carry tool_calls")
+    if msg.role == "tool" and not msg.tool_call_id:
+        raise InvalidRequest(f"messages[{index}]: a tool message needs tool_call_id (the call it answers)")
+    if not (msg.content or parts or tool_calls):
+        raise InvalidRequest(f"messages[{index}] is empty: set content or parts", reason="EMPTY_MESSAGE")
+    return Message(msg.role, msg.content, parts, tool_calls, msg.tool_call_id, msg.name)  # type: ignore[arg-type]
+
+
+def _part(part: pb.ContentPart, index: int, j: int) -> ContentPart:
+    kind = part.WhichOneof("part")
+    if kind == "text":
+        return part.text
+    if kind == "image_url":
+        url = part.image_url.url
+        if not url.startswith(("https://", "http://", "data:image/")):
+            raise InvalidRequest(f"messages[{index}].parts[{j}].image_url must be an http(s) or data:image/ URL")
+        return ImagePart(url=url, detail=part.image_url.detail)
+    if kind == "image_data":
+        data = part.image_data
+        if data.mime_type not in IMAGE_MIME_TYPES:
+            raise InvalidRequest(
+                f"messages[{index}].parts[{j}].image_data.mime_type {data.mime_type!r} is not supported: "
+                f"use one of {sorted(IMAGE_MIME_TYPES)}"
+            )
+        if not data.data:
+            raise InvalidRequest(f"messages[{index}].parts[{j}].image_data.data is empty")
+        return ImagePart(data=data.data, mime_type=data.mime_type)
+    raise InvalidRequest(f"messages[{index}].parts[{j}] is empty: set text, image_url or image_data")
+
+
+def _tool(tool: pb.Tool, index: int) -> Tool:
+    if not tool.name:
+        raise InvalidRequest(f"tools[{index}].name is required")
+    parameters = _json_object(tool.parameters_json, f"tools[{index}].parameters_json") if tool.parameters_json else None
+    return Tool(tool.name, tool.description, parameters)
+
+
+def _response_format(fmt: pb.ResponseFormat) -> ResponseFormat:
+    kind = _RESPONSE_FORMATS.get(fmt.type)
+    if kind is None:
+        raise InvalidRequest(f"response_format.type {fmt.type} is unknown")
+    if kind != "json_schema":
+        return ResponseFormat(kind)  # type: ignore[arg-type]
+    if not fmt.json_schema:
+        raise InvalidRequest("response_format.json_schema is required for TYPE_JSON_SCHEMA")
+    schema = _json_object(fmt.json_schema, "response_format.json_schema")
+    return ResponseFormat("json_schema", fmt.schema_name or "response", schema)
+
+
+def _json_object(text: str, field: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as err:
+        raise InvalidRequest(f"{field} is not valid JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{field} must be a JSON object")
+    return value
+
+
+def _metadata(metadata: Any) -> dict[str, str]:
+    if len(metadata) > MAX_METADATA_ENTRIES:
+        raise InvalidRequest(f"metadata has {len(metadata)} entries; at most {MAX_METADATA_ENTRIES} are allowed")
+    for key, value in metadata.items():
+        if not key or len(key) > 64 or len(value) > 256:
+            raise InvalidRequest("metadata keys must be 1-64 chars and values at most 256 chars")
+    return dict(metadata)
+
+
+def messages_from_proto(messages: Any) -> list[Message]:
+    return [_message_from_proto(m, i) for i, m in enumerate(messages)]
+
+
+def usage_to_proto(usage: Usage, cost_usd: float) -> pb.Usage:
+    return pb.Usage(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.prompt_tokens + usage.completion_tokens,
+        cost_usd=cost_usd,
+        cached_prompt_tokens=usage.cached_prompt_tokens,
+    )
+
+
+def message_to_proto(result: ChatResult) -> pb.Message:
+    message = pb.Message(role="assistant", content=result.text)
+    if result.tool_calls:
+        message.tool_calls.extend(
+            pb.ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json) for c in result.tool_calls
+        )
+    return message
+
+
+def route_to_proto(plan: RoutePlan, attempts: list[Attempt]) -> pb.RouteInfo:
+    return pb.RouteInfo(
+        route=plan.route,
+        strategy=plan.strategy,
+        reason=plan.reason,
+        attempts=[
+            pb.Attempt(
+                model=a.target.model.name,
+                provider=a.target.provider.name,
+                outcome=a.outcome,
+                code=a.code,
+                reason=a.reason,
+                latency_ms=a.latency_ms,
+                retry=a.retry,
+                hedged=a.hedged,
+            )
+            for a in attempts
+        ],
+    )
+
+
+def delta_tool_calls_to_proto(delta: ChatDelta) -> list[pb.ToolCallDelta]:
+    return [
+        pb.ToolCallDelta(index=t.index, id=t.id, name=t.name, arguments_delta=t.arguments_delta)
+        for t in delta.tool_calls
+    ]

@@ -1,0 +1,19 @@
+"""The README's config examples are valid configs: the documentation cannot drift from the schema."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from gateway.config.loader import parse_config
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_config_examples_validate() -> None:
+    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    providers_and_models = next(b for b in blocks if b.startswith("providers:"))
+    routes = next(b for b in blocks if b.startswith("routes:"))
+    config = parse_config(providers_and_models + routes, source="README.md")
+    assert {r.name for r in config.routes} == {"chat-default", "ab-test", "fastest", "cheapest", "auto"}
+    assert config.keys[0].models == frozenset({"gpt-4o-mini", "llama"})

@@ -1,0 +1,124 @@
+"""Token counting in gateway._core: the same ids as tiktoken, round trips, batches, chat framing and errors."""
+
+# ruff: noqa: RUF001 - the corpus holds look-alike characters on purpose
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway import _core
+from tests.core.reference import reference_encoding
+
+ENCODINGS = ["cl100k_base", "o200k_base"]
+
+CORPUS = [
+    "",
+    "hello world",
+    "Hello, World! How's it going? I'm fine; we've been there, they'll see.",
+    "naïve café résumé — “quotes” and ‘single’ … ellipsis",
+    "日本語のテキストと中文文本，还有한국어 텍스트.",
+    "emoji 👩‍👩‍👧‍👦 family, flags 🇫🇷🇯🇵, skin tones 👍🏽 and 🤖🚀✨",
+    "Ελληνικά και русский язык и עברית وعربي",
+    "def parse(x: int) -> list[int]:\n    return [i ** 2 for i in range(x) if i % 3 == 0]\n",
+    "    indented\n\n\n\t\ttabs   and    runs        of      spaces           \n",
+    " " * 1000 + "x" + "\n" * 300,
+    "numbers 1234567890 3.14159 -42 1e10 0xFF 1,000,000",
+    "<|endoftext|> looks special but is text <|fim_prefix|><|endofprompt|>",
+    "UPPER lower MiXeD CamelCaseWords snake_case_words kebab-case-words",
+    "https://example.com/path?query=1&b=2#frag user@example.org",
+    "\u200b\u200dzero width\ufeff and \u0000 nul and \x7f del",
+    "a" * 5000,
+    "'s 't 're 've 'm 'll 'd 'S 'T 'RE",
+]
+
+
+def random_texts(seed: int, count: int) -> list[str]:
+    rng = random.Random(seed)
+    alphabet = "abcdefghijklmnopqrstuvwxyz ABCXYZ0123456789 \n\t.,;:!?'\"()[]{}<>/\\|-_=+*&^%$#@~`éüñ中文日本🙂👍🏽"
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 400))) for _ in range(count)]
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("text", CORPUS + random_texts(1, 60))
+def test_ids_equal_tiktoken(encoding: str, text: str) -> None:
+    expected = reference_encoding(encoding).encode_ordinary(text)
+    assert _core.encode(text, encoding) == expected
+    assert _core.count_tokens(text, encoding) == len(expected)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@given(text=st.text(max_size=300))
+def test_any_text_matches_tiktoken_and_round_trips(encoding: str, text: str) -> None:
+    ids = _core.encode(text, encoding)
+    assert ids == reference_encoding(encoding).encode_ordinary(text)
+    assert _core.decode(ids, encoding) == text
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_allowed_special_tokens_match_tiktoken(encoding: str) -> None:
+    text = "start<|endoftext|>middle<|endofprompt|>end"
+    reference = reference_encoding(encoding)
+    assert _core.encode(text, encoding, allowed_special="all") == reference.encode(text, allowed_special="all")
+    only = {"<|endoftext|>"}
+    assert _core.encode(text, encoding, allowed_special=only) == reference.encode(
+        text, allowed_special=only, disallowed_special=()
+    )
+    assert _core.decode(_core.encode(text, encoding, allowed_special="all"), encoding) == text
+
+
+def test_decode_replaces_split_characters_like_tiktoken() -> None:
+    ids = _core.encode("🙂", "cl100k_base")
+    assert len(ids) > 1
+    assert _core.decode(ids[:1], "cl100k_base") == reference_encoding("cl100k_base").decode(ids[:1])
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_batches_equal_single_calls(encoding: str) -> None:
+    texts = random_texts(2, 50) + ["long text " * 5000] * 10
+    assert _core.count_tokens_batch(texts, encoding) == [_core.count_tokens(t, encoding) for t in texts]
+    assert _core.encode_batch(texts[:20], encoding) == [_core.encode(t, encoding) for t in texts[:20]]
+
+
+def test_chat_framing_matches_openai_cookbook() -> None:
+    # The cookbook's example: 129 prompt tokens for gpt-3.5-turbo-0613/gpt-4-0613 (cl100k_base, 3/1/3 framing).
+    messages = [
+        (
+            "system",
+            "",
+            "You are a helpful, pattern-following assistant that translates corporate jargon into plain English.",
+        ),
+        ("system", "example_user", "New synergies will help drive top-line growth."),
+        ("system", "example_assistant", "Things working well together will increase revenue."),
+        (
+            "system",
+            "example_user",
+            "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage.",
+        ),
+        ("system", "example_assistant", "Let's talk later when we're less busy about how to do better."),
+        ("user", "", "This late pivot means we don't have time to boil the ocean for the client deliverable."),
+    ]
+    assert _core.count_chat_tokens(messages, "cl100k_base") == 129
+    assert _core.count_chat_tokens(messages, "cl100k_base", per_message=4, per_name=-1) == 127
+
+
+@pytest.mark.parametrize(
+    ("call", "fragment"),
+    [
+        (lambda: _core.encode("x", "p50k_base"), 'unknown encoding "p50k_base"'),
+        (lambda: _core.count_tokens("x", ""), "unknown encoding"),
+        (lambda: _core.decode([10**9], "o200k_base"), "token id 1000000000 is not in o200k_base"),
+        (lambda: _core.encode("x", "o200k_base", allowed_special="some"), 'allowed_special takes "all"'),
+    ],
+)
+def test_bad_arguments_raise_value_error(call: object, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment.replace("(", r"\(")):
+        call()  # type: ignore[operator]
+
+
+def test_wrong_types_raise_type_error() -> None:
+    with pytest.raises(TypeError):
+        _core.count_tokens(b"bytes", "o200k_base")  # type: ignore[arg-type]

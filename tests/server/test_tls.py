@@ -1,0 +1,80 @@
+"""TLS and mutual TLS, configured with certificate files, through the generated stubs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import pytest
+import trustme
+from llmgateway.v1 import gateway_pb2 as pb
+from llmgateway.v1 import gateway_pb2_grpc
+
+from gateway.config.loader import parse_config
+from gateway.server.app import build_gateway
+from tests.server.fixtures import AUTH
+
+
+def tls_config(ca: trustme.CA, tmp_path: Path, *, mutual: bool) -> str:
+    server_cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    server_cert.private_key_pem.write_to_path(str(key))
+    server_cert.cert_chain_pems[0].write_to_path(str(cert))
+    client_ca = ""
+    if mutual:
+        ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        client_ca = f", client_ca_file: {tmp_path / 'ca.pem'}"
+    return f"""
+server:
+  tls: {{cert_file: {cert}, key_file: {key}{client_ca}}}
+providers: [{{name: sim, type: simulated}}]
+models: [{{name: fast, provider: sim}}]
+"""
+
+
+async def call(port: int, credentials: grpc.ChannelCredentials) -> pb.ListModelsResponse:
+    options = (("grpc.ssl_target_name_override", "localhost"),)
+    async with grpc.aio.secure_channel(f"localhost:{port}", credentials, options=options) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        return await stub.ListModels(pb.ListModelsRequest(), metadata=AUTH, timeout=5)
+
+
+async def test_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_BOOTSTRAP_KEY", AUTH[0][1].removeprefix("Bearer "))
+    ca = trustme.CA()
+    gateway = await build_gateway(
+        parse_config(tls_config(ca, tmp_path, mutual=False)), address="127.0.0.1:0", state_dir=tmp_path
+    )
+    await gateway.server.start()
+    try:
+        trusted = grpc.ssl_channel_credentials(root_certificates=ca.cert_pem.bytes())
+        assert [m.id for m in (await call(gateway.port, trusted)).models] == ["fast"]
+        untrusted = grpc.ssl_channel_credentials(root_certificates=trustme.CA().cert_pem.bytes())
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(gateway.port, untrusted)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await gateway.stop(0)
+
+
+async def test_mutual_tls_requires_a_client_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_BOOTSTRAP_KEY", AUTH[0][1].removeprefix("Bearer "))
+    ca = trustme.CA()
+    gateway = await build_gateway(
+        parse_config(tls_config(ca, tmp_path, mutual=True)), address="127.0.0.1:0", state_dir=tmp_path
+    )
+    await gateway.server.start()
+    try:
+        without = grpc.ssl_channel_credentials(root_certificates=ca.cert_pem.bytes())
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(gateway.port, without)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        client = ca.issue_cert("client.example")
+        with_cert = grpc.ssl_channel_credentials(
+            root_certificates=ca.cert_pem.bytes(),
+            private_key=client.private_key_pem.bytes(),
+            certificate_chain=client.cert_chain_pems[0].bytes(),
+        )
+        assert [m.id for m in (await call(gateway.port, with_cert)).models] == ["fast"]
+    finally:
+        await gateway.stop(0)
