@@ -50,8 +50,8 @@ _CORRECTION_ALPHA = 0.1
 _FACTOR_BOUNDS = (0.5, 2.0)
 # Above this many characters a count goes to a worker thread, so the event loop keeps serving (the Rust core runs
 # without the GIL). Measured on 2 cores (benches/core/bench_tokens.py, group "chat count on the event loop"): a
-# to_thread hand-off costs the loop ~25 µs of CPU and the caller ~35 µs of latency; counting mixed text inline blocks
-# the loop ~4.4 µs per 1000 characters, so at 16k characters the hand-off frees ~45 µs of loop time per call.
+# to_thread hand-off costs the loop ~25-30 µs of CPU and the caller ~35-50 µs of latency; counting mixed text inline
+# blocks the loop ~3-4.5 µs per 1000 characters, so from 16k characters on the hand-off frees loop time.
 OFF_LOOP_MIN_CHARS = 16_384
 
 

@@ -15,9 +15,9 @@ use rustc_hash::FxHashMap;
 
 use crate::error::CoreError;
 
-/// Below this many bytes in a batch, spawning threads costs more than it saves (a scoped thread costs ~15 µs to
-/// start and join here, while counting runs at ~35 MB/s, i.e. ~0.5 MB per 15 ms). Measured on 2 cores with
-/// `benches/core/bench_tokens.py::test_batch_*`.
+/// Below this many bytes a batch is counted on the calling thread. Starting and joining a scoped thread costs tens
+/// of microseconds on a busy 2-core machine, while 64 KiB of varied text takes ~0.5 ms to count (~130 MB/s), so the
+/// split pays from here on (`benches/core/bench_tokens.py::test_count_batch`, docs/benchmarks/tokens.md).
 pub const PARALLEL_MIN_BYTES: usize = 64 * 1024;
 
 /// The encodings this module knows, as tiktoken names them.

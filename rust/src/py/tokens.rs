@@ -13,8 +13,9 @@ use pyo3::types::PyString;
 
 use crate::tokens::{self, AllowedSpecial, ChatMessage, ChatOverhead, Encoding};
 
-/// Below this many bytes the count takes well under a microsecond more than a detach/re-attach pair, so the GIL
-/// is kept (measured: `benches/core/bench_tokens.py::test_short_*`, see docs/benchmarks/tokens.md).
+/// A detach/re-attach pair costs ~14 ns here (an 11-byte count: 61 ns with the GIL kept, 75 ns detached); below
+/// this many bytes the count is too short for another thread to gain from the GIL, so it is kept. Measured by
+/// building with 0 and with `usize::MAX`; figures in docs/benchmarks/tokens.md.
 const DETACH_MIN_BYTES: usize = 256;
 
 /// Run `f` without the GIL when the input is large enough for the hand-off to pay.
