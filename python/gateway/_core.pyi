@@ -3,6 +3,9 @@
 from collections.abc import Iterable, Sequence
 from typing import Literal, Self, final
 
+import numpy as np
+import numpy.typing as npt
+
 __version__: str
 
 class CoreError(Exception):
@@ -126,3 +129,34 @@ class PiiStreamRedactor:
     def finish(self) -> str: ...
     @property
     def mapping(self) -> dict[str, str]: ...
+
+# --- vector similarity (rust/src/vectors.rs) ---------------------------------------------------------------------
+
+VectorLike = Sequence[float] | npt.NDArray[np.float32]
+
+@final
+class VectorIndex:
+    """Per-namespace cosine-similarity index: exact while small, an HNSW graph (usearch) built in the background once
+    a namespace reaches `hnsw_min_vectors`. No search crosses namespaces."""
+
+    def __new__(cls, dim: int, hnsw_min_vectors: int = ...) -> Self:
+        """hnsw_min_vectors: the namespace size from which a graph is built (default 20,000)."""
+    @property
+    def dim(self) -> int: ...
+    def insert(self, namespace: str, id: int, vector: VectorLike) -> None:
+        """Adds or replaces `id` (the vector is normalised). ValueError for a wrong dimension or a zero vector."""
+
+    def remove(self, namespace: str, id: int) -> bool: ...
+    def search(
+        self, namespace: str, vector: VectorLike, k: int = 1, min_score: float = ...
+    ) -> list[tuple[int, float]]:
+        """Up to `k` (id, cosine similarity) pairs with similarity >= min_score (default -1: all), best first."""
+
+    def flush(self) -> None:
+        """Waits until background graph building has caught up."""
+
+    def count(self, namespace: str | None = None) -> int: ...
+    def __len__(self) -> int: ...
+    def save(self, path: str) -> None: ...
+    @staticmethod
+    def load(path: str) -> VectorIndex: ...
