@@ -27,7 +27,9 @@ def decode(ids: Sequence[int], encoding_name: str) -> str:
 def count_tokens_batch(texts: Sequence[str], encoding_name: str) -> list[int]:
     """Counts of many texts, spread over threads when the batch is large."""
 
-def encode_batch(texts: Sequence[str], encoding_name: str) -> list[list[int]]:
+def encode_batch(
+    texts: Sequence[str], encoding_name: str, allowed_special: Literal["all"] | Iterable[str] | None = None
+) -> list[list[int]]:
     """Ids of many texts, spread over threads when the batch is large."""
 
 def count_chat_tokens(
@@ -38,6 +40,15 @@ def count_chat_tokens(
     reply: int = 3,
 ) -> int:
     """Tokens a chat costs as a prompt: (role, name, content) rows plus the model family's framing."""
+
+def special_tokens(encoding_name: str) -> dict[str, int]:
+    """The encoding's special-token texts and their ids, as tiktoken's `special_tokens_set`/`encode_single_token`."""
+
+def load_encoding(encoding_name: str) -> None:
+    """Deserializes the embedded vocabulary now (~50 ms) instead of in the first call that needs it."""
+
+ENCODINGS: list[str]
+"""The valid encoding names."""
 
 # --- rate limits (rust/src/ratelimit.rs) -------------------------------------------------------------------------
 
