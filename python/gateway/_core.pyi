@@ -140,7 +140,7 @@ class VectorIndex:
     a namespace reaches `hnsw_min_vectors`. No search crosses namespaces."""
 
     def __new__(cls, dim: int, hnsw_min_vectors: int = ..., expansion_search: int = ...) -> Self:
-        """hnsw_min_vectors: the namespace size from which a graph is built (default 20,000); expansion_search: the
+        """hnsw_min_vectors: the namespace size from which a graph is built (default 12,000); expansion_search: the
         graph search's breadth, recall against latency (default 64)."""
     @property
     def dim(self) -> int: ...
