@@ -83,26 +83,29 @@ def test_batches_equal_single_calls(encoding: str) -> None:
     assert _core.encode_batch(texts[:20], encoding) == [_core.encode(t, encoding) for t in texts[:20]]
 
 
+# The OpenAI cookbook's chat-counting example ("How to count tokens with tiktoken").
+COOKBOOK_MESSAGES = [
+    (
+        "system",
+        "",
+        "You are a helpful, pattern-following assistant that translates corporate jargon into plain English.",
+    ),
+    ("system", "example_user", "New synergies will help drive top-line growth."),
+    ("system", "example_assistant", "Things working well together will increase revenue."),
+    (
+        "system",
+        "example_user",
+        "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage.",
+    ),
+    ("system", "example_assistant", "Let's talk later when we're less busy about how to do better."),
+    ("user", "", "This late pivot means we don't have time to boil the ocean for the client deliverable."),
+]
+
+
 def test_chat_framing_matches_openai_cookbook() -> None:
-    # The cookbook's example: 129 prompt tokens for gpt-3.5-turbo-0613/gpt-4-0613 (cl100k_base, 3/1/3 framing).
-    messages = [
-        (
-            "system",
-            "",
-            "You are a helpful, pattern-following assistant that translates corporate jargon into plain English.",
-        ),
-        ("system", "example_user", "New synergies will help drive top-line growth."),
-        ("system", "example_assistant", "Things working well together will increase revenue."),
-        (
-            "system",
-            "example_user",
-            "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage.",
-        ),
-        ("system", "example_assistant", "Let's talk later when we're less busy about how to do better."),
-        ("user", "", "This late pivot means we don't have time to boil the ocean for the client deliverable."),
-    ]
-    assert _core.count_chat_tokens(messages, "cl100k_base") == 129
-    assert _core.count_chat_tokens(messages, "cl100k_base", per_message=4, per_name=-1) == 127
+    # 129 prompt tokens for gpt-3.5-turbo-0613/gpt-4-0613 (cl100k_base, 3/1/3 framing).
+    assert _core.count_chat_tokens(COOKBOOK_MESSAGES, "cl100k_base") == 129
+    assert _core.count_chat_tokens(COOKBOOK_MESSAGES, "cl100k_base", per_message=4, per_name=-1) == 127
 
 
 @pytest.mark.parametrize(
@@ -204,22 +207,6 @@ def test_batch_items_must_be_str() -> None:
 
 def test_chat_framing_of_o200k_matches_openai_cookbook() -> None:
     # The cookbook gives 124 prompt tokens for the same example on gpt-4o and gpt-4o-mini (o200k_base).
-    rows = [
-        (
-            "system",
-            "",
-            "You are a helpful, pattern-following assistant that translates corporate jargon into plain English.",
-        ),
-        ("system", "example_user", "New synergies will help drive top-line growth."),
-        ("system", "example_assistant", "Things working well together will increase revenue."),
-        (
-            "system",
-            "example_user",
-            "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage.",
-        ),
-        ("system", "example_assistant", "Let's talk later when we're less busy about how to do better."),
-        ("user", "", "This late pivot means we don't have time to boil the ocean for the client deliverable."),
-    ]
-    assert _core.count_chat_tokens(rows, "o200k_base") == 124
-    assert _core.count_chat_tokens(tuple(rows), "o200k_base", 3, 1, 3) == 124
+    assert _core.count_chat_tokens(COOKBOOK_MESSAGES, "o200k_base") == 124
+    assert _core.count_chat_tokens(tuple(COOKBOOK_MESSAGES), "o200k_base", 3, 1, 3) == 124
     assert _core.count_chat_tokens([], "o200k_base") == 3
