@@ -125,6 +125,7 @@ class ChatPipeline:
         execution = admission.execution
         opened = await execution.open_stream()
         target = opened.target
+        count_deltas = not target.provider.reports_stream_usage
         reported: Usage | None = None
         finish = ""
         upstream_model = ""
@@ -136,8 +137,8 @@ class ChatPipeline:
                 finish = delta.finish_reason
             if delta.upstream_model:
                 upstream_model = delta.upstream_model
-            if delta.text and reported is None:
-                # Counted as it passes, so usage exists even when a server sends none; nothing is buffered.
+            if count_deltas and delta.text and reported is None:
+                # Counted as it passes, so usage exists when a server sends none; nothing is buffered.
                 completion_tokens += self._counter.count_text(
                     delta.text, target.model.upstream, target.model.tokenizer
                 ).tokens
