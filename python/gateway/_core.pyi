@@ -1,7 +1,10 @@
 """Typed stubs of gateway._core, the Rust hot path (checked against the module by `make lint` with stubtest)."""
 
 from collections.abc import Iterable, Sequence
+from os import PathLike
 from typing import Literal, Self, final
+
+from typing_extensions import Buffer
 
 __version__: str
 
@@ -182,3 +185,56 @@ class PiiStreamRedactor:
     def finish(self) -> str: ...
     @property
     def mapping(self) -> dict[str, str]: ...
+
+# --- vector similarity (rust/src/vectors.rs) ---------------------------------------------------------------------
+
+@final
+class VectorIndex:
+    """Per-namespace cosine index of embeddings; no search ever crosses namespaces.
+
+    Exact scan while a namespace is small; once it holds `hnsw_threshold` vectors, a usearch HNSW graph filled by a
+    background thread (entries not yet in the graph are scanned exactly, so every entry is searchable at once).
+    Vectors are L2-normalised on the way in. A vector is a float32 buffer (numpy.float32 array: one copy) or any
+    sequence of floats. ValueError for a wrong dimension, NaN/inf values or the zero vector.
+    """
+
+    def __new__(
+        cls,
+        dim: int,
+        *,
+        hnsw_threshold: int = 10000,
+        connectivity: int = 16,
+        expansion_add: int = 128,
+        expansion_search: int = 64,
+    ) -> Self: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def hnsw_threshold(self) -> int: ...
+    def insert(self, namespace: str, id: int, vector: Buffer | Sequence[float]) -> None:
+        """Inserts or replaces `id` (an unsigned 64-bit int) in `namespace`."""
+
+    def remove(self, namespace: str, id: int) -> bool:
+        """False when `id` was not in `namespace`."""
+
+    def search(
+        self, namespace: str, vector: Buffer | Sequence[float], k: int = 1, min_score: float = -1.0
+    ) -> list[tuple[int, float]]:
+        """Up to `k` (id, cosine) pairs with cosine >= `min_score`, best first; [] for an unknown namespace."""
+
+    def count(self, namespace: str) -> int: ...
+    def pending(self, namespace: str) -> int:
+        """Entries of `namespace` not yet in its graph (searched exactly meanwhile)."""
+
+    def namespaces(self) -> list[str]: ...
+    def build(self, threads: int | None = None) -> None:
+        """Moves every pending entry into the graphs now (after a bulk load); default threads: all cores."""
+
+    def save(self, path: str | PathLike[str]) -> None:
+        """Writes rows and graphs to `path` atomically (temporary file, then rename). OSError on I/O failure."""
+
+    @staticmethod
+    def load(path: str | PathLike[str]) -> VectorIndex:
+        """Reads a file written by save(). OSError when missing or not an index file."""
+
+    def __len__(self) -> int: ...

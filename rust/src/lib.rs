@@ -7,6 +7,7 @@ pub mod error;
 pub mod pii;
 pub mod ratelimit;
 pub mod tokens;
+pub mod vectors;
 
 #[cfg(feature = "python")]
 mod py;

@@ -4,6 +4,7 @@ mod errors;
 mod pii;
 mod ratelimit;
 mod tokens;
+mod vectors;
 
 use pyo3::prelude::*;
 
@@ -20,6 +21,7 @@ mod _core {
         super::pii::register(m)?;
         super::ratelimit::register(m)?;
         super::tokens::register(m)?;
+        super::vectors::register(m)?;
         Ok(())
     }
 }

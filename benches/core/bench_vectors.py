@@ -1,0 +1,153 @@
+"""Vector search: gateway._core.VectorIndex against numpy brute force and the usearch Python package, same run.
+
+.venv/bin/pytest benches/core/bench_vectors.py --benchmark-enable --benchmark-columns=min,median,max -s
+
+100k x 384 random unit vectors (float32). Building the 100k graphs takes a while on 2 cores, so both graphs (ours
+and usearch's) are built once and cached under .benchmarks/ (gitignored); later runs load them. The `-s` flag shows
+the p50/p99 lines printed per search benchmark (pytest-benchmark reports min/median/max only).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
+from usearch.index import Index
+
+from gateway._core import VectorIndex
+
+N, DIM = 100_000, 384
+CACHE = Path(__file__).resolve().parents[2] / ".benchmarks"
+SEARCH = f"top-1 search, {N // 1000}k x {DIM}"
+INSERT = f"insert one vector into a {N // 1000}k x {DIM} namespace"
+SWITCH = f"exact scan vs HNSW graph by namespace size, dim {DIM} (switch point)"
+
+
+def unit_rows(n: int, seed: int) -> np.ndarray:
+    rows = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def data() -> np.ndarray:
+    return unit_rows(N, seed=0)
+
+
+@pytest.fixture(scope="module")
+def queries() -> np.ndarray:
+    return unit_rows(1000, seed=1)
+
+
+@pytest.fixture(scope="module")
+def ours(data: np.ndarray) -> VectorIndex:
+    path = CACHE / f"bench-vectors-{N}x{DIM}.gwv"
+    if path.exists():
+        return VectorIndex.load(path)
+    index = VectorIndex(DIM)
+    started = time.perf_counter()
+    for i, row in enumerate(data):
+        index.insert("tenant", i, row)
+    index.build()
+    print(f"\nbuilt ours: {time.perf_counter() - started:.1f} s for {N} vectors")
+    CACHE.mkdir(exist_ok=True)
+    index.save(path)
+    return index
+
+
+@pytest.fixture(scope="module")
+def theirs(data: np.ndarray) -> Index:
+    path = CACHE / f"bench-vectors-usearch-{N}x{DIM}.usearch"
+    index = Index(ndim=DIM, metric="ip", dtype="f32", connectivity=16, expansion_add=128, expansion_search=64)
+    if path.exists():
+        index.load(str(path))
+        return index
+    started = time.perf_counter()
+    index.add(np.arange(N), data)
+    print(f"\nbuilt usearch: {time.perf_counter() - started:.1f} s for {N} vectors")
+    CACHE.mkdir(exist_ok=True)
+    index.save(str(path))
+    return index
+
+
+def cycle(queries: np.ndarray) -> Iterator[np.ndarray]:
+    while True:
+        yield from queries
+
+
+def run(benchmark: BenchmarkFixture, label: str, call: Callable[[], object]) -> None:
+    """Times single calls; prints p50 and p99 from a separate timed loop of 1000 calls."""
+    benchmark(call)
+    samples = []
+    for _ in range(1000):
+        started = time.perf_counter_ns()
+        call()
+        samples.append(time.perf_counter_ns() - started)
+    p50, p99 = np.percentile(samples, [50, 99]) / 1000
+    benchmark.extra_info.update(p50_us=round(p50, 1), p99_us=round(p99, 1))
+    print(f"\n{label}: p50 {p50:.1f} us, p99 {p99:.1f} us")
+
+
+def test_search_ours_hnsw(benchmark: BenchmarkFixture, ours: VectorIndex, queries: np.ndarray) -> None:
+    benchmark.group = SEARCH
+    q = cycle(queries)
+    run(benchmark, "ours (HNSW + pending scan)", lambda: ours.search("tenant", next(q), 1))
+
+
+def test_search_usearch_python(benchmark: BenchmarkFixture, theirs: Index, queries: np.ndarray) -> None:
+    benchmark.group = SEARCH
+    q = cycle(queries)
+    run(benchmark, "usearch Python package", lambda: theirs.search(next(q), 1))
+
+
+def test_search_numpy_brute_force(benchmark: BenchmarkFixture, data: np.ndarray, queries: np.ndarray) -> None:
+    benchmark.group = SEARCH
+    q = cycle(queries)
+
+    def search() -> tuple[int, float]:
+        scores = data @ next(q)
+        best = int(np.argmax(scores))
+        return best, float(scores[best])
+
+    run(benchmark, "numpy brute force", search)
+
+
+def test_search_ours_exact_scan(benchmark: BenchmarkFixture, data: np.ndarray, queries: np.ndarray) -> None:
+    """Our exact scan over the whole 100k namespace: what a search would cost without the graph."""
+    benchmark.group = SEARCH
+    index = VectorIndex(DIM, hnsw_threshold=N + 1)
+    for i, row in enumerate(data):
+        index.insert("tenant", i, row)
+    q = cycle(queries)
+    run(benchmark, "ours, exact scan", lambda: index.search("tenant", next(q), 1))
+
+
+def test_insert_ours(benchmark: BenchmarkFixture, ours: VectorIndex, queries: np.ndarray) -> None:
+    benchmark.group = INSERT
+    ids = iter(range(10 * N, 20 * N))
+    q = cycle(queries)
+    run(benchmark, "ours insert", lambda: ours.insert("tenant", next(ids), next(q)))
+    for i in range(10 * N, next(ids)):
+        ours.remove("tenant", i)
+
+
+def test_insert_usearch_python(benchmark: BenchmarkFixture, theirs: Index, queries: np.ndarray) -> None:
+    benchmark.group = INSERT
+    ids = iter(range(10 * N, 20 * N))
+    q = cycle(queries)
+    run(benchmark, "usearch insert", lambda: theirs.add(next(ids), next(q)))
+
+
+@pytest.mark.parametrize("size", [1000, 2500, 5000, 10_000, 20_000])
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+def test_switch_point(benchmark: BenchmarkFixture, data: np.ndarray, queries: np.ndarray, size: int, kind: str) -> None:
+    benchmark.group = SWITCH
+    index = VectorIndex(DIM, hnsw_threshold=1 if kind == "hnsw" else size + 1)
+    for i, row in enumerate(data[:size]):
+        index.insert("t", i, row)
+    index.build()
+    q = cycle(queries)
+    run(benchmark, f"{kind} at {size}", lambda: index.search("t", next(q), 1))

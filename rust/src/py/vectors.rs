@@ -1,0 +1,157 @@
+//! Bindings of the vector index: `gateway._core.VectorIndex`.
+//!
+//! A vector arrives as a float32 buffer (numpy array, array('f'), memoryview: one copy, no per-element Python
+//! call) or as any sequence of floats. Search and insert detach from the interpreter: a search at 100k vectors is
+//! ~0.1-0.5 ms, long enough that other Python threads should run meanwhile.
+
+use std::path::PathBuf;
+
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::vectors::{IndexConfig, VectorIndex, DEFAULT_HNSW_THRESHOLD};
+
+/// Copies a vector argument into an owned Vec: one memcpy for a contiguous float32 buffer, else element by element.
+fn vector_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
+    if let Ok(buf) = PyBuffer::<f32>::get(obj) {
+        if buf.dimensions() > 1 && buf.shape().iter().filter(|&&d| d != 1).count() > 1 {
+            return Err(PyValueError::new_err(format!(
+                "vector must be one-dimensional, got shape {:?}",
+                buf.shape()
+            )));
+        }
+        return buf.to_vec(obj.py());
+    }
+    obj.extract::<Vec<f32>>().map_err(|_| {
+        PyValueError::new_err(
+            "vector must be a float32 buffer (e.g. numpy.float32 array) or a sequence of floats",
+        )
+    })
+}
+
+/// Per-namespace cosine index of embeddings: exact scan while a namespace is small, an HNSW graph (usearch)
+/// filled in the background once it holds `hnsw_threshold` vectors. Vectors are L2-normalised on the way in.
+#[pyclass(name = "VectorIndex", frozen, module = "gateway._core")]
+pub struct PyVectorIndex {
+    inner: VectorIndex,
+}
+
+#[pymethods]
+impl PyVectorIndex {
+    #[new]
+    #[pyo3(
+        signature = (dim, *, hnsw_threshold = DEFAULT_HNSW_THRESHOLD, connectivity = 16, expansion_add = 128, expansion_search = 64),
+        text_signature = "(dim, *, hnsw_threshold=10000, connectivity=16, expansion_add=128, expansion_search=64)"
+    )]
+    fn new(
+        dim: usize,
+        hnsw_threshold: usize,
+        connectivity: usize,
+        expansion_add: usize,
+        expansion_search: usize,
+    ) -> PyResult<Self> {
+        let config = IndexConfig {
+            dim,
+            hnsw_threshold,
+            connectivity,
+            expansion_add,
+            expansion_search,
+        };
+        Ok(Self {
+            inner: VectorIndex::new(config)?,
+        })
+    }
+
+    #[getter]
+    fn dim(&self) -> usize {
+        self.inner.config().dim
+    }
+
+    #[getter]
+    fn hnsw_threshold(&self) -> usize {
+        self.inner.config().hnsw_threshold
+    }
+
+    /// Inserts (or replaces) `id` in `namespace`. ValueError for a wrong dimension, NaN or the zero vector.
+    fn insert(
+        &self,
+        py: Python<'_>,
+        namespace: &str,
+        id: u64,
+        vector: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let v = vector_arg(vector)?;
+        Ok(py.detach(|| self.inner.insert(namespace, id, v))?)
+    }
+
+    /// Removes `id` from `namespace`; False when it was not there.
+    fn remove(&self, py: Python<'_>, namespace: &str, id: u64) -> PyResult<bool> {
+        Ok(py.detach(|| self.inner.remove(namespace, id))?)
+    }
+
+    /// The `k` most similar entries of `namespace` with cosine >= `min_score`, as (id, score), best first.
+    #[pyo3(
+        signature = (namespace, vector, k = 1, min_score = -1.0),
+        text_signature = "(self, /, namespace, vector, k=1, min_score=-1.0)"
+    )]
+    fn search(
+        &self,
+        py: Python<'_>,
+        namespace: &str,
+        vector: &Bound<'_, PyAny>,
+        k: usize,
+        min_score: f32,
+    ) -> PyResult<Vec<(u64, f32)>> {
+        let q = vector_arg(vector)?;
+        let hits = py.detach(|| self.inner.search(namespace, q, k, min_score))?;
+        Ok(hits.into_iter().map(|h| (h.id, h.score)).collect())
+    }
+
+    /// Entries in `namespace`.
+    fn count(&self, namespace: &str) -> usize {
+        self.inner.count(namespace)
+    }
+
+    /// Entries of `namespace` not yet in its graph (scanned exactly by searches meanwhile).
+    fn pending(&self, namespace: &str) -> usize {
+        self.inner.pending(namespace)
+    }
+
+    fn namespaces(&self) -> Vec<String> {
+        self.inner.namespaces()
+    }
+
+    /// Moves every pending entry into the graphs now, on `threads` threads (default: all cores).
+    #[pyo3(signature = (threads = None))]
+    fn build(&self, py: Python<'_>, threads: Option<usize>) -> PyResult<()> {
+        let threads = threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        });
+        Ok(py.detach(|| self.inner.build(threads.max(1)))?)
+    }
+
+    /// Writes the index (rows and graphs) to `path`, atomically (temporary file, then rename).
+    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        Ok(py.detach(|| self.inner.save(&path))?)
+    }
+
+    /// Reads an index written by `save`. OSError when the file is missing or not an index.
+    #[staticmethod]
+    fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let inner = py.detach(|| VectorIndex::load(&path))?;
+        Ok(Self { inner })
+    }
+
+    /// Entries over all namespaces.
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+}
+
+// The text signature above spells the default out; keep the two in step.
+const _: () = assert!(DEFAULT_HNSW_THRESHOLD == 10_000);
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyVectorIndex>()
+}

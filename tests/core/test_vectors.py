@@ -1,0 +1,202 @@
+"""gateway._core.VectorIndex: exact and HNSW search by cosine, namespaces, thresholds, removal, persistence."""
+
+from __future__ import annotations
+
+import array
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway._core import VectorIndex
+
+DIM = 64
+
+
+def unit_rows(n: int, dim: int = DIM, seed: int = 0) -> np.ndarray:
+    rows = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def brute_force(data: np.ndarray, query: np.ndarray, k: int) -> list[int]:
+    scores = data @ (query / np.linalg.norm(query))
+    return [int(i) for i in np.argsort(-scores, kind="stable")[:k]]
+
+
+def test_exact_search_agrees_with_numpy_brute_force() -> None:
+    data = unit_rows(2000)
+    index = VectorIndex(DIM)
+    for i, row in enumerate(data):
+        index.insert("tenant", i, row)
+    assert index.pending("tenant") == 0, "below the threshold: no graph"
+    for query in unit_rows(50, seed=1):
+        hits = index.search("tenant", query, k=5)
+        assert [i for i, _ in hits] == brute_force(data, query, 5)
+        expected = data[[i for i, _ in hits]] @ query
+        assert [s for _, s in hits] == pytest.approx(list(expected), abs=1e-5)
+
+
+def test_vectors_may_be_lists_buffers_or_unnormalised() -> None:
+    index = VectorIndex(4)
+    index.insert("t", 1, [3.0, 0.0, 0.0, 0.0])
+    index.insert("t", 2, array.array("f", [0.0, 2.0, 0.0, 0.0]))
+    index.insert("t", 3, np.array([0.0, 0.0, 5.0, 0.0], dtype=np.float64))  # not float32: converted per element
+    index.insert("t", 4, memoryview(np.array([0.0, 0.0, 0.0, 1.0], dtype=np.float32)))
+    assert index.search("t", [10.0, 0.0, 0.0, 0.0]) == [(1, pytest.approx(1.0))]
+    assert index.search("t", np.array([0, 1, 0, 0], dtype=np.float32))[0][0] == 2
+    assert index.search("t", (0.0, 0.0, 1.0, 0.0))[0][0] == 3
+    assert index.search("t", [0.0, 0.0, 0.0, 1.0])[0][0] == 4
+    assert len(index) == 4
+
+
+def test_namespaces_are_isolated() -> None:
+    index = VectorIndex(DIM)
+    a, b = unit_rows(2, seed=2)
+    index.insert("team-a", 1, a)
+    index.insert("team-b", 2, b)
+    assert [i for i, _ in index.search("team-a", b, k=10)] == [1], "team-b's entry never shows in team-a"
+    assert [i for i, _ in index.search("team-b", a, k=10)] == [2]
+    assert index.search("team-c", a, k=10) == []
+    assert index.namespaces() == ["team-a", "team-b"]
+    assert (index.count("team-a"), index.count("team-c")) == (1, 0)
+
+
+def test_min_score_threshold_and_k() -> None:
+    index = VectorIndex(2)
+    for i, angle in enumerate([0.0, 0.3, 0.6, 1.2, 3.0]):
+        index.insert("t", i, [float(np.cos(angle)), float(np.sin(angle))])
+    hits = index.search("t", [1.0, 0.0], k=10, min_score=0.8)
+    assert [i for i, _ in hits] == [0, 1, 2]
+    assert all(score >= 0.8 for _, score in hits)
+    assert index.search("t", [1.0, 0.0], k=2) == [(0, pytest.approx(1.0)), (1, pytest.approx(np.cos(0.3)))]
+    assert index.search("t", [1.0, 0.0], k=0) == []
+    assert index.search("t", [1.0, 0.0], k=10, min_score=1.01) == []
+
+
+def test_replace_and_remove() -> None:
+    index = VectorIndex(2)
+    index.insert("t", 7, [1.0, 0.0])
+    index.insert("t", 7, [0.0, 1.0])
+    assert index.count("t") == 1
+    assert index.search("t", [0.0, 1.0])[0] == (7, pytest.approx(1.0))
+    index.insert("t", 8, [1.0, 0.0])
+    assert index.remove("t", 7)
+    assert not index.remove("t", 7)
+    assert not index.remove("nobody", 7)
+    assert [i for i, _ in index.search("t", [0.0, 1.0], k=5)] == [8]
+
+
+@pytest.mark.parametrize(
+    ("vector", "error", "message"),
+    [
+        ([1.0, 0.0, 0.0], ValueError, "3 dimensions, the index has 4"),
+        ([0.0, 0.0, 0.0, 0.0], ValueError, "zero vector"),
+        ([float("nan"), 1.0, 0.0, 0.0], ValueError, "NaN or infinite"),
+        (np.ones((2, 2), dtype=np.float32), ValueError, "one-dimensional"),
+        ("abcd", ValueError, "sequence of floats"),
+    ],
+)
+def test_bad_vectors(vector: object, error: type[Exception], message: str) -> None:
+    index = VectorIndex(4)
+    with pytest.raises(error, match=message):
+        index.insert("t", 1, vector)  # type: ignore[arg-type]
+    with pytest.raises(error, match=message):
+        index.search("t", vector)  # type: ignore[arg-type]
+    assert len(index) == 0
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="dim must be"):
+        VectorIndex(0)
+    with pytest.raises(ValueError, match="connectivity"):
+        VectorIndex(4, connectivity=1)
+    with pytest.raises(OverflowError):
+        VectorIndex(4).insert("t", -1, [1.0, 0.0, 0.0, 0.0])
+
+
+@pytest.fixture(scope="module")
+def graph_index() -> tuple[VectorIndex, np.ndarray]:
+    data = unit_rows(5000, seed=3)
+    index = VectorIndex(DIM, hnsw_threshold=1000, expansion_search=128)
+    for i, row in enumerate(data):
+        index.insert("t", i, row)
+    index.build()
+    return index, data
+
+
+def test_hnsw_recall_at_1_against_exact(graph_index: tuple[VectorIndex, np.ndarray]) -> None:
+    index, data = graph_index
+    assert index.pending("t") == 0
+    # Fresh random queries: nothing is near them, the hardest case for a graph (0.99 measured at ef 128).
+    queries = unit_rows(200, seed=4)
+    found = sum(index.search("t", q)[0][0] == brute_force(data, q, 1)[0] for q in queries)
+    assert found / len(queries) >= 0.95
+    # Near-duplicates of stored entries (cosine ~0.97), the semantic cache's case.
+    noisy = data[:200] + 0.25 * unit_rows(200, seed=5)
+    found = sum(index.search("t", q)[0][0] == brute_force(data, q, 1)[0] for q in noisy)
+    assert found / len(noisy) >= 0.95
+
+
+def test_entries_are_searchable_before_the_graph_has_them() -> None:
+    data = unit_rows(1500, seed=5)
+    index = VectorIndex(DIM, hnsw_threshold=1000)
+    for i, row in enumerate(data):
+        index.insert("t", i, row)
+        if i % 250 == 0:
+            assert index.search("t", row)[0][0] == i, "a fresh insert is found at once"
+    for i in range(0, 1500, 37):
+        assert index.search("t", data[i])[0] == (i, pytest.approx(1.0, abs=1e-4))
+
+
+def test_persistence_round_trip(graph_index: tuple[VectorIndex, np.ndarray], tmp_path: Path) -> None:
+    index, data = graph_index
+    index.insert("small", 1, data[0])
+    path = tmp_path / "index.gwv"
+    index.save(path)
+    loaded = VectorIndex.load(str(path))
+    assert (len(loaded), loaded.dim, loaded.hnsw_threshold) == (len(index), DIM, 1000)
+    assert loaded.namespaces() == ["small", "t"]
+    assert loaded.pending("t") == 0, "the graph is loaded, not rebuilt"
+    for query in unit_rows(30, seed=6):
+        assert loaded.search("t", query, k=3) == index.search("t", query, k=3)
+    assert loaded.search("small", data[0]) == [(1, pytest.approx(1.0))]
+    assert index.remove("small", 1)
+
+
+def test_load_errors(tmp_path: Path) -> None:
+    with pytest.raises(OSError, match="missing"):
+        VectorIndex.load(tmp_path / "missing")
+    (tmp_path / "junk").write_bytes(b"not an index at all")
+    with pytest.raises(OSError, match="not a vector index file"):
+        VectorIndex.load(tmp_path / "junk")
+
+
+def test_concurrent_inserts_and_searches() -> None:
+    data = unit_rows(4000, seed=7)
+    index = VectorIndex(DIM, hnsw_threshold=500)
+    errors: list[BaseException] = []
+
+    def writer(part: int) -> None:
+        try:
+            for i in range(part, 4000, 2):
+                index.insert("t", i, data[i])
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    def reader() -> None:
+        try:
+            for i in range(0, 4000, 7):
+                index.search("t", data[i], k=3)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(p,)) for p in (0, 1)] + [threading.Thread(target=reader)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert index.count("t") == 4000
+    for i in range(0, 4000, 101):
+        assert index.search("t", data[i])[0][0] == i
