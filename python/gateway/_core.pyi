@@ -206,11 +206,16 @@ class VectorIndex:
         connectivity: int = 16,
         expansion_add: int = 128,
         expansion_search: int = 64,
-    ) -> Self: ...
+        quantization: Literal["f32", "bf16", "f16", "i8"] = "bf16",
+    ) -> Self:
+        """`quantization` is how the graphs store vectors; scores are always re-computed exactly in f32."""
+
     @property
     def dim(self) -> int: ...
     @property
     def hnsw_threshold(self) -> int: ...
+    @property
+    def quantization(self) -> Literal["f32", "bf16", "f16", "i8"]: ...
     def insert(self, namespace: str, id: int, vector: Buffer | Sequence[float]) -> None:
         """Inserts or replaces `id` (an unsigned 64-bit int) in `namespace`."""
 

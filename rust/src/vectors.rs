@@ -26,7 +26,72 @@ const MIGRATE_MIN: usize = 256;
 const MIGRATE_BATCH: usize = 1024;
 /// Concurrent callers usearch keeps a search context for.
 const GRAPH_THREADS: usize = 64;
-const MAGIC: &[u8; 8] = b"GWVECS01";
+const MAGIC: &[u8; 8] = b"GWVECS02";
+
+/// How the graph stores its copy of each vector. The f32 row store stays the truth: graph candidates are re-scored
+/// exactly from it, so a narrower graph type changes which candidates are found, never the scores returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantization {
+    F32,
+    /// bfloat16: half the memory traffic of f32 at a loss invisible to ranking. Measured at 30k x 384 through the
+    /// usearch Python package on this machine: search p50 221 us against 530 us for f32, build 2.7x faster.
+    BF16,
+    F16,
+    I8,
+}
+
+impl Quantization {
+    pub fn parse(name: &str) -> Result<Self, CoreError> {
+        match name {
+            "f32" => Ok(Quantization::F32),
+            "bf16" => Ok(Quantization::BF16),
+            "f16" => Ok(Quantization::F16),
+            "i8" => Ok(Quantization::I8),
+            _ => Err(CoreError::InvalidArgument(format!(
+                "quantization must be one of f32, bf16, f16, i8; got {name:?}"
+            ))),
+        }
+    }
+
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Quantization::F32 => "f32",
+            Quantization::BF16 => "bf16",
+            Quantization::F16 => "f16",
+            Quantization::I8 => "i8",
+        }
+    }
+
+    fn code(self) -> usize {
+        match self {
+            Quantization::F32 => 0,
+            Quantization::BF16 => 1,
+            Quantization::F16 => 2,
+            Quantization::I8 => 3,
+        }
+    }
+
+    fn from_code(code: usize) -> Option<Self> {
+        [
+            Quantization::F32,
+            Quantization::BF16,
+            Quantization::F16,
+            Quantization::I8,
+        ]
+        .get(code)
+        .copied()
+    }
+
+    fn scalar(self) -> ScalarKind {
+        match self {
+            Quantization::F32 => ScalarKind::F32,
+            Quantization::BF16 => ScalarKind::BF16,
+            Quantization::F16 => ScalarKind::F16,
+            Quantization::I8 => ScalarKind::I8,
+        }
+    }
+}
 
 /// Index-wide settings, shared by every namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +101,7 @@ pub struct IndexConfig {
     pub connectivity: usize,
     pub expansion_add: usize,
     pub expansion_search: usize,
+    pub quantization: Quantization,
 }
 
 impl IndexConfig {
@@ -47,6 +113,7 @@ impl IndexConfig {
             connectivity: 16,
             expansion_add: 128,
             expansion_search: 64,
+            quantization: Quantization::BF16,
         }
     }
 
@@ -69,7 +136,7 @@ impl IndexConfig {
         IndexOptions {
             dimensions: self.dim,
             metric: MetricKind::IP, // vectors are unit length: inner product = cosine, distance = 1 - cosine
-            quantization: ScalarKind::F32,
+            quantization: self.quantization.scalar(),
             connectivity: self.connectivity,
             expansion_add: self.expansion_add,
             expansion_search: self.expansion_search,
@@ -87,8 +154,11 @@ pub struct Hit {
 
 // --- exact scan ---------------------------------------------------------------------------------------------------
 
-/// 16 independent accumulators: the loop the compiler turns into two 8-lane FMA chains (or four SSE ones).
-#[inline]
+/// 16 independent accumulators: the loop the compiler turns into two 8-lane AVX chains (or four SSE ones). Plain
+/// `+=` and `*`, not `mul_add`: outside an FMA-enabled function `mul_add` is a libm call per element (measured 20x
+/// slower). Always inlined, so that the body is compiled with the AVX2 caller's target features.
+#[allow(clippy::inline_always)]
+#[inline(always)]
 fn dot_generic(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 16];
     let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
@@ -100,18 +170,18 @@ fn dot_generic(a: &[f32], b: &[f32]) -> f32 {
         .sum();
     for (x, y) in ca.zip(cb) {
         for i in 0..16 {
-            acc[i] = x[i].mul_add(y[i], acc[i]);
+            acc[i] += x[i] * y[i];
         }
     }
     acc.iter().sum::<f32>() + tail
 }
 
-#[inline]
+#[allow(clippy::inline_always)] // see dot_generic
+#[inline(always)]
 fn scores_generic(query: &[f32], data: &[f32], out: &mut Vec<f32>) {
-    out.extend(
-        data.chunks_exact(query.len())
-            .map(|row| dot_generic(query, row)),
-    );
+    for row in data.chunks_exact(query.len()) {
+        out.push(dot_generic(query, row));
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -362,15 +432,16 @@ impl Namespace {
             .filter(|_| rows.pending.len() < rows.ids.len());
         if let Some(g) = graph {
             // Graph entries not flagged in_graph are stale or not yet reconciled: skip them (pending rows are
-            // scanned below), and ask for a few more so that skipped ones do not shorten the answer.
+            // scanned below). Ask for a few more than k, so that skipped ones do not shorten the answer and the
+            // exact re-scoring can reorder what the graph's narrower type ranked.
             let matches = {
                 let _gate = read(&self.gate);
-                g.search(q, k + 4).map_err(|e| graph_err(&e))?
+                g.search(q, k + 8).map_err(|e| graph_err(&e))?
             };
-            for (&id, &dist) in matches.keys.iter().zip(&matches.distances) {
+            for &id in &matches.keys {
                 if let Some(&row) = rows.pos.get(&id) {
                     if rows.in_graph[row] {
-                        top.push(id, 1.0 - dist);
+                        top.push(id, dot(q, &rows.data[row * dim..(row + 1) * dim]));
                     }
                 }
             }
@@ -478,12 +549,14 @@ impl Namespace {
     fn migrate_all(&self, threads: usize) -> Result<(), CoreError> {
         loop {
             if self.migrate_batch(threads)? == 0 {
-                let rows = read(&self.rows);
+                let mut rows = write(&self.rows);
                 if rows
                     .pending
                     .iter()
                     .all(|(id, _)| !rows.pos.contains_key(id))
                 {
+                    // A drained map keeps its buckets, and iterating them would cost every later search.
+                    rows.pending.shrink_to(MIGRATE_MIN);
                     return Ok(());
                 }
             }
@@ -639,6 +712,7 @@ impl VectorIndex {
             c.connectivity,
             c.expansion_add,
             c.expansion_search,
+            c.quantization.code(),
         ] {
             write_u64(&mut w, x as u64).map_err(io)?;
         }
@@ -703,6 +777,7 @@ impl VectorIndex {
             connectivity: next()?,
             expansion_add: next()?,
             expansion_search: next()?,
+            quantization: Quantization::from_code(next()?).ok_or_else(|| bad("quantization"))?,
         };
         config.validate().map_err(|_| bad("bad header"))?;
         let index = VectorIndex::new(config)?;

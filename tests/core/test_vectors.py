@@ -111,6 +111,8 @@ def test_bad_arguments() -> None:
         VectorIndex(0)
     with pytest.raises(ValueError, match="connectivity"):
         VectorIndex(4, connectivity=1)
+    with pytest.raises(ValueError, match="quantization must be one of"):
+        VectorIndex(4, quantization="f8")  # type: ignore[arg-type]
     with pytest.raises(OverflowError):
         VectorIndex(4).insert("t", -1, [1.0, 0.0, 0.0, 0.0])
 
@@ -136,6 +138,23 @@ def test_hnsw_recall_at_1_against_exact(graph_index: tuple[VectorIndex, np.ndarr
     noisy = data[:200] + 0.25 * unit_rows(200, seed=5)
     found = sum(index.search("t", q)[0][0] == brute_force(data, q, 1)[0] for q in noisy)
     assert found / len(noisy) >= 0.95
+
+
+@pytest.mark.parametrize("quantization", ["f32", "bf16", "f16", "i8"])
+def test_every_graph_type_returns_exact_scores(quantization: str, tmp_path: Path) -> None:
+    data = unit_rows(1500, seed=8)
+    index = VectorIndex(DIM, hnsw_threshold=500, quantization=quantization)  # type: ignore[arg-type]
+    for i, row in enumerate(data):
+        index.insert("t", i, row)
+    index.build()
+    assert index.quantization == quantization
+    noisy = data[:100] + 0.25 * unit_rows(100, seed=9)
+    for i, q in enumerate(noisy):
+        (hit, score), *_ = index.search("t", q, k=3)
+        assert hit == i
+        assert score == pytest.approx(float(data[i] @ (q / np.linalg.norm(q))), abs=1e-5), "re-scored in f32"
+    index.save(tmp_path / "q.gwv")
+    assert VectorIndex.load(tmp_path / "q.gwv").quantization == quantization
 
 
 def test_entries_are_searchable_before_the_graph_has_them() -> None:

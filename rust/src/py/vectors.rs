@@ -10,7 +10,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::vectors::{IndexConfig, VectorIndex, DEFAULT_HNSW_THRESHOLD};
+use crate::vectors::{IndexConfig, Quantization, VectorIndex, DEFAULT_HNSW_THRESHOLD};
 
 /// Copies a vector argument into an owned Vec: one memcpy for a contiguous float32 buffer, else element by element.
 fn vector_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
@@ -41,8 +41,8 @@ pub struct PyVectorIndex {
 impl PyVectorIndex {
     #[new]
     #[pyo3(
-        signature = (dim, *, hnsw_threshold = DEFAULT_HNSW_THRESHOLD, connectivity = 16, expansion_add = 128, expansion_search = 64),
-        text_signature = "(dim, *, hnsw_threshold=10000, connectivity=16, expansion_add=128, expansion_search=64)"
+        signature = (dim, *, hnsw_threshold = DEFAULT_HNSW_THRESHOLD, connectivity = 16, expansion_add = 128, expansion_search = 64, quantization = "bf16"),
+        text_signature = "(dim, *, hnsw_threshold=10000, connectivity=16, expansion_add=128, expansion_search=64, quantization='bf16')"
     )]
     fn new(
         dim: usize,
@@ -50,6 +50,7 @@ impl PyVectorIndex {
         connectivity: usize,
         expansion_add: usize,
         expansion_search: usize,
+        quantization: &str,
     ) -> PyResult<Self> {
         let config = IndexConfig {
             dim,
@@ -57,10 +58,17 @@ impl PyVectorIndex {
             connectivity,
             expansion_add,
             expansion_search,
+            quantization: Quantization::parse(quantization)?,
         };
         Ok(Self {
             inner: VectorIndex::new(config)?,
         })
+    }
+
+    /// How the graphs store vectors: "f32", "bf16" (default), "f16" or "i8"; scores are always exact f32.
+    #[getter]
+    fn quantization(&self) -> &'static str {
+        self.inner.config().quantization.name()
     }
 
     #[getter]
