@@ -202,7 +202,7 @@ class VectorIndex:
         cls,
         dim: int,
         *,
-        hnsw_threshold: int = 10000,
+        hnsw_threshold: int = 4096,
         connectivity: int = 16,
         expansion_add: int = 128,
         expansion_search: int = 64,

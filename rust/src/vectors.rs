@@ -17,9 +17,10 @@ use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 use crate::error::CoreError;
 
-/// Namespace size from which a graph is built: below it a full scan is about as fast as the graph (measured on
-/// 2 cores at dim 384 in benches/core/bench_vectors.py: see docs/benchmarks/vectors.md).
-pub const DEFAULT_HNSW_THRESHOLD: usize = 10_000;
+/// Namespace size from which a graph is built. Measured at dim 384 on 2 cores (benches/core/bench_vectors.py,
+/// docs/benchmarks/vectors.md): the exact scan (~19 ns a row in cache) ties the bf16 graph at 2.5k vectors (47 vs
+/// 52 us p50) and loses from 5k (97 vs 65 us); below the switch a graph would cost background CPU for nothing.
+pub const DEFAULT_HNSW_THRESHOLD: usize = 4096;
 /// Pending rows that wake the background indexer; below this a search just scans them.
 const MIGRATE_MIN: usize = 256;
 /// Rows moved into the graph per step (one rows-lock round trip each).

@@ -42,7 +42,7 @@ impl PyVectorIndex {
     #[new]
     #[pyo3(
         signature = (dim, *, hnsw_threshold = DEFAULT_HNSW_THRESHOLD, connectivity = 16, expansion_add = 128, expansion_search = 64, quantization = "bf16"),
-        text_signature = "(dim, *, hnsw_threshold=10000, connectivity=16, expansion_add=128, expansion_search=64, quantization='bf16')"
+        text_signature = "(dim, *, hnsw_threshold=4096, connectivity=16, expansion_add=128, expansion_search=64, quantization='bf16')"
     )]
     fn new(
         dim: usize,
@@ -158,7 +158,7 @@ impl PyVectorIndex {
 }
 
 // The text signature above spells the default out; keep the two in step.
-const _: () = assert!(DEFAULT_HNSW_THRESHOLD == 10_000);
+const _: () = assert!(DEFAULT_HNSW_THRESHOLD == 4096);
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyVectorIndex>()
