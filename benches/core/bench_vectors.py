@@ -56,7 +56,7 @@ def ours(data: np.ndarray) -> VectorIndex:
     started = time.perf_counter()
     for i, row in enumerate(data):
         index.insert("tenant", i, row)
-    index.build()
+    index.flush()
     print(f"\nbuilt ours: {time.perf_counter() - started:.1f} s for {N} vectors")
     CACHE.mkdir(exist_ok=True)
     index.save(path)
@@ -164,7 +164,7 @@ def test_search_numpy_brute_force(benchmark: BenchmarkFixture, data: np.ndarray,
 def test_search_ours_exact_scan(benchmark: BenchmarkFixture, data: np.ndarray, queries: np.ndarray) -> None:
     """Our exact scan over the whole 100k namespace: what a search would cost without the graph."""
     benchmark.group = SEARCH
-    index = VectorIndex(DIM, hnsw_threshold=N + 1)
+    index = VectorIndex(DIM, hnsw_min_vectors=N + 1)
     for i, row in enumerate(data):
         index.insert("tenant", i, row)
     q = cycle(queries)
@@ -191,9 +191,9 @@ def test_insert_usearch_python(benchmark: BenchmarkFixture, theirs: Index, queri
 @pytest.mark.parametrize("kind", ["exact", "hnsw"])
 def test_switch_point(benchmark: BenchmarkFixture, data: np.ndarray, queries: np.ndarray, size: int, kind: str) -> None:
     benchmark.group = SWITCH
-    index = VectorIndex(DIM, hnsw_threshold=1 if kind == "hnsw" else size + 1)
+    index = VectorIndex(DIM, hnsw_min_vectors=1 if kind == "hnsw" else size + 1)
     for i, row in enumerate(data[:size]):
         index.insert("t", i, row)
-    index.build()
+    index.flush()
     q = cycle(queries)
     run(benchmark, f"{kind} at {size}", lambda: index.search("t", next(q), 1))

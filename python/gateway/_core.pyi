@@ -192,7 +192,7 @@ class PiiStreamRedactor:
 class VectorIndex:
     """Per-namespace cosine index of embeddings; no search ever crosses namespaces.
 
-    Exact scan while a namespace is small; once it holds `hnsw_threshold` vectors, a usearch HNSW graph filled by a
+    Exact scan while a namespace is small; once it holds `hnsw_min_vectors` vectors, a usearch HNSW graph filled by a
     background thread (entries not yet in the graph are scanned exactly, so every entry is searchable at once).
     Vectors are L2-normalised on the way in. A vector is a float32 buffer (numpy.float32 array: one copy) or any
     sequence of floats. ValueError for a wrong dimension, NaN/inf values or the zero vector.
@@ -201,19 +201,20 @@ class VectorIndex:
     def __new__(
         cls,
         dim: int,
+        hnsw_min_vectors: int = 4096,
+        expansion_search: int = 64,
         *,
-        hnsw_threshold: int = 4096,
         connectivity: int = 16,
         expansion_add: int = 128,
-        expansion_search: int = 64,
         quantization: Literal["f32", "bf16", "f16", "i8"] = "bf16",
     ) -> Self:
-        """`quantization` is how the graphs store vectors; scores are always re-computed exactly in f32."""
+        """hnsw_min_vectors: the namespace size from which a graph is built; expansion_search: the graph search's
+        breadth (recall against latency); quantization: how graphs store vectors (scores are always exact f32)."""
 
     @property
     def dim(self) -> int: ...
     @property
-    def hnsw_threshold(self) -> int: ...
+    def hnsw_min_vectors(self) -> int: ...
     @property
     def quantization(self) -> Literal["f32", "bf16", "f16", "i8"]: ...
     def insert(self, namespace: str, id: int, vector: Buffer | Sequence[float]) -> None:
@@ -227,19 +228,22 @@ class VectorIndex:
     ) -> list[tuple[int, float]]:
         """Up to `k` (id, cosine) pairs with cosine >= `min_score`, best first; [] for an unknown namespace."""
 
-    def count(self, namespace: str) -> int: ...
+    def count(self, namespace: str | None = None) -> int:
+        """Entries in `namespace`, or in all namespaces when None."""
+
     def pending(self, namespace: str) -> int:
         """Entries of `namespace` not yet in its graph (searched exactly meanwhile)."""
 
     def namespaces(self) -> list[str]: ...
-    def build(self, threads: int | None = None) -> None:
-        """Moves every pending entry into the graphs now (after a bulk load); default threads: all cores."""
+    def flush(self, threads: int | None = None) -> None:
+        """Moves every pending entry into the graphs now instead of waiting for the background indexer (default
+        threads: all cores); on return nothing is pending."""
 
     def save(self, path: str | PathLike[str]) -> None:
         """Writes rows and graphs to `path` atomically (temporary file, then rename). OSError on I/O failure."""
 
     @staticmethod
     def load(path: str | PathLike[str]) -> VectorIndex:
-        """Reads a file written by save(). OSError when missing or not an index file."""
+        """Reads a file written by save(). OSError when unreadable, ValueError when not a saved VectorIndex."""
 
     def __len__(self) -> int: ...

@@ -238,7 +238,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 pub fn normalise(v: &mut [f32], dim: usize) -> Result<(), CoreError> {
     if v.len() != dim {
         return Err(CoreError::InvalidArgument(format!(
-            "vector has {} dimensions, the index has {dim}",
+            "vector has {} dimensions; this index holds {dim}",
             v.len()
         )));
     }
@@ -250,7 +250,7 @@ pub fn normalise(v: &mut [f32], dim: usize) -> Result<(), CoreError> {
     }
     if norm_sq <= f32::MIN_POSITIVE {
         return Err(CoreError::InvalidArgument(
-            "the zero vector has no direction to compare".into(),
+            "a vector must be not all zeros (the zero vector has no direction)".into(),
         ));
     }
     let inv = 1.0 / norm_sq.sqrt();
@@ -701,7 +701,7 @@ impl VectorIndex {
     /// Writes the index to `path` (via a temporary file and a rename): rows, and each graph as usearch serialises
     /// it, so a load does not rebuild graphs.
     pub fn save(&self, path: &Path) -> Result<(), CoreError> {
-        let io = |e: std::io::Error| CoreError::Io(format!("{}: {e}", path.display()));
+        let io = |e: std::io::Error| CoreError::Io(format!("cannot write {}: {e}", path.display()));
         let tmp = path.with_extension("tmp");
         let file = std::fs::File::create(&tmp).map_err(io)?;
         let mut w = BufWriter::new(file);
@@ -756,10 +756,19 @@ impl VectorIndex {
 
     /// Reads an index written by [`VectorIndex::save`].
     pub fn load(path: &Path) -> Result<Self, CoreError> {
-        let io = |e: std::io::Error| CoreError::Io(format!("{}: {e}", path.display()));
+        let io = |e: std::io::Error| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                CoreError::InvalidArgument(format!(
+                    "{}: not a saved VectorIndex (truncated)",
+                    path.display()
+                ))
+            } else {
+                CoreError::Io(format!("cannot read {}: {e}", path.display()))
+            }
+        };
         let bad = |what: &str| {
-            CoreError::Io(format!(
-                "{}: not a vector index file ({what})",
+            CoreError::InvalidArgument(format!(
+                "{}: not a saved VectorIndex ({what})",
                 path.display()
             ))
         };

@@ -90,8 +90,8 @@ def test_replace_and_remove() -> None:
 @pytest.mark.parametrize(
     ("vector", "error", "message"),
     [
-        ([1.0, 0.0, 0.0], ValueError, "3 dimensions, the index has 4"),
-        ([0.0, 0.0, 0.0, 0.0], ValueError, "zero vector"),
+        ([1.0, 0.0, 0.0], ValueError, "vector has 3 dimensions; this index holds 4"),
+        ([0.0, 0.0, 0.0, 0.0], ValueError, "not all zeros"),
         ([float("nan"), 1.0, 0.0, 0.0], ValueError, "NaN or infinite"),
         (np.ones((2, 2), dtype=np.float32), ValueError, "one-dimensional"),
         ("abcd", ValueError, "sequence of floats"),
@@ -120,10 +120,10 @@ def test_bad_arguments() -> None:
 @pytest.fixture(scope="module")
 def graph_index() -> tuple[VectorIndex, np.ndarray]:
     data = unit_rows(5000, seed=3)
-    index = VectorIndex(DIM, hnsw_threshold=1000, expansion_search=128)
+    index = VectorIndex(DIM, hnsw_min_vectors=1000, expansion_search=128)
     for i, row in enumerate(data):
         index.insert("t", i, row)
-    index.build()
+    index.flush()
     return index, data
 
 
@@ -143,10 +143,10 @@ def test_hnsw_recall_at_1_against_exact(graph_index: tuple[VectorIndex, np.ndarr
 @pytest.mark.parametrize("quantization", ["f32", "bf16", "f16", "i8"])
 def test_every_graph_type_returns_exact_scores(quantization: str, tmp_path: Path) -> None:
     data = unit_rows(1500, seed=8)
-    index = VectorIndex(DIM, hnsw_threshold=500, quantization=quantization)  # type: ignore[arg-type]
+    index = VectorIndex(DIM, hnsw_min_vectors=500, quantization=quantization)  # type: ignore[arg-type]
     for i, row in enumerate(data):
         index.insert("t", i, row)
-    index.build()
+    index.flush()
     assert index.quantization == quantization
     noisy = data[:100] + 0.25 * unit_rows(100, seed=9)
     for i, q in enumerate(noisy):
@@ -159,7 +159,7 @@ def test_every_graph_type_returns_exact_scores(quantization: str, tmp_path: Path
 
 def test_entries_are_searchable_before_the_graph_has_them() -> None:
     data = unit_rows(1500, seed=5)
-    index = VectorIndex(DIM, hnsw_threshold=1000)
+    index = VectorIndex(DIM, hnsw_min_vectors=1000)
     for i, row in enumerate(data):
         index.insert("t", i, row)
         if i % 250 == 0:
@@ -174,7 +174,7 @@ def test_persistence_round_trip(graph_index: tuple[VectorIndex, np.ndarray], tmp
     path = tmp_path / "index.gwv"
     index.save(path)
     loaded = VectorIndex.load(str(path))
-    assert (len(loaded), loaded.dim, loaded.hnsw_threshold) == (len(index), DIM, 1000)
+    assert (len(loaded), loaded.dim, loaded.hnsw_min_vectors) == (len(index), DIM, 1000)
     assert loaded.namespaces() == ["small", "t"]
     assert loaded.pending("t") == 0, "the graph is loaded, not rebuilt"
     for query in unit_rows(30, seed=6):
@@ -184,16 +184,19 @@ def test_persistence_round_trip(graph_index: tuple[VectorIndex, np.ndarray], tmp
 
 
 def test_load_errors(tmp_path: Path) -> None:
-    with pytest.raises(OSError, match="missing"):
+    with pytest.raises(OSError, match="cannot read"):
         VectorIndex.load(tmp_path / "missing")
     (tmp_path / "junk").write_bytes(b"not an index at all")
-    with pytest.raises(OSError, match="not a vector index file"):
+    with pytest.raises(ValueError, match="not a saved VectorIndex"):
         VectorIndex.load(tmp_path / "junk")
+    (tmp_path / "short").write_bytes(b"GWVECS02\x01")
+    with pytest.raises(ValueError, match="truncated"):
+        VectorIndex.load(tmp_path / "short")
 
 
 def test_concurrent_inserts_and_searches() -> None:
     data = unit_rows(4000, seed=7)
-    index = VectorIndex(DIM, hnsw_threshold=500)
+    index = VectorIndex(DIM, hnsw_min_vectors=500)
     errors: list[BaseException] = []
 
     def writer(part: int) -> None:

@@ -31,7 +31,7 @@ fn vector_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
 }
 
 /// Per-namespace cosine index of embeddings: exact scan while a namespace is small, an HNSW graph (usearch)
-/// filled in the background once it holds `hnsw_threshold` vectors. Vectors are L2-normalised on the way in.
+/// filled in the background once it holds `hnsw_min_vectors` vectors. Vectors are L2-normalised on the way in.
 #[pyclass(name = "VectorIndex", frozen, module = "gateway._core")]
 pub struct PyVectorIndex {
     inner: VectorIndex,
@@ -41,20 +41,20 @@ pub struct PyVectorIndex {
 impl PyVectorIndex {
     #[new]
     #[pyo3(
-        signature = (dim, *, hnsw_threshold = DEFAULT_HNSW_THRESHOLD, connectivity = 16, expansion_add = 128, expansion_search = 64, quantization = "bf16"),
-        text_signature = "(dim, *, hnsw_threshold=4096, connectivity=16, expansion_add=128, expansion_search=64, quantization='bf16')"
+        signature = (dim, hnsw_min_vectors = DEFAULT_HNSW_THRESHOLD, expansion_search = 64, *, connectivity = 16, expansion_add = 128, quantization = "bf16"),
+        text_signature = "(dim, hnsw_min_vectors=4096, expansion_search=64, *, connectivity=16, expansion_add=128, quantization='bf16')"
     )]
     fn new(
         dim: usize,
-        hnsw_threshold: usize,
+        hnsw_min_vectors: usize,
+        expansion_search: usize,
         connectivity: usize,
         expansion_add: usize,
-        expansion_search: usize,
         quantization: &str,
     ) -> PyResult<Self> {
         let config = IndexConfig {
             dim,
-            hnsw_threshold,
+            hnsw_threshold: hnsw_min_vectors,
             connectivity,
             expansion_add,
             expansion_search,
@@ -76,8 +76,9 @@ impl PyVectorIndex {
         self.inner.config().dim
     }
 
+    /// The namespace size from which a graph is built.
     #[getter]
-    fn hnsw_threshold(&self) -> usize {
+    fn hnsw_min_vectors(&self) -> usize {
         self.inner.config().hnsw_threshold
     }
 
@@ -116,9 +117,10 @@ impl PyVectorIndex {
         Ok(hits.into_iter().map(|h| (h.id, h.score)).collect())
     }
 
-    /// Entries in `namespace`.
-    fn count(&self, namespace: &str) -> usize {
-        self.inner.count(namespace)
+    /// Entries in `namespace`, or in all namespaces when None.
+    #[pyo3(signature = (namespace = None))]
+    fn count(&self, namespace: Option<&str>) -> usize {
+        namespace.map_or_else(|| self.inner.len(), |ns| self.inner.count(ns))
     }
 
     /// Entries of `namespace` not yet in its graph (scanned exactly by searches meanwhile).
@@ -130,9 +132,10 @@ impl PyVectorIndex {
         self.inner.namespaces()
     }
 
-    /// Moves every pending entry into the graphs now, on `threads` threads (default: all cores).
+    /// Moves every pending entry into the graphs now, on `threads` threads (default: all cores), instead of waiting
+    /// for the background indexer; on return nothing is pending.
     #[pyo3(signature = (threads = None))]
-    fn build(&self, py: Python<'_>, threads: Option<usize>) -> PyResult<()> {
+    fn flush(&self, py: Python<'_>, threads: Option<usize>) -> PyResult<()> {
         let threads = threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         });
