@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
 import pytest
 
+import gateway.tokens
 from gateway.chat import ImagePart, Message, ToolCall
 from gateway.tokens import IMAGE_TOKENS_ESTIMATE, TokenCounter
 from tests.core.reference import reference_encoding
+
+T = TypeVar("T")
 
 
 @pytest.mark.parametrize(
@@ -99,3 +106,21 @@ async def test_async_count_matches() -> None:
     counter = TokenCounter()
     big = [Message("user", "word " * 50_000)]
     assert (await counter.count_chat_async(big, "gpt-4o")).tokens == counter.count_chat(big, "gpt-4o").tokens
+
+
+async def test_only_large_chats_leave_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    handed_off: list[int] = []
+    real_to_thread = asyncio.to_thread
+
+    async def recording_to_thread(func: Callable[..., T], /, *args: object) -> T:
+        handed_off.append(len(args))
+        return await real_to_thread(func, *args)
+
+    monkeypatch.setattr(gateway.tokens.asyncio, "to_thread", recording_to_thread)
+    counter = TokenCounter()
+    small = [Message("user", "x" * (gateway.tokens.OFF_LOOP_MIN_CHARS - 1))]
+    large = [Message("user", "x" * gateway.tokens.OFF_LOOP_MIN_CHARS)]
+    assert (await counter.count_chat_async(small, "gpt-4o")) == counter.count_chat(small, "gpt-4o")
+    assert handed_off == []
+    assert (await counter.count_chat_async(large, "gpt-4o")) == counter.count_chat(large, "gpt-4o")
+    assert handed_off == [3]

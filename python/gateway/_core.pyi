@@ -27,7 +27,9 @@ def decode(ids: Sequence[int], encoding_name: str) -> str:
 def count_tokens_batch(texts: Sequence[str], encoding_name: str) -> list[int]:
     """Counts of many texts, spread over threads when the batch is large."""
 
-def encode_batch(texts: Sequence[str], encoding_name: str) -> list[list[int]]:
+def encode_batch(
+    texts: Sequence[str], encoding_name: str, allowed_special: Literal["all"] | Iterable[str] | None = None
+) -> list[list[int]]:
     """Ids of many texts, spread over threads when the batch is large."""
 
 def count_chat_tokens(
@@ -38,6 +40,15 @@ def count_chat_tokens(
     reply: int = 3,
 ) -> int:
     """Tokens a chat costs as a prompt: (role, name, content) rows plus the model family's framing."""
+
+def special_tokens(encoding_name: str) -> dict[str, int]:
+    """The encoding's special-token texts and their ids, as tiktoken's `special_tokens_set`/`encode_single_token`."""
+
+def load_encoding(encoding_name: str) -> None:
+    """Deserializes the embedded vocabulary now (~50 ms) instead of in the first call that needs it."""
+
+ENCODINGS: list[str]
+"""The valid encoding names."""
 
 # --- rate limits (rust/src/ratelimit.rs) -------------------------------------------------------------------------
 # Every check answers a float: 0.0 = admitted (units taken), > 0 = seconds until it would be, inf = never (more than
@@ -188,6 +199,9 @@ class PiiStreamRedactor:
 
 # --- vector similarity (rust/src/vectors.rs) ---------------------------------------------------------------------
 
+VectorLike = Buffer | Sequence[float]
+"""A float32 buffer (numpy.float32 array: one copy) or any sequence of floats."""
+
 @final
 class VectorIndex:
     """Per-namespace cosine index of embeddings; no search ever crosses namespaces.
@@ -217,14 +231,14 @@ class VectorIndex:
     def hnsw_min_vectors(self) -> int: ...
     @property
     def quantization(self) -> Literal["f32", "bf16", "f16", "i8"]: ...
-    def insert(self, namespace: str, id: int, vector: Buffer | Sequence[float]) -> None:
+    def insert(self, namespace: str, id: int, vector: VectorLike) -> None:
         """Inserts or replaces `id` (an unsigned 64-bit int) in `namespace`."""
 
     def remove(self, namespace: str, id: int) -> bool:
         """False when `id` was not in `namespace`."""
 
     def search(
-        self, namespace: str, vector: Buffer | Sequence[float], k: int = 1, min_score: float = -1.0
+        self, namespace: str, vector: VectorLike, k: int = 1, min_score: float = -1.0
     ) -> list[tuple[int, float]]:
         """Up to `k` (id, cosine) pairs with cosine >= `min_score`, best first; [] for an unknown namespace."""
 

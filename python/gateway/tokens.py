@@ -49,8 +49,10 @@ IMAGE_TOKENS_ESTIMATE = 765
 _CORRECTION_ALPHA = 0.1
 _FACTOR_BOUNDS = (0.5, 2.0)
 # Above this many characters a count goes to a worker thread, so the event loop keeps serving (the Rust core runs
-# without the GIL); below it the hand-off costs more than the count. Measured in benches/core/bench_tokens.py.
-OFF_LOOP_MIN_CHARS = 200_000
+# without the GIL). Measured on 2 cores (benches/core/bench_tokens.py, group "chat count on the event loop"): a
+# to_thread hand-off costs the loop ~25-30 µs of CPU and the caller ~35-50 µs of latency; counting mixed text inline
+# blocks the loop ~3-4.5 µs per 1000 characters, so from 16k characters on the hand-off frees loop time.
+OFF_LOOP_MIN_CHARS = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,9 @@ class TokenCounter:
     def __init__(self) -> None:
         self._schemes: dict[tuple[str, str | None], _Scheme] = {}
         self._factors: dict[str, float] = {}
+        # Deserialize the embedded vocabularies now (~50 ms each, once per process), not inside the first request.
+        for encoding in _core.ENCODINGS:
+            _core.load_encoding(encoding)
 
     def count_text(self, text: str, model: str, tokenizer: str | None = None) -> TokenCount:
         scheme = self._scheme(model, tokenizer)

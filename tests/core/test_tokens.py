@@ -83,26 +83,29 @@ def test_batches_equal_single_calls(encoding: str) -> None:
     assert _core.encode_batch(texts[:20], encoding) == [_core.encode(t, encoding) for t in texts[:20]]
 
 
+# The OpenAI cookbook's chat-counting example ("How to count tokens with tiktoken").
+COOKBOOK_MESSAGES = [
+    (
+        "system",
+        "",
+        "You are a helpful, pattern-following assistant that translates corporate jargon into plain English.",
+    ),
+    ("system", "example_user", "New synergies will help drive top-line growth."),
+    ("system", "example_assistant", "Things working well together will increase revenue."),
+    (
+        "system",
+        "example_user",
+        "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage.",
+    ),
+    ("system", "example_assistant", "Let's talk later when we're less busy about how to do better."),
+    ("user", "", "This late pivot means we don't have time to boil the ocean for the client deliverable."),
+]
+
+
 def test_chat_framing_matches_openai_cookbook() -> None:
-    # The cookbook's example: 129 prompt tokens for gpt-3.5-turbo-0613/gpt-4-0613 (cl100k_base, 3/1/3 framing).
-    messages = [
-        (
-            "system",
-            "",
-            "You are a helpful, pattern-following assistant that translates corporate jargon into plain English.",
-        ),
-        ("system", "example_user", "New synergies will help drive top-line growth."),
-        ("system", "example_assistant", "Things working well together will increase revenue."),
-        (
-            "system",
-            "example_user",
-            "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage.",
-        ),
-        ("system", "example_assistant", "Let's talk later when we're less busy about how to do better."),
-        ("user", "", "This late pivot means we don't have time to boil the ocean for the client deliverable."),
-    ]
-    assert _core.count_chat_tokens(messages, "cl100k_base") == 129
-    assert _core.count_chat_tokens(messages, "cl100k_base", per_message=4, per_name=-1) == 127
+    # 129 prompt tokens for gpt-3.5-turbo-0613/gpt-4-0613 (cl100k_base, 3/1/3 framing).
+    assert _core.count_chat_tokens(COOKBOOK_MESSAGES, "cl100k_base") == 129
+    assert _core.count_chat_tokens(COOKBOOK_MESSAGES, "cl100k_base", per_message=4, per_name=-1) == 127
 
 
 @pytest.mark.parametrize(
@@ -122,3 +125,88 @@ def test_bad_arguments_raise_value_error(call: object, fragment: str) -> None:
 def test_wrong_types_raise_type_error() -> None:
     with pytest.raises(TypeError):
         _core.count_tokens(b"bytes", "o200k_base")  # type: ignore[arg-type]
+
+
+# The ASCII fast path of the pre-tokenizer hands a piece to the regex whenever a byte that could decide it is not
+# ASCII; this alphabet mixes the characters at that border: ASCII whitespace of every kind, contractions in both
+# cases, digits, punctuation, and non-ASCII look-alikes (long s U+017F case-folds to s, Arabic-Indic digits,
+# combining marks, no-break, ideographic and line-separator spaces).
+BORDER_ALPHABET = list(" \t\n\r\x0b\x0c\u00a0\u3000\u2028\u0085aZsSTtmMdDlLrRvVeE'0123456789٣.,/!?-_<|>éſKİı\u0301漢🦀")
+
+
+def border_texts(seed: int, count: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(BORDER_ALPHABET) for _ in range(rng.randint(0, 60))) for _ in range(count)]
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_fast_path_border_corpus_matches_tiktoken(encoding: str) -> None:
+    texts = border_texts(3, 3000)
+    reference = reference_encoding(encoding)
+    expected = [reference.encode_ordinary(t) for t in texts]
+    assert _core.encode_batch(texts, encoding) == expected
+    assert _core.count_tokens_batch(texts, encoding) == [len(ids) for ids in expected]
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@given(text=st.text(alphabet=BORDER_ALPHABET, max_size=80))
+def test_border_text_matches_tiktoken(encoding: str, text: str) -> None:
+    assert _core.encode(text, encoding) == reference_encoding(encoding).encode_ordinary(text)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("text", ["a\ud800b", "\udfff", "pair \ud83d\ude00 split", "x\ud83dy"])
+def test_lone_surrogates_are_replaced_like_tiktoken(encoding: str, text: str) -> None:
+    expected = reference_encoding(encoding).encode_ordinary(text)
+    assert _core.encode(text, encoding) == expected
+    assert _core.count_tokens(text, encoding) == len(expected)
+    assert _core.count_tokens_batch([text], encoding) == [len(expected)]
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_special_tokens_are_tiktokens(encoding: str) -> None:
+    reference = reference_encoding(encoding)
+    assert _core.special_tokens(encoding) == reference._special_tokens
+    for text, token in _core.special_tokens(encoding).items():
+        assert _core.encode(text, encoding, allowed_special={text}) == [token]
+        assert _core.encode(text, encoding) == reference.encode_ordinary(text)
+        assert _core.decode([token], encoding) == text
+    batch = _core.encode_batch(["a<|endoftext|>", "<|endoftext|>b"], encoding, allowed_special="all")
+    assert batch == [reference.encode(t, allowed_special="all") for t in ["a<|endoftext|>", "<|endoftext|>b"]]
+
+
+def test_encodings_are_listed_and_load_eagerly() -> None:
+    assert _core.ENCODINGS == ENCODINGS
+    for encoding in ENCODINGS:
+        _core.load_encoding(encoding)
+    with pytest.raises(ValueError, match="expected one of cl100k_base, o200k_base"):
+        _core.load_encoding("r50k_base")
+
+
+@pytest.mark.parametrize(
+    ("call", "fragment"),
+    [
+        (lambda: _core.encode("x", "o200k_base", allowed_special={"<|fim_prefix|>"}), "not a special token of o200k"),
+        (lambda: _core.count_tokens_batch("one str", "o200k_base"), "sequence of str, not one str"),
+        (lambda: _core.encode_batch(["x"], "cl100k_base", allowed_special="none"), 'allowed_special takes "all"'),
+        (lambda: _core.special_tokens("gpt2"), 'unknown encoding "gpt2"'),
+        (lambda: _core.decode([100_256], "cl100k_base"), "token id 100256 is not in cl100k_base"),
+    ],
+)
+def test_more_bad_arguments_raise_value_error(call: object, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        call()  # type: ignore[operator]
+
+
+def test_batch_items_must_be_str() -> None:
+    with pytest.raises(TypeError):
+        _core.count_tokens_batch(["ok", 3], "o200k_base")  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        _core.count_chat_tokens([("user", "", b"bytes")], "o200k_base")  # type: ignore[list-item]
+
+
+def test_chat_framing_of_o200k_matches_openai_cookbook() -> None:
+    # The cookbook gives 124 prompt tokens for the same example on gpt-4o and gpt-4o-mini (o200k_base).
+    assert _core.count_chat_tokens(COOKBOOK_MESSAGES, "o200k_base") == 124
+    assert _core.count_chat_tokens(tuple(COOKBOOK_MESSAGES), "o200k_base", 3, 1, 3) == 124
+    assert _core.count_chat_tokens([], "o200k_base") == 3

@@ -304,3 +304,16 @@ async def test_least_latency_moves_traffic_off_a_slowed_target(setup: Setup) -> 
     b.slow(first_byte_delay=0.005, times=1000)
     served = Counter([(await stub.Chat(ask(text=f"q{i}"), metadata=AUTH)).model for i in range(60)][20:])
     assert served["b"] >= 30, served
+
+
+async def test_personal_data_quoted_by_a_provider_error_is_scrubbed(setup: Setup) -> None:
+    stub, (a, _) = await setup(FALLBACK)
+    a.fail(400, message="Invalid value 'jane.doe@example.com' for user; card 4111 1111 1111 1111 is not allowed")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Chat(ask(), metadata=AUTH)
+    details = caught.value.details() or ""
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "jane.doe@example.com" not in details
+    assert "4111" not in details
+    assert "<EMAIL_1>" in details
+    assert "<CREDIT_CARD_1>" in details

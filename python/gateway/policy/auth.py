@@ -58,10 +58,6 @@ class Authenticator:
                 break
         raise Unauthenticated(_UNAUTHENTICATED)
 
-    @property
-    def key_count(self) -> int:
-        return len(self._by_hash)
-
 
 def build_authenticator(keys: list[KeyConfig], state_dir: Path) -> Authenticator:
     """Keys from the config and GATEWAY_BOOTSTRAP_KEY; with neither, a key generated on first start (see below)."""

@@ -19,11 +19,6 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def visible_prefix(key: str) -> str:
-    """The short part of a key that may be shown in listings and audit records to tell keys apart."""
-    return key[: len(KEY_PREFIX) + 6]
-
-
 def bearer_token(authorization: str) -> str | None:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer":

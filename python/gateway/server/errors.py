@@ -12,6 +12,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from gateway.errors import GatewayError
+from gateway.policy.pii import scrub
 
 ERROR_DOMAIN = "llmgateway.v1"
 log = logging.getLogger("gateway.server")
@@ -40,6 +41,7 @@ async def abort(context: grpc.aio.ServicerContext[Any, Any], err: Exception) -> 
     if not isinstance(err, GatewayError):
         log.error("unexpected error in a call", exc_info=err)
         err = GatewayError("internal error in the gateway; the operators' log has the details")
+    err.message = scrub(err.message)
     level = logging.WARNING if err.code in _SERVER_SIDE else logging.INFO
     log.log(level, "call failed: %s %s: %s", err.code.name, err.reason, err.message)
     await context.abort_with_status(status_for(err))

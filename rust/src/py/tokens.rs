@@ -1,138 +1,221 @@
-//! Bindings of the token counter: `encode`, `decode`, `count_tokens`, their batch forms, and `count_chat_tokens`.
+//! Bindings of `crate::tokens`: encode, decode, count (single, batch, chat).
+//!
+//! Texts are borrowed from the Python `str` (no copy) and the GIL is released while the BPE runs, once the input is
+//! big enough for the hand-off to pay (see `DETACH_MIN_BYTES`).
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::marker::Ungil;
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::PyString;
 
-use crate::tokens::{self, AllowedSpecial, ChatMessage, ChatOverheads, Encoding};
+use crate::tokens::{self, AllowedSpecial, ChatMessage, ChatOverhead, Encoding};
 
-// Counting a short string takes well under a microsecond; releasing and re-taking the GIL costs about as much, so
-// only inputs longer than this are counted with the GIL released (measured in benches/core/bench_tokens.py).
-const DETACH_MIN_BYTES: usize = 4096;
+/// A detach/re-attach pair costs ~14 ns here (an 11-byte count: 61 ns with the GIL kept, 75 ns detached); below
+/// this many bytes the count is too short for another thread to gain from the GIL, so it is kept. Measured by
+/// building with 0 and with `usize::MAX`; figures in docs/benchmarks/tokens.md.
+const DETACH_MIN_BYTES: usize = 256;
 
-fn encoding(name: &str) -> PyResult<Encoding> {
-    Ok(name.parse::<Encoding>()?)
+/// Run `f` without the GIL when the input is large enough for the hand-off to pay.
+fn run<T: Ungil, F: Ungil + FnOnce() -> T>(py: Python<'_>, input_bytes: usize, f: F) -> T {
+    if input_bytes < DETACH_MIN_BYTES {
+        f()
+    } else {
+        py.detach(f)
+    }
 }
 
-fn allowed(value: Option<&Bound<'_, PyAny>>) -> PyResult<AllowedSpecial> {
-    let Some(value) = value else {
-        return Ok(AllowedSpecial::None);
+fn encoding_of(name: &str) -> PyResult<Encoding> {
+    Ok(Encoding::from_name(name)?)
+}
+
+/// The UTF-8 text of a `str`, borrowed. A `str` holding lone surrogates has no UTF-8 form: like tiktoken, round-trip
+/// it through UTF-16 with `surrogatepass`/`replace`, which pairs surrogates that form a pair and replaces the rest.
+fn text_of<'a>(text: &'a Bound<'_, PyString>) -> PyResult<Cow<'a, str>> {
+    if let Ok(borrowed) = text.to_str() {
+        return Ok(Cow::Borrowed(borrowed));
+    }
+    let fixed = text
+        .call_method1("encode", ("utf-16", "surrogatepass"))?
+        .call_method1("decode", ("utf-16", "replace"))?;
+    Ok(Cow::Owned(fixed.extract::<String>()?))
+}
+
+/// The special tokens argument: None, "all", or an iterable of special-token texts.
+fn allowed_names(allowed_special: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<String>>> {
+    let Some(allowed) = allowed_special else {
+        return Ok(None);
     };
-    if let Ok(text) = value.extract::<String>() {
-        return if text == "all" {
-            Ok(AllowedSpecial::All)
+    if let Ok(text) = allowed.downcast::<PyString>() {
+        return if text.to_str()? == "all" {
+            Ok(Some(vec!["all".to_owned()]))
         } else {
-            Err(pyo3::exceptions::PyValueError::new_err(
-                "allowed_special takes \"all\" or a set of special-token strings",
+            Err(PyValueError::new_err(
+                "allowed_special takes \"all\" or a set of special-token texts such as {\"<|endoftext|>\"}",
             ))
         };
     }
-    let names = value
+    allowed
         .try_iter()?
         .map(|item| item?.extract::<String>())
-        .collect::<PyResult<Vec<String>>>()?;
-    Ok(AllowedSpecial::Some(names))
+        .collect::<PyResult<Vec<_>>>()
+        .map(Some)
 }
 
-/// Token ids of `text` in `encoding` ("cl100k_base" or "o200k_base"), identical to tiktoken's.
-#[pyfunction]
-#[pyo3(name = "encode", signature = (text, encoding_name, allowed_special = None))]
-fn py_encode(
+fn with_allowed<T>(names: Option<&[String]>, f: impl FnOnce(&AllowedSpecial<'_>) -> T) -> T {
+    match names {
+        None => f(&AllowedSpecial::None),
+        Some([all]) if all == "all" => f(&AllowedSpecial::All),
+        Some(names) => {
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            f(&AllowedSpecial::Only(&refs))
+        }
+    }
+}
+
+fn texts_of<'py>(texts: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>>> {
+    if texts.is_instance_of::<PyString>() {
+        return Err(PyValueError::new_err(
+            "texts must be a sequence of str, not one str",
+        ));
+    }
+    texts
+        .try_iter()?
+        .map(|item| Ok(item?.downcast_into::<PyString>()?))
+        .collect()
+}
+
+/// `encode(text, encoding_name, allowed_special=None) -> list[int]`
+#[pyfunction(name = "encode", signature = (text, encoding_name, allowed_special = None))]
+pub fn py_encode(
     py: Python<'_>,
-    text: &str,
+    text: &Bound<'_, PyString>,
     encoding_name: &str,
     allowed_special: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Vec<u32>> {
-    let encoding = encoding(encoding_name)?;
-    let allowed = allowed(allowed_special)?;
-    if text.len() < DETACH_MIN_BYTES {
-        return Ok(tokens::encode(text, encoding, &allowed));
-    }
-    let owned = text.to_owned();
-    Ok(py.detach(move || tokens::encode(&owned, encoding, &allowed)))
+    let encoding = encoding_of(encoding_name)?;
+    let names = allowed_names(allowed_special)?;
+    let text = text_of(text)?;
+    let text: &str = &text;
+    let ids = run(py, text.len(), || {
+        with_allowed(names.as_deref(), |allowed| {
+            tokens::encode(encoding, text, allowed)
+        })
+    })?;
+    Ok(ids)
 }
 
-/// The number of tokens of `text`, without building the ids.
-#[pyfunction]
-#[pyo3(name = "count_tokens")]
-fn py_count_tokens(py: Python<'_>, text: &str, encoding_name: &str) -> PyResult<usize> {
-    let encoding = encoding(encoding_name)?;
-    if text.len() < DETACH_MIN_BYTES {
-        return Ok(tokens::count(text, encoding));
-    }
-    let owned = text.to_owned();
-    Ok(py.detach(move || tokens::count(&owned, encoding)))
-}
-
-/// The text of `ids`; bytes that are not valid UTF-8 become U+FFFD, as in tiktoken.
-#[pyfunction]
-#[pyo3(name = "decode")]
-fn py_decode(py: Python<'_>, ids: Vec<u32>, encoding_name: &str) -> PyResult<String> {
-    let encoding = encoding(encoding_name)?;
-    Ok(py.detach(move || tokens::decode(&ids, encoding))?)
-}
-
-/// Counts of many texts, spread over threads when the batch is large.
-#[pyfunction]
-#[pyo3(name = "count_tokens_batch")]
-fn py_count_tokens_batch(
+/// `count_tokens(text, encoding_name) -> int`
+#[pyfunction(name = "count_tokens")]
+pub fn py_count_tokens(
     py: Python<'_>,
-    texts: Vec<String>,
+    text: &Bound<'_, PyString>,
+    encoding_name: &str,
+) -> PyResult<usize> {
+    let encoding = encoding_of(encoding_name)?;
+    let text = text_of(text)?;
+    let text: &str = &text;
+    Ok(run(py, text.len(), || tokens::count(encoding, text)))
+}
+
+/// `decode(ids, encoding_name) -> str`
+#[pyfunction(name = "decode")]
+pub fn py_decode(py: Python<'_>, ids: Vec<u32>, encoding_name: &str) -> PyResult<String> {
+    let encoding = encoding_of(encoding_name)?;
+    Ok(run(py, ids.len() * 4, || tokens::decode(encoding, &ids))?)
+}
+
+/// `count_tokens_batch(texts, encoding_name) -> list[int]`
+#[pyfunction(name = "count_tokens_batch")]
+pub fn py_count_tokens_batch(
+    py: Python<'_>,
+    texts: &Bound<'_, PyAny>,
     encoding_name: &str,
 ) -> PyResult<Vec<usize>> {
-    let encoding = encoding(encoding_name)?;
-    Ok(py.detach(move || tokens::count_batch(&texts, encoding)))
+    let encoding = encoding_of(encoding_name)?;
+    let objects = texts_of(texts)?;
+    let texts = objects.iter().map(text_of).collect::<PyResult<Vec<_>>>()?;
+    let bytes = texts.iter().map(|t| t.len()).sum();
+    Ok(run(py, bytes, || tokens::count_batch(encoding, &texts)))
 }
 
-/// Ids of many texts, spread over threads when the batch is large.
-#[pyfunction]
-#[pyo3(name = "encode_batch")]
-fn py_encode_batch(
+/// `encode_batch(texts, encoding_name, allowed_special=None) -> list[list[int]]`
+#[pyfunction(name = "encode_batch", signature = (texts, encoding_name, allowed_special = None))]
+pub fn py_encode_batch(
     py: Python<'_>,
-    texts: Vec<String>,
+    texts: &Bound<'_, PyAny>,
     encoding_name: &str,
+    allowed_special: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Vec<Vec<u32>>> {
-    let encoding = encoding(encoding_name)?;
-    Ok(py.detach(move || tokens::encode_batch(&texts, encoding)))
+    let encoding = encoding_of(encoding_name)?;
+    let names = allowed_names(allowed_special)?;
+    let objects = texts_of(texts)?;
+    let texts = objects.iter().map(text_of).collect::<PyResult<Vec<_>>>()?;
+    let bytes = texts.iter().map(|t| t.len()).sum();
+    let ids = run(py, bytes, || {
+        with_allowed(names.as_deref(), |allowed| {
+            tokens::encode_batch(encoding, &texts, allowed)
+        })
+    })?;
+    Ok(ids)
 }
 
-/// Tokens a chat costs as a prompt. `messages` is a list of (role, name, content) tuples; the overheads are the
-/// model family's framing per message, per name and for the reply's priming.
-#[pyfunction]
-#[pyo3(name = "count_chat_tokens", signature = (messages, encoding_name, per_message = 3, per_name = 1, reply = 3))]
-fn py_count_chat_tokens(
+/// `count_chat_tokens(messages, encoding_name, per_message=3, per_name=1, reply=3) -> int`
+/// where each message is a `(role, name, text)` tuple (`name` empty when absent).
+#[pyfunction(
+    name = "count_chat_tokens",
+    signature = (messages, encoding_name, per_message = 3, per_name = 1, reply = 3)
+)]
+pub fn py_count_chat_tokens(
     py: Python<'_>,
-    messages: &Bound<'_, PyList>,
+    messages: Vec<(
+        Bound<'_, PyString>,
+        Bound<'_, PyString>,
+        Bound<'_, PyString>,
+    )>,
     encoding_name: &str,
     per_message: i64,
     per_name: i64,
     reply: i64,
 ) -> PyResult<usize> {
-    let encoding = encoding(encoding_name)?;
-    let owned: Vec<(String, String, String)> = messages.extract()?;
-    let bytes: usize = owned
+    let encoding = encoding_of(encoding_name)?;
+    let owned = messages
         .iter()
-        .map(|(role, name, content)| role.len() + name.len() + content.len())
-        .sum();
-    let overheads = ChatOverheads {
+        .map(|(role, name, text)| Ok((text_of(role)?, text_of(name)?, text_of(text)?)))
+        .collect::<PyResult<Vec<_>>>()?;
+    let messages: Vec<ChatMessage<'_>> = owned
+        .iter()
+        .map(|(role, name, text)| ChatMessage { role, name, text })
+        .collect();
+    let bytes = messages.iter().map(|m| m.text.len()).sum();
+    let overhead = ChatOverhead {
         per_message,
         per_name,
-        reply,
+        reply_priming: reply,
     };
-    let count = move || {
-        let borrowed: Vec<ChatMessage<'_>> = owned
-            .iter()
-            .map(|(role, name, content)| ChatMessage {
-                role,
-                name,
-                content,
-            })
-            .collect();
-        tokens::count_chat(&borrowed, encoding, overheads)
-    };
-    if bytes < DETACH_MIN_BYTES {
-        return Ok(count());
-    }
-    Ok(py.detach(count))
+    Ok(run(py, bytes, || {
+        tokens::count_chat(encoding, &messages, overhead)
+    }))
+}
+
+/// `special_tokens(encoding_name) -> dict[str, int]`
+#[pyfunction(name = "special_tokens")]
+pub fn py_special_tokens(encoding_name: &str) -> PyResult<HashMap<&'static str, u32>> {
+    Ok(encoding_of(encoding_name)?
+        .special_tokens()
+        .iter()
+        .copied()
+        .collect())
+}
+
+/// `load_encoding_name(encoding_name) -> None`: deserialize the embedded vocabulary now (a server calls it at start).
+#[pyfunction(name = "load_encoding")]
+pub fn py_load_encoding(py: Python<'_>, encoding_name: &str) -> PyResult<()> {
+    let encoding = encoding_of(encoding_name)?;
+    py.detach(|| encoding.load());
+    Ok(())
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -142,5 +225,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_count_tokens_batch, m)?)?;
     m.add_function(wrap_pyfunction!(py_encode_batch, m)?)?;
     m.add_function(wrap_pyfunction!(py_count_chat_tokens, m)?)?;
+    m.add_function(wrap_pyfunction!(py_special_tokens, m)?)?;
+    m.add_function(wrap_pyfunction!(py_load_encoding, m)?)?;
+    m.add("ENCODINGS", tokens::ENCODING_NAMES.to_vec())?;
     Ok(())
 }
