@@ -1,18 +1,25 @@
 """Rate-limit checks from Python: gateway._core.RateLimiter against a pure-Python dict of token buckets, same run.
 
-pytest benches/core/bench_ratelimit.py --benchmark-enable
+.venv/bin/pytest benches/core/bench_ratelimit.py --benchmark-enable --benchmark-columns=min,median,max,ops
+
+Each benchmark runs CHECKS checks in a Python loop; divide by CHECKS for one check (the loop itself is in both).
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from gateway._core import RateLimiter
+from gateway._core import Limit, RateLimiter
 
 CHECKS = 10_000
 KEYS = [f"key:{i}" for i in range(1000)]
+SINGLE = f"single-limit check x{CHECKS} (divide by {CHECKS} for one)"
+GROUP = f"key rpm + team tpm + model tpm, all or none, x{CHECKS}"
+THREADS = f"4 threads x {CHECKS // 4} checks on one key (GIL held by the caller)"
 
 
 class PythonBuckets:
@@ -32,24 +39,111 @@ class PythonBuckets:
         return (cost - tokens) / rate
 
 
-def _run_single(check: object) -> None:
+class PythonAtomicBuckets(PythonBuckets):
+    """The reference for groups: all or none under one lock (what a Python gateway would need across threads)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+
+    def check_many(self, limits: list[tuple[str, float, float, float]]) -> float:
+        with self._lock:
+            now = time.monotonic()
+            wait = 0.0
+            fills = []
+            for key, rate, burst, cost in limits:
+                tokens, last = self._buckets.get(key, (burst, now))
+                tokens = min(burst, tokens + (now - last) * rate)
+                fills.append(tokens)
+                if tokens < cost:
+                    wait = max(wait, (cost - tokens) / rate)
+            if wait == 0.0:
+                for (key, _, _, cost), tokens in zip(limits, fills, strict=True):
+                    self._buckets[key] = (tokens - cost, now)
+            return wait
+
+
+def _run_numbers(check: Callable[..., float]) -> None:
     for i in range(CHECKS):
-        check(KEYS[i % 1000], 1e6, 1e6)  # type: ignore[operator]
+        check(KEYS[i % 1000], 1e6, 1e6)
 
 
-def test_single_limit_rust(benchmark: BenchmarkFixture) -> None:
-    benchmark.group = f"single-limit check x{CHECKS} (divide by {CHECKS} for one)"
-    limiter = RateLimiter()
-    benchmark(_run_single, limiter.check)
+def test_single_python_dict(benchmark: BenchmarkFixture) -> None:
+    benchmark.group = SINGLE
+    benchmark(_run_numbers, PythonBuckets().check)
 
 
-def test_single_limit_python_dict(benchmark: BenchmarkFixture) -> None:
-    benchmark.group = f"single-limit check x{CHECKS} (divide by {CHECKS} for one)"
-    benchmark(_run_single, PythonBuckets().check)
+def test_single_rust_numbers_per_call(benchmark: BenchmarkFixture) -> None:
+    """check(key, rate_per_s, burst): the limit validated from numbers on every call."""
+    benchmark.group = SINGLE
+    benchmark(_run_numbers, RateLimiter().check)
 
 
-def test_three_limits_atomically_rust(benchmark: BenchmarkFixture) -> None:
-    benchmark.group = f"key rpm + team tpm + model tpm, all or none, x{CHECKS}"
+def test_single_rust_limit_object(benchmark: BenchmarkFixture) -> None:
+    """take(key, limit): a Limit built once."""
+    benchmark.group = SINGLE
+    limiter, limit = RateLimiter(), Limit(1e6, 1e6)
+    take = limiter.take
+
+    def run() -> None:
+        for i in range(CHECKS):
+            take(KEYS[i % 1000], limit)
+
+    benchmark(run)
+
+
+def test_single_rust_handle(benchmark: BenchmarkFixture) -> None:
+    """handle.take(): key and limit resolved once (a key's handle is kept with the key's cached config)."""
+    benchmark.group = SINGLE
+    limiter, limit = RateLimiter(), Limit(1e6, 1e6)
+    handles = [limiter.handle(k, limit) for k in KEYS]
+
+    def run() -> None:
+        for i in range(CHECKS):
+            handles[i % 1000].take()
+
+    benchmark(run)
+
+
+def test_single_python_loop_only(benchmark: BenchmarkFixture) -> None:
+    """The loop and key indexing alone: subtract from every row above for the cost of one check."""
+    benchmark.group = SINGLE
+
+    def nothing(key: str, rate: float, burst: float) -> float:
+        return 0.0
+
+    benchmark(_run_numbers, nothing)
+
+
+def test_group_python_dict_not_atomic(benchmark: BenchmarkFixture) -> None:
+    """The reference checks three limits one after another, without atomicity (a denial may leave takes behind)."""
+    benchmark.group = GROUP
+    buckets = PythonBuckets()
+
+    def run() -> None:
+        for i in range(CHECKS):
+            buckets.check(KEYS[i % 1000], 1e6, 1e6)
+            buckets.check("team:search", 1e9, 1e9, 350.0)
+            buckets.check("model:gpt-4o", 1e9, 1e9, 350.0)
+
+    benchmark(run)
+
+
+def test_group_python_dict_atomic(benchmark: BenchmarkFixture) -> None:
+    benchmark.group = GROUP
+    buckets = PythonAtomicBuckets()
+
+    def run() -> None:
+        for i in range(CHECKS):
+            buckets.check_many(
+                [(KEYS[i % 1000], 1e6, 1e6, 1.0), ("team:search", 1e9, 1e9, 350.0), ("model:gpt-4o", 1e9, 1e9, 350.0)]
+            )
+
+    benchmark(run)
+
+
+def test_group_rust_check_many(benchmark: BenchmarkFixture) -> None:
+    benchmark.group = GROUP
     limiter = RateLimiter()
 
     def run() -> None:
@@ -61,15 +155,54 @@ def test_three_limits_atomically_rust(benchmark: BenchmarkFixture) -> None:
     benchmark(run)
 
 
-def test_three_limits_python_dict(benchmark: BenchmarkFixture) -> None:
-    """The reference checks three limits one after another, without atomicity (a denial may leave takes behind)."""
-    benchmark.group = f"key rpm + team tpm + model tpm, all or none, x{CHECKS}"
-    buckets = PythonBuckets()
+def test_group_rust_take_all(benchmark: BenchmarkFixture) -> None:
+    benchmark.group = GROUP
+    limiter, rpm, tpm = RateLimiter(), Limit(1e6, 1e6), Limit(1e9, 1e9)
 
     def run() -> None:
         for i in range(CHECKS):
-            buckets.check(KEYS[i % 1000], 1e6, 1e6)
-            buckets.check("team:search", 1e9, 1e9, 350.0)
-            buckets.check("model:gpt-4o", 1e9, 1e9, 350.0)
+            limiter.take_all([(KEYS[i % 1000], rpm, 1.0), ("team:search", tpm, 350.0), ("model:gpt-4o", tpm, 350.0)])
 
     benchmark(run)
+
+
+def test_group_rust_take_handles(benchmark: BenchmarkFixture) -> None:
+    benchmark.group = GROUP
+    limiter, rpm, tpm = RateLimiter(), Limit(1e6, 1e6), Limit(1e9, 1e9)
+    keys = [limiter.handle(k, rpm) for k in KEYS]
+    team, model = limiter.handle("team:search", tpm), limiter.handle("model:gpt-4o", tpm)
+
+    def run() -> None:
+        for i in range(CHECKS):
+            limiter.take_handles([(keys[i % 1000], 1.0), (team, 350.0), (model, 350.0)])
+
+    benchmark(run)
+
+
+def _threaded(check: Callable[[], object]) -> None:
+    def work() -> None:
+        for _ in range(CHECKS // 4):
+            check()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def test_threads_python_dict_locked(benchmark: BenchmarkFixture) -> None:
+    benchmark.group = THREADS
+    buckets, lock = PythonBuckets(), threading.Lock()
+
+    def check() -> None:
+        with lock:
+            buckets.check("hot", 1e9, 1e9)
+
+    benchmark(_threaded, check)
+
+
+def test_threads_rust_take(benchmark: BenchmarkFixture) -> None:
+    benchmark.group = THREADS
+    limiter, limit = RateLimiter(), Limit(1e9, 1e9)
+    benchmark(_threaded, lambda: limiter.take("hot", limit))

@@ -1,10 +1,10 @@
 """Typed stubs of gateway._core, the Rust hot path (checked against the module by `make lint` with stubtest)."""
 
 from collections.abc import Iterable, Sequence
+from os import PathLike
 from typing import Literal, Self, final
 
-import numpy as np
-import numpy.typing as npt
+from typing_extensions import Buffer
 
 __version__: str
 
@@ -51,20 +51,67 @@ ENCODINGS: list[str]
 """The valid encoding names."""
 
 # --- rate limits (rust/src/ratelimit.rs) -------------------------------------------------------------------------
+# Every check answers a float: 0.0 = admitted (units taken), > 0 = seconds until it would be, inf = never (more than
+# the burst or the concurrency max). So `if wait := limiter.take(...)` reads "if denied".
+
+@final
+class Limit:
+    """How a bucket is read: a GCRA rate with a burst, or a maximum in flight. Build once, reuse on every call."""
+
+    def __new__(cls, rate_per_s: float, burst: float) -> Self:
+        """`rate_per_s` units per second, at most `burst` units at once. ValueError unless rate > 0 and burst >= 1."""
+
+    @staticmethod
+    def per_second(n: float, burst: float | None = None) -> Limit:
+        """`n` units per second; the burst defaults to `n`."""
+
+    @staticmethod
+    def per_minute(n: float, burst: float | None = None) -> Limit:
+        """`n` units per minute (rpm, tpm); the burst defaults to `n`."""
+
+    @staticmethod
+    def concurrent(max_concurrent: int, retry_after: float = 0.05) -> Limit:
+        """At most `max_concurrent` units held until released; a denial answers `retry_after` seconds."""
+
+    @property
+    def kind(self) -> Literal["rate", "concurrency"]: ...
+    @property
+    def rate_per_s(self) -> float | None: ...
+    @property
+    def burst(self) -> float:
+        """The burst of a rate limit, or the maximum in flight of a concurrency limit."""
+
+@final
+class LimitHandle:
+    """One key's bucket and its Limit resolved once (no key lookup per check); pins the bucket against eviction."""
+
+    def take(self, n: float = 1.0) -> float: ...
+    def correct(self, delta: float) -> None:
+        """Takes `delta` more units, or gives back (releases, for a concurrency limit) when negative."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def limit(self) -> Limit: ...
 
 @final
 class RateLimiter:
-    """Rate (GCRA) and concurrency limits keyed by any string; thread-safe; idle keys evicted without loosening."""
+    """Rate (GCRA) and concurrency limits keyed by any string; thread-safe; memory bounded by `max_keys`.
 
-    def __new__(cls, max_keys: int = 100_000) -> Self: ...
+    Buckets whose state equals a fresh one are dropped after `idle_ttl` seconds (evict_idle) or when a shard fills,
+    which changes no answer; only past `max_keys` live keys are the least recently used ones forgotten.
+    """
+
+    def __new__(cls, max_keys: int = 100_000, idle_ttl: float = 300.0) -> Self: ...
     @staticmethod
-    def with_test_clock(max_keys: int = 100_000) -> RateLimiter:
+    def with_test_clock(max_keys: int = 100_000, idle_ttl: float = 300.0) -> RateLimiter:
         """A limiter whose clock moves only by advance(), for deterministic tests."""
 
+    # Limits given as numbers on each call.
     def check(self, key: str, rate_per_s: float, burst: float, cost: float = 1.0) -> float:
         """0.0 when `cost` units are admitted (and taken), else the seconds to wait. ValueError for a bad limit."""
 
-    def check_many(self, limits: Sequence[tuple[str, float, float, float]]) -> float:
+    def check_many(self, limits: Iterable[tuple[str, float, float, float]]) -> float:
         """(key, rate_per_s, burst, cost) limits, all or none: 0.0 when all admitted, else seconds until all would."""
 
     def adjust(self, key: str, rate_per_s: float, burst: float, delta: float) -> None:
@@ -73,7 +120,27 @@ class RateLimiter:
     def acquire(self, key: str, max_concurrent: int) -> bool:
         """Takes one of `max_concurrent` slots; False when all are held. Pair every True with release()."""
 
-    def release(self, key: str) -> None: ...
+    def release(self, key: str, n: float = 1.0) -> None:
+        """Gives back `n` concurrency units (slots) of `key`."""
+
+    # Limits built once as Limit objects (rate and concurrency can share one atomic group).
+    def take(self, key: str, limit: Limit, n: float = 1.0) -> float: ...
+    def take_all(self, checks: Iterable[tuple[str, Limit, float]]) -> float:
+        """(key, Limit, n) checks, all or none: 0.0 when all admitted (all taken), else seconds until all would."""
+
+    def correct(self, key: str, limit: Limit, delta: float) -> None:
+        """Corrects a take once the real amount is known; `delta < 0` gives back (releases a concurrency unit)."""
+
+    def available(self, key: str, limit: Limit) -> float:
+        """Units `limit` would admit on `key` now, without taking any."""
+
+    def handle(self, key: str, limit: Limit) -> LimitHandle: ...
+    def take_handles(self, items: Iterable[tuple[LimitHandle, float]]) -> float:
+        """(LimitHandle, n) checks, all or none. TypeError for a handle of another limiter."""
+
+    def evict_idle(self) -> int:
+        """Drops idle buckets that equal fresh ones; returns how many. Call it periodically."""
+
     def advance(self, seconds: float) -> None:
         """Moves a test clock forward; ValueError on a limiter with the real clock."""
 
@@ -132,30 +199,65 @@ class PiiStreamRedactor:
 
 # --- vector similarity (rust/src/vectors.rs) ---------------------------------------------------------------------
 
-VectorLike = Sequence[float] | npt.NDArray[np.float32]
+VectorLike = Buffer | Sequence[float]
+"""A float32 buffer (numpy.float32 array: one copy) or any sequence of floats."""
 
 @final
 class VectorIndex:
-    """Per-namespace cosine-similarity index: exact while small, an HNSW graph (usearch) built in the background once
-    a namespace reaches `hnsw_min_vectors`. No search crosses namespaces."""
+    """Per-namespace cosine index of embeddings; no search ever crosses namespaces.
 
-    def __new__(cls, dim: int, hnsw_min_vectors: int = ..., expansion_search: int = ...) -> Self:
-        """hnsw_min_vectors: the namespace size from which a graph is built (default 12,000); expansion_search: the
-        graph search's breadth, recall against latency (default 64)."""
+    Exact scan while a namespace is small; once it holds `hnsw_min_vectors` vectors, a usearch HNSW graph filled by a
+    background thread (entries not yet in the graph are scanned exactly, so every entry is searchable at once).
+    Vectors are L2-normalised on the way in. A vector is a float32 buffer (numpy.float32 array: one copy) or any
+    sequence of floats. ValueError for a wrong dimension, NaN/inf values or the zero vector.
+    """
+
+    def __new__(
+        cls,
+        dim: int,
+        hnsw_min_vectors: int = 4096,
+        expansion_search: int = 64,
+        *,
+        connectivity: int = 16,
+        expansion_add: int = 128,
+        quantization: Literal["f32", "bf16", "f16", "i8"] = "bf16",
+    ) -> Self:
+        """hnsw_min_vectors: the namespace size from which a graph is built; expansion_search: the graph search's
+        breadth (recall against latency); quantization: how graphs store vectors (scores are always exact f32)."""
+
     @property
     def dim(self) -> int: ...
+    @property
+    def hnsw_min_vectors(self) -> int: ...
+    @property
+    def quantization(self) -> Literal["f32", "bf16", "f16", "i8"]: ...
     def insert(self, namespace: str, id: int, vector: VectorLike) -> None:
-        """Adds or replaces `id` (the vector is normalised). ValueError for a wrong dimension or a zero vector."""
+        """Inserts or replaces `id` (an unsigned 64-bit int) in `namespace`."""
 
-    def remove(self, namespace: str, id: int) -> bool: ...
-    def search(self, namespace: str, vector: VectorLike, k: int = 1, min_score: float = ...) -> list[tuple[int, float]]:
-        """Up to `k` (id, cosine similarity) pairs with similarity >= min_score (default -1: all), best first."""
+    def remove(self, namespace: str, id: int) -> bool:
+        """False when `id` was not in `namespace`."""
 
-    def flush(self) -> None:
-        """Waits until background graph building has caught up."""
+    def search(
+        self, namespace: str, vector: VectorLike, k: int = 1, min_score: float = -1.0
+    ) -> list[tuple[int, float]]:
+        """Up to `k` (id, cosine) pairs with cosine >= `min_score`, best first; [] for an unknown namespace."""
 
-    def count(self, namespace: str | None = None) -> int: ...
-    def __len__(self) -> int: ...
-    def save(self, path: str) -> None: ...
+    def count(self, namespace: str | None = None) -> int:
+        """Entries in `namespace`, or in all namespaces when None."""
+
+    def pending(self, namespace: str) -> int:
+        """Entries of `namespace` not yet in its graph (searched exactly meanwhile)."""
+
+    def namespaces(self) -> list[str]: ...
+    def flush(self, threads: int | None = None) -> None:
+        """Moves every pending entry into the graphs now instead of waiting for the background indexer (default
+        threads: all cores); on return nothing is pending."""
+
+    def save(self, path: str | PathLike[str]) -> None:
+        """Writes rows and graphs to `path` atomically (temporary file, then rename). OSError on I/O failure."""
+
     @staticmethod
-    def load(path: str) -> VectorIndex: ...
+    def load(path: str | PathLike[str]) -> VectorIndex:
+        """Reads a file written by save(). OSError when unreadable, ValueError when not a saved VectorIndex."""
+
+    def __len__(self) -> int: ...

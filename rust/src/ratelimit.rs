@@ -1,228 +1,415 @@
-//! Rate limits for any string key: GCRA for rates (requests or tokens per second, with a burst) and counters for
-//! concurrency, with atomic all-or-none checks across several limits.
+//! Rate limits: GCRA rate buckets and concurrency counters keyed by any string, checked atomically.
 //!
-//! GCRA keeps one number per key, the theoretical arrival time (TAT): a request of cost n is admitted when
-//! `max(TAT, now) + n*T - now <= burst*T`, with T = 1/rate. Memory per key is constant and no timer runs.
+//! One bucket per key string holds a GCRA "theoretical arrival time" (TAT) and an in-flight count, so the same key
+//! can carry a rate limit, a concurrency limit, or both; callers namespace their keys (`"rpm:key-42"`,
+//! `"tpm:team-7"`). A [`Limit`] says how a bucket is read (rate and burst, or a maximum in flight) and is passed
+//! with every call: GCRA state is an absolute time, so a limit changed by a config reload applies from the next
+//! call without migrating state.
+//!
+//! GCRA, rate `r` units/s and burst `b` units: emission interval `T = 1/r`, tolerance `tau = b*T`. Taking `n`
+//! units sets `tat' = max(tat, now) + n*T` and is admitted iff `tat' - now <= tau`. Over any window `W` at most
+//! `b + r*W` units are admitted. Costs round up to whole nanoseconds, and the tolerance the same way, so a take of
+//! exactly the burst fits and rounding never credits more than 1 ns of refill.
+//!
+//! Memory: a bucket whose TAT is in the past and that has nothing in flight is indistinguishable from a fresh one,
+//! so evicting it changes no answer. Such buckets are swept once idle for `idle_ttl`, or as soon as a shard is full.
+//! Only when a shard is full of live buckets are the least recently used ones dropped (losing their debt): memory
+//! stays bounded by `max_keys` whatever the key cardinality.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Instant;
 
 use rustc_hash::FxBuildHasher;
 
 use crate::error::CoreError;
 
+const NANOS_PER_SEC: f64 = 1e9;
+/// Shards of the key map; a power of two. 16 keeps write-lock contention low on the machines we run on.
 const SHARDS: usize = 16;
 
-/// Where time comes from: the monotonic clock, or a clock only tests move.
-#[derive(Debug)]
+/// How a bucket is read: a GCRA rate with a burst, or a maximum number of units in flight.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit {
+    /// At most `burst` units at once, refilled at `per_second`.
+    Rate {
+        per_second: f64,
+        burst: f64,
+        /// Nanoseconds of TAT one unit costs (`1e9 / per_second`).
+        interval_ns: f64,
+        /// `burst * interval_ns`, rounded up like a take's cost.
+        tolerance_ns: u64,
+    },
+    /// At most `max` units acquired and not yet released; a denial suggests retrying after `retry_after_s`.
+    Concurrency { max: f64, retry_after_s: f64 },
+}
+
+impl Limit {
+    /// A GCRA limit of `per_second` units per second with a bucket of `burst` units.
+    pub fn rate(per_second: f64, burst: f64) -> Result<Self, CoreError> {
+        if !(per_second.is_finite() && per_second > 0.0) {
+            return Err(CoreError::InvalidArgument(format!(
+                "rate_per_s must be a positive number (units per second), got {per_second}"
+            )));
+        }
+        if !(burst.is_finite() && burst >= 1.0) {
+            return Err(CoreError::InvalidArgument(format!(
+                "burst must be at least 1 (units), got {burst}"
+            )));
+        }
+        let interval_ns = NANOS_PER_SEC / per_second;
+        let tolerance = interval_ns * burst;
+        if tolerance.is_nan() || tolerance >= 9.0e18 {
+            return Err(CoreError::InvalidArgument(format!(
+                "burst / rate = {} s is too long a window (at most ~285 years)",
+                burst / per_second
+            )));
+        }
+        // Rounded up exactly as a take of `burst` units is, so that a take of the whole burst fits; the bound then
+        // holds within 1 ns of refill (an increment's own rounding only ever costs the caller).
+        let tolerance_ns = cost_ns(interval_ns, burst);
+        Ok(Limit::Rate {
+            per_second,
+            burst,
+            interval_ns,
+            tolerance_ns,
+        })
+    }
+
+    /// At most `max` units in flight; `retry_after_s` is the hint a denial returns (a count has no refill time).
+    pub fn concurrency(max: u32, retry_after_s: f64) -> Result<Self, CoreError> {
+        if max == 0 {
+            return Err(CoreError::InvalidArgument(
+                "max_concurrent must be at least 1".into(),
+            ));
+        }
+        if !(retry_after_s.is_finite() && retry_after_s > 0.0) {
+            return Err(CoreError::InvalidArgument(format!(
+                "retry_after must be a finite number of seconds > 0, got {retry_after_s}"
+            )));
+        }
+        Ok(Limit::Concurrency {
+            max: f64::from(max),
+            retry_after_s,
+        })
+    }
+}
+
+/// The monotonic clock the limiter reads, or a manual one that tests move by hand.
+#[derive(Debug, Clone)]
 pub enum Clock {
     Monotonic(Instant),
-    Manual(AtomicU64),
+    Manual(Arc<AtomicU64>),
 }
 
 impl Clock {
-    fn now(&self) -> f64 {
+    #[must_use]
+    pub fn monotonic() -> Self {
+        Clock::Monotonic(Instant::now())
+    }
+
+    /// A clock standing at zero until [`Clock::advance`] moves it.
+    #[must_use]
+    pub fn manual() -> Self {
+        Clock::Manual(Arc::new(AtomicU64::new(0)))
+    }
+
+    /// Nanoseconds since the clock was made.
+    #[must_use]
+    pub fn now_ns(&self) -> u64 {
         match self {
-            Self::Monotonic(start) => start.elapsed().as_secs_f64(),
-            #[allow(clippy::cast_precision_loss)]
-            // nanoseconds below 2^53 are exact: 104 days of test time
-            Self::Manual(nanos) => nanos.load(Ordering::Acquire) as f64 / 1e9,
+            #[allow(clippy::cast_possible_truncation)] // 2^64 ns is 584 years of uptime
+            Clock::Monotonic(start) => start.elapsed().as_nanos() as u64,
+            Clock::Manual(ns) => ns.load(Ordering::Acquire),
+        }
+    }
+
+    /// Moves a manual clock forward; a monotonic clock cannot be moved.
+    pub fn advance(&self, seconds: f64) -> Result<(), CoreError> {
+        match self {
+            Clock::Monotonic(_) => Err(CoreError::InvalidArgument(
+                "advance works only on a limiter made with a test clock".into(),
+            )),
+            Clock::Manual(ns) => {
+                if !(seconds.is_finite() && seconds >= 0.0) {
+                    return Err(CoreError::InvalidArgument(format!(
+                        "a clock moves forward by a finite number of seconds >= 0, got {seconds}"
+                    )));
+                }
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                // finite and >= 0
+                let step = (seconds * NANOS_PER_SEC).round() as u64;
+                ns.fetch_add(step, Ordering::AcqRel);
+                Ok(())
+            }
         }
     }
 }
 
-/// One rate limit to check: a key, its rate (units per second), its burst (units), and the units to take.
-#[derive(Debug, Clone, Copy)]
-pub struct Limit<'a> {
-    pub key: &'a str,
-    pub rate_per_s: f64,
-    pub burst: f64,
-    pub cost: f64,
+/// The state behind one key.
+#[derive(Debug, Default, Clone, Copy)]
+struct BucketState {
+    /// GCRA theoretical arrival time, ns on the limiter's clock.
+    tat: u64,
+    /// Units acquired under a concurrency limit and not yet released.
+    in_flight: f64,
+    /// Last time the bucket was touched, for idle eviction and LRU under pressure.
+    last_used: u64,
 }
 
-impl Limit<'_> {
-    fn validate(&self) -> Result<(), CoreError> {
-        if !(self.rate_per_s.is_finite() && self.rate_per_s > 0.0) {
-            return Err(CoreError::InvalidArgument(format!(
-                "limit {:?}: rate_per_s must be a positive number, got {}",
-                self.key, self.rate_per_s
-            )));
-        }
-        if !(self.burst.is_finite() && self.burst >= 1.0) {
-            return Err(CoreError::InvalidArgument(format!(
-                "limit {:?}: burst must be at least 1, got {}",
-                self.key, self.burst
-            )));
-        }
-        if !(self.cost.is_finite() && self.cost >= 0.0) {
-            return Err(CoreError::InvalidArgument(format!(
-                "limit {:?}: cost must be zero or positive, got {}",
-                self.key, self.cost
-            )));
-        }
-        Ok(())
+impl BucketState {
+    /// Whether evicting the bucket would change no future answer.
+    fn is_fresh(&self, now: u64) -> bool {
+        self.tat <= now && self.in_flight <= 0.0
     }
 }
 
+/// Nanoseconds `n` units cost under a rate limit, rounded up so that rounding never admits more.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn cost_ns(interval_ns: f64, n: f64) -> u64 {
+    // `as` saturates at u64::MAX for absurd n, which then never fits any tolerance.
+    (interval_ns * n).ceil() as u64
+}
+
+/// Units are counts (requests, tokens) and may be fractional; NaN, infinite and negative amounts are refused.
+fn check_units(n: f64) -> Result<f64, CoreError> {
+    if n.is_finite() && n >= 0.0 {
+        Ok(n)
+    } else {
+        Err(CoreError::InvalidArgument(format!(
+            "cost must be zero or positive (units), got {n}"
+        )))
+    }
+}
+
+/// Applies `n` units of `limit` to `state`; returns 0 when admitted (state updated) or the ns to wait (state kept).
+fn take(state: &mut BucketState, limit: &Limit, n: f64, now: u64) -> u64 {
+    match *limit {
+        Limit::Rate {
+            interval_ns,
+            tolerance_ns,
+            ..
+        } => {
+            let new_tat = state.tat.max(now).saturating_add(cost_ns(interval_ns, n));
+            let allowed_at = new_tat - tolerance_ns.min(new_tat);
+            if allowed_at <= now {
+                state.tat = new_tat;
+                0
+            } else if new_tat - state.tat.max(now) > tolerance_ns {
+                // More than the whole burst: no amount of waiting admits it.
+                u64::MAX
+            } else {
+                allowed_at - now
+            }
+        }
+        Limit::Concurrency { max, retry_after_s } => {
+            if state.in_flight + n <= max {
+                state.in_flight += n;
+                0
+            } else if n > max {
+                u64::MAX
+            } else {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                // validated finite > 0
+                let wait = ((retry_after_s * NANOS_PER_SEC).ceil() as u64).max(1);
+                wait
+            }
+        }
+    }
+}
+
+/// Gives back (`delta < 0`) or takes without checking (`delta > 0`) units once the real amount is known.
+fn adjust_state(state: &mut BucketState, limit: &Limit, delta: f64, now: u64) {
+    match *limit {
+        Limit::Rate { interval_ns, .. } => {
+            let cost = cost_ns(interval_ns, delta.abs());
+            if delta >= 0.0 {
+                state.tat = state.tat.max(now).saturating_add(cost);
+            } else {
+                // A refund never fills the bucket past full: TAT does not go below now.
+                state.tat = state.tat.saturating_sub(cost).max(now.min(state.tat));
+            }
+        }
+        Limit::Concurrency { .. } => state.in_flight = (state.in_flight + delta).max(0.0),
+    }
+}
+
+fn ns_to_seconds(ns: u64) -> f64 {
+    if ns == u64::MAX {
+        f64::INFINITY
+    } else {
+        #[allow(clippy::cast_precision_loss)] // sub-ns precision is irrelevant for a retry hint
+        let s = ns as f64 / NANOS_PER_SEC;
+        s
+    }
+}
+
+/// One key's bucket. Shared by the map and by any [`BucketHandle`]; a held handle pins it against eviction.
 #[derive(Debug, Default)]
-struct Entry {
-    /// GCRA theoretical arrival time, in clock seconds.
-    tat: f64,
-    /// Concurrent holders.
-    in_use: u32,
+pub struct Bucket {
+    state: Mutex<BucketState>,
 }
 
-type Shard = HashMap<Box<str>, Entry, FxBuildHasher>;
+impl Bucket {
+    fn lock(&self) -> MutexGuard<'_, BucketState> {
+        // Nothing panics while the lock is held; a poisoned lock still guards consistent state.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
-/// Thread-safe limits for any number of keys. Keys live in 16 mutex-guarded shards; an entry is dropped only when
-/// forgetting it changes nothing (its TAT has passed and nothing holds it), so eviction never loosens a limit.
+type Map = HashMap<Box<str>, Arc<Bucket>, FxBuildHasher>;
+type Shard = RwLock<Map>;
+
+/// Bounds on the limiter's memory.
+#[derive(Debug, Clone, Copy)]
+pub struct LimiterConfig {
+    /// Most keys held at once (spread over the shards).
+    pub max_keys: usize,
+    /// Fresh buckets idle this long are dropped by [`RateLimiter::evict_idle`].
+    pub idle_ttl_s: f64,
+}
+
+impl Default for LimiterConfig {
+    fn default() -> Self {
+        LimiterConfig {
+            max_keys: 1_000_000,
+            idle_ttl_s: 300.0,
+        }
+    }
+}
+
+/// One check inside an atomic group: take `n` units of `limit` from the bucket of `key`.
+#[derive(Debug, Clone, Copy)]
+pub struct Check<'a> {
+    pub key: &'a str,
+    pub limit: Limit,
+    pub n: f64,
+}
+
+/// A thread-safe set of buckets keyed by string.
 #[derive(Debug)]
 pub struct RateLimiter {
-    shards: Vec<Mutex<Shard>>,
-    max_keys_per_shard: usize,
+    shards: Box<[Shard]>,
+    shard_cap: usize,
+    idle_ttl_ns: u64,
     clock: Clock,
 }
 
 impl RateLimiter {
-    #[must_use]
-    pub fn new(max_keys: usize, clock: Clock) -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            max_keys_per_shard: max_keys.div_ceil(SHARDS).max(1),
+    pub fn new(config: LimiterConfig, clock: Clock) -> Result<Self, CoreError> {
+        if config.max_keys == 0 {
+            return Err(CoreError::InvalidArgument("max_keys must be >= 1".into()));
+        }
+        if !(config.idle_ttl_s.is_finite() && config.idle_ttl_s >= 0.0) {
+            return Err(CoreError::InvalidArgument(format!(
+                "idle_ttl must be a finite number of seconds >= 0, got {}",
+                config.idle_ttl_s
+            )));
+        }
+        let shards = (0..SHARDS).map(|_| RwLock::new(Map::default()));
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // finite and >= 0
+        let idle_ttl_ns = (config.idle_ttl_s * NANOS_PER_SEC).min(1.8e19) as u64;
+        Ok(RateLimiter {
+            shards: shards.collect(),
+            shard_cap: config.max_keys.div_ceil(SHARDS),
+            idle_ttl_ns,
             clock,
-        }
+        })
     }
 
     #[must_use]
-    pub fn with_monotonic_clock(max_keys: usize) -> Self {
-        Self::new(max_keys, Clock::Monotonic(Instant::now()))
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
-    #[must_use]
-    pub fn with_test_clock(max_keys: usize) -> Self {
-        Self::new(max_keys, Clock::Manual(AtomicU64::new(0)))
+    fn shard(&self, key: &str) -> &Shard {
+        #[allow(clippy::cast_possible_truncation)] // top bits pick the shard
+        let i = (FxBuildHasher.hash_one(key) >> 60) as usize % SHARDS;
+        &self.shards[i]
     }
 
-    /// Moves a test clock forward.
-    pub fn advance(&self, seconds: f64) -> Result<(), CoreError> {
-        match &self.clock {
-            Clock::Manual(nanos) if seconds.is_finite() && seconds >= 0.0 => {
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                // checked non-negative above
-                nanos.fetch_add((seconds * 1e9) as u64, Ordering::AcqRel);
-                Ok(())
-            }
-            Clock::Manual(_) => Err(CoreError::InvalidArgument(
-                "advance takes a non-negative number of seconds".into(),
-            )),
-            Clock::Monotonic(_) => Err(CoreError::InvalidArgument(
-                "advance works only on a limiter made with a test clock".into(),
-            )),
+    /// The bucket of `key`, created (and room made for it) if absent.
+    pub fn bucket(&self, key: &str) -> Arc<Bucket> {
+        let shard = self.shard(key);
+        if let Some(b) = shard
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+        {
+            return Arc::clone(b);
         }
+        self.insert_slow(shard, key)
     }
 
-    /// Checks one limit and takes `cost` when it admits. Returns 0.0 when admitted, else the seconds to wait.
-    pub fn check(&self, limit: Limit<'_>) -> Result<f64, CoreError> {
-        limit.validate()?;
-        let now = self.clock.now();
-        let mut shard = self.lock(shard_of(limit.key));
-        let tat = shard.get(limit.key).map_or(now, |e| e.tat.max(now));
-        match admit(tat, now, limit) {
-            Ok(new_tat) => {
-                self.entry(&mut shard, limit.key, now).tat = new_tat;
-                Ok(0.0)
-            }
-            Err(wait) => Ok(wait),
+    #[cold]
+    fn insert_slow(&self, shard: &Shard, key: &str) -> Arc<Bucket> {
+        let mut map = shard.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(b) = map.get(key) {
+            return Arc::clone(b);
         }
+        if map.len() >= self.shard_cap {
+            self.make_room(&mut map);
+        }
+        let b = Arc::new(Bucket::default());
+        map.insert(key.into(), Arc::clone(&b));
+        b
     }
 
-    /// Checks several limits at once: all admit and all take their cost, or none takes anything. Returns 0.0 when
-    /// admitted, else the seconds until every limit would admit.
-    pub fn check_many(&self, limits: &[Limit<'_>]) -> Result<f64, CoreError> {
-        for limit in limits {
-            limit.validate()?;
+    /// Frees room in a full shard: drops every fresh bucket; if that frees under an eighth of the shard, also the
+    /// least recently used unpinned buckets down to 7/8 of capacity. O(shard) once per ~cap/8 new keys.
+    fn make_room(&self, map: &mut Map) {
+        let now = self.clock.now_ns();
+        map.retain(|_, b| !(Arc::strong_count(b) == 1 && b.lock().is_fresh(now)));
+        let target = self.shard_cap - self.shard_cap / 8 - 1;
+        if map.len() <= target {
+            return;
         }
-        let now = self.clock.now();
-        // Lock the shards involved in index order, so concurrent multi-limit checks cannot deadlock.
-        let mut indexes: Vec<usize> = limits.iter().map(|l| shard_of(l.key)).collect();
-        indexes.sort_unstable();
-        indexes.dedup();
-        let mut guards: Vec<(usize, MutexGuard<'_, Shard>)> =
-            indexes.iter().map(|&i| (i, self.lock(i))).collect();
-        let mut wait: f64 = 0.0;
-        let mut new_tats = Vec::with_capacity(limits.len());
-        for limit in limits {
-            let shard = &guards[position(&guards, shard_of(limit.key))].1;
-            // Two limits on one key add up: the second sees the first's take.
-            let earlier: f64 = limits
-                .iter()
-                .zip(&new_tats)
-                .filter(|(other, _)| other.key == limit.key)
-                .map(|(other, _)| other.cost / other.rate_per_s)
-                .sum();
-            let tat = shard.get(limit.key).map_or(now, |e| e.tat.max(now)) + earlier;
-            match admit(tat, now, *limit) {
-                Ok(new_tat) => new_tats.push(new_tat),
-                Err(w) => {
-                    wait = wait.max(w);
-                    new_tats.push(tat);
-                }
-            }
+        // Under pressure: forget the debt of the least recently used buckets with nothing in flight.
+        let mut candidates: Vec<(u64, Box<str>)> = map
+            .iter()
+            .filter(|(_, b)| Arc::strong_count(b) == 1)
+            .filter_map(|(k, b)| {
+                let s = b.lock();
+                (s.in_flight <= 0.0).then(|| (s.last_used, k.clone()))
+            })
+            .collect();
+        let excess = (map.len() - target).min(candidates.len());
+        if excess == 0 {
+            return; // everything is pinned or in flight: grow past the cap rather than lose live counts
         }
-        if wait > 0.0 {
-            return Ok(wait);
-        }
-        for (limit, new_tat) in limits.iter().zip(new_tats) {
-            let index = position(&guards, shard_of(limit.key));
-            let entry = self.entry(&mut guards[index].1, limit.key, now);
-            entry.tat = entry.tat.max(new_tat);
-        }
-        Ok(0.0)
-    }
-
-    /// Corrects a take once the real cost is known: positive `delta` takes more, negative gives back (never more
-    /// than was taken: the key cannot gain credit beyond its burst).
-    pub fn adjust(&self, limit: Limit<'_>, delta: f64) -> Result<(), CoreError> {
-        limit.validate()?;
-        if !delta.is_finite() {
-            return Err(CoreError::InvalidArgument(
-                "delta must be a finite number".into(),
-            ));
-        }
-        let now = self.clock.now();
-        let mut shard = self.lock(shard_of(limit.key));
-        let entry = self.entry(&mut shard, limit.key, now);
-        entry.tat = (entry.tat.max(now) + delta / limit.rate_per_s).max(now);
-        Ok(())
-    }
-
-    /// Takes one of `max_concurrent` slots of `key`; false when all are held.
-    pub fn acquire(&self, key: &str, max_concurrent: u32) -> bool {
-        let now = self.clock.now();
-        let mut shard = self.lock(shard_of(key));
-        let entry = self.entry(&mut shard, key, now);
-        if entry.in_use >= max_concurrent {
-            return false;
-        }
-        entry.in_use += 1;
-        true
-    }
-
-    /// Gives back a slot taken by `acquire`.
-    pub fn release(&self, key: &str) {
-        let mut shard = self.lock(shard_of(key));
-        if let Some(entry) = shard.get_mut(key) {
-            entry.in_use = entry.in_use.saturating_sub(1);
+        candidates.select_nth_unstable_by_key(excess - 1, |c| c.0);
+        for (_, k) in &candidates[..excess] {
+            map.remove(k);
         }
     }
 
-    /// Keys currently tracked.
+    /// Drops fresh, unpinned buckets idle for at least `idle_ttl`; returns how many went. Call it periodically.
+    pub fn evict_idle(&self) -> usize {
+        let now = self.clock.now_ns();
+        let mut removed = 0;
+        for shard in &*self.shards {
+            let mut map = shard.write().unwrap_or_else(PoisonError::into_inner);
+            let before = map.len();
+            map.retain(|_, b| {
+                let s = b.lock();
+                !(Arc::strong_count(b) == 1
+                    && s.is_fresh(now)
+                    && now.saturating_sub(s.last_used) >= self.idle_ttl_ns)
+            });
+            removed += before - map.len();
+        }
+        removed
+    }
+
+    /// Keys currently held.
     #[must_use]
     pub fn len(&self) -> usize {
-        (0..SHARDS).map(|i| self.lock(i).len()).sum()
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
     }
 
     #[must_use]
@@ -230,56 +417,153 @@ impl RateLimiter {
         self.len() == 0
     }
 
-    fn lock(&self, index: usize) -> MutexGuard<'_, Shard> {
-        // A panic while holding a shard cannot leave an entry half-written (every write is one store), so a
-        // poisoned lock is safe to keep using.
-        self.shards[index]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// Takes `n` units of `limit` from `bucket`: 0.0 when admitted, else seconds until it would be (infinite if
+    /// `n` exceeds the burst or the concurrency max). ValueError-class error for a NaN or negative `n`.
+    pub fn take_bucket(&self, bucket: &Bucket, limit: &Limit, n: f64) -> Result<f64, CoreError> {
+        let n = check_units(n)?;
+        let now = self.clock.now_ns();
+        let mut s = bucket.lock();
+        s.last_used = now;
+        Ok(ns_to_seconds(take(&mut s, limit, n, now)))
     }
 
-    fn entry<'s>(&self, shard: &'s mut Shard, key: &str, now: f64) -> &'s mut Entry {
-        if !shard.contains_key(key) {
-            if shard.len() >= self.max_keys_per_shard {
-                shard.retain(|_, e| e.tat > now || e.in_use > 0);
+    /// Takes `n` units of `limit` from the bucket of `key`. The single-limit fast path: one shard read lock, one
+    /// bucket mutex, no allocation once the key exists.
+    pub fn take(&self, key: &str, limit: &Limit, n: f64) -> Result<f64, CoreError> {
+        let shard = self.shard(key);
+        {
+            let map = shard.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(b) = map.get(key) {
+                return self.take_bucket(b, limit, n);
             }
-            shard.insert(
-                key.into(),
-                Entry {
-                    tat: now,
-                    in_use: 0,
-                },
-            );
         }
-        shard
-            .get_mut(key)
-            .unwrap_or_else(|| unreachable!("inserted above"))
+        check_units(n)?; // refuse before a bad call creates a key
+        let b = self.insert_slow(shard, key);
+        self.take_bucket(&b, limit, n)
     }
-}
 
-fn admit(tat: f64, now: f64, limit: Limit<'_>) -> Result<f64, f64> {
-    let interval = 1.0 / limit.rate_per_s;
-    let new_tat = tat + limit.cost * interval;
-    let tolerance = limit.burst * interval;
-    let over = new_tat - now - tolerance;
-    if over <= 1e-9 {
-        Ok(new_tat)
-    } else {
-        Err(over)
+    /// Takes every check's units, or none: 0.0 when all are admitted, else the seconds after which all would be
+    /// (the largest wait among the checks; each is measured as if the others were not there).
+    pub fn take_all(&self, checks: &[Check<'_>]) -> Result<f64, CoreError> {
+        for c in checks {
+            check_units(c.n)?;
+        }
+        let buckets: Vec<Arc<Bucket>> = checks.iter().map(|c| self.bucket(c.key)).collect();
+        let items: Vec<(&Bucket, Limit, f64)> = buckets
+            .iter()
+            .zip(checks)
+            .map(|(b, c)| (&**b, c.limit, c.n))
+            .collect();
+        self.take_all_buckets(&items)
     }
-}
 
-fn shard_of(key: &str) -> usize {
-    #[allow(clippy::cast_possible_truncation)] // only the low bits pick a shard
-    let index = (FxBuildHasher.hash_one(key) >> 32) as usize % SHARDS;
-    index
-}
+    /// [`RateLimiter::take_all`] on buckets already resolved (handles).
+    pub fn take_all_buckets(&self, items: &[(&Bucket, Limit, f64)]) -> Result<f64, CoreError> {
+        for it in items {
+            check_units(it.2)?;
+        }
+        // Lock each distinct bucket once, in address order, so that concurrent groups cannot deadlock.
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_unstable_by_key(|&i| std::ptr::from_ref(items[i].0) as usize);
+        let mut guards: Vec<(usize, MutexGuard<'_, BucketState>)> = Vec::with_capacity(items.len());
+        for &i in &order {
+            let p = std::ptr::from_ref(items[i].0) as usize;
+            if guards.last().is_none_or(|(q, _)| *q != p) {
+                guards.push((p, items[i].0.lock()));
+            }
+        }
+        let slots: Vec<usize> = items
+            .iter()
+            .map(|it| {
+                let p = std::ptr::from_ref(it.0) as usize;
+                guards.binary_search_by_key(&p, |(q, _)| *q).unwrap_or(0)
+            })
+            .collect();
+        let now = self.clock.now_ns();
+        // Work on copies (two checks on one bucket add up); write back only if every check passes.
+        let mut scratch: Vec<BucketState> = guards.iter().map(|(_, g)| **g).collect();
+        let mut wait = 0u64;
+        for (it, &si) in items.iter().zip(&slots) {
+            wait = wait.max(take(&mut scratch[si], &it.1, it.2, now));
+        }
+        for (g, s) in guards.iter_mut().zip(scratch) {
+            if wait == 0 {
+                *g.1 = s;
+            }
+            g.1.last_used = now;
+        }
+        Ok(ns_to_seconds(wait))
+    }
 
-fn position(guards: &[(usize, MutexGuard<'_, Shard>)], index: usize) -> usize {
-    guards
-        .iter()
-        .position(|(i, _)| *i == index)
-        .unwrap_or_else(|| unreachable!("every key's shard is locked"))
+    /// Corrects an earlier take once the real amount is known: `delta > 0` takes more (unconditionally: the units
+    /// were spent), `delta < 0` gives back, never past a full bucket. Under a concurrency limit, `-n` releases `n`.
+    pub fn adjust(&self, key: &str, limit: &Limit, delta: f64) -> Result<(), CoreError> {
+        if !delta.is_finite() {
+            return Err(CoreError::InvalidArgument(format!(
+                "delta must be a finite number, got {delta}"
+            )));
+        }
+        let b = self.bucket(key);
+        self.adjust_bucket(&b, limit, delta)
+    }
+
+    pub fn adjust_bucket(
+        &self,
+        bucket: &Bucket,
+        limit: &Limit,
+        delta: f64,
+    ) -> Result<(), CoreError> {
+        if !delta.is_finite() {
+            return Err(CoreError::InvalidArgument(format!(
+                "delta must be a finite number, got {delta}"
+            )));
+        }
+        let now = self.clock.now_ns();
+        let mut s = bucket.lock();
+        s.last_used = now;
+        adjust_state(&mut s, limit, delta, now);
+        Ok(())
+    }
+
+    /// Gives back `n` concurrency units of `key` (a no-op for an unknown key).
+    pub fn release(&self, key: &str, n: f64) {
+        let now = self.clock.now_ns();
+        if let Some(b) = self
+            .shard(key)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+        {
+            let mut s = b.lock();
+            s.last_used = now;
+            s.in_flight = (s.in_flight - n).max(0.0);
+        }
+    }
+
+    /// Units a rate limit would admit now, or the units still free under a concurrency limit (no side effect).
+    pub fn available(&self, key: &str, limit: &Limit) -> f64 {
+        let now = self.clock.now_ns();
+        let shard = self.shard(key);
+        let state = shard
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .map(|b| *b.lock())
+            .unwrap_or_default();
+        match *limit {
+            Limit::Rate {
+                interval_ns,
+                tolerance_ns,
+                ..
+            } => {
+                let debt = state.tat.saturating_sub(now);
+                #[allow(clippy::cast_precision_loss)]
+                let free = tolerance_ns.saturating_sub(debt) as f64 / interval_ns;
+                free.floor()
+            }
+            Limit::Concurrency { max, .. } => (max - state.in_flight).max(0.0),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -288,116 +572,295 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn limit(key: &str, rate: f64, burst: f64, cost: f64) -> Limit<'_> {
-        Limit {
-            key,
-            rate_per_s: rate,
-            burst,
-            cost,
-        }
+    fn limiter() -> RateLimiter {
+        RateLimiter::new(LimiterConfig::default(), Clock::manual()).unwrap()
     }
 
     #[test]
     fn burst_then_rate() {
-        let limiter = RateLimiter::with_test_clock(100);
-        for _ in 0..5 {
-            assert_eq!(limiter.check(limit("k", 1.0, 5.0, 1.0)).unwrap(), 0.0);
+        let l = limiter();
+        let lim = Limit::rate(1.0, 3.0).unwrap();
+        for _ in 0..3 {
+            assert_eq!(l.take("k", &lim, 1.0).unwrap(), 0.0);
         }
-        let wait = limiter.check(limit("k", 1.0, 5.0, 1.0)).unwrap();
-        assert!((wait - 1.0).abs() < 1e-6, "{wait}");
-        limiter.advance(1.0).unwrap();
-        assert_eq!(limiter.check(limit("k", 1.0, 5.0, 1.0)).unwrap(), 0.0);
+        let wait = l.take("k", &lim, 1.0).unwrap();
+        assert!((wait - 1.0).abs() < 1e-9, "{wait}");
+        l.clock().advance(0.5).unwrap();
+        assert!((l.take("k", &lim, 1.0).unwrap() - 0.5).abs() < 1e-9);
+        l.clock().advance(0.5).unwrap();
+        assert_eq!(l.take("k", &lim, 1.0).unwrap(), 0.0);
+        assert!(l.take("k", &lim, 1.0).unwrap() > 0.0);
     }
 
     #[test]
-    fn multi_limit_is_all_or_none() {
-        let limiter = RateLimiter::with_test_clock(100);
-        assert_eq!(limiter.check(limit("tight", 1.0, 1.0, 1.0)).unwrap(), 0.0);
-        let wait = limiter
-            .check_many(&[
-                limit("loose", 100.0, 100.0, 1.0),
-                limit("tight", 1.0, 1.0, 1.0),
-            ])
-            .unwrap();
-        assert!(wait > 0.0);
-        // The denial took nothing from the loose limit: 100 more fit at once.
-        for _ in 0..100 {
-            assert_eq!(
-                limiter.check(limit("loose", 100.0, 100.0, 1.0)).unwrap(),
-                0.0
-            );
-        }
-        assert!(limiter.check(limit("loose", 100.0, 100.0, 1.0)).unwrap() > 0.0);
+    fn keys_are_independent() {
+        let l = limiter();
+        let lim = Limit::rate(1.0, 1.0).unwrap();
+        assert_eq!(l.take("a", &lim, 1.0).unwrap(), 0.0);
+        assert!(l.take("a", &lim, 1.0).unwrap() > 0.0);
+        assert_eq!(l.take("b", &lim, 1.0).unwrap(), 0.0);
     }
 
     #[test]
-    fn adjust_takes_more_or_gives_back() {
-        let limiter = RateLimiter::with_test_clock(100);
-        let tpm = |cost| limit("t", 10.0, 100.0, cost);
-        assert_eq!(limiter.check(tpm(100.0)).unwrap(), 0.0);
-        assert!(limiter.check(tpm(1.0)).unwrap() > 0.0);
-        limiter.adjust(tpm(0.0), -50.0).unwrap();
-        assert_eq!(limiter.check(tpm(50.0)).unwrap(), 0.0);
-        limiter.adjust(tpm(0.0), 20.0).unwrap();
-        let wait = limiter.check(tpm(1.0)).unwrap();
-        assert!((wait - 2.1).abs() < 1e-6, "{wait}");
-    }
-
-    #[test]
-    fn concurrency() {
-        let limiter = RateLimiter::with_test_clock(100);
-        assert!(limiter.acquire("c", 2));
-        assert!(limiter.acquire("c", 2));
-        assert!(!limiter.acquire("c", 2));
-        limiter.release("c");
-        assert!(limiter.acquire("c", 2));
-    }
-
-    #[test]
-    fn eviction_keeps_limited_keys() {
-        let limiter = RateLimiter::with_test_clock(16);
-        assert_eq!(limiter.check(limit("busy", 1.0, 1.0, 1.0)).unwrap(), 0.0);
-        for i in 0..1000 {
-            let key = format!("idle-{i}");
-            limiter.check(limit(&key, 1000.0, 1.0, 0.0)).unwrap();
-        }
-        assert!(
-            limiter.len() < 100,
-            "idle keys are evicted: {}",
-            limiter.len()
+    fn more_than_burst_is_never_admitted() {
+        let l = limiter();
+        let lim = Limit::rate(10.0, 5.0).unwrap();
+        assert!(l.take("k", &lim, 6.0).unwrap().is_infinite());
+        assert_eq!(
+            l.take("k", &lim, 5.0).unwrap(),
+            0.0,
+            "a refused oversize take consumed nothing"
         );
+        let conc = Limit::concurrency(2, 0.25).unwrap();
+        assert!(l.take("c", &conc, 3.0).unwrap().is_infinite());
+    }
+
+    #[test]
+    fn concurrency_acquire_release() {
+        let l = limiter();
+        let conc = Limit::concurrency(2, 0.25).unwrap();
+        assert_eq!(l.take("c", &conc, 1.0).unwrap(), 0.0);
+        assert_eq!(l.take("c", &conc, 1.0).unwrap(), 0.0);
+        assert!((l.take("c", &conc, 1.0).unwrap() - 0.25).abs() < 1e-9);
+        l.clock().advance(100.0).unwrap();
         assert!(
-            limiter.check(limit("busy", 1.0, 1.0, 1.0)).unwrap() > 0.0,
-            "a key in debt is never forgotten"
+            l.take("c", &conc, 1.0).unwrap() > 0.0,
+            "time does not release a concurrency slot"
         );
+        l.adjust("c", &conc, -1.0).unwrap();
+        assert_eq!(l.take("c", &conc, 1.0).unwrap(), 0.0);
+        l.adjust("c", &conc, -10.0).unwrap();
+        assert!(
+            (l.available("c", &conc) - 2.0).abs() < f64::EPSILON,
+            "release saturates at zero"
+        );
+    }
+
+    #[test]
+    fn all_or_none() {
+        let l = limiter();
+        let rpm = Limit::rate(1.0, 10.0).unwrap();
+        let tpm = Limit::rate(100.0, 1000.0).unwrap();
+        let checks = [
+            Check {
+                key: "rpm:key",
+                limit: rpm,
+                n: 1.0,
+            },
+            Check {
+                key: "tpm:team",
+                limit: tpm,
+                n: 900.0,
+            },
+            Check {
+                key: "tpm:model",
+                limit: tpm,
+                n: 900.0,
+            },
+        ];
+        assert_eq!(l.take_all(&checks).unwrap(), 0.0);
+        // team tpm now holds 100 tokens: a second 900 is refused, and nothing is taken from the other two.
+        let wait = l.take_all(&checks).unwrap();
+        assert!((wait - 8.0).abs() < 1e-6, "{wait}");
+        assert!((l.available("rpm:key", &rpm) - 9.0).abs() < f64::EPSILON);
+        assert!((l.available("tpm:model", &tpm) - 100.0).abs() < f64::EPSILON);
+        l.clock().advance(8.0).unwrap();
+        assert_eq!(l.take_all(&checks).unwrap(), 0.0);
+    }
+
+    #[test]
+    fn same_bucket_twice_in_a_group_is_cumulative() {
+        let l = limiter();
+        let lim = Limit::rate(1.0, 3.0).unwrap();
+        let checks = [
+            Check {
+                key: "k",
+                limit: lim,
+                n: 2.0,
+            },
+            Check {
+                key: "k",
+                limit: lim,
+                n: 2.0,
+            },
+        ];
+        assert!(l.take_all(&checks).unwrap() > 0.0);
+        assert!((l.available("k", &lim) - 3.0).abs() < f64::EPSILON);
+        let checks = [
+            Check {
+                key: "k",
+                limit: lim,
+                n: 2.0,
+            },
+            Check {
+                key: "k",
+                limit: lim,
+                n: 1.0,
+            },
+        ];
+        assert_eq!(l.take_all(&checks).unwrap(), 0.0);
+        assert!(l.available("k", &lim).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn adjust_takes_more_and_gives_back() {
+        let l = limiter();
+        let tpm = Limit::rate(10.0, 100.0).unwrap();
+        assert_eq!(l.take("t", &tpm, 50.0).unwrap(), 0.0);
+        l.adjust("t", &tpm, 80.0).unwrap(); // the real count was 130
+        assert!(
+            l.take("t", &tpm, 1.0).unwrap() > 0.0,
+            "over budget after the correction"
+        );
+        l.adjust("t", &tpm, -40.0).unwrap();
+        assert!((l.available("t", &tpm) - 10.0).abs() < f64::EPSILON);
+        l.adjust("t", &tpm, -1000.0).unwrap();
+        assert!(
+            (l.available("t", &tpm) - 100.0).abs() < f64::EPSILON,
+            "a refund never overfills"
+        );
+    }
+
+    #[test]
+    fn idle_and_capacity_eviction() {
+        let l = RateLimiter::new(
+            LimiterConfig {
+                max_keys: 10_000,
+                idle_ttl_s: 10.0,
+            },
+            Clock::manual(),
+        )
+        .unwrap();
+        let lim = Limit::rate(1.0, 1.0).unwrap();
+        for i in 0..100 {
+            l.take(&format!("k{i}"), &lim, 1.0).unwrap();
+        }
+        assert_eq!(l.len(), 100);
+        assert_eq!(l.evict_idle(), 0, "buckets in debt are kept");
+        l.clock().advance(5.0).unwrap();
+        assert_eq!(l.evict_idle(), 0, "fresh but not idle long enough");
+        l.clock().advance(5.0).unwrap();
+        assert_eq!(l.evict_idle(), 100);
+        assert!(l.is_empty());
+        // Far more keys than max_keys, all in debt: memory stays bounded all the same.
+        let l = RateLimiter::new(
+            LimiterConfig {
+                max_keys: 160,
+                idle_ttl_s: 10.0,
+            },
+            Clock::manual(),
+        )
+        .unwrap();
+        for i in 0..10_000 {
+            l.take(&format!("x{i}"), &lim, 1.0).unwrap();
+        }
+        assert!(l.len() <= 160 + SHARDS, "{}", l.len());
+    }
+
+    #[test]
+    fn held_handles_pin_their_bucket() {
+        let l = RateLimiter::new(
+            LimiterConfig {
+                max_keys: 16,
+                idle_ttl_s: 0.0,
+            },
+            Clock::manual(),
+        )
+        .unwrap();
+        let lim = Limit::rate(1.0, 1.0).unwrap();
+        let b = l.bucket("pinned");
+        l.clock().advance(10.0).unwrap();
+        assert_eq!(l.evict_idle(), 0);
+        assert_eq!(l.take_bucket(&b, &lim, 1.0).unwrap(), 0.0);
+        assert!(
+            l.take("pinned", &lim, 1.0).unwrap() > 0.0,
+            "handle and key share one bucket"
+        );
+        drop(b);
+        l.clock().advance(10.0).unwrap();
+        assert_eq!(l.evict_idle(), 1);
     }
 
     #[test]
     fn bad_arguments() {
-        let limiter = RateLimiter::with_test_clock(10);
-        assert!(limiter.check(limit("k", 0.0, 1.0, 1.0)).is_err());
-        assert!(limiter.check(limit("k", 1.0, 0.5, 1.0)).is_err());
-        assert!(limiter.check(limit("k", 1.0, 1.0, -1.0)).is_err());
-        assert!(RateLimiter::with_monotonic_clock(10).advance(1.0).is_err());
+        assert!(Limit::rate(0.0, 1.0).is_err());
+        assert!(Limit::rate(-1.0, 1.0).is_err());
+        assert!(Limit::rate(f64::NAN, 1.0).is_err());
+        assert!(Limit::rate(1.0, 0.5).is_err());
+        assert!(Limit::rate(1e-12, 1e12).is_err());
+        assert!(Limit::concurrency(0, 1.0).is_err());
+        let l = limiter();
+        let lim = Limit::rate(1.0, 1.0).unwrap();
+        assert!(l.take("k", &lim, -1.0).is_err());
+        assert!(l.take("k", &lim, f64::NAN).is_err());
+        assert!(l.is_empty(), "a refused call creates no key");
+        assert!(l.adjust("k", &lim, f64::INFINITY).is_err());
+        assert!(RateLimiter::new(
+            LimiterConfig {
+                max_keys: 0,
+                idle_ttl_s: 1.0
+            },
+            Clock::manual()
+        )
+        .is_err());
+        assert!(Clock::monotonic().advance(1.0).is_err());
+        assert!(Clock::manual().advance(-1.0).is_err());
+    }
+
+    #[test]
+    fn threads_never_overadmit() {
+        let l = Arc::new(RateLimiter::new(LimiterConfig::default(), Clock::monotonic()).unwrap());
+        // A rate so slow that only the burst can be admitted during the test.
+        let lim = Limit::rate(1e-3, 100.0).unwrap();
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let l = Arc::clone(&l);
+                std::thread::spawn(move || {
+                    (0..1000)
+                        .filter(|_| l.take("hot", &lim, 1.0).unwrap() == 0.0)
+                        .count()
+                })
+            })
+            .collect();
+        let admitted: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(admitted, 100);
     }
 
     proptest! {
+        /// Over any sequence of takes and clock steps, admitted units <= burst + rate * elapsed.
         #[test]
         fn never_admits_more_than_rate_times_window_plus_burst(
-            rate in 0.5f64..50.0,
-            burst in 1.0f64..20.0,
-            steps in proptest::collection::vec((0.0f64..0.5, 0.0f64..3.0), 1..200),
+            rate in 0.1f64..1000.0,
+            burst in 1.0f64..500.0,
+            steps in proptest::collection::vec((0.0f64..50.0, 0.0f64..2.0), 1..200),
         ) {
-            let limiter = RateLimiter::with_test_clock(10);
-            let mut admitted = 0.0;
-            let mut elapsed = 0.0;
-            for (dt, cost) in steps {
-                limiter.advance(dt).unwrap();
-                elapsed += dt;
-                if limiter.check(limit("k", rate, burst, cost)).unwrap() == 0.0 {
-                    admitted += cost;
+            let l = limiter();
+            let lim = Limit::rate(rate, burst).unwrap();
+            let mut admitted = 0.0f64;
+            let mut elapsed = 0.0f64;
+            for (n, dt) in steps {
+                l.clock().advance(dt).unwrap();
+                elapsed += (dt * 1e9).round() / 1e9;
+                if l.take("k", &lim, n).unwrap() == 0.0 {
+                    admitted += n;
                 }
-                prop_assert!(admitted <= rate * elapsed + burst + 1e-6);
+                prop_assert!(admitted <= burst + rate * elapsed + 1e-6,
+                    "admitted {} > burst {} + rate {} * {}", admitted, burst, rate, elapsed);
+            }
+        }
+
+        /// A denied group changes no bucket.
+        #[test]
+        fn denied_group_takes_nothing(ns in proptest::collection::vec(1.0f64..20.0, 2..6)) {
+            let l = limiter();
+            let lim = Limit::rate(1.0, 20.0).unwrap();
+            let checks: Vec<Check<'_>> = ns.iter().enumerate()
+                .map(|(i, &n)| Check { key: ["a", "b", "c"][i % 3], limit: lim, n }).collect();
+            let before: Vec<f64> = ["a", "b", "c"].iter().map(|k| l.available(k, &lim)).collect();
+            let wait = l.take_all(&checks).unwrap();
+            let after: Vec<f64> = ["a", "b", "c"].iter().map(|k| l.available(k, &lim)).collect();
+            if wait > 0.0 {
+                prop_assert_eq!(before, after);
             }
         }
     }
