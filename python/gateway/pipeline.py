@@ -38,11 +38,9 @@ class CallInfo:
 
 @dataclass(slots=True)
 class Admission:
-    """A call that passed every check before the provider: who asked, and the plan that will serve it."""
+    """A call that passed every check before the provider: the plan that will serve it and what it was planned on."""
 
     request_id: str
-    identity: Identity
-    request: ChatRequest
     features: RequestFeatures
     execution: Execution
 
@@ -113,7 +111,7 @@ class ChatPipeline:
                 features.prompt_tokens(target.model) + estimated_answer_tokens(target.model, request.max_tokens)
             ),
         )
-        return Admission(request_id, identity, request, features, execution)
+        return Admission(request_id, features, execution)
 
     async def chat(self, admission: Admission) -> Served:
         target, result = await admission.execution.unary()
