@@ -46,6 +46,11 @@ class PermissionDenied(GatewayError):
     reason = "PERMISSION_DENIED"
 
 
+class NotFound(GatewayError):
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "NOT_FOUND"
+
+
 class RateLimited(GatewayError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "RATE_LIMITED"

@@ -1,7 +1,8 @@
-"""The path of a chat call, composed in one place: authenticate -> validate -> route -> provider -> account.
+"""The path of a chat call, composed in one place:
+authenticate -> access -> budget downgrade -> route -> key limits -> budget reserve -> provider -> settle -> audit.
 
-Each stage is a small object with one job; later stages (guardrails, cache, budgets, audit) slot in here, so the
-order of a call is readable in this file alone.
+Each stage is a small object with one job; later stages (guardrails, cache) slot in here, so the order of a call is
+readable in this file alone.
 """
 
 from __future__ import annotations
@@ -10,12 +11,24 @@ import random
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from gateway.chat import ChatDelta, ChatRequest, ChatResult, Usage
+import grpc
+
+from gateway.chat import ChatDelta, ChatRequest, ChatResult, Message, Usage
 from gateway.config.routes import RouteConfig
+from gateway.errors import GatewayError, InvalidRequest
+from gateway.ledger.audit import AuditLog
+from gateway.ledger.budgets import BudgetBook, Reservation
 from gateway.ledger.cost import cost_usd
-from gateway.policy.auth import Authenticator, Identity
+from gateway.ledger.records import AuditRecord
+from gateway.policy import access
+from gateway.policy.classification import Classification
+from gateway.policy.key_limits import KeyLimiter
+from gateway.policy.keyring import KeyRing
+from gateway.policy.pii import redact_text, scrub
+from gateway.policy.records import BodyPolicy, KeyRecord, Team
 from gateway.routing.catalog import ModelCatalog, Target
 from gateway.routing.executor import Attempt, Execution
 from gateway.routing.features import RequestFeatures
@@ -26,6 +39,9 @@ from gateway.routing.router import RoutePlan, Router, fits
 from gateway.routing.strategies import estimated_answer_tokens
 from gateway.tokens import TokenCounter
 
+CLASSIFICATION_METADATA = "x-data-classification"
+_CLASSIFICATION_LABEL = "classification"
+
 
 @dataclass(slots=True)
 class CallInfo:
@@ -34,15 +50,28 @@ class CallInfo:
     metadata: Iterable[tuple[str, str | bytes]] | None
     deadline: float | None
     """time.monotonic() at which the caller gives up; None without a deadline."""
+    peer: str = ""
+    """The client's address as gRPC names it, e.g. 'ipv4:10.1.2.3:50122'."""
 
 
 @dataclass(slots=True)
 class Admission:
-    """A call that passed every check before the provider: the plan that will serve it and what it was planned on."""
+    """A call that passed every check before the provider: the plan that will serve it and what it holds."""
 
-    request_id: str
+    record: AuditRecord
+    key: KeyRecord
     features: RequestFeatures
     execution: Execution
+    reserved_tokens: int
+    reservation: Reservation | None
+    bodies: BodyPolicy
+    served: Served | None = None
+    streamed_text: list[str] = field(default_factory=list)
+    """The answer's text as streamed, kept only when the team's audit policy stores bodies."""
+
+    @property
+    def request_id(self) -> str:
+        return self.record.request_id
 
     @property
     def plan(self) -> RoutePlan:
@@ -65,41 +94,85 @@ class Served:
 class ChatPipeline:
     def __init__(
         self,
-        authenticator: Authenticator,
+        ring: KeyRing,
         catalog: ModelCatalog,
         counter: TokenCounter,
         board: HealthBoard,
+        *,
+        teams: dict[str, Team],
+        budgets: BudgetBook,
+        audit: AuditLog,
+        audit_enabled: bool = True,
         rng: random.Random | None = None,
     ) -> None:
-        self._authenticator = authenticator
+        self._ring = ring
         self._catalog = catalog
         self._counter = counter
         self._board = board
+        self._teams = teams
+        self._budgets = budgets
+        self._audit = audit
+        self._audit_enabled = audit_enabled
         self._rng = rng or random.Random()
         self._router = Router(catalog, board, self._rng)
         self._queues = {route.name: WaitQueue(route.queue) for route in catalog.routes() if route.queue.max_size}
         self._quotas = Quotas()
+        self._key_limits = KeyLimiter()
 
-    def authenticate(self, call: CallInfo) -> Identity:
-        return self._authenticator.authenticate(call.metadata)
+    def authenticate(self, call: CallInfo) -> KeyRecord:
+        return self._ring.authenticate(call.metadata, call.peer)
 
-    def admit(self, request: ChatRequest, call: CallInfo, *, streaming: bool) -> Admission:
-        identity = self._authenticator.authenticate(call.metadata)
-        identity.check_model(request.model)
+    def start(self, call: CallInfo, kind: str, model: str) -> AuditRecord:
+        """The audit record of a call that just arrived; pass it to `admit` and `finish`."""
+        return AuditRecord(secrets.token_hex(12), time.time(), peer=call.peer, kind=kind, model=model)
+
+    def admit(self, request: ChatRequest, call: CallInfo, record: AuditRecord, *, streaming: bool) -> Admission:
+        key = self._ring.authenticate(call.metadata, call.peer)
+        record.key_id = key.id
+        record.team = key.team
+        access.check_model(key, request.model)
+        metadata = _metadata(call.metadata)
+        classification = _classification(key, metadata)
+        record.classification = classification.label
+        if not key.conditions.empty:
+            access.check_conditions(
+                key, peer=call.peer, metadata=metadata, classification=classification, now=record.at
+            )
+        budgets = self._budgets
+        governed = budgets.governs(key)
+        if governed:
+            cheaper = budgets.downgrade(key)
+            if cheaper is not None and cheaper != request.model:
+                record.guardrails.append({"type": "budget", "kind": "soft_cap", "action": "downgrade", "count": 1})
+                request.model = cheaper
         counter = self._counter
         features = RequestFeatures(
             request,
-            team=identity.team,
+            team=key.team,
             streaming=streaming,
             count_prompt=lambda model: counter.count_chat(request.messages, model.upstream, model.tokenizer).tokens,
             prompt_bound=counter.upper_bound(request),
         )
         plan = self._router.plan(request.model, features)
-        request_id = secrets.token_hex(12)
+        record.route = plan.route
+        reserved_tokens = 0
+        reservation = None
+        if governed or key.limits.tpm is not None:
+            reserved_tokens, estimate = _estimate(plan, features, request.max_tokens)
+            if not key.limits.empty:
+                self._key_limits.admit(key, reserved_tokens)
+            if governed:
+                try:
+                    reservation = budgets.reserve(key, estimate)
+                except GatewayError:
+                    self._key_limits.release(key, reserved_tokens, 0)
+                    raise
+        elif not key.limits.empty:
+            self._key_limits.admit(key, 0)
         execution = Execution(
             plan,
             request,
-            request_id,
+            record.request_id,
             call.deadline,
             self._board,
             self._queues.get(plan.route),
@@ -111,12 +184,20 @@ class ChatPipeline:
                 features.prompt_tokens(target.model) + estimated_answer_tokens(target.model, request.max_tokens)
             ),
         )
-        return Admission(request_id, features, execution)
+        team = self._teams.get(key.team)
+        bodies = team.bodies if team is not None and self._audit_enabled else BodyPolicy.NONE
+        if bodies is not BodyPolicy.NONE:
+            record.request_body = _bodies(request.messages, bodies)
+        return Admission(record, key, features, execution, reserved_tokens, reservation, bodies)
 
     async def chat(self, admission: Admission) -> Served:
         target, result = await admission.execution.unary()
         usage = self._settle_usage(admission, target, result.usage, completion_text=result.text)
-        return Served(admission, target, result, usage, cost_usd(usage, target.model))
+        served = Served(admission, target, result, usage, cost_usd(usage, target.model))
+        admission.served = served
+        if admission.bodies is not BodyPolicy.NONE:
+            admission.record.response_body = _body_text(result.text, admission.bodies)
+        return served
 
     async def stream(self, admission: Admission) -> AsyncIterator[ChatDelta | Served]:
         """The first item is the serving Target's first delta; then deltas as they arrive; then one Served."""
@@ -124,6 +205,7 @@ class ChatPipeline:
         opened = await execution.open_stream()
         target = opened.target
         count_deltas = not target.provider.reports_stream_usage
+        keep_text = admission.bodies is not BodyPolicy.NONE
         reported: Usage | None = None
         finish = ""
         upstream_model = ""
@@ -140,11 +222,63 @@ class ChatPipeline:
                 completion_tokens += self._counter.count_text(
                     delta.text, target.model.upstream, target.model.tokenizer
                 ).tokens
+            if keep_text and delta.text:
+                admission.streamed_text.append(delta.text)
             if delta.text or delta.tool_calls:
                 yield delta
         usage = self._settle_usage(admission, target, reported, completion_tokens=completion_tokens)
         result = ChatResult("", upstream_model or target.model.upstream, "", finish or "stop", usage)
-        yield Served(admission, target, result, usage, cost_usd(usage, target.model))
+        served = Served(admission, target, result, usage, cost_usd(usage, target.model))
+        admission.served = served
+        if keep_text:
+            admission.record.response_body = _body_text("".join(admission.streamed_text), admission.bodies)
+        yield served
+
+    async def finish(self, record: AuditRecord, admission: Admission | None, error: BaseException | None) -> None:
+        """Ends a call, whatever happened: settles its limits and budget, and writes its audit record (in strict
+        mode, returns once the record is committed)."""
+        record.latency_ms = (time.time() - record.at) * 1000
+        if admission is not None:
+            self._settle(record, admission)
+        if error is not None:
+            _record_error(record, error)
+        if self._audit.strict:
+            await self._audit.commit(record)
+        else:
+            self._audit.submit(record)
+
+    def _settle(self, record: AuditRecord, admission: Admission) -> None:
+        served = admission.served
+        key = admission.key
+        if served is not None:
+            usage = served.usage
+            record.served_model = served.target.model.name
+            record.provider = served.target.provider.name
+            record.prompt_tokens = usage.prompt_tokens
+            record.completion_tokens = usage.completion_tokens
+            record.cached_tokens = usage.cached_prompt_tokens
+            record.cost_usd = served.cost_usd
+            used_tokens = usage.total_tokens
+        else:
+            used_tokens = 0
+        attempts = admission.attempts
+        if attempts:
+            record.attempts = [
+                {
+                    "model": a.target.model.name,
+                    "provider": a.target.provider.name,
+                    "outcome": a.outcome,
+                    "code": a.code,
+                    "reason": a.reason,
+                    "latency_ms": a.latency_ms,
+                    "retry": a.retry,
+                    "hedged": a.hedged,
+                }
+                for a in attempts
+            ]
+        if not key.limits.empty:
+            self._key_limits.release(key, admission.reserved_tokens, used_tokens)
+        self._budgets.settle(admission.reservation, record.cost_usd, key)
 
     def _settle_usage(
         self,
@@ -180,3 +314,66 @@ class ChatPipeline:
 
 def deadline_from(remaining: float | None) -> float | None:
     return None if remaining is None else time.monotonic() + remaining
+
+
+def _metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> dict[str, str]:
+    return {name: value for name, value in metadata or () if isinstance(value, str)}
+
+
+def _classification(key: KeyRecord, metadata: dict[str, str]) -> Classification:
+    """The request's classification: what the caller declares, raised to the floor its key's labels set."""
+    level = Classification.PUBLIC
+    declared = metadata.get(CLASSIFICATION_METADATA)
+    if declared:
+        try:
+            level = Classification.parse(declared)
+        except ValueError as err:
+            raise InvalidRequest(f"metadata {CLASSIFICATION_METADATA}: {err}", reason="BAD_CLASSIFICATION") from None
+    floor = key.labels.get(_CLASSIFICATION_LABEL) if key.labels else None
+    if floor:
+        level = max(level, Classification.parse(floor))
+    return level
+
+
+def _estimate(plan: RoutePlan, features: RequestFeatures, max_tokens: int | None) -> tuple[int, float]:
+    """Tokens and cost to reserve: the counted prompt plus max_tokens (the model's output limit when unset), priced
+    at the dearest candidate, so the real cost settles at or under it."""
+    tokens = 0
+    cost = 0.0
+    for target in plan.candidates:
+        model = target.model
+        prompt = features.prompt_tokens(model)
+        answer = max_tokens if max_tokens is not None else model.max_output_tokens
+        tokens = max(tokens, prompt + answer)
+        cost = max(cost, (prompt * model.input_cost_per_mtok + answer * model.output_cost_per_mtok) / 1e6)
+    return tokens, cost
+
+
+def _record_error(record: AuditRecord, error: BaseException) -> None:
+    if isinstance(error, GatewayError):
+        record.status = error.code.name
+        record.reason = error.reason
+        record.error = scrub(error.message)
+    elif isinstance(error, Exception):
+        record.status = grpc.StatusCode.INTERNAL.name
+        record.reason = "INTERNAL"
+        record.error = type(error).__name__
+    else:
+        record.status = grpc.StatusCode.CANCELLED.name
+        record.reason = "CANCELLED"
+
+
+def _bodies(messages: list[Message], policy: BodyPolicy) -> list[dict[str, Any]]:
+    return [
+        {"role": m.role, "content": _body_text(m.text(), policy)}
+        | (
+            {"tool_calls": [{"name": t.name, "arguments": _body_text(t.arguments_json, policy)} for t in m.tool_calls]}
+            if m.tool_calls
+            else {}
+        )
+        for m in messages
+    ]
+
+
+def _body_text(text: str, policy: BodyPolicy) -> str:
+    return redact_text(text) if policy is BodyPolicy.REDACTED else text

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from enum import StrEnum
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 
 from gateway.config.base import Name, Strict
 from gateway.config.routes import CircuitBreakerConfig, RouteConfig, Strategy
+from gateway.policy.records import BodyPolicy, Period, Role
 
 
 class ProviderType(StrEnum):
@@ -91,6 +92,11 @@ class DeploymentConfig(Strict):
     provider: Name
     upstream_model: str | None = Field(default=None, description="The model id there; defaults to the model's.")
     quota: QuotaConfig | None = Field(default=None, description="This deployment's quota; defaults to the model's.")
+    input_cost_per_mtok: float | None = Field(
+        default=None, ge=0, description="This provider's price; default: model's."
+    )
+    output_cost_per_mtok: float | None = Field(default=None, ge=0)
+    cached_input_cost_per_mtok: float | None = Field(default=None, ge=0)
 
 
 class ModelConfig(Strict):
@@ -131,12 +137,69 @@ class KeyConfig(Strict):
     key_env: str | None = None
     models: frozenset[str] | None = Field(default=None, description="Models and routes this key may call; unset: all.")
     team: str = Field(default="", description="The team the key belongs to (routing rules may match on it).")
+    role: Role = Role.MEMBER
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    max_concurrent: int | None = Field(default=None, ge=1)
+    labels: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
         if (self.key_sha256 is None) == (self.key_env is None):
             raise ValueError("set exactly one of key_sha256 and key_env")
         return self
+
+
+class BudgetConfig(Strict):
+    period: Period
+    hard_usd: float | None = Field(default=None, ge=0, description="Calls that would go over are refused.")
+    soft_usd: float | None = Field(default=None, ge=0, description="Past it, calls go to downgrade_to.")
+    downgrade_to: str | None = Field(default=None, description="A cheaper model or route for calls past soft_usd.")
+
+    @model_validator(mode="after")
+    def _check_caps(self) -> Self:
+        if self.hard_usd is None and self.soft_usd is None:
+            raise ValueError("set hard_usd, soft_usd or both")
+        if self.soft_usd is not None and self.downgrade_to is None:
+            raise ValueError("soft_usd needs downgrade_to: the model calls go to past it")
+        return self
+
+
+class TeamConfig(Strict):
+    """A team declared in the config; teams can also be created through the Admin API."""
+
+    name: Name
+    bodies: BodyPolicy = Field(default=BodyPolicy.NONE, description="What audit records keep of bodies.")
+    retention_days: int | None = Field(default=None, ge=1, description="Audit retention; default: audit's.")
+    labels: dict[str, str] = Field(default_factory=dict)
+    budgets: list[BudgetConfig] = Field(default_factory=list)
+
+
+class AuditConfig(Strict):
+    enabled: bool = Field(default=True, description="Off: only the ledger (usage and cost) is written.")
+    mode: Literal["batched", "strict"] = Field(
+        default="batched",
+        description="batched: committed within flush_interval_ms; strict: before each response completes.",
+    )
+    flush_interval_ms: float = Field(default=20.0, gt=0, le=50)
+    retention_days: int = Field(default=30, ge=1, description="For teams that set none.")
+    purge_interval_s: float = Field(default=3600.0, gt=0)
+
+
+class StateConfig(Strict):
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default sqlite+aiosqlite in the state folder. PostgreSQL: "
+        "postgresql+asyncpg://user:password@host/db",
+    )
+    sync_interval_s: float = Field(
+        default=0.5, gt=0, description="How often a worker picks up key, team and budget changes made by others."
+    )
+
+
+class AuthConfig(Strict):
+    failures_per_minute: float = Field(default=30.0, gt=0, description="Failed authentications allowed per address.")
+    failure_burst: float = Field(default=30.0, ge=1)
 
 
 class TlsConfig(Strict):
@@ -161,12 +224,24 @@ class GatewayConfig(Strict):
     keys: list[KeyConfig] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
     circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
+    teams: list[TeamConfig] = Field(default_factory=list)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> Self:
         _unique("providers", [p.name for p in self.providers])
         _unique("models and routes", [m.name for m in self.models] + [r.name for r in self.routes])
         _unique("keys", [k.name for k in self.keys])
+        _unique("teams", [t.name for t in self.teams])
+        names = {m.name for m in self.models} | {r.name for r in self.routes}
+        for team in self.teams:
+            for budget in team.budgets:
+                if budget.downgrade_to is not None and budget.downgrade_to not in names:
+                    raise ValueError(
+                        f"team {team.name!r}: downgrade_to {budget.downgrade_to!r} is not a model or route"
+                    )
         providers = {p.name for p in self.providers}
         for model in self.models:
             for provider in (model.provider, *(d.provider for d in model.deployments)):

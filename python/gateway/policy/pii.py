@@ -17,3 +17,13 @@ def scrub(text: str) -> str:
     """`text` with personal data and secrets replaced by typed placeholders such as <EMAIL_1>."""
     redacted, _ = _SCANNER.redact(text)
     return redacted
+
+
+_ALL_KINDS_SCANNER = PiiScanner()
+
+
+def redact_text(text: str) -> str:
+    """`text` with every kind of personal data and secret replaced by typed placeholders: audit bodies under the
+    `redacted` policy."""
+    redacted, _ = _ALL_KINDS_SCANNER.redact(text)
+    return redacted

@@ -40,6 +40,11 @@ class ModelCatalog:
                         "provider": d.provider,
                         "upstream_model": d.upstream_model or model.upstream,
                         "quota": d.quota or model.quota,
+                        **{
+                            price: getattr(d, price)
+                            for price in ("input_cost_per_mtok", "output_cost_per_mtok", "cached_input_cost_per_mtok")
+                            if getattr(d, price) is not None
+                        },
                     }
                 )
                 for d in model.deployments

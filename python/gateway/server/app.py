@@ -11,14 +11,25 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from llmgateway.v1 import gateway_pb2, gateway_pb2_grpc
+from llmgateway.v1 import admin_pb2, admin_pb2_grpc, gateway_pb2, gateway_pb2_grpc
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.admin.operations import AdminOperations
 from gateway.config.schema import GatewayConfig, ServerConfig, TlsConfig
+from gateway.ledger.audit import AuditLog, AuditSettings
+from gateway.ledger.budgets import BudgetBook
+from gateway.ledger.records import AuditRecord
+from gateway.ledger.retention import Retention
 from gateway.pipeline import ChatPipeline
-from gateway.policy.auth import build_authenticator
+from gateway.policy.keyring import FailurePolicy, KeyRing
+from gateway.policy.tenancy import Tenancy
 from gateway.routing.catalog import ModelCatalog
 from gateway.routing.health import HealthBoard
+from gateway.server.admin_servicer import AdminServicer
 from gateway.server.servicer import GatewayServicer
+from gateway.store.database import default_url, open_engine
+from gateway.store.governance import GovernanceStore
+from gateway.store.ledger import LedgerStore
 from gateway.tokens import TokenCounter
 
 log = logging.getLogger("gateway.server")
@@ -53,32 +64,78 @@ def _server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
 
 @dataclass
 class Gateway:
-    """A built, not yet started, gateway."""
+    """A built gateway: its background jobs run, its server is not started yet."""
 
     server: grpc.aio.Server
     catalog: ModelCatalog
     health: health.aio.HealthServicer
     address: str
     port: int
+    tenancy: Tenancy
+    audit: AuditLog
+    retention: Retention
+    engine: AsyncEngine
 
     async def stop(self, grace: float) -> None:
+        """Finishes in-flight calls, then writes every pending audit record before closing the database."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        await self.retention.close()
+        await self.tenancy.close()
+        await self.audit.close()
+        await self.engine.dispose()
         await self.catalog.aclose()
 
 
 async def build_gateway(config: GatewayConfig, *, address: str | None = None, state_dir: Path) -> Gateway:
     counter = TokenCounter()
     catalog = ModelCatalog.from_config(config)
-    authenticator = build_authenticator(config.keys, state_dir)
-    pipeline = ChatPipeline(authenticator, catalog, counter, HealthBoard(config.circuit_breaker))
+    strict = config.audit.mode == "strict"
+    engine = await open_engine(config.state.database_url or default_url(state_dir), synchronous_full=strict)
+    ledger = LedgerStore(engine)
+    ring = KeyRing(FailurePolicy(config.auth.failures_per_minute, config.auth.failure_burst))
+    budgets = BudgetBook()
+    tenancy = Tenancy(
+        GovernanceStore(engine),
+        ring,
+        budgets,
+        sync_interval_s=config.state.sync_interval_s,
+        default_retention_days=config.audit.retention_days,
+    )
+    await tenancy.load(config, ledger, state_dir)
+    audit_enabled = config.audit.enabled
+
+    async def write(records: list[AuditRecord]) -> None:
+        await ledger.write(records, with_audit=audit_enabled)
+
+    audit = AuditLog(write, AuditSettings(strict=strict, flush_interval_s=config.audit.flush_interval_ms / 1000))
+    retention = Retention(
+        ledger,
+        lambda: list(tenancy.teams.values()),
+        config.audit.retention_days,
+        config.audit.purge_interval_s,
+    )
+    pipeline = ChatPipeline(
+        ring,
+        catalog,
+        counter,
+        HealthBoard(config.circuit_breaker),
+        teams=tenancy.teams,
+        budgets=budgets,
+        audit=audit,
+        audit_enabled=audit_enabled,
+    )
+    known_models = frozenset(catalog.model_names()) | {r.name for r in catalog.routes()}
+    admin = AdminOperations(tenancy, ledger, retention, known_models)
 
     server = grpc.aio.server(options=_server_options(config.server))
     gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayServicer(pipeline, config.server.max_input_chars), server)
+    admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, ring), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     service_names = (
         gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name,
+        admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     )
@@ -92,10 +149,13 @@ async def build_gateway(config: GatewayConfig, *, address: str | None = None, st
         port = server.add_secure_port(address, _server_credentials(tls))
     if port == 0:
         raise OSError(f"cannot listen on {address}")
-    for name in service_names[:1]:
+    for name in service_names[:2]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    return Gateway(server, catalog, health_servicer, address, port)
+    audit.start()
+    tenancy.start()
+    retention.start()
+    return Gateway(server, catalog, health_servicer, address, port, tenancy, audit, retention, engine)
 
 
 async def serve(config: GatewayConfig, *, address: str | None, state_dir: Path) -> None:

@@ -215,6 +215,10 @@ def route_to_proto(plan: RoutePlan, attempts: list[Attempt]) -> pb.RouteInfo:
     )
 
 
+def guardrails_to_proto(actions: list[dict[str, Any]]) -> list[pb.GuardrailAction]:
+    return [pb.GuardrailAction(type=a["type"], kind=a["kind"], action=a["action"], count=a["count"]) for a in actions]
+
+
 def delta_tool_calls_to_proto(delta: ChatDelta) -> list[pb.ToolCallDelta]:
     return [
         pb.ToolCallDelta(index=t.index, id=t.id, name=t.name, arguments_delta=t.arguments_delta)

@@ -11,10 +11,12 @@ from llmgateway.v1 import gateway_pb2_grpc
 
 from gateway.chat import ChatDelta, ChatRequest
 from gateway.errors import InvalidRequest
-from gateway.pipeline import CallInfo, ChatPipeline, deadline_from
+from gateway.pipeline import Admission, CallInfo, ChatPipeline, deadline_from
+from gateway.policy.access import check_model
 from gateway.server.convert import (
     chat_request_from_proto,
     delta_tool_calls_to_proto,
+    guardrails_to_proto,
     message_to_proto,
     messages_from_proto,
     route_to_proto,
@@ -26,8 +28,8 @@ from gateway.tokens import TokenCount
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-def _call_info(context: Context) -> CallInfo:
-    return CallInfo(context.invocation_metadata(), deadline_from(context.time_remaining()))
+def call_info(context: Context) -> CallInfo:
+    return CallInfo(context.invocation_metadata(), deadline_from(context.time_remaining()), context.peer())
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
@@ -36,14 +38,22 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self._max_input_chars = max_input_chars
 
     async def Chat(self, request: pb.ChatRequest, context: Context) -> pb.ChatResponse:  # noqa: N802 - gRPC name
+        pipeline = self._pipeline
+        call = call_info(context)
+        record = pipeline.start(call, "chat", request.model)
+        admission: Admission | None = None
         try:
-            admission = self._pipeline.admit(self._chat_request(request), _call_info(context), streaming=False)
-            served = await self._pipeline.chat(admission)
-        except Exception as err:
-            await abort(context, err)
+            admission = pipeline.admit(self._chat_request(request), call, record, streaming=False)
+            served = await pipeline.chat(admission)
+        except BaseException as err:
+            await pipeline.finish(record, admission, err)
+            if isinstance(err, Exception):
+                await abort(context, err)
+            raise
+        await pipeline.finish(record, admission, None)
         target = served.target
         return pb.ChatResponse(
-            id=admission.request_id,
+            id=record.request_id,
             model=target.model.name,
             provider=target.provider.name,
             message=message_to_proto(served.result),
@@ -52,25 +62,35 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             upstream_model=served.result.upstream_model,
             simulated=target.provider.simulated,
             route=route_to_proto(admission.plan, admission.attempts),
+            guardrails=guardrails_to_proto(record.guardrails),
         )
 
     async def ChatStream(  # noqa: N802 - gRPC name
         self, request: pb.ChatRequest, context: Context
     ) -> AsyncIterator[pb.ChatChunk]:
+        pipeline = self._pipeline
+        call = call_info(context)
+        record = pipeline.start(call, "stream", request.model)
+        admission: Admission | None = None
+        finished = False
         try:
-            admission = self._pipeline.admit(self._chat_request(request), _call_info(context), streaming=True)
+            admission = pipeline.admit(self._chat_request(request), call, record, streaming=True)
             first = True
-            async for item in self._pipeline.stream(admission):
+            async for item in pipeline.stream(admission):
                 if isinstance(item, ChatDelta):
-                    chunk = pb.ChatChunk(id=admission.request_id, delta=item.text)
+                    chunk = pb.ChatChunk(id=record.request_id, delta=item.text)
                     if item.tool_calls:
                         chunk.tool_calls.extend(delta_tool_calls_to_proto(item))
                 else:
+                    # The record is written (in strict mode, committed) before the final chunk leaves.
+                    finished = True
+                    await pipeline.finish(record, admission, None)
                     chunk = pb.ChatChunk(
-                        id=admission.request_id,
+                        id=record.request_id,
                         finish_reason=item.result.finish_reason,
                         usage=usage_to_proto(item.usage, item.cost_usd),
                         route=route_to_proto(admission.plan, admission.attempts),
+                        guardrails=guardrails_to_proto(record.guardrails),
                     )
                 if first:
                     target = admission.attempts[-1].target
@@ -79,15 +99,19 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                     chunk.simulated = target.provider.simulated
                     first = False
                 yield chunk
-        except Exception as err:
-            await abort(context, err)
+        except BaseException as err:
+            if not finished:
+                await pipeline.finish(record, admission, err)
+            if isinstance(err, Exception):
+                await abort(context, err)
+            raise
 
     async def CountTokens(  # noqa: N802 - gRPC name
         self, request: pb.CountTokensRequest, context: Context
     ) -> pb.CountTokensResponse:
         try:
-            identity = self._pipeline.authenticate(_call_info(context))
-            identity.check_model(request.model)
+            key = self._pipeline.authenticate(call_info(context))
+            check_model(key, request.model)
             count = self._count(request)
         except Exception as err:
             await abort(context, err)
@@ -97,7 +121,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: pb.ListModelsRequest, context: Context
     ) -> pb.ListModelsResponse:
         try:
-            identity = self._pipeline.authenticate(_call_info(context))
+            key = self._pipeline.authenticate(call_info(context))
         except Exception as err:
             await abort(context, err)
         infos = [
@@ -114,7 +138,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                 simulated=t.provider.simulated,
             )
             for t in (self._pipeline.catalog().pool(name)[0] for name in self._pipeline.catalog().model_names())
-            if identity.may_call(t.model.name)
+            if key.may_call(t.model.name)
         ]
         infos += [
             pb.ModelInfo(
@@ -124,7 +148,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                 route_targets=[t.model for t in route.targets] or [r.target for r in route.rules],
             )
             for route in self._pipeline.routes()
-            if identity.may_call(route.name)
+            if key.may_call(route.name)
         ]
         return pb.ListModelsResponse(models=infos)
 

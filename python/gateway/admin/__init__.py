@@ -1,0 +1,1 @@
+"""Administration: what the Admin API does, apart from protobuf."""

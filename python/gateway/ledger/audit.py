@@ -1,0 +1,119 @@
+"""The audit log writer: every call's record (and its ledger entry) reaches the database in batches.
+
+Batched mode (the default) commits what arrived within `flush_interval_s` in one transaction, so a killed process
+loses at most that window. Strict mode commits a call's record before its response completes: calls wait for the
+commit, and records that arrive while one is in progress share the next (group commit). A write that fails is
+retried, never dropped; a graceful shutdown writes everything still pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from gateway.ledger.records import AuditRecord
+
+log = logging.getLogger("gateway.audit")
+
+WriteBatch = Callable[[list[AuditRecord]], Awaitable[None]]
+_RETRY_S = (0.05, 0.2, 1.0, 5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    strict: bool = False
+    flush_interval_s: float = 0.02
+    max_batch: int = 2000
+
+
+class AuditLog:
+    def __init__(self, write: WriteBatch, settings: AuditSettings) -> None:
+        self._write = write
+        self._settings = settings
+        self._pending: list[AuditRecord] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self.written = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="audit-writer")
+
+    @property
+    def strict(self) -> bool:
+        return self._settings.strict
+
+    def submit(self, record: AuditRecord) -> None:
+        """Queues a record for the next batch (batched mode)."""
+        self._pending.append(record)
+        if not self._wake.is_set():
+            self._wake.set()
+
+    async def commit(self, record: AuditRecord) -> None:
+        """Queues a record and returns once it is committed (strict mode)."""
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append(record)
+        self._waiters.append(done)
+        self._wake.set()
+        await asyncio.shield(done)
+
+    async def flush(self) -> None:
+        """Returns once everything submitted so far is committed."""
+        if self._pending:
+            done = asyncio.get_running_loop().create_future()
+            self._waiters.append(done)
+            self._wake.set()
+            await asyncio.shield(done)
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            if not self._settings.strict and not self._closing and not self._waiters:
+                # Let the batch fill; a strict waiter or shutdown cuts the wait short.
+                try:
+                    async with asyncio.timeout(self._settings.flush_interval_s):
+                        await self._urgent()
+                except TimeoutError:
+                    pass
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            waiters, self._waiters = self._waiters, []
+            for start in range(0, len(batch), self._settings.max_batch):
+                await self._write_until_done(batch[start : start + self._settings.max_batch])
+            self.written += len(batch)
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            if self._closing and not self._pending:
+                return
+
+    async def _urgent(self) -> None:
+        while not (self._waiters or self._closing):
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def _write_until_done(self, batch: list[AuditRecord]) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._write(batch)
+            except Exception:
+                delay = _RETRY_S[min(attempt, len(_RETRY_S) - 1)]
+                log.exception("writing %d audit records failed; retrying in %.2f s", len(batch), delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+            else:
+                return

@@ -1,0 +1,138 @@
+"""Budgets in USD per day or month on keys and teams, checked before a call reaches a provider.
+
+Every admitted call reserves its estimated cost on each account it is charged to, and settles the real cost when it
+ends. A check counts spend plus open reservations, so concurrent calls cannot together pass a hard cap: the most any
+cap can be overshot is one call's error of estimate. All of it is plain arithmetic on the event loop's thread, so a
+check and its reservation are one step that no other call can interleave.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.errors import RateLimited
+from gateway.ledger.periods import period_bounds
+from gateway.policy.records import Budget, BudgetScope, KeyRecord, Period
+
+_Subject = tuple[BudgetScope, str]
+_AccountKey = tuple[BudgetScope, str, Period]
+
+
+@dataclass(slots=True)
+class _Account:
+    """One subject's spend in one period."""
+
+    start: float
+    end: float
+    spent: float = 0.0
+    reserved: float = 0.0
+
+
+@dataclass(slots=True)
+class Reservation:
+    accounts: list[_AccountKey]
+    estimate: float
+
+
+class BudgetBook:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._budgets: dict[_Subject, dict[Period, Budget]] = {}
+        self._accounts: dict[_AccountKey, _Account] = {}
+
+    # --- configuration ----------------------------------------------------------------------------------------------
+
+    def set_budget(self, budget: Budget) -> None:
+        subject = (budget.scope, budget.subject)
+        if budget.hard_usd is None and budget.soft_usd is None:
+            periods = self._budgets.get(subject, {})
+            periods.pop(budget.period, None)
+            if not periods:
+                self._budgets.pop(subject, None)
+            return
+        self._budgets.setdefault(subject, {})[budget.period] = budget
+
+    def budgets(self) -> list[Budget]:
+        return [b for periods in self._budgets.values() for b in periods.values()]
+
+    def load_spend(self, period: Period, keys: dict[str, float], teams: dict[str, float]) -> None:
+        """Spend already in the ledger for the current `period`, by key id and team."""
+        for scope, spent in ((BudgetScope.KEY, keys), (BudgetScope.TEAM, teams)):
+            for subject, value in spent.items():
+                self._account(scope, subject, period, self._clock()).spent = value
+
+    # --- the call path ----------------------------------------------------------------------------------------------
+
+    def governs(self, key: KeyRecord) -> bool:
+        """Whether a budget applies to this key or its team; when not, calls skip estimating their cost."""
+        budgets = self._budgets
+        return bool(budgets) and ((BudgetScope.KEY, key.id) in budgets or (BudgetScope.TEAM, key.team) in budgets)
+
+    def downgrade(self, key: KeyRecord) -> str | None:
+        """The cheaper model a passed soft cap sends this key's calls to, if any."""
+        now = self._clock()
+        for subject in ((BudgetScope.KEY, key.id), (BudgetScope.TEAM, key.team)):
+            for budget in self._budgets.get(subject, {}).values():
+                if budget.soft_usd is None or budget.downgrade_to is None:
+                    continue
+                account = self._account(budget.scope, budget.subject, budget.period, now)
+                if account.spent + account.reserved >= budget.soft_usd:
+                    return budget.downgrade_to
+        return None
+
+    def reserve(self, key: KeyRecord, estimate_usd: float) -> Reservation:
+        """Reserves the estimate on the key's and team's accounts, or raises RESOURCE_EXHAUSTED naming the budget."""
+        now = self._clock()
+        keys: list[_AccountKey] = []
+        accounts: list[_Account] = []
+        for subject in ((BudgetScope.KEY, key.id), (BudgetScope.TEAM, key.team)):
+            periods = self._budgets.get(subject)
+            for period in Period:
+                account = self._account(subject[0], subject[1], period, now)
+                keys.append((subject[0], subject[1], period))
+                accounts.append(account)
+                budget = periods.get(period) if periods else None
+                if budget is None or budget.hard_usd is None:
+                    continue
+                if account.spent + account.reserved + estimate_usd > budget.hard_usd:
+                    raise RateLimited(
+                        f"the {budget.period.value}ly budget of {budget.scope.value} {budget.subject} "
+                        f"(${budget.hard_usd:.2f}) would be exceeded: ${account.spent:.4f} spent, "
+                        f"${account.reserved:.4f} in flight, this call up to ${estimate_usd:.4f}; "
+                        f"it resets at the {budget.period.value}'s end (UTC)",
+                        reason="BUDGET_EXCEEDED",
+                        retry_after=account.end - now,
+                        metadata={"scope": budget.scope.value, "subject": budget.subject, "period": period.value},
+                    )
+        for account in accounts:
+            account.reserved += estimate_usd
+        return Reservation(keys, estimate_usd)
+
+    def settle(self, reservation: Reservation | None, cost_usd: float, key: KeyRecord) -> None:
+        """Replaces a call's reservation by its real cost (0 when it failed before any usage)."""
+        now = self._clock()
+        if reservation is not None:
+            for scope, subject, period in reservation.accounts:
+                account = self._account(scope, subject, period, now)
+                account.reserved = max(account.reserved - reservation.estimate, 0.0)
+                account.spent += cost_usd
+            return
+        if cost_usd:
+            for scope, subject in ((BudgetScope.KEY, key.id), (BudgetScope.TEAM, key.team)):
+                for period in Period:
+                    self._account(scope, subject, period, now).spent += cost_usd
+
+    def spent(self, scope: BudgetScope, subject: str, period: Period) -> float:
+        return self._account(scope, subject, period, self._clock()).spent
+
+    def _account(self, scope: BudgetScope, subject: str, period: Period, now: float) -> _Account:
+        key = (scope, subject, period)
+        account = self._accounts.get(key)
+        if account is None or now >= account.end:
+            # A new period starts from nothing; reservations of calls still in flight move to it.
+            start, end = period_bounds(period, now)
+            account = _Account(start, end, reserved=account.reserved if account is not None else 0.0)
+            self._accounts[key] = account
+        return account

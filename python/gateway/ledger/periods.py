@@ -1,0 +1,23 @@
+"""Budget periods in UTC: where the current day or month starts and ends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from gateway.policy.records import Period
+
+_DAY_S = 86_400.0
+
+
+def period_bounds(period: Period, now: float) -> tuple[float, float]:
+    if period is Period.DAY:
+        start = now - now % _DAY_S
+        return start, start + _DAY_S
+    moment = datetime.fromtimestamp(now, UTC)
+    start_dt = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end_dt = (
+        start_dt.replace(year=start_dt.year + 1, month=1)
+        if start_dt.month == 12
+        else start_dt.replace(month=start_dt.month + 1)
+    )
+    return start_dt.timestamp(), end_dt.timestamp()

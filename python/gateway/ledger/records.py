@@ -1,0 +1,94 @@
+"""A call's audit record (which also yields its ledger entry), and the shapes of usage queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from gateway.policy.records import Period
+
+
+@dataclass(slots=True)
+class AuditRecord:
+    """One record per call. Holds ids, never a key; bodies only when the team's policy keeps them."""
+
+    request_id: str
+    at: float
+    """Epoch seconds when the call arrived."""
+    key_id: str = ""
+    team: str = ""
+    peer: str = ""
+    kind: str = "chat"
+    """chat, stream, or compare."""
+    model: str = ""
+    """What the caller asked for: a model or a route."""
+    route: str = ""
+    served_model: str = ""
+    provider: str = ""
+    status: str = "OK"
+    """The gRPC status code name the caller got."""
+    reason: str = ""
+    error: str = ""
+    latency_ms: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    guardrails: list[dict[str, Any]] = field(default_factory=list)
+    """Actions taken, by type, entity kind and count; never the values found."""
+    classification: str = ""
+    request_body: list[dict[str, Any]] | None = None
+    response_body: str | None = None
+
+    @property
+    def billable(self) -> bool:
+        """Whether the call reached a provider and so belongs in the ledger."""
+        return bool(self.provider) and (self.prompt_tokens > 0 or self.completion_tokens > 0 or self.cost_usd > 0)
+
+
+class GroupBy(StrEnum):
+    KEY = "key"
+    TEAM = "team"
+    MODEL = "model"
+    PROVIDER = "provider"
+
+
+@dataclass(frozen=True, slots=True)
+class UsageFilter:
+    since: float
+    until: float
+    team: str | None = None
+    key_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    group: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cost_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    period: Period
+    period_start: float
+    period_end: float
+    spent_usd: float
+    forecast_usd: float
+    """Spend so far plus the recent rate carried to the period's end."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    since: float | None = None
+    until: float | None = None
+    team: str | None = None
+    key_id: str | None = None
+    request_id: str | None = None
+    status: str | None = None
+    limit: int = 100

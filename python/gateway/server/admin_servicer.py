@@ -1,0 +1,214 @@
+"""The Admin service: authenticates the caller's key, translates protobuf, and hands over to AdminOperations."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import orjson
+from llmgateway.v1 import admin_pb2 as pb
+from llmgateway.v1 import admin_pb2_grpc
+
+from gateway.admin.operations import DEFAULT_GRACE_S, AdminOperations
+from gateway.ledger.records import AuditFilter, AuditRecord, GroupBy, UsageFilter
+from gateway.policy.keyring import KeyRing
+from gateway.policy.records import BudgetScope, KeyRecord, Period
+from gateway.server.admin_convert import (
+    audit_to_proto,
+    budget_from_proto,
+    budget_to_proto,
+    forecast_to_proto,
+    key_draft_from_proto,
+    key_fields_from_proto,
+    key_to_proto,
+    parse_enum,
+    seconds,
+    team_from_proto,
+    team_to_proto,
+    update_paths,
+    usage_row_to_proto,
+)
+from gateway.server.errors import abort
+
+Context = grpc.aio.ServicerContext[Any, Any]
+_DEFAULT_USAGE_RANGE_S = 30 * 86_400.0
+_MAX_AUDIT_LIMIT = 1000
+_EXPORT_CHUNK_BYTES = 256 * 1024
+
+
+class AdminServicer(admin_pb2_grpc.AdminServicer):
+    def __init__(self, operations: AdminOperations, ring: KeyRing) -> None:
+        self._ops = operations
+        self._ring = ring
+
+    def _caller(self, context: Context) -> KeyRecord:
+        return self._ring.authenticate(context.invocation_metadata(), context.peer())
+
+    def _key(self, record: KeyRecord) -> pb.Key:
+        source = "api" if record.id.startswith("key_") else "config"
+        return key_to_proto(record, source=source, budgets=self._ops.budgets_of(BudgetScope.KEY, record.id))
+
+    async def CreateKey(self, request: pb.CreateKeyRequest, context: Context) -> pb.CreateKeyResponse:  # noqa: N802
+        try:
+            caller = self._caller(context)
+            draft = key_draft_from_proto(request.spec)
+            budgets = [budget_from_proto(b, scope=BudgetScope.KEY, subject="-") for b in request.budgets]
+            record, secret = await self._ops.create_key(caller, draft, budgets)
+        except Exception as err:
+            await abort(context, err)
+        return pb.CreateKeyResponse(key=secret, info=self._key(record))
+
+    async def ListKeys(self, request: pb.ListKeysRequest, context: Context) -> pb.ListKeysResponse:  # noqa: N802
+        try:
+            caller = self._caller(context)
+            records = await self._ops.list_keys(caller, request.team or None, include_revoked=request.include_revoked)
+        except Exception as err:
+            await abort(context, err)
+        return pb.ListKeysResponse(keys=[self._key(r) for r in records])
+
+    async def GetKey(self, request: pb.GetKeyRequest, context: Context) -> pb.Key:  # noqa: N802
+        try:
+            record = await self._ops.get_key(self._caller(context), request.key_id)
+        except Exception as err:
+            await abort(context, err)
+        return self._key(record)
+
+    async def RotateKey(self, request: pb.RotateKeyRequest, context: Context) -> pb.CreateKeyResponse:  # noqa: N802
+        grace = request.grace_seconds if request.HasField("grace_seconds") else DEFAULT_GRACE_S
+        try:
+            record, secret = await self._ops.rotate_key(self._caller(context), request.key_id, float(grace))
+        except Exception as err:
+            await abort(context, err)
+        return pb.CreateKeyResponse(key=secret, info=self._key(record))
+
+    async def RevokeKey(self, request: pb.RevokeKeyRequest, context: Context) -> pb.Key:  # noqa: N802
+        try:
+            record = await self._ops.revoke_key(self._caller(context), request.key_id)
+        except Exception as err:
+            await abort(context, err)
+        return self._key(record)
+
+    async def UpdateKey(self, request: pb.UpdateKeyRequest, context: Context) -> pb.Key:  # noqa: N802
+        try:
+            caller = self._caller(context)
+            paths = update_paths(request.update_mask)
+            changes = key_fields_from_proto(request.spec, paths)
+            if "limits" in changes:
+                current = await self._ops.get_key(caller, request.key_id)
+                changes["limits"] = _merge_limits(current, changes["limits"], paths)
+            record = await self._ops.update_key(caller, request.key_id, changes)
+        except Exception as err:
+            await abort(context, err)
+        return self._key(record)
+
+    async def CreateTeam(self, request: pb.CreateTeamRequest, context: Context) -> pb.Team:  # noqa: N802
+        try:
+            team = await self._ops.create_team(self._caller(context), team_from_proto(request.team))
+        except Exception as err:
+            await abort(context, err)
+        return team_to_proto(team, self._ops.budgets_of(BudgetScope.TEAM, team.name))
+
+    async def ListTeams(self, request: pb.ListTeamsRequest, context: Context) -> pb.ListTeamsResponse:  # noqa: N802
+        try:
+            teams = self._ops.list_teams(self._caller(context))
+        except Exception as err:
+            await abort(context, err)
+        return pb.ListTeamsResponse(
+            teams=[team_to_proto(t, self._ops.budgets_of(BudgetScope.TEAM, t.name)) for t in teams]
+        )
+
+    async def SetBudget(self, request: pb.SetBudgetRequest, context: Context) -> pb.Budget:  # noqa: N802
+        try:
+            budget = budget_from_proto(request.budget)
+            saved = await self._ops.set_budget(self._caller(context), budget)
+        except Exception as err:
+            await abort(context, err)
+        spent = [s for b, s in self._ops.budgets_of(saved.scope, saved.subject) if b.period is saved.period]
+        return budget_to_proto(saved, spent[0] if spent else 0.0)
+
+    async def GetUsage(self, request: pb.GetUsageRequest, context: Context) -> pb.GetUsageResponse:  # noqa: N802
+        try:
+            caller = self._caller(context)
+            group_by = parse_enum(GroupBy, request.group_by, "group_by", GroupBy.TEAM)
+            period = parse_enum(Period, request.forecast_period, "forecast_period", Period.MONTH)
+            until = seconds(request, "until") or time.time()
+            since = seconds(request, "since") or until - _DEFAULT_USAGE_RANGE_S
+            where = UsageFilter(since, until, request.team or None, request.key_id or None)
+            rows, forecast = await self._ops.usage(caller, group_by, where, period)
+        except Exception as err:
+            await abort(context, err)
+        total = pb.UsageRow(
+            group="total",
+            requests=sum(r.requests for r in rows),
+            prompt_tokens=sum(r.prompt_tokens for r in rows),
+            completion_tokens=sum(r.completion_tokens for r in rows),
+            cached_tokens=sum(r.cached_tokens for r in rows),
+            cost_usd=sum(r.cost_usd for r in rows),
+        )
+        return pb.GetUsageResponse(
+            rows=[usage_row_to_proto(r) for r in rows], total=total, forecast=forecast_to_proto(forecast)
+        )
+
+    async def QueryAudit(self, request: pb.QueryAuditRequest, context: Context) -> pb.QueryAuditResponse:  # noqa: N802
+        try:
+            where = AuditFilter(
+                since=seconds(request, "since"),
+                until=seconds(request, "until"),
+                team=request.team or None,
+                key_id=request.key_id or None,
+                request_id=request.request_id or None,
+                status=request.status or None,
+                limit=min(request.limit or 100, _MAX_AUDIT_LIMIT),
+            )
+            records = await self._ops.query_audit(self._caller(context), where)
+        except Exception as err:
+            await abort(context, err)
+        return pb.QueryAuditResponse(records=[audit_to_proto(r) for r in records])
+
+    async def ExportAudit(  # noqa: N802
+        self, request: pb.ExportAuditRequest, context: Context
+    ) -> AsyncIterator[pb.ExportAuditChunk]:
+        try:
+            where = AuditFilter(
+                since=seconds(request, "since"), until=seconds(request, "until"), team=request.team or None
+            )
+            lines: list[bytes] = []
+            size = 0
+            async for record in self._ops.export_audit(self._caller(context), where):
+                line = audit_json_line(record)
+                lines.append(line)
+                size += len(line)
+                if size >= _EXPORT_CHUNK_BYTES:
+                    yield pb.ExportAuditChunk(jsonl=b"".join(lines), records=len(lines))
+                    lines, size = [], 0
+            if lines:
+                yield pb.ExportAuditChunk(jsonl=b"".join(lines), records=len(lines))
+        except Exception as err:
+            await abort(context, err)
+
+    async def PurgeAudit(self, request: pb.PurgeAuditRequest, context: Context) -> pb.PurgeAuditResponse:  # noqa: N802
+        try:
+            purged = await self._ops.purge_audit(
+                self._caller(context), seconds(request, "before"), request.team or None, request.by_retention
+            )
+        except Exception as err:
+            await abort(context, err)
+        return pb.PurgeAuditResponse(purged=purged)
+
+
+def audit_json_line(record: AuditRecord) -> bytes:
+    """One record as a JSON line, with its time also in ISO 8601 for people and spreadsheets."""
+    value = dataclasses.asdict(record)
+    value["time"] = datetime.fromtimestamp(record.at, UTC).isoformat()
+    return orjson.dumps(value) + b"\n"
+
+
+def _merge_limits(current: KeyRecord, given: Any, paths: frozenset[str]) -> Any:
+    """Only the limits named in the mask change."""
+    return dataclasses.replace(
+        current.limits, **{name: getattr(given, name) for name in ("rpm", "tpm", "max_concurrent") if name in paths}
+    )

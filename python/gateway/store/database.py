@@ -1,0 +1,49 @@
+"""Opening the database: an async SQLAlchemy engine on aiosqlite (the embedded default) or asyncpg (PostgreSQL).
+
+SQLAlchemy keeps the SQL dialect-neutral; the only SQLite-specific lines are the pragmas below.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from gateway.store.tables import metadata
+
+DATABASE_FILE = "gateway.db"
+
+
+def default_url(state_dir: Path) -> str:
+    return f"sqlite+aiosqlite:///{state_dir / DATABASE_FILE}"
+
+
+async def open_engine(url: str, *, synchronous_full: bool = False) -> AsyncEngine:
+    """An engine with the schema created. `synchronous_full` makes SQLite fsync every commit (strict audit mode):
+    then a committed record survives a power cut too, not only a crashed process."""
+    if url.startswith("sqlite"):
+        path = url.partition(":///")[2]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url)
+        _on_sqlite_connect(engine, "FULL" if synchronous_full else "NORMAL")
+    else:
+        engine = create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    return engine
+
+
+def _on_sqlite_connect(engine: AsyncEngine, synchronous: str) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers (usage queries, exports) run while the audit writer commits; with synchronous=NORMAL a
+        # commit survives the process being killed, and only a power cut can lose the last transactions.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        # Several gateway processes may share one file: wait for a writer's lock instead of failing at once.
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()

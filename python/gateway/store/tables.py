@@ -1,0 +1,104 @@
+"""The schema, in SQLAlchemy Core: one definition that SQLite and PostgreSQL both get from `create_all`.
+
+Times are epoch seconds (float): portable, cheap to compare, and what the code already holds.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, Double, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("bodies", String(16), nullable=False),
+    Column("retention_days", Integer, nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False, index=True),
+)
+
+keys = Table(
+    "keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("prefix", String(32), nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("previous_hash", String(64), index=True),
+    Column("previous_valid_until", Double),
+    Column("team", String(128), nullable=False, index=True),
+    Column("role", String(16), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("models", JSON),
+    Column("limits", JSON, nullable=False),
+    Column("conditions", JSON, nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double),
+    Column("revoked_at", Double),
+    Column("updated_at", Double, nullable=False, index=True),
+)
+
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("scope", String(8), primary_key=True),
+    Column("subject", String(128), primary_key=True),
+    Column("period", String(8), primary_key=True),
+    Column("hard_usd", Double),
+    Column("soft_usd", Double),
+    Column("downgrade_to", String(256)),
+    Column("updated_at", Double, nullable=False, index=True),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False),
+    Column("at", Double, nullable=False, index=True),
+    Column("key_id", String(64), nullable=False),
+    Column("team", String(128), nullable=False),
+    Column("model", String(256), nullable=False),
+    Column("served_model", String(256), nullable=False),
+    Column("provider", String(128), nullable=False),
+    Column("route", String(256), nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("cached_tokens", Integer, nullable=False),
+    Column("cost_usd", Double, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Index("ix_ledger_team_at", "team", "at"),
+    Index("ix_ledger_key_at", "key_id", "at"),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("at", Double, nullable=False, index=True),
+    Column("key_id", String(64), nullable=False),
+    Column("team", String(128), nullable=False),
+    Column("peer", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("model", String(256), nullable=False),
+    Column("route", String(256), nullable=False),
+    Column("served_model", String(256), nullable=False),
+    Column("provider", String(128), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("error", Text, nullable=False),
+    Column("latency_ms", Double, nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("cached_tokens", Integer, nullable=False),
+    Column("cost_usd", Double, nullable=False),
+    Column("attempts", JSON, nullable=False),
+    Column("guardrails", JSON, nullable=False),
+    Column("classification", String(16), nullable=False),
+    Column("request_body", JSON),
+    Column("response_body", Text),
+    Index("ix_audit_team_at", "team", "at"),
+)
