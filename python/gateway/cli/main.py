@@ -1,4 +1,4 @@
-"""`gateway serve | chat | models | count-tokens`.
+"""`gateway serve | chat | models | count-tokens`, and the admin commands of cli/admin.py.
 
 Client commands read the key from env GATEWAY_API_KEY and the address from --address or env GATEWAY_ADDR; --json
 prints machine-readable output.
@@ -14,11 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import grpc
-import orjson
-from google.protobuf import json_format
-from google.protobuf.message import Message as ProtoMessage
 from llmgateway.v1 import gateway_pb2 as pb
 
+from gateway.cli import admin
+from gateway.cli.output import print_json, print_table
 from gateway.client import SyncGatewayClient
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
@@ -68,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     count.add_argument("--chat", action="store_true", help="count the text as one user message of a chat")
     count.add_argument("text", help="the text; '-' reads it from stdin")
     count.set_defaults(handler=_count_tokens)
+    admin.add_commands(commands)
     return parser
 
 
@@ -109,14 +109,6 @@ def _read(text: str) -> str:
     return sys.stdin.read() if text == "-" else text
 
 
-def _print_json(message: ProtoMessage | list[ProtoMessage]) -> None:
-    if isinstance(message, list):
-        value: object = [json_format.MessageToDict(m, preserving_proto_field_name=True) for m in message]
-    else:
-        value = json_format.MessageToDict(message, preserving_proto_field_name=True)
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
-
-
 def _chat(args: argparse.Namespace) -> int:
     messages: list[tuple[str, str]] = [("system", args.system)] if args.system else []
     messages.append(("user", _read(args.prompt)))
@@ -129,7 +121,7 @@ def _chat(args: argparse.Namespace) -> int:
         if args.no_stream or args.json:
             response = client.chat(args.model, messages, timeout=args.timeout, **params)
             if args.json:
-                _print_json(response)
+                print_json(response)
             else:
                 _print_answer_footer(response.message.content, response.model, response.simulated, response.usage)
             return 0
@@ -156,7 +148,7 @@ def _models(args: argparse.Namespace) -> int:
     with _client(args) as client:
         models = client.list_models(timeout=args.timeout)
     if args.json:
-        _print_json(list(models))
+        print_json(list(models))
         return 0
     rows = [("MODEL", "PROVIDER", "CONTEXT", "IN $/Mtok", "OUT $/Mtok", "CAPABILITIES")]
     rows += [
@@ -170,9 +162,7 @@ def _models(args: argparse.Namespace) -> int:
         )
         for m in models
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        sys.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
+    print_table(rows)
     return 0
 
 
@@ -184,7 +174,7 @@ def _count_tokens(args: argparse.Namespace) -> int:
         else:
             response = client.count_tokens(args.model, text=text, timeout=args.timeout)
     if args.json:
-        _print_json(response)
+        print_json(response)
     else:
         kind = "exact" if response.exact else "estimate"
         sys.stdout.write(f"{response.tokens} tokens ({kind}, {response.tokenizer})\n")

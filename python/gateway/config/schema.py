@@ -181,7 +181,7 @@ class AuditConfig(Strict):
         default="batched",
         description="batched: committed within flush_interval_ms; strict: before each response completes.",
     )
-    flush_interval_ms: float = Field(default=20.0, gt=0, le=50)
+    flush_interval_ms: float = Field(default=10.0, gt=0, le=50)
     retention_days: int = Field(default=30, ge=1, description="For teams that set none.")
     purge_interval_s: float = Field(default=3600.0, gt=0)
 

@@ -24,7 +24,7 @@ _RETRY_S = (0.05, 0.2, 1.0, 5.0)
 @dataclass(frozen=True, slots=True)
 class AuditSettings:
     strict: bool = False
-    flush_interval_s: float = 0.02
+    flush_interval_s: float = 0.01
     max_batch: int = 2000
 
 

@@ -1,0 +1,487 @@
+"""`gateway keys | teams | budget | usage | audit`: the Admin API from the command line.
+
+The admin (or team admin) key comes from env GATEWAY_ADMIN_KEY, the address from --address or env GATEWAY_ADDR;
+--json prints machine-readable output (`keys create --json` puts the new key under "key").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from google.protobuf import field_mask_pb2, timestamp_pb2
+from llmgateway.v1 import admin_pb2 as pb
+from llmgateway.v1 import admin_pb2_grpc
+
+from gateway.cli.output import print_json, print_table, to_dict
+
+ADMIN_KEY_ENV = "GATEWAY_ADMIN_KEY"
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = commands.add_parser("keys", help="issue, list, rotate and revoke virtual keys").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    create = _command(keys, "create", "issue a key (shown once)", _keys_create)
+    create.add_argument("--team", required=True)
+    _key_spec_arguments(create)
+    create.add_argument("--budget-usd", action="append", default=[], metavar="AMOUNT/PERIOD", help="e.g. 10/month")
+    listing = _command(keys, "list", "list keys", _keys_list)
+    listing.add_argument("--team")
+    listing.add_argument("--all", action="store_true", help="include revoked keys")
+    _command(keys, "get", "show one key", _keys_get).add_argument("key_id")
+    _command(keys, "revoke", "revoke a key on every worker", _keys_revoke).add_argument("key_id")
+    rotate = _command(keys, "rotate", "issue a new secret; the old one works for the grace period", _keys_rotate)
+    rotate.add_argument("key_id")
+    rotate.add_argument("--grace", type=_duration, default=3600.0, help="e.g. 1h, 0s (default 1h)")
+    update = _command(keys, "update", "change a key's models, limits, labels or conditions", _keys_update)
+    update.add_argument("key_id")
+    _key_spec_arguments(update)
+
+    teams = commands.add_parser("teams", help="create and list teams").add_subparsers(required=True, metavar="ACTION")
+    team = _command(teams, "create", "create a team (admins)", _teams_create)
+    team.add_argument("name")
+    team.add_argument("--bodies", choices=["none", "redacted", "full"], default="none", help="audit body policy")
+    team.add_argument("--retention-days", type=int, default=0)
+    team.add_argument("--label", action="append", default=[], metavar="NAME=VALUE")
+    _command(teams, "list", "list teams with their budgets", _teams_list)
+
+    budget = commands.add_parser("budget", help="set budgets").add_subparsers(required=True, metavar="ACTION")
+    setting = _command(budget, "set", "set (or with no caps, remove) a team's or key's budget", _budget_set)
+    subject = setting.add_mutually_exclusive_group(required=True)
+    subject.add_argument("--team")
+    subject.add_argument("--key", dest="key_id")
+    setting.add_argument("--period", choices=["day", "month"], default="month")
+    setting.add_argument("--hard-usd", type=float)
+    setting.add_argument("--soft-usd", type=float)
+    setting.add_argument("--downgrade-to", default="", help="model for calls past the soft cap")
+
+    usage = _command(commands, "usage", "spend and tokens over a time range, with a forecast", _usage)
+    usage.add_argument("--team")
+    usage.add_argument("--key", dest="key_id")
+    usage.add_argument("--since", type=_duration, default=30 * 86_400.0, help="how far back, e.g. 7d (default 30d)")
+    usage.add_argument("--group-by", choices=["key", "team", "model", "provider"], default="team")
+    usage.add_argument("--period", choices=["day", "month"], default="month", help="the period to forecast")
+
+    audit = _command(commands, "audit", "query the audit log", _audit_query)
+    audit.add_argument("--request-id")
+    audit.add_argument("--team")
+    audit.add_argument("--key", dest="key_id")
+    audit.add_argument("--status", help="a gRPC code name, e.g. PERMISSION_DENIED")
+    audit.add_argument("--since", type=_duration, help="how far back, e.g. 1h")
+    audit.add_argument("--limit", type=int, default=20)
+    audit.add_argument("--export", metavar="FILE", help="write every matching record as JSON lines ('-' for stdout)")
+    audit.add_argument("--purge-older-than", type=_duration, metavar="AGE", help="delete records older than AGE")
+    audit.add_argument("--purge-by-retention", action="store_true", help="delete what is past each team's retention")
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    handler: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
+    command = commands.add_parser(name, help=help_text)
+    command.add_argument("--address", default=os.environ.get("GATEWAY_ADDR", DEFAULT_ADDRESS))
+    command.add_argument("--json", action="store_true", help="machine-readable output")
+    command.add_argument("--timeout", type=float, default=30.0, help="seconds before giving up")
+    command.set_defaults(handler=handler)
+    return command
+
+
+def _key_spec_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--name")
+    command.add_argument("--role", choices=["member", "team-admin", "admin"])
+    command.add_argument("--models", help="comma-separated models and routes the key may call (default: all)")
+    command.add_argument("--rpm", type=int, help="requests per minute")
+    command.add_argument("--tpm", type=int, help="tokens per minute")
+    command.add_argument("--concurrent", type=int, help="calls in flight at once")
+    command.add_argument("--expires-in", type=_duration, help="e.g. 90d")
+    command.add_argument("--label", action="append", metavar="NAME=VALUE")
+    command.add_argument("--hours", help="allowed local hours, e.g. 09:00-18:00")
+    command.add_argument("--weekdays", help="allowed days, e.g. mon,tue,wed,thu,fri")
+    command.add_argument("--timezone", help="IANA zone of --hours and --weekdays (default UTC)")
+    command.add_argument("--networks", help="comma-separated CIDRs the caller must come from")
+    command.add_argument(
+        "--require-metadata", action="append", metavar="NAME[=V1|V2]", help="request metadata that must be present"
+    )
+    command.add_argument("--max-classification", choices=["public", "internal", "confidential", "restricted"])
+
+
+# --- plumbing -------------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _admin(args: argparse.Namespace) -> Iterator[tuple[admin_pb2_grpc.AdminStub, dict[str, Any]]]:
+    key = os.environ.get(ADMIN_KEY_ENV)
+    if not key:
+        raise SystemExit(f"error: set {ADMIN_KEY_ENV} to an admin or team-admin key")
+    with grpc.insecure_channel(args.address) as channel:
+        yield (
+            admin_pb2_grpc.AdminStub(channel),
+            {
+                "metadata": (("authorization", f"Bearer {key}"),),
+                "timeout": args.timeout,
+            },
+        )
+
+
+def _duration(text: str) -> float:
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30s, 15m, 12h, 7d or 2w")
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(round(seconds * 1e9))
+    return stamp
+
+
+def _labels(items: list[str] | None) -> dict[str, str]:
+    labels = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"error: label {item!r} must look like NAME=VALUE")
+        labels[name] = value
+    return labels
+
+
+def _when(stamp: timestamp_pb2.Timestamp) -> str:
+    if not stamp.seconds and not stamp.nanos:
+        return "-"
+    return datetime.fromtimestamp(stamp.seconds, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+# --- keys -----------------------------------------------------------------------------------------------------------
+
+
+def _key_spec(args: argparse.Namespace) -> tuple[pb.KeySpec, list[str]]:
+    """The spec and the field paths the arguments set (for UpdateKey's mask)."""
+    spec = pb.KeySpec(team=getattr(args, "team", "") or "")
+    paths: list[str] = []
+    if args.name is not None:
+        spec.name, paths = args.name, [*paths, "name"]
+    if args.role is not None:
+        spec.role, paths = args.role, [*paths, "role"]
+    if args.models is not None:
+        spec.models.extend(m.strip() for m in args.models.split(",") if m.strip())
+        paths.append("models")
+    for field, value in (("rpm", args.rpm), ("tpm", args.tpm), ("max_concurrent", args.concurrent)):
+        if value is not None:
+            setattr(spec, field, value)
+            paths.append(field)
+    if args.expires_in is not None:
+        spec.expires_at.CopyFrom(_timestamp(time.time() + args.expires_in))
+        paths.append("expires_at")
+    if args.label is not None:
+        spec.labels.update(_labels(args.label))
+        paths.append("labels")
+    conditions = pb.Conditions(
+        hours=args.hours or "",
+        weekdays=[d.strip() for d in (args.weekdays or "").split(",") if d.strip()],
+        timezone=args.timezone or "",
+        networks=[n.strip() for n in (args.networks or "").split(",") if n.strip()],
+        max_classification=args.max_classification or "",
+    )
+    for item in args.require_metadata or []:
+        name, _, values = item.partition("=")
+        conditions.required_metadata.append(
+            pb.MetadataRequirement(name=name, allowed_values=[v for v in values.split("|") if v])
+        )
+    if conditions.ByteSize():
+        spec.conditions.CopyFrom(conditions)
+        paths.append("conditions")
+    return spec, paths
+
+
+def _budgets(values: list[str]) -> list[pb.Budget]:
+    budgets = []
+    for value in values:
+        amount, _, period = value.partition("/")
+        try:
+            budgets.append(pb.Budget(period=period or "month", hard_usd=float(amount.lstrip("$"))))
+        except ValueError:
+            raise SystemExit(f"error: --budget-usd {value!r} must look like 10/month or 2.5/day") from None
+    return budgets
+
+
+def _print_key(key: pb.Key) -> None:
+    spec = key.spec
+    lines = [
+        ("id", key.id),
+        ("prefix", key.prefix or "-"),
+        ("team", spec.team or "-"),
+        ("role", spec.role),
+        ("name", spec.name or "-"),
+        ("models", ",".join(spec.models) or "all"),
+        ("limits", f"rpm={spec.rpm or '-'} tpm={spec.tpm or '-'} concurrent={spec.max_concurrent or '-'}"),
+        ("expires", _when(spec.expires_at)),
+        ("revoked", _when(key.revoked_at)),
+        ("source", key.source),
+    ]
+    lines += [(f"budget/{b.period}", _budget_text(b)) for b in key.budgets]
+    for name, value in lines:
+        sys.stdout.write(f"{name:<14}{value}\n")
+
+
+def _budget_text(budget: pb.Budget) -> str:
+    parts = [f"spent ${budget.spent_usd:.4f}"]
+    if budget.HasField("hard_usd"):
+        parts.append(f"hard ${budget.hard_usd:.2f}")
+    if budget.HasField("soft_usd"):
+        parts.append(f"soft ${budget.soft_usd:.2f} -> {budget.downgrade_to}")
+    return ", ".join(parts)
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    spec, _ = _key_spec(args)
+    with _admin(args) as (stub, call):
+        response: pb.CreateKeyResponse = stub.CreateKey(
+            pb.CreateKeyRequest(spec=spec, budgets=_budgets(args.budget_usd)), **call
+        )
+    if args.json:
+        print_json({"key": response.key, **to_dict(response.info)})
+        return 0
+    _print_key(response.info)
+    sys.stdout.write(f"\nkey (shown only this once):\n\n    {response.key}\n")
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    with _admin(args) as (stub, call):
+        response: pb.ListKeysResponse = stub.ListKeys(
+            pb.ListKeysRequest(team=args.team or "", include_revoked=args.all), **call
+        )
+    if args.json:
+        print_json([to_dict(k) for k in response.keys])
+        return 0
+    rows = [("ID", "PREFIX", "TEAM", "ROLE", "NAME", "MODELS", "CREATED", "REVOKED")]
+    rows += [
+        (
+            k.id,
+            k.prefix or "-",
+            k.spec.team or "-",
+            k.spec.role,
+            k.spec.name or "-",
+            ",".join(k.spec.models) or "all",
+            _when(k.created_at),
+            _when(k.revoked_at),
+        )
+        for k in response.keys
+    ]
+    print_table(rows)
+    return 0
+
+
+def _show_key(args: argparse.Namespace, key: pb.Key) -> int:
+    if args.json:
+        print_json(to_dict(key))
+    else:
+        _print_key(key)
+    return 0
+
+
+def _keys_get(args: argparse.Namespace) -> int:
+    with _admin(args) as (stub, call):
+        return _show_key(args, stub.GetKey(pb.GetKeyRequest(key_id=args.key_id), **call))
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    with _admin(args) as (stub, call):
+        return _show_key(args, stub.RevokeKey(pb.RevokeKeyRequest(key_id=args.key_id), **call))
+
+
+def _keys_update(args: argparse.Namespace) -> int:
+    spec, paths = _key_spec(args)
+    if not paths:
+        raise SystemExit("error: nothing to update; pass the fields to change, e.g. --models a,b")
+    request = pb.UpdateKeyRequest(key_id=args.key_id, spec=spec, update_mask=field_mask_pb2.FieldMask(paths=paths))
+    with _admin(args) as (stub, call):
+        return _show_key(args, stub.UpdateKey(request, **call))
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    with _admin(args) as (stub, call):
+        response: pb.CreateKeyResponse = stub.RotateKey(
+            pb.RotateKeyRequest(key_id=args.key_id, grace_seconds=int(args.grace)), **call
+        )
+    if args.json:
+        print_json({"key": response.key, **to_dict(response.info)})
+        return 0
+    _print_key(response.info)
+    sys.stdout.write(f"\nnew key (shown only this once; the old one works for {args.grace:.0f} s):\n\n")
+    sys.stdout.write(f"    {response.key}\n")
+    return 0
+
+
+# --- teams, budgets, usage, audit -----------------------------------------------------------------------------------
+
+
+def _teams_create(args: argparse.Namespace) -> int:
+    team = pb.Team(
+        name=args.name, body_policy=args.bodies, retention_days=args.retention_days, labels=_labels(args.label)
+    )
+    with _admin(args) as (stub, call):
+        created: pb.Team = stub.CreateTeam(pb.CreateTeamRequest(team=team), **call)
+    if args.json:
+        print_json(to_dict(created))
+    else:
+        sys.stdout.write(f"team {created.name} created (bodies {created.body_policy}, {created.retention_days} days)\n")
+    return 0
+
+
+def _teams_list(args: argparse.Namespace) -> int:
+    with _admin(args) as (stub, call):
+        response: pb.ListTeamsResponse = stub.ListTeams(pb.ListTeamsRequest(), **call)
+    if args.json:
+        print_json([to_dict(t) for t in response.teams])
+        return 0
+    rows = [("TEAM", "BODIES", "RETENTION", "BUDGETS")]
+    rows += [
+        (
+            t.name,
+            t.body_policy,
+            f"{t.retention_days} d",
+            "; ".join(f"{b.period}: {_budget_text(b)}" for b in t.budgets) or "-",
+        )
+        for t in response.teams
+    ]
+    print_table(rows)
+    return 0
+
+
+def _budget_set(args: argparse.Namespace) -> int:
+    budget = pb.Budget(
+        scope="team" if args.team else "key",
+        subject=args.team or args.key_id,
+        period=args.period,
+        hard_usd=args.hard_usd,
+        soft_usd=args.soft_usd,
+        downgrade_to=args.downgrade_to,
+    )
+    with _admin(args) as (stub, call):
+        saved: pb.Budget = stub.SetBudget(pb.SetBudgetRequest(budget=budget), **call)
+    if args.json:
+        print_json(to_dict(saved))
+    else:
+        sys.stdout.write(f"{saved.scope} {saved.subject} {saved.period}: {_budget_text(saved)}\n")
+    return 0
+
+
+def _usage(args: argparse.Namespace) -> int:
+    now = time.time()
+    request = pb.GetUsageRequest(
+        group_by=args.group_by,
+        since=_timestamp(now - args.since),
+        until=_timestamp(now),
+        team=args.team or "",
+        key_id=args.key_id or "",
+        forecast_period=args.period,
+    )
+    with _admin(args) as (stub, call):
+        response: pb.GetUsageResponse = stub.GetUsage(request, **call)
+    if args.json:
+        print_json(to_dict(response))
+        return 0
+    rows = [(args.group_by.upper(), "REQUESTS", "PROMPT", "COMPLETION", "CACHED", "COST $")]
+    rows += [
+        (
+            r.group,
+            str(r.requests),
+            str(r.prompt_tokens),
+            str(r.completion_tokens),
+            str(r.cached_tokens),
+            f"{r.cost_usd:.6f}",
+        )
+        for r in [*response.rows, response.total]
+    ]
+    print_table(rows)
+    forecast = response.forecast
+    sys.stdout.write(
+        f"\nthis {forecast.period}: ${forecast.spent_usd:.4f} spent, forecast ${forecast.forecast_usd:.4f} "
+        f"by {_when(forecast.period_end)} UTC\n"
+    )
+    return 0
+
+
+def _audit_query(args: argparse.Namespace) -> int:
+    if args.purge_older_than is not None or args.purge_by_retention:
+        return _audit_purge(args)
+    since = _timestamp(time.time() - args.since) if args.since is not None else None
+    if args.export is not None:
+        return _audit_export(args, since)
+    request = pb.QueryAuditRequest(
+        request_id=args.request_id or "",
+        team=args.team or "",
+        key_id=args.key_id or "",
+        status=args.status or "",
+        since=since,
+        limit=args.limit,
+    )
+    with _admin(args) as (stub, call):
+        response: pb.QueryAuditResponse = stub.QueryAudit(request, **call)
+    if args.json:
+        print_json([to_dict(r) for r in response.records])
+        return 0
+    rows = [("TIME", "REQUEST", "KEY", "TEAM", "MODEL", "SERVED BY", "STATUS", "TOKENS", "COST $", "MS")]
+    rows += [
+        (
+            _when(r.time),
+            r.request_id,
+            r.key_id or "-",
+            r.team or "-",
+            r.model,
+            f"{r.served_model}@{r.provider}" if r.provider else "-",
+            r.status + (f" {r.reason}" if r.reason else ""),
+            f"{r.prompt_tokens}+{r.completion_tokens}",
+            f"{r.cost_usd:.6f}",
+            f"{r.latency_ms:.0f}",
+        )
+        for r in response.records
+    ]
+    print_table(rows)
+    return 0
+
+
+def _audit_export(args: argparse.Namespace, since: timestamp_pb2.Timestamp | None) -> int:
+    request = pb.ExportAuditRequest(since=since, team=args.team or "")
+    out = sys.stdout.buffer if args.export == "-" else open(args.export, "wb")  # noqa: SIM115 - closed below
+    count = 0
+    try:
+        with _admin(args) as (stub, call):
+            for chunk in stub.ExportAudit(request, **call):
+                out.write(chunk.jsonl)
+                count += chunk.records
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+    if args.export != "-":
+        sys.stderr.write(f"{count} audit records written to {args.export}\n")
+    return 0
+
+
+def _audit_purge(args: argparse.Namespace) -> int:
+    request = pb.PurgeAuditRequest(team=args.team or "", by_retention=args.purge_by_retention)
+    if args.purge_older_than is not None:
+        request.before.CopyFrom(_timestamp(time.time() - args.purge_older_than))
+    with _admin(args) as (stub, call):
+        response: pb.PurgeAuditResponse = stub.PurgeAudit(request, **call)
+    if args.json:
+        print_json(to_dict(response))
+    else:
+        sys.stdout.write(f"{response.purged} audit records purged\n")
+    return 0

@@ -1,0 +1,139 @@
+"""Authentication: same answer for unknown and wrong keys, failures limited per address, per-key rate limits."""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+
+import grpc
+import pytest
+
+from gateway.errors import RateLimited, Unauthenticated
+from gateway.policy.keyring import FailurePolicy, KeyRing, peer_host
+from gateway.policy.keys import hash_key
+from gateway.policy.records import KeyRecord
+from tests.admin.helpers import Admin, bearer, chat_request, reason_of
+from tests.server.fixtures import StartGateway
+
+KEY = "gw-" + "a" * 43
+
+
+def ring(clock: list[float], per_minute: float = 6.0, burst: float = 3.0) -> KeyRing:
+    keys = KeyRing(FailurePolicy(per_minute, burst), clock=lambda: clock[0])
+    keys.put(KeyRecord(id="key_1", prefix="gw-aaa", secret_hash=hash_key(KEY), team="alpha"))
+    return keys
+
+
+def auth(token: str) -> list[tuple[str, str]]:
+    return [("authorization", f"Bearer {token}")]
+
+
+def test_unknown_wrong_and_missing_keys_get_the_same_answer() -> None:
+    keys = ring([0.0], per_minute=1e6, burst=1e6)
+    messages = set()
+    for metadata in (auth("gw-unknown"), auth(KEY[:-1] + "b"), auth(""), [], [("authorization", KEY)]):
+        with pytest.raises(Unauthenticated) as caught:
+            keys.authenticate(metadata, "ipv4:10.0.0.1:5000")
+        messages.add((caught.value.message, caught.value.reason))
+    assert len(messages) == 1
+    assert keys.authenticate(auth(KEY), "ipv4:10.0.0.1:5000").id == "key_1"
+
+
+def test_unknown_and_wrong_keys_take_the_same_time() -> None:
+    keys = ring([0.0], per_minute=1e9, burst=1e9)
+    for _ in range(2000):
+        keys.put(KeyRecord(id=f"k{_}", prefix="", secret_hash=hash_key(f"gw-other-{_}"), team="t"))
+
+    def timing(token: str) -> float:
+        samples = []
+        for _ in range(15):
+            started = time.perf_counter_ns()
+            for _ in range(200):
+                with contextlib.suppress(Unauthenticated):
+                    keys.authenticate(auth(token), "ipv4:10.0.0.1:1")
+            samples.append(time.perf_counter_ns() - started)
+        return statistics.median(samples)
+
+    unknown = timing("gw-" + "z" * 43)
+    wrong = timing(KEY[:-1] + "b")  # the right prefix, a wrong last character
+    assert 0.7 < unknown / wrong < 1.4
+
+
+def test_an_address_that_keeps_failing_is_refused_then_let_back() -> None:
+    clock = [1000.0]
+    keys = ring(clock)
+    for _ in range(3):
+        with pytest.raises(Unauthenticated):
+            keys.authenticate(auth("gw-guess"), "ipv4:10.0.0.9:4000")
+    with pytest.raises(Unauthenticated):
+        keys.authenticate(auth("gw-guess"), "ipv4:10.0.0.9:4001")  # over the burst: this one blocks the address
+    with pytest.raises(RateLimited) as caught:
+        keys.authenticate(auth(KEY), "ipv4:10.0.0.9:4002")  # even a valid key, from that address
+    assert caught.value.retry_after is not None
+    assert caught.value.retry_after > 0
+    assert keys.authenticate(auth(KEY), "ipv4:10.0.0.10:4000").id == "key_1"  # other addresses are unaffected
+    clock[0] += caught.value.retry_after + 0.01
+    assert keys.authenticate(auth(KEY), "ipv4:10.0.0.9:4003").id == "key_1"
+
+
+@pytest.mark.parametrize(
+    ("peer", "host"),
+    [("ipv4:10.1.2.3:5000", "10.1.2.3"), ("ipv6:[::1]:5000", "::1"), ("unix:/tmp/s", "unix:/tmp/s")],
+)
+def test_peer_host(peer: str, host: str) -> None:
+    assert peer_host(peer) == host
+
+
+async def test_failed_authentications_are_limited_per_address_over_grpc(start_gateway: StartGateway) -> None:
+    _, channel = await start_gateway(
+        "providers: [{name: sim, type: simulated}]\nmodels: [{name: fast, provider: sim}]\n"
+        "auth: {failures_per_minute: 1, failure_burst: 5}\n"
+    )
+    admin = Admin.on(channel)
+    codes = []
+    for _ in range(8):
+        try:
+            await admin.gateway.Chat(chat_request(), metadata=bearer("gw-guess"))
+        except grpc.aio.AioRpcError as err:
+            codes.append(err.code())
+    assert codes[:5] == [grpc.StatusCode.UNAUTHENTICATED] * 5
+    assert codes[-1] is grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_key_rate_limits_refuse_with_retry_info(start_gateway: StartGateway) -> None:
+    _, channel = await start_gateway()
+    admin = Admin.on(channel)
+    secret, _ = await admin.key(rpm=3)
+    for _ in range(3):
+        await admin.gateway.Chat(chat_request(), metadata=bearer(secret))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await admin.gateway.Chat(chat_request(), metadata=bearer(secret))
+    assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert reason_of(caught.value) == "KEY_RATE_LIMITED"
+    other, _ = await admin.key(rpm=3)
+    await admin.gateway.Chat(chat_request(), metadata=bearer(other))  # limits are per key
+
+
+async def test_key_concurrency_limit(start_gateway: StartGateway) -> None:
+    import asyncio
+
+    _, channel = await start_gateway()
+    admin = Admin.on(channel)
+    secret, _ = await admin.key(max_concurrent=2)
+    calls = [admin.gateway.Chat(chat_request("slow"), metadata=bearer(secret), timeout=10) for _ in range(4)]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(refused) == 2
+    assert {reason_of(r) for r in refused} == {"KEY_CONCURRENCY_LIMITED"}
+    await admin.gateway.Chat(chat_request(), metadata=bearer(secret))  # slots are freed when calls end
+
+
+async def test_key_token_limit_counts_prompt_and_answer(start_gateway: StartGateway) -> None:
+    _, channel = await start_gateway()
+    admin = Admin.on(channel)
+    secret, _ = await admin.key(tpm=120)
+    await admin.gateway.Chat(chat_request(max_tokens=40), metadata=bearer(secret))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await admin.gateway.Chat(chat_request(text="word " * 60, max_tokens=90), metadata=bearer(secret))
+    assert reason_of(caught.value) == "KEY_RATE_LIMITED"
