@@ -46,10 +46,9 @@ async def load_until_killed(server: Server, run_s: float) -> tuple[dict[str, flo
         clients = [asyncio.create_task(client(stub)) for _ in range(8)]
         await asyncio.sleep(run_s)
         killed_at = time.time()
-        server.proc.kill()
+        server.kill()
         stop.set()
         await asyncio.gather(*clients)
-    server.proc.communicate(timeout=10)
     return answered, killed_at
 
 

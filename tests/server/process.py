@@ -7,8 +7,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 
 def clean_environment() -> dict[str, str]:
@@ -35,11 +37,13 @@ def gateway(*args: str, env: dict[str, str], **kwargs: object) -> subprocess.Com
     )
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[str]) -> None:
+def wait_for_port(port: int, proc: subprocess.Popen[str], stderr: IO[str] | None = None) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"server exited early: {proc.stderr.read() if proc.stderr else ''}")
+            if stderr is not None:
+                stderr.seek(0)
+            raise AssertionError(f"server exited early: {stderr.read() if stderr else ''}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
         except OSError:
@@ -50,20 +54,39 @@ def wait_for_port(port: int, proc: subprocess.Popen[str]) -> None:
 
 
 class Server:
+    """`gateway serve` in a child process. Its output goes to files, not pipes: a chatty server (DEBUG logs) would
+    otherwise block on a full pipe that nobody reads until the end."""
+
     def __init__(self, state_dir: Path, env: dict[str, str], *extra: str) -> None:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.env = {**env, "GATEWAY_STATE_DIR": str(state_dir)}
+        self._stdout = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 - closed in output()
+        self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 - closed in output()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", "--address", self.address, *extra],
             env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=self._stdout,
+            stderr=self._stderr,
             text=True,
         )
-        wait_for_port(self.port, self.proc)
+        wait_for_port(self.port, self.proc, self._stderr)
 
     def stop(self) -> tuple[str, str]:
+        """Stops the server gracefully (SIGTERM); returns what it printed to stdout and stderr."""
         self.proc.send_signal(signal.SIGTERM)
-        out, err = self.proc.communicate(timeout=30)
-        return out, err
+        self.proc.wait(timeout=30)
+        return self.output()
+
+    def kill(self) -> tuple[str, str]:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        return self.output()
+
+    def output(self) -> tuple[str, str]:
+        texts = []
+        for file in (self._stdout, self._stderr):
+            file.seek(0)
+            texts.append(file.read())
+            file.close()
+        return texts[0], texts[1]
