@@ -60,9 +60,13 @@ lint: install ## Lint: ruff, mypy, stubtest, rustfmt, clippy
 	cargo clippy --manifest-path clients/rust/Cargo.toml -- -D warnings
 
 .PHONY: test
-test: install ## Run every test: Rust core, then Python (unit, wire-format, end-to-end)
+test: install services ## Run every test: Rust core, then Python (unit, wire-format, end-to-end)
 	cargo test -q --manifest-path rust/Cargo.toml
 	$(BIN)/pytest -q
+
+.PHONY: services
+services: ## Install the database servers tests start for themselves (PostgreSQL)
+	scripts/install-test-services.sh
 
 .PHONY: bench
 bench: install ## Run the benchmarks (hot functions and the bounded load test)

@@ -1,0 +1,156 @@
+"""The storage layer on both engines it supports: the embedded SQLite and PostgreSQL (a real server), through the
+same code. And two gateways sharing one PostgreSQL database, as several instances do."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import grpc
+import pytest
+from llmgateway.v1 import admin_pb2 as apb
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.ledger.records import AuditFilter, AuditRecord, GroupBy, UsageFilter
+from gateway.policy.classification import Classification
+from gateway.policy.records import (
+    BodyPolicy,
+    Budget,
+    BudgetScope,
+    Conditions,
+    KeyLimits,
+    KeyRecord,
+    Period,
+    Role,
+    Team,
+)
+from gateway.store.database import open_engine
+from gateway.store.governance import GovernanceStore
+from gateway.store.ledger import LedgerStore
+from tests.admin.helpers import Admin, bearer, chat_request
+from tests.server.fixtures import AUTH, SIMULATED_CONFIG, StartGateway
+from tests.store.postgres import fresh_database
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    else:
+        url = await fresh_database(request.getfixturevalue("postgres_server"))
+    opened = await open_engine(url)
+    yield opened
+    await opened.dispose()
+
+
+async def test_keys_teams_and_budgets_round_trip(engine: AsyncEngine) -> None:
+    store = GovernanceStore(engine)
+    key = KeyRecord(
+        id="key_1",
+        prefix="gw-abc",
+        secret_hash="0" * 64,
+        team="red",
+        role=Role.TEAM_ADMIN,
+        name="svc",
+        models=frozenset({"a", "b"}),
+        limits=KeyLimits(60, 1000, 4),
+        conditions=Conditions(
+            hours=(540, 1080),
+            weekdays=frozenset({0, 1}),
+            timezone="Europe/Paris",
+            networks=(ipaddress.ip_network("10.0.0.0/8"),),
+            required_metadata=(("x-app", ("billing",)),),
+            max_classification=Classification.INTERNAL,
+        ),
+        labels={"env": "prod"},
+        created_at=1.5,
+        expires_at=99.0,
+        updated_at=2.5,
+    )
+    await store.insert_key(key)
+    assert await store.get_key("key_1") == key
+    changed = replace(key, revoked_at=3.0, updated_at=3.0)
+    await store.replace_key(changed)
+    assert await store.list_keys("red") == [changed]
+    assert await store.list_keys(updated_since=2.9) == [changed]
+    assert await store.list_keys(updated_since=3.1) == []
+    team = Team("red", BodyPolicy.REDACTED, 7, {"cost-centre": "42"}, 1.0, 1.0)
+    await store.save_team(team)
+    await store.save_team(replace(team, retention_days=9, updated_at=2.0))
+    assert [t.retention_days for t in await store.list_teams()] == [9]
+    budget = Budget(BudgetScope.TEAM, "red", Period.MONTH, 10.0, 8.0, "cheap", 1.0)
+    await store.save_budget(budget)
+    await store.save_budget(replace(budget, hard_usd=12.0))
+    assert await store.list_budgets() == [replace(budget, hard_usd=12.0)]
+    await store.delete_budget(BudgetScope.TEAM, "red", Period.MONTH)
+    assert await store.list_budgets() == []
+
+
+async def test_ledger_usage_and_audit_queries(engine: AsyncEngine) -> None:
+    ledger = LedgerStore(engine)
+    now = time.time()
+    records = [
+        AuditRecord(
+            f"r{i}",
+            now - i,
+            key_id=f"key_{i % 2}",
+            team="red" if i % 2 else "blue",
+            model="m",
+            served_model="m",
+            provider="p",
+            prompt_tokens=10,
+            completion_tokens=5,
+            cached_tokens=1,
+            cost_usd=0.25,
+            attempts=[{"model": "m", "outcome": "ok"}],
+        )
+        for i in range(10)
+    ]
+    records.append(AuditRecord("denied", now, key_id="key_0", team="blue", status="PERMISSION_DENIED"))
+    await ledger.write(records, with_audit=True)
+    rows = await ledger.usage(GroupBy.TEAM, UsageFilter(now - 100, now + 1))
+    assert sorted((r.group, r.requests, r.prompt_tokens, r.cached_tokens, r.cost_usd) for r in rows) == [
+        ("blue", 5, 50, 5, 1.25),
+        ("red", 5, 50, 5, 1.25),
+    ]
+    assert await ledger.spend(UsageFilter(now - 100, now + 1, team="red")) == pytest.approx(1.25)
+    keys, teams = await ledger.spend_by_subject(now - 100)
+    assert keys == {"key_0": pytest.approx(1.25), "key_1": pytest.approx(1.25)}
+    assert teams == {"blue": pytest.approx(1.25), "red": pytest.approx(1.25)}
+    denied = await ledger.query_audit(AuditFilter(status="PERMISSION_DENIED"))
+    assert [r.request_id for r in denied] == ["denied"]
+    exported = [r.request_id async for r in ledger.export_audit(AuditFilter(team="red"))]
+    assert exported == ["r9", "r7", "r5", "r3", "r1"]
+    assert await ledger.purge_audit(now - 4.5) == 5
+    assert len(await ledger.query_audit(AuditFilter(limit=100))) == 6
+
+
+async def test_two_gateways_share_keys_budgets_and_audit_through_postgres(
+    start_gateway: StartGateway, postgres_url: str
+) -> None:
+    config = SIMULATED_CONFIG + f"state: {{database_url: '{postgres_url}', sync_interval_s: 0.2}}\n"
+    first, one_channel = await start_gateway(config)
+    second, two_channel = await start_gateway(config)
+    one, two = Admin.on(one_channel), Admin.on(two_channel)
+    secret, info = await one.key()
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            response = await two.gateway.Chat(chat_request(), metadata=bearer(secret))
+            break
+        except grpc.aio.AioRpcError:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+    await second.audit.flush()
+    [record] = (await one.admin.QueryAudit(apb.QueryAuditRequest(request_id=response.id), metadata=AUTH)).records
+    assert record.key_id == info.id
+    await one.admin.RevokeKey(apb.RevokeKeyRequest(key_id=info.id), metadata=AUTH)
+    await asyncio.sleep(0.5)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await two.gateway.Chat(chat_request(), metadata=bearer(secret))
+    assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    await first.audit.flush()
