@@ -168,13 +168,16 @@ def main() -> None:
     concurrencies = [16] if args.quick else [1, 16, 64]
     modes = ["unary"] if args.quick else ["unary", "stream"]
 
-    names = ("upstream", "flaky", "echo", "forwarder", "flaky-forwarder", "gateway")
+    names = ("upstream", "flaky", "echo", "forwarder", "flaky-forwarder", "gateway", "gateway-unaudited")
     ports = {name: free_port() for name in names}
     upstream_url = f"http://127.0.0.1:{ports['upstream']}/v1"
     flaky_url = f"http://127.0.0.1:{ports['flaky']}/v1"
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "bench.yaml"
         config.write_text(gateway_config(upstream_url, flaky_url))
+        unaudited_config = Path(tmp) / "unaudited.yaml"
+        unaudited_config.write_text(gateway_config(upstream_url, flaky_url) + "audit: {enabled: false}\n")
+        unaudited_state = Path(tmp) / "unaudited"
         env = {
             "GATEWAY_BOOTSTRAP_KEY": BENCH_KEY,
             "GATEWAY_STATE_DIR": tmp,
@@ -184,6 +187,10 @@ def main() -> None:
         forwarder = ("-m", "benches.reference_servers", "forwarder", "--port")
         gateway_address = f"127.0.0.1:{ports['gateway']}"
         gateway_command = ("-m", "gateway", "serve", "--config", str(config), "--address", gateway_address)
+        unaudited_address = f"127.0.0.1:{ports['gateway-unaudited']}"
+        unaudited_command = (
+            *("-m", "gateway", "serve", "--config", str(unaudited_config), "--address", unaudited_address),
+        )
         with (
             process("-m", "benches.upstream", "--port", str(ports["upstream"]), port=ports["upstream"]) as upstream,
             process("-m", "benches.upstream", "--port", str(ports["flaky"]), "--fail-rate", "0.3", port=ports["flaky"]),
@@ -195,12 +202,18 @@ def main() -> None:
                 *forwarder, str(ports["flaky-forwarder"]), "--upstream", flaky_url, port=ports["flaky-forwarder"]
             ) as flaky_bare,
             process(*gateway_command, port=ports["gateway"], env=env) as gateway,
+            process(
+                *unaudited_command,
+                port=ports["gateway-unaudited"],
+                env={**env, "GATEWAY_STATE_DIR": str(unaudited_state)},
+            ) as unaudited,
         ):
             targets = [
                 ("upstream (HTTP, direct)", upstream_url, "bench", upstream.pid),
                 ("grpc echo (loadgen ceiling)", f"127.0.0.1:{ports['echo']}", "bench", echo.pid),
                 ("bare forwarder", f"127.0.0.1:{ports['forwarder']}", "bench", bare.pid),
                 ("gateway", gateway_address, "bench", gateway.pid),
+                ("gateway, audit log off", unaudited_address, "bench", unaudited.pid),
             ]
             points = [
                 drive(name, target, model, mode, c, args.processes, args.duration, pid)

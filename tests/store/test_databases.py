@@ -118,9 +118,7 @@ async def test_ledger_usage_and_audit_queries(engine: AsyncEngine) -> None:
         ("red", 5, 50, 5, 1.25),
     ]
     assert await ledger.spend(UsageFilter(now - 100, now + 1, team="red")) == pytest.approx(1.25)
-    keys, teams = await ledger.spend_by_subject(now - 100)
-    assert keys == {"key_0": pytest.approx(1.25), "key_1": pytest.approx(1.25)}
-    assert teams == {"blue": pytest.approx(1.25), "red": pytest.approx(1.25)}
+    assert await ledger.spend(UsageFilter(now - 100, now + 1, key_id="key_0")) == pytest.approx(1.25)
     denied = await ledger.query_audit(AuditFilter(status="PERMISSION_DENIED"))
     assert [r.request_id for r in denied] == ["denied"]
     exported = [r.request_id async for r in ledger.export_audit(AuditFilter(team="red"))]

@@ -190,7 +190,7 @@ class AdminOperations:
                 raise InvalidRequest("budget caps must be 0 or more US dollars")
         saved = dataclasses.replace(budget, updated_at=self._clock())
         await self._tenancy.store.save_budget(saved)
-        self._tenancy.put_budget(saved)
+        await self._tenancy.put_budget(saved)
         return saved
 
     def budgets_of(self, scope: BudgetScope, subject: str) -> list[tuple[Budget, float]]:

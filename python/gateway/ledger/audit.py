@@ -9,6 +9,7 @@ retried, never dropped; a graceful shutdown writes everything still pending.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,10 +35,14 @@ class AuditLog:
         self._settings = settings
         self._pending: list[AuditRecord] = []
         self._waiters: list[asyncio.Future[None]] = []
+        self._idle = True
+        """The writer waits for a first record; only that record wakes it (a wake-up per call would cost more
+        than the write)."""
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()
+        """Set by strict commits, flushes and shutdown: cuts the batching wait short."""
         self._closing = False
         self._task: asyncio.Task[None] | None = None
-        self.written = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="audit-writer")
@@ -49,28 +54,32 @@ class AuditLog:
     def submit(self, record: AuditRecord) -> None:
         """Queues a record for the next batch (batched mode)."""
         self._pending.append(record)
-        if not self._wake.is_set():
+        if self._idle:
+            self._idle = False
             self._wake.set()
 
     async def commit(self, record: AuditRecord) -> None:
         """Queues a record and returns once it is committed (strict mode)."""
-        done = asyncio.get_running_loop().create_future()
         self._pending.append(record)
-        self._waiters.append(done)
-        self._wake.set()
-        await asyncio.shield(done)
+        await self._committed()
 
     async def flush(self) -> None:
         """Returns once everything submitted so far is committed."""
         if self._pending:
-            done = asyncio.get_running_loop().create_future()
-            self._waiters.append(done)
-            self._wake.set()
-            await asyncio.shield(done)
+            await self._committed()
+
+    async def _committed(self) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._waiters.append(done)
+        self._idle = False
+        self._wake.set()
+        self._urgent.set()
+        await asyncio.shield(done)
 
     async def close(self) -> None:
         self._closing = True
         self._wake.set()
+        self._urgent.set()
         if self._task is not None:
             await self._task
 
@@ -80,30 +89,25 @@ class AuditLog:
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
-            if not self._settings.strict and not self._closing and not self._waiters:
-                # Let the batch fill; a strict waiter or shutdown cuts the wait short.
-                try:
-                    async with asyncio.timeout(self._settings.flush_interval_s):
-                        await self._urgent()
-                except TimeoutError:
-                    pass
+            if not self._pending and not self._closing:
+                self._idle = True
+                await self._wake.wait()
             self._wake.clear()
+            if not self._settings.strict and not self._urgent.is_set():
+                # Let the batch fill; a strict commit, a flush or shutdown cuts the wait short.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._settings.flush_interval_s):
+                        await self._urgent.wait()
+            self._urgent.clear()
             batch, self._pending = self._pending, []
             waiters, self._waiters = self._waiters, []
             for start in range(0, len(batch), self._settings.max_batch):
                 await self._write_until_done(batch[start : start + self._settings.max_batch])
-            self.written += len(batch)
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
             if self._closing and not self._pending:
                 return
-
-    async def _urgent(self) -> None:
-        while not (self._waiters or self._closing):
-            self._wake.clear()
-            await self._wake.wait()
 
     async def _write_until_done(self, batch: list[AuditRecord]) -> None:
         attempt = 0

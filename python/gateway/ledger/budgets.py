@@ -44,24 +44,26 @@ class BudgetBook:
 
     # --- configuration ----------------------------------------------------------------------------------------------
 
-    def set_budget(self, budget: Budget) -> None:
+    def set_budget(self, budget: Budget) -> bool:
+        """Sets or (with neither cap) removes a budget; True when its subject was not governed before, so its
+        spend so far must be loaded (`load_spend`)."""
         subject = (budget.scope, budget.subject)
+        new = subject not in self._budgets
         if budget.hard_usd is None and budget.soft_usd is None:
             periods = self._budgets.get(subject, {})
             periods.pop(budget.period, None)
             if not periods:
                 self._budgets.pop(subject, None)
-            return
+            return False
         self._budgets.setdefault(subject, {})[budget.period] = budget
+        return new
 
     def budgets(self) -> list[Budget]:
         return [b for periods in self._budgets.values() for b in periods.values()]
 
-    def load_spend(self, period: Period, keys: dict[str, float], teams: dict[str, float]) -> None:
-        """Spend already in the ledger for the current `period`, by key id and team."""
-        for scope, spent in ((BudgetScope.KEY, keys), (BudgetScope.TEAM, teams)):
-            for subject, value in spent.items():
-                self._account(scope, subject, period, self._clock()).spent = value
+    def load_spend(self, scope: BudgetScope, subject: str, period: Period, spent: float) -> None:
+        """Spend already in the ledger for the current `period`."""
+        self._account(scope, subject, period, self._clock()).spent = spent
 
     # --- the call path ----------------------------------------------------------------------------------------------
 
@@ -110,19 +112,16 @@ class BudgetBook:
             account.reserved += estimate_usd
         return Reservation(keys, estimate_usd)
 
-    def settle(self, reservation: Reservation | None, cost_usd: float, key: KeyRecord) -> None:
-        """Replaces a call's reservation by its real cost (0 when it failed before any usage)."""
-        now = self._clock()
-        if reservation is not None:
-            for scope, subject, period in reservation.accounts:
-                account = self._account(scope, subject, period, now)
-                account.reserved = max(account.reserved - reservation.estimate, 0.0)
-                account.spent += cost_usd
+    def settle(self, reservation: Reservation | None, cost_usd: float) -> None:
+        """Replaces a call's reservation by its real cost (0 when it failed before any usage). Calls of keys no
+        budget governs reserve nothing and are not tracked here: their spend is in the ledger."""
+        if reservation is None:
             return
-        if cost_usd:
-            for scope, subject in ((BudgetScope.KEY, key.id), (BudgetScope.TEAM, key.team)):
-                for period in Period:
-                    self._account(scope, subject, period, now).spent += cost_usd
+        now = self._clock()
+        for scope, subject, period in reservation.accounts:
+            account = self._account(scope, subject, period, now)
+            account.reserved = max(account.reserved - reservation.estimate, 0.0)
+            account.spent += cost_usd
 
     def spent(self, scope: BudgetScope, subject: str, period: Period) -> float:
         return self._account(scope, subject, period, self._clock()).spent

@@ -18,6 +18,7 @@ from pathlib import Path
 from gateway.config.schema import GatewayConfig, KeyConfig
 from gateway.ledger.budgets import BudgetBook
 from gateway.ledger.periods import period_bounds
+from gateway.ledger.records import UsageFilter
 from gateway.policy.keyring import KeyRing
 from gateway.policy.keys import hash_key, new_key
 from gateway.policy.records import Budget, BudgetScope, KeyLimits, KeyRecord, Period, Role, Team
@@ -38,6 +39,7 @@ class Tenancy:
     def __init__(
         self,
         store: GovernanceStore,
+        ledger: LedgerStore,
         ring: KeyRing,
         budgets: BudgetBook,
         *,
@@ -46,6 +48,7 @@ class Tenancy:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self._ledger = ledger
         self.ring = ring
         self.budgets = budgets
         self.teams: dict[str, Team] = {}
@@ -56,7 +59,7 @@ class Tenancy:
         self._synced_at = 0.0
         self._task: asyncio.Task[None] | None = None
 
-    async def load(self, config: GatewayConfig, ledger: LedgerStore, state_dir: Path) -> None:
+    async def load(self, config: GatewayConfig, state_dir: Path) -> None:
         now = self._clock()
         config_keys = [record for record in (_config_key(k, now) for k in config.keys) if record is not None]
         for record in config_keys:
@@ -91,10 +94,6 @@ class Tenancy:
                     )
                 )
         await self._apply_changes(since=None)
-        for period in Period:
-            start, _ = period_bounds(period, now)
-            keys, teams = await ledger.spend_by_subject(start)
-            self.budgets.load_spend(period, keys, teams)
         log.info("%d keys, %d teams, %d budgets loaded", len(self.ring), len(self.teams), len(self.budgets.budgets()))
 
     def start(self) -> None:
@@ -114,8 +113,22 @@ class Tenancy:
     def put_team(self, team: Team) -> None:
         self.teams[team.name] = team
 
-    def put_budget(self, budget: Budget) -> None:
-        self.budgets.set_budget(budget)
+    async def put_budget(self, budget: Budget) -> None:
+        if self.budgets.set_budget(budget):
+            await self._load_spend(budget.scope, budget.subject)
+
+    async def _load_spend(self, scope: BudgetScope, subject: str) -> None:
+        """A newly governed key or team starts from what the ledger holds for it in the current periods."""
+        now = self._clock()
+        for period in Period:
+            start, _ = period_bounds(period, now)
+            where = UsageFilter(
+                start,
+                now + 1,
+                team=subject if scope is BudgetScope.TEAM else None,
+                key_id=subject if scope is BudgetScope.KEY else None,
+            )
+            self.budgets.load_spend(scope, subject, period, await self._ledger.spend(where))
 
     # --- changes made by other workers ------------------------------------------------------------------------------
 
@@ -138,7 +151,7 @@ class Tenancy:
         for team in await self.store.list_teams(updated_since=since):
             self.teams[team.name] = team
         for budget in await self.store.list_budgets(updated_since=since):
-            self.budgets.set_budget(budget)
+            await self.put_budget(budget)
         self._synced_at = started
 
 

@@ -97,12 +97,13 @@ async def build_gateway(config: GatewayConfig, *, address: str | None = None, st
     budgets = BudgetBook()
     tenancy = Tenancy(
         GovernanceStore(engine),
+        ledger,
         ring,
         budgets,
         sync_interval_s=config.state.sync_interval_s,
         default_retention_days=config.audit.retention_days,
     )
-    await tenancy.load(config, ledger, state_dir)
+    await tenancy.load(config, state_dir)
     audit_enabled = config.audit.enabled
 
     async def write(records: list[AuditRecord]) -> None:

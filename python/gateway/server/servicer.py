@@ -62,7 +62,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             upstream_model=served.result.upstream_model,
             simulated=target.provider.simulated,
             route=route_to_proto(admission.plan, admission.attempts),
-            guardrails=guardrails_to_proto(record.guardrails),
+            guardrails=guardrails_to_proto(record.guardrails) if record.guardrails else None,
         )
 
     async def ChatStream(  # noqa: N802 - gRPC name
@@ -90,7 +90,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                         finish_reason=item.result.finish_reason,
                         usage=usage_to_proto(item.usage, item.cost_usd),
                         route=route_to_proto(admission.plan, admission.attempts),
-                        guardrails=guardrails_to_proto(record.guardrails),
+                        guardrails=guardrails_to_proto(record.guardrails) if record.guardrails else None,
                     )
                 if first:
                     target = admission.attempts[-1].target

@@ -53,11 +53,12 @@ budgets = Table(
     Column("updated_at", Double, nullable=False, index=True),
 )
 
+# One row per (key, model, provider, route, kind) per audit batch: the sums of the calls the batch holds. Queries
+# add rows up, so a row per call would only cost more writes (one call in ten thousand shares a row with others).
 ledger = Table(
     "ledger",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("request_id", String(64), nullable=False),
     Column("at", Double, nullable=False, index=True),
     Column("key_id", String(64), nullable=False),
     Column("team", String(128), nullable=False),
@@ -65,11 +66,12 @@ ledger = Table(
     Column("served_model", String(256), nullable=False),
     Column("provider", String(128), nullable=False),
     Column("route", String(256), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("requests", Integer, nullable=False),
     Column("prompt_tokens", Integer, nullable=False),
     Column("completion_tokens", Integer, nullable=False),
     Column("cached_tokens", Integer, nullable=False),
     Column("cost_usd", Double, nullable=False),
-    Column("kind", String(16), nullable=False),
     Index("ix_ledger_team_at", "team", "at"),
     Index("ix_ledger_key_at", "key_id", "at"),
 )
