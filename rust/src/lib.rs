@@ -4,6 +4,7 @@
 //! guards the boundary and `cargo test` on the core needs no interpreter.
 
 pub mod error;
+pub mod pii;
 
 #[cfg(feature = "python")]
 mod py;

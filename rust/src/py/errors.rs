@@ -6,7 +6,12 @@ use pyo3::PyErr;
 
 use crate::error::CoreError as CoreErrorKind;
 
-create_exception!(gateway._core, CoreError, PyException, "Base class of errors raised by gateway._core.");
+create_exception!(
+    gateway._core,
+    CoreError,
+    PyException,
+    "Base class of errors raised by gateway._core."
+);
 
 impl From<CoreErrorKind> for PyErr {
     fn from(err: CoreErrorKind) -> Self {

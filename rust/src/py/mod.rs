@@ -1,6 +1,7 @@
 //! The Python skin: `gateway._core`. Each submodule registers the bindings of one core module.
 
 mod errors;
+mod pii;
 
 use pyo3::prelude::*;
 
@@ -14,6 +15,7 @@ mod _core {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        super::pii::register(m)?;
         Ok(())
     }
 }

@@ -1,0 +1,276 @@
+//! Bindings for the PII scanner: `PiiScanner`, `PiiMatch`, `PiiStreamRedactor`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::pii::{self, PiiKind, RedactMode, RedactPolicy, Scanner, StreamRedactor, Vault};
+
+/// One detected item: character offsets into the scanned `str`, the Presidio entity name and a score in [0, 1].
+#[pyclass(frozen, module = "gateway._core", name = "PiiMatch")]
+pub struct PyPiiMatch {
+    #[pyo3(get)]
+    start: usize,
+    #[pyo3(get)]
+    end: usize,
+    #[pyo3(get)]
+    kind: &'static str,
+    #[pyo3(get)]
+    score: f32,
+    #[pyo3(get)]
+    text: String,
+}
+
+#[pymethods]
+impl PyPiiMatch {
+    fn __repr__(&self) -> String {
+        format!(
+            "PiiMatch(kind={:?}, start={}, end={}, score={:.2})",
+            self.kind, self.start, self.end, self.score
+        )
+    }
+}
+
+fn parse_kinds(kinds: Option<Vec<String>>) -> PyResult<Option<Vec<PiiKind>>> {
+    kinds
+        .map(|ks| {
+            ks.iter()
+                .map(|k| k.parse::<PiiKind>().map_err(PyErr::from))
+                .collect()
+        })
+        .transpose()
+}
+
+/// `mode` is one mode name for every kind in `kinds`, or a dict of kind name -> mode (then `kinds` must be None).
+fn parse_policy(mode: &Bound<'_, PyAny>, kinds: Option<Vec<String>>) -> PyResult<RedactPolicy> {
+    if let Ok(name) = mode.extract::<String>() {
+        let mode: RedactMode = name.parse()?;
+        let kinds = parse_kinds(kinds)?;
+        return Ok(RedactPolicy::uniform(mode, kinds.as_deref()));
+    }
+    if let Ok(per_kind) = mode.extract::<HashMap<String, String>>() {
+        if kinds.is_some() {
+            return Err(PyValueError::new_err(
+                "pass kinds=None when mode is a dict of kind -> mode",
+            ));
+        }
+        let pairs: Vec<(PiiKind, RedactMode)> = per_kind
+            .iter()
+            .map(|(k, m)| Ok((k.parse::<PiiKind>()?, m.parse::<RedactMode>()?)))
+            .collect::<Result<_, crate::error::CoreError>>()?;
+        return Ok(RedactPolicy::per_kind(&pairs));
+    }
+    Err(PyValueError::new_err(format!(
+        "mode must be one of {} or a dict of kind -> mode",
+        RedactMode::NAMES.join(", ")
+    )))
+}
+
+fn matches_to_py(text: &str, scanner: &Scanner) -> Vec<PyPiiMatch> {
+    let bytes = scanner.scan_bytes(text);
+    let chars = pii::to_char_offsets(text, &bytes);
+    bytes
+        .iter()
+        .zip(chars)
+        .map(|(b, c)| PyPiiMatch {
+            start: c.start,
+            end: c.end,
+            kind: c.kind.name(),
+            score: c.score,
+            text: text[b.start..b.end].to_owned(),
+        })
+        .collect()
+}
+
+/// Finds emails, phone numbers, cards, SSNs, IBANs, IP addresses, dates of birth and secrets in text.
+#[pyclass(frozen, module = "gateway._core", name = "PiiScanner")]
+pub struct PyPiiScanner {
+    inner: Scanner,
+}
+
+#[pymethods]
+impl PyPiiScanner {
+    #[new]
+    #[pyo3(signature = (min_score = 0.5, kinds = None))]
+    fn new(min_score: f32, kinds: Option<Vec<String>>) -> PyResult<Self> {
+        let kinds = parse_kinds(kinds)?;
+        Ok(PyPiiScanner {
+            inner: Scanner::new(min_score, kinds.as_deref())?,
+        })
+    }
+
+    #[getter]
+    fn min_score(&self) -> f32 {
+        self.inner.min_score()
+    }
+
+    #[getter]
+    fn kinds(&self) -> Vec<&'static str> {
+        self.inner.kinds().into_iter().map(PiiKind::name).collect()
+    }
+
+    /// Matches sorted by start, non-overlapping.
+    fn scan(&self, py: Python<'_>, text: String) -> Vec<PyPiiMatch> {
+        py.detach(|| matches_to_py(&text, &self.inner))
+    }
+
+    /// `scan` over many texts; large batches are split over two threads.
+    fn scan_batch(&self, py: Python<'_>, texts: Vec<String>) -> Vec<Vec<PyPiiMatch>> {
+        py.detach(|| {
+            let total: usize = texts.iter().map(String::len).sum();
+            if total < 256 * 1024 || texts.len() < 2 {
+                return texts
+                    .iter()
+                    .map(|t| matches_to_py(t, &self.inner))
+                    .collect();
+            }
+            let threads = std::thread::available_parallelism()
+                .map_or(2, std::num::NonZero::get)
+                .min(texts.len());
+            let per = texts.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = texts
+                    .chunks(per)
+                    .map(|part| {
+                        s.spawn(move || {
+                            part.iter()
+                                .map(|t| matches_to_py(t, &self.inner))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        })
+    }
+
+    /// Returns the redacted text and the mapping placeholder -> original (empty for `mask`). Pass the mapping of an
+    /// earlier call to keep placeholder numbering consistent across the messages of one request.
+    #[pyo3(signature = (text, mode = None, kinds = None, mapping = None))]
+    fn redact(
+        &self,
+        py: Python<'_>,
+        text: String,
+        mode: Option<&Bound<'_, PyAny>>,
+        kinds: Option<Vec<String>>,
+        mapping: Option<HashMap<String, String>>,
+    ) -> PyResult<(String, HashMap<String, String>)> {
+        let policy = match mode {
+            Some(m) => parse_policy(m, kinds)?,
+            None => RedactPolicy::uniform(RedactMode::Placeholder, parse_kinds(kinds)?.as_deref()),
+        };
+        let mut vault = Vault::from_mapping(mapping.unwrap_or_default());
+        let out = py.detach(|| self.inner.redact(&text, &policy, &mut vault));
+        Ok((out, vault.into_mapping()))
+    }
+
+    /// Puts the originals back for every placeholder of `mapping` found in `text`.
+    #[staticmethod]
+    fn restore(py: Python<'_>, text: String, mapping: HashMap<String, String>) -> String {
+        py.detach(|| pii::restore(&text, &mapping))
+    }
+
+    /// A stream redactor using this scanner's settings.
+    #[pyo3(signature = (mode = None, kinds = None, mapping = None))]
+    fn stream(
+        &self,
+        mode: Option<&Bound<'_, PyAny>>,
+        kinds: Option<Vec<String>>,
+        mapping: Option<HashMap<String, String>>,
+    ) -> PyResult<PyPiiStreamRedactor> {
+        let policy = match mode {
+            Some(m) => parse_policy(m, kinds)?,
+            None => RedactPolicy::uniform(RedactMode::Placeholder, parse_kinds(kinds)?.as_deref()),
+        };
+        let vault = Vault::from_mapping(mapping.unwrap_or_default());
+        Ok(PyPiiStreamRedactor {
+            inner: Mutex::new(StreamRedactor::new(self.inner.clone(), policy, vault)),
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "PiiScanner(min_score={}, kinds={:?})",
+            self.inner.min_score(),
+            self.kinds()
+        )
+    }
+}
+
+/// Redacts streamed text chunk by chunk: `push` returns what is safe to release, `finish` flushes the rest.
+#[pyclass(frozen, module = "gateway._core", name = "PiiStreamRedactor")]
+pub struct PyPiiStreamRedactor {
+    inner: Mutex<StreamRedactor>,
+}
+
+impl PyPiiStreamRedactor {
+    fn with<T>(&self, f: impl FnOnce(&mut StreamRedactor) -> T) -> PyResult<T> {
+        let mut guard = self
+            .inner
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("stream redactor state poisoned"))?;
+        Ok(f(&mut guard))
+    }
+}
+
+#[pymethods]
+impl PyPiiStreamRedactor {
+    #[new]
+    #[pyo3(signature = (scanner = None, mode = None, kinds = None, mapping = None))]
+    fn new(
+        scanner: Option<PyRef<'_, PyPiiScanner>>,
+        mode: Option<&Bound<'_, PyAny>>,
+        kinds: Option<Vec<String>>,
+        mapping: Option<HashMap<String, String>>,
+    ) -> PyResult<Self> {
+        let scanner = scanner.map_or_else(Scanner::default, |s| s.inner.clone());
+        let policy = match mode {
+            Some(m) => parse_policy(m, kinds)?,
+            None => RedactPolicy::uniform(RedactMode::Placeholder, parse_kinds(kinds)?.as_deref()),
+        };
+        let vault = Vault::from_mapping(mapping.unwrap_or_default());
+        Ok(PyPiiStreamRedactor {
+            inner: Mutex::new(StreamRedactor::new(scanner, policy, vault)),
+        })
+    }
+
+    /// Feeds a chunk; returns the text safe to release now (possibly empty).
+    fn push(&self, py: Python<'_>, chunk: String) -> PyResult<String> {
+        py.detach(|| self.with(|r| r.push(&chunk)))
+    }
+
+    /// Releases everything still held back.
+    fn finish(&self, py: Python<'_>) -> PyResult<String> {
+        py.detach(|| self.with(StreamRedactor::finish))
+    }
+
+    /// Placeholder -> original for everything redacted so far.
+    #[getter]
+    fn mapping(&self) -> PyResult<HashMap<String, String>> {
+        self.with(|r| r.vault().mapping().clone())
+    }
+
+    /// Kind name -> count of items found so far (for audit records).
+    #[getter]
+    fn found(&self) -> PyResult<HashMap<&'static str, usize>> {
+        self.with(|r| r.found().into_iter().map(|(k, n)| (k.name(), n)).collect())
+    }
+
+    /// Bytes currently held back.
+    #[getter]
+    fn held(&self) -> PyResult<usize> {
+        self.with(|r| r.held())
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyPiiScanner>()?;
+    m.add_class::<PyPiiMatch>()?;
+    m.add_class::<PyPiiStreamRedactor>()?;
+    Ok(())
+}
