@@ -1894,7 +1894,7 @@ impl StreamRedactor {
     fn mask_continuation(&mut self, swallowed: &str, out: &mut String) {
         match self.policy.mode(PiiKind::Secret) {
             Some(RedactMode::Mask) => {
-                out.extend(swallowed.chars().map(|c| if c == '\n' { c } else { '*' }))
+                out.extend(swallowed.chars().map(|c| if c == '\n' { c } else { '*' }));
             }
             // The placeholder already released stands for the whole block: extend its original.
             Some(RedactMode::Placeholder | RedactMode::Hash) => {
