@@ -840,8 +840,7 @@ fn phone_shape(s: &[u8], plus: bool, groups: &[Group]) -> f32 {
         if !(8..=15).contains(&n) || digits[0] == b'0' || paren_at == Some(0) {
             return 0.0;
         }
-        if groups.len() > 1 && lens.iter().any(|&l| l > 5) && !(groups.len() == 2 && lens[1] <= 10)
-        {
+        if groups.len() > 1 && (lens[0] > 4 || lens[1..].iter().any(|&l| l > 8)) {
             return 0.0;
         }
         return if groups.len() == 1 { 0.6 } else { 0.75 };
@@ -1284,6 +1283,10 @@ fn resolve_overlaps(mut cands: Vec<ByteMatch>) -> Vec<ByteMatch> {
 // Validators per kind: each returns the (possibly trimmed) match with its base score, or None.
 
 fn validate_email(t: &[u8], mut s: usize, e: usize) -> Option<ByteMatch> {
+    // Internationalised local parts (RFC 6531): the ASCII pattern stops at a non-ASCII letter; extend over them.
+    while s > 0 && (t[s - 1] >= 0x80 || t[s - 1].is_ascii_alphanumeric() || matches!(t[s - 1], b'.' | b'_')) {
+        s -= 1;
+    }
     while s < e && matches!(t[s], b'.' | b'-' | b'+' | b'%') {
         s += 1;
     }
@@ -1736,6 +1739,8 @@ pub const STREAM_TOKEN_HOLD: usize = 4096;
 /// An open `-----BEGIN ... PRIVATE KEY-----` block is held back until its END line, up to this many bytes; past
 /// that the held part is released redacted and the rest of the block is redacted as it arrives, up to its END.
 pub const STREAM_PEM_HOLD: usize = 16 * 1024;
+/// Room left after a word released whole: longer than any item with inner spaces that could start in it.
+const STREAM_SPACED_ITEM: usize = 64;
 /// Already released original text kept as left context (context words, boundaries).
 const STREAM_CONTEXT: usize = 64;
 
@@ -1842,15 +1847,21 @@ impl StreamRedactor {
                 .max(ctx_len)
         };
         if !last {
-            // Never cut through a token still arriving (JWTs and keys have no spaces).
+            // Never cut through a word. A word that ends well inside the buffer is released whole (the cut moves
+            // forward, so the hold stays within the window); a word still arriving (JWTs and keys have no spaces)
+            // is held from its start, up to STREAM_TOKEN_HOLD bytes.
             let b = buf.as_bytes();
-            let mut ts = cut;
-            while ts > ctx_len && !b[ts - 1].is_ascii_whitespace() {
-                ts -= 1;
-            }
-            if cut < b.len() && !b[cut].is_ascii_whitespace() && buf.len() - ts <= STREAM_TOKEN_HOLD
-            {
-                cut = ts;
+            if cut > ctx_len && cut < b.len() && !b[cut].is_ascii_whitespace() && !b[cut - 1].is_ascii_whitespace() {
+                let te = cut + b[cut..].iter().position(u8::is_ascii_whitespace).unwrap_or(b.len() - cut);
+                let mut ts = cut;
+                while ts > ctx_len && !b[ts - 1].is_ascii_whitespace() {
+                    ts -= 1;
+                }
+                if b.len() - te >= STREAM_SPACED_ITEM {
+                    cut = te;
+                } else if b.len() - ts <= STREAM_TOKEN_HOLD {
+                    cut = ts;
+                }
             }
             for m in matches.iter().rev() {
                 let open_pem = m.kind == PiiKind::Secret

@@ -244,6 +244,11 @@ impl PyPiiStreamRedactor {
         py.detach(|| self.with(|r| r.push(&chunk)))
     }
 
+    /// Same as `push` (the name the error-path scrubber and main's first stream API use).
+    fn feed(&self, py: Python<'_>, chunk: String) -> PyResult<String> {
+        self.push(py, chunk)
+    }
+
     /// Releases everything still held back.
     fn finish(&self, py: Python<'_>) -> PyResult<String> {
         py.detach(|| self.with(StreamRedactor::finish))
@@ -272,5 +277,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPiiScanner>()?;
     m.add_class::<PyPiiMatch>()?;
     m.add_class::<PyPiiStreamRedactor>()?;
+    m.add("PII_STREAM_HOLD_CHARS", pii::STREAM_WINDOW_CHARS)?;
     Ok(())
 }
