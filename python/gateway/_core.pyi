@@ -9,7 +9,7 @@ class CoreError(Exception): ...
 
 # --- PII scanning (rust/src/pii.rs, rust/src/py/pii.rs) ------------------------------------------------------------
 
-PiiKindName = Literal[
+PiiKind = Literal[
     "EMAIL_ADDRESS",
     "PHONE_NUMBER",
     "CREDIT_CARD",
@@ -19,7 +19,9 @@ PiiKindName = Literal[
     "DATE_OF_BIRTH",
     "SECRET",
 ]
-RedactModeName = Literal["mask", "placeholder", "hash"]
+RedactionMode = Literal["mask", "placeholder", "hash"]
+PII_STREAM_HOLD_CHARS: int
+"""Characters a stream redactor holds back (more only while a word, key or private-key block is still arriving)."""
 
 @final
 class PiiMatch:
@@ -30,7 +32,7 @@ class PiiMatch:
     @property
     def end(self) -> int: ...
     @property
-    def kind(self) -> str: ...
+    def kind(self) -> PiiKind: ...
     @property
     def score(self) -> float: ...
     @property
@@ -44,13 +46,13 @@ class PiiScanner:
     @property
     def min_score(self) -> float: ...
     @property
-    def kinds(self) -> list[str]: ...
+    def kinds(self) -> list[PiiKind]: ...
     def scan(self, text: str) -> list[PiiMatch]: ...
     def scan_batch(self, texts: Sequence[str]) -> list[list[PiiMatch]]: ...
     def redact(
         self,
         text: str,
-        mode: RedactModeName | Mapping[str, RedactModeName] | None = None,
+        mode: RedactionMode | str | Mapping[str, str] | None = None,
         kinds: Sequence[str] | None = None,
         mapping: Mapping[str, str] | None = None,
     ) -> tuple[str, dict[str, str]]:
@@ -61,7 +63,7 @@ class PiiScanner:
     def restore(text: str, mapping: Mapping[str, str]) -> str: ...
     def stream(
         self,
-        mode: RedactModeName | Mapping[str, RedactModeName] | None = None,
+        mode: RedactionMode | str | Mapping[str, str] | None = None,
         kinds: Sequence[str] | None = None,
         mapping: Mapping[str, str] | None = None,
     ) -> PiiStreamRedactor: ...
@@ -74,11 +76,14 @@ class PiiStreamRedactor:
     def __new__(
         cls,
         scanner: PiiScanner | None = None,
-        mode: RedactModeName | Mapping[str, RedactModeName] | None = None,
+        mode: RedactionMode | str | Mapping[str, str] | None = None,
         kinds: Sequence[str] | None = None,
         mapping: Mapping[str, str] | None = None,
     ) -> PiiStreamRedactor: ...
     def push(self, chunk: str) -> str: ...
+    def feed(self, chunk: str) -> str:
+        """Same as `push`."""
+
     def finish(self) -> str: ...
     @property
     def mapping(self) -> dict[str, str]: ...

@@ -927,6 +927,10 @@ impl Default for Scanner {
 
 /// Where hot windows for one trigger class extend, in bytes.
 const DIGIT_PAD: usize = 32;
+/// Digits closer than this belong to one cluster ("3rd of September, 1985" has a 15-byte gap).
+const DIGIT_GAP: usize = 16;
+/// The fewest digits any digit-based item has (an IPv4 address, a date like 1/2/85).
+const MIN_DIGITS: usize = 4;
 const AT_BEFORE: usize = 64;
 const AT_AFTER: usize = 256;
 
@@ -1022,18 +1026,32 @@ impl Scanner {
             .any(|(i, &e)| e && i != 0 && i != 7);
         let want_email = self.enabled[PiiKind::EmailAddress.index()];
         let n = t.len();
-        // The window end of the latest digit is tracked instead of pushing a window per digit.
-        let mut i = 0;
-        while i < n {
-            let b = t[i];
-            if b.is_ascii_digit() {
-                if want_digits {
+        // Digits come in clusters (each digit within DIGIT_GAP bytes of the previous one). Every digit-based item
+        // has at least MIN_DIGITS digits in one cluster, so clusters with fewer ("12 services", "Q3", "v2.4") open
+        // no window: chat text has many such small numbers and this keeps the regexes off them.
+        let mut cluster: Option<(usize, usize, usize)> = None; // (first digit, last digit, digit count)
+        let flush = |c: Option<(usize, usize, usize)>, windows: &mut Vec<(usize, usize)>| {
+            if let Some((first, last, count)) = c {
+                if count >= MIN_DIGITS {
                     push_window(
-                        &mut digit_windows,
-                        i.saturating_sub(DIGIT_PAD),
-                        (i + 1 + DIGIT_PAD).min(n),
+                        windows,
+                        first.saturating_sub(DIGIT_PAD),
+                        (last + 1 + DIGIT_PAD).min(n),
                     );
                 }
+            }
+        };
+        for (i, &b) in t.iter().enumerate() {
+            if b.is_ascii_digit() {
+                cluster = match cluster {
+                    Some((first, last, count)) if i - last <= DIGIT_GAP => {
+                        Some((first, i, count + 1))
+                    }
+                    other => {
+                        flush(other, &mut digit_windows);
+                        Some((i, i, 1))
+                    }
+                };
             } else if b == b'@' && want_email {
                 push_window(
                     &mut at_windows,
@@ -1041,7 +1059,11 @@ impl Scanner {
                     (i + 1 + AT_AFTER).min(n),
                 );
             }
-            i += 1;
+        }
+        if want_digits {
+            flush(cluster, &mut digit_windows);
+        } else {
+            digit_windows.clear();
         }
         let mut ipv6_windows: Vec<(usize, usize)> = Vec::new();
         for m in c.triggers.find_iter(t) {
@@ -1284,7 +1306,9 @@ fn resolve_overlaps(mut cands: Vec<ByteMatch>) -> Vec<ByteMatch> {
 
 fn validate_email(t: &[u8], mut s: usize, e: usize) -> Option<ByteMatch> {
     // Internationalised local parts (RFC 6531): the ASCII pattern stops at a non-ASCII letter; extend over them.
-    while s > 0 && (t[s - 1] >= 0x80 || t[s - 1].is_ascii_alphanumeric() || matches!(t[s - 1], b'.' | b'_')) {
+    while s > 0
+        && (t[s - 1] >= 0x80 || t[s - 1].is_ascii_alphanumeric() || matches!(t[s - 1], b'.' | b'_'))
+    {
         s -= 1;
     }
     while s < e && matches!(t[s], b'.' | b'-' | b'+' | b'%') {
@@ -1851,8 +1875,16 @@ impl StreamRedactor {
             // forward, so the hold stays within the window); a word still arriving (JWTs and keys have no spaces)
             // is held from its start, up to STREAM_TOKEN_HOLD bytes.
             let b = buf.as_bytes();
-            if cut > ctx_len && cut < b.len() && !b[cut].is_ascii_whitespace() && !b[cut - 1].is_ascii_whitespace() {
-                let te = cut + b[cut..].iter().position(u8::is_ascii_whitespace).unwrap_or(b.len() - cut);
+            if cut > ctx_len
+                && cut < b.len()
+                && !b[cut].is_ascii_whitespace()
+                && !b[cut - 1].is_ascii_whitespace()
+            {
+                let te = cut
+                    + b[cut..]
+                        .iter()
+                        .position(u8::is_ascii_whitespace)
+                        .unwrap_or(b.len() - cut);
                 let mut ts = cut;
                 while ts > ctx_len && !b[ts - 1].is_ascii_whitespace() {
                     ts -= 1;
