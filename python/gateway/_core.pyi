@@ -66,12 +66,15 @@ class PiiScanner:
         mode: RedactionMode | str | Mapping[str, str] | None = None,
         kinds: Sequence[str] | None = None,
         mapping: Mapping[str, str] | None = None,
+        restore: bool = False,
     ) -> PiiStreamRedactor: ...
 
 @final
 class PiiStreamRedactor:
     """Redacts streamed text: `push` returns what is safe to release (holding back at most a small window),
-    `finish` flushes the rest."""
+    `finish` flushes the rest. `mode`/`kinds` as for `PiiScanner.redact`; `mapping` continues earlier placeholders;
+    `restore=True` puts the originals of `mapping`'s placeholders back in the released text, after the answer's own
+    items are redacted (the answer side of a redacted prompt)."""
 
     def __new__(
         cls,
@@ -79,6 +82,7 @@ class PiiStreamRedactor:
         mode: RedactionMode | str | Mapping[str, str] | None = None,
         kinds: Sequence[str] | None = None,
         mapping: Mapping[str, str] | None = None,
+        restore: bool = False,
     ) -> PiiStreamRedactor: ...
     def push(self, chunk: str) -> str: ...
     def feed(self, chunk: str) -> str:

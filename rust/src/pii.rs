@@ -1778,6 +1778,7 @@ pub struct StreamRedactor {
     pending: String,
     in_pem: bool,
     found: Vec<(PiiKind, usize)>,
+    restore: Option<HashMap<String, String>>,
 }
 
 fn floor_char(s: &str, mut i: usize) -> usize {
@@ -1798,7 +1799,18 @@ impl StreamRedactor {
             pending: String::new(),
             in_pem: false,
             found: Vec::new(),
+            restore: None,
         }
+    }
+
+    /// Also puts back the originals of `mapping`'s placeholders in what is released (the input side's mapping, so
+    /// an answer that quotes `<EMAIL_1>` reaches the caller with the address). Released text is cut only between
+    /// words, so a placeholder split across chunks is restored whole. Output items found by the scan are redacted
+    /// first; restored values are never re-scanned.
+    #[must_use]
+    pub fn with_restore(mut self, mapping: HashMap<String, String>) -> Self {
+        self.restore = Some(mapping);
+        self
     }
 
     #[must_use]
@@ -1927,6 +1939,9 @@ impl StreamRedactor {
         }
         let region = &buf[ctx_len..cut];
         out.push_str(&apply(region, &released, self.policy, &mut self.vault));
+        if let Some(mapping) = &self.restore {
+            out = restore(&out, mapping);
+        }
         // Keep the released original text as context for the next scan.
         let keep_from = floor_char(&buf, cut.saturating_sub(STREAM_CONTEXT));
         buf[keep_from..cut].clone_into(&mut self.context);
@@ -2198,6 +2213,30 @@ mod tests {
         out.push_str(&r.push("-----END PRIVATE KEY----- bye"));
         out.push_str(&r.finish());
         assert_eq!(out, "key: <SECRET_1> bye");
+    }
+
+    #[test]
+    fn stream_restores_input_placeholders() {
+        let s = Scanner::default();
+        let mut input = Vault::default();
+        let p = RedactPolicy::uniform(RedactMode::Placeholder, None);
+        assert_eq!(
+            s.redact("I am ann@example.com", &p, &mut input),
+            "I am <EMAIL_1>"
+        );
+        let answer = "Dear <EMAIL_1>, your key AKIAIOSFODNN7EXAMPLE leaked; mail bob@example.org";
+        for cut in 0..=answer.len() {
+            let mut r =
+                StreamRedactor::new(s.clone(), p, Vault::from_mapping(input.mapping().clone()))
+                    .with_restore(input.mapping().clone());
+            let mut out = r.push(&answer[..cut]);
+            out.push_str(&r.push(&answer[cut..]));
+            out.push_str(&r.finish());
+            assert_eq!(
+                out, "Dear ann@example.com, your key <SECRET_1> leaked; mail <EMAIL_2>",
+                "cut {cut}"
+            );
+        }
     }
 
     #[test]

@@ -621,14 +621,21 @@ def test_stream_holds_a_private_key_block_until_it_ends() -> None:
 
 
 def test_stream_with_restore_policy() -> None:
-    """The guardrails flow: redact the prompt, stream the answer back restoring placeholders."""
+    """The guardrails flow: redact the prompt, then stream the answer back, redacting what the answer leaks and
+    restoring the prompt's placeholders, wherever the chunks split."""
     scanner = PiiScanner()
-    _, mapping = scanner.redact("I am ann@example.com")
-    stream = scanner.stream(kinds=["SECRET"], mapping=mapping)
-    answer = "Hello <EMAIL_1>, your key AKIAIOSFODNN7EXAMPLE is exposed."
-    out = stream.push(answer) + stream.finish()
-    assert out == "Hello <EMAIL_1>, your key <SECRET_1> is exposed."
-    assert scanner.restore(out, stream.mapping) == "Hello ann@example.com, your key AKIAIOSFODNN7EXAMPLE is exposed."
+    prompt, mapping = scanner.redact("I am ann@example.com, card 4111 1111 1111 1111")
+    assert prompt == "I am <EMAIL_1>, card <CREDIT_CARD_1>"
+    answer = "Hello <EMAIL_1>, card <CREDIT_CARD_1> noted. Your key AKIAIOSFODNN7EXAMPLE is exposed; cc bob@example.org"
+    expected = "Hello ann@example.com, card 4111 1111 1111 1111 noted. Your key <SECRET_1> is exposed; cc <EMAIL_2>"
+    for split in range(len(answer) + 1):
+        stream = scanner.stream(mapping=mapping, restore=True)
+        out = stream.push(answer[:split]) + stream.push(answer[split:]) + stream.finish()
+        assert out == expected, split
+    assert stream.mapping["<SECRET_1>"] == "AKIAIOSFODNN7EXAMPLE"
+    # Without restore the prompt's placeholders pass through untouched.
+    plain = scanner.stream(kinds=["SECRET"], mapping=mapping)
+    assert plain.push(answer[:40]) + plain.finish() == answer[:40]
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -175,22 +175,16 @@ impl PyPiiScanner {
         py.detach(|| pii::restore(&text, &mapping))
     }
 
-    /// A stream redactor using this scanner's settings.
-    #[pyo3(signature = (mode = None, kinds = None, mapping = None))]
+    /// A stream redactor using this scanner's settings (see `PiiStreamRedactor`).
+    #[pyo3(signature = (mode = None, kinds = None, mapping = None, restore = false))]
     fn stream(
         &self,
         mode: Option<&Bound<'_, PyAny>>,
         kinds: Option<Vec<String>>,
         mapping: Option<HashMap<String, String>>,
+        restore: bool,
     ) -> PyResult<PyPiiStreamRedactor> {
-        let policy = match mode {
-            Some(m) => parse_policy(m, kinds)?,
-            None => RedactPolicy::uniform(RedactMode::Placeholder, parse_kinds(kinds)?.as_deref()),
-        };
-        let vault = Vault::from_mapping(mapping.unwrap_or_default());
-        Ok(PyPiiStreamRedactor {
-            inner: Mutex::new(StreamRedactor::new(self.inner.clone(), policy, vault)),
-        })
+        new_stream(self.inner.clone(), mode, kinds, mapping, restore)
     }
 
     fn __repr__(&self) -> String {
@@ -200,6 +194,27 @@ impl PyPiiScanner {
             self.kinds()
         )
     }
+}
+
+fn new_stream(
+    scanner: Scanner,
+    mode: Option<&Bound<'_, PyAny>>,
+    kinds: Option<Vec<String>>,
+    mapping: Option<HashMap<String, String>>,
+    restore: bool,
+) -> PyResult<PyPiiStreamRedactor> {
+    let policy = match mode {
+        Some(m) => parse_policy(m, kinds)?,
+        None => RedactPolicy::uniform(RedactMode::Placeholder, parse_kinds(kinds)?.as_deref()),
+    };
+    let mapping = mapping.unwrap_or_default();
+    let mut inner = StreamRedactor::new(scanner, policy, Vault::from_mapping(mapping.clone()));
+    if restore {
+        inner = inner.with_restore(mapping);
+    }
+    Ok(PyPiiStreamRedactor {
+        inner: Mutex::new(inner),
+    })
 }
 
 /// Redacts streamed text chunk by chunk: `push` returns what is safe to release, `finish` flushes the rest.
@@ -220,23 +235,20 @@ impl PyPiiStreamRedactor {
 
 #[pymethods]
 impl PyPiiStreamRedactor {
+    /// `mode`/`kinds` as for `PiiScanner.redact`; `mapping` continues an earlier call's placeholders; with
+    /// `restore=True` the placeholders of `mapping` are put back in the released text (the answer side of a
+    /// redacted prompt), after the answer's own items are redacted.
     #[new]
-    #[pyo3(signature = (scanner = None, mode = None, kinds = None, mapping = None))]
+    #[pyo3(signature = (scanner = None, mode = None, kinds = None, mapping = None, restore = false))]
     fn new(
         scanner: Option<PyRef<'_, PyPiiScanner>>,
         mode: Option<&Bound<'_, PyAny>>,
         kinds: Option<Vec<String>>,
         mapping: Option<HashMap<String, String>>,
+        restore: bool,
     ) -> PyResult<Self> {
         let scanner = scanner.map_or_else(Scanner::default, |s| s.inner.clone());
-        let policy = match mode {
-            Some(m) => parse_policy(m, kinds)?,
-            None => RedactPolicy::uniform(RedactMode::Placeholder, parse_kinds(kinds)?.as_deref()),
-        };
-        let vault = Vault::from_mapping(mapping.unwrap_or_default());
-        Ok(PyPiiStreamRedactor {
-            inner: Mutex::new(StreamRedactor::new(scanner, policy, vault)),
-        })
+        new_stream(scanner, mode, kinds, mapping, restore)
     }
 
     /// Feeds a chunk; returns the text safe to release now (possibly empty).
