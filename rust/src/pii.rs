@@ -299,7 +299,8 @@ fn compiled() -> &'static Compiled {
             email: build(&format!(
                 r"[A-Za-z0-9._%+\-]{{1,64}}@{label}(?:\.{label})*\.[A-Za-z]{{2,24}}"
             )),
-            phone: build(r"\+?\(?[0-9][0-9()]*(?:[ .\-]\(?[0-9][0-9()]*){0,7}"),
+            // Bounded parts: a run of digits or parentheses cannot make one huge candidate.
+            phone: build(r"\+?\(?[0-9]{1,15}\)?(?:[ .\-]?\(?[0-9]{1,15}\)?){0,11}"),
             card: build(concat!(
                 r"[0-9]{4}[ \-][0-9]{4}[ \-][0-9]{4}[ \-][0-9]{1,7}",
                 r"|[0-9]{4}[ \-][0-9]{6}[ \-][0-9]{4,5}",
@@ -1066,13 +1067,29 @@ impl Scanner {
             digit_windows.clear();
         }
         let mut ipv6_windows: Vec<(usize, usize)> = Vec::new();
+        // Triggers inside a secret already found are skipped: a key block or token is matched once, and a run of
+        // repeated prefixes ("eyJeyJ...", nested BEGIN lines) costs linear time, not quadratic.
+        let mut skip_until = 0usize;
         for m in c.triggers.find_iter(t) {
+            let inside = m.start() < skip_until;
             match TRIGGERS[m.pattern().as_usize()].1 {
-                Trigger::Token if self.enabled[7] => self.secret_token(t, m.start(), &mut cands),
-                Trigger::Pem if self.enabled[7] => self.secret_pem(t, m.start(), &mut cands),
+                Trigger::Token if self.enabled[7] && !inside => {
+                    if let Some(end) = self.secret_token(t, m.start(), &mut cands) {
+                        skip_until = end;
+                    }
+                }
+                Trigger::Pem if self.enabled[7] && !inside => {
+                    if let Some(end) = self.secret_pem(t, m.start(), &mut cands) {
+                        skip_until = end;
+                    }
+                }
                 Trigger::AwsContext if self.enabled[7] => self.secret_aws(t, m.end(), &mut cands),
                 Trigger::Ipv6 if self.enabled[PiiKind::IpAddress.index()] => {
-                    ipv6_windows.push((m.start().saturating_sub(48), (m.end() + 48).min(n)));
+                    push_window(
+                        &mut ipv6_windows,
+                        m.start().saturating_sub(48),
+                        (m.end() + 48).min(n),
+                    );
                 }
                 _ => {}
             }
@@ -1136,46 +1153,46 @@ impl Scanner {
         }
         if on(PiiKind::PhoneNumber) {
             for m in c.phone.find_iter(input()) {
-                cands.extend(validate_phone(t, m.start(), m.end()));
+                validate_phone(t, m.start(), m.end(), cands);
             }
         }
     }
 
-    fn secret_token(&self, t: &[u8], at: usize, cands: &mut Vec<ByteMatch>) {
-        if !left_ok(t, at, b"") {
-            return;
+    fn secret_token(&self, t: &[u8], at: usize, cands: &mut Vec<ByteMatch>) -> Option<usize> {
+        // A token starts a word: "xsk-..." or "foo-sk-..." are not keys (and a run of prefixes is searched once).
+        if at > 0 && (is_word_byte(t[at - 1]) || t[at - 1] == b'-') {
+            return None;
         }
         let c = compiled();
         let input = Input::new(t).range(at..).anchored(Anchored::Yes);
-        let Some(m) = c.token.find(input) else { return };
+        let m = c.token.find(input)?;
         let (s, e) = (m.start(), m.end());
         if e < t.len() && (t[e].is_ascii_alphanumeric()) {
-            return; // part of a longer token of another shape (e.g. an AKIA... with 17+ characters)
+            return None; // part of a longer token of another shape (e.g. an AKIA... with 17+ characters)
         }
         let tok = &t[s..e];
         let random = match tok {
             [b's', b'k', b'-', rest @ ..] => looks_random(rest),
             _ => true,
         };
-        if random {
-            let _ = self;
-            cands.push(ByteMatch {
-                start: s,
-                end: e,
-                kind: PiiKind::Secret,
-                score: 0.95,
-            });
+        if !random {
+            return None;
         }
+        let _ = self;
+        cands.push(ByteMatch {
+            start: s,
+            end: e,
+            kind: PiiKind::Secret,
+            score: 0.95,
+        });
+        Some(e)
     }
 
-    fn secret_pem(&self, t: &[u8], at: usize, cands: &mut Vec<ByteMatch>) {
+    fn secret_pem(&self, t: &[u8], at: usize, cands: &mut Vec<ByteMatch>) -> Option<usize> {
         let c = compiled();
-        let Some(begin) = c
+        let begin = c
             .pem_begin
-            .find(Input::new(t).range(at..).anchored(Anchored::Yes))
-        else {
-            return;
-        };
+            .find(Input::new(t).range(at..).anchored(Anchored::Yes))?;
         let mut from = begin.end();
         let mut end = t.len(); // an open block runs to the end of the text (streaming holds it back)
         while let Some(p) = memchr::memmem::find(&t[from..], b"-----END ") {
@@ -1196,6 +1213,7 @@ impl Scanner {
             kind: PiiKind::Secret,
             score: 1.0,
         });
+        Some(end)
     }
 
     fn secret_aws(&self, t: &[u8], after: usize, cands: &mut Vec<ByteMatch>) {
@@ -1501,26 +1519,47 @@ fn validate_date(t: &[u8], s: usize, e: usize) -> Option<ByteMatch> {
     })
 }
 
-fn validate_phone(t: &[u8], s: usize, e: usize) -> Option<ByteMatch> {
+fn validate_phone(t: &[u8], s: usize, e: usize, out: &mut Vec<ByteMatch>) {
     // Trailing separators and a dangling '(' are not part of the number.
     let mut e = e;
     while e > s && matches!(t[e - 1], b'.' | b'-' | b' ' | b'(') {
         e -= 1;
     }
     let raw = &t[s..e];
-    let (plus, groups) = phone_groups(raw)?;
-    if groups.is_empty() {
-        return None;
-    }
-    let ng = groups.len();
+    let Some((plus, groups)) = phone_groups(raw) else {
+        return;
+    };
     // A run glued to a word on either side ("DE89 3704 ...", "...1234abc") is part of an identifier: no phone
     // number hides inside it.
-    if !left_ok(t, s, b"") || !right_ok(t, e, b"") {
-        return None;
+    if groups.is_empty() || groups.len() > 12 || !left_ok(t, s, b"") || !right_ok(t, e, b"") {
+        return;
     }
-    let mut best: Option<(usize, usize, f32, usize)> = None; // (i, j, score, digit count)
-    for i in 0..ng {
-        for j in (i + 1..=ng).rev() {
+    // The run may hold several numbers separated by spaces, or a number next to other figures ("on 2024-01-15
+    // 555-123-4567"): take the best group range, then look again left and right of it.
+    let mut todo = vec![(0, groups.len())];
+    while let Some((lo, hi)) = todo.pop() {
+        if let Some((i, j, m)) = best_phone(t, s, raw, plus, &groups, lo, hi) {
+            out.push(m);
+            todo.push((lo, i));
+            todo.push((j, hi));
+        }
+    }
+}
+
+/// The phone number with the most digits among group ranges within [lo, hi), as (i, j, match).
+fn best_phone(
+    t: &[u8],
+    s: usize,
+    raw: &[u8],
+    plus: bool,
+    groups: &[Group],
+    lo: usize,
+    hi: usize,
+) -> Option<(usize, usize, ByteMatch)> {
+    let ng = groups.len();
+    let mut best: Option<(usize, usize, f32, usize, usize, usize)> = None; // (abs s, abs e, score, digits, i, j)
+    for i in lo..hi {
+        for j in (i + 1..=hi).rev() {
             let sub = &groups[i..j];
             let use_plus = plus && i == 0;
             let score = phone_shape(raw, use_plus, sub);
@@ -1551,17 +1590,21 @@ fn validate_phone(t: &[u8], s: usize, e: usize) -> Option<ByteMatch> {
             }
             let dc: usize = sub.iter().map(|g| g.end - g.start).sum();
             if best.is_none_or(|b| dc > b.3 || (dc == b.3 && score > b.2)) {
-                best = Some((abs_s, abs_e, score, dc));
+                best = Some((abs_s, abs_e, score, dc, i, j));
             }
         }
     }
-    let (bs, be, score, _) = best?;
-    Some(ByteMatch {
-        start: bs,
-        end: be,
-        kind: PiiKind::PhoneNumber,
-        score,
-    })
+    let (bs, be, score, _, i, j) = best?;
+    Some((
+        i,
+        j,
+        ByteMatch {
+            start: bs,
+            end: be,
+            kind: PiiKind::PhoneNumber,
+            score,
+        },
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import ipaddress
 import random
 import re
 import string
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -476,6 +477,37 @@ def test_scan_batch_matches_scan() -> None:
         return [(m.start, m.end, m.kind) for m in ms]
 
     assert [key(b) for b in batch] == [key(scanner.scan(t)) for t in texts]
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "1",
+        "1.",
+        "(1)",
+        "+1 ",
+        "1-",
+        "a1:",
+        "::",
+        "a@",
+        "eyJ",
+        "sk-",
+        "-----BEGIN PRIVATE KEY-----",
+        "-----END X",
+        "secret ",
+        "555-123-4567 ",
+        "1/1/2000 ",
+    ],
+)
+def test_pathological_input_scans_in_linear_time(unit: str) -> None:
+    """Repeated trigger fragments must not make the scan quadratic (200 kB each; quadratic would take minutes)."""
+
+    text = unit * (200_000 // len(unit))
+    scanner = PiiScanner(min_score=0.0)
+    start = time.perf_counter()
+    scanner.scan(text)
+    scanner.redact(text, "mask")
+    assert time.perf_counter() - start < 2.0
 
 
 # ---------------------------------------------------------------------------------------------------------------------
