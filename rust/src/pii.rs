@@ -1166,7 +1166,12 @@ impl Scanner {
         let c = compiled();
         let input = Input::new(t).range(at..).anchored(Anchored::Yes);
         let m = c.token.find(input)?;
-        let (s, e) = (m.start(), m.end());
+        let s = m.start();
+        // Dashes are token characters, but a run of five starts a PEM armour line glued to the token.
+        let e = memchr::memmem::find(&t[s..m.end()], b"-----").map_or(m.end(), |p| s + p);
+        if e - s < 16 {
+            return None;
+        }
         if e < t.len() && (t[e].is_ascii_alphanumeric()) {
             return None; // part of a longer token of another shape (e.g. an AKIA... with 17+ characters)
         }
