@@ -116,15 +116,15 @@ impl PyPiiScanner {
         py.detach(|| matches_to_py(&text, &self.inner))
     }
 
-    /// `scan` over many texts; large batches are split over two threads.
-    fn scan_batch(&self, py: Python<'_>, texts: Vec<String>) -> Vec<Vec<PyPiiMatch>> {
+    /// `scan` over many texts; batches over 256 kB are split over the available cores.
+    fn scan_batch(&self, py: Python<'_>, texts: Vec<String>) -> PyResult<Vec<Vec<PyPiiMatch>>> {
         py.detach(|| {
             let total: usize = texts.iter().map(String::len).sum();
             if total < 256 * 1024 || texts.len() < 2 {
-                return texts
+                return Ok(texts
                     .iter()
                     .map(|t| matches_to_py(t, &self.inner))
-                    .collect();
+                    .collect());
             }
             let threads = std::thread::available_parallelism()
                 .map_or(2, std::num::NonZero::get)
@@ -141,10 +141,14 @@ impl PyPiiScanner {
                         })
                     })
                     .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_default())
-                    .collect()
+                let mut out = Vec::with_capacity(texts.len());
+                for h in handles {
+                    let part = h
+                        .join()
+                        .map_err(|_| PyRuntimeError::new_err("a PII scan thread panicked"))?;
+                    out.extend(part);
+                }
+                Ok(out)
             })
         })
     }
