@@ -2308,7 +2308,11 @@ mod tests {
         let block = format!("-----BEGIN PRIVATE KEY-----\n{body}-----END PRIVATE KEY-----");
         let text = format!("key: {block} bye");
         for mode in [RedactMode::Placeholder, RedactMode::Mask] {
-            let mut r = StreamRedactor::new(Scanner::default(), RedactPolicy::uniform(mode, None), Vault::default());
+            let mut r = StreamRedactor::new(
+                Scanner::default(),
+                RedactPolicy::uniform(mode, None),
+                Vault::default(),
+            );
             let mut out = String::new();
             let mut max_held = 0;
             for chunk in text.as_bytes().chunks(1000) {
@@ -2318,7 +2322,10 @@ mod tests {
             out.push_str(&r.finish());
             assert!(max_held <= STREAM_PEM_HOLD + 1000, "{max_held}");
             assert!(!out.contains("QUJD"), "{mode:?}");
-            assert!(out.starts_with("key: ") && out.ends_with(" bye"), "{mode:?}");
+            assert!(
+                out.starts_with("key: ") && out.ends_with(" bye"),
+                "{mode:?}"
+            );
             if mode == RedactMode::Placeholder {
                 assert_eq!(out, "key: <SECRET_1> bye");
                 assert_eq!(r.vault().mapping()["<SECRET_1>"], block);
