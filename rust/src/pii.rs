@@ -1792,10 +1792,10 @@ impl Scanner {
 /// Puts the originals back for every placeholder of `mapping` found in `text` (the longest key wins).
 #[must_use]
 pub fn restore<S: BuildHasher>(text: &str, mapping: &HashMap<String, String, S>) -> String {
-    if mapping.is_empty() || !text.contains('<') {
+    if mapping.is_empty() {
         return text.to_owned();
     }
-    let keys: Vec<&String> = mapping.keys().collect();
+    let keys: Vec<&String> = mapping.keys().filter(|k| !k.is_empty()).collect();
     let Ok(ac) = AhoCorasickBuilder::new()
         .match_kind(MatchKind::LeftmostLongest)
         .build(&keys)

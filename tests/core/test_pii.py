@@ -531,6 +531,12 @@ def test_placeholder_redaction_and_restore() -> None:
     )
 
 
+def test_restore_ignores_empty_and_unknown_keys() -> None:
+    assert PiiScanner.restore("a <X> b", {"": "boom", "<X>": "x"}) == "a x b"
+    assert PiiScanner.restore("no placeholders", {"<EMAIL_1>": "a@b.com"}) == "no placeholders"
+    assert PiiScanner.restore("<EMAIL_1><EMAIL_12>", {"<EMAIL_1>": "a", "<EMAIL_12>": "b"}) == "ab"
+
+
 def test_mapping_carries_numbering_across_messages() -> None:
     scanner = PiiScanner()
     first, mapping = scanner.redact("from a@x.com")
