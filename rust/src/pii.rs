@@ -1792,25 +1792,49 @@ impl Scanner {
 /// Puts the originals back for every placeholder of `mapping` found in `text` (the longest key wins).
 #[must_use]
 pub fn restore<S: BuildHasher>(text: &str, mapping: &HashMap<String, String, S>) -> String {
-    if mapping.is_empty() {
-        return text.to_owned();
+    Restorer::new(mapping.iter().map(|(k, v)| (k.clone(), v.clone()))).apply(text)
+}
+
+/// A compiled mapping placeholder -> original, for restoring many texts (every chunk of a stream).
+#[derive(Debug, Clone)]
+pub struct Restorer {
+    originals: Vec<String>,
+    automaton: Option<AhoCorasick>,
+}
+
+impl Restorer {
+    pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        let (keys, originals): (Vec<String>, Vec<String>) =
+            pairs.into_iter().filter(|(k, _)| !k.is_empty()).unzip();
+        let automaton = if keys.is_empty() {
+            None
+        } else {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&keys)
+                .ok()
+        };
+        Restorer {
+            originals,
+            automaton,
+        }
     }
-    let keys: Vec<&String> = mapping.keys().filter(|k| !k.is_empty()).collect();
-    let Ok(ac) = AhoCorasickBuilder::new()
-        .match_kind(MatchKind::LeftmostLongest)
-        .build(&keys)
-    else {
-        return text.to_owned();
-    };
-    let mut out = String::with_capacity(text.len());
-    let mut last = 0;
-    for m in ac.find_iter(text) {
-        out.push_str(&text[last..m.start()]);
-        out.push_str(&mapping[keys[m.pattern().as_usize()]]);
-        last = m.end();
+
+    #[must_use]
+    pub fn apply(&self, text: &str) -> String {
+        let Some(ac) = &self.automaton else {
+            return text.to_owned();
+        };
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for m in ac.find_iter(text) {
+            out.push_str(&text[last..m.start()]);
+            out.push_str(&self.originals[m.pattern().as_usize()]);
+            last = m.end();
+        }
+        out.push_str(&text[last..]);
+        out
     }
-    out.push_str(&text[last..]);
-    out
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1839,7 +1863,7 @@ pub struct StreamRedactor {
     pending: String,
     in_pem: bool,
     found: Vec<(PiiKind, usize)>,
-    restore: Option<HashMap<String, String>>,
+    restore: Option<Restorer>,
 }
 
 fn floor_char(s: &str, mut i: usize) -> usize {
@@ -1870,7 +1894,7 @@ impl StreamRedactor {
     /// first; restored values are never re-scanned.
     #[must_use]
     pub fn with_restore(mut self, mapping: HashMap<String, String>) -> Self {
-        self.restore = Some(mapping);
+        self.restore = Some(Restorer::new(mapping));
         self
     }
 
@@ -2000,8 +2024,8 @@ impl StreamRedactor {
         }
         let region = &buf[ctx_len..cut];
         out.push_str(&apply(region, &released, self.policy, &mut self.vault));
-        if let Some(mapping) = &self.restore {
-            out = restore(&out, mapping);
+        if let Some(restorer) = &self.restore {
+            out = restorer.apply(&out);
         }
         // Keep the released original text as context for the next scan.
         let keep_from = floor_char(&buf, cut.saturating_sub(STREAM_CONTEXT));
