@@ -447,9 +447,32 @@ const NEGATIVE_WORDS: &[&str] = &[
     "po",
 ];
 
+/// Words that make a dotted quad read as a version or a section number rather than an IPv4 address.
 const VERSION_WORDS: &[&str] = &[
-    "version", "ver", "release", "build", "firmware", "upgrade", "upgraded", "update", "updated",
-    "patch", "sdk", "package", "library", "kernel", "v", "to",
+    "version",
+    "ver",
+    "release",
+    "build",
+    "firmware",
+    "upgrade",
+    "upgraded",
+    "update",
+    "updated",
+    "patch",
+    "sdk",
+    "package",
+    "library",
+    "kernel",
+    "v",
+    "chapter",
+    "section",
+    "clause",
+    "paragraph",
+    "article",
+    "step",
+    "figure",
+    "table",
+    "appendix",
 ];
 
 fn is_word_byte(b: u8) -> bool {
@@ -2167,6 +2190,8 @@ mod tests {
         );
         one("loopback ::1 only", "::1", PiiKind::IpAddress);
         none("upgrade to version 1.2.3.4 today");
+        none("see chapter 3.2.1.4 of the manual");
+        one("send it to 10.0.0.5 now", "10.0.0.5", PiiKind::IpAddress);
         none("bad 256.1.1.1 and 1.2.3.4.5");
         none("at 10:30:45 sharp");
     }

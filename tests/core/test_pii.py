@@ -411,6 +411,13 @@ def test_hard_negatives_report_nothing() -> None:
         ("loopback ::1 only", "IP_ADDRESS"),
         ("DOB: March 3, 1985", "DATE_OF_BIRTH"),
         ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "SECRET"),
+        ("Call 1-800-555-0199", "PHONE_NUMBER"),
+        ("card: 3782 822463 10005", "CREDIT_CARD"),
+        ("DOB 4th of July, 1976", "DATE_OF_BIRTH"),
+        ("my ip is 2001:db8::ff00:42:8329", "IP_ADDRESS"),
+        ("send it to 10.0.0.5 now", "IP_ADDRESS"),
+        ("iban FR14 2004 1010 0505 0001 3M02 606", "IBAN_CODE"),
+        ("slack xoxp-1234567890-abcdefghij", "SECRET"),
     ],
 )
 def test_known_items(text: str, kind: str) -> None:
@@ -432,6 +439,17 @@ def test_known_items(text: str, kind: str) -> None:
         "order #5551234567 shipped",
         "a task-management-system-for-teams thing",
         "550e8400-e29b-41d4-a716-446655440000",
+        "see chapter 3.2.1.4 of the manual",
+        "account ending in 4242",
+        "Ubuntu 22.04.3 LTS",
+        "Item SKU 400-123-4567",
+        "Invoice 2023-0042-7781",
+        "ISO 8601: 2024-01-15T10:30:00Z",
+        "Flight BA 2490 departs 14:05",
+        "ZIP 10001-1234",
+        "lat 48.8566, lon 2.3522",
+        "error code 0x80070005",
+        "sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
     ],
 )
 def test_known_negatives(text: str) -> None:
