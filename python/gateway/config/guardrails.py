@@ -319,7 +319,8 @@ class ResidencyConfig(ResidencyRule):
     def rule_for(self, classification: Classification) -> ResidencyRule:
         """The rule a request of this classification obeys: the general rule narrowed by the rule of its level and
         of every lower level that has one (a restricted request obeys the confidential rule too)."""
-        rule = ResidencyRule(regions=self.regions, compliance=self.compliance)
+        # model_construct: a combined config may hold an empty region list (no region satisfies both of its rules).
+        rule = ResidencyRule.model_construct(regions=self.regions, compliance=self.compliance)
         for level, level_rule in sorted(self.classifications.items()):
             if level <= classification:
                 rule = rule.narrowed(level_rule)
@@ -327,8 +328,8 @@ class ResidencyConfig(ResidencyRule):
 
     def combined(self, other: ResidencyConfig) -> ResidencyConfig:
         """Gateway and team residency together: every rule of both applies (a team can narrow, never widen)."""
-        general = ResidencyRule(regions=self.regions, compliance=self.compliance).narrowed(
-            ResidencyRule(regions=other.regions, compliance=other.compliance)
+        general = ResidencyRule.model_construct(regions=self.regions, compliance=self.compliance).narrowed(
+            ResidencyRule.model_construct(regions=other.regions, compliance=other.compliance)
         )
         levels: dict[Classification, ResidencyRule] = dict(self.classifications)
         for level, rule in other.classifications.items():
