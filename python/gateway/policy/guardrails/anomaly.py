@@ -33,7 +33,9 @@ Metric = Literal["request_rate", "prompt_tokens", "answer_tokens", "long_answers
 Verdict = Literal["none", "flag", "throttle", "block"]
 
 _LENGTH_STD_FLOOR = 0.25
-_ERROR_P_FLOOR = 0.01
+_ERROR_P_FLOOR = 0.05
+_MIN_RECENT_ERROR_RATE = 0.5
+"""A spike needs most recent calls failing (three in a row from a clean history), not one unlucky error."""
 _MAX_IDLE_UPDATES = 200
 """Empty windows folded into the rate baseline after a pause; beyond this the baseline has decayed anyway."""
 
@@ -173,7 +175,7 @@ class AnomalyDetector:
         if errors.n >= policy.warmup:
             p = max(errors.mean, _ERROR_P_FLOOR)
             z = (state.recent_errors - p) / math.sqrt(p * (1.0 - p) / self._short_n)
-            if z > policy.z_threshold:
+            if z > policy.z_threshold and state.recent_errors >= _MIN_RECENT_ERROR_RATE:
                 signals.append(AnomalySignal("error_rate", state.recent_errors, errors.mean, z))
         errors.update(indicator, policy.alpha)
 
