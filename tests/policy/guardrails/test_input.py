@@ -252,3 +252,25 @@ def test_guard_from_policy_object() -> None:
     outcome = guard.check(_request(Message("user", f"mail {EMAIL}")))
     assert outcome.request.messages[0].content == "mail " + "*" * len(EMAIL)
     assert outcome.mapping == {}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "blocked"),
+    [
+        (r"\bACME-\d{4}\b", "ref xACME-1234 only", False),
+        (r"\bACME-\d{4}\b", "ref ACME-1234 now", True),
+        (r"\bACME-\d{4}|\bZEUS", "xACME-1234 and ZEUS", True),
+        # More in-word candidates than the fast path tries before the plain search takes over.
+        (r"\bon\b", "bone " * 50 + "carry on", True),
+        (r"\bon\b", "bone " * 50 + "done", False),
+        (r"(?i)\binternal[- ]only\b", "this is Internal-Only material", True),
+    ],
+)
+def test_blocked_patterns_keep_word_boundaries(pattern: str, text: str, blocked: bool) -> None:
+    guard = _guard({"input": {"content": {"blocked_patterns": [pattern]}}})
+    request = _request(Message("user", text))
+    if blocked:
+        with pytest.raises(PermissionDenied, match="blocked pattern #1"):
+            guard.check(request)
+    else:
+        guard.check(request)

@@ -10,12 +10,55 @@ from gateway.config.guardrails import ContentRules
 from gateway.errors import InvalidRequest, PermissionDenied
 
 
-def _keyword_regex(words: Iterable[str]) -> re.Pattern[str] | None:
-    """Whole words or phrases, matched against lowercased text; longest first so phrases win over their prefixes."""
-    cleaned = sorted({w.strip().lower() for w in words if w.strip()}, key=len, reverse=True)
-    if not cleaned:
-        return None
-    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in cleaned) + r")(?!\w)")
+class _Keywords:
+    """Whole words or phrases in lowercased text. A substring test per keyword comes first (memchr speed); the
+    word-boundary regex runs only when one is there, since a regex alternation costs ~15 µs per kB of text."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.words = tuple(sorted({w.strip().lower() for w in words if w.strip()}, key=len, reverse=True))
+        self._regex = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in self.words) + r")(?!\w)")
+
+    def __bool__(self) -> bool:
+        return bool(self.words)
+
+    def search(self, low: str) -> bool:
+        return any(word in low for word in self.words) and self._regex.search(low) is not None
+
+
+class _BlockedPattern:
+    """An operator's regex. Python's engine finds a literal prefix at memchr speed, but a leading \\b hides it (~40x
+    slower: 115 µs against 3 µs on 10 kB). So `\\bACME-\\d{4}` is searched as `ACME-\\d{4}`, and the whole pattern
+    confirms each candidate where it starts (a match of the whole pattern at s implies one of the rest at s)."""
+
+    _MAX_CANDIDATES = 32
+    """Candidates failing the boundary before the plain search takes over (a prefix common inside words)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.regex = re.compile(pattern)
+        self._fast: re.Pattern[str] | None = None
+        if pattern.startswith("\\b") and pattern[2:3].isalnum():
+            try:
+                self._fast = re.compile(pattern[2:])
+            except re.error:
+                self._fast = None
+
+    def search(self, text: str) -> bool:
+        if self._fast is None:
+            return self.regex.search(text) is not None
+        pos = 0
+        for _ in range(self._MAX_CANDIDATES):
+            candidate = self._fast.search(text, pos)
+            if candidate is None:
+                return False
+            if self.regex.match(text, candidate.start()):
+                return True
+            pos = candidate.start() + 1
+        return self.regex.search(text, pos) is not None
+
+
+def _keyword_regex(words: Iterable[str]) -> _Keywords | None:
+    keywords = _Keywords(words)
+    return keywords if keywords else None
 
 
 class ContentRuleChecker:
@@ -24,7 +67,7 @@ class ContentRuleChecker:
     def __init__(self, rules: ContentRules) -> None:
         self.max_input_tokens = rules.max_input_tokens
         self._keywords = _keyword_regex(rules.blocked_keywords)
-        self._patterns = tuple(re.compile(p) for p in rules.blocked_patterns)
+        self._patterns = tuple(_BlockedPattern(p) for p in rules.blocked_patterns)
         self._blocked_topics = tuple(
             (name, regex) for name, words in rules.topics.blocked.items() if (regex := _keyword_regex(words))
         )

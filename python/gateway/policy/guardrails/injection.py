@@ -23,8 +23,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import string
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 # Zero-width and other invisible format characters that have no business inside a word of prose.
@@ -50,17 +51,27 @@ _TAG_CHARS = re.compile("[\U000e0000-\U000e007f]+")
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{24,}={0,2}")
 
 
+_MARGIN = 20
+_MIN_BASE64_WORD = 16
+
+
 @dataclass(frozen=True, slots=True)
 class _Pattern:
     name: str
     weight: float
-    triggers: tuple[str, ...]
-    """Lowercase substrings of which one must occur before the regex runs (a prefilter, not a match)."""
+    triggers: frozenset[str]
+    """Words of which every match contains one (punctuation read as spaces): the regex runs only around them."""
     regex: re.Pattern[str]
+    before: int
+    after: int
+    """How far a match may start before, and end after, a trigger word (margins included)."""
 
 
-def _p(name: str, weight: float, triggers: Iterable[str], regex: str) -> _Pattern:
-    return _Pattern(name, weight, tuple(triggers), re.compile(regex, re.MULTILINE))
+def _p(name: str, weight: float, triggers: str, regex: str, *, reach: tuple[int, int]) -> _Pattern:
+    before, after = reach
+    return _Pattern(
+        name, weight, frozenset(triggers.split()), re.compile(regex, re.MULTILINE), before + _MARGIN, after + _MARGIN
+    )
 
 
 _G = r"[^.!?\n]{0,40}?"  # a short gap within one sentence
@@ -72,16 +83,23 @@ _PATTERNS: tuple[_Pattern, ...] = (
     _p(
         "ignore_instructions",
         0.92,
-        ("ignor", "disregard", "forget", "bypass", "overrid", "skip", "abandon", "drop", "discard", "set aside"),
+        (
+            "ignore ignoring disregard disregarding forget forgetting bypass override skip abandon drop discard "
+            "aside throw attention"
+        ),
         rf"\b(ignore|ignoring|disregard|disregarding|forget|forgetting|bypass|override|skip|abandon|drop|discard"
         rf"|set aside|throw out|pay no attention to)\b{_G}\b(previous|prior|above|earlier|preceding|former|initial"
         rf"|original|all|any|every|your|the|these|those|system|developer|safety|that)\b{_G}\b{_TARGETS}\b"
         rf"|\b(ignore|disregard|forget|skip)\b (the |this )?user'?s? (request|question|message|task|instructions)\b",
+        reach=(20, 130),
     ),
     _p(
         "instructions_void",
         0.88,
-        ("void", "cancel", "no longer appl", "apply", "invalid", "revoked", "obsolete", "matter", "null"),
+        (
+            "void cancelled canceled invalid revoked obsolete valid overridden null irrelevant apply applies "
+            "applicable matter matters binding"
+        ),
         r"\b(instructions|rules|guidelines|directions|directives|everything|whatever|anything)"
         r" (you (were|have been|got) (given|told)|you received|you got|(given|told) to you)\b[^.!?\n]{0,30}?"
         r"\b(are|is|were|has been|have been) (now )?(void|cancell?ed|invalid|revoked|obsolete|no longer valid"
@@ -94,26 +112,14 @@ _PATTERNS: tuple[_Pattern, ...] = (
         r"|\b(everything|whatever|anything|all) (you were told|you've been told|you have been told|you were given)"
         r"( before| earlier| previously| above)?[^.!?\n]{0,20}?\b(no longer appl\w+|(is|are) (void|cancell?ed)"
         r"|does(n't| not) matter|(is|are) irrelevant)",
+        reach=(100, 30),
     ),
     _p(
         "reveal_system_prompt",
         0.88,
         (
-            "prompt",
-            "instruction",
-            "system message",
-            "guideline",
-            "rules",
-            "configuration",
-            "developer",
-            "you told",
-            "you been told",
-            "you instructed",
-            "you programmed",
-            "you given",
-            "you configured",
-            "you asked",
-            "above",
+            "prompt prompts message instructions rules guidelines configuration preprompt metaprompt above "
+            "before told instructed programmed asked given configured"
         ),
         rf"\b(reveal|show|print|display|output|repeat|recite|tell|give|share|leak|dump|list|write out|spell out|quote"
         rf"|disclose|expose|paste|copy|return|echo|translate|summari[sz]e|what (is|are|were|was))\b{_G}"
@@ -127,26 +133,29 @@ _PATTERNS: tuple[_Pattern, ...] = (
         r"|\bwhat (were|have|did) you (been )?(told|instructed|programmed|asked|given|configured)\b[^.!?\n]{0,40}?"
         r"\b(before (i|we|this|the conversation|our)|at the (start|beginning)|initially|originally"
         r"|by (your|the) (developers?|creators?|operators?|system|company))",
+        reach=(110, 90),
     ),
     _p(
         "repeat_above",
         0.8,
-        ("above", "before this"),
+        "above before",
         r"\b(repeat|print|output|copy|echo)\b (back )?(the |all )?(words|text|everything|content|lines)"
         r" (above|before this)\b",
+        reach=(60, 20),
     ),
     _p(
         "new_instructions",
         0.6,
-        ("instruction", "from now on", "task", "directive", "henceforth"),
+        "instructions instruction task directive directives rules orders now henceforth",
         r"(\b(new|updated|real|actual|revised|true|override|priority|admin|system) (instructions?|task|directives?"
         r"|rules|orders)\s*[:\-]|\bfrom now on,? (you|your|ignore|only|always|never|respond|answer|act)\b"
         r"|\bhenceforth,? you\b)",
+        reach=(30, 30),
     ),
     _p(
         "persona_jailbreak",
         0.9,
-        ("dan", "do anything now", "mode", "jailbr", "dude", "stan", "aim", "evil confidant"),
+        "dan stan dude aim confidant jailbroken anything mode",
         r"\b(you are|you're|act as|acting as|become|you will be|pretend to be|roleplay as|role-play as|respond as"
         r"|answer as|reply as|stay in character as)\s+(now\s+)?(going to\s+(be|act as|pretend to be)\s+)?"
         r"(a |an |the )?(dan|stan|dude|aim|evil confidant|jailbroken (ai|assistant|model|version))\b"
@@ -155,11 +164,16 @@ _PATTERNS: tuple[_Pattern, ...] = (
         r"(developer|dev|god|jailbreak|dan|unrestricted) mode\b"
         r"|^\s*(developer|dev|god|jailbreak|dan) mode (is )?(now )?(enabled|activated|on|unlocked)\b"
         r"|\b(enable|activate|enter|switch to) (the )?(dan|jailbreak|god|unrestricted) mode\b",
+        reach=(90, 40),
     ),
     _p(
         "unrestricted_roleplay",
         0.88,
-        ("pretend", "roleplay", "role-play", "role play", "act as", "imagine", "simulate", "behave", "you are"),
+        (
+            "restrictions restriction limits limitations rules filters filter censorship guidelines ethics "
+            "ethical morals moral policies policy safety unrestricted unfiltered uncensored amoral unethical "
+            "evil rogue jailbroken unaligned"
+        ),
         r"\b(pretend|roleplay|role-play|role play|act as|imagine|simulate|behave|you are now|play the role)\b"
         r"[^.!?\n]{0,60}?\b(no|without|free of|free from|not bound by|unbound by|ignores?|never refuses?|any)\b"
         r"[^.!?\n]{0,20}?\b(restrictions?|limits|limitations|rules|filters?|censorship|guidelines|ethics|ethical"
@@ -168,90 +182,111 @@ _PATTERNS: tuple[_Pattern, ...] = (
         r"|unfiltered|uncensored|amoral|unethical|evil|rogue|jailbroken|unaligned)\b"
         r"|\byou are (now )?(an? )?(unrestricted|unfiltered|uncensored|amoral|jailbroken|unaligned)"
         r" (ai|assistant|model|chatbot|version|llm)\b",
+        reach=(130, 30),
     ),
     _p(
         "unrestricted_persona",
         0.85,
-        ("no ", "without", "free of", "zero", "had no", "grandm", "grandp", "grandfather"),
+        (
+            "filters filter rules restrictions limits limitations guidelines censorship ethics morals policy "
+            "policies safety grandmother grandma grandfather grandpa granny"
+        ),
         r"\b(an? |the )?(ai|assistant|model|chatbot|llm|version of (you|yourself)|persona|character|bot)"
         r" (with no|without|free of|that has no|who has no|with zero|that ignores|who ignores|with all)"
         r" (any )?(the )?(filters?|rules|restrictions|limits|limitations|guidelines|censorship|ethics|morals"
         r"|content polic\w+|safety)\b"
         r"|\bif you (had|have|were|did not have|didn't have) (no|without|free of) (any )?(content polic\w+"
         r"|restrictions|filters|rules|guidelines|limits|limitations|ethical guidelines|safety guidelines)\b"
-        r"|\b(act as|pretend to be|roleplay as|role-play as|be|play) my (late|deceased|dead) (grand\w+)\b",
+        r"|\b(act as|pretend to be|roleplay as|role-play as|be|play) my (late|deceased|dead)"
+        r" (grandmother|grandma|grandfather|grandpa|granny)\b",
+        reach=(80, 20),
     ),
     _p(
         "in_character",
         0.35,
-        ("character", "never refused", "stay in", "in role"),
+        "character role refused",
         r"\b(answer|respond|reply|stay|remain|keep) in (character|role)\b|\b(she|he|they) never refused\b",
+        reach=(20, 20),
     ),
     _p(
         "fake_boundary",
         0.55,
-        ("end of", "begin", "start of"),
+        "end begin beginning start",
         r"\b(end of (the )?(user )?(input|prompt|message|context|conversation|document|data)"
         r"|(begin|beginning|start) (of )?(the )?(new )?(system|admin|developer|real)"
         r" (prompt|instructions|message|mode))\b",
+        reach=(10, 50),
     ),
     _p(
         "restrictions_removed",
         0.8,
-        ("restrict", "filter", "freed", "liberated", "no longer", "unleash", "limitations", "censor", "safety"),
+        (
+            "freed liberated released unleashed longer filters filter restrictions guardrails safeguards "
+            "limitations censorship policy policies limits guidelines constraints refuse"
+        ),
         r"\b(you (are|have been|were) (now )?(freed|liberated|released|unleashed)"
         r"|you are no longer (bound|restricted|constrained|limited|required to follow)"
         r"|(disable|turn off|remove|deactivate|bypass|ignore|lift) (all |your |the |any )?(safety |content |ethical )?"
         r"(filters?|restrictions|guardrails|safeguards|limitations|censorship|content polic\w+)"
         r"|(without|with no) (any )?(ethical|moral|content|safety) (restrictions|limits|guidelines|filters|constraints)"
         r"|you (must |will |should |shall |can |may )?(never|not|no longer) refuse)\b",
+        reach=(70, 40),
     ),
     _p(
         "system_turn",
         0.85,
-        ("<|", "[inst]", "<<sys", "<system", "[system"),
+        "system sys",
         r"<\|(im_start|start_header_id)\|>\s*system|<<sys>>|<system>|\[system\]\s*[a-z]",
+        reach=(30, 20),
     ),
     _p(
         "role_markers",
         0.6,
-        ("<|", "[inst]", "<<sys", "system:", "assistant:", "### ", "</", "[system"),
+        (
+            "system developer inst sys instruction instructions input context im_start im_end endoftext user "
+            "assistant start_header_id eot_id"
+        ),
         r"(<\|(im_start|im_end|system|endoftext|user|assistant|start_header_id|eot_id)\|?>|\[/?inst\]|<</?sys>>"
         r"|^\s*#{2,}\s*(system|instructions?|new instructions)\b|^\s*\[?(system|developer)\]?\s*:\s+\S"
         r"|</?(system|instructions|user_input|context)>)",
+        reach=(30, 30),
     ),
     _p(
         "indirect_to_ai",
         0.75,
-        ("ai ", "assistant", "language model", "llm", "chatbot", "model"),
+        "ai ais assistant assistants model models llm llms chatbot chatbots gpt",
         r"\b(if you are|to any|attention|note to|message for|instructions? for|dear)\b[^.!?\n]{0,20}?"
         r"\b(an? )?(ai|assistant|language model|llm|chatbot|gpt|model)s?\b[^.!?\n]{0,40}?"
         r"\b(reading|processing|summari[sz]ing|parsing|you must|must|should|ignore|instead)\b",
+        reach=(60, 80),
     ),
     _p(
         "addressed_to_ai",
         0.85,
-        ("ai ", "assistant", "language model", "llm", "chatbot", "model"),
+        "ai ais assistant assistants model models llm llms chatbot chatbots agent agents",
         r"\b(ai|assistant|language model|llm|chatbot|model|agent)s? (that is |who is )?"
         r"(reading|processing|summari[sz]ing"
         r"|parsing|analy[sz]ing|seeing) (this|these|the following)\b"
         r"|\bif you are an? (ai|assistant|language model|llm|chatbot|model|agent)\b[^.!?\n]{0,60}?"
         r"\b(must|should|need to|have to|will|ignore|instead)\b",
+        reach=(20, 90),
     ),
     _p(
         "exfiltrate",
         0.6,
-        ("send", "forward", "email", "post", "upload", "exfiltrat", "!["),
+        "send forward email post upload exfiltrate transmit http https",
         r"\b(send|forward|email|post|upload|exfiltrate|transmit)\b[^.!?\n]{0,30}?\b(the |this |all |your |our )?"
         r"(conversation|chat history|system prompt|previous messages|user data|api keys?|credentials|secrets)\b"
-        r"[^.!?\n]{0,30}?\b(to|at)\b|!\[[^\]]*\]\(https?://[^)\s]*\?[^)\s]*=\{?",
+        r"[^.!?\n]{0,30}?\b(to|at)\b|!\[[^\]]{0,100}\]\(https?://[^)\s]{0,120}\?[^)\s]{0,60}=\{?",
+        reach=(120, 200),
     ),
     _p(
         "decode_and_follow",
         0.65,
-        ("decode", "base64", "rot13", "decipher", "reverse"),
+        "decode decipher translate reverse convert unscramble",
         r"\b(decode|decipher|translate|reverse|convert|unscramble)\b[^.!?\n]{0,50}?\b(and|then)\b[^.!?\n]{0,15}?"
         r"\b(follow|execute|obey|do|run|carry out|comply|act on|perform)\b",
+        reach=(10, 110),
     ),
 )
 
@@ -275,6 +310,7 @@ _COMPLY = re.compile(
     r"|\b(do|follow|obey|execute) (it|that|this|them) (now|immediately)\b|\bthat'?s? (an order|your new task)\b"
 )
 _OWN = re.compile(r"\b(my|our|i|we)\b")
+_PUNCTUATION_TO_SPACE = str.maketrans(string.punctuation.replace("_", ""), " " * (len(string.punctuation) - 1))
 _MENTION_FACTOR = 0.25
 """Weight kept by a phrasing that is quoted or reported, in a text that talks about attacks."""
 _LONE_MENTION_FACTOR = 0.6
@@ -339,11 +375,14 @@ class InjectionScorer:
             return _CLEAN
         low, obfuscation = _normalize(text)
         weights: dict[str, float] = dict(obfuscation)
-        self._phrasings(low, weights)
-        for decoded in _decoded_payloads(text):
-            inner = self.score(decoded)
-            if inner.score >= 0.5:
-                weights["base64_payload"] = max(weights.get("base64_payload", 0.0), min(0.95, inner.score + 0.1))
+        tokens = low.translate(_PUNCTUATION_TO_SPACE).split()
+        self._phrasings(low, set(tokens), weights)
+        # Base64 shows as a long run of letters and digits once punctuation is spaced out: only then look for it.
+        if tokens and max(map(len, tokens)) >= _MIN_BASE64_WORD:
+            for decoded in _decoded_payloads(text):
+                inner = self.score(decoded)
+                if inner.score >= 0.5:
+                    weights["base64_payload"] = max(weights.get("base64_payload", 0.0), min(0.95, inner.score + 0.1))
         if not weights:
             return _CLEAN
         remaining = 1.0
@@ -363,15 +402,16 @@ class InjectionScorer:
         return InjectionVerdict(best.score, tuple(sorted(signals))) if signals else best
 
     @staticmethod
-    def _phrasings(low: str, weights: dict[str, float]) -> None:
+    def _phrasings(low: str, words: set[str], weights: dict[str, float]) -> None:
+        candidates = [pattern for pattern in _PATTERNS if not pattern.triggers.isdisjoint(words)]
+        if not candidates:
+            return
         quoted: list[tuple[int, int]] | None = None
         discussion: bool | None = None
         comply: bool | None = None
-        for pattern in _PATTERNS:
-            if not any(trigger in low for trigger in pattern.triggers):
-                continue
+        for pattern in candidates:
             best = 0.0
-            for match in pattern.regex.finditer(low):
+            for match in _windowed(pattern, low, words):
                 weight = pattern.weight
                 start = match.start()
                 if pattern.name == "ignore_instructions" and _OWN.search(match.group()):
@@ -392,3 +432,27 @@ class InjectionScorer:
                     break
             if best > 0.0:
                 weights[pattern.name] = best
+
+
+def _windowed(pattern: _Pattern, low: str, words: set[str]) -> Iterator[re.Match[str]]:
+    """Matches of `pattern` near its trigger words: every match contains one, and none is longer than the window,
+    so searching the merged windows finds what a whole-text search finds, at a fraction of its cost on long text."""
+    spans: list[tuple[int, int]] = []
+    for word in pattern.triggers.intersection(words):
+        at = low.find(word)
+        while at != -1:
+            spans.append((max(0, at - pattern.before), at + len(word) + pattern.after))
+            at = low.find(word, at + 1)
+    spans.sort()
+    merged: list[list[int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    last_end = -1
+    for start, end in merged:
+        for match in pattern.regex.finditer(low, start, min(end, len(low))):
+            if match.start() >= last_end:  # windows do not overlap once merged; this guards the boundary
+                last_end = match.end()
+                yield match
