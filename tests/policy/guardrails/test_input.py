@@ -274,3 +274,14 @@ def test_blocked_patterns_keep_word_boundaries(pattern: str, text: str, blocked:
             guard.check(request)
     else:
         guard.check(request)
+
+
+async def test_check_async_gives_the_same_outcome_inline_and_in_a_thread() -> None:
+    guard = _guard()
+    short = _request(Message("user", f"mail {EMAIL}"))
+    long = _request(Message("user", "filler text. " * 3_000 + f"mail {EMAIL}"))
+    assert long.text_chars > 32_768 > short.text_chars
+    for request in (short, long):
+        outcome = await guard.check_async(request)
+        assert outcome == guard.check(request)
+        assert outcome.request.messages[0].content.endswith("mail <EMAIL_1>")
