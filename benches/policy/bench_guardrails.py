@@ -21,8 +21,10 @@ from gateway.policy.guardrails import InjectionScorer, InputGuard, OutputGuard, 
 from gateway.policy.guardrails.content import ContentRuleChecker
 from gateway.policy.guardrails.injection import _PATTERNS, _normalize
 from gateway.tokens import TokenCounter
+from tests.policy.guardrails import injection_corpus
 
 GROUP_INPUT = "input guard: ~2,000-token prompt, every policy on"
+GROUP_DENSE = "injection scorer: ~2,000 tokens of attacks or of talk about attacks"
 GROUP_STREAM = "output stream: 1.5 kB answer in 5-20 char chunks"
 
 SENTENCES = (
@@ -145,23 +147,54 @@ def test_ref_injection_scorer(benchmark: BenchmarkFixture) -> None:
     _run(benchmark, lambda: scorer.score(text))
 
 
-def _naive_injection(text: str) -> float:
-    """The same patterns without the trigger prefilter: every regex over the whole normalized text."""
+PYTHON_PATTERNS = [(p.name, p.weight, re.compile(p.source, re.MULTILINE)) for p in _PATTERNS]
+
+
+def _python_injection(text: str) -> float:
+    """The reference: the scorer's phrasings searched with Python's `re` instead of the Rust PatternSet (context
+    rules left out, which only flatters the reference)."""
     low, signals = _normalize(text)
-    weights = dict(signals)
-    for pattern in _PATTERNS:
-        if pattern.regex.search(low):
-            weights[pattern.name] = pattern.weight
+    weights = dict(signals) | {name: weight for name, weight, regex in PYTHON_PATTERNS if regex.search(low)}
     remaining = 1.0
     for weight in weights.values():
         remaining *= 1.0 - weight
     return 1.0 - remaining
 
 
-def test_ref_injection_without_prefilter(benchmark: BenchmarkFixture) -> None:
+def test_ref_injection_python_re(benchmark: BenchmarkFixture) -> None:
     benchmark.group = GROUP_INPUT
     text = REQUEST.messages[1].content
-    _run(benchmark, lambda: _naive_injection(text), rounds=300)
+    _run(benchmark, lambda: _python_injection(text), rounds=300)
+
+
+def _dense(attack: bool, size: int = 9_000) -> str:
+    """~2,000 tokens of the corpus's attacks, or of its benign look-alikes (talk about attacks): trigger-dense text."""
+    pool = [s.text for s in injection_corpus.tuning() if s.attack is attack]
+    text, i = "", 0
+    while len(text) < size:
+        text += pool[i % len(pool)] + "\n"
+        i += 1
+    return text
+
+
+def test_injection_scorer_dense_lookalikes(benchmark: BenchmarkFixture) -> None:
+    benchmark.group = GROUP_DENSE
+    scorer = InjectionScorer()
+    text = _dense(attack=False)
+    _run(benchmark, lambda: scorer.score(text), rounds=500)
+
+
+def test_injection_scorer_dense_attacks(benchmark: BenchmarkFixture) -> None:
+    benchmark.group = GROUP_DENSE
+    scorer = InjectionScorer()
+    text = _dense(attack=True)
+    _run(benchmark, lambda: scorer.score(text), rounds=500)
+
+
+def test_ref_injection_python_re_dense_lookalikes(benchmark: BenchmarkFixture) -> None:
+    benchmark.group = GROUP_DENSE
+    text = _dense(attack=False)
+    _run(benchmark, lambda: _python_injection(text), rounds=100)
 
 
 def test_ref_content_rules(benchmark: BenchmarkFixture) -> None:

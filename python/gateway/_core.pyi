@@ -146,6 +146,24 @@ class RateLimiter:
 
     def __len__(self) -> int: ...
 
+# --- multi-pattern search (rust/src/patterns.rs) -------------------------------------------------------------------
+
+@final
+class PatternSet:
+    """Many regexes (Rust `regex` syntax) over one text, each reporting its own leftmost-first, non-overlapping
+    matches; a literal prefilter and a lazy DFA per pattern. ValueError names the first pattern that fails."""
+
+    def __new__(cls, patterns: Sequence[str]) -> Self: ...
+    def find_all(self, text: str, limit: int = 64) -> list[tuple[int, int, int]]:
+        """(pattern index, start, end) in characters, at most `limit` per pattern, ordered by pattern then start."""
+
+    def which(self, text: str) -> list[int]:
+        """Indices of the patterns that match anywhere in `text`."""
+
+    @property
+    def patterns(self) -> list[str]: ...
+    def __len__(self) -> int: ...
+
 # --- PII scanning (rust/src/pii.rs, rust/src/py/pii.rs) ------------------------------------------------------------
 
 PiiKind = Literal[

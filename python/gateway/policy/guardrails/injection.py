@@ -14,8 +14,9 @@ Benign look-alikes (a user asking how prompt injection works, an article quoting
 context: a phrasing inside quotes or code, or after reported speech ("attackers write", "such as"), counts for less;
 an instruction to act on the quoted text ("then do it") cancels that.
 
-Cost: one lowercase copy and a substring prefilter per pattern family; a family's regexes run only when one of its
-trigger words occurs, so ordinary prose pays ~100 µs per 8,000 characters (benches/policy/bench_guardrails.py).
+Cost: the phrasings are searched by the Rust core's PatternSet (a literal prefilter and a lazy DFA per pattern; the
+same regexes in Python's `re` cost ~4 ms on a 2,000-token prompt); Python keeps the weights and the context rules,
+which run only on the few matches (benches/policy/bench_guardrails.py). The only importer of PatternSet.
 """
 
 from __future__ import annotations
@@ -23,16 +24,17 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import string
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from gateway._core import PatternSet
 
 # Zero-width and other invisible format characters that have no business inside a word of prose.
 _INVISIBLE = "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u180e\u00ad"
 # Bidi embeddings, overrides and isolates (the "Trojan Source" characters). LRM/RLM marks are normal in RTL text.
 _BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-_STRIP = str.maketrans(dict.fromkeys(_INVISIBLE + _BIDI))
+_STRIP_CHARS = re.compile(f"[{_INVISIBLE}{_BIDI}]")
 # Cyrillic and Greek letters that look like Latin ones, mapped to the Latin letter they imitate.
 _HOMOGLYPHS = str.maketrans(
     {
@@ -45,33 +47,24 @@ _HOMOGLYPHS = str.maketrans(
         "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
     }
 )  # fmt: skip
-_MIXED_SCRIPT_WORD = re.compile(r"\b(?=\w*[A-Za-z])(?=\w*[\u0370-\u03ff\u0400-\u04ff])\w+\b")
-_INVISIBLE_IN_WORD = re.compile(f"\\w[{_INVISIBLE}]+\\w")
+_CYRILLIC_GREEK_RUN = re.compile("[\u0370-\u03ff\u0400-\u04ff]+")
+_INVISIBLE_RUN = re.compile(f"[{_INVISIBLE}]+")
 _TAG_CHARS = re.compile("[\U000e0000-\U000e007f]+")
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{24,}={0,2}")
-
-
-_MARGIN = 20
-_MIN_BASE64_WORD = 16
 
 
 @dataclass(frozen=True, slots=True)
 class _Pattern:
     name: str
     weight: float
-    triggers: frozenset[str]
-    """Words of which every match contains one (punctuation read as spaces): the regex runs only around them."""
-    regex: re.Pattern[str]
-    before: int
-    after: int
-    """How far a match may start before, and end after, a trigger word (margins included)."""
+    source: str
+    """A regex valid in both Python's `re` and Rust's `regex` (no look-around), matched against lowercased text."""
+    reject_after: re.Pattern[str] | None
+    """A match followed by this is no match ("show me the system prompt format for Llama" asks about a format)."""
 
 
-def _p(name: str, weight: float, triggers: str, regex: str, *, reach: tuple[int, int]) -> _Pattern:
-    before, after = reach
-    return _Pattern(
-        name, weight, frozenset(triggers.split()), re.compile(regex, re.MULTILINE), before + _MARGIN, after + _MARGIN
-    )
+def _p(name: str, weight: float, regex: str, *, reject_after: str | None = None) -> _Pattern:
+    return _Pattern(name, weight, regex, re.compile(reject_after) if reject_after else None)
 
 
 _G = r"[^.!?\n]{0,40}?"  # a short gap within one sentence
@@ -83,23 +76,14 @@ _PATTERNS: tuple[_Pattern, ...] = (
     _p(
         "ignore_instructions",
         0.92,
-        (
-            "ignore ignoring disregard disregarding forget forgetting bypass override skip abandon drop discard "
-            "aside throw attention"
-        ),
         rf"\b(ignore|ignoring|disregard|disregarding|forget|forgetting|bypass|override|skip|abandon|drop|discard"
         rf"|set aside|throw out|pay no attention to)\b{_G}\b(previous|prior|above|earlier|preceding|former|initial"
         rf"|original|all|any|every|your|the|these|those|system|developer|safety|that)\b{_G}\b{_TARGETS}\b"
         rf"|\b(ignore|disregard|forget|skip)\b (the |this )?user'?s? (request|question|message|task|instructions)\b",
-        reach=(20, 130),
     ),
     _p(
         "instructions_void",
         0.88,
-        (
-            "void cancelled canceled invalid revoked obsolete valid overridden null irrelevant apply applies "
-            "applicable matter matters binding"
-        ),
         r"\b(instructions|rules|guidelines|directions|directives|everything|whatever|anything)"
         r" (you (were|have been|got) (given|told)|you received|you got|(given|told) to you)\b[^.!?\n]{0,30}?"
         r"\b(are|is|were|has been|have been) (now )?(void|cancell?ed|invalid|revoked|obsolete|no longer valid"
@@ -112,15 +96,10 @@ _PATTERNS: tuple[_Pattern, ...] = (
         r"|\b(everything|whatever|anything|all) (you were told|you've been told|you have been told|you were given)"
         r"( before| earlier| previously| above)?[^.!?\n]{0,20}?\b(no longer appl\w+|(is|are) (void|cancell?ed)"
         r"|does(n't| not) matter|(is|are) irrelevant)",
-        reach=(100, 30),
     ),
     _p(
         "reveal_system_prompt",
         0.88,
-        (
-            "prompt prompts message instructions rules guidelines configuration preprompt metaprompt above "
-            "before told instructed programmed asked given configured"
-        ),
         rf"\b(reveal|show|print|display|output|repeat|recite|tell|give|share|leak|dump|list|write out|spell out|quote"
         rf"|disclose|expose|paste|copy|return|echo|translate|summari[sz]e|what (is|are|were|was))\b{_G}"
         r"\b(your|the|this|its|this assistant's|this bot's) (full |exact |complete |entire |real |actual )?"
@@ -128,34 +107,28 @@ _PATTERNS: tuple[_Pattern, ...] = (
         r"|original (prompt|instructions)|secret (prompt|instructions|rules)|developer (message|prompt|instructions)"
         r"|pre-?prompt|meta-?prompt|(instructions|prompt|rules|guidelines|configuration)( verbatim| word for word"
         r"| you were given| above| before this| in full))\b"
-        r"(?! (format|template|example|structure|syntax|for (a|an|my)))"
         r"|\b(everything|all|the text|the words) (above|before) (this|my message)"
         r"|\bwhat (were|have|did) you (been )?(told|instructed|programmed|asked|given|configured)\b[^.!?\n]{0,40}?"
         r"\b(before (i|we|this|the conversation|our)|at the (start|beginning)|initially|originally"
         r"|by (your|the) (developers?|creators?|operators?|system|company))",
-        reach=(110, 90),
+        reject_after=r" (format|template|example|structure|syntax|for (a|an|my))\b",
     ),
     _p(
         "repeat_above",
         0.8,
-        "above before",
         r"\b(repeat|print|output|copy|echo)\b (back )?(the |all )?(words|text|everything|content|lines)"
         r" (above|before this)\b",
-        reach=(60, 20),
     ),
     _p(
         "new_instructions",
         0.6,
-        "instructions instruction task directive directives rules orders now henceforth",
         r"(\b(new|updated|real|actual|revised|true|override|priority|admin|system) (instructions?|task|directives?"
         r"|rules|orders)\s*[:\-]|\bfrom now on,? (you|your|ignore|only|always|never|respond|answer|act)\b"
         r"|\bhenceforth,? you\b)",
-        reach=(30, 30),
     ),
     _p(
         "persona_jailbreak",
         0.9,
-        "dan stan dude aim confidant jailbroken anything mode",
         r"\b(you are|you're|act as|acting as|become|you will be|pretend to be|roleplay as|role-play as|respond as"
         r"|answer as|reply as|stay in character as)\s+(now\s+)?(going to\s+(be|act as|pretend to be)\s+)?"
         r"(a |an |the )?(dan|stan|dude|aim|evil confidant|jailbroken (ai|assistant|model|version))\b"
@@ -164,16 +137,10 @@ _PATTERNS: tuple[_Pattern, ...] = (
         r"(developer|dev|god|jailbreak|dan|unrestricted) mode\b"
         r"|^\s*(developer|dev|god|jailbreak|dan) mode (is )?(now )?(enabled|activated|on|unlocked)\b"
         r"|\b(enable|activate|enter|switch to) (the )?(dan|jailbreak|god|unrestricted) mode\b",
-        reach=(90, 40),
     ),
     _p(
         "unrestricted_roleplay",
         0.88,
-        (
-            "restrictions restriction limits limitations rules filters filter censorship guidelines ethics "
-            "ethical morals moral policies policy safety unrestricted unfiltered uncensored amoral unethical "
-            "evil rogue jailbroken unaligned"
-        ),
         r"\b(pretend|roleplay|role-play|role play|act as|imagine|simulate|behave|you are now|play the role)\b"
         r"[^.!?\n]{0,60}?\b(no|without|free of|free from|not bound by|unbound by|ignores?|never refuses?|any)\b"
         r"[^.!?\n]{0,20}?\b(restrictions?|limits|limitations|rules|filters?|censorship|guidelines|ethics|ethical"
@@ -182,15 +149,10 @@ _PATTERNS: tuple[_Pattern, ...] = (
         r"|unfiltered|uncensored|amoral|unethical|evil|rogue|jailbroken|unaligned)\b"
         r"|\byou are (now )?(an? )?(unrestricted|unfiltered|uncensored|amoral|jailbroken|unaligned)"
         r" (ai|assistant|model|chatbot|version|llm)\b",
-        reach=(130, 30),
     ),
     _p(
         "unrestricted_persona",
         0.85,
-        (
-            "filters filter rules restrictions limits limitations guidelines censorship ethics morals policy "
-            "policies safety grandmother grandma grandfather grandpa granny"
-        ),
         r"\b(an? |the )?(ai|assistant|model|chatbot|llm|version of (you|yourself)|persona|character|bot)"
         r" (with no|without|free of|that has no|who has no|with zero|that ignores|who ignores|with all)"
         r" (any )?(the )?(filters?|rules|restrictions|limits|limitations|guidelines|censorship|ethics|morals"
@@ -199,96 +161,75 @@ _PATTERNS: tuple[_Pattern, ...] = (
         r"|restrictions|filters|rules|guidelines|limits|limitations|ethical guidelines|safety guidelines)\b"
         r"|\b(act as|pretend to be|roleplay as|role-play as|be|play) my (late|deceased|dead)"
         r" (grandmother|grandma|grandfather|grandpa|granny)\b",
-        reach=(80, 20),
     ),
     _p(
         "in_character",
         0.35,
-        "character role refused",
         r"\b(answer|respond|reply|stay|remain|keep) in (character|role)\b|\b(she|he|they) never refused\b",
-        reach=(20, 20),
     ),
     _p(
         "fake_boundary",
         0.55,
-        "end begin beginning start",
         r"\b(end of (the )?(user )?(input|prompt|message|context|conversation|document|data)"
         r"|(begin|beginning|start) (of )?(the )?(new )?(system|admin|developer|real)"
         r" (prompt|instructions|message|mode))\b",
-        reach=(10, 50),
     ),
     _p(
         "restrictions_removed",
         0.8,
-        (
-            "freed liberated released unleashed longer filters filter restrictions guardrails safeguards "
-            "limitations censorship policy policies limits guidelines constraints refuse"
-        ),
         r"\b(you (are|have been|were) (now )?(freed|liberated|released|unleashed)"
         r"|you are no longer (bound|restricted|constrained|limited|required to follow)"
         r"|(disable|turn off|remove|deactivate|bypass|ignore|lift) (all |your |the |any )?(safety |content |ethical )?"
         r"(filters?|restrictions|guardrails|safeguards|limitations|censorship|content polic\w+)"
         r"|(without|with no) (any )?(ethical|moral|content|safety) (restrictions|limits|guidelines|filters|constraints)"
         r"|you (must |will |should |shall |can |may )?(never|not|no longer) refuse)\b",
-        reach=(70, 40),
     ),
     _p(
         "system_turn",
         0.85,
-        "system sys",
         r"<\|(im_start|start_header_id)\|>\s*system|<<sys>>|<system>|\[system\]\s*[a-z]",
-        reach=(30, 20),
     ),
     _p(
         "role_markers",
         0.6,
-        (
-            "system developer inst sys instruction instructions input context im_start im_end endoftext user "
-            "assistant start_header_id eot_id"
-        ),
         r"(<\|(im_start|im_end|system|endoftext|user|assistant|start_header_id|eot_id)\|?>|\[/?inst\]|<</?sys>>"
         r"|^\s*#{2,}\s*(system|instructions?|new instructions)\b|^\s*\[?(system|developer)\]?\s*:\s+\S"
         r"|</?(system|instructions|user_input|context)>)",
-        reach=(30, 30),
     ),
     _p(
         "indirect_to_ai",
         0.75,
-        "ai ais assistant assistants model models llm llms chatbot chatbots gpt",
         r"\b(if you are|to any|attention|note to|message for|instructions? for|dear)\b[^.!?\n]{0,20}?"
         r"\b(an? )?(ai|assistant|language model|llm|chatbot|gpt|model)s?\b[^.!?\n]{0,40}?"
         r"\b(reading|processing|summari[sz]ing|parsing|you must|must|should|ignore|instead)\b",
-        reach=(60, 80),
     ),
     _p(
         "addressed_to_ai",
         0.85,
-        "ai ais assistant assistants model models llm llms chatbot chatbots agent agents",
         r"\b(ai|assistant|language model|llm|chatbot|model|agent)s? (that is |who is )?"
         r"(reading|processing|summari[sz]ing"
         r"|parsing|analy[sz]ing|seeing) (this|these|the following)\b"
         r"|\bif you are an? (ai|assistant|language model|llm|chatbot|model|agent)\b[^.!?\n]{0,60}?"
         r"\b(must|should|need to|have to|will|ignore|instead)\b",
-        reach=(20, 90),
     ),
     _p(
         "exfiltrate",
         0.6,
-        "send forward email post upload exfiltrate transmit http https",
         r"\b(send|forward|email|post|upload|exfiltrate|transmit)\b[^.!?\n]{0,30}?\b(the |this |all |your |our )?"
         r"(conversation|chat history|system prompt|previous messages|user data|api keys?|credentials|secrets)\b"
         r"[^.!?\n]{0,30}?\b(to|at)\b|!\[[^\]]{0,100}\]\(https?://[^)\s]{0,120}\?[^)\s]{0,60}=\{?",
-        reach=(120, 200),
     ),
     _p(
         "decode_and_follow",
         0.65,
-        "decode decipher translate reverse convert unscramble",
         r"\b(decode|decipher|translate|reverse|convert|unscramble)\b[^.!?\n]{0,50}?\b(and|then)\b[^.!?\n]{0,15}?"
         r"\b(follow|execute|obey|do|run|carry out|comply|act on|perform)\b",
-        reach=(10, 110),
     ),
 )
+
+_BASE64_CANDIDATE = r"[a-z0-9+/_-]{24,}"
+"""Searched with the phrasings (lowercased, so case plays no part): only a hit sends the text to the base64 decoder."""
+
 
 # Context that turns a phrasing into a mention: reported speech or an example just before it.
 _REPORTED = re.compile(
@@ -300,17 +241,35 @@ _REPORTED = re.compile(
 _QUOTED = re.compile(
     r"\"[^\"\n]{3,400}\"|“[^”]{3,400}”|(?<![a-z])'[^'\n]{12,400}'(?![a-z])|`[^`]{3,400}`|^```.*?^```", re.S | re.M
 )
-_DISCUSSION = re.compile(
+_DISCUSSION = (
     r"\b(prompt injections?|injection attacks?|jailbreaks?|jailbreaking|attacks?|attackers?|classifier|detector"
     r"|security|red[- ]team\w*|vulnerab\w+|how (does|do|can|would|should)|what (is|are|does)|explain|why (does|do)"
     r"|article|paper|blog|research|defen[cs]es?|mitigat\w+|sanitiz\w+|regex|unit test|test case|owasp)\b"
 )
-_COMPLY = re.compile(
+_COMPLY = (
     r"\b(now|then|and) (do|follow|obey|execute|comply with|act on) (it|that|this|them|those|these|the above)\b"
     r"|\b(do|follow|obey|execute) (it|that|this|them) (now|immediately)\b|\bthat'?s? (an order|your new task)\b"
 )
+
+
+def _rust_syntax(source: str) -> str:
+    # ASCII word boundaries: with Unicode ones the lazy DFA gives up on non-ASCII text and a slower engine takes
+    # over; the phrasings are ASCII words, so nothing they match changes.
+    return "(?m)" + source.replace("\\b", "(?-u:\\b)")
+
+
+# The phrasings, then three helpers searched in the same call: base64 candidates, talk about attacks, orders to act.
+_SET = PatternSet(
+    [*(_rust_syntax(s) for s in (*(p.source for p in _PATTERNS), _DISCUSSION, _COMPLY)), _BASE64_CANDIDATE]
+)
+_DISCUSSION_INDEX = len(_PATTERNS)
+_COMPLY_INDEX = _DISCUSSION_INDEX + 1
+_BASE64_INDEX = _COMPLY_INDEX + 1
+_MATCH_LIMIT = 16
+"""Matches kept per pattern: a phrasing at full weight needs one, mentions rarely more than a few."""
+
+_IGNORE_INDEX = next(i for i, p in enumerate(_PATTERNS) if p.name == "ignore_instructions")
 _OWN = re.compile(r"\b(my|our|i|we)\b")
-_PUNCTUATION_TO_SPACE = str.maketrans(string.punctuation.replace("_", ""), " " * (len(string.punctuation) - 1))
 _MENTION_FACTOR = 0.25
 """Weight kept by a phrasing that is quoted or reported, in a text that talks about attacks."""
 _LONE_MENTION_FACTOR = 0.6
@@ -333,20 +292,47 @@ def _normalize(text: str) -> tuple[str, list[tuple[str, float]]]:
     if text.isascii():
         return text.lower(), []
     signals: list[tuple[str, float]] = []
-    hidden = _TAG_CHARS.findall(text)
+    # Tag characters lie above U+FFFF: text without any such character (UTF-16 as long as the str) skips the search.
+    hidden = _TAG_CHARS.findall(text) if len(text.encode("utf-16-le", "surrogatepass")) > 2 * len(text) else []
     if hidden:
         # Unicode tag characters render as nothing; their low bits spell ASCII. Append what they say.
         signals.append(("tag_characters", 0.7))
         decoded = "".join(chr(ord(c) - 0xE0000) for run in hidden for c in run)
         text = _TAG_CHARS.sub("", text) + "\n" + decoded
-    if any(c in text for c in _BIDI):
-        signals.append(("bidi_control", 0.45))
-    if _INVISIBLE_IN_WORD.search(text):
-        signals.append(("zero_width_in_word", 0.5))
-    if _MIXED_SCRIPT_WORD.search(text):
+    # str.translate with a dict walks non-ASCII text char by char in Python objects (~1 ms per 10 kB), so each
+    # rewrite runs only when its characters are there (a regex class search scans at C speed).
+    if _STRIP_CHARS.search(text):
+        if any(c in text for c in _BIDI):
+            signals.append(("bidi_control", 0.45))
+        if _invisible_inside_a_word(text):
+            signals.append(("zero_width_in_word", 0.5))
+        text = _STRIP_CHARS.sub("", text)
+    text = unicodedata.normalize("NFKC", text)
+    if _mixed_script_word(text):
         signals.append(("mixed_script_word", 0.45))
-    text = unicodedata.normalize("NFKC", text.translate(_STRIP)).translate(_HOMOGLYPHS)
+        text = text.translate(_HOMOGLYPHS)
     return text.lower(), signals
+
+
+def _invisible_inside_a_word(text: str) -> bool:
+    """An invisible character between two letters or digits (zero-width joiners between emoji do not count)."""
+    for match in _INVISIBLE_RUN.finditer(text):
+        start, end = match.span()
+        if start and end < len(text) and text[start - 1].isalnum() and text[end].isalnum():
+            return True
+    return False
+
+
+def _mixed_script_word(text: str) -> bool:
+    """A Cyrillic or Greek letter right next to a Latin one: a look-alike swapped into a word. Runs of those scripts
+    are few (one per word) and found at C speed; a regex for the pair costs ~180 µs per 10 kB of Cyrillic prose."""
+    for match in _CYRILLIC_GREEK_RUN.finditer(text):
+        start, end = match.span()
+        if (start and text[start - 1].isascii() and text[start - 1].isalpha()) or (
+            end < len(text) and text[end].isascii() and text[end].isalpha()
+        ):
+            return True
+    return False
 
 
 def _decoded_payloads(text: str) -> list[str]:
@@ -375,14 +361,15 @@ class InjectionScorer:
             return _CLEAN
         low, obfuscation = _normalize(text)
         weights: dict[str, float] = dict(obfuscation)
-        tokens = low.translate(_PUNCTUATION_TO_SPACE).split()
-        self._phrasings(low, set(tokens), weights)
-        # Base64 shows as a long run of letters and digits once punctuation is spaced out: only then look for it.
-        if tokens and max(map(len, tokens)) >= _MIN_BASE64_WORD:
-            for decoded in _decoded_payloads(text):
-                inner = self.score(decoded)
-                if inner.score >= 0.5:
-                    weights["base64_payload"] = max(weights.get("base64_payload", 0.0), min(0.95, inner.score + 0.1))
+        found = _SET.find_all(low, _MATCH_LIMIT)
+        if found:
+            self._phrasings(low, found, weights)
+            if found[-1][0] == _BASE64_INDEX:
+                for decoded in _decoded_payloads(text):
+                    inner = self.score(decoded)
+                    if inner.score >= 0.5:
+                        weight = min(0.95, inner.score + 0.1)
+                        weights["base64_payload"] = max(weights.get("base64_payload", 0.0), weight)
         if not weights:
             return _CLEAN
         remaining = 1.0
@@ -402,57 +389,30 @@ class InjectionScorer:
         return InjectionVerdict(best.score, tuple(sorted(signals))) if signals else best
 
     @staticmethod
-    def _phrasings(low: str, words: set[str], weights: dict[str, float]) -> None:
-        candidates = [pattern for pattern in _PATTERNS if not pattern.triggers.isdisjoint(words)]
-        if not candidates:
-            return
+    def _phrasings(low: str, found: list[tuple[int, int, int]], weights: dict[str, float]) -> None:
         quoted: list[tuple[int, int]] | None = None
-        discussion: bool | None = None
-        comply: bool | None = None
-        for pattern in candidates:
-            best = 0.0
-            for match in _windowed(pattern, low, words):
-                weight = pattern.weight
-                start = match.start()
-                if pattern.name == "ignore_instructions" and _OWN.search(match.group()):
-                    weight *= 0.2  # "ignore my previous instructions about the font": the user correcting themselves
-                if quoted is None:
-                    quoted = [m.span() for m in _QUOTED.finditer(low)]
-                inside_quotes = any(s <= start < e for s, e in quoted)
-                reported = _REPORTED.search(low, max(0, start - 60), start) is not None
-                if inside_quotes or reported:
-                    if comply is None:
-                        comply = _COMPLY.search(low) is not None
-                    if not comply:
-                        if discussion is None:
-                            discussion = _DISCUSSION.search(low) is not None
-                        weight *= _MENTION_FACTOR if discussion else _LONE_MENTION_FACTOR
-                best = max(best, weight)
-                if best >= pattern.weight:
-                    break
-            if best > 0.0:
-                weights[pattern.name] = best
-
-
-def _windowed(pattern: _Pattern, low: str, words: set[str]) -> Iterator[re.Match[str]]:
-    """Matches of `pattern` near its trigger words: every match contains one, and none is longer than the window,
-    so searching the merged windows finds what a whole-text search finds, at a fraction of its cost on long text."""
-    spans: list[tuple[int, int]] = []
-    for word in pattern.triggers.intersection(words):
-        at = low.find(word)
-        while at != -1:
-            spans.append((max(0, at - pattern.before), at + len(word) + pattern.after))
-            at = low.find(word, at + 1)
-    spans.sort()
-    merged: list[list[int]] = []
-    for start, end in spans:
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    last_end = -1
-    for start, end in merged:
-        for match in pattern.regex.finditer(low, start, min(end, len(low))):
-            if match.start() >= last_end:  # windows do not overlap once merged; this guards the boundary
-                last_end = match.end()
-                yield match
+        seen = {index for index, _, _ in found}
+        discussion = _DISCUSSION_INDEX in seen
+        comply = _COMPLY_INDEX in seen
+        best: dict[int, float] = {}
+        for index, start, end in found:
+            if index >= _DISCUSSION_INDEX:
+                break  # helpers come after the phrasings
+            pattern = _PATTERNS[index]
+            if best.get(index, 0.0) >= pattern.weight:
+                continue
+            if pattern.reject_after is not None and pattern.reject_after.match(low, end):
+                continue
+            weight = pattern.weight
+            if index == _IGNORE_INDEX and _OWN.search(low, start, end):
+                weight *= 0.2  # "ignore my previous instructions about the font": the user correcting themselves
+            if quoted is None:
+                quoted = [m.span() for m in _QUOTED.finditer(low)]
+            inside_quotes = any(s <= start < e for s, e in quoted)
+            reported = _REPORTED.search(low, max(0, start - 60), start) is not None
+            if (inside_quotes or reported) and not comply:
+                weight *= _MENTION_FACTOR if discussion else _LONE_MENTION_FACTOR
+            best[index] = max(best.get(index, 0.0), weight)
+        for index, weight in best.items():
+            if weight > 0.0:
+                weights[_PATTERNS[index].name] = weight
