@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from gateway.config.base import Strict
 from gateway.policy.classification import Classification
@@ -241,13 +241,15 @@ class GuardrailsConfig(Strict):
     anomaly: AnomalyPolicy = Field(default_factory=AnomalyPolicy)
 
 
-def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
+def _merged(base: BaseModel, override: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` as a dict with `override`'s keys replacing its own; nested sections (models) merge key by key, values
+    that are lists or dicts (keywords, topics, kind levels) are replaced whole."""
+    merged = base.model_dump()
     for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
+        current = getattr(base, key, None)
+        merged[key] = (
+            _merged(current, value) if isinstance(current, BaseModel) and isinstance(value, Mapping) else value
+        )
     return merged
 
 
@@ -259,8 +261,8 @@ def merge_guardrails(default: GuardrailsConfig, team: GuardrailsConfig | Mapping
     markers) are replaced whole, not appended to. A parsed team block counts the keys it was given, not defaults.
     """
     override = team.model_dump(exclude_unset=True) if isinstance(team, GuardrailsConfig) else dict(team)
-    # Classification.parse accepts labels; enum members dump as themselves and validate back unchanged.
-    return GuardrailsConfig.model_validate(_deep_merge(default.model_dump(), override))
+    # Enum members dump as themselves and validate back unchanged; labels in a raw mapping are parsed as in YAML.
+    return GuardrailsConfig.model_validate(_merged(default, override))
 
 
 class ResidencyRule(Strict):

@@ -109,6 +109,25 @@ def test_merge_from_a_raw_mapping_and_lists_replace_whole() -> None:
     assert merged.input.content.max_input_tokens == 100
 
 
+def test_merge_replaces_dicts_of_rules_whole() -> None:
+    default = GuardrailsConfig.model_validate(
+        {
+            "input": {"content": {"topics": {"allowed": {"billing": ["invoice"]}, "blocked": {"medical": ["dose"]}}}},
+            "classification": {"kinds": {"IP_ADDRESS": "public", "EMAIL_ADDRESS": "internal"}},
+        }
+    )
+    team = GuardrailsConfig.model_validate(
+        {
+            "input": {"content": {"topics": {"allowed": {"shipping": ["parcel"]}}}},
+            "classification": {"kinds": {"EMAIL_ADDRESS": "restricted"}},
+        }
+    )
+    merged = merge_guardrails(default, team)
+    assert merged.input.content.topics.allowed == {"shipping": ["parcel"]}
+    assert merged.input.content.topics.blocked == {"medical": ["dose"]}
+    assert merged.classification.kinds == {"EMAIL_ADDRESS": Classification.RESTRICTED}
+
+
 def test_merge_validates_the_team_block() -> None:
     with pytest.raises(ValidationError):
         merge_guardrails(GuardrailsConfig(), {"input": {"pii": {"default": "nope"}}})
