@@ -1,6 +1,6 @@
 """Typed stubs of gateway._core, the Rust hot path (checked against the module by `make lint` with stubtest)."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from os import PathLike
 from typing import Literal, Self, final
 
@@ -146,25 +146,50 @@ class RateLimiter:
 
     def __len__(self) -> int: ...
 
-# --- PII scanning (rust/src/pii.rs) ------------------------------------------------------------------------------
+# --- multi-pattern search (rust/src/patterns.rs) -------------------------------------------------------------------
+
+@final
+class PatternSet:
+    """Many regexes (Rust `regex` syntax) over one text, each reporting its own leftmost-first, non-overlapping
+    matches; a literal prefilter and a lazy DFA per pattern. ValueError names the first pattern that fails."""
+
+    def __new__(cls, patterns: Sequence[str]) -> Self: ...
+    def find_all(self, text: str, limit: int = 64) -> list[tuple[int, int, int]]:
+        """(pattern index, start, end) in characters, at most `limit` per pattern, ordered by pattern then start."""
+
+    def which(self, text: str) -> list[int]:
+        """Indices of the patterns that match anywhere in `text`."""
+
+    @property
+    def patterns(self) -> list[str]: ...
+    def __len__(self) -> int: ...
+
+# --- PII scanning (rust/src/pii.rs, rust/src/py/pii.rs) ------------------------------------------------------------
 
 PiiKind = Literal[
-    "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE", "IP_ADDRESS", "DATE_OF_BIRTH", "SECRET"
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "US_SSN",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "DATE_OF_BIRTH",
+    "SECRET",
 ]
 RedactionMode = Literal["mask", "placeholder", "hash"]
 PII_STREAM_HOLD_CHARS: int
-"""Characters a stream redactor holds back at most (longer while a word or a private-key block is still open)."""
+"""Characters a stream redactor holds back (more only while a word, key or private-key block is still arriving)."""
 
 @final
 class PiiMatch:
-    """One detected item; `start` and `end` are character offsets into the scanned str."""
+    """One detected item: character offsets into the scanned str, the entity name and a score in [0, 1]."""
 
     @property
     def start(self) -> int: ...
     @property
     def end(self) -> int: ...
     @property
-    def kind(self) -> str: ...
+    def kind(self) -> PiiKind: ...
     @property
     def score(self) -> float: ...
     @property
@@ -172,30 +197,61 @@ class PiiMatch:
 
 @final
 class PiiScanner:
-    """Finds PII and secrets with one regex-set pass plus validators (Luhn, SSN rules, IBAN mod-97, IP ranges)."""
+    """Finds PII and secrets. `kinds` restricts what is reported; matches under `min_score` are dropped."""
 
     def __new__(cls, min_score: float = 0.5, kinds: Sequence[str] | None = None) -> Self: ...
+    @property
+    def min_score(self) -> float: ...
+    @property
+    def kinds(self) -> list[PiiKind]: ...
     def scan(self, text: str) -> list[PiiMatch]: ...
     def scan_batch(self, texts: Sequence[str]) -> list[list[PiiMatch]]: ...
     def redact(
-        self, text: str, mode: str = "placeholder", kinds: Sequence[str] | None = None
+        self,
+        text: str,
+        mode: RedactionMode | str | Mapping[str, str] | None = None,
+        kinds: Sequence[str] | None = None,
+        mapping: Mapping[str, str] | None = None,
     ) -> tuple[str, dict[str, str]]:
-        """The text with items replaced, and placeholder -> original (placeholder mode). ValueError for bad modes."""
+        """Return the redacted text and placeholder -> original. `mode` is one mode (default "placeholder") for
+        `kinds` (all when None), or a dict kind -> mode. Pass an earlier `mapping` to continue its numbering."""
 
     @staticmethod
-    def restore(text: str, mapping: dict[str, str]) -> str:
-        """Puts originals back where their placeholders appear."""
-
-    def stream(self, mode: str = "placeholder") -> PiiStreamRedactor: ...
+    def restore(text: str, mapping: Mapping[str, str]) -> str: ...
+    def stream(
+        self,
+        mode: RedactionMode | str | Mapping[str, str] | None = None,
+        kinds: Sequence[str] | None = None,
+        mapping: Mapping[str, str] | None = None,
+        restore: bool = False,
+    ) -> PiiStreamRedactor: ...
 
 @final
 class PiiStreamRedactor:
-    """Redacts streamed text; an item split across chunks is still caught."""
+    """Redacts streamed text: `push` returns what is safe to release (holding back at most a small window),
+    `finish` flushes the rest. `mode`/`kinds` as for `PiiScanner.redact`; `mapping` continues earlier placeholders;
+    `restore=True` puts the originals of `mapping`'s placeholders back in the released text, after the answer's own
+    items are redacted (the answer side of a redacted prompt)."""
 
-    def feed(self, chunk: str) -> str: ...
+    def __new__(
+        cls,
+        scanner: PiiScanner | None = None,
+        mode: RedactionMode | str | Mapping[str, str] | None = None,
+        kinds: Sequence[str] | None = None,
+        mapping: Mapping[str, str] | None = None,
+        restore: bool = False,
+    ) -> Self: ...
+    def push(self, chunk: str) -> str: ...
+    def feed(self, chunk: str) -> str:
+        """Same as `push`."""
+
     def finish(self) -> str: ...
     @property
     def mapping(self) -> dict[str, str]: ...
+    @property
+    def found(self) -> dict[str, int]: ...
+    @property
+    def held(self) -> int: ...
 
 # --- vector similarity (rust/src/vectors.rs) ---------------------------------------------------------------------
 

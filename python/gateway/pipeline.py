@@ -1,5 +1,6 @@
-"""The path of a chat call, composed in one place:
-authenticate -> access -> budget downgrade -> route -> key limits -> budget reserve -> provider -> settle -> audit.
+"""The path of a chat call, composed in one place: authenticate -> access -> guardrails in -> attribute conditions
+-> anomalies -> budget downgrade -> route (residency) -> key limits -> budget reserve -> provider -> guardrails out
+-> settle -> audit.
 
 Each stage is a small object with one job; later stages (guardrails, cache) slot in here, so the order of a call is
 readable in this file alone.
@@ -25,10 +26,12 @@ from gateway.ledger.cost import cost_usd
 from gateway.ledger.records import AuditRecord
 from gateway.policy import access
 from gateway.policy.classification import Classification
+from gateway.policy.guardrails import OutputGuard
 from gateway.policy.key_limits import KeyLimiter
 from gateway.policy.keyring import KeyRing
 from gateway.policy.pii import redact_text, scrub
 from gateway.policy.records import BodyPolicy, KeyRecord, Team
+from gateway.policy.team_policies import TeamPolicies, action_records, allowed_targets
 from gateway.routing.catalog import ModelCatalog, Target
 from gateway.routing.executor import Attempt, Execution
 from gateway.routing.features import RequestFeatures
@@ -65,6 +68,9 @@ class Admission:
     reserved_tokens: int
     reservation: Reservation | None
     bodies: BodyPolicy
+    output: OutputGuard | None = None
+    restore: dict[str, str] | None = None
+    """Placeholder -> original of the input's redactions, put back in the answer when the policy says so."""
     served: Served | None = None
     streamed_text: list[str] = field(default_factory=list)
     """The answer's text as streamed, kept only when the team's audit policy stores bodies."""
@@ -102,6 +108,7 @@ class ChatPipeline:
         teams: dict[str, Team],
         budgets: BudgetBook,
         audit: AuditLog,
+        policies: TeamPolicies,
         audit_enabled: bool = True,
         rng: random.Random | None = None,
     ) -> None:
@@ -113,6 +120,7 @@ class ChatPipeline:
         self._budgets = budgets
         self._audit = audit
         self._audit_enabled = audit_enabled
+        self._policies = policies
         self._rng = rng or random.Random()
         self._router = Router(catalog, board, self._rng)
         self._queues = {route.name: WaitQueue(route.queue) for route in catalog.routes() if route.queue.max_size}
@@ -134,6 +142,15 @@ class ChatPipeline:
         access.check_model(key, request.model)
         metadata = _metadata(call.metadata)
         classification = _classification(key, metadata)
+        policy = self._policies.for_team(key.team)
+        restore = None
+        if policy.input is not None:
+            outcome = policy.input.check(request, floor=classification)
+            request = outcome.request
+            classification = outcome.classification
+            restore = outcome.restore_mapping
+            if outcome.actions:
+                record.guardrails.extend(action_records(outcome.actions))
         record.classification = classification.label
         if not key.conditions.empty:
             access.check_conditions(
@@ -154,7 +171,18 @@ class ChatPipeline:
             count_prompt=lambda model: counter.count_chat(request.messages, model.upstream, model.tokenizer).tokens,
             prompt_bound=counter.upper_bound(request),
         )
+        anomalies = self._policies.anomalies
+        if anomalies is not None:
+            verdict = anomalies.observe_request(key.id, features.prompt_bound)
+            if verdict.actions:
+                record.guardrails.extend(action_records(verdict.actions))
+            verdict.enforce()
         plan = self._router.plan(request.model, features)
+        rule = policy.residency_rule(classification)
+        if rule is not None:
+            plan.candidates = allowed_targets(
+                plan.candidates, rule, requested=request.model, team=key.team, classification=classification
+            )
         record.route = plan.route
         reserved_tokens = 0
         reservation = None
@@ -189,13 +217,17 @@ class ChatPipeline:
         bodies = team.bodies if team is not None and self._audit_enabled else BodyPolicy.NONE
         if bodies is not BodyPolicy.NONE:
             record.request_body = _bodies(request.messages, bodies)
-        return Admission(record, key, features, execution, reserved_tokens, reservation, bodies)
+        return Admission(record, key, features, execution, reserved_tokens, reservation, bodies, policy.output, restore)
 
     async def chat(self, admission: Admission) -> Served:
         target, result = await admission.execution.unary()
         usage = self._settle_usage(admission, target, result.usage, completion_text=result.text)
         served = Served(admission, target, result, usage, cost_usd(usage, target.model))
         admission.served = served
+        if admission.output is not None:
+            checked = admission.output.check_result(result, mapping=admission.restore)
+            if checked.actions:
+                admission.record.guardrails.extend(action_records(checked.actions))
         if admission.bodies is not BodyPolicy.NONE:
             admission.record.response_body = _body_text(result.text, admission.bodies)
         return served
@@ -207,6 +239,7 @@ class ChatPipeline:
         target = opened.target
         count_deltas = not target.provider.reports_stream_usage
         keep_text = admission.bodies is not BodyPolicy.NONE
+        guard = admission.output.stream(mapping=admission.restore) if admission.output is not None else None
         reported: Usage | None = None
         finish = ""
         upstream_model = ""
@@ -223,10 +256,21 @@ class ChatPipeline:
                 completion_tokens += self._counter.count_text(
                     delta.text, target.model.upstream, target.model.tokenizer
                 ).tokens
+            if guard is not None and delta.text:
+                # Holds back at most the guard's window, so an item split across chunks is still caught.
+                delta.text = guard.feed(delta.text)
             if keep_text and delta.text:
                 admission.streamed_text.append(delta.text)
             if delta.text or delta.tool_calls:
                 yield delta
+        if guard is not None:
+            tail = guard.finish()
+            if guard.actions:
+                admission.record.guardrails.extend(action_records(guard.actions))
+            if tail:
+                if keep_text:
+                    admission.streamed_text.append(tail)
+                yield ChatDelta(text=tail)
         usage = self._settle_usage(admission, target, reported, completion_tokens=completion_tokens)
         result = ChatResult("", upstream_model or target.model.upstream, "", finish or "stop", usage)
         served = Served(admission, target, result, usage, cost_usd(usage, target.model))
@@ -241,6 +285,11 @@ class ChatPipeline:
         record.latency_ms = (time.time() - record.at) * 1000
         if admission is not None:
             self._settle(record, admission)
+            anomalies = self._policies.anomalies
+            if anomalies is not None:
+                verdict = anomalies.observe_answer(admission.key.id, record.completion_tokens, error=error is not None)
+                if verdict.actions:
+                    record.guardrails.extend(action_records(verdict.actions))
         if error is not None:
             _record_error(record, error)
         if self._audit.strict:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from enum import StrEnum
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 
 from gateway.config.base import Name, Strict
+from gateway.config.guardrails import GuardrailsConfig, ResidencyConfig, merge_guardrails
 from gateway.config.routes import CircuitBreakerConfig, RouteConfig, Strategy
 from gateway.policy.records import BodyPolicy, Period, Role
 
@@ -51,6 +52,8 @@ class ProviderConfig(Strict):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     timeout_s: float = Field(default=600.0, gt=0, description="Upper bound of one upstream call, streaming included.")
     max_connections: int = Field(default=256, ge=1, description="Pooled keep-alive connections to this provider.")
+    region: str | None = Field(default=None, description="Where the provider processes data, e.g. eu; for residency.")
+    compliance: frozenset[str] = Field(default_factory=frozenset, description="Labels such as hipaa, gdpr.")
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
 
     @model_validator(mode="after")
@@ -173,6 +176,10 @@ class TeamConfig(Strict):
     retention_days: int | None = Field(default=None, ge=1, description="Audit retention; default: audit's.")
     labels: dict[str, str] = Field(default_factory=dict)
     budgets: list[BudgetConfig] = Field(default_factory=list)
+    guardrails: dict[str, Any] | None = Field(
+        default=None, description="Overrides of the gateway's guardrails: only the keys given change."
+    )
+    residency: ResidencyConfig | None = Field(default=None, description="Narrows the gateway's residency rules.")
 
 
 class AuditConfig(Strict):
@@ -225,6 +232,8 @@ class GatewayConfig(Strict):
     routes: list[RouteConfig] = Field(default_factory=list)
     circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
     teams: list[TeamConfig] = Field(default_factory=list)
+    guardrails: GuardrailsConfig | None = Field(default=None, description="Unset: no guardrails but the teams' own.")
+    residency: ResidencyConfig | None = None
     audit: AuditConfig = Field(default_factory=AuditConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
@@ -235,6 +244,12 @@ class GatewayConfig(Strict):
         _unique("models and routes", [m.name for m in self.models] + [r.name for r in self.routes])
         _unique("keys", [k.name for k in self.keys])
         _unique("teams", [t.name for t in self.teams])
+        for team in self.teams:
+            if team.guardrails is not None:
+                try:
+                    merge_guardrails(self.guardrails or GuardrailsConfig(), team.guardrails)
+                except ValueError as err:
+                    raise ValueError(f"team {team.name!r}: guardrails: {err}") from None
         names = {m.name for m in self.models} | {r.name for r in self.routes}
         for team in self.teams:
             for budget in team.budgets:

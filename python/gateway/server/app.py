@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -15,6 +16,7 @@ from llmgateway.v1 import admin_pb2, admin_pb2_grpc, gateway_pb2, gateway_pb2_gr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin.operations import AdminOperations
+from gateway.chat import ChatRequest
 from gateway.config.schema import GatewayConfig, ServerConfig, TlsConfig
 from gateway.ledger.audit import AuditLog, AuditSettings
 from gateway.ledger.budgets import BudgetBook
@@ -22,6 +24,7 @@ from gateway.ledger.records import AuditRecord
 from gateway.ledger.retention import Retention
 from gateway.pipeline import ChatPipeline
 from gateway.policy.keyring import FailurePolicy, KeyRing
+from gateway.policy.team_policies import TeamPolicies
 from gateway.policy.tenancy import Tenancy
 from gateway.routing.catalog import ModelCatalog
 from gateway.routing.health import HealthBoard
@@ -87,6 +90,12 @@ class Gateway:
         await self.catalog.aclose()
 
 
+def _prompt_tokens(counter: TokenCounter, catalog: ModelCatalog, request: ChatRequest) -> int:
+    """The prompt's tokens as the model (or a route's first model) asked for counts them: for max_input_tokens."""
+    model = catalog.primary(request.model).model
+    return counter.count_chat(request.messages, model.upstream, model.tokenizer).tokens
+
+
 async def build_gateway(config: GatewayConfig, *, address: str | None = None, state_dir: Path) -> Gateway:
     counter = TokenCounter()
     catalog = ModelCatalog.from_config(config)
@@ -124,6 +133,7 @@ async def build_gateway(config: GatewayConfig, *, address: str | None = None, st
         teams=tenancy.teams,
         budgets=budgets,
         audit=audit,
+        policies=TeamPolicies(config, partial(_prompt_tokens, counter, catalog)),
         audit_enabled=audit_enabled,
     )
     known_models = frozenset(catalog.model_names()) | {r.name for r in catalog.routes()}

@@ -1,6 +1,7 @@
 //! The Python skin: `gateway._core`. Each submodule registers the bindings of one core module.
 
 mod errors;
+mod patterns;
 mod pii;
 mod ratelimit;
 mod tokens;
@@ -18,6 +19,7 @@ mod _core {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        super::patterns::register(m)?;
         super::pii::register(m)?;
         super::ratelimit::register(m)?;
         super::tokens::register(m)?;

@@ -1,17 +1,15 @@
-//! Bindings of the PII scanner: `PiiScanner`, `PiiMatch`, `PiiStreamRedactor`.
+//! Bindings for the PII scanner: `PiiScanner`, `PiiMatch`, `PiiStreamRedactor`.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::pii::{self, Kind, Mode, Redactor, Scanner, StreamRedactor};
+use crate::pii::{self, PiiKind, RedactMode, RedactPolicy, Scanner, StreamRedactor, Vault};
 
-// Below this many bytes a scan costs less than handing the GIL over and back.
-const DETACH_MIN_BYTES: usize = 2048;
-
-/// One detected item: character offsets into the scanned str, its kind (Presidio's names), score and text.
-#[pyclass(name = "PiiMatch", frozen, module = "gateway._core")]
+/// One detected item: character offsets into the scanned `str`, the Presidio entity name and a score in [0, 1].
+#[pyclass(frozen, module = "gateway._core", name = "PiiMatch")]
 pub struct PyPiiMatch {
     #[pyo3(get)]
     start: usize,
@@ -20,7 +18,7 @@ pub struct PyPiiMatch {
     #[pyo3(get)]
     kind: &'static str,
     #[pyo3(get)]
-    score: f64,
+    score: f32,
     #[pyo3(get)]
     text: String,
 }
@@ -35,135 +33,259 @@ impl PyPiiMatch {
     }
 }
 
-fn parse_kinds(kinds: Option<Vec<String>>) -> PyResult<Option<Vec<Kind>>> {
+fn parse_kinds(kinds: Option<Vec<String>>) -> PyResult<Option<Vec<PiiKind>>> {
     kinds
-        .map(|names| {
-            names
-                .iter()
-                .map(|n| n.parse::<Kind>().map_err(PyErr::from))
+        .map(|ks| {
+            ks.iter()
+                .map(|k| k.parse::<PiiKind>().map_err(PyErr::from))
                 .collect()
         })
         .transpose()
 }
 
-fn scan_detached(py: Python<'_>, scanner: &Scanner, text: &str) -> Vec<pii::Match> {
-    if text.len() < DETACH_MIN_BYTES {
-        return scanner.scan(text);
+/// `mode` is one mode name for every kind in `kinds`, or a dict of kind name -> mode (then `kinds` must be None).
+fn parse_policy(mode: &Bound<'_, PyAny>, kinds: Option<Vec<String>>) -> PyResult<RedactPolicy> {
+    if let Ok(name) = mode.extract::<String>() {
+        let mode: RedactMode = name.parse()?;
+        let kinds = parse_kinds(kinds)?;
+        return Ok(RedactPolicy::uniform(mode, kinds.as_deref()));
     }
-    py.detach(|| scanner.scan(text))
+    if let Ok(per_kind) = mode.extract::<HashMap<String, String>>() {
+        if kinds.is_some() {
+            return Err(PyValueError::new_err(
+                "pass kinds=None when mode is a dict of kind -> mode",
+            ));
+        }
+        let pairs: Vec<(PiiKind, RedactMode)> = per_kind
+            .iter()
+            .map(|(k, m)| Ok((k.parse::<PiiKind>()?, m.parse::<RedactMode>()?)))
+            .collect::<Result<_, crate::error::CoreError>>()?;
+        return Ok(RedactPolicy::per_kind(&pairs));
+    }
+    Err(PyValueError::new_err(format!(
+        "mode must be one of {} or a dict of kind -> mode",
+        RedactMode::NAMES.join(", ")
+    )))
 }
 
-/// Finds PII and secrets (EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, US_SSN, IBAN_CODE, IP_ADDRESS, DATE_OF_BIRTH,
-/// SECRET) and redacts them.
-#[pyclass(name = "PiiScanner", frozen, module = "gateway._core")]
+fn matches_to_py(text: &str, scanner: &Scanner) -> Vec<PyPiiMatch> {
+    let bytes = scanner.scan_bytes(text);
+    let chars = pii::to_char_offsets(text, &bytes);
+    bytes
+        .iter()
+        .zip(chars)
+        .map(|(b, c)| PyPiiMatch {
+            start: c.start,
+            end: c.end,
+            kind: c.kind.name(),
+            score: c.score,
+            text: text[b.start..b.end].to_owned(),
+        })
+        .collect()
+}
+
+/// Finds emails, phone numbers, cards, SSNs, IBANs, IP addresses, dates of birth and secrets in text.
+#[pyclass(frozen, module = "gateway._core", name = "PiiScanner")]
 pub struct PyPiiScanner {
-    scanner: Scanner,
+    inner: Scanner,
 }
 
 #[pymethods]
 impl PyPiiScanner {
     #[new]
     #[pyo3(signature = (min_score = 0.5, kinds = None))]
-    fn new(min_score: f64, kinds: Option<Vec<String>>) -> PyResult<Self> {
-        Ok(Self {
-            scanner: Scanner::new(parse_kinds(kinds)?, min_score)?,
+    fn new(min_score: f32, kinds: Option<Vec<String>>) -> PyResult<Self> {
+        let kinds = parse_kinds(kinds)?;
+        Ok(PyPiiScanner {
+            inner: Scanner::new(min_score, kinds.as_deref())?,
         })
     }
 
-    /// Items found in `text`, sorted, without overlaps.
-    fn scan(&self, py: Python<'_>, text: &str) -> Vec<PyPiiMatch> {
-        let matches = scan_detached(py, &self.scanner, text);
-        let offsets = pii::char_offsets(text, &matches);
-        matches
-            .iter()
-            .zip(offsets)
-            .map(|(m, (start, end))| PyPiiMatch {
-                start,
-                end,
-                kind: m.kind.name(),
-                score: m.score,
-                text: text[m.start..m.end].to_owned(),
+    #[getter]
+    fn min_score(&self) -> f32 {
+        self.inner.min_score()
+    }
+
+    #[getter]
+    fn kinds(&self) -> Vec<&'static str> {
+        self.inner.kinds().into_iter().map(PiiKind::name).collect()
+    }
+
+    /// Matches sorted by start, non-overlapping.
+    fn scan(&self, py: Python<'_>, text: String) -> Vec<PyPiiMatch> {
+        py.detach(|| matches_to_py(&text, &self.inner))
+    }
+
+    /// `scan` over many texts; batches over 256 kB are split over the available cores.
+    fn scan_batch(&self, py: Python<'_>, texts: Vec<String>) -> PyResult<Vec<Vec<PyPiiMatch>>> {
+        py.detach(|| {
+            let total: usize = texts.iter().map(String::len).sum();
+            if total < 256 * 1024 || texts.len() < 2 {
+                return Ok(texts
+                    .iter()
+                    .map(|t| matches_to_py(t, &self.inner))
+                    .collect());
+            }
+            let threads = std::thread::available_parallelism()
+                .map_or(2, std::num::NonZero::get)
+                .min(texts.len());
+            let per = texts.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = texts
+                    .chunks(per)
+                    .map(|part| {
+                        s.spawn(move || {
+                            part.iter()
+                                .map(|t| matches_to_py(t, &self.inner))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                let mut out = Vec::with_capacity(texts.len());
+                for h in handles {
+                    let part = h
+                        .join()
+                        .map_err(|_| PyRuntimeError::new_err("a PII scan thread panicked"))?;
+                    out.extend(part);
+                }
+                Ok(out)
             })
-            .collect()
+        })
     }
 
-    /// Scans many texts (with the GIL released); one list of matches per text.
-    fn scan_batch(&self, py: Python<'_>, texts: Vec<String>) -> Vec<Vec<PyPiiMatch>> {
-        texts.iter().map(|text| self.scan(py, text)).collect()
-    }
-
-    /// `text` with the items of `kinds` (all by default) replaced, and the mapping placeholder -> original (filled in
-    /// "placeholder" mode). Modes: "mask", "placeholder", "hash".
-    #[pyo3(signature = (text, mode = "placeholder", kinds = None))]
+    /// Returns the redacted text and the mapping placeholder -> original (empty for `mask`). Pass the mapping of an
+    /// earlier call to keep placeholder numbering consistent across the messages of one request.
+    #[pyo3(signature = (text, mode = None, kinds = None, mapping = None))]
     fn redact(
         &self,
         py: Python<'_>,
-        text: &str,
-        mode: &str,
+        text: String,
+        mode: Option<&Bound<'_, PyAny>>,
         kinds: Option<Vec<String>>,
+        mapping: Option<HashMap<String, String>>,
     ) -> PyResult<(String, HashMap<String, String>)> {
-        let mode = mode.parse::<Mode>()?;
-        let only = parse_kinds(kinds)?;
-        let mut matches = scan_detached(py, &self.scanner, text);
-        if let Some(only) = only {
-            matches.retain(|m| only.contains(&m.kind));
-        }
-        let mut redactor = Redactor::default();
-        let redacted = redactor.apply(text, &matches, mode);
-        Ok((redacted, redactor.mapping))
+        let policy = match mode {
+            Some(m) => parse_policy(m, kinds)?,
+            None => RedactPolicy::uniform(RedactMode::Placeholder, parse_kinds(kinds)?.as_deref()),
+        };
+        let mut vault = Vault::from_mapping(mapping.unwrap_or_default());
+        let out = py.detach(|| self.inner.redact(&text, &policy, &mut vault));
+        Ok((out, vault.into_mapping()))
     }
 
-    /// Puts the originals back where their placeholders appear (e.g. in a model's answer).
+    /// Puts the originals back for every placeholder of `mapping` found in `text`.
     #[staticmethod]
-    fn restore(text: &str, mapping: HashMap<String, String>) -> String {
-        pii::restore(text, &mapping)
+    fn restore(py: Python<'_>, text: String, mapping: HashMap<String, String>) -> String {
+        py.detach(|| pii::restore(&text, &mapping))
     }
 
-    /// A redactor for streamed text that keeps one placeholder numbering across chunks.
-    #[pyo3(signature = (mode = "placeholder"))]
-    fn stream(&self, mode: &str) -> PyResult<PyPiiStreamRedactor> {
-        Ok(PyPiiStreamRedactor {
-            inner: Mutex::new(StreamRedactor::new(
-                self.scanner.clone(),
-                mode.parse::<Mode>()?,
-            )),
-        })
+    /// A stream redactor using this scanner's settings (see `PiiStreamRedactor`).
+    #[pyo3(signature = (mode = None, kinds = None, mapping = None, restore = false))]
+    fn stream(
+        &self,
+        mode: Option<&Bound<'_, PyAny>>,
+        kinds: Option<Vec<String>>,
+        mapping: Option<HashMap<String, String>>,
+        restore: bool,
+    ) -> PyResult<PyPiiStreamRedactor> {
+        new_stream(self.inner.clone(), mode, kinds, mapping, restore)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "PiiScanner(min_score={}, kinds={:?})",
+            self.inner.min_score(),
+            self.kinds()
+        )
     }
 }
 
-/// Redacts a stream chunk by chunk, holding back at most a short window so an item split across chunks is caught.
-#[pyclass(name = "PiiStreamRedactor", frozen, module = "gateway._core")]
+fn new_stream(
+    scanner: Scanner,
+    mode: Option<&Bound<'_, PyAny>>,
+    kinds: Option<Vec<String>>,
+    mapping: Option<HashMap<String, String>>,
+    restore: bool,
+) -> PyResult<PyPiiStreamRedactor> {
+    let policy = match mode {
+        Some(m) => parse_policy(m, kinds)?,
+        None => RedactPolicy::uniform(RedactMode::Placeholder, parse_kinds(kinds)?.as_deref()),
+    };
+    let mapping = mapping.unwrap_or_default();
+    let mut inner = StreamRedactor::new(scanner, policy, Vault::from_mapping(mapping.clone()));
+    if restore {
+        inner = inner.with_restore(mapping);
+    }
+    Ok(PyPiiStreamRedactor {
+        inner: Mutex::new(inner),
+    })
+}
+
+/// Redacts streamed text chunk by chunk: `push` returns what is safe to release, `finish` flushes the rest.
+#[pyclass(frozen, module = "gateway._core", name = "PiiStreamRedactor")]
 pub struct PyPiiStreamRedactor {
     inner: Mutex<StreamRedactor>,
 }
 
+impl PyPiiStreamRedactor {
+    fn with<T>(&self, f: impl FnOnce(&mut StreamRedactor) -> T) -> PyResult<T> {
+        let mut guard = self
+            .inner
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("stream redactor state poisoned"))?;
+        Ok(f(&mut guard))
+    }
+}
+
 #[pymethods]
 impl PyPiiStreamRedactor {
-    /// Takes a chunk; returns the redacted text that is now safe to release (possibly empty).
-    fn feed(&self, chunk: &str) -> String {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .feed(chunk)
+    /// `mode`/`kinds` as for `PiiScanner.redact`; `mapping` continues an earlier call's placeholders; with
+    /// `restore=True` the placeholders of `mapping` are put back in the released text (the answer side of a
+    /// redacted prompt), after the answer's own items are redacted.
+    #[new]
+    #[pyo3(signature = (scanner = None, mode = None, kinds = None, mapping = None, restore = false))]
+    fn new(
+        scanner: Option<PyRef<'_, PyPiiScanner>>,
+        mode: Option<&Bound<'_, PyAny>>,
+        kinds: Option<Vec<String>>,
+        mapping: Option<HashMap<String, String>>,
+        restore: bool,
+    ) -> PyResult<Self> {
+        let scanner = scanner.map_or_else(Scanner::default, |s| s.inner.clone());
+        new_stream(scanner, mode, kinds, mapping, restore)
     }
 
-    /// Releases everything still held, redacted.
-    fn finish(&self) -> String {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .finish()
+    /// Feeds a chunk; returns the text safe to release now (possibly empty).
+    fn push(&self, py: Python<'_>, chunk: String) -> PyResult<String> {
+        py.detach(|| self.with(|r| r.push(&chunk)))
     }
 
-    /// Placeholder -> original, for everything redacted so far.
+    /// Same as `push` (the name the error-path scrubber and main's first stream API use).
+    fn feed(&self, py: Python<'_>, chunk: String) -> PyResult<String> {
+        self.push(py, chunk)
+    }
+
+    /// Releases everything still held back.
+    fn finish(&self, py: Python<'_>) -> PyResult<String> {
+        py.detach(|| self.with(StreamRedactor::finish))
+    }
+
+    /// Placeholder -> original for everything redacted so far.
     #[getter]
-    fn mapping(&self) -> HashMap<String, String> {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .redactor
-            .mapping
-            .clone()
+    fn mapping(&self) -> PyResult<HashMap<String, String>> {
+        self.with(|r| r.vault().mapping().clone())
+    }
+
+    /// Kind name -> count of items found so far (for audit records).
+    #[getter]
+    fn found(&self) -> PyResult<HashMap<&'static str, usize>> {
+        self.with(|r| r.found().into_iter().map(|(k, n)| (k.name(), n)).collect())
+    }
+
+    /// Bytes currently held back.
+    #[getter]
+    fn held(&self) -> PyResult<usize> {
+        self.with(|r| r.held())
     }
 }
 
@@ -171,6 +293,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPiiScanner>()?;
     m.add_class::<PyPiiMatch>()?;
     m.add_class::<PyPiiStreamRedactor>()?;
-    m.add("PII_STREAM_HOLD_CHARS", pii::HOLD_CHARS)?;
+    m.add("PII_STREAM_HOLD_CHARS", pii::STREAM_WINDOW_CHARS)?;
     Ok(())
 }
