@@ -15,8 +15,14 @@ def test_readme_config_examples_validate() -> None:
     providers_and_models = next(b for b in blocks if b.startswith("providers:"))
     routes = next(b for b in blocks if b.startswith("routes:"))
     teams = next(b for b in blocks if b.startswith("teams:"))
-    config = parse_config(providers_and_models + routes + teams.replace("sim-fast", "gpt-4o-mini"), source="README.md")
+    guardrails = next(b for b in blocks if b.startswith("guardrails:"))
+    config = parse_config(
+        providers_and_models + routes + teams.replace("sim-fast", "gpt-4o-mini") + guardrails,
+        source="README.md",
+    )
     assert {r.name for r in config.routes} == {"chat-default", "ab-test", "fastest", "cheapest", "auto"}
     assert config.keys[0].models == frozenset({"gpt-4o-mini", "llama"})
     assert config.teams[0].budgets[0].downgrade_to == "gpt-4o-mini"
     assert config.state.database_url is not None
+    assert config.guardrails is not None
+    assert config.residency is not None
