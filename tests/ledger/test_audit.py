@@ -13,7 +13,7 @@ import pytest
 from google.protobuf import timestamp_pb2
 from llmgateway.v1 import admin_pb2 as apb
 
-from gateway.ledger.records import AuditRecord
+from gateway.ledger.records import AuditFilter, AuditRecord
 from gateway.server.app import Gateway
 from gateway.store.database import open_engine
 from gateway.store.ledger import LedgerStore
@@ -112,7 +112,7 @@ async def test_retention_purges_exactly_the_old_records(running: tuple[Gateway, 
     gateway, admin = running
     await admin.team("short", retention_days=7)
     await admin.team("long", retention_days=90)
-    ledger = LedgerStore(gateway.engine)
+    ledger = gateway.ledger
     day = 86_400.0
     now = time.time()
     ages = {"short": [1, 6.9, 7.1, 30], "long": [1, 30, 89, 91], "": [29, 31]}  # "" has the default 30 days
@@ -198,8 +198,8 @@ async def test_store_round_trips_records(tmp_path: Path) -> None:
         response_body="hello",
     )
     await ledger.write([record], with_audit=True)
-    from gateway.ledger.records import AuditFilter
 
     [back] = await ledger.query_audit(AuditFilter(request_id="r1"))
     assert back == record
+    ledger.close()
     await engine.dispose()

@@ -125,6 +125,7 @@ async def test_ledger_usage_and_audit_queries(engine: AsyncEngine) -> None:
     assert exported == ["r9", "r7", "r5", "r3", "r1"]
     assert await ledger.purge_audit(now - 4.5) == 5
     assert len(await ledger.query_audit(AuditFilter(limit=100))) == 6
+    ledger.close()
 
 
 async def test_two_gateways_share_keys_budgets_and_audit_through_postgres(

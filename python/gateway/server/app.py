@@ -78,6 +78,7 @@ class Gateway:
     audit: AuditLog
     retention: Retention
     engine: AsyncEngine
+    ledger: LedgerStore
 
     async def stop(self, grace: float) -> None:
         """Finishes in-flight calls, then writes every pending audit record before closing the database."""
@@ -86,6 +87,7 @@ class Gateway:
         await self.retention.close()
         await self.tenancy.close()
         await self.audit.close()
+        self.ledger.close()
         await self.engine.dispose()
         await self.catalog.aclose()
 
@@ -101,7 +103,7 @@ async def build_gateway(config: GatewayConfig, *, address: str | None = None, st
     catalog = ModelCatalog.from_config(config)
     strict = config.audit.mode == "strict"
     engine = await open_engine(config.state.database_url or default_url(state_dir), synchronous_full=strict)
-    ledger = LedgerStore(engine)
+    ledger = LedgerStore(engine, synchronous_full=strict)
     ring = KeyRing(FailurePolicy(config.auth.failures_per_minute, config.auth.failure_burst))
     budgets = BudgetBook()
     tenancy = Tenancy(
@@ -166,7 +168,7 @@ async def build_gateway(config: GatewayConfig, *, address: str | None = None, st
     audit.start()
     tenancy.start()
     retention.start()
-    return Gateway(server, catalog, health_servicer, address, port, tenancy, audit, retention, engine)
+    return Gateway(server, catalog, health_servicer, address, port, tenancy, audit, retention, engine, ledger)
 
 
 async def serve(config: GatewayConfig, *, address: str | None, state_dir: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.store.tables import metadata
@@ -34,7 +34,7 @@ async def open_engine(url: str, *, synchronous_full: bool = False) -> AsyncEngin
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, **_JSON)
-        _on_sqlite_connect(engine, "FULL" if synchronous_full else "NORMAL")
+        _on_sqlite_connect(engine.sync_engine, synchronous_full=synchronous_full)
     else:
         engine = create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True, **_JSON)
     async with engine.begin() as conn:
@@ -42,8 +42,23 @@ async def open_engine(url: str, *, synchronous_full: bool = False) -> AsyncEngin
     return engine
 
 
-def _on_sqlite_connect(engine: AsyncEngine, synchronous: str) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+_SYNC_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
+
+
+def writer_engine(engine: AsyncEngine, *, synchronous_full: bool = False) -> Engine:
+    """A synchronous engine on the same database, for the ledger's writer thread: the stdlib sqlite3 driver, or
+    psycopg for PostgreSQL (asyncpg has no synchronous API). One connection: batches are written one at a time."""
+    url = engine.url.set(drivername=_SYNC_DRIVERS[engine.url.get_backend_name()])
+    writer = create_engine(url, pool_size=1, max_overflow=0, **_JSON)
+    if url.get_backend_name() == "sqlite":
+        _on_sqlite_connect(writer, synchronous_full=synchronous_full)
+    return writer
+
+
+def _on_sqlite_connect(engine: Engine, *, synchronous_full: bool) -> None:
+    synchronous = "FULL" if synchronous_full else "NORMAL"
+
+    @event.listens_for(engine, "connect")
     def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         # WAL lets readers (usage queries, exports) run while the audit writer commits; with synchronous=NORMAL a

@@ -3,7 +3,9 @@ database."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from typing import Any
 
@@ -11,6 +13,7 @@ from sqlalchemy import ColumnElement, RowMapping, and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.ledger.records import AuditFilter, AuditRecord, GroupBy, UsageFilter, UsageRow
+from gateway.store.database import writer_engine
 from gateway.store.tables import audit, ledger
 
 _GROUP_COLUMNS = {
@@ -23,17 +26,28 @@ _EXPORT_PAGE = 1000
 
 
 class LedgerStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, synchronous_full: bool = False) -> None:
         self._engine = engine
+        # Batches are written by SQLAlchemy's synchronous engine in a thread of their own: one hand-off per batch,
+        # where the async engine hands every statement, begin and commit to its driver's thread and back.
+        self._writer = writer_engine(engine, synchronous_full=synchronous_full)
+        self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
+
+    def close(self) -> None:
+        self._writer_thread.shutdown(wait=True)
+        self._writer.dispose()
 
     async def write(self, records: list[AuditRecord], *, with_audit: bool) -> None:
         """Commits the records' ledger entries, and with `with_audit` the records themselves, in one transaction."""
+        await asyncio.get_running_loop().run_in_executor(self._writer_thread, self._write, records, with_audit)
+
+    def _write(self, records: list[AuditRecord], with_audit: bool) -> None:
         entries = _ledger_rows(records)
-        async with self._engine.begin() as conn:
+        with self._writer.begin() as conn:
             if entries:
-                await conn.execute(ledger.insert(), entries)
+                conn.execute(ledger.insert(), entries)
             if with_audit and records:
-                await conn.execute(audit.insert(), [_audit_row(r) for r in records])
+                conn.execute(audit.insert(), [_audit_row(r) for r in records])
 
     # --- usage ------------------------------------------------------------------------------------------------------
 
