@@ -73,6 +73,9 @@ class Admission:
     """Placeholder -> original of the input's redactions, put back in the answer when the policy says so."""
     served: Served | None = None
     streamed_text: list[str] = field(default_factory=list)
+    stream_target: Target | None = None
+    """The target a stream opened on; with `streamed_tokens`, what a stream cut short is billed for."""
+    streamed_tokens: int = 0
     """The answer's text as streamed, kept only when the team's audit policy stores bodies."""
 
     @property
@@ -237,7 +240,7 @@ class ChatPipeline:
         execution = admission.execution
         opened = await execution.open_stream()
         target = opened.target
-        count_deltas = not target.provider.reports_stream_usage
+        admission.stream_target = target
         keep_text = admission.bodies is not BodyPolicy.NONE
         guard = admission.output.stream(mapping=admission.restore) if admission.output is not None else None
         reported: Usage | None = None
@@ -251,11 +254,13 @@ class ChatPipeline:
                 finish = delta.finish_reason
             if delta.upstream_model:
                 upstream_model = delta.upstream_model
-            if count_deltas and delta.text and reported is None:
-                # Counted as it passes, so usage exists when a server sends none; nothing is buffered.
+            if delta.text:
+                # Counted as it passes (nothing is buffered): the usage when a server sends none, and what a stream
+                # cut short by a cancel, a deadline or a failure is billed for.
                 completion_tokens += self._counter.count_text(
                     delta.text, target.model.upstream, target.model.tokenizer
                 ).tokens
+                admission.streamed_tokens = completion_tokens
             if guard is not None and delta.text:
                 # Holds back at most the guard's window, so an item split across chunks is still caught.
                 delta.text = guard.feed(delta.text)
@@ -300,17 +305,22 @@ class ChatPipeline:
     def _settle(self, record: AuditRecord, admission: Admission) -> None:
         served = admission.served
         key = admission.key
-        if served is not None:
-            usage = served.usage
-            record.served_model = served.target.model.name
-            record.provider = served.target.provider.name
+        target = served.target if served is not None else admission.stream_target
+        used_tokens = 0
+        if target is not None:
+            if served is not None:
+                usage, cost = served.usage, served.cost_usd
+            else:
+                # A stream cut short: the prompt and the answer's tokens that went out, as the gateway counted them.
+                usage = Usage(admission.features.prompt_tokens(target.model), admission.streamed_tokens)
+                cost = cost_usd(usage, target.model)
+            record.served_model = target.model.name
+            record.provider = target.provider.name
             record.prompt_tokens = usage.prompt_tokens
             record.completion_tokens = usage.completion_tokens
             record.cached_tokens = usage.cached_prompt_tokens
-            record.cost_usd = served.cost_usd
+            record.cost_usd = cost
             used_tokens = usage.total_tokens
-        else:
-            used_tokens = 0
         attempts = admission.attempts
         if attempts:
             record.attempts = [

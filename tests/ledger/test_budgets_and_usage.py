@@ -168,3 +168,36 @@ async def test_bad_usage_queries_are_invalid_argument(running: tuple[Gateway, Ad
             apb.SetBudgetRequest(budget=apb.Budget(scope="team", subject="alpha", soft_usd=1)), metadata=AUTH
         )
     assert caught.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
+
+
+async def test_a_stream_cut_short_by_the_caller_is_billed_for_what_went_out(
+    running: tuple[Gateway, Admin], fake: FakeOpenAI
+) -> None:
+    gateway, admin = running
+    secret, info = await admin.key()
+    fake.default_answer = Answer(text="one two three four five six seven eight", prompt_tokens=13, completion_tokens=9)
+    gate = fake.pause_after(4)
+    call = admin.gateway.ChatStream(chat_request("gpt"), metadata=bearer(secret))
+    received = []
+    async for chunk in call:
+        received.append(chunk.delta)
+        if len("".join(received).split()) >= 2:
+            break
+    call.cancel()
+    gate.set()
+    deadline = time.monotonic() + 5
+    while True:
+        await gateway.audit.flush()
+        records = (await admin.admin.QueryAudit(apb.QueryAuditRequest(key_id=info.id), metadata=AUTH)).records
+        if records:
+            break
+        assert time.monotonic() < deadline, "the cancelled stream left no audit record"
+        await asyncio.sleep(0.05)
+    [record] = records
+    assert record.status == "CANCELLED"
+    assert record.provider == "openai"
+    assert record.completion_tokens >= 2
+    usage = await admin.admin.GetUsage(apb.GetUsageRequest(group_by="key", key_id=info.id), metadata=AUTH)
+    assert usage.total.completion_tokens == record.completion_tokens
+    assert usage.total.cost_usd == pytest.approx(record.cost_usd)
+    assert usage.total.cost_usd > 0
