@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from gateway._core import RateLimiter
 from gateway.errors import RateLimited, Unauthenticated
+from gateway.limits import LimitKeeper
 from gateway.policy.keys import bearer_token, hash_key
 from gateway.policy.records import KeyRecord
 
@@ -39,7 +39,7 @@ class KeyRing:
         self._by_hash: dict[str, _Entry] = {}
         self._by_id: dict[str, KeyRecord] = {}
         self._failures = failures or FailurePolicy()
-        self._failure_limiter = RateLimiter(max_keys=100_000, idle_ttl=600.0)
+        self._failure_limiter = LimitKeeper()
         self._blocked: dict[str, float] = {}
         self._clock = clock
 
@@ -90,9 +90,7 @@ class KeyRing:
         return record
 
     def _failed(self, host: str) -> None:
-        wait = self._failure_limiter.check(
-            f"auth-failures:{host}", self._failures.per_minute / 60, self._failures.burst
-        )
+        wait = self._failure_limiter.take_one(f"auth-failures:{host}", self._failures.per_minute, self._failures.burst)
         if wait > 0.0:
             self._blocked[host] = self._clock() + max(wait, 1.0)
 
