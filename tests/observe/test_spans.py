@@ -35,9 +35,7 @@ def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
 
 
 def _request() -> ChatRequest:
-    return ChatRequest(
-        model="smart", messages=[Message("user", PROMPT)], max_tokens=256, temperature=0.2, top_p=0.9
-    )
+    return ChatRequest(model="smart", messages=[Message("user", PROMPT)], max_tokens=256, temperature=0.2, top_p=0.9)
 
 
 def _by_name(spans: tuple[ReadableSpan, ...]) -> dict[str, ReadableSpan]:
@@ -67,7 +65,9 @@ def _run_retried_call(tracer: CallTracer, metadata: list[tuple[str, str | bytes]
     usage = Usage(prompt_tokens=12, completion_tokens=34, cached_prompt_tokens=4)
     result = ChatResult("msg_01", "claude-sonnet-20250101", ANSWER, "stop", usage)
     second.end(outcome="ok", result=result)
-    call.set_result(provider="anthropic", model="claude-sonnet", result=result, usage=usage, cost_usd=0.0012, attempts=2)
+    call.set_result(
+        provider="anthropic", model="claude-sonnet", result=result, usage=usage, cost_usd=0.0012, attempts=2
+    )
     call.end()
     return headers
 

@@ -130,12 +130,16 @@ def test_otlp_exporters_for_both_protocols() -> None:
     assert isinstance(grpc_exporter, GrpcExporter)
     grpc_exporter.shutdown()
     http_exporter = build_exporter(
-        resolve_settings(TracingConfig(exporter="otlp", protocol="http/protobuf", endpoint="http://collector:4318/"), {})
+        resolve_settings(
+            TracingConfig(exporter="otlp", protocol="http/protobuf", endpoint="http://collector:4318/"), {}
+        )
     )
     assert isinstance(http_exporter, HttpExporter)
     assert http_exporter._endpoint == "http://collector:4318/v1/traces"
     http_exporter.shutdown()
-    default_http = build_exporter(resolve_settings(None, {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}))
+    default_http = build_exporter(
+        resolve_settings(None, {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"})
+    )
     assert isinstance(default_http, HttpExporter)
     assert default_http._endpoint == "http://localhost:4318/v1/traces"
     default_http.shutdown()
@@ -166,7 +170,10 @@ def test_a_collector_that_is_down_neither_raises_nor_blocks_calls(protocol: str)
     port = _closed_port()
     provider = setup_tracing(
         TracingConfig(
-            exporter="otlp", protocol=protocol, endpoint=f"http://127.0.0.1:{port}", export_timeout_s=1.0  # type: ignore[arg-type]
+            exporter="otlp",
+            protocol=protocol,
+            endpoint=f"http://127.0.0.1:{port}",
+            export_timeout_s=1.0,  # type: ignore[arg-type]
         ),
         environ={},
     )

@@ -171,6 +171,8 @@ class GatewayMetrics:
         )
         # Label children by raw label tuple: one dict lookup per event instead of labels()' validation and lock.
         self._children: dict[tuple[object, ...], object] = {}
+        self._pairs: dict[tuple[object, ...], tuple[Counter, Histogram]] = {}
+        self._token_pairs: dict[tuple[str, str, str], tuple[Histogram, Histogram]] = {}
 
     # -- events ---------------------------------------------------------------------------------------------------
 
@@ -196,13 +198,13 @@ class GatewayMetrics:
         model/provider: what served it ("" when no provider was reached); code: the gRPC status name."""
         self._gauge(self.in_flight, (kind,), self._kind_labels).dec()
         key = (kind, route, model, provider, code)
-        children = self._children
+        children = self._pairs
         pair = children.get(key)
         if pair is None:
             labels = (self.kind(kind), self.route(route), self.model(model), self.provider(provider), self.code(code))
             pair = (self.requests.labels(*labels), self.request_duration.labels(*labels))
             children[key] = pair
-        counter, histogram = pair  # type: ignore[misc]
+        counter, histogram = pair
         counter.inc()
         histogram.observe(duration_s)
         if provider:
@@ -232,7 +234,7 @@ class GatewayMetrics:
         """A provider attempt ended. retry: 0 for a target's first try; fallback: the attempt went to a target other
         than the plan's first; outcome: ok, error or cancelled; code: the gRPC status name of a failure, else ""."""
         key = ("attempt", route, model, provider, outcome, code)
-        children = self._children
+        children = self._pairs
         pair = children.get(key)
         if pair is None:
             m, p = self.model(model), self.provider(provider)
@@ -242,7 +244,7 @@ class GatewayMetrics:
                 self.operation_duration.labels(OPERATION, p, m, bounded_code),
             )
             children[key] = pair
-        counter, histogram = pair  # type: ignore[misc]
+        counter, histogram = pair
         counter.inc()
         histogram.observe(duration_s)
         if retry:
@@ -281,16 +283,16 @@ class GatewayMetrics:
     # -- label children -------------------------------------------------------------------------------------------
 
     def _token_children(self, route: str, model: str, provider: str) -> tuple[Histogram, Histogram]:
-        key = ("tokens", route, model, provider)
-        pair = self._children.get(key)
+        key = (route, model, provider)
+        pair = self._token_pairs.get(key)
         if pair is None:
             m, p, r = self.model(model), self.provider(provider), self.route(route)
             pair = (
                 self.token_usage.labels(OPERATION, p, m, "input", r),
                 self.token_usage.labels(OPERATION, p, m, "output", r),
             )
-            self._children[key] = pair
-        return pair  # type: ignore[return-value]
+            self._token_pairs[key] = pair
+        return pair
 
     def _child(self, metric: _M, key: tuple[object, ...], labels: _Labeller) -> _M:
         child = self._children.get(key)

@@ -13,6 +13,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 TRACEPARENT: Final = "traceparent"
 TRACESTATE: Final = "tracestate"
+_KEYS: Final = frozenset((TRACEPARENT, TRACESTATE))
 _W3C: Final = TraceContextTextMapPropagator()
 
 
@@ -23,7 +24,7 @@ def extract_context(metadata: Iterable[tuple[str, str | bytes]] | None) -> Conte
     other entries beyond one comparison each."""
     carrier: dict[str, str] = {}
     for key, value in metadata or ():
-        if (key == TRACEPARENT or key == TRACESTATE) and isinstance(value, str):  # noqa: PLR1714 (no set per call)
+        if (key == TRACEPARENT or key == TRACESTATE) and isinstance(value, str):
             carrier[key] = value
     if TRACEPARENT not in carrier:
         return None
