@@ -14,6 +14,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 TRACEPARENT: Final = "traceparent"
 TRACESTATE: Final = "tracestate"
 _KEYS: Final = frozenset((TRACEPARENT, TRACESTATE))
+_KEYS: Final = frozenset((TRACEPARENT, TRACESTATE))
 _W3C: Final = TraceContextTextMapPropagator()
 
 
@@ -22,10 +23,7 @@ def extract_context(metadata: Iterable[tuple[str, str | bytes]] | None) -> Conte
 
     gRPC lower-cases metadata keys; only the two W3C keys are read, so the cost does not grow with the metadata's
     other entries beyond one comparison each."""
-    carrier: dict[str, str] = {}
-    for key, value in metadata or ():
-        if (key == TRACEPARENT or key == TRACESTATE) and isinstance(value, str):
-            carrier[key] = value
+    carrier = {key: value for key, value in metadata or () if key in _KEYS and isinstance(value, str)}
     if TRACEPARENT not in carrier:
         return None
     context = _W3C.extract(carrier)
