@@ -14,7 +14,6 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 TRACEPARENT: Final = "traceparent"
 TRACESTATE: Final = "tracestate"
 _KEYS: Final = frozenset((TRACEPARENT, TRACESTATE))
-_KEYS: Final = frozenset((TRACEPARENT, TRACESTATE))
 _W3C: Final = TraceContextTextMapPropagator()
 
 
