@@ -1,0 +1,60 @@
+"""Span attribute names: the OpenTelemetry GenAI semantic conventions where one exists, the gateway's own under
+`llm_gateway.`. Kept in one place so spans, docs and tests agree on the spelling.
+
+Never an attribute for a key, a secret or free text from the caller (prompt and answer text only through
+`CallSpan.record_content`, behind a flag)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# GenAI semantic conventions (gen-ai-spans).
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+ERROR_TYPE: Final = "error.type"
+
+# RPC semantic conventions, on the server span.
+RPC_SYSTEM: Final = "rpc.system"
+RPC_SERVICE: Final = "rpc.service"
+RPC_METHOD: Final = "rpc.method"
+RPC_GRPC_STATUS_CODE: Final = "rpc.grpc.status_code"
+
+# The gateway's own.
+PREFIX: Final = "llm_gateway."
+REQUEST_ID: Final = "llm_gateway.request_id"
+ROUTE: Final = "llm_gateway.route"
+TARGET: Final = "llm_gateway.target"
+"""provider/model of the target that served the call (or that an attempt went to)."""
+ATTEMPT: Final = "llm_gateway.attempt"
+"""0-based number of the attempt within the call."""
+RETRY: Final = "llm_gateway.retry"
+"""0 for a target's first try, n for its n-th retry."""
+HEDGED: Final = "llm_gateway.hedged"
+ATTEMPT_OUTCOME: Final = "llm_gateway.attempt.outcome"
+ATTEMPTS: Final = "llm_gateway.attempts"
+CACHE_HIT: Final = "llm_gateway.cache.hit"
+CACHE_KIND: Final = "llm_gateway.cache.kind"
+GUARDRAIL_TYPES: Final = "llm_gateway.guardrail.types"
+GUARDRAIL_ACTIONS: Final = "llm_gateway.guardrail.actions"
+"""type/kind/action of each action taken, e.g. pii/EMAIL_ADDRESS/redact; never the value found."""
+GUARDRAIL_COUNT: Final = "llm_gateway.guardrail.count"
+COST_USD: Final = "llm_gateway.cost_usd"
+TEAM: Final = "llm_gateway.team"
+KEY_ID: Final = "llm_gateway.key_id"
+STREAMING: Final = "llm_gateway.streaming"
+CACHED_INPUT_TOKENS: Final = "llm_gateway.usage.cached_input_tokens"
+REASON: Final = "llm_gateway.reason"
+"""The gateway's reason for a failed call (e.g. BUDGET_EXCEEDED): an enum-like token, never a message."""
+
+OPERATION_CHAT: Final = "chat"

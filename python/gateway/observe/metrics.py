@@ -1,0 +1,340 @@
+"""The gateway's Prometheus series, one method per pipeline event.
+
+Each `GatewayMetrics` owns its own CollectorRegistry (tests and several gateways in one process do not collide).
+Label values come from bounded sets: gRPC status names, the catalog's models, providers and routes, and the teams;
+a value outside its set (or past `max_label_values` distinct ones when no set is given) is counted as `other`, so a
+caller's typo or a flood of new names cannot grow the series without bound. Never a request id or free text.
+
+Per-event cost: label children are cached in plain dicts keyed by the label tuple, which skips prometheus_client's
+per-call label validation and lock (docs/benchmarks/observe.md).
+
+Names: the GenAI conventions where they fit, sanitized for Prometheus (`gen_ai.client.token.usage` ->
+`gen_ai_client_token_usage`, seconds get the `_seconds` suffix), with the conventions' label names
+(`gen_ai_operation_name`, `gen_ai_provider_name`, `gen_ai_request_model`, `gen_ai_token_type`, `error_type`);
+the gateway's own series under `llm_gateway_` with short labels (model, provider, route, code).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Final, TypeVar
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_M = TypeVar("_M", Counter, Histogram, Gauge)
+_Labeller = Callable[[tuple[object, ...]], tuple[str, ...]]
+
+OTHER: Final = "other"
+"""The label value that stands for every value outside a label's bounded set."""
+OPERATION: Final = "chat"
+STATUS_CODES: Final = frozenset(code.name for code in grpc.StatusCode)
+CALL_KINDS: Final = frozenset(("chat", "stream", "compare", "replay"))
+ATTEMPT_OUTCOMES: Final = frozenset(("ok", "error", "cancelled"))
+CACHE_KINDS: Final = frozenset(("exact", "semantic"))
+BREAKER_STATES: Final = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+"""Gauge value per circuit-breaker state (gateway.routing.health.BreakerState values)."""
+
+# Buckets the GenAI conventions advise for gen_ai.client.operation.duration and time to first token (seconds).
+DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+# ... and for gen_ai.client.token.usage (tokens).
+TOKEN_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+QUEUE_WAIT_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class BoundedLabel:
+    """Maps a raw value to itself when it is in the allowed set (or, with no set, while fewer than `limit` distinct
+    values were seen), else to `other`."""
+
+    __slots__ = ("_allowed", "_limit", "_seen")
+
+    def __init__(self, allowed: Iterable[str] | None = None, *, limit: int = 256) -> None:
+        self._allowed = frozenset(allowed) if allowed is not None else None
+        self._limit = limit
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if self._allowed is not None:
+            return value if value in self._allowed else OTHER
+        if value in self._seen:
+            return value
+        if len(self._seen) < self._limit:
+            self._seen.add(value)
+            return value
+        return OTHER
+
+    def allow(self, values: Iterable[str]) -> None:
+        """Widens the allowed set (a model or team added at run time)."""
+        if self._allowed is not None:
+            self._allowed = self._allowed | frozenset(values)
+        else:
+            self._seen.update(values)
+
+
+class GatewayMetrics:
+    """Every series the gateway exports. Methods are synchronous and cheap: call them inline on the event loop."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        models: Iterable[str] | None = None,
+        providers: Iterable[str] | None = None,
+        routes: Iterable[str] | None = None,
+        teams: Iterable[str] | None = None,
+        max_label_values: int = 256,
+    ) -> None:
+        """`models`, `providers`, `routes`, `teams`: the allowed label values (the catalog's and the tenancy's
+        names; "" is always allowed, for a call that never reached a model). None leaves a label open up to
+        `max_label_values` distinct values."""
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        limit = max_label_values
+        self.model = BoundedLabel(_with_empty(models), limit=limit)
+        self.provider = BoundedLabel(_with_empty(providers), limit=limit)
+        self.route = BoundedLabel(_with_empty(routes), limit=limit)
+        self.team = BoundedLabel(_with_empty(teams), limit=limit)
+        self.code = BoundedLabel(STATUS_CODES)
+        self.kind = BoundedLabel(CALL_KINDS)
+        self.outcome = BoundedLabel(ATTEMPT_OUTCOMES)
+        self.cache_kind = BoundedLabel(CACHE_KINDS)
+        self.guardrail_type = BoundedLabel(limit=64)
+        self.guardrail_action = BoundedLabel(limit=32)
+
+        call = ("kind", "route", "model", "provider", "code")
+        self.requests = Counter("llm_gateway_requests", "Calls finished, by outcome.", call, registry=r)
+        self.request_duration = Histogram(
+            "llm_gateway_request_duration_seconds",
+            "Call duration from arrival to the last byte sent.",
+            call,
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge("llm_gateway_in_flight_requests", "Calls being served now.", ("kind",), registry=r)
+        gen_ai = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
+        self.token_usage = Histogram(
+            "gen_ai_client_token_usage",
+            "Tokens per served call (gen_ai.client.token.usage), input and output.",
+            (*gen_ai, "gen_ai_token_type", "route"),
+            buckets=TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.operation_duration = Histogram(
+            "gen_ai_client_operation_duration_seconds",
+            "Provider attempt duration (gen_ai.client.operation.duration); error_type is empty on success.",
+            (*gen_ai, "error_type"),
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.time_to_first_chunk = Histogram(
+            "gen_ai_server_time_to_first_token_seconds",
+            "Time from a streaming call's arrival to its first chunk sent (gen_ai.server.time_to_first_token).",
+            (*gen_ai, "route"),
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.cost = Counter(
+            "llm_gateway_cost_usd", "Cost of served calls in US dollars.", ("route", "model", "provider"), registry=r
+        )
+        self.attempts = Counter(
+            "llm_gateway_provider_attempts",
+            "Provider attempts by outcome.",
+            ("provider", "model", "outcome", "code"),
+            registry=r,
+        )
+        self.retries = Counter(
+            "llm_gateway_retries", "Attempts that retried a target already tried.", ("provider", "model"), registry=r
+        )
+        self.fallbacks = Counter(
+            "llm_gateway_fallbacks", "Attempts that failed over to another target of a route.", ("route",), registry=r
+        )
+        self.cache = Counter("llm_gateway_cache_lookups", "Cache lookups.", ("kind", "result"), registry=r)
+        self.guardrail_actions = Counter(
+            "llm_gateway_guardrail_actions", "Guardrail actions taken (items acted on).", ("type", "action"), registry=r
+        )
+        self.breaker_state = Gauge(
+            "llm_gateway_circuit_breaker_state",
+            "Circuit-breaker state per target: 0 closed, 1 half-open, 2 open.",
+            ("provider", "model"),
+            registry=r,
+        )
+        self.queue_depth = Gauge("llm_gateway_queue_depth", "Calls waiting in a route's queue.", ("route",), registry=r)
+        self.queue_wait = Histogram(
+            "llm_gateway_queue_wait_seconds",
+            "Time calls waited in a route's queue.",
+            ("route",),
+            buckets=QUEUE_WAIT_BUCKETS,
+            registry=r,
+        )
+        self.budget_remaining = Gauge(
+            "llm_gateway_budget_remaining_usd", "Budget left in the current period, per team.", ("team",), registry=r
+        )
+        # Label children by raw label tuple: one dict lookup per event instead of labels()' validation and lock.
+        self._children: dict[tuple[object, ...], object] = {}
+        self._pairs: dict[tuple[object, ...], tuple[Counter, Histogram]] = {}
+        self._token_pairs: dict[tuple[str, str, str], tuple[Histogram, Histogram]] = {}
+
+    # -- events ---------------------------------------------------------------------------------------------------
+
+    def observe_call_started(self, kind: str) -> None:
+        """A call arrived; pair with exactly one `observe_call` (in a finally)."""
+        self._gauge(self.in_flight, (kind,), self._kind_labels).inc()
+
+    def observe_call(
+        self,
+        *,
+        kind: str,
+        route: str,
+        model: str,
+        provider: str,
+        code: str,
+        duration_s: float,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cost_usd: float = 0.0,
+    ) -> None:
+        """A call ended (any outcome): requests, duration, tokens, cost; and one fewer in flight.
+
+        model/provider: what served it ("" when no provider was reached); code: the gRPC status name."""
+        self._gauge(self.in_flight, (kind,), self._kind_labels).dec()
+        key = (kind, route, model, provider, code)
+        children = self._pairs
+        pair = children.get(key)
+        if pair is None:
+            labels = (self.kind(kind), self.route(route), self.model(model), self.provider(provider), self.code(code))
+            pair = (self.requests.labels(*labels), self.request_duration.labels(*labels))
+            children[key] = pair
+        counter, histogram = pair
+        counter.inc()
+        histogram.observe(duration_s)
+        if provider:
+            if input_tokens or output_tokens:
+                tokens_in, tokens_out = self._token_children(route, model, provider)
+                tokens_in.observe(input_tokens)
+                tokens_out.observe(output_tokens)
+            if cost_usd:
+                self._child(self.cost, ("cost", route, model, provider), self._cost_labels).inc(cost_usd)
+
+    def observe_first_chunk(self, *, route: str, model: str, provider: str, seconds: float) -> None:
+        """A streaming call sent its first chunk `seconds` after it arrived."""
+        self._child(self.time_to_first_chunk, ("ttfc", route, model, provider), self._ttfc_labels).observe(seconds)
+
+    def observe_attempt(
+        self,
+        *,
+        route: str,
+        model: str,
+        provider: str,
+        retry: int,
+        fallback: bool,
+        outcome: str,
+        code: str,
+        duration_s: float,
+    ) -> None:
+        """A provider attempt ended. retry: 0 for a target's first try; fallback: the attempt went to a target other
+        than the plan's first; outcome: ok, error or cancelled; code: the gRPC status name of a failure, else ""."""
+        key = ("attempt", route, model, provider, outcome, code)
+        children = self._pairs
+        pair = children.get(key)
+        if pair is None:
+            m, p = self.model(model), self.provider(provider)
+            bounded_code = self.code(code) if code else ""
+            pair = (
+                self.attempts.labels(p, m, self.outcome(outcome), bounded_code),
+                self.operation_duration.labels(OPERATION, p, m, bounded_code),
+            )
+            children[key] = pair
+        counter, histogram = pair
+        counter.inc()
+        histogram.observe(duration_s)
+        if retry:
+            self._child(self.retries, ("retry", model, provider), self._target_labels).inc()
+        if fallback:
+            self._child(self.fallbacks, ("fallback", route), self._route_labels).inc()
+
+    def observe_cache(self, *, kind: str, hit: bool) -> None:
+        self._child(self.cache, ("cache", kind, hit), self._cache_labels).inc()
+
+    def observe_guardrails(self, actions: Iterable[Mapping[str, object]]) -> None:
+        """Guardrail actions as the audit record holds them: dicts with type, action and count."""
+        for action in actions:
+            check = str(action.get("type", ""))
+            what = str(action.get("action", ""))
+            raw = action.get("count", 1)
+            count = raw if isinstance(raw, int) and raw > 0 else 1
+            self._child(self.guardrail_actions, ("guardrail", check, what), self._guardrail_labels).inc(count)
+
+    def set_breaker_state(self, *, provider: str, model: str, state: str) -> None:
+        """state: closed, half_open or open; an unknown state raises ValueError (it would be a bug, not input)."""
+        value = BREAKER_STATES.get(state)
+        if value is None:
+            raise ValueError(f"breaker state {state!r}: expected one of {', '.join(BREAKER_STATES)}")
+        self._gauge(self.breaker_state, (model, provider), self._breaker_labels).set(value)
+
+    def set_queue_depth(self, route: str, depth: int) -> None:
+        self._gauge(self.queue_depth, (route,), self._route_only).set(depth)
+
+    def observe_queue_wait(self, route: str, seconds: float) -> None:
+        self._child(self.queue_wait, ("queue_wait", route), self._queue_labels).observe(seconds)
+
+    def set_budget_remaining(self, team: str, usd: float) -> None:
+        self._gauge(self.budget_remaining, (team,), self._team_labels).set(usd)
+
+    # -- label children -------------------------------------------------------------------------------------------
+
+    def _token_children(self, route: str, model: str, provider: str) -> tuple[Histogram, Histogram]:
+        key = (route, model, provider)
+        pair = self._token_pairs.get(key)
+        if pair is None:
+            m, p, r = self.model(model), self.provider(provider), self.route(route)
+            pair = (
+                self.token_usage.labels(OPERATION, p, m, "input", r),
+                self.token_usage.labels(OPERATION, p, m, "output", r),
+            )
+            self._token_pairs[key] = pair
+        return pair
+
+    def _child(self, metric: _M, key: tuple[object, ...], labels: _Labeller) -> _M:
+        child = self._children.get(key)
+        if child is None:
+            child = metric.labels(*labels(key))
+            self._children[key] = child
+        return child  # type: ignore[return-value]
+
+    def _gauge(self, metric: Gauge, values: tuple[str, ...], labels: _Labeller) -> Gauge:
+        return self._child(metric, (id(metric), *values), labels)
+
+    # Each maps a cache key (its first item a tag) to bounded label values, in the metric's label order.
+    def _kind_labels(self, key: tuple[object, ...]) -> tuple[str, ...]:
+        return (self.kind(str(key[1])),)
+
+    def _cost_labels(self, key: tuple[object, ...]) -> tuple[str, ...]:
+        return (self.route(str(key[1])), self.model(str(key[2])), self.provider(str(key[3])))
+
+    def _ttfc_labels(self, key: tuple[object, ...]) -> tuple[str, ...]:
+        return (OPERATION, self.provider(str(key[3])), self.model(str(key[2])), self.route(str(key[1])))
+
+    def _target_labels(self, key: tuple[object, ...]) -> tuple[str, ...]:
+        return (self.provider(str(key[2])), self.model(str(key[1])))
+
+    def _breaker_labels(self, key: tuple[object, ...]) -> tuple[str, ...]:
+        return (self.provider(str(key[2])), self.model(str(key[1])))
+
+    def _route_labels(self, key: tuple[object, ...]) -> tuple[str, ...]:
+        return (self.route(str(key[1])),)
+
+    _route_only = _route_labels
+    _queue_labels = _route_labels
+
+    def _cache_labels(self, key: tuple[object, ...]) -> tuple[str, ...]:
+        return (self.cache_kind(str(key[1])), "hit" if key[2] else "miss")
+
+    def _guardrail_labels(self, key: tuple[object, ...]) -> tuple[str, ...]:
+        return (self.guardrail_type(str(key[1])), self.guardrail_action(str(key[2])))
+
+    def _team_labels(self, key: tuple[object, ...]) -> tuple[str, ...]:
+        return (self.team(str(key[1])),)
+
+
+def _with_empty(values: Iterable[str] | None) -> Iterable[str] | None:
+    return None if values is None else (*values, "")

@@ -1,0 +1,220 @@
+"""The TracerProvider, configured the standard way: OTEL_* environment variables, overridden by `observe.tracing`.
+
+Spans leave through a BatchSpanProcessor: ending a span only appends it to an in-memory queue, a worker thread
+exports batches, and when the queue is full (a collector that is down or slow) new spans are dropped. The request
+path never waits on a collector.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    DEFAULT_OFF,
+    DEFAULT_ON,
+    ParentBasedTraceIdRatio,
+    Sampler,
+    TraceIdRatioBased,
+)
+
+from gateway.config.observe import OtlpProtocol, SamplerName, TracesExporter, TracingConfig
+
+log = logging.getLogger("gateway.observe")
+
+DEFAULT_SERVICE_NAME: Final = "llm-gateway"
+DEFAULT_GRPC_ENDPOINT: Final = "http://localhost:4317"
+DEFAULT_HTTP_ENDPOINT: Final = "http://localhost:4318"
+DEFAULT_EXPORT_TIMEOUT_S: Final = 10.0
+_EXPORTERS: Final = ("otlp", "console", "none")
+_PROTOCOLS: Final = ("grpc", "http/protobuf")
+_SAMPLERS: Final = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TracingSettings:
+    """What tracing resolved to after the config and the environment: pure data, so it is tested without exporters."""
+
+    exporter: TracesExporter = "none"
+    endpoint: str = DEFAULT_GRPC_ENDPOINT
+    protocol: OtlpProtocol = "grpc"
+    service_name: str = DEFAULT_SERVICE_NAME
+    resource_attributes: dict[str, str] = field(default_factory=dict)
+    sampler: SamplerName = "parentbased_always_on"
+    sampler_arg: float = 1.0
+    export_timeout_s: float = DEFAULT_EXPORT_TIMEOUT_S
+    record_content: bool = False
+
+
+def resolve_settings(config: TracingConfig | None = None, environ: Mapping[str, str] | None = None) -> TracingSettings:
+    """The config's values where set, else the OTEL_* variables, else the OpenTelemetry defaults.
+
+    Raises ValueError for an environment value outside what the spec allows (a typo must not silently turn tracing
+    off); the config's own values are already validated by pydantic."""
+    config = config or TracingConfig()
+    env = os.environ if environ is None else environ
+    exporter = config.exporter or _choice(env, "OTEL_TRACES_EXPORTER", _EXPORTERS, "none")
+    protocol = config.protocol or _choice(env, "OTEL_EXPORTER_OTLP_PROTOCOL", _PROTOCOLS, "grpc")
+    default_endpoint = DEFAULT_GRPC_ENDPOINT if protocol == "grpc" else DEFAULT_HTTP_ENDPOINT
+    endpoint = config.endpoint or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or default_endpoint
+    resource = _parse_resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
+    resource.update(config.resource_attributes)
+    service_name = (
+        config.service_name or env.get("OTEL_SERVICE_NAME") or resource.get(SERVICE_NAME) or DEFAULT_SERVICE_NAME
+    )
+    resource[SERVICE_NAME] = service_name
+    sampler = config.sampler or _choice(env, "OTEL_TRACES_SAMPLER", _SAMPLERS, "parentbased_always_on")
+    sampler_arg = config.sampler_arg
+    if sampler_arg is None:
+        sampler_arg = _ratio(env.get("OTEL_TRACES_SAMPLER_ARG"))
+    timeout_s = config.export_timeout_s
+    if timeout_s is None:
+        raw = env.get("OTEL_EXPORTER_OTLP_TIMEOUT")
+        timeout_s = _positive_ms(raw) / 1000 if raw else DEFAULT_EXPORT_TIMEOUT_S
+    return TracingSettings(
+        exporter=exporter,  # type: ignore[arg-type]  # _choice returned one of the literal's values
+        endpoint=endpoint,
+        protocol=protocol,  # type: ignore[arg-type]
+        service_name=service_name,
+        resource_attributes=resource,
+        sampler=sampler,  # type: ignore[arg-type]
+        sampler_arg=sampler_arg,
+        export_timeout_s=timeout_s,
+        record_content=config.record_content,
+    )
+
+
+def build_sampler(settings: TracingSettings) -> Sampler:
+    match settings.sampler:
+        case "always_on":
+            return ALWAYS_ON
+        case "always_off":
+            return ALWAYS_OFF
+        case "traceidratio":
+            return TraceIdRatioBased(settings.sampler_arg)
+        case "parentbased_always_on":
+            return DEFAULT_ON
+        case "parentbased_always_off":
+            return DEFAULT_OFF
+        case "parentbased_traceidratio":
+            return ParentBasedTraceIdRatio(settings.sampler_arg)
+
+
+def build_exporter(settings: TracingSettings) -> SpanExporter | None:
+    """The exporter the settings name; None for `none`. Constructing an OTLP exporter opens no connection."""
+    if settings.exporter == "none":
+        return None
+    if settings.exporter == "console":
+        return ConsoleSpanExporter(service_name=settings.service_name)
+    if settings.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        endpoint = settings.endpoint
+        # The gRPC exporter takes host:port or a URL; an http:// URL means plaintext, as the spec says.
+        return GrpcExporter(
+            endpoint=endpoint, insecure=endpoint.startswith("http://"), timeout=settings.export_timeout_s
+        )
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    # The spec's base endpoint gets the per-signal path appended; the exporter only does that for its own env read.
+    return HttpExporter(endpoint=_traces_url(settings.endpoint), timeout=settings.export_timeout_s)
+
+
+def setup_tracing(
+    config: TracingConfig | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    exporter: SpanExporter | None = None,
+) -> TracerProvider | None:
+    """A TracerProvider exporting in batches, or None when tracing is off (then every span call is a no-op).
+
+    `exporter` replaces the one the settings name (tests pass an InMemorySpanExporter). The provider is not made
+    global: pass it to `CallTracer`, and call `shutdown_tracing` at exit to flush what is queued."""
+    settings = resolve_settings(config, environ)
+    if exporter is None:
+        exporter = build_exporter(settings)
+    if exporter is None:
+        return None
+    provider = TracerProvider(
+        sampler=build_sampler(settings),
+        resource=Resource.create(settings.resource_attributes),
+    )
+    provider.add_span_processor(BatchSpanProcessor(exporter, export_timeout_millis=settings.export_timeout_s * 1000))
+    log.info(
+        "tracing: exporter=%s protocol=%s endpoint=%s sampler=%s",
+        settings.exporter,
+        settings.protocol,
+        settings.endpoint,
+        settings.sampler,
+    )
+    return provider
+
+
+def shutdown_tracing(provider: TracerProvider | None) -> None:
+    """Exports what is queued (bounded by the export timeout) and stops the worker; blocking, so call it from a
+    thread at shutdown (`await asyncio.to_thread(shutdown_tracing, provider)`)."""
+    if provider is not None:
+        provider.shutdown()
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    return value
+
+
+def _ratio(raw: str | None) -> float:
+    if raw is None or not raw.strip():
+        return 1.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"OTEL_TRACES_SAMPLER_ARG={raw!r}: expected a number from 0 to 1") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"OTEL_TRACES_SAMPLER_ARG={raw!r}: expected a number from 0 to 1")
+    return value
+
+
+def _positive_ms(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ValueError(f"OTEL_EXPORTER_OTLP_TIMEOUT={raw!r}: expected milliseconds above 0")
+    return value
+
+
+def _parse_resource_attributes(raw: str) -> dict[str, str]:
+    """`key1=value1,key2=value2`, values percent-decoded, as the spec writes them; malformed pairs are skipped."""
+    from urllib.parse import unquote
+
+    attributes: dict[str, str] = {}
+    for pair in raw.split(","):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip():
+            attributes[key.strip()] = unquote(value.strip())
+    return attributes
+
+
+def _traces_url(endpoint: str) -> str:
+    endpoint = endpoint.rstrip("/")
+    return endpoint if endpoint.endswith("/v1/traces") else endpoint + "/v1/traces"

@@ -1,0 +1,241 @@
+"""The span facade: the tree and attributes of a call as the SDK's in-memory exporter sees them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import SpanKind, StatusCode
+
+from gateway.chat import ChatRequest, ChatResult, Message, Usage
+from gateway.observe import attributes as attr
+from gateway.observe.spans import NOOP_CALL, CallTracer
+
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+CALLER_SPAN = "b7ad6b7169203331"
+PROMPT = "my card is 4111 1111 1111 1111, summarise the merger"
+ANSWER = "The merger of ACME and Zeus closes in May."
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield provider
+    provider.shutdown()
+
+
+def _request() -> ChatRequest:
+    return ChatRequest(model="smart", messages=[Message("user", PROMPT)], max_tokens=256, temperature=0.2, top_p=0.9)
+
+
+def _by_name(spans: tuple[ReadableSpan, ...]) -> dict[str, ReadableSpan]:
+    return {span.name: span for span in spans}
+
+
+def _run_retried_call(tracer: CallTracer, metadata: list[tuple[str, str | bytes]]) -> dict[str, str]:
+    """A call that authenticates, routes, fails once on openai, then succeeds on anthropic."""
+    call = tracer.start_call("Chat", metadata, request_id="0190abc")
+    with call.stage("authenticate"):
+        call.set_identity(team="search", key_id="key_123")
+    call.set_request(_request())
+    call.set_guardrails(
+        [
+            {"type": "pii", "kind": "CREDIT_CARD", "action": "redact", "count": 2},
+            {"type": "injection", "kind": "", "action": "flag", "count": 1},
+        ]
+    )
+    with call.stage("route") as stage:
+        stage.set(attr.ROUTE, "smart")
+        call.set_route("smart")
+    first = call.start_attempt(provider="openai", model="gpt-4o", attempt=0)
+    first.end(outcome="error", code="UNAVAILABLE")
+    second = call.start_attempt(provider="anthropic", model="claude-sonnet", attempt=1, retry=0)
+    headers: dict[str, str] = {}
+    second.inject(headers)
+    usage = Usage(prompt_tokens=12, completion_tokens=34, cached_prompt_tokens=4)
+    result = ChatResult("msg_01", "claude-sonnet-20250101", ANSWER, "stop", usage)
+    second.end(outcome="ok", result=result)
+    call.set_result(
+        provider="anthropic", model="claude-sonnet", result=result, usage=usage, cost_usd=0.0012, attempts=2
+    )
+    call.end()
+    return headers
+
+
+def test_a_retried_call_makes_one_server_span_with_stage_and_attempt_children(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    headers = _run_retried_call(CallTracer(provider), [])
+    spans = _by_name(exporter.get_finished_spans())
+    assert set(spans) == {
+        "llmgateway.v1.Gateway/Chat",
+        "gateway.authenticate",
+        "gateway.route",
+        "chat gpt-4o",
+        "chat claude-sonnet",
+    }
+    server = spans["llmgateway.v1.Gateway/Chat"]
+    assert server.kind is SpanKind.SERVER
+    assert server.parent is None
+    for name in ("gateway.authenticate", "gateway.route", "chat gpt-4o", "chat claude-sonnet"):
+        child = spans[name]
+        assert child.parent is not None
+        assert child.parent.span_id == server.context.span_id
+        assert child.context.trace_id == server.context.trace_id
+    assert spans["chat claude-sonnet"].kind is SpanKind.CLIENT
+    assert spans["gateway.route"].attributes == {attr.ROUTE: "smart"}
+
+    assert dict(server.attributes or {}) == {
+        attr.RPC_SYSTEM: "grpc",
+        attr.RPC_SERVICE: "llmgateway.v1.Gateway",
+        attr.RPC_METHOD: "Chat",
+        attr.REQUEST_ID: "0190abc",
+        attr.TEAM: "search",
+        attr.KEY_ID: "key_123",
+        attr.GEN_AI_OPERATION_NAME: "chat",
+        attr.GEN_AI_REQUEST_MODEL: "smart",
+        attr.GEN_AI_REQUEST_MAX_TOKENS: 256,
+        attr.GEN_AI_REQUEST_TEMPERATURE: 0.2,
+        attr.GEN_AI_REQUEST_TOP_P: 0.9,
+        attr.STREAMING: False,
+        attr.GUARDRAIL_TYPES: ("injection", "pii"),
+        attr.GUARDRAIL_ACTIONS: ("pii/CREDIT_CARD/redact", "injection//flag"),
+        attr.GUARDRAIL_COUNT: 3,
+        attr.ROUTE: "smart",
+        attr.GEN_AI_PROVIDER_NAME: "anthropic",
+        attr.TARGET: "anthropic/claude-sonnet",
+        attr.COST_USD: 0.0012,
+        attr.ATTEMPTS: 2,
+        attr.GEN_AI_RESPONSE_MODEL: "claude-sonnet-20250101",
+        attr.GEN_AI_RESPONSE_ID: "msg_01",
+        attr.GEN_AI_RESPONSE_FINISH_REASONS: ("stop",),
+        attr.GEN_AI_USAGE_INPUT_TOKENS: 12,
+        attr.GEN_AI_USAGE_OUTPUT_TOKENS: 34,
+        attr.CACHED_INPUT_TOKENS: 4,
+        attr.RPC_GRPC_STATUS_CODE: "OK",
+    }
+    assert server.status.status_code is StatusCode.UNSET
+
+    failed = spans["chat gpt-4o"]
+    assert failed.status.status_code is StatusCode.ERROR
+    assert failed.attributes is not None
+    assert failed.attributes[attr.ERROR_TYPE] == "UNAVAILABLE"
+    assert failed.attributes[attr.ATTEMPT_OUTCOME] == "error"
+    assert failed.attributes[attr.TARGET] == "openai/gpt-4o"
+    assert failed.attributes[attr.ATTEMPT] == 0
+    served = spans["chat claude-sonnet"]
+    assert served.attributes is not None
+    assert served.attributes[attr.ATTEMPT] == 1
+    assert served.attributes[attr.GEN_AI_USAGE_OUTPUT_TOKENS] == 34
+    assert served.attributes[attr.GEN_AI_PROVIDER_NAME] == "anthropic"
+    # The upstream request carries the attempt span, so the provider's own spans hang under it.
+    version, trace_id, span_id, flags = headers["traceparent"].split("-")
+    assert (version, trace_id, span_id) == ("00", f"{served.context.trace_id:032x}", f"{served.context.span_id:016x}")
+    assert int(flags, 16) & 1  # sampled
+
+
+def test_a_callers_traceparent_makes_the_call_part_of_its_trace(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    headers = _run_retried_call(CallTracer(provider), [("traceparent", f"00-{TRACE_ID}-{CALLER_SPAN}-01")])
+    server = _by_name(exporter.get_finished_spans())["llmgateway.v1.Gateway/Chat"]
+    assert f"{server.context.trace_id:032x}" == TRACE_ID
+    assert server.parent is not None
+    assert f"{server.parent.span_id:016x}" == CALLER_SPAN
+    assert headers["traceparent"].split("-")[1] == TRACE_ID
+
+
+def test_no_prompt_answer_or_key_text_in_any_span_by_default(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    tracer = CallTracer(provider)
+    call = tracer.start_call("Chat", [("authorization", "Bearer sk-live-secret")])
+    call.record_content(prompt=PROMPT, answer=ANSWER)  # refused: the tracer was not built to record content
+    call.end()
+    _run_retried_call(tracer, [("authorization", "Bearer sk-live-secret")])
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 6
+    dumped = "".join(span.to_json() for span in spans)
+    for secret in ("sk-live-secret", "4111", "merger", "ACME"):
+        assert secret not in dumped
+
+
+def test_content_is_recorded_only_with_the_flag(provider: TracerProvider, exporter: InMemorySpanExporter) -> None:
+    call = CallTracer(provider, record_content=True).start_call("Chat", None)
+    call.record_content(prompt="[REDACTED] hello", answer="hi")
+    call.end()
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes is not None
+    assert span.attributes[attr.GEN_AI_INPUT_MESSAGES] == "[REDACTED] hello"
+    assert span.attributes[attr.GEN_AI_OUTPUT_MESSAGES] == "hi"
+
+
+def test_a_failed_call_and_stage_record_the_type_never_the_message(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    call = CallTracer(provider).start_call("ChatStream", None)
+    call.set_request(_request(), streaming=True)
+    with pytest.raises(ValueError, match="secret"), call.stage("guardrails.input"):
+        raise ValueError(f"bad input {PROMPT} secret")
+    call.first_chunk()
+    call.end(error=ValueError("x"), status_code="PERMISSION_DENIED", reason="GUARDRAIL_BLOCKED")
+    spans = _by_name(exporter.get_finished_spans())
+    stage = spans["gateway.guardrails.input"]
+    assert stage.status.status_code is StatusCode.ERROR
+    assert stage.attributes == {attr.ERROR_TYPE: "ValueError"}
+    assert stage.events == ()  # no exception event: its message would quote the prompt
+    server = spans["llmgateway.v1.Gateway/ChatStream"]
+    assert server.status.status_code is StatusCode.ERROR
+    assert server.attributes is not None
+    assert server.attributes[attr.ERROR_TYPE] == "PERMISSION_DENIED"
+    assert server.attributes[attr.RPC_GRPC_STATUS_CODE] == "PERMISSION_DENIED"
+    assert server.attributes[attr.REASON] == "GUARDRAIL_BLOCKED"
+    assert server.attributes[attr.STREAMING] is True
+    assert [event.name for event in server.events] == ["first_chunk"]
+    assert PROMPT not in "".join(span.to_json() for span in spans.values())
+
+
+def test_a_cache_hit_is_on_the_call_span(provider: TracerProvider, exporter: InMemorySpanExporter) -> None:
+    call = CallTracer(provider).start_call("Chat", None)
+    with call.stage("cache"):
+        call.set_cache(hit=True, kind="semantic")
+    call.end()
+    server = _by_name(exporter.get_finished_spans())["llmgateway.v1.Gateway/Chat"]
+    assert server.attributes is not None
+    assert server.attributes[attr.CACHE_HIT] is True
+    assert server.attributes[attr.CACHE_KIND] == "semantic"
+
+
+def test_tracing_off_hands_out_the_shared_no_op() -> None:
+    tracer = CallTracer(None)
+    assert not tracer.enabled
+    call = tracer.start_call("Chat", [("traceparent", f"00-{TRACE_ID}-{CALLER_SPAN}-01")])
+    assert call is NOOP_CALL
+    assert call.context is None
+    with call.stage("route") as stage:
+        stage.set(attr.ROUTE, "smart")
+    attempt = call.start_attempt(provider="openai", model="gpt-4o", attempt=0)
+    headers: dict[str, str] = {}
+    attempt.inject(headers)
+    attempt.end(outcome="ok")
+    call.set_request(_request())
+    call.end()
+    assert headers == {}
+
+
+def test_a_sampled_out_call_records_nothing_but_still_propagates(exporter: InMemorySpanExporter) -> None:
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    headers = _run_retried_call(CallTracer(provider), [])
+    assert exporter.get_finished_spans() == ()
+    assert not int(headers["traceparent"].rsplit("-", 1)[1], 16) & 1  # not sampled: nor should the provider record
