@@ -183,6 +183,7 @@ def main() -> None:
             "GATEWAY_STATE_DIR": tmp,
             "BENCH_UPSTREAM_KEY": "sk-bench",
             "GATEWAY_LOG_LEVEL": "ERROR",
+            "GATEWAY_METRICS_ADDR": "127.0.0.1:0",
         }
         forwarder = ("-m", "benches.reference_servers", "forwarder", "--port")
         gateway_address = f"127.0.0.1:{ports['gateway']}"

@@ -24,6 +24,8 @@ from gateway.ledger.audit import AuditLog
 from gateway.ledger.budgets import BudgetBook, Reservation
 from gateway.ledger.cost import cost_usd
 from gateway.ledger.records import AuditRecord
+from gateway.observe.metrics import GatewayMetrics
+from gateway.observe.spans import CallSpan, CallTracer
 from gateway.policy import access
 from gateway.policy.classification import Classification
 from gateway.policy.guardrails import OutputGuard
@@ -58,10 +60,19 @@ class CallInfo:
 
 
 @dataclass(slots=True)
+class CallState:
+    """What the gateway keeps about a call from its arrival to its end: its audit record and its trace span."""
+
+    record: AuditRecord
+    span: CallSpan
+
+
+@dataclass(slots=True)
 class Admission:
     """A call that passed every check before the provider: the plan that will serve it and what it holds."""
 
     record: AuditRecord
+    span: CallSpan
     key: KeyRecord
     features: RequestFeatures
     execution: Execution
@@ -113,6 +124,8 @@ class ChatPipeline:
         audit: AuditLog,
         policies: TeamPolicies,
         audit_enabled: bool = True,
+        tracer: CallTracer | None = None,
+        metrics: GatewayMetrics | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._ring = ring
@@ -124,6 +137,8 @@ class ChatPipeline:
         self._audit = audit
         self._audit_enabled = audit_enabled
         self._policies = policies
+        self._tracer = tracer or CallTracer(None)
+        self._metrics = metrics
         self._rng = rng or random.Random()
         self._router = Router(catalog, board, self._rng)
         self._queues = {route.name: WaitQueue(route.queue) for route in catalog.routes() if route.queue.max_size}
@@ -133,22 +148,30 @@ class ChatPipeline:
     def authenticate(self, call: CallInfo) -> KeyRecord:
         return self._ring.authenticate(call.metadata, call.peer)
 
-    def start(self, call: CallInfo, kind: str, model: str) -> AuditRecord:
-        """The audit record of a call that just arrived; pass it to `admit` and `finish`."""
+    def start(self, call: CallInfo, kind: str, method: str, model: str) -> CallState:
+        """A call that just arrived: its audit record and trace span; pass it to `admit` and `finish`."""
         now = time.time()
-        return AuditRecord(request_id(now), now, peer=call.peer, kind=kind, model=model)
+        record = AuditRecord(request_id(now), now, peer=call.peer, kind=kind, model=model)
+        if self._metrics is not None:
+            self._metrics.observe_call_started(kind)
+        return CallState(record, self._tracer.start_call(method, call.metadata, request_id=record.request_id))
 
-    def admit(self, request: ChatRequest, call: CallInfo, record: AuditRecord, *, streaming: bool) -> Admission:
-        key = self._ring.authenticate(call.metadata, call.peer)
+    def admit(self, request: ChatRequest, call: CallInfo, state: CallState, *, streaming: bool) -> Admission:
+        record, span = state.record, state.span
+        with span.stage("authenticate"):
+            key = self._ring.authenticate(call.metadata, call.peer)
         record.key_id = key.id
         record.team = key.team
+        span.set_identity(team=key.team, key_id=key.id)
+        span.set_request(request, streaming=streaming)
         access.check_model(key, request.model)
         metadata = _metadata(call.metadata)
         classification = _classification(key, metadata)
         policy = self._policies.for_team(key.team)
         restore = None
         if policy.input is not None:
-            outcome = policy.input.check(request, floor=classification)
+            with span.stage("guardrails.input"):
+                outcome = policy.input.check(request, floor=classification)
             request = outcome.request
             classification = outcome.classification
             restore = outcome.restore_mapping
@@ -180,13 +203,15 @@ class ChatPipeline:
             if verdict.actions:
                 record.guardrails.extend(action_records(verdict.actions))
             verdict.enforce()
-        plan = self._router.plan(request.model, features)
-        rule = policy.residency_rule(classification)
-        if rule is not None:
-            plan.candidates = allowed_targets(
-                plan.candidates, rule, requested=request.model, team=key.team, classification=classification
-            )
+        with span.stage("route"):
+            plan = self._router.plan(request.model, features)
+            rule = policy.residency_rule(classification)
+            if rule is not None:
+                plan.candidates = allowed_targets(
+                    plan.candidates, rule, requested=request.model, team=key.team, classification=classification
+                )
         record.route = plan.route
+        span.set_route(plan.route or request.model)
         reserved_tokens = 0
         reservation = None
         if governed or key.limits.tpm is not None:
@@ -215,12 +240,15 @@ class ChatPipeline:
             reserve_tokens=lambda target: (
                 features.prompt_tokens(target.model) + estimated_answer_tokens(target.model, request.max_tokens)
             ),
+            span=span,
         )
         team = self._teams.get(key.team)
         bodies = team.bodies if team is not None and self._audit_enabled else BodyPolicy.NONE
         if bodies is not BodyPolicy.NONE:
             record.request_body = _bodies(request.messages, bodies)
-        return Admission(record, key, features, execution, reserved_tokens, reservation, bodies, policy.output, restore)
+        return Admission(
+            record, span, key, features, execution, reserved_tokens, reservation, bodies, policy.output, restore
+        )
 
     async def chat(self, admission: Admission) -> Served:
         target, result = await admission.execution.unary()
@@ -241,6 +269,14 @@ class ChatPipeline:
         opened = await execution.open_stream()
         target = opened.target
         admission.stream_target = target
+        admission.span.first_chunk()
+        if self._metrics is not None:
+            self._metrics.observe_first_chunk(
+                route=admission.plan.route,
+                model=target.model.name,
+                provider=target.provider.name,
+                seconds=time.time() - admission.record.at,
+            )
         keep_text = admission.bodies is not BodyPolicy.NONE
         guard = admission.output.stream(mapping=admission.restore) if admission.output is not None else None
         reported: Usage | None = None
@@ -284,9 +320,10 @@ class ChatPipeline:
             admission.record.response_body = _body_text("".join(admission.streamed_text), admission.bodies)
         yield served
 
-    async def finish(self, record: AuditRecord, admission: Admission | None, error: BaseException | None) -> None:
-        """Ends a call, whatever happened: settles its limits and budget, and writes its audit record (in strict
-        mode, returns once the record is committed)."""
+    async def finish(self, state: CallState, admission: Admission | None, error: BaseException | None) -> None:
+        """Ends a call, whatever happened: settles its limits and budget, writes its audit record (in strict mode,
+        returns once the record is committed), ends its trace and counts it in the metrics."""
+        record = state.record
         record.latency_ms = (time.time() - record.at) * 1000
         if admission is not None:
             self._settle(record, admission)
@@ -301,6 +338,53 @@ class ChatPipeline:
             await self._audit.commit(record)
         else:
             self._audit.submit(record)
+        self._observe(state, admission, error)
+
+    def _observe(self, state: CallState, admission: Admission | None, error: BaseException | None) -> None:
+        record, span = state.record, state.span
+        served = admission.served if admission is not None else None
+        if record.guardrails:
+            span.set_guardrails(record.guardrails)
+        if record.provider:
+            span.set_result(
+                provider=record.provider,
+                model=record.served_model,
+                result=served.result if served is not None else None,
+                usage=served.usage if served is not None else None,
+                cost_usd=record.cost_usd,
+                attempts=len(record.attempts),
+            )
+        span.end(error=error, status_code=record.status, reason=record.reason)
+        metrics = self._metrics
+        if metrics is None:
+            return
+        metrics.observe_call(
+            kind=record.kind,
+            route=record.route,
+            # The model that served, else the one asked for (a name the catalog does not know counts as "other").
+            model=record.served_model or record.model,
+            provider=record.provider,
+            code=record.status,
+            duration_s=record.latency_ms / 1000,
+            input_tokens=record.prompt_tokens,
+            output_tokens=record.completion_tokens,
+            cost_usd=record.cost_usd,
+        )
+        if admission is not None:
+            first = admission.plan.candidates[0] if admission.plan.candidates else None
+            for attempt in admission.attempts:
+                metrics.observe_attempt(
+                    route=record.route,
+                    model=attempt.target.model.name,
+                    provider=attempt.target.provider.name,
+                    retry=attempt.retry,
+                    fallback=attempt.target is not first,
+                    outcome=attempt.outcome,
+                    code=attempt.code,
+                    duration_s=attempt.latency_ms / 1000,
+                )
+        if record.guardrails:
+            metrics.observe_guardrails(record.guardrails)
 
     def _settle(self, record: AuditRecord, admission: Admission) -> None:
         served = admission.served

@@ -94,7 +94,11 @@ def gateway_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log_path = state_dir / "gateway.log"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}  # no real providers, no client key
-    env |= {"GATEWAY_BOOTSTRAP_KEY": TEST_KEY, "GATEWAY_STATE_DIR": str(state_dir)}
+    env |= {
+        "GATEWAY_BOOTSTRAP_KEY": TEST_KEY,
+        "GATEWAY_STATE_DIR": str(state_dir),
+        "GATEWAY_METRICS_ADDR": "127.0.0.1:0",
+    }
     with log_path.open("wb") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", "--address", f"127.0.0.1:{port}"],

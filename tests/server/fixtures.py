@@ -56,7 +56,9 @@ async def start_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Asyn
     started: list[tuple[Gateway, grpc.aio.Channel]] = []
 
     async def start(config_text: str = SIMULATED_CONFIG) -> tuple[Gateway, grpc.aio.Channel]:
-        gateway = await build_gateway(parse_config(config_text), address="127.0.0.1:0", state_dir=tmp_path)
+        gateway = await build_gateway(
+            parse_config(config_text), address="127.0.0.1:0", state_dir=tmp_path, metrics_address="127.0.0.1:0"
+        )
         await gateway.server.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}")
         started.append((gateway, channel))

@@ -60,7 +60,8 @@ class Server:
     def __init__(self, state_dir: Path, env: dict[str, str], *extra: str) -> None:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.env = {**env, "GATEWAY_STATE_DIR": str(state_dir)}
+        # Metrics on a free port: tests run servers side by side, and beside a developer's own gateway on 9464.
+        self.env = {"GATEWAY_METRICS_ADDR": "127.0.0.1:0", **env, "GATEWAY_STATE_DIR": str(state_dir)}
         self._stdout = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 - closed in output()
         self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 - closed in output()
         self.proc = subprocess.Popen(

@@ -43,7 +43,10 @@ async def test_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_BOOTSTRAP_KEY", AUTH[0][1].removeprefix("Bearer "))
     ca = trustme.CA()
     gateway = await build_gateway(
-        parse_config(tls_config(ca, tmp_path, mutual=False)), address="127.0.0.1:0", state_dir=tmp_path
+        parse_config(tls_config(ca, tmp_path, mutual=False)),
+        address="127.0.0.1:0",
+        state_dir=tmp_path,
+        metrics_address="",
     )
     await gateway.server.start()
     try:
@@ -61,7 +64,10 @@ async def test_mutual_tls_requires_a_client_certificate(tmp_path: Path, monkeypa
     monkeypatch.setenv("GATEWAY_BOOTSTRAP_KEY", AUTH[0][1].removeprefix("Bearer "))
     ca = trustme.CA()
     gateway = await build_gateway(
-        parse_config(tls_config(ca, tmp_path, mutual=True)), address="127.0.0.1:0", state_dir=tmp_path
+        parse_config(tls_config(ca, tmp_path, mutual=True)),
+        address="127.0.0.1:0",
+        state_dir=tmp_path,
+        metrics_address="",
     )
     await gateway.server.start()
     try:

@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
         "--address", default=os.environ.get("GATEWAY_ADDR"), help=f"HOST:PORT (default {DEFAULT_ADDRESS})"
     )
     serve.add_argument("--log-level", default=os.environ.get("GATEWAY_LOG_LEVEL", "INFO"))
+    serve.add_argument(
+        "--metrics-address",
+        help="HOST:PORT of the Prometheus /metrics endpoint ('' for none; default env GATEWAY_METRICS_ADDR, the "
+        "config's observe.metrics.address, 127.0.0.1:9464)",
+    )
     serve.set_defaults(handler=_serve)
 
     chat = _client_command(commands, "chat", "send a prompt and stream the answer")
@@ -94,7 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
     state_dir = Path(os.environ.get("GATEWAY_STATE_DIR", "var"))
-    uvloop.run(serve(config, address=args.address, state_dir=state_dir))
+    uvloop.run(serve(config, address=args.address, state_dir=state_dir, metrics_address=args.metrics_address))
     return 0
 
 

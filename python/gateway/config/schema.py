@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from gateway.config.base import Name, Strict
 from gateway.config.guardrails import GuardrailsConfig, ResidencyConfig, merge_guardrails
+from gateway.config.observe import ObserveConfig
 from gateway.config.routes import CircuitBreakerConfig, RouteConfig, Strategy
 from gateway.policy.records import BodyPolicy, Period, Role
 
@@ -237,6 +238,7 @@ class GatewayConfig(Strict):
     audit: AuditConfig = Field(default_factory=AuditConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    observe: ObserveConfig = Field(default_factory=ObserveConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> Self:

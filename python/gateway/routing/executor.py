@@ -15,6 +15,7 @@ import grpc
 
 from gateway.chat import ChatDelta, ChatRequest, ChatResult
 from gateway.errors import DeadlineExceeded, GatewayError, ProviderError
+from gateway.observe.spans import NOOP_CALL, CallSpan
 from gateway.providers.base import UpstreamCall
 from gateway.routing.backoff import backoff_s
 from gateway.routing.catalog import Target
@@ -68,8 +69,10 @@ class Execution:
         fits: Callable[[Target], bool],
         quotas: Quotas,
         reserve_tokens: Callable[[Target], int],
+        span: CallSpan = NOOP_CALL,
     ) -> None:
         self.plan = plan
+        self._span = span
         self._fits = fits
         self._quotas = quotas
         self._reserve_tokens = reserve_tokens
@@ -222,6 +225,14 @@ class Execution:
         explicit = [x for x in (timeout_s, _ms(self.plan.timeouts.total_ms)) if x is not None]
         limit = min(explicit) if explicit else None
         upstream = UpstreamCall(self._request_id, left if limit is None or left is None else min(left, limit))
+        traced = self._span.start_attempt(
+            provider=target.provider.name,
+            model=target.model.name,
+            attempt=len(self.attempts) - 1,
+            retry=number,
+            hedged=hedged,
+        )
+        traced.inject(upstream.headers)  # W3C trace context on to the provider
         health.in_flight += 1
         try:
             if limit is None:
@@ -253,6 +264,7 @@ class Execution:
         finally:
             health.in_flight -= 1
             record.latency_ms = (time.monotonic() - started) * 1000
+            traced.end(outcome=record.outcome, code=record.code)
         if not isinstance(result, OpenStream):
             health.breaker.record_success()
         return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from dataclasses import dataclass
 from functools import partial
@@ -13,6 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from llmgateway.v1 import admin_pb2, admin_pb2_grpc, gateway_pb2, gateway_pb2_grpc
+from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin.operations import AdminOperations
@@ -22,6 +24,10 @@ from gateway.ledger.audit import AuditLog, AuditSettings
 from gateway.ledger.budgets import BudgetBook
 from gateway.ledger.records import AuditRecord
 from gateway.ledger.retention import Retention
+from gateway.observe.metrics import GatewayMetrics
+from gateway.observe.metrics_server import DEFAULT_ADDRESS, ENV_ADDRESS, MetricsServer, start_metrics_server
+from gateway.observe.spans import CallTracer
+from gateway.observe.tracing import setup_tracing, shutdown_tracing
 from gateway.pipeline import ChatPipeline
 from gateway.policy.keyring import FailurePolicy, KeyRing
 from gateway.policy.team_policies import TeamPolicies
@@ -79,17 +85,25 @@ class Gateway:
     retention: Retention
     engine: AsyncEngine
     ledger: LedgerStore
+    metrics: GatewayMetrics
+    metrics_server: MetricsServer | None
+    tracing: TracerProvider | None
 
     async def stop(self, grace: float) -> None:
-        """Finishes in-flight calls, then writes every pending audit record before closing the database."""
+        """Finishes in-flight calls, then writes every pending audit record before closing the database, and
+        exports the last spans."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.metrics_server is not None:
+            await self.metrics_server.close()
         await self.retention.close()
         await self.tenancy.close()
         await self.audit.close()
         self.ledger.close()
         await self.engine.dispose()
         await self.catalog.aclose()
+        if self.tracing is not None:
+            await asyncio.to_thread(shutdown_tracing, self.tracing)
 
 
 def _prompt_tokens(counter: TokenCounter, catalog: ModelCatalog, request: ChatRequest) -> int:
@@ -98,7 +112,11 @@ def _prompt_tokens(counter: TokenCounter, catalog: ModelCatalog, request: ChatRe
     return counter.count_chat(request.messages, model.upstream, model.tokenizer).tokens
 
 
-async def build_gateway(config: GatewayConfig, *, address: str | None = None, state_dir: Path) -> Gateway:
+async def build_gateway(
+    config: GatewayConfig, *, address: str | None = None, state_dir: Path, metrics_address: str | None = None
+) -> Gateway:
+    """`metrics_address`: where /metrics is served (the --metrics-address flag); else env GATEWAY_METRICS_ADDR, the
+    config's observe.metrics.address, 127.0.0.1:9464. An empty address serves no metrics endpoint."""
     counter = TokenCounter()
     catalog = ModelCatalog.from_config(config)
     strict = config.audit.mode == "strict"
@@ -127,6 +145,12 @@ async def build_gateway(config: GatewayConfig, *, address: str | None = None, st
         config.audit.retention_days,
         config.audit.purge_interval_s,
     )
+    tracing = setup_tracing(config.observe.tracing)
+    metrics = GatewayMetrics(
+        models=catalog.model_names(),
+        providers={t.provider.name for t in catalog.targets()},
+        routes=[r.name for r in catalog.routes()],
+    )
     pipeline = ChatPipeline(
         ring,
         catalog,
@@ -137,6 +161,8 @@ async def build_gateway(config: GatewayConfig, *, address: str | None = None, st
         audit=audit,
         policies=TeamPolicies(config, partial(_prompt_tokens, counter, catalog)),
         audit_enabled=audit_enabled,
+        tracer=CallTracer(tracing, record_content=config.observe.tracing.record_content),
+        metrics=metrics,
     )
     known_models = frozenset(catalog.model_names()) | {r.name for r in catalog.routes()}
     admin = AdminOperations(tenancy, ledger, retention, known_models)
@@ -165,22 +191,42 @@ async def build_gateway(config: GatewayConfig, *, address: str | None = None, st
     for name in service_names[:2]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    if metrics_address is None:
+        metrics_address = os.environ.get(ENV_ADDRESS) or config.observe.metrics.address or DEFAULT_ADDRESS
+    metrics_server = await start_metrics_server(metrics.registry, metrics_address) if metrics_address else None
     audit.start()
     tenancy.start()
     retention.start()
-    return Gateway(server, catalog, health_servicer, address, port, tenancy, audit, retention, engine, ledger)
+    return Gateway(
+        server,
+        catalog,
+        health_servicer,
+        address,
+        port,
+        tenancy,
+        audit,
+        retention,
+        engine,
+        ledger,
+        metrics,
+        metrics_server,
+        tracing,
+    )
 
 
-async def serve(config: GatewayConfig, *, address: str | None, state_dir: Path) -> None:
-    gateway = await build_gateway(config, address=address, state_dir=state_dir)
+async def serve(
+    config: GatewayConfig, *, address: str | None, state_dir: Path, metrics_address: str | None = None
+) -> None:
+    gateway = await build_gateway(config, address=address, state_dir=state_dir, metrics_address=metrics_address)
     await gateway.server.start()
     host = gateway.address.rsplit(":", 1)[0]
     log.info(
-        "gateway listening on %s:%d (%s) with %d models",
+        "gateway listening on %s:%d (%s) with %d models; metrics at %s",
         host,
         gateway.port,
         "TLS" if config.server.tls else "plaintext",
         len(gateway.catalog.targets()),
+        gateway.metrics_server.url if gateway.metrics_server is not None else "(off)",
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -40,17 +40,18 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     async def Chat(self, request: pb.ChatRequest, context: Context) -> pb.ChatResponse:  # noqa: N802 - gRPC name
         pipeline = self._pipeline
         call = call_info(context)
-        record = pipeline.start(call, "chat", request.model)
+        state = pipeline.start(call, "chat", "Chat", request.model)
+        record = state.record
         admission: Admission | None = None
         try:
-            admission = pipeline.admit(self._chat_request(request), call, record, streaming=False)
+            admission = pipeline.admit(self._chat_request(request), call, state, streaming=False)
             served = await pipeline.chat(admission)
         except BaseException as err:
-            await pipeline.finish(record, admission, err)
+            await pipeline.finish(state, admission, err)
             if isinstance(err, Exception):
                 await abort(context, err)
             raise
-        await pipeline.finish(record, admission, None)
+        await pipeline.finish(state, admission, None)
         target = served.target
         return pb.ChatResponse(
             id=record.request_id,
@@ -70,11 +71,12 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     ) -> AsyncIterator[pb.ChatChunk]:
         pipeline = self._pipeline
         call = call_info(context)
-        record = pipeline.start(call, "stream", request.model)
+        state = pipeline.start(call, "stream", "ChatStream", request.model)
+        record = state.record
         admission: Admission | None = None
         finished = False
         try:
-            admission = pipeline.admit(self._chat_request(request), call, record, streaming=True)
+            admission = pipeline.admit(self._chat_request(request), call, state, streaming=True)
             first = True
             async for item in pipeline.stream(admission):
                 if isinstance(item, ChatDelta):
@@ -84,7 +86,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                 else:
                     # The record is written (in strict mode, committed) before the final chunk leaves.
                     finished = True
-                    await pipeline.finish(record, admission, None)
+                    await pipeline.finish(state, admission, None)
                     chunk = pb.ChatChunk(
                         id=record.request_id,
                         finish_reason=item.result.finish_reason,
@@ -101,7 +103,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                 yield chunk
         except BaseException as err:
             if not finished:
-                await pipeline.finish(record, admission, err)
+                await pipeline.finish(state, admission, err)
             if isinstance(err, Exception):
                 await abort(context, err)
             raise
