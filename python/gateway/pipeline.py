@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 
-from gateway.chat import ChatDelta, ChatRequest, ChatResult, Message, Usage
+from gateway.chat import ChatDelta, ChatRequest, ChatResult, Usage
 from gateway.config.routes import RouteConfig
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.ledger.audit import AuditLog
@@ -245,7 +245,7 @@ class ChatPipeline:
         team = self._teams.get(key.team)
         bodies = team.bodies if team is not None and self._audit_enabled else BodyPolicy.NONE
         if bodies is not BodyPolicy.NONE:
-            record.request_body = _bodies(request.messages, bodies)
+            record.request_body = _bodies(request, bodies)
         return Admission(
             record, span, key, features, execution, reserved_tokens, reservation, bodies, policy.output, restore
         )
@@ -445,6 +445,10 @@ class ChatPipeline:
             completion_tokens = self._counter.count_text(completion_text, model.upstream, model.tokenizer).tokens
         return Usage(counted_prompt, completion_tokens)
 
+    async def flush_audit(self) -> None:
+        """Returns once every audit record submitted so far is committed."""
+        await self._audit.flush()
+
     def catalog(self) -> ModelCatalog:
         return self._catalog
 
@@ -513,16 +517,38 @@ def _record_error(record: AuditRecord, error: BaseException) -> None:
         record.reason = "CANCELLED"
 
 
-def _bodies(messages: list[Message], policy: BodyPolicy) -> list[dict[str, Any]]:
-    return [
-        {"role": m.role, "content": _body_text(m.text(), policy)}
-        | (
-            {"tool_calls": [{"name": t.name, "arguments": _body_text(t.arguments_json, policy)} for t in m.tool_calls]}
-            if m.tool_calls
-            else {}
+def _bodies(request: ChatRequest, policy: BodyPolicy) -> dict[str, Any]:
+    """The request as the audit record keeps it: its messages' text (redacted under that policy) and the parameters
+    that change the answer, enough for Insights.Replay to send it again."""
+    messages = []
+    for m in request.messages:
+        message: dict[str, Any] = {"role": m.role, "content": _body_text(m.text(), policy)}
+        if m.name:
+            message["name"] = m.name
+        if m.tool_call_id:
+            message["tool_call_id"] = m.tool_call_id
+        if m.tool_calls:
+            message["tool_calls"] = [
+                {"id": t.id, "name": t.name, "arguments": _body_text(t.arguments_json, policy)} for t in m.tool_calls
+            ]
+        messages.append(message)
+    parameters: dict[str, Any] = {
+        name: value
+        for name, value in (
+            ("max_tokens", request.max_tokens),
+            ("temperature", request.temperature),
+            ("top_p", request.top_p),
+            ("seed", request.seed),
+            ("stop", request.stop or None),
+            ("tool_choice", request.tool_choice or None),
         )
-        for m in messages
-    ]
+        if value is not None
+    }
+    if request.tools:
+        parameters["tools"] = [
+            {"name": t.name, "description": t.description, "parameters": t.parameters} for t in request.tools
+        ]
+    return {"messages": messages, "parameters": parameters}
 
 
 def _body_text(text: str, policy: BodyPolicy) -> str:

@@ -148,3 +148,20 @@ def test_admin_commands_explain_what_is_missing(server: Server) -> None:
         env={**clean_environment(), "GATEWAY_ADMIN_KEY": ADMIN_KEY},
     )
     assert "10/month" in bad_budget.stderr
+
+
+def test_replay_and_compare(server: Server, tmp_path: Path) -> None:
+    run(server, "teams", "create", "lab", "--bodies", "full")
+    key = json.loads(run(server, "keys", "create", "--team", "lab", "--json"))["key"]
+    answer = json.loads(run(server, "chat", "-m", "sim-fast", "--json", "Name a river", key=key))
+    replayed = json.loads(run(server, "replay", answer["id"], "--target", "sim-smart", "--json"))
+    assert replayed["original"]["id"] == answer["id"]
+    assert replayed["replayed"]["model"] == "sim-smart"
+    table = run(server, "replay", answer["id"])
+    assert "similarity" in table
+    assert "--- replayed ---" in table
+    compared = json.loads(run(server, "compare", "--targets", "sim-fast,sim-smart", "--json", "Name a river"))
+    assert [r["target"] for r in compared["results"]] == ["sim-fast", "sim-smart"]
+    assert compared["similarities"][0]["a"] == "sim-fast"
+    side_by_side = run(server, "compare", "--targets", "sim-fast,sim-smart", "Name a river")
+    assert "--- sim-smart ---" in side_by_side

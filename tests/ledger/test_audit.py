@@ -83,7 +83,7 @@ async def test_bodies_are_stored_per_team_policy(running: tuple[Gateway, Admin],
     response = await admin.gateway.Chat(chat_request(text=f"Mail {EMAIL} the report"), metadata=bearer(secret))
     await gateway.audit.flush()
     [record] = await records(admin, request_id=response.id)
-    body = orjson.loads(record.request_body_json)
+    body = orjson.loads(record.request_body_json)["messages"]
     assert body[0]["role"] == "user"
     assert stored.split("_")[0] in body[0]["content"]
     if policy == "redacted":
@@ -194,7 +194,7 @@ async def test_store_round_trips_records(tmp_path: Path) -> None:
         team="t",
         attempts=[{"model": "m", "provider": "p", "outcome": "ok"}],
         guardrails=[{"type": "pii", "kind": "EMAIL_ADDRESS", "action": "redact", "count": 2}],
-        request_body=[{"role": "user", "content": "hi"}],
+        request_body={"messages": [{"role": "user", "content": "hi"}], "parameters": {"max_tokens": 5}},
         response_body="hello",
     )
     await ledger.write([record], with_audit=True)

@@ -1,4 +1,5 @@
-"""`gateway keys | teams | budget | usage | audit`: the Admin API from the command line.
+"""`gateway keys | teams | budget | usage | audit | replay | compare`: the Admin and Insights APIs from the command
+line.
 
 The admin (or team admin) key comes from env GATEWAY_ADMIN_KEY, the address from --address or env GATEWAY_ADDR;
 --json prints machine-readable output (`keys create --json` puts the new key under "key").
@@ -19,7 +20,7 @@ from typing import Any
 import grpc
 from google.protobuf import field_mask_pb2, timestamp_pb2
 from llmgateway.v1 import admin_pb2 as pb
-from llmgateway.v1 import admin_pb2_grpc
+from llmgateway.v1 import admin_pb2_grpc, gateway_pb2, insights_pb2, insights_pb2_grpc
 
 from gateway.cli.output import print_json, print_table, to_dict
 
@@ -85,6 +86,17 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     audit.add_argument("--purge-older-than", type=_duration, metavar="AGE", help="delete records older than AGE")
     audit.add_argument("--purge-by-retention", action="store_true", help="delete what is past each team's retention")
 
+    replay = _command(commands, "replay", "run an audited call again, on its model or another", _replay)
+    replay.add_argument("request_id")
+    replay.add_argument("--target", default="", help="another model or route")
+    replay.add_argument("--temperature", type=float)
+    replay.add_argument("--max-tokens", type=int)
+    compare = _command(commands, "compare", "send one prompt to several models or routes, side by side", _compare)
+    compare.add_argument("--targets", required=True, help="comma-separated models or routes (up to 8)")
+    compare.add_argument("--system", help="a system message placed before the prompt")
+    compare.add_argument("--max-tokens", type=int)
+    compare.add_argument("prompt", help="the prompt; '-' reads it from stdin")
+
 
 def _command(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -123,18 +135,25 @@ def _key_spec_arguments(command: argparse.ArgumentParser) -> None:
 
 
 @contextmanager
-def _admin(args: argparse.Namespace) -> Iterator[tuple[admin_pb2_grpc.AdminStub, dict[str, Any]]]:
+def _connect(args: argparse.Namespace) -> Iterator[tuple[grpc.Channel, dict[str, Any]]]:
+    """A channel to the gateway and the call options (admin key, deadline) every admin command sends."""
     key = os.environ.get(ADMIN_KEY_ENV)
     if not key:
         raise SystemExit(f"error: set {ADMIN_KEY_ENV} to an admin or team-admin key")
     with grpc.insecure_channel(args.address) as channel:
-        yield (
-            admin_pb2_grpc.AdminStub(channel),
-            {
-                "metadata": (("authorization", f"Bearer {key}"),),
-                "timeout": args.timeout,
-            },
-        )
+        yield channel, {"metadata": (("authorization", f"Bearer {key}"),), "timeout": args.timeout}
+
+
+@contextmanager
+def _admin(args: argparse.Namespace) -> Iterator[tuple[admin_pb2_grpc.AdminStub, dict[str, Any]]]:
+    with _connect(args) as (channel, call):
+        yield admin_pb2_grpc.AdminStub(channel), call
+
+
+@contextmanager
+def _insights(args: argparse.Namespace) -> Iterator[tuple[insights_pb2_grpc.InsightsStub, dict[str, Any]]]:
+    with _connect(args) as (channel, call):
+        yield insights_pb2_grpc.InsightsStub(channel), call
 
 
 def _duration(text: str) -> float:
@@ -484,4 +503,72 @@ def _audit_purge(args: argparse.Namespace) -> int:
         print_json(to_dict(response))
     else:
         sys.stdout.write(f"{response.purged} audit records purged\n")
+    return 0
+
+
+# --- insights -------------------------------------------------------------------------------------------------------
+
+
+def _replay(args: argparse.Namespace) -> int:
+    overrides = insights_pb2.ParameterOverrides(temperature=args.temperature, max_tokens=args.max_tokens)
+    request = insights_pb2.ReplayRequest(request_id=args.request_id, target=args.target, overrides=overrides)
+    with _insights(args) as (stub, call):
+        response: insights_pb2.ReplayResponse = stub.Replay(request, **call)
+    if args.json:
+        print_json(response)
+        return 0
+    rows = [("", "ORIGINAL", "REPLAYED")]
+    for name, left, right in (
+        ("request", response.original.id, response.replayed.id),
+        ("model", f"{response.original.model}@{response.original.provider}", response.replayed.model),
+        ("latency ms", f"{response.original_latency_ms:.0f}", f"{response.replayed_latency_ms:.0f}"),
+        (
+            "tokens",
+            f"{response.original.usage.prompt_tokens}+{response.original.usage.completion_tokens}",
+            f"{response.replayed.usage.prompt_tokens}+{response.replayed.usage.completion_tokens}",
+        ),
+        ("cost $", f"{response.original.usage.cost_usd:.6f}", f"{response.replayed.usage.cost_usd:.6f}"),
+    ):
+        rows.append((name, left, right))
+    print_table(rows)
+    sys.stdout.write(f"\nsimilarity {response.similarity:.2f}\n\n--- original ---\n{response.original.message.content}")
+    sys.stdout.write(f"\n\n--- replayed ---\n{response.replayed.message.content}\n")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    messages = [gateway_pb2.Message(role="system", content=args.system)] if args.system else []
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    messages.append(gateway_pb2.Message(role="user", content=prompt))
+    chat = gateway_pb2.ChatRequest(messages=messages, max_tokens=args.max_tokens)
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    with _insights(args) as (stub, call):
+        response: insights_pb2.CompareResponse = stub.Compare(
+            insights_pb2.CompareRequest(request=chat, targets=targets), **call
+        )
+    if args.json:
+        print_json(response)
+        return 0
+    rows = [("TARGET", "SERVED BY", "MS", "FIRST CHUNK MS", "TOKENS", "COST $", "STATUS")]
+    for result in response.results:
+        answer = result.response
+        rows.append(
+            (
+                result.target,
+                f"{answer.model}@{answer.provider}" if result.HasField("response") else "-",
+                f"{result.latency_ms:.0f}",
+                f"{result.time_to_first_chunk_ms:.0f}",
+                f"{answer.usage.prompt_tokens}+{answer.usage.completion_tokens}"
+                if result.HasField("response")
+                else "-",
+                f"{answer.usage.cost_usd:.6f}" if result.HasField("response") else "-",
+                result.error.code or "OK",
+            )
+        )
+    print_table(rows)
+    for similarity in response.similarities:
+        sys.stdout.write(f"similarity {similarity.a} ~ {similarity.b}: {similarity.score:.2f}\n")
+    for result in response.results:
+        text = result.response.message.content if result.HasField("response") else result.error.message
+        sys.stdout.write(f"\n--- {result.target} ---\n{text}\n")
     return 0

@@ -39,7 +39,8 @@ class AuditRecord:
     guardrails: list[dict[str, Any]] = field(default_factory=list)
     """Actions taken, by type, entity kind and count; never the values found."""
     classification: str = ""
-    request_body: list[dict[str, Any]] | None = None
+    request_body: dict[str, Any] | None = None
+    """{"messages": [...], "parameters": {...}} when the team's body policy keeps bodies."""
     response_body: str | None = None
 
     @property

@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from llmgateway.v1 import admin_pb2, admin_pb2_grpc, gateway_pb2, gateway_pb2_grpc
+from llmgateway.v1 import admin_pb2, admin_pb2_grpc, gateway_pb2, gateway_pb2_grpc, insights_pb2, insights_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,6 +35,7 @@ from gateway.policy.tenancy import Tenancy
 from gateway.routing.catalog import ModelCatalog
 from gateway.routing.health import HealthBoard
 from gateway.server.admin_servicer import AdminServicer
+from gateway.server.insights_servicer import InsightsServicer
 from gateway.server.servicer import GatewayServicer
 from gateway.store.database import default_url, open_engine
 from gateway.store.governance import GovernanceStore
@@ -170,11 +171,15 @@ async def build_gateway(
     server = grpc.aio.server(options=_server_options(config.server))
     gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayServicer(pipeline, config.server.max_input_chars), server)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, ring), server)
+    insights_pb2_grpc.add_InsightsServicer_to_server(
+        InsightsServicer(pipeline, ring, ledger, config.server.max_input_chars), server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     service_names = (
         gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name,
         admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+        insights_pb2.DESCRIPTOR.services_by_name["Insights"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     )
@@ -188,7 +193,7 @@ async def build_gateway(
         port = server.add_secure_port(address, _server_credentials(tls))
     if port == 0:
         raise OSError(f"cannot listen on {address}")
-    for name in service_names[:2]:
+    for name in service_names[:3]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     if metrics_address is None:

@@ -1,0 +1,170 @@
+"""The Insights service: Replay and Compare, run through the pipeline under the caller's (admin or team-admin) key."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+from typing import Any
+
+import grpc
+from llmgateway.v1 import gateway_pb2 as gpb
+from llmgateway.v1 import insights_pb2 as pb
+from llmgateway.v1 import insights_pb2_grpc
+
+from gateway.chat import ChatRequest, Usage
+from gateway.errors import InvalidRequest, NotFound, PermissionDenied
+from gateway.insights.runner import Outcome, request_from_audit, run
+from gateway.insights.similarity import word_cosine
+from gateway.ledger.records import AuditFilter, AuditRecord
+from gateway.pipeline import ChatPipeline
+from gateway.policy.access import check_manages
+from gateway.policy.keyring import KeyRing
+from gateway.policy.records import KeyRecord, Role
+from gateway.server.convert import chat_request_from_proto, route_to_proto, usage_to_proto
+from gateway.server.errors import abort
+from gateway.server.servicer import call_info
+from gateway.store.ledger import LedgerStore
+
+Context = grpc.aio.ServicerContext[Any, Any]
+MAX_TARGETS = 8
+
+
+class InsightsServicer(insights_pb2_grpc.InsightsServicer):
+    def __init__(self, pipeline: ChatPipeline, ring: KeyRing, ledger: LedgerStore, max_input_chars: int) -> None:
+        self._pipeline = pipeline
+        self._ring = ring
+        self._ledger = ledger
+        self._max_input_chars = max_input_chars
+
+    def _caller(self, context: Context) -> KeyRecord:
+        caller = self._ring.authenticate(context.invocation_metadata(), context.peer())
+        if caller.role is Role.MEMBER:
+            raise PermissionDenied(
+                f"key {caller.id} is a member key; Insights needs an admin or team-admin key", reason="ADMIN_REQUIRED"
+            )
+        return caller
+
+    async def Replay(self, request: pb.ReplayRequest, context: Context) -> pb.ReplayResponse:  # noqa: N802
+        try:
+            caller = self._caller(context)
+            original = await self._audited(caller, request.request_id)
+            overrides = {
+                name: getattr(request.overrides, name)
+                for name in ("max_tokens", "temperature", "top_p", "seed")
+                if request.overrides.HasField(name)
+            }
+            chat = request_from_audit(original, model=request.target or original.model, overrides=overrides)
+            outcome = _succeeded(await run(self._pipeline, chat, call_info(context), kind="replay", method="Replay"))
+        except Exception as err:
+            await abort(context, err)
+        replayed = _response(outcome)
+        return pb.ReplayResponse(
+            original=_audited_response(original),
+            replayed=replayed,
+            original_latency_ms=original.latency_ms,
+            replayed_latency_ms=outcome.latency_ms,
+            similarity=word_cosine(original.response_body or "", outcome.text),
+        )
+
+    async def Compare(self, request: pb.CompareRequest, context: Context) -> pb.CompareResponse:  # noqa: N802
+        try:
+            self._caller(context)
+            targets, chat = _comparison(request, self._max_input_chars)
+            info = call_info(context)
+            outcomes = await asyncio.gather(
+                *(
+                    run(self._pipeline, dataclasses.replace(chat, model=t), info, kind="compare", method="Compare")
+                    for t in targets
+                )
+            )
+        except Exception as err:
+            await abort(context, err)
+        results = [_result(target, outcome) for target, outcome in zip(targets, outcomes, strict=True)]
+        answered = [(t, o.text) for t, o in zip(targets, outcomes, strict=True) if o.error is None]
+        similarities = [
+            pb.Similarity(a=a, b=b, score=word_cosine(text_a, text_b))
+            for (a, text_a), (b, text_b) in itertools.combinations(answered, 2)
+        ]
+        return pb.CompareResponse(results=results, similarities=similarities)
+
+    async def _audited(self, caller: KeyRecord, request_id: str) -> AuditRecord:
+        if not request_id:
+            raise InvalidRequest("request_id is required: the id of an audited call (ChatResponse.id)")
+        await self._pipeline_flush()
+        found = await self._ledger.query_audit(AuditFilter(request_id=request_id, limit=1))
+        if not found:
+            raise NotFound(f"no audited call {request_id!r}", reason="UNKNOWN_REQUEST")
+        record = found[0]
+        if caller.role is not Role.ADMIN:
+            check_manages(caller, record.team)
+        return record
+
+    async def _pipeline_flush(self) -> None:
+        """A call answered a moment ago may still wait for its audit batch."""
+        await self._pipeline.flush_audit()
+
+
+def _comparison(request: pb.CompareRequest, max_input_chars: int) -> tuple[list[str], ChatRequest]:
+    targets = list(request.targets)
+    if not targets or len(targets) > MAX_TARGETS:
+        raise InvalidRequest(f"targets: name 1 to {MAX_TARGETS} models or routes", reason="BAD_TARGETS")
+    if len(set(targets)) != len(targets):
+        raise InvalidRequest("targets: each model or route once", reason="BAD_TARGETS")
+    proto = gpb.ChatRequest()
+    proto.CopyFrom(request.request)
+    proto.model = targets[0]
+    chat = chat_request_from_proto(proto)
+    if chat.text_chars > max_input_chars:
+        raise InvalidRequest(f"the input is over the gateway's limit of {max_input_chars} characters")
+    return targets, chat
+
+
+def _succeeded(outcome: Outcome) -> Outcome:
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome
+
+
+def _response(outcome: Outcome) -> gpb.ChatResponse:
+    served = outcome.served
+    admission = outcome.admission
+    assert served is not None
+    assert admission is not None
+    return gpb.ChatResponse(
+        id=outcome.request_id,
+        model=served.target.model.name,
+        provider=served.target.provider.name,
+        message=gpb.Message(role="assistant", content=outcome.text),
+        finish_reason=served.result.finish_reason,
+        usage=usage_to_proto(served.usage, served.cost_usd),
+        upstream_model=served.result.upstream_model,
+        simulated=served.target.provider.simulated,
+        route=route_to_proto(admission.plan, admission.attempts),
+    )
+
+
+def _audited_response(record: AuditRecord) -> gpb.ChatResponse:
+    usage = Usage(record.prompt_tokens, record.completion_tokens, record.cached_tokens)
+    return gpb.ChatResponse(
+        id=record.request_id,
+        model=record.served_model,
+        provider=record.provider,
+        message=gpb.Message(role="assistant", content=record.response_body or ""),
+        usage=usage_to_proto(usage, record.cost_usd),
+        route=gpb.RouteInfo(
+            route=record.route,
+            attempts=[gpb.Attempt(**attempt) for attempt in record.attempts],
+        ),
+    )
+
+
+def _result(target: str, outcome: Outcome) -> pb.CompareResult:
+    result = pb.CompareResult(target=target, latency_ms=outcome.latency_ms, time_to_first_chunk_ms=outcome.ttfc_ms)
+    if outcome.error is not None:
+        result.error.CopyFrom(
+            pb.CallError(code=outcome.error.code.name, message=outcome.error.message, reason=outcome.error.reason)
+        )
+    else:
+        result.response.CopyFrom(_response(outcome))
+    return result
