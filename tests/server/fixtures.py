@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 import pytest
 from llmgateway.v1 import gateway_pb2_grpc
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from gateway.config.loader import parse_config
 from gateway.server.app import Gateway, build_gateway
@@ -55,9 +56,15 @@ async def start_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Asyn
     monkeypatch.setenv("GATEWAY_BOOTSTRAP_KEY", TEST_KEY)
     started: list[tuple[Gateway, grpc.aio.Channel]] = []
 
-    async def start(config_text: str = SIMULATED_CONFIG) -> tuple[Gateway, grpc.aio.Channel]:
+    async def start(
+        config_text: str = SIMULATED_CONFIG, *, span_exporter: SpanExporter | None = None
+    ) -> tuple[Gateway, grpc.aio.Channel]:
         gateway = await build_gateway(
-            parse_config(config_text), address="127.0.0.1:0", state_dir=tmp_path, metrics_address="127.0.0.1:0"
+            parse_config(config_text),
+            address="127.0.0.1:0",
+            state_dir=tmp_path,
+            metrics_address="127.0.0.1:0",
+            span_exporter=span_exporter,
         )
         await gateway.server.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}")

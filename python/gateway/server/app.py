@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from llmgateway.v1 import admin_pb2, admin_pb2_grpc, gateway_pb2, gateway_pb2_grpc, insights_pb2, insights_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin.operations import AdminOperations
@@ -114,10 +115,16 @@ def _prompt_tokens(counter: TokenCounter, catalog: ModelCatalog, request: ChatRe
 
 
 async def build_gateway(
-    config: GatewayConfig, *, address: str | None = None, state_dir: Path, metrics_address: str | None = None
+    config: GatewayConfig,
+    *,
+    address: str | None = None,
+    state_dir: Path,
+    metrics_address: str | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> Gateway:
     """`metrics_address`: where /metrics is served (the --metrics-address flag); else env GATEWAY_METRICS_ADDR, the
-    config's observe.metrics.address, 127.0.0.1:9464. An empty address serves no metrics endpoint."""
+    config's observe.metrics.address, 127.0.0.1:9464. An empty address serves no metrics endpoint.
+    `span_exporter` replaces the exporter the OTEL_* settings name (an embedding process's own, or a test's)."""
     counter = TokenCounter()
     catalog = ModelCatalog.from_config(config)
     strict = config.audit.mode == "strict"
@@ -146,7 +153,7 @@ async def build_gateway(
         config.audit.retention_days,
         config.audit.purge_interval_s,
     )
-    tracing = setup_tracing(config.observe.tracing)
+    tracing = setup_tracing(config.observe.tracing, exporter=span_exporter)
     metrics = GatewayMetrics(
         models=catalog.model_names(),
         providers={t.provider.name for t in catalog.targets()},

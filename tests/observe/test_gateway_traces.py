@@ -1,0 +1,99 @@
+"""The trace of a call through a running gateway, captured by an in-memory exporter: the span tree, the GenAI
+attributes, attempts of a retried call, the first-chunk event of a stream, and no prompt text or key anywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from gateway.server.app import Gateway
+from tests.admin.helpers import Admin, chat_request
+from tests.server.fixtures import AUTH, SIMULATED_CONFIG, TEST_KEY, StartGateway
+
+PROMPT = "My secret plan is to paint the fence blue"
+CONFIG = (
+    SIMULATED_CONFIG
+    + """
+routes:
+  - name: sturdy
+    strategy: fallback
+    targets: [{model: broken}, {model: fast}]
+    retries: {max_attempts: 2, backoff_ms: 0}
+"""
+)
+
+
+@pytest.fixture
+async def traced(start_gateway: StartGateway) -> tuple[Gateway, Admin, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    gateway, channel = await start_gateway(CONFIG, span_exporter=exporter)
+    return gateway, Admin.on(channel), exporter
+
+
+def finished(gateway: Gateway, exporter: InMemorySpanExporter) -> Sequence[ReadableSpan]:
+    assert gateway.tracing is not None
+    gateway.tracing.force_flush()
+    return exporter.get_finished_spans()
+
+
+def children(spans: Sequence[ReadableSpan], parent: ReadableSpan) -> list[ReadableSpan]:
+    return [s for s in spans if s.parent is not None and s.parent.span_id == parent.context.span_id]
+
+
+async def test_a_chat_call_is_one_trace_with_stage_and_attempt_spans(
+    traced: tuple[Gateway, Admin, InMemorySpanExporter],
+) -> None:
+    gateway, admin, exporter = traced
+    response = await admin.gateway.Chat(chat_request("fast", text=PROMPT, max_tokens=20), metadata=AUTH)
+    spans = finished(gateway, exporter)
+    [call] = [s for s in spans if s.name == "llmgateway.v1.Gateway/Chat"]
+    assert call.kind is SpanKind.SERVER
+    assert {s.context.trace_id for s in spans} == {call.context.trace_id}
+    names = sorted(s.name for s in children(spans, call))
+    assert names == ["chat fast", "gateway.authenticate", "gateway.route"]
+    attributes = dict(call.attributes or {})
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.request.model"] == "fast"
+    assert attributes["gen_ai.request.max_tokens"] == 20
+    assert attributes["gen_ai.usage.input_tokens"] == response.usage.prompt_tokens
+    assert attributes["gen_ai.usage.output_tokens"] == response.usage.completion_tokens
+    assert attributes["llm_gateway.key_id"] == "bootstrap"
+    [attempt] = [s for s in spans if s.name == "chat fast"]
+    assert attempt.kind is SpanKind.CLIENT
+    assert dict(attempt.attributes or {})["gen_ai.provider.name"] == "sim"
+
+
+async def test_a_retried_call_has_an_attempt_span_per_try(
+    traced: tuple[Gateway, Admin, InMemorySpanExporter],
+) -> None:
+    gateway, admin, exporter = traced
+    response = await admin.gateway.Chat(chat_request("sturdy"), metadata=AUTH)
+    assert response.model == "fast"
+    spans = finished(gateway, exporter)
+    attempts = sorted((s for s in spans if s.kind is SpanKind.CLIENT), key=lambda s: s.start_time or 0)
+    outcomes = [dict(s.attributes or {}).get("llm_gateway.attempt.outcome") for s in attempts]
+    assert [s.name for s in attempts] == ["chat broken", "chat fast"]
+    assert outcomes == ["error", "ok"]
+
+
+async def test_a_stream_marks_its_first_chunk_and_a_failure_its_status(
+    traced: tuple[Gateway, Admin, InMemorySpanExporter],
+) -> None:
+    gateway, admin, exporter = traced
+    async for _ in admin.gateway.ChatStream(chat_request("fast", text=PROMPT), metadata=AUTH):
+        pass
+    with pytest.raises(grpc.aio.AioRpcError):
+        await admin.gateway.Chat(chat_request("broken"), metadata=AUTH)
+    spans = finished(gateway, exporter)
+    [stream] = [s for s in spans if s.name == "llmgateway.v1.Gateway/ChatStream"]
+    assert [e.name for e in stream.events] == ["first_chunk"]
+    [failed] = [s for s in spans if s.name == "llmgateway.v1.Gateway/Chat"]
+    assert dict(failed.attributes or {})["error.type"] == "UNAVAILABLE"
+    everything = repr([(s.name, dict(s.attributes or {}), [e.attributes for e in s.events]) for s in spans])
+    assert "paint the fence" not in everything
+    assert TEST_KEY not in everything
