@@ -168,7 +168,17 @@ def main() -> None:
     concurrencies = [16] if args.quick else [1, 16, 64]
     modes = ["unary"] if args.quick else ["unary", "stream"]
 
-    names = ("upstream", "flaky", "echo", "forwarder", "flaky-forwarder", "gateway", "gateway-unaudited")
+    names = (
+        "upstream",
+        "flaky",
+        "echo",
+        "forwarder",
+        "flaky-forwarder",
+        "gateway",
+        "gateway-unaudited",
+        "otlp",
+        "gateway-traced",
+    )
     ports = {name: free_port() for name in names}
     upstream_url = f"http://127.0.0.1:{ports['upstream']}/v1"
     flaky_url = f"http://127.0.0.1:{ports['flaky']}/v1"
@@ -178,16 +188,28 @@ def main() -> None:
         unaudited_config = Path(tmp) / "unaudited.yaml"
         unaudited_config.write_text(gateway_config(upstream_url, flaky_url) + "audit: {enabled: false}\n")
         unaudited_state = Path(tmp) / "unaudited"
+        traced_state = Path(tmp) / "traced"
         env = {
             "GATEWAY_BOOTSTRAP_KEY": BENCH_KEY,
             "GATEWAY_STATE_DIR": tmp,
             "BENCH_UPSTREAM_KEY": "sk-bench",
             "GATEWAY_LOG_LEVEL": "ERROR",
-            "GATEWAY_METRICS_ADDR": "127.0.0.1:0",
+            # The plain gateway runs with neither metrics nor tracing; the traced one below with both.
+            "GATEWAY_METRICS_ADDR": "",
         }
         forwarder = ("-m", "benches.reference_servers", "forwarder", "--port")
         gateway_address = f"127.0.0.1:{ports['gateway']}"
         gateway_command = ("-m", "gateway", "serve", "--config", str(config), "--address", gateway_address)
+        traced_address = f"127.0.0.1:{ports['gateway-traced']}"
+        traced_command = ("-m", "gateway", "serve", "--config", str(config), "--address", traced_address)
+        traced_env = {
+            **env,
+            "GATEWAY_STATE_DIR": str(traced_state),
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{ports['otlp']}",
+            "OTEL_TRACES_SAMPLER": "always_on",
+        }
         unaudited_address = f"127.0.0.1:{ports['gateway-unaudited']}"
         unaudited_command = (
             *("-m", "gateway", "serve", "--config", str(unaudited_config), "--address", unaudited_address),
@@ -208,6 +230,12 @@ def main() -> None:
                 port=ports["gateway-unaudited"],
                 env={**env, "GATEWAY_STATE_DIR": str(unaudited_state)},
             ) as unaudited,
+            process("-m", "benches.otlp_receiver", "--port", str(ports["otlp"]), port=ports["otlp"]),
+            process(
+                *traced_command,
+                port=ports["gateway-traced"],
+                env={**traced_env, "GATEWAY_METRICS_ADDR": "127.0.0.1:0"},
+            ) as traced,
         ):
             targets = [
                 ("upstream (HTTP, direct)", upstream_url, "bench", upstream.pid),
@@ -215,6 +243,7 @@ def main() -> None:
                 ("bare forwarder", f"127.0.0.1:{ports['forwarder']}", "bench", bare.pid),
                 ("gateway", gateway_address, "bench", gateway.pid),
                 ("gateway, audit log off", unaudited_address, "bench", unaudited.pid),
+                ("gateway, OTLP tracing (100%) + metrics", traced_address, "bench", traced.pid),
             ]
             points = [
                 drive(name, target, model, mode, c, args.processes, args.duration, pid)

@@ -123,7 +123,7 @@ async def build_gateway(
     span_exporter: SpanExporter | None = None,
 ) -> Gateway:
     """`metrics_address`: where /metrics is served (the --metrics-address flag); else env GATEWAY_METRICS_ADDR, the
-    config's observe.metrics.address, 127.0.0.1:9464. An empty address serves no metrics endpoint.
+    config's observe.metrics.address, 127.0.0.1:9464. An empty address turns metrics off.
     `span_exporter` replaces the exporter the OTEL_* settings name (an embedding process's own, or a test's)."""
     counter = TokenCounter()
     catalog = ModelCatalog.from_config(config)
@@ -154,6 +154,9 @@ async def build_gateway(
         config.audit.purge_interval_s,
     )
     tracing = setup_tracing(config.observe.tracing, exporter=span_exporter)
+    if metrics_address is None:
+        configured = os.environ.get(ENV_ADDRESS, config.observe.metrics.address)
+        metrics_address = DEFAULT_ADDRESS if configured is None else configured
     metrics = GatewayMetrics(
         models=catalog.model_names(),
         providers={t.provider.name for t in catalog.targets()},
@@ -170,7 +173,7 @@ async def build_gateway(
         policies=TeamPolicies(config, partial(_prompt_tokens, counter, catalog)),
         audit_enabled=audit_enabled,
         tracer=CallTracer(tracing, record_content=config.observe.tracing.record_content),
-        metrics=metrics,
+        metrics=metrics if metrics_address else None,
     )
     known_models = frozenset(catalog.model_names()) | {r.name for r in catalog.routes()}
     admin = AdminOperations(tenancy, ledger, retention, known_models)
@@ -203,8 +206,6 @@ async def build_gateway(
     for name in service_names[:3]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    if metrics_address is None:
-        metrics_address = os.environ.get(ENV_ADDRESS) or config.observe.metrics.address or DEFAULT_ADDRESS
     metrics_server = await start_metrics_server(metrics.registry, metrics_address) if metrics_address else None
     audit.start()
     tenancy.start()
