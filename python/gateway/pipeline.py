@@ -32,7 +32,7 @@ from gateway.policy.guardrails import OutputGuard
 from gateway.policy.key_limits import KeyLimiter
 from gateway.policy.keyring import KeyRing
 from gateway.policy.pii import redact_text, scrub
-from gateway.policy.records import BodyPolicy, KeyRecord, Team
+from gateway.policy.records import BodyPolicy, BudgetScope, KeyRecord, Team
 from gateway.policy.team_policies import TeamPolicies, action_records, allowed_targets
 from gateway.routing.catalog import ModelCatalog, Target
 from gateway.routing.executor import Attempt, Execution
@@ -371,6 +371,7 @@ class ChatPipeline:
             cost_usd=record.cost_usd,
         )
         if admission is not None:
+            self._observe_state(metrics, admission)
             first = admission.plan.candidates[0] if admission.plan.candidates else None
             for attempt in admission.attempts:
                 metrics.observe_attempt(
@@ -444,6 +445,23 @@ class ChatPipeline:
         if completion_text:
             completion_tokens = self._counter.count_text(completion_text, model.upstream, model.tokenizer).tokens
         return Usage(counted_prompt, completion_tokens)
+
+    def _observe_state(self, metrics: GatewayMetrics, admission: Admission) -> None:
+        """The gauges a call can change: its targets' breakers, its route's queue, its team's budget."""
+        for attempt in admission.attempts:
+            target = attempt.target
+            state = self._board[target.key].breaker.state
+            metrics.set_breaker_state(provider=target.provider.name, model=target.model.name, state=state.value)
+        route = admission.plan.route
+        queue = self._queues.get(route)
+        if queue is not None:
+            metrics.set_queue_depth(route, queue.depth)
+            if admission.execution.waited_s:
+                metrics.observe_queue_wait(route, admission.execution.waited_s)
+        if admission.reservation is not None:
+            remaining = self._budgets.remaining(BudgetScope.TEAM, admission.key.team)
+            if remaining is not None:
+                metrics.set_budget_remaining(admission.key.team, remaining)
 
     async def flush_audit(self) -> None:
         """Returns once every audit record submitted so far is committed."""

@@ -6,9 +6,10 @@ from __future__ import annotations
 import aiohttp
 import grpc
 import pytest
+from llmgateway.v1 import admin_pb2 as apb
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.admin.helpers import Admin, chat_request
+from tests.admin.helpers import Admin, bearer, chat_request
 from tests.fakes.fixtures import FakeProviders
 from tests.server.fixtures import AUTH, StartGateway
 
@@ -77,3 +78,23 @@ async def test_without_tracing_nothing_is_sent_upstream(
     )
     await Admin.on(channel).gateway.Chat(chat_request("gpt"), metadata=(*AUTH, ("traceparent", TRACEPARENT)))
     assert "traceparent" not in {k.lower() for k in fake.requests[-1].headers}
+
+
+async def test_gauges_show_breakers_and_budget_remaining(start_gateway: StartGateway) -> None:
+    gateway, channel = await start_gateway()
+    admin = Admin.on(channel)
+    secret, _ = await admin.key(team="thrifty")
+    await admin.admin.SetBudget(
+        apb.SetBudgetRequest(budget=apb.Budget(scope="team", subject="thrifty", period="day", hard_usd=1.0)),
+        metadata=AUTH,
+    )
+    response = await admin.gateway.Chat(chat_request("fast"), metadata=bearer(secret))
+    for _ in range(6):  # the breaker opens after 5 consecutive failures
+        with pytest.raises(grpc.aio.AioRpcError):
+            await admin.gateway.Chat(chat_request("broken"), metadata=AUTH)
+    assert gateway.metrics_server is not None
+    samples = await scrape(gateway.metrics_server.url)
+    assert value(samples, "llm_gateway_circuit_breaker_state", model="broken") == 2.0  # open
+    assert value(samples, "llm_gateway_circuit_breaker_state", model="fast") == 0.0
+    remaining = value(samples, "llm_gateway_budget_remaining_usd", team="thrifty")
+    assert remaining == pytest.approx(1.0 - response.usage.cost_usd)

@@ -123,6 +123,18 @@ class BudgetBook:
             account.reserved = max(account.reserved - reservation.estimate, 0.0)
             account.spent += cost_usd
 
+    def remaining(self, scope: BudgetScope, subject: str) -> float | None:
+        """What the tightest hard cap of a key or team still allows now (spend and calls in flight counted); None
+        without a hard cap."""
+        now = self._clock()
+        left = [
+            budget.hard_usd - account.spent - account.reserved
+            for budget in self._budgets.get((scope, subject), {}).values()
+            if budget.hard_usd is not None
+            for account in (self._account(scope, subject, budget.period, now),)
+        ]
+        return min(left) if left else None
+
     def spent(self, scope: BudgetScope, subject: str, period: Period) -> float:
         return self._account(scope, subject, period, self._clock()).spent
 

@@ -88,6 +88,11 @@ class Execution:
         self._waited_s = 0.0
         self._reservations: dict[str, int] = {}
 
+    @property
+    def waited_s(self) -> float:
+        """Seconds this call waited in its route's queue for a target's quota."""
+        return self._waited_s
+
     async def unary(self) -> tuple[Target, ChatResult]:
         async def attempt(target: Target, upstream: UpstreamCall) -> tuple[Target, ChatResult]:
             started = time.monotonic()
