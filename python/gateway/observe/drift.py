@@ -244,6 +244,7 @@ class _Track:
         "current",
         "ended",
         "index",
+        "key",
         "last",
         "last_shifted",
         "last_start",
@@ -252,7 +253,8 @@ class _Track:
         "watches",
     )
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, key: tuple[str, str], index: int) -> None:
+        self.key = key
         self.index = index
         self.current: dict[str, _Accumulator] = {}
         self.last: dict[str, _Accumulator] | None = None
@@ -389,7 +391,7 @@ class DriftMonitor:
             if len(self._tracks) >= self._config.max_models:
                 self.dropped += 1
                 return None
-            track = self._tracks[(model, provider)] = _Track(index)
+            track = self._tracks[(model, provider)] = _Track((model, provider), index)
         elif track.index != index:
             self._roll(model, provider, track, index)
         return track
@@ -397,8 +399,7 @@ class DriftMonitor:
     def _roll_if_due(self, track: _Track) -> None:
         index = int(self._clock() // self._config.window_s)
         if track.index != index:
-            model, provider = next(k for k, t in self._tracks.items() if t is track)
-            self._roll(model, provider, track, index)
+            self._roll(*track.key, track, index)
 
     def _roll(self, model: str, provider: str, track: _Track, index: int) -> None:
         """Closes the open window: the previous closed one joins the baseline (but for metrics that shifted in it),
