@@ -17,14 +17,18 @@ observe:
     export_timeout_s: 5            # OTEL_EXPORTER_OTLP_TIMEOUT (there in milliseconds)
   metrics:
     address: 127.0.0.1:9464        # --metrics-address / GATEWAY_METRICS_ADDR; "" turns the endpoint off
+  drift:                           # see docs/drift.md
+    window_s: 300
+    baseline_windows: 12
+    psi_threshold: 0.25
 ```
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from gateway.config.base import Strict
 
@@ -60,6 +64,50 @@ class MetricsConfig(Strict):
     """host:port of the /metrics endpoint; None falls back to GATEWAY_METRICS_ADDR, then 127.0.0.1:9464."""
 
 
+class DriftConfig(Strict):
+    """How each model's recent calls are compared with its own past (gateway.observe.drift; docs/drift.md).
+
+    A window closes every `window_s`; a closed window with `min_samples` values of a metric is tested against the
+    `baseline_windows` windows before it (less those in which that metric shifted), and a shift must hold
+    `consecutive_windows` evaluated windows in a row before it is flagged (noise rarely repeats; a real shift does).
+    A shift lasting `rebaseline_windows` windows becomes that metric's new baseline."""
+
+    enabled: bool = True
+    window_s: float = Field(default=300.0, gt=0, description="Length of one window in seconds.")
+    baseline_windows: int = Field(default=12, ge=1, le=288, description="Closed windows forming the baseline.")
+    min_samples: int = Field(default=50, ge=5, description="Values a window needs before a metric is tested.")
+    min_baseline_samples: int = Field(default=200, ge=5, description="Values the baseline needs before testing.")
+    consecutive_windows: int = Field(default=2, ge=1, le=100, description="Windows a shift must hold to flag.")
+    rebaseline_windows: int = Field(
+        default=12, ge=1, le=288, description="Windows a shift lasts before it is taken as the new normal."
+    )
+    psi_threshold: float = Field(
+        default=0.25, gt=0, description="Population Stability Index over baseline deciles; 0.25 is a major shift."
+    )
+    psi_bins: int = Field(default=10, ge=2, le=50, description="Quantile bins of the baseline used for PSI.")
+    ks_alpha: float = Field(
+        default=0.001, gt=0, lt=1, description="Significance of the two-sample Kolmogorov-Smirnov test."
+    )
+    ks_min_statistic: float = Field(
+        default=0.1, ge=0, le=1, description="Smallest KS distance flagged, however many samples (effect size)."
+    )
+    chi2_alpha: float = Field(
+        default=0.001, gt=0, lt=1, description="Significance of the chi-square test on categories (codes, reasons)."
+    )
+    min_share_shift: float = Field(
+        default=0.05, ge=0, le=1, description="Smallest change of one category's share flagged (0.05 = 5 points)."
+    )
+    max_route_rules: int = Field(default=32, ge=1, description="Route rules tracked per model; others pool as 'other'.")
+    max_models: int = Field(default=1024, ge=1, description="(model, provider) pairs tracked; bounds memory.")
+
+    @model_validator(mode="after")
+    def _check_windows(self) -> Self:
+        if self.rebaseline_windows < self.consecutive_windows:
+            raise ValueError("rebaseline_windows must be >= consecutive_windows (a shift is flagged before it is kept)")
+        return self
+
+
 class ObserveConfig(Strict):
     tracing: TracingConfig = Field(default_factory=TracingConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
