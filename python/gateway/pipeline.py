@@ -24,7 +24,9 @@ from gateway.ledger.audit import AuditLog
 from gateway.ledger.budgets import BudgetBook, Reservation
 from gateway.ledger.cost import cost_usd
 from gateway.ledger.records import AuditRecord
+from gateway.observe.drift import DriftMonitor, route_rule_label
 from gateway.observe.metrics import GatewayMetrics
+from gateway.observe.refusal import is_refusal
 from gateway.observe.spans import CallSpan, CallTracer
 from gateway.policy import access
 from gateway.policy.classification import Classification
@@ -45,6 +47,7 @@ from gateway.routing.strategies import estimated_answer_tokens
 from gateway.tokens import TokenCounter
 
 CLASSIFICATION_METADATA = "x-data-classification"
+_ANSWER_SAMPLE_CHARS = 640
 _CLASSIFICATION_LABEL = "classification"
 
 
@@ -84,6 +87,10 @@ class Admission:
     """Placeholder -> original of the input's redactions, put back in the answer when the policy says so."""
     served: Served | None = None
     streamed_text: list[str] = field(default_factory=list)
+    first_chunk_s: float | None = None
+    """A stream's time to first chunk, from the call's arrival."""
+    answer_sample: str = ""
+    """The start of a streamed answer (enough for the refusal scorer), kept as it passes."""
     stream_target: Target | None = None
     """The target a stream opened on; with `streamed_tokens`, what a stream cut short is billed for."""
     streamed_tokens: int = 0
@@ -126,6 +133,7 @@ class ChatPipeline:
         audit_enabled: bool = True,
         tracer: CallTracer | None = None,
         metrics: GatewayMetrics | None = None,
+        drift: DriftMonitor | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._ring = ring
@@ -139,6 +147,7 @@ class ChatPipeline:
         self._policies = policies
         self._tracer = tracer or CallTracer(None)
         self._metrics = metrics
+        self._drift = drift
         self._rng = rng or random.Random()
         self._router = Router(catalog, board, self._rng)
         self._queues = {route.name: WaitQueue(route.queue) for route in catalog.routes() if route.queue.max_size}
@@ -270,12 +279,13 @@ class ChatPipeline:
         target = opened.target
         admission.stream_target = target
         admission.span.first_chunk()
+        admission.first_chunk_s = time.time() - admission.record.at
         if self._metrics is not None:
             self._metrics.observe_first_chunk(
                 route=admission.plan.route,
                 model=target.model.name,
                 provider=target.provider.name,
-                seconds=time.time() - admission.record.at,
+                seconds=admission.first_chunk_s,
             )
         keep_text = admission.bodies is not BodyPolicy.NONE
         guard = admission.output.stream(mapping=admission.restore) if admission.output is not None else None
@@ -302,6 +312,8 @@ class ChatPipeline:
                 delta.text = guard.feed(delta.text)
             if keep_text and delta.text:
                 admission.streamed_text.append(delta.text)
+            if delta.text and len(admission.answer_sample) < _ANSWER_SAMPLE_CHARS:
+                admission.answer_sample += delta.text
             if delta.text or delta.tool_calls:
                 yield delta
         if guard is not None:
@@ -355,6 +367,14 @@ class ChatPipeline:
                 attempts=len(record.attempts),
             )
         span.end(error=error, status_code=record.status, reason=record.reason)
+        if self._drift is not None and record.provider:
+            self._drift.observe_record(
+                record,
+                ttfc_s=admission.first_chunk_s if admission is not None else None,
+                finish_reason=served.result.finish_reason if served is not None else "",
+                refused=_refused(admission),
+                route_rule=route_rule_label(record.route),
+            )
         metrics = self._metrics
         if metrics is None:
             return
@@ -519,6 +539,14 @@ def _estimate(plan: RoutePlan, features: RequestFeatures, max_tokens: int | None
         tokens = max(tokens, prompt + answer)
         cost = max(cost, (prompt * model.input_cost_per_mtok + answer * model.output_cost_per_mtok) / 1e6)
     return tokens, cost
+
+
+def _refused(admission: Admission | None) -> bool | None:
+    """Whether the answer declined the request; None when there is no answer text to judge."""
+    if admission is None or admission.served is None:
+        return None
+    text = admission.served.result.text or admission.answer_sample
+    return is_refusal(text) if text else None
 
 
 def _record_error(record: AuditRecord, error: BaseException) -> None:

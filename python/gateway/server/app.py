@@ -25,6 +25,7 @@ from gateway.ledger.audit import AuditLog, AuditSettings
 from gateway.ledger.budgets import BudgetBook
 from gateway.ledger.records import AuditRecord
 from gateway.ledger.retention import Retention
+from gateway.observe.drift import DriftFlag, DriftMonitor
 from gateway.observe.metrics import GatewayMetrics
 from gateway.observe.metrics_server import DEFAULT_ADDRESS, ENV_ADDRESS, MetricsServer, start_metrics_server
 from gateway.observe.spans import CallTracer
@@ -108,6 +109,20 @@ class Gateway:
             await asyncio.to_thread(shutdown_tracing, self.tracing)
 
 
+def _log_drift(model: str, provider: str, flag: DriftFlag) -> None:
+    log.warning(
+        "drift: %s@%s %s %s=%.3g (threshold %.3g) over %d windows: %s",
+        model,
+        provider,
+        flag.metric,
+        flag.statistic,
+        flag.value,
+        flag.threshold,
+        flag.windows,
+        flag.detail,
+    )
+
+
 def _prompt_tokens(counter: TokenCounter, catalog: ModelCatalog, request: ChatRequest) -> int:
     """The prompt's tokens as the model (or a route's first model) asked for counts them: for max_input_tokens."""
     model = catalog.primary(request.model).model
@@ -162,6 +177,7 @@ async def build_gateway(
         providers={t.provider.name for t in catalog.targets()},
         routes=[r.name for r in catalog.routes()],
     )
+    drift = DriftMonitor(config.observe.drift, on_flag=_log_drift) if config.observe.drift.enabled else None
     pipeline = ChatPipeline(
         ring,
         catalog,
@@ -174,6 +190,7 @@ async def build_gateway(
         audit_enabled=audit_enabled,
         tracer=CallTracer(tracing, record_content=config.observe.tracing.record_content),
         metrics=metrics if metrics_address else None,
+        drift=drift,
     )
     known_models = frozenset(catalog.model_names()) | {r.name for r in catalog.routes()}
     admin = AdminOperations(tenancy, ledger, retention, known_models)
@@ -182,7 +199,7 @@ async def build_gateway(
     gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayServicer(pipeline, config.server.max_input_chars), server)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, ring), server)
     insights_pb2_grpc.add_InsightsServicer_to_server(
-        InsightsServicer(pipeline, ring, ledger, config.server.max_input_chars), server
+        InsightsServicer(pipeline, ring, ledger, config.server.max_input_chars, drift, config.models), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

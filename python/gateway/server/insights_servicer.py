@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import time
+from decimal import Decimal
 from typing import Any
 
 import grpc
@@ -13,14 +15,18 @@ from llmgateway.v1 import insights_pb2 as pb
 from llmgateway.v1 import insights_pb2_grpc
 
 from gateway.chat import ChatRequest, Usage
-from gateway.errors import InvalidRequest, NotFound, PermissionDenied
+from gateway.config.schema import ModelConfig
+from gateway.errors import FailedPrecondition, InvalidRequest, NotFound, PermissionDenied
 from gateway.insights.runner import Outcome, request_from_audit, run
 from gateway.insights.similarity import word_cosine
-from gateway.ledger.records import AuditFilter, AuditRecord
+from gateway.ledger.records import AuditFilter, AuditRecord, UsageFilter
+from gateway.observe.drift import DriftFlag, DriftMonitor, Figures, ModelHealth
+from gateway.observe.savings import UsageGroup, cheapest_alternatives, total_saving
 from gateway.pipeline import ChatPipeline
 from gateway.policy.access import check_manages
 from gateway.policy.keyring import KeyRing
 from gateway.policy.records import KeyRecord, Role
+from gateway.server.admin_convert import seconds, timestamp
 from gateway.server.convert import chat_request_from_proto, route_to_proto, usage_to_proto
 from gateway.server.errors import abort
 from gateway.server.servicer import call_info
@@ -28,14 +34,25 @@ from gateway.store.ledger import LedgerStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_TARGETS = 8
+_ANALYTICS_RANGE_S = 7 * 86_400.0
 
 
 class InsightsServicer(insights_pb2_grpc.InsightsServicer):
-    def __init__(self, pipeline: ChatPipeline, ring: KeyRing, ledger: LedgerStore, max_input_chars: int) -> None:
+    def __init__(
+        self,
+        pipeline: ChatPipeline,
+        ring: KeyRing,
+        ledger: LedgerStore,
+        max_input_chars: int,
+        drift: DriftMonitor | None,
+        models: list[ModelConfig],
+    ) -> None:
         self._pipeline = pipeline
         self._ring = ring
         self._ledger = ledger
         self._max_input_chars = max_input_chars
+        self._drift = drift
+        self._models = models
 
     def _caller(self, context: Context) -> KeyRecord:
         caller = self._ring.authenticate(context.invocation_metadata(), context.peer())
@@ -87,6 +104,77 @@ class InsightsServicer(insights_pb2_grpc.InsightsServicer):
             for (a, text_a), (b, text_b) in itertools.combinations(answered, 2)
         ]
         return pb.CompareResponse(results=results, similarities=similarities)
+
+    async def GetModelHealth(  # noqa: N802 - gRPC name
+        self, request: pb.GetModelHealthRequest, context: Context
+    ) -> pb.GetModelHealthResponse:
+        try:
+            self._caller(context)
+            drift = _monitor(self._drift)
+        except Exception as err:
+            await abort(context, err)
+        pairs = [
+            (model, provider)
+            for model, provider in drift.pairs()
+            if (not request.model or model == request.model) and (not request.provider or provider == request.provider)
+        ]
+        health = [h for h in (drift.model_health(m, p) for m, p in pairs) if h is not None]
+        return pb.GetModelHealthResponse(models=[_health_to_proto(h) for h in health])
+
+    async def GetAnalytics(  # noqa: N802 - gRPC name
+        self, request: pb.GetAnalyticsRequest, context: Context
+    ) -> pb.GetAnalyticsResponse:
+        try:
+            caller = self._caller(context)
+            team = request.team or None
+            if caller.role is not Role.ADMIN:
+                check_manages(caller, team or caller.team)
+                team = caller.team
+            until = seconds(request, "until") or time.time()
+            where = UsageFilter(seconds(request, "since") or until - _ANALYTICS_RANGE_S, until, team=team)
+            usage = await self._ledger.usage_by_team_model_route(where)
+            calls = await self._ledger.call_stats(where)
+        except Exception as err:
+            await abort(context, err)
+        groups = [
+            UsageGroup(
+                team=group_team,
+                model=model,
+                route=route,
+                requests=row.requests,
+                prompt_tokens=row.prompt_tokens,
+                completion_tokens=row.completion_tokens,
+                cost_usd=Decimal(str(row.cost_usd)),
+                cached_tokens=row.cached_tokens,
+            )
+            for group_team, model, route, row in usage
+        ]
+        rows = []
+        for saving in cheapest_alternatives(groups, self._models):
+            group = saving.group
+            total, errors, latency = calls.get((group.team, group.model, group.route), (0, 0, 0.0))
+            rows.append(
+                pb.AnalyticsRow(
+                    team=group.team,
+                    model=group.model,
+                    route=group.route,
+                    requests=group.requests,
+                    prompt_tokens=group.prompt_tokens,
+                    completion_tokens=group.completion_tokens,
+                    cost_usd=float(group.cost_usd),
+                    calls=total,
+                    error_rate=errors / total if total else 0.0,
+                    mean_latency_ms=latency,
+                    cheapest_model=saving.cheapest_model or "",
+                    cheapest_cost_usd=float(saving.cheapest_cost_usd or 0),
+                    saving_usd=float(saving.saving_usd),
+                )
+            )
+        return pb.GetAnalyticsResponse(
+            rows=rows,
+            total_cost_usd=sum(r.cost_usd for r in rows),
+            total_saving_usd=float(total_saving(cheapest_alternatives(groups, self._models))),
+        )
 
     async def _audited(self, caller: KeyRecord, request_id: str) -> AuditRecord:
         if not request_id:
@@ -168,3 +256,47 @@ def _result(target: str, outcome: Outcome) -> pb.CompareResult:
     else:
         result.response.CopyFrom(_response(outcome))
     return result
+
+
+def _monitor(drift: DriftMonitor | None) -> DriftMonitor:
+    if drift is None:
+        raise FailedPrecondition("drift monitoring is off (observe.drift.enabled)", reason="DRIFT_OFF")
+    return drift
+
+
+def _health_to_proto(health: ModelHealth) -> pb.ModelHealth:
+    return pb.ModelHealth(
+        model=health.model,
+        provider=health.provider,
+        window_s=health.window_s,
+        window_start=timestamp(health.window_start),
+        current=[_figures(name, f) for name, f in sorted(health.current.items())],
+        baseline=[_figures(name, f) for name, f in sorted(health.baseline.items())],
+        flags=[_flag(f) for f in health.flags],
+        ended=[_flag(f) for f in health.ended],
+    )
+
+
+def _figures(metric: str, figures: Figures) -> pb.MetricFigures:
+    return pb.MetricFigures(
+        metric=metric,
+        count=figures.count,
+        mean=figures.mean,
+        p50=figures.p50,
+        p95=figures.p95,
+        shares=figures.shares or {},
+    )
+
+
+def _flag(flag: DriftFlag) -> pb.DriftFlag:
+    return pb.DriftFlag(
+        metric=flag.metric,
+        statistic=flag.statistic,
+        value=flag.value,
+        threshold=flag.threshold,
+        p_value=flag.p_value,
+        since=timestamp(flag.since),
+        windows=flag.windows,
+        detail=flag.detail,
+        until=timestamp(flag.until),
+    )

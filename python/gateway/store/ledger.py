@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, and_, delete, func, select
+from sqlalchemy import ColumnElement, RowMapping, and_, case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.ledger.records import AuditFilter, AuditRecord, GroupBy, UsageFilter, UsageRow
@@ -69,6 +69,53 @@ class LedgerStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [UsageRow(str(g), int(n), int(p), int(c), int(k), float(cost)) for g, n, p, c, k, cost in rows]
+
+    async def usage_by_team_model_route(self, where: UsageFilter) -> list[tuple[str, str, str, UsageRow]]:
+        """Usage summed per team, serving model and route."""
+        query = (
+            select(
+                ledger.c.team,
+                ledger.c.served_model,
+                ledger.c.route,
+                func.sum(ledger.c.requests),
+                func.sum(ledger.c.prompt_tokens),
+                func.sum(ledger.c.completion_tokens),
+                func.sum(ledger.c.cached_tokens),
+                func.sum(ledger.c.cost_usd),
+            )
+            .where(_usage_where(where))
+            .group_by(ledger.c.team, ledger.c.served_model, ledger.c.route)
+            .order_by(func.sum(ledger.c.cost_usd).desc())
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            (team, model, route, UsageRow(model, int(n), int(p), int(c), int(k), float(cost)))
+            for team, model, route, n, p, c, k, cost in rows
+        ]
+
+    async def call_stats(self, where: UsageFilter) -> dict[tuple[str, str, str], tuple[int, int, float]]:
+        """From the audit log, per team, model (the serving one, else the one asked for) and route: calls, failed
+        calls and mean latency in ms."""
+        model = func.coalesce(func.nullif(audit.c.served_model, ""), audit.c.model)
+        condition = (audit.c.at >= where.since) & (audit.c.at < where.until)
+        if where.team is not None:
+            condition = condition & (audit.c.team == where.team)
+        query = (
+            select(
+                audit.c.team,
+                model,
+                audit.c.route,
+                func.count(),
+                func.sum(case((audit.c.status != "OK", 1), else_=0)),
+                func.avg(audit.c.latency_ms),
+            )
+            .where(condition)
+            .group_by(audit.c.team, model, audit.c.route)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {(t, m, r): (int(n), int(errors or 0), float(latency or 0.0)) for t, m, r, n, errors, latency in rows}
 
     async def spend(self, where: UsageFilter) -> float:
         query = select(func.coalesce(func.sum(ledger.c.cost_usd), 0.0)).where(_usage_where(where))
