@@ -287,6 +287,10 @@ def test_observe_record_reads_an_audit_record_and_skips_calls_that_reached_no_pr
     assert health.live["prompt_tokens:smart/long"].mean == 300
     assert health.live["refusal"].shares == {"answered": 1.0}
     assert h.monitor.model_health("smart", "openai") is None
+    h.monitor.observe(model="gpt-x", provider="azure", latency_s=1.0)
+    h.monitor.observe(model="other", provider="openai", latency_s=1.0)
+    assert [(x.model, x.provider) for x in h.monitor.health("gpt-x")] == [("gpt-x", "openai"), ("gpt-x", "azure")]
+    assert len(h.monitor.health()) == 3
 
 
 def test_failed_calls_count_as_errors_not_as_latency() -> None:
@@ -297,6 +301,12 @@ def test_failed_calls_count_as_errors_not_as_latency() -> None:
     assert health is not None
     assert health.live["latency_s"].count == 1
     assert health.live["status"].shares == {"DEADLINE_EXCEEDED": 0.5, "OK": 0.5}
+
+
+def test_a_disabled_monitor_tracks_nothing() -> None:
+    h = _harness(enabled=False)
+    h.monitor.observe(model="m", provider="p", latency_s=1.0)
+    assert h.monitor.pairs() == []
 
 
 def test_route_rule_label() -> None:

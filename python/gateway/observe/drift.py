@@ -374,6 +374,11 @@ class DriftMonitor:
             ended=tuple(track.ended),
         )
 
+    def health(self, model: str | None = None) -> list[ModelHealth]:
+        """model_health for every provider of `model` (every pair when None), for Insights.GetModelHealth."""
+        pairs = [pair for pair in self._tracks if model is None or pair[0] == model]
+        return [h for pair in pairs if (h := self.model_health(*pair)) is not None]
+
     def pairs(self) -> list[tuple[str, str]]:
         """The (model, provider) pairs seen, for a health listing."""
         return list(self._tracks)
