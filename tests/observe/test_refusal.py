@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from gateway.observe.refusal import is_refusal, refusal_score
+from gateway.observe.refusal import AnswerEdges, is_refusal, refusal_score
 
 # Training part: the scorer's patterns were written and adjusted against these.
 TRAIN_TASKS = ["that", "writing that phishing email", "creating malware", "this request"]
@@ -218,3 +218,14 @@ def test_a_typical_answer_scores_in_well_under_20_microseconds() -> None:
             refusal_score(text)
     per_call = (time.perf_counter() - start) / (rounds * len(answers))
     assert per_call < 20e-6 * 3  # 3x headroom for a loaded CI machine
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
+def test_a_streamed_answer_scores_as_the_whole_answer(chunk: int) -> None:
+    long_refusal = "I'm sorry, but I can't help with that. " + " ".join(TRAIN_BODIES) + " I can't help with that."
+    for text, _ in [*TRAIN, *HELD, (long_refusal, True), ("", False)]:
+        edges = AnswerEdges()
+        for at in range(0, len(text), chunk):
+            edges.feed(text[at : at + chunk])
+        assert edges.score() == refusal_score(text), text[:80]
+        assert edges.is_refusal() is is_refusal(text)
