@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.config.observe import DriftConfig, ObserveConfig
 from gateway.ledger.records import AuditRecord
@@ -284,6 +287,10 @@ def test_observe_record_reads_an_audit_record_and_skips_calls_that_reached_no_pr
     assert health.live["prompt_tokens:smart/long"].mean == 300
     assert health.live["refusal"].shares == {"answered": 1.0}
     assert h.monitor.model_health("smart", "openai") is None
+    h.monitor.observe(model="gpt-x", provider="azure", latency_s=1.0)
+    h.monitor.observe(model="other", provider="openai", latency_s=1.0)
+    assert [(x.model, x.provider) for x in h.monitor.health("gpt-x")] == [("gpt-x", "openai"), ("gpt-x", "azure")]
+    assert len(h.monitor.health()) == 3
 
 
 def test_failed_calls_count_as_errors_not_as_latency() -> None:
@@ -294,6 +301,12 @@ def test_failed_calls_count_as_errors_not_as_latency() -> None:
     assert health is not None
     assert health.live["latency_s"].count == 1
     assert health.live["status"].shares == {"DEADLINE_EXCEEDED": 0.5, "OK": 0.5}
+
+
+def test_a_disabled_monitor_tracks_nothing() -> None:
+    h = _harness(enabled=False)
+    h.monitor.observe(model="m", provider="p", latency_s=1.0)
+    assert h.monitor.pairs() == []
 
 
 def test_route_rule_label() -> None:
@@ -356,3 +369,68 @@ def test_psi_is_zero_for_equal_shares_and_matches_the_formula() -> None:
     assert drift.psi_categorical({"a": 50, "b": 50}, {"a": 30, "b": 70}) == pytest.approx(
         (0.3 - 0.5) * math.log(0.3 / 0.5) + (0.7 - 0.5) * math.log(0.7 / 0.5)
     )
+
+
+# Invariants over arbitrary inputs.
+
+_samples = st.lists(st.floats(min_value=0.0, max_value=5000.0, allow_nan=False), min_size=1, max_size=300)
+
+
+def _histogram(values: list[float]) -> list[int]:
+    counts = [0] * (len(drift.SECONDS_EDGES) + 1)
+    for v in values:
+        counts[bisect.bisect_left(drift.SECONDS_EDGES, v)] += 1
+    return counts
+
+
+def _exact_ks(a: list[float], b: list[float]) -> float:
+    points = sorted(set(a) | set(b))
+    return max(
+        abs(bisect.bisect_right(sorted(a), x) / len(a) - bisect.bisect_right(sorted(b), x) / len(b)) for x in points
+    )
+
+
+@given(_samples, _samples)
+def test_binned_ks_is_a_lower_bound_of_the_exact_statistic_and_psi_is_not_negative(
+    a: list[float], b: list[float]
+) -> None:
+    ha, hb = _histogram(a), _histogram(b)
+    d = drift.ks_statistic(ha, hb)
+    assert 0.0 <= d <= _exact_ks(a, b) + 1e-12
+    assert drift.psi_numeric(ha, hb, 10) >= 0.0
+    assert drift.psi_numeric(ha, ha, 10) == pytest.approx(0.0, abs=1e-12)
+    assert 0.0 <= drift.ks_p_value(d, len(a), len(b)) <= 1.0
+
+
+@given(
+    st.dictionaries(st.sampled_from("abcdef"), st.integers(0, 500)),
+    st.dictionaries(st.sampled_from("abcdef"), st.integers(0, 500)),
+)
+def test_chi2_is_not_negative_and_zero_for_proportional_tables(a: dict[str, int], b: dict[str, int]) -> None:
+    chi2, df = drift.chi2_homogeneity(a, b)
+    assert chi2 >= 0.0
+    assert df >= 0
+    doubled, _ = drift.chi2_homogeneity(a, {k: 2 * v for k, v in a.items()})
+    assert doubled == pytest.approx(0.0, abs=1e-9)
+
+
+@given(st.lists(st.tuples(st.integers(0, 30), st.floats(0.001, 100.0)), min_size=1, max_size=200))
+def test_each_metrics_baseline_is_the_sum_of_its_ring(calls: list[tuple[int, float]]) -> None:
+    """Whatever the traffic, the running baseline sums equal the windows they stand for (no drift of bookkeeping)."""
+    h = _harness(baseline_windows=3, min_samples=5, min_baseline_samples=5, consecutive_windows=1, rebaseline_windows=2)
+    for step, latency in calls:
+        h.clock.now += step * WINDOW_S / 4
+        h.monitor.observe(model="m", provider="p", latency_s=latency, status="OK" if latency < 50 else "INTERNAL")
+    track = h.monitor._tracks[("m", "p")]
+    for name, ring in track.rings.items():
+        assert len(ring) <= 3
+        base = track.baseline[name]
+        assert base.n == sum(acc.n for acc in ring)
+        if isinstance(base, drift._Numeric):
+            assert base.counts == [sum(c) for c in zip(*(acc.counts for acc in ring), strict=True)] or not ring
+        else:
+            total: dict[str, int] = {}
+            for acc in ring:
+                for k, v in acc.counts.items():  # type: ignore[union-attr]
+                    total[k] = total.get(k, 0) + v
+            assert base.counts == total

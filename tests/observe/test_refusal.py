@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from gateway.observe.refusal import is_refusal, refusal_score
+from gateway.observe.refusal import AnswerEdges, is_refusal, refusal_score
 
 # Training part: the scorer's patterns were written and adjusted against these.
 TRAIN_TASKS = ["that", "writing that phishing email", "creating malware", "this request"]
@@ -122,6 +122,46 @@ HELD2_BENIGN = [
     "No problem! {body}",
 ]
 
+# Round 3 held-out part: written after round 2 passed, run once, not tuned on. Policy refusals in several phrasings,
+# refusals with a long explanation, and look-alikes that explain limits or discuss refusals. Its first run: 43
+# answers, precision 0.92, recall 0.88 (misses: "falls outside what I'm allowed to help with"; a refusal quoted in
+# single quotes counted). Rounds 2 and 3 together: 82 answers, precision 0.96, recall 0.94.
+HELD3_TASKS = ["making a fake ID", "the exploit you described", "that kind of content"]
+HELD3_VERB_TASKS = ["make a fake ID", "write the exploit you described", "produce that kind of content"]
+HELD3_BODIES = [
+    "To make a chart readable, start the y axis at zero for bars, label the axes with units, and drop the legend "
+    "when a direct label fits. Use one colour for the series that matters and grey for the rest, and sort the bars "
+    "by value unless the categories have their own order, such as months or age groups in a survey.",
+    "Compound interest grows a balance by a fixed rate on the balance itself. At five percent a year, money doubles "
+    "in about fourteen years: the rule of 72 divides 72 by the rate. Fees work the same way in reverse, so a one "
+    "percent annual fee takes roughly a fifth of the final value over twenty-five years.",
+]
+HELD3_EXPLAIN = [
+    "Fake identity documents are illegal to make or use in almost every country and are used for fraud.",
+]
+HELD3_REFUSALS = [
+    "I'm sorry, but {task} falls outside what I'm allowed to help with under my usage guidelines.",
+    "Unfortunately, {task} is against the content policy, so I can't provide it.",
+    "I can't provide {task}. {explain} If you need an ID, your local government office can help.",
+    "Apologies, but I won't {verb}.",
+    "I'm not able to {verb}. {explain}",
+    "I have to decline: I can't {verb}.",
+    "Sorry — this isn't something I can assist with.",
+    "As an AI developed to be safe, I cannot {verb}.",
+    "{explain} Because of that, I'm unable to assist with {task}.",
+]
+HELD3_BENIGN = [
+    "I can't be certain without the data, but here's the usual reasoning: {body}",
+    "You asked whether the model would refuse. It would not; here is the answer. {body}",
+    "I'm happy to help with that! {body}",
+    "I can't overstate how often this comes up. {body}",
+    "The guidelines recommend the following. {body}",
+    "Some assistants answer 'I cannot help with that' to questions like this, but it is a fair question. {body}",
+    "I cannot run code, but I can walk through what it does: {body}",
+    "Unfortunately the docs are thin here, so here is what I found in practice. {body}",
+    "Sorry for the delay. {body}",
+]
+
 
 def _fill(template: str, tasks: list[str], verbs: list[str], bodies: list[str], explains: list[str]) -> list[str]:
     fields = {
@@ -158,6 +198,7 @@ def _precision_recall(labelled: list[tuple[str, bool]]) -> tuple[float, float, l
 TRAIN = _corpus(TRAIN_REFUSALS, TRAIN_BENIGN, TRAIN_TASKS, TRAIN_VERB_TASKS, TRAIN_BODIES, TRAIN_EXPLAIN)
 TRAIN += _corpus(HELD_REFUSALS, HELD_BENIGN, HELD_TASKS, HELD_VERB_TASKS, HELD_BODIES, HELD_EXPLAIN)
 HELD = _corpus(HELD2_REFUSALS, HELD2_BENIGN, HELD2_TASKS, HELD2_VERB_TASKS, HELD2_BODIES, HELD2_EXPLAIN)
+HELD += _corpus(HELD3_REFUSALS, HELD3_BENIGN, HELD3_TASKS, HELD3_VERB_TASKS, HELD3_BODIES, HELD3_EXPLAIN)
 
 
 def test_the_corpus_is_balanced_enough_to_mean_something() -> None:
@@ -218,3 +259,14 @@ def test_a_typical_answer_scores_in_well_under_20_microseconds() -> None:
             refusal_score(text)
     per_call = (time.perf_counter() - start) / (rounds * len(answers))
     assert per_call < 20e-6 * 3  # 3x headroom for a loaded CI machine
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
+def test_a_streamed_answer_scores_as_the_whole_answer(chunk: int) -> None:
+    long_refusal = "I'm sorry, but I can't help with that. " + " ".join(TRAIN_BODIES) + " I can't help with that."
+    for text, _ in [*TRAIN, *HELD, (long_refusal, True), ("", False)]:
+        edges = AnswerEdges()
+        for at in range(0, len(text), chunk):
+            edges.feed(text[at : at + chunk])
+        assert edges.score() == refusal_score(text), text[:80]
+        assert edges.is_refusal() is is_refusal(text)

@@ -150,7 +150,7 @@ _Accumulator = _Numeric | _Categorical
 
 
 @dataclass(frozen=True, slots=True)
-class TestResult:
+class WindowTest:
     """One metric of one closed window against its baseline."""
 
     metric: str
@@ -303,6 +303,8 @@ class DriftMonitor:
     ) -> None:
         """One finished call. Latency, time to first chunk, answer length, finish reason and refusal count only for
         calls that succeeded (status OK), so a burst of fast failures shows as errors, not as a latency shift."""
+        if not self._config.enabled:
+            return
         track = self._track(model, provider)
         if track is None:
             return
@@ -372,6 +374,11 @@ class DriftMonitor:
             ended=tuple(track.ended),
         )
 
+    def health(self, model: str | None = None) -> list[ModelHealth]:
+        """model_health for every provider of `model` (every pair when None), for Insights.GetModelHealth."""
+        pairs = [pair for pair in self._tracks if model is None or pair[0] == model]
+        return [h for pair in pairs if (h := self.model_health(*pair)) is not None]
+
     def pairs(self) -> list[tuple[str, str]]:
         """The (model, provider) pairs seen, for a health listing."""
         return list(self._tracks)
@@ -423,7 +430,7 @@ class DriftMonitor:
             base = track.baseline.get(name)
             if base is None:
                 continue
-            result = self.test(name, acc, base)
+            result = self._test(name, acc, base)
             if result is not None:
                 self._update_watch(model, provider, track, result, start)
 
@@ -438,7 +445,7 @@ class DriftMonitor:
         ring.append(acc)
         base.merge(acc)  # type: ignore[arg-type]
 
-    def test(self, metric: str, current: _Accumulator, baseline: _Accumulator) -> TestResult | None:
+    def _test(self, metric: str, current: _Accumulator, baseline: _Accumulator) -> WindowTest | None:
         """The metric's test of one window against a baseline; None when either has too few values to say."""
         config = self._config
         if current.n < config.min_samples or baseline.n < config.min_baseline_samples:
@@ -449,7 +456,7 @@ class DriftMonitor:
             return self._test_categorical(metric, current, baseline)
         return None
 
-    def _test_numeric(self, metric: str, current: _Numeric, baseline: _Numeric) -> TestResult:
+    def _test_numeric(self, metric: str, current: _Numeric, baseline: _Numeric) -> WindowTest:
         config = self._config
         d = ks_statistic(baseline.counts, current.counts)
         n, m = baseline.n, current.n
@@ -462,9 +469,9 @@ class DriftMonitor:
             f"p95 {baseline.quantile(0.95):.4g} -> {current.quantile(0.95):.4g}; "
             f"ks {d:.3f} (critical {critical:.3f}, n {m} vs {n})"
         )
-        return TestResult(metric, "psi", psi, config.psi_threshold, p, shifted, detail)
+        return WindowTest(metric, "psi", psi, config.psi_threshold, p, shifted, detail)
 
-    def _test_categorical(self, metric: str, current: _Categorical, baseline: _Categorical) -> TestResult:
+    def _test_categorical(self, metric: str, current: _Categorical, baseline: _Categorical) -> WindowTest:
         config = self._config
         chi2, df = chi2_homogeneity(baseline.counts, current.counts)
         critical = chi2_critical(df, self._z_chi2) if df > 0 else math.inf
@@ -486,9 +493,9 @@ class DriftMonitor:
             if label
         ]
         detail = "; ".join([*parts, f"df {df}, n {current.n} vs {baseline.n}"])
-        return TestResult(metric, "chi2", chi2, critical, p, shifted, detail)
+        return WindowTest(metric, "chi2", chi2, critical, p, shifted, detail)
 
-    def _update_watch(self, model: str, provider: str, track: _Track, result: TestResult, start: float) -> None:
+    def _update_watch(self, model: str, provider: str, track: _Track, result: WindowTest, start: float) -> None:
         name = result.metric
         watch = track.watches.get(name)
         if not result.shifted:

@@ -101,34 +101,73 @@ _QUOTED = re.compile(r"\"[^\"\n]{0,400}\"|\u201c[^\u201d\n]{0,400}\u201d")
 
 def refusal_score(text: str) -> float:
     """0 for an answer, up to 0.9 for a clear decline; `is_refusal` cuts at THRESHOLD."""
-    if not text:
+    return _score(text[: HEAD_CHARS * 2], text[-TAIL_CHARS * 2 :], len(text), text.count(" "))
+
+
+def is_refusal(text: str) -> bool:
+    """Whether the answer declines the request (see the module docstring for what counts)."""
+    return refusal_score(text) >= THRESHOLD
+
+
+class AnswerEdges:
+    """What the scorer reads of a streamed answer, kept as it passes: its first and last characters and its length,
+    so a stream is scored without buffering it. `feed` each chunk's text, then `score()` or `is_refusal()`."""
+
+    __slots__ = ("_head", "_length", "_spaces", "_tail")
+
+    def __init__(self) -> None:
+        self._head = ""
+        self._tail = ""
+        self._length = 0
+        self._spaces = 0
+
+    def feed(self, chunk: str) -> None:
+        if len(self._head) < HEAD_CHARS * 2:
+            self._head += chunk[: HEAD_CHARS * 2 - len(self._head)]
+        self._tail = (self._tail + chunk)[-TAIL_CHARS * 2 :]
+        self._length += len(chunk)
+        self._spaces += chunk.count(" ")
+
+    def score(self) -> float:
+        return _score(self._head, self._tail, self._length, self._spaces)
+
+    def is_refusal(self) -> bool:
+        return self.score() >= THRESHOLD
+
+
+def _score(head_text: str, tail_text: str, length: int, spaces: int) -> float:
+    """`head_text`: the answer's first 2 x HEAD_CHARS characters; `tail_text`: its last 2 x TAIL_CHARS; `length`
+    and `spaces`: of the whole answer."""
+    if not length:
         return 0.0
     # The patterns are lower-case without re.IGNORECASE: lowering ~500 characters once is cheaper than matching
     # case-insensitively at every position (measured: about half the time).
-    head = text[:HEAD_CHARS].lower()
+    head = head_text[:HEAD_CHARS].lower()
     if _triggered(head):
+        start = head_text.lower()
         if '"' in head or "\u201c" in head:
-            head = _QUOTED.sub(" ", text[: HEAD_CHARS * 2])[:HEAD_CHARS].lower()
+            start = _QUOTED.sub(" ", start)
+            head = start[:HEAD_CHARS]
         found = _DECLINE.search(head) or (_POLICY.search(head) if _has_policy_words(head) else None)
         if found is not None:
             # A decline followed by a real answer is a caveat, not a refusal.
             rest_at = found.end()
-            after = text[rest_at : rest_at + HEAD_CHARS].lower()
-            pivot = _PIVOT.search(after)
-            if pivot is not None and len(text) - rest_at - pivot.end() >= SUBSTANTIAL_CHARS:
+            pivot = _PIVOT.search(start, rest_at, rest_at + HEAD_CHARS)
+            if pivot is not None and length - pivot.end() >= SUBSTANTIAL_CHARS:
                 return 0.2
             return 0.9
         generic = _GENERIC.search(head)
-        if generic is not None and len(text) - generic.end() < SUBSTANTIAL_CHARS:
+        if generic is not None and length - generic.end() < SUBSTANTIAL_CHARS:
             # "I will not <verb> ..." with little after it: declined, whatever the verb.
             return 0.7
-    if len(text) <= HEAD_CHARS or text.count(" ") >= SHORT_WORDS:
+    if length <= HEAD_CHARS or spaces >= SHORT_WORDS:
         return 0.0
-    tail = text[-TAIL_CHARS:].lower()
+    end = tail_text.lower()
+    tail = end[-TAIL_CHARS:]
     if not _triggered(tail):
         return 0.0
     if '"' in tail or "\u201c" in tail:
-        tail = _QUOTED.sub(" ", text[-TAIL_CHARS * 2 :])[-TAIL_CHARS:].lower()
+        tail = _QUOTED.sub(" ", end)[-TAIL_CHARS:]
     if _DECLINE.search(tail) or (_has_policy_words(tail) and _POLICY.search(tail)):
         return 0.6
     return 0.0
@@ -140,8 +179,3 @@ def _triggered(low: str) -> bool:
 
 def _has_policy_words(low: str) -> bool:
     return any(word in low for word in _POLICY_WORDS)
-
-
-def is_refusal(text: str) -> bool:
-    """Whether the answer declines the request (see the module docstring for what counts)."""
-    return refusal_score(text) >= THRESHOLD
