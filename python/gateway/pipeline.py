@@ -26,7 +26,7 @@ from gateway.ledger.cost import cost_usd
 from gateway.ledger.records import AuditRecord
 from gateway.observe.drift import DriftMonitor, route_rule_label
 from gateway.observe.metrics import GatewayMetrics
-from gateway.observe.refusal import is_refusal
+from gateway.observe.refusal import AnswerEdges, is_refusal
 from gateway.observe.spans import CallSpan, CallTracer
 from gateway.policy import access
 from gateway.policy.classification import Classification
@@ -47,7 +47,6 @@ from gateway.routing.strategies import estimated_answer_tokens
 from gateway.tokens import TokenCounter
 
 CLASSIFICATION_METADATA = "x-data-classification"
-_ANSWER_SAMPLE_CHARS = 640
 _CLASSIFICATION_LABEL = "classification"
 
 
@@ -89,8 +88,8 @@ class Admission:
     streamed_text: list[str] = field(default_factory=list)
     first_chunk_s: float | None = None
     """A stream's time to first chunk, from the call's arrival."""
-    answer_sample: str = ""
-    """The start of a streamed answer (enough for the refusal scorer), kept as it passes."""
+    answer_edges: AnswerEdges = field(default_factory=AnswerEdges)
+    """The start and end of a streamed answer, kept as it passes: what the refusal scorer reads."""
     stream_target: Target | None = None
     """The target a stream opened on; with `streamed_tokens`, what a stream cut short is billed for."""
     streamed_tokens: int = 0
@@ -312,8 +311,8 @@ class ChatPipeline:
                 delta.text = guard.feed(delta.text)
             if keep_text and delta.text:
                 admission.streamed_text.append(delta.text)
-            if delta.text and len(admission.answer_sample) < _ANSWER_SAMPLE_CHARS:
-                admission.answer_sample += delta.text
+            if delta.text:
+                admission.answer_edges.feed(delta.text)
             if delta.text or delta.tool_calls:
                 yield delta
         if guard is not None:
@@ -545,8 +544,10 @@ def _refused(admission: Admission | None) -> bool | None:
     """Whether the answer declined the request; None when there is no answer text to judge."""
     if admission is None or admission.served is None:
         return None
-    text = admission.served.result.text or admission.answer_sample
-    return is_refusal(text) if text else None
+    text = admission.served.result.text
+    if text:
+        return is_refusal(text)
+    return admission.answer_edges.is_refusal() if admission.stream_target is not None else None
 
 
 def _record_error(record: AuditRecord, error: BaseException) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import grpc
 import pytest
 from llmgateway.v1 import insights_pb2 as pb
@@ -53,14 +54,14 @@ async def test_drift_is_flagged_when_answers_get_longer_and_slower_only(
 ) -> None:
     fake: FakeOpenAI = await fake_providers.start("openai")
     fake.default_answer = Answer(text="short answer", prompt_tokens=13, completion_tokens=9)
-    _, channel = await start_gateway(config(fake))
+    gateway, channel = await start_gateway(config(fake))
     admin, insights = Admin.on(channel), insights_pb2_grpc.InsightsStub(channel)
     for _ in range(4):
         await window(admin, 12)
     if changes:
         fake.default_answer = Answer(text="a much longer answer " * 20, prompt_tokens=13, completion_tokens=420)
-        fake.slow(first_byte_delay=0.03, times=1000)
-    for _ in range(2):
+        fake.slow(first_byte_delay=0.01, times=1000)
+    for _ in range(3):
         await window(admin, 12)
     await admin.gateway.Chat(chat_request("gpt"), metadata=AUTH)  # closes the last window
     model = await health(insights)
@@ -75,6 +76,13 @@ async def test_drift_is_flagged_when_answers_get_longer_and_slower_only(
     else:
         assert not flagged, [f.detail for f in (*model.flags, *model.ended)]
     assert {f.metric for f in model.current} >= {"latency_s", "answer_tokens", "status"}
+    assert gateway.metrics_server is not None
+    async with aiohttp.ClientSession() as session, session.get(gateway.metrics_server.url) as scraped:
+        text = await scraped.text()
+    raised = [line for line in text.splitlines() if line.startswith("llm_gateway_drift_flags_total{")]
+    assert bool(raised) == changes
+    if changes:
+        assert any('metric="answer_tokens"' in line for line in raised)
 
 
 async def test_analytics_shows_spend_and_the_cheaper_capable_model(

@@ -149,6 +149,12 @@ class GatewayMetrics:
             "llm_gateway_fallbacks", "Attempts that failed over to another target of a route.", ("route",), registry=r
         )
         self.cache = Counter("llm_gateway_cache_lookups", "Cache lookups.", ("kind", "result"), registry=r)
+        self.drift_flags = Counter(
+            "llm_gateway_drift_flags",
+            "Drift flags raised: a model's metric shifted from its baseline (Insights.GetModelHealth has details).",
+            ("model", "provider", "metric"),
+            registry=r,
+        )
         self.guardrail_actions = Counter(
             "llm_gateway_guardrail_actions", "Guardrail actions taken (items acted on).", ("type", "action"), registry=r
         )
@@ -263,6 +269,11 @@ class GatewayMetrics:
             raw = action.get("count", 1)
             count = raw if isinstance(raw, int) and raw > 0 else 1
             self._child(self.guardrail_actions, ("guardrail", check, what), self._guardrail_labels).inc(count)
+
+    def observe_drift_flag(self, *, model: str, provider: str, metric: str) -> None:
+        """A drift flag raised (metric: latency_s, answer_tokens, status, ... or prompt_tokens:<route rule>)."""
+        metric_name = metric.split(":", 1)[0]  # the route rule stays out of the label: it is unbounded
+        self.drift_flags.labels(self.model(model), self.provider(provider), metric_name).inc()
 
     def set_breaker_state(self, *, provider: str, model: str, state: str) -> None:
         """state: closed, half_open or open; an unknown state raises ValueError (it would be a bug, not input)."""

@@ -177,7 +177,12 @@ async def build_gateway(
         providers={t.provider.name for t in catalog.targets()},
         routes=[r.name for r in catalog.routes()],
     )
-    drift = DriftMonitor(config.observe.drift, on_flag=_log_drift) if config.observe.drift.enabled else None
+
+    def on_drift(model: str, provider: str, flag: DriftFlag) -> None:
+        _log_drift(model, provider, flag)
+        metrics.observe_drift_flag(model=model, provider=provider, metric=flag.metric)
+
+    drift = DriftMonitor(config.observe.drift, on_flag=on_drift) if config.observe.drift.enabled else None
     pipeline = ChatPipeline(
         ring,
         catalog,
