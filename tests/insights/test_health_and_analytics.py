@@ -3,8 +3,6 @@ longer and slower and not under steady traffic, and spend per team x model x rou
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import grpc
 import pytest
@@ -17,7 +15,7 @@ from tests.fakes.fixtures import FakeProviders
 from tests.fakes.server import Answer
 from tests.server.fixtures import AUTH, StartGateway
 
-WINDOW_S = 0.4
+WINDOW_S = 300.0
 
 
 def config(fake: FakeOpenAI) -> str:
@@ -34,12 +32,21 @@ observe:
 """
 
 
-async def window(admin: Admin, calls: int) -> None:
-    """`calls` calls spread over one drift window, then past its end."""
+class Clock:
+    """The drift monitor's clock, moved by the test: windows close exactly where the test says."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def window(admin: Admin, clock: Clock, calls: int) -> None:
+    """`calls` calls spread over one drift window."""
     for _ in range(calls):
         await admin.gateway.Chat(chat_request("gpt"), metadata=AUTH)
-        await asyncio.sleep(WINDOW_S / (calls + 2))
-    await asyncio.sleep(WINDOW_S / 2)
+        clock.now += WINDOW_S / calls
 
 
 async def health(insights: insights_pb2_grpc.InsightsStub) -> pb.ModelHealth:
@@ -54,15 +61,16 @@ async def test_drift_is_flagged_when_answers_get_longer_and_slower_only(
 ) -> None:
     fake: FakeOpenAI = await fake_providers.start("openai")
     fake.default_answer = Answer(text="short answer", prompt_tokens=13, completion_tokens=9)
-    gateway, channel = await start_gateway(config(fake))
+    clock = Clock()
+    gateway, channel = await start_gateway(config(fake), drift_clock=clock)
     admin, insights = Admin.on(channel), insights_pb2_grpc.InsightsStub(channel)
     for _ in range(4):
-        await window(admin, 12)
+        await window(admin, clock, 12)
     if changes:
         fake.default_answer = Answer(text="a much longer answer " * 20, prompt_tokens=13, completion_tokens=420)
-        fake.slow(first_byte_delay=0.01, times=1000)
+        fake.slow(first_byte_delay=0.05, times=1000)
     for _ in range(3):
-        await window(admin, 12)
+        await window(admin, clock, 12)
     await admin.gateway.Chat(chat_request("gpt"), metadata=AUTH)  # closes the last window
     model = await health(insights)
     # A flag holds while the shift does; windows with too few calls to test can end it, so both lists count.

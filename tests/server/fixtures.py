@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,10 @@ async def start_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Asyn
     started: list[tuple[Gateway, grpc.aio.Channel]] = []
 
     async def start(
-        config_text: str = SIMULATED_CONFIG, *, span_exporter: SpanExporter | None = None
+        config_text: str = SIMULATED_CONFIG,
+        *,
+        span_exporter: SpanExporter | None = None,
+        drift_clock: Callable[[], float] = time.time,
     ) -> tuple[Gateway, grpc.aio.Channel]:
         gateway = await build_gateway(
             parse_config(config_text),
@@ -65,6 +69,7 @@ async def start_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Asyn
             state_dir=tmp_path,
             metrics_address="127.0.0.1:0",
             span_exporter=span_exporter,
+            drift_clock=drift_clock,
         )
         await gateway.server.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}")

@@ -6,6 +6,8 @@ import asyncio
 import logging
 import os
 import signal
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -136,10 +138,12 @@ async def build_gateway(
     state_dir: Path,
     metrics_address: str | None = None,
     span_exporter: SpanExporter | None = None,
+    drift_clock: Callable[[], float] = time.time,
 ) -> Gateway:
     """`metrics_address`: where /metrics is served (the --metrics-address flag); else env GATEWAY_METRICS_ADDR, the
     config's observe.metrics.address, 127.0.0.1:9464. An empty address turns metrics off.
-    `span_exporter` replaces the exporter the OTEL_* settings name (an embedding process's own, or a test's)."""
+    `span_exporter` replaces the exporter the OTEL_* settings name (an embedding process's own, or a test's);
+    `drift_clock` is the clock the drift monitor's windows follow."""
     counter = TokenCounter()
     catalog = ModelCatalog.from_config(config)
     strict = config.audit.mode == "strict"
@@ -182,7 +186,11 @@ async def build_gateway(
         _log_drift(model, provider, flag)
         metrics.observe_drift_flag(model=model, provider=provider, metric=flag.metric)
 
-    drift = DriftMonitor(config.observe.drift, on_flag=on_drift) if config.observe.drift.enabled else None
+    drift = (
+        DriftMonitor(config.observe.drift, clock=drift_clock, on_flag=on_drift)
+        if config.observe.drift.enabled
+        else None
+    )
     pipeline = ChatPipeline(
         ring,
         catalog,
