@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, and_, case, delete, func, select
+import orjson
+from sqlalchemy import JSON, ColumnElement, Connection, Dialect, RowMapping, Table, and_, case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.ledger.records import AuditFilter, AuditRecord, GroupBy, UsageFilter, UsageRow
@@ -32,6 +33,7 @@ class LedgerStore:
         # where the async engine hands every statement, begin and commit to its driver's thread and back.
         self._writer = writer_engine(engine, synchronous_full=synchronous_full)
         self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
+        self._audit_insert = _DriverInsert(audit, self._writer.dialect)
 
     def close(self) -> None:
         self._writer_thread.shutdown(wait=True)
@@ -47,7 +49,7 @@ class LedgerStore:
             if entries:
                 conn.execute(ledger.insert(), entries)
             if with_audit and records:
-                conn.execute(audit.insert(), [_audit_row(r) for r in records])
+                self._audit_insert.execute(conn, [_audit_row(r) for r in records])
 
     # --- usage ------------------------------------------------------------------------------------------------------
 
@@ -222,6 +224,35 @@ def _ledger_rows(records: list[AuditRecord]) -> list[dict[str, Any]]:
 
 
 _AUDIT_FIELDS = tuple(f.name for f in fields(AuditRecord))
+
+
+class _DriverInsert:
+    """An INSERT compiled once by SQLAlchemy for the engine's dialect and run by the driver's own executemany.
+
+    SQLAlchemy's per-row parameter processing cost more than SQLite's insert itself (about 20 against 5 µs a record,
+    in the writer thread, holding the GIL the event loop needs); here the rows are laid out in the dialect's
+    parameter order once and JSON columns serialized by orjson, as the JSON type would."""
+
+    def __init__(self, table: Table, dialect: Dialect) -> None:
+        compiled = table.insert().compile(dialect=dialect)
+        self._sql = str(compiled)
+        self._positional = compiled.positional
+        self._names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
+        self._json = frozenset(c.name for c in table.columns if isinstance(c.type, JSON))
+
+    def execute(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        json_columns = self._json
+        if self._positional:
+            params: list[Any] = [
+                tuple(_json_text(row[n]) if n in json_columns else row[n] for n in self._names) for row in rows
+            ]
+        else:
+            params = [{n: _json_text(row[n]) if n in json_columns else row[n] for n in self._names} for row in rows]
+        conn.exec_driver_sql(self._sql, params)
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
 
 
 def _audit_row(record: AuditRecord) -> dict[str, Any]:
