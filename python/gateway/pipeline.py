@@ -372,7 +372,7 @@ class ChatPipeline:
                 ttfc_s=admission.first_chunk_s if admission is not None else None,
                 finish_reason=served.result.finish_reason if served is not None else "",
                 refused=_refused(admission),
-                route_rule=route_rule_label(record.route),
+                route_rule=route_rule_label(record.route, admission.plan.rule if admission is not None else None),
             )
         metrics = self._metrics
         if metrics is None:

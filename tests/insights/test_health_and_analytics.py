@@ -117,3 +117,25 @@ async def test_analytics_shows_spend_and_the_cheaper_capable_model(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await insights.GetAnalytics(pb.GetAnalyticsRequest(), metadata=bearer(member))
     assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_prompt_length_is_kept_per_route_rule(start_gateway: StartGateway, fake_providers: FakeProviders) -> None:
+    fake: FakeOpenAI = await fake_providers.start("openai")
+    clock = Clock()
+    routes = """
+routes:
+  - name: auto
+    strategy: rules
+    rules:
+      - {name: legal, when: {keywords: [contract]}, target: gpt}
+    default: gpt
+"""
+    _, channel = await start_gateway(config(fake) + routes, drift_clock=clock)
+    admin, insights = Admin.on(channel), insights_pb2_grpc.InsightsStub(channel)
+    await admin.gateway.Chat(chat_request("auto", text="Review this contract"), metadata=AUTH)
+    await admin.gateway.Chat(chat_request("auto", text="Hello"), metadata=AUTH)
+    clock.now += WINDOW_S
+    await admin.gateway.Chat(chat_request("gpt"), metadata=AUTH)  # closes the window
+    metrics = {f.metric: f.count for f in (await health(insights)).current}
+    assert metrics["prompt_tokens:auto/legal"] == 1
+    assert metrics["prompt_tokens:auto/default"] == 1

@@ -28,6 +28,8 @@ class RoutePlan:
     timeouts: TimeoutConfig = field(default_factory=TimeoutConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     hedge: HedgeConfig | None = None
+    rule: str = ""
+    """For a rules route: the name of the first rule that matched, or "default"; empty otherwise."""
 
 
 class Router:
@@ -62,13 +64,16 @@ class Router:
             )
         return self._plan_route(found, features, reasons=[])
 
-    def _plan_route(self, route: RouteConfig, features: RequestFeatures, reasons: list[str]) -> RoutePlan:
+    def _plan_route(
+        self, route: RouteConfig, features: RequestFeatures, reasons: list[str], rule: str = ""
+    ) -> RoutePlan:
         if route.strategy is Strategy.RULES:
-            target, reason = self._rule_target(route, features)
+            target, matched, reason = self._rule_target(route, features)
+            rule = rule or matched
             reasons.append(reason)
             found = self._catalog.lookup(target)
             if isinstance(found, RouteConfig):
-                return self._plan_route(found, features, reasons)
+                return self._plan_route(found, features, reasons, rule)
             order = [target]
         elif route.strategy is Strategy.FALLBACK:
             order, reason = strategies.fallback(route)
@@ -100,18 +105,20 @@ class Router:
             timeouts=route.timeouts,
             queue=route.queue,
             hedge=route.hedge,
+            rule=rule,
         )
 
-    def _rule_target(self, route: RouteConfig, features: RequestFeatures) -> tuple[str, str]:
+    def _rule_target(self, route: RouteConfig, features: RequestFeatures) -> tuple[str, str, str]:
+        """The target, the rule that chose it ("default" when none matched) and the reason for the route report."""
         primary = self._catalog.primary(route.name).model
         tokens = features.prompt_tokens(primary)
         keywords = self._rule_keywords[route.name]
         found = strategies.keywords_in(keywords, features.prompt_text) if keywords else frozenset()
         for rule in route.rules:
             if strategies.matches(rule.when, features, tokens, found):
-                return rule.target, f"rule {rule.name!r} matched -> {rule.target}"
+                return rule.target, rule.name, f"rule {rule.name!r} matched -> {rule.target}"
         assert route.default is not None
-        return route.default, f"no rule matched -> default {route.default}"
+        return route.default, "default", f"no rule matched -> default {route.default}"
 
     def _latencies(self, route: RouteConfig, streaming: bool) -> dict[str, float | None]:
         """Per model, the best moving-average latency among its deployments (TTFT for streams, else total)."""
