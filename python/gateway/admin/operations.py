@@ -196,11 +196,7 @@ class AdminOperations:
     def budgets_of(self, scope: BudgetScope, subject: str) -> list[tuple[Budget, float]]:
         """The budgets of a key or team with their current spend."""
         book = self._tenancy.budgets
-        return [
-            (b, book.spent(scope, subject, b.period))
-            for b in book.budgets()
-            if b.scope is scope and b.subject == subject
-        ]
+        return [(b, book.spent(scope, subject, b.period)) for b in book.budgets_of(scope, subject)]
 
     # --- usage and audit --------------------------------------------------------------------------------------------
 

@@ -61,6 +61,9 @@ class BudgetBook:
     def budgets(self) -> list[Budget]:
         return [b for periods in self._budgets.values() for b in periods.values()]
 
+    def budgets_of(self, scope: BudgetScope, subject: str) -> list[Budget]:
+        return list(self._budgets.get((scope, subject), {}).values())
+
     def load_spend(self, scope: BudgetScope, subject: str, period: Period, spent: float) -> None:
         """Spend already in the ledger for the current `period`."""
         self._account(scope, subject, period, self._clock()).spent = spent

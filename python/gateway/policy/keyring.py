@@ -65,9 +65,8 @@ class KeyRing:
         return len(self._by_id)
 
     def authenticate(self, metadata: Iterable[tuple[str, str | bytes]] | None, peer: str = "") -> KeyRecord:
-        host = peer_host(peer)
         if self._blocked:
-            self._check_not_blocked(host)
+            self._check_not_blocked(peer_host(peer))
         token = None
         for name, value in metadata or ():
             if name == "authorization" and isinstance(value, str):
@@ -76,7 +75,7 @@ class KeyRing:
         entry = self._by_hash.get(hash_key(token)) if token else None
         now = self._clock()
         if entry is None or (entry.valid_until is not None and now >= entry.valid_until):
-            self._failed(host)
+            self._failed(peer_host(peer))
             raise Unauthenticated(_UNAUTHENTICATED)
         record = entry.record
         if record.revoked_at is not None:

@@ -149,8 +149,9 @@ class InsightsServicer(insights_pb2_grpc.InsightsServicer):
             )
             for group_team, model, route, row in usage
         ]
+        savings = cheapest_alternatives(groups, self._models)
         rows = []
-        for saving in cheapest_alternatives(groups, self._models):
+        for saving in savings:
             group = saving.group
             total, errors, latency = calls.get((group.team, group.model, group.route), (0, 0, 0.0))
             rows.append(
@@ -173,13 +174,13 @@ class InsightsServicer(insights_pb2_grpc.InsightsServicer):
         return pb.GetAnalyticsResponse(
             rows=rows,
             total_cost_usd=sum(r.cost_usd for r in rows),
-            total_saving_usd=float(total_saving(cheapest_alternatives(groups, self._models))),
+            total_saving_usd=float(total_saving(savings)),
         )
 
     async def _audited(self, caller: KeyRecord, request_id: str) -> AuditRecord:
         if not request_id:
             raise InvalidRequest("request_id is required: the id of an audited call (ChatResponse.id)")
-        await self._pipeline_flush()
+        await self._pipeline.flush_audit()  # a call answered a moment ago may still wait for its audit batch
         found = await self._ledger.query_audit(AuditFilter(request_id=request_id, limit=1))
         if not found:
             raise NotFound(f"no audited call {request_id!r}", reason="UNKNOWN_REQUEST")
@@ -187,10 +188,6 @@ class InsightsServicer(insights_pb2_grpc.InsightsServicer):
         if caller.role is not Role.ADMIN:
             check_manages(caller, record.team)
         return record
-
-    async def _pipeline_flush(self) -> None:
-        """A call answered a moment ago may still wait for its audit batch."""
-        await self._pipeline.flush_audit()
 
 
 def _comparison(request: pb.CompareRequest, max_input_chars: int) -> tuple[list[str], ChatRequest]:
