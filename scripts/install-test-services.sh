@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Installs the database servers the tests start for themselves (tests/store/postgres.py starts PostgreSQL on a free
-# loopback port in a throwaway folder). Idempotent: does nothing when the binaries are already there. Where it cannot
-# install (no root, no sudo), the tests that need PostgreSQL skip, saying so; with GATEWAY_TEST_REQUIRE_POSTGRES=1
-# (CI) that is an error.
+# Installs the servers the tests start for themselves: PostgreSQL (tests/store/postgres.py starts it on a free
+# loopback port in a throwaway folder) and Redis (tests/store/redis.py, likewise). Idempotent: installs only what is
+# missing. Where it cannot install (no root, no sudo), the tests that need a server skip, saying so; with
+# GATEWAY_TEST_REQUIRE_POSTGRES=1 or GATEWAY_TEST_REQUIRE_REDIS=1 (CI sets both) that is an error.
 set -uo pipefail
-if compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null; then
+packages=()
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null; then
+  packages+=(postgresql)
+fi
+if ! command -v redis-server > /dev/null; then
+  packages+=(redis-server)
+fi
+if [[ ${#packages[@]} -eq 0 ]]; then
   exit 0
 fi
 SUDO=
@@ -12,10 +19,11 @@ if [[ $(id -u) -ne 0 ]]; then
   SUDO=sudo
 fi
 export DEBIAN_FRONTEND=noninteractive
-if $SUDO apt-get update -qq && $SUDO apt-get install -y -qq postgresql > /dev/null; then
-  # The package starts a cluster of its own; the tests do not use it.
+if $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${packages[@]}" > /dev/null; then
+  # The packages start servers of their own; the tests do not use them.
   $SUDO service postgresql stop > /dev/null 2>&1 || true
+  $SUDO service redis-server stop > /dev/null 2>&1 || true
   exit 0
 fi
-echo "warning: could not install PostgreSQL; its tests will skip" >&2
-[[ "${GATEWAY_TEST_REQUIRE_POSTGRES:-0}" != "1" ]]
+echo "warning: could not install ${packages[*]}; the tests that need them will skip" >&2
+[[ "${GATEWAY_TEST_REQUIRE_POSTGRES:-0}" != "1" && "${GATEWAY_TEST_REQUIRE_REDIS:-0}" != "1" ]]

@@ -7,6 +7,7 @@ the pipeline sees either wire format. Slotted dataclasses keep construction chea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -67,6 +68,28 @@ class ResponseFormat:
     schema: dict[str, Any] | None = None
 
 
+class CacheMode(StrEnum):
+    DEFAULT = "default"
+    """The model's or route's `cache:` config decides."""
+    OFF = "off"
+    READ_WRITE = "read_write"
+    READ_ONLY = "read_only"
+    WRITE_ONLY = "write_only"
+    """Always asks the provider, then stores the answer: refreshes an entry."""
+
+
+@dataclass(slots=True, frozen=True)
+class CacheControl:
+    """What the caller says about the response cache for one request."""
+
+    mode: CacheMode = CacheMode.DEFAULT
+    ttl_s: int = 0
+    """0: the config's ttl."""
+    namespace: str = ""
+    allow_semantic: bool | None = None
+    """None: the config decides."""
+
+
 @dataclass(slots=True)
 class ChatRequest:
     """A validated chat request, as every pipeline stage and provider sees it."""
@@ -85,6 +108,7 @@ class ChatRequest:
     metadata: dict[str, str] = field(default_factory=dict)
     batch: bool = False
     """Batch priority: waits behind interactive calls when targets are rate-limited."""
+    cache: CacheControl | None = None
     text_chars: int = 0
     """Characters of text in all messages (content, text parts, tool-call arguments): size limits and token bounds."""
     images: int = 0

@@ -61,6 +61,13 @@ class FailedPrecondition(GatewayError):
     reason = "FAILED_PRECONDITION"
 
 
+class Unavailable(GatewayError):
+    """A part of the gateway the call needs (not a provider) cannot answer now; retrying later may work."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "UNAVAILABLE"
+
+
 class DeadlineExceeded(GatewayError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
     reason = "DEADLINE_EXCEEDED"

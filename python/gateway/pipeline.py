@@ -1,6 +1,6 @@
 """The path of a chat call, composed in one place: authenticate -> access -> guardrails in -> attribute conditions
--> anomalies -> budget downgrade -> route (residency) -> key limits -> budget reserve -> provider -> guardrails out
--> settle -> audit.
+-> anomalies -> budget downgrade -> route (residency) -> key limits -> budget reserve -> cache -> provider -> guardrails
+out -> cache store -> settle -> audit.
 
 Each stage is a small object with one job; later stages (guardrails, cache) slot in here, so the order of a call is
 readable in this file alone.
@@ -8,6 +8,7 @@ readable in this file alone.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import secrets
 import time
@@ -17,7 +18,9 @@ from typing import Any
 
 import grpc
 
-from gateway.chat import ChatDelta, ChatRequest, ChatResult, Usage
+from gateway.cache.entries import MISS, CacheEntry, CacheInfo
+from gateway.cache.service import CacheHit, CachePlan, ResponseCache
+from gateway.chat import ChatDelta, ChatRequest, ChatResult, ToolCallDelta, Usage
 from gateway.config.routes import RouteConfig
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.ledger.audit import AuditLog
@@ -47,6 +50,10 @@ from gateway.routing.strategies import estimated_answer_tokens
 from gateway.tokens import TokenCounter
 
 CLASSIFICATION_METADATA = "x-data-classification"
+CACHE_PROVIDER_LABEL = "cache"
+"""The provider label of calls the response cache answered, in the request metrics."""
+CACHED_CHUNK_CHARS = 64
+"""A cached answer is streamed in pieces of about this many characters, cut after a space."""
 _CLASSIFICATION_LABEL = "classification"
 
 
@@ -94,6 +101,9 @@ class Admission:
     """The target a stream opened on; with `streamed_tokens`, what a stream cut short is billed for."""
     streamed_tokens: int = 0
     """The answer's text as streamed, kept only when the team's audit policy stores bodies."""
+    cache_plan: CachePlan | None = None
+    cache: CacheInfo | None = None
+    """Set once the cache was consulted: a hit, or MISS."""
 
     @property
     def request_id(self) -> str:
@@ -133,6 +143,7 @@ class ChatPipeline:
         tracer: CallTracer | None = None,
         metrics: GatewayMetrics | None = None,
         drift: DriftMonitor | None = None,
+        cache: ResponseCache | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._ring = ring
@@ -147,6 +158,7 @@ class ChatPipeline:
         self._tracer = tracer or CallTracer(None)
         self._metrics = metrics
         self._drift = drift
+        self._cache = cache
         self._rng = rng or random.Random()
         self._router = Router(catalog, board, self._rng)
         self._queues = {route.name: WaitQueue(route.queue) for route in catalog.routes() if route.queue.max_size}
@@ -254,32 +266,54 @@ class ChatPipeline:
         bodies = team.bodies if team is not None and self._audit_enabled else BodyPolicy.NONE
         if bodies is not BodyPolicy.NONE:
             record.request_body = _bodies(request, bodies)
-        return Admission(
+        admission = Admission(
             record, span, key, features, execution, reserved_tokens, reservation, bodies, policy.output, restore
         )
+        if self._cache is not None:
+            # After the input guardrails and the budget downgrade: the fingerprint is of the request as it would go
+            # to a provider (redacted, on its final model), so no entry holds what the guardrails took out.
+            admission.cache_plan = self._cache.plan(request, key.team)
+        return admission
 
     async def chat(self, admission: Admission) -> Served:
-        target, result = await admission.execution.unary()
-        usage = self._settle_usage(admission, target, result.usage, completion_text=result.text)
-        served = Served(admission, target, result, usage, cost_usd(usage, target.model))
+        hit = await self._lookup(admission)
+        if hit is not None:
+            target, entry = hit
+            result = entry.result()
+            served = self._served_from_cache(admission, target, entry, result)
+        else:
+            target, result = await admission.execution.unary()
+            usage = self._settle_usage(admission, target, result.usage, completion_text=result.text)
+            served = Served(admission, target, result, usage, cost_usd(usage, target.model))
         admission.served = served
+        # The provider's answer as it came, stored only once the output guardrails let it through; they run again
+        # on every hit, with that caller's own placeholders restored.
+        raw = dataclasses.replace(result) if hit is None and admission.cache_plan is not None else None
         if admission.output is not None:
             checked = admission.output.check_result(result, mapping=admission.restore)
             if checked.actions:
                 admission.record.guardrails.extend(action_records(checked.actions))
         if admission.bodies is not BodyPolicy.NONE:
             admission.record.response_body = _body_text(result.text, admission.bodies)
+        if raw is not None:
+            await self._store(admission, raw, served)
         return served
 
     async def stream(self, admission: Admission) -> AsyncIterator[ChatDelta | Served]:
         """The first item is the serving Target's first delta; then deltas as they arrive; then one Served."""
-        execution = admission.execution
-        opened = await execution.open_stream()
-        target = opened.target
+        hit = await self._lookup(admission)
+        if hit is not None:
+            target, entry = hit
+            deltas: AsyncIterator[ChatDelta] = _cached_deltas(entry)
+        else:
+            execution = admission.execution
+            opened = await execution.open_stream()
+            target = opened.target
+            deltas = execution.rest_of_stream(opened)
         admission.stream_target = target
         admission.span.first_chunk()
         admission.first_chunk_s = time.time() - admission.record.at
-        if self._metrics is not None:
+        if self._metrics is not None and hit is None:
             self._metrics.observe_first_chunk(
                 route=admission.plan.route,
                 model=target.model.name,
@@ -292,7 +326,17 @@ class ChatPipeline:
         finish = ""
         upstream_model = ""
         completion_tokens = 0
-        async for delta in execution.rest_of_stream(opened):
+        # What the provider sent, kept for the cache until it proves too large or carries tool calls.
+        raw: list[str] | None = [] if hit is None and admission.cache_plan is not None else None
+        raw_limit = self._cache.max_entry_chars if self._cache is not None else 0
+        raw_chars = 0
+        async for delta in deltas:
+            if raw is not None:
+                raw_chars += len(delta.text)
+                if delta.tool_calls or raw_chars > raw_limit:
+                    raw = None
+                elif delta.text:
+                    raw.append(delta.text)
             if delta.usage is not None:
                 reported = delta.usage
             if delta.finish_reason:
@@ -323,13 +367,63 @@ class ChatPipeline:
                 if keep_text:
                     admission.streamed_text.append(tail)
                 yield ChatDelta(text=tail)
-        usage = self._settle_usage(admission, target, reported, completion_tokens=completion_tokens)
-        result = ChatResult("", upstream_model or target.model.upstream, "", finish or "stop", usage)
-        served = Served(admission, target, result, usage, cost_usd(usage, target.model))
+        if hit is not None:
+            served = self._served_from_cache(admission, target, entry, entry.result())
+        else:
+            usage = self._settle_usage(admission, target, reported, completion_tokens=completion_tokens)
+            result = ChatResult("", upstream_model or target.model.upstream, "", finish or "stop", usage)
+            served = Served(admission, target, result, usage, cost_usd(usage, target.model))
+            if raw is not None:
+                await self._store(admission, dataclasses.replace(result, text="".join(raw)), served)
         admission.served = served
         if keep_text:
             admission.record.response_body = _body_text("".join(admission.streamed_text), admission.bodies)
         yield served
+
+    async def _lookup(self, admission: Admission) -> tuple[Target, CacheEntry] | None:
+        """The cached answer and the configured target that first gave it, or None to ask a provider."""
+        plan = admission.cache_plan
+        if plan is None or (not plan.read_exact and not plan.read_semantic):
+            if plan is not None:
+                admission.cache = MISS
+            return None
+        assert self._cache is not None
+        span = admission.span
+        with span.stage("cache.lookup"):
+            hit: CacheHit | None = await self._cache.lookup(plan)
+        target = self._catalog.deployment(hit.entry.served_model, hit.entry.provider) if hit is not None else None
+        if hit is None or target is None:
+            # An entry whose model or provider left the config is not served: nothing could vouch for it now.
+            admission.cache = MISS
+            span.set_cache(hit=False, kind="semantic" if plan.read_semantic else "exact")
+            return None
+        admission.cache = hit.info
+        span.set_cache(hit=True, kind=hit.info.kind)
+        record = admission.record
+        record.cache = hit.info.audit()
+        record.cache_saved_usd = max(0.0, hit.entry.cost_usd - self._cache.hit_cost_usd)
+        return target, hit.entry
+
+    def _served_from_cache(self, admission: Admission, target: Target, entry: CacheEntry, result: ChatResult) -> Served:
+        stored = entry.usage
+        # Reported as cached: the caller sees the answer's size, and that none of it came from a provider now.
+        usage = Usage(stored.prompt_tokens, stored.completion_tokens, cached_prompt_tokens=stored.prompt_tokens)
+        return Served(admission, target, result, usage, self._cache.hit_cost_usd if self._cache is not None else 0.0)
+
+    async def _store(self, admission: Admission, raw: ChatResult, served: Served) -> None:
+        plan = admission.cache_plan
+        assert plan is not None
+        assert self._cache is not None
+        target = served.target
+        with admission.span.stage("cache.store"):
+            await self._cache.store(
+                plan,
+                raw,
+                served.usage,
+                served_model=target.model.name,
+                provider=target.provider.name,
+                cost_usd=served.cost_usd,
+            )
 
     async def finish(self, state: CallState, admission: Admission | None, error: BaseException | None) -> None:
         """Ends a call, whatever happened: settles its limits and budget, writes its audit record (in strict mode,
@@ -366,7 +460,7 @@ class ChatPipeline:
                 attempts=len(record.attempts),
             )
         span.end(error=error, status_code=record.status, reason=record.reason)
-        if self._drift is not None and record.provider:
+        if self._drift is not None and record.provider and record.cache is None:
             self._drift.observe_record(
                 record,
                 ttfc_s=admission.first_chunk_s if admission is not None else None,
@@ -382,7 +476,8 @@ class ChatPipeline:
             route=record.route,
             # The model that served, else the one asked for (a name the catalog does not know counts as "other").
             model=record.served_model or record.model,
-            provider=record.provider,
+            # A cached answer is the cache's, not the provider's: its latency must not blur the provider's.
+            provider=CACHE_PROVIDER_LABEL if record.cache is not None else record.provider,
             code=record.status,
             duration_s=record.latency_ms / 1000,
             input_tokens=record.prompt_tokens,
@@ -405,6 +500,8 @@ class ChatPipeline:
                 )
         if record.guardrails:
             metrics.observe_guardrails(record.guardrails)
+        if record.cache_saved_usd:
+            metrics.observe_cache_saved(model=record.served_model, usd=record.cache_saved_usd)
 
     def _settle(self, record: AuditRecord, admission: Admission) -> None:
         served = admission.served
@@ -424,7 +521,7 @@ class ChatPipeline:
             record.completion_tokens = usage.completion_tokens
             record.cached_tokens = usage.cached_prompt_tokens
             record.cost_usd = cost
-            used_tokens = usage.total_tokens
+            used_tokens = 0 if record.cache is not None else usage.total_tokens
         attempts = admission.attempts
         if attempts:
             record.attempts = [
@@ -495,6 +592,24 @@ class ChatPipeline:
     @property
     def counter(self) -> TokenCounter:
         return self._counter
+
+
+async def _cached_deltas(entry: CacheEntry) -> AsyncIterator[ChatDelta]:
+    """A stored answer as a stream: text in pieces cut at spaces, its tool calls, then the end."""
+    text = entry.text
+    start = 0
+    while start < len(text):
+        end = text.find(" ", start + CACHED_CHUNK_CHARS)
+        end = len(text) if end < 0 else end + 1
+        yield ChatDelta(text=text[start:end])
+        start = end
+    if entry.tool_calls:
+        yield ChatDelta(
+            tool_calls=[
+                ToolCallDelta(i, call.id, call.name, call.arguments_json) for i, call in enumerate(entry.tool_calls)
+            ]
+        )
+    yield ChatDelta(finish_reason=entry.finish_reason, usage=entry.usage, upstream_model=entry.upstream_model)
 
 
 def request_id(now: float) -> str:

@@ -9,7 +9,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from gateway.errors import FailedPrecondition, InvalidRequest, NotFound, PermissionDenied
+from gateway.cache.backends import BackendUnavailable, PurgeFilter
+from gateway.cache.service import CacheStats, ResponseCache
+from gateway.errors import FailedPrecondition, InvalidRequest, NotFound, PermissionDenied, Unavailable
 from gateway.ledger.periods import period_bounds
 from gateway.ledger.records import AuditFilter, AuditRecord, Forecast, GroupBy, UsageFilter, UsageRow
 from gateway.ledger.retention import Retention
@@ -32,12 +34,14 @@ class AdminOperations:
         ledger: LedgerStore,
         retention: Retention,
         known_models: frozenset[str],
+        cache: ResponseCache,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._tenancy = tenancy
         self._ledger = ledger
         self._retention = retention
         self._models = known_models
+        self._cache = cache
         self._clock = clock
 
     # --- keys -------------------------------------------------------------------------------------------------------
@@ -233,6 +237,29 @@ class AdminOperations:
             return where
         check_manages(caller, where.team or caller.team)
         return dataclasses.replace(where, team=caller.team)
+
+    # --- cache ------------------------------------------------------------------------------------------------------
+
+    async def purge_cache(self, caller: KeyRecord, where: PurgeFilter) -> int:
+        """Admins purge anything; a team admin its own team's entries only (a shared route's belong to no team)."""
+        if where.team is None:
+            check_admin(caller)
+        else:
+            check_manages(caller, where.team)
+        try:
+            return await self._cache.purge(where)
+        except BackendUnavailable as err:
+            raise Unavailable(f"the cache backend cannot be reached: {err}", retry_after=5.0) from None
+
+    async def cache_stats(self, caller: KeyRecord, team: str | None) -> CacheStats:
+        if team is None:
+            check_admin(caller)
+        else:
+            check_manages(caller, team)
+        try:
+            return await self._cache.stats(team)
+        except BackendUnavailable as err:
+            raise Unavailable(f"the cache backend cannot be reached: {err}", retry_after=5.0) from None
 
     async def purge_audit(self, caller: KeyRecord, before: float | None, team: str | None, by_retention: bool) -> int:
         check_admin(caller)

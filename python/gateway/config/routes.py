@@ -9,6 +9,7 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from gateway.config.base import Name, Strict
+from gateway.config.cache import CachePolicyConfig
 
 
 class Strategy(StrEnum):
@@ -103,6 +104,7 @@ class RouteConfig(Strict):
     max_latency_ms: float | None = Field(default=None, gt=0, description="cost: skip targets slower than this (EWMA).")
     rules: list[RuleConfig] = Field(default_factory=list)
     default: Name | None = Field(default=None, description="rules: where requests no rule matched go.")
+    cache: CachePolicyConfig | None = Field(default=None, description="Unset: calls to this route are not cached.")
 
     @model_validator(mode="after")
     def _check_strategy_fields(self) -> Self:

@@ -9,6 +9,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, SecretStr, model_validator
 
 from gateway.config.base import Name, Strict
+from gateway.config.cache import CacheConfig, CachePolicyConfig
 from gateway.config.guardrails import GuardrailsConfig, ResidencyConfig, merge_guardrails
 from gateway.config.observe import ObserveConfig
 from gateway.config.routes import CircuitBreakerConfig, RouteConfig, Strategy
@@ -118,6 +119,7 @@ class ModelConfig(Strict):
     max_output_tokens: int = Field(default=4096, ge=1)
     capabilities: frozenset[str] = Field(default=frozenset({"streaming", "tools", "json_mode"}))
     tokenizer: str | None = Field(default=None, description="cl100k_base or o200k_base; default from upstream_model.")
+    cache: CachePolicyConfig | None = Field(default=None, description="Unset: calls to this model are not cached.")
 
     @model_validator(mode="after")
     def _check_capabilities(self) -> Self:
@@ -239,6 +241,7 @@ class GatewayConfig(Strict):
     state: StateConfig = Field(default_factory=StateConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     observe: ObserveConfig = Field(default_factory=ObserveConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> Self:

@@ -42,11 +42,17 @@ class AuditRecord:
     request_body: dict[str, Any] | None = None
     """{"messages": [...], "parameters": {...}} when the team's body policy keeps bodies."""
     response_body: str | None = None
+    cache: dict[str, Any] | None = None
+    """Set when the response cache answered: kind, similarity, entry_id, age_s."""
+    cache_saved_usd: float = 0.0
+    """What a cache hit would have cost from the provider."""
 
     @property
     def billable(self) -> bool:
-        """Whether the call reached a provider and so belongs in the ledger."""
-        return bool(self.provider) and (self.prompt_tokens > 0 or self.completion_tokens > 0 or self.cost_usd > 0)
+        """Whether the call was served (by a provider or the cache) and so belongs in the ledger."""
+        return bool(self.provider) and (
+            self.prompt_tokens > 0 or self.completion_tokens > 0 or self.cost_usd > 0 or self.cache is not None
+        )
 
 
 class GroupBy(StrEnum):
@@ -72,6 +78,8 @@ class UsageRow:
     completion_tokens: int
     cached_tokens: int
     cost_usd: float
+    cache_hits: int = 0
+    cache_saved_usd: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,7 @@ class GatewayMetrics:
         self.kind = BoundedLabel(CALL_KINDS)
         self.outcome = BoundedLabel(ATTEMPT_OUTCOMES)
         self.cache_kind = BoundedLabel(CACHE_KINDS)
+        self.rejection_reason = BoundedLabel(limit=32)
         self.guardrail_type = BoundedLabel(limit=64)
         self.guardrail_action = BoundedLabel(limit=32)
 
@@ -149,6 +150,27 @@ class GatewayMetrics:
             "llm_gateway_fallbacks", "Attempts that failed over to another target of a route.", ("route",), registry=r
         )
         self.cache = Counter("llm_gateway_cache_lookups", "Cache lookups.", ("kind", "result"), registry=r)
+        self.cache_rejections = Counter(
+            "llm_gateway_cache_semantic_rejections",
+            "Semantic candidates above the similarity threshold that verify refused, by the difference found.",
+            ("reason",),
+            registry=r,
+        )
+        self.cache_saved = Counter(
+            "llm_gateway_cache_saved_usd", "What cache hits would have cost from the provider.", ("model",), registry=r
+        )
+        self.cache_backend_up = Gauge(
+            "llm_gateway_cache_backend_up",
+            "1 while the cache backend answers, 0 while calls are served without the cache.",
+            ("backend",),
+            registry=r,
+        )
+        self.cache_backend_errors = Counter(
+            "llm_gateway_cache_backend_errors",
+            "Cache backend commands that failed or timed out.",
+            ("backend",),
+            registry=r,
+        )
         self.drift_flags = Counter(
             "llm_gateway_drift_flags",
             "Drift flags raised: a model's metric shifted from its baseline (Insights.GetModelHealth has details).",
@@ -260,6 +282,20 @@ class GatewayMetrics:
 
     def observe_cache(self, *, kind: str, hit: bool) -> None:
         self._child(self.cache, ("cache", kind, hit), self._cache_labels).inc()
+
+    def observe_cache_rejections(self, reasons: Iterable[str]) -> None:
+        """Verify-stage refusals; a reason's kind is the part before its colon ("number: 5 vs 50" -> number)."""
+        for reason in reasons:
+            self.cache_rejections.labels(self.rejection_reason(reason.split(":", 1)[0].strip())).inc()
+
+    def observe_cache_saved(self, *, model: str, usd: float) -> None:
+        if usd > 0:
+            self.cache_saved.labels(self.model(model)).inc(usd)
+
+    def set_cache_backend(self, backend: str, *, up: bool, failed: bool = False) -> None:
+        self.cache_backend_up.labels(backend).set(1.0 if up else 0.0)
+        if failed:
+            self.cache_backend_errors.labels(backend).inc()
 
     def observe_guardrails(self, actions: Iterable[Mapping[str, object]]) -> None:
         """Guardrail actions as the audit record holds them: dicts with type, action and count."""

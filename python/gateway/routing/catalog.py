@@ -68,6 +68,10 @@ class ModelCatalog:
     def pool(self, model: str) -> list[Target]:
         return self._pools[model]
 
+    def deployment(self, model: str, provider: str) -> Target | None:
+        """The target of `model` on `provider`, if the config still has it."""
+        return next((t for t in self._pools.get(model, ()) if t.provider.name == provider), None)
+
     def primary(self, name: str) -> Target:
         """The first deployment of a model, or of a route's first target: whose tokenizer counts for the name."""
         found = self.lookup(name)

@@ -214,6 +214,8 @@ def usage_row_to_proto(row: UsageRow) -> pb.UsageRow:
         completion_tokens=row.completion_tokens,
         cached_tokens=row.cached_tokens,
         cost_usd=row.cost_usd,
+        cache_hits=row.cache_hits,
+        cache_saved_usd=row.cache_saved_usd,
     )
 
 
@@ -252,4 +254,14 @@ def audit_to_proto(record: AuditRecord) -> pb.AuditRecord:
         classification=record.classification,
         request_body_json=orjson.dumps(record.request_body).decode() if record.request_body is not None else "",
         response_body=record.response_body or "",
+        cache=gateway_pb2.CacheInfo(
+            hit=True,
+            kind=record.cache["kind"],
+            similarity=record.cache["similarity"],
+            entry_id=record.cache["entry_id"],
+            age_seconds=record.cache["age_s"],
+        )
+        if record.cache is not None
+        else None,
+        cache_saved_usd=record.cache_saved_usd,
     )

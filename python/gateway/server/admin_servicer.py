@@ -14,6 +14,7 @@ from llmgateway.v1 import admin_pb2 as pb
 from llmgateway.v1 import admin_pb2_grpc
 
 from gateway.admin.operations import DEFAULT_GRACE_S, AdminOperations
+from gateway.cache.backends import PurgeFilter
 from gateway.ledger.records import AuditFilter, AuditRecord, GroupBy, UsageFilter
 from gateway.policy.keyring import KeyRing
 from gateway.policy.records import BudgetScope, KeyRecord, Period
@@ -148,6 +149,8 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             completion_tokens=sum(r.completion_tokens for r in rows),
             cached_tokens=sum(r.cached_tokens for r in rows),
             cost_usd=sum(r.cost_usd for r in rows),
+            cache_hits=sum(r.cache_hits for r in rows),
+            cache_saved_usd=sum(r.cache_saved_usd for r in rows),
         )
         return pb.GetUsageResponse(
             rows=[usage_row_to_proto(r) for r in rows], total=total, forecast=forecast_to_proto(forecast)
@@ -198,6 +201,39 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         except Exception as err:
             await abort(context, err)
         return pb.PurgeAuditResponse(purged=purged)
+
+    async def PurgeCache(self, request: pb.PurgeCacheRequest, context: Context) -> pb.PurgeCacheResponse:  # noqa: N802
+        try:
+            where = PurgeFilter(
+                team=request.team or None,
+                namespace=request.namespace or None,
+                model=request.model or None,
+                before=seconds(request, "before"),
+                entry_id=request.entry_id or None,
+            )
+            purged = await self._ops.purge_cache(self._caller(context), where)
+        except Exception as err:
+            await abort(context, err)
+        return pb.PurgeCacheResponse(purged=purged)
+
+    async def GetCacheStats(self, request: pb.GetCacheStatsRequest, context: Context) -> pb.CacheStats:  # noqa: N802
+        try:
+            stats = await self._ops.cache_stats(self._caller(context), request.team or None)
+        except Exception as err:
+            await abort(context, err)
+        counts = stats.counts
+        return pb.CacheStats(
+            backend=stats.backend,
+            available=stats.available,
+            entries=stats.entries,
+            bytes=stats.bytes,
+            max_bytes=stats.max_bytes,
+            exact_hits=counts.exact_hits,
+            semantic_hits=counts.semantic_hits,
+            misses=counts.misses,
+            semantic_rejections=counts.rejections,
+            semantic_entries=stats.semantic_entries,
+        )
 
 
 def audit_json_line(record: AuditRecord) -> bytes:

@@ -21,6 +21,8 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin.operations import AdminOperations
+from gateway.cache.build import build_cache
+from gateway.cache.service import ResponseCache
 from gateway.chat import ChatRequest
 from gateway.config.schema import GatewayConfig, ServerConfig, TlsConfig
 from gateway.ledger.audit import AuditLog, AuditSettings
@@ -32,7 +34,7 @@ from gateway.observe.metrics import GatewayMetrics
 from gateway.observe.metrics_server import DEFAULT_ADDRESS, ENV_ADDRESS, MetricsServer, start_metrics_server
 from gateway.observe.spans import CallTracer
 from gateway.observe.tracing import setup_tracing, shutdown_tracing
-from gateway.pipeline import ChatPipeline
+from gateway.pipeline import CACHE_PROVIDER_LABEL, ChatPipeline
 from gateway.policy.keyring import FailurePolicy, KeyRing
 from gateway.policy.team_policies import TeamPolicies
 from gateway.policy.tenancy import Tenancy
@@ -93,6 +95,7 @@ class Gateway:
     metrics: GatewayMetrics
     metrics_server: MetricsServer | None
     tracing: TracerProvider | None
+    cache: ResponseCache
 
     async def stop(self, grace: float) -> None:
         """Finishes in-flight calls, then writes every pending audit record before closing the database, and
@@ -107,6 +110,7 @@ class Gateway:
         self.ledger.close()
         await self.engine.dispose()
         await self.catalog.aclose()
+        await self.cache.close()
         if self.tracing is not None:
             await asyncio.to_thread(shutdown_tracing, self.tracing)
 
@@ -178,7 +182,7 @@ async def build_gateway(
         metrics_address = DEFAULT_ADDRESS if configured is None else configured
     metrics = GatewayMetrics(
         models=catalog.model_names(),
-        providers={t.provider.name for t in catalog.targets()},
+        providers={t.provider.name for t in catalog.targets()} | {CACHE_PROVIDER_LABEL},
         routes=[r.name for r in catalog.routes()],
     )
 
@@ -191,6 +195,7 @@ async def build_gateway(
         if config.observe.drift.enabled
         else None
     )
+    cache = build_cache(config, metrics if metrics_address else None)
     pipeline = ChatPipeline(
         ring,
         catalog,
@@ -204,9 +209,10 @@ async def build_gateway(
         tracer=CallTracer(tracing, record_content=config.observe.tracing.record_content),
         metrics=metrics if metrics_address else None,
         drift=drift,
+        cache=cache,
     )
     known_models = frozenset(catalog.model_names()) | {r.name for r in catalog.routes()}
-    admin = AdminOperations(tenancy, ledger, retention, known_models)
+    admin = AdminOperations(tenancy, ledger, retention, known_models, cache)
 
     server = grpc.aio.server(options=_server_options(config.server))
     gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayServicer(pipeline, config.server.max_input_chars), server)
@@ -254,6 +260,7 @@ async def build_gateway(
         metrics,
         metrics_server,
         tracing,
+        cache,
     )
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 from llmgateway.v1 import gateway_pb2 as pb
 
+from gateway.cache.entries import CacheInfo
 from gateway.chat import (
     ROLES,
+    CacheControl,
+    CacheMode,
     ChatDelta,
     ChatRequest,
     ChatResult,
@@ -20,6 +24,7 @@ from gateway.chat import (
     ToolCall,
     Usage,
 )
+from gateway.config.cache import MAX_TTL_S
 from gateway.errors import InvalidRequest
 from gateway.routing.executor import Attempt
 from gateway.routing.router import RoutePlan
@@ -84,7 +89,43 @@ def chat_request_from_proto(msg: pb.ChatRequest) -> ChatRequest:
         raise InvalidRequest("tool_choice is set but no tools are given")
     if msg.HasField("response_format") and msg.response_format.type:
         request.response_format = _response_format(msg.response_format)
+    if msg.HasField("cache"):
+        request.cache = _cache_control(msg.cache)
     return request
+
+
+_CACHE_MODES = {
+    pb.CACHE_MODE_UNSPECIFIED: CacheMode.DEFAULT,
+    pb.CACHE_MODE_OFF: CacheMode.OFF,
+    pb.CACHE_MODE_READ_WRITE: CacheMode.READ_WRITE,
+    pb.CACHE_MODE_READ_ONLY: CacheMode.READ_ONLY,
+    pb.CACHE_MODE_WRITE_ONLY: CacheMode.WRITE_ONLY,
+}
+_NAMESPACE = re.compile(r"^[A-Za-z0-9._:/@-]{0,128}$")
+
+
+def _cache_control(msg: pb.CacheControl) -> CacheControl:
+    mode = _CACHE_MODES.get(msg.mode)
+    if mode is None:
+        raise InvalidRequest(f"cache.mode {msg.mode} is unknown: use one of the CacheMode values")
+    if msg.ttl_seconds > MAX_TTL_S:
+        raise InvalidRequest(f"cache.ttl_seconds {msg.ttl_seconds} is over the limit of {MAX_TTL_S} (30 days)")
+    if not _NAMESPACE.match(msg.namespace):
+        raise InvalidRequest(
+            "cache.namespace takes up to 128 letters, digits and . _ : / @ -", reason="INVALID_CACHE_NAMESPACE"
+        )
+    return CacheControl(
+        mode,
+        msg.ttl_seconds,
+        msg.namespace,
+        msg.allow_semantic if msg.HasField("allow_semantic") else None,
+    )
+
+
+def cache_info_to_proto(info: CacheInfo) -> pb.CacheInfo:
+    return pb.CacheInfo(
+        hit=info.hit, kind=info.kind, similarity=info.similarity, entry_id=info.entry_id, age_seconds=info.age_s
+    )
 
 
 def _message_from_proto(msg: pb.Message, index: int) -> Message:

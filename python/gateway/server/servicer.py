@@ -14,6 +14,7 @@ from gateway.errors import InvalidRequest
 from gateway.pipeline import Admission, CallInfo, ChatPipeline, deadline_from
 from gateway.policy.access import check_model
 from gateway.server.convert import (
+    cache_info_to_proto,
     chat_request_from_proto,
     delta_tool_calls_to_proto,
     guardrails_to_proto,
@@ -64,6 +65,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             simulated=target.provider.simulated,
             route=route_to_proto(admission.plan, admission.attempts),
             guardrails=guardrails_to_proto(record.guardrails) if record.guardrails else None,
+            cache=cache_info_to_proto(admission.cache) if admission.cache is not None else None,
         )
 
     async def ChatStream(  # noqa: N802 - gRPC name
@@ -93,9 +95,11 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                         usage=usage_to_proto(item.usage, item.cost_usd),
                         route=route_to_proto(admission.plan, admission.attempts),
                         guardrails=guardrails_to_proto(record.guardrails) if record.guardrails else None,
+                        cache=cache_info_to_proto(admission.cache) if admission.cache is not None else None,
                     )
                 if first:
-                    target = admission.attempts[-1].target
+                    target = admission.stream_target
+                    assert target is not None
                     chunk.model = target.model.name
                     chunk.provider = target.provider.name
                     chunk.simulated = target.provider.simulated

@@ -63,6 +63,8 @@ class LedgerStore:
                 func.sum(ledger.c.completion_tokens),
                 func.sum(ledger.c.cached_tokens),
                 func.sum(ledger.c.cost_usd),
+                func.sum(ledger.c.cache_hits),
+                func.sum(ledger.c.cache_saved_usd),
             )
             .where(_usage_where(where))
             .group_by(column)
@@ -70,7 +72,10 @@ class LedgerStore:
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [UsageRow(str(g), int(n), int(p), int(c), int(k), float(cost)) for g, n, p, c, k, cost in rows]
+        return [
+            UsageRow(str(g), int(n), int(p), int(c), int(k), float(cost), int(hits), float(saved))
+            for g, n, p, c, k, cost, hits, saved in rows
+        ]
 
     async def usage_by_team_model_route(self, where: UsageFilter) -> list[tuple[str, str, str, UsageRow]]:
         """Usage summed per team, serving model and route."""
@@ -84,6 +89,8 @@ class LedgerStore:
                 func.sum(ledger.c.completion_tokens),
                 func.sum(ledger.c.cached_tokens),
                 func.sum(ledger.c.cost_usd),
+                func.sum(ledger.c.cache_hits),
+                func.sum(ledger.c.cache_saved_usd),
             )
             .where(_usage_where(where))
             .group_by(ledger.c.team, ledger.c.served_model, ledger.c.route)
@@ -92,8 +99,8 @@ class LedgerStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            (team, model, route, UsageRow(model, int(n), int(p), int(c), int(k), float(cost)))
-            for team, model, route, n, p, c, k, cost in rows
+            (team, model, route, UsageRow(model, int(n), int(p), int(c), int(k), float(cost), int(hits), float(saved)))
+            for team, model, route, n, p, c, k, cost, hits, saved in rows
         ]
 
     async def call_stats(self, where: UsageFilter) -> dict[tuple[str, str, str], tuple[int, int, float]]:
@@ -197,6 +204,11 @@ def _ledger_rows(records: list[AuditRecord]) -> list[dict[str, Any]]:
             continue
         group = (r.key_id, r.team, r.model, r.served_model, r.provider, r.route, r.kind)
         row = sums.get(group)
+        hit = r.cache is not None
+        # A cache hit used no provider tokens: it counts as a request, a hit and a saving.
+        prompt_tokens = 0 if hit else r.prompt_tokens
+        completion_tokens = 0 if hit else r.completion_tokens
+        cached_tokens = 0 if hit else r.cached_tokens
         if row is None:
             sums[group] = {
                 "at": r.at,
@@ -208,18 +220,22 @@ def _ledger_rows(records: list[AuditRecord]) -> list[dict[str, Any]]:
                 "route": r.route,
                 "kind": r.kind,
                 "requests": 1,
-                "prompt_tokens": r.prompt_tokens,
-                "completion_tokens": r.completion_tokens,
-                "cached_tokens": r.cached_tokens,
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "cached_tokens": cached_tokens,
                 "cost_usd": r.cost_usd,
+                "cache_hits": int(hit),
+                "cache_saved_usd": r.cache_saved_usd,
             }
         else:
             row["at"] = max(row["at"], r.at)
             row["requests"] += 1
-            row["prompt_tokens"] += r.prompt_tokens
-            row["completion_tokens"] += r.completion_tokens
-            row["cached_tokens"] += r.cached_tokens
+            row["prompt_tokens"] += prompt_tokens
+            row["completion_tokens"] += completion_tokens
+            row["cached_tokens"] += cached_tokens
             row["cost_usd"] += r.cost_usd
+            row["cache_hits"] += int(hit)
+            row["cache_saved_usd"] += r.cache_saved_usd
     return list(sums.values())
 
 

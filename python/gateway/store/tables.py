@@ -72,6 +72,9 @@ ledger = Table(
     Column("completion_tokens", Integer, nullable=False),
     Column("cached_tokens", Integer, nullable=False),
     Column("cost_usd", Double, nullable=False),
+    # Calls the response cache answered (in `requests`, their tokens not in the token sums) and what they saved.
+    Column("cache_hits", Integer, nullable=False, server_default="0"),
+    Column("cache_saved_usd", Double, nullable=False, server_default="0"),
     Index("ix_ledger_team_at", "team", "at"),
     Index("ix_ledger_key_at", "key_id", "at"),
 )
@@ -102,5 +105,7 @@ audit = Table(
     Column("classification", String(16), nullable=False),
     Column("request_body", JSON),
     Column("response_body", Text),
+    Column("cache", JSON),
+    Column("cache_saved_usd", Double, nullable=False, server_default="0"),
     Index("ix_audit_team_at", "team", "at"),
 )

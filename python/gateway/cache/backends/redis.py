@@ -1,0 +1,120 @@
+"""The shared backend: entries in Redis, so every gateway process and instance serves the others' answers.
+
+redis-py's asyncio client with the hiredis parser (the Redis project's own client and C parser; pooled connections).
+One key per entry, `<prefix>e:<team>|<namespace>|<model>|<id>` with each part percent-encoded (no glob character can
+appear in them), expiring with the entry (PX), so Redis drops stale answers itself and its maxmemory policy bounds
+the store. Purges and statistics walk the matching keys with SCAN: admin calls, never on the request path.
+Retries are off: a call must not wait for Redis to come back; the cache above decides when to try again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from urllib.parse import quote, unquote
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from gateway.cache.backends import BackendUnavailable, PurgeFilter, StoredStats
+from gateway.cache.entries import CacheEntry, EntryKey, decode, encode
+
+_SCAN_BATCH = 500
+
+
+class RedisBackend:
+    name = "redis"
+    max_bytes = 0
+
+    def __init__(self, url: str, *, prefix: str, timeout_s: float) -> None:
+        self._redis = Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0),
+            max_connections=64,
+        )
+        self._entries = f"{prefix}e:"
+
+    async def get(self, key: EntryKey, now: float) -> CacheEntry | None:
+        with _reached():
+            data = await self._redis.get(self._name(key))
+        if data is None:
+            return None
+        entry = decode(data if isinstance(data, bytes) else data.encode())
+        return entry if entry.expires_at > now else None
+
+    async def put(self, entry: CacheEntry, now: float) -> None:
+        ttl_ms = int((entry.expires_at - now) * 1000)
+        if ttl_ms <= 0:
+            return
+        with _reached():
+            await self._redis.set(self._name(entry.key), encode(entry), px=ttl_ms)
+
+    async def purge(self, where: PurgeFilter) -> list[EntryKey]:
+        purged: list[EntryKey] = []
+        with _reached():
+            async for names in self._scan(where):
+                if where.before is not None:
+                    values = await self._redis.mget(names)
+                    names = [
+                        n
+                        for n, v in zip(names, values, strict=True)
+                        if v is not None and orjson.loads(v)["created_at"] < where.before
+                    ]
+                if names:
+                    await self._redis.delete(*names)
+                    purged.extend(self._key(name) for name in names)
+        return purged
+
+    async def stats(self, team: str | None) -> StoredStats:
+        entries = size = 0
+        with _reached():
+            async for names in self._scan(PurgeFilter(team=team)):
+                pipe = self._redis.pipeline(transaction=False)
+                for name in names:
+                    pipe.strlen(name)
+                lengths = await pipe.execute()
+                entries += len(names)
+                size += sum(lengths)
+        return StoredStats(entries, size)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    def _name(self, key: EntryKey) -> str:
+        parts = (quote(key.team, safe=""), quote(key.namespace, safe=""), quote(key.model, safe=""), key.id)
+        return self._entries + "|".join(parts)
+
+    def _key(self, name: bytes) -> EntryKey:
+        team, namespace, model, entry_id = name.decode()[len(self._entries) :].split("|")
+        return EntryKey(unquote(team), unquote(namespace), unquote(model), entry_id)
+
+    async def _scan(self, where: PurgeFilter) -> AsyncIterator[list[bytes]]:
+        """Batches of the names that match the filter's team, namespace, model and id (not its age)."""
+        parts = [
+            "*" if value is None else (value if i == 3 else quote(value, safe=""))
+            for i, value in enumerate((where.team, where.namespace, where.model, where.entry_id))
+        ]
+        pattern = self._entries + "|".join(parts)
+        batch: list[bytes] = []
+        async for name in self._redis.scan_iter(match=pattern, count=_SCAN_BATCH):
+            batch.append(name)
+            if len(batch) >= _SCAN_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+@contextmanager
+def _reached() -> Iterator[None]:
+    """Any failure to reach Redis or to hear back in time, as the one error the cache above handles."""
+    try:
+        yield
+    except (TimeoutError, RedisError, OSError) as err:
+        # The error's kind and message; a redis URL's password is never part of redis-py's messages.
+        raise BackendUnavailable(f"redis: {type(err).__name__}: {err}") from None

@@ -1,0 +1,385 @@
+"""The response cache as the pipeline sees it: decide what a call may do with the cache, look up, store, purge.
+
+Exact lookups are one backend read keyed by the request's fingerprint. Semantic lookups embed the last user turn
+(only for calls that may use the semantic cache, and only after an exact miss), search this process's index within
+the request's context, and serve a candidate only when the verify stage finds that both prompts ask for the same
+thing: a similarity threshold alone serves wrong answers to near-misses ("5 km to miles" / "5 miles to km").
+
+A backend that fails or is slow never fails a call: the call goes on without the cache, the failure is logged and
+counted, and the cache stays off for `retry_after_s` before it is tried again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway.cache.backends import BackendUnavailable, CacheBackend, PurgeFilter
+from gateway.cache.entries import CacheEntry, CacheInfo, EntryKey
+from gateway.cache.keys import Fingerprint, fingerprint
+from gateway.cache.semantic_index import Candidate, SemanticIndex
+from gateway.chat import CacheMode, ChatRequest, ChatResult, Usage
+from gateway.config.cache import CacheConfig, CachePolicyConfig
+from gateway.observe.metrics import GatewayMetrics
+
+log = logging.getLogger(__name__)
+
+Vector = npt.NDArray[np.float32]
+CACHEABLE_FINISH = frozenset(("stop", "length", "tool_calls"))
+"""Answers that ended normally; filtered, failed or cut-short answers are never stored."""
+_READS = frozenset((CacheMode.DEFAULT, CacheMode.READ_WRITE, CacheMode.READ_ONLY))
+_WRITES = frozenset((CacheMode.DEFAULT, CacheMode.READ_WRITE, CacheMode.WRITE_ONLY))
+
+
+class Embedder(Protocol):
+    dim: int
+
+    async def embed(self, text: str) -> Vector: ...
+
+    async def close(self) -> None: ...
+
+
+Verify = Callable[[str, Sequence[Candidate]], tuple[Candidate | None, list[str]]]
+"""(asked prompt, candidates best first) -> (the candidate to serve or None, the refusal reasons of the others)."""
+
+
+@dataclass(slots=True)
+class CachePlan:
+    """What one call may do with the cache."""
+
+    key: EntryKey
+    fingerprint: Fingerprint
+    team: str
+    """The caller's team (the key's is "" for a shared cache): whose lookups these are in the statistics."""
+    read_exact: bool
+    read_semantic: bool
+    write: bool
+    semantic: bool
+    """Whether an answer stored by this call joins the semantic index."""
+    ttl_s: int
+    vector: Vector | None = None
+    """The prompt's embedding, computed once for the lookup and reused by the store."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheHit:
+    entry: CacheEntry
+    info: CacheInfo
+
+
+@dataclass(slots=True)
+class LookupCounts:
+    exact_hits: int = 0
+    semantic_hits: int = 0
+    misses: int = 0
+    rejections: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    backend: str
+    available: bool
+    entries: int
+    bytes: int
+    max_bytes: int
+    counts: LookupCounts
+    semantic_entries: int
+
+
+@dataclass(slots=True)
+class _Health:
+    down_until: float = 0.0
+    down: bool = False
+    counts: dict[str, LookupCounts] = field(default_factory=dict)
+
+
+class ResponseCache:
+    def __init__(
+        self,
+        config: CacheConfig,
+        policies: dict[str, CachePolicyConfig],
+        backend: CacheBackend,
+        *,
+        load_embedder: Callable[[], Awaitable[Embedder]] | None,
+        verify: Verify,
+        metrics: GatewayMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+        max_semantic_entries: int = 200_000,
+    ) -> None:
+        self._config = config
+        self._policies = policies
+        self._backend = backend
+        self._load_embedder = load_embedder
+        self._embedder: Embedder | None = None
+        self._embedder_lock = asyncio.Lock()
+        self._embedder_failed = False
+        self._verify = verify
+        self._metrics = metrics
+        self._clock = clock
+        self._max_semantic_entries = max_semantic_entries
+        self._index: SemanticIndex | None = None
+        self._health = _Health()
+        if metrics is not None:
+            metrics.set_cache_backend(backend.name, up=True)
+
+    @property
+    def backend_name(self) -> str:
+        return self._backend.name
+
+    @property
+    def hit_cost_usd(self) -> float:
+        return self._config.hit_cost_usd
+
+    @property
+    def max_entry_chars(self) -> int:
+        return self._config.max_entry_bytes
+
+    def plan(self, request: ChatRequest, team: str) -> CachePlan | None:
+        """None when the call does not touch the cache (the config and the request leave it off)."""
+        control = request.cache
+        mode = control.mode if control is not None else CacheMode.DEFAULT
+        if mode is CacheMode.OFF:
+            return None
+        policy = self._policies.get(request.model)
+        if mode is CacheMode.DEFAULT and (policy is None or not (policy.exact or policy.semantic)):
+            return None
+        semantic = policy.semantic if policy is not None else False
+        if control is not None and control.allow_semantic is not None:
+            semantic = control.allow_semantic
+        exact = policy.exact if policy is not None and mode is CacheMode.DEFAULT else True
+        ttl_s = (control.ttl_s if control is not None else 0) or (policy.ttl_s if policy is not None else 3600)
+        namespace = control.namespace if control is not None else ""
+        owner = "" if policy is not None and policy.shared else team
+        found = fingerprint(request, (owner, namespace, request.model))
+        semantic = semantic and bool(found.prompt) and self._load_embedder is not None
+        reads = mode in _READS
+        return CachePlan(
+            EntryKey(owner, namespace, request.model, found.exact),
+            found,
+            team,
+            read_exact=reads and exact,
+            read_semantic=reads and semantic,
+            write=mode in _WRITES,
+            semantic=semantic,
+            ttl_s=ttl_s,
+        )
+
+    async def lookup(self, plan: CachePlan) -> CacheHit | None:
+        now = self._clock()
+        counts = self._counts(plan.team)
+        if not self._usable(now):
+            return None
+        try:
+            if plan.read_exact:
+                entry = await self._backend.get(plan.key, now)
+                if entry is not None:
+                    self._recovered()
+                    self._observe(counts, "exact", hit=True)
+                    return CacheHit(entry, _info(entry, "exact", 1.0, now))
+            if plan.read_semantic:
+                hit = await self._semantic_lookup(plan, counts, now)
+                if hit is not None:
+                    return hit
+        except BackendUnavailable as err:
+            self._failed(err, now)
+            return None
+        self._recovered()
+        self._observe(counts, "semantic" if plan.read_semantic else "exact", hit=False)
+        return None
+
+    async def store(
+        self, plan: CachePlan, result: ChatResult, usage: Usage, *, served_model: str, provider: str, cost_usd: float
+    ) -> bool:
+        """Stores a provider's answer (before the output guardrails, which run again on every hit). False when the
+        answer is not cacheable, too large, or the backend is down."""
+        if not plan.write or result.finish_reason not in CACHEABLE_FINISH:
+            return False
+        size = len(result.text) + sum(len(c.arguments_json) for c in result.tool_calls)
+        if size > self._config.max_entry_bytes:
+            return False
+        now = self._clock()
+        if not self._usable(now):
+            return False
+        entry = CacheEntry(
+            key=plan.key,
+            context=plan.fingerprint.context,
+            prompt=plan.fingerprint.prompt,
+            text=result.text,
+            finish_reason=result.finish_reason,
+            upstream_model=result.upstream_model,
+            served_model=served_model,
+            provider=provider,
+            usage=usage,
+            cost_usd=cost_usd,
+            created_at=now,
+            expires_at=now + plan.ttl_s,
+            tool_calls=list(result.tool_calls),
+        )
+        try:
+            await self._backend.put(entry, now)
+        except BackendUnavailable as err:
+            self._failed(err, now)
+            return False
+        self._recovered()
+        if plan.semantic and not result.tool_calls:
+            vector = plan.vector if plan.vector is not None else await self._embed(plan.fingerprint.prompt)
+            if vector is not None:
+                self._semantic_index().add(entry.context, entry.key, entry.prompt, vector, entry.expires_at)
+        return True
+
+    async def purge(self, where: PurgeFilter) -> int:
+        try:
+            purged = await self._backend.purge(where)
+        except BackendUnavailable as err:
+            self._failed(err, self._clock())
+            raise
+        if self._index is not None:
+            for key in purged:
+                self._index.forget(key.id)
+        return len(purged)
+
+    async def stats(self, team: str | None) -> CacheStats:
+        """BackendUnavailable when the backend cannot count its entries."""
+        stored = await self._backend.stats(team)
+        if team is None:
+            counts = LookupCounts()
+            for c in self._health.counts.values():
+                counts.exact_hits += c.exact_hits
+                counts.semantic_hits += c.semantic_hits
+                counts.misses += c.misses
+                counts.rejections += c.rejections
+        else:
+            counts = self._health.counts.get(team, LookupCounts())
+        return CacheStats(
+            backend=self._backend.name,
+            available=not self._health.down,
+            entries=stored.entries,
+            bytes=stored.bytes,
+            max_bytes=self._backend.max_bytes,
+            counts=counts,
+            semantic_entries=len(self._index) if self._index is not None else 0,
+        )
+
+    def forget(self, key: EntryKey) -> None:
+        """An entry the backend evicted leaves the semantic index too."""
+        if self._index is not None:
+            self._index.forget(key.id)
+
+    async def close(self) -> None:
+        if self._embedder is not None:
+            await self._embedder.close()
+        await self._backend.close()
+
+    # --- semantic ---------------------------------------------------------------------------------------------------
+
+    async def _semantic_lookup(self, plan: CachePlan, counts: LookupCounts, now: float) -> CacheHit | None:
+        prompt = plan.fingerprint.prompt
+        vector = await self._embed(prompt)
+        if vector is None:
+            return None
+        plan.vector = vector
+        if self._index is None:
+            return None
+        config = self._config
+        candidates = self._index.search(
+            plan.fingerprint.context, vector, config.semantic_candidates, config.similarity_threshold, now
+        )
+        while candidates:
+            chosen, reasons = self._verify(prompt, candidates)
+            if reasons:
+                counts.rejections += len(reasons)
+                if self._metrics is not None:
+                    self._metrics.observe_cache_rejections(reasons)
+            if chosen is None:
+                return None
+            entry = await self._backend.get(chosen.key, now)
+            if entry is not None:
+                self._recovered()
+                self._observe(counts, "semantic", hit=True)
+                return CacheHit(entry, _info(entry, "semantic", chosen.similarity, now))
+            # Gone from the backend (expired, evicted, purged elsewhere): the next candidate may still serve.
+            self._index.forget(chosen.key.id)
+            candidates = [c for c in candidates if c is not chosen]
+        return None
+
+    async def _embed(self, text: str) -> Vector | None:
+        embedder = self._embedder or await self._start_embedder()
+        if embedder is None:
+            return None
+        return await embedder.embed(text)
+
+    async def _start_embedder(self) -> Embedder | None:
+        """Loaded on the first call that may use the semantic cache (about 0.3 s and 200 MB): a gateway without
+        semantic caching never pays for it. A model that cannot load leaves the exact cache working."""
+        if self._load_embedder is None or self._embedder_failed:
+            return None
+        async with self._embedder_lock:
+            if self._embedder is None and not self._embedder_failed:
+                try:
+                    self._embedder = await self._load_embedder()
+                except Exception:  # any failure to load leaves the semantic cache off and the exact cache on
+                    self._embedder_failed = True
+                    log.exception("semantic cache off: the embedding model did not load")
+        return self._embedder
+
+    def _semantic_index(self) -> SemanticIndex:
+        if self._index is None:
+            assert self._embedder is not None
+            self._index = SemanticIndex(self._embedder.dim, self._max_semantic_entries)
+        return self._index
+
+    # --- health -----------------------------------------------------------------------------------------------------
+
+    def _usable(self, now: float) -> bool:
+        health = self._health
+        return not health.down or now >= health.down_until
+
+    def _failed(self, err: BackendUnavailable, now: float) -> None:
+        health = self._health
+        if not health.down:
+            log.warning(
+                "cache backend %s unavailable (%s): calls are served without the cache; retrying in %.0f s",
+                self._backend.name,
+                err,
+                self._config.retry_after_s,
+            )
+        health.down = True
+        health.down_until = now + self._config.retry_after_s
+        if self._metrics is not None:
+            self._metrics.set_cache_backend(self._backend.name, up=False, failed=True)
+
+    def _recovered(self) -> None:
+        health = self._health
+        if health.down:
+            health.down = False
+            log.warning("cache backend %s is back: calls use the cache again", self._backend.name)
+            if self._metrics is not None:
+                self._metrics.set_cache_backend(self._backend.name, up=True)
+
+    def _counts(self, team: str) -> LookupCounts:
+        counts = self._health.counts.get(team)
+        if counts is None:
+            counts = self._health.counts[team] = LookupCounts()
+        return counts
+
+    def _observe(self, counts: LookupCounts, kind: str, *, hit: bool) -> None:
+        if hit:
+            if kind == "exact":
+                counts.exact_hits += 1
+            else:
+                counts.semantic_hits += 1
+        else:
+            counts.misses += 1
+        if self._metrics is not None:
+            self._metrics.observe_cache(kind=kind, hit=hit)
+
+
+def _info(entry: CacheEntry, kind: str, similarity: float, now: float) -> CacheInfo:
+    return CacheInfo(True, kind, similarity, entry.key.id, max(0, int(now - entry.created_at)))
