@@ -88,6 +88,15 @@ models:
   - name: flaky
     provider: flaky-upstream
     upstream_model: gpt-4o-mini
+  # The same upstream behind the response cache: loadgen repeats one prompt, so after the first call every call hits.
+  - name: bench-exact
+    provider: bench-upstream
+    upstream_model: gpt-4o-mini
+    cache: {{exact: true, ttl_s: 3600}}
+  - name: bench-semantic
+    provider: bench-upstream
+    upstream_model: gpt-4o-mini
+    cache: {{exact: false, semantic: true, ttl_s: 3600}}
 # The breaker would take the flaky target out of rotation; the scenario measures retries, so it must stay in.
 circuit_breaker: {{consecutive_failures: 1000, error_rate: 1.0, min_calls: 1000}}
 routes:
@@ -164,6 +173,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=3.0, help="measured seconds per point")
     parser.add_argument("--processes", type=int, default=2, help="load-generator processes")
     parser.add_argument("--quick", action="store_true", help="c=16 unary only")
+    parser.add_argument("--cache-only", action="store_true", help="only the response cache's points")
     args = parser.parse_args()
     concurrencies = [16] if args.quick else [1, 16, 64]
     modes = ["unary"] if args.quick else ["unary", "stream"]
@@ -245,6 +255,18 @@ def main() -> None:
                 ("gateway, audit log off", unaudited_address, "bench", unaudited.pid),
                 ("gateway, OTLP tracing (100%) + metrics", traced_address, "bench", traced.pid),
             ]
+            cache = [
+                drive(name, gateway_address, model, mode, 16, args.processes, args.duration, gateway.pid)
+                for mode in ("unary", "stream")
+                for name, model in (
+                    ("gateway, uncached", "bench"),
+                    ("gateway, exact cache hits", "bench-exact"),
+                    ("gateway, semantic cache hits", "bench-semantic"),
+                )
+            ]
+            if args.cache_only:
+                print_cache(cache)
+                return
             points = [
                 drive(name, target, model, mode, c, args.processes, args.duration, pid)
                 for mode in modes
@@ -267,6 +289,8 @@ def main() -> None:
     print_table(points)
     print()
     print_failover(failover)
+    print()
+    print_cache(cache)
 
 
 def print_table(points: list[Point]) -> None:
@@ -294,6 +318,22 @@ def print_failover(points: list[Point]) -> None:
     print("| --- | --- | --- | --- | --- |")
     for point in points:
         print(f"| {point.target} | {point.rps:,.0f} | {point.success:.1%} | {point.p50_ms:.2f} | {point.p99_ms:.2f} |")
+
+
+def print_cache(points: list[Point]) -> None:
+    """The cached models against the uncached one on the same gateway, same run."""
+    print(
+        "| mode, c=16 | target | req/s | p50 ms | p99 ms | TTFC p50 ms | errors | server CPU µs/call "
+        "| ratio to uncached |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for point in points:
+        uncached = next(p for p in points if p.target == "gateway, uncached" and p.mode == point.mode)
+        ttfc = f"{point.ttfc_p50_ms:.2f}" if point.ttfc_p50_ms is not None else "-"
+        print(
+            f"| {point.mode} | {point.target} | {point.rps:,.0f} | {point.p50_ms:.2f} | {point.p99_ms:.2f} | {ttfc} | "
+            f"{point.errors} | {point.cpu_us_per_call:.0f} | {point.rps / uncached.rps:.2f} |"
+        )
 
 
 if __name__ == "__main__":

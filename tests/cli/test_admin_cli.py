@@ -165,3 +165,21 @@ def test_replay_and_compare(server: Server, tmp_path: Path) -> None:
     assert compared["similarities"][0]["a"] == "sim-fast"
     side_by_side = run(server, "compare", "--targets", "sim-fast,sim-smart", "Name a river")
     assert "--- sim-smart ---" in side_by_side
+
+
+def test_chat_through_the_cache_then_stats_and_purge(server: Server) -> None:
+    ask = ("chat", "-m", "sim-fast", "--no-stream", "--cache", "read_write", "What is a gateway?")
+    assert "cache hit" not in run(server, *ask)
+    again = run(server, *ask)
+    assert re.search(r"exact cache hit [0-9a-f]{32} \(\d+ s old, similarity 1\.000\)", again), again
+    stats = json.loads(run(server, "cache", "stats", "--json"))
+    assert stats["backend"] == "memory"
+    assert int(stats["entries"]) == 1
+    assert int(stats["exact_hits"]) == 1
+    assert "1 entries" in run(server, "cache", "stats")
+    env = {**clean_environment(), "GATEWAY_ADMIN_KEY": ADMIN_KEY}
+    unfiltered = gateway("cache", "purge", "--address", server.address, env=env)
+    assert unfiltered.returncode == 2
+    assert "--all" in unfiltered.stderr
+    assert "purged 1 entries" in run(server, "cache", "purge", "--all")
+    assert "cache hit" not in run(server, *ask)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import grpc
 import pytest
+from llmgateway.v1 import gateway_pb2 as pb
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -97,3 +98,25 @@ async def test_a_stream_marks_its_first_chunk_and_a_failure_its_status(
     everything = repr([(s.name, dict(s.attributes or {}), [e.attributes for e in s.events]) for s in spans])
     assert "paint the fence" not in everything
     assert TEST_KEY not in everything
+
+
+async def test_a_cache_hit_has_a_lookup_span_and_no_attempt(
+    traced: tuple[Gateway, Admin, InMemorySpanExporter],
+) -> None:
+    gateway, admin, exporter = traced
+    cached = pb.CacheControl(mode=pb.CACHE_MODE_READ_WRITE)
+    await admin.gateway.Chat(chat_request("fast", text=PROMPT, cache=cached), metadata=AUTH)
+    finished(gateway, exporter)
+    exporter.clear()
+    await admin.gateway.Chat(chat_request("fast", text=PROMPT, cache=cached), metadata=AUTH)
+    spans = finished(gateway, exporter)
+    [call] = [s for s in spans if s.name == "llmgateway.v1.Gateway/Chat"]
+    assert sorted(s.name for s in children(spans, call)) == [
+        "gateway.authenticate",
+        "gateway.cache.lookup",
+        "gateway.route",
+    ]
+    attributes = dict(call.attributes or {})
+    assert attributes["llm_gateway.cache.hit"] is True
+    assert attributes["llm_gateway.cache.kind"] == "exact"
+    assert not [s for s in spans if s.kind is SpanKind.CLIENT]

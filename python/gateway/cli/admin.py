@@ -75,6 +75,18 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     usage.add_argument("--group-by", choices=["key", "team", "model", "provider"], default="team")
     usage.add_argument("--period", choices=["day", "month"], default="month", help="the period to forecast")
 
+    cache = commands.add_parser("cache", help="response cache statistics and purges").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    _command(cache, "stats", "entries, size, hits and misses", _cache_stats).add_argument("--team")
+    purge = _command(cache, "purge", "delete cache entries (every filter given must match)", _cache_purge)
+    purge.add_argument("--team")
+    purge.add_argument("--namespace")
+    purge.add_argument("--model", help="the model or route the entries answered")
+    purge.add_argument("--older-than", type=_duration, metavar="AGE", help="e.g. 1h, 7d")
+    purge.add_argument("--entry", dest="entry_id", help="one entry, by the entry_id a response reported")
+    purge.add_argument("--all", action="store_true", help="confirm a purge of the whole cache (no filter)")
+
     audit = _command(commands, "audit", "query the audit log", _audit_query)
     audit.add_argument("--request-id")
     audit.add_argument("--team")
@@ -401,6 +413,40 @@ def _budget_set(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache_stats(args: argparse.Namespace) -> int:
+    with _admin(args) as (stub, call):
+        stats: pb.CacheStats = stub.GetCacheStats(pb.GetCacheStatsRequest(team=args.team or ""), **call)
+    if args.json:
+        print_json(to_dict(stats))
+        return 0
+    bound = f" of {stats.max_bytes:,}" if stats.max_bytes else ""
+    sys.stdout.write(
+        f"backend {stats.backend} ({'available' if stats.available else 'UNAVAILABLE'}): {stats.entries:,} entries, "
+        f"{stats.bytes:,}{bound} bytes, {stats.semantic_entries:,} in this process's semantic index\n"
+        f"this process: {stats.exact_hits:,} exact hits, {stats.semantic_hits:,} semantic hits, "
+        f"{stats.misses:,} misses, {stats.semantic_rejections:,} near-misses refused\n"
+    )
+    return 0
+
+
+def _cache_purge(args: argparse.Namespace) -> int:
+    request = pb.PurgeCacheRequest(
+        team=args.team or "", namespace=args.namespace or "", model=args.model or "", entry_id=args.entry_id or ""
+    )
+    if args.older_than is not None:
+        request.before.CopyFrom(_timestamp(time.time() - args.older_than))
+    if request.ByteSize() == 0 and not args.all:
+        sys.stderr.write("gateway cache purge: give a filter, or --all to purge the whole cache\n")
+        return 2
+    with _admin(args) as (stub, call):
+        response: pb.PurgeCacheResponse = stub.PurgeCache(request, **call)
+    if args.json:
+        print_json(to_dict(response))
+    else:
+        sys.stdout.write(f"purged {response.purged} entries\n")
+    return 0
+
+
 def _usage(args: argparse.Namespace) -> int:
     now = time.time()
     request = pb.GetUsageRequest(
@@ -416,7 +462,7 @@ def _usage(args: argparse.Namespace) -> int:
     if args.json:
         print_json(to_dict(response))
         return 0
-    rows = [(args.group_by.upper(), "REQUESTS", "PROMPT", "COMPLETION", "CACHED", "COST $")]
+    rows = [(args.group_by.upper(), "REQUESTS", "PROMPT", "COMPLETION", "CACHED", "COST $", "CACHE HITS", "SAVED $")]
     rows += [
         (
             r.group,
@@ -425,6 +471,8 @@ def _usage(args: argparse.Namespace) -> int:
             str(r.completion_tokens),
             str(r.cached_tokens),
             f"{r.cost_usd:.6f}",
+            str(r.cache_hits),
+            f"{r.cache_saved_usd:.6f}",
         )
         for r in [*response.rows, response.total]
     ]

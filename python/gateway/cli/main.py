@@ -61,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int)
     chat.add_argument("--temperature", type=float)
     chat.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
+    chat.add_argument(
+        "--cache", choices=sorted(_CACHE_MODES), help="the response cache for this call (default: the config's)"
+    )
+    chat.add_argument("--cache-namespace", default="", help="a cache partition inside the key's team")
+    chat.add_argument(
+        "--semantic", action=argparse.BooleanOptionalAction, help="allow (or forbid) semantic cache matches"
+    )
     chat.add_argument("prompt", help="the prompt; '-' reads it from stdin")
     chat.set_defaults(handler=_chat)
 
@@ -114,6 +121,15 @@ def _read(text: str) -> str:
     return sys.stdin.read() if text == "-" else text
 
 
+_CACHE_MODES = {
+    "default": pb.CACHE_MODE_UNSPECIFIED,
+    "off": pb.CACHE_MODE_OFF,
+    "read_write": pb.CACHE_MODE_READ_WRITE,
+    "read_only": pb.CACHE_MODE_READ_ONLY,
+    "write_only": pb.CACHE_MODE_WRITE_ONLY,
+}
+
+
 def _chat(args: argparse.Namespace) -> int:
     messages: list[tuple[str, str]] = [("system", args.system)] if args.system else []
     messages.append(("user", _read(args.prompt)))
@@ -122,13 +138,21 @@ def _chat(args: argparse.Namespace) -> int:
         params["max_tokens"] = args.max_tokens
     if args.temperature is not None:
         params["temperature"] = args.temperature
+    if args.cache or args.cache_namespace or args.semantic is not None:
+        params["cache"] = pb.CacheControl(
+            mode=_CACHE_MODES[args.cache or "default"],
+            namespace=args.cache_namespace,
+            allow_semantic=args.semantic,
+        )
     with _client(args) as client:
         if args.no_stream or args.json:
             response = client.chat(args.model, messages, timeout=args.timeout, **params)
             if args.json:
                 print_json(response)
             else:
-                _print_answer_footer(response.message.content, response.model, response.simulated, response.usage)
+                _print_answer_footer(
+                    response.message.content, response.model, response.simulated, response.usage, response.cache
+                )
             return 0
         model, simulated = "", False
         for chunk in client.chat_stream(args.model, messages, timeout=args.timeout, **params):
@@ -137,15 +161,20 @@ def _chat(args: argparse.Namespace) -> int:
             sys.stdout.write(chunk.delta)
             sys.stdout.flush()
             if chunk.HasField("usage"):
-                _print_answer_footer("", model, simulated, chunk.usage)
+                _print_answer_footer("", model, simulated, chunk.usage, chunk.cache)
     return 0
 
 
-def _print_answer_footer(text: str, model: str, simulated: bool, usage: pb.Usage) -> None:
+def _print_answer_footer(text: str, model: str, simulated: bool, usage: pb.Usage, cache: pb.CacheInfo) -> None:
     label = " (simulated)" if simulated else ""
+    hit = ""
+    if cache.hit:
+        hit = (
+            f", {cache.kind} cache hit {cache.entry_id} ({cache.age_seconds} s old, similarity {cache.similarity:.3f})"
+        )
     sys.stdout.write(
         f"{text}\n\n[{model}{label}: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens, "
-        f"${usage.cost_usd:.6f}]\n"
+        f"${usage.cost_usd:.6f}{hit}]\n"
     )
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.schema import CreateColumn
 
 from gateway.store.tables import metadata
 
@@ -39,7 +40,21 @@ async def open_engine(url: str, *, synchronous_full: bool = False) -> AsyncEngin
         engine = create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True, **_JSON)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
+        await conn.run_sync(_add_new_columns)
     return engine
+
+
+def _add_new_columns(conn: Connection) -> None:
+    """Columns added to a table after a database was created, added to it (create_all only creates missing tables).
+    Every column added after a first release has a server default or is nullable, so the rows already there stay
+    valid; the DDL is compiled for the database's dialect."""
+    inspector = inspect(conn)
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                ddl = CreateColumn(column).compile(dialect=conn.dialect)
+                conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
 
 
 _SYNC_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
