@@ -17,8 +17,14 @@ def build_cache(config: GatewayConfig, metrics: GatewayMetrics | None) -> Respon
     policies = {m.name: m.cache for m in config.models if m.cache is not None}
     policies.update({r.name: r.cache for r in config.routes if r.cache is not None})
     backend: CacheBackend
+    feed = None
     if settings.backend == "redis":
-        backend = RedisBackend(settings.redis_url, prefix=settings.key_prefix, timeout_s=settings.redis_timeout_s)
+        backend = feed = RedisBackend(
+            settings.redis_url,
+            prefix=settings.key_prefix,
+            timeout_s=settings.redis_timeout_s,
+            feed_length=settings.max_semantic_entries,
+        )
     else:
         backend = MemoryBackend(settings.max_bytes)
     cache = ResponseCache(
@@ -28,6 +34,8 @@ def build_cache(config: GatewayConfig, metrics: GatewayMetrics | None) -> Respon
         load_embedder=lambda: load_embedder(settings.embedding),
         verify=verify_candidates,
         metrics=metrics,
+        max_semantic_entries=settings.max_semantic_entries,
+        feed=feed,
     )
     if isinstance(backend, MemoryBackend):
         backend.on_evict = cache.forget

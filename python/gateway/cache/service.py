@@ -12,7 +12,9 @@ counted, and the cache stays off for `retry_after_s` before it is tried again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from gateway.cache.backends import BackendUnavailable, CacheBackend, PurgeFilter
+from gateway.cache.backends import BackendUnavailable, CacheBackend, PurgeFilter, SharedVector, VectorFeed
 from gateway.cache.entries import CacheEntry, CacheInfo, EntryKey
 from gateway.cache.keys import Fingerprint, fingerprint
 from gateway.cache.semantic_index import Candidate, SemanticIndex
@@ -111,7 +113,8 @@ class ResponseCache:
         verify: Verify,
         metrics: GatewayMetrics | None = None,
         clock: Callable[[], float] = time.time,
-        max_semantic_entries: int = 200_000,
+        max_semantic_entries: int = CacheConfig().max_semantic_entries,
+        feed: VectorFeed | None = None,
     ) -> None:
         self._config = config
         self._policies = policies
@@ -125,6 +128,9 @@ class ResponseCache:
         self._clock = clock
         self._max_semantic_entries = max_semantic_entries
         self._index: SemanticIndex | None = None
+        self._feed = feed
+        self._origin = secrets.token_hex(8)
+        self._following: asyncio.Task[None] | None = None
         self._health = _Health()
         if metrics is not None:
             metrics.set_cache_backend(backend.name, up=True)
@@ -231,8 +237,14 @@ class ResponseCache:
         if plan.semantic and not result.tool_calls:
             vector = plan.vector if plan.vector is not None else await self._embed(plan.fingerprint.prompt)
             if vector is not None:
-                self._semantic_index().add(entry.context, entry.key, entry.prompt, vector, entry.expires_at)
+                self._semantic_index(len(vector)).add(entry.context, entry.key, entry.prompt, vector, entry.expires_at)
+                await self._publish(entry, vector, now)
         return True
+
+    def start(self) -> None:
+        """With a shared backend, follows the semantic entries the other gateways store, into this one's index."""
+        if self._feed is not None and self._following is None:
+            self._following = asyncio.get_running_loop().create_task(self._follow(self._feed))
 
     async def purge(self, where: PurgeFilter) -> int:
         try:
@@ -273,6 +285,10 @@ class ResponseCache:
             self._index.forget(key.id)
 
     async def close(self) -> None:
+        if self._following is not None:
+            self._following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._following
         if self._embedder is not None:
             await self._embedder.close()
         await self._backend.close()
@@ -329,11 +345,37 @@ class ResponseCache:
                     log.exception("semantic cache off: the embedding model did not load")
         return self._embedder
 
-    def _semantic_index(self) -> SemanticIndex:
+    def _semantic_index(self, dim: int) -> SemanticIndex:
         if self._index is None:
-            assert self._embedder is not None
-            self._index = SemanticIndex(self._embedder.dim, self._max_semantic_entries)
+            self._index = SemanticIndex(dim, self._max_semantic_entries)
         return self._index
+
+    async def _publish(self, entry: CacheEntry, vector: Vector, now: float) -> None:
+        if self._feed is None:
+            return
+        shared = SharedVector(entry.context, entry.key, entry.prompt, entry.expires_at, vector.tobytes(), self._origin)
+        try:
+            await self._feed.publish(shared)
+        except BackendUnavailable as err:
+            self._failed(err, now)
+
+    async def _follow(self, feed: VectorFeed) -> None:
+        """From the oldest entry the feed keeps, then as they come; a backend that fails is retried after
+        retry_after_s, from where the feed was left."""
+        position = "0"
+        while True:
+            try:
+                position, items = await feed.follow(position, block_s=1.0)
+            except BackendUnavailable as err:
+                self._failed(err, self._clock())
+                await asyncio.sleep(self._config.retry_after_s)
+                continue
+            now = self._clock()
+            for item in items:
+                if item.origin == self._origin or item.expires_at <= now:
+                    continue
+                vector = np.frombuffer(item.vector, dtype=np.float32)
+                self._semantic_index(len(vector)).add(item.context, item.key, item.prompt, vector, item.expires_at)
 
     # --- health -----------------------------------------------------------------------------------------------------
 

@@ -68,3 +68,9 @@ class CacheConfig(Strict):
         description="Semantic candidates below this cosine are not considered; those above must pass verify.",
     )
     semantic_candidates: int = Field(default=3, ge=1, le=32, description="Index neighbours checked by verify.")
+    max_semantic_entries: int = Field(
+        default=200_000,
+        ge=1,
+        description="Prompts in each process's semantic index (about 2 KB each), oldest out first; with redis, also "
+        "the length of the feed through which gateways share them.",
+    )

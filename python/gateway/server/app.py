@@ -244,6 +244,7 @@ async def build_gateway(
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     metrics_server = await start_metrics_server(metrics.registry, metrics_address) if metrics_address else None
     audit.start()
+    cache.start()
     tenancy.start()
     retention.start()
     return Gateway(

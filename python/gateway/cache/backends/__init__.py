@@ -34,6 +34,30 @@ class PurgeFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class SharedVector:
+    """A semantic entry as the other gateways learn of it: enough to add it to their own index."""
+
+    context: str
+    key: EntryKey
+    prompt: str
+    expires_at: float
+    vector: bytes
+    """float32, native order."""
+    origin: str
+    """The gateway process that stored it (which skips its own)."""
+
+
+class VectorFeed(Protocol):
+    """Semantic entries published by every gateway sharing a backend, so each one's index finds the others'."""
+
+    async def publish(self, item: SharedVector) -> None: ...
+
+    async def follow(self, after: str, block_s: float) -> tuple[str, list[SharedVector]]:
+        """Entries published after the position `after` ("0": all kept), waiting up to block_s for one; returns the
+        position to continue from. BackendUnavailable when the store cannot answer."""
+
+
+@dataclass(frozen=True, slots=True)
 class StoredStats:
     entries: int
     bytes: int

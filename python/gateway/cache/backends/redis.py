@@ -19,7 +19,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from gateway.cache.backends import BackendUnavailable, PurgeFilter, StoredStats
+from gateway.cache.backends import BackendUnavailable, PurgeFilter, SharedVector, StoredStats
 from gateway.cache.entries import CacheEntry, EntryKey, decode, encode
 
 _SCAN_BATCH = 500
@@ -29,7 +29,7 @@ class RedisBackend:
     name = "redis"
     max_bytes = 0
 
-    def __init__(self, url: str, *, prefix: str, timeout_s: float) -> None:
+    def __init__(self, url: str, *, prefix: str, timeout_s: float, feed_length: int = 200_000) -> None:
         self._redis = Redis.from_url(
             url,
             socket_timeout=timeout_s,
@@ -37,7 +37,13 @@ class RedisBackend:
             retry=Retry(NoBackoff(), 0),
             max_connections=64,
         )
+        # Following the feed blocks on Redis for a while by design: its own connection, with a timeout above that.
+        self._follower = Redis.from_url(
+            url, socket_timeout=timeout_s + 5.0, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
+        )
         self._entries = f"{prefix}e:"
+        self._feed = f"{prefix}semantic"
+        self._feed_length = feed_length
 
     async def get(self, key: EntryKey, now: float) -> CacheEntry | None:
         with _reached():
@@ -82,8 +88,47 @@ class RedisBackend:
                 size += sum(lengths)
         return StoredStats(entries, size)
 
+    async def publish(self, item: SharedVector) -> None:
+        """One entry of a Redis stream trimmed to about feed_length entries (the semantic index's own bound)."""
+        key = item.key
+        fields: dict[str, str | bytes | float] = {
+            "c": item.context,
+            "t": key.team,
+            "n": key.namespace,
+            "m": key.model,
+            "i": key.id,
+            "p": item.prompt,
+            "x": item.expires_at,
+            "v": item.vector,
+            "o": item.origin,
+        }
+        with _reached():
+            await self._redis.xadd(self._feed, fields, maxlen=self._feed_length, approximate=True)  # type: ignore[arg-type]
+
+    async def follow(self, after: str, block_s: float) -> tuple[str, list[SharedVector]]:
+        with _reached():
+            found: list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] = await self._follower.xread(  # type: ignore[assignment]
+                {self._feed: after}, count=1000, block=int(block_s * 1000)
+            )
+        items = []
+        for _, entries in found:
+            for position, f in entries:
+                after = position.decode()
+                items.append(
+                    SharedVector(
+                        context=f[b"c"].decode(),
+                        key=EntryKey(f[b"t"].decode(), f[b"n"].decode(), f[b"m"].decode(), f[b"i"].decode()),
+                        prompt=f[b"p"].decode(),
+                        expires_at=float(f[b"x"]),
+                        vector=f[b"v"],
+                        origin=f[b"o"].decode(),
+                    )
+                )
+        return after, items
+
     async def close(self) -> None:
         await self._redis.aclose()
+        await self._follower.aclose()
 
     def _name(self, key: EntryKey) -> str:
         parts = (quote(key.team, safe=""), quote(key.namespace, safe=""), quote(key.model, safe=""), key.id)
