@@ -1,0 +1,249 @@
+"""Verify: do two prompts ask for the same thing? The semantic cache serves an answer only if they do.
+
+An embedding puts "convert 5 km to miles" and "convert 5 miles to km" at cosine 0.987; this stage reads the words.
+Each prompt is read once into `PromptFacts` (prompt_facts.py), then the facts are compared in a fixed order and the
+first difference is the verdict's reason:
+
+    number / version / unit -> negation -> antonym -> alternative -> language -> entity -> direction -> constraint
+
+Content words match despite case, accents, plurals and suffixes (a Porter stemmer), typos (typos.py) and a small
+synonym table. Numbers, units and names get no such slack beyond one typo. A content word in one prompt only is a
+constraint the other did not ask for ("without recursion", "in one line"); politeness and generic request words
+("please", "can you", "explain") are not content.
+
+Pure, no I/O; tens of microseconds per pair of 30-word prompts (benches/cache/bench_semantic.py).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Final
+
+from gateway.cache.semantic import lexicon as lx
+from gateway.cache.semantic.prompt_facts import PromptFacts, read_prompt
+from gateway.cache.semantic.stemming import stem
+from gateway.cache.semantic.typos import MIN_LETTERS, is_typo_of
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """`same` when both prompts ask for the same thing; else `reason` names the first difference found, as
+    "kind: detail" ("number: 5 vs 50", "negation", "direction: km->mi vs mi->km"); "" when same.
+
+    `rewording` marks a difference of words only: every number, polarity, name, language and direction agrees, no
+    side adds a word the other lacks, and some words were replaced on both sides ("symptoms" / "signs"). Verify
+    cannot tell a synonym from another thing there; the matcher leaves those to a very high cosine."""
+
+    same: bool
+    reason: str = ""
+    rewording: bool = False
+
+    @property
+    def kind(self) -> str:
+        """The reason's kind ("number", "negation", ...), for metrics; "" when same."""
+        return self.reason.split(":", 1)[0]
+
+
+SAME: Final = Verdict(True)
+REASON_KINDS: Final = (
+    "number", "version", "unit", "negation", "antonym", "alternative", "language", "entity", "direction",
+    "constraint",
+)  # fmt: skip
+
+
+def compare(cached: str, asked: str) -> Verdict:
+    """Whether `asked` asks for what `cached` asked for; the reason names the first difference."""
+    a, b = read_prompt(cached), read_prompt(asked)
+    for check in _CHECKS:
+        verdict = check(a, b)
+        if not verdict.same:
+            return verdict
+    return SAME
+
+
+def _check_numbers(a: PromptFacts, b: PromptFacts) -> Verdict:
+    if a.numbers != b.numbers:
+        only_a = Counter(a.numbers) - Counter(b.numbers)
+        only_b = Counter(b.numbers) - Counter(a.numbers)
+        version = any(v in a.versions for v in only_a) or any(v in b.versions for v in only_b)
+        return Verdict(False, f"{'version' if version else 'number'}: {_numbers(only_a)} vs {_numbers(only_b)}")
+    if a.units != b.units:
+        units_a = Counter(a.units) - Counter(b.units)
+        units_b = Counter(b.units) - Counter(a.units)
+        return Verdict(False, f"unit: {_listed(units_a.elements())} vs {_listed(units_b.elements())}")
+    return SAME
+
+
+def _check_negation(a: PromptFacts, b: PromptFacts) -> Verdict:
+    return SAME if a.negated == b.negated else Verdict(False, "negation")
+
+
+def _check_antonyms(a: PromptFacts, b: PromptFacts) -> Verdict:
+    for x in sorted(a.stems.keys() & _OPPOSITES.keys()):
+        if x in b.stems:
+            continue
+        for y in _OPPOSITES[x]:
+            if y in b.stems and y not in a.stems:
+                return Verdict(False, f"antonym: {a.stems[x]} vs {b.stems[y]}")
+    only_a, only_b = a.words - b.words, b.words - a.words
+    for x in sorted(only_a):
+        for y in sorted(only_b):
+            if _prefix_opposites(x, y):
+                return Verdict(False, f"antonym: {x} vs {y}")
+    return SAME
+
+
+def _prefix_opposites(x: str, y: str) -> bool:
+    """activate/deactivate, like/dislike, overwater/underwater: one word is the other behind a negating prefix,
+    or both are one stem behind swapped prefixes."""
+    short, long_ = (x, y) if len(x) < len(y) else (y, x)
+    if len(short) >= 4 and long_.endswith(short) and long_[: -len(short)] in lx.NEGATING_PREFIXES:
+        return True
+    for p, q in lx.SWAPPED_PREFIXES:
+        for u, v in ((x, y), (y, x)):
+            if u.startswith(p) and v.startswith(q) and len(u) - len(p) >= 3 and u[len(p) :] == v[len(q) :]:
+                return True
+    return False
+
+
+def _check_alternatives(a: PromptFacts, b: PromptFacts) -> Verdict:
+    """Monday/Tuesday, June/July, red/blue: one member of a closed set replaced by another."""
+    only_a, only_b = a.words - b.words, b.words - a.words
+    for group in lx.ALTERNATIVE_SETS:
+        x, y = sorted(only_a & group), sorted(only_b & group)
+        if x and y:
+            return Verdict(False, f"alternative: {x[0]} vs {y[0]}")
+    return SAME
+
+
+def _check_languages(a: PromptFacts, b: PromptFacts) -> Verdict:
+    if a.languages == b.languages:
+        return SAME
+    return Verdict(False, f"language: {_listed(a.languages - b.languages)} vs {_listed(b.languages - a.languages)}")
+
+
+def _check_names(a: PromptFacts, b: PromptFacts) -> Verdict:
+    only_a = [n for n in a.names if not _written_in(n, b)]
+    only_b = [n for n in b.names if not _written_in(n, a)]
+    if not only_a and not only_b:
+        return SAME
+    return Verdict(False, f"entity: {_listed(only_a)} vs {_listed(only_b)}")
+
+
+def _written_in(name: str, facts: PromptFacts) -> bool:
+    return name in facts.words or (len(name) >= MIN_LETTERS and any(is_typo_of(name, w) for w in facts.words))
+
+
+def _check_direction(a: PromptFacts, b: PromptFacts) -> Verdict:
+    """A thing that one prompt goes from and the other goes to: "Paris to Rome" vs "Rome to Paris"."""
+    sources_a, targets_a = {s for s, _ in a.routes if s}, {t for _, t in a.routes if t}
+    sources_b, targets_b = {s for s, _ in b.routes if s}, {t for _, t in b.routes if t}
+    flipped = (sources_a & targets_b) | (targets_a & sources_b)
+    if not flipped:
+        return SAME
+    return Verdict(False, f"direction: {_routes(a, flipped)} vs {_routes(b, flipped)}")
+
+
+def _check_constraints(a: PromptFacts, b: PromptFacts) -> Verdict:
+    only_a = _unmatched(a.content, b.content)
+    only_b = _unmatched(b.content, a.content)
+    only_a, only_b = _join_compounds(only_a, only_b), _join_compounds(only_b, only_a)
+    if not only_a and not only_b:
+        return SAME
+    said = " vs ".join(" ".join(words) for words in (only_a, only_b) if words)
+    return Verdict(False, f"constraint: {said}", rewording=_is_rewording(only_a, only_b))
+
+
+def _is_rewording(only_a: list[str], only_b: list[str]) -> bool:
+    """Words replaced on both sides, about as many each way, none a scope word ("without", "only"), all readable by
+    an English embedding model (not CJK, where MiniLM sees unknown tokens and any cosine is meaningless)."""
+    return (
+        bool(only_a)
+        and bool(only_b)
+        and abs(len(only_a) - len(only_b)) <= 1
+        and not any(w in lx.SCOPE_WORDS or not w.isascii() for w in (*only_a, *only_b))
+    )
+
+
+def _unmatched(words: tuple[str, ...], others: tuple[str, ...]) -> list[str]:
+    other_keys = {_key(w) for w in others}
+    return [
+        word
+        for word in words
+        if _key(word) not in other_keys
+        and not (
+            len(word) >= MIN_LETTERS and any(is_typo_of(word, o) or is_typo_of(_key(word), _key(o)) for o in others)
+        )
+    ]
+
+
+def _join_compounds(words: list[str], others: list[str]) -> list[str]:
+    """Drops words that the other side writes as one: "quick sort" / "quicksort", "data set" / "dataset",
+    "sci-fi" / "scifi"."""
+    other_forms = {o.replace("-", "") for o in others}
+    joined = {x + y for x, y in pairwise(others)}
+    kept = []
+    for i, word in enumerate(words):
+        plain = word.replace("-", "")
+        pair_before = i > 0 and words[i - 1] + word in other_forms
+        pair_after = i + 1 < len(words) and word + words[i + 1] in other_forms
+        if plain in joined or (plain != word and plain in other_forms) or pair_before or pair_after:
+            continue
+        kept.append(word)
+    return kept
+
+
+def _key(word: str) -> str:
+    """What a content word is compared by: its synonym group, else its stem."""
+    stemmed = stem(word)
+    return _SYNONYM_KEY.get(word) or _SYNONYM_KEY.get(stemmed) or stemmed
+
+
+_SYNONYM_KEY: Final = {form: min(group) for group in lx.SYNONYM_GROUPS for word in group for form in (word, stem(word))}
+
+
+def _opposites() -> dict[str, tuple[str, ...]]:
+    """Stem -> the stems of its opposites, both ways round."""
+    found: dict[str, list[str]] = {}
+    for x, y in lx.ANTONYM_PAIRS:
+        found.setdefault(stem(x), []).append(stem(y))
+        found.setdefault(stem(y), []).append(stem(x))
+    return {word: tuple(others) for word, others in found.items()}
+
+
+_OPPOSITES: Final = _opposites()
+_CHECKS: Final[tuple[Callable[[PromptFacts, PromptFacts], Verdict], ...]] = (
+    _check_numbers,
+    _check_negation,
+    _check_antonyms,
+    _check_alternatives,
+    _check_languages,
+    _check_names,
+    _check_direction,
+    _check_constraints,
+)
+
+
+def _numbers(values: Counter[float]) -> str:
+    return _listed(_number(v) for v in sorted(values.elements()))
+
+
+def _number(value: float) -> str:
+    if value > 1_000_000 and value % 1 == 0.5:  # a dotted version (prompt_facts.dotted_version)
+        whole = int(value)
+        return f"{whole // 1_000_000}.{whole // 1000 % 1000}.{whole % 1000}"
+    return f"{value:g}" if value % 1 else str(int(value))
+
+
+def _routes(facts: PromptFacts, flipped: set[str]) -> str:
+    """The routes between flipped words ("km->mi"), else those that touch one."""
+    routes = [r for r in facts.routes if r[0] in flipped and r[1] in flipped]
+    routes = routes or [r for r in facts.routes if r[0] in flipped or r[1] in flipped]
+    return _listed(f"{s or '?'}->{t or '?'}" for s, t in routes)
+
+
+def _listed(items: Iterable[str]) -> str:
+    return ", ".join(sorted(items)) or "none"

