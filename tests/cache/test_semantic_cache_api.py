@@ -11,7 +11,7 @@ from llmgateway.v1 import admin_pb2 as apb
 from llmgateway.v1 import admin_pb2_grpc, gateway_pb2_grpc
 from llmgateway.v1 import gateway_pb2 as pb
 
-from gateway.cache.semantic.embedder import EmbeddingModelMissing, Embedder
+from gateway.cache.semantic.embedder import Embedder, EmbeddingModelMissing
 from gateway.server.app import Gateway
 from tests.admin.helpers import Admin, bearer, chat_request
 from tests.fakes import FakeOpenAI
@@ -68,7 +68,10 @@ async def test_a_paraphrase_is_served_from_the_semantic_cache(running: tuple[Gat
     assert second.cache.hit
     assert second.cache.kind == "semantic"
     assert 0.8 <= second.cache.similarity < 1.0
-    assert second.cache.entry_id == (await ask(admin, chat_request("gpt", "How do I reverse a list in Python?"))).cache.entry_id
+    assert (
+        second.cache.entry_id
+        == (await ask(admin, chat_request("gpt", "How do I reverse a list in Python?"))).cache.entry_id
+    )
     assert second.message.content == "Use reversed() or list.reverse()."
     assert len(fake.requests) == 1
     samples = await scrape(gateway.metrics_server.url)  # type: ignore[union-attr]
@@ -109,7 +112,9 @@ async def test_context_team_and_the_callers_choice_bound_semantic_matches(
         messages=[pb.Message(role="system", content="Answer in French."), *paraphrase.messages],
     )
     assert not (await ask(admin, in_french, alpha)).cache.hit  # another system prompt
-    exact_only = chat_request("gpt", "what's the capital city of australia", cache=pb.CacheControl(allow_semantic=False))
+    exact_only = chat_request(
+        "gpt", "what's the capital city of australia", cache=pb.CacheControl(allow_semantic=False)
+    )
     assert not (await ask(admin, exact_only, alpha)).cache.hit  # the caller refused semantic matches
     assert (await ask(admin, paraphrase, alpha)).cache.hit
     assert len(fake.requests) == 4
@@ -134,7 +139,9 @@ async def test_gateways_sharing_redis_find_each_others_semantic_entries(
     extra = f"cache: {{backend: redis, redis_url: '{redis_server.url}'}}"
     _, one = await start_gateway(config(fake, extra))
     _, two = await start_gateway(config(fake, extra))
-    await gateway_pb2_grpc.GatewayStub(one).Chat(chat_request("gpt", "How do I reverse a list in Python?"), metadata=AUTH)
+    await gateway_pb2_grpc.GatewayStub(one).Chat(
+        chat_request("gpt", "How do I reverse a list in Python?"), metadata=AUTH
+    )
     admin_two = admin_pb2_grpc.AdminStub(two)
     for _ in range(100):
         stats = await admin_two.GetCacheStats(apb.GetCacheStatsRequest(), metadata=AUTH)

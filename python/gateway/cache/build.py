@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 from gateway.cache.backends import CacheBackend
 from gateway.cache.backends.memory import MemoryBackend
 from gateway.cache.backends.redis import RedisBackend
-from gateway.cache.semantic_glue import load_embedder, verify_candidates
-from gateway.cache.service import ResponseCache
+from gateway.cache.semantic.batching import BatchingEmbedder
+from gateway.cache.semantic.embedder import Embedder
+from gateway.cache.semantic.matcher import SemanticMatcher
+from gateway.cache.semantic_index import Candidate
+from gateway.cache.service import ResponseCache, Vector, Verify
+from gateway.config.cache import EmbeddingConfig
 from gateway.config.schema import GatewayConfig
 from gateway.observe.metrics import GatewayMetrics
 
@@ -32,7 +39,7 @@ def build_cache(config: GatewayConfig, metrics: GatewayMetrics | None) -> Respon
         policies,
         backend,
         load_embedder=lambda: load_embedder(settings.embedding),
-        verify=verify_candidates,
+        verify=verify_with(SemanticMatcher(settings.similarity_threshold, settings.semantic_candidates)),
         metrics=metrics,
         max_semantic_entries=settings.max_semantic_entries,
         feed=feed,
@@ -40,3 +47,32 @@ def build_cache(config: GatewayConfig, metrics: GatewayMetrics | None) -> Respon
     if isinstance(backend, MemoryBackend):
         backend.on_evict = cache.forget
     return cache
+
+
+class _Embedding:
+    """The batching embedder as the cache uses it."""
+
+    def __init__(self, model: Embedder, max_batch: int) -> None:
+        self.dim = model.dim
+        self._batching = BatchingEmbedder(model, max_batch)
+
+    async def embed(self, text: str) -> Vector:
+        vector: Vector = await self._batching.embed(text)
+        return vector
+
+    async def close(self) -> None:
+        self._batching.close()
+
+
+async def load_embedder(config: EmbeddingConfig) -> _Embedding:
+    """Loads the model off the event loop (about 0.3 s); EmbeddingModelMissing names the pip command if absent."""
+    model = await asyncio.to_thread(Embedder, config.threads)
+    return _Embedding(model, config.max_batch)
+
+
+def verify_with(matcher: SemanticMatcher) -> Verify:
+    def verify(asked: str, candidates: Sequence[Candidate]) -> tuple[Candidate | None, list[str]]:
+        match = matcher.match(asked, [(i, c.similarity, c.prompt) for i, c in enumerate(candidates)])
+        return (candidates[match.entry_id] if match.entry_id is not None else None), list(match.reasons)
+
+    return verify
