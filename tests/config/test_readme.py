@@ -26,3 +26,15 @@ def test_readme_config_examples_validate() -> None:
     assert config.state.database_url is not None
     assert config.guardrails is not None
     assert config.residency is not None
+
+
+def test_readme_cache_example_validates() -> None:
+    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    cache = next(b for b in blocks if b.startswith("cache:"))
+    config = parse_config("providers:\n  - {name: openai, type: openai}\n" + cache, source="README.md")
+    assert config.cache.backend == "memory"
+    assert config.cache.max_bytes == 268435456
+    assert config.models[0].cache is not None
+    assert config.models[0].cache.semantic
+    assert config.routes[0].cache is not None
+    assert config.routes[0].cache.shared
