@@ -511,6 +511,10 @@ class ChatPipeline:
         if target is not None:
             if served is not None:
                 usage, cost = served.usage, served.cost_usd
+            elif record.cache is not None:
+                # A stream from the cache cut short: no provider was called, the hit costs what any hit does.
+                usage = Usage()
+                cost = self._cache.hit_cost_usd if self._cache is not None else 0.0
             else:
                 # A stream cut short: the prompt and the answer's tokens that went out, as the gateway counted them.
                 usage = Usage(admission.features.prompt_tokens(target.model), admission.streamed_tokens)

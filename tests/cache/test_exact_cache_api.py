@@ -326,3 +326,21 @@ async def test_bad_cache_controls_are_refused_with_the_field_to_fix(running: tup
             await ask(admin, chat_request("gpt", "bad", cache=control))
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert words in (refused.value.details() or "")
+
+
+async def test_a_cached_stream_cut_short_costs_nothing(running: tuple[Gateway, Admin], fake: FakeOpenAI) -> None:
+    gateway, admin = running
+    fake.default_answer = Answer(text=" ".join(f"w{i}" for i in range(400)), prompt_tokens=50, completion_tokens=400)
+    request = chat_request("gpt", "A long one")
+    await ask(admin, request)
+    call = admin.gateway.ChatStream(request, metadata=AUTH)
+    first = await call.read()  # type: ignore[attr-defined]
+    call.cancel()
+    await asyncio.sleep(0.1)
+    await gateway.audit.flush()
+    found = await admin.admin.QueryAudit(apb.QueryAuditRequest(request_id=first.id), metadata=AUTH)
+    [record] = found.records
+    assert record.status == "CANCELLED"
+    assert record.cache.hit
+    assert record.cost_usd == 0.0
+    assert (record.prompt_tokens, record.completion_tokens) == (0, 0)
