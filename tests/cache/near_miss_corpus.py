@@ -9,7 +9,9 @@ so one answer serves both. `same=False` pairs look very close but differ in one 
 number or date (number), a polarity or antonym (negation), a named thing (entity), the order of a from/to (direction),
 a version (version), an added or removed constraint (scope), the language the answer must be in (language_target), any
 of these in a non-English language (multilingual_diff), or a different request on the same topic (unrelated). A pair a
-careful reader would hesitate over was left out. The set is held out: it is not tuned to any verify rule.
+careful reader would hesitate over was left out. It was written apart from the verifier, which was then adjusted after
+a first run on it (first run: precision 0.933, recall 0.464), so its figures are no longer held-out ones;
+near_miss_holdout.py is a second set written after those changes, by another hand, and never tuned on.
 """
 
 from __future__ import annotations
