@@ -1,15 +1,15 @@
 """The semantic cache's whole decision (cosine >= threshold AND verify) on labelled near-miss pairs.
 
 The corpus (tests/cache/near_miss_corpus.py, written apart from the verifier, which was later adjusted after a first
-run on it) is embedded with the real model; a pair is served when the default SemanticMatcher accepts it. Asserted: precision >= 0.97 and recall >= 0.6.
-The threshold-only baseline (a cache without verify) is computed and printed, never asserted on. OWN_PAIRS, written
-here after the first corpus run, probe what the corpus has few of (one-word swaps at a high cosine); they show why
-the matcher's rewording threshold stays off. Run with `-s` for the per-kind tables.
+run on it) is embedded with the real model; a pair is served when the default SemanticMatcher accepts it. Asserted:
+precision >= 0.97 and recall >= 0.6. The held-out set (near_miss_holdout.py) keeps its measured floor. The
+threshold-only baseline (a cache without verify) is computed and printed. OWN_PAIRS, written here after the first
+corpus run, probe what the corpus has few of (one-word swaps at a high cosine); they show why the matcher's rewording
+threshold stays off. Run with `-s` for the per-kind tables.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -20,6 +20,7 @@ import pytest
 from gateway.cache.semantic.embedder import Embedder, EmbeddingModelMissing
 from gateway.cache.semantic.evaluation import LabelledPair, Scores, score_matcher, score_threshold
 from gateway.cache.semantic.matcher import SemanticMatcher
+from tests.cache import near_miss_corpus, near_miss_holdout
 
 BASELINE_THRESHOLDS = (0.80, 0.85, 0.90, 0.95)
 BATCH = 32
@@ -152,10 +153,7 @@ def embedder() -> Embedder:
 
 @pytest.fixture(scope="module")
 def corpus() -> ModuleType:
-    try:
-        return importlib.import_module("tests.cache.near_miss_corpus")
-    except ModuleNotFoundError:
-        pytest.skip("the near-miss corpus (tests/cache/near_miss_corpus.py) is not in this tree")
+    return near_miss_corpus
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +169,19 @@ def test_threshold_and_verify_reach_the_precision_and_recall_aims(
     _record(record_property, "pipeline", scores)
     assert scores.precision >= 0.97, _wrong_hits(scores)
     assert scores.recall >= 0.6
+
+
+def test_held_out_pairs_keep_their_measured_floor(embedder: Embedder) -> None:
+    """The second set, written after the verifier's last change by another hand and never tuned on: what the cache
+    does on prompts nobody adjusted it to. Measured: precision 0.963, recall 0.325 (below the aims; see
+    docs/benchmarks.md), the threshold-only baseline's precision 0.49. Asserted: that floor, so a change that makes
+    the cache serve more wrong answers fails here. Tuning on this set would end its use as a held-out measure."""
+    similarities = pair_similarities(embedder, near_miss_holdout.PAIRS)
+    scores = score_matcher(near_miss_holdout.PAIRS, similarities.tolist(), SemanticMatcher())
+    print("\n" + scores.table())
+    assert scores.precision >= 0.96, _wrong_hits(scores)
+    assert scores.recall >= 0.32
+    assert scores.precision > score_threshold(near_miss_holdout.PAIRS, similarities.tolist(), 0.80).precision + 0.4
 
 
 def test_threshold_alone_baseline_is_computed(
