@@ -41,7 +41,6 @@ def build_cache(config: GatewayConfig, metrics: GatewayMetrics | None) -> Respon
         load_embedder=lambda: load_embedder(settings.embedding),
         verify=verify_with(SemanticMatcher(settings.similarity_threshold, settings.semantic_candidates)),
         metrics=metrics,
-        max_semantic_entries=settings.max_semantic_entries,
         feed=feed,
     )
     if isinstance(backend, MemoryBackend):

@@ -113,7 +113,6 @@ class ResponseCache:
         verify: Verify,
         metrics: GatewayMetrics | None = None,
         clock: Callable[[], float] = time.time,
-        max_semantic_entries: int = CacheConfig().max_semantic_entries,
         feed: VectorFeed | None = None,
     ) -> None:
         self._config = config
@@ -126,7 +125,6 @@ class ResponseCache:
         self._verify = verify
         self._metrics = metrics
         self._clock = clock
-        self._max_semantic_entries = max_semantic_entries
         self._index: SemanticIndex | None = None
         self._feed = feed
         self._origin = secrets.token_hex(8)
@@ -134,10 +132,6 @@ class ResponseCache:
         self._health = _Health()
         if metrics is not None:
             metrics.set_cache_backend(backend.name, up=True)
-
-    @property
-    def backend_name(self) -> str:
-        return self._backend.name
 
     @property
     def hit_cost_usd(self) -> float:
@@ -347,7 +341,7 @@ class ResponseCache:
 
     def _semantic_index(self, dim: int) -> SemanticIndex:
         if self._index is None:
-            self._index = SemanticIndex(dim, self._max_semantic_entries)
+            self._index = SemanticIndex(dim, self._config.max_semantic_entries)
         return self._index
 
     async def _publish(self, entry: CacheEntry, vector: Vector, now: float) -> None:
