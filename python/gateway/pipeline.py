@@ -390,7 +390,7 @@ class ChatPipeline:
         assert self._cache is not None
         span = admission.span
         with span.stage("cache.lookup"):
-            hit: CacheHit | None = await self._cache.lookup(plan)
+            hit: CacheHit | None = await self._cache.lookup(plan, wait=not admission.features.streaming)
         target = self._catalog.deployment(hit.entry.served_model, hit.entry.provider) if hit is not None else None
         if hit is None or target is None:
             # An entry whose model or provider left the config is not served: nothing could vouch for it now.
@@ -431,6 +431,8 @@ class ChatPipeline:
         record = state.record
         record.latency_ms = (time.time() - record.at) * 1000
         if admission is not None:
+            if admission.cache_plan is not None and self._cache is not None:
+                self._cache.release(admission.cache_plan)
             self._settle(record, admission)
             anomalies = self._policies.anomalies
             if anomalies is not None:

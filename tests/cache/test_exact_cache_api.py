@@ -344,3 +344,43 @@ async def test_a_cached_stream_cut_short_costs_nothing(running: tuple[Gateway, A
     assert record.cache.hit
     assert record.cost_usd == 0.0
     assert (record.prompt_tokens, record.completion_tokens) == (0, 0)
+
+
+async def test_identical_unary_misses_in_flight_make_one_provider_call(
+    running: tuple[Gateway, Admin], fake: FakeOpenAI
+) -> None:
+    _, admin = running
+    fake.slow(first_byte_delay=0.3, times=10)
+    request = chat_request("gpt", "Everyone asks this at once")
+    answers = await asyncio.gather(*(ask(admin, request) for _ in range(5)))
+    assert len(fake.requests) == 1
+    assert sorted(a.cache.hit for a in answers) == [False, True, True, True, True]
+    assert {a.message.content for a in answers} == {"Paris is the capital of France."}
+
+
+async def test_waiting_calls_ask_the_provider_themselves_when_the_first_one_fails(
+    running: tuple[Gateway, Admin], fake: FakeOpenAI
+) -> None:
+    _, admin = running
+    fake.fail(400, message="bad request for the first caller")
+    fake.slow(first_byte_delay=0.2, times=10)
+    request = chat_request("gpt", "The first caller fails")
+    outcomes = await asyncio.gather(*(ask(admin, request) for _ in range(3)), return_exceptions=True)
+    failed = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert len(failed) == 1
+    assert all(isinstance(o, pb.ChatResponse) and o.message.content for o in outcomes if o not in failed)
+    assert len(fake.requests) >= 2
+
+
+async def test_streams_do_not_wait_for_an_identical_call_in_flight(
+    running: tuple[Gateway, Admin], fake: FakeOpenAI
+) -> None:
+    _, admin = running
+    fake.slow(first_byte_delay=0.3, times=10)
+    request = chat_request("gpt", "Stream it to everyone")
+
+    async def stream() -> list[pb.ChatChunk]:
+        return [chunk async for chunk in admin.gateway.ChatStream(request, metadata=AUTH)]
+
+    await asyncio.gather(*(stream() for _ in range(3)))
+    assert len(fake.requests) == 3

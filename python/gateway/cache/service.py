@@ -68,6 +68,8 @@ class CachePlan:
     ttl_s: int
     vector: Vector | None = None
     """The prompt's embedding, computed once for the lookup and reused by the store."""
+    leader: bool = False
+    """The call that asks the provider while identical calls wait for its answer (see ResponseCache.release)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +131,8 @@ class ResponseCache:
         self._feed = feed
         self._origin = secrets.token_hex(8)
         self._following: asyncio.Task[None] | None = None
+        self._in_flight: dict[str, asyncio.Future[None]] = {}
+        """Exact ids some call is asking a provider for now, done when it is over."""
         self._health = _Health()
         if metrics is not None:
             metrics.set_cache_backend(backend.name, up=True)
@@ -171,7 +175,10 @@ class ResponseCache:
             ttl_s=ttl_s,
         )
 
-    async def lookup(self, plan: CachePlan) -> CacheHit | None:
+    async def lookup(self, plan: CachePlan, *, wait: bool = False) -> CacheHit | None:
+        """`wait`: on an exact miss while an identical call is already asking the provider, wait for its answer (up
+        to coalesce_wait_s) instead of asking too, so a popular prompt whose entry expired costs one provider call,
+        not one per caller. Streams do not wait: their first chunk would wait for the other call's last."""
         now = self._clock()
         counts = self._counts(plan.team)
         if not self._usable(now):
@@ -179,6 +186,9 @@ class ResponseCache:
         try:
             if plan.read_exact:
                 entry = await self._backend.get(plan.key, now)
+                if entry is None and plan.write:
+                    entry = await self._coalesce(plan, wait=wait)
+                    now = self._clock()
                 if entry is not None:
                     self._recovered()
                     self._observe(counts, "exact", hit=True)
@@ -228,6 +238,7 @@ class ResponseCache:
             self._failed(err, now)
             return False
         self._recovered()
+        self.release(plan)
         if plan.semantic and not result.tool_calls:
             vector = plan.vector if plan.vector is not None else await self._embed(plan.fingerprint.prompt)
             if vector is not None:
@@ -272,6 +283,27 @@ class ResponseCache:
             counts=counts,
             semantic_entries=len(self._index) if self._index is not None else 0,
         )
+
+    def release(self, plan: CachePlan) -> None:
+        """The leader's call is over (its answer stored, or not): the calls waiting for it look again."""
+        if plan.leader:
+            plan.leader = False
+            waiting = self._in_flight.pop(plan.key.id, None)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(None)
+
+    async def _coalesce(self, plan: CachePlan, *, wait: bool) -> CacheEntry | None:
+        in_flight = self._in_flight.get(plan.key.id)
+        if in_flight is None:
+            self._in_flight[plan.key.id] = asyncio.get_running_loop().create_future()
+            plan.leader = True
+            return None
+        if not wait or self._config.coalesce_wait_s <= 0:
+            return None
+        # Shielded: a waiter that gives up (its deadline, a cancel) must not cancel what the others wait on.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(in_flight), self._config.coalesce_wait_s)
+        return await self._backend.get(plan.key, self._clock())
 
     def forget(self, key: EntryKey) -> None:
         """An entry the backend evicted leaves the semantic index too."""

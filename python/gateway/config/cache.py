@@ -68,6 +68,13 @@ class CacheConfig(Strict):
         description="Semantic candidates below this cosine are not considered; those above must pass verify.",
     )
     semantic_candidates: int = Field(default=3, ge=1, le=32, description="Index neighbours checked by verify.")
+    coalesce_wait_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=600,
+        description="A unary call that misses while an identical one is asking the provider waits up to this long "
+        "for that answer instead of asking too; 0 turns coalescing off.",
+    )
     max_semantic_entries: int = Field(
         default=200_000,
         ge=1,
