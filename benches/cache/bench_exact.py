@@ -57,7 +57,7 @@ def cache() -> ResponseCache:
     )
     answer = ChatResult("", "gpt-4o-mini", "A central gateway " * 20, "stop", Usage(40, 80))
     for i in range(ENTRIES):
-        plan = cache.plan(request(i), "team")
+        plan = cache.plan(request(i), "team", "gpt")
         assert plan is not None
         finish(cache.store(plan, answer, Usage(40, 80), served_model="gpt", provider="openai", cost_usd=1e-4))
     return cache
@@ -69,7 +69,7 @@ def run(benchmark: BenchmarkFixture, cache: ResponseCache, offset: int) -> int:
 
     def lookup() -> None:
         nonlocal hits
-        plan = cache.plan(next(requests), "team")
+        plan = cache.plan(next(requests), "team", "gpt")
         assert plan is not None
         hits += finish(cache.lookup(plan)) is not None
 

@@ -272,7 +272,8 @@ class ChatPipeline:
         if self._cache is not None:
             # After the input guardrails and the budget downgrade: the fingerprint is of the request as it would go
             # to a provider (redacted, on its final model), so no entry holds what the guardrails took out.
-            admission.cache_plan = self._cache.plan(request, key.team)
+            choice = plan.candidates[0].model.name if plan.candidates else ""
+            admission.cache_plan = self._cache.plan(request, key.team, choice)
         return admission
 
     async def chat(self, admission: Admission) -> Served:
@@ -392,8 +393,11 @@ class ChatPipeline:
         with span.stage("cache.lookup"):
             hit: CacheHit | None = await self._cache.lookup(plan, wait=not admission.features.streaming)
         target = self._catalog.deployment(hit.entry.served_model, hit.entry.provider) if hit is not None else None
+        if target is not None and target.model.name not in {c.model.name for c in admission.plan.candidates}:
+            target = None
         if hit is None or target is None:
-            # An entry whose model or provider left the config is not served: nothing could vouch for it now.
+            # Served only by a model this call could have been routed to now (its route, rules and residency), and
+            # only while the config still has it: nothing else could vouch for the entry.
             admission.cache = MISS
             span.set_cache(hit=False, kind="semantic" if plan.read_semantic else "exact")
             return None

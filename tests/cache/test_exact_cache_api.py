@@ -40,6 +40,12 @@ routes:
   - name: faq
     targets: [{{model: plain}}]
     cache: {{exact: true, shared: true}}
+  - name: tiered
+    strategy: rules
+    rules:
+      - {{name: gold, when: {{metadata: {{tier: gold}}}}, target: gpt}}
+    default: plain
+    cache: {{exact: true, shared: true}}
 guardrails:
   output:
     pii: {{default: allow, EMAIL_ADDRESS: redact}}
@@ -384,3 +390,38 @@ async def test_streams_do_not_wait_for_an_identical_call_in_flight(
 
     await asyncio.gather(*(stream() for _ in range(3)))
     assert len(fake.requests) == 3
+
+
+async def test_calls_the_router_sends_to_another_model_never_share_an_entry(
+    running: tuple[Gateway, Admin], fake: FakeOpenAI
+) -> None:
+    _, admin = running
+    gold = chat_request("tiered", "Summarise our refund policy")
+    gold.metadata["tier"] = "gold"
+    plain = chat_request("tiered", "Summarise our refund policy")
+    first = await ask(admin, gold)
+    assert first.model == "gpt"
+    other = await ask(admin, plain)  # same words, same (shared) route, but the rules pick another model
+    assert not other.cache.hit
+    assert other.model == "plain"
+    assert (await ask(admin, gold)).cache.hit
+    assert (await ask(admin, plain)).cache.hit
+    assert len(fake.requests) == 2
+
+
+async def test_a_unary_call_does_not_wait_behind_an_identical_stream(
+    running: tuple[Gateway, Admin], fake: FakeOpenAI
+) -> None:
+    _, admin = running
+    fake.slow(first_byte_delay=0.3, times=10)
+    request = chat_request("gpt", "Streamed first, then asked whole")
+
+    async def stream() -> list[pb.ChatChunk]:
+        return [chunk async for chunk in admin.gateway.ChatStream(request, metadata=AUTH)]
+
+    streaming = asyncio.ensure_future(stream())
+    await asyncio.sleep(0.05)
+    unary = await ask(admin, request)
+    await streaming
+    assert not unary.cache.hit  # it asked the provider itself instead of waiting for the whole stream
+    assert len(fake.requests) == 2

@@ -70,33 +70,33 @@ def cache(backend: MemoryBackend, clock: Clock, **config: object) -> ResponseCac
 
 
 async def store(responses: ResponseCache, chat: ChatRequest, team: str = "t") -> None:
-    plan = responses.plan(chat, team)
+    plan = responses.plan(chat, team, chat.model)
     assert plan is not None
     assert await responses.store(plan, ANSWER, Usage(10, 3), served_model="gpt", provider="openai", cost_usd=1e-5)
 
 
 async def lookup(responses: ResponseCache, chat: ChatRequest, team: str = "t") -> bool:
-    plan = responses.plan(chat, team)
+    plan = responses.plan(chat, team, chat.model)
     assert plan is not None
     return await responses.lookup(plan) is not None
 
 
 def test_plans_follow_the_config_and_the_request() -> None:
     responses = cache(MemoryBackend(1 << 20), Clock())
-    assert responses.plan(request(model="unconfigured"), "t") is None
-    assert responses.plan(request(model="off"), "t") is None
-    assert responses.plan(request(mode=CacheMode.OFF), "t") is None
-    on_request = responses.plan(request(model="unconfigured", mode=CacheMode.READ_WRITE, ttl_s=5), "t")
+    assert responses.plan(request(model="unconfigured"), "t", "gpt") is None
+    assert responses.plan(request(model="off"), "t", "gpt") is None
+    assert responses.plan(request(mode=CacheMode.OFF), "t", "gpt") is None
+    on_request = responses.plan(request(model="unconfigured", mode=CacheMode.READ_WRITE, ttl_s=5), "t", "gpt")
     assert on_request is not None
     assert (on_request.read_exact, on_request.write, on_request.ttl_s) == (True, True, 5)
-    read_only = responses.plan(request(mode=CacheMode.READ_ONLY), "t")
+    read_only = responses.plan(request(mode=CacheMode.READ_ONLY), "t", "gpt")
     assert read_only is not None
     assert (read_only.read_exact, read_only.write) == (True, False)
-    write_only = responses.plan(request(mode=CacheMode.WRITE_ONLY), "t")
+    write_only = responses.plan(request(mode=CacheMode.WRITE_ONLY), "t", "gpt")
     assert write_only is not None
     assert (write_only.read_exact, write_only.write) == (False, True)
     # No embedder: nothing is semantic, whatever the request allows.
-    semantic = responses.plan(request(allow_semantic=True), "t")
+    semantic = responses.plan(request(allow_semantic=True), "t", "gpt")
     assert semantic is not None
     assert not semantic.read_semantic
 
@@ -158,3 +158,34 @@ async def test_entries_are_partitioned(cached: ChatRequest, asked: ChatRequest) 
     assert not await lookup(responses, asked)
     assert not await lookup(responses, cached, team="another team")
     assert await lookup(responses, cached)
+
+
+async def test_a_caller_may_shorten_the_configs_ttl_never_lengthen_it() -> None:
+    responses = cache(MemoryBackend(1 << 20), Clock())
+    shorter = responses.plan(request(ttl_s=5), "t", "gpt")
+    longer = responses.plan(request(ttl_s=86_400), "t", "gpt")
+    assert shorter is not None
+    assert longer is not None
+    assert (shorter.ttl_s, longer.ttl_s) == (5, 60)
+
+
+async def test_entries_are_partitioned_by_the_routers_first_choice() -> None:
+    responses = cache(MemoryBackend(1 << 20), Clock())
+    plan = responses.plan(request(), "t", "big")
+    assert plan is not None
+    await responses.store(plan, ANSWER, Usage(10, 3), served_model="big", provider="openai", cost_usd=1e-5)
+    small = responses.plan(request(), "t", "small")
+    assert small is not None
+    assert await responses.lookup(small) is None
+    big = responses.plan(request(), "t", "big")
+    assert big is not None
+    assert await responses.lookup(big) is not None
+
+
+async def test_an_unreadable_entry_is_a_miss_not_a_failure() -> None:
+    class Broken(MemoryBackend):
+        async def get(self, key: EntryKey, now: float) -> CacheEntry | None:
+            raise KeyError("key")  # as a decode of another release's entry would
+
+    responses = cache(Broken(1 << 20), Clock())
+    assert not await lookup(responses, request())

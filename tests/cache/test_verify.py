@@ -329,3 +329,28 @@ def test_rewordings_are_served_only_when_asked_for_and_very_close() -> None:
 def test_matcher_refuses_bad_settings(arguments: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=r"must|cosine"):
         SemanticMatcher(**arguments)  # type: ignore[arg-type]  # values under test
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked", "reason"),
+    [
+        ("Is 3 < 5?", "Is 3 > 5?", "operator: < vs >"),
+        ("SELECT name FROM users WHERE id = 1", "SELECT name FROM users WHERE id != 1", "operator: = vs !="),
+        ("simplify x + 1 over 2", "simplify x - 1 over 2", "operator: + vs -"),
+        ("what is 12 * 4", "what is 12 / 4", "operator: * vs /"),
+    ],
+)
+def test_operators_the_words_do_not_show_must_match(cached: str, asked: str, reason: str) -> None:
+    assert compare(cached, asked) == Verdict(False, reason)
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("best sci-fi books of 2020", "best sci-fi novels of 2020"),
+        ("reverse a string in C++", "how to reverse a string in C++"),
+        ("what is 15% of 80", "what is 15 percent of 80"),
+    ],
+)
+def test_hyphens_slashes_and_names_with_symbols_are_not_operators(cached: str, asked: str) -> None:
+    assert not compare(cached, asked).reason.startswith("operator")

@@ -248,8 +248,9 @@ class AdminOperations:
             check_manages(caller, where.team)
         try:
             return await self._cache.purge(where)
-        except BackendUnavailable as err:
-            raise Unavailable(f"the cache backend cannot be reached: {err}", retry_after=5.0) from None
+        except BackendUnavailable:
+            # The details (Redis' address among them) are in the gateway's log, not in an answer to a team admin.
+            raise Unavailable("the cache backend cannot be reached; try again shortly", retry_after=5.0) from None
 
     async def cache_stats(self, caller: KeyRecord, team: str | None) -> CacheStats:
         if team is None:
@@ -258,8 +259,9 @@ class AdminOperations:
             check_manages(caller, team)
         try:
             return await self._cache.stats(team)
-        except BackendUnavailable as err:
-            raise Unavailable(f"the cache backend cannot be reached: {err}", retry_after=5.0) from None
+        except BackendUnavailable:
+            # The details (Redis' address among them) are in the gateway's log, not in an answer to a team admin.
+            raise Unavailable("the cache backend cannot be reached; try again shortly", retry_after=5.0) from None
 
     async def purge_audit(self, caller: KeyRecord, before: float | None, team: str | None, by_retention: bool) -> int:
         check_admin(caller)

@@ -39,6 +39,12 @@ class SemanticIndex:
     def __len__(self) -> int:
         return len(self._items)
 
+    def count(self, team: str | None) -> int:
+        """Entries of `team` (a scan: for statistics, not the request path), or all with None."""
+        if team is None:
+            return len(self._items)
+        return sum(1 for key, _, _ in self._items.values() if key.team == team)
+
     def add(self, context: str, key: EntryKey, prompt: str, vector: Vector, expires_at: float) -> None:
         vid = _vector_id(key.id)
         self.forget(key.id)

@@ -34,6 +34,8 @@ from gateway.observe.metrics import GatewayMetrics
 log = logging.getLogger(__name__)
 
 Vector = npt.NDArray[np.float32]
+DEFAULT_TTL_S = 3600
+"""For calls that turn caching on where the config does not (CacheControl.mode), without a ttl_seconds."""
 CACHEABLE_FINISH = frozenset(("stop", "length", "tool_calls"))
 """Answers that ended normally; filtered, failed or cut-short answers are never stored."""
 _READS = frozenset((CacheMode.DEFAULT, CacheMode.READ_WRITE, CacheMode.READ_ONLY))
@@ -145,8 +147,10 @@ class ResponseCache:
     def max_entry_chars(self) -> int:
         return self._config.max_entry_bytes
 
-    def plan(self, request: ChatRequest, team: str) -> CachePlan | None:
-        """None when the call does not touch the cache (the config and the request leave it off)."""
+    def plan(self, request: ChatRequest, team: str, choice: str) -> CachePlan | None:
+        """None when the call does not touch the cache (the config and the request leave it off). `choice` is the
+        model the router puts first for this call: entries are partitioned by it too, so a rules route's rule, a
+        weighted route's sticky arm or a residency filter that picks another model never shares an entry."""
         control = request.cache
         mode = control.mode if control is not None else CacheMode.DEFAULT
         if mode is CacheMode.OFF:
@@ -158,11 +162,18 @@ class ResponseCache:
         if control is not None and control.allow_semantic is not None:
             semantic = control.allow_semantic
         exact = policy.exact if policy is not None and mode is CacheMode.DEFAULT else True
-        ttl_s = (control.ttl_s if control is not None else 0) or (policy.ttl_s if policy is not None else 3600)
+        asked_ttl = control.ttl_s if control is not None else 0
+        # A caller may shorten the config's TTL, never lengthen it (on a shared route its entries serve every team).
+        ttl_s = min(asked_ttl or policy.ttl_s, policy.ttl_s) if policy is not None else asked_ttl or DEFAULT_TTL_S
         namespace = control.namespace if control is not None else ""
         owner = "" if policy is not None and policy.shared else team
-        found = fingerprint(request, (owner, namespace, request.model))
-        semantic = semantic and bool(found.prompt) and self._load_embedder is not None
+        found = fingerprint(request, (owner, namespace, f"{request.model}\x00{choice}"))
+        semantic = (
+            semantic
+            and bool(found.prompt)
+            and len(found.prompt) <= self._config.semantic_max_prompt_chars
+            and self._load_embedder is not None
+        )
         reads = mode in _READS
         return CachePlan(
             EntryKey(owner, namespace, request.model, found.exact),
@@ -200,6 +211,10 @@ class ResponseCache:
         except BackendUnavailable as err:
             self._failed(err, now)
             return None
+        except Exception:  # the cache must never fail a call: a bug or a bad entry costs the lookup, not the call
+            log.exception("cache lookup failed; the call goes on without the cache")
+            self._count_error("lookup")
+            return None
         self._recovered()
         self._observe(counts, "semantic" if plan.read_semantic else "exact", hit=False)
         return None
@@ -234,16 +249,21 @@ class ResponseCache:
         )
         try:
             await self._backend.put(entry, now)
+            self._recovered()
+            self.release(plan)
+            if plan.semantic and not result.tool_calls:
+                vector = plan.vector if plan.vector is not None else await self._embed(plan.fingerprint.prompt)
+                if vector is not None:
+                    index = self._semantic_index(len(vector))
+                    index.add(entry.context, entry.key, entry.prompt, vector, entry.expires_at)
+                    await self._publish(entry, vector)
         except BackendUnavailable as err:
             self._failed(err, now)
             return False
-        self._recovered()
-        self.release(plan)
-        if plan.semantic and not result.tool_calls:
-            vector = plan.vector if plan.vector is not None else await self._embed(plan.fingerprint.prompt)
-            if vector is not None:
-                self._semantic_index(len(vector)).add(entry.context, entry.key, entry.prompt, vector, entry.expires_at)
-                await self._publish(entry, vector, now)
+        except Exception:  # as in lookup: never the call's failure
+            log.exception("cache store failed; the answer was served but not stored")
+            self._count_error("store")
+            return False
         return True
 
     def start(self) -> None:
@@ -281,7 +301,7 @@ class ResponseCache:
             bytes=stored.bytes,
             max_bytes=self._backend.max_bytes,
             counts=counts,
-            semantic_entries=len(self._index) if self._index is not None else 0,
+            semantic_entries=self._index.count(team) if self._index is not None else 0,
         )
 
     def release(self, plan: CachePlan) -> None:
@@ -293,12 +313,13 @@ class ResponseCache:
                 waiting.set_result(None)
 
     async def _coalesce(self, plan: CachePlan, *, wait: bool) -> CacheEntry | None:
+        if not wait or self._config.coalesce_wait_s <= 0:
+            # A stream neither waits nor leads: its answer is stored only at its end, too late for a unary waiter.
+            return None
         in_flight = self._in_flight.get(plan.key.id)
         if in_flight is None:
             self._in_flight[plan.key.id] = asyncio.get_running_loop().create_future()
             plan.leader = True
-            return None
-        if not wait or self._config.coalesce_wait_s <= 0:
             return None
         # Shielded: a waiter that gives up (its deadline, a cancel) must not cancel what the others wait on.
         with contextlib.suppress(TimeoutError):
@@ -330,15 +351,23 @@ class ResponseCache:
         if self._index is None:
             return None
         config = self._config
-        candidates = self._index.search(
-            plan.fingerprint.context, vector, config.semantic_candidates, config.similarity_threshold, now
+        # In a thread: the core releases the GIL, and a context whose graph is still being built is scanned exactly.
+        candidates = await asyncio.to_thread(
+            self._index.search,
+            plan.fingerprint.context,
+            vector,
+            config.semantic_candidates,
+            config.similarity_threshold,
+            now,
         )
+        judged = False
         while candidates:
             chosen, reasons = self._verify(prompt, candidates)
-            if reasons:
+            if reasons and not judged:  # a second round judges the same candidates again: counted once
                 counts.rejections += len(reasons)
                 if self._metrics is not None:
                     self._metrics.observe_cache_rejections(reasons)
+            judged = True
             if chosen is None:
                 return None
             entry = await self._backend.get(chosen.key, now)
@@ -355,7 +384,12 @@ class ResponseCache:
         embedder = self._embedder or await self._start_embedder()
         if embedder is None:
             return None
-        return await embedder.embed(text)
+        try:
+            return await asyncio.wait_for(embedder.embed(text), self._config.embedding.timeout_s)
+        except TimeoutError:
+            # The embedder is saturated: this call goes on as a miss rather than queue behind the others.
+            self._count_error("embed_timeout")
+            return None
 
     async def _start_embedder(self) -> Embedder | None:
         """Loaded on the first call that may use the semantic cache (about 0.3 s and 200 MB): a gateway without
@@ -376,14 +410,16 @@ class ResponseCache:
             self._index = SemanticIndex(dim, self._config.max_semantic_entries)
         return self._index
 
-    async def _publish(self, entry: CacheEntry, vector: Vector, now: float) -> None:
+    async def _publish(self, entry: CacheEntry, vector: Vector) -> None:
+        """A feed that fails costs the other gateways this entry, never this one's exact cache."""
         if self._feed is None:
             return
         shared = SharedVector(entry.context, entry.key, entry.prompt, entry.expires_at, vector.tobytes(), self._origin)
         try:
             await self._feed.publish(shared)
         except BackendUnavailable as err:
-            self._failed(err, now)
+            log.warning("semantic entry not shared with the other gateways: %s", err)
+            self._count_error("feed")
 
     async def _follow(self, feed: VectorFeed) -> None:
         """From the oldest entry the feed keeps, then as they come; a backend that fails is retried after
@@ -393,15 +429,20 @@ class ResponseCache:
             try:
                 position, items = await feed.follow(position, block_s=1.0)
             except BackendUnavailable as err:
-                self._failed(err, self._clock())
+                log.warning("cannot follow the other gateways' semantic entries (%s); retrying", err)
+                self._count_error("feed")
                 await asyncio.sleep(self._config.retry_after_s)
                 continue
             now = self._clock()
             for item in items:
                 if item.origin == self._origin or item.expires_at <= now:
                     continue
-                vector = np.frombuffer(item.vector, dtype=np.float32)
-                self._semantic_index(len(vector)).add(item.context, item.key, item.prompt, vector, item.expires_at)
+                try:
+                    vector = np.frombuffer(item.vector, dtype=np.float32)
+                    index = self._semantic_index(len(vector))
+                    index.add(item.context, item.key, item.prompt, vector, item.expires_at)
+                except ValueError as err:  # another version's or a damaged item: skipped, the feed goes on
+                    log.warning("skipped an unreadable semantic feed item: %s", err)
 
     # --- health -----------------------------------------------------------------------------------------------------
 
@@ -430,6 +471,10 @@ class ResponseCache:
             log.warning("cache backend %s is back: calls use the cache again", self._backend.name)
             if self._metrics is not None:
                 self._metrics.set_cache_backend(self._backend.name, up=True)
+
+    def _count_error(self, stage: str) -> None:
+        if self._metrics is not None:
+            self._metrics.observe_cache_error(stage)
 
     def _counts(self, team: str) -> LookupCounts:
         counts = self._health.counts.get(team)

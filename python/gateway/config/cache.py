@@ -45,6 +45,9 @@ class EmbeddingConfig(Strict):
     )
     threads: int = Field(default=2, ge=1, le=64, description="onnxruntime intra-op threads.")
     max_batch: int = Field(default=16, ge=1, le=256, description="Concurrent prompts embedded in one model run.")
+    timeout_s: float = Field(
+        default=0.5, gt=0, le=30, description="A prompt not embedded within this (a saturated embedder) is a miss."
+    )
 
 
 class CacheConfig(Strict):
@@ -68,6 +71,14 @@ class CacheConfig(Strict):
         description="Semantic candidates below this cosine are not considered; those above must pass verify.",
     )
     semantic_candidates: int = Field(default=3, ge=1, le=32, description="Index neighbours checked by verify.")
+    semantic_max_prompt_chars: int = Field(
+        default=1000,
+        ge=1,
+        le=20_000,
+        description="Longer last turns use the exact cache only: the model reads at most 256 tokens (about 1,000 "
+        "characters of English), so longer prompts that differ past that point would look identical to it; verify "
+        "and the index keep each prompt whole.",
+    )
     coalesce_wait_s: float = Field(
         default=30.0,
         ge=0,
@@ -76,8 +87,8 @@ class CacheConfig(Strict):
         "for that answer instead of asking too; 0 turns coalescing off.",
     )
     max_semantic_entries: int = Field(
-        default=200_000,
+        default=100_000,
         ge=1,
-        description="Prompts in each process's semantic index (about 2 KB each), oldest out first; with redis, also "
-        "the length of the feed through which gateways share them.",
+        description="Prompts in each process's semantic index (at most about 3 KB each: the vector and a prompt of "
+        "up to semantic_max_prompt_chars), oldest out first; with redis, also the feed's length.",
     )

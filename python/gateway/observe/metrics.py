@@ -99,6 +99,7 @@ class GatewayMetrics:
         self.outcome = BoundedLabel(ATTEMPT_OUTCOMES)
         self.cache_kind = BoundedLabel(CACHE_KINDS)
         self.rejection_reason = BoundedLabel(limit=32)
+        self.cache_stage = BoundedLabel(("lookup", "store", "embed_timeout", "feed"))
         self.guardrail_type = BoundedLabel(limit=64)
         self.guardrail_action = BoundedLabel(limit=32)
 
@@ -163,6 +164,12 @@ class GatewayMetrics:
             "llm_gateway_cache_backend_up",
             "1 while the cache backend answers, 0 while calls are served without the cache.",
             ("backend",),
+            registry=r,
+        )
+        self.cache_errors = Counter(
+            "llm_gateway_cache_errors",
+            "Cache work that failed without failing its call: lookup, store, embed_timeout, feed.",
+            ("stage",),
             registry=r,
         )
         self.cache_backend_errors = Counter(
@@ -291,6 +298,9 @@ class GatewayMetrics:
     def observe_cache_saved(self, *, model: str, usd: float) -> None:
         if usd > 0:
             self.cache_saved.labels(self.model(model)).inc(usd)
+
+    def observe_cache_error(self, stage: str) -> None:
+        self.cache_errors.labels(self.cache_stage(stage)).inc()
 
     def set_cache_backend(self, backend: str, *, up: bool, failed: bool = False) -> None:
         self.cache_backend_up.labels(backend).set(1.0 if up else 0.0)

@@ -9,12 +9,13 @@ Retries are off: a call must not wait for Redis to come back; the cache above de
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from urllib.parse import quote, unquote
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -23,6 +24,7 @@ from gateway.cache.backends import BackendUnavailable, PurgeFilter, SharedVector
 from gateway.cache.entries import CacheEntry, EntryKey, decode, encode
 
 _SCAN_BATCH = 500
+log = logging.getLogger(__name__)
 
 
 class RedisBackend:
@@ -30,13 +32,17 @@ class RedisBackend:
     max_bytes = 0
 
     def __init__(self, url: str, *, prefix: str, timeout_s: float, feed_length: int = 200_000) -> None:
-        self._redis = Redis.from_url(
+        # A blocking pool: in a burst, a call waits (up to the timeout) for one of the 64 connections instead of
+        # failing with "too many connections", which would read as Redis being down and turn the cache off.
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=64,
+            timeout=timeout_s,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),
-            max_connections=64,
         )
+        self._redis = Redis(connection_pool=pool)
         # Following the feed blocks on Redis for a while by design: its own connection, with a timeout above that.
         self._follower = Redis.from_url(
             url, socket_timeout=timeout_s + 5.0, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
@@ -50,7 +56,14 @@ class RedisBackend:
             data = await self._redis.get(self._name(key))
         if data is None:
             return None
-        entry = decode(data if isinstance(data, bytes) else data.encode())
+        try:
+            entry = decode(data if isinstance(data, bytes) else data.encode())
+        except (ValueError, KeyError, TypeError) as err:
+            # Another release's format or a damaged value: a miss, and the key goes so the next answer replaces it.
+            log.warning("dropped an unreadable cache entry %s: %s", key.id, err)
+            with _reached():
+                await self._redis.delete(self._name(key))
+            return None
         return entry if entry.expires_at > now else None
 
     async def put(self, entry: CacheEntry, now: float) -> None:
@@ -127,7 +140,7 @@ class RedisBackend:
         return after, items
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        await self._redis.aclose(close_connection_pool=True)  # a pool given to Redis() is not closed by default
         await self._follower.aclose()
 
     def _name(self, key: EntryKey) -> str:

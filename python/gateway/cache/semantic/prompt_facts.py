@@ -48,6 +48,8 @@ class PromptFacts:
     content: tuple[str, ...]
     words: frozenset[str]
     """Every token, so a name in one prompt can be found written in lower case in the other."""
+    operators: tuple[str, ...]
+    """Comparison and arithmetic operators as written ("!=", "<", "+"), sorted: the tokenizer drops symbols."""
 
 
 @lru_cache(maxsize=8192)
@@ -73,7 +75,28 @@ def read_prompt(text: str) -> PromptFacts:
         routes=tuple(routes),
         content=content,
         words=frozenset(words),
+        operators=_read_operators(text),
     )
+
+
+_OPERATOR: Final = re.compile(r"[!<>=]=|=>|<>|&&|\|\||<<|>>|[<>=+*/^≤≥≠-]")
+_NAMED_WITH_SYMBOLS: Final = re.compile(r"\w\+\+|\w#")
+"""C++, g++, notepad++, C#, F#: names, not operators. (A percent sign is a unit, read with the numbers.)"""
+
+
+def _read_operators(text: str) -> tuple[str, ...]:
+    """ "x + 1" and "x - 1", "id = 1" and "id != 1" differ in one symbol the words do not show. A hyphen or slash
+    between two letters is spelling ("sci-fi", "and/or", "km/h"), not an operator."""
+    found = []
+    text = _NAMED_WITH_SYMBOLS.sub(" ", text)
+    for match in _OPERATOR.finditer(text):
+        symbol = match.group()
+        if symbol in "-/":
+            start, end = match.start(), match.end()
+            if start > 0 and end < len(text) and text[start - 1].isalpha() and text[end].isalpha():
+                continue
+        found.append(symbol)
+    return tuple(sorted(found))
 
 
 _NOT_CONTENT: Final = (

@@ -49,8 +49,8 @@ class Verdict:
 
 SAME: Final = Verdict(True)
 REASON_KINDS: Final = (
-    "number", "version", "unit", "negation", "antonym", "alternative", "language", "entity", "direction",
-    "constraint",
+    "operator", "number", "version", "unit", "negation", "antonym", "alternative", "language", "entity",
+    "direction", "constraint",
 )  # fmt: skip
 
 
@@ -61,6 +61,14 @@ def compare(cached: str, asked: str) -> Verdict:
         verdict = check(a, b)
         if not verdict.same:
             return verdict
+    return SAME
+
+
+def _check_operators(a: PromptFacts, b: PromptFacts) -> Verdict:
+    if a.operators != b.operators:
+        only_a = Counter(a.operators) - Counter(b.operators)
+        only_b = Counter(b.operators) - Counter(a.operators)
+        return Verdict(False, f"operator: {' '.join(sorted(only_a)) or '-'} vs {' '.join(sorted(only_b)) or '-'}")
     return SAME
 
 
@@ -216,6 +224,7 @@ def _opposites() -> dict[str, tuple[str, ...]]:
 
 _OPPOSITES: Final = _opposites()
 _CHECKS: Final[tuple[Callable[[PromptFacts, PromptFacts], Verdict], ...]] = (
+    _check_operators,
     _check_numbers,
     _check_negation,
     _check_antonyms,
