@@ -18,33 +18,9 @@ Kinds (near-misses): number, negation, entity, direction, version, scope, langua
 unrelated.
 """
 
-from dataclasses import dataclass
+from tests.cache.near_miss_corpus import KINDS, Pair
 
-
-@dataclass(frozen=True, slots=True)
-class Pair:
-    cached: str  # the prompt whose answer is in the cache
-    asked: str  # the new prompt
-    same: bool  # True: the cached answer correctly answers `asked`
-    kind: str  # one of KINDS
-
-
-KINDS = (
-    "paraphrase",
-    "typo",
-    "register",
-    "reordered",
-    "multilingual_same",
-    "number",
-    "negation",
-    "entity",
-    "direction",
-    "version",
-    "scope",
-    "language_target",
-    "multilingual_diff",
-    "unrelated",
-)
+__all__ = ["KINDS", "PAIRS", "Pair"]
 
 PAIRS: tuple[Pair, ...] = (
     # ------------------------------------------------ paraphrase (same request, reworded)
