@@ -289,7 +289,7 @@ class ChatPipeline:
         admission.served = served
         # The provider's answer as it came, stored only once the output guardrails let it through; they run again
         # on every hit, with that caller's own placeholders restored.
-        raw = dataclasses.replace(result) if hit is None and admission.cache_plan is not None else None
+        raw = dataclasses.replace(result) if hit is None and _stores(admission) else None
         if admission.output is not None:
             checked = admission.output.check_result(result, mapping=admission.restore)
             if checked.actions:
@@ -328,7 +328,7 @@ class ChatPipeline:
         upstream_model = ""
         completion_tokens = 0
         # What the provider sent, kept for the cache until it proves too large or carries tool calls.
-        raw: list[str] | None = [] if hit is None and admission.cache_plan is not None else None
+        raw: list[str] | None = [] if hit is None and _stores(admission) else None
         raw_limit = self._cache.max_entry_chars if self._cache is not None else 0
         raw_chars = 0
         async for delta in deltas:
@@ -602,6 +602,11 @@ class ChatPipeline:
     @property
     def counter(self) -> TokenCounter:
         return self._counter
+
+
+def _stores(admission: Admission) -> bool:
+    """Whether this call's answer may go into the cache (a READ_ONLY call's never does: nothing to keep for it)."""
+    return admission.cache_plan is not None and admission.cache_plan.write
 
 
 async def _cached_deltas(entry: CacheEntry) -> AsyncIterator[ChatDelta]:
