@@ -85,6 +85,7 @@ async def test_near_misses_are_not_served(running: tuple[Gateway, Admin], fake: 
         ("How do I enable dark mode in VS Code?", "How do I disable dark mode in VS Code?"),
         ("Cheapest flights from Paris to Rome in May", "Cheapest flights from Rome to Paris in May"),
         ("How do I sort a list in Python 2?", "How do I sort a list in Python 3?"),
+        ("Should the tenant pay the landlord for repairs?", "Should the landlord pay the tenant for repairs?"),
     ]
     for cached, asked in pairs:
         await ask(admin, chat_request("gpt", cached))

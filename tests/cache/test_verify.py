@@ -144,6 +144,30 @@ PREFIX_OPPOSITES = [
     ("how often to overwater a cactus", "how often to underwater a cactus", "antonym: overwater vs underwater"),
     ("arguments for a four-day week", "arguments against a four-day week", "antonym: for vs against"),
 ]
+ROLE_SWAPS = [
+    ("Does the dog chase the cat?", "Does the cat chase the dog?", "order: dog .. cat vs cat .. dog"),
+    ("Is Python faster than Java?", "Is Java faster than Python?", "order: python .. java vs java .. python"),
+    ("What is 2 to the power of 10?", "What is 10 to the power of 2?", "order: 2 .. 10 vs 10 .. 2"),
+    ("Does Alice owe Bob money?", "Does Bob owe Alice money?", "order: alice .. bob vs bob .. alice"),
+    ("Is a whale bigger than an elephant?", "Is an elephant bigger than a whale?", "order:"),
+    ("Can a lion beat a tiger in a fight?", "Can a tiger beat a lion in a fight?", "order:"),
+    ("Should the tenant pay the landlord for repairs?", "Should the landlord pay the tenant for repairs?", "order:"),
+    ("Is coffee healthier than tea?", "Is tea healthier than coffee?", "order:"),
+]
+# Reorderings that keep the meaning: a moved phrase, a list in another order, a symmetric relation.
+SAME_ORDERS = [
+    (
+        "From the terminal on Ubuntu, how do I update all packages?",
+        "How do I update all packages on Ubuntu from the terminal?",
+    ),
+    (
+        "What is the difference between let, const and var in JavaScript?",
+        "How do var, let and const differ in JavaScript?",
+    ),
+    ("Write a poem about the sea for a child", "For a child, write a poem about the sea"),
+    ("Compare PostgreSQL and MySQL for analytics", "Compare MySQL and PostgreSQL for analytics"),
+    ("In Excel, highlight duplicates in column A", "Highlight duplicates in column A in Excel"),
+]
 PARAPHRASES = [
     ("How do I reverse a list in Python?", "Can you please show me how to reverse a list in Python?"),
     ("How do I sort a list in Python?", "python: how to sort a list"),
@@ -211,6 +235,11 @@ def test_a_reversed_direction_differs(cached: str, asked: str, reason: str) -> N
     _check(cached, asked, reason)
 
 
+@pytest.mark.parametrize(("cached", "asked", "reason"), ROLE_SWAPS)
+def test_two_things_that_trade_places_differ(cached: str, asked: str, reason: str) -> None:
+    _check(cached, asked, reason)
+
+
 @pytest.mark.parametrize(("cached", "asked", "reason"), CONSTRAINTS)
 def test_an_added_or_changed_constraint_differs(cached: str, asked: str, reason: str) -> None:
     _check(cached, asked, reason)
@@ -218,7 +247,14 @@ def test_an_added_or_changed_constraint_differs(cached: str, asked: str, reason:
 
 @pytest.mark.parametrize(
     ("cached", "asked"),
-    SAME_NUMBERS + SAME_NEGATION + SAME_ANTONYM_WORDS + SAME_LANGUAGES + SAME_ENTITIES + SAME_DIRECTIONS + PARAPHRASES,
+    SAME_NUMBERS
+    + SAME_NEGATION
+    + SAME_ANTONYM_WORDS
+    + SAME_LANGUAGES
+    + SAME_ENTITIES
+    + SAME_DIRECTIONS
+    + SAME_ORDERS
+    + PARAPHRASES,
 )
 def test_paraphrases_typos_and_politeness_pass(cached: str, asked: str) -> None:
     assert compare(cached, asked) == Verdict(True, "")
@@ -226,7 +262,7 @@ def test_paraphrases_typos_and_politeness_pass(cached: str, asked: str) -> None:
 
 
 DIFFERENT = DIFFERENT_NUMBERS + DIFFERENT_VERSIONS + NEGATION + ANTONYMS + LANGUAGES + ENTITIES + DIRECTIONS
-DIFFERENT += CONSTRAINTS + ALTERNATIVES + PREFIX_OPPOSITES
+DIFFERENT += CONSTRAINTS + ALTERNATIVES + PREFIX_OPPOSITES + ROLE_SWAPS
 
 
 @pytest.mark.parametrize(("cached", "asked", "reason"), DIFFERENT)

@@ -46,6 +46,9 @@ class PromptFacts:
     routes: tuple[tuple[str, str], ...]
     """(from, to) of each "X to Y" / "from X" / "into Y"; "" for a side that is not said."""
     content: tuple[str, ...]
+    order: tuple[str, ...]
+    """Every word but fillers, numbers and names included, in the order written; COORDINATION where an "and", "or" or
+    "vs" joined two of them."""
     words: frozenset[str]
     """Every token, so a name in one prompt can be found written in lower case in the other."""
     operators: tuple[str, ...]
@@ -64,6 +67,7 @@ def read_prompt(text: str) -> PromptFacts:
     routes = _read_routes(tokens, language, unit_at | language_at | name_at)
     negated = any(w in lx.NEGATIONS or (w == "no" and language in ("en", "es")) for w in words)
     content = tuple(w for i, w in enumerate(words) if i not in used and not _is_filler(w))
+    order = tuple(COORDINATION if w in _COORDINATING else w for w in words if w in _COORDINATING or not _is_filler(w))
     return PromptFacts(
         numbers=tuple(sorted(numbers)),
         versions=frozenset(versions),
@@ -74,6 +78,7 @@ def read_prompt(text: str) -> PromptFacts:
         names=tuple(name_at.values()),
         routes=tuple(routes),
         content=content,
+        order=order,
         words=frozenset(words),
         operators=_read_operators(text),
     )
@@ -99,6 +104,8 @@ def _read_operators(text: str) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+COORDINATION: Final = "|"
+_COORDINATING: Final = frozenset({"and", "or", "nor", "vs", "versus", "und", "oder", "et", "ou"})
 _NOT_CONTENT: Final = (
     lx.STOP_WORDS | lx.FILLER_WORDS | lx.NEGATIONS | lx.TARGET_MARKERS | lx.SOURCE_MARKERS | {"no", "with", "->"}
 )

@@ -5,6 +5,7 @@ Each prompt is read once into `PromptFacts` (prompt_facts.py), then the facts ar
 first difference is the verdict's reason:
 
     number / version / unit -> negation -> antonym -> alternative -> language -> entity -> direction -> constraint
+    -> order
 
 Content words match despite case, accents, plurals and suffixes (a Porter stemmer), typos (typos.py) and a small
 synonym table. Numbers, units and names get no such slack beyond one typo. A content word in one prompt only is a
@@ -23,7 +24,7 @@ from itertools import pairwise
 from typing import Final
 
 from gateway.cache.semantic import lexicon as lx
-from gateway.cache.semantic.prompt_facts import PromptFacts, read_prompt
+from gateway.cache.semantic.prompt_facts import COORDINATION, PromptFacts, read_prompt
 from gateway.cache.semantic.stemming import stem
 from gateway.cache.semantic.typos import MIN_LETTERS, is_typo_of
 
@@ -50,7 +51,7 @@ class Verdict:
 SAME: Final = Verdict(True)
 REASON_KINDS: Final = (
     "operator", "number", "version", "unit", "negation", "antonym", "alternative", "language", "entity",
-    "direction", "constraint",
+    "direction", "constraint", "order",
 )  # fmt: skip
 
 
@@ -165,6 +166,38 @@ def _check_constraints(a: PromptFacts, b: PromptFacts) -> Verdict:
     return Verdict(False, f"constraint: {said}", rewording=_is_rewording(only_a, only_b))
 
 
+def _check_order(a: PromptFacts, b: PromptFacts) -> Verdict:
+    """Two things that trade places around a third: "does the dog chase the cat" / "does the cat chase the dog",
+    "is Python faster than Java" / "is Java faster than Python", "2 to the power of 10" / "10 to the power of 2".
+    Only an exact mirror counts: words x, z, y next to each other (among the words both prompts hold once) in one
+    prompt, y, z, x in the other, and no "and" / "or" between the two that swapped ("let, const and var" / "var,
+    const and let" is one list). A phrase moved elsewhere in the sentence keeps its meaning and passes; so does a
+    passive rewording ("the cat is chased by the dog"), which this reads as a swap and refuses."""
+    keys_a, keys_b = [_order_key(w) for w in a.order], [_order_key(w) for w in b.order]
+    counts_a, counts_b = Counter(keys_a), Counter(keys_b)
+    once = {k for k, n in counts_a.items() if n == 1 and counts_b[k] == 1 and k != COORDINATION}
+    if len(once) < 3:
+        return SAME
+    at_b = {k: i for i, k in enumerate(keys_b) if k in once}
+    shared_b = [k for k in keys_b if k in once]
+    mirrors = {(shared_b[i + 2], shared_b[i + 1], shared_b[i]) for i in range(len(shared_b) - 2)}
+    shared_a = [(i, k) for i, k in enumerate(keys_a) if k in once]
+    for (start, x), (_, z), (end, y) in zip(shared_a, shared_a[1:], shared_a[2:], strict=False):
+        if (
+            (x, z, y) in mirrors
+            and COORDINATION not in keys_a[start:end]
+            and COORDINATION not in keys_b[at_b[y] : at_b[x]]
+        ):
+            return Verdict(
+                False, f"order: {a.order[start]} .. {a.order[end]} vs {b.order[at_b[y]]} .. {b.order[at_b[x]]}"
+            )
+    return SAME
+
+
+def _order_key(word: str) -> str:
+    return word if word == COORDINATION else _key(word)
+
+
 def _is_rewording(only_a: list[str], only_b: list[str]) -> bool:
     """Words replaced on both sides, about as many each way, none a scope word ("without", "only"), all readable by
     an English embedding model (not CJK, where MiniLM sees unknown tokens and any cosine is meaningless)."""
@@ -233,6 +266,7 @@ _CHECKS: Final[tuple[Callable[[PromptFacts, PromptFacts], Verdict], ...]] = (
     _check_names,
     _check_direction,
     _check_constraints,
+    _check_order,
 )
 
 
