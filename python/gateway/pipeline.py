@@ -20,7 +20,7 @@ import grpc
 
 from gateway.cache.entries import MISS, CacheEntry, CacheInfo
 from gateway.cache.service import CacheHit, CachePlan, ResponseCache
-from gateway.chat import ChatDelta, ChatRequest, ChatResult, ToolCallDelta, Usage
+from gateway.chat import ChatDelta, ChatRequest, ChatResult, ToolCall, ToolCallDelta, Usage
 from gateway.config.routes import RouteConfig
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.ledger.audit import AuditLog
@@ -327,17 +327,15 @@ class ChatPipeline:
         finish = ""
         upstream_model = ""
         completion_tokens = 0
-        # What the provider sent, kept for the cache until it proves too large or carries tool calls.
-        raw: list[str] | None = [] if hit is None and _stores(admission) else None
-        raw_limit = self._cache.max_entry_chars if self._cache is not None else 0
-        raw_chars = 0
+        # What the provider sent, kept for the cache until it proves too large.
+        raw = (
+            _StreamedAnswer(self._cache.max_entry_chars)
+            if hit is None and self._cache is not None and _stores(admission)
+            else None
+        )
         async for delta in deltas:
-            if raw is not None:
-                raw_chars += len(delta.text)
-                if delta.tool_calls or raw_chars > raw_limit:
-                    raw = None
-                elif delta.text:
-                    raw.append(delta.text)
+            if raw is not None and not raw.keep(delta):
+                raw = None
             if delta.usage is not None:
                 reported = delta.usage
             if delta.finish_reason:
@@ -375,7 +373,7 @@ class ChatPipeline:
             result = ChatResult("", upstream_model or target.model.upstream, "", finish or "stop", usage)
             served = Served(admission, target, result, usage, cost_usd(usage, target.model))
             if raw is not None:
-                await self._store(admission, dataclasses.replace(result, text="".join(raw)), served)
+                await self._store(admission, raw.result(result), served)
         admission.served = served
         if keep_text:
             admission.record.response_body = _body_text("".join(admission.streamed_text), admission.bodies)
@@ -602,6 +600,33 @@ class ChatPipeline:
     @property
     def counter(self) -> TokenCounter:
         return self._counter
+
+
+class _StreamedAnswer:
+    """A streamed answer put back together for the cache: its text, and its tool calls from their fragments (an id
+    and a name first, then the arguments in pieces, each call by its index)."""
+
+    def __init__(self, limit_chars: int) -> None:
+        self._limit = limit_chars
+        self._chars = 0
+        self._text: list[str] = []
+        self._calls: dict[int, tuple[str, str, list[str]]] = {}
+
+    def keep(self, delta: ChatDelta) -> bool:
+        """Adds a delta; False once the answer is larger than a cache entry may be."""
+        if delta.text:
+            self._text.append(delta.text)
+            self._chars += len(delta.text)
+        for part in delta.tool_calls:
+            call_id, name, arguments = self._calls.get(part.index) or ("", "", [])
+            arguments.append(part.arguments_delta)
+            self._calls[part.index] = (call_id or part.id, name or part.name, arguments)
+            self._chars += len(part.arguments_delta)
+        return self._chars <= self._limit
+
+    def result(self, ended: ChatResult) -> ChatResult:
+        calls = [ToolCall(i, n, "".join(a)) for _, (i, n, a) in sorted(self._calls.items())]
+        return dataclasses.replace(ended, text="".join(self._text), tool_calls=calls)
 
 
 def _stores(admission: Admission) -> bool:

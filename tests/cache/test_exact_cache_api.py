@@ -232,6 +232,44 @@ async def test_a_stream_is_served_from_the_cache_and_fills_it(running: tuple[Gat
     assert (await ask(admin, request)).cache.hit
 
 
+async def test_a_streamed_tool_call_is_stored_and_served_whole(
+    running: tuple[Gateway, Admin], fake: FakeOpenAI
+) -> None:
+    _, admin = running
+    fake.default_answer = Answer(tool_calls=[("lookup", {"city": "Paris", "days": 3}), ("clock", {"tz": "CET"})])
+    request = chat_request("gpt", "Weather and time in Paris?")
+    request.tools.extend([pb.Tool(name=n, parameters_json='{"type": "object"}') for n in ("lookup", "clock")])
+
+    async def stream() -> list[pb.ChatChunk]:
+        return [chunk async for chunk in admin.gateway.ChatStream(request, metadata=AUTH)]
+
+    def calls(chunks: list[pb.ChatChunk]) -> dict[int, tuple[str, str, str]]:
+        """Each call's id, name and arguments, put together from its fragments."""
+        whole: dict[int, tuple[str, str, str]] = {}
+        for chunk in chunks:
+            for part in chunk.tool_calls:
+                call_id, name, arguments = whole.get(part.index, ("", "", ""))
+                whole[part.index] = (call_id or part.id, name or part.name, arguments + part.arguments_delta)
+        return whole
+
+    first = await stream()
+    assert not first[-1].cache.hit
+    second = await stream()
+    assert len(fake.requests) == 1
+    assert second[-1].cache.hit
+    assert second[-1].finish_reason == "tool_calls"
+    assert calls(second) == calls(first)
+    assert [(name, arguments) for _, name, arguments in calls(second).values()] == [
+        ("lookup", '{"city":"Paris","days":3}'),
+        ("clock", '{"tz":"CET"}'),
+    ]
+    unary = await ask(admin, request)
+    assert unary.cache.hit
+    assert [(c.name, c.arguments_json) for c in unary.message.tool_calls] == [
+        (name, arguments) for _, name, arguments in calls(first).values()
+    ]
+
+
 async def test_hits_are_accounted_in_the_ledger_audit_log_and_metrics(
     running: tuple[Gateway, Admin], fake: FakeOpenAI
 ) -> None:
