@@ -273,7 +273,7 @@ class ChatPipeline:
             # After the input guardrails and the budget downgrade: the fingerprint is of the request as it would go
             # to a provider (redacted, on its final model), so no entry holds what the guardrails took out.
             choice = plan.candidates[0].model.name if plan.candidates else ""
-            admission.cache_plan = self._cache.plan(request, key.team, choice)
+            admission.cache_plan = self._cache.plan(request, key.team, choice, classification=classification)
         return admission
 
     async def chat(self, admission: Admission) -> Served:

@@ -232,6 +232,28 @@ async def test_a_stream_is_served_from_the_cache_and_fills_it(running: tuple[Gat
     assert (await ask(admin, request)).cache.hit
 
 
+async def test_restricted_calls_neither_read_nor_fill_the_cache(
+    running: tuple[Gateway, Admin], fake: FakeOpenAI
+) -> None:
+    gateway, admin = running
+
+    async def ask_as(level: str, text: str) -> pb.ChatResponse:
+        metadata = (*AUTH, ("x-data-classification", level))
+        response: pb.ChatResponse = await admin.gateway.Chat(chat_request("gpt", text), metadata=metadata)
+        return response
+
+    assert not (await ask_as("restricted", "Summarise the merger memo")).HasField("cache")
+    assert not (await ask_as("restricted", "Summarise the merger memo")).HasField("cache")
+    assert len(fake.requests) == 2
+    # The same prompt at a lower level does not find what a restricted call would have stored: nothing was stored.
+    assert not (await ask_as("confidential", "Summarise the merger memo")).cache.hit
+    assert (await ask_as("confidential", "Summarise the merger memo")).cache.hit
+    assert len(fake.requests) == 3
+    await gateway.audit.flush()
+    stats = await admin.admin.GetCacheStats(apb.GetCacheStatsRequest(), metadata=AUTH)
+    assert stats.entries == 1
+
+
 async def test_a_streamed_tool_call_is_stored_and_served_whole(
     running: tuple[Gateway, Admin], fake: FakeOpenAI
 ) -> None:

@@ -14,6 +14,7 @@ from gateway.cache.semantic_index import Candidate
 from gateway.cache.service import ResponseCache
 from gateway.chat import CacheControl, CacheMode, ChatRequest, ChatResult, Message, Usage
 from gateway.config.cache import CacheConfig, CachePolicyConfig
+from gateway.policy.classification import Classification
 
 ANSWER = ChatResult("", "gpt-4o", "An answer.", "stop", Usage(10, 3))
 
@@ -79,6 +80,19 @@ async def lookup(responses: ResponseCache, chat: ChatRequest, team: str = "t") -
     plan = responses.plan(chat, team, chat.model)
     assert plan is not None
     return await responses.lookup(plan) is not None
+
+
+def test_calls_classified_above_the_limit_do_not_touch_the_cache() -> None:
+    default = cache(MemoryBackend(1 << 20), Clock())
+    assert default.plan(request(), "t", "gpt", classification=Classification.CONFIDENTIAL) is not None
+    assert default.plan(request(), "t", "gpt", classification=Classification.RESTRICTED) is None
+    public_only = cache(MemoryBackend(1 << 20), Clock(), max_classification="public")
+    assert public_only.plan(request(), "t", "gpt", classification=Classification.PUBLIC) is not None
+    assert public_only.plan(request(), "t", "gpt", classification=Classification.INTERNAL) is None
+    # Asking for the cache explicitly does not lift the limit.
+    assert (
+        public_only.plan(request(mode=CacheMode.READ_WRITE), "t", "gpt", classification=Classification.INTERNAL) is None
+    )
 
 
 def test_plans_follow_the_config_and_the_request() -> None:

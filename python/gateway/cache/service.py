@@ -30,6 +30,7 @@ from gateway.cache.semantic_index import Candidate, SemanticIndex
 from gateway.chat import CacheMode, ChatRequest, ChatResult, Usage
 from gateway.config.cache import CacheConfig, CachePolicyConfig
 from gateway.observe.metrics import GatewayMetrics
+from gateway.policy.classification import Classification
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class ResponseCache:
         feed: VectorFeed | None = None,
     ) -> None:
         self._config = config
+        self._max_classification = Classification.parse(config.max_classification)
         self._policies = policies
         self._backend = backend
         self._load_embedder = load_embedder
@@ -147,13 +149,16 @@ class ResponseCache:
     def max_entry_chars(self) -> int:
         return self._config.max_entry_bytes
 
-    def plan(self, request: ChatRequest, team: str, choice: str) -> CachePlan | None:
-        """None when the call does not touch the cache (the config and the request leave it off). `choice` is the
-        model the router puts first for this call: entries are partitioned by it too, so a rules route's rule, a
-        weighted route's sticky arm or a residency filter that picks another model never shares an entry."""
+    def plan(
+        self, request: ChatRequest, team: str, choice: str, *, classification: Classification = Classification.PUBLIC
+    ) -> CachePlan | None:
+        """None when the call does not touch the cache (the config and the request leave it off, or the call is
+        classified above max_classification). `choice` is the model the router puts first for this call: entries
+        are partitioned by it too, so a rules route's rule, a weighted route's sticky arm or a residency filter that
+        picks another model never shares an entry."""
         control = request.cache
         mode = control.mode if control is not None else CacheMode.DEFAULT
-        if mode is CacheMode.OFF:
+        if mode is CacheMode.OFF or classification > self._max_classification:
             return None
         policy = self._policies.get(request.model)
         if mode is CacheMode.DEFAULT and (policy is None or not (policy.exact or policy.semantic)):

@@ -86,6 +86,11 @@ class CacheConfig(Strict):
         description="A unary call that misses while an identical one is asking the provider waits up to this long "
         "for that answer instead of asking too; 0 turns coalescing off.",
     )
+    max_classification: Literal["public", "internal", "confidential", "restricted"] = Field(
+        default="confidential",
+        description="Calls classified above this (by their key's labels, metadata or what the input guardrails "
+        "found) neither read nor fill the cache: a restricted prompt's answer is never kept, in memory or in Redis.",
+    )
     max_semantic_entries: int = Field(
         default=100_000,
         ge=1,
