@@ -75,6 +75,7 @@ services: ## Install the database servers tests start for themselves (PostgreSQL
 bench: install ## Run the benchmarks (hot functions and the bounded load test)
 	$(BIN)/pytest benches -q --benchmark-enable --benchmark-columns=min,median,max,ops --benchmark-sort=name
 	$(PY) -m benches.load
+	$(PY) -m benches.pipeline_cpu
 
 .PHONY: run
 run: install ## Start the gateway on the embedded default config

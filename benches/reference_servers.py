@@ -51,6 +51,10 @@ class Forwarder(gateway_pb2_grpc.GatewayServicer):
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
         return self._session
 
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
     def _body(self, request: pb.ChatRequest, stream: bool) -> bytes:
         body: dict[str, Any] = {
             "model": request.model,

@@ -83,6 +83,8 @@ class Gateway:
     """A built gateway: its background jobs run, its server is not started yet."""
 
     server: grpc.aio.Server
+    servicer: GatewayServicer
+    """The Gateway service itself, callable without the transport (benches/pipeline_cpu.py)."""
     catalog: ModelCatalog
     health: health.aio.HealthServicer
     address: str
@@ -215,7 +217,8 @@ async def build_gateway(
     admin = AdminOperations(tenancy, ledger, retention, known_models, cache)
 
     server = grpc.aio.server(options=_server_options(config.server))
-    gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayServicer(pipeline, config.server.max_input_chars), server)
+    servicer = GatewayServicer(pipeline, config.server.max_input_chars)
+    gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, server)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, ring), server)
     insights_pb2_grpc.add_InsightsServicer_to_server(
         InsightsServicer(pipeline, ring, ledger, config.server.max_input_chars, drift, config.models), server
@@ -249,6 +252,7 @@ async def build_gateway(
     retention.start()
     return Gateway(
         server,
+        servicer,
         catalog,
         health_servicer,
         address,

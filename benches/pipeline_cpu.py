@@ -1,0 +1,132 @@
+"""Where the gateway's CPU goes: its Chat handler against the bare forwarder's, in one process, without gRPC.
+
+Both call the same local upstream over aiohttp; the gRPC transport, which costs both the same, is left out. Reports
+the median CPU time per call of each over alternating rounds, and per thread for the gateway (the event loop, the
+ledger writer, the rest), so the pipeline's own cost and the audit log's can be told apart from the transport's.
+Bounded: `--rounds` rounds of `--calls` calls at concurrency 16; everything on 127.0.0.1.
+
+    python -m benches.pipeline_cpu
+    python -m benches.pipeline_cpu --config-extra 'audit: {enabled: false}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import uvloop
+from llmgateway.v1 import gateway_pb2 as pb
+
+from benches.load import BENCH_KEY, free_port, gateway_config, process
+from benches.reference_servers import Forwarder
+from gateway.config import load_config
+from gateway.server.app import build_gateway
+
+Handler = Callable[[pb.ChatRequest, Any], Awaitable[pb.ChatResponse]]
+REQUEST = pb.ChatRequest(
+    model="bench", messages=[pb.Message(role="user", content="Say hello in one short sentence, please.")]
+)
+CONCURRENCY = 16
+
+
+class Context:
+    """The parts of a grpc.aio servicer context the handlers read."""
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {BENCH_KEY}"),)
+
+    def time_remaining(self) -> None:
+        return None
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:50000"
+
+    async def abort(self, code: object, details: str = "", trailing_metadata: object = ()) -> None:
+        raise RuntimeError(f"the call failed: {code} {details}")
+
+
+def thread_cpu_s() -> dict[str, float]:
+    """CPU seconds (user + system) of this process's threads (from /proc): the event loop's, the ledger writer's,
+    and the rest's (gRPC's, aiosqlite's, threads outside Python)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    names = {str(t.native_id): t.name for t in threading.enumerate()}
+    result: dict[str, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue  # a thread that ended meanwhile
+        name = names.get(tid, "")
+        label = "event loop" if tid == str(os.getpid()) else "ledger writer" if name.startswith("ledger") else "other"
+        result[label] = result.get(label, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return result
+
+
+async def drive(handler: Handler, calls: int) -> None:
+    context = Context()
+
+    async def client(count: int) -> None:
+        for _ in range(count):
+            await handler(REQUEST, context)
+
+    await asyncio.gather(*(client(calls // CONCURRENCY) for _ in range(CONCURRENCY)))
+
+
+async def measure(args: argparse.Namespace) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    with tempfile.TemporaryDirectory() as state, process("-m", "benches.upstream", "--port", str(port), port=port):
+        os.environ["GATEWAY_BOOTSTRAP_KEY"] = BENCH_KEY
+        os.environ["BENCH_UPSTREAM_KEY"] = "sk-bench"
+        config_file = Path(state) / "bench.yaml"
+        config_file.write_text(gateway_config(url, url) + args.config_extra + "\n")
+        gateway = await build_gateway(
+            load_config(str(config_file)), address="127.0.0.1:0", state_dir=Path(state), metrics_address=""
+        )
+        forwarder = Forwarder(url)
+        handlers: dict[str, Handler] = {"bare forwarder": forwarder.Chat, "gateway": gateway.servicer.Chat}
+        for handler in handlers.values():
+            await drive(handler, args.calls // 4)  # warm: connections, caches
+        cpu: dict[str, list[float]] = {name: [] for name in handlers}
+        threads: dict[str, list[float]] = {}
+        for _ in range(args.rounds):
+            for name, handler in handlers.items():
+                before, started = thread_cpu_s(), time.process_time()
+                await drive(handler, args.calls)
+                if name == "gateway":
+                    await gateway.audit.flush()  # the round's records are written within it
+                cpu[name].append((time.process_time() - started) / args.calls * 1e6)
+                if name == "gateway":
+                    after = thread_cpu_s()
+                    for label, seconds in after.items():
+                        used = (seconds - before.get(label, 0.0)) / args.calls * 1e6
+                        threads.setdefault(label, []).append(used)
+        await forwarder.close()
+        await gateway.stop(1.0)
+    base = statistics.median(cpu["bare forwarder"])
+    print(f"| handler, c={CONCURRENCY}, {args.rounds} x {args.calls:,} calls | CPU µs/call (median) | over forwarder |")
+    print("| --- | --- | --- |")
+    for name, values in cpu.items():
+        print(f"| {name} | {statistics.median(values):.0f} | {statistics.median(values) - base:+.0f} |")
+    for label, values in sorted(threads.items()):
+        print(f"| gateway: {label} thread(s) | {statistics.median(values):.0f} | |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=3200, help="calls per round and handler")
+    parser.add_argument("--config-extra", default="", help="YAML appended to the benchmark's gateway config")
+    uvloop.run(measure(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
