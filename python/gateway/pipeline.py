@@ -613,12 +613,15 @@ class _StreamedAnswer:
         self._calls: dict[int, tuple[str, str, list[str]]] = {}
 
     def keep(self, delta: ChatDelta) -> bool:
-        """Adds a delta; False once the answer is larger than a cache entry may be."""
+        """Adds a delta; False once the answer is larger than a cache entry may be, or when a fragment names
+        another call than its index already holds (a server that leaves out the index): not stored, never merged."""
         if delta.text:
             self._text.append(delta.text)
             self._chars += len(delta.text)
         for part in delta.tool_calls:
             call_id, name, arguments = self._calls.get(part.index) or ("", "", [])
+            if (part.id and call_id and part.id != call_id) or (part.name and name and part.name != name):
+                return False
             arguments.append(part.arguments_delta)
             self._calls[part.index] = (call_id or part.id, name or part.name, arguments)
             self._chars += len(part.arguments_delta)

@@ -254,11 +254,34 @@ async def test_restricted_calls_neither_read_nor_fill_the_cache(
     assert stats.entries == 1
 
 
+async def test_a_card_number_found_by_the_input_guardrails_keeps_the_call_out_of_the_cache(
+    start_gateway: StartGateway, fake: FakeOpenAI
+) -> None:
+    guarded = config(fake).replace("guardrails:\n", "guardrails:\n  input:\n    pii: {default: allow}\n")
+    _, channel = await start_gateway(guarded)
+    admin = Admin.on(channel)
+    card = chat_request("gpt", "Is 4111 1111 1111 1111 a valid card number?")
+    plain = chat_request("gpt", "Is a Luhn checksum enough to validate a card number?")
+
+    async def stream(request: pb.ChatRequest) -> pb.ChatChunk:
+        return [chunk async for chunk in admin.gateway.ChatStream(request, metadata=AUTH)][-1]
+
+    for _ in range(2):
+        assert not (await ask(admin, card)).HasField("cache")
+        assert not (await stream(card)).HasField("cache")
+    assert len(fake.requests) == 4
+    assert not (await stream(plain)).cache.hit
+    assert (await stream(plain)).cache.hit
+    assert len(fake.requests) == 5
+
+
 async def test_a_streamed_tool_call_is_stored_and_served_whole(
     running: tuple[Gateway, Admin], fake: FakeOpenAI
 ) -> None:
     _, admin = running
-    fake.default_answer = Answer(tool_calls=[("lookup", {"city": "Paris", "days": 3}), ("clock", {"tz": "CET"})])
+    fake.default_answer = Answer(
+        text="Let me look that up.", tool_calls=[("lookup", {"city": "Paris", "days": 3}), ("clock", {"tz": "CET"})]
+    )
     request = chat_request("gpt", "Weather and time in Paris?")
     request.tools.extend([pb.Tool(name=n, parameters_json='{"type": "object"}') for n in ("lookup", "clock")])
 
@@ -285,11 +308,20 @@ async def test_a_streamed_tool_call_is_stored_and_served_whole(
         ("lookup", '{"city":"Paris","days":3}'),
         ("clock", '{"tz":"CET"}'),
     ]
+    assert "".join(c.delta for c in second) == "".join(c.delta for c in first) == "Let me look that up."
     unary = await ask(admin, request)
     assert unary.cache.hit
+    assert unary.message.content == "Let me look that up."
     assert [(c.name, c.arguments_json) for c in unary.message.tool_calls] == [
         (name, arguments) for _, name, arguments in calls(first).values()
     ]
+    # A call cut off by max_tokens has arguments that are not whole JSON: it is not stored.
+    fake.default_answer = Answer(tool_calls=[("lookup", {"city": "Rome"})], finish="length")
+    cut = chat_request("gpt", "Weather in Rome?")
+    cut.tools.extend(request.tools)
+    for _ in range(2):
+        assert not [c async for c in admin.gateway.ChatStream(cut, metadata=AUTH)][-1].cache.hit
+    assert len(fake.requests) == 3
 
 
 async def test_hits_are_accounted_in_the_ledger_audit_log_and_metrics(

@@ -19,6 +19,9 @@ from gateway.policy.classification import Classification
 ANSWER = ChatResult("", "gpt-4o", "An answer.", "stop", Usage(10, 3))
 
 
+PUBLIC = Classification.PUBLIC
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1_000_000.0
@@ -71,13 +74,13 @@ def cache(backend: MemoryBackend, clock: Clock, **config: object) -> ResponseCac
 
 
 async def store(responses: ResponseCache, chat: ChatRequest, team: str = "t") -> None:
-    plan = responses.plan(chat, team, chat.model)
+    plan = responses.plan(chat, team, chat.model, classification=PUBLIC)
     assert plan is not None
     assert await responses.store(plan, ANSWER, Usage(10, 3), served_model="gpt", provider="openai", cost_usd=1e-5)
 
 
 async def lookup(responses: ResponseCache, chat: ChatRequest, team: str = "t") -> bool:
-    plan = responses.plan(chat, team, chat.model)
+    plan = responses.plan(chat, team, chat.model, classification=PUBLIC)
     assert plan is not None
     return await responses.lookup(plan) is not None
 
@@ -97,20 +100,22 @@ def test_calls_classified_above_the_limit_do_not_touch_the_cache() -> None:
 
 def test_plans_follow_the_config_and_the_request() -> None:
     responses = cache(MemoryBackend(1 << 20), Clock())
-    assert responses.plan(request(model="unconfigured"), "t", "gpt") is None
-    assert responses.plan(request(model="off"), "t", "gpt") is None
-    assert responses.plan(request(mode=CacheMode.OFF), "t", "gpt") is None
-    on_request = responses.plan(request(model="unconfigured", mode=CacheMode.READ_WRITE, ttl_s=5), "t", "gpt")
+    assert responses.plan(request(model="unconfigured"), "t", "gpt", classification=PUBLIC) is None
+    assert responses.plan(request(model="off"), "t", "gpt", classification=PUBLIC) is None
+    assert responses.plan(request(mode=CacheMode.OFF), "t", "gpt", classification=PUBLIC) is None
+    on_request = responses.plan(
+        request(model="unconfigured", mode=CacheMode.READ_WRITE, ttl_s=5), "t", "gpt", classification=PUBLIC
+    )
     assert on_request is not None
     assert (on_request.read_exact, on_request.write, on_request.ttl_s) == (True, True, 5)
-    read_only = responses.plan(request(mode=CacheMode.READ_ONLY), "t", "gpt")
+    read_only = responses.plan(request(mode=CacheMode.READ_ONLY), "t", "gpt", classification=PUBLIC)
     assert read_only is not None
     assert (read_only.read_exact, read_only.write) == (True, False)
-    write_only = responses.plan(request(mode=CacheMode.WRITE_ONLY), "t", "gpt")
+    write_only = responses.plan(request(mode=CacheMode.WRITE_ONLY), "t", "gpt", classification=PUBLIC)
     assert write_only is not None
     assert (write_only.read_exact, write_only.write) == (False, True)
     # No embedder: nothing is semantic, whatever the request allows.
-    semantic = responses.plan(request(allow_semantic=True), "t", "gpt")
+    semantic = responses.plan(request(allow_semantic=True), "t", "gpt", classification=PUBLIC)
     assert semantic is not None
     assert not semantic.read_semantic
 
@@ -176,8 +181,8 @@ async def test_entries_are_partitioned(cached: ChatRequest, asked: ChatRequest) 
 
 async def test_a_caller_may_shorten_the_configs_ttl_never_lengthen_it() -> None:
     responses = cache(MemoryBackend(1 << 20), Clock())
-    shorter = responses.plan(request(ttl_s=5), "t", "gpt")
-    longer = responses.plan(request(ttl_s=86_400), "t", "gpt")
+    shorter = responses.plan(request(ttl_s=5), "t", "gpt", classification=PUBLIC)
+    longer = responses.plan(request(ttl_s=86_400), "t", "gpt", classification=PUBLIC)
     assert shorter is not None
     assert longer is not None
     assert (shorter.ttl_s, longer.ttl_s) == (5, 60)
@@ -185,13 +190,13 @@ async def test_a_caller_may_shorten_the_configs_ttl_never_lengthen_it() -> None:
 
 async def test_entries_are_partitioned_by_the_routers_first_choice() -> None:
     responses = cache(MemoryBackend(1 << 20), Clock())
-    plan = responses.plan(request(), "t", "big")
+    plan = responses.plan(request(), "t", "big", classification=PUBLIC)
     assert plan is not None
     await responses.store(plan, ANSWER, Usage(10, 3), served_model="big", provider="openai", cost_usd=1e-5)
-    small = responses.plan(request(), "t", "small")
+    small = responses.plan(request(), "t", "small", classification=PUBLIC)
     assert small is not None
     assert await responses.lookup(small) is None
-    big = responses.plan(request(), "t", "big")
+    big = responses.plan(request(), "t", "big", classification=PUBLIC)
     assert big is not None
     assert await responses.lookup(big) is not None
 

@@ -153,6 +153,19 @@ ROLE_SWAPS = [
     ("Can a lion beat a tiger in a fight?", "Can a tiger beat a lion in a fight?", "order:"),
     ("Should the tenant pay the landlord for repairs?", "Should the landlord pay the tenant for repairs?", "order:"),
     ("Is coffee healthier than tea?", "Is tea healthier than coffee?", "order:"),
+    (
+        "Is Python more popular than Java?",
+        "Is Java more popular than Python?",
+        "order: python .. java vs java .. python",
+    ),
+    ("Does the big dog chase the small cat?", "Does the small cat chase the big dog?", "order:"),
+    ("Is machine learning harder than web development?", "Is web development harder than machine learning?", "order:"),
+    ("Is Tokyo a larger city than Beijing?", "Is Beijing a larger city than Tokyo?", "order:"),
+    (
+        "Is the dog faster than the cat, and is the dog loyal?",
+        "Is the cat faster than the dog, and is the dog loyal?",
+        "order:",
+    ),
 ]
 # Reorderings that keep the meaning: a moved phrase, a list in another order, a symmetric relation.
 SAME_ORDERS = [
@@ -167,6 +180,11 @@ SAME_ORDERS = [
     ("Write a poem about the sea for a child", "For a child, write a poem about the sea"),
     ("Compare PostgreSQL and MySQL for analytics", "Compare MySQL and PostgreSQL for analytics"),
     ("In Excel, highlight duplicates in column A", "Highlight duplicates in column A in Excel"),
+    (
+        "In the Northern Hemisphere in winter, which constellations are visible?",
+        "Which constellations are visible in winter in the Northern Hemisphere?",
+    ),
+    ("Python和Java的区别", "Java和Python的区别"),
 ]
 PARAPHRASES = [
     ("How do I reverse a list in Python?", "Can you please show me how to reverse a list in Python?"),

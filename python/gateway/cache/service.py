@@ -150,7 +150,7 @@ class ResponseCache:
         return self._config.max_entry_bytes
 
     def plan(
-        self, request: ChatRequest, team: str, choice: str, *, classification: Classification = Classification.PUBLIC
+        self, request: ChatRequest, team: str, choice: str, *, classification: Classification
     ) -> CachePlan | None:
         """None when the call does not touch the cache (the config and the request leave it off, or the call is
         classified above max_classification). `choice` is the model the router puts first for this call: entries
@@ -231,6 +231,8 @@ class ResponseCache:
         answer is not cacheable, too large, or the backend is down."""
         if not plan.write or result.finish_reason not in CACHEABLE_FINISH:
             return False
+        if result.tool_calls and result.finish_reason == "length":
+            return False  # a call cut off by max_tokens: its arguments are not whole JSON
         size = len(result.text) + sum(len(c.arguments_json) for c in result.tool_calls)
         if size > self._config.max_entry_bytes:
             return False

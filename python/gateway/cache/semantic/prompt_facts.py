@@ -48,7 +48,7 @@ class PromptFacts:
     content: tuple[str, ...]
     order: tuple[str, ...]
     """Every word but fillers, numbers and names included, in the order written; COORDINATION where an "and", "or" or
-    "vs" joined two of them."""
+    "vs" stood, PHRASE where a preposition opened a phrase ("in", "for", "with"...)."""
     words: frozenset[str]
     """Every token, so a name in one prompt can be found written in lower case in the other."""
     operators: tuple[str, ...]
@@ -67,7 +67,7 @@ def read_prompt(text: str) -> PromptFacts:
     routes = _read_routes(tokens, language, unit_at | language_at | name_at)
     negated = any(w in lx.NEGATIONS or (w == "no" and language in ("en", "es")) for w in words)
     content = tuple(w for i, w in enumerate(words) if i not in used and not _is_filler(w))
-    order = tuple(COORDINATION if w in _COORDINATING else w for w in words if w in _COORDINATING or not _is_filler(w))
+    order = tuple(item for item in map(_order_item, words) if item)
     return PromptFacts(
         numbers=tuple(sorted(numbers)),
         versions=frozenset(versions),
@@ -105,7 +105,25 @@ def _read_operators(text: str) -> tuple[str, ...]:
 
 
 COORDINATION: Final = "|"
-_COORDINATING: Final = frozenset({"and", "or", "nor", "vs", "versus", "und", "oder", "et", "ou"})
+PHRASE: Final = "/"
+_COORDINATING: Final = frozenset(
+    {"and", "or", "nor", "vs", "versus", "und", "oder", "et", "ou", "和", "与", "或", "と"}
+)
+_PHRASE_OPENERS: Final = frozenset(
+    {"in", "on", "at", "for", "from", "with", "during", "under", "using", "via", "within", "into", "onto", "across"}
+    | {"through", "about", "before", "after", "near", "inside", "outside", "per", "as"}
+)
+
+
+def _order_item(word: str) -> str:
+    """What `word` stands as in PromptFacts.order; "" for a filler that marks nothing."""
+    if word in _COORDINATING:
+        return COORDINATION
+    if not _is_filler(word):
+        return word
+    return PHRASE if word in _PHRASE_OPENERS else ""
+
+
 _NOT_CONTENT: Final = (
     lx.STOP_WORDS | lx.FILLER_WORDS | lx.NEGATIONS | lx.TARGET_MARKERS | lx.SOURCE_MARKERS | {"no", "with", "->"}
 )

@@ -24,7 +24,7 @@ from itertools import pairwise
 from typing import Final
 
 from gateway.cache.semantic import lexicon as lx
-from gateway.cache.semantic.prompt_facts import COORDINATION, PromptFacts, read_prompt
+from gateway.cache.semantic.prompt_facts import COORDINATION, PHRASE, PromptFacts, read_prompt
 from gateway.cache.semantic.stemming import stem
 from gateway.cache.semantic.typos import MIN_LETTERS, is_typo_of
 
@@ -168,34 +168,72 @@ def _check_constraints(a: PromptFacts, b: PromptFacts) -> Verdict:
 
 def _check_order(a: PromptFacts, b: PromptFacts) -> Verdict:
     """Two things that trade places around a third: "does the dog chase the cat" / "does the cat chase the dog",
-    "is Python faster than Java" / "is Java faster than Python", "2 to the power of 10" / "10 to the power of 2".
-    Only an exact mirror counts: words x, z, y next to each other (among the words both prompts hold once) in one
-    prompt, y, z, x in the other, and no "and" / "or" between the two that swapped ("let, const and var" / "var,
-    const and let" is one list). A phrase moved elsewhere in the sentence keeps its meaning and passes; so does a
-    passive rewording ("the cat is chased by the dog"), which this reads as a swap and refuses."""
-    keys_a, keys_b = [_order_key(w) for w in a.order], [_order_key(w) for w in b.order]
-    counts_a, counts_b = Counter(keys_a), Counter(keys_b)
-    once = {k for k, n in counts_a.items() if n == 1 and counts_b[k] == 1 and k != COORDINATION}
-    if len(once) < 3:
+    "is Python more popular than Java" / "is Java more popular than Python", "2 to the power of 10" / "10 to the
+    power of 2". Words next to each other, in the same order, in both prompts form one unit ("more popular", "big
+    dog"); a swap is units x, z, y in a row in one prompt and y, z, x in the other, each of one or two words, and no
+    "and" / "or" or phrase-opening preposition between them: "let, const and var" / "var, const and let" is one
+    list, and "in the Northern Hemisphere in winter, which constellations" / "which constellations in winter in the
+    Northern Hemisphere" moves whole phrases. A passive rewording ("is the cat chased by the dog") reads as a swap
+    and is refused: a miss, not a wrong answer. Not caught: a swap with nothing between ("subtract 3 from 10" /
+    "from 3"), or around a middle that is itself a list ("faster and safer than")."""
+    seq_a, seq_b = _occurrences(a.order), _occurrences(b.order)
+    at_b = {k: i for i, k in enumerate(seq_b) if k not in _MARKERS}
+    units: list[tuple[int, int]] = []
+    """First and last index in seq_a of each unit, in the order of prompt a."""
+    for i, k in enumerate(seq_a):
+        if k not in at_b:
+            continue
+        if units and units[-1][1] == i - 1 and at_b[k] == at_b[seq_a[i - 1]] + 1:
+            units[-1] = (units[-1][0], i)
+        else:
+            units.append((i, i))
+    if len(units) < 3:
         return SAME
-    at_b = {k: i for i, k in enumerate(keys_b) if k in once}
-    shared_b = [k for k in keys_b if k in once]
-    mirrors = {(shared_b[i + 2], shared_b[i + 1], shared_b[i]) for i in range(len(shared_b) - 2)}
-    shared_a = [(i, k) for i, k in enumerate(keys_a) if k in once]
-    for (start, x), (_, z), (end, y) in zip(shared_a, shared_a[1:], shared_a[2:], strict=False):
+    span_b = [(at_b[seq_a[first]], at_b[seq_a[last]]) for first, last in units]
+    in_b = sorted(range(len(units)), key=lambda u: span_b[u][0])
+    after_in_b = dict(pairwise(in_b))
+    for x in range(len(units) - 2):
+        z, y = x + 1, x + 2
+        size_x, size_y = units[x][1] - units[x][0], units[y][1] - units[y][0]
         if (
-            (x, z, y) in mirrors
-            and COORDINATION not in keys_a[start:end]
-            and COORDINATION not in keys_b[at_b[y] : at_b[x]]
+            after_in_b.get(y) == z
+            and after_in_b.get(z) == x
+            and max(size_x, size_y) <= 1
+            and units[z][1] - units[z][0] <= 1
+            and not _separated(seq_a, units[x][1], units[z][0], units[z][1], units[y][0])
+            and not _separated(seq_b, span_b[y][1], span_b[z][0], span_b[z][1], span_b[x][0])
         ):
-            return Verdict(
-                False, f"order: {a.order[start]} .. {a.order[end]} vs {b.order[at_b[y]]} .. {b.order[at_b[x]]}"
-            )
+            said_a = f"{_unit(a, units[x])} .. {_unit(a, units[y])}"
+            return Verdict(False, f"order: {said_a} vs {_unit(a, units[y])} .. {_unit(a, units[x])}")
     return SAME
 
 
-def _order_key(word: str) -> str:
-    return word if word == COORDINATION else _key(word)
+_MARKERS: Final = frozenset({COORDINATION, PHRASE})
+
+
+def _occurrences(order: tuple[str, ...]) -> list[str]:
+    """Each word as its key and which occurrence of that key it is, so a repeated word is still placed."""
+    seen: Counter[str] = Counter()
+    result = []
+    for word in order:
+        if word in _MARKERS:
+            result.append(word)
+            continue
+        key = _key(word)
+        seen[key] += 1
+        result.append(f"{key}#{seen[key]}")
+    return result
+
+
+def _separated(sequence: list[str], *gaps: int) -> bool:
+    """Whether a marker stands in one of the gaps (after, before) given as pairs of indices."""
+    return any(
+        k in _MARKERS for after, before in zip(gaps[::2], gaps[1::2], strict=True) for k in sequence[after + 1 : before]
+    )
+
+
+def _unit(facts: PromptFacts, unit: tuple[int, int]) -> str:
+    return " ".join(facts.order[unit[0] : unit[1] + 1])
 
 
 def _is_rewording(only_a: list[str], only_b: list[str]) -> bool:
