@@ -149,9 +149,7 @@ class ResponseCache:
     def max_entry_chars(self) -> int:
         return self._config.max_entry_bytes
 
-    def plan(
-        self, request: ChatRequest, team: str, choice: str, *, classification: Classification
-    ) -> CachePlan | None:
+    def plan(self, request: ChatRequest, team: str, choice: str, *, classification: Classification) -> CachePlan | None:
         """None when the call does not touch the cache (the config and the request leave it off, or the call is
         classified above max_classification). `choice` is the model the router puts first for this call: entries
         are partitioned by it too, so a rules route's rule, a weighted route's sticky arm or a residency filter that
