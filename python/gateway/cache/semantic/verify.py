@@ -175,7 +175,7 @@ def _check_order(a: PromptFacts, b: PromptFacts) -> Verdict:
     list, and "in the Northern Hemisphere in winter, which constellations" / "which constellations in winter in the
     Northern Hemisphere" moves whole phrases. A passive rewording ("is the cat chased by the dog") reads as a swap
     and is refused: a miss, not a wrong answer. Not caught: a swap with nothing between ("subtract 3 from 10" /
-    "from 3"), or around a middle that is itself a list ("faster and safer than")."""
+    "subtract 10 from 3"), or around a middle that is itself a list ("faster and safer than")."""
     seq_a, seq_b = _occurrences(a.order), _occurrences(b.order)
     at_b = {k: i for i, k in enumerate(seq_b) if k not in _MARKERS}
     units: list[tuple[int, int]] = []
@@ -200,8 +200,8 @@ def _check_order(a: PromptFacts, b: PromptFacts) -> Verdict:
             and after_in_b.get(z) == x
             and max(size_x, size_y) <= 1
             and units[z][1] - units[z][0] <= 1
-            and not _separated(seq_a, units[x][1], units[z][0], units[z][1], units[y][0])
-            and not _separated(seq_b, span_b[y][1], span_b[z][0], span_b[z][1], span_b[x][0])
+            and not _separated(seq_a, (units[x][1], units[z][0]), (units[z][1], units[y][0]))
+            and not _separated(seq_b, (span_b[y][1], span_b[z][0]), (span_b[z][1], span_b[x][0]))
         ):
             said_a = f"{_unit(a, units[x])} .. {_unit(a, units[y])}"
             return Verdict(False, f"order: {said_a} vs {_unit(a, units[y])} .. {_unit(a, units[x])}")
@@ -225,11 +225,9 @@ def _occurrences(order: tuple[str, ...]) -> list[str]:
     return result
 
 
-def _separated(sequence: list[str], *gaps: int) -> bool:
-    """Whether a marker stands in one of the gaps (after, before) given as pairs of indices."""
-    return any(
-        k in _MARKERS for after, before in zip(gaps[::2], gaps[1::2], strict=True) for k in sequence[after + 1 : before]
-    )
+def _separated(sequence: list[str], *gaps: tuple[int, int]) -> bool:
+    """Whether a marker stands strictly between the two indices of one of the gaps."""
+    return any(k in _MARKERS for after, before in gaps for k in sequence[after + 1 : before])
 
 
 def _unit(facts: PromptFacts, unit: tuple[int, int]) -> str:
