@@ -128,6 +128,31 @@ async def test_ledger_usage_and_audit_queries(engine: AsyncEngine) -> None:
     ledger.close()
 
 
+async def test_a_large_batch_and_a_failed_one_leave_the_ledger_consistent(engine: AsyncEngine) -> None:
+    """A batch larger than one statement takes (multi-row INSERTs on SQLite) lands whole; a batch the database
+    refuses (a duplicate request id) commits nothing and the next batch is written on a fresh connection."""
+    ledger = LedgerStore(engine)
+    now = time.time()
+
+    def record(request_id: str, team: str = "blue") -> AuditRecord:
+        return AuditRecord(
+            request_id, now, key_id="k", team=team, model="m", served_model="m", provider="p", prompt_tokens=3,
+            completion_tokens=2, cost_usd=0.5, guardrails=[{"type": "pii", "count": 1}],
+        )  # fmt: skip
+
+    await ledger.write([record(f"big{i}") for i in range(1000)], with_audit=True)
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        await ledger.write([record("fresh", team="red"), record("big7", team="red")], with_audit=True)
+    await ledger.write([record("after", team="red")], with_audit=True)
+    rows = await ledger.usage(GroupBy.TEAM, UsageFilter(now - 1, now + 1))
+    assert sorted((r.group, r.requests, r.cost_usd) for r in rows) == [("blue", 1000, 500.0), ("red", 1, 0.5)]
+    audited = await ledger.query_audit(AuditFilter(team="red", limit=10))
+    assert [r.request_id for r in audited] == ["after"]
+    assert audited[0].guardrails == [{"type": "pii", "count": 1}]
+    assert len(await ledger.query_audit(AuditFilter(limit=2000))) == 1001
+    ledger.close()
+
+
 async def test_two_gateways_share_keys_budgets_and_audit_through_postgres(
     start_gateway: StartGateway, postgres_url: str
 ) -> None:

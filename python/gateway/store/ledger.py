@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, ColumnElement, Connection, Dialect, RowMapping, Table, and_, case, delete, func, select
+from sqlalchemy import JSON, ColumnElement, Dialect, RowMapping, Table, and_, case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
 
 from gateway.ledger.records import AuditFilter, AuditRecord, GroupBy, UsageFilter, UsageRow
 from gateway.store.database import writer_engine
@@ -29,27 +30,51 @@ _EXPORT_PAGE = 1000
 class LedgerStore:
     def __init__(self, engine: AsyncEngine, *, synchronous_full: bool = False) -> None:
         self._engine = engine
-        # Batches are written by SQLAlchemy's synchronous engine in a thread of their own: one hand-off per batch,
-        # where the async engine hands every statement, begin and commit to its driver's thread and back.
+        # Batches are written by the driver itself in a thread of its own, on one DB-API connection kept for it.
         self._writer = writer_engine(engine, synchronous_full=synchronous_full)
         self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
+        self._connection: PoolProxiedConnection | None = None
+        """The writer thread's connection; touched only in that thread."""
+        self._ledger_insert = _DriverInsert(ledger, self._writer.dialect)
         self._audit_insert = _DriverInsert(audit, self._writer.dialect)
 
     def close(self) -> None:
         self._writer_thread.shutdown(wait=True)
+        if self._connection is not None:
+            self._connection.close()
         self._writer.dispose()
 
     async def write(self, records: list[AuditRecord], *, with_audit: bool) -> None:
-        """Commits the records' ledger entries, and with `with_audit` the records themselves, in one transaction."""
-        await asyncio.get_running_loop().run_in_executor(self._writer_thread, self._write, records, with_audit)
+        """Commits the records' ledger entries, and with `with_audit` the records themselves, in one transaction.
 
-    def _write(self, records: list[AuditRecord], with_audit: bool) -> None:
-        entries = _ledger_rows(records)
-        with self._writer.begin() as conn:
-            if entries:
-                conn.execute(ledger.insert(), entries)
-            if with_audit and records:
-                self._audit_insert.execute(conn, [_audit_row(r) for r in records])
+        The rows are laid out here, on the event loop, and the writer thread only hands them to the driver: Python
+        run in that thread holds the GIL the loop needs, and with it there (SQLAlchemy's statement machinery, the
+        rows built row by row) the whole server lost a seventh of its throughput (docs/benchmarks.md)."""
+        statements = self._ledger_insert.statements(_ledger_rows(records))
+        if with_audit and records:
+            statements += self._audit_insert.statements([_audit_row(r) for r in records])
+        if statements:
+            await asyncio.get_running_loop().run_in_executor(self._writer_thread, self._commit, statements)
+
+    def _commit(self, statements: list[_Statement]) -> None:
+        connection = self._connection or self._writer.raw_connection()
+        self._connection = connection
+        try:
+            cursor = connection.cursor()
+            try:
+                for statement in statements:
+                    if statement.many:
+                        cursor.executemany(statement.sql, statement.params)
+                    else:
+                        cursor.execute(statement.sql, statement.params)
+            finally:
+                cursor.close()
+            connection.commit()
+        except BaseException:
+            # The connection may be what failed (a database restarted): the retry takes a fresh one.
+            self._connection = None
+            connection.invalidate()
+            raise
 
     # --- usage ------------------------------------------------------------------------------------------------------
 
@@ -242,29 +267,51 @@ def _ledger_rows(records: list[AuditRecord]) -> list[dict[str, Any]]:
 _AUDIT_FIELDS = tuple(f.name for f in fields(AuditRecord))
 
 
-class _DriverInsert:
-    """An INSERT compiled once by SQLAlchemy for the engine's dialect and run by the driver's own executemany.
+@dataclass(frozen=True, slots=True)
+class _Statement:
+    sql: str
+    params: Any
+    """One row's values, or with `many`, a list of rows'."""
+    many: bool = False
 
-    SQLAlchemy's per-row parameter processing cost more than SQLite's insert itself (about 20 against 5 µs a record,
-    in the writer thread, holding the GIL the event loop needs); here the rows are laid out in the dialect's
-    parameter order once and JSON columns serialized by orjson, as the JSON type would."""
+
+class _DriverInsert:
+    """An INSERT compiled once by SQLAlchemy for the engine's dialect and run by the driver itself.
+
+    SQLAlchemy's per-row parameter processing cost more than SQLite's insert itself (about 20 against 5 µs a record);
+    here the rows are laid out in the dialect's parameter order and JSON columns serialized by orjson, as the JSON
+    type would. With positional parameters (SQLite) a batch goes as multi-row INSERTs, each one driver call that
+    releases the GIL once instead of once a row; with named ones (PostgreSQL's psycopg) as one executemany."""
+
+    MAX_PARAMETERS = 999
+    """SQLite's default limit on a statement's parameters before 3.32, the lowest a driver here may have."""
 
     def __init__(self, table: Table, dialect: Dialect) -> None:
-        compiled = table.insert().compile(dialect=dialect)
+        # Every column but an autoincrementing key, which the database fills.
+        columns = [c.name for c in table.columns if c is not table.autoincrement_column]
+        compiled = table.insert().compile(dialect=dialect, column_keys=columns)
         self._sql = str(compiled)
         self._positional = compiled.positional
         self._names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
         self._json = frozenset(c.name for c in table.columns if isinstance(c.type, JSON))
+        head, _, values = self._sql.partition(" VALUES ")
+        self._head, self._values = head + " VALUES ", values
+        self._rows_per_statement = max(1, self.MAX_PARAMETERS // len(self._names))
 
-    def execute(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+    def statements(self, rows: list[dict[str, Any]]) -> list[_Statement]:
+        if not rows:
+            return []
         json_columns = self._json
-        if self._positional:
-            params: list[Any] = [
-                tuple(_json_text(row[n]) if n in json_columns else row[n] for n in self._names) for row in rows
-            ]
-        else:
+        if not self._positional:
             params = [{n: _json_text(row[n]) if n in json_columns else row[n] for n in self._names} for row in rows]
-        conn.exec_driver_sql(self._sql, params)
+            return [_Statement(self._sql, params, many=True)]
+        result = []
+        step = self._rows_per_statement
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            flat = [_json_text(row[n]) if n in json_columns else row[n] for row in chunk for n in self._names]
+            result.append(_Statement(self._head + ", ".join([self._values] * len(chunk)), flat))
+        return result
 
 
 def _json_text(value: Any) -> str | None:
