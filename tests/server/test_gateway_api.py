@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 
 import grpc
 import pytest
@@ -53,6 +55,17 @@ async def test_chat_is_deterministic_per_prompt(stub: gateway_pb2_grpc.GatewaySt
     assert first.message.content == second.message.content
     assert first.id != second.id
     assert other.message.content != first.message.content
+
+
+async def test_request_ids_are_unique_and_grow_with_time(stub: gateway_pb2_grpc.GatewayStub) -> None:
+    request = pb.ChatRequest(model="fast", messages=[user("id me")])
+    ids = [(await stub.Chat(request, metadata=AUTH)).id for _ in range(50)]
+    ids += [r.id for r in await asyncio.gather(*(stub.Chat(request, metadata=AUTH) for _ in range(50)))]
+    assert len(set(ids)) == 100
+    assert all(re.fullmatch(r"[0-9a-f]{24}", i) for i in ids), ids
+    # The first 12 digits are the millisecond: ids of later calls sort after earlier ones (the audit log's index).
+    assert [i[:12] for i in ids[:50]] == sorted(i[:12] for i in ids[:50])
+    assert int(ids[-1][:12], 16) / 1000 == pytest.approx(time.time(), abs=60)
 
 
 async def test_stream_matches_unary_and_ends_with_usage(stub: gateway_pb2_grpc.GatewayStub) -> None:
