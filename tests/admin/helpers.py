@@ -63,3 +63,14 @@ class Admin:
             metadata=AUTH,
         )
         return response.key, response.info
+
+
+async def ask(admin: Admin, request: pb.ChatRequest, key: str | None = None) -> pb.ChatResponse:
+    """Chat with `key`, else with the bootstrap (admin) key."""
+    response: pb.ChatResponse = await admin.gateway.Chat(request, metadata=bearer(key) if key else AUTH)
+    return response
+
+
+async def stream(admin: Admin, request: pb.ChatRequest) -> list[pb.ChatChunk]:
+    """Every chunk of a ChatStream with the bootstrap (admin) key."""
+    return [chunk async for chunk in admin.gateway.ChatStream(request, metadata=AUTH)]

@@ -12,7 +12,7 @@ from llmgateway.v1 import admin_pb2 as apb
 from llmgateway.v1 import gateway_pb2 as pb
 
 from gateway.server.app import Gateway
-from tests.admin.helpers import Admin, bearer, chat_request
+from tests.admin.helpers import Admin, ask, bearer, chat_request, stream
 from tests.fakes import FakeOpenAI
 from tests.fakes.fixtures import FakeProviders
 from tests.fakes.server import Answer
@@ -63,11 +63,6 @@ async def fake(fake_providers: FakeProviders) -> FakeOpenAI:
 async def running(start_gateway: StartGateway, fake: FakeOpenAI) -> tuple[Gateway, Admin]:
     gateway, channel = await start_gateway(config(fake))
     return gateway, Admin.on(channel)
-
-
-async def ask(admin: Admin, request: pb.ChatRequest, key: str | None = None) -> pb.ChatResponse:
-    response: pb.ChatResponse = await admin.gateway.Chat(request, metadata=bearer(key) if key else AUTH)
-    return response
 
 
 def cached(mode: int = pb.CACHE_MODE_UNSPECIFIED, **fields: object) -> pb.CacheControl:
@@ -212,12 +207,9 @@ async def test_a_stream_is_served_from_the_cache_and_fills_it(running: tuple[Gat
     fake.default_answer = Answer(text=" ".join(f"word{i}" for i in range(60)), prompt_tokens=50, completion_tokens=60)
     request = chat_request("gpt", "Stream me")
 
-    async def stream() -> list[pb.ChatChunk]:
-        return [chunk async for chunk in admin.gateway.ChatStream(request, metadata=AUTH)]
-
-    first = await stream()
+    first = await stream(admin, request)
     assert not first[-1].cache.hit
-    second = await stream()
+    second = await stream(admin, request)
     assert len(fake.requests) == 1
     assert len(second) > 3  # pieces, not one blob
     assert "".join(c.delta for c in second) == "".join(c.delta for c in first) == fake.default_answer.text
@@ -263,15 +255,12 @@ async def test_a_card_number_found_by_the_input_guardrails_keeps_the_call_out_of
     card = chat_request("gpt", "Is 4111 1111 1111 1111 a valid card number?")
     plain = chat_request("gpt", "Is a Luhn checksum enough to validate a card number?")
 
-    async def stream(request: pb.ChatRequest) -> pb.ChatChunk:
-        return [chunk async for chunk in admin.gateway.ChatStream(request, metadata=AUTH)][-1]
-
     for _ in range(2):
         assert not (await ask(admin, card)).HasField("cache")
-        assert not (await stream(card)).HasField("cache")
+        assert not (await stream(admin, card))[-1].HasField("cache")
     assert len(fake.requests) == 4
-    assert not (await stream(plain)).cache.hit
-    assert (await stream(plain)).cache.hit
+    assert not (await stream(admin, plain))[-1].cache.hit
+    assert (await stream(admin, plain))[-1].cache.hit
     assert len(fake.requests) == 5
 
 
@@ -285,9 +274,6 @@ async def test_a_streamed_tool_call_is_stored_and_served_whole(
     request = chat_request("gpt", "Weather and time in Paris?")
     request.tools.extend([pb.Tool(name=n, parameters_json='{"type": "object"}') for n in ("lookup", "clock")])
 
-    async def stream() -> list[pb.ChatChunk]:
-        return [chunk async for chunk in admin.gateway.ChatStream(request, metadata=AUTH)]
-
     def calls(chunks: list[pb.ChatChunk]) -> dict[int, tuple[str, str, str]]:
         """Each call's id, name and arguments, put together from its fragments."""
         whole: dict[int, tuple[str, str, str]] = {}
@@ -297,9 +283,9 @@ async def test_a_streamed_tool_call_is_stored_and_served_whole(
                 whole[part.index] = (call_id or part.id, name or part.name, arguments + part.arguments_delta)
         return whole
 
-    first = await stream()
+    first = await stream(admin, request)
     assert not first[-1].cache.hit
-    second = await stream()
+    second = await stream(admin, request)
     assert len(fake.requests) == 1
     assert second[-1].cache.hit
     assert second[-1].finish_reason == "tool_calls"
@@ -320,7 +306,7 @@ async def test_a_streamed_tool_call_is_stored_and_served_whole(
     cut = chat_request("gpt", "Weather in Rome?")
     cut.tools.extend(request.tools)
     for _ in range(2):
-        assert not [c async for c in admin.gateway.ChatStream(cut, metadata=AUTH)][-1].cache.hit
+        assert not (await stream(admin, cut))[-1].cache.hit
     assert len(fake.requests) == 3
 
 
@@ -477,10 +463,7 @@ async def test_streams_do_not_wait_for_an_identical_call_in_flight(
     fake.slow(first_byte_delay=0.3, times=10)
     request = chat_request("gpt", "Stream it to everyone")
 
-    async def stream() -> list[pb.ChatChunk]:
-        return [chunk async for chunk in admin.gateway.ChatStream(request, metadata=AUTH)]
-
-    await asyncio.gather(*(stream() for _ in range(3)))
+    await asyncio.gather(*(stream(admin, request) for _ in range(3)))
     assert len(fake.requests) == 3
 
 
@@ -508,10 +491,7 @@ async def test_a_unary_call_does_not_wait_behind_an_identical_stream(
     fake.slow(first_byte_delay=0.3, times=10)
     request = chat_request("gpt", "Streamed first, then asked whole")
 
-    async def stream() -> list[pb.ChatChunk]:
-        return [chunk async for chunk in admin.gateway.ChatStream(request, metadata=AUTH)]
-
-    streaming = asyncio.ensure_future(stream())
+    streaming = asyncio.ensure_future(stream(admin, request))
     await asyncio.sleep(0.05)
     unary = await ask(admin, request)
     await streaming

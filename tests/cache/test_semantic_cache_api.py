@@ -13,7 +13,7 @@ from llmgateway.v1 import gateway_pb2 as pb
 
 from gateway.cache.semantic.embedder import Embedder, EmbeddingModelMissing
 from gateway.server.app import Gateway
-from tests.admin.helpers import Admin, bearer, chat_request
+from tests.admin.helpers import Admin, ask, chat_request, stream
 from tests.fakes import FakeOpenAI
 from tests.fakes.fixtures import FakeProviders
 from tests.fakes.server import Answer
@@ -53,11 +53,6 @@ async def fake(fake_providers: FakeProviders) -> FakeOpenAI:
 async def running(start_gateway: StartGateway, fake: FakeOpenAI) -> tuple[Gateway, Admin]:
     gateway, channel = await start_gateway(config(fake))
     return gateway, Admin.on(channel)
-
-
-async def ask(admin: Admin, request: pb.ChatRequest, key: str | None = None) -> pb.ChatResponse:
-    response: pb.ChatResponse = await admin.gateway.Chat(request, metadata=bearer(key) if key else AUTH)
-    return response
 
 
 async def test_a_paraphrase_is_served_from_the_semantic_cache(running: tuple[Gateway, Admin], fake: FakeOpenAI) -> None:
@@ -124,10 +119,7 @@ async def test_context_team_and_the_callers_choice_bound_semantic_matches(
 async def test_a_stream_is_served_from_the_semantic_cache(running: tuple[Gateway, Admin], fake: FakeOpenAI) -> None:
     _, admin = running
     await ask(admin, chat_request("gpt", "Give me a recipe for pancakes"))
-    chunks = [
-        chunk
-        async for chunk in admin.gateway.ChatStream(chat_request("gpt", "give me a pancake recipe"), metadata=AUTH)
-    ]
+    chunks = await stream(admin, chat_request("gpt", "give me a pancake recipe"))
     assert "".join(c.delta for c in chunks) == "Use reversed() or list.reverse()."
     assert chunks[-1].cache.hit
     assert chunks[-1].cache.kind == "semantic"
