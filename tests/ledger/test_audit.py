@@ -3,6 +3,7 @@ and shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from google.protobuf import timestamp_pb2
 from llmgateway.v1 import admin_pb2 as apb
 
+from gateway.ledger.audit import AuditLog, AuditSettings
 from gateway.ledger.records import AuditFilter, AuditRecord
 from gateway.server.app import Gateway
 from gateway.store.database import open_engine
@@ -203,3 +205,27 @@ async def test_store_round_trips_records(tmp_path: Path) -> None:
     assert back == record
     ledger.close()
     await engine.dispose()
+
+
+async def test_a_flush_waits_for_the_batch_being_written() -> None:
+    """flush() returns only once what was submitted is committed, also when the writer has already taken it from
+    the queue and is writing it (CI once read the ledger between the two)."""
+    started, release = asyncio.Event(), asyncio.Event()
+    committed: list[str] = []
+
+    async def write(batch: list[AuditRecord]) -> None:
+        started.set()
+        await release.wait()
+        committed.extend(r.request_id for r in batch)
+
+    log = AuditLog(write, AuditSettings(flush_interval_s=0.001))
+    log.start()
+    log.submit(AuditRecord("r1", time.time()))
+    await started.wait()  # the batch is out of the queue and in the write
+    flushed = asyncio.ensure_future(log.flush())
+    await asyncio.sleep(0.05)
+    assert not flushed.done()
+    release.set()
+    await flushed
+    assert committed == ["r1"]
+    await log.close()

@@ -42,6 +42,8 @@ class AuditLog:
         self._urgent = asyncio.Event()
         """Set by strict commits, flushes and shutdown: cuts the batching wait short."""
         self._closing = False
+        self._writing = False
+        """A batch taken from pending is being written: a flush must wait for it too."""
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -64,8 +66,8 @@ class AuditLog:
         await self._committed()
 
     async def flush(self) -> None:
-        """Returns once everything submitted so far is committed."""
-        if self._pending:
+        """Returns once everything submitted so far is committed, the batch being written included."""
+        if self._pending or self._writing:
             await self._committed()
 
     async def _committed(self) -> None:
@@ -101,8 +103,12 @@ class AuditLog:
             self._urgent.clear()
             batch, self._pending = self._pending, []
             waiters, self._waiters = self._waiters, []
-            for start in range(0, len(batch), self._settings.max_batch):
-                await self._write_until_done(batch[start : start + self._settings.max_batch])
+            self._writing = True
+            try:
+                for start in range(0, len(batch), self._settings.max_batch):
+                    await self._write_until_done(batch[start : start + self._settings.max_batch])
+            finally:
+                self._writing = False
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
