@@ -1,4 +1,4 @@
-"""Authentication, access check and budget pre-check per call, with 10,000 keys: the stages ChatPipeline.admit runs
+"""Authentication, access check and budget pre-check per call, with 10,000 keys: the admission stages of the pipeline run
 before routing, called in the same order, for keys with rate limits, attribute conditions and team budgets.
 
 .venv/bin/pytest benches/policy/bench_admission.py --benchmark-enable --benchmark-columns=min,median,max,ops
@@ -18,11 +18,11 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from gateway.ledger.budgets import BudgetBook
 from gateway.policy import access
-from gateway.policy.classification import Classification
 from gateway.policy.key_limits import KeyLimiter
 from gateway.policy.keyring import KeyRing
 from gateway.policy.keys import hash_key, new_key
-from gateway.policy.records import Budget, BudgetScope, Conditions, KeyLimits, KeyRecord, Period
+from gateway.records.classification import Classification
+from gateway.records.governance import Budget, BudgetScope, Conditions, KeyLimits, KeyRecord, Period
 
 KEYS = 10_000
 ROUNDS = 20_000

@@ -15,7 +15,7 @@ from google.protobuf import timestamp_pb2
 from llmgateway.v1 import admin_pb2 as apb
 
 from gateway.ledger.audit import AuditLog, AuditSettings
-from gateway.ledger.records import AuditFilter, AuditRecord
+from gateway.records.audit import AuditFilter, AuditRecord
 from gateway.server.app import Gateway
 from gateway.store.database import open_engine
 from gateway.store.ledger import LedgerStore

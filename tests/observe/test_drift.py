@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.config.observe import DriftConfig, ObserveConfig
-from gateway.ledger.records import AuditRecord
 from gateway.observe import drift
 from gateway.observe.drift import DriftFlag, DriftMonitor, route_rule_label
+from gateway.records.audit import AuditRecord
 
 WINDOW_S = 60.0
 CALLS = 200  # per window

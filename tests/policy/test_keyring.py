@@ -12,7 +12,7 @@ import pytest
 from gateway.errors import RateLimited, Unauthenticated
 from gateway.policy.keyring import FailurePolicy, KeyRing, peer_host
 from gateway.policy.keys import hash_key
-from gateway.policy.records import KeyRecord
+from gateway.records.governance import KeyRecord
 from tests.admin.helpers import Admin, bearer, chat_request, reason_of
 from tests.server.fixtures import StartGateway
 

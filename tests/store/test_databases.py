@@ -15,9 +15,9 @@ import pytest
 from llmgateway.v1 import admin_pb2 as apb
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.ledger.records import AuditFilter, AuditRecord, GroupBy, UsageFilter
-from gateway.policy.classification import Classification
-from gateway.policy.records import (
+from gateway.records.audit import AuditFilter, AuditRecord, GroupBy, UsageFilter
+from gateway.records.classification import Classification
+from gateway.records.governance import (
     BodyPolicy,
     Budget,
     BudgetScope,

@@ -13,12 +13,12 @@ from gateway.cache.backends import BackendUnavailable, PurgeFilter
 from gateway.cache.service import CacheStats, ResponseCache
 from gateway.errors import FailedPrecondition, InvalidRequest, NotFound, PermissionDenied, Unavailable
 from gateway.ledger.periods import period_bounds
-from gateway.ledger.records import AuditFilter, AuditRecord, Forecast, GroupBy, UsageFilter, UsageRow
 from gateway.ledger.retention import Retention
 from gateway.policy.access import check_admin, check_manages
 from gateway.policy.keys import KEY_PREFIX, hash_key, new_key
-from gateway.policy.records import Budget, BudgetScope, KeyRecord, Period, Role, Team
 from gateway.policy.tenancy import Tenancy
+from gateway.records.audit import AuditFilter, AuditRecord, Forecast, GroupBy, UsageFilter, UsageRow
+from gateway.records.governance import Budget, BudgetScope, KeyRecord, Period, Role, Team
 from gateway.store.ledger import LedgerStore
 
 DEFAULT_GRACE_S = 3600

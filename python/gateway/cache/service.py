@@ -30,7 +30,7 @@ from gateway.cache.semantic_index import Candidate, SemanticIndex
 from gateway.chat import CacheMode, ChatRequest, ChatResult, Usage
 from gateway.config.cache import CacheConfig, CachePolicyConfig
 from gateway.observe.metrics import GatewayMetrics
-from gateway.policy.classification import Classification
+from gateway.records.classification import Classification
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from gateway.config.base import Strict
-from gateway.policy.classification import Classification
+from gateway.records.classification import Classification
 
 PII_KINDS: tuple[str, ...] = (
     "EMAIL_ADDRESS",

@@ -13,7 +13,7 @@ from gateway.config.cache import CacheConfig, CachePolicyConfig
 from gateway.config.guardrails import GuardrailsConfig, ResidencyConfig, merge_guardrails
 from gateway.config.observe import ObserveConfig
 from gateway.config.routes import CircuitBreakerConfig, RouteConfig, Strategy
-from gateway.policy.records import BodyPolicy, Period, Role
+from gateway.records.governance import BodyPolicy, Period, Role
 
 
 class ProviderType(StrEnum):

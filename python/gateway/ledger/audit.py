@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from gateway.ledger.records import AuditRecord
+from gateway.records.audit import AuditRecord
 
 log = logging.getLogger("gateway.audit")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from gateway.errors import RateLimited
 from gateway.ledger.periods import period_bounds
-from gateway.policy.records import Budget, BudgetScope, KeyRecord, Period
+from gateway.records.governance import Budget, BudgetScope, KeyRecord, Period
 
 _Subject = tuple[BudgetScope, str]
 _AccountKey = tuple[BudgetScope, str, Period]

@@ -211,7 +211,7 @@ class ModelHealth:
 
 
 class CallRecord(Protocol):
-    """What `observe_record` reads: the fields of gateway.ledger.records.AuditRecord it needs."""
+    """What `observe_record` reads: the fields of gateway.records.audit.AuditRecord it needs."""
 
     served_model: str
     model: str

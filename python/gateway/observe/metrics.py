@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final, TypeVar
 
-import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from gateway.errors import ErrorKind
 
 _M = TypeVar("_M", Counter, Histogram, Gauge)
 _Labeller = Callable[[tuple[object, ...]], tuple[str, ...]]
@@ -28,7 +29,7 @@ _Labeller = Callable[[tuple[object, ...]], tuple[str, ...]]
 OTHER: Final = "other"
 """The label value that stands for every value outside a label's bounded set."""
 OPERATION: Final = "chat"
-STATUS_CODES: Final = frozenset(code.name for code in grpc.StatusCode)
+STATUS_CODES: Final = frozenset(("OK", *ErrorKind))
 CALL_KINDS: Final = frozenset(("chat", "stream", "compare", "replay"))
 ATTEMPT_OUTCOMES: Final = frozenset(("ok", "error", "cancelled"))
 CACHE_KINDS: Final = frozenset(("exact", "semantic"))

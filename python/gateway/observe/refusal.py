@@ -128,6 +128,11 @@ class AnswerEdges:
         self._length += len(chunk)
         self._spaces += chunk.count(" ")
 
+    @property
+    def length(self) -> int:
+        """Characters fed so far."""
+        return self._length
+
     def score(self) -> float:
         return _score(self._head, self._tail, self._length, self._spaces)
 

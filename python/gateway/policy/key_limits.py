@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gateway.errors import RateLimited
 from gateway.limits import LimitKeeper
-from gateway.policy.records import KeyLimits, KeyRecord
+from gateway.records.governance import KeyLimits, KeyRecord
 
 
 class KeyLimiter:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from gateway.errors import RateLimited, Unauthenticated
 from gateway.limits import LimitKeeper
 from gateway.policy.keys import bearer_token, hash_key
-from gateway.policy.records import KeyRecord
+from gateway.records.governance import KeyRecord
 
 _UNAUTHENTICATED = "missing or invalid gateway key: send metadata 'authorization: Bearer <gateway key>'"
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from gateway.config.schema import GatewayConfig, KeyConfig
 from gateway.ledger.budgets import BudgetBook
 from gateway.ledger.periods import period_bounds
-from gateway.ledger.records import UsageFilter
 from gateway.policy.keyring import KeyRing
 from gateway.policy.keys import hash_key, new_key
-from gateway.policy.records import Budget, BudgetScope, KeyLimits, KeyRecord, Period, Role, Team
+from gateway.records.audit import UsageFilter
+from gateway.records.governance import Budget, BudgetScope, KeyLimits, KeyRecord, Period, Role, Team
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
 

@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import aiohttp
-import grpc
 import orjson
 from yarl import URL
 
 from gateway.chat import ChatDelta, ChatRequest, ChatResult, ToolCallDelta
 from gateway.config.schema import ModelConfig, ProviderConfig
-from gateway.errors import ProviderError
+from gateway.errors import ErrorKind, ProviderError
 from gateway.providers.base import Provider, UpstreamCall
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -188,7 +187,7 @@ def error_for_status(
             f"provider {name!r} rejected the request (HTTP {status}){said}",
             provider=name,
             http_status=status,
-            code=grpc.StatusCode.INVALID_ARGUMENT,
+            kind=ErrorKind.INVALID_ARGUMENT,
             reason="UPSTREAM_REJECTED_REQUEST",
             retryable=False,
         )
@@ -198,7 +197,7 @@ def error_for_status(
             f"provider {name!r} refused our credentials (HTTP {status}); check the API key in {where}{said}",
             provider=name,
             http_status=status,
-            code=grpc.StatusCode.FAILED_PRECONDITION,
+            kind=ErrorKind.FAILED_PRECONDITION,
             reason="PROVIDER_AUTH_FAILED",
             retryable=False,
         )
@@ -208,7 +207,7 @@ def error_for_status(
             f"{said}",
             provider=name,
             http_status=status,
-            code=grpc.StatusCode.FAILED_PRECONDITION,
+            kind=ErrorKind.FAILED_PRECONDITION,
             reason="UPSTREAM_MODEL_NOT_FOUND",
             retryable=False,
         )
@@ -225,7 +224,7 @@ def error_for_status(
             f"provider {name!r} is rate limiting us (HTTP 429){said}",
             provider=name,
             http_status=status,
-            code=grpc.StatusCode.RESOURCE_EXHAUSTED,
+            kind=ErrorKind.RESOURCE_EXHAUSTED,
             reason="UPSTREAM_RATE_LIMITED",
             retryable=True if retryable is None else retryable,
             retry_after=retry_after,
@@ -242,7 +241,7 @@ def error_for_status(
         f"provider {name!r} refused the request (HTTP {status}){said}",
         provider=name,
         http_status=status,
-        code=grpc.StatusCode.FAILED_PRECONDITION,
+        kind=ErrorKind.FAILED_PRECONDITION,
         reason="UPSTREAM_REJECTED_REQUEST",
         retryable=False,
     )
@@ -362,7 +361,7 @@ class HttpProvider(Provider):
             raise ProviderError(
                 f"provider {self.name!r} has no API key; {hint}",
                 provider=self.name,
-                code=grpc.StatusCode.FAILED_PRECONDITION,
+                kind=ErrorKind.FAILED_PRECONDITION,
                 reason="PROVIDER_AUTH_FAILED",
                 retryable=False,
             )

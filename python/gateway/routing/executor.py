@@ -11,18 +11,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import grpc
-
 from gateway.chat import ChatDelta, ChatRequest, ChatResult
-from gateway.errors import DeadlineExceeded, GatewayError, ProviderError
+from gateway.errors import DeadlineExceeded, ErrorKind, GatewayError, ProviderError
 from gateway.observe.spans import NOOP_CALL, CallSpan
 from gateway.providers.base import UpstreamCall
 from gateway.routing.backoff import backoff_s
 from gateway.routing.catalog import Target
+from gateway.routing.features import RequestFeatures
 from gateway.routing.health import HealthBoard, TargetHealth
 from gateway.routing.queue import Priority, WaitQueue
 from gateway.routing.quotas import Quotas
-from gateway.routing.router import RoutePlan
+from gateway.routing.router import RoutePlan, fits
+from gateway.routing.strategies import estimated_answer_tokens
 
 T = TypeVar("T")
 # How long a target rests after a 429 that named no Retry-After.
@@ -66,16 +66,14 @@ class Execution:
         queue: WaitQueue | None,
         priority: Priority,
         rng: random.Random,
-        fits: Callable[[Target], bool],
+        features: RequestFeatures,
         quotas: Quotas,
-        reserve_tokens: Callable[[Target], int],
         span: CallSpan = NOOP_CALL,
     ) -> None:
         self.plan = plan
         self._span = span
-        self._fits = fits
+        self._features = features
         self._quotas = quotas
-        self._reserve_tokens = reserve_tokens
         self.attempts: list[Attempt] = []
         self._request = request
         self._request_id = request_id
@@ -169,7 +167,7 @@ class Execution:
                 return await self._attempt_with_hedge(attempt, target, number, timeout_s)
             except ProviderError as err:
                 last_error = err
-                if err.code is grpc.StatusCode.INVALID_ARGUMENT:
+                if err.kind is ErrorKind.INVALID_ARGUMENT:
                     raise  # the request itself is bad: any other target would refuse it too
                 if not err.retryable:
                     self._excluded.add(target.key)  # e.g. this target's key or model is wrong: others may work
@@ -251,12 +249,12 @@ class Execution:
             if isinstance(error, ProviderError):
                 self._fail(record, health, error)
             else:
-                record.outcome, record.code = "error", error.code.name
+                record.outcome, record.code = "error", error.kind.value
             raise error from None
         except ProviderError as err:
             self._quotas.settle(target, record.reserved_tokens, 0)
             if err.reason == "UPSTREAM_TIMEOUT" and self._deadline_passed():
-                record.outcome, record.code = "error", grpc.StatusCode.DEADLINE_EXCEEDED.name
+                record.outcome, record.code = "error", ErrorKind.DEADLINE_EXCEEDED.value
                 raise DeadlineExceeded(
                     f"provider {target.provider.name!r} did not answer before the call's deadline"
                 ) from None
@@ -279,11 +277,11 @@ class Execution:
         """A 429 rests the target until its Retry-After instead of counting against its breaker; a request the
         provider refused as malformed says nothing about the target's health."""
         record.outcome = "error"
-        record.code = err.code.name
+        record.code = err.kind.value
         record.reason = err.reason
-        if err.code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        if err.kind is ErrorKind.RESOURCE_EXHAUSTED:
             health.cool_down(err.retry_after if err.retry_after is not None else DEFAULT_COOLDOWN_S)
-        elif err.code is not grpc.StatusCode.INVALID_ARGUMENT:
+        elif err.kind is not ErrorKind.INVALID_ARGUMENT:
             health.breaker.record_failure()
 
     def _deadline_passed(self) -> bool:
@@ -301,7 +299,7 @@ class Execution:
     async def _next_target(self, number: int, last_error: GatewayError | None) -> Target | None:
         """The next candidate to try: round-robin from the plan's order, skipping excluded, open and cooling targets.
         Before trying a target again it backs off; when every target is cooling it waits in the route's queue."""
-        candidates = [t for t in self.plan.candidates if t.key not in self._excluded and self._fits(t)]
+        candidates = [t for t in self.plan.candidates if t.key not in self._excluded and fits(t, self._features)]
         if not candidates:
             return None
         while True:
@@ -336,7 +334,7 @@ class Execution:
                     raise ProviderError(
                         "every target is rate-limited by its provider",
                         provider=",".join(t.provider.name for t in candidates),
-                        code=grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        kind=ErrorKind.RESOURCE_EXHAUSTED,
                         reason="ALL_TARGETS_RATE_LIMITED",
                         retry_after=wait,
                     )
@@ -347,7 +345,7 @@ class Execution:
 
     def _hedge_partner(self, target: Target) -> Target | None:
         for candidate in self.plan.candidates:
-            if candidate is target or candidate.key in self._excluded or not self._fits(candidate):
+            if candidate is target or candidate.key in self._excluded or not fits(candidate, self._features):
                 continue
             health = self._board[candidate.key]
             if health.cooling_for() > 0 or self._take_quota(candidate) > 0:
@@ -361,7 +359,9 @@ class Execution:
         """Takes the target's quota for one call (0.0), or says how long until it would admit."""
         if target.model.quota is None:
             return 0.0
-        tokens = self._reserve_tokens(target)
+        tokens = self._features.prompt_tokens(target.model) + estimated_answer_tokens(
+            target.model, self._request.max_tokens
+        )
         wait = self._quotas.take(target, tokens)
         if wait == 0.0:
             self._reservations[target.key] = tokens

@@ -16,7 +16,6 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from llmgateway.v1 import admin_pb2, admin_pb2_grpc, gateway_pb2, gateway_pb2_grpc, insights_pb2, insights_pb2_grpc
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,19 +24,21 @@ from gateway.cache.build import build_cache
 from gateway.cache.service import ResponseCache
 from gateway.chat import ChatRequest
 from gateway.config.schema import GatewayConfig, ServerConfig, TlsConfig
+from gateway.insights.operations import InsightsOperations
 from gateway.ledger.audit import AuditLog, AuditSettings
 from gateway.ledger.budgets import BudgetBook
-from gateway.ledger.records import AuditRecord
 from gateway.ledger.retention import Retention
 from gateway.observe.drift import DriftFlag, DriftMonitor
 from gateway.observe.metrics import GatewayMetrics
 from gateway.observe.metrics_server import DEFAULT_ADDRESS, ENV_ADDRESS, MetricsServer, start_metrics_server
 from gateway.observe.spans import CallTracer
-from gateway.observe.tracing import setup_tracing, shutdown_tracing
-from gateway.pipeline import CACHE_PROVIDER_LABEL, ChatPipeline
+from gateway.observe.tracing import Sink, setup_tracing, shutdown_tracing
+from gateway.pipeline import Pipeline
+from gateway.pipeline.stages.observe import CACHE_PROVIDER_LABEL
 from gateway.policy.keyring import FailurePolicy, KeyRing
 from gateway.policy.team_policies import TeamPolicies
 from gateway.policy.tenancy import Tenancy
+from gateway.records.audit import AuditRecord
 from gateway.routing.catalog import ModelCatalog
 from gateway.routing.health import HealthBoard
 from gateway.server.admin_servicer import AdminServicer
@@ -96,7 +97,7 @@ class Gateway:
     ledger: LedgerStore
     metrics: GatewayMetrics
     metrics_server: MetricsServer | None
-    tracing: TracerProvider | None
+    tracing: Sink | None
     cache: ResponseCache
 
     async def stop(self, grace: float) -> None:
@@ -198,7 +199,7 @@ async def build_gateway(
         else None
     )
     cache = build_cache(config, metrics if metrics_address else None)
-    pipeline = ChatPipeline(
+    pipeline = Pipeline(
         ring,
         catalog,
         counter,
@@ -217,11 +218,12 @@ async def build_gateway(
     admin = AdminOperations(tenancy, ledger, retention, known_models, cache)
 
     server = grpc.aio.server(options=_server_options(config.server))
-    servicer = GatewayServicer(pipeline, config.server.max_input_chars)
+    servicer = GatewayServicer(pipeline, ring, config.server.max_input_chars)
     gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, server)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, ring), server)
+    insights = InsightsOperations(pipeline, ledger, drift, config.models)
     insights_pb2_grpc.add_InsightsServicer_to_server(
-        InsightsServicer(pipeline, ring, ledger, config.server.max_input_chars, drift, config.models), server
+        InsightsServicer(insights, ring, config.server.max_input_chars), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -15,7 +15,7 @@ from sqlalchemy import JSON, ColumnElement, Dialect, RowMapping, Table, and_, ca
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 
-from gateway.ledger.records import AuditFilter, AuditRecord, GroupBy, UsageFilter, UsageRow
+from gateway.records.audit import AuditFilter, AuditRecord, GroupBy, UsageFilter, UsageRow
 from gateway.store.database import writer_engine
 from gateway.store.tables import audit, ledger
 

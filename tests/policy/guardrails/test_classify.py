@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.config.guardrails import ClassificationPolicy
-from gateway.policy.classification import Classification
 from gateway.policy.guardrails import classify, floor_from_labels
+from gateway.records.classification import Classification
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from gateway.config.guardrails import ClassificationPolicy
-from gateway.policy.classification import Classification
+from gateway.records.classification import Classification
 
 _PREFIXES = ("classification:", "classification=", "data:", "data=")
 

@@ -27,12 +27,12 @@ from gateway.config.guardrails import (
     PiiAction,
 )
 from gateway.errors import InvalidRequest, PermissionDenied
-from gateway.policy.classification import Classification
 from gateway.policy.guardrails import pii
 from gateway.policy.guardrails.actions import Check, GuardrailAction
 from gateway.policy.guardrails.classify import classify
 from gateway.policy.guardrails.content import ContentRuleChecker
 from gateway.policy.guardrails.injection import InjectionScorer, InjectionVerdict
+from gateway.records.classification import Classification
 
 _INSPECTED_ROLES = frozenset(("user", "tool"))
 _NO_INJECTION = InjectionVerdict(0.0, ())

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from gateway.policy.records import Period
+from gateway.records.governance import Period
 
 
 @dataclass(slots=True)

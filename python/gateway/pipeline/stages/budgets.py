@@ -1,0 +1,43 @@
+"""Budgets on keys and teams: a passed soft cap sends calls to a cheaper model; a hard cap holds the call's estimate
+from admission to its end, when the real cost replaces it."""
+
+from __future__ import annotations
+
+from gateway.ledger.budgets import BudgetBook
+from gateway.pipeline.call import Call
+from gateway.pipeline.stage import BaseStage
+
+
+class DowngradeOnBudget(BaseStage):
+    name = "budget.downgrade"
+
+    def __init__(self, budgets: BudgetBook) -> None:
+        self._budgets = budgets
+
+    def enter(self, call: Call) -> None:
+        key = call.key
+        assert key is not None
+        if not self._budgets.governs(key):
+            return
+        cheaper = self._budgets.downgrade(key)
+        if cheaper is not None and cheaper != call.request.model:
+            call.record.guardrails.append({"type": "budget", "kind": "soft_cap", "action": "downgrade", "count": 1})
+            call.request.model = cheaper
+
+
+class ReserveBudget(BaseStage):
+    name = "budget.reserve"
+
+    def __init__(self, budgets: BudgetBook) -> None:
+        self._budgets = budgets
+
+    def enter(self, call: Call) -> None:
+        key = call.key
+        assert key is not None
+        if self._budgets.governs(key):
+            assert call.estimate is not None
+            call.reservation = self._budgets.reserve(key, call.estimate.cost_usd)
+
+    def exit(self, call: Call, error: BaseException | None) -> None:
+        if call.reservation is not None:
+            self._budgets.settle(call.reservation, call.record.cost_usd)
