@@ -27,6 +27,10 @@ from pathlib import Path
 import orjson
 
 BENCH_KEY = "bench-key"
+"""The key the load generators call with: a service's key with rate limits, as the issue's measurement asks (limits
+high enough never to refuse, so every call pays for the check)."""
+BENCH_KEY_ENV = "BENCH_SERVICE_KEY"
+BENCH_ADMIN_KEY = "bench-admin-key"
 
 
 def free_port() -> int:
@@ -97,6 +101,13 @@ models:
     provider: bench-upstream
     upstream_model: gpt-4o-mini
     cache: {{exact: false, semantic: true, ttl_s: 3600}}
+keys:
+  - name: bench-service
+    key_env: {BENCH_KEY_ENV}
+    team: bench
+    rpm: 100000000
+    tpm: 100000000000
+    max_concurrent: 100000
 # The breaker would take the flaky target out of rotation; the scenario measures retries, so it must stay in.
 circuit_breaker: {{consecutive_failures: 1000, error_rate: 1.0, min_calls: 1000}}
 routes:
@@ -200,12 +211,13 @@ def main() -> None:
         unaudited_state = Path(tmp) / "unaudited"
         traced_state = Path(tmp) / "traced"
         env = {
-            "GATEWAY_BOOTSTRAP_KEY": BENCH_KEY,
+            "GATEWAY_BOOTSTRAP_KEY": BENCH_ADMIN_KEY,
+            BENCH_KEY_ENV: BENCH_KEY,
             "GATEWAY_STATE_DIR": tmp,
             "BENCH_UPSTREAM_KEY": "sk-bench",
             "GATEWAY_LOG_LEVEL": "ERROR",
-            # The plain gateway runs with neither metrics nor tracing; the traced one below with both.
-            "GATEWAY_METRICS_ADDR": "",
+            # Every gateway serves metrics (on an ephemeral port); the traced one below adds tracing.
+            "GATEWAY_METRICS_ADDR": "127.0.0.1:0",
         }
         forwarder = ("-m", "benches.reference_servers", "forwarder", "--port")
         gateway_address = f"127.0.0.1:{ports['gateway']}"

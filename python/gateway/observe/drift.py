@@ -61,6 +61,8 @@ REFUSAL = "refusal"
 PROMPT_TOKENS = "prompt_tokens"
 """Prompt length metrics are named `prompt_tokens:<route rule>`."""
 REFUSED, ANSWERED = "refused", "answered"
+_PROMPT_METRICS: dict[str, str] = {}
+"""Route rule -> its prompt-length metric's name, built once: bounded by max_route_rules per pair."""
 
 
 def route_rule_label(route: str, rule: str | None = None) -> str:
@@ -316,7 +318,10 @@ class DriftMonitor:
                 if len(rules) >= self._config.max_route_rules:
                     route_rule = OTHER
                 rules.add(route_rule)
-            _numeric(current, f"{PROMPT_TOKENS}:{route_rule}", TOKENS_EDGES).add(prompt_tokens)
+            name = _PROMPT_METRICS.get(route_rule)
+            if name is None:
+                name = _PROMPT_METRICS[route_rule] = f"{PROMPT_TOKENS}:{route_rule}"
+            _numeric(current, name, TOKENS_EDGES).add(prompt_tokens)
         if status != "OK":
             return
         _numeric(current, LATENCY, SECONDS_EDGES).add(latency_s)

@@ -51,6 +51,8 @@ from gateway.tokens import TokenCounter
 
 log = logging.getLogger("gateway.pipeline")
 
+_NOT_YET = ChatRequest("", [])
+"""A call's request until `complete` or `stream` gives the parsed one; no stage runs before then."""
 CACHED_CHUNK_CHARS = 64
 """A cached answer is streamed in pieces of about this many characters, cut after a space."""
 
@@ -108,7 +110,7 @@ class Pipeline:
 
     def call(self, info: CallInfo, kind: CallKind, method: str, model: str) -> CallScope:
         """A call that just arrived; `model` is what the caller asked for, as given (before any validation)."""
-        return CallScope(self, Call(info, kind, method, ChatRequest(model, []), new_record(info, kind, model)))
+        return CallScope(self, Call(info, kind, method, _NOT_YET, new_record(info, kind, model)))
 
     # --- the lifecycle ---------------------------------------------------------------------------------------------
 

@@ -425,7 +425,8 @@ class HttpProvider(Provider):
         """Sends the request; returns a 2xx response (the caller must release it), or raises the mapped
         ProviderError. A plain coroutine, not a context manager: this runs on every call and an async generator per
         call costs measurably more."""
-        headers = {**self._base_headers, **call.headers, **upstream.headers}
+        base = self._base_headers | call.headers if call.headers else self._base_headers
+        headers = base | upstream.headers
         raw = orjson.dumps(upstream.body)
         # aiohttp warns about (and writes in one go) raw bytes over 1 MiB; a stream object is written in parts.
         data: bytes | io.BytesIO = io.BytesIO(raw) if len(raw) > LARGE_BODY else raw

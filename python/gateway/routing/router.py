@@ -43,6 +43,10 @@ class Router:
         self._direct_retries = {
             name: RetryConfig(max_attempts=len(catalog.pool(name)), backoff_ms=0) for name in catalog.model_names()
         }
+        self._direct_reasons = {
+            name: f"model {name} requested directly" + (f", pool of {n}" if (n := len(catalog.pool(name))) > 1 else "")
+            for name in catalog.model_names()
+        }
         self._rule_keywords = {
             route.name: frozenset(word.lower() for rule in route.rules for word in rule.when.keywords)
             for route in catalog.routes()
@@ -56,7 +60,7 @@ class Router:
             return RoutePlan(
                 route="",
                 strategy="model",
-                reason=f"model {name} requested directly" + (f", pool of {len(pool)}" if len(pool) > 1 else ""),
+                reason=self._direct_reasons[name],
                 candidates=self._by_load(pool),
                 retries=self._direct_retries[name],
                 timeouts=_DIRECT_TIMEOUTS,

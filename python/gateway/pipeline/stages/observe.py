@@ -13,7 +13,7 @@ from gateway.observe.spans import CallTracer
 from gateway.pipeline.call import Call
 from gateway.pipeline.stage import BaseStage
 from gateway.records.governance import BudgetScope
-from gateway.routing.health import HealthBoard
+from gateway.routing.health import BreakerState, HealthBoard
 from gateway.routing.queue import WaitQueue
 
 CACHE_PROVIDER_LABEL = "cache"
@@ -40,6 +40,7 @@ class ObserveCall(BaseStage):
         self._board = board
         self._queues = queues
         self._budgets = budgets
+        self._breakers: dict[str, BreakerState] = {}
 
     def enter(self, call: Call) -> None:
         call.span = self._tracer.start_call(call.method, call.info.metadata, request_id=call.record.request_id)
@@ -136,7 +137,9 @@ class ObserveCall(BaseStage):
                     duration_s=attempt.latency_ms / 1000,
                 )
                 state = self._board[target.key].breaker.state
-                metrics.set_breaker_state(provider=target.provider.name, model=target.model.name, state=state.value)
+                if self._breakers.get(target.key) is not state:  # a gauge write costs a lock: only on a change
+                    self._breakers[target.key] = state
+                    metrics.set_breaker_state(provider=target.provider.name, model=target.model.name, state=state.value)
         queue = self._queues.get(route)
         if queue is not None:
             metrics.set_queue_depth(route, queue.depth)
