@@ -10,6 +10,7 @@
 //! Encoding is two walks of the spans (lengths, then bytes) plus one length walk per nesting level, all linear in the
 //! encoded size; `prost` writes into one buffer reserved at the exact size.
 
+use prost::bytes::BufMut;
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, message, WireType};
 
 /// `opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest`.
@@ -189,9 +190,6 @@ impl From<Vec<Value>> for ArrayValue {
 /// The bytes of an `ExportTraceServiceRequest` holding `spans` under one resource and one instrumentation scope, as
 /// a tracer provider exports them; empty (the empty request, as opentelemetry-python encodes it) when there are no
 /// spans.
-///
-/// The same bytes as building `ExportTraceServiceRequest` and calling `encode_to_vec`, without moving or cloning the
-/// spans into it: the envelope is written here field by field and each span by `prost`.
 #[must_use]
 pub fn encode_export_request(
     resource: &[KeyValue],
@@ -199,31 +197,80 @@ pub fn encode_export_request(
     scope_version: &str,
     spans: &[Span],
 ) -> Vec<u8> {
-    if spans.is_empty() {
-        return Vec::new();
-    }
-    let scope = InstrumentationScope {
-        name: scope_name.to_owned(),
-        version: scope_version.to_owned(),
-    };
-    // Resource { attributes = 1 }
-    let resource_len = message::encoded_len_repeated(1, resource);
-    // ScopeSpans { scope = 1, spans = 2 }
-    let scope_spans_len = message::encoded_len(1, &scope) + message::encoded_len_repeated(2, spans);
-    // ResourceSpans { resource = 1, scope_spans = 2 }
-    let resource_spans_len = field_len(1, resource_len) + field_len(2, scope_spans_len);
-    // ExportTraceServiceRequest { resource_spans = 1 }
-    let total = field_len(1, resource_spans_len);
-
-    let mut buf = Vec::with_capacity(total);
-    open_field(1, resource_spans_len, &mut buf);
-    open_field(1, resource_len, &mut buf);
-    message::encode_repeated(1, resource, &mut buf);
-    open_field(2, scope_spans_len, &mut buf);
-    message::encode(1, &scope, &mut buf);
-    message::encode_repeated(2, spans, &mut buf);
-    debug_assert_eq!(buf.len(), total);
+    let request = ExportRequest::new(resource, scope_name, scope_version, spans);
+    let mut buf = Vec::with_capacity(request.encoded_len());
+    request.encode(&mut buf);
     buf
+}
+
+/// An `ExportTraceServiceRequest` of one resource and one scope over borrowed spans, measured once, so a caller can
+/// allocate the exact buffer (a Python `bytes`, say) and have it written in place.
+///
+/// The same bytes as building `ExportTraceServiceRequest` and calling `encode_to_vec`, without moving or cloning the
+/// spans into it: the envelope is written here field by field and each span by `prost`.
+pub struct ExportRequest<'a> {
+    resource: &'a [KeyValue],
+    scope: InstrumentationScope,
+    spans: &'a [Span],
+    /// Body lengths of `Resource`, `ScopeSpans` and `ResourceSpans`; the spans' are the bulk of the measuring.
+    resource_len: usize,
+    scope_spans_len: usize,
+    resource_spans_len: usize,
+}
+
+impl<'a> ExportRequest<'a> {
+    #[must_use]
+    pub fn new(
+        resource: &'a [KeyValue],
+        scope_name: &str,
+        scope_version: &str,
+        spans: &'a [Span],
+    ) -> Self {
+        let scope = InstrumentationScope {
+            name: scope_name.to_owned(),
+            version: scope_version.to_owned(),
+        };
+        // Resource { attributes = 1 }
+        let resource_len = message::encoded_len_repeated(1, resource);
+        // ScopeSpans { scope = 1, spans = 2 }
+        let scope_spans_len =
+            message::encoded_len(1, &scope) + message::encoded_len_repeated(2, spans);
+        // ResourceSpans { resource = 1, scope_spans = 2 }
+        let resource_spans_len = field_len(1, resource_len) + field_len(2, scope_spans_len);
+        Self {
+            resource,
+            scope,
+            spans,
+            resource_len,
+            scope_spans_len,
+            resource_spans_len,
+        }
+    }
+
+    /// Bytes `encode` writes: 0 when there are no spans.
+    #[must_use]
+    pub fn encoded_len(&self) -> usize {
+        if self.spans.is_empty() {
+            0
+        } else {
+            // ExportTraceServiceRequest { resource_spans = 1 }
+            field_len(1, self.resource_spans_len)
+        }
+    }
+
+    /// Writes the request; `buf` must have room for `encoded_len()` bytes (a `&mut [u8]` of that length, or a
+    /// `Vec<u8>`).
+    pub fn encode(&self, buf: &mut impl BufMut) {
+        if self.spans.is_empty() {
+            return;
+        }
+        open_field(1, self.resource_spans_len, buf);
+        open_field(1, self.resource_len, buf);
+        message::encode_repeated(1, self.resource, buf);
+        open_field(2, self.scope_spans_len, buf);
+        message::encode(1, &self.scope, buf);
+        message::encode_repeated(2, self.spans, buf);
+    }
 }
 
 /// Bytes of a length-delimited field whose body is `len` bytes: key, length varint, body.
@@ -232,7 +279,7 @@ fn field_len(tag: u32, len: usize) -> usize {
 }
 
 /// Writes the key and length of a length-delimited field; its `len` body bytes follow.
-fn open_field(tag: u32, len: usize, buf: &mut Vec<u8>) {
+fn open_field(tag: u32, len: usize, buf: &mut impl BufMut) {
     encode_key(tag, WireType::LengthDelimited, buf);
     encode_varint(len as u64, buf);
 }
@@ -303,6 +350,15 @@ mod tests {
         assert_eq!(bytes, request(&resource, &spans).encode_to_vec());
         let decoded = ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap();
         assert_eq!(decoded, request(&resource, &spans));
+    }
+
+    #[test]
+    fn writes_into_an_exact_slice() {
+        let spans = [span()];
+        let request = ExportRequest::new(&[], "gateway", "1.0", &spans);
+        let mut out = vec![0; request.encoded_len()];
+        request.encode(&mut out.as_mut_slice());
+        assert_eq!(out, encode_export_request(&[], "gateway", "1.0", &spans));
     }
 
     #[test]
