@@ -1,6 +1,7 @@
 //! The Python skin: `gateway._core`. Each submodule registers the bindings of one core module.
 
 mod errors;
+mod otlp;
 mod patterns;
 mod pii;
 mod ratelimit;
@@ -19,6 +20,7 @@ mod _core {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        super::otlp::register(m)?;
         super::patterns::register(m)?;
         super::pii::register(m)?;
         super::ratelimit::register(m)?;
