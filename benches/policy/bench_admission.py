@@ -1,4 +1,4 @@
-"""Authentication, access check and budget pre-check per call, with 10,000 keys: the admission stages of the pipeline run
+"""Authentication, access check and budget pre-check per call, with 10,000 keys: the pipeline's admission stages
 before routing, called in the same order, for keys with rate limits, attribute conditions and team budgets.
 
 .venv/bin/pytest benches/policy/bench_admission.py --benchmark-enable --benchmark-columns=min,median,max,ops

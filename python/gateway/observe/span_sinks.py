@@ -29,6 +29,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from gateway import __version__
+from gateway._core import encode_spans
 from gateway.observe.spans import SpanData
 
 log = logging.getLogger("gateway.observe")
@@ -89,7 +90,11 @@ class OtlpSink:
         self._transport = transport
         self.sampler = sampler
         # The SDK's resource, so both sinks describe the process alike (service.name and telemetry.sdk.*).
-        self._resource = [(key, value) for key, value in Resource.create(resource).attributes.items()]
+        self._resource = [
+            (key, value)
+            for key, value in Resource.create(resource).attributes.items()
+            if isinstance(value, str | bool | int | float)
+        ]
         self._queue: collections.deque[SpanData] = collections.deque()
         self._wake = threading.Event()
         self._idle = threading.Event()
@@ -135,8 +140,6 @@ class OtlpSink:
 
     def _export(self, batch: list[SpanData]) -> None:
         try:
-            from gateway._core import encode_spans
-
             payload = encode_spans(self._resource, SCOPE_NAME, __version__, batch)
             if not self._transport.send(_Encoded(payload, len(batch))):
                 log.debug("an OTLP export of %d spans failed; they are dropped", len(batch))
