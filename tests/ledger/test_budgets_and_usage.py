@@ -33,6 +33,11 @@ models:
     output_cost_per_mtok: {OUTPUT}
     cached_input_cost_per_mtok: {CACHED}
     max_output_tokens: 1000
+  - name: uncached-price                 # no cached_input_cost_per_mtok: cached prompt tokens bill at the input price
+    provider: openai
+    upstream_model: gpt-4o
+    input_cost_per_mtok: {INPUT}
+    output_cost_per_mtok: {OUTPUT}
   - name: cheap
     provider: sim
     input_cost_per_mtok: 0.1
@@ -77,6 +82,20 @@ async def test_ledger_matches_reported_usage_times_prices_exactly(running: tuple
     assert usage.total.cost_usd == row.cost_usd
     by_provider = await admin.admin.GetUsage(apb.GetUsageRequest(group_by="provider"), metadata=AUTH)
     assert [(r.group, r.requests) for r in by_provider.rows] == [("openai", 5)]
+
+
+async def test_cached_prompt_tokens_bill_at_the_input_price_without_a_cached_price(
+    running: tuple[Gateway, Admin],
+) -> None:
+    gateway, admin = running
+    secret, info = await admin.key()
+    response = await admin.gateway.Chat(chat_request("uncached-price"), metadata=bearer(secret))
+    assert response.usage.cached_prompt_tokens == 200
+    billed = (1234 * INPUT + 567 * OUTPUT) / 1e6
+    assert response.usage.cost_usd == pytest.approx(billed, rel=1e-12, abs=0)
+    await gateway.audit.flush()
+    usage = await admin.admin.GetUsage(apb.GetUsageRequest(group_by="key", key_id=info.id), metadata=AUTH)
+    assert (usage.total.cached_tokens, usage.total.cost_usd) == (200, pytest.approx(billed, rel=1e-12, abs=0))
 
 
 async def test_a_team_budget_refuses_before_any_provider_call(running: tuple[Gateway, Admin], fake: FakeOpenAI) -> None:
