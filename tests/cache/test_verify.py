@@ -1,8 +1,9 @@
 """verify.compare on hand-written dev pairs, per check: what must pass, what must be told apart and why; and the
 matcher that combines verify with the cosine.
 
-These pairs were written to design the verifier, before the held-out corpus (tests/cache/near_miss_corpus.py) was
-looked at; the corpus is scored in test_near_miss.py.
+The first of these pairs were written to design the verifier, before the first near-miss corpus
+(tests/cache/near_miss_corpus.py, no longer held out) was looked at; the role swaps came later, with the order check.
+None is held out. The corpora are scored in test_near_miss.py.
 """
 
 from __future__ import annotations
