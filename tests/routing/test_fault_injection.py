@@ -292,6 +292,43 @@ async def test_hedging_races_a_second_target_and_cancels_the_loser(setup: Setup)
     await a.wait_disconnect()
 
 
+async def test_the_hedge_delay_comes_from_the_first_targets_recent_ttft(setup: Setup) -> None:
+    """With history, the hedge starts after the target's TTFT percentile (a few milliseconds here), not after
+    max_delay_ms (60 s): the call is answered by the hedge long before its 20 s deadline. Without history the delay
+    is max_delay_ms, so this call would miss its deadline."""
+    stub, (a, b) = await setup(FALLBACK + "\n    hedge: {percentile: 50, min_delay_ms: 1, max_delay_ms: 60000}")
+    for i in range(10):
+        assert (await stub.Chat(ask(text=f"warm {i}"), metadata=AUTH)).model == "a"
+    assert not b.requests
+    a.hang()
+    response = await stub.Chat(ask(), metadata=AUTH, timeout=20)
+    assert response.model == "b"
+    assert {(x.model, x.outcome, x.hedged) for x in response.route.attempts} == {
+        ("a", "cancelled", False),
+        ("b", "ok", True),
+    }
+    await a.wait_disconnect()
+
+
+async def test_a_hedge_that_loses_the_race_is_cancelled(setup: Setup) -> None:
+    stub, (a, b) = await setup(FALLBACK + "\n    hedge: {percentile: 90, min_delay_ms: 10, max_delay_ms: 20}")
+    held = a.hold()
+    b.hang()
+    call = asyncio.ensure_future(stub.Chat(ask(), metadata=AUTH, timeout=20))
+    deadline = time.monotonic() + 15
+    while not b.requests:  # the hedge started while the first target still held its answer
+        assert time.monotonic() < deadline, "no hedge was started"
+        await asyncio.sleep(0.01)
+    held.set()
+    response = await call
+    assert response.model == "a"
+    assert {(x.model, x.outcome, x.hedged) for x in response.route.attempts} == {
+        ("a", "ok", False),
+        ("b", "cancelled", True),
+    }
+    await b.wait_disconnect()
+
+
 async def test_least_latency_moves_traffic_off_a_slowed_target(setup: Setup) -> None:
     stub, (a, b) = await setup(
         """    strategy: least_latency
