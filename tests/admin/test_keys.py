@@ -78,8 +78,9 @@ async def test_rotation_keeps_the_old_secret_for_the_grace_period_only(admin: Ad
 async def test_rotation_without_grace_stops_the_old_secret_at_once(admin: Admin) -> None:
     old, info = await admin.key()
     rotated = await admin.admin.RotateKey(apb.RotateKeyRequest(key_id=info.id, grace_seconds=0), metadata=AUTH)
-    with pytest.raises(grpc.aio.AioRpcError):
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
         await admin.gateway.Chat(chat_request(), metadata=bearer(old))
+    assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
     await admin.gateway.Chat(chat_request(), metadata=bearer(rotated.key))
 
 
@@ -93,7 +94,7 @@ async def test_an_expired_key_is_refused_with_its_reason(admin: Admin) -> None:
     )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await admin.gateway.Chat(chat_request(), metadata=bearer(secret))
-    assert reason_of(caught.value) == "KEY_EXPIRED"
+    assert (caught.value.code(), reason_of(caught.value)) == (grpc.StatusCode.UNAUTHENTICATED, "KEY_EXPIRED")
 
 
 async def test_update_changes_only_the_masked_fields(admin: Admin) -> None:

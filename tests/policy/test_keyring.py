@@ -134,4 +134,5 @@ async def test_key_token_limit_counts_prompt_and_answer(start_gateway: StartGate
     await admin.gateway.Chat(chat_request(max_tokens=40), metadata=bearer(secret))
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await admin.gateway.Chat(chat_request(text="word " * 60, max_tokens=90), metadata=bearer(secret))
+    assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert reason_of(caught.value) == "KEY_RATE_LIMITED"
