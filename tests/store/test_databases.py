@@ -200,16 +200,16 @@ async def test_calls_never_wait_on_a_hung_database(start_gateway: StartGateway, 
         gateway, channel = await start_gateway(
             SIMULATED_CONFIG + f"state: {{database_url: '{proxied}', sync_interval_s: 0.1}}\n"
         )
-        admin = Admin.on(channel)
-        secret, info = await admin.key(budgets=[apb.Budget(period="day", hard_usd=100.0)], rpm=1000, tpm=1_000_000)
-        await admin.gateway.Chat(chat_request(), metadata=bearer(secret))
-        await gateway.audit.flush()
-        proxy.stall()
         try:
+            admin = Admin.on(channel)
+            secret, info = await admin.key(budgets=[apb.Budget(period="day", hard_usd=100.0)], rpm=1000, tpm=10**6)
+            await admin.gateway.Chat(chat_request(), metadata=bearer(secret))
+            await gateway.audit.flush()
+            proxy.stall()
             for _ in range(10):
                 await admin.gateway.Chat(chat_request(), metadata=bearer(secret), timeout=10)
-            chunks = [c async for c in admin.gateway.ChatStream(chat_request(), metadata=bearer(secret), timeout=10)]
-            assert chunks[-1].finish_reason
+            stream = admin.gateway.ChatStream(chat_request(), metadata=bearer(secret), timeout=10)
+            assert [c async for c in stream][-1].finish_reason
             await asyncio.gather(
                 *(admin.gateway.Chat(chat_request(), metadata=bearer(secret), timeout=10) for _ in range(20))
             )
@@ -217,9 +217,10 @@ async def test_calls_never_wait_on_a_hung_database(start_gateway: StartGateway, 
             await asyncio.sleep(0)
             assert proxy.held, "nothing reached the database while it hung: the test proved nothing"
             assert not committed.done(), "the records waited for the database; the calls did not"
+            proxy.resume()
+            await asyncio.wait_for(committed, 30)
+            records = await admin.admin.QueryAudit(apb.QueryAuditRequest(key_id=info.id, limit=100), metadata=AUTH)
+            assert len(records.records) == 32
         finally:
             proxy.resume()
-        await asyncio.wait_for(committed, 30)
-        records = await admin.admin.QueryAudit(apb.QueryAuditRequest(key_id=info.id, limit=100), metadata=AUTH)
-        assert len(records.records) == 32
-        await gateway.stop(0)  # before the proxy goes, so the last writes are not cut
+            await gateway.stop(0)  # while the proxy still runs, so the last writes reach the database
