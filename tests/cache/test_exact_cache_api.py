@@ -355,8 +355,9 @@ async def test_failed_and_filtered_answers_are_never_cached(running: tuple[Gatew
     _, admin = running
     fake.fail(500, times=10)
     request = chat_request("gpt", "Fail me")
-    with pytest.raises(grpc.aio.AioRpcError):
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
         await ask(admin, request)
+    assert failed.value.code() is grpc.StatusCode.UNAVAILABLE
     fake.faults.clear()
     assert not (await ask(admin, request)).cache.hit
     fake.reply(Answer(text="Filtered.", finish="content_filter"))

@@ -89,8 +89,9 @@ async def test_a_stream_marks_its_first_chunk_and_a_failure_its_status(
     gateway, admin, exporter = traced
     async for _ in admin.gateway.ChatStream(chat_request("fast", text=PROMPT), metadata=AUTH):
         pass
-    with pytest.raises(grpc.aio.AioRpcError):
+    with pytest.raises(grpc.aio.AioRpcError) as broken:
         await admin.gateway.Chat(chat_request("broken"), metadata=AUTH)
+    assert broken.value.code() is grpc.StatusCode.UNAVAILABLE
     spans = finished(gateway, exporter)
     [stream] = [s for s in spans if s.name == "llmgateway.v1.Gateway/ChatStream"]
     assert [e.name for e in stream.events] == ["first_chunk"]

@@ -189,7 +189,7 @@ class AuditConfig(Strict):
     enabled: bool = Field(default=True, description="Off: only the ledger (usage and cost) is written.")
     mode: Literal["batched", "strict"] = Field(
         default="batched",
-        description="batched: committed within flush_interval_ms; strict: before each response completes.",
+        description="batched: gathered flush_interval_ms past the last write, then committed; strict: before replying.",
     )
     flush_interval_ms: float = Field(default=10.0, gt=0, le=50)
     retention_days: int = Field(default=30, ge=1, description="For teams that set none.")

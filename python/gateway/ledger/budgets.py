@@ -1,10 +1,12 @@
 """Budgets in USD per day or month on keys and teams, checked before a call reaches a provider.
 
 Every admitted call reserves its estimated cost on each account it is charged to, and settles the real cost when it
-ends. A check counts spend plus open reservations, so concurrent calls cannot together pass a hard cap: the most any
-cap can be overshot is one call's error of estimate. All of it is plain arithmetic on the event loop's thread, so a
-check and its reservation are one step that no other call can interleave.
-"""
+ends. A check counts spend plus open reservations plus the call's own estimate, so calls whose real cost stays within
+their estimates never together pass a hard cap. Calls that cost more than estimated pass it by their excesses: at most
+the sum of the excesses of the calls in flight at the cap's last admission. All of it is plain arithmetic on the
+event loop's thread, so a check and its reservation are one step that no other call can interleave.
+
+The book is this process's own: spend other workers settle after `load_spend` is not seen here."""
 
 from __future__ import annotations
 

@@ -223,7 +223,7 @@ def _audit_where(where: AuditFilter) -> ColumnElement[bool]:
 
 def _ledger_rows(records: list[AuditRecord]) -> list[dict[str, Any]]:
     """The billed calls of a batch, summed per key, model, provider, route and kind, stamped with the latest call's
-    time (a batch spans at most the audit log's flush interval)."""
+    time (a batch spans the audit log's flush interval, plus the write of the batch before it under load)."""
     sums: dict[tuple[str, str, str, str, str, str, str], dict[str, Any]] = {}
     for r in records:
         if not r.billable:
