@@ -294,10 +294,11 @@ async def test_hedging_races_a_second_target_and_cancels_the_loser(setup: Setup)
 
 
 async def test_the_hedge_delay_comes_from_the_first_targets_recent_ttft(setup: Setup) -> None:
-    """With history, the hedge starts after the target's TTFT percentile (a few milliseconds here), not after
-    max_delay_ms (60 s): the call is answered by the hedge long before its 20 s deadline. Without history the delay
-    is max_delay_ms, so this call would miss its deadline."""
-    stub, (a, b) = await setup(FALLBACK + "\n    hedge: {percentile: 50, min_delay_ms: 1, max_delay_ms: 60000}")
+    """With history, the hedge starts after the target's TTFT percentile (a few milliseconds here, clamped up to
+    min_delay_ms), not after max_delay_ms (60 s): the call is answered by the hedge long before its 20 s deadline.
+    Without history the delay is max_delay_ms, so this call would miss its deadline. The floor of 500 ms keeps a
+    warm-up call slowed by a busy machine from hedging."""
+    stub, (a, b) = await setup(FALLBACK + "\n    hedge: {percentile: 50, min_delay_ms: 500, max_delay_ms: 60000}")
     for i in range(10):
         assert (await stub.Chat(ask(text=f"warm {i}"), metadata=AUTH)).model == "a"
     assert not b.requests
