@@ -203,8 +203,38 @@ class StateConfig(Strict):
         "postgresql+asyncpg://user:password@host/db",
     )
     sync_interval_s: float = Field(
-        default=0.5, gt=0, description="How often a worker picks up key, team and budget changes made by others."
+        default=0.5,
+        gt=0,
+        description="How often a worker reads key, team and budget changes from the database: the fallback when a "
+        "change notice (Redis or PostgreSQL) was missed.",
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="redis:// or rediss:// (TLS), AUTH in the URL: the live state every worker and instance shares "
+        "(rate limits, budget counters, key changes, target health). Unset: each process keeps its own.",
+    )
+
+
+class LimitsConfig(Strict):
+    """Rate limits and budget counters: kept in each process, or shared through Redis by every worker and
+    instance."""
+
+    backend: Literal["memory", "redis"] | None = Field(
+        default=None, description="Unset: redis when state.redis_url is set, else memory."
+    )
+    mode: Literal["exact", "lease"] = Field(
+        default="exact",
+        description="exact: every call's limits in one Redis round trip, never over a limit. lease: each process "
+        "takes lease_size requests (or tokens for that many calls) at a time and serves them locally; a limit can "
+        "be passed by at most (processes x lease_size) in any window.",
+    )
+    lease_size: int = Field(default=20, ge=1, le=10_000)
+    on_redis_error: Literal["fail_open", "fail_closed"] = Field(
+        default="fail_open",
+        description="fail_open: while Redis fails or is slow, each process keeps the limits itself, divided by "
+        "the live processes last seen; fail_closed: calls get UNAVAILABLE with a retry delay.",
+    )
+    redis_timeout_s: float = Field(default=0.25, gt=0, le=10)
 
 
 class AuthConfig(Strict):
@@ -239,6 +269,7 @@ class GatewayConfig(Strict):
     residency: ResidencyConfig | None = None
     audit: AuditConfig = Field(default_factory=AuditConfig)
     state: StateConfig = Field(default_factory=StateConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     observe: ObserveConfig = Field(default_factory=ObserveConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
@@ -268,6 +299,8 @@ class GatewayConfig(Strict):
                 if provider not in providers:
                     raise ValueError(f"model {model.name!r} names unknown provider {provider!r}")
         _check_routes(self.routes, {m.name for m in self.models})
+        if self.limits.backend == "redis" and self.state.redis_url is None:
+            raise ValueError("limits.backend is redis: set state.redis_url")
         return self
 
     def provider(self, name: str) -> ProviderConfig:

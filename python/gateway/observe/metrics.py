@@ -202,6 +202,11 @@ class GatewayMetrics:
             buckets=QUEUE_WAIT_BUCKETS,
             registry=r,
         )
+        self.shared_state_up = Gauge(
+            "llm_gateway_shared_state_up",
+            "1 while the shared limits and budgets (Redis) answer, 0 while each process keeps its own share.",
+            registry=r,
+        )
         self.budget_remaining = Gauge(
             "llm_gateway_budget_remaining_usd", "Budget left in the current period, per team.", ("team",), registry=r
         )
@@ -334,6 +339,9 @@ class GatewayMetrics:
 
     def observe_queue_wait(self, route: str, seconds: float) -> None:
         self._child(self.queue_wait, ("queue_wait", route), self._queue_labels).observe(seconds)
+
+    def set_shared_state_up(self, *, up: bool) -> None:
+        self.shared_state_up.set(1.0 if up else 0.0)
 
     def set_budget_remaining(self, team: str, usd: float) -> None:
         self._gauge(self.budget_remaining, (team,), self._team_labels).set(usd)

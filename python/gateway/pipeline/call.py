@@ -23,7 +23,6 @@ from gateway.records.classification import Classification
 if TYPE_CHECKING:
     from gateway.cache.entries import CacheEntry, CacheInfo
     from gateway.cache.service import CachePlan
-    from gateway.ledger.budgets import Reservation
     from gateway.ledger.cost import Estimate
     from gateway.pipeline.stage import AnswerFilter
     from gateway.records.governance import KeyRecord
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     from gateway.routing.executor import Execution
     from gateway.routing.features import RequestFeatures
     from gateway.routing.router import RoutePlan
+    from gateway.state.admission import Ticket
 
 
 class CallKind(StrEnum):
@@ -109,12 +109,8 @@ class Call:
     """The targets to try and how (route)."""
     estimate: Estimate | None = None
     """Tokens and cost the call may take at most, for limits and budgets (route, when something needs it)."""
-    limits_taken: bool = False
-    """The key's own limits hold a request and a slot for this call (key limits)."""
-    reserved_tokens: int = 0
-    """Tokens taken from the key's tokens-per-minute limit (key limits)."""
-    reservation: Reservation | None = None
-    """The cost held on the key's and team's budgets (budgets)."""
+    ticket: Ticket | None = None
+    """What the call holds against its key's limits and its budgets (limits)."""
     cache_plan: CachePlan | None = None
     cache: CacheInfo | None = None
     """Set once the cache was consulted: a hit, or MISS (cache)."""

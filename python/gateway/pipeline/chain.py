@@ -29,15 +29,14 @@ from gateway.observe.spans import CallTracer
 from gateway.pipeline.call import Call, CallInfo, CallKind, new_record
 from gateway.pipeline.stage import Stage
 from gateway.pipeline.stages.audit import KeepBodies, WriteAudit
-from gateway.pipeline.stages.budgets import DowngradeOnBudget, ReserveBudget
+from gateway.pipeline.stages.budgets import DowngradeOnBudget
 from gateway.pipeline.stages.cache import CacheAnswers
 from gateway.pipeline.stages.guardrails import InputGuardrails, OutputGuardrails, WatchAnomalies
 from gateway.pipeline.stages.identity import Authenticate, CheckAccess, CheckConditions
-from gateway.pipeline.stages.limits import TakeKeyLimits
+from gateway.pipeline.stages.limits import AdmitLimits
 from gateway.pipeline.stages.observe import ObserveCall
 from gateway.pipeline.stages.routing import PlanRoute
 from gateway.pipeline.stages.usage import SettleUsage
-from gateway.policy.key_limits import KeyLimiter
 from gateway.policy.keyring import KeyRing
 from gateway.policy.team_policies import TeamPolicies
 from gateway.records.governance import Team
@@ -47,6 +46,7 @@ from gateway.routing.health import HealthBoard
 from gateway.routing.queue import Priority, WaitQueue
 from gateway.routing.quotas import Quotas
 from gateway.routing.router import Router
+from gateway.state.admission import LocalLimits, SharedLimits
 from gateway.tokens import TokenCounter
 
 log = logging.getLogger("gateway.pipeline")
@@ -70,6 +70,8 @@ class Pipeline:
         audit: AuditLog,
         policies: TeamPolicies,
         cache: ResponseCache,
+        limits: LocalLimits | SharedLimits,
+        quotas: Quotas,
         audit_enabled: bool = True,
         tracer: CallTracer | None = None,
         metrics: GatewayMetrics | None = None,
@@ -82,7 +84,7 @@ class Pipeline:
         self._audit = audit
         self._rng = rng or random.Random()
         self._queues = {route.name: WaitQueue(route.queue) for route in catalog.routes() if route.queue.max_size}
-        self._quotas = Quotas()
+        self._quotas = quotas
         self._observe = ObserveCall(tracer or CallTracer(None), metrics, drift, board, self._queues, budgets)
         # The chain. Seen by every call:
         self._outer: tuple[Stage, ...] = (self._observe, WriteAudit(audit))
@@ -97,8 +99,7 @@ class Pipeline:
                 WatchAnomalies(policies.anomalies) if policies.anomalies is not None else None,
                 DowngradeOnBudget(budgets),
                 PlanRoute(Router(catalog, board, self._rng), counter, policies, budgets),
-                TakeKeyLimits(KeyLimiter()),
-                ReserveBudget(budgets),
+                AdmitLimits(limits),
                 SettleUsage(counter, cache.hit_cost_usd),
                 CacheAnswers(cache, catalog),
                 OutputGuardrails(policies) if policies.has_output else None,

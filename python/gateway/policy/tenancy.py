@@ -1,8 +1,9 @@
 """The live view of keys, teams and budgets that every call reads: loaded at start, changed by the Admin API, and
 kept in step with changes other workers make through the shared database.
 
-Calls never wait on the database: they read these dicts. A change made here applies at once on this worker; other
-workers pick it up on their next sync (every `sync_interval_s`, half a second by default).
+Calls never wait on the database: they read these dicts. A change made here applies at once on this worker and is
+announced to the others (state/notices.py), which read the database on the notice; the periodic sync (every
+`sync_interval_s`) catches whatever a lost notice missed.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from gateway.policy.keyring import KeyRing
 from gateway.policy.keys import hash_key, new_key
 from gateway.records.audit import UsageFilter
 from gateway.records.governance import Budget, BudgetScope, KeyLimits, KeyRecord, Period, Role, Team
+from gateway.state.notices import Notices
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
 
 log = logging.getLogger("gateway.tenancy")
 
+TENANCY_NOTICE = "tenancy"
 BOOTSTRAP_KEY_ENV = "GATEWAY_BOOTSTRAP_KEY"
 BOOTSTRAP_HASH_FILE = "bootstrap_key.sha256"
 BOOTSTRAP_KEY_ID = "bootstrap"
@@ -58,6 +61,9 @@ class Tenancy:
         self._clock = clock
         self._synced_at = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._notices: Notices | None = None
+        self._syncing = asyncio.Lock()
+        self._again = False
 
     async def load(self, config: GatewayConfig, state_dir: Path) -> None:
         now = self._clock()
@@ -107,28 +113,59 @@ class Tenancy:
 
     # --- changes made on this worker (the Admin API) ----------------------------------------------------------------
 
-    def put_key(self, record: KeyRecord) -> None:
-        self.ring.put(record)
+    def announce_with(self, notices: Notices) -> None:
+        """Changes made here are announced through `notices`; `on_notice` applies the others'."""
+        self._notices = notices
 
-    def put_team(self, team: Team) -> None:
+    async def put_key(self, record: KeyRecord) -> None:
+        self.ring.put(record)
+        await self._announce()
+
+    async def put_team(self, team: Team) -> None:
         self.teams[team.name] = team
+        await self._announce()
 
     async def put_budget(self, budget: Budget) -> None:
         if self.budgets.set_budget(budget):
             await self._load_spend(budget.scope, budget.subject)
+        await self._announce()
+
+    async def _announce(self) -> None:
+        if self._notices is not None:
+            await self._notices.send({"kind": TENANCY_NOTICE})
+
+    async def on_notice(self) -> None:
+        """Another process changed something: read it now. Notices that arrive during a read make one more."""
+        if self._syncing.locked():
+            self._again = True
+            return
+        async with self._syncing:
+            while True:
+                self._again = False
+                try:
+                    await self.sync()
+                except Exception:
+                    log.exception("reading changes after a notice failed; the periodic sync will retry")
+                if not self._again:
+                    return
 
     async def _load_spend(self, scope: BudgetScope, subject: str) -> None:
         """A newly governed key or team starts from what the ledger holds for it in the current periods."""
-        now = self._clock()
         for period in Period:
-            start, _ = period_bounds(period, now)
-            where = UsageFilter(
+            self.budgets.load_spend(scope, subject, period, await self.period_spend(scope, subject, period))
+
+    async def period_spend(self, scope: BudgetScope, subject: str, period: Period) -> float:
+        """What the ledger holds for a key or team in the current `period`."""
+        now = self._clock()
+        start, _ = period_bounds(period, now)
+        return await self._ledger.spend(
+            UsageFilter(
                 start,
                 now + 1,
                 team=subject if scope is BudgetScope.TEAM else None,
                 key_id=subject if scope is BudgetScope.KEY else None,
             )
-            self.budgets.load_spend(scope, subject, period, await self._ledger.spend(where))
+        )
 
     # --- changes made by other workers ------------------------------------------------------------------------------
 
@@ -151,7 +188,8 @@ class Tenancy:
         for team in await self.store.list_teams(updated_since=since):
             self.teams[team.name] = team
         for budget in await self.store.list_budgets(updated_since=since):
-            await self.put_budget(budget)
+            if self.budgets.set_budget(budget):
+                await self._load_spend(budget.scope, budget.subject)
         self._synced_at = started
 
 

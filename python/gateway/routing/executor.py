@@ -41,6 +41,8 @@ class Attempt:
     hedged: bool = False
     reserved_tokens: int = 0
     """Tokens taken from the target's quota for this attempt (settled when it ends)."""
+    quota_slot: str = ""
+    """The attempt's name in the quota's calls in flight (empty without a quota)."""
 
 
 @dataclass(slots=True)
@@ -84,7 +86,7 @@ class Execution:
         self._rng = rng
         self._excluded: set[str] = set()
         self._waited_s = 0.0
-        self._reservations: dict[str, int] = {}
+        self._reservations: dict[str, tuple[int, str]] = {}
 
     @property
     def waited_s(self) -> float:
@@ -99,7 +101,7 @@ class Execution:
             self._board[target.key].observe(elapsed, elapsed)
             record = self.attempts[-1]
             used = result.usage.total_tokens if result.usage is not None else record.reserved_tokens
-            self._quotas.settle(target, record.reserved_tokens, used)
+            self._quotas.settle(target, record.reserved_tokens, used, record.quota_slot)
             return target, result
 
         return await self._run(attempt)
@@ -154,7 +156,7 @@ class Execution:
             health.observe(stream.first_at - stream.started, time.monotonic() - stream.started)
         finally:
             health.in_flight -= 1
-            self._quotas.settle(stream.target, stream.record.reserved_tokens, used)
+            self._quotas.settle(stream.target, stream.record.reserved_tokens, used, stream.record.quota_slot)
             await _close(stream.deltas)
 
     async def _run(self, attempt: Callable[[Target, UpstreamCall], Awaitable[T]], timeout_s: float | None = None) -> T:
@@ -187,7 +189,7 @@ class Execution:
         done, _ = await asyncio.wait({first}, timeout=self._hedge_delay(target))
         if done:
             return first.result()
-        second_target = self._hedge_partner(target)
+        second_target = await self._hedge_partner(target)
         if second_target is None:
             return await first
         second = asyncio.ensure_future(self._one(attempt, second_target, number, timeout_s, hedged=True))
@@ -218,7 +220,8 @@ class Execution:
         *,
         hedged: bool,
     ) -> T:
-        record = Attempt(target, retry=number, hedged=hedged, reserved_tokens=self._reservations.pop(target.key, 0))
+        tokens, slot = self._reservations.pop(target.key, (0, ""))
+        record = Attempt(target, retry=number, hedged=hedged, reserved_tokens=tokens, quota_slot=slot)
         self.attempts.append(record)
         health = self._board[target.key]
         started = time.monotonic()
@@ -244,7 +247,7 @@ class Execution:
                 async with asyncio.timeout(limit):
                     result = await attempt(target, upstream)
         except TimeoutError:
-            self._quotas.settle(target, record.reserved_tokens, 0)
+            self._quotas.settle(target, record.reserved_tokens, 0, record.quota_slot)
             error = self._timed_out(target, limit)
             if isinstance(error, ProviderError):
                 self._fail(record, health, error)
@@ -252,7 +255,7 @@ class Execution:
                 record.outcome, record.code = "error", error.kind.value
             raise error from None
         except ProviderError as err:
-            self._quotas.settle(target, record.reserved_tokens, 0)
+            self._quotas.settle(target, record.reserved_tokens, 0, record.quota_slot)
             if err.reason == "UPSTREAM_TIMEOUT" and self._deadline_passed():
                 record.outcome, record.code = "error", ErrorKind.DEADLINE_EXCEEDED.value
                 raise DeadlineExceeded(
@@ -262,7 +265,7 @@ class Execution:
             raise
         except asyncio.CancelledError:
             record.outcome = "cancelled"
-            self._quotas.settle(target, record.reserved_tokens, 0)
+            self._quotas.settle(target, record.reserved_tokens, 0, record.quota_slot)
             raise
         finally:
             health.in_flight -= 1
@@ -308,7 +311,9 @@ class Execution:
             cooling: list[float] = []
             for target in rotated:
                 health = self._board[target.key]
-                wait = health.cooling_for() or self._take_quota(target)
+                wait = health.cooling_for()
+                if not wait and target.model.quota is not None:
+                    wait = await self._take_quota(target)
                 if wait > 0:
                     cooling.append(wait)
                     continue
@@ -343,34 +348,37 @@ class Execution:
             await self._queue.wait(wait, self._priority, self._waited_s)
             self._waited_s += wait
 
-    def _hedge_partner(self, target: Target) -> Target | None:
+    async def _hedge_partner(self, target: Target) -> Target | None:
         for candidate in self.plan.candidates:
             if candidate is target or candidate.key in self._excluded or not fits(candidate, self._features):
                 continue
             health = self._board[candidate.key]
-            if health.cooling_for() > 0 or self._take_quota(candidate) > 0:
+            if health.cooling_for() > 0 or (
+                candidate.model.quota is not None and await self._take_quota(candidate) > 0
+            ):
                 continue
             if health.breaker.allow():
                 return candidate
             self._give_back(candidate)
         return None
 
-    def _take_quota(self, target: Target) -> float:
+    async def _take_quota(self, target: Target) -> float:
         """Takes the target's quota for one call (0.0), or says how long until it would admit."""
         if target.model.quota is None:
             return 0.0
         tokens = self._features.prompt_tokens(target.model) + estimated_answer_tokens(
             target.model, self._request.max_tokens
         )
-        wait = self._quotas.take(target, tokens)
+        slot = f"{self._request_id}:{target.key}:{len(self.attempts)}"
+        wait = await self._quotas.take(target, tokens, slot)
         if wait == 0.0:
-            self._reservations[target.key] = tokens
+            self._reservations[target.key] = (tokens, slot)
         return wait
 
     def _give_back(self, target: Target) -> None:
-        tokens = self._reservations.pop(target.key, None)
-        if tokens is not None:
-            self._quotas.give_back(target, tokens)
+        taken = self._reservations.pop(target.key, None)
+        if taken is not None:
+            self._quotas.give_back(target, *taken)
 
     def _hedge_delay(self, target: Target) -> float:
         hedge = self.plan.hedge

@@ -36,16 +36,21 @@ from gateway.observe.spans import CallTracer
 from gateway.observe.tracing import Sink, setup_tracing, shutdown_tracing
 from gateway.pipeline import Pipeline
 from gateway.pipeline.stages.observe import CACHE_PROVIDER_LABEL
+from gateway.policy.key_limits import KeyLimiter
 from gateway.policy.keyring import FailurePolicy, KeyRing
 from gateway.policy.team_policies import TeamPolicies
-from gateway.policy.tenancy import Tenancy
+from gateway.policy.tenancy import TENANCY_NOTICE, Tenancy
 from gateway.records.audit import AuditRecord
 from gateway.routing.catalog import ModelCatalog
 from gateway.routing.health import HealthBoard
+from gateway.routing.quotas import Quotas, SharedQuotas
 from gateway.server.admin_servicer import AdminServicer
 from gateway.server.insights_servicer import InsightsServicer
 from gateway.server.servicer import GatewayServicer
-from gateway.store.database import default_url, open_engine
+from gateway.state.admission import LocalLimits, SharedLimits
+from gateway.state.notices import LocalNotices, Notice, Notices, PostgresNotices, RedisNotices
+from gateway.state.redis import RedisState
+from gateway.store.database import default_url, open_engine, postgres_dsn
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
 from gateway.tokens import TokenCounter
@@ -100,6 +105,7 @@ class Gateway:
     metrics_server: MetricsServer | None
     tracing: Sink | None
     cache: ResponseCache
+    notices: Notices
 
     async def stop(self, grace: float) -> None:
         """Finishes in-flight calls, then writes every pending audit record before closing the database, and
@@ -110,6 +116,7 @@ class Gateway:
             await self.metrics_server.close()
         await self.retention.close()
         await self.tenancy.close()
+        await self.notices.close()
         await self.audit.close()
         self.ledger.close()
         await self.engine.dispose()
@@ -200,11 +207,39 @@ async def build_gateway(
         else None
     )
     cache = build_cache(config, metrics if metrics_address else None)
+    shared = (
+        RedisState(config.state.redis_url, timeout_s=config.limits.redis_timeout_s) if config.state.redis_url else None
+    )
+    local_limits = LocalLimits(KeyLimiter(), budgets)
+    limits: LocalLimits | SharedLimits = local_limits
+    if shared is not None and config.limits.backend != "memory":
+        limits = SharedLimits(
+            shared,
+            local_limits,
+            tenancy.period_spend,
+            mode=config.limits.mode,
+            lease_size=config.limits.lease_size,
+            fail_open=config.limits.on_redis_error == "fail_open",
+            metrics=metrics if metrics_address else None,
+        )
+    board = HealthBoard(config.circuit_breaker)
+    notices = _notices(config, shared, state_dir)
+
+    announcing: set[asyncio.Task[None]] = set()
+
+    def announce(event: str, key: str, seconds: float) -> None:
+        notice = {"kind": "health", "event": event, "target": key, "s": seconds}
+        task = asyncio.get_running_loop().create_task(notices.send(notice))
+        announcing.add(task)  # referenced until sent
+        task.add_done_callback(announcing.discard)
+
+    board.announce_with(announce)
+    tenancy.announce_with(notices)
     pipeline = Pipeline(
         ring,
         catalog,
         counter,
-        HealthBoard(config.circuit_breaker),
+        board,
         teams=tenancy.teams,
         budgets=budgets,
         audit=audit,
@@ -214,6 +249,8 @@ async def build_gateway(
         metrics=metrics if metrics_address else None,
         drift=drift,
         cache=cache,
+        limits=limits,
+        quotas=SharedQuotas(shared) if shared is not None and config.limits.backend != "memory" else Quotas(),
     )
     known_models = frozenset(catalog.model_names()) | {r.name for r in catalog.routes()}
     admin = AdminOperations(tenancy, ledger, retention, known_models, cache)
@@ -253,6 +290,14 @@ async def build_gateway(
     cache.start()
     tenancy.start()
     retention.start()
+
+    async def on_notice(notice: Notice) -> None:
+        if notice.get("kind") == TENANCY_NOTICE:
+            await tenancy.on_notice()
+        elif notice.get("kind") == "health":
+            board.apply(str(notice.get("event")), str(notice.get("target")), float(notice.get("s") or 0.0))
+
+    notices.start(on_notice)
     return Gateway(
         server,
         servicer,
@@ -269,7 +314,19 @@ async def build_gateway(
         metrics_server,
         tracing,
         cache,
+        notices,
     )
+
+
+def _notices(config: GatewayConfig, shared: RedisState | None, state_dir: Path) -> Notices:
+    """How this process hears of changes the others make: Redis when the state is shared there, else the shared
+    PostgreSQL database, else the other processes on this machine (SQLite)."""
+    if shared is not None:
+        return RedisNotices(shared)
+    url = config.state.database_url or ""
+    if url.startswith("postgresql"):
+        return PostgresNotices(postgres_dsn(url))
+    return LocalNotices(state_dir / "notices")
 
 
 def settle_heap() -> None:

@@ -83,3 +83,10 @@ def _on_sqlite_connect(engine: Engine, *, synchronous_full: bool) -> None:
         # Several gateway processes may share one file: wait for a writer's lock instead of failing at once.
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
+
+
+def postgres_dsn(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as a plain libpq DSN (for a connection of its own, e.g. LISTEN/NOTIFY)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -1,5 +1,5 @@
-"""Budgets on keys and teams: a passed soft cap sends calls to a cheaper model; a hard cap holds the call's estimate
-from admission to its end, when the real cost replaces it."""
+"""Budgets on keys and teams: a passed soft cap sends calls to a cheaper model (hard caps are held by the limits
+stage, with the key's rate limits, all or none)."""
 
 from __future__ import annotations
 
@@ -23,21 +23,3 @@ class DowngradeOnBudget(BaseStage):
         if cheaper is not None and cheaper != call.request.model:
             call.record.guardrails.append({"type": "budget", "kind": "soft_cap", "action": "downgrade", "count": 1})
             call.request.model = cheaper
-
-
-class ReserveBudget(BaseStage):
-    name = "budget.reserve"
-
-    def __init__(self, budgets: BudgetBook) -> None:
-        self._budgets = budgets
-
-    def enter(self, call: Call) -> None:
-        key = call.key
-        assert key is not None
-        if self._budgets.governs(key):
-            assert call.estimate is not None
-            call.reservation = self._budgets.reserve(key, call.estimate.cost_usd)
-
-    def exit(self, call: Call, error: BaseException | None) -> None:
-        if call.reservation is not None:
-            self._budgets.settle(call.reservation, call.record.cost_usd)

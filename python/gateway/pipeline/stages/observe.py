@@ -145,7 +145,7 @@ class ObserveCall(BaseStage):
             metrics.set_queue_depth(route, queue.depth)
             if execution is not None and execution.waited_s:
                 metrics.observe_queue_wait(route, execution.waited_s)
-        if call.reservation is not None:
+        if call.ticket is not None and (call.ticket.local is not None or call.ticket.accounts):
             assert call.key is not None
             remaining = self._budgets.remaining(BudgetScope.TEAM, call.key.team)
             if remaining is not None:
