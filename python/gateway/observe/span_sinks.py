@@ -128,23 +128,30 @@ class OtlpSink:
         while True:
             self._wake.wait(SCHEDULE_DELAY_S)
             self._wake.clear()
-            while self._queue:
-                self._export(self._take())
+            # At most one failed export per wake-up: a collector that is down costs one timeout, not one per batch.
+            while self._queue and self._export(self._take()):
+                pass
             self._idle.set()
             if self._stopping:
+                self.dropped += len(self._queue)
+                self._queue.clear()
                 return
 
     def _take(self) -> list[SpanData]:
         queue = self._queue
         return [queue.popleft() for _ in range(min(len(queue), MAX_BATCH_SPANS))]
 
-    def _export(self, batch: list[SpanData]) -> None:
+    def _export(self, batch: list[SpanData]) -> bool:
+        """Sends one batch; False when it failed (the batch is dropped)."""
         try:
             payload = encode_spans(self._resource, SCOPE_NAME, __version__, batch)
-            if not self._transport.send(_Encoded(payload, len(batch))):
-                log.debug("an OTLP export of %d spans failed; they are dropped", len(batch))
+            if self._transport.send(_Encoded(payload, len(batch))):
+                return True
+            log.debug("an OTLP export of %d spans failed; they are dropped", len(batch))
         except Exception:  # a worker that dies would silently stop every export after it
             log.exception("encoding or exporting %d spans failed; they are dropped", len(batch))
+        self.dropped += len(batch)
+        return False
 
 
 class SdkSink:

@@ -106,6 +106,8 @@ class Gateway:
     tracing: Sink | None
     cache: ResponseCache
     notices: Notices
+    board: HealthBoard
+    """The targets' breakers and rests, as this process sees them."""
 
     async def stop(self, grace: float) -> None:
         """Finishes in-flight calls, then writes every pending audit record before closing the database, and
@@ -315,6 +317,7 @@ async def build_gateway(
         tracing,
         cache,
         notices,
+        board,
     )
 
 

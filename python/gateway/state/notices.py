@@ -113,6 +113,7 @@ class PostgresNotices:
 
         loop = asyncio.get_running_loop()
         while True:
+            connection = None
             try:
                 connection = await asyncpg.connect(self._dsn)
                 lost: asyncio.Future[None] = loop.create_future()
@@ -125,11 +126,13 @@ class PostgresNotices:
                     _handle(self.sender, payload.encode(), handler)
 
                 connection.add_termination_listener(on_lost)
-
                 await connection.add_listener(PG_CHANNEL, on_notify)
                 await lost
             except (OSError, asyncpg.PostgresError) as err:
                 log.debug("listening for change notices stopped (%s); again in 1 s", err)
+            finally:
+                if connection is not None and not connection.is_closed():
+                    await connection.close()
             await asyncio.sleep(1.0)
 
     async def close(self) -> None:

@@ -110,7 +110,7 @@ class RedisState:
                 await task
         with contextlib.suppress(RedisError, OSError):
             await self._redis.zrem(f"{PREFIX}live", self.instance)
-        await self._redis.aclose()
+        await self._redis.aclose(close_connection_pool=True)  # a pool given to Redis() is not closed by default
 
     async def beat(self) -> None:
         """Says this process is alive and counts the others."""

@@ -145,8 +145,7 @@ class ObserveCall(BaseStage):
             metrics.set_queue_depth(route, queue.depth)
             if execution is not None and execution.waited_s:
                 metrics.observe_queue_wait(route, execution.waited_s)
-        if call.ticket is not None and (call.ticket.local is not None or call.ticket.accounts):
-            assert call.key is not None
+        if call.key is not None and self._budgets.governs(call.key):
             remaining = self._budgets.remaining(BudgetScope.TEAM, call.key.team)
             if remaining is not None:
                 metrics.set_budget_remaining(call.key.team, remaining)
