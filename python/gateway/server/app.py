@@ -108,12 +108,15 @@ class Gateway:
     notices: Notices
     board: HealthBoard
     """The targets' breakers and rests, as this process sees them."""
+    limits: LocalLimits | SharedLimits
 
     async def stop(self, grace: float) -> None:
         """Finishes in-flight calls, then writes every pending audit record before closing the database, and
         exports the last spans."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if isinstance(self.limits, SharedLimits):
+            await self.limits.drain()
         if self.metrics_server is not None:
             await self.metrics_server.close()
         await self.retention.close()
@@ -318,6 +321,7 @@ async def build_gateway(
         cache,
         notices,
         board,
+        limits,
     )
 
 

@@ -136,6 +136,7 @@ class SharedLimits:
         self._shares: dict[str, tuple[int, KeyRecord]] = {}
         self._leases: dict[str, _Lease] = {}
         self._pending: list[tuple[Ticket, int, float]] = []
+        self._settling: set[asyncio.Task[None]] = set()
 
     # --- admission ---------------------------------------------------------------------------------------------------
 
@@ -260,16 +261,25 @@ class SharedLimits:
 
     # --- settlement --------------------------------------------------------------------------------------------------
 
-    def settle(self, ticket: Ticket, used_tokens: int, cost_usd: float) -> Awaitable[None] | None:
+    def settle(self, ticket: Ticket, used_tokens: int, cost_usd: float) -> None:
+        """Gives back what the call took. The shared part goes in the background: the caller's answer does not wait
+        for it (the reservation holds until it lands, which can only make later calls more careful); `drain` waits
+        for what is still on its way at shutdown."""
         if ticket.leased_tokens:
             lease = self._leases.get(ticket.key.id)
             if lease is not None:
                 lease.tokens += ticket.leased_tokens - used_tokens
         if ticket.local_key is not None or ticket.local is not None:
             self._local.settle(ticket, used_tokens, cost_usd)
-        if not ticket.limits_shared and not ticket.accounts:
-            return None
-        return self._settle(ticket, used_tokens, cost_usd)
+        if ticket.limits_shared or ticket.accounts:
+            task = asyncio.get_running_loop().create_task(self._settle(ticket, used_tokens, cost_usd))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+
+    async def drain(self) -> None:
+        """Waits for every settlement on its way to Redis (bounded by the Redis timeout each)."""
+        while self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
 
     async def _settle(self, ticket: Ticket, used_tokens: int, cost_usd: float) -> None:
         try:
