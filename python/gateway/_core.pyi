@@ -11,6 +11,13 @@ __version__: str
 class CoreError(Exception):
     """Base class of errors raised by gateway._core."""
 
+class InvalidArgumentError(CoreError, ValueError):
+    """An argument the caller can fix (unknown name, bad dimension, non-positive rate...); also a ValueError."""
+
+class StorageError(CoreError, OSError):
+    """A file could not be read or written (VectorIndex.save/load), or a vector graph operation failed; also an
+    OSError."""
+
 # --- token counting (rust/src/tokens.rs) ------------------------------------------------------------------------
 
 EncodingName = Literal["cl100k_base", "o200k_base"]
