@@ -151,6 +151,8 @@ PiiKind = Literal[
     "DATE_OF_BIRTH",
     "SECRET",
 ]
+PII_KINDS: tuple[PiiKind, ...]
+"""The entity types the scanner reports, in the order of PiiKind (tests/core/test_stub.py keeps the two equal)."""
 RedactionMode = Literal["mask", "placeholder", "hash"]
 PII_STREAM_HOLD_CHARS: int
 """Characters a stream redactor holds back (more only while a word, key or private-key block is still arriving)."""

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
 use super::errors::invalid_argument;
 use crate::pii::{self, PiiKind, RedactMode, RedactPolicy, Scanner, StreamRedactor, Vault};
@@ -295,5 +296,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPiiMatch>()?;
     m.add_class::<PyPiiStreamRedactor>()?;
     m.add("PII_STREAM_HOLD_CHARS", pii::STREAM_WINDOW_CHARS)?;
+    // A tuple, so that no importer can change the names every other importer reads.
+    m.add(
+        "PII_KINDS",
+        PyTuple::new(m.py(), PiiKind::ALL.map(PiiKind::name))?,
+    )?;
     Ok(())
 }
