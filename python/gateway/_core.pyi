@@ -139,7 +139,7 @@ class PatternSet:
     def patterns(self) -> list[str]: ...
     def __len__(self) -> int: ...
 
-# --- PII scanning (rust/src/pii.rs, rust/src/py/pii.rs) ------------------------------------------------------------
+# --- PII scanning (rust/src/pii/, rust/src/py/pii.rs) --------------------------------------------------------------
 
 PiiKind = Literal[
     "EMAIL_ADDRESS",
