@@ -457,38 +457,42 @@ impl RateLimiter {
         for c in checks {
             check_units(c.n)?;
         }
-        let buckets: Vec<Arc<Bucket>> = checks.iter().map(|c| self.bucket(c.key)).collect();
-        // Lock each distinct bucket once, in address order, so that concurrent groups cannot deadlock; `slot[i]`
-        // is the lock (and scratch state) of check i.
-        let mut order: Vec<usize> = (0..checks.len()).collect();
-        order.sort_unstable_by_key(|&i| Arc::as_ptr(&buckets[i]) as usize);
-        let mut locked: Vec<(*const Bucket, MutexGuard<'_, BucketState>)> =
+        // Each distinct bucket is locked once, in address order, so that concurrent groups cannot deadlock.
+        // `slot[i]` is the lock, and the scratch copy, of check i. Three allocations in all: this is the gateway's
+        // per-call path.
+        let mut by_bucket: Vec<(Arc<Bucket>, usize)> = checks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (self.bucket(c.key), i))
+            .collect();
+        by_bucket.sort_unstable_by_key(|(b, _)| Arc::as_ptr(b) as usize);
+        let mut locked: Vec<(MutexGuard<'_, BucketState>, BucketState)> =
             Vec::with_capacity(checks.len());
         let mut slot = vec![0usize; checks.len()];
-        for &i in &order {
-            let p = Arc::as_ptr(&buckets[i]);
-            if locked.last().is_none_or(|(q, _)| *q != p) {
-                locked.push((p, buckets[i].lock()));
+        for (j, (bucket, i)) in by_bucket.iter().enumerate() {
+            if j == 0 || !Arc::ptr_eq(&by_bucket[j - 1].0, bucket) {
+                let guard = bucket.lock();
+                let copy = *guard;
+                locked.push((guard, copy));
             }
-            slot[i] = locked.len() - 1;
+            slot[*i] = locked.len() - 1;
         }
         let now = self.clock.now_ns();
-        // Work on copies (two checks on one bucket add up); write back only if every check passes.
-        let mut scratch: Vec<BucketState> = locked.iter().map(|(_, g)| **g).collect();
+        // Work on the copies (two checks on one bucket add up); write back only if every check passes.
         let mut wait = 0u64;
         let mut first_refused = None;
         for (i, c) in checks.iter().enumerate() {
-            let w = take(&mut scratch[slot[i]], &c.limit, c.n, now);
+            let w = take(&mut locked[slot[i]].1, &c.limit, c.n, now);
             if w > 0 && first_refused.is_none() {
                 first_refused = Some(i);
             }
             wait = wait.max(w);
         }
-        for ((_, g), s) in locked.iter_mut().zip(scratch) {
+        for (guard, copy) in &mut locked {
             if first_refused.is_none() {
-                **g = s;
+                **guard = *copy;
             }
-            g.last_used = now;
+            guard.last_used = now;
         }
         Ok(first_refused.map(|check| Refusal {
             wait_s: ns_to_seconds(wait),

@@ -5,7 +5,7 @@
 //! stores only, so a thread holding the GIL never waits long on another.
 
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyList, PyString};
 
 use crate::ratelimit::{Check, Clock, Limit, LimiterConfig, RateLimiter};
 
@@ -123,24 +123,32 @@ impl PyRateLimiter {
 
     /// (key, Limit, n) checks, rate and concurrency mixed, all or none: None when all are admitted (and taken),
     /// else (seconds until all would be, index of the first check that refused).
-    fn take_all(&self, checks: &Bound<'_, PyAny>) -> PyResult<Option<(f64, usize)>> {
-        let mut keys: Vec<Bound<'_, PyString>> = Vec::new();
-        let mut specs: Vec<(Limit, f64)> = Vec::new();
-        for item in checks.try_iter()? {
-            let (key, limit, n): (Bound<'_, PyString>, Bound<'_, PyLimit>, f64) =
-                item?.extract()?;
-            keys.push(key);
-            specs.push((limit.get().inner, n));
+    fn take_all<'py>(&self, checks: &Bound<'py, PyAny>) -> PyResult<Option<(f64, usize)>> {
+        let mut items: Vec<(Bound<'py, PyString>, Limit, f64)> = Vec::new();
+        let mut add = |item: Bound<'py, PyAny>| -> PyResult<()> {
+            let (key, limit, n): (Bound<'py, PyString>, Bound<'py, PyLimit>, f64) =
+                item.extract()?;
+            items.push((key, limit.get().inner, n));
+            Ok(())
+        };
+        // A list (what LimitKeeper passes) is read by index, without a Python iterator object.
+        if let Ok(list) = checks.cast::<PyList>() {
+            list.iter().try_for_each(&mut add)?;
+        } else {
+            for item in checks.try_iter()? {
+                add(item?)?;
+            }
         }
-        let strs = keys
+        let checks = items
             .iter()
-            .map(|k| k.to_str())
-            .collect::<PyResult<Vec<&str>>>()?;
-        let checks: Vec<Check<'_>> = strs
-            .iter()
-            .zip(&specs)
-            .map(|(key, &(limit, n))| Check { key, limit, n })
-            .collect();
+            .map(|(key, limit, n)| {
+                Ok(Check {
+                    key: key.to_str()?,
+                    limit: *limit,
+                    n: *n,
+                })
+            })
+            .collect::<PyResult<Vec<Check<'_>>>>()?;
         let refusal = self.inner.take_all(&checks)?;
         Ok(refusal.map(|r| (r.wait_s, r.check)))
     }
