@@ -22,8 +22,8 @@ from gateway._core import PiiScanner
 from tests.core.test_pii import CORPUS, KINDS, luhn_ok
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The reference: rust/src/pii.rs's patterns in Python syntax, with its validators (context scoring left out, which
-# only flatters the reference).
+# The reference: rust/src/pii/patterns.rs's patterns in Python syntax, with its validators (context scoring left out,
+# which only flatters the reference).
 
 MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]{0,6}\.?"
 LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"

@@ -10,16 +10,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from gateway._core import Limit, RateLimiter
+from gateway.limits import LimitKeeper
 
 CHECKS = 10_000
 KEYS = [f"key:{i}" for i in range(1000)]
 SINGLE = f"single-limit check x{CHECKS} (divide by {CHECKS} for one)"
 GROUP = f"key rpm + team tpm + model tpm, all or none, x{CHECKS}"
 THREADS = f"4 threads x {CHECKS // 4} checks on one key (GIL held by the caller)"
+KEEPER = f"LimitKeeper.take + settle (key rpm + tpm + slot), x{CHECKS}"
 
 
 class PythonBuckets:
@@ -73,13 +76,7 @@ def test_single_python_dict(benchmark: BenchmarkFixture) -> None:
     benchmark(_run_numbers, PythonBuckets().check)
 
 
-def test_single_rust_numbers_per_call(benchmark: BenchmarkFixture) -> None:
-    """check(key, rate_per_s, burst): the limit validated from numbers on every call."""
-    benchmark.group = SINGLE
-    benchmark(_run_numbers, RateLimiter().check)
-
-
-def test_single_rust_limit_object(benchmark: BenchmarkFixture) -> None:
+def test_single_rust_take(benchmark: BenchmarkFixture) -> None:
     """take(key, limit): a Limit built once."""
     benchmark.group = SINGLE
     limiter, limit = RateLimiter(), Limit(1e6, 1e6)
@@ -88,19 +85,6 @@ def test_single_rust_limit_object(benchmark: BenchmarkFixture) -> None:
     def run() -> None:
         for i in range(CHECKS):
             take(KEYS[i % 1000], limit)
-
-    benchmark(run)
-
-
-def test_single_rust_handle(benchmark: BenchmarkFixture) -> None:
-    """handle.take(): key and limit resolved once (a key's handle is kept with the key's cached config)."""
-    benchmark.group = SINGLE
-    limiter, limit = RateLimiter(), Limit(1e6, 1e6)
-    handles = [limiter.handle(k, limit) for k in KEYS]
-
-    def run() -> None:
-        for i in range(CHECKS):
-            handles[i % 1000].take()
 
     benchmark(run)
 
@@ -142,19 +126,6 @@ def test_group_python_dict_atomic(benchmark: BenchmarkFixture) -> None:
     benchmark(run)
 
 
-def test_group_rust_check_many(benchmark: BenchmarkFixture) -> None:
-    benchmark.group = GROUP
-    limiter = RateLimiter()
-
-    def run() -> None:
-        for i in range(CHECKS):
-            limiter.check_many(
-                [(KEYS[i % 1000], 1e6, 1e6, 1.0), ("team:search", 1e9, 1e9, 350.0), ("model:gpt-4o", 1e9, 1e9, 350.0)]
-            )
-
-    benchmark(run)
-
-
 def test_group_rust_take_all(benchmark: BenchmarkFixture) -> None:
     benchmark.group = GROUP
     limiter, rpm, tpm = RateLimiter(), Limit(1e6, 1e6), Limit(1e9, 1e9)
@@ -166,15 +137,76 @@ def test_group_rust_take_all(benchmark: BenchmarkFixture) -> None:
     benchmark(run)
 
 
-def test_group_rust_take_handles(benchmark: BenchmarkFixture) -> None:
-    benchmark.group = GROUP
-    limiter, rpm, tpm = RateLimiter(), Limit(1e6, 1e6), Limit(1e9, 1e9)
-    keys = [limiter.handle(k, rpm) for k in KEYS]
-    team, model = limiter.handle("team:search", tpm), limiter.handle("model:gpt-4o", tpm)
+@dataclass(frozen=True, slots=True)
+class KeyLimits:
+    """Limits far above what the benchmark takes, so every call is admitted."""
+
+    rpm: int = 600_000_000
+    tpm: int = 60_000_000_000
+    max_concurrent: int = 1_000_000
+
+
+class PythonKeeper:
+    """The reference for the gateway's use: rpm and tpm buckets and a count in flight, all or none under one lock."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._in_flight: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, subject: str, limits: KeyLimits, tokens: int) -> float:
+        with self._lock:
+            now = time.monotonic()
+            wait = 0.0
+            cost = float(min(tokens, limits.tpm))
+            rates = [(f"{subject}:rpm", limits.rpm, 1.0), (f"{subject}:tpm", limits.tpm, cost)]
+            left = []
+            for key, per_minute, n in rates:
+                tokens_now, last = self._buckets.get(key, (per_minute, now))
+                tokens_now = min(per_minute, tokens_now + (now - last) * per_minute / 60)
+                left.append((key, tokens_now - n))
+                if tokens_now < n:
+                    wait = max(wait, (n - tokens_now) * 60 / per_minute)
+            slot = f"{subject}:inflight"
+            if self._in_flight.get(slot, 0) >= limits.max_concurrent:
+                wait = max(wait, 0.05)
+            if wait == 0.0:
+                for key, remaining in left:
+                    self._buckets[key] = (remaining, now)
+                self._in_flight[slot] = self._in_flight.get(slot, 0) + 1
+            return wait
+
+    def settle(self, subject: str, limits: KeyLimits, reserved_tokens: int, used_tokens: int) -> None:
+        with self._lock:
+            self._in_flight[f"{subject}:inflight"] -= 1
+            key = f"{subject}:tpm"
+            tokens_now, last = self._buckets[key]
+            self._buckets[key] = (min(limits.tpm, tokens_now - (used_tokens - reserved_tokens)), last)
+
+
+def test_keeper_python_reference(benchmark: BenchmarkFixture) -> None:
+    benchmark.group = KEEPER
+    keeper, limits = PythonKeeper(), KeyLimits()
 
     def run() -> None:
         for i in range(CHECKS):
-            limiter.take_handles([(keys[i % 1000], 1.0), (team, 350.0), (model, 350.0)])
+            subject = KEYS[i % 1000]
+            keeper.take(subject, limits, 350)
+            keeper.settle(subject, limits, 350, 300)
+
+    benchmark(run)
+
+
+def test_keeper_rust(benchmark: BenchmarkFixture) -> None:
+    """gateway.limits.LimitKeeper: one take_all for the three checks, two corrections to settle."""
+    benchmark.group = KEEPER
+    keeper, limits = LimitKeeper(), KeyLimits()
+
+    def run() -> None:
+        for i in range(CHECKS):
+            subject = KEYS[i % 1000]
+            keeper.take(subject, limits, 350)
+            keeper.settle(subject, limits, 350, 300)
 
     benchmark(run)
 

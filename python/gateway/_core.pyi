@@ -11,6 +11,13 @@ __version__: str
 class CoreError(Exception):
     """Base class of errors raised by gateway._core."""
 
+class InvalidArgumentError(CoreError, ValueError):
+    """An argument the caller can fix (unknown name, bad dimension, non-positive rate...); also a ValueError."""
+
+class StorageError(CoreError, OSError):
+    """A file could not be read or written (VectorIndex.save/load), or a vector graph operation failed; also an
+    OSError."""
+
 # --- token counting (rust/src/tokens.rs) ------------------------------------------------------------------------
 
 EncodingName = Literal["cl100k_base", "o200k_base"]
@@ -51,7 +58,7 @@ ENCODINGS: list[str]
 """The valid encoding names."""
 
 # --- rate limits (rust/src/ratelimit.rs) -------------------------------------------------------------------------
-# Every check answers a float: 0.0 = admitted (units taken), > 0 = seconds until it would be, inf = never (more than
+# A single take answers a float: 0.0 = admitted (units taken), > 0 = seconds until it would be, inf = never (more than
 # the burst or the concurrency max). So `if wait := limiter.take(...)` reads "if denied".
 
 @final
@@ -62,16 +69,12 @@ class Limit:
         """`rate_per_s` units per second, at most `burst` units at once. ValueError unless rate > 0 and burst >= 1."""
 
     @staticmethod
-    def per_second(n: float, burst: float | None = None) -> Limit:
-        """`n` units per second; the burst defaults to `n`."""
-
-    @staticmethod
     def per_minute(n: float, burst: float | None = None) -> Limit:
         """`n` units per minute (rpm, tpm); the burst defaults to `n`."""
 
     @staticmethod
     def concurrent(max_concurrent: int, retry_after: float = 0.05) -> Limit:
-        """At most `max_concurrent` units held until released; a denial answers `retry_after` seconds."""
+        """At most `max_concurrent` units held until given back; a denial answers `retry_after` seconds."""
 
     @property
     def kind(self) -> Literal["rate", "concurrency"]: ...
@@ -82,24 +85,13 @@ class Limit:
         """The burst of a rate limit, or the maximum in flight of a concurrency limit."""
 
 @final
-class LimitHandle:
-    """One key's bucket and its Limit resolved once (no key lookup per check); pins the bucket against eviction."""
-
-    def take(self, n: float = 1.0) -> float: ...
-    def correct(self, delta: float) -> None:
-        """Takes `delta` more units, or gives back (releases, for a concurrency limit) when negative."""
-
-    @property
-    def key(self) -> str: ...
-    @property
-    def limit(self) -> Limit: ...
-
-@final
 class RateLimiter:
     """Rate (GCRA) and concurrency limits keyed by any string; thread-safe; memory bounded by `max_keys`.
 
-    Buckets whose state equals a fresh one are dropped after `idle_ttl` seconds (evict_idle) or when a shard fills,
-    which changes no answer; only past `max_keys` live keys are the least recently used ones forgotten.
+    A key's bucket holds a rate's state and a count in flight; the Limit passed with each call says how to read it, so
+    a changed limit applies from the next call. Buckets whose state equals a fresh one are dropped after `idle_ttl`
+    seconds (evict_idle) or when a shard fills, which changes no answer; only past `max_keys` live keys are the least
+    recently used ones forgotten.
     """
 
     def __new__(cls, max_keys: int = 100_000, idle_ttl: float = 300.0) -> Self: ...
@@ -107,36 +99,19 @@ class RateLimiter:
     def with_test_clock(max_keys: int = 100_000, idle_ttl: float = 300.0) -> RateLimiter:
         """A limiter whose clock moves only by advance(), for deterministic tests."""
 
-    # Limits given as numbers on each call.
-    def check(self, key: str, rate_per_s: float, burst: float, cost: float = 1.0) -> float:
-        """0.0 when `cost` units are admitted (and taken), else the seconds to wait. ValueError for a bad limit."""
+    def take(self, key: str, limit: Limit, n: float = 1.0) -> float:
+        """Takes `n` units of `limit` from `key`: 0.0 when admitted, else the seconds to wait (inf: never)."""
 
-    def check_many(self, limits: Iterable[tuple[str, float, float, float]]) -> float:
-        """(key, rate_per_s, burst, cost) limits, all or none: 0.0 when all admitted, else seconds until all would."""
-
-    def adjust(self, key: str, rate_per_s: float, burst: float, delta: float) -> None:
-        """Takes `delta` more units (or gives back, when negative) once the real cost is known."""
-
-    def acquire(self, key: str, max_concurrent: int) -> bool:
-        """Takes one of `max_concurrent` slots; False when all are held. Pair every True with release()."""
-
-    def release(self, key: str, n: float = 1.0) -> None:
-        """Gives back `n` concurrency units (slots) of `key`."""
-
-    # Limits built once as Limit objects (rate and concurrency can share one atomic group).
-    def take(self, key: str, limit: Limit, n: float = 1.0) -> float: ...
-    def take_all(self, checks: Iterable[tuple[str, Limit, float]]) -> float:
-        """(key, Limit, n) checks, all or none: 0.0 when all admitted (all taken), else seconds until all would."""
+    def take_all(self, checks: Iterable[tuple[str, Limit, float]]) -> tuple[float, int] | None:
+        """(key, Limit, n) checks, rate and concurrency mixed, all or none: None when all are admitted (all taken),
+        else (seconds until all would be, index of the first check that refused) and nothing taken."""
 
     def correct(self, key: str, limit: Limit, delta: float) -> None:
-        """Corrects a take once the real amount is known; `delta < 0` gives back (releases a concurrency unit)."""
+        """Corrects a take once the real amount is known: `delta > 0` takes more (unconditionally), `delta < 0` gives
+        back, never past a full bucket (under a concurrency limit: releases)."""
 
     def available(self, key: str, limit: Limit) -> float:
         """Units `limit` would admit on `key` now, without taking any."""
-
-    def handle(self, key: str, limit: Limit) -> LimitHandle: ...
-    def take_handles(self, items: Iterable[tuple[LimitHandle, float]]) -> float:
-        """(LimitHandle, n) checks, all or none. TypeError for a handle of another limiter."""
 
     def evict_idle(self) -> int:
         """Drops idle buckets that equal fresh ones; returns how many. Call it periodically."""
@@ -164,7 +139,7 @@ class PatternSet:
     def patterns(self) -> list[str]: ...
     def __len__(self) -> int: ...
 
-# --- PII scanning (rust/src/pii.rs, rust/src/py/pii.rs) ------------------------------------------------------------
+# --- PII scanning (rust/src/pii/, rust/src/py/pii.rs) --------------------------------------------------------------
 
 PiiKind = Literal[
     "EMAIL_ADDRESS",
@@ -176,6 +151,8 @@ PiiKind = Literal[
     "DATE_OF_BIRTH",
     "SECRET",
 ]
+PII_KINDS: tuple[PiiKind, ...]
+"""The entity types the scanner reports, in the order of PiiKind (tests/core/test_stub.py keeps the two equal)."""
 RedactionMode = Literal["mask", "placeholder", "hash"]
 PII_STREAM_HOLD_CHARS: int
 """Characters a stream redactor holds back (more only while a word, key or private-key block is still arriving)."""

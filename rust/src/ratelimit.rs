@@ -246,9 +246,10 @@ fn ns_to_seconds(ns: u64) -> f64 {
     }
 }
 
-/// One key's bucket. Shared by the map and by any [`BucketHandle`]; a held handle pins it against eviction.
+/// One key's bucket. Shared by the map and, for the length of a call, by the call that resolved it: a bucket in use
+/// is never evicted (its strong count is above one).
 #[derive(Debug, Default)]
-pub struct Bucket {
+struct Bucket {
     state: Mutex<BucketState>,
 }
 
@@ -286,6 +287,15 @@ pub struct Check<'a> {
     pub key: &'a str,
     pub limit: Limit,
     pub n: f64,
+}
+
+/// Why a group was refused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Refusal {
+    /// Seconds until every check of the group would pass; infinite when one never can (more than its burst or max).
+    pub wait_s: f64,
+    /// Index of the first check, in the order given, that refused.
+    pub check: usize,
 }
 
 /// A thread-safe set of buckets keyed by string.
@@ -331,7 +341,7 @@ impl RateLimiter {
     }
 
     /// The bucket of `key`, created (and room made for it) if absent.
-    pub fn bucket(&self, key: &str) -> Arc<Bucket> {
+    fn bucket(&self, key: &str) -> Arc<Bucket> {
         let shard = self.shard(key);
         if let Some(b) = shard
             .read()
@@ -358,7 +368,7 @@ impl RateLimiter {
     }
 
     /// Frees room in a full shard: drops every fresh bucket; if that frees under an eighth of the shard, also the
-    /// least recently used unpinned buckets down to 7/8 of capacity. O(shard) once per ~cap/8 new keys.
+    /// least recently used buckets not in use down to 7/8 of capacity. O(shard) once per ~cap/8 new keys.
     fn make_room(&self, map: &mut Map) {
         let now = self.clock.now_ns();
         map.retain(|_, b| !(Arc::strong_count(b) == 1 && b.lock().is_fresh(now)));
@@ -377,7 +387,7 @@ impl RateLimiter {
             .collect();
         let excess = (map.len() - target).min(candidates.len());
         if excess == 0 {
-            return; // everything is pinned or in flight: grow past the cap rather than lose live counts
+            return; // everything is in use or in flight: grow past the cap rather than lose live counts
         }
         candidates.select_nth_unstable_by_key(excess - 1, |c| c.0);
         for (_, k) in &candidates[..excess] {
@@ -385,7 +395,7 @@ impl RateLimiter {
         }
     }
 
-    /// Drops fresh, unpinned buckets idle for at least `idle_ttl`; returns how many went. Call it periodically.
+    /// Drops fresh buckets not in use and idle for at least `idle_ttl`; returns how many went. Call it periodically.
     pub fn evict_idle(&self) -> usize {
         let now = self.clock.now_ns();
         let mut removed = 0;
@@ -417,127 +427,104 @@ impl RateLimiter {
         self.len() == 0
     }
 
-    /// Takes `n` units of `limit` from `bucket`: 0.0 when admitted, else seconds until it would be (infinite if
-    /// `n` exceeds the burst or the concurrency max). ValueError-class error for a NaN or negative `n`.
-    pub fn take_bucket(&self, bucket: &Bucket, limit: &Limit, n: f64) -> Result<f64, CoreError> {
-        let n = check_units(n)?;
-        let now = self.clock.now_ns();
-        let mut s = bucket.lock();
-        s.last_used = now;
-        Ok(ns_to_seconds(take(&mut s, limit, n, now)))
-    }
-
-    /// Takes `n` units of `limit` from the bucket of `key`. The single-limit fast path: one shard read lock, one
-    /// bucket mutex, no allocation once the key exists.
+    /// Takes `n` units of `limit` from the bucket of `key`: 0.0 when admitted, else the seconds until it would be
+    /// (infinite when `n` exceeds the burst or the concurrency max). The single-limit fast path: one shard read
+    /// lock, one bucket mutex, no allocation once the key exists.
     pub fn take(&self, key: &str, limit: &Limit, n: f64) -> Result<f64, CoreError> {
+        let n = check_units(n)?; // refused before a bad call creates a key
         let shard = self.shard(key);
         {
             let map = shard.read().unwrap_or_else(PoisonError::into_inner);
             if let Some(b) = map.get(key) {
-                return self.take_bucket(b, limit, n);
+                return Ok(self.take_one(b, limit, n));
             }
         }
-        check_units(n)?; // refuse before a bad call creates a key
         let b = self.insert_slow(shard, key);
-        self.take_bucket(&b, limit, n)
+        Ok(self.take_one(&b, limit, n))
     }
 
-    /// Takes every check's units, or none: 0.0 when all are admitted, else the seconds after which all would be
-    /// (the largest wait among the checks; each is measured as if the others were not there).
-    pub fn take_all(&self, checks: &[Check<'_>]) -> Result<f64, CoreError> {
+    fn take_one(&self, bucket: &Bucket, limit: &Limit, n: f64) -> f64 {
+        let now = self.clock.now_ns();
+        let mut s = bucket.lock();
+        s.last_used = now;
+        ns_to_seconds(take(&mut s, limit, n, now))
+    }
+
+    /// Takes every check's units, or none. `None` when all are admitted; else a [`Refusal`] naming the first check
+    /// (in the order given) that refused and the seconds after which all would pass (the largest wait among the
+    /// checks, each measured as if the others were not there). Checks on one key add up.
+    pub fn take_all(&self, checks: &[Check<'_>]) -> Result<Option<Refusal>, CoreError> {
         for c in checks {
             check_units(c.n)?;
         }
-        let buckets: Vec<Arc<Bucket>> = checks.iter().map(|c| self.bucket(c.key)).collect();
-        let items: Vec<(&Bucket, Limit, f64)> = buckets
+        // Each distinct bucket is locked once, in address order, so that concurrent groups cannot deadlock.
+        // `slot[i]` is the lock, and the scratch copy, of check i. Three allocations in all: this is the gateway's
+        // per-call path.
+        let mut by_bucket: Vec<(Arc<Bucket>, usize)> = checks
             .iter()
-            .zip(checks)
-            .map(|(b, c)| (&**b, c.limit, c.n))
+            .enumerate()
+            .map(|(i, c)| (self.bucket(c.key), i))
             .collect();
-        self.take_all_buckets(&items)
-    }
-
-    /// [`RateLimiter::take_all`] on buckets already resolved (handles).
-    pub fn take_all_buckets(&self, items: &[(&Bucket, Limit, f64)]) -> Result<f64, CoreError> {
-        for it in items {
-            check_units(it.2)?;
-        }
-        // Lock each distinct bucket once, in address order, so that concurrent groups cannot deadlock.
-        let mut order: Vec<usize> = (0..items.len()).collect();
-        order.sort_unstable_by_key(|&i| std::ptr::from_ref(items[i].0) as usize);
-        let mut guards: Vec<(usize, MutexGuard<'_, BucketState>)> = Vec::with_capacity(items.len());
-        for &i in &order {
-            let p = std::ptr::from_ref(items[i].0) as usize;
-            if guards.last().is_none_or(|(q, _)| *q != p) {
-                guards.push((p, items[i].0.lock()));
+        by_bucket.sort_unstable_by_key(|(b, _)| Arc::as_ptr(b) as usize);
+        let mut locked: Vec<(MutexGuard<'_, BucketState>, BucketState)> =
+            Vec::with_capacity(checks.len());
+        let mut slot = vec![0usize; checks.len()];
+        for (j, (bucket, i)) in by_bucket.iter().enumerate() {
+            if j == 0 || !Arc::ptr_eq(&by_bucket[j - 1].0, bucket) {
+                let guard = bucket.lock();
+                let copy = *guard;
+                locked.push((guard, copy));
             }
+            slot[*i] = locked.len() - 1;
         }
-        let slots: Vec<usize> = items
-            .iter()
-            .map(|it| {
-                let p = std::ptr::from_ref(it.0) as usize;
-                guards.binary_search_by_key(&p, |(q, _)| *q).unwrap_or(0)
-            })
-            .collect();
         let now = self.clock.now_ns();
-        // Work on copies (two checks on one bucket add up); write back only if every check passes.
-        let mut scratch: Vec<BucketState> = guards.iter().map(|(_, g)| **g).collect();
+        // Work on the copies (two checks on one bucket add up); write back only if every check passes.
         let mut wait = 0u64;
-        for (it, &si) in items.iter().zip(&slots) {
-            wait = wait.max(take(&mut scratch[si], &it.1, it.2, now));
-        }
-        for (g, s) in guards.iter_mut().zip(scratch) {
-            if wait == 0 {
-                *g.1 = s;
+        let mut first_refused = None;
+        for (i, c) in checks.iter().enumerate() {
+            let w = take(&mut locked[slot[i]].1, &c.limit, c.n, now);
+            if w > 0 && first_refused.is_none() {
+                first_refused = Some(i);
             }
-            g.1.last_used = now;
+            wait = wait.max(w);
         }
-        Ok(ns_to_seconds(wait))
+        for (guard, copy) in &mut locked {
+            if first_refused.is_none() {
+                **guard = *copy;
+            }
+            guard.last_used = now;
+        }
+        Ok(first_refused.map(|check| Refusal {
+            wait_s: ns_to_seconds(wait),
+            check,
+        }))
     }
 
     /// Corrects an earlier take once the real amount is known: `delta > 0` takes more (unconditionally: the units
     /// were spent), `delta < 0` gives back, never past a full bucket. Under a concurrency limit, `-n` releases `n`.
-    pub fn adjust(&self, key: &str, limit: &Limit, delta: f64) -> Result<(), CoreError> {
-        if !delta.is_finite() {
-            return Err(CoreError::InvalidArgument(format!(
-                "delta must be a finite number, got {delta}"
-            )));
-        }
-        let b = self.bucket(key);
-        self.adjust_bucket(&b, limit, delta)
-    }
-
-    pub fn adjust_bucket(
-        &self,
-        bucket: &Bucket,
-        limit: &Limit,
-        delta: f64,
-    ) -> Result<(), CoreError> {
+    pub fn correct(&self, key: &str, limit: &Limit, delta: f64) -> Result<(), CoreError> {
         if !delta.is_finite() {
             return Err(CoreError::InvalidArgument(format!(
                 "delta must be a finite number, got {delta}"
             )));
         }
         let now = self.clock.now_ns();
-        let mut s = bucket.lock();
-        s.last_used = now;
-        adjust_state(&mut s, limit, delta, now);
-        Ok(())
-    }
-
-    /// Gives back `n` concurrency units of `key` (a no-op for an unknown key).
-    pub fn release(&self, key: &str, n: f64) {
-        let now = self.clock.now_ns();
-        if let Some(b) = self
-            .shard(key)
+        let shard = self.shard(key);
+        let found = shard
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(key)
-        {
-            let mut s = b.lock();
-            s.last_used = now;
-            s.in_flight = (s.in_flight - n).max(0.0);
-        }
+            .map(Arc::clone);
+        let b = match found {
+            Some(b) => b,
+            // Giving back to an absent (fresh) bucket leaves it fresh: no key is made for it.
+            None if delta <= 0.0 => return Ok(()),
+            None => self.insert_slow(shard, key),
+        };
+        let mut s = b.lock();
+        s.last_used = now;
+        adjust_state(&mut s, limit, delta, now);
+        Ok(())
     }
 
     /// Units a rate limit would admit now, or the units still free under a concurrency limit (no side effect).
@@ -627,9 +614,9 @@ mod tests {
             l.take("c", &conc, 1.0).unwrap() > 0.0,
             "time does not release a concurrency slot"
         );
-        l.adjust("c", &conc, -1.0).unwrap();
+        l.correct("c", &conc, -1.0).unwrap();
         assert_eq!(l.take("c", &conc, 1.0).unwrap(), 0.0);
-        l.adjust("c", &conc, -10.0).unwrap();
+        l.correct("c", &conc, -10.0).unwrap();
         assert!(
             (l.available("c", &conc) - 2.0).abs() < f64::EPSILON,
             "release saturates at zero"
@@ -658,14 +645,16 @@ mod tests {
                 n: 900.0,
             },
         ];
-        assert_eq!(l.take_all(&checks).unwrap(), 0.0);
-        // team tpm now holds 100 tokens: a second 900 is refused, and nothing is taken from the other two.
-        let wait = l.take_all(&checks).unwrap();
-        assert!((wait - 8.0).abs() < 1e-6, "{wait}");
+        assert_eq!(l.take_all(&checks).unwrap(), None);
+        // Both tpm buckets now hold 100 tokens: a second 900 is refused (the team's first), and nothing is taken
+        // from any of the three.
+        let refusal = l.take_all(&checks).unwrap().unwrap();
+        assert_eq!(refusal.check, 1);
+        assert!((refusal.wait_s - 8.0).abs() < 1e-6, "{refusal:?}");
         assert!((l.available("rpm:key", &rpm) - 9.0).abs() < f64::EPSILON);
         assert!((l.available("tpm:model", &tpm) - 100.0).abs() < f64::EPSILON);
         l.clock().advance(8.0).unwrap();
-        assert_eq!(l.take_all(&checks).unwrap(), 0.0);
+        assert_eq!(l.take_all(&checks).unwrap(), None);
     }
 
     #[test]
@@ -684,7 +673,7 @@ mod tests {
                 n: 2.0,
             },
         ];
-        assert!(l.take_all(&checks).unwrap() > 0.0);
+        assert_eq!(l.take_all(&checks).unwrap().map(|r| r.check), Some(1));
         assert!((l.available("k", &lim) - 3.0).abs() < f64::EPSILON);
         let checks = [
             Check {
@@ -698,23 +687,23 @@ mod tests {
                 n: 1.0,
             },
         ];
-        assert_eq!(l.take_all(&checks).unwrap(), 0.0);
+        assert_eq!(l.take_all(&checks).unwrap(), None);
         assert!(l.available("k", &lim).abs() < f64::EPSILON);
     }
 
     #[test]
-    fn adjust_takes_more_and_gives_back() {
+    fn correct_takes_more_and_gives_back() {
         let l = limiter();
         let tpm = Limit::rate(10.0, 100.0).unwrap();
         assert_eq!(l.take("t", &tpm, 50.0).unwrap(), 0.0);
-        l.adjust("t", &tpm, 80.0).unwrap(); // the real count was 130
+        l.correct("t", &tpm, 80.0).unwrap(); // the real count was 130
         assert!(
             l.take("t", &tpm, 1.0).unwrap() > 0.0,
             "over budget after the correction"
         );
-        l.adjust("t", &tpm, -40.0).unwrap();
+        l.correct("t", &tpm, -40.0).unwrap();
         assert!((l.available("t", &tpm) - 10.0).abs() < f64::EPSILON);
-        l.adjust("t", &tpm, -1000.0).unwrap();
+        l.correct("t", &tpm, -1000.0).unwrap();
         assert!(
             (l.available("t", &tpm) - 100.0).abs() < f64::EPSILON,
             "a refund never overfills"
@@ -758,7 +747,7 @@ mod tests {
     }
 
     #[test]
-    fn held_handles_pin_their_bucket() {
+    fn a_bucket_in_use_is_never_evicted() {
         let l = RateLimiter::new(
             LimiterConfig {
                 max_keys: 16,
@@ -768,13 +757,14 @@ mod tests {
         )
         .unwrap();
         let lim = Limit::rate(1.0, 1.0).unwrap();
-        let b = l.bucket("pinned");
+        // A group resolves its buckets before it locks them; one resolved and not yet released stays put.
+        let b = l.bucket("in-use");
         l.clock().advance(10.0).unwrap();
         assert_eq!(l.evict_idle(), 0);
-        assert_eq!(l.take_bucket(&b, &lim, 1.0).unwrap(), 0.0);
+        assert_eq!(l.take_one(&b, &lim, 1.0), 0.0);
         assert!(
-            l.take("pinned", &lim, 1.0).unwrap() > 0.0,
-            "handle and key share one bucket"
+            l.take("in-use", &lim, 1.0).unwrap() > 0.0,
+            "the call's bucket is the key's"
         );
         drop(b);
         l.clock().advance(10.0).unwrap();
@@ -794,7 +784,15 @@ mod tests {
         assert!(l.take("k", &lim, -1.0).is_err());
         assert!(l.take("k", &lim, f64::NAN).is_err());
         assert!(l.is_empty(), "a refused call creates no key");
-        assert!(l.adjust("k", &lim, f64::INFINITY).is_err());
+        assert!(l.correct("k", &lim, f64::INFINITY).is_err());
+        assert!(l
+            .take_all(&[Check {
+                key: "k",
+                limit: lim,
+                n: -1.0
+            }])
+            .is_err());
+        assert!(l.is_empty(), "a refused group creates no key");
         assert!(RateLimiter::new(
             LimiterConfig {
                 max_keys: 0,
@@ -824,6 +822,70 @@ mod tests {
             .collect();
         let admitted: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
         assert_eq!(admitted, 100);
+    }
+
+    #[test]
+    fn a_group_mixes_rates_and_concurrency_and_names_the_first_refusal() {
+        let l = limiter();
+        let rpm = Limit::rate(1.0, 60.0).unwrap();
+        let slots = Limit::concurrency(1, 0.25).unwrap();
+        let group = [
+            Check {
+                key: "k:rpm",
+                limit: rpm,
+                n: 1.0,
+            },
+            Check {
+                key: "k:inflight",
+                limit: slots,
+                n: 1.0,
+            },
+        ];
+        assert_eq!(l.take_all(&group).unwrap(), None);
+        let refusal = l.take_all(&group).unwrap().unwrap();
+        assert_eq!(refusal.check, 1, "only the slot refused");
+        assert!((refusal.wait_s - 0.25).abs() < 1e-9, "{refusal:?}");
+        assert!((l.available("k:rpm", &rpm) - 59.0).abs() < f64::EPSILON);
+        l.correct("k:inflight", &slots, -1.0).unwrap();
+        assert_eq!(l.take_all(&group).unwrap(), None);
+        // Both refuse: the first in order is named, and the wait is the longer one: the rate's 1 s (two units
+        // taken, a burst of two), not the slot's 0.25 s.
+        let tight = Limit::rate(1.0, 2.0).unwrap();
+        let both = [
+            Check {
+                key: "k:rpm",
+                limit: tight,
+                n: 1.0,
+            },
+            Check {
+                key: "k:inflight",
+                limit: slots,
+                n: 1.0,
+            },
+        ];
+        let refusal = l.take_all(&both).unwrap().unwrap();
+        assert_eq!(refusal.check, 0);
+        assert!((refusal.wait_s - 1.0).abs() < 1e-6, "{refusal:?}");
+        let never = [Check {
+            key: "k:rpm",
+            limit: rpm,
+            n: 61.0,
+        }];
+        assert!(l.take_all(&never).unwrap().unwrap().wait_s.is_infinite());
+        assert_eq!(l.take_all(&[]).unwrap(), None, "an empty group admits");
+    }
+
+    #[test]
+    fn giving_back_to_an_absent_key_makes_no_key() {
+        let l = limiter();
+        let tpm = Limit::rate(10.0, 100.0).unwrap();
+        let slots = Limit::concurrency(1, 0.05).unwrap();
+        l.correct("gone", &tpm, -5.0).unwrap();
+        l.correct("gone", &slots, -1.0).unwrap();
+        assert!(l.is_empty());
+        l.correct("spent", &tpm, 150.0).unwrap();
+        assert_eq!(l.len(), 1, "taking more does make the key");
+        assert!(l.take("spent", &tpm, 1.0).unwrap() > 0.0);
     }
 
     proptest! {
@@ -857,9 +919,9 @@ mod tests {
             let checks: Vec<Check<'_>> = ns.iter().enumerate()
                 .map(|(i, &n)| Check { key: ["a", "b", "c"][i % 3], limit: lim, n }).collect();
             let before: Vec<f64> = ["a", "b", "c"].iter().map(|k| l.available(k, &lim)).collect();
-            let wait = l.take_all(&checks).unwrap();
+            let refusal = l.take_all(&checks).unwrap();
             let after: Vec<f64> = ["a", "b", "c"].iter().map(|k| l.available(k, &lim)).collect();
-            if wait > 0.0 {
+            if refusal.is_some() {
                 prop_assert_eq!(before, after);
             }
         }

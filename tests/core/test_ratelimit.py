@@ -1,4 +1,4 @@
-"""gateway._core.RateLimiter: rates with bursts, atomic multi-limit checks, adjustment, concurrency, eviction."""
+"""gateway._core.RateLimiter: rates with bursts, atomic groups mixing rates and concurrency, correction, eviction."""
 
 from __future__ import annotations
 
@@ -13,70 +13,50 @@ from gateway._core import Limit, RateLimiter
 
 
 def test_burst_then_steady_rate() -> None:
-    limiter = RateLimiter.with_test_clock()
-    assert [limiter.check("key", 2.0, 3.0) for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert limiter.check("key", 2.0, 3.0) == pytest.approx(0.5)
+    limiter, limit = RateLimiter.with_test_clock(), Limit(2.0, 3.0)
+    assert [limiter.take("key", limit) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.take("key", limit) == pytest.approx(0.5)
     limiter.advance(0.5)
-    assert limiter.check("key", 2.0, 3.0) == 0.0
-    assert limiter.check("key", 2.0, 3.0) > 0.0
+    assert limiter.take("key", limit) == 0.0
+    assert limiter.take("key", limit) > 0.0
 
 
 def test_costs_are_units_such_as_tokens() -> None:
     limiter = RateLimiter.with_test_clock()
-    tokens_per_minute = (1000 / 60, 1000.0)
-    assert limiter.check("team:a:tpm", *tokens_per_minute, cost=800) == 0.0
-    wait = limiter.check("team:a:tpm", *tokens_per_minute, cost=400)
+    tokens_per_minute = Limit.per_minute(1000)
+    assert limiter.take("team:a:tpm", tokens_per_minute, 800) == 0.0
+    wait = limiter.take("team:a:tpm", tokens_per_minute, 400)
     assert wait == pytest.approx(200 / (1000 / 60))
 
 
-def test_check_many_is_all_or_none() -> None:
+def test_take_all_is_all_or_none() -> None:
     limiter = RateLimiter.with_test_clock()
-    assert limiter.check("model:x", 1.0, 1.0) == 0.0
-    wait = limiter.check_many([("key:k", 10.0, 10.0, 1.0), ("model:x", 1.0, 1.0, 1.0)])
-    assert wait == pytest.approx(1.0)
-    assert [limiter.check("key:k", 10.0, 10.0) for _ in range(10)] == [0.0] * 10, "the denial took nothing"
+    per_key, per_model = Limit(10.0, 10.0), Limit(1.0, 1.0)
+    assert limiter.take("model:x", per_model) == 0.0
+    refused = limiter.take_all([("key:k", per_key, 1.0), ("model:x", per_model, 1.0)])
+    assert refused == pytest.approx((1.0, 1))
+    assert [limiter.take("key:k", per_key) for _ in range(10)] == [0.0] * 10, "the denial took nothing"
     limiter.advance(1.0)
-    assert limiter.check_many([("key:k", 10.0, 10.0, 1.0), ("model:x", 1.0, 1.0, 1.0)]) == 0.0
-
-
-def test_adjust_corrects_a_take() -> None:
-    limiter = RateLimiter.with_test_clock()
-    assert limiter.check("tpm", 10.0, 100.0, cost=100) == 0.0
-    limiter.adjust("tpm", 10.0, 100.0, -60)
-    assert limiter.check("tpm", 10.0, 100.0, cost=60) == 0.0
-    assert limiter.check("tpm", 10.0, 100.0, cost=1) > 0.0
+    assert limiter.take_all([("key:k", per_key, 0.0), ("model:x", per_model, 1.0)]) is None
 
 
 def test_concurrency_slots() -> None:
-    limiter = RateLimiter()
-    assert limiter.acquire("streams", 2)
-    assert limiter.acquire("streams", 2)
-    assert not limiter.acquire("streams", 2)
-    limiter.release("streams")
-    assert limiter.acquire("streams", 2)
+    limiter, slots = RateLimiter(), Limit.concurrent(2)
+    assert limiter.take("streams", slots) == 0.0
+    assert limiter.take("streams", slots) == 0.0
+    assert limiter.take("streams", slots) == pytest.approx(0.05), "the limit's retry_after hint"
+    limiter.correct("streams", slots, -1)
+    assert limiter.take("streams", slots) == 0.0
 
 
 def test_idle_keys_are_evicted_and_limited_ones_kept() -> None:
     limiter = RateLimiter.with_test_clock(max_keys=64)
-    assert limiter.check("hot", 1.0, 1.0) == 0.0
+    assert limiter.take("hot", Limit(1.0, 1.0)) == 0.0
+    fast = Limit(1000.0, 1.0)
     for i in range(5000):
-        limiter.check(f"k{i}", 1000.0, 1.0, cost=0)
+        limiter.take(f"k{i}", fast, 0)
     assert len(limiter) < 200
-    assert limiter.check("hot", 1.0, 1.0) > 0.0
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (("k", 0.0, 1.0), "rate_per_s must be a positive number"),
-        (("k", 1.0, 0.0), "burst must be at least 1"),
-        (("k", 1.0, 1.0, -2.0), "cost must be zero or positive"),
-        (("k", float("nan"), 1.0), "rate_per_s"),
-    ],
-)
-def test_bad_limits_raise_value_error(args: tuple[str, float, float], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        RateLimiter().check(*args)
+    assert limiter.take("hot", Limit(1.0, 1.0)) > 0.0
 
 
 def test_advance_needs_a_test_clock() -> None:
@@ -85,14 +65,14 @@ def test_advance_needs_a_test_clock() -> None:
 
 
 def test_threads_hammering_one_key_never_exceed_the_limit() -> None:
-    limiter = RateLimiter()
+    limiter, limit = RateLimiter(), Limit(1.0, 50.0)
     admitted = [0] * 8
     barrier = threading.Barrier(8)
 
     def hammer(slot: int) -> None:
         barrier.wait()
         for _ in range(20_000):
-            if limiter.check("shared", 1.0, 50.0) == 0.0:
+            if limiter.take("shared", limit) == 0.0:
                 admitted[slot] += 1
 
     threads = [threading.Thread(target=hammer, args=(i,)) for i in range(8)]
@@ -108,23 +88,23 @@ def test_threads_hammering_one_key_never_exceed_the_limit() -> None:
 
 @given(steps=st.lists(st.tuples(st.floats(0, 0.5), st.floats(0, 3)), max_size=100))
 def test_never_admits_more_than_rate_times_time_plus_burst(steps: list[tuple[float, float]]) -> None:
-    limiter = RateLimiter.with_test_clock()
+    limiter, limit = RateLimiter.with_test_clock(), Limit(4.0, 5.0)
     admitted = elapsed = 0.0
     for dt, cost in steps:
         limiter.advance(dt)
         elapsed += dt
-        if limiter.check("k", 4.0, 5.0, cost=cost) == 0.0:
+        if limiter.take("k", limit, cost) == 0.0:
             admitted += cost
         assert admitted <= 4.0 * elapsed + 5.0 + 1e-6
 
 
-# --- Limit objects, atomic groups mixing rates and concurrency, handles, eviction ----------------------------------
+# --- Limit objects, atomic groups mixing rates and concurrency, eviction ------------------------------------------
 
 
 def test_limit_constructors() -> None:
     rpm = Limit.per_minute(60)
     assert (rpm.kind, rpm.rate_per_s, rpm.burst) == ("rate", 1.0, 60.0)
-    assert Limit.per_second(5, burst=20).burst == 20.0
+    assert Limit.per_minute(5, burst=20).burst == 20.0
     assert Limit(2.0, 3.0).rate_per_s == 2.0
     slots = Limit.concurrent(4)
     assert (slots.kind, slots.rate_per_s, slots.burst) == ("concurrency", None, 4.0)
@@ -135,6 +115,8 @@ def test_limit_constructors() -> None:
     ("make", "message"),
     [
         (lambda: Limit(0.0, 1.0), "rate_per_s must be a positive number"),
+        (lambda: Limit(float("nan"), 1.0), "rate_per_s must be a positive number"),
+        (lambda: Limit(1.0, 0.0), "burst must be at least 1"),
         (lambda: Limit(-1.0, 1.0), "rate_per_s must be a positive number"),
         (lambda: Limit(float("inf"), 1.0), "rate_per_s must be a positive number"),
         (lambda: Limit.per_minute(60, burst=0.5), "burst must be at least 1"),
@@ -153,11 +135,11 @@ def test_bad_limits_and_limiters_raise_value_error(make: object, message: str) -
 def test_take_refuses_bad_amounts_without_creating_keys() -> None:
     limiter = RateLimiter.with_test_clock()
     with pytest.raises(ValueError, match="cost must be zero or positive"):
-        limiter.take("k", Limit.per_second(1), -1)
+        limiter.take("k", Limit(1.0, 1.0), -1)
     with pytest.raises(ValueError, match="cost must be zero or positive"):
-        limiter.take_all([("k", Limit.per_second(1), float("nan"))])
+        limiter.take_all([("k", Limit(1.0, 1.0), float("nan"))])
     with pytest.raises(ValueError, match="delta must be a finite number"):
-        limiter.correct("k", Limit.per_second(1), float("inf"))
+        limiter.correct("k", Limit(1.0, 1.0), float("inf"))
     with pytest.raises(TypeError):
         limiter.take_all([("k", 1.0, 1.0)])  # type: ignore[list-item]
     assert len(limiter) == 0
@@ -179,19 +161,21 @@ def test_take_all_mixes_rates_and_concurrency_all_or_none() -> None:
         ("model:m:tpm", tpm, 3000.0),
         ("key:k:inflight", slots, 1.0),
     ]
-    assert limiter.take_all(group) == 0.0
-    # The slot is held: the whole group is refused with the slot's hint, and no rate limit lost anything.
-    assert limiter.take_all(group) == pytest.approx(0.25)
+    assert limiter.take_all(group) is None
+    # The slot is held: the whole group is refused with the slot's hint and index, and no rate limit lost anything.
+    assert limiter.take_all(group) == pytest.approx((0.25, 3))
     assert limiter.available("key:k:rpm", rpm) == 59
     assert limiter.available("team:t:tpm", tpm) == 7000
     assert limiter.available("model:m:tpm", tpm) == 7000
-    limiter.release("key:k:inflight")
-    assert limiter.take_all(group) == 0.0
+    limiter.correct("key:k:inflight", slots, -1)
+    assert limiter.take_all(group) is None
     assert limiter.available("team:t:tpm", tpm) == 4000
-    # A rate denial reports the wait of the slowest limit: 2000 more tokens at 10000/min = 12 s.
-    limiter.release("key:k:inflight")
-    assert limiter.take_all([*group[:3], ("team:t:tpm", tpm, 3000.0)]) == pytest.approx(12.0)
+    # Checks on one key add up: the team's second 3000 is the first check to refuse, 2000 tokens short at 10000/min
+    # = 12 s.
+    limiter.correct("key:k:inflight", slots, -1)
+    assert limiter.take_all([*group[:3], ("team:t:tpm", tpm, 3000.0)]) == pytest.approx((12.0, 3))
     assert limiter.available("key:k:rpm", rpm) == 58
+    assert limiter.take_all([]) is None
 
 
 def test_correct_takes_more_gives_back_and_releases() -> None:
@@ -209,29 +193,6 @@ def test_correct_takes_more_gives_back_and_releases() -> None:
     assert limiter.take("c", slots) > 0.0
     limiter.correct("c", slots, -1)
     assert limiter.take("c", slots) == 0.0
-
-
-def test_handles_share_the_key_bucket_and_skip_the_lookup() -> None:
-    limiter = RateLimiter.with_test_clock(idle_ttl=0.0)
-    rps = Limit.per_second(1, burst=2)
-    handle = limiter.handle("key:k", rps)
-    assert (handle.key, handle.limit.burst) == ("key:k", 2.0)
-    assert handle.take() == 0.0
-    assert limiter.take("key:k", rps) == 0.0
-    assert handle.take() == pytest.approx(1.0)
-    other = limiter.handle("team:t", Limit.concurrent(1))
-    assert limiter.take_handles([(handle, 1.0), (other, 1.0)]) > 0.0
-    assert limiter.available("team:t", Limit.concurrent(1)) == 1, "denied group took nothing"
-    limiter.advance(10.0)
-    assert limiter.evict_idle() == 0, "a live handle pins its bucket"
-    assert limiter.take_handles([(handle, 1.0), (other, 1.0)]) == 0.0
-    handle.correct(-1)
-    other.correct(-1)
-    with pytest.raises(TypeError, match="this limiter"):
-        RateLimiter().take_handles([(handle, 1.0)])
-    del handle, other
-    limiter.advance(10.0)
-    assert limiter.evict_idle() == 2
 
 
 def test_idle_ttl_eviction_changes_no_answer() -> None:
@@ -270,14 +231,14 @@ def test_threads_hammering_one_group_never_exceed_any_limit() -> None:
     def hammer(slot: int) -> None:
         barrier.wait()
         for _ in range(5_000):
-            if limiter.take_all([("k:rpm", rpm, 1.0), ("t:tpm", tpm, 30.0), ("k:slots", slots, 1.0)]) == 0.0:
+            if limiter.take_all([("k:rpm", rpm, 1.0), ("t:tpm", tpm, 30.0), ("k:slots", slots, 1.0)]) is None:
                 admitted[slot] += 1
                 with lock:
                     in_flight[0] += 1
                     in_flight_max[0] = max(in_flight_max[0], in_flight[0])
                 with lock:
                     in_flight[0] -= 1
-                limiter.release("k:slots")
+                limiter.correct("k:slots", slots, -1)
 
     threads = [threading.Thread(target=hammer, args=(i,)) for i in range(8)]
     for thread in threads:
@@ -288,21 +249,3 @@ def test_threads_hammering_one_group_never_exceed_any_limit() -> None:
     assert sum(admitted) == 33
     assert in_flight_max[0] <= 3
     assert limiter.available("k:rpm", rpm) == 40 - 33
-
-
-def test_threads_through_handles_never_exceed_the_burst() -> None:
-    limiter = RateLimiter()
-    handle = limiter.handle("hot", Limit(1e-3, 100.0))
-    admitted = [0] * 4
-    barrier = threading.Barrier(4)
-
-    def hammer(slot: int) -> None:
-        barrier.wait()
-        admitted[slot] = sum(1 for _ in range(20_000) if handle.take() == 0.0)
-
-    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sum(admitted) == 100

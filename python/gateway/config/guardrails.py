@@ -26,19 +26,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from gateway import _core
 from gateway.config.base import Strict
 from gateway.records.classification import Classification
 
-PII_KINDS: tuple[str, ...] = (
-    "EMAIL_ADDRESS",
-    "PHONE_NUMBER",
-    "CREDIT_CARD",
-    "US_SSN",
-    "IBAN_CODE",
-    "IP_ADDRESS",
-    "DATE_OF_BIRTH",
-    "SECRET",
-)
+# Read from the core itself rather than from policy.guardrails.pii (which imports this module): the names cannot
+# drift from what the scanner reports.
+PII_KINDS: tuple[str, ...] = _core.PII_KINDS
 """The entity types the Rust core's scanner reports (Presidio's names, plus SECRET for keys and tokens)."""
 
 

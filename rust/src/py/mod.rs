@@ -20,6 +20,7 @@ mod _core {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        super::errors::register(m)?;
         super::otlp::register(m)?;
         super::patterns::register(m)?;
         super::pii::register(m)?;

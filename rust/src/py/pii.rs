@@ -3,9 +3,11 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
+use super::errors::invalid_argument;
 use crate::pii::{self, PiiKind, RedactMode, RedactPolicy, Scanner, StreamRedactor, Vault};
 
 /// One detected item: character offsets into the scanned `str`, the Presidio entity name and a score in [0, 1].
@@ -52,7 +54,7 @@ fn parse_policy(mode: &Bound<'_, PyAny>, kinds: Option<Vec<String>>) -> PyResult
     }
     if let Ok(per_kind) = mode.extract::<HashMap<String, String>>() {
         if kinds.is_some() {
-            return Err(PyValueError::new_err(
+            return Err(invalid_argument(
                 "pass kinds=None when mode is a dict of kind -> mode",
             ));
         }
@@ -62,7 +64,7 @@ fn parse_policy(mode: &Bound<'_, PyAny>, kinds: Option<Vec<String>>) -> PyResult
             .collect::<Result<_, crate::error::CoreError>>()?;
         return Ok(RedactPolicy::per_kind(&pairs));
     }
-    Err(PyValueError::new_err(format!(
+    Err(invalid_argument(format!(
         "mode must be one of {} or a dict of kind -> mode",
         RedactMode::NAMES.join(", ")
     )))
@@ -294,5 +296,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPiiMatch>()?;
     m.add_class::<PyPiiStreamRedactor>()?;
     m.add("PII_STREAM_HOLD_CHARS", pii::STREAM_WINDOW_CHARS)?;
+    // A tuple, so that no importer can change the names every other importer reads.
+    m.add(
+        "PII_KINDS",
+        PyTuple::new(m.py(), PiiKind::ALL.map(PiiKind::name))?,
+    )?;
     Ok(())
 }

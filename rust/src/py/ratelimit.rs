@@ -1,19 +1,13 @@
-//! Bindings of the rate limiter: `gateway._core.RateLimiter`, `Limit` and `LimitHandle`.
+//! Bindings of the rate limiter: `gateway._core.RateLimiter` and `Limit`.
 //!
 //! Every call is O(1) (or O(limits) for a group) and takes ~0.1 µs, less than a GIL release and re-take costs, so
 //! nothing here detaches (measured in benches/core/bench_ratelimit.py). A bucket mutex is held for a few loads and
 //! stores only, so a thread holding the GIL never waits long on another.
 
-use std::sync::Arc;
-
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyList, PyString};
 
-use crate::ratelimit::{Bucket, Check, Clock, Limit, LimiterConfig, RateLimiter};
-
-/// A concurrency slot taken through the `acquire(key, max)` shorthand suggests this wait when all are held.
-const SLOT_RETRY_S: f64 = 0.05;
+use crate::ratelimit::{Check, Clock, Limit, LimiterConfig, RateLimiter};
 
 /// How a bucket is read: a rate with a burst (GCRA), or a maximum in flight. Build once, reuse on every call.
 #[pyclass(name = "Limit", frozen, module = "gateway._core")]
@@ -29,15 +23,6 @@ impl PyLimit {
     fn new(rate_per_s: f64, burst: f64) -> PyResult<Self> {
         Ok(Self {
             inner: Limit::rate(rate_per_s, burst)?,
-        })
-    }
-
-    /// `n` units per second; the burst defaults to one second's worth.
-    #[staticmethod]
-    #[pyo3(signature = (n, burst = None))]
-    fn per_second(n: f64, burst: Option<f64>) -> PyResult<Self> {
-        Ok(Self {
-            inner: Limit::rate(n, burst.unwrap_or(n))?,
         })
     }
 
@@ -101,7 +86,7 @@ impl PyLimit {
 /// Rate and concurrency limits keyed by any string (a key, a team, a model...): thread-safe, bounded memory.
 #[pyclass(name = "RateLimiter", frozen, module = "gateway._core")]
 pub struct PyRateLimiter {
-    inner: Arc<RateLimiter>,
+    inner: RateLimiter,
 }
 
 fn limiter(max_keys: usize, idle_ttl: f64, clock: Clock) -> PyResult<PyRateLimiter> {
@@ -110,7 +95,7 @@ fn limiter(max_keys: usize, idle_ttl: f64, clock: Clock) -> PyResult<PyRateLimit
         idle_ttl_s: idle_ttl,
     };
     Ok(PyRateLimiter {
-        inner: Arc::new(RateLimiter::new(config, clock)?),
+        inner: RateLimiter::new(config, clock)?,
     })
 }
 
@@ -129,60 +114,6 @@ impl PyRateLimiter {
         limiter(max_keys, idle_ttl, Clock::manual())
     }
 
-    // --- limits given as numbers on each call -----------------------------------------------------------------
-
-    /// Admits `cost` units against `rate_per_s` with a `burst`: 0.0 when admitted (and taken), else retry-after.
-    #[pyo3(signature = (key, rate_per_s, burst, cost = 1.0))]
-    fn check(&self, key: &str, rate_per_s: f64, burst: f64, cost: f64) -> PyResult<f64> {
-        Ok(self
-            .inner
-            .take(key, &Limit::rate(rate_per_s, burst)?, cost)?)
-    }
-
-    /// Several (key, rate_per_s, burst, cost) limits at once, all or none.
-    fn check_many(&self, limits: &Bound<'_, PyAny>) -> PyResult<f64> {
-        let mut keys: Vec<Bound<'_, PyString>> = Vec::new();
-        let mut specs: Vec<(Limit, f64)> = Vec::new();
-        for item in limits.try_iter()? {
-            let (key, rate, burst, cost): (Bound<'_, PyString>, f64, f64, f64) = item?.extract()?;
-            keys.push(key);
-            specs.push((Limit::rate(rate, burst)?, cost));
-        }
-        let strs = keys
-            .iter()
-            .map(|k| k.to_str())
-            .collect::<PyResult<Vec<&str>>>()?;
-        let checks: Vec<Check<'_>> = strs
-            .iter()
-            .zip(&specs)
-            .map(|(key, &(limit, n))| Check { key, limit, n })
-            .collect();
-        Ok(self.inner.take_all(&checks)?)
-    }
-
-    /// Takes `delta` more units (or gives back, when negative) once the real cost is known.
-    fn adjust(&self, key: &str, rate_per_s: f64, burst: f64, delta: f64) -> PyResult<()> {
-        Ok(self
-            .inner
-            .adjust(key, &Limit::rate(rate_per_s, burst)?, delta)?)
-    }
-
-    /// Takes one of `max_concurrent` slots; False when all are held. Pair every True with `release`.
-    fn acquire(&self, key: &str, max_concurrent: u32) -> PyResult<bool> {
-        Ok(self
-            .inner
-            .take(key, &Limit::concurrency(max_concurrent, SLOT_RETRY_S)?, 1.0)?
-            == 0.0)
-    }
-
-    /// Gives back `n` concurrency units of `key`.
-    #[pyo3(signature = (key, n = 1.0))]
-    fn release(&self, key: &str, n: f64) {
-        self.inner.release(key, n);
-    }
-
-    // --- limits built once as `Limit` objects -----------------------------------------------------------------
-
     /// Takes `n` units of `limit` from `key`'s bucket: 0.0 when admitted, else retry-after seconds (inf when `n`
     /// can never fit: above the burst or the concurrency max).
     #[pyo3(signature = (key, limit, n = 1.0))]
@@ -190,69 +121,47 @@ impl PyRateLimiter {
         Ok(self.inner.take(key, &limit.get().inner, n)?)
     }
 
-    /// (key, Limit, n) checks, rate and concurrency mixed, all or none: 0.0 when all admitted, else the seconds
-    /// until all would.
-    fn take_all(&self, checks: &Bound<'_, PyAny>) -> PyResult<f64> {
-        let mut keys: Vec<Bound<'_, PyString>> = Vec::new();
-        let mut specs: Vec<(Limit, f64)> = Vec::new();
-        for item in checks.try_iter()? {
-            let (key, limit, n): (Bound<'_, PyString>, Bound<'_, PyLimit>, f64) =
-                item?.extract()?;
-            keys.push(key);
-            specs.push((limit.get().inner, n));
+    /// (key, Limit, n) checks, rate and concurrency mixed, all or none: None when all are admitted (and taken),
+    /// else (seconds until all would be, index of the first check that refused).
+    fn take_all<'py>(&self, checks: &Bound<'py, PyAny>) -> PyResult<Option<(f64, usize)>> {
+        let mut items: Vec<(Bound<'py, PyString>, Limit, f64)> = Vec::new();
+        let mut add = |item: Bound<'py, PyAny>| -> PyResult<()> {
+            let (key, limit, n): (Bound<'py, PyString>, Bound<'py, PyLimit>, f64) =
+                item.extract()?;
+            items.push((key, limit.get().inner, n));
+            Ok(())
+        };
+        // A list (what LimitKeeper passes) is read by index, without a Python iterator object.
+        if let Ok(list) = checks.cast::<PyList>() {
+            list.iter().try_for_each(&mut add)?;
+        } else {
+            for item in checks.try_iter()? {
+                add(item?)?;
+            }
         }
-        let strs = keys
+        let checks = items
             .iter()
-            .map(|k| k.to_str())
-            .collect::<PyResult<Vec<&str>>>()?;
-        let checks: Vec<Check<'_>> = strs
-            .iter()
-            .zip(&specs)
-            .map(|(key, &(limit, n))| Check { key, limit, n })
-            .collect();
-        Ok(self.inner.take_all(&checks)?)
+            .map(|(key, limit, n)| {
+                Ok(Check {
+                    key: key.to_str()?,
+                    limit: *limit,
+                    n: *n,
+                })
+            })
+            .collect::<PyResult<Vec<Check<'_>>>>()?;
+        let refusal = self.inner.take_all(&checks)?;
+        Ok(refusal.map(|r| (r.wait_s, r.check)))
     }
 
-    /// Corrects a take under `limit` once the real amount is known (`delta < 0` gives back or releases).
+    /// Corrects a take under `limit` once the real amount is known: `delta > 0` takes more, `delta < 0` gives back
+    /// (releases, under a concurrency limit).
     fn correct(&self, key: &str, limit: &Bound<'_, PyLimit>, delta: f64) -> PyResult<()> {
-        Ok(self.inner.adjust(key, &limit.get().inner, delta)?)
+        Ok(self.inner.correct(key, &limit.get().inner, delta)?)
     }
 
     /// Units `limit` would admit on `key` now (no side effect).
     fn available(&self, key: &str, limit: &Bound<'_, PyLimit>) -> f64 {
         self.inner.available(key, &limit.get().inner)
-    }
-
-    /// A handle on `key`'s bucket read through `limit`: checks through it skip the key lookup, and the bucket is
-    /// never evicted while the handle lives.
-    fn handle(&self, key: &str, limit: &Bound<'_, PyLimit>) -> PyLimitHandle {
-        PyLimitHandle {
-            limiter: Arc::clone(&self.inner),
-            bucket: self.inner.bucket(key),
-            limit: limit.get().inner,
-            key: key.to_owned(),
-        }
-    }
-
-    /// (LimitHandle, n) checks, all or none, like `take_all`.
-    fn take_handles(&self, items: &Bound<'_, PyAny>) -> PyResult<f64> {
-        let mut handles: Vec<(Bound<'_, PyLimitHandle>, f64)> = Vec::new();
-        for item in items.try_iter()? {
-            handles.push(item?.extract()?);
-        }
-        let resolved: Vec<(&Bucket, Limit, f64)> = handles
-            .iter()
-            .map(|(h, n)| (&*h.get().bucket, h.get().limit, *n))
-            .collect();
-        if handles
-            .iter()
-            .any(|(h, _)| !Arc::ptr_eq(&h.get().limiter, &self.inner))
-        {
-            return Err(PyTypeError::new_err(
-                "take_handles takes handles made by this limiter only",
-            ));
-        }
-        Ok(self.inner.take_all_buckets(&resolved)?)
     }
 
     /// Drops buckets idle for `idle_ttl` whose state equals a fresh one (no answer changes); returns the count.
@@ -270,49 +179,7 @@ impl PyRateLimiter {
     }
 }
 
-/// One key's bucket and its limit, resolved once: the fastest way to check the same limit many times.
-#[pyclass(name = "LimitHandle", frozen, module = "gateway._core")]
-pub struct PyLimitHandle {
-    limiter: Arc<RateLimiter>,
-    bucket: Arc<Bucket>,
-    limit: Limit,
-    key: String,
-}
-
-#[pymethods]
-impl PyLimitHandle {
-    /// Takes `n` units: 0.0 when admitted, else retry-after seconds.
-    #[pyo3(signature = (n = 1.0))]
-    fn take(&self, n: f64) -> PyResult<f64> {
-        Ok(self.limiter.take_bucket(&self.bucket, &self.limit, n)?)
-    }
-
-    /// Takes `delta` more units, or gives back (releases, for a concurrency limit) when negative.
-    fn correct(&self, delta: f64) -> PyResult<()> {
-        Ok(self
-            .limiter
-            .adjust_bucket(&self.bucket, &self.limit, delta)?)
-    }
-
-    #[getter]
-    fn key(&self) -> &str {
-        &self.key
-    }
-
-    #[getter]
-    fn limit(&self) -> PyLimit {
-        PyLimit { inner: self.limit }
-    }
-
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let key = PyString::new(py, &self.key).repr()?;
-        let limit = PyLimit { inner: self.limit }.__repr__();
-        Ok(format!("LimitHandle({key}, {limit})"))
-    }
-}
-
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyRateLimiter>()?;
-    m.add_class::<PyLimit>()?;
-    m.add_class::<PyLimitHandle>()
+    m.add_class::<PyLimit>()
 }

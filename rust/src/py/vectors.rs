@@ -7,16 +7,16 @@
 use std::path::PathBuf;
 
 use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use super::errors::invalid_argument;
 use crate::vectors::{IndexConfig, Quantization, VectorIndex, DEFAULT_HNSW_THRESHOLD};
 
 /// Copies a vector argument into an owned Vec: one memcpy for a contiguous float32 buffer, else element by element.
 fn vector_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
     if let Ok(buf) = PyBuffer::<f32>::get(obj) {
         if buf.dimensions() > 1 && buf.shape().iter().filter(|&&d| d != 1).count() > 1 {
-            return Err(PyValueError::new_err(format!(
+            return Err(invalid_argument(format!(
                 "vector must be one-dimensional, got shape {:?}",
                 buf.shape()
             )));
@@ -24,7 +24,7 @@ fn vector_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
         return buf.to_vec(obj.py());
     }
     obj.extract::<Vec<f32>>().map_err(|_| {
-        PyValueError::new_err(
+        invalid_argument(
             "vector must be a float32 buffer (e.g. numpy.float32 array) or a sequence of floats",
         )
     })
