@@ -366,9 +366,6 @@ def test_psi_is_zero_for_equal_shares_and_matches_the_formula() -> None:
     assert drift.psi_numeric([25, 25, 25, 25], [10, 20, 30, 40], 2) == pytest.approx(
         (0.3 - 0.5) * math.log(0.3 / 0.5) + (0.7 - 0.5) * math.log(0.7 / 0.5)
     )
-    assert drift.psi_categorical({"a": 50, "b": 50}, {"a": 30, "b": 70}) == pytest.approx(
-        (0.3 - 0.5) * math.log(0.3 / 0.5) + (0.7 - 0.5) * math.log(0.7 / 0.5)
-    )
 
 
 # Invariants over arbitrary inputs.

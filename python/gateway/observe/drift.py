@@ -650,17 +650,6 @@ def psi_numeric(baseline: list[int], current: list[int], bins: int) -> float:
     return _psi(groups_b, groups_c, nb, nc)
 
 
-def psi_categorical(baseline: dict[str, int], current: dict[str, int]) -> float:
-    """PSI over categories (reported beside chi-square; the flag on categories uses chi-square and share shift)."""
-    labels = sorted(baseline.keys() | current.keys())
-    return _psi(
-        [baseline.get(k, 0) for k in labels],
-        [current.get(k, 0) for k in labels],
-        sum(baseline.values()),
-        sum(current.values()),
-    )
-
-
 def _psi(groups_b: list[int], groups_c: list[int], nb: int, nc: int) -> float:
     total = 0.0
     for x, y in zip(groups_b, groups_c, strict=True):

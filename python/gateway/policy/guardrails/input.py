@@ -107,8 +107,9 @@ class InputGuard:
     ) -> InputOutcome:
         """Apply the policy. Raises InvalidRequest (PII_BLOCKED, INPUT_TOO_LONG) or PermissionDenied
         (PROMPT_INJECTION, CONTENT_BLOCKED, TOPIC_BLOCKED, TOPIC_NOT_ALLOWED); messages and metadata name entity
-        types, rules and signals, never the text. `floor` is the key's classification (floor_from_labels);
-        `prompt_tokens`, when the caller has counted them, saves a count for the max_input_tokens rule."""
+        types, rules and signals, never the text. `floor` is the classification the call already has (declared,
+        raised by its key's label); `prompt_tokens`, when the caller has counted them, saves a count for the
+        max_input_tokens rule."""
         actions: list[GuardrailAction] = []
         inspected = [m.text() for m in request.messages if m.role in _INSPECTED_ROLES]
 
