@@ -164,31 +164,6 @@ async def test_a_hard_budget_holds_across_two_instances(
     assert 0 < spent <= 0.001
 
 
-async def test_a_revocation_on_one_instance_is_refused_on_the_other_within_100_ms(
-    start_gateway: StartGateway, monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, postgres_url: str
-) -> None:
-    instances = await two_instances(start_gateway, monkeypatch, config(redis_server.url, postgres_url))
-    (_, first), (_, second) = instances
-    secret, info = await first.key(team="shop")
-    await until_known(second, secret)
-    allowance = 10 * await loop_lag()  # a notice and a database read: a few loop turns on each side
-    await first.admin.RevokeKey(apb.RevokeKeyRequest(key_id=info.id), metadata=AUTH)
-    assert await until_status(second, secret, grpc.StatusCode.UNAUTHENTICATED, 1.0) < 0.1 + allowance
-
-
-async def test_workers_on_one_machine_hear_of_changes_without_redis(
-    start_gateway: StartGateway, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Two processes on one SQLite state folder: the notice goes through the folder's sockets."""
-    instances = await two_instances(start_gateway, monkeypatch, config(None, None))
-    (_, first), (_, second) = instances
-    secret, info = await first.key(team="shop")
-    await until_known(second, secret)
-    allowance = 10 * await loop_lag()
-    await first.admin.RevokeKey(apb.RevokeKeyRequest(key_id=info.id), metadata=AUTH)
-    assert await until_status(second, secret, grpc.StatusCode.UNAUTHENTICATED, 2.0) < 0.1 + allowance
-
-
 async def test_fail_closed_refuses_while_redis_is_down_and_recovers_without_a_restart(
     start_gateway: StartGateway, monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
 ) -> None:
@@ -227,18 +202,6 @@ async def test_fail_open_keeps_serving_each_process_its_share_while_redis_is_dow
     # Each instance keeps 30 / 2 live processes = 15 a minute on its own while Redis is out.
     assert 20 <= served <= 32
     assert set(reasons) <= {"KEY_RATE_LIMITED"}
-
-
-async def test_instances_on_postgresql_hear_of_changes_through_listen_notify(
-    start_gateway: StartGateway, monkeypatch: pytest.MonkeyPatch, postgres_url: str
-) -> None:
-    instances = await two_instances(start_gateway, monkeypatch, config(None, postgres_url))
-    (_, first), (_, second) = instances
-    secret, info = await first.key(team="shop")
-    await until_known(second, secret)
-    allowance = 10 * await loop_lag()
-    await first.admin.RevokeKey(apb.RevokeKeyRequest(key_id=info.id), metadata=AUTH)
-    assert await until_status(second, secret, grpc.StatusCode.UNAUTHENTICATED, 2.0) < 0.1 + allowance
 
 
 async def test_a_breaker_that_opens_on_one_instance_opens_on_the_other(
@@ -302,3 +265,36 @@ async def test_a_restarted_redis_starts_budgets_from_the_ledger(
     finally:
         server.kill()
         server.wait()
+
+
+async def revocation_delay(
+    start_gateway: StartGateway, monkeypatch: pytest.MonkeyPatch, redis_url: str | None, database_url: str | None
+) -> float:
+    """Seconds from a revocation on one instance to the other refusing the key, less what a busy machine adds to a
+    few turns of the event loop on each side: the notice, then one read of the database."""
+    instances = await two_instances(start_gateway, monkeypatch, config(redis_url, database_url))
+    (_, first), (_, second) = instances
+    secret, info = await first.key(team="shop")
+    await until_known(second, secret)
+    allowance = 10 * await loop_lag()
+    await first.admin.RevokeKey(apb.RevokeKeyRequest(key_id=info.id), metadata=AUTH)
+    return await until_status(second, secret, grpc.StatusCode.UNAUTHENTICATED, 2.0) - allowance
+
+
+async def test_a_revocation_reaches_another_instance_within_100_ms_through_redis(
+    start_gateway: StartGateway, monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, postgres_url: str
+) -> None:
+    assert await revocation_delay(start_gateway, monkeypatch, redis_server.url, postgres_url) < 0.1
+
+
+async def test_a_revocation_reaches_another_instance_within_100_ms_through_postgresql(
+    start_gateway: StartGateway, monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    assert await revocation_delay(start_gateway, monkeypatch, None, postgres_url) < 0.1
+
+
+async def test_a_revocation_reaches_another_process_of_the_machine_within_100_ms(
+    start_gateway: StartGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite in one state folder: the notice goes through the folder's sockets."""
+    assert await revocation_delay(start_gateway, monkeypatch, None, None) < 0.1

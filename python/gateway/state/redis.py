@@ -46,17 +46,24 @@ def tag(kind: str, name: str) -> str:
     return f"{PREFIX}{{{kind}:{part(name)}}}:"
 
 
+def pooled_client(url: str, timeout_s: float) -> Redis:
+    """A client for calls that must not wait long: every command bounded by `timeout_s`, no retries (the caller
+    decides what a failure means), and a blocking pool of 64 connections, so a burst waits (up to the timeout) for a
+    connection instead of failing with "too many connections", which would read as Redis being down."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=64,
+        timeout=timeout_s,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
+    )
+    return Redis(connection_pool=pool)
+
+
 class RedisState:
     def __init__(self, url: str, *, timeout_s: float) -> None:
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=64,
-            timeout=timeout_s,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),
-        )
-        self._redis = Redis(connection_pool=pool)
+        self._redis = pooled_client(url, timeout_s)
         self._url = url
         self._timeout_s = timeout_s
         self._admit = self._redis.register_script(lua.ADMIT)
