@@ -48,6 +48,7 @@ from gateway.server.admin_servicer import AdminServicer
 from gateway.server.insights_servicer import InsightsServicer
 from gateway.server.servicer import GatewayServicer
 from gateway.state.admission import LocalLimits, SharedLimits
+from gateway.state.failures import AUTH_BLOCK_NOTICE, SharedFailures
 from gateway.state.notices import LocalNotices, Notice, Notices, PostgresNotices, RedisNotices
 from gateway.state.redis import RedisState
 from gateway.store.database import default_url, open_engine, postgres_dsn
@@ -240,6 +241,9 @@ async def build_gateway(
 
     board.announce_with(announce)
     tenancy.announce_with(notices)
+    failures = SharedFailures(shared, notices, ring) if shared is not None else None
+    if failures is not None:
+        ring.report_failures_to(failures.report)
     pipeline = Pipeline(
         ring,
         catalog,
@@ -301,6 +305,8 @@ async def build_gateway(
             await tenancy.on_notice()
         elif notice.get("kind") == "health":
             board.apply(str(notice.get("event")), str(notice.get("target")), float(notice.get("s") or 0.0))
+        elif notice.get("kind") == AUTH_BLOCK_NOTICE and failures is not None:
+            failures.apply(notice)
 
     notices.start(on_notice)
     return Gateway(
