@@ -318,3 +318,28 @@ async def test_failed_authentications_count_across_instances(
             assert code is grpc.StatusCode.OK
             assert time.monotonic() < deadline, "the address was not blocked everywhere"
             await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["redis", "each-alone"])
+async def test_a_provider_quota_holds_across_two_instances(
+    start_gateway: StartGateway, monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, shared: bool
+) -> None:
+    """A deployment whose account allows 10 requests a minute: two instances together send it at most 10 (plus what
+    refills while the burst runs); two that do not share send it about twice that."""
+    text = config(redis_server.url if shared else None, None).replace(
+        "  - name: slow\n", "  - name: quota\n    provider: sim\n    quota: {rpm: 10}\n  - name: slow\n"
+    )
+    instances = await two_instances(start_gateway, monkeypatch, text)
+    started = time.monotonic()
+    results = await asyncio.gather(
+        *(instances[i % 2][1].gateway.Chat(chat_request("quota", max_tokens=5), metadata=AUTH) for i in range(60)),
+        return_exceptions=True,
+    )
+    refill = int((time.monotonic() - started) / 6) + 1  # 10 a minute: one more every 6 s
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert {reason_of(r) for r in refused} == {"ALL_TARGETS_RATE_LIMITED"}
+    served = len(results) - len(refused)
+    if shared:
+        assert 10 <= served <= 10 + refill
+    else:
+        assert served >= 18
