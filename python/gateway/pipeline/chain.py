@@ -27,7 +27,7 @@ from gateway.observe.drift import DriftMonitor
 from gateway.observe.metrics import GatewayMetrics
 from gateway.observe.spans import CallTracer
 from gateway.pipeline.call import Call, CallInfo, CallKind, new_record
-from gateway.pipeline.stage import Stage
+from gateway.pipeline.stage import BaseStage, Stage
 from gateway.pipeline.stages.audit import KeepBodies, WriteAudit
 from gateway.pipeline.stages.budgets import DowngradeOnBudget
 from gateway.pipeline.stages.cache import CacheAnswers
@@ -108,6 +108,11 @@ class Pipeline:
             if stage is not None
         )
         self._chain = self._outer + self._stages
+        # The hooks a stage really has (BaseStage's do nothing): a call runs only those.
+        self._ends = tuple(stage for stage in self._stages if type(stage).end is not BaseStage.end)
+        self._exits = tuple(
+            (index, stage) for index, stage in enumerate(self._chain) if type(stage).exit is not BaseStage.exit
+        )
 
     def call(self, info: CallInfo, kind: CallKind, method: str, model: str) -> CallScope:
         """A call that just arrived; `model` is what the caller asked for, as given (before any validation)."""
@@ -145,7 +150,7 @@ class Pipeline:
         answer = call.answer
         answer.complete = True
         answer.finish_reason = answer.finish_reason or "stop"
-        for stage in self._stages:
+        for stage in self._ends:
             pending = stage.end(call)
             if pending is not None:
                 with call.span.stage(stage.name + ".end"):
@@ -154,7 +159,10 @@ class Pipeline:
 
     async def _exit(self, call: Call, error: BaseException | None) -> None:
         call.ended = True
-        for stage in reversed(self._chain[: call.entered]):
+        entered = call.entered
+        for index, stage in reversed(self._exits):
+            if index >= entered:
+                continue
             try:
                 pending = stage.exit(call, error)
                 if pending is not None:
