@@ -92,6 +92,7 @@ class PostgresNotices:
         self._dsn = dsn
         self.sender = uuid.uuid4().hex
         self._task: asyncio.Task[None] | None = None
+        self._opening: asyncio.Task[None] | None = None
         self._sending: Any = None
 
     async def send(self, notice: Notice) -> None:
@@ -107,6 +108,14 @@ class PostgresNotices:
 
     def start(self, handler: Handler) -> None:
         self._task = asyncio.create_task(self._listen_forever(handler), name="notices-listen")
+        # The sending connection opens now, not on the first change (a connect costs tens of ms).
+        self._opening = asyncio.create_task(self._open(), name="notices-connect")
+
+    async def _open(self) -> None:
+        import asyncpg
+
+        with contextlib.suppress(OSError, asyncpg.PostgresError):  # send() tries again
+            self._sending = await asyncpg.connect(self._dsn)
 
     async def _listen_forever(self, handler: Handler) -> None:
         import asyncpg
@@ -136,6 +145,8 @@ class PostgresNotices:
             await asyncio.sleep(1.0)
 
     async def close(self) -> None:
+        if self._opening is not None:
+            await self._opening
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
