@@ -8,10 +8,11 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -49,11 +50,13 @@ from gateway.server.insights_servicer import InsightsServicer
 from gateway.server.servicer import GatewayServicer
 from gateway.state.admission import LocalLimits, SharedLimits
 from gateway.state.notices import LocalNotices, Notice, Notices, PostgresNotices, RedisNotices
-from gateway.state.redis import RedisState
 from gateway.store.database import default_url, open_engine, postgres_dsn
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
 from gateway.tokens import TokenCounter
+
+if TYPE_CHECKING:
+    from gateway.state.redis import RedisState
 
 log = logging.getLogger("gateway.server")
 
@@ -160,6 +163,7 @@ async def build_gateway(
     `span_exporter` replaces the exporter the OTEL_* settings name (an embedding process's own, or a test's);
     `drift_clock` is the clock the drift monitor's windows follow."""
     counter = TokenCounter()
+    counter.preload(counted_models(config))
     catalog = ModelCatalog.from_config(config)
     strict = config.audit.mode == "strict"
     engine = await open_engine(config.state.database_url or default_url(state_dir), synchronous_full=strict)
@@ -207,9 +211,11 @@ async def build_gateway(
         else None
     )
     cache = build_cache(config, metrics if metrics_address else None)
-    shared = (
-        RedisState(config.state.redis_url, timeout_s=config.limits.redis_timeout_s) if config.state.redis_url else None
-    )
+    shared: RedisState | None = None
+    if config.state.redis_url:
+        from gateway.state.redis import RedisState
+
+        shared = RedisState(config.state.redis_url, timeout_s=config.limits.redis_timeout_s)
     local_limits = LocalLimits(KeyLimiter(), budgets)
     limits: LocalLimits | SharedLimits = local_limits
     if shared is not None and config.limits.backend != "memory":
@@ -316,6 +322,14 @@ async def build_gateway(
         cache,
         notices,
     )
+
+
+def counted_models(config: GatewayConfig) -> Iterator[tuple[str, str | None]]:
+    """(upstream model, declared tokenizer) of every model and deployment: what the token counter must load."""
+    for model in config.models:
+        yield model.upstream, model.tokenizer
+        for deployment in model.deployments:
+            yield deployment.upstream_model or model.upstream, model.tokenizer
 
 
 def _notices(config: GatewayConfig, shared: RedisState | None, state_dir: Path) -> Notices:
