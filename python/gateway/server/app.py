@@ -34,7 +34,7 @@ from gateway.observe.drift import DriftFlag, DriftMonitor
 from gateway.observe.metrics import GatewayMetrics
 from gateway.observe.metrics_server import DEFAULT_ADDRESS, ENV_ADDRESS, MetricsServer, start_metrics_server
 from gateway.observe.spans import CallTracer
-from gateway.observe.tracing import Sink, setup_tracing, shutdown_tracing
+from gateway.observe.tracing import setup_tracing, shutdown_tracing
 from gateway.pipeline import Pipeline
 from gateway.pipeline.stages.observe import CACHE_PROVIDER_LABEL
 from gateway.policy.key_limits import KeyLimiter
@@ -56,6 +56,7 @@ from gateway.store.ledger import LedgerStore
 from gateway.tokens import TokenCounter
 
 if TYPE_CHECKING:
+    from gateway.observe.tracing import Sink
     from gateway.state.redis import RedisState
 
 log = logging.getLogger("gateway.server")
