@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import grpc
 import pytest
 from llmgateway.v1 import gateway_pb2 as pb
@@ -263,3 +264,27 @@ def test_a_worker_that_cannot_start_stops_the_gateway(tmp_path: Path) -> None:
         done = gateway("serve", "--workers", "2", "--address", f"127.0.0.1:{port}", env=env)
     assert done.returncode == 1
     assert re.search(r"worker \d \(pid \d+\) exited with code 1 while starting; stopping the gateway", done.stderr)
+
+
+async def test_workers_on_postgresql_start_once_and_write_every_record(tmp_path: Path, postgres_url: str) -> None:
+    """The schema and the config's teams are written once, by the supervisor (concurrent create_all and team
+    upserts from several workers raced on PostgreSQL); each worker writes its records there."""
+    teams = "teams: [{name: research, budgets: [{period: day, hard_usd: 100}]}]\n"
+    server = _start(tmp_path, config=CONFIG + teams + f"state: {{database_url: '{postgres_url}'}}\n")
+    channels = [_channel(server) for _ in range(CHANNELS)]
+    try:
+        ids = await asyncio.gather(*(_chat(channel) for channel in channels))
+        _both_hold_connections(server)
+    finally:
+        for channel in channels:
+            await channel.close()
+        _, log = server.stop()
+    assert "failed; retrying" not in log
+    connection = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        audited = {row["request_id"] for row in await connection.fetch("SELECT request_id FROM audit")}
+        budgets = await connection.fetchval("SELECT COUNT(*) FROM budgets")
+    finally:
+        await connection.close()
+    assert audited == set(ids)
+    assert budgets == 1
