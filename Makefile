@@ -76,6 +76,9 @@ bench: install ## Run the benchmarks (hot functions and the bounded load test)
 	$(BIN)/pytest benches -q --benchmark-enable --benchmark-columns=min,median,max,ops --benchmark-sort=name
 	$(PY) -m benches.load
 	$(PY) -m benches.pipeline_cpu
+	$(PY) -m benches.workers
+	$(PY) -m benches.memory
+	$(PY) -m benches.memory --workers 2
 
 .PHONY: run
 run: install ## Start the gateway on the embedded default config

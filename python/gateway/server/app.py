@@ -8,10 +8,11 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -29,17 +30,18 @@ from gateway.insights.operations import InsightsOperations
 from gateway.ledger.audit import AuditLog, AuditSettings
 from gateway.ledger.budgets import BudgetBook
 from gateway.ledger.retention import Retention
-from gateway.observe.drift import DriftFlag, DriftMonitor
+from gateway.observe.drift import DriftFlag, DriftMonitor, history_windows
+from gateway.observe.drift_share import SharedDrift
 from gateway.observe.metrics import GatewayMetrics
 from gateway.observe.metrics_server import DEFAULT_ADDRESS, ENV_ADDRESS, MetricsServer, start_metrics_server
 from gateway.observe.spans import CallTracer
-from gateway.observe.tracing import Sink, setup_tracing, shutdown_tracing
+from gateway.observe.tracing import setup_tracing, shutdown_tracing
 from gateway.pipeline import Pipeline
 from gateway.pipeline.stages.observe import CACHE_PROVIDER_LABEL
 from gateway.policy.key_limits import KeyLimiter
 from gateway.policy.keyring import FailurePolicy, KeyRing
 from gateway.policy.team_policies import TeamPolicies
-from gateway.policy.tenancy import TENANCY_NOTICE, Tenancy
+from gateway.policy.tenancy import TENANCY_NOTICE, Tenancy, prepare_bootstrap_key, save_config_teams
 from gateway.records.audit import AuditRecord
 from gateway.routing.catalog import ModelCatalog
 from gateway.routing.health import HealthBoard
@@ -50,13 +52,36 @@ from gateway.server.servicer import GatewayServicer
 from gateway.state.admission import LocalLimits, SharedLimits
 from gateway.state.failures import AUTH_BLOCK_NOTICE, SharedFailures
 from gateway.state.notices import LocalNotices, Notice, Notices, PostgresNotices, RedisNotices
-from gateway.state.redis import RedisState
 from gateway.store.database import default_url, open_engine, postgres_dsn
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
 from gateway.tokens import TokenCounter
 
+if TYPE_CHECKING:
+    from gateway.observe.tracing import Sink
+    from gateway.state.redis import RedisState
+
 log = logging.getLogger("gateway.server")
+
+DRIFT_FOLDER = "drift"
+"""Under the state folder: each worker's drift windows, for model health across workers (observe/drift_share.py)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRole:
+    """This process's place under `gateway serve --workers N` (server/supervisor.py); None for a lone process."""
+
+    index: int
+    count: int
+    record_metrics: bool
+    """The supervisor serves /metrics: record into prometheus_client's multiprocess files, serve no endpoint here."""
+    ready_fd: int | None = None
+    """A pipe to the supervisor, written once the server listens and then closed."""
+
+    @property
+    def runs_machine_jobs(self) -> bool:
+        """Worker 0 runs what a machine needs once (the audit retention purge); a restarted worker 0 takes it on."""
+        return self.index == 0
 
 
 def _server_options(config: ServerConfig) -> list[tuple[str, int]]:
@@ -110,6 +135,7 @@ class Gateway:
     board: HealthBoard
     """The targets' breakers and rests, as this process sees them."""
     limits: LocalLimits | SharedLimits
+    shared_drift: SharedDrift | None = None
 
     async def stop(self, grace: float) -> None:
         """Finishes in-flight calls, then writes every pending audit record before closing the database, and
@@ -121,6 +147,8 @@ class Gateway:
         if self.metrics_server is not None:
             await self.metrics_server.close()
         await self.retention.close()
+        if self.shared_drift is not None:
+            await self.shared_drift.close()
         await self.tenancy.close()
         await self.notices.close()
         await self.audit.close()
@@ -160,12 +188,14 @@ async def build_gateway(
     metrics_address: str | None = None,
     span_exporter: SpanExporter | None = None,
     drift_clock: Callable[[], float] = time.time,
+    worker: WorkerRole | None = None,
 ) -> Gateway:
     """`metrics_address`: where /metrics is served (the --metrics-address flag); else env GATEWAY_METRICS_ADDR, the
     config's observe.metrics.address, 127.0.0.1:9464. An empty address turns metrics off.
     `span_exporter` replaces the exporter the OTEL_* settings name (an embedding process's own, or a test's);
-    `drift_clock` is the clock the drift monitor's windows follow."""
+    `drift_clock` is the clock the drift monitor's windows follow; `worker`: set in the processes of --workers."""
     counter = TokenCounter()
+    counter.preload(counted_models(config))
     catalog = ModelCatalog.from_config(config)
     strict = config.audit.mode == "strict"
     engine = await open_engine(config.state.database_url or default_url(state_dir), synchronous_full=strict)
@@ -180,7 +210,7 @@ async def build_gateway(
         sync_interval_s=config.state.sync_interval_s,
         default_retention_days=config.audit.retention_days,
     )
-    await tenancy.load(config, state_dir)
+    await tenancy.load(config, state_dir, save_config=worker is None)
     audit_enabled = config.audit.enabled
 
     async def write(records: list[AuditRecord]) -> None:
@@ -193,10 +223,15 @@ async def build_gateway(
         config.audit.retention_days,
         config.audit.purge_interval_s,
     )
-    tracing = setup_tracing(config.observe.tracing, exporter=span_exporter)
-    if metrics_address is None:
-        configured = os.environ.get(ENV_ADDRESS, config.observe.metrics.address)
-        metrics_address = DEFAULT_ADDRESS if configured is None else configured
+    tracing = setup_tracing(
+        config.observe.tracing, exporter=span_exporter, worker=worker.index if worker is not None else None
+    )
+    if worker is not None:
+        metrics_address = ""  # the supervisor serves every worker's series
+        recording = worker.record_metrics
+    else:
+        metrics_address = resolve_metrics_address(config, metrics_address)
+        recording = bool(metrics_address)
     metrics = GatewayMetrics(
         models=catalog.model_names(),
         providers={t.provider.name for t in catalog.targets()} | {CACHE_PROVIDER_LABEL},
@@ -207,15 +242,28 @@ async def build_gateway(
         _log_drift(model, provider, flag)
         metrics.observe_drift_flag(model=model, provider=provider, metric=flag.metric)
 
+    observed = metrics if recording else None
     drift = (
-        DriftMonitor(config.observe.drift, clock=drift_clock, on_flag=on_drift)
+        DriftMonitor(
+            config.observe.drift,
+            clock=drift_clock,
+            on_flag=on_drift,
+            keep_windows=history_windows(config.observe.drift) if worker is not None else 0,
+        )
         if config.observe.drift.enabled
         else None
     )
-    cache = build_cache(config, metrics if metrics_address else None)
-    shared = (
-        RedisState(config.state.redis_url, timeout_s=config.limits.redis_timeout_s) if config.state.redis_url else None
+    shared_drift = (
+        SharedDrift(drift, config.observe.drift, state_dir / DRIFT_FOLDER, clock=drift_clock)
+        if drift is not None and worker is not None
+        else None
     )
+    cache = build_cache(config, observed)
+    shared: RedisState | None = None
+    if config.state.redis_url:
+        from gateway.state.redis import RedisState
+
+        shared = RedisState(config.state.redis_url, timeout_s=config.limits.redis_timeout_s)
     local_limits = LocalLimits(KeyLimiter(), budgets)
     limits: LocalLimits | SharedLimits = local_limits
     if shared is not None and config.limits.backend != "memory":
@@ -226,7 +274,7 @@ async def build_gateway(
             mode=config.limits.mode,
             lease_size=config.limits.lease_size,
             fail_open=config.limits.on_redis_error == "fail_open",
-            metrics=metrics if metrics_address else None,
+            metrics=observed,
         )
     board = HealthBoard(config.circuit_breaker)
     notices = _notices(config, shared, state_dir)
@@ -255,7 +303,7 @@ async def build_gateway(
         policies=TeamPolicies(config, partial(_prompt_tokens, counter, catalog)),
         audit_enabled=audit_enabled,
         tracer=CallTracer(tracing, record_content=config.observe.tracing.record_content),
-        metrics=metrics if metrics_address else None,
+        metrics=observed,
         drift=drift,
         cache=cache,
         limits=limits,
@@ -268,7 +316,7 @@ async def build_gateway(
     servicer = GatewayServicer(pipeline, ring, config.server.max_input_chars)
     gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, server)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, ring), server)
-    insights = InsightsOperations(pipeline, ledger, drift, config.models)
+    insights = InsightsOperations(pipeline, ledger, drift, config.models, shared_drift=shared_drift)
     insights_pb2_grpc.add_InsightsServicer_to_server(
         InsightsServicer(insights, ring, config.server.max_input_chars), server
     )
@@ -296,9 +344,13 @@ async def build_gateway(
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     metrics_server = await start_metrics_server(metrics.registry, metrics_address) if metrics_address else None
     audit.start()
-    cache.start()
+    cache.start()  # in every worker: each keeps its own semantic index, fed the entries the others store
     tenancy.start()
-    retention.start()
+    if worker is None or worker.runs_machine_jobs:
+        retention.start()
+        log.info("audit retention: purging every %g s from this process", config.audit.purge_interval_s)
+    if shared_drift is not None:
+        shared_drift.start()
 
     async def on_notice(notice: Notice) -> None:
         if notice.get("kind") == TENANCY_NOTICE:
@@ -328,7 +380,37 @@ async def build_gateway(
         notices,
         board,
         limits,
+        shared_drift,
     )
+
+
+def resolve_metrics_address(config: GatewayConfig, flag: str | None) -> str:
+    """--metrics-address, else env GATEWAY_METRICS_ADDR, else observe.metrics.address, else 127.0.0.1:9464; "" is
+    off."""
+    if flag is not None:
+        return flag
+    configured = os.environ.get(ENV_ADDRESS, config.observe.metrics.address)
+    return DEFAULT_ADDRESS if configured is None else configured
+
+
+def counted_models(config: GatewayConfig) -> Iterator[tuple[str, str | None]]:
+    """(upstream model, declared tokenizer) of every model and deployment: what the token counter must load."""
+    for model in config.models:
+        yield model.upstream, model.tokenizer
+        for deployment in model.deployments:
+            yield deployment.upstream_model or model.upstream, model.tokenizer
+
+
+async def prepare_state(config: GatewayConfig, state_dir: Path) -> None:
+    """What runs once per machine before --workers start, so that workers do not race for it: the bootstrap key
+    (generated and printed once), the database schema (created or upgraded) and the config's teams and budgets."""
+    prepare_bootstrap_key(config, state_dir)
+    strict = config.audit.mode == "strict"
+    engine = await open_engine(config.state.database_url or default_url(state_dir), synchronous_full=strict)
+    try:
+        await save_config_teams(GovernanceStore(engine), config, time.time())
+    finally:
+        await engine.dispose()
 
 
 def _notices(config: GatewayConfig, shared: RedisState | None, state_dir: Path) -> Notices:
@@ -350,11 +432,21 @@ def settle_heap() -> None:
 
 
 async def serve(
-    config: GatewayConfig, *, address: str | None, state_dir: Path, metrics_address: str | None = None
+    config: GatewayConfig,
+    *,
+    address: str | None,
+    state_dir: Path,
+    metrics_address: str | None = None,
+    worker: WorkerRole | None = None,
 ) -> None:
-    gateway = await build_gateway(config, address=address, state_dir=state_dir, metrics_address=metrics_address)
+    gateway = await build_gateway(
+        config, address=address, state_dir=state_dir, metrics_address=metrics_address, worker=worker
+    )
     settle_heap()
     await gateway.server.start()
+    if worker is not None and worker.ready_fd is not None:
+        os.write(worker.ready_fd, b"r")
+        os.close(worker.ready_fd)
     host = gateway.address.rsplit(":", 1)[0]
     log.info(
         "gateway listening on %s:%d (%s) with %d models; metrics at %s",
@@ -362,7 +454,9 @@ async def serve(
         gateway.port,
         "TLS" if config.server.tls else "plaintext",
         len(gateway.catalog.targets()),
-        gateway.metrics_server.url if gateway.metrics_server is not None else "(off)",
+        gateway.metrics_server.url
+        if gateway.metrics_server is not None
+        else ("the supervisor's" if worker is not None else "(off)"),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

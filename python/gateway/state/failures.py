@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from gateway.policy.keyring import KeyRing
+from gateway.state.keyspace import StateUnavailable, tag
 from gateway.state.notices import Notice, Notices
-from gateway.state.redis import RedisState, StateUnavailable, tag
+
+if TYPE_CHECKING:
+    from gateway.state.redis import RedisState
 
 AUTH_BLOCK_NOTICE: Final = "auth_block"
 

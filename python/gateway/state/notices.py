@@ -17,11 +17,14 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 
-from gateway.state.redis import CHANGES, RedisState, StateUnavailable
+from gateway.state.keyspace import CHANGES, StateUnavailable
+
+if TYPE_CHECKING:
+    from gateway.state.redis import RedisState
 
 log = logging.getLogger("gateway.state")
 

@@ -13,8 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, Final
-from urllib.parse import quote
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -22,28 +21,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from gateway.state import lua
+from gateway.state.keyspace import CHANGES, HEARTBEAT_S, PREFIX, StateUnavailable
 
 log = logging.getLogger("gateway.state")
-
-PREFIX: Final = "gw:"
-HEARTBEAT_S: Final = 2.0
-"""How often a process says it is alive; it counts as gone after three missed beats."""
-CHANGES: Final = f"{PREFIX}changes"
-"""The pub/sub channel of notices between processes (state/notices.py)."""
-
-
-class StateUnavailable(Exception):
-    """Redis failed or did not answer within the timeout."""
-
-
-def part(name: str) -> str:
-    """A name as a key part: percent-encoded, so no brace, colon or glob character from a name reaches a key."""
-    return quote(name, safe="")
-
-
-def tag(kind: str, name: str) -> str:
-    """A hash tag: every key of one script shares it, so all of them sit in one Redis Cluster slot."""
-    return f"{PREFIX}{{{kind}:{part(name)}}}:"
 
 
 def pooled_client(url: str, timeout_s: float) -> Redis:
