@@ -62,6 +62,8 @@ if TYPE_CHECKING:
     from gateway.state.redis import RedisState
 
 log = logging.getLogger("gateway.server")
+NOTICES_READY_S = 5.0
+"""How long a starting process waits to hear the others' notices before it serves anyway."""
 
 DRIFT_FOLDER = "drift"
 """Under the state folder: each worker's drift windows, for model health across workers (observe/drift_share.py)."""
@@ -361,6 +363,11 @@ async def build_gateway(
             failures.apply(notice)
 
     notices.start(on_notice)
+    if not await notices.ready(NOTICES_READY_S):
+        log.warning(
+            "change notices from other processes are not arriving yet; until they do, changes reach this one at its "
+            "periodic sync (state.sync_interval_s)"
+        )
     return Gateway(
         server,
         servicer,

@@ -55,6 +55,8 @@ class RedisState:
         self.live = 1
         """Processes seen alive at the last heartbeat (this one included)."""
         self._tasks: list[asyncio.Task[None]] = []
+        self.listening = asyncio.Event()
+        """Set once subscribed to the notices channel (cleared while the subscription is down)."""
 
     async def admit(self, keys: list[str], args: list[Any]) -> list[Any]:
         return await self._run(self._admit, keys, args)
@@ -134,6 +136,7 @@ class RedisState:
         pubsub = listener.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(CHANGES)
+            self.listening.set()
             while True:
                 message = await pubsub.get_message(timeout=None)
                 if message is None:
@@ -141,6 +144,7 @@ class RedisState:
                 channel = message["channel"]
                 yield channel.decode() if isinstance(channel, bytes) else channel, message["data"]
         finally:
+            self.listening.clear()
             await pubsub.aclose()
             await listener.aclose()
 
