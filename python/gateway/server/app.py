@@ -53,7 +53,7 @@ from gateway.tokens import TokenCounter
 log = logging.getLogger("gateway.server")
 
 
-def _server_options(config: ServerConfig) -> list[tuple[str, int]]:
+def server_options(config: ServerConfig) -> list[tuple[str, int]]:
     return [
         # Chats with images or long histories are large; the limit is the config's, symmetric in both directions.
         ("grpc.max_receive_message_length", config.max_message_bytes),
@@ -218,7 +218,7 @@ async def build_gateway(
     known_models = frozenset(catalog.model_names()) | {r.name for r in catalog.routes()}
     admin = AdminOperations(tenancy, ledger, retention, known_models, cache)
 
-    server = grpc.aio.server(options=_server_options(config.server))
+    server = grpc.aio.server(options=server_options(config.server))
     servicer = GatewayServicer(pipeline, ring, config.server.max_input_chars)
     gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, server)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, ring), server)
