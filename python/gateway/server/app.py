@@ -53,6 +53,10 @@ from gateway.tokens import TokenCounter
 log = logging.getLogger("gateway.server")
 
 
+_UNBOUNDED = 2**31 - 1
+"""The largest value a gRPC integer option takes."""
+
+
 def server_options(config: ServerConfig) -> list[tuple[str, int]]:
     return [
         # Chats with images or long histories are large; the limit is the config's, symmetric in both directions.
@@ -68,6 +72,18 @@ def server_options(config: ServerConfig) -> list[tuple[str, int]]:
         ("grpc.keepalive_permit_without_calls", 1),
         # One process per core is the scaling unit; SO_REUSEPORT lets several share the address.
         ("grpc.so_reuseport", 1),
+        # grpc.aio takes calls from the core one at a time per method, on the event loop. While the loop is busy (a
+        # burst of streams opening), the calls it has not taken yet wait in the core's backlog; past
+        # max_pending_requests (default 1,000) the core drops them at random, and all of them past the hard limit
+        # (default 3,000). Each ends as a bare CANCELLED the gateway never sees: no status detail, no audit record,
+        # no log line (benches/stream_burst.py: 62 of 2,000 and 2,207 of 5,000 streams; the bare forwarder lost as
+        # many). The backlog is the wrong place to refuse, so its bounds are set out of reach: the gateway's own
+        # bound (server.max_in_flight) refuses the excess once taken, with a status and a record, and a refusal is
+        # cheap, so the backlog drains fast. A call left in the backlog past
+        # grpc.server_max_unrequested_time_in_server (30 s, the default, kept) is still dropped: only a wedged
+        # loop leaves one there that long.
+        ("grpc.server.max_pending_requests", _UNBOUNDED),
+        ("grpc.server.max_pending_requests_hard_limit", _UNBOUNDED),
     ]
 
 
