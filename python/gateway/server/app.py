@@ -230,6 +230,7 @@ async def build_gateway(
         metrics=metrics if metrics_address else None,
         drift=drift,
         cache=cache,
+        max_in_flight=config.server.max_in_flight,
     )
     known_models = frozenset(catalog.model_names()) | {r.name for r in catalog.routes()}
     admin = AdminOperations(tenancy, ledger, retention, known_models, cache)
