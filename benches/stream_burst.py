@@ -129,8 +129,9 @@ class RssSampler:
     def idle(self, start: float, end: float) -> int:
         return int(statistics.median(rss for at, rss in self.samples if start <= at < end))
 
-    def peak(self, start: float, end: float) -> int:
-        return max(rss for at, rss in self.samples if start <= at < end)
+    def peak(self, start: float, end: float) -> tuple[float, int]:
+        """The highest sample in the window, and when it was taken."""
+        return max(((at, rss) for at, rss in self.samples if start <= at < end), key=lambda sample: sample[1])
 
 
 @dataclass
@@ -146,13 +147,19 @@ class Point:
     audit_codes: dict[str, int] | None
     log_lines: int
     rss_idle_mb: float
+    open_at_peak: int
     kb_per_stream: float
+    """The RSS growth from idle to the peak, divided by the streams open at the peak."""
     cpu_s: float
     idle_p50_ms: float
     idle_p99_ms: float
     burst_p50_ms: float
     burst_p99_ms: float
     probe_errors: int
+    opening_s: float
+    """From the first stream's opening to the last stream's first chunk."""
+    opening_p99_ms: float
+    streaming_p99_ms: float
     details: collections.Counter[str] = field(default_factory=collections.Counter)
 
     @property
@@ -204,18 +211,44 @@ def run_point(
         ]
         time.sleep(max(0.0, burst_at - time.time()))
         cpu_before = cpu_seconds(proc.pid)
+        spy = None
+        if args.profile:
+            # The server's stacks through the burst (py-spy's raw format: collapsed stacks, one line each).
+            out = Path(args.profile) / f"{name}-{args.streams}.txt"
+            duration = str(int(args.spread + answer_s + 1))
+            spy_args = ["--duration", duration, "--rate", "200", "--threads", *(["--native"] if args.native else [])]
+            spy = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--pid",
+                    str(proc.pid),
+                    *spy_args,
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "--output",
+                    str(out),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         for run in clients:
             run.wait(timeout=answer_s + 180)
         cpu = cpu_seconds(proc.pid) - cpu_before
         prober.wait(timeout=answer_s + 60)
+        if spy is not None:
+            spy.wait(timeout=60)
         results = [orjson.loads(out.read_bytes()) for out in outs]
         probe = orjson.loads(probe_out.read_bytes())["calls"]
         rss_idle = rss.idle(idle_at, burst_at)
-        rss_peak = rss.peak(burst_at, time.time())
+        peak_at, rss_peak = rss.peak(burst_at, time.time())
     streams = [s for r in results for s in r["streams"]]
     codes = collections.Counter(s["code"] for s in streams)
     details = collections.Counter(f"{s['code']}: {s['details']}" for s in streams if s["code"] != "OK")
     at_once = sum(1 for s in streams if s["code"] != "OK" and s["end"] - s["start"] < AT_ONCE_S)
+    # The memory figure is per stream open at the peak (the server answering it, the client waiting for its end).
+    open_at_peak = sum(1 for s in streams if s["start"] <= peak_at < s["end"])
     audited = unmatched = audit_codes = None
     if state is not None:
         with contextlib.closing(sqlite3.connect(state / "gateway.db")) as db:
@@ -225,9 +258,17 @@ def run_point(
         unmatched = sum(1 for s in streams if s["id"] and s["id"] not in ids)
         audit_codes = dict(collections.Counter(row[1] or "OK" for row in rows))
     log_lines = sum(1 for line in log.read_text(errors="replace").splitlines() if "call failed" in line)
-    log.unlink()
+    if args.keep_logs:
+        log.replace(Path(args.keep_logs) / f"{name}-{args.streams}.log")
+    else:
+        log.unlink()
     idle = [lat for at, lat, code in probe if idle_at <= at < burst_at and code == "OK"]
     burst = [lat for at, lat, code in probe if burst_at <= at < burst_at + args.spread + answer_s and code == "OK"]
+    # Opening: until the last stream had its first chunk; then every stream is open and streaming.
+    firsts = [s["start"] + s["first_chunk_s"] for s in streams if s["first_chunk_s"] is not None]
+    opened = max(firsts, default=burst_at)
+    opening = [lat for at, lat, code in probe if burst_at <= at < opened and code == "OK"]
+    streaming = [lat for at, lat, code in probe if opened <= at < burst_at + answer_s and code == "OK"]
     return Point(
         target=name,
         streams=len(streams),
@@ -242,13 +283,17 @@ def run_point(
         audit_codes=audit_codes,
         log_lines=log_lines,
         rss_idle_mb=rss_idle / 2**20,
-        kb_per_stream=(rss_peak - rss_idle) / len(streams) / 1024,
+        open_at_peak=open_at_peak,
+        kb_per_stream=(rss_peak - rss_idle) / max(open_at_peak, 1) / 1024,
         cpu_s=cpu,
         idle_p50_ms=percentile(idle, 0.5),
         idle_p99_ms=percentile(idle, 0.99),
         burst_p50_ms=percentile(burst, 0.5),
         burst_p99_ms=percentile(burst, 0.99),
         probe_errors=sum(1 for _, _, code in probe if code != "OK"),
+        opening_s=opened - burst_at,
+        opening_p99_ms=percentile(opening, 0.99),
+        streaming_p99_ms=percentile(streaming, 0.99),
         details=details,
     )
 
@@ -267,6 +312,10 @@ def main() -> None:
     parser.add_argument("--targets", nargs="+", default=["reference", "gateway"], choices=["reference", "gateway"])
     parser.add_argument("--gateway-config", default="", help="YAML appended to the gateway's config")
     parser.add_argument("--reference-option", action="append", default=[], help="a gRPC option, NAME=INT")
+    parser.add_argument("--gateway-command", default="-m gateway", help="how python runs the gateway's CLI")
+    parser.add_argument("--keep-logs", default="", help="a folder: keep each server's stderr there")
+    parser.add_argument("--profile", default="", help="a folder: record each server's stacks there with py-spy")
+    parser.add_argument("--native", action="store_true", help="--profile: with native frames (slower)")
     args = parser.parse_args()
 
     slow_port, quick_port = free_port(), free_port()
@@ -300,7 +349,7 @@ def main() -> None:
                             "BENCH_UPSTREAM_KEY": "sk-bench",
                             "GATEWAY_METRICS_ADDR": "127.0.0.1:0",
                         }
-                        command = ["-m", "gateway", "serve", "--config", str(config)]
+                        command = [*args.gateway_command.split(), "serve", "--config", str(config)]
                         command += ["--address", f"127.0.0.1:{port}"]
                         points.append(run_point(name, command, port, env, state, args_for))
                     else:
@@ -315,12 +364,16 @@ def main() -> None:
 
 
 def print_point(point: Point) -> None:
+    """One run's figures, as they come."""
+    audit = f"audited {point.audited} {point.audit_codes}, unmatched ids {point.unmatched_ids}, "
     print(
-        f"{point.target} {point.streams}: {point.codes} at once {point.at_once}, audited {point.audited} "
-        f"{point.audit_codes} unmatched {point.unmatched_ids}, log lines {point.log_lines}, "
-        f"first chunk p50 {point.first_chunk_p50_s:.2f} s, end p50 {point.end_p50_s:.2f} s, "
-        f"{point.kb_per_stream:.1f} KB/stream, cpu {point.cpu_s:.1f} s, quick p50/p99 idle "
-        f"{point.idle_p50_ms:.2f}/{point.idle_p99_ms:.2f} burst {point.burst_p50_ms:.2f}/{point.burst_p99_ms:.2f} ms",
+        f"{point.target} {point.streams}: {point.codes}, at once {point.at_once}, "
+        + (audit if point.audited is not None else "")
+        + f"'call failed' log lines {point.log_lines}, first chunk p50 {point.first_chunk_p50_s:.2f} s, "
+        f"end p50 {point.end_p50_s:.2f} s, {point.kb_per_stream:.1f} KB per stream ({point.open_at_peak} open at "
+        f"the peak), CPU {point.cpu_s:.1f} s; quick p50/p99 idle {point.idle_p50_ms:.2f}/{point.idle_p99_ms:.2f} ms, "
+        f"burst {point.burst_p50_ms:.2f}/{point.burst_p99_ms:.2f} ms (p99 while opening ({point.opening_s:.1f} s) "
+        f"{point.opening_p99_ms:.1f}, then {point.streaming_p99_ms:.1f})",
         flush=True,
     )
     for detail, n in point.details.most_common(5):

@@ -2,7 +2,8 @@
 
 A bare asyncio protocol on uvloop (no web framework) so the upstream is never the bottleneck: it answers every
 POST .../chat/completions with a fixed completion, or with server-sent events when the body asks for a stream.
-With `--interval`, a stream is a slow model's: `--chunks` words one interval apart (a timer per stream, no task).
+`--chunks` sets a stream's words (6 by default); with `--interval`, a stream is a slow model's, its words one interval
+apart (a timer per stream, no task).
 
     python -m benches.upstream --port 8011
     python -m benches.upstream --port 8012 --chunks 10 --interval 1.0     # a 10 s answer, a word a second
@@ -84,8 +85,11 @@ _STREAM = _STREAM_HEAD + _stream_body()
 
 
 class _Upstream(asyncio.Protocol):
-    def __init__(self, fail_rate: float = 0.0, slow: list[bytes] | None = None, interval: float = 0.0) -> None:
+    def __init__(
+        self, fail_rate: float = 0.0, slow: list[bytes] | None = None, interval: float = 0.0, stream: bytes = _STREAM
+    ) -> None:
         self._fail_rate = fail_rate
+        self._stream = stream
         self._slow = slow
         """A slow stream's pieces, one sent per interval; None: streams are answered at once."""
         self._interval = interval
@@ -142,7 +146,7 @@ class _Upstream(asyncio.Protocol):
             elif b'"stream":true' not in body:  # orjson writes no spaces, on both the gateway's and the bench's side
                 self._transport.write(_UNARY)
             elif self._slow is None:
-                self._transport.write(_STREAM)
+                self._transport.write(self._stream)
             else:
                 self._transport.write(_STREAM_HEAD)
                 self._started = asyncio.get_running_loop().time()
@@ -153,7 +157,8 @@ async def serve(host: str, port: int, fail_rate: float = 0.0, chunks: int = 0, i
     # Failures are spread evenly over each connection's requests, so a run's failure share is exact, not drawn.
     loop = asyncio.get_running_loop()
     slow = _stream_events(chunks or len(_WORDS)) if interval > 0 else None
-    server = await loop.create_server(lambda: _Upstream(fail_rate, slow, interval), host, port, backlog=4096)
+    stream = _STREAM_HEAD + b"".join(_stream_events(chunks)) if chunks else _STREAM
+    server = await loop.create_server(lambda: _Upstream(fail_rate, slow, interval, stream), host, port, backlog=4096)
     async with server:
         await server.serve_forever()
 
