@@ -309,7 +309,15 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=4, help="connections per client process")
     parser.add_argument("--probe-rate", type=float, default=100.0, help="quick calls per second")
     parser.add_argument("--max-connections", type=int, default=10_000, help="upstream pool of both servers")
-    parser.add_argument("--targets", nargs="+", default=["reference", "gateway"], choices=["reference", "gateway"])
+    parser.add_argument(
+        "--targets", nargs="+", default=["reference", "gateway"], help="reference, gateway, or a --variant's name"
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME=ARGS: another gateway target, run as `python ARGS serve ...` (e.g. a wrapper module for an A/B)",
+    )
     parser.add_argument("--gateway-config", default="", help="YAML appended to the gateway's config")
     parser.add_argument("--reference-option", action="append", default=[], help="a gRPC option, NAME=INT")
     parser.add_argument("--gateway-command", default="-m gateway", help="how python runs the gateway's CLI")
@@ -317,6 +325,7 @@ def main() -> None:
     parser.add_argument("--profile", default="", help="a folder: record each server's stacks there with py-spy")
     parser.add_argument("--native", action="store_true", help="--profile: with native frames (slower)")
     args = parser.parse_args()
+    variants = dict(v.split("=", 1) for v in args.variant)
 
     slow_port, quick_port = free_port(), free_port()
     slow_url = f"http://127.0.0.1:{slow_port}/v1"
@@ -339,8 +348,8 @@ def main() -> None:
                 for name in args.targets:
                     port = free_port()
                     args_for = argparse.Namespace(**{**vars(args), "streams": count})
-                    if name == "gateway":
-                        state = Path(tmp) / f"state-{count}-{run}"
+                    if name != "reference":
+                        state = Path(tmp) / f"state-{name}-{count}-{run}"
                         state.mkdir()
                         env = {
                             "GATEWAY_BOOTSTRAP_KEY": BENCH_ADMIN_KEY,
@@ -349,7 +358,7 @@ def main() -> None:
                             "BENCH_UPSTREAM_KEY": "sk-bench",
                             "GATEWAY_METRICS_ADDR": "127.0.0.1:0",
                         }
-                        command = [*args.gateway_command.split(), "serve", "--config", str(config)]
+                        command = [*variants.get(name, args.gateway_command).split(), "serve", "--config", str(config)]
                         command += ["--address", f"127.0.0.1:{port}"]
                         points.append(run_point(name, command, port, env, state, args_for))
                     else:
@@ -395,7 +404,8 @@ def print_table(points: list[Point], args: argparse.Namespace) -> None:
         "| quick p50 idle → burst ms | quick p99 idle → burst ms | p99 burst / idle |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    keys = sorted({(p.streams, p.target) for p in points}, key=lambda k: (k[0], k[1] != "reference"))
+    order = {name: i for i, name in enumerate(args.targets)}
+    keys = sorted({(p.streams, p.target) for p in points}, key=lambda k: (k[0], order.get(k[1], 0)))
     for streams, target in keys:
         group = [p for p in points if p.streams == streams and p.target == target]
         ok = statistics.median(p.codes.get("OK", 0) for p in group)

@@ -3,8 +3,9 @@ without gRPC (which costs both the same).
 
 Both read the same local upstream's server-sent events over aiohttp. Each round drives each handler with streams of
 1 word and of `--chunks` words; the difference, divided by the extra words, is the CPU one chunk costs, and the
-1-word stream's CPU is what opening and closing a stream costs. Medians over alternating rounds; bounded by
-`--rounds` x `--streams`; everything on 127.0.0.1.
+1-word stream's CPU is what opening and closing a stream costs. With `--interval` the long streams' words come one
+at a time, as a model writes them, so each chunk also pays for its own wake-up. Medians over alternating rounds;
+bounded by `--rounds` x `--streams`; everything on 127.0.0.1.
 
     python -m benches.stream_cpu
 """
@@ -34,11 +35,10 @@ Handler = Callable[[pb.ChatRequest, Any], AsyncIterator[pb.ChatChunk]]
 REQUEST = pb.ChatRequest(
     model="bench", messages=[pb.Message(role="user", content="Say hello in one short sentence, please.")]
 )
-CONCURRENCY = 16
 
 
-async def drive(handler: Handler, streams: int) -> int:
-    """Runs `streams` streams at concurrency 16; returns the chunks they yielded."""
+async def drive(handler: Handler, streams: int, concurrency: int) -> int:
+    """Runs `streams` streams, `concurrency` at a time; returns the chunks they yielded."""
     context = Context()
     chunks = 0
 
@@ -48,7 +48,7 @@ async def drive(handler: Handler, streams: int) -> int:
             async for _chunk in handler(REQUEST, context):
                 chunks += 1
 
-    await asyncio.gather(*(client(streams // CONCURRENCY) for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(client(streams // concurrency) for _ in range(concurrency)))
     return chunks
 
 
@@ -58,7 +58,7 @@ async def measure(args: argparse.Namespace) -> None:
     with (
         tempfile.TemporaryDirectory() as state,
         process(*upstream, str(short_port), "--chunks", "1", port=short_port),
-        process(*upstream, str(long_port), "--chunks", str(args.chunks), port=long_port),
+        process(*upstream, str(long_port), "--chunks", str(args.chunks), f"--interval={args.interval}", port=long_port),
     ):
         os.environ["GATEWAY_BOOTSTRAP_KEY"] = BENCH_ADMIN_KEY
         os.environ[BENCH_KEY_ENV] = BENCH_KEY
@@ -87,20 +87,20 @@ async def measure(args: argparse.Namespace) -> None:
             ("gateway", "long"): gateway_handler("flaky"),
         }
         for handler in handlers.values():
-            await drive(handler, args.streams // 4)  # warm: connections, caches
+            await drive(handler, args.streams // 4, args.concurrency)  # warm: connections, caches
         cpu: dict[tuple[str, str], list[float]] = {key: [] for key in handlers}
         chunks: dict[tuple[str, str], int] = {}
         for _ in range(args.rounds):
             for key, handler in handlers.items():
                 started = time.process_time()
-                chunks[key] = await drive(handler, args.streams)
+                chunks[key] = await drive(handler, args.streams, args.concurrency)
                 if key[0] == "gateway":
                     await gateway.audit.flush()  # the round's records are written within it
                 cpu[key].append((time.process_time() - started) / args.streams * 1e6)
         for forwarder in forwarders.values():
             await forwarder.close()
         await gateway.stop(1.0)
-    head = f"| handler, c={CONCURRENCY}, {args.rounds} x {args.streams:,} streams | CPU µs per stream of 1 word"
+    head = f"| handler, c={args.concurrency}, {args.rounds} x {args.streams:,} streams | CPU µs per stream of 1 word"
     print(f"{head} | per stream of {args.chunks} words | per extra chunk |")
     print("| --- | --- | --- | --- |")
     for name in ("bare forwarder", "gateway"):
@@ -114,6 +114,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--streams", type=int, default=800, help="streams per round and handler")
     parser.add_argument("--chunks", type=int, default=41, help="words of the long streams")
+    parser.add_argument("--concurrency", type=int, default=16, help="streams open at once")
+    parser.add_argument(
+        "--interval", type=float, default=0.0, help="seconds between the long streams' words: 0 sends them in one write"
+    )
     parser.add_argument("--config-extra", default="", help="YAML appended to the benchmark's gateway config")
     uvloop.run(measure(parser.parse_args()))
 
