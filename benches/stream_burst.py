@@ -2,8 +2,10 @@
 
 Two OpenAI-format upstreams (benches/upstream.py): a slow one whose streamed answers are `--chunks` words
 `--interval` seconds apart (10 words a second apart: a 10 s answer), and a quick one. Each target server is started
-fresh for each point: the gateway (full pipeline, audit log on), or the reference, a bare grpc.aio + aiohttp forwarder
-with the gateway's own gRPC options (benches/reference_servers.py). Against it:
+fresh for each point: the gateway (full pipeline, audit log on); the reference, a bare grpc.aio + aiohttp forwarder
+with the gateway's own gRPC options (benches/reference_servers.py); `reference-grpc-defaults`, the same with gRPC's
+own backlog options (the issue's set-up); or a `--variant`, the gateway run another way (a wrapper module, an older
+tree) for a same-run A/B. Against it:
 
 - a prober process makes quick unary calls (model `quick`) at a steady rate, first alone (idle), then beside
 - `--clients` processes that open `--streams` ChatStream calls (model `slow`) between them, evenly over `--spread`
@@ -11,11 +13,12 @@ with the gateway's own gRPC options (benches/reference_servers.py). Against it:
 
 Reported per point: the streams' outcomes by status (lost: any status but OK; "at once": within a second of opening),
 the audit records the gateway wrote for them (read from its SQLite ledger after a graceful stop; a record per call,
-whatever its outcome), the server's RSS growth at the peak divided by the open streams, its CPU, and the quick
-calls' p50/p99 alone and during the burst. Every process listens on 127.0.0.1 only; every loop is bounded.
+whatever its outcome), the server's RSS growth at its peak divided by the streams open at that moment, its CPU, and
+the quick calls' p50/p99 alone and during the burst (also split: while streams are opening, until the last one's
+first chunk, and after). Every process listens on 127.0.0.1 only; every loop is bounded.
 
     python -m benches.stream_burst                        # 2,000 then 5,000 streams, once each (~2 min)
-    python -m benches.stream_burst --streams 5000 --repeat 3
+    python -m benches.stream_burst --streams 5000 --repeat 3 --targets reference-grpc-defaults reference gateway
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ import orjson
 
 from benches.load import BENCH_ADMIN_KEY, BENCH_KEY, BENCH_KEY_ENV, cpu_seconds, free_port, wait_for_port
 
+GRPC_BACKLOG_DEFAULTS = (
+    "grpc.server.max_pending_requests=1000",
+    "grpc.server.max_pending_requests_hard_limit=3000",
+    "grpc.server_max_unrequested_time_in_server=30",
+)
+"""gRPC's own values of the backlog options the gateway sets (python/gateway/server/app.py): the issue's set-up."""
 SETTLE_S = 1.5
 """From starting the client processes to the idle window: their imports and connections are done by then."""
 IDLE_S = 3.0
@@ -310,7 +319,10 @@ def main() -> None:
     parser.add_argument("--probe-rate", type=float, default=100.0, help="quick calls per second")
     parser.add_argument("--max-connections", type=int, default=10_000, help="upstream pool of both servers")
     parser.add_argument(
-        "--targets", nargs="+", default=["reference", "gateway"], help="reference, gateway, or a --variant's name"
+        "--targets",
+        nargs="+",
+        default=["reference", "gateway"],
+        help="reference, reference-grpc-defaults (its backlog options at gRPC's defaults), gateway, or a --variant",
     )
     parser.add_argument(
         "--variant",
@@ -348,7 +360,7 @@ def main() -> None:
                 for name in args.targets:
                     port = free_port()
                     args_for = argparse.Namespace(**{**vars(args), "streams": count})
-                    if name != "reference":
+                    if not name.startswith("reference"):
                         state = Path(tmp) / f"state-{name}-{count}-{run}"
                         state.mkdir()
                         env = {
@@ -365,7 +377,11 @@ def main() -> None:
                         command = ["-m", "benches.reference_servers", "forwarder", "--port", str(port)]
                         command += ["--upstream", quick_url, "--stream-upstream", slow_url, "--gateway-options"]
                         command += ["--max-connections", str(args.max_connections)]
-                        command += [f"--option={option}" for option in args.reference_option]
+                        options = [
+                            *(GRPC_BACKLOG_DEFAULTS if name == "reference-grpc-defaults" else ()),
+                            *args.reference_option,
+                        ]
+                        command += [f"--option={option}" for option in options]
                         points.append(run_point(name, command, port, {}, None, args_for))
                     print_point(points[-1])
     print()
