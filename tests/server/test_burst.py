@@ -1,6 +1,7 @@
-"""A burst of long streams against `gateway serve` in its own process: every call ends with a status a client can
-act on, and each has its audit record (the scale-out issue: 4-31% of such a burst ended as a bare CANCELLED, with
-no record, because gRPC's core dropped the calls the event loop had not taken yet)."""
+"""Bursts of long streams: every call ends with a status a client can act on, and each has its audit record (the
+scale-out issue: 4-31% of such a burst ended as a bare CANCELLED, with no record, because gRPC's core dropped the
+calls the event loop had not taken yet), and a connection's streams past its limit wait for a slot instead of being
+refused."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from llmgateway.v1 import admin_pb2 as apb
 from llmgateway.v1 import admin_pb2_grpc, gateway_pb2_grpc
 
 from tests.admin.helpers import chat_request
-from tests.server.fixtures import AUTH, TEST_KEY
+from tests.server.fixtures import AUTH, TEST_KEY, StartGateway
 from tests.server.process import Server, clean_environment
 
 BURST = 5000
@@ -97,3 +98,23 @@ async def test_a_burst_of_long_streams_loses_none_and_audits_each(tmp_path: Path
     assert len(streams) == BURST
     assert {r["request_id"] for r in streams} == ids
     assert collections.Counter(r["status"] for r in streams) == {"OK": BURST}
+
+
+async def test_streams_past_a_connections_limit_wait_for_a_slot(start_gateway: StartGateway) -> None:
+    """One connection with five times server.max_concurrent_streams: the client queues the excess, and each gets
+    a slot once a stream ends (gRPC's overload protection refused them: REFUSED_STREAM, UNAVAILABLE)."""
+    _, channel = await start_gateway(
+        """
+server: {max_concurrent_streams: 8}
+providers:
+  - name: sim-long
+    type: simulated
+    simulation: {time_to_first_token_ms: 100, per_token_ms: 50, max_answer_tokens: 4}
+models:
+  - name: long
+    provider: sim-long
+"""
+    )
+    stub = gateway_pb2_grpc.GatewayStub(channel)
+    outcomes = await asyncio.gather(*(stream(stub) for _ in range(40)))
+    assert collections.Counter(status for status, _ in outcomes) == {"OK": 40}
