@@ -4,8 +4,8 @@ Two OpenAI-format upstreams (benches/upstream.py): a slow one whose streamed ans
 `--interval` seconds apart (10 words a second apart: a 10 s answer), and a quick one. Each target server is started
 fresh for each point: the gateway (full pipeline, audit log on); the reference, a bare grpc.aio + aiohttp forwarder
 with the gateway's own gRPC options (benches/reference_servers.py); `reference-grpc-defaults`, the same with gRPC's
-own backlog options (the issue's set-up); or a `--variant`, the gateway run another way (a wrapper module, an older
-tree) for a same-run A/B. Against it:
+defaults for the options the gateway sets against losing calls (the issue's set-up); or a `--variant`, the gateway
+run another way (a wrapper module, an older tree) for a same-run A/B. Against it:
 
 - a prober process makes quick unary calls (model `quick`) at a steady rate, first alone (idle), then beside
 - `--clients` processes that open `--streams` ChatStream calls (model `slow`) between them, evenly over `--spread`
@@ -43,12 +43,14 @@ import orjson
 
 from benches.load import BENCH_ADMIN_KEY, BENCH_KEY, BENCH_KEY_ENV, cpu_seconds, free_port, wait_for_port
 
-GRPC_BACKLOG_DEFAULTS = (
+GRPC_DEFAULTS = (
     "grpc.server.max_pending_requests=1000",
     "grpc.server.max_pending_requests_hard_limit=3000",
     "grpc.server_max_unrequested_time_in_server=30",
+    "grpc.http.overload_protection=1",
 )
-"""gRPC's own values of the backlog options the gateway sets (python/gateway/server/app.py): the issue's set-up."""
+"""gRPC's own values of the options the gateway now sets against losing calls (python/gateway/server/app.py): the
+issue's set-up."""
 SETTLE_S = 1.5
 """From starting the client processes to the idle window: their imports and connections are done by then."""
 IDLE_S = 3.0
@@ -322,7 +324,8 @@ def main() -> None:
         "--targets",
         nargs="+",
         default=["reference", "gateway"],
-        help="reference, reference-grpc-defaults (its backlog options at gRPC's defaults), gateway, or a --variant",
+        help="reference, reference-grpc-defaults (the options against losing calls at gRPC's defaults), gateway, or a "
+        "--variant",
     )
     parser.add_argument(
         "--variant",
@@ -378,7 +381,7 @@ def main() -> None:
                         command += ["--upstream", quick_url, "--stream-upstream", slow_url, "--gateway-options"]
                         command += ["--max-connections", str(args.max_connections)]
                         options = [
-                            *(GRPC_BACKLOG_DEFAULTS if name == "reference-grpc-defaults" else ()),
+                            *(GRPC_DEFAULTS if name == "reference-grpc-defaults" else ()),
                             *args.reference_option,
                         ]
                         command += [f"--option={option}" for option in options]
