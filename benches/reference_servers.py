@@ -116,7 +116,7 @@ class Forwarder(gateway_pb2_grpc.GatewayServicer):
 async def serve(
     servicer: gateway_pb2_grpc.GatewayServicer, port: int, options: list[tuple[str, int]] | None = None
 ) -> None:
-    server = grpc.aio.server(options=[*(options or []), ("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0), *(options or [])])
     gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
@@ -131,21 +131,22 @@ def main() -> None:
     parser.add_argument("--stream-upstream", default="", help="where ChatStream goes; default: --upstream")
     parser.add_argument("--max-connections", type=int, default=256, help="the forwarder's upstream connection pool")
     parser.add_argument("--gateway-options", action="store_true", help="the gateway's gRPC server options")
-    parser.add_argument("--option", action="append", default=[], help="one more gRPC option, NAME=INT")
+    parser.add_argument("--option", action="append", default=[], help="a gRPC option, NAME=INT (over the gateway's)")
     args = parser.parse_args()
     servicer: gateway_pb2_grpc.GatewayServicer = (
         Echo() if args.kind == "echo" else Forwarder(args.upstream, args.stream_upstream, args.max_connections)
     )
-    options = None
+    options: dict[str, int] = {}
     if args.gateway_options:
         from gateway.config.schema import ServerConfig  # only this mode pays for the import
         from gateway.server.app import server_options
 
-        options = server_options(ServerConfig())
+        options.update(server_options(ServerConfig()))
     for option in args.option:
+        # In place, not appended: of two equal names in a channel's options, gRPC takes the first.
         name, _, value = option.partition("=")
-        options = [*(options or []), (name, int(value))]
-    uvloop.run(serve(servicer, args.port, options))
+        options[name] = int(value)
+    uvloop.run(serve(servicer, args.port, list(options.items())))
 
 
 if __name__ == "__main__":
