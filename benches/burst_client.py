@@ -2,12 +2,14 @@
 with quick unary calls beside them. Bounded in count and time; writes one JSON file.
 
     python -m benches.burst_client streams --target 127.0.0.1:50051 --model slow --count 2500 --start-at T --out a.json
-    python -m benches.burst_client probe --target 127.0.0.1:50051 --model quick --rate 100 --until T --out p.json
+    python -m benches.burst_client probe --target 127.0.0.1:50051 --model quick --rate 100 --until T --stop-file F \
+        --out p.json
 
 `streams` opens its `--count` streams evenly over `--spread` seconds from the wall-clock time `--start-at`, over
 `--channels` connections of its own, and records each stream's outcome: its status, when it ended, its first chunk,
 its chunks and the request id the gateway gave it. `probe` starts a quick call every 1/rate seconds (open loop: a slow
-answer does not delay the next call) and records when each started, its latency and its status.
+answer does not delay the next call) until `--until` or until `--stop-file` exists, and records when each started,
+its latency and its status.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ async def streams(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def probe(args: argparse.Namespace) -> dict[str, Any]:
-    """Quick unary calls at a steady rate until `--until`: (start, latency µs, status) each."""
+    """Quick unary calls at a steady rate until `--until` or the stop file: (start, latency µs, status) each."""
     calls: list[tuple[float, int, str]] = []
     request = pb.ChatRequest(model=args.model, messages=_MESSAGES, max_tokens=16)
     metadata = (("authorization", f"Bearer {args.key}"),)
@@ -108,7 +110,8 @@ async def probe(args: argparse.Namespace) -> dict[str, Any]:
         pending: set[asyncio.Task[None]] = set()
         next_at = loop.time()
         stop_at = next_at + max(0.0, args.until - time.time())
-        while next_at < stop_at:
+        stop_file = Path(args.stop_file) if args.stop_file else None
+        while next_at < stop_at and not (stop_file is not None and stop_file.exists()):
             task = asyncio.create_task(one(stub))
             pending.add(task)
             task.add_done_callback(pending.discard)
@@ -130,6 +133,7 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=1, help="streams: connections to spread them over")
     parser.add_argument("--rate", type=float, default=100.0, help="probe: calls per second")
     parser.add_argument("--until", type=float, default=0.0, help="probe: wall-clock time to stop at")
+    parser.add_argument("--stop-file", default="", help="probe: stop once this file exists")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     result = uvloop.run(streams(args) if args.mode == "streams" else probe(args))

@@ -193,10 +193,13 @@ def run_point(
         now = time.time()
         idle_at = now + SETTLE_S
         burst_at = idle_at + IDLE_S
-        until = burst_at + args.spread + answer_s + 2
+        # The prober runs until the streams have ended (the orchestrator creates the stop file), at most this long.
+        until = burst_at + args.spread + answer_s + 180
+        stop_file = Path(tmp) / "stop"
         probe_out = Path(tmp) / "probe.json"
         client = [sys.executable, "-m", "benches.burst_client"]
         probe_args = ["--model", "quick", "--rate", str(args.probe_rate), "--until", str(until)]
+        probe_args += ["--stop-file", str(stop_file)]
         prober = subprocess.Popen([*client, "probe", "--target", target, *probe_args, "--out", str(probe_out)])
         clients_n = args.clients
         per = [args.streams // clients_n + (1 if i < args.streams % clients_n else 0) for i in range(clients_n)]
@@ -247,7 +250,8 @@ def run_point(
         for run in clients:
             run.wait(timeout=answer_s + 180)
         cpu = cpu_seconds(proc.pid) - cpu_before
-        prober.wait(timeout=answer_s + 60)
+        stop_file.touch()
+        prober.wait(timeout=60)
         if spy is not None:
             spy.wait(timeout=60)
         results = [orjson.loads(out.read_bytes()) for out in outs]
@@ -274,12 +278,14 @@ def run_point(
     else:
         log.unlink()
     idle = [lat for at, lat, code in probe if idle_at <= at < burst_at and code == "OK"]
-    burst = [lat for at, lat, code in probe if burst_at <= at < burst_at + args.spread + answer_s and code == "OK"]
-    # Opening: until the last stream had its first chunk; then every stream is open and streaming.
+    # The burst: from the first stream's opening to the last one's end. Opening: until the last stream had its first
+    # chunk; then: the rest of the burst, streams streaming and ending.
+    ended = max(s["end"] for s in streams)
+    burst = [lat for at, lat, code in probe if burst_at <= at < ended and code == "OK"]
     firsts = [s["start"] + s["first_chunk_s"] for s in streams if s["first_chunk_s"] is not None]
     opened = max(firsts, default=burst_at)
     opening = [lat for at, lat, code in probe if burst_at <= at < opened and code == "OK"]
-    streaming = [lat for at, lat, code in probe if opened <= at < burst_at + answer_s and code == "OK"]
+    streaming = [lat for at, lat, code in probe if opened <= at < ended and code == "OK"]
     return Point(
         target=name,
         streams=len(streams),
