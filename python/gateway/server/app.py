@@ -48,6 +48,7 @@ from gateway.routing.health import HealthBoard
 from gateway.routing.quotas import Quotas, SharedQuotas
 from gateway.server.admin_servicer import AdminServicer
 from gateway.server.insights_servicer import InsightsServicer
+from gateway.server.registration import generic_registrar
 from gateway.server.servicer import GatewayServicer
 from gateway.state.admission import LocalLimits, SharedLimits
 from gateway.state.failures import AUTH_BLOCK_NOTICE, SharedFailures
@@ -341,15 +342,16 @@ async def build_gateway(
     admin = AdminOperations(tenancy, ledger, retention, known_models, cache)
 
     server = grpc.aio.server(options=server_options(config.server))
+    registrar = generic_registrar(server)
     servicer = GatewayServicer(pipeline, ring, config.server.max_input_chars)
-    gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, server)
-    admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, ring), server)
+    gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, registrar)
+    admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, ring), registrar)
     insights = InsightsOperations(pipeline, ledger, drift, config.models, shared_drift=shared_drift)
     insights_pb2_grpc.add_InsightsServicer_to_server(
-        InsightsServicer(insights, ring, config.server.max_input_chars), server
+        InsightsServicer(insights, ring, config.server.max_input_chars), registrar
     )
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
     service_names = (
         gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name,
         admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
@@ -357,7 +359,7 @@ async def build_gateway(
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     )
-    reflection.enable_server_reflection(service_names, server)
+    reflection.enable_server_reflection(service_names, registrar)
 
     address = address or config.server.address
     tls = config.server.tls
