@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 from llmgateway.v1 import gateway_pb2 as gpb
@@ -195,3 +197,21 @@ async def test_a_stream_answers_with_the_route_info_too(
     final = chunks[-1]
     assert isinstance(final, gpb.ChatChunk)
     assert final.route.learned.query_type
+
+
+async def test_instances_on_one_database_share_the_profiles(start_gateway: StartGateway) -> None:
+    first, channel = await start_gateway(CONFIG)
+    _, other = await start_gateway(CONFIG)  # the same state folder: the same SQLite database
+    admin = Admin.on(channel)
+    secret, _ = await admin.key(team="lab")
+    call = await admin.gateway.Chat(chat_request("smart", text="Which river is longest?"), metadata=bearer(secret))
+    await insights_pb2_grpc.InsightsStub(channel).Feedback(
+        pb.FeedbackRequest(request_id=call.id, ratings=[thumbs(True)]), metadata=bearer(secret)
+    )
+    assert first.feedback is not None
+    await first.feedback.profiles.sync(time.time())  # what its timer does every second
+    seen = await insights_pb2_grpc.InsightsStub(other).GetProfiles(pb.GetProfilesRequest(route="smart"), metadata=AUTH)
+    [profile] = seen.profiles
+    assert (profile.model, profile.query_type) == (call.model, call.route.learned.query_type)
+    assert profile.calls == pytest.approx(1.0, rel=1e-3)
+    assert profile.feedback == pytest.approx(1.0, rel=1e-3)
