@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Literal, Any
+from typing import Any, Literal
 
 import grpc
 from google.protobuf import field_mask_pb2, timestamp_pb2
