@@ -45,3 +45,27 @@ def test_rate_a_call_and_read_the_profiles(server: Server) -> None:
     assert call["model"] in out
     assert call["route"]["learned"]["query_type"] in out
     assert "1.00±" in out  # quality with its uncertainty
+
+
+def test_evaluate_a_learned_route_offline(server: Server) -> None:
+    for i in range(4):
+        code, out, err = run(server, "chat", "-m", "smart", "--no-stream", "--json", f"Name a lake {i}")
+        assert code == 0, err
+        code, _, err = run(server, "feedback", json.loads(out)["id"], "--thumbs", "thumbs=up")
+        assert code == 0, err
+    code, out, err = run(server, "evaluate-policy", "--route", "smart", "--since", "1h")
+    assert code == 0, err
+    assert "route smart: 4 calls with feedback" in out
+    header, *rows = out.splitlines()[1:]
+    assert header.split()[:2] == ["POLICY", "OBJECTIVE"]
+    assert [row.split()[0] for row in rows] == ["logged", "learned", "bad", "good"]
+    assert rows[0].split()[1:3] == ["1.000", "[1.000,"]  # every call rated good: no spread
+    code, out, err = run(server, "evaluate-policy", "--route", "smart", "--json")
+    assert code == 0, err
+    found = json.loads(out)
+    assert found["rated_calls"] == "4"  # uint64 in proto JSON is a string
+    assert found["policies"][0]["matched"] == "4"
+    code, out, err = run(server, "evaluate-policy", "--route", "nope")
+    assert code == 1
+    assert "NOT_FOUND" in err
+    assert "learned routes: smart" in err

@@ -1,5 +1,5 @@
-"""`gateway keys | teams | budget | usage | audit | replay | compare`: the Admin and Insights APIs from the command
-line.
+"""`gateway keys | teams | budget | usage | audit | replay | profiles | evaluate-policy | compare`: the Admin and
+Insights APIs from the command line.
 
 The admin (or team admin) key comes from env GATEWAY_ADMIN_KEY, the address from --address or env GATEWAY_ADDR;
 --json prints machine-readable output (`keys create --json` puts the new key under "key").
@@ -106,6 +106,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     profiles = _command(commands, "profiles", "the learned routes' profiles per query type and model", _profiles)
     profiles.add_argument("--route", default="", help="one learned route (default: all)")
     profiles.add_argument("--type", dest="query_type", default="", help="one query type (default: all)")
+    evaluate = _command(
+        commands, "evaluate-policy", "estimate offline what a learned route's policies would have earned", _evaluate
+    )
+    evaluate.add_argument("--route", required=True, help="a learned route")
+    evaluate.add_argument("--since", type=_duration, default=30 * 86_400.0, help="how far back, e.g. 7d (default 30d)")
     compare = _command(commands, "compare", "send one prompt to several models or routes, side by side", _compare)
     compare.add_argument("--targets", required=True, help="comma-separated models or routes (up to 8)")
     compare.add_argument("--system", help="a system message placed before the prompt")
@@ -618,6 +623,29 @@ def _profiles(args: argparse.Namespace) -> int:
                 shown(p, "cost_usd", ".6f"),
             )
         )
+    print_table(rows)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    request = insights_pb2.EvaluatePolicyRequest(route=args.route, since=_timestamp(time.time() - args.since))
+    with _insights(args) as (stub, call):
+        response: insights_pb2.EvaluatePolicyResponse = stub.EvaluatePolicy(request, **call)
+    if args.json:
+        print_json(response)
+        return 0
+
+    def interval(value: insights_pb2.PolicyEstimateValue, form: str) -> str:
+        return f"{value.value:{form}} [{value.low:{form}}, {value.high:{form}}]"
+
+    rows = [("POLICY", "OBJECTIVE (95% CI)", "QUALITY (95% CI)", "COST $", "SUPPORT", "MATCHED", "")]
+    for p in response.policies:
+        if p.estimable:
+            figures = (interval(p.objective, ".3f"), interval(p.quality, ".3f"), f"{p.cost_usd.value:.6f}")
+        else:
+            figures = ("not estimable", "-", "-")
+        rows.append((p.policy, *figures, f"{p.support:.0%}", str(p.matched), p.reason))
+    sys.stdout.write(f"route {response.route}: {response.rated_calls} calls with feedback\n")
     print_table(rows)
     return 0
 

@@ -11,7 +11,7 @@ import numpy as np
 from gateway.config.learning import LearnedConfig
 from gateway.config.routes import RouteConfig
 from gateway.config.schema import ModelConfig
-from gateway.learning.bandit import ArmEstimate, Normals, choose, estimate
+from gateway.learning.bandit import ArmEstimate, Choice, Normals, choose, estimate
 from gateway.learning.profiles import ProfileBook
 from gateway.learning.query_types import TypeFeatures, query_type
 from gateway.routing.features import RequestFeatures
@@ -77,20 +77,26 @@ class LearnedStrategy:
             ),
             tuple(learned.features),
         )
-        now = self._clock()
-        arms = [
-            self._estimate(route.name, kind, model, learned, prompt_tokens, features.request.max_tokens, now)
-            for model in eligible
-        ]
-        cold = sum(a.feedback for a in arms) < learned.min_feedback
-        picked = choose(arms, exploration=learned.exploration, cold=cold, normals=self._normals)
+        arms, picked = self.decide(route, kind, eligible, prompt_tokens, features.request.max_tokens)
         rest = sorted((a for a in arms if a.model != picked.model), key=lambda a: -a.objective)
         order = [picked.model, *(a.model for a in rest)]
-        how = "cold start, " if cold else ""
+        how = "cold start, " if picked.cold else ""
         how += "exploring" if picked.explored else "best estimate"
         reason = f"learned: type {kind!r}, {how} -> {picked.model}"
-        choice = LearnedChoice(kind, arms, picked.probabilities, picked.model, picked.explored, cold)
+        choice = LearnedChoice(kind, arms, picked.probabilities, picked.model, picked.explored, picked.cold)
         return order, reason, choice
+
+    def decide(
+        self, route: RouteConfig, kind: str, eligible: list[str], prompt_tokens: int, max_tokens: int | None
+    ) -> tuple[list[ArmEstimate], Choice]:
+        """Each eligible target's estimate for a call of this type and size, and the bandit's pick. Offline
+        evaluation (insights/evaluation.py) asks this of logged calls to learn what the strategy would pick now."""
+        learned = route.learned
+        assert learned is not None
+        now = self._clock()
+        arms = [self._estimate(route.name, kind, model, learned, prompt_tokens, max_tokens, now) for model in eligible]
+        cold = sum(a.feedback for a in arms) < learned.min_feedback
+        return arms, choose(arms, exploration=learned.exploration, cold=cold, normals=self._normals)
 
     def _estimate(
         self,

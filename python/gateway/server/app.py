@@ -26,6 +26,7 @@ from gateway.cache.build import build_cache
 from gateway.cache.service import ResponseCache
 from gateway.chat import ChatRequest
 from gateway.config.schema import GatewayConfig, ServerConfig, TlsConfig
+from gateway.insights.evaluation import PolicyEvaluator
 from gateway.insights.feedback import FeedbackOperations
 from gateway.insights.operations import InsightsOperations
 from gateway.learning.profiles import ProfileBook, ProfileStore
@@ -334,11 +335,8 @@ async def build_gateway(
 
         profile_store = RedisProfileStore(shared)
     profiles = ProfileBook(half_lives, profile_store)
-    learned = (
-        LearnedStrategy(profiles, {name: catalog.pool(name)[0].model for name in catalog.model_names()}, time.time)
-        if half_lives
-        else None
-    )
+    model_configs = {name: catalog.pool(name)[0].model for name in catalog.model_names()}
+    learned = LearnedStrategy(profiles, model_configs, time.time) if half_lives else None
     pipeline = Pipeline(
         ring,
         catalog,
@@ -367,17 +365,21 @@ async def build_gateway(
     gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, registrar)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, ring), registrar)
     insights = InsightsOperations(pipeline, ledger, drift, config.models, shared_drift=shared_drift)
+    feedback_store = FeedbackStore(engine)
     feedback = FeedbackOperations(
         config.feedback,
         config.routes,
         ledger,
-        FeedbackStore(engine),
+        feedback_store,
         audit,
         profiles,
         audit_enabled=audit_enabled,
     )
+    evaluator = PolicyEvaluator(
+        config.routes, model_configs, config.feedback, feedback_store, audit, profiles, audit_enabled=audit_enabled
+    )
     insights_pb2_grpc.add_InsightsServicer_to_server(
-        InsightsServicer(insights, feedback, ring, config.server.max_input_chars), registrar
+        InsightsServicer(insights, feedback, evaluator, ring, config.server.max_input_chars), registrar
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any, Literal
 
@@ -12,9 +13,11 @@ from llmgateway.v1 import insights_pb2_grpc
 
 from gateway.chat import Usage
 from gateway.errors import InvalidRequest
+from gateway.insights.evaluation import PolicyEvaluator
 from gateway.insights.feedback import FeedbackOperations
 from gateway.insights.operations import Analytics, InsightsOperations, check_insights
 from gateway.insights.runner import Outcome
+from gateway.learning.evaluation import Estimate, PolicyValue
 from gateway.learning.profiles import Profile
 from gateway.learning.ratings import Given, Source
 from gateway.observe.drift import DriftFlag, Figures, ModelHealth
@@ -28,6 +31,7 @@ from gateway.server.servicer import call_info
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _ANALYTICS_RANGE_S = 7 * 86_400.0
+_EVALUATION_RANGE_S = 30 * 86_400.0
 _OVERRIDES: tuple[Literal["max_tokens", "temperature", "top_p", "seed"], ...] = (
     "max_tokens",
     "temperature",
@@ -38,10 +42,16 @@ _OVERRIDES: tuple[Literal["max_tokens", "temperature", "top_p", "seed"], ...] = 
 
 class InsightsServicer(insights_pb2_grpc.InsightsServicer):
     def __init__(
-        self, operations: InsightsOperations, feedback: FeedbackOperations, ring: KeyRing, max_input_chars: int
+        self,
+        operations: InsightsOperations,
+        feedback: FeedbackOperations,
+        evaluator: PolicyEvaluator,
+        ring: KeyRing,
+        max_input_chars: int,
     ) -> None:
         self._ops = operations
         self._feedback = feedback
+        self._evaluator = evaluator
         self._ring = ring
         self._max_input_chars = max_input_chars
 
@@ -125,6 +135,20 @@ class InsightsServicer(insights_pb2_grpc.InsightsServicer):
         profiles = await self._feedback.profiles_of(request.route, request.query_type)
         return pb.GetProfilesResponse(profiles=[_profile(p) for p in profiles])
 
+    @unary
+    async def EvaluatePolicy(  # noqa: N802 - gRPC name
+        self, request: pb.EvaluatePolicyRequest, context: Context
+    ) -> pb.EvaluatePolicyResponse:
+        caller = self._caller(context)
+        until = seconds(request, "until") or time.time()
+        since = seconds(request, "since") or until - _EVALUATION_RANGE_S
+        evaluation = await self._evaluator.evaluate(caller, request.route, since, until)
+        return pb.EvaluatePolicyResponse(
+            route=evaluation.route,
+            rated_calls=evaluation.rated_calls,
+            policies=[_policy_estimate(p) for p in evaluation.policies],
+        )
+
 
 _SOURCES = {
     pb.FEEDBACK_SOURCE_UNSPECIFIED: Source.CALLING_SERVICE,
@@ -158,6 +182,22 @@ def _profile(profile: Profile) -> pb.ModelProfile:
         latency_p90_s=profile.latency_quantile(0.9),
         cost_usd=profile.cost_usd,
         answer_tokens=profile.answer_tokens,
+    )
+
+
+def _policy_estimate(value: PolicyValue) -> pb.PolicyEstimate:
+    def estimate(found: Estimate | None) -> pb.PolicyEstimateValue | None:
+        return None if found is None else pb.PolicyEstimateValue(**dataclasses.asdict(found))
+
+    return pb.PolicyEstimate(
+        policy=value.name,
+        estimable=value.estimable,
+        reason=value.reason,
+        support=value.support,
+        matched=value.matched,
+        objective=estimate(value.objective),
+        quality=estimate(value.quality),
+        cost_usd=estimate(value.cost_usd),
     )
 
 

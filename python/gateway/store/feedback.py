@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.learning.profiles import RowKey
-from gateway.store.tables import feedback, profile_sums
+from gateway.store.tables import audit, feedback, profile_sums
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,20 @@ class Rating:
     key_id: str
     team: str
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RatedCall:
+    """A learned route's call with its rating on one metric (the mean over sources when several rated it)."""
+
+    request_id: str
+    team: str
+    learned: dict[str, Any]
+    """The route's decision as the audit record keeps it (routing/learned.py, LearnedChoice.record)."""
+    cost_usd: float
+    latency_ms: float
+    prompt_tokens: int
+    value: float
 
 
 def _insert(engine: AsyncEngine) -> Any:
@@ -86,6 +100,39 @@ class FeedbackStore:
             )
             for r in rows
         ]
+
+    async def rated_calls(
+        self, route: str, metric: str, since: float, until: float, team: str | None = None
+    ) -> list[RatedCall]:
+        """The route's audited calls in [since, until) that have a learned decision and a rating on `metric`."""
+        ratings = (
+            select(feedback.c.request_id, func.avg(feedback.c.value).label("value"))
+            .where(feedback.c.metric == metric)
+            .group_by(feedback.c.request_id)
+            .subquery()
+        )
+        condition = (
+            (audit.c.route == route) & (audit.c.at >= since) & (audit.c.at < until) & audit.c.learned.is_not(None)
+        )
+        if team is not None:
+            condition = condition & (audit.c.team == team)
+        query = (
+            select(
+                audit.c.request_id,
+                audit.c.team,
+                audit.c.learned,
+                audit.c.cost_usd,
+                audit.c.latency_ms,
+                audit.c.prompt_tokens,
+                ratings.c.value,
+            )
+            .join_from(audit, ratings, audit.c.request_id == ratings.c.request_id)
+            .where(condition)
+            .order_by(audit.c.at)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [RatedCall(*row) for row in rows if row.learned]
 
 
 class SqlProfileStore:
