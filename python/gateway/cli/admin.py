@@ -1,5 +1,5 @@
-"""`gateway keys | teams | budget | usage | audit | replay | profiles | evaluate-policy | compare`: the Admin and
-Insights APIs from the command line.
+"""`gateway keys | teams | budget | usage | audit | replay | profiles | evaluate-policy | shadow | compare`: the
+Admin and Insights APIs from the command line.
 
 The admin (or team admin) key comes from env GATEWAY_ADMIN_KEY, the address from --address or env GATEWAY_ADDR;
 --json prints machine-readable output (`keys create --json` puts the new key under "key").
@@ -111,6 +111,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     evaluate.add_argument("--route", required=True, help="a learned route")
     evaluate.add_argument("--since", type=_duration, default=30 * 86_400.0, help="how far back, e.g. 7d (default 30d)")
+    shadow = commands.add_parser("shadow", help="shadow traffic: how a route's shadow model compares").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    report = _command(shadow, "report", "the shadow copies of a route's calls, compared with what answered", _shadow)
+    report.add_argument("route")
+    report.add_argument("--since", type=_duration, default=7 * 86_400.0, help="how far back, e.g. 1d (default 7d)")
+    report.add_argument("--team", default="", help="one team's calls (admins; a team admin sees its own)")
     compare = _command(commands, "compare", "send one prompt to several models or routes, side by side", _compare)
     compare.add_argument("--targets", required=True, help="comma-separated models or routes (up to 8)")
     compare.add_argument("--system", help="a system message placed before the prompt")
@@ -646,6 +653,41 @@ def _evaluate(args: argparse.Namespace) -> int:
             figures = ("not estimable", "-", "-")
         rows.append((p.policy, *figures, f"{p.support:.0%}", str(p.matched), p.reason))
     sys.stdout.write(f"route {response.route}: {response.rated_calls} calls with feedback\n")
+    print_table(rows)
+    return 0
+
+
+def _shadow(args: argparse.Namespace) -> int:
+    request = insights_pb2.GetAnalyticsRequest(
+        route=args.route, team=args.team, since=_timestamp(time.time() - args.since)
+    )
+    with _insights(args) as (stub, call):
+        response: insights_pb2.GetAnalyticsResponse = stub.GetAnalytics(request, **call)
+    if args.json:
+        print_json(list(response.shadows))
+        return 0
+    if not response.shadows:
+        sys.stdout.write(f"no shadow copies of route {args.route} in that range\n")
+        return 0
+    rows = [
+        ("PRIMARY", "SHADOW", "MIRRORED", "ANSWERED", "FAILED", "REFUSED", "OVER BUDGET", "SIMILARITY", "MS", "COST $")
+    ]
+    rows += [
+        (
+            s.primary_model,
+            s.shadow_model,
+            str(s.mirrored),
+            str(s.answered),
+            str(s.failed),
+            str(s.refused),
+            str(s.over_budget),
+            f"{s.mean_similarity:.2f}",
+            f"{s.primary_latency_ms:.0f} -> {s.shadow_latency_ms:.0f}",
+            f"{s.primary_cost_usd:.6f} -> {s.shadow_cost_usd:.6f}",
+        )
+        for s in response.shadows
+    ]
+    sys.stdout.write(f"route {args.route}: shadow copies compared with the answers callers got\n")
     print_table(rows)
     return 0
 

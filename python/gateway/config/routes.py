@@ -27,6 +27,15 @@ class RouteTargetConfig(Strict):
     weight: float = Field(default=1.0, ge=0, description="weighted: the share of traffic, relative to the others.")
 
 
+class ShadowConfig(Strict):
+    """A share of the route's calls mirrored to a candidate model after the caller has its answer, for comparison."""
+
+    model: Name = Field(description="A model name from models: (not a route).")
+    share: float = Field(gt=0, le=1, description="The share of the route's answered calls mirrored.")
+    max_usd_per_day: float = Field(gt=0, description="The shadow's own budget per UTC day; mirroring stops there.")
+    timeout_s: float = Field(default=60.0, gt=0, description="The longest a shadow call may take.")
+
+
 class RetryConfig(Strict):
     max_attempts: int = Field(default=3, ge=1, le=10, description="Attempts in all, across targets.")
     backoff_ms: float = Field(default=100.0, ge=0, description="Base of the exponential backoff (full jitter).")
@@ -108,6 +117,7 @@ class RouteConfig(Strict):
     default: Name | None = Field(default=None, description="rules: where requests no rule matched go.")
     cache: CachePolicyConfig | None = Field(default=None, description="Unset: calls to this route are not cached.")
     learned: LearnedConfig | None = Field(default=None, description="learned: the objective and how to explore.")
+    shadow: ShadowConfig | None = Field(default=None, description="Mirror a share of the calls to a candidate model.")
 
     @model_validator(mode="after")
     def _check_strategy_fields(self) -> Self:

@@ -358,6 +358,8 @@ def _check_routes(routes: list[RouteConfig], models: set[str]) -> None:
         for target in route.targets:
             if target.model not in models:
                 raise ValueError(f"route {route.name!r}: target {target.model!r} is not a model")
+        if route.shadow is not None and route.shadow.model not in models:
+            raise ValueError(f"route {route.name!r}: shadow model {route.shadow.model!r} is not a model")
         for name in [rule.target for rule in route.rules] + ([route.default] if route.default else []):
             if name not in models and name not in by_name:
                 raise ValueError(f"route {route.name!r}: {name!r} is neither a model nor a route")

@@ -16,6 +16,7 @@ from gateway.chat import ChatRequest
 from gateway.config.schema import ModelConfig
 from gateway.errors import FailedPrecondition, InvalidRequest, NotFound, PermissionDenied
 from gateway.insights.runner import Outcome, request_from_audit, run
+from gateway.insights.shadow import ShadowTraffic
 from gateway.insights.similarity import word_cosine
 from gateway.observe.drift import DriftMonitor, ModelHealth
 from gateway.observe.drift_share import SharedDrift
@@ -25,6 +26,7 @@ from gateway.policy.access import check_manages
 from gateway.records.audit import AuditFilter, AuditRecord, UsageFilter
 from gateway.records.governance import KeyRecord, Role
 from gateway.store.ledger import LedgerStore
+from gateway.store.shadow import ShadowSummary
 
 MAX_TARGETS = 8
 
@@ -51,6 +53,8 @@ class Analytics:
     calls: dict[tuple[str, str, str], tuple[int, int, float]]
     """(team, model, route) -> calls, errors, mean latency."""
     total_saving_usd: float
+    shadows: list[ShadowSummary]
+    """Per route, primary model and shadow model: how the shadow's copies compared."""
 
 
 class InsightsOperations:
@@ -60,6 +64,7 @@ class InsightsOperations:
         ledger: LedgerStore,
         drift: DriftMonitor | None,
         models: list[ModelConfig],
+        shadow: ShadowTraffic,
         *,
         shared_drift: SharedDrift | None = None,
     ) -> None:
@@ -70,6 +75,7 @@ class InsightsOperations:
         self._drift = drift
         self._shared_drift = shared_drift
         self._models = models
+        self._shadow = shadow
 
     async def replay(
         self, caller: KeyRecord, request_id: str, target: str, overrides: dict[str, Any], info: CallInfo
@@ -119,9 +125,11 @@ class InsightsOperations:
         pairs = [(m, p) for m, p in drift.pairs() if (not model or m == model) and (not provider or p == provider)]
         return [h for h in (drift.model_health(m, p) for m, p in pairs) if h is not None]
 
-    async def analytics(self, caller: KeyRecord, team: str | None, since: float, until: float) -> Analytics:
-        """Spend per team, model and route with what the cheapest capable model would have cost; a team admin sees
-        only their own team."""
+    async def analytics(
+        self, caller: KeyRecord, team: str | None, since: float, until: float, route: str | None = None
+    ) -> Analytics:
+        """Spend per team, model and route with what the cheapest capable model would have cost, and the shadow
+        copies' comparisons; of one route when `route` is given. A team admin sees only their own team."""
         if caller.role is not Role.ADMIN:
             check_manages(caller, team or caller.team)
             team = caller.team
@@ -132,17 +140,19 @@ class InsightsOperations:
             UsageGroup(
                 team=group_team,
                 model=model,
-                route=route,
+                route=group_route,
                 requests=row.requests,
                 prompt_tokens=row.prompt_tokens,
                 completion_tokens=row.completion_tokens,
                 cost_usd=Decimal(str(row.cost_usd)),
                 cached_tokens=row.cached_tokens,
             )
-            for group_team, model, route, row in usage
+            for group_team, model, group_route, row in usage
+            if route is None or group_route == route
         ]
         savings = cheapest_alternatives(groups, self._models)
-        return Analytics(savings, calls, float(total_saving(savings)))
+        shadows = await self._shadow.summaries(since, until, team=team, route=route)
+        return Analytics(savings, calls, float(total_saving(savings)), shadows)
 
     async def _audited(self, caller: KeyRecord, request_id: str) -> AuditRecord:
         if not request_id:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from gateway.chat import ChatRequest, Usage
 from gateway.observe.refusal import AnswerEdges
 from gateway.observe.spans import NOOP_CALL, CallSpan
-from gateway.records.audit import AuditRecord
+from gateway.records.audit import SHADOW_KIND, AuditRecord
 from gateway.records.classification import Classification
 
 if TYPE_CHECKING:
@@ -40,6 +40,8 @@ class CallKind(StrEnum):
     STREAM = "stream"
     COMPARE = "compare"
     REPLAY = "replay"
+    SHADOW = SHADOW_KIND
+    """A copy of a route's call sent to its shadow model after the caller had its answer."""
 
 
 @dataclass(slots=True)

@@ -37,6 +37,7 @@ from gateway.pipeline.stages.limits import AdmitLimits
 from gateway.pipeline.stages.observe import ObserveCall
 from gateway.pipeline.stages.overload import ShedOverload
 from gateway.pipeline.stages.routing import PlanRoute
+from gateway.pipeline.stages.shadow import Mirror, MirrorToShadow
 from gateway.pipeline.stages.usage import SettleUsage
 from gateway.policy.keyring import KeyRing
 from gateway.policy.team_policies import TeamPolicies
@@ -81,8 +82,10 @@ class Pipeline:
         rng: random.Random | None = None,
         max_in_flight: int = 10_000,
         learned: LearnedStrategy | None = None,
+        shadow: Mirror | None = None,
     ) -> None:
-        """`learned`: the learned strategy and its profiles, when a route has strategy learned."""
+        """`learned`: the learned strategy and its profiles, when a route has strategy learned. `shadow`: what
+        copies a share of the calls of routes with a shadow model."""
         self._catalog = catalog
         self._counter = counter
         self._board = board
@@ -116,6 +119,7 @@ class Pipeline:
                 SettleUsage(counter, cache.hit_cost_usd),
                 CacheAnswers(cache, catalog),
                 OutputGuardrails(policies) if policies.has_output else None,
+                MirrorToShadow(shadow) if shadow is not None else None,
                 KeepBodies(teams) if audit_enabled else None,
             )
             if stage is not None

@@ -20,7 +20,7 @@ class AuditRecord:
     team: str = ""
     peer: str = ""
     kind: str = "chat"
-    """chat, stream, or compare."""
+    """chat, stream, compare, replay, or shadow (SHADOW_KIND)."""
     model: str = ""
     """What the caller asked for: a model or a route."""
     route: str = ""
@@ -55,6 +55,11 @@ class AuditRecord:
         return bool(self.provider) and (
             self.prompt_tokens > 0 or self.completion_tokens > 0 or self.cost_usd > 0 or self.cache is not None
         )
+
+
+SHADOW_KIND = "shadow"
+"""The kind of a call the gateway copied to a route's shadow model: its spend counts in no key's or team's budget or
+usage (insights/shadow.py keeps its own)."""
 
 
 class GroupBy(StrEnum):

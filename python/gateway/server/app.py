@@ -29,6 +29,7 @@ from gateway.config.schema import GatewayConfig, ServerConfig, TlsConfig
 from gateway.insights.evaluation import PolicyEvaluator
 from gateway.insights.feedback import FeedbackOperations
 from gateway.insights.operations import InsightsOperations
+from gateway.insights.shadow import ShadowTraffic
 from gateway.learning.profiles import ProfileBook, ProfileStore
 from gateway.ledger.audit import AuditLog, AuditSettings
 from gateway.ledger.budgets import BudgetBook
@@ -61,6 +62,7 @@ from gateway.store.database import default_url, open_engine, postgres_dsn
 from gateway.store.feedback import FeedbackStore, SqlProfileStore
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
+from gateway.store.shadow import ShadowStore
 from gateway.tokens import TokenCounter
 
 if TYPE_CHECKING:
@@ -170,12 +172,15 @@ class Gateway:
     limits: LocalLimits | SharedLimits
     shared_drift: SharedDrift | None = None
     feedback: FeedbackOperations | None = None
+    shadow: ShadowTraffic | None = None
 
     async def stop(self, grace: float) -> None:
         """Finishes in-flight calls, then writes every pending audit record before closing the database, and
         exports the last spans."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.shadow is not None:
+            await self.shadow.drain()  # the copies of calls just answered, with their audit records
         if isinstance(self.limits, SharedLimits):
             await self.limits.drain()
         if self.metrics_server is not None:
@@ -337,6 +342,7 @@ async def build_gateway(
     profiles = ProfileBook(half_lives, profile_store)
     model_configs = {name: catalog.pool(name)[0].model for name in catalog.model_names()}
     learned = LearnedStrategy(profiles, model_configs, time.time) if half_lives else None
+    shadow = ShadowTraffic(config.routes, ShadowStore(engine))
     pipeline = Pipeline(
         ring,
         catalog,
@@ -355,7 +361,9 @@ async def build_gateway(
         quotas=SharedQuotas(shared) if shared is not None and config.limits.backend != "memory" else Quotas(),
         max_in_flight=config.server.max_in_flight,
         learned=learned,
+        shadow=shadow if shadow.configured else None,
     )
+    shadow.bind(pipeline)
     known_models = frozenset(catalog.model_names()) | {r.name for r in catalog.routes()}
     admin = AdminOperations(tenancy, ledger, retention, known_models, cache)
 
@@ -364,7 +372,7 @@ async def build_gateway(
     servicer = GatewayServicer(pipeline, ring, config.server.max_input_chars)
     gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, registrar)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, ring), registrar)
-    insights = InsightsOperations(pipeline, ledger, drift, config.models, shared_drift=shared_drift)
+    insights = InsightsOperations(pipeline, ledger, drift, config.models, shadow, shared_drift=shared_drift)
     feedback_store = FeedbackStore(engine)
     feedback = FeedbackOperations(
         config.feedback,
@@ -450,6 +458,7 @@ async def build_gateway(
         limits,
         shared_drift,
         feedback,
+        shadow,
     )
 
 

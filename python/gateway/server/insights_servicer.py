@@ -28,6 +28,7 @@ from gateway.server.admin_convert import seconds, timestamp
 from gateway.server.convert import chat_request_from_proto, route_to_proto, usage_to_proto
 from gateway.server.errors import unary
 from gateway.server.servicer import call_info
+from gateway.store.shadow import ShadowSummary
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _ANALYTICS_RANGE_S = 7 * 86_400.0
@@ -109,10 +110,13 @@ class InsightsServicer(insights_pb2_grpc.InsightsServicer):
         caller = self._caller(context)
         until = seconds(request, "until") or time.time()
         since = seconds(request, "since") or until - _ANALYTICS_RANGE_S
-        analytics = await self._ops.analytics(caller, request.team or None, since, until)
+        analytics = await self._ops.analytics(caller, request.team or None, since, until, request.route or None)
         rows = _analytics_rows(analytics)
         return pb.GetAnalyticsResponse(
-            rows=rows, total_cost_usd=sum(r.cost_usd for r in rows), total_saving_usd=analytics.total_saving_usd
+            rows=rows,
+            total_cost_usd=sum(r.cost_usd for r in rows),
+            total_saving_usd=analytics.total_saving_usd,
+            shadows=[_shadow_summary(s) for s in analytics.shadows],
         )
 
     @unary
@@ -198,6 +202,24 @@ def _policy_estimate(value: PolicyValue) -> pb.PolicyEstimate:
         objective=estimate(value.objective),
         quality=estimate(value.quality),
         cost_usd=estimate(value.cost_usd),
+    )
+
+
+def _shadow_summary(summary: ShadowSummary) -> pb.ShadowSummary:
+    return pb.ShadowSummary(
+        route=summary.route,
+        primary_model=summary.primary_model,
+        shadow_model=summary.shadow_model,
+        mirrored=summary.mirrored,
+        answered=summary.answered,
+        failed=summary.failed,
+        refused=summary.refused,
+        over_budget=summary.over_budget,
+        primary_latency_ms=summary.primary_latency_ms,
+        shadow_latency_ms=summary.shadow_latency_ms,
+        primary_cost_usd=summary.primary_cost_usd,
+        shadow_cost_usd=summary.shadow_cost_usd,
+        mean_similarity=summary.similarity,
     )
 
 

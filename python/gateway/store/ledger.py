@@ -15,7 +15,7 @@ from sqlalchemy import JSON, ColumnElement, Dialect, RowMapping, Table, and_, ca
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 
-from gateway.records.audit import AuditFilter, AuditRecord, GroupBy, UsageFilter, UsageRow
+from gateway.records.audit import SHADOW_KIND, AuditFilter, AuditRecord, GroupBy, UsageFilter, UsageRow
 from gateway.store.database import writer_engine
 from gateway.store.tables import audit, ledger
 
@@ -131,9 +131,9 @@ class LedgerStore:
 
     async def call_stats(self, where: UsageFilter) -> dict[tuple[str, str, str], tuple[int, int, float]]:
         """From the audit log, per team, model (the serving one, else the one asked for) and route: calls, failed
-        calls and mean latency in ms."""
+        calls and mean latency in ms (shadow copies left out)."""
         model = func.coalesce(func.nullif(audit.c.served_model, ""), audit.c.model)
-        condition = (audit.c.at >= where.since) & (audit.c.at < where.until)
+        condition = (audit.c.at >= where.since) & (audit.c.at < where.until) & (audit.c.kind != SHADOW_KIND)
         if where.team is not None:
             condition = condition & (audit.c.team == where.team)
         query = (
@@ -196,7 +196,8 @@ class LedgerStore:
 
 
 def _usage_where(where: UsageFilter) -> ColumnElement[bool]:
-    condition = (ledger.c.at >= where.since) & (ledger.c.at < where.until)
+    """Shadow copies are left out: their spend is the route's shadow budget's, never a key's or team's."""
+    condition = (ledger.c.at >= where.since) & (ledger.c.at < where.until) & (ledger.c.kind != SHADOW_KIND)
     if where.team is not None:
         condition = condition & (ledger.c.team == where.team)
     if where.key_id is not None:

@@ -5,7 +5,7 @@ Times are epoch seconds (float): portable, cheap to compare, and what the code a
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Double, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Boolean, Column, Double, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -141,4 +141,31 @@ profile_sums = Table(
     Column("epoch", Double, primary_key=True),
     Column("field", String(32), primary_key=True),
     Column("value", Double, nullable=False),
+)
+
+# Shadow traffic: per mirrored call, how the candidate model's answer compared with the primary's. The shadow call
+# itself is in the audit log (kind "shadow", `shadow_request_id`), its answer there as the team's body policy allows.
+shadow_calls = Table(
+    "shadow_calls",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("at", Double, nullable=False),
+    Column("route", String(256), nullable=False),
+    Column("team", String(128), nullable=False),
+    Column("primary_model", String(256), nullable=False),
+    Column("shadow_model", String(256), nullable=False),
+    Column("shadow_request_id", String(64), nullable=False),
+    # OK, the status the shadow call ended with, or OVER_BUDGET.
+    Column("status", String(32), nullable=False),
+    # Whether the copy reached the shadow's provider: not when the gateway's policies (key access, residency,
+    # guardrails) refused it, or the budget was spent.
+    Column("sent", Boolean, nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("primary_latency_ms", Double, nullable=False),
+    Column("shadow_latency_ms", Double, nullable=False),
+    Column("primary_cost_usd", Double, nullable=False),
+    Column("shadow_cost_usd", Double, nullable=False),
+    # Word cosine of the two answers (insights/similarity.py); NULL unless the shadow answered.
+    Column("similarity", Double),
+    Index("ix_shadow_calls_route_at", "route", "at"),
 )

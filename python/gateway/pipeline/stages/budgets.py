@@ -4,7 +4,7 @@ stage, with the key's rate limits, all or none)."""
 from __future__ import annotations
 
 from gateway.ledger.budgets import BudgetBook
-from gateway.pipeline.call import Call
+from gateway.pipeline.call import Call, CallKind
 from gateway.pipeline.stage import BaseStage
 
 
@@ -17,7 +17,7 @@ class DowngradeOnBudget(BaseStage):
     def enter(self, call: Call) -> None:
         key = call.key
         assert key is not None
-        if not self._budgets.governs(key):
+        if call.kind is CallKind.SHADOW or not self._budgets.governs(key):  # a shadow keeps its model
             return
         cheaper = self._budgets.downgrade(key)
         if cheaper is not None and cheaper != call.request.model:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable
 from gateway.cache.entries import MISS
 from gateway.cache.service import CachePlan, ResponseCache
 from gateway.chat import ChatDelta, ChatResult, ToolCall
-from gateway.pipeline.call import Call
+from gateway.pipeline.call import Call, CallKind
 from gateway.pipeline.stage import BaseStage
 from gateway.routing.catalog import ModelCatalog
 
@@ -26,6 +26,8 @@ class CacheAnswers(BaseStage):
         self._catalog = catalog
 
     def enter(self, call: Call) -> Awaitable[None] | None:
+        if call.kind is CallKind.SHADOW:
+            return None  # a shadow is there to see what its model answers now; its answer serves no one
         assert call.key is not None
         assert call.plan is not None
         candidates = call.plan.candidates

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Mapping
 
 from gateway.chat import ChatDelta, ToolCallDelta
-from gateway.pipeline.call import Call
+from gateway.pipeline.call import Call, CallKind
 from gateway.pipeline.stage import BaseStage
 from gateway.policy.guardrails import AnomalyDetector, InputOutcome, OutputGuard, OutputStream
 from gateway.policy.guardrails.input import OFF_LOOP_MIN_CHARS
@@ -59,13 +59,15 @@ class WatchAnomalies(BaseStage):
 
     def enter(self, call: Call) -> None:
         assert call.key is not None
+        if call.kind is CallKind.SHADOW:
+            return  # the gateway's copy of a call, not the key's behaviour
         verdict = self._detector.observe_request(call.key.id, TokenCounter.upper_bound(call.request))
         if verdict.actions:
             call.record.guardrails.extend(action_records(verdict.actions))
         verdict.enforce()
 
     def exit(self, call: Call, error: BaseException | None) -> None:
-        if not call.admitted:
+        if not call.admitted or call.kind is CallKind.SHADOW:
             return
         assert call.key is not None
         verdict = self._detector.observe_answer(call.key.id, call.record.completion_tokens, error=error is not None)

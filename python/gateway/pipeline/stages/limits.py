@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
-from gateway.pipeline.call import Call
+from gateway.pipeline.call import Call, CallKind
 from gateway.pipeline.stage import BaseStage
 from gateway.state.admission import LocalLimits, SharedLimits, Ticket
 
@@ -19,6 +19,8 @@ class AdmitLimits(BaseStage):
         self._limits = limits
 
     def enter(self, call: Call) -> Awaitable[None] | None:
+        if call.kind is CallKind.SHADOW:
+            return None  # a shadow spends its route's shadow budget, never its caller's limits or budgets
         key = call.key
         assert key is not None
         estimate = call.estimate
