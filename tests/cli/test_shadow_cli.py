@@ -53,7 +53,7 @@ def test_shadow_report(server: Server) -> None:
         code, out, err = run(server, "shadow", "report", "mirrored", "--json")
         assert code == 0, err
         found = json.loads(out)
-        if found and found[0].get("answered") == "3" or time.monotonic() > deadline:
+        if (found and found[0].get("answered") == "3") or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     [summary] = found
