@@ -1,5 +1,5 @@
-"""`gateway keys | teams | budget | usage | audit | replay | profiles | evaluate-policy | shadow | compare`: the
-Admin and Insights APIs from the command line.
+"""`gateway keys | teams | budget | usage | audit | replay | profiles | evaluate-policy | analytics | shadow |
+compare`: the Admin and Insights APIs from the command line.
 
 The admin (or team admin) key comes from env GATEWAY_ADMIN_KEY, the address from --address or env GATEWAY_ADDR;
 --json prints machine-readable output (`keys create --json` puts the new key under "key").
@@ -111,6 +111,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     evaluate.add_argument("--route", required=True, help="a learned route")
     evaluate.add_argument("--since", type=_duration, default=30 * 86_400.0, help="how far back, e.g. 7d (default 30d)")
+    analytics = _command(
+        commands, "analytics", "spend with cheaper alternatives, and how call features relate to outcomes", _analytics
+    )
+    analytics.add_argument("--since", type=_duration, default=7 * 86_400.0, help="how far back, e.g. 30d (default 7d)")
+    analytics.add_argument("--team", default="", help="one team (admins; a team admin sees its own)")
+    analytics.add_argument("--route", default="", help="one route")
+    analytics.add_argument("--metric", default="", help="the feedback metric taken as quality (default: the first)")
     shadow = commands.add_parser("shadow", help="shadow traffic: how a route's shadow model compares").add_subparsers(
         required=True, metavar="ACTION"
     )
@@ -654,6 +661,60 @@ def _evaluate(args: argparse.Namespace) -> int:
         rows.append((p.policy, *figures, f"{p.support:.0%}", str(p.matched), p.reason))
     sys.stdout.write(f"route {response.route}: {response.rated_calls} calls with feedback\n")
     print_table(rows)
+    return 0
+
+
+def _analytics(args: argparse.Namespace) -> int:
+    request = insights_pb2.GetAnalyticsRequest(
+        team=args.team, route=args.route, quality_metric=args.metric, since=_timestamp(time.time() - args.since)
+    )
+    with _insights(args) as (stub, call):
+        response: insights_pb2.GetAnalyticsResponse = stub.GetAnalytics(request, **call)
+    if args.json:
+        print_json(response)
+        return 0
+    spend = [("TEAM", "MODEL", "ROUTE", "CALLS", "COST $", "CHEAPEST", "SAVING $")]
+    spend += [
+        (r.team, r.model, r.route or "-", str(r.calls), f"{r.cost_usd:.6f}", r.cheapest_model, f"{r.saving_usd:.6f}")
+        for r in response.rows
+    ]
+    print_table(spend)
+    sys.stdout.write(f"\nrelationships in {response.analysed_calls} answered calls (associations, not causes)\n")
+    related = [("MODEL", "FEATURE", "OUTCOME", "CALLS", "ETA²", "MOST APART (MEAN, COHEN'S D)")]
+    for r in sorted(response.relationships, key=lambda r: -r.eta_squared):
+        apart = max(r.groups, key=lambda g: abs(g.effect))
+        related.append(
+            (
+                r.model,
+                r.feature,
+                r.outcome,
+                str(r.calls),
+                f"{r.eta_squared:.2f}",
+                f"{apart.value}: {apart.mean:.4g}, d={apart.effect:+.2f}",
+            )
+        )
+    print_table(related)
+    metric = response.quality_metric or "none declared"
+    sys.stdout.write(f"\ncheaper models (quality metric: {metric})\n")
+    cheaper = [("QUERY TYPE", "MODEL", "CHEAPER", "BASIS", "VALUE (95% CI)", "EVIDENCE", "COST RATIO", "AS WELL")]
+    cheaper += [
+        (
+            a.query_type,
+            a.model,
+            a.cheaper_model,
+            a.basis,
+            f"{a.value:+.3f} [{a.low:+.3f}, {a.high:+.3f}]",
+            str(a.evidence),
+            f"{a.cost_ratio:.2f}",
+            "yes" if a.as_well else "no",
+        )
+        for a in response.cheaper
+    ]
+    print_table(cheaper)
+    sys.stdout.write(
+        f"\n{response.share_handled_by_cheaper:.0%} of the calls with a query type could be handled as well by a "
+        f"cheaper model, costing ${response.cheaper_saving_usd:.6f} less\n"
+    )
     return 0
 
 

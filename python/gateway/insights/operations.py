@@ -13,11 +13,21 @@ from decimal import Decimal
 from typing import Any
 
 from gateway.chat import ChatRequest
+from gateway.config.learning import FeedbackConfig, FeedbackMetricConfig
 from gateway.config.schema import ModelConfig
 from gateway.errors import FailedPrecondition, InvalidRequest, NotFound, PermissionDenied
+from gateway.insights.correlations import (
+    CallFacts,
+    Cheaper,
+    Relationship,
+    ShadowFacts,
+    cheaper_models,
+    relationships,
+)
 from gateway.insights.runner import Outcome, request_from_audit, run
 from gateway.insights.shadow import ShadowTraffic
 from gateway.insights.similarity import word_cosine
+from gateway.learning.ratings import quality
 from gateway.observe.drift import DriftMonitor, ModelHealth
 from gateway.observe.drift_share import SharedDrift
 from gateway.observe.savings import Saving, UsageGroup, cheapest_alternatives, total_saving
@@ -25,10 +35,13 @@ from gateway.pipeline import CallInfo, CallKind, Pipeline
 from gateway.policy.access import check_manages
 from gateway.records.audit import AuditFilter, AuditRecord, UsageFilter
 from gateway.records.governance import KeyRecord, Role
+from gateway.store.analytics import AnalyticsStore, CallRow
 from gateway.store.ledger import LedgerStore
 from gateway.store.shadow import ShadowSummary
 
 MAX_TARGETS = 8
+MAX_ANALYSED_CALLS = 100_000
+"""The relationships read at most this many calls, the latest of the range: bounded time and memory."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +68,11 @@ class Analytics:
     total_saving_usd: float
     shadows: list[ShadowSummary]
     """Per route, primary model and shadow model: how the shadow's copies compared."""
+    relationships: list[Relationship]
+    cheaper: Cheaper
+    analysed_calls: int
+    """The answered calls the relationships read (the latest MAX_ANALYSED_CALLS of the range at most)."""
+    quality_metric: str
 
 
 class InsightsOperations:
@@ -65,6 +83,8 @@ class InsightsOperations:
         drift: DriftMonitor | None,
         models: list[ModelConfig],
         shadow: ShadowTraffic,
+        facts: AnalyticsStore,
+        metrics: FeedbackConfig,
         *,
         shared_drift: SharedDrift | None = None,
     ) -> None:
@@ -76,6 +96,8 @@ class InsightsOperations:
         self._shared_drift = shared_drift
         self._models = models
         self._shadow = shadow
+        self._facts = facts
+        self._metrics = metrics
 
     async def replay(
         self, caller: KeyRecord, request_id: str, target: str, overrides: dict[str, Any], info: CallInfo
@@ -126,10 +148,19 @@ class InsightsOperations:
         return [h for h in (drift.model_health(m, p) for m, p in pairs) if h is not None]
 
     async def analytics(
-        self, caller: KeyRecord, team: str | None, since: float, until: float, route: str | None = None
+        self,
+        caller: KeyRecord,
+        team: str | None,
+        since: float,
+        until: float,
+        route: str | None = None,
+        quality_metric: str = "",
     ) -> Analytics:
-        """Spend per team, model and route with what the cheapest capable model would have cost, and the shadow
-        copies' comparisons; of one route when `route` is given. A team admin sees only their own team."""
+        """Spend per team, model and route with what the cheapest capable model would have cost, the shadow
+        copies' comparisons, and the relationships of the calls' features with how they went; of one route when
+        `route` is given. A team admin sees only their own team. `quality_metric`: the feedback metric that
+        measures quality (default: the first declared)."""
+        metric = self._quality_metric(quality_metric)
         if caller.role is not Role.ADMIN:
             check_manages(caller, team or caller.team)
             team = caller.team
@@ -152,7 +183,37 @@ class InsightsOperations:
         ]
         savings = cheapest_alternatives(groups, self._models)
         shadows = await self._shadow.summaries(since, until, team=team, route=route)
-        return Analytics(savings, calls, float(total_saving(savings)), shadows)
+        rows = await self._facts.calls(since, until, team, route, metric.name if metric else "", MAX_ANALYSED_CALLS)
+        copies = await self._facts.shadows(since, until, team, route)
+        prices = {m.name: m.input_cost_per_mtok + m.output_cost_per_mtok for m in self._models}
+        facts = [_facts(row, metric) for row in rows]
+        shadow_facts = [
+            ShadowFacts(_query_type(copy.learned), copy.model, copy.shadow_model, copy.similarity) for copy in copies
+        ]
+        found, cheaper = await asyncio.to_thread(
+            lambda: (relationships(facts), cheaper_models(facts, shadow_facts, prices))
+        )
+        return Analytics(
+            savings,
+            calls,
+            float(total_saving(savings)),
+            shadows,
+            found,
+            cheaper,
+            len(facts),
+            metric.name if metric else "",
+        )
+
+    def _quality_metric(self, name: str) -> FeedbackMetricConfig | None:
+        if not name:
+            return self._metrics.metrics[0] if self._metrics.metrics else None
+        metric = self._metrics.metric(name)
+        if metric is None:
+            declared = ", ".join(m.name for m in self._metrics.metrics) or "none"
+            raise InvalidRequest(
+                f"quality_metric {name!r} is not declared; declared metrics: {declared}", reason="UNKNOWN_METRIC"
+            )
+        return metric
 
     async def _audited(self, caller: KeyRecord, request_id: str) -> AuditRecord:
         if not request_id:
@@ -165,6 +226,17 @@ class InsightsOperations:
         if caller.role is not Role.ADMIN:
             check_manages(caller, record.team)
         return record
+
+
+def _query_type(learned: dict[str, Any] | None) -> str:
+    return str(learned.get("query_type", "")) if learned else ""
+
+
+def _facts(row: CallRow, metric: FeedbackMetricConfig | None) -> CallFacts:
+    rated = None if row.rating is None or metric is None else quality(metric, row.rating)
+    return CallFacts(
+        row.model, row.at, row.prompt_tokens, _query_type(row.learned), row.latency_ms, row.cost_usd, rated
+    )
 
 
 def check_insights(caller: KeyRecord) -> None:

@@ -58,6 +58,7 @@ from gateway.server.servicer import GatewayServicer
 from gateway.state.admission import LocalLimits, SharedLimits
 from gateway.state.failures import AUTH_BLOCK_NOTICE, SharedFailures
 from gateway.state.notices import LocalNotices, Notice, Notices, PostgresNotices, RedisNotices
+from gateway.store.analytics import AnalyticsStore
 from gateway.store.database import default_url, open_engine, postgres_dsn
 from gateway.store.feedback import FeedbackStore, SqlProfileStore
 from gateway.store.governance import GovernanceStore
@@ -372,7 +373,16 @@ async def build_gateway(
     servicer = GatewayServicer(pipeline, ring, config.server.max_input_chars)
     gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, registrar)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, ring), registrar)
-    insights = InsightsOperations(pipeline, ledger, drift, config.models, shadow, shared_drift=shared_drift)
+    insights = InsightsOperations(
+        pipeline,
+        ledger,
+        drift,
+        config.models,
+        shadow,
+        AnalyticsStore(engine),
+        config.feedback,
+        shared_drift=shared_drift,
+    )
     feedback_store = FeedbackStore(engine)
     feedback = FeedbackOperations(
         config.feedback,

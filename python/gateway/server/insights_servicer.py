@@ -13,6 +13,7 @@ from llmgateway.v1 import insights_pb2_grpc
 
 from gateway.chat import Usage
 from gateway.errors import InvalidRequest
+from gateway.insights.correlations import Relationship
 from gateway.insights.evaluation import PolicyEvaluator
 from gateway.insights.feedback import FeedbackOperations
 from gateway.insights.operations import Analytics, InsightsOperations, check_insights
@@ -110,13 +111,21 @@ class InsightsServicer(insights_pb2_grpc.InsightsServicer):
         caller = self._caller(context)
         until = seconds(request, "until") or time.time()
         since = seconds(request, "since") or until - _ANALYTICS_RANGE_S
-        analytics = await self._ops.analytics(caller, request.team or None, since, until, request.route or None)
+        analytics = await self._ops.analytics(
+            caller, request.team or None, since, until, request.route or None, request.quality_metric
+        )
         rows = _analytics_rows(analytics)
         return pb.GetAnalyticsResponse(
             rows=rows,
             total_cost_usd=sum(r.cost_usd for r in rows),
             total_saving_usd=analytics.total_saving_usd,
             shadows=[_shadow_summary(s) for s in analytics.shadows],
+            relationships=[_relationship(r) for r in analytics.relationships],
+            cheaper=[pb.CheaperAlternative(**dataclasses.asdict(a)) for a in analytics.cheaper.alternatives],
+            share_handled_by_cheaper=analytics.cheaper.share_as_well,
+            cheaper_saving_usd=analytics.cheaper.saving_usd,
+            analysed_calls=analytics.analysed_calls,
+            quality_metric=analytics.quality_metric,
         )
 
     @unary
@@ -202,6 +211,17 @@ def _policy_estimate(value: PolicyValue) -> pb.PolicyEstimate:
         objective=estimate(value.objective),
         quality=estimate(value.quality),
         cost_usd=estimate(value.cost_usd),
+    )
+
+
+def _relationship(found: Relationship) -> pb.Relationship:
+    return pb.Relationship(
+        model=found.model,
+        feature=found.feature,
+        outcome=found.outcome,
+        calls=found.calls,
+        eta_squared=found.eta_squared,
+        groups=[pb.FeatureGroup(value=g.value, calls=g.calls, mean=g.mean, effect=g.effect) for g in found.groups],
     )
 
 
