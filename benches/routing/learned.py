@@ -270,9 +270,13 @@ def _report(
     for a in range(CALLS, CALLS + DRIFT_CALLS, 250):
         code = [p for k, p in zip(kinds[a : a + 250], picks[a : a + 250], strict=True) if k == "code"]
         print(f"  calls {a + 1:,}-{a + 250:,}: {code.count('m1') / len(code):.0%} of {len(code)}")
-    print("routing decision per call, median CPU time of the thread (same requests, query type included):")
-    learned_us, fallback_us = statistics.median(plan_ns) / 1000, statistics.median(fallback_ns) / 1000
-    print(f"  learned {learned_us:.1f} us, fallback {fallback_us:.1f} us: overhead {learned_us - fallback_us:.1f} us")
+    print("routing decision per call, CPU time of the thread (same requests, query type included):")
+    for name, figure in (("median", statistics.median), ("mean", statistics.fmean)):
+        learned_us, fallback_us = figure(plan_ns) / 1000, figure(fallback_ns) / 1000
+        print(
+            f"  {name}: learned {learned_us:.1f} us, fallback {fallback_us:.1f} us: "
+            f"overhead {learned_us - fallback_us:.1f} us"
+        )
     print("query types seen: " + ", ".join(sorted({p.query_type for p in profiles.profiles(float(len(picks)))})))
 
 

@@ -91,8 +91,8 @@ class PolicyEvaluator:
             key = (call.query_type, eligible, call.prompt_tokens)
             found = cache.get(key)
             if found is None:
-                _, choice = self._strategy.decide(route, call.query_type, list(eligible), key[2], None)
-                found = cache[key] = choice.probabilities
+                _, odds = self._strategy.decide(route, call.query_type, list(eligible), key[2], None)
+                found = cache[key] = odds.probabilities
             return found
 
         def logged(call: LoggedCall) -> Mapping[str, float]:

@@ -1,19 +1,21 @@
 """The `learned` strategy's choice among a query type's arms: Thompson sampling with bounded exploration, and the
-probability with which every arm was chosen (logged, so that other policies can be evaluated offline).
+probability with which every arm is picked (logged, so that other policies can be evaluated offline).
 
 Pure: estimates in, a choice out; the profiles and the clock are the router's.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 DRAWS = 128
-"""Posterior draws per choice: the first picks the arm (Thompson sampling), all of them estimate each arm's chance of
-being picked, to within about 4 points (one standard error at p = 0.5)."""
+"""Posterior draws that estimate each arm's chance of winning, to within about 4 points (one standard error at
+p = 0.5)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,33 +85,44 @@ class Normals:
         return taken.reshape(rows, columns)
 
 
-def choose(arms: list[ArmEstimate], *, exploration: float, cold: bool, normals: Normals) -> Choice:
-    """`arms` in the route's configured order, at least one."""
+@dataclass(frozen=True, slots=True)
+class Chances:
+    """The policy for calls of one query type: each arm's probability of being picked. A call draws its pick from
+    these, so the probability logged with it is exactly the one it was picked with (offline evaluation divides by
+    it)."""
+
+    models: tuple[str, ...]
+    probabilities: dict[str, float]
+    cumulative: tuple[float, ...]
+    best: int
+    """The arm with the best estimate (in cold start, the configured first): a pick of another is exploring."""
+    cold: bool
+
+    def pick(self, uniform: float) -> Choice:
+        """The arm a uniform draw in [0, 1) lands on."""
+        index = min(bisect.bisect_right(self.cumulative, uniform), len(self.models) - 1)
+        return Choice(self.models[index], self.probabilities, explored=index != self.best, cold=self.cold)
+
+
+def chances(arms: list[ArmEstimate], *, exploration: float, cold: bool, normals: Normals) -> Chances:
+    """`arms` in the route's configured order, at least one. Thompson sampling's chances (the share of DRAWS
+    posterior draws each arm wins), with exploration beyond the bound cut back in proportion: each other arm keeps
+    its share of what remains. In cold start, the configured first takes 1 - exploration and the others share the
+    rest."""
+    models = tuple(a.model for a in arms)
     if len(arms) == 1:
-        return Choice(arms[0].model, {arms[0].model: 1.0}, explored=False, cold=cold)
+        return Chances(models, {models[0]: 1.0}, (1.0,), 0, cold)
     if cold:
-        return _cold(arms, exploration, normals.rng)
-    means = [a.objective for a in arms]
-    draws = normals.take(DRAWS, len(arms)) * [a.sd for a in arms] + means
-    winners = draws.argmax(axis=1)
-    shares = np.bincount(winners, minlength=len(arms)).tolist()
-    greedy = max(range(len(arms)), key=means.__getitem__)
-    pick = int(winners[0])
-    exploring = 1.0 - shares[greedy] / DRAWS
-    # Exploration beyond the bound is cut back in proportion: each other arm keeps its share of what remains.
-    keep = 1.0 if exploring <= exploration else exploration / exploring
-    if pick != greedy and keep < 1.0 and normals.rng.random() >= keep:
-        pick = greedy
-    probabilities = {a.model: shares[i] / DRAWS * keep for i, a in enumerate(arms) if i != greedy}
-    probabilities[arms[greedy].model] = 1.0 - sum(probabilities.values())
-    return Choice(arms[pick].model, probabilities, explored=pick != greedy, cold=False)
-
-
-def _cold(arms: list[ArmEstimate], exploration: float, rng: np.random.Generator) -> Choice:
-    others = len(arms) - 1
-    probabilities = {a.model: exploration / others for a in arms[1:]}
-    probabilities[arms[0].model] = 1.0 - exploration
-    if rng.random() < exploration:
-        pick = arms[1 + int(rng.integers(others))].model
-        return Choice(pick, probabilities, explored=True, cold=True)
-    return Choice(arms[0].model, probabilities, explored=False, cold=True)
+        shares = [1.0 - exploration] + [exploration / (len(arms) - 1)] * (len(arms) - 1)
+        best = 0
+    else:
+        means = [a.objective for a in arms]
+        draws = normals.take(DRAWS, len(arms)) * [a.sd for a in arms] + means
+        wins = np.bincount(draws.argmax(axis=1), minlength=len(arms)).tolist()
+        best = max(range(len(arms)), key=means.__getitem__)
+        exploring = 1.0 - wins[best] / DRAWS
+        keep = 1.0 if exploring <= exploration else exploration / exploring
+        shares = [w / DRAWS * keep for w in wins]
+        shares[best] = 0.0
+        shares[best] = 1.0 - sum(shares)
+    return Chances(models, dict(zip(models, shares, strict=True)), tuple(itertools.accumulate(shares)), best, cold)
