@@ -12,6 +12,8 @@ from llmgateway.v1 import insights_pb2_grpc
 
 from gateway.server.app import Gateway
 from tests.admin.helpers import Admin, bearer, chat_request, reason_of
+from tests.fakes import FakeOpenAI
+from tests.fakes.fixtures import FakeProviders
 from tests.server.fixtures import AUTH, StartGateway
 
 # `bad` answers badly every time and `good` well, on every prompt: a learned route must come to prefer `good`.
@@ -215,3 +217,28 @@ async def test_instances_on_one_database_share_the_profiles(start_gateway: Start
     assert (profile.model, profile.query_type) == (call.model, call.route.learned.query_type)
     assert profile.calls == pytest.approx(1.0, rel=1e-3)
     assert profile.feedback == pytest.approx(1.0, rel=1e-3)
+
+
+async def test_profiles_count_refusals(start_gateway: StartGateway, fake_providers: FakeProviders) -> None:
+    fake: FakeOpenAI = await fake_providers.start("openai")
+    config = f"""
+providers:
+  - {{name: openai, type: openai, base_url: '{fake.url}', api_key_env: {fake.key_env}}}
+models:
+  - {{name: gpt, provider: openai, upstream_model: gpt-4o}}
+feedback: {{metrics: [{{name: thumbs, type: boolean}}]}}
+routes:
+  - {{name: smart, strategy: learned, targets: [{{model: gpt}}], learned: {{quality: thumbs}}}}
+"""
+    _, channel = await start_gateway(config)
+    admin = Admin.on(channel)
+    insights = insights_pb2_grpc.InsightsStub(channel)
+    fake.reply("I'm sorry, but I can't help with that request.")
+    fake.reply("The Danube flows through ten countries, from Germany to the Black Sea.")
+    fake.reply("I'm sorry, but I can't help with that request.", times=2)
+    for _ in range(3):
+        await admin.gateway.Chat(chat_request("smart", text="Name a river"), metadata=AUTH)
+    [chunk async for chunk in admin.gateway.ChatStream(chat_request("smart", text="Name a river"), metadata=AUTH)]
+    [profile] = (await insights.GetProfiles(pb.GetProfilesRequest(route="smart"), metadata=AUTH)).profiles
+    assert profile.calls == pytest.approx(4.0, rel=1e-3)
+    assert profile.refusal_rate == pytest.approx(0.75, rel=1e-3)

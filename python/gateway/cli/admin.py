@@ -606,7 +606,7 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-_ProfileFigure = Literal["error_rate", "latency_p50_s", "latency_p90_s", "cost_usd"]
+_ProfileFigure = Literal["error_rate", "refusal_rate", "latency_p50_s", "latency_p90_s", "cost_usd"]
 
 
 def _profiles(args: argparse.Namespace) -> int:
@@ -620,7 +620,21 @@ def _profiles(args: argparse.Namespace) -> int:
     def shown(profile: insights_pb2.ModelProfile, field: _ProfileFigure, form: str) -> str:
         return format(getattr(profile, field), form) if profile.HasField(field) else "-"
 
-    rows = [("ROUTE", "QUERY TYPE", "MODEL", "CALLS", "FEEDBACK", "QUALITY", "ERRORS", "P50 S", "P90 S", "COST $")]
+    rows = [
+        (
+            "ROUTE",
+            "QUERY TYPE",
+            "MODEL",
+            "CALLS",
+            "FEEDBACK",
+            "QUALITY",
+            "ERRORS",
+            "REFUSALS",
+            "P50 S",
+            "P90 S",
+            "COST $",
+        )
+    ]
     for p in response.profiles:
         quality = "-" if not p.HasField("quality") else f"{p.quality:.2f}±{p.quality_sd:.2f}"
         rows.append(
@@ -632,6 +646,7 @@ def _profiles(args: argparse.Namespace) -> int:
                 f"{p.feedback:.1f}",
                 quality,
                 shown(p, "error_rate", ".1%"),
+                shown(p, "refusal_rate", ".1%"),
                 shown(p, "latency_p50_s", ".2f"),
                 shown(p, "latency_p90_s", ".2f"),
                 shown(p, "cost_usd", ".6f"),

@@ -1,6 +1,6 @@
-"""Running profiles per (route, query type, model): calls, errors, quality from feedback, cost, answer length and
-latency, each a sum that decays with the route's half-life, so old evidence fades and a model that got worse is
-noticed.
+"""Running profiles per (route, query type, model): calls, errors, refusals, quality from feedback, cost, answer
+length and latency, each a sum that decays with the route's half-life, so old evidence fades and a model that got
+worse is noticed.
 
 Decay without rewriting: an observation x at time t is stored as x * 2^((t - epoch) / half_life) in the row of its
 epoch (a span of EPOCH_HALF_LIVES half-lives), and read at time `now` as the row's sum times
@@ -47,6 +47,8 @@ class Profile:
     model: str
     calls: float
     errors: float
+    refusals: float
+    """Answered calls whose answer declined the request (observe/refusal.py)."""
     feedback: float
     """Feedback on the route's quality metric."""
     quality_sum: float
@@ -74,6 +76,11 @@ class Profile:
     @property
     def error_rate(self) -> float | None:
         return self.errors / self.calls if self.calls > 0 else None
+
+    @property
+    def refusal_rate(self) -> float | None:
+        """Of the answered calls."""
+        return self.refusals / self.ok_calls if self.ok_calls > 0 else None
 
     @property
     def cost_usd(self) -> float | None:
@@ -135,12 +142,15 @@ class ProfileBook:
         latency_s: float,
         cost_usd: float,
         answer_tokens: int,
+        refused: bool = False,
     ) -> None:
-        """A call the route served (ok) or failed."""
+        """A call the route served (ok; `refused` when its answer declined the request) or failed."""
         fields = {"calls": 1.0}
         if ok:
             fields.update({"cost_usd": cost_usd, "answer_tokens": float(answer_tokens), "latency_s": latency_s})
             fields[latency_field(latency_s)] = 1.0
+            if refused:
+                fields["refusals"] = 1.0
         else:
             fields["errors"] = 1.0
         self._add(arm, at, fields)
@@ -203,6 +213,7 @@ class ProfileBook:
             *arm,
             calls=sums["calls"],
             errors=sums["errors"],
+            refusals=sums["refusals"],
             feedback=sums["feedback"],
             quality_sum=sums["quality"],
             cost_usd_sum=sums["cost_usd"],

@@ -76,7 +76,8 @@ class Answer:
     counted_tokens: int = 0
     """The answer's tokens as the gateway counted them while they passed: what a stream cut short is billed for."""
     edges: AnswerEdges | None = None
-    """The answer's first and last characters as sent, kept only when drift monitoring reads them."""
+    """The answer's first and last characters as sent, kept only when something scores refusals: drift monitoring
+    (observe), a learned route's profile (route)."""
     usage: Usage | None = None
     """The usage the call is billed for, once settled."""
     cost_usd: float = 0.0

@@ -191,6 +191,7 @@ def _profile(profile: Profile) -> pb.ModelProfile:
         quality=profile.quality,
         quality_sd=profile.quality_sd,
         error_rate=profile.error_rate,
+        refusal_rate=profile.refusal_rate,
         latency_p50_s=profile.latency_quantile(0.5),
         latency_p90_s=profile.latency_quantile(0.9),
         cost_usd=profile.cost_usd,

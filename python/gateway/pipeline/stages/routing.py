@@ -1,6 +1,6 @@
 """Which targets may serve the call, in what order: the route's strategy over the candidates that fit the request,
 narrowed to those the team's residency rule allows for this data. A learned route's calls, once over, go into its
-profiles."""
+profiles (with whether the answer was a refusal)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 from gateway.learning.profiles import ProfileBook
 from gateway.ledger.budgets import BudgetBook
 from gateway.ledger.cost import estimate
+from gateway.observe.refusal import AnswerEdges
 from gateway.pipeline.call import Call
 from gateway.pipeline.stage import BaseStage
 from gateway.policy.team_policies import TeamPolicies, allowed_targets
@@ -62,6 +63,8 @@ class PlanRoute(BaseStage):
         call.record.route = plan.route
         if plan.learned is not None:
             call.record.learned = plan.learned.record()
+            if call.answer.edges is None:
+                call.answer.edges = AnswerEdges()  # for the profile's refusal rate
         call.span.set_route(plan.route or request.model)
         if key.limits.tpm is not None or self._budgets.governs(key):
             call.estimate = estimate(
@@ -81,6 +84,7 @@ class PlanRoute(BaseStage):
         else:
             return  # refused before any provider saw it: says nothing about a model
         ok = error is None and answer.complete
+        edges = answer.edges
         self._profiles.observe_call(
             (plan.route, plan.learned.query_type, model),
             call.record.at,
@@ -88,4 +92,5 @@ class PlanRoute(BaseStage):
             latency_s=time.time() - call.record.at,
             cost_usd=answer.cost_usd,
             answer_tokens=answer.usage.completion_tokens if answer.usage is not None else 0,
+            refused=ok and edges is not None and edges.is_refusal(),
         )
