@@ -15,6 +15,7 @@ from tests.admin.helpers import Admin, bearer, chat_request, reason_of
 from tests.fakes import FakeOpenAI
 from tests.fakes.fixtures import FakeProviders
 from tests.server.fixtures import AUTH, StartGateway
+from tests.store.redis import RedisServer
 
 # `bad` answers badly every time and `good` well, on every prompt: a learned route must come to prefer `good`.
 CONFIG = """
@@ -201,9 +202,21 @@ async def test_a_stream_answers_with_the_route_info_too(
     assert final.route.learned.query_type
 
 
-async def test_instances_on_one_database_share_the_profiles(start_gateway: StartGateway) -> None:
-    first, channel = await start_gateway(CONFIG)
-    _, other = await start_gateway(CONFIG)  # the same state folder: the same SQLite database
+@pytest.fixture(params=["sqlite", "postgres", "redis"])
+def shared_state(request: pytest.FixtureRequest) -> str:
+    """The config's `state:` under which two instances meet: the same SQLite file (the same state folder), one
+    PostgreSQL database, or Redis."""
+    if request.param == "sqlite":
+        return ""
+    if request.param == "postgres":
+        return f"state: {{database_url: '{request.getfixturevalue('postgres_url')}'}}\n"
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return f"state: {{redis_url: '{server.url}'}}\n"
+
+
+async def test_instances_on_one_database_share_the_profiles(start_gateway: StartGateway, shared_state: str) -> None:
+    first, channel = await start_gateway(CONFIG + shared_state)
+    _, other = await start_gateway(CONFIG + shared_state)
     admin = Admin.on(channel)
     secret, _ = await admin.key(team="lab")
     call = await admin.gateway.Chat(chat_request("smart", text="Which river is longest?"), metadata=bearer(secret))
