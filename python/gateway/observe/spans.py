@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import get_current_span
 
+from gateway.embeddings import EmbedRequest
 from gateway.observe import attributes as attr
 from gateway.observe.propagation import extract_context
 
@@ -108,8 +109,12 @@ class CallSpan:
     ) -> AttemptSpan:
         return _NOOP_ATTEMPT
 
-    def set_request(self, request: ChatRequest, *, streaming: bool = False) -> None:
-        """The GenAI request attributes: operation, requested model or route, max_tokens, temperature, top_p."""
+    def set_request(self, request: ChatRequest | EmbedRequest, *, streaming: bool = False) -> None:
+        """The GenAI request attributes: operation, requested model or route, max_tokens, temperature, top_p (chat);
+        the number of inputs and the encoding (embeddings)."""
+
+    def set_api(self, api: str) -> None:
+        """The front door the call came through: grpc or http."""
 
     def set_identity(self, *, team: str, key_id: str) -> None:
         """The caller's team and key id (the id, never the key)."""
@@ -386,10 +391,15 @@ class _RecordingCall(CallSpan):
             ],
         )
 
-    def set_request(self, request: ChatRequest, *, streaming: bool = False) -> None:
+    def set_request(self, request: ChatRequest | EmbedRequest, *, streaming: bool = False) -> None:
         values = self._attributes
-        values[attr.GEN_AI_OPERATION_NAME] = attr.OPERATION_CHAT
         values[attr.GEN_AI_REQUEST_MODEL] = request.model
+        if isinstance(request, EmbedRequest):
+            values[attr.GEN_AI_OPERATION_NAME] = attr.OPERATION_EMBEDDINGS
+            values[attr.EMBEDDING_INPUTS] = len(request.inputs)
+            values[attr.GEN_AI_REQUEST_ENCODING_FORMATS] = (request.encoding.value,)
+            return
+        values[attr.GEN_AI_OPERATION_NAME] = attr.OPERATION_CHAT
         values[attr.STREAMING] = streaming
         if request.max_tokens is not None:
             values[attr.GEN_AI_REQUEST_MAX_TOKENS] = request.max_tokens
@@ -397,6 +407,9 @@ class _RecordingCall(CallSpan):
             values[attr.GEN_AI_REQUEST_TEMPERATURE] = request.temperature
         if request.top_p is not None:
             values[attr.GEN_AI_REQUEST_TOP_P] = request.top_p
+
+    def set_api(self, api: str) -> None:
+        self._attributes[attr.API] = api
 
     def set_identity(self, *, team: str, key_id: str) -> None:
         self._attributes[attr.TEAM] = team

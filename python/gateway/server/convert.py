@@ -25,6 +25,7 @@ from gateway.chat import (
     Usage,
 )
 from gateway.config.cache import MAX_TTL_S
+from gateway.embeddings import Embedding, EmbeddingEncoding, EmbedRequest
 from gateway.errors import InvalidRequest
 from gateway.routing.executor import Attempt
 from gateway.routing.router import RoutePlan
@@ -97,6 +98,51 @@ def chat_request_from_proto(msg: pb.ChatRequest) -> ChatRequest:
     if msg.HasField("cache"):
         request.cache = _cache_control(msg.cache)
     return request
+
+
+MAX_EMBED_INPUTS = 100_000
+"""Inputs one Embed call may carry (a provider takes a few thousand a request; the gateway splits them)."""
+
+
+def embed_request_from_proto(msg: pb.EmbedRequest) -> EmbedRequest:
+    if not msg.model:
+        raise InvalidRequest("model is required: name an embedding model from ListModels", reason="MODEL_REQUIRED")
+    inputs = list(msg.inputs)
+    check_embed_inputs(inputs)
+    request = EmbedRequest(
+        model=msg.model,
+        inputs=inputs,
+        encoding=EmbeddingEncoding.BASE64 if msg.encoding == pb.EMBEDDING_ENCODING_BASE64 else EmbeddingEncoding.FLOAT,
+        user=msg.user,
+        batch=msg.priority == pb.PRIORITY_BATCH,
+        text_chars=sum(map(len, inputs)),
+    )
+    if msg.HasField("dimensions"):
+        if msg.dimensions == 0:
+            raise InvalidRequest("dimensions must be at least 1 (leave it unset for the model's length)")
+        request.dimensions = msg.dimensions
+    if msg.metadata:
+        request.metadata = _metadata(msg.metadata)
+    if msg.HasField("cache"):
+        request.cache = _cache_control(msg.cache)
+    return request
+
+
+def check_embed_inputs(inputs: list[str], field: str = "inputs") -> None:
+    """What both front doors require of the texts to embed."""
+    if not inputs:
+        raise InvalidRequest(f"{field} is empty: send at least one text", reason="INPUTS_REQUIRED")
+    if len(inputs) > MAX_EMBED_INPUTS:
+        raise InvalidRequest(f"{field} has {len(inputs)} texts; at most {MAX_EMBED_INPUTS} a call")
+    for index, text in enumerate(inputs):
+        if not text:
+            raise InvalidRequest(f"{field}[{index}] is empty: every text must have characters", reason="EMPTY_INPUT")
+
+
+def embeddings_to_proto(embedded: list[Embedding], encoding: EmbeddingEncoding) -> list[pb.Embedding]:
+    if encoding is EmbeddingEncoding.BASE64:
+        return [pb.Embedding(index=i, packed=e.vector.tobytes(), cached=e.cached) for i, e in enumerate(embedded)]
+    return [pb.Embedding(index=i, values=e.vector, cached=e.cached) for i, e in enumerate(embedded)]
 
 
 _CACHE_MODES = {

@@ -18,6 +18,8 @@ from gateway.server.convert import (
     cache_info_to_proto,
     chat_request_from_proto,
     delta_tool_calls_to_proto,
+    embed_request_from_proto,
+    embeddings_to_proto,
     guardrails_to_proto,
     message_to_proto,
     messages_from_proto,
@@ -96,6 +98,31 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         yield chunk
 
     @unary
+    async def Embed(self, request: pb.EmbedRequest, context: Context) -> pb.EmbedResponse:  # noqa: N802 - gRPC name
+        async with self._pipeline.call(call_info(context), CallKind.EMBED, "Embed", request.model) as scope:
+            embed = embed_request_from_proto(request)
+            self._check_size(embed.text_chars)
+            embedded = await scope.embed(embed)
+        call = scope.call
+        answer, record = call.answer, call.record
+        target = answer.target
+        assert target is not None
+        assert answer.usage is not None
+        return pb.EmbedResponse(
+            id=record.request_id,
+            model=target.model.name,
+            provider=target.provider.name,
+            upstream_model=answer.upstream_model,
+            embeddings=embeddings_to_proto(embedded, embed.encoding),
+            dimensions=len(embedded[0].vector),
+            usage=usage_to_proto(answer.usage, answer.cost_usd),
+            simulated=target.provider.simulated,
+            route=_route(scope),
+            guardrails=guardrails_to_proto(record.guardrails) if record.guardrails else None,
+            cache=cache_info_to_proto(call.cache) if call.cache is not None else None,
+        )
+
+    @unary
     async def CountTokens(  # noqa: N802 - gRPC name
         self, request: pb.CountTokensRequest, context: Context
     ) -> pb.CountTokensResponse:
@@ -121,6 +148,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                 output_cost_per_mtok=t.model.output_cost_per_mtok,
                 capabilities=sorted(t.model.capabilities),
                 simulated=t.provider.simulated,
+                kind=t.model.kind.value,
+                dimensions=t.model.dimensions or 0,
             )
             for t in (self._pipeline.catalog().pool(name)[0] for name in self._pipeline.catalog().model_names())
             if key.may_call(t.model.name)
@@ -128,6 +157,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         infos += [
             pb.ModelInfo(
                 id=route.name,
+                kind=self._pipeline.catalog().primary(route.name).model.kind.value,
                 is_route=True,
                 route_strategy=route.strategy.value,
                 route_targets=[t.model for t in route.targets] or [r.target for r in route.rules],
