@@ -135,7 +135,7 @@ class FakeOpenAI(FakeProvider):
     def validate(self, request: web.Request, recorded: Recorded) -> None:
         self._check_auth(request)
         self._check_deployment(request)
-        if _is_embeddings(request):
+        if _is_embeddings(recorded):
             self._check_embeddings(recorded.body)
             return
         body = recorded.body
@@ -374,7 +374,7 @@ class FakeOpenAI(FakeProvider):
     # -- answers -----------------------------------------------------------------------------------------------------
 
     def is_stream(self, request: web.Request, recorded: Recorded) -> bool:
-        return not _is_embeddings(request) and bool(recorded.body.get("stream"))
+        return not _is_embeddings(recorded) and bool(recorded.body.get("stream"))
 
     def _model(self, answer: Answer, recorded: Recorded) -> str:
         if answer.model:
@@ -420,7 +420,7 @@ class FakeOpenAI(FakeProvider):
         }
 
     def answer_body(self, answer: Answer, request: web.Request, recorded: Recorded) -> dict[str, Any]:
-        if _is_embeddings(request):
+        if recorded is not None and _is_embeddings(recorded):
             return self.embeddings_body(recorded)
         message: dict[str, Any] = {
             "role": "assistant",
@@ -526,8 +526,8 @@ class FakeOpenAI(FakeProvider):
         return self.sse(self.error_body(status, message))
 
 
-def _is_embeddings(request: web.Request) -> bool:
-    return request.path.endswith("/embeddings")
+def _is_embeddings(recorded: Recorded) -> bool:
+    return recorded.path.endswith("/embeddings")
 
 
 def _json(value: Any) -> str:
