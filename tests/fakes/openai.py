@@ -438,7 +438,14 @@ class FakeOpenAI(FakeProvider):
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self._model(answer, recorded),
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": self._finish(answer)}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": _logprobs(answer.text) if recorded.body.get("logprobs") else None,
+                    "finish_reason": self._finish(answer),
+                }
+            ],
             "usage": self._usage(answer),
             "system_fingerprint": "fp_fake",
         }
@@ -524,6 +531,17 @@ class FakeOpenAI(FakeProvider):
 
     def stream_error_frame(self, status: int, message: str | None) -> bytes:
         return self.sse(self.error_body(status, message))
+
+
+def _logprobs(text: str) -> dict[str, Any]:
+    """A choice's `logprobs` as OpenAI returns them when asked: one entry a word."""
+    return {
+        "content": [
+            {"token": word, "logprob": -0.5, "bytes": list(word.encode()), "top_logprobs": []}
+            for word in text.split(" ")
+        ],
+        "refusal": None,
+    }
 
 
 def _is_embeddings(recorded: Recorded) -> bool:

@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
         "config's observe.metrics.address, 127.0.0.1:9464)",
     )
     serve.add_argument(
+        "--http-address",
+        help="HOST:PORT of the OpenAI-compatible HTTP front door ('' for none; default env GATEWAY_HTTP_ADDR, the "
+        "config's server.http_address; off when none is set)",
+    )
+    serve.add_argument(
         "--workers",
         type=int,
         help="processes serving the address, supervised (default: the config's server.workers, 1; 0: one per core)",
@@ -126,7 +131,12 @@ def _serve(args: argparse.Namespace) -> int:
         address = args.address or config.server.address
         try:
             return run_supervisor(
-                config, address=address, state_dir=state_dir, metrics_address=args.metrics_address, workers=workers
+                config,
+                address=address,
+                state_dir=state_dir,
+                metrics_address=args.metrics_address,
+                workers=workers,
+                http_address=args.http_address,
             )
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
@@ -136,7 +146,15 @@ def _serve(args: argparse.Namespace) -> int:
 
     from gateway.server.app import serve
 
-    uvloop.run(serve(config, address=args.address, state_dir=state_dir, metrics_address=args.metrics_address))
+    uvloop.run(
+        serve(
+            config,
+            address=args.address,
+            state_dir=state_dir,
+            metrics_address=args.metrics_address,
+            http_address=args.http_address,
+        )
+    )
     return 0
 
 

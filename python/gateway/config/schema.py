@@ -298,6 +298,11 @@ class TlsConfig(Strict):
 
 class ServerConfig(Strict):
     address: str = "127.0.0.1:50051"
+    http_address: str | None = Field(
+        default=None,
+        description="HOST:PORT of the OpenAI-compatible HTTP front door; --http-address and GATEWAY_HTTP_ADDR "
+        "override it; unset or empty: off.",
+    )
     tls: TlsConfig | None = None
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_concurrent_streams: int = Field(default=1024, ge=1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
@@ -24,14 +23,20 @@ from gateway.chat import (
     ToolCall,
     Usage,
 )
-from gateway.config.cache import MAX_TTL_S
 from gateway.embeddings import Embedding, EmbeddingEncoding, EmbedRequest
 from gateway.errors import InvalidRequest
+from gateway.request_rules import (
+    cache_control,
+    check_embed_inputs,
+    check_max_tokens,
+    check_metadata,
+    check_stop,
+    check_temperature,
+    check_top_p,
+)
 from gateway.routing.executor import Attempt
 from gateway.routing.router import RoutePlan
 
-MAX_STOP_SEQUENCES = 4
-MAX_METADATA_ENTRIES = 32
 IMAGE_MIME_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 _RESPONSE_FORMATS = {
     pb.ResponseFormat.TYPE_TEXT: "text",
@@ -70,25 +75,17 @@ def chat_request_from_proto(msg: pb.ChatRequest) -> ChatRequest:
         images=images,
     )
     if msg.HasField("max_tokens"):
-        if msg.max_tokens == 0:
-            raise InvalidRequest("max_tokens must be at least 1 (leave it unset for the model's default)")
-        request.max_tokens = msg.max_tokens
+        request.max_tokens = check_max_tokens(msg.max_tokens)
     if msg.HasField("temperature"):
-        if not 0.0 <= msg.temperature <= 2.0:
-            raise InvalidRequest(f"temperature {msg.temperature:g} is out of range: use 0 to 2")
-        request.temperature = msg.temperature
+        request.temperature = check_temperature(msg.temperature)
     if msg.HasField("top_p"):
-        if not 0.0 < msg.top_p <= 1.0:
-            raise InvalidRequest(f"top_p {msg.top_p:g} is out of range: use a value in (0, 1]")
-        request.top_p = msg.top_p
+        request.top_p = check_top_p(msg.top_p)
     if msg.HasField("seed"):
         request.seed = msg.seed
     if msg.stop:
-        if len(msg.stop) > MAX_STOP_SEQUENCES or not all(msg.stop):
-            raise InvalidRequest(f"stop takes 1 to {MAX_STOP_SEQUENCES} non-empty sequences")
-        request.stop = list(msg.stop)
+        request.stop = check_stop(list(msg.stop))
     if msg.metadata:
-        request.metadata = _metadata(msg.metadata)
+        request.metadata = check_metadata(msg.metadata)
     if msg.tools:
         request.tools = [_tool(t, i) for i, t in enumerate(msg.tools)]
     if msg.tool_choice and not msg.tools and msg.tool_choice != "none":
@@ -98,10 +95,6 @@ def chat_request_from_proto(msg: pb.ChatRequest) -> ChatRequest:
     if msg.HasField("cache"):
         request.cache = _cache_control(msg.cache)
     return request
-
-
-MAX_EMBED_INPUTS = 100_000
-"""Inputs one Embed call may carry (a provider takes a few thousand a request; the gateway splits them)."""
 
 
 def embed_request_from_proto(msg: pb.EmbedRequest) -> EmbedRequest:
@@ -122,21 +115,10 @@ def embed_request_from_proto(msg: pb.EmbedRequest) -> EmbedRequest:
             raise InvalidRequest("dimensions must be at least 1 (leave it unset for the model's length)")
         request.dimensions = msg.dimensions
     if msg.metadata:
-        request.metadata = _metadata(msg.metadata)
+        request.metadata = check_metadata(msg.metadata)
     if msg.HasField("cache"):
         request.cache = _cache_control(msg.cache)
     return request
-
-
-def check_embed_inputs(inputs: list[str], field: str = "inputs") -> None:
-    """What both front doors require of the texts to embed."""
-    if not inputs:
-        raise InvalidRequest(f"{field} is empty: send at least one text", reason="INPUTS_REQUIRED")
-    if len(inputs) > MAX_EMBED_INPUTS:
-        raise InvalidRequest(f"{field} has {len(inputs)} texts; at most {MAX_EMBED_INPUTS} a call")
-    for index, text in enumerate(inputs):
-        if not text:
-            raise InvalidRequest(f"{field}[{index}] is empty: every text must have characters", reason="EMPTY_INPUT")
 
 
 def embeddings_to_proto(embedded: list[Embedding], encoding: EmbeddingEncoding) -> list[pb.Embedding]:
@@ -152,25 +134,14 @@ _CACHE_MODES = {
     pb.CACHE_MODE_READ_ONLY: CacheMode.READ_ONLY,
     pb.CACHE_MODE_WRITE_ONLY: CacheMode.WRITE_ONLY,
 }
-_NAMESPACE = re.compile(r"^[A-Za-z0-9._:/@-]{0,128}$")
 
 
 def _cache_control(msg: pb.CacheControl) -> CacheControl:
     mode = _CACHE_MODES.get(msg.mode)
     if mode is None:
         raise InvalidRequest(f"cache.mode {msg.mode} is unknown: use one of the CacheMode values")
-    if msg.ttl_seconds > MAX_TTL_S:
-        raise InvalidRequest(f"cache.ttl_seconds {msg.ttl_seconds} is over the limit of {MAX_TTL_S} (30 days)")
-    if not _NAMESPACE.match(msg.namespace):
-        raise InvalidRequest(
-            "cache.namespace takes up to 128 letters, digits and . _ : / @ -", reason="INVALID_CACHE_NAMESPACE"
-        )
-    return CacheControl(
-        mode,
-        msg.ttl_seconds,
-        msg.namespace,
-        msg.allow_semantic if msg.HasField("allow_semantic") else None,
-    )
+    semantic = msg.allow_semantic if msg.HasField("allow_semantic") else None
+    return cache_control(mode, msg.ttl_seconds, msg.namespace, semantic)
 
 
 def cache_info_to_proto(info: CacheInfo) -> pb.CacheInfo:
@@ -252,15 +223,6 @@ def _json_object(text: str, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidRequest(f"{field} must be a JSON object")
     return value
-
-
-def _metadata(metadata: Any) -> dict[str, str]:
-    if len(metadata) > MAX_METADATA_ENTRIES:
-        raise InvalidRequest(f"metadata has {len(metadata)} entries; at most {MAX_METADATA_ENTRIES} are allowed")
-    for key, value in metadata.items():
-        if not key or len(key) > 64 or len(value) > 256:
-            raise InvalidRequest("metadata keys must be 1-64 chars and values at most 256 chars")
-    return dict(metadata)
 
 
 def messages_from_proto(messages: Any) -> list[Message]:

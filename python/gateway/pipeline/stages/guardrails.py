@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Awaitable, Mapping
 
 from gateway.chat import ChatDelta, ChatRequest, ToolCallDelta
+from gateway.errors import InvalidRequest
 from gateway.pipeline.call import ChatCall, EmbedCall
 from gateway.pipeline.stage import BaseStage
 from gateway.policy.guardrails import AnomalyDetector, InputOutcome, OutputGuard, OutputStream
@@ -127,6 +128,13 @@ class OutputGuardrails(BaseStage):
     def enter(self, call: ChatCall) -> None:
         assert call.key is not None
         guard = self._policies.for_team(call.key.team).output
+        if guard is not None and call.request.passthrough.get("logprobs"):
+            # Logprobs carry the answer's tokens as generated: they would pass around the output policy.
+            raise InvalidRequest(
+                "logprobs cannot be returned to a team whose answers pass output guardrails",
+                reason="UNSUPPORTED_PARAMETER",
+                metadata={"param": "logprobs"},
+            )
         if guard is not None:
             call.filters.append(_GuardedAnswer(call, guard, call.restore))
 
