@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import openai
+import orjson
 import pytest
 from multidict import CIMultiDict
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -267,6 +268,20 @@ async def test_errors_follow_openais_schema_and_statuses(sim: Gateway) -> None:
         {"authorization": "Bearer wrong"},
     )
     assert (status, body["error"]["type"]) == (401, "authentication_error")
+    status, _, body = await raw(
+        sim,
+        "/v1/chat/completions",
+        {"model": "fast", "messages": [{"role": "user", "content": "x"}]},
+        {"x-data-classification": "top-secret"},
+    )
+    assert (status, body["error"]["code"]) == (400, "bad_classification")
+    status, _, body = await raw(
+        sim,
+        "/v1/chat/completions",
+        {"model": "fast", "messages": [{"role": "user", "content": "x"}]},
+        {"x-gateway-cache": "sometimes"},
+    )
+    assert (status, body["error"]["param"]) == (400, "x-gateway-cache")
     status, _, body = await raw(sim, "/v1/embeddings", {"model": "emb", "input": "card 4111 1111 1111 1111"})
     assert (status, body["error"]["code"]) == (400, "pii_blocked")
     status, _, body = await raw(sim, "/v1/embeddings", {"model": "fast", "input": "x"})
@@ -328,6 +343,30 @@ async def test_upstream_failures_map_to_429_with_retry_after_and_503(
     assert headers["x-request-id"]
 
 
+async def test_a_stream_that_fails_after_its_first_chunk_ends_with_an_error_event(
+    start_gateway: StartGateway, fake_openai: FakeOpenAI
+) -> None:
+    gateway, _ = await start_gateway(fake_config(fake_openai), http=True)
+    fake_openai.reply("one two three four five six")
+    fake_openai.drop(after_chunks=3)
+    body = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url(gateway) + "/v1/chat/completions", json=body, headers={"authorization": f"Bearer {TEST_KEY}"}
+        ) as response,
+    ):
+        assert response.status == 200
+        events = [line for line in (await response.text()).split("\n\n") if line]
+    assert '"content":"one' in events[1]
+    last = orjson.loads(events[-1].removeprefix("data: "))
+    assert last["error"]["code"] == "upstream_disconnected"
+    assert last["error"]["type"] == "server_error"
+    await gateway.audit.flush()
+    [record] = await gateway.ledger.query_audit(AuditFilter())
+    assert (record.status, record.api) == ("UNAVAILABLE", "http")
+
+
 async def test_an_input_over_the_limit_is_413(start_gateway: StartGateway) -> None:
     gateway, _ = await start_gateway(SIM.replace("providers:", "server: {max_input_chars: 10}\nproviders:"), http=True)
     status, _, body = await raw(
@@ -371,9 +410,12 @@ async def test_the_callers_trace_continues_and_metrics_name_the_front_door(start
     assert status == 200
     assert gateway.tracing is not None
     gateway.tracing.force_flush()
-    [server] = [s for s in exporter.get_finished_spans() if s.parent is not None and s.name.endswith("completions")]
+    [server] = [s for s in exporter.get_finished_spans() if s.name == "POST /v1/chat/completions"]
+    assert server.parent is not None
     assert f"{server.context.trace_id:032x}" == trace_id
-    assert dict(server.attributes or {})["llm_gateway.api"] == "http"
+    attributes = dict(server.attributes or {})
+    assert (attributes["llm_gateway.api"], attributes["http.route"]) == ("http", "/v1/chat/completions")
+    assert "rpc.system" not in attributes
     async with aiohttp.ClientSession() as session:
         assert gateway.metrics_server is not None
         async with session.get(gateway.metrics_server.url) as response:

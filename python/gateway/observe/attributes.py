@@ -29,6 +29,8 @@ RPC_SYSTEM: Final = "rpc.system"
 RPC_SERVICE: Final = "rpc.service"
 RPC_METHOD: Final = "rpc.method"
 RPC_GRPC_STATUS_CODE: Final = "rpc.grpc.status_code"
+HTTP_REQUEST_METHOD: Final = "http.request.method"
+HTTP_ROUTE: Final = "http.route"
 
 # The gateway's own.
 PREFIX: Final = "llm_gateway."

@@ -45,8 +45,8 @@ class ObserveCall(BaseStage):
         self._breakers: dict[str, BreakerState] = {}
 
     def enter(self, call: Call[Any]) -> None:
-        call.span = self._tracer.start_call(call.method, call.info.metadata, request_id=call.record.request_id)
-        call.span.set_api(call.info.api)
+        info = call.info
+        call.span = self._tracer.start_call(call.method, info.metadata, request_id=call.record.request_id, api=info.api)
         if self._metrics is not None:
             self._metrics.observe_call_started(call.kind)
         if self._drift is not None and call.kind is not CallKind.EMBED:
