@@ -238,6 +238,11 @@ async def test_models_lists_chat_and_embedding_models(client: openai.AsyncOpenAI
     models = {m.id: m for m in (await client.models.list()).data}
     assert set(models) == {"fast", "emb"}
     assert (models["emb"].model_extra or {})["gateway"]["kind"] == "embedding"
+    one = await client.models.retrieve("emb")
+    assert (one.id, (one.model_extra or {})["gateway"]["dimensions"]) == ("emb", 8)
+    with pytest.raises(openai.NotFoundError) as unknown:
+        await client.models.retrieve("nope")
+    assert unknown.value.code == "unknown_model"
 
 
 async def test_errors_follow_openais_schema_and_statuses(sim: Gateway) -> None:
@@ -373,6 +378,12 @@ async def test_an_input_over_the_limit_is_413(start_gateway: StartGateway) -> No
         gateway, "/v1/chat/completions", {"model": "fast", "messages": [{"role": "user", "content": "x" * 20}]}
     )
     assert (status, body["error"]["code"]) == (413, "input_too_large")
+    small = SIM.replace("providers:", "server: {max_message_bytes: 1024}\nproviders:")
+    limited, _ = await start_gateway(small, http=True)
+    big = {"model": "fast", "messages": [{"role": "user", "content": "x" * 2000}]}
+    status, headers, body = await raw(limited, "/v1/chat/completions", big)
+    assert (status, body["error"]["code"]) == (413, "body_too_large")
+    assert headers["x-request-id"]
 
 
 async def test_a_client_that_goes_away_cancels_the_upstream_stream(

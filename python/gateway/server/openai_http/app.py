@@ -22,12 +22,12 @@ import orjson
 from aiohttp import web
 
 from gateway.config.schema import TlsConfig
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, NotFound
 from gateway.pipeline import CallInfo, CallKind, Pipeline
 from gateway.pipeline.call import Api
 from gateway.policy.keyring import KeyRing
 from gateway.request_rules import check_size
-from gateway.server.listing import visible_models
+from gateway.server.listing import Listed, visible_models
 from gateway.server.openai_http import render, schema
 from gateway.server.openai_http.errors import REQUEST_ID, STREAMING, openai_errors
 
@@ -85,9 +85,19 @@ class OpenAIHandlers:
         return _json(render.embeddings(scope.call, embedded, embed.encoding), render.headers(scope.call))
 
     async def models(self, request: web.Request) -> web.StreamResponse:
+        return _json(render.models(self._visible(request)), {})
+
+    async def model(self, request: web.Request) -> web.StreamResponse:
+        """GET /v1/models/{model}: one model or route the key may call; 404 as OpenAI answers an unknown one."""
+        name = request.match_info["model"]
+        found = [m for m in self._visible(request) if m.id == name]
+        if not found:
+            raise NotFound(f"the model {name!r} does not exist or this key may not call it", reason="UNKNOWN_MODEL")
+        return _json(render.model(found[0]), {})
+
+    def _visible(self, request: web.Request) -> list[Listed]:
         info = _info(request)
-        key = self._ring.authenticate(info.metadata, info.peer)
-        return _json(render.models(visible_models(self._pipeline, key)), {})
+        return visible_models(self._pipeline, self._ring.authenticate(info.metadata, info.peer))
 
 
 _SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache"}
@@ -161,6 +171,7 @@ async def start_http_server(
     app.router.add_post("/v1/chat/completions", handlers.chat_completions)
     app.router.add_post("/v1/embeddings", handlers.embeddings)
     app.router.add_get("/v1/models", handlers.models)
+    app.router.add_get("/v1/models/{model:.+}", handlers.model)
     # handler_cancellation: a client that goes away cancels its handler, so the pipeline cancels the upstream call.
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, handler_cancellation=True, shutdown_timeout=grace_s

@@ -204,31 +204,29 @@ def embeddings(call: Call[Any], embedded: list[Embedding], encoding: EmbeddingEn
 
 
 def models(listed: list[Listed]) -> dict[str, Any]:
+    return {"object": "list", "data": [model(m) for m in listed]}
+
+
+def model(m: Listed) -> dict[str, Any]:
     return {
-        "object": "list",
-        "data": [
-            {
-                "id": m.id,
-                "object": "model",
-                "created": 0,
-                "owned_by": m.provider or "gateway",
-                "gateway": {
-                    "kind": m.kind,
-                    "provider_type": m.provider_type,
-                    "upstream_model": m.upstream_model,
-                    "context_window": m.context_window,
-                    "max_output_tokens": m.max_output_tokens,
-                    "input_cost_per_mtok": m.input_cost_per_mtok,
-                    "output_cost_per_mtok": m.output_cost_per_mtok,
-                    "capabilities": list(m.capabilities),
-                    "dimensions": m.dimensions,
-                    "simulated": m.simulated,
-                    "route_strategy": m.route_strategy,
-                    "route_targets": list(m.route_targets),
-                },
-            }
-            for m in listed
-        ],
+        "id": m.id,
+        "object": "model",
+        "created": 0,
+        "owned_by": m.provider or "gateway",
+        "gateway": {
+            "kind": m.kind,
+            "provider_type": m.provider_type,
+            "upstream_model": m.upstream_model,
+            "context_window": m.context_window,
+            "max_output_tokens": m.max_output_tokens,
+            "input_cost_per_mtok": m.input_cost_per_mtok,
+            "output_cost_per_mtok": m.output_cost_per_mtok,
+            "capabilities": list(m.capabilities),
+            "dimensions": m.dimensions,
+            "simulated": m.simulated,
+            "route_strategy": m.route_strategy,
+            "route_targets": list(m.route_targets),
+        },
     }
 
 
