@@ -48,6 +48,7 @@ from gateway.pipeline.stages.guardrails import (
 from gateway.pipeline.stages.identity import Authenticate, CheckAccess, CheckConditions
 from gateway.pipeline.stages.limits import AdmitLimits
 from gateway.pipeline.stages.observe import ObserveCall
+from gateway.pipeline.stages.overload import ShedOverload
 from gateway.pipeline.stages.routing import PlanEmbedRoute, PlanRoute
 from gateway.pipeline.stages.usage import SettleEmbedUsage, SettleUsage
 from gateway.policy.keyring import KeyRing
@@ -72,7 +73,7 @@ CACHED_CHUNK_CHARS = 64
 
 @dataclass(frozen=True, slots=True)
 class _Chain:
-    """The stages a kind of call runs after the outer two, and the hooks they really have (BaseStage's do nothing:
+    """The stages a kind of call runs after the outer ones, and the hooks they really have (BaseStage's do nothing:
     a call runs only the others)."""
 
     stages: tuple[Stage, ...]
@@ -111,6 +112,7 @@ class Pipeline:
         metrics: GatewayMetrics | None = None,
         drift: DriftMonitor | None = None,
         rng: random.Random | None = None,
+        max_in_flight: int = 10_000,
     ) -> None:
         self._catalog = catalog
         self._counter = counter
@@ -123,8 +125,10 @@ class Pipeline:
         router = Router(catalog, board, self._rng)
         identity = (Authenticate(ring), CheckAccess())
         conditions, limits_stage = CheckConditions(), AdmitLimits(limits)
-        # The chain. Seen by every call:
-        self._outer: tuple[Stage, ...] = (self._observe, WriteAudit(audit))
+        self._overload = ShedOverload(max_in_flight)
+        # The chain. Seen by every call (the bound on calls in flight comes after observe and audit, so a call it
+        # refuses is counted and recorded like any other):
+        self._outer: tuple[Stage, ...] = (self._observe, WriteAudit(audit), self._overload)
         # Then, once the request is known, in this order (stages a config can never use are left out). Chat:
         self._chat = _Chain.of(
             self._outer,
@@ -329,6 +333,11 @@ class Pipeline:
     def counter(self) -> TokenCounter:
         return self._counter
 
+    @property
+    def in_flight(self) -> int:
+        """Calls this process is serving now, against its bound (server.max_in_flight)."""
+        return self._overload.in_flight
+
 
 class CallScope:
     """One call's lifecycle: `async with` it, then `complete`, `stream` or `embed` the request inside. Whatever
@@ -342,7 +351,11 @@ class CallScope:
         self.call = call
 
     async def __aenter__(self) -> CallScope:
-        await self._pipeline._enter(self.call, self._pipeline._outer)
+        try:
+            await self._pipeline._enter(self.call, self._pipeline._outer)
+        except BaseException as error:  # `async with` runs no __aexit__ after a failed __aenter__: exit here
+            await self._pipeline._exit(self.call, error, self._chain)
+            raise
         return self
 
     async def __aexit__(
