@@ -442,7 +442,9 @@ class FakeOpenAI(FakeProvider):
                 {
                     "index": 0,
                     "message": message,
-                    "logprobs": _logprobs(answer.text) if recorded.body.get("logprobs") else None,
+                    "logprobs": _logprobs(answer.text)
+                    if recorded is not None and recorded.body.get("logprobs")
+                    else None,
                     "finish_reason": self._finish(answer),
                 }
             ],
