@@ -29,7 +29,6 @@ def gateway_report(call: Call[Any]) -> dict[str, Any]:
     """What the gRPC door reports in RouteInfo, CacheInfo, GuardrailAction and Usage.cost_usd."""
     answer, record, plan = call.answer, call.record, call.plan
     target = answer.target
-    execution = call.execution
     report: dict[str, Any] = {
         "request_id": record.request_id,
         "model": target.model.name if target is not None else "",
@@ -43,19 +42,7 @@ def gateway_report(call: Call[Any]) -> dict[str, Any]:
             "route": plan.route,
             "strategy": plan.strategy,
             "reason": plan.reason,
-            "attempts": [
-                {
-                    "model": a.target.model.name,
-                    "provider": a.target.provider.name,
-                    "outcome": a.outcome,
-                    "code": a.code,
-                    "reason": a.reason,
-                    "latency_ms": a.latency_ms,
-                    "retry": a.retry,
-                    "hedged": a.hedged,
-                }
-                for a in (execution.attempts if execution is not None else [])
-            ],
+            "attempts": record.attempts,  # as the audit record keeps them (written when the call ended)
         }
     cache = call.cache
     if cache is not None:
