@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
+import aiohttp
 import grpc
 import pytest
 import trustme
@@ -82,5 +84,36 @@ async def test_mutual_tls_requires_a_client_certificate(tmp_path: Path, monkeypa
             certificate_chain=client.cert_chain_pems[0].bytes(),
         )
         assert [m.id for m in (await call(gateway.port, with_cert)).models] == ["fast"]
+    finally:
+        await gateway.stop(0)
+
+
+async def test_the_http_front_door_serves_the_same_certificate_and_requires_client_certificates_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_BOOTSTRAP_KEY", AUTH[0][1].removeprefix("Bearer "))
+    ca = trustme.CA()
+    gateway = await build_gateway(
+        parse_config(tls_config(ca, tmp_path, mutual=True)),
+        address="127.0.0.1:0",
+        state_dir=tmp_path,
+        metrics_address="",
+        http_address="127.0.0.1:0",
+    )
+    await gateway.server.start()
+    assert gateway.http is not None
+    url = f"https://localhost:{gateway.http.port}/v1/models"
+    headers = {"authorization": AUTH[0][1]}
+    try:
+        without = ssl.create_default_context(cadata=ca.cert_pem.bytes().decode())
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.ClientError):
+                async with session.get(url, headers=headers, ssl=without) as response:
+                    await response.read()
+            with_cert = ssl.create_default_context(cadata=ca.cert_pem.bytes().decode())
+            client = ca.issue_cert("client.example")
+            client.configure_cert(with_cert)
+            async with session.get(url, headers=headers, ssl=with_cert) as response:
+                assert [m["id"] for m in (await response.json())["data"]] == ["fast"]
     finally:
         await gateway.stop(0)
