@@ -315,6 +315,11 @@ async def test_every_answer_has_a_request_id_and_openais_error_body(
     assert (status, body["error"]["type"]) == (404, "invalid_request_error")
     assert "/v1/chat/completions" in body["error"]["message"]
     assert headers["x-request-id"]
+    slow = {"model": "slow", "messages": [{"role": "user", "content": "x"}]}  # its first token after 1.5 s
+    status, headers, body = await raw(gateway, "/v1/chat/completions", slow, {"x-gateway-timeout-ms": "200"})
+    assert (status, body["error"]["type"], body["error"]["code"]) == (504, "server_error", "deadline_exceeded")
+    status, _, body = await raw(gateway, "/v1/chat/completions", slow, {"x-gateway-timeout-ms": "soon"})
+    assert (status, body["error"]["param"]) == (400, "x-gateway-timeout-ms")
     async with aiohttp.ClientSession() as session:
         async with session.get(url(gateway) + "/v1/models", headers={"authorization": "Bearer nope"}) as refused:
             assert refused.status == 401

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from gateway.config.schema import TlsConfig
 from gateway.errors import InvalidRequest, NotFound
-from gateway.pipeline import CallInfo, CallKind, Pipeline
+from gateway.pipeline import CallInfo, CallKind, Pipeline, deadline_from
 from gateway.pipeline.call import Api
 from gateway.policy.keyring import KeyRing
 from gateway.request_rules import check_size
@@ -105,7 +105,8 @@ _SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache"
 
 def _info(request: web.Request) -> CallInfo:
     """The call as the pipeline sees it: the headers are its metadata (authorization, x-data-classification,
-    traceparent...), the peer is written as gRPC writes it, so network conditions read both alike."""
+    traceparent...), the peer is written as gRPC writes it, so network conditions read both alike, and
+    x-gateway-timeout-ms is its deadline."""
     peer = request.transport.get_extra_info("peername") if request.transport is not None else None
     if peer:
         host, port = peer[0], peer[1]
@@ -113,7 +114,7 @@ def _info(request: web.Request) -> CallInfo:
     else:
         address = ""
     metadata = [(name.lower(), value) for name, value in request.headers.items()]
-    return CallInfo(metadata, None, address, api=Api.HTTP)
+    return CallInfo(metadata, deadline_from(schema.timeout_from_headers(request.headers)), address, api=Api.HTTP)
 
 
 async def _json_body(request: web.Request) -> tuple[dict[str, Any], InvalidRequest | None]:

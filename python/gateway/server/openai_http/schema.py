@@ -63,6 +63,7 @@ _MESSAGE_FIELDS = frozenset({"role", "content", "name", "tool_calls", "tool_call
 EMBEDDING_FIELDS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
 CACHE_HEADER = "x-gateway-cache"
 NAMESPACE_HEADER = "x-gateway-cache-namespace"
+TIMEOUT_HEADER = "x-gateway-timeout-ms"
 _CACHE_MODES = {mode.value: mode for mode in CacheMode}
 
 
@@ -149,6 +150,17 @@ def cache_from_headers(headers: Mapping[str, str]) -> CacheControl | None:
     if mode is None:
         raise invalid(f"header {CACHE_HEADER} takes one of {', '.join(sorted(_CACHE_MODES))}", CACHE_HEADER)
     return cache_control(mode, 0, namespace.strip(), None, param=CACHE_HEADER)
+
+
+def timeout_from_headers(headers: Mapping[str, str]) -> float | None:
+    """`x-gateway-timeout-ms`: the call's deadline in milliseconds, as gRPC's `grpc-timeout` gives the gRPC door one
+    (OpenAI's SDKs send only their read timeout, which bounds a pause, not the call). Seconds, or None."""
+    text = headers.get(TIMEOUT_HEADER)
+    if text is None:
+        return None
+    if not text.strip().isdigit() or int(text) < 1:
+        raise invalid(f"header {TIMEOUT_HEADER} takes a whole number of milliseconds, at least 1", TIMEOUT_HEADER)
+    return int(text) / 1000
 
 
 # --- parts ----------------------------------------------------------------------------------------------------------
