@@ -8,6 +8,7 @@ import asyncio
 import base64
 import struct
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,8 +18,9 @@ import pytest
 from multidict import CIMultiDict
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from gateway.config.loader import parse_config
 from gateway.records.audit import AuditFilter
-from gateway.server.app import Gateway
+from gateway.server.app import Gateway, build_gateway
 from tests.fakes import FakeOpenAI
 from tests.fakes.server import fake_vector
 from tests.server.fixtures import TEST_KEY, StartGateway
@@ -437,3 +439,24 @@ async def test_the_callers_trace_continues_and_metrics_name_the_front_door(start
         async with session.get(gateway.metrics_server.url) as response:
             text = await response.text()
     assert 'api="http"' in text
+
+
+async def test_stopping_lets_http_calls_in_flight_finish(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_BOOTSTRAP_KEY", TEST_KEY)
+    slow = """
+providers: [{name: slow, type: simulated, simulation: {time_to_first_token_ms: 800, max_answer_tokens: 4}}]
+models: [{name: slow, provider: slow}]
+"""
+    gateway = await build_gateway(
+        parse_config(slow), address="127.0.0.1:0", state_dir=tmp_path, metrics_address="", http_address="127.0.0.1:0"
+    )
+    await gateway.server.start()
+    body = {"model": "slow", "messages": [{"role": "user", "content": "x"}]}
+    in_flight = asyncio.create_task(raw(gateway, "/v1/chat/completions", body))
+    await asyncio.sleep(0.3)  # the call is waiting for its first token
+    await gateway.stop(5)
+    status, headers, answer = await in_flight
+    assert status == 200
+    assert answer["id"] == headers["x-request-id"]
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await raw(gateway, "/v1/chat/completions", body)
