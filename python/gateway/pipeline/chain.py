@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.cache.entries import CacheEntry
 from gateway.cache.service import ResponseCache
@@ -62,6 +62,10 @@ from gateway.routing.quotas import Quotas
 from gateway.routing.router import Router
 from gateway.state.admission import LocalLimits, SharedLimits
 from gateway.tokens import TokenCounter
+
+if TYPE_CHECKING:
+    # numpy comes with it: imported only for a config with a learned route (server/app.py).
+    from gateway.routing.learned import LearnedStrategy
 
 log = logging.getLogger("gateway.pipeline")
 
@@ -113,7 +117,9 @@ class Pipeline:
         drift: DriftMonitor | None = None,
         rng: random.Random | None = None,
         max_in_flight: int = 10_000,
+        learned: LearnedStrategy | None = None,
     ) -> None:
+        """`learned`: the learned strategy and its profiles, when a route has strategy learned."""
         self._catalog = catalog
         self._counter = counter
         self._board = board
@@ -122,7 +128,7 @@ class Pipeline:
         self._queues = {route.name: WaitQueue(route.queue) for route in catalog.routes() if route.queue.max_size}
         self._quotas = quotas
         self._observe = ObserveCall(tracer or CallTracer(None), metrics, drift, board, self._queues, budgets)
-        router = Router(catalog, board, self._rng)
+        router = Router(catalog, board, self._rng, learned)
         identity = (Authenticate(ring), CheckAccess())
         conditions, limits_stage = CheckConditions(), AdmitLimits(limits)
         self._overload = ShedOverload(max_in_flight)
@@ -138,7 +144,7 @@ class Pipeline:
                 conditions,
                 WatchAnomalies(policies.anomalies) if policies.anomalies is not None else None,
                 DowngradeOnBudget(budgets),
-                PlanRoute(router, counter, policies, budgets),
+                PlanRoute(router, counter, policies, budgets, learned.profiles if learned is not None else None),
                 limits_stage,
                 SettleUsage(counter, cache.hit_cost_usd),
                 CacheAnswers(cache, catalog),
