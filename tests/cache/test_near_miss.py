@@ -18,12 +18,11 @@ import numpy as np
 import pytest
 
 from gateway.cache.semantic.embedder import Embedder, EmbeddingModelMissing
-from gateway.cache.semantic.evaluation import LabelledPair, Scores, score_matcher, score_threshold
+from gateway.cache.semantic.evaluation import Scores, pair_similarities, score_matcher, score_threshold
 from gateway.cache.semantic.matcher import SemanticMatcher
 from tests.cache import near_miss_corpus, near_miss_holdout, near_miss_holdout3
 
 BASELINE_THRESHOLDS = (0.80, 0.85, 0.90, 0.95)
-BATCH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,18 +129,6 @@ OWN_PAIRS = [
     Pair("How do I increase the volume on my iPhone?", "How do I mute my iPhone?", False, "scope"),
     Pair("Which is bigger, the sun or the moon?", "Which is hotter, the sun or the moon?", False, "scope"),
 ]
-
-
-def pair_similarities(embedder: Embedder, pairs: Sequence[LabelledPair]) -> np.ndarray:
-    """Cosine of each pair's two prompts; each distinct text embedded once, in batches."""
-    # Like lengths batch with less padding; ties by text, so batches (which move int8 vectors a little) never vary.
-    texts = sorted({t for p in pairs for t in (p.cached, p.asked)}, key=lambda t: (len(t), t))
-    vectors = np.vstack([embedder.embed(texts[i : i + BATCH]) for i in range(0, len(texts), BATCH)])
-    row = {text: i for i, text in enumerate(texts)}
-    cached = vectors[[row[p.cached] for p in pairs]]
-    asked = vectors[[row[p.asked] for p in pairs]]
-    similarities: np.ndarray = np.einsum("ij,ij->i", cached, asked)
-    return similarities
 
 
 @pytest.fixture(scope="module")
