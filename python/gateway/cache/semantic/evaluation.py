@@ -119,6 +119,8 @@ def score_pairs(pairs: Sequence[LabelledPair], similarities: Sequence[float], se
 def score_matcher(pairs: Sequence[LabelledPair], similarities: Sequence[float], matcher: SemanticMatcher) -> Scores:
     """The full decision: cosine threshold, verify, and the rewording threshold."""
     label = f"cosine >= {matcher.threshold:.2f} + verify"
+    if matcher.model is not None:
+        label += f" + {matcher.model.version}"
     if matcher.rewording_threshold is not None:
         label += f" (rewordings at {matcher.rewording_threshold:.2f})"
     return score_pairs(pairs, similarities, lambda c, a, s: matcher.accepts(c, a, s).same, label)

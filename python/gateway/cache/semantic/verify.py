@@ -55,8 +55,11 @@ class Verdict:
 SAME: Final = Verdict(True)
 REASON_KINDS: Final = (
     "operator", "number", "version", "unit", "negation", "antonym", "alternative", "language", "entity",
-    "direction", "constraint", "order",
+    "direction", "constraint", "order", "model",
 )  # fmt: skip
+VETOES: Final = frozenset(REASON_KINDS) - {"constraint", "model"}
+"""Differences that are never a hit, whatever the learned verdict says: only a constraint (content words one side
+has alone) may be a rewording. "model" is the learned verdict's own refusal (matcher.py)."""
 
 
 def compare(cached: str, asked: str) -> Verdict:
