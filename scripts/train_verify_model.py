@@ -3,7 +3,8 @@
     .venv/bin/pip install -e '.[train]'   # scikit-learn, for training only
     .venv/bin/python scripts/train_verify_model.py
 
-Data: the first near-miss corpus only (tests/cache/near_miss_corpus.py, the project's own, Apache-2.0). The two sets
+Data: the first near-miss corpus (tests/cache/near_miss_corpus.py) and the probes of one-word swaps written beside it
+(tests/cache/near_miss_probes.py), the project's own, Apache-2.0. The two sets
 written by other hands (near_miss_holdout.py, near_miss_holdout3.py) never enter training, candidate choice or the
 threshold: tests/cache/test_near_miss.py scores them. No public paraphrase set ships inside a PyPI package that could
 be found, so none is used.
@@ -42,6 +43,7 @@ from gateway.cache.semantic.pair_features import FEATURES, pair_features  # noqa
 from gateway.cache.semantic.pair_model import MODEL_FILE, load_pair_model  # noqa: E402
 from gateway.cache.semantic.verify import VETOES, compare  # noqa: E402
 from tests.cache import near_miss_corpus  # noqa: E402
+from tests.cache.near_miss_probes import OWN_PAIRS  # noqa: E402
 
 SEED = 0
 PRECISION = 0.985
@@ -105,9 +107,9 @@ def export(model: GradientBoostingClassifier, threshold: float, notes: dict[str,
 
 
 def main() -> None:
-    pairs = near_miss_corpus.PAIRS
+    pairs = [*near_miss_corpus.PAIRS, *OWN_PAIRS]
     x, y = rows(pairs, pair_similarities(Embedder(), pairs).tolist())
-    print(f"{len(y)} rows ({int(y.sum())} same) from {len(pairs)} pairs of near_miss_corpus.py")
+    print(f"{len(y)} rows ({int(y.sum())} same) from {len(pairs)} pairs of near_miss_corpus.py and near_miss_probes.py")
     folds = StratifiedKFold(5, shuffle=True, random_state=SEED)
     measured: dict[str, tuple[float, int]] = {}
     for name, model in candidates().items():
@@ -120,7 +122,7 @@ def main() -> None:
     assert isinstance(model, GradientBoostingClassifier)
     model.fit(x, y)
     notes = {
-        "trained_on": "tests/cache/near_miss_corpus.py (the project's own pairs, Apache-2.0)",
+        "trained_on": "tests/cache/near_miss_corpus.py, tests/cache/near_miss_probes.py (the project's own, Apache-2.0)",
         "held_out": ["tests/cache/near_miss_holdout.py", "tests/cache/near_miss_holdout3.py"],
         "rows": len(y),
         "candidate": chosen,
