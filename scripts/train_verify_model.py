@@ -25,13 +25,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import sklearn
-from sklearn.base import ClassifierMixin
-from sklearn.ensemble import GradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+import sklearn  # type: ignore[import-untyped]
+from sklearn.base import ClassifierMixin  # type: ignore[import-untyped]
+from sklearn.ensemble import GradientBoostingClassifier  # type: ignore[import-untyped]
+from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+from sklearn.model_selection import StratifiedKFold, cross_val_predict  # type: ignore[import-untyped]
+from sklearn.pipeline import make_pipeline  # type: ignore[import-untyped]
+from sklearn.preprocessing import StandardScaler  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "python")]
@@ -107,7 +107,7 @@ def export(model: GradientBoostingClassifier, threshold: float, notes: dict[str,
 
 
 def main() -> None:
-    pairs = [*near_miss_corpus.PAIRS, *OWN_PAIRS]
+    pairs: list[LabelledPair] = [*near_miss_corpus.PAIRS, *OWN_PAIRS]
     x, y = rows(pairs, pair_similarities(Embedder(), pairs).tolist())
     print(f"{len(y)} rows ({int(y.sum())} same) from {len(pairs)} pairs of near_miss_corpus.py and near_miss_probes.py")
     folds = StratifiedKFold(5, shuffle=True, random_state=SEED)
@@ -122,7 +122,8 @@ def main() -> None:
     assert isinstance(model, GradientBoostingClassifier)
     model.fit(x, y)
     notes = {
-        "trained_on": "tests/cache/near_miss_corpus.py, tests/cache/near_miss_probes.py (the project's own, Apache-2.0)",
+        "trained_on": "tests/cache/near_miss_corpus.py, tests/cache/near_miss_probes.py (the project's own, "
+        "Apache-2.0)",
         "held_out": ["tests/cache/near_miss_holdout.py", "tests/cache/near_miss_holdout3.py"],
         "rows": len(y),
         "candidate": chosen,

@@ -67,7 +67,8 @@ def test_held_out_pairs_keep_their_measured_floor(
 ) -> None:
     """Sets written by other hands, never in the learned verdict's training, candidate choice or threshold
     (scripts/train_verify_model.py reads the first corpus and the probes only). Scored with the shipped model: 0.981 /
-    0.631 and 0.988 / 0.516, where verify's rules alone give 0.962 / 0.319 and 0.978 / 0.294 and a threshold alone 0.45-0.49.
+    0.631 and 0.988 / 0.516, where verify's rules alone give 0.962 / 0.319 and 0.978 / 0.294 and a threshold alone
+    0.45-0.49.
     Asserted: those floors; no wrong answer of another number, version, unit or direction; no more wrong answers of a
     negation than the rules alone serve (one, "in stock" / "out of stock", which no rule reads as a negation). A set
     is held out only while no change made after its first scoring has touched it: editing it, tuning on its results

@@ -38,7 +38,7 @@ def test_a_model_trained_on_other_features_is_refused(tmp_path: Path) -> None:
     raw["features"] = raw["features"][:-1]
     path = tmp_path / "old.json"
     path.write_text(json.dumps(raw), encoding="utf-8")
-    with pytest.raises(ValueError, match="retrain it with scripts/train_verify_model.py"):
+    with pytest.raises(ValueError, match=r"retrain it with scripts/train_verify_model\.py"):
         load_pair_model(path)
 
 

@@ -72,7 +72,7 @@ class SemanticMatcher:
         threshold: float = DEFAULT_THRESHOLD,
         top_k: int = DEFAULT_TOP_K,
         rewording_threshold: float | None = None,
-        model: PairModel | None | Literal["shipped"] = "shipped",
+        model: PairModel | Literal["shipped"] | None = "shipped",
     ) -> None:
         if not -1.0 <= threshold <= 1.0:
             raise ValueError(f"threshold is a cosine, within [-1, 1]; got {threshold}")

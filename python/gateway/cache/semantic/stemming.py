@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import cache, lru_cache
 from typing import Final
 
-import Stemmer
+import Stemmer  # type: ignore[import-not-found]  # PyStemmer ships no stubs
 
 _SNOWBALL: Final = {"en": "english", "fr": "french", "de": "german", "es": "spanish"}
 LANGUAGES: Final = frozenset(_SNOWBALL)

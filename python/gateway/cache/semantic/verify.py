@@ -8,9 +8,9 @@ first difference is the verdict's reason:
     -> order
 
 Content words match despite case, accents, plurals and suffixes (Snowball stemmers in the prompt's language), typos
-(typos.py) and a small synonym table. Numbers, units and names get no such slack beyond one typo. A content word in one prompt only is a
-constraint the other did not ask for ("without recursion", "in one line"); politeness and generic request words
-("please", "can you", "explain") are not content.
+(typos.py) and a small synonym table. Numbers, units and names get no such slack beyond one typo. A content word in
+one prompt only is a constraint the other did not ask for ("without recursion", "in one line"); politeness and
+generic request words ("please", "can you", "explain") are not content.
 
 Pure, no I/O; tens of microseconds per pair of 30-word prompts (benches/cache/bench_semantic.py).
 """
@@ -314,6 +314,7 @@ def _opposites(language: str) -> dict[str, tuple[str, ...]]:
         found.setdefault(stem(x, language), []).append(stem(y, language))
         found.setdefault(stem(y, language), []).append(stem(x, language))
     return {word: tuple(others) for word, others in found.items()}
+
 
 _CHECKS: Final[tuple[Callable[[PromptFacts, PromptFacts, str], Verdict], ...]] = (
     _check_operators,
