@@ -4,23 +4,21 @@ earned on the calls the route logged with feedback, against what ran (learning/e
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from gateway.config.learning import FeedbackConfig
 from gateway.config.routes import RouteConfig
-from gateway.config.schema import ModelConfig
 from gateway.errors import FailedPrecondition, InvalidRequest, NotFound
 from gateway.learning.evaluation import LoggedCall, Policy, PolicyValue, Weights, evaluate
-from gateway.learning.profiles import ProfileBook
 from gateway.learning.ratings import quality
 from gateway.ledger.audit import AuditLog
 from gateway.records.governance import KeyRecord, Role
-from gateway.routing.learned import LearnedStrategy
 from gateway.store.feedback import FeedbackStore, RatedCall
+
+if TYPE_CHECKING:  # numpy comes with it: imported only for a config with a learned route (server/app.py)
+    from gateway.routing.learned import LearnedStrategy
 
 LOGGED = "logged"
 """The policy that ran: the route's decisions as logged."""
@@ -40,23 +38,21 @@ class PolicyEvaluator:
     def __init__(
         self,
         routes: list[RouteConfig],
-        models: dict[str, ModelConfig],
         metrics: FeedbackConfig,
         store: FeedbackStore,
         audit: AuditLog,
-        profiles: ProfileBook,
+        strategy: LearnedStrategy | None,
         *,
         audit_enabled: bool,
-        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`strategy`: the learned strategy over the shared profiles, a seeded instance of its own (the estimate runs
+        in a thread, apart from the router's generator); None without learned routes."""
         self._audit_enabled = audit_enabled
         self._routes = {r.name: r for r in routes if r.learned is not None}
         self._metrics = metrics
         self._store = store
         self._audit = audit
-        # Its own strategy over the shared profiles, seeded: the estimate runs in a thread, apart from the router's
-        # generator, and repeats itself for the same profiles.
-        self._strategy = LearnedStrategy(profiles, models, clock, np.random.default_rng(0))
+        self._strategy = strategy
 
     async def evaluate(self, caller: KeyRecord, route_name: str, since: float, until: float) -> Evaluation:
         """A team admin's evaluation reads only their team's calls."""
@@ -84,6 +80,8 @@ class PolicyEvaluator:
         return Evaluation(route_name, len(calls), policies)
 
     def _policies(self, route: RouteConfig, calls: list[LoggedCall], weights: Weights) -> list[PolicyValue]:
+        strategy = self._strategy
+        assert strategy is not None  # there is a learned route
         cache: dict[tuple[str, tuple[str, ...], int], Mapping[str, float]] = {}
 
         def learned(call: LoggedCall) -> Mapping[str, float]:
@@ -91,7 +89,7 @@ class PolicyEvaluator:
             key = (call.query_type, eligible, call.prompt_tokens)
             found = cache.get(key)
             if found is None:
-                _, odds = self._strategy.decide(route, call.query_type, list(eligible), key[2], None)
+                _, odds = strategy.decide(route, call.query_type, list(eligible), key[2], None)
                 found = cache[key] = odds.probabilities
             return found
 

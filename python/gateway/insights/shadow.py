@@ -22,8 +22,8 @@ from gateway.config.routes import RouteConfig, ShadowConfig
 from gateway.errors import GatewayError
 from gateway.insights.runner import run
 from gateway.insights.similarity import word_cosine
-from gateway.pipeline import Call, CallInfo, CallKind, Pipeline
-from gateway.pipeline.call import deadline_from
+from gateway.pipeline import CallInfo, CallKind, Pipeline
+from gateway.pipeline.call import ChatCall, deadline_from
 from gateway.pipeline.stages.identity import CLASSIFICATION_METADATA
 from gateway.store.shadow import OK, OVER_BUDGET, ShadowCall, ShadowStore, ShadowSummary
 
@@ -60,11 +60,11 @@ class ShadowTraffic:
 
     # --- the stage's side (pipeline/stages/shadow.py) ------------------------------------------------------------
 
-    def wants(self, call: Call) -> bool:
+    def wants(self, call: ChatCall) -> bool:
         shadow = self._shadows.get(call.record.model)
         return shadow is not None and self._rng.random() < shadow.share
 
-    def launch(self, call: Call, answer: str) -> None:
+    def launch(self, call: ChatCall, answer: str) -> None:
         route = call.record.model
         shadow = self._shadows[route]
         target = call.answer.target
@@ -91,7 +91,7 @@ class ShadowTraffic:
         self._tasks.add(task)  # referenced until done
         task.add_done_callback(self._tasks.discard)
 
-    async def _mirror(self, call: Call, answer: str, shadow: ShadowConfig, primary: ShadowCall) -> None:
+    async def _mirror(self, call: ChatCall, answer: str, shadow: ShadowConfig, primary: ShadowCall) -> None:
         route = primary.route
         try:
             day = self._clock() // DAY_S * DAY_S
@@ -107,12 +107,12 @@ class ShadowTraffic:
         except Exception:
             log.exception("shadow copy of call %s to %s failed", call.request_id, shadow.model)
 
-    async def _copy(self, call: Call, answer: str, shadow: ShadowConfig, primary: ShadowCall) -> ShadowCall:
+    async def _copy(self, call: ChatCall, answer: str, shadow: ShadowConfig, primary: ShadowCall) -> ShadowCall:
         assert self._pipeline is not None
         # The classification is at least the primary's, so the copy's residency is no looser than the primary's.
         metadata = [(k, v) for k, v in call.info.metadata or () if k != CLASSIFICATION_METADATA]
         metadata.append((CLASSIFICATION_METADATA, call.classification.label))
-        info = CallInfo(metadata, deadline_from(shadow.timeout_s), call.info.peer)
+        info = CallInfo(metadata, deadline_from(shadow.timeout_s), call.info.peer, call.info.api)
         # The request as it went to the primary's provider: redacted by the input guardrails, never more.
         request = dataclasses.replace(call.request, model=shadow.model)
         outcome = await run(self._pipeline, request, info, kind=CallKind.SHADOW, method="Shadow")

@@ -4,7 +4,7 @@ stage, with the key's rate limits, all or none)."""
 from __future__ import annotations
 
 from gateway.ledger.budgets import BudgetBook
-from gateway.pipeline.call import Call, CallKind
+from gateway.pipeline.call import CallKind, ChatCall
 from gateway.pipeline.stage import BaseStage
 
 
@@ -14,7 +14,7 @@ class DowngradeOnBudget(BaseStage):
     def __init__(self, budgets: BudgetBook) -> None:
         self._budgets = budgets
 
-    def enter(self, call: Call) -> None:
+    def enter(self, call: ChatCall) -> None:
         key = call.key
         assert key is not None
         if call.kind is CallKind.SHADOW or not self._budgets.governs(key):  # a shadow keeps its model

@@ -9,15 +9,15 @@ from __future__ import annotations
 from typing import Protocol
 
 from gateway.chat import ChatDelta
-from gateway.pipeline.call import Call, CallKind
+from gateway.pipeline.call import CallKind, ChatCall
 from gateway.pipeline.stage import BaseStage
 
 
 class Mirror(Protocol):
-    def wants(self, call: Call) -> bool:
+    def wants(self, call: ChatCall) -> bool:
         """Whether to copy this call: its route has a shadow, and the draw for its share says so."""
 
-    def launch(self, call: Call, answer: str) -> None:
+    def launch(self, call: ChatCall, answer: str) -> None:
         """Sends the copy in the background; `answer` is the primary's, as the caller got it."""
 
 
@@ -27,11 +27,11 @@ class MirrorToShadow(BaseStage):
     def __init__(self, mirror: Mirror) -> None:
         self._mirror = mirror
 
-    def enter(self, call: Call) -> None:
+    def enter(self, call: ChatCall) -> None:
         if call.kind is not CallKind.SHADOW and self._mirror.wants(call):
             call.filters.append(_AnswerText())
 
-    def exit(self, call: Call, error: BaseException | None) -> None:
+    def exit(self, call: ChatCall, error: BaseException | None) -> None:
         if error is not None or not call.answer.complete:
             return
         text = next((f for f in call.filters if isinstance(f, _AnswerText)), None)
