@@ -452,7 +452,7 @@ async def build_gateway(
     if http_address:
         host, http_port = parse_address(http_address, "HTTP address")
         http = await start_http_server(
-            OpenAIHandlers(pipeline, ring, config.server.max_input_chars),
+            OpenAIHandlers(pipeline, ring, config.server.max_input_chars, feedback),
             host,
             http_port,
             max_body_bytes=config.server.max_message_bytes,

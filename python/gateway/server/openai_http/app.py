@@ -23,6 +23,7 @@ from aiohttp import web
 
 from gateway.config.schema import TlsConfig
 from gateway.errors import InvalidRequest, NotFound
+from gateway.insights.feedback import FeedbackOperations
 from gateway.pipeline import CallInfo, CallKind, Pipeline, deadline_from
 from gateway.pipeline.call import Api
 from gateway.policy.keyring import KeyRing
@@ -38,10 +39,11 @@ EMBEDDINGS_METHOD = "POST /v1/embeddings"
 
 
 class OpenAIHandlers:
-    def __init__(self, pipeline: Pipeline, ring: KeyRing, max_input_chars: int) -> None:
+    def __init__(self, pipeline: Pipeline, ring: KeyRing, max_input_chars: int, feedback: FeedbackOperations) -> None:
         self._pipeline = pipeline
         self._ring = ring
         self._max_input_chars = max_input_chars
+        self._feedback = feedback
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         body, malformed = await _json_body(request)
@@ -83,6 +85,19 @@ class OpenAIHandlers:
             check_size(embed.text_chars, self._max_input_chars)
             embedded = await scope.embed(embed)
         return _json(render.embeddings(scope.call, embedded, embed.encoding), render.headers(scope.call))
+
+    async def feedback(self, request: web.Request) -> web.StreamResponse:
+        """POST /v1/feedback: Insights.Feedback over HTTP, for the calls this door answered (or any other), keyed by
+        the x-request-id their answers carried; the same authorization (the key that made the call, its team's
+        admin, an admin) and the same errors."""
+        body, malformed = await _json_body(request)
+        if malformed is not None:
+            raise malformed
+        request_id, ratings, comment, source = schema.feedback_request(body)
+        info = _info(request)
+        caller = self._ring.authenticate(info.metadata, info.peer)
+        recorded = await self._feedback.give(caller, request_id, ratings, comment, source)
+        return _json(render.feedback(recorded), {})
 
     async def models(self, request: web.Request) -> web.StreamResponse:
         return _json(render.models(self._visible(request)), {})
@@ -171,6 +186,7 @@ async def start_http_server(
     app = web.Application(client_max_size=max_body_bytes, middlewares=[openai_errors])
     app.router.add_post("/v1/chat/completions", handlers.chat_completions)
     app.router.add_post("/v1/embeddings", handlers.embeddings)
+    app.router.add_post("/v1/feedback", handlers.feedback)
     app.router.add_get("/v1/models", handlers.models)
     app.router.add_get("/v1/models/{model:.+}", handlers.model)
     # handler_cancellation: a client that goes away cancels its handler, so the pipeline cancels the upstream call.

@@ -105,8 +105,8 @@ def _refusal(request: web.Request, refused: web.HTTPException) -> web.Response:
     """aiohttp's own refusals (no such path, method not allowed) in OpenAI's error body."""
     if refused.status == 404:
         message = (
-            f"no route {request.path}: this gateway serves POST /v1/chat/completions, POST /v1/embeddings and "
-            "GET /v1/models"
+            f"no route {request.path}: this gateway serves POST /v1/chat/completions, POST /v1/embeddings, "
+            "POST /v1/feedback and GET /v1/models"
         )
     else:
         message = f"{request.method} {request.path}: {refused.reason}"

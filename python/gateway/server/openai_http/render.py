@@ -10,6 +10,7 @@ import orjson
 
 from gateway.chat import ChatDelta, ChatResult, Usage
 from gateway.embeddings import Embedding, EmbeddingEncoding, pack_base64
+from gateway.insights.feedback import Recorded
 from gateway.pipeline import Call
 from gateway.server.listing import Listed
 
@@ -221,3 +222,8 @@ def _model(call: Call[Any]) -> str:
     """The configured model that serves the call (OpenAI reports the model that answered)."""
     target = call.answer.target
     return target.model.name if target is not None else call.record.model
+
+
+def feedback(recorded: list[Recorded]) -> dict[str, Any]:
+    """As Insights.FeedbackResponse: per metric, whether it replaced an earlier rating, and its quality in [0, 1]."""
+    return {"recorded": [{"metric": r.metric, "replaced": r.replaced, "quality": r.quality} for r in recorded]}

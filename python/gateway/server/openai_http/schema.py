@@ -26,6 +26,7 @@ from gateway.chat import (
 )
 from gateway.embeddings import EmbeddingEncoding, EmbedRequest
 from gateway.errors import InvalidRequest
+from gateway.learning.ratings import Given, Source
 from gateway.request_rules import (
     cache_control,
     check_embed_inputs,
@@ -341,3 +342,40 @@ def _number(body: Mapping[str, Any], name: str) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise invalid(f"{name} must be a number", name)
     return float(value)
+
+
+def feedback_request(body: Mapping[str, Any]) -> tuple[str, list[Given], str, Source]:
+    """POST /v1/feedback: the call's id (the x-request-id its answer carried), its ratings, a comment and the source.
+    A body of the gateway's own, OpenAI having no such endpoint:
+    {"request_id": "...", "ratings": [{"metric": "thumbs", "boolean": true}, {"metric": "stars", "score": 4},
+    {"metric": "verdict", "label": "partly"}], "comment": "...", "source": "end_user"}."""
+    request_id = body.get("request_id")
+    if not isinstance(request_id, str) or not request_id:
+        raise invalid("request_id is required: the x-request-id header of the call's answer", "request_id")
+    ratings = body.get("ratings")
+    if not isinstance(ratings, list):
+        raise invalid("ratings must be a list of {metric, and one of boolean, score or label}", "ratings")
+    given = [_rating(rating, f"ratings[{i}]") for i, rating in enumerate(ratings)]
+    comment = body.get("comment", "")
+    if not isinstance(comment, str):
+        raise invalid("comment must be a string", "comment")
+    source = body.get("source", Source.CALLING_SERVICE.value)
+    if source not in {s.value for s in Source}:
+        raise invalid(f"source must be one of {', '.join(s.value for s in Source)}", "source")
+    return request_id, given, comment, Source(source)
+
+
+def _rating(rating: object, param: str) -> Given:
+    if not isinstance(rating, dict) or not isinstance(rating.get("metric"), str):
+        raise invalid("each rating is an object with a metric name", param)
+    values = {name: rating[name] for name in ("boolean", "score", "label") if name in rating}
+    if len(values) != 1:
+        raise invalid("give exactly one of boolean, score or label", param)
+    boolean, score, label = values.get("boolean"), values.get("score"), values.get("label")
+    if (
+        (boolean is not None and not isinstance(boolean, bool))
+        or (score is not None and (isinstance(score, bool) or not isinstance(score, int | float)))
+        or (label is not None and not isinstance(label, str))
+    ):
+        raise invalid("boolean is true or false, score a number, label a string", param)
+    return Given(rating["metric"], boolean=boolean, score=None if score is None else float(score), label=label)
