@@ -8,25 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.serving import run, serving
 from tests.insights.test_feedback import CONFIG
-from tests.server.process import Server, clean_environment, gateway
-
-KEY = "gw-cli-learning-key"
+from tests.server.process import Server
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    config = tmp_path / "gateway.yaml"
-    config.write_text(CONFIG)
-    running = Server(tmp_path, {**clean_environment(), "GATEWAY_BOOTSTRAP_KEY": KEY}, "--config", str(config))
-    yield running
-    running.stop()
-
-
-def run(server: Server, *args: str) -> tuple[int, str, str]:
-    env = {**clean_environment(), "GATEWAY_ADMIN_KEY": KEY, "GATEWAY_API_KEY": KEY}
-    done = gateway(*args, "--address", server.address, env=env)
-    return done.returncode, done.stdout, done.stderr
+    with serving(tmp_path, CONFIG) as running:
+        yield running
 
 
 def test_rate_a_call_and_read_the_profiles(server: Server) -> None:

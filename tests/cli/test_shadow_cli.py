@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.process import Server, clean_environment, gateway
+from tests.cli.serving import run, serving
+from tests.server.process import Server
 
-KEY = "gw-cli-shadow-key"
 CONFIG = """
 providers:
   - {name: sim, type: simulated, simulation: {max_answer_tokens: 8, seed: 1}}
@@ -27,17 +27,8 @@ routes:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    config = tmp_path / "gateway.yaml"
-    config.write_text(CONFIG)
-    running = Server(tmp_path, {**clean_environment(), "GATEWAY_BOOTSTRAP_KEY": KEY}, "--config", str(config))
-    yield running
-    running.stop()
-
-
-def run(server: Server, *args: str) -> tuple[int, str, str]:
-    env = {**clean_environment(), "GATEWAY_ADMIN_KEY": KEY, "GATEWAY_API_KEY": KEY}
-    done = gateway(*args, "--address", server.address, env=env)
-    return done.returncode, done.stdout, done.stderr
+    with serving(tmp_path, CONFIG) as running:
+        yield running
 
 
 def test_shadow_report(server: Server) -> None:

@@ -1,13 +1,10 @@
 """`GetAnalytics` relationships and cheaper models, on a synthetic log in a running gateway's database whose
-associations are known, and through the CLI on calls that really ran."""
+associations are known."""
 
 from __future__ import annotations
 
-import json
 import random
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -20,7 +17,6 @@ from gateway.store.feedback import FeedbackStore, Rating
 from gateway.store.shadow import ShadowCall, ShadowStore
 from tests.admin.helpers import reason_of
 from tests.server.fixtures import AUTH, StartGateway
-from tests.server.process import Server, clean_environment, gateway
 
 CONFIG = """
 providers:
@@ -112,34 +108,3 @@ async def test_relationships_and_cheaper_models_from_the_log(start_gateway: Star
     other = await insights.GetAnalytics(pb.GetAnalyticsRequest(team="other"), metadata=AUTH)
     assert other.analysed_calls == 0
     assert not other.relationships
-
-
-KEY = "gw-cli-analytics-key"
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    config = tmp_path / "gateway.yaml"
-    config.write_text(CONFIG)
-    running = Server(tmp_path, {**clean_environment(), "GATEWAY_BOOTSTRAP_KEY": KEY}, "--config", str(config))
-    yield running
-    running.stop()
-
-
-def test_the_analytics_command(server: Server) -> None:
-    env = {**clean_environment(), "GATEWAY_ADMIN_KEY": KEY, "GATEWAY_API_KEY": KEY}
-    for i in range(12):
-        text = "Write a haiku" if i % 2 else "Ecris un poème sur la mer et le vent"
-        done = gateway("chat", "-m", "smart", "--no-stream", text, "--address", server.address, env=env)
-        assert done.returncode == 0, done.stderr
-    done = gateway("analytics", "--since", "1h", "--address", server.address, env=env)
-    assert done.returncode == 0, done.stderr
-    assert "relationships in 12 answered calls (associations, not causes)" in done.stdout
-    assert "cheaper models (quality metric: thumbs)" in done.stdout
-    done = gateway("analytics", "--json", "--address", server.address, env=env)
-    assert done.returncode == 0, done.stderr
-    found = json.loads(done.stdout)
-    assert found["analysed_calls"] == "12"
-    done = gateway("analytics", "--metric", "speed", "--address", server.address, env=env)
-    assert done.returncode == 1
-    assert "UNKNOWN_METRIC" in done.stderr or "not declared" in done.stderr

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.records.audit import SHADOW_KIND
-from gateway.store.tables import audit, feedback, shadow_calls
+from gateway.store.feedback import mean_ratings
+from gateway.store.tables import audit, shadow_calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +43,7 @@ class AnalyticsStore:
         self, since: float, until: float, team: str | None, route: str | None, metric: str, limit: int
     ) -> list[CallRow]:
         """The latest `limit` calls a provider answered in [since, until) (no cache hits, no shadow copies)."""
-        ratings = (
-            select(feedback.c.request_id, func.avg(feedback.c.value).label("value"))
-            .where(feedback.c.metric == metric)
-            .group_by(feedback.c.request_id)
-            .subquery()
-        )
+        ratings = mean_ratings(metric)
         query = (
             select(
                 audit.c.served_model,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Subquery, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -39,6 +39,16 @@ class RatedCall:
     latency_ms: float
     prompt_tokens: int
     value: float
+
+
+def mean_ratings(metric: str) -> Subquery:
+    """Per rated call, its mean rating on `metric` over the sources that gave one (columns request_id, value)."""
+    return (
+        select(feedback.c.request_id, func.avg(feedback.c.value).label("value"))
+        .where(feedback.c.metric == metric)
+        .group_by(feedback.c.request_id)
+        .subquery()
+    )
 
 
 def _insert(engine: AsyncEngine) -> Any:
@@ -105,12 +115,7 @@ class FeedbackStore:
         self, route: str, metric: str, since: float, until: float, team: str | None = None
     ) -> list[RatedCall]:
         """The route's audited calls in [since, until) that have a learned decision and a rating on `metric`."""
-        ratings = (
-            select(feedback.c.request_id, func.avg(feedback.c.value).label("value"))
-            .where(feedback.c.metric == metric)
-            .group_by(feedback.c.request_id)
-            .subquery()
-        )
+        ratings = mean_ratings(metric)
         condition = (
             (audit.c.route == route) & (audit.c.at >= since) & (audit.c.at < until) & audit.c.learned.is_not(None)
         )
