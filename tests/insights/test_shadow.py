@@ -172,6 +172,9 @@ async def test_a_team_admin_sees_its_own_teams_copies(
     lead, _ = await admin.key(team="lab", role="team-admin")
     await admin.gateway.Chat(chat_request("mirrored"), metadata=bearer(mine))
     await admin.gateway.Chat(chat_request("mirrored"), metadata=bearer(theirs))
+    # A comparison run by hand is not a caller's call: not copied.
+    compared = await insights.Compare(pb.CompareRequest(request=chat_request(), targets=["mirrored"]), metadata=AUTH)
+    assert compared.results[0].response.model == "main"
     [everyone] = await shadows(gateway, insights, "mirrored")
     assert everyone.answered == 2
     [lab] = await shadows(gateway, insights, "mirrored", bearer(lead))

@@ -21,6 +21,9 @@ class Mirror(Protocol):
         """Sends the copy in the background; `answer` is the primary's, as the caller got it."""
 
 
+_MIRRORED = frozenset((CallKind.CHAT, CallKind.STREAM))
+
+
 class MirrorToShadow(BaseStage):
     name = "shadow"
 
@@ -28,7 +31,8 @@ class MirrorToShadow(BaseStage):
         self._mirror = mirror
 
     def enter(self, call: ChatCall) -> None:
-        if call.kind is not CallKind.SHADOW and self._mirror.wants(call):
+        # Callers' calls only: not a copy, nor a Replay or Compare someone runs by hand.
+        if call.kind in _MIRRORED and self._mirror.wants(call):
             call.filters.append(_AnswerText())
 
     def exit(self, call: ChatCall, error: BaseException | None) -> None:
