@@ -77,6 +77,15 @@ bench: install ## Run the benchmarks (hot functions and the bounded load test)
 	$(PY) -m benches.load
 	$(PY) -m benches.pipeline_cpu
 
+# Mutation testing: slow, so not part of `make test` (docs/testing.md). mutants-python is the mutmut run of the
+# Python paths; `mutants` runs the two one after the other, each on both cores.
+.PHONY: mutants
+mutants: mutants-rust mutants-python ## Mutation testing of the Rust core and the Python money/security paths
+
+.PHONY: mutants-rust
+mutants-rust: ## Mutate the Rust core (tokens, ratelimit, PII validators); installs cargo-mutants when missing
+	scripts/mutants-rust.sh
+
 .PHONY: run
 run: install ## Start the gateway on the embedded default config
 	$(BIN)/gateway serve

@@ -981,6 +981,34 @@ mod tests {
     }
 
     #[test]
+    fn a_full_shard_forgets_what_it_can_and_grows_past_its_cap_rather_than_drop_a_held_slot() {
+        // max_keys 160: 10 a shard, trimmed to 8 when full. Nine slots held and one bucket in debt: the newcomer
+        // needs two buckets gone, only the one in debt may go, so it goes and the shard grows back to 10.
+        let l = RateLimiter::new(
+            LimiterConfig {
+                max_keys: 160,
+                idle_ttl_s: 300.0,
+            },
+            Clock::manual(),
+        )
+        .unwrap();
+        let keys = same_shard_keys(&l, 11);
+        let slot = Limit::concurrency(1, 0.05).unwrap();
+        let debt = Limit::rate(1.0, 1.0).unwrap();
+        for k in &keys[..9] {
+            assert_eq!(l.take(k, &slot, 1.0).unwrap(), 0.0);
+        }
+        assert_eq!(l.take(&keys[9], &debt, 1.0).unwrap(), 0.0);
+        assert_eq!(l.take(&keys[10], &debt, 1.0).unwrap(), 0.0);
+        assert_eq!(l.len(), 10);
+        assert!(keys[..9]
+            .iter()
+            .all(|k| l.available(k, &slot).abs() < f64::EPSILON));
+        assert!((l.available(&keys[9], &debt) - 1.0).abs() < f64::EPSILON);
+        assert!(l.available(&keys[10], &debt) < 1.0);
+    }
+
+    #[test]
     fn max_keys_is_the_whole_limiter_s_capacity() {
         // 1,300 live keys fit in a limiter of 1,600 (100 a shard): none is dropped, so the keys must be spread.
         let l = RateLimiter::new(

@@ -473,9 +473,9 @@ pub(super) fn validate_ipv6(t: &[u8], s: usize, mut e: usize) -> Option<ByteMatc
     } else {
         e
     };
-    let has_hex = t[s..e].iter().any(u8::is_ascii_hexdigit);
-    let compressed_or_full = memchr::memmem::find(&t[s..e], b"::").is_some() || colons >= 7;
-    if !has_hex || !compressed_or_full || e - s < 3 {
+    // "::", the unspecified address, is punctuation: every other form std parses is an address, the uncompressed
+    // IPv4-mapped one ("0:0:0:0:0:ffff:1.2.3.4") included.
+    if &t[s..e] == b"::" {
         return None;
     }
     Some(ByteMatch {
@@ -929,6 +929,7 @@ mod tests {
         assert_eq!(ip("::1"), "::1");
         assert_eq!(ip("1:2:3:4:5:6:7:8"), "1:2:3:4:5:6:7:8");
         assert_eq!(ip("::ffff:192.168.1.1"), "::ffff:192.168.1.1");
+        assert_eq!(ip("0:0:0:0:0:ffff:1.2.3.4"), "0:0:0:0:0:ffff:1.2.3.4");
         assert_eq!(ip("fe80::1:"), "fe80::1", "a trailing colon is punctuation");
         assert_eq!(ip("::1."), "::1", "so is a trailing full stop");
         assert_eq!(ip("fe80::1::"), "");
@@ -1039,6 +1040,11 @@ mod tests {
             PiiKind::IpAddress,
         );
         one("loopback ::1 only", "::1", PiiKind::IpAddress);
+        one(
+            "mapped 0:0:0:0:0:ffff:10.0.0.5 here",
+            "0:0:0:0:0:ffff:10.0.0.5",
+            PiiKind::IpAddress,
+        );
         none("upgrade to version 1.2.3.4 today");
         none("see chapter 3.2.1.4 of the manual");
         one("send it to 10.0.0.5 now", "10.0.0.5", PiiKind::IpAddress);
