@@ -563,6 +563,18 @@ mod tests {
         RateLimiter::new(LimiterConfig::default(), Clock::manual()).unwrap()
     }
 
+    /// A limiter on a manual clock that holds `max_keys` keys (`max_keys / 16` a shard).
+    fn limiter_of(max_keys: usize, idle_ttl_s: f64) -> RateLimiter {
+        RateLimiter::new(
+            LimiterConfig {
+                max_keys,
+                idle_ttl_s,
+            },
+            Clock::manual(),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn burst_then_rate() {
         let l = limiter();
@@ -712,14 +724,7 @@ mod tests {
 
     #[test]
     fn idle_and_capacity_eviction() {
-        let l = RateLimiter::new(
-            LimiterConfig {
-                max_keys: 10_000,
-                idle_ttl_s: 10.0,
-            },
-            Clock::manual(),
-        )
-        .unwrap();
+        let l = limiter_of(10_000, 10.0);
         let lim = Limit::rate(1.0, 1.0).unwrap();
         for i in 0..100 {
             l.take(&format!("k{i}"), &lim, 1.0).unwrap();
@@ -732,14 +737,7 @@ mod tests {
         assert_eq!(l.evict_idle(), 100);
         assert!(l.is_empty());
         // Far more keys than max_keys, all in debt: memory stays bounded all the same.
-        let l = RateLimiter::new(
-            LimiterConfig {
-                max_keys: 160,
-                idle_ttl_s: 10.0,
-            },
-            Clock::manual(),
-        )
-        .unwrap();
+        let l = limiter_of(160, 10.0);
         for i in 0..10_000 {
             l.take(&format!("x{i}"), &lim, 1.0).unwrap();
         }
@@ -748,14 +746,7 @@ mod tests {
 
     #[test]
     fn a_bucket_in_use_is_never_evicted() {
-        let l = RateLimiter::new(
-            LimiterConfig {
-                max_keys: 16,
-                idle_ttl_s: 0.0,
-            },
-            Clock::manual(),
-        )
-        .unwrap();
+        let l = limiter_of(16, 0.0);
         let lim = Limit::rate(1.0, 1.0).unwrap();
         // A group resolves its buckets before it locks them; one resolved and not yet released stays put.
         let b = l.bucket("in-use");
@@ -928,14 +919,7 @@ mod tests {
 
         // max_keys 1,600 over 16 shards: 100 keys a shard, trimmed to 87 (7/8, minus the newcomer's room) when
         // full. A hundred live buckets taken 1 ms apart: the 101st key drops exactly the 13 least recently used.
-        let l = RateLimiter::new(
-            LimiterConfig {
-                max_keys: 1600,
-                idle_ttl_s: 300.0,
-            },
-            Clock::manual(),
-        )
-        .unwrap();
+        let l = limiter_of(1600, 300.0);
         let keys = same_shard_keys(&l, 101);
         for k in &keys[..100] {
             assert_eq!(l.take(k, &debt, 1.0).unwrap(), 0.0);
@@ -951,11 +935,7 @@ mod tests {
         assert!(keys[13..].iter().all(|k| in_debt(&l, k)));
 
         // max_keys 160: 10 a shard, trimmed to 8. Ten live buckets: the eleventh key drops the two oldest.
-        let config = LimiterConfig {
-            max_keys: 160,
-            idle_ttl_s: 300.0,
-        };
-        let l = RateLimiter::new(config, Clock::manual()).unwrap();
+        let l = limiter_of(160, 300.0);
         let keys = same_shard_keys(&l, 11);
         for k in &keys[..10] {
             assert_eq!(l.take(k, &debt, 1.0).unwrap(), 0.0);
@@ -967,7 +947,7 @@ mod tests {
         assert!(keys[2..].iter().all(|k| in_debt(&l, k)));
 
         // Nine live buckets and a fresh one used last: the fresh one goes first (it loses nothing), then one LRU.
-        let l = RateLimiter::new(config, Clock::manual()).unwrap();
+        let l = limiter_of(160, 300.0);
         for k in &keys[..9] {
             assert_eq!(l.take(k, &debt, 1.0).unwrap(), 0.0);
             l.clock().advance(0.001).unwrap();
@@ -984,14 +964,7 @@ mod tests {
     fn a_full_shard_forgets_what_it_can_and_grows_past_its_cap_rather_than_drop_a_held_slot() {
         // max_keys 160: 10 a shard, trimmed to 8 when full. Nine slots held and one bucket in debt: the newcomer
         // needs two buckets gone, only the one in debt may go, so it goes and the shard grows back to 10.
-        let l = RateLimiter::new(
-            LimiterConfig {
-                max_keys: 160,
-                idle_ttl_s: 300.0,
-            },
-            Clock::manual(),
-        )
-        .unwrap();
+        let l = limiter_of(160, 300.0);
         let keys = same_shard_keys(&l, 11);
         let slot = Limit::concurrency(1, 0.05).unwrap();
         let debt = Limit::rate(1.0, 1.0).unwrap();
@@ -1011,14 +984,7 @@ mod tests {
     #[test]
     fn max_keys_is_the_whole_limiter_s_capacity() {
         // 1,300 live keys fit in a limiter of 1,600 (100 a shard): none is dropped, so the keys must be spread.
-        let l = RateLimiter::new(
-            LimiterConfig {
-                max_keys: 1600,
-                idle_ttl_s: 300.0,
-            },
-            Clock::manual(),
-        )
-        .unwrap();
+        let l = limiter_of(1600, 300.0);
         let debt = Limit::rate(1.0, 1.0).unwrap();
         for i in 0..1300 {
             assert_eq!(l.take(&format!("key-{i}"), &debt, 1.0).unwrap(), 0.0);
@@ -1029,14 +995,7 @@ mod tests {
 
     #[test]
     fn idle_buckets_in_debt_or_in_flight_are_kept() {
-        let l = RateLimiter::new(
-            LimiterConfig {
-                max_keys: 1000,
-                idle_ttl_s: 10.0,
-            },
-            Clock::manual(),
-        )
-        .unwrap();
+        let l = limiter_of(1000, 10.0);
         let slow = Limit::rate(0.01, 1.0).unwrap(); // one unit is 100 s of debt
         let slots = Limit::concurrency(1, 0.05).unwrap();
         assert_eq!(l.take("owes", &slow, 1.0).unwrap(), 0.0);
