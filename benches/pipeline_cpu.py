@@ -25,7 +25,7 @@ from typing import Any
 import uvloop
 from llmgateway.v1 import gateway_pb2 as pb
 
-from benches.load import BENCH_KEY, free_port, gateway_config, process
+from benches.load import BENCH_ADMIN_KEY, BENCH_KEY, BENCH_KEY_ENV, free_port, gateway_config, process
 from benches.reference_servers import Forwarder
 from gateway.config import load_config
 from gateway.server.app import build_gateway
@@ -84,12 +84,13 @@ async def measure(args: argparse.Namespace) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
     with tempfile.TemporaryDirectory() as state, process("-m", "benches.upstream", "--port", str(port), port=port):
-        os.environ["GATEWAY_BOOTSTRAP_KEY"] = BENCH_KEY
+        os.environ["GATEWAY_BOOTSTRAP_KEY"] = BENCH_ADMIN_KEY
+        os.environ[BENCH_KEY_ENV] = BENCH_KEY
         os.environ["BENCH_UPSTREAM_KEY"] = "sk-bench"
         config_file = Path(state) / "bench.yaml"
         config_file.write_text(gateway_config(url, url) + args.config_extra + "\n")
         gateway = await build_gateway(
-            load_config(str(config_file)), address="127.0.0.1:0", state_dir=Path(state), metrics_address=""
+            load_config(str(config_file)), address="127.0.0.1:0", state_dir=Path(state), metrics_address="127.0.0.1:0"
         )
         forwarder = Forwarder(url)
         handlers: dict[str, Handler] = {"bare forwarder": forwarder.Chat, "gateway": gateway.servicer.Chat}

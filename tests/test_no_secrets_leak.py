@@ -71,7 +71,15 @@ async def test_no_secret_in_logs_audit_exports_or_errors(tmp_path: Path, fake_pr
                     await admin.gateway.Chat(chat_request("gpt"), metadata=bearer(key))
                 except grpc.aio.AioRpcError as err:
                     errors.append(f"{err.code()} {err.details()} {err.trailing_metadata()}")
-            await asyncio.sleep(0.1)
+            # Every call's record written first (batched mode commits every 10 ms; a busy machine takes longer): the
+            # export and the query below must see the same records.
+            seen = -1
+            while True:
+                await asyncio.sleep(0.1)
+                found = await admin.admin.QueryAudit(apb.QueryAuditRequest(limit=1000), metadata=bearer(ADMIN_KEY))
+                if len(found.records) == seen:
+                    break
+                seen = len(found.records)
             exported = b""
             async for chunk in admin.admin.ExportAudit(apb.ExportAuditRequest(), metadata=bearer(ADMIN_KEY)):
                 exported += chunk.jsonl

@@ -1,4 +1,4 @@
-"""Authentication, access check and budget pre-check per call, with 10,000 keys: the stages ChatPipeline.admit runs
+"""Authentication, access check and budget pre-check per call, with 10,000 keys: the pipeline's admission stages
 before routing, called in the same order, for keys with rate limits, attribute conditions and team budgets.
 
 .venv/bin/pytest benches/policy/bench_admission.py --benchmark-enable --benchmark-columns=min,median,max,ops
@@ -9,6 +9,7 @@ The reference in the same run is the floor of any key check: SHA-256 of the key 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import random
 import time
@@ -16,13 +17,14 @@ import time
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from gateway.errors import Unauthenticated
 from gateway.ledger.budgets import BudgetBook
 from gateway.policy import access
-from gateway.policy.classification import Classification
 from gateway.policy.key_limits import KeyLimiter
-from gateway.policy.keyring import KeyRing
+from gateway.policy.keyring import FailurePolicy, KeyRing
 from gateway.policy.keys import hash_key, new_key
-from gateway.policy.records import Budget, BudgetScope, Conditions, KeyLimits, KeyRecord, Period
+from gateway.records.classification import Classification
+from gateway.records.governance import Budget, BudgetScope, Conditions, KeyLimits, KeyRecord, Period
 
 KEYS = 10_000
 ROUNDS = 20_000
@@ -123,4 +125,28 @@ def test_reference_sha256_and_dict_lookup(
         table.get(hash_key(next(secrets)))
 
     benchmark.pedantic(lookup, rounds=ROUNDS, iterations=1, warmup_rounds=100)
+    percentiles(benchmark)
+
+
+@pytest.mark.benchmark(group="failed authentication: unknown key vs wrong secret behind a real prefix")
+@pytest.mark.parametrize("kind", ["unknown key", "wrong secret, real prefix"])
+def test_failed_authentication(
+    benchmark: BenchmarkFixture, keys: tuple[KeyRing, BudgetBook, list[tuple[KeyRecord, str]]], kind: str
+) -> None:
+    """The two must take the same time (an answer must not tell a guesser that a prefix exists); the unit test
+    checks they do the same work, this pair shows the times."""
+    _, _, population_keys = keys
+    ring = KeyRing(FailurePolicy(1e12, 1e12))  # failures without end, never refused for them
+    for record, _ in population_keys:
+        ring.put(record)
+    _, secret = population_keys[0]
+    wrong_last = "a" if secret[-1] != "a" else "b"
+    token = "gw-" + "z" * (len(secret) - 3) if kind == "unknown key" else secret[:-1] + wrong_last
+    metadata = (("authorization", f"Bearer {token}"),)
+
+    def fail() -> None:
+        with contextlib.suppress(Unauthenticated):
+            ring.authenticate(metadata, PEER)
+
+    benchmark.pedantic(fail, rounds=ROUNDS, iterations=1, warmup_rounds=100)
     percentiles(benchmark)

@@ -22,7 +22,7 @@ from llmgateway.v1 import gateway_pb2 as pb
 from llmgateway.v1 import gateway_pb2_grpc
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from benches.load import BENCH_KEY, free_port, gateway_config, process
+from benches.load import BENCH_ADMIN_KEY, BENCH_KEY, BENCH_KEY_ENV, free_port, gateway_config, process
 
 REQUEST = pb.ChatRequest(
     model="bench",
@@ -43,7 +43,8 @@ def servers() -> Iterator[dict[str, int]]:
         config = Path(tmp) / "bench.yaml"
         config.write_text(gateway_config(upstream, upstream))
         env = {
-            "GATEWAY_BOOTSTRAP_KEY": BENCH_KEY,
+            "GATEWAY_BOOTSTRAP_KEY": BENCH_ADMIN_KEY,
+            BENCH_KEY_ENV: BENCH_KEY,
             "GATEWAY_STATE_DIR": tmp,
             "BENCH_UPSTREAM_KEY": "sk-bench",
             "GATEWAY_LOG_LEVEL": "ERROR",

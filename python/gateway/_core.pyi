@@ -294,3 +294,26 @@ class VectorIndex:
         """Reads a file written by save(). OSError when unreadable, ValueError when not a saved VectorIndex."""
 
     def __len__(self) -> int: ...
+
+# --- OTLP trace export (rust/src/otlp.rs, rust/src/py/otlp.rs) ----------------------------------------------------
+
+OtlpScalar = str | bool | int | float
+OtlpAttributeValue = OtlpScalar | list[str] | list[bool] | list[int] | list[float] | tuple[OtlpScalar, ...]
+"""An attribute value: a scalar, or a list or tuple of scalars (an OTLP array). Ints are 64-bit signed."""
+OtlpAttributes = Iterable[tuple[str, OtlpAttributeValue]]
+"""(key, value) tuples: a list of pairs or `dict.items()`."""
+OtlpEvent = tuple[str, int, OtlpAttributes]
+"""(name, time_ns, attributes)."""
+OtlpSpan = tuple[int, int, int, str, int, int, int, OtlpAttributes, Iterable[OtlpEvent], int, str, str, int]
+"""(trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, attributes, events, status_code, status_message,
+trace_state, flags): ids as ints (128-bit trace, 64-bit span; parent 0 for a root span), kind an OTLP SpanKind (1
+internal, 2 server, 3 client, 4 producer, 5 consumer), times in ns since the epoch, status_code 0 unset, 1 ok, 2 error,
+trace_state in W3C `tracestate` form (or ""), flags the OTLP span flags (W3C trace flags in the low 8 bits)."""
+
+def encode_spans(
+    resource_attributes: OtlpAttributes, scope_name: str, scope_version: str, spans: Iterable[OtlpSpan]
+) -> bytes:
+    """The bytes of an OTLP `ExportTraceServiceRequest` holding `spans` under one resource and one instrumentation
+    scope (b"" when there are no spans). Ids are written big-endian (16 and 8 bytes), the parent omitted when 0, and
+    a status always present. ValueError names the attribute of a value that is not a str, bool, int, float or a list
+    or tuple of those, or an int beyond 64 bits; ValueError or TypeError names the span and field of a bad span."""

@@ -1,7 +1,10 @@
 """The domain of a chat call, independent of protobuf and of any provider's wire format.
 
 Servicers translate protobuf into these objects, providers translate them into their HTTP bodies; nothing else in
-the pipeline sees either wire format. Slotted dataclasses keep construction cheap on the hot path.
+the pipeline sees either wire format. Slotted dataclasses keep construction cheap on the hot path; the values built
+for every call or chunk (Message, ToolCall, ToolCallDelta) are not frozen, since a frozen dataclass sets each field
+through object.__setattr__ (1.6 µs against 0.5 µs for a Message here), but nothing changes them once built: a
+stage that rewrites one builds a new one (dataclasses.replace).
 """
 
 from __future__ import annotations
@@ -28,14 +31,14 @@ ContentPart = str | ImagePart
 """A text part is a plain str; anything else is an image."""
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ToolCall:
     id: str
     name: str
     arguments_json: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Message:
     role: Role
     content: str = ""
@@ -140,7 +143,7 @@ class ChatResult:
     tool_calls: list[ToolCall] = field(default_factory=list)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ToolCallDelta:
     index: int
     id: str = ""

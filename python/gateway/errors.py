@@ -1,18 +1,34 @@
-"""Domain errors. Each carries the gRPC status it maps to and a machine-readable reason for google.rpc.ErrorInfo.
+"""Domain errors. Each carries a transport-neutral kind and a machine-readable reason for google.rpc.ErrorInfo.
 
-The server maps them to a status in one place (server/errors.py); messages are written for the person reading them
-and never contain a secret or a prompt.
+The kinds are the canonical error codes of google.rpc.Code, which name what went wrong without naming a transport;
+the edge maps them once: to gRPC statuses in server/errors.py, to HTTP statuses wherever HTTP is served. Messages
+are written for the person reading them and never contain a secret or a prompt.
 """
 
 from __future__ import annotations
 
-import grpc
+from enum import StrEnum
+
+
+class ErrorKind(StrEnum):
+    """What kind of failure a caller sees; the value is the canonical code's name, as audit records store it."""
+
+    CANCELLED = "CANCELLED"
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    NOT_FOUND = "NOT_FOUND"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+    FAILED_PRECONDITION = "FAILED_PRECONDITION"
+    INTERNAL = "INTERNAL"
+    UNAVAILABLE = "UNAVAILABLE"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
 
 
 class GatewayError(Exception):
     """Base of every error the gateway reports to a caller."""
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    kind: ErrorKind = ErrorKind.INTERNAL
     reason: str = "INTERNAL"
 
     def __init__(
@@ -32,51 +48,59 @@ class GatewayError(Exception):
 
 
 class InvalidRequest(GatewayError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    kind = ErrorKind.INVALID_ARGUMENT
     reason = "INVALID_REQUEST"
 
 
 class Unauthenticated(GatewayError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    kind = ErrorKind.UNAUTHENTICATED
     reason = "UNAUTHENTICATED"
 
 
 class PermissionDenied(GatewayError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    kind = ErrorKind.PERMISSION_DENIED
     reason = "PERMISSION_DENIED"
 
 
 class NotFound(GatewayError):
-    code = grpc.StatusCode.NOT_FOUND
+    kind = ErrorKind.NOT_FOUND
     reason = "NOT_FOUND"
 
 
 class RateLimited(GatewayError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    kind = ErrorKind.RESOURCE_EXHAUSTED
     reason = "RATE_LIMITED"
 
 
+class Overloaded(GatewayError):
+    """The gateway process already serves as many calls as it is configured to; another process, or this one a
+    little later, can take the call."""
+
+    kind = ErrorKind.RESOURCE_EXHAUSTED
+    reason = "GATEWAY_OVERLOADED"
+
+
 class FailedPrecondition(GatewayError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    kind = ErrorKind.FAILED_PRECONDITION
     reason = "FAILED_PRECONDITION"
 
 
 class Unavailable(GatewayError):
     """A part of the gateway the call needs (not a provider) cannot answer now; retrying later may work."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    kind = ErrorKind.UNAVAILABLE
     reason = "UNAVAILABLE"
 
 
 class DeadlineExceeded(GatewayError):
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    kind = ErrorKind.DEADLINE_EXCEEDED
     reason = "DEADLINE_EXCEEDED"
 
 
 class ProviderError(GatewayError):
     """A failure of the upstream provider. `retryable` says whether another attempt (here or elsewhere) may work."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    kind = ErrorKind.UNAVAILABLE
     reason = "UPSTREAM_UNAVAILABLE"
 
     def __init__(
@@ -85,7 +109,7 @@ class ProviderError(GatewayError):
         *,
         provider: str,
         http_status: int | None = None,
-        code: grpc.StatusCode | None = None,
+        kind: ErrorKind | None = None,
         reason: str | None = None,
         retryable: bool = True,
         retry_after: float | None = None,
@@ -94,8 +118,8 @@ class ProviderError(GatewayError):
         if http_status is not None:
             meta["http_status"] = str(http_status)
         super().__init__(message, reason=reason, retry_after=retry_after, metadata=meta)
-        if code is not None:
-            self.code = code
+        if kind is not None:
+            self.kind = kind
         self.provider = provider
         self.http_status = http_status
         self.retryable = retryable

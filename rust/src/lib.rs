@@ -4,6 +4,7 @@
 //! guards the boundary and `cargo test` on the core needs no interpreter.
 
 pub mod error;
+pub mod otlp;
 pub mod patterns;
 pub mod pii;
 pub mod ratelimit;

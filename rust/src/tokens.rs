@@ -7,7 +7,7 @@
 //! lossy decoding, batches spread over threads and chat counting with OpenAI's per-message overheads.
 
 use std::num::NonZeroUsize;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 use std::thread;
 
 use bpe_openai::Tokenizer;
@@ -474,6 +474,13 @@ fn chunk_bounds(lens: &[usize], threads: usize) -> Vec<usize> {
     bounds
 }
 
+/// The cores this process may use, asked once: `available_parallelism` reads the cgroup's CPU quota from /proc and
+/// /sys on every call (~20 µs here), which a chat of two short messages paid on every count.
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| thread::available_parallelism().map_or(1, NonZeroUsize::get))
+}
+
 /// Apply `f` to every text, spread over the machine's cores when the batch holds enough bytes to pay for threads.
 /// Chunks are contiguous and balanced by bytes, so the output keeps the input order.
 fn map_batch<T, R, F>(texts: &[T], f: F) -> Vec<R>
@@ -483,10 +490,11 @@ where
     F: Fn(&str) -> R + Sync,
 {
     let total: usize = texts.iter().map(|text| text.as_ref().len()).sum();
-    let threads = thread::available_parallelism()
-        .map_or(1, NonZeroUsize::get)
-        .min(texts.len());
-    if threads < 2 || total < PARALLEL_MIN_BYTES {
+    if total < PARALLEL_MIN_BYTES {
+        return texts.iter().map(|text| f(text.as_ref())).collect();
+    }
+    let threads = cores().min(texts.len());
+    if threads < 2 {
         return texts.iter().map(|text| f(text.as_ref())).collect();
     }
     let lens: Vec<usize> = texts.iter().map(|text| text.as_ref().len()).collect();

@@ -1,4 +1,5 @@
-"""The semantic cache's embedder: MiniLM vectors (shape, unit length, meaning), and asyncio batching."""
+"""The semantic cache's embedder: MiniLM vectors (shape, unit length, meaning), asyncio batching, and a saturated
+embedder costing the semantic cache, never a call."""
 
 from __future__ import annotations
 
@@ -10,8 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import gateway.cache.build as build
 from gateway.cache.semantic.batching import BatchingEmbedder, EmbedderClosed
 from gateway.cache.semantic.embedder import DIM, Embedder, EmbeddingModelMissing
+from tests.admin.helpers import Admin, chat_request
+from tests.fakes.fixtures import FakeProviders
+from tests.observe.test_gateway_observability import scrape, value
+from tests.server.fixtures import AUTH, StartGateway
 
 TEXTS = [
     "How do I reverse a list in Python?",
@@ -186,3 +192,54 @@ def test_the_int8_model_is_built_once_and_kept_or_built_in_memory(
     blocked.write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
     assert np.allclose(Embedder().embed(TEXTS), first, atol=1e-6)
+
+
+class StalledEmbedder:
+    """An embedder so saturated that it never answers: every embed() waits until the test ends."""
+
+    dim = DIM
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self.released = asyncio.Event()
+
+    async def embed(self, text: str) -> np.ndarray:
+        self.asked += 1
+        await self.released.wait()
+        raise AssertionError("a stalled embedder never answers")
+
+    async def close(self) -> None:
+        self.released.set()
+
+
+async def test_a_saturated_embedder_gives_misses_after_its_timeout_never_a_failed_call(
+    start_gateway: StartGateway, fake_providers: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stalled = StalledEmbedder()
+
+    async def load(*_: object) -> StalledEmbedder:
+        return stalled
+
+    monkeypatch.setattr(build, "load_embedder", load)
+    fake = await fake_providers.start("openai")
+    gateway, channel = await start_gateway(
+        f"""
+cache: {{embedding: {{timeout_s: 0.2}}}}
+providers:
+  - {{name: openai, type: openai, base_url: '{fake.url}', api_key_env: {fake.key_env}}}
+models:
+  - {{name: gpt, provider: openai, upstream_model: gpt-4o, cache: {{exact: true, semantic: true, ttl_s: 600}}}}
+"""
+    )
+    admin = Admin.on(channel)
+    asked = chat_request("gpt", "How do I reverse a list in Python?")
+    for request in (asked, chat_request("gpt", "how can i reverse a python list")):
+        response = await admin.gateway.Chat(request, metadata=AUTH, timeout=10)
+        assert response.message.content
+        assert not response.cache.hit
+    assert stalled.asked >= 2
+    assert not stalled.released.is_set(), "the calls ended while the embedder still held their prompts"
+    assert (await admin.gateway.Chat(asked, metadata=AUTH)).cache.kind == "exact"  # the exact cache still works
+    assert len(fake.requests) == 2
+    samples = await scrape(gateway.metrics_server.url)  # type: ignore[union-attr]
+    assert value(samples, "llm_gateway_cache_errors_total", stage="embed_timeout") >= 2

@@ -15,6 +15,7 @@ from llmgateway.v1 import admin_pb2_grpc, gateway_pb2_grpc
 
 from tests.admin.helpers import chat_request
 from tests.fakes.fixtures import FakeProviders
+from tests.fakes.proxy import StallingProxy
 from tests.fakes.server import Answer
 from tests.observe.test_gateway_observability import scrape, value
 from tests.server.fixtures import AUTH, TEST_KEY, StartGateway
@@ -22,12 +23,15 @@ from tests.server.process import Server, clean_environment, free_port
 from tests.store.redis import RedisServer, start_redis
 
 
-def config(base_url: str, key_env: str, redis_url: str, *, retry_after_s: float = 5.0) -> str:
+def config(
+    base_url: str, key_env: str, redis_url: str, *, retry_after_s: float = 5.0, redis_timeout_s: float = 0.25
+) -> str:
     return f"""
 cache:
   backend: redis
   redis_url: {redis_url}
   retry_after_s: {retry_after_s}
+  redis_timeout_s: {redis_timeout_s}
 providers:
   - {{name: openai, type: openai, base_url: '{base_url}', api_key_env: {key_env}}}
 models:
@@ -112,6 +116,46 @@ async def test_redis_down_serves_without_the_cache_and_says_so(
     finally:
         redis_process.terminate()
         redis_process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("fault", ["hangs", "answers slower than redis_timeout_s"])
+async def test_a_hung_or_slow_redis_never_fails_a_call(
+    start_gateway: StartGateway,
+    fake_providers: FakeProviders,
+    redis_server: RedisServer,
+    caplog: pytest.LogCaptureFixture,
+    fault: str,
+) -> None:
+    """Redis stays up and keeps the connections open, but stops answering (or answers late): every call is still
+    served, within a deadline far below anything Redis would release it by, and the gateway says the cache is down."""
+    fake = await fake_providers.start("openai")
+    async with StallingProxy("127.0.0.1", redis_server.port) as proxy:
+        url = f"redis://127.0.0.1:{proxy.port}/0"
+        gateway, channel = await start_gateway(
+            config(fake.url, fake.key_env, url, retry_after_s=0.2, redis_timeout_s=0.2)
+        )
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        request = chat_request("gpt", "Will Redis answer?")
+        await stub.Chat(request, metadata=AUTH)
+        assert (await stub.Chat(request, metadata=AUTH)).cache.hit
+        if fault == "hangs":
+            proxy.stall()
+        else:
+            proxy.delay = 1.0
+        with caplog.at_level(logging.WARNING, logger="gateway.cache.service"):
+            for _ in range(4):
+                response = await stub.Chat(request, metadata=AUTH, timeout=10)
+                assert not response.cache.hit
+                assert response.message.content
+                await asyncio.sleep(0.1)  # past retry_after_s now and then: Redis is tried again, and fails again
+        assert proxy.held, "no Redis command went through the fault"
+        assert any("without the cache" in r.getMessage() for r in caplog.records)
+        samples = await scrape(gateway.metrics_server.url)  # type: ignore[union-attr]
+        assert value(samples, "llm_gateway_cache_backend_up", backend="redis") == 0
+        assert value(samples, "llm_gateway_cache_backend_errors_total", backend="redis") >= 2
+        proxy.delay = 0.0
+        proxy.resume()
+        await _wait_until_cached(stub, request)
 
 
 async def _wait_until_cached(stub: gateway_pb2_grpc.GatewayStub, request: object) -> None:

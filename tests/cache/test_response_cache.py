@@ -14,7 +14,7 @@ from gateway.cache.semantic_index import Candidate
 from gateway.cache.service import ResponseCache
 from gateway.chat import CacheControl, CacheMode, ChatRequest, ChatResult, Message, Usage
 from gateway.config.cache import CacheConfig, CachePolicyConfig
-from gateway.policy.classification import Classification
+from gateway.records.classification import Classification
 
 ANSWER = ChatResult("", "gpt-4o", "An answer.", "stop", Usage(10, 3))
 

@@ -1,13 +1,13 @@
 """verify.compare on hand-written dev pairs, per check: what must pass, what must be told apart and why; and the
 matcher that combines verify with the cosine.
 
-These pairs were written to design the verifier, before the held-out corpus (tests/cache/near_miss_corpus.py) was
-looked at; the corpus is scored in test_near_miss.py.
+The first of these pairs were written to design the verifier, before the first near-miss corpus
+(tests/cache/near_miss_corpus.py, no longer held out) was looked at; the role swaps came later, with the order check.
+None is held out. The corpora are scored in test_near_miss.py.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import pytest
@@ -330,19 +330,21 @@ def test_number_words_and_glued_units_are_read() -> None:
     assert set(facts.units) == {"km", "kg", "USD"}
 
 
-def test_a_30_word_pair_is_compared_in_well_under_a_millisecond() -> None:
+def test_a_cached_prompt_is_read_once_and_each_new_asked_prompt_once() -> None:
+    """What a comparison costs is reading the asked prompt: the cached prompt's facts are read once and kept. Its
+    time (about 150 us for 30 words) is measured in benches/cache/bench_semantic.py, not here."""
     cached = (
         "Could you please explain in simple terms how a hash map handles collisions in Python 3 and why resizing "
         "the table keeps lookups fast on average, with a short example using ten keys"
     )
     asked = cached.replace("ten keys", "twenty keys").replace("Could you please", "Can you")
-    compare(cached, asked)  # the cached prompt's facts are read once and kept
+    compare(cached, asked)
+    before = read_prompt.cache_info()
     rounds = 200
-    started = time.perf_counter()
     for i in range(rounds):
-        compare(cached, f"{asked} {i}")  # a new asked prompt each time: read afresh
-    per_pair = (time.perf_counter() - started) / rounds
-    assert per_pair < 1e-3, f"{per_pair * 1e6:.0f} us per pair (budget 300 us; loose here for loaded CI machines)"
+        assert not compare(cached, f"{asked} {i}").same  # a new asked prompt each time: read afresh
+    after = read_prompt.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (rounds, rounds)
 
 
 def test_matcher_serves_the_first_candidate_above_the_threshold_that_verify_accepts() -> None:

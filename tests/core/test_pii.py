@@ -97,10 +97,17 @@ def gen_phone(rng: random.Random) -> str:
 
 
 def gen_card(rng: random.Random) -> str:
-    kind = rng.choice(["visa", "mc", "mc2", "amex", "disc"])
+    """Every length the card networks issue: 13 (old Visa), 15 (Amex), 16, and 19 (Visa, UnionPay, Discover)."""
+    kind = rng.choice(["visa", "mc", "mc2", "amex", "disc", "visa13", "long19"])
     if kind == "amex":
         digits = luhn_complete(rng.choice(["34", "37"]), 15, rng)
         groups = [digits[:4], digits[4:10], digits[10:]]
+    elif kind == "visa13":
+        digits = luhn_complete("4", 13, rng)
+        groups = [digits[:4], digits[4:8], digits[8:12], digits[12:]]
+    elif kind == "long19":
+        # Written as one run of digits: the 4-4-4-4-3 grouping is not detected yet (test_known_gaps).
+        return luhn_complete(rng.choice(["4", "62", "6011"]), 19, rng)
     else:
         prefix = {"visa": "4", "mc": str(rng.randint(51, 55)), "mc2": "2221", "disc": "6011"}[kind]
         digits = luhn_complete(prefix, 16, rng)
@@ -414,6 +421,10 @@ def test_hard_negatives_report_nothing() -> None:
         ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "SECRET"),
         ("Call 1-800-555-0199", "PHONE_NUMBER"),
         ("card: 3782 822463 10005", "CREDIT_CARD"),
+        ("old visa 4222222222222 on file", "CREDIT_CARD"),  # 13 digits
+        ("visa 4787 7893 2879 4 on file", "CREDIT_CARD"),  # 13 digits, grouped
+        ("card 4217421809679290818 on file", "CREDIT_CARD"),  # 19 digits
+        ("unionpay 6200339075793834700 on file", "CREDIT_CARD"),  # 19 digits
         ("DOB 4th of July, 1976", "DATE_OF_BIRTH"),
         ("my ip is 2001:db8::ff00:42:8329", "IP_ADDRESS"),
         ("send it to 10.0.0.5 now", "IP_ADDRESS"),
@@ -455,6 +466,16 @@ def test_known_items(text: str, kind: str) -> None:
 )
 def test_known_negatives(text: str) -> None:
     assert PiiScanner().scan(text) == []
+
+
+@pytest.mark.xfail(
+    reason="19-digit cards in the usual 4-4-4-4-3 grouping slip past the card pattern, whose grouped forms stop at "
+    "4-4-4-(1..7) and 4-6-(4..5); only the run of 19 digits is found (see test_known_items)",
+    strict=True,
+)
+@pytest.mark.parametrize("text", ["card 4217 4218 0967 9290 818 on file", "unionpay 6200-3390-7579-3834-700 here"])
+def test_known_gaps(text: str) -> None:
+    assert [m.kind for m in PiiScanner().scan(text)] == ["CREDIT_CARD"]
 
 
 def test_spans_are_character_offsets() -> None:

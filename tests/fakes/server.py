@@ -3,10 +3,10 @@ validates them as the real API would, answers in the real wire format, and misbe
 
 Control API (on every fake): `reply(...)` scripts the next answers; `fail(status, ...)`, `hang()`, `slow(...)`,
 `drop(...)`, `malformed()` queue faults for the next requests; `pause_after(n)` holds a stream after n chunks until the
-returned event is set. Faults are consumed one per request, in order, after the request passed validation (a request
-the real API would reject is rejected first and consumes nothing). `requests` records what arrived; `disconnects`
-counts the times the client went away before the answer was complete; `completed` counts answers sent in full.
-"""
+returned event is set; `hold()` holds every request that arrives until the returned event is set. Faults are consumed
+one per request, in order, after the request passed validation (a request the real API would reject is rejected first
+and consumes nothing). `requests` records what arrived; `disconnects` counts the times the client went away before
+the answer was complete; `completed` counts answers sent in full; `in_flight` the requests being answered."""
 
 from __future__ import annotations
 
@@ -112,6 +112,7 @@ class FakeProvider:
         self.in_flight = 0
         self.chunks_sent = 0
         self._gates: deque[tuple[int, asyncio.Event]] = deque()
+        self._held_until: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.number = next(_ids)
@@ -134,6 +135,8 @@ class FakeProvider:
     async def close(self) -> None:
         for _, gate in self._gates:
             gate.set()
+        if self._held_until is not None:
+            self._held_until.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -236,6 +239,13 @@ class FakeProvider:
         self._gates.append((chunks, gate))
         return gate
 
+    def hold(self) -> asyncio.Event:
+        """Every request that arrives from now on waits, once it passed validation and before its fault or answer is
+        taken, until the returned event is set; `in_flight` counts the waiting ones. Lets a test have a known set of
+        calls in flight at once, whatever the machine's speed."""
+        self._held_until = asyncio.Event()
+        return self._held_until
+
     def reset(self) -> None:
         self.requests.clear()
         self.faults.clear()
@@ -320,6 +330,8 @@ class FakeProvider:
             self.validate(request, recorded)
         except Rejected as rejected:
             return self._error(rejected.status, rejected.message, code=rejected.code)
+        if self._held_until is not None:
+            await self._held_until.wait()
         fault = self.faults.popleft() if self.faults else Fault("slow")
         answer = self.answers.popleft() if self.answers else self.default_answer
         stream = self.is_stream(request, recorded)

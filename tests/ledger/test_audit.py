@@ -15,7 +15,7 @@ from google.protobuf import timestamp_pb2
 from llmgateway.v1 import admin_pb2 as apb
 
 from gateway.ledger.audit import AuditLog, AuditSettings
-from gateway.ledger.records import AuditFilter, AuditRecord
+from gateway.records.audit import AuditFilter, AuditRecord
 from gateway.server.app import Gateway
 from gateway.store.database import open_engine
 from gateway.store.ledger import LedgerStore
@@ -42,9 +42,10 @@ async def test_every_call_has_one_record_without_the_key(running: tuple[Gateway,
     ok = await admin.gateway.Chat(chat_request(), metadata=bearer(secret))
     async for _ in admin.gateway.ChatStream(chat_request(), metadata=bearer(secret)):
         pass
-    for model in ("slow", "broken"):
-        with pytest.raises(grpc.aio.AioRpcError):
+    for model, code in (("slow", grpc.StatusCode.PERMISSION_DENIED), ("broken", grpc.StatusCode.UNAVAILABLE)):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
             await admin.gateway.Chat(chat_request(model), metadata=bearer(secret))
+        assert caught.value.code() is code
     await gateway.audit.flush()
     found = await records(admin, key_id=info.id)
     assert len(found) == 4

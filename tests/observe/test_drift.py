@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.config.observe import DriftConfig, ObserveConfig
-from gateway.ledger.records import AuditRecord
 from gateway.observe import drift
 from gateway.observe.drift import DriftFlag, DriftMonitor, route_rule_label
+from gateway.records.audit import AuditRecord
 
 WINDOW_S = 60.0
 CALLS = 200  # per window
@@ -364,9 +364,6 @@ def test_psi_is_zero_for_equal_shares_and_matches_the_formula() -> None:
     assert drift.psi_numeric([25, 25, 25, 25], [10, 20, 30, 40], 4) == pytest.approx(expected)
     # Fine bins are grouped at the baseline's quantiles: two groups of two bins here.
     assert drift.psi_numeric([25, 25, 25, 25], [10, 20, 30, 40], 2) == pytest.approx(
-        (0.3 - 0.5) * math.log(0.3 / 0.5) + (0.7 - 0.5) * math.log(0.7 / 0.5)
-    )
-    assert drift.psi_categorical({"a": 50, "b": 50}, {"a": 30, "b": 70}) == pytest.approx(
         (0.3 - 0.5) * math.log(0.3 / 0.5) + (0.7 - 0.5) * math.log(0.7 / 0.5)
     )
 

@@ -39,8 +39,9 @@ async def test_metrics_count_calls_by_model_and_status(start_gateway: StartGatew
         await admin.gateway.Chat(chat_request("fast"), metadata=AUTH)
     async for _ in admin.gateway.ChatStream(chat_request("fast"), metadata=AUTH):
         pass
-    with pytest.raises(grpc.aio.AioRpcError):
+    with pytest.raises(grpc.aio.AioRpcError) as broken:
         await admin.gateway.Chat(chat_request("broken"), metadata=AUTH)
+    assert broken.value.code() is grpc.StatusCode.UNAVAILABLE
     assert gateway.metrics_server is not None
     samples = await scrape(gateway.metrics_server.url)
     assert value(samples, "llm_gateway_requests_total", model="fast", code="OK", kind="chat") == 3
@@ -90,8 +91,9 @@ async def test_gauges_show_breakers_and_budget_remaining(start_gateway: StartGat
     )
     response = await admin.gateway.Chat(chat_request("fast"), metadata=bearer(secret))
     for _ in range(6):  # the breaker opens after 5 consecutive failures
-        with pytest.raises(grpc.aio.AioRpcError):
+        with pytest.raises(grpc.aio.AioRpcError) as broken:
             await admin.gateway.Chat(chat_request("broken"), metadata=AUTH)
+        assert broken.value.code() is grpc.StatusCode.UNAVAILABLE
     assert gateway.metrics_server is not None
     samples = await scrape(gateway.metrics_server.url)
     assert value(samples, "llm_gateway_circuit_breaker_state", model="broken") == 2.0  # open

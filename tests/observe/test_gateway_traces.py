@@ -46,7 +46,7 @@ def children(spans: Sequence[ReadableSpan], parent: ReadableSpan) -> list[Readab
     return [s for s in spans if s.parent is not None and s.parent.span_id == parent.context.span_id]
 
 
-async def test_a_chat_call_is_one_trace_with_stage_and_attempt_spans(
+async def test_a_chat_call_is_one_trace_with_an_attempt_span_and_stage_timings(
     traced: tuple[Gateway, Admin, InMemorySpanExporter],
 ) -> None:
     gateway, admin, exporter = traced
@@ -55,9 +55,10 @@ async def test_a_chat_call_is_one_trace_with_stage_and_attempt_spans(
     [call] = [s for s in spans if s.name == "llmgateway.v1.Gateway/Chat"]
     assert call.kind is SpanKind.SERVER
     assert {s.context.trace_id for s in spans} == {call.context.trace_id}
-    names = sorted(s.name for s in children(spans, call))
-    assert names == ["chat fast", "gateway.authenticate", "gateway.route"]
+    assert [s.name for s in children(spans, call)] == ["chat fast"]  # stages that did not wait: timings only
     attributes = dict(call.attributes or {})
+    for stage in ("authenticate", "access", "route", "limits", "usage"):
+        assert isinstance(attributes[f"llm_gateway.stage_us.{stage}"], int)
     assert attributes["gen_ai.operation.name"] == "chat"
     assert attributes["gen_ai.request.model"] == "fast"
     assert attributes["gen_ai.request.max_tokens"] == 20
@@ -88,8 +89,9 @@ async def test_a_stream_marks_its_first_chunk_and_a_failure_its_status(
     gateway, admin, exporter = traced
     async for _ in admin.gateway.ChatStream(chat_request("fast", text=PROMPT), metadata=AUTH):
         pass
-    with pytest.raises(grpc.aio.AioRpcError):
+    with pytest.raises(grpc.aio.AioRpcError) as broken:
         await admin.gateway.Chat(chat_request("broken"), metadata=AUTH)
+    assert broken.value.code() is grpc.StatusCode.UNAVAILABLE
     spans = finished(gateway, exporter)
     [stream] = [s for s in spans if s.name == "llmgateway.v1.Gateway/ChatStream"]
     assert [e.name for e in stream.events] == ["first_chunk"]
@@ -100,7 +102,7 @@ async def test_a_stream_marks_its_first_chunk_and_a_failure_its_status(
     assert TEST_KEY not in everything
 
 
-async def test_a_cache_hit_has_a_lookup_span_and_no_attempt(
+async def test_a_cache_hit_has_a_cache_span_and_no_attempt(
     traced: tuple[Gateway, Admin, InMemorySpanExporter],
 ) -> None:
     gateway, admin, exporter = traced
@@ -111,11 +113,7 @@ async def test_a_cache_hit_has_a_lookup_span_and_no_attempt(
     await admin.gateway.Chat(chat_request("fast", text=PROMPT, cache=cached), metadata=AUTH)
     spans = finished(gateway, exporter)
     [call] = [s for s in spans if s.name == "llmgateway.v1.Gateway/Chat"]
-    assert sorted(s.name for s in children(spans, call)) == [
-        "gateway.authenticate",
-        "gateway.cache.lookup",
-        "gateway.route",
-    ]
+    assert [s.name for s in children(spans, call)] == ["gateway.cache"]
     attributes = dict(call.attributes or {})
     assert attributes["llm_gateway.cache.hit"] is True
     assert attributes["llm_gateway.cache.kind"] == "exact"

@@ -1,18 +1,19 @@
-"""The span facade: the tree and attributes of a call as the SDK's in-memory exporter sees them."""
+"""The span facade: the tree and attributes of a call as the SDK's in-memory exporter sees them through the SDK
+sink (the OTLP sink's encoding is tested in tests/observe/test_span_sinks.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, DEFAULT_ON
 from opentelemetry.trace import SpanKind, StatusCode
 
-from gateway.chat import ChatRequest, ChatResult, Message, Usage
+from gateway.chat import ChatRequest, Message, Usage
 from gateway.observe import attributes as attr
+from gateway.observe.span_sinks import SdkSink
 from gateway.observe.spans import NOOP_CALL, CallTracer
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -27,11 +28,16 @@ def exporter() -> InMemorySpanExporter:
 
 
 @pytest.fixture
-def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield provider
-    provider.shutdown()
+def provider(exporter: InMemorySpanExporter) -> Iterator[SdkSink]:
+    sink = SdkSink(exporter, DEFAULT_ON, {}, 5.0)
+    yield sink
+    sink.shutdown()
+
+
+def finished(sink: SdkSink, exporter: InMemorySpanExporter) -> tuple[ReadableSpan, ...]:
+    assert sink.force_flush(5_000)
+    assert sink.force_flush(5_000)
+    return exporter.get_finished_spans()
 
 
 def _request() -> ChatRequest:
@@ -43,10 +49,10 @@ def _by_name(spans: tuple[ReadableSpan, ...]) -> dict[str, ReadableSpan]:
 
 
 def _run_retried_call(tracer: CallTracer, metadata: list[tuple[str, str | bytes]]) -> dict[str, str]:
-    """A call that authenticates, routes, fails once on openai, then succeeds on anthropic."""
+    """A call that authenticates, waits on the cache, fails once on openai, then succeeds on anthropic."""
     call = tracer.start_call("Chat", metadata, request_id="0190abc")
-    with call.stage("authenticate"):
-        call.set_identity(team="search", key_id="key_123")
+    call.stage_time("authenticate", 12_345)
+    call.set_identity(team="search", key_id="key_123")
     call.set_request(_request())
     call.set_guardrails(
         [
@@ -54,52 +60,58 @@ def _run_retried_call(tracer: CallTracer, metadata: list[tuple[str, str | bytes]
             {"type": "injection", "kind": "", "action": "flag", "count": 1},
         ]
     )
+    call.set_route("smart")
+    with call.stage("cache"):
+        call.set_cache(hit=False, kind="exact")
     with call.stage("route") as stage:
-        stage.set(attr.ROUTE, "smart")
-        call.set_route("smart")
+        stage.discard()  # a stage that neither waited nor failed leaves no child
     first = call.start_attempt(provider="openai", model="gpt-4o", attempt=0)
     first.end(outcome="error", code="UNAVAILABLE")
     second = call.start_attempt(provider="anthropic", model="claude-sonnet", attempt=1, retry=0)
     headers: dict[str, str] = {}
     second.inject(headers)
     usage = Usage(prompt_tokens=12, completion_tokens=34, cached_prompt_tokens=4)
-    result = ChatResult("msg_01", "claude-sonnet-20250101", ANSWER, "stop", usage)
-    second.end(outcome="ok", result=result)
+    second.end(outcome="ok", usage=usage)
     call.set_result(
-        provider="anthropic", model="claude-sonnet", result=result, usage=usage, cost_usd=0.0012, attempts=2
+        provider="anthropic",
+        model="claude-sonnet",
+        usage=usage,
+        cost_usd=0.0012,
+        attempts=2,
+        upstream_model="claude-sonnet-20250101",
+        upstream_id="msg_01",
+        finish_reason="stop",
     )
     call.end()
     return headers
 
 
-def test_a_retried_call_makes_one_server_span_with_stage_and_attempt_children(
-    provider: TracerProvider, exporter: InMemorySpanExporter
+def test_a_retried_call_makes_one_server_span_with_attempt_children_and_stage_timings(
+    provider: SdkSink, exporter: InMemorySpanExporter
 ) -> None:
     headers = _run_retried_call(CallTracer(provider), [])
-    spans = _by_name(exporter.get_finished_spans())
-    assert set(spans) == {
-        "llmgateway.v1.Gateway/Chat",
-        "gateway.authenticate",
-        "gateway.route",
-        "chat gpt-4o",
-        "chat claude-sonnet",
-    }
+    spans = _by_name(finished(provider, exporter))
+    assert set(spans) == {"llmgateway.v1.Gateway/Chat", "gateway.cache", "chat gpt-4o", "chat claude-sonnet"}
     server = spans["llmgateway.v1.Gateway/Chat"]
     assert server.kind is SpanKind.SERVER
     assert server.parent is None
-    for name in ("gateway.authenticate", "gateway.route", "chat gpt-4o", "chat claude-sonnet"):
+    for name in ("gateway.cache", "chat gpt-4o", "chat claude-sonnet"):
         child = spans[name]
         assert child.parent is not None
         assert child.parent.span_id == server.context.span_id
         assert child.context.trace_id == server.context.trace_id
+        assert server.start_time is not None
+        assert child.start_time is not None
+        assert server.start_time <= child.start_time
     assert spans["chat claude-sonnet"].kind is SpanKind.CLIENT
-    assert spans["gateway.route"].attributes == {attr.ROUTE: "smart"}
+    assert spans["gateway.cache"].kind is SpanKind.INTERNAL
 
     assert dict(server.attributes or {}) == {
         attr.RPC_SYSTEM: "grpc",
         attr.RPC_SERVICE: "llmgateway.v1.Gateway",
         attr.RPC_METHOD: "Chat",
         attr.REQUEST_ID: "0190abc",
+        attr.STAGE_US + "authenticate": 12,
         attr.TEAM: "search",
         attr.KEY_ID: "key_123",
         attr.GEN_AI_OPERATION_NAME: "chat",
@@ -112,6 +124,8 @@ def test_a_retried_call_makes_one_server_span_with_stage_and_attempt_children(
         attr.GUARDRAIL_ACTIONS: ("pii/CREDIT_CARD/redact", "injection//flag"),
         attr.GUARDRAIL_COUNT: 3,
         attr.ROUTE: "smart",
+        attr.CACHE_HIT: False,
+        attr.CACHE_KIND: "exact",
         attr.GEN_AI_PROVIDER_NAME: "anthropic",
         attr.TARGET: "anthropic/claude-sonnet",
         attr.COST_USD: 0.0012,
@@ -145,43 +159,41 @@ def test_a_retried_call_makes_one_server_span_with_stage_and_attempt_children(
 
 
 def test_a_callers_traceparent_makes_the_call_part_of_its_trace(
-    provider: TracerProvider, exporter: InMemorySpanExporter
+    provider: SdkSink, exporter: InMemorySpanExporter
 ) -> None:
     headers = _run_retried_call(CallTracer(provider), [("traceparent", f"00-{TRACE_ID}-{CALLER_SPAN}-01")])
-    server = _by_name(exporter.get_finished_spans())["llmgateway.v1.Gateway/Chat"]
+    server = _by_name(finished(provider, exporter))["llmgateway.v1.Gateway/Chat"]
     assert f"{server.context.trace_id:032x}" == TRACE_ID
     assert server.parent is not None
     assert f"{server.parent.span_id:016x}" == CALLER_SPAN
     assert headers["traceparent"].split("-")[1] == TRACE_ID
 
 
-def test_no_prompt_answer_or_key_text_in_any_span_by_default(
-    provider: TracerProvider, exporter: InMemorySpanExporter
-) -> None:
+def test_no_prompt_answer_or_key_text_in_any_span_by_default(provider: SdkSink, exporter: InMemorySpanExporter) -> None:
     tracer = CallTracer(provider)
     call = tracer.start_call("Chat", [("authorization", "Bearer sk-live-secret")])
     call.record_content(prompt=PROMPT, answer=ANSWER)  # refused: the tracer was not built to record content
     call.end()
     _run_retried_call(tracer, [("authorization", "Bearer sk-live-secret")])
-    spans = exporter.get_finished_spans()
-    assert len(spans) == 6
+    spans = finished(provider, exporter)
+    assert len(spans) == 5
     dumped = "".join(span.to_json() for span in spans)
     for secret in ("sk-live-secret", "4111", "merger", "ACME"):
         assert secret not in dumped
 
 
-def test_content_is_recorded_only_with_the_flag(provider: TracerProvider, exporter: InMemorySpanExporter) -> None:
+def test_content_is_recorded_only_with_the_flag(provider: SdkSink, exporter: InMemorySpanExporter) -> None:
     call = CallTracer(provider, record_content=True).start_call("Chat", None)
     call.record_content(prompt="[REDACTED] hello", answer="hi")
     call.end()
-    (span,) = exporter.get_finished_spans()
+    (span,) = finished(provider, exporter)
     assert span.attributes is not None
     assert span.attributes[attr.GEN_AI_INPUT_MESSAGES] == "[REDACTED] hello"
     assert span.attributes[attr.GEN_AI_OUTPUT_MESSAGES] == "hi"
 
 
 def test_a_failed_call_and_stage_record_the_type_never_the_message(
-    provider: TracerProvider, exporter: InMemorySpanExporter
+    provider: SdkSink, exporter: InMemorySpanExporter
 ) -> None:
     call = CallTracer(provider).start_call("ChatStream", None)
     call.set_request(_request(), streaming=True)
@@ -189,7 +201,7 @@ def test_a_failed_call_and_stage_record_the_type_never_the_message(
         raise ValueError(f"bad input {PROMPT} secret")
     call.first_chunk()
     call.end(error=ValueError("x"), status_code="PERMISSION_DENIED", reason="GUARDRAIL_BLOCKED")
-    spans = _by_name(exporter.get_finished_spans())
+    spans = _by_name(finished(provider, exporter))
     stage = spans["gateway.guardrails.input"]
     assert stage.status.status_code is StatusCode.ERROR
     assert stage.attributes == {attr.ERROR_TYPE: "ValueError"}
@@ -205,12 +217,12 @@ def test_a_failed_call_and_stage_record_the_type_never_the_message(
     assert PROMPT not in "".join(span.to_json() for span in spans.values())
 
 
-def test_a_cache_hit_is_on_the_call_span(provider: TracerProvider, exporter: InMemorySpanExporter) -> None:
+def test_a_cache_hit_is_on_the_call_span(provider: SdkSink, exporter: InMemorySpanExporter) -> None:
     call = CallTracer(provider).start_call("Chat", None)
     with call.stage("cache"):
         call.set_cache(hit=True, kind="semantic")
     call.end()
-    server = _by_name(exporter.get_finished_spans())["llmgateway.v1.Gateway/Chat"]
+    server = _by_name(finished(provider, exporter))["llmgateway.v1.Gateway/Chat"]
     assert server.attributes is not None
     assert server.attributes[attr.CACHE_HIT] is True
     assert server.attributes[attr.CACHE_KIND] == "semantic"
@@ -221,9 +233,10 @@ def test_tracing_off_hands_out_the_shared_no_op() -> None:
     assert not tracer.enabled
     call = tracer.start_call("Chat", [("traceparent", f"00-{TRACE_ID}-{CALLER_SPAN}-01")])
     assert call is NOOP_CALL
-    assert call.context is None
+    assert not call.recording
     with call.stage("route") as stage:
-        stage.set(attr.ROUTE, "smart")
+        stage.discard()
+    call.stage_time("route", 1_000)
     attempt = call.start_attempt(provider="openai", model="gpt-4o", attempt=0)
     headers: dict[str, str] = {}
     attempt.inject(headers)
@@ -234,8 +247,8 @@ def test_tracing_off_hands_out_the_shared_no_op() -> None:
 
 
 def test_a_sampled_out_call_records_nothing_but_still_propagates(exporter: InMemorySpanExporter) -> None:
-    provider = TracerProvider(sampler=ALWAYS_OFF)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider = SdkSink(exporter, ALWAYS_OFF, {}, 5.0)
     headers = _run_retried_call(CallTracer(provider), [])
-    assert exporter.get_finished_spans() == ()
+    assert finished(provider, exporter) == ()
+    provider.shutdown()
     assert not int(headers["traceparent"].rsplit("-", 1)[1], 16) & 1  # not sampled: nor should the provider record

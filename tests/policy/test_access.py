@@ -20,9 +20,17 @@ async def admin(start_gateway: StartGateway) -> Admin:
     return Admin.on(channel)
 
 
-async def refused(admin: Admin, secret: str, *, metadata: tuple[tuple[str, str], ...] = ()) -> grpc.aio.AioRpcError:
+async def refused(
+    admin: Admin,
+    secret: str,
+    *,
+    metadata: tuple[tuple[str, str], ...] = (),
+    code: grpc.StatusCode = grpc.StatusCode.PERMISSION_DENIED,
+) -> grpc.aio.AioRpcError:
+    """The error of a call the key's conditions refuse, checked to carry `code`."""
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await admin.gateway.Chat(chat_request(), metadata=bearer(secret) + metadata)
+    assert caught.value.code() is code
     return caught.value
 
 
@@ -89,8 +97,10 @@ async def test_data_above_the_key_classification_is_denied(admin: Admin) -> None
     await admin.gateway.Chat(chat_request(), metadata=(*bearer(secret), ("x-data-classification", "internal")))
     err = await refused(admin, secret, metadata=(("x-data-classification", "restricted"),))
     assert reason_of(err) == "CLASSIFICATION_NOT_ALLOWED"
-    err = await refused(admin, secret, metadata=(("x-data-classification", "secret-ish"),))
-    assert err.code() is grpc.StatusCode.INVALID_ARGUMENT
+    err = await refused(
+        admin, secret, metadata=(("x-data-classification", "secret-ish"),), code=grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert reason_of(err) == "BAD_CLASSIFICATION"
 
 
 async def test_a_key_label_raises_the_classification_floor(admin: Admin) -> None:

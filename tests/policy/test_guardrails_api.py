@@ -123,7 +123,7 @@ async def test_a_team_policy_overrides_the_default(running: tuple[Gateway, Admin
     other, _ = await admin.key(team="billing")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await admin.gateway.Chat(chat_request("gpt", text=f"Write to {EMAIL}"), metadata=bearer(clinical))
-    assert reason_of(caught.value) == "PII_BLOCKED"
+    assert (caught.value.code(), reason_of(caught.value)) == (grpc.StatusCode.INVALID_ARGUMENT, "PII_BLOCKED")
     await admin.gateway.Chat(chat_request("gpt", text=f"Write to {EMAIL}"), metadata=bearer(other))
     assert EMAIL not in sent_text(fake)
 
@@ -136,6 +136,7 @@ async def test_findings_raise_the_classification_a_key_may_send(
     await admin.gateway.Chat(chat_request("gpt", text="What is the capital of France?"), metadata=bearer(secret))
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await admin.gateway.Chat(chat_request("gpt", text=f"Write to {EMAIL}"), metadata=bearer(secret))
+    assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
     assert reason_of(caught.value) == "CLASSIFICATION_NOT_ALLOWED"
 
 
@@ -185,4 +186,5 @@ async def test_restricted_data_never_leaves_its_region_even_when_it_fails(
     eu_only, _ = await admin.key(team="eu-only")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await admin.gateway.Chat(chat_request("gpt-us"), metadata=bearer(eu_only))
+    assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
     assert reason_of(caught.value) == "RESIDENCY_NO_TARGET"

@@ -13,12 +13,11 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-import grpc
 import pytest
 
 from gateway.chat import ChatDelta
 from gateway.config.schema import ModelConfig
-from gateway.errors import ProviderError
+from gateway.errors import ErrorKind, ProviderError
 from gateway.providers.base import UpstreamCall
 from gateway.providers.http import HttpProvider
 from tests.fakes import FakeProvider
@@ -137,15 +136,15 @@ class ProviderContract:
     @pytest.mark.parametrize(
         ("status", "code", "reason", "retryable"),
         [
-            (400, grpc.StatusCode.INVALID_ARGUMENT, "UPSTREAM_REJECTED_REQUEST", False),
-            (401, grpc.StatusCode.FAILED_PRECONDITION, "PROVIDER_AUTH_FAILED", False),
-            (403, grpc.StatusCode.FAILED_PRECONDITION, "PROVIDER_AUTH_FAILED", False),
-            (404, grpc.StatusCode.FAILED_PRECONDITION, "UPSTREAM_MODEL_NOT_FOUND", False),
-            (429, grpc.StatusCode.RESOURCE_EXHAUSTED, "UPSTREAM_RATE_LIMITED", True),
-            (500, grpc.StatusCode.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", True),
-            (502, grpc.StatusCode.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", True),
-            (0, grpc.StatusCode.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", True),  # 0: the provider's "overloaded"
-            (504, grpc.StatusCode.UNAVAILABLE, "UPSTREAM_TIMEOUT", True),
+            (400, ErrorKind.INVALID_ARGUMENT, "UPSTREAM_REJECTED_REQUEST", False),
+            (401, ErrorKind.FAILED_PRECONDITION, "PROVIDER_AUTH_FAILED", False),
+            (403, ErrorKind.FAILED_PRECONDITION, "PROVIDER_AUTH_FAILED", False),
+            (404, ErrorKind.FAILED_PRECONDITION, "UPSTREAM_MODEL_NOT_FOUND", False),
+            (429, ErrorKind.RESOURCE_EXHAUSTED, "UPSTREAM_RATE_LIMITED", True),
+            (500, ErrorKind.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", True),
+            (502, ErrorKind.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", True),
+            (0, ErrorKind.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", True),  # 0: the provider's "overloaded"
+            (504, ErrorKind.UNAVAILABLE, "UPSTREAM_TIMEOUT", True),
         ],
     )
     async def test_http_error_statuses(
@@ -155,7 +154,7 @@ class ProviderContract:
         model: ModelConfig,
         streaming: bool,
         status: int,
-        code: grpc.StatusCode,
+        code: ErrorKind,
         reason: str,
         retryable: bool,
     ) -> None:
@@ -164,7 +163,7 @@ class ProviderContract:
         with pytest.raises(ProviderError) as caught:
             await self._run(provider, model, streaming)
         error = _error(caught)
-        assert (error.code, error.reason, error.retryable, error.http_status) == (code, reason, retryable, status)
+        assert (error.kind, error.reason, error.retryable, error.http_status) == (code, reason, retryable, status)
         assert f"fake says {status}" in error.message
         assert provider.api_key is None or provider.api_key not in error.message
 
@@ -175,7 +174,7 @@ class ProviderContract:
         fake.fail(429, retry_after=7)
         with pytest.raises(ProviderError) as caught:
             await self._run(provider, model, streaming)
-        assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert caught.value.kind == ErrorKind.RESOURCE_EXHAUSTED
         assert caught.value.retry_after == pytest.approx(7)
 
     async def test_wrong_key_is_an_auth_failure_without_the_key(
@@ -190,8 +189,8 @@ class ProviderContract:
         finally:
             await provider.aclose()
         error = caught.value
-        assert (error.code, error.reason, error.retryable) == (
-            grpc.StatusCode.FAILED_PRECONDITION,
+        assert (error.kind, error.reason, error.retryable) == (
+            ErrorKind.FAILED_PRECONDITION,
             "PROVIDER_AUTH_FAILED",
             False,
         )
@@ -216,8 +215,8 @@ class ProviderContract:
         self.make_model_unknown(fake)
         with pytest.raises(ProviderError) as caught:
             await provider.chat(hello(), model, CALL)
-        assert (caught.value.code, caught.value.reason) == (
-            grpc.StatusCode.FAILED_PRECONDITION,
+        assert (caught.value.kind, caught.value.reason) == (
+            ErrorKind.FAILED_PRECONDITION,
             "UPSTREAM_MODEL_NOT_FOUND",
         )
 
@@ -230,8 +229,8 @@ class ProviderContract:
         fake.malformed()
         with pytest.raises(ProviderError) as caught:
             await self._run(provider, model, streaming)
-        assert (caught.value.code, caught.value.reason, caught.value.retryable) == (
-            grpc.StatusCode.UNAVAILABLE,
+        assert (caught.value.kind, caught.value.reason, caught.value.retryable) == (
+            ErrorKind.UNAVAILABLE,
             "UPSTREAM_MALFORMED",
             True,
         )
@@ -251,8 +250,8 @@ class ProviderContract:
         fake.drop()
         with pytest.raises(ProviderError) as caught:
             await self._run(provider, model, streaming)
-        assert (caught.value.code, caught.value.reason, caught.value.retryable) == (
-            grpc.StatusCode.UNAVAILABLE,
+        assert (caught.value.kind, caught.value.reason, caught.value.retryable) == (
+            ErrorKind.UNAVAILABLE,
             "UPSTREAM_DISCONNECTED",
             True,
         )
@@ -267,7 +266,7 @@ class ProviderContract:
         fake.drop(after_chunks=self.frames_before_text + 2)
         received, error = await _collect_until_error(provider.stream(hello(), model, CALL))
         assert error.reason == "UPSTREAM_DISCONNECTED"
-        assert error.code == grpc.StatusCode.UNAVAILABLE
+        assert error.kind == ErrorKind.UNAVAILABLE
         assert "".join(received) == "Hello! How"
 
     @pytest.mark.parametrize("streaming", [False, True])
@@ -277,8 +276,8 @@ class ProviderContract:
         fake.hang()
         with pytest.raises(ProviderError) as caught:
             await self._run(provider, model, streaming, UpstreamCall(request_id="r", timeout_s=0.3))
-        assert (caught.value.code, caught.value.reason, caught.value.retryable) == (
-            grpc.StatusCode.UNAVAILABLE,
+        assert (caught.value.kind, caught.value.reason, caught.value.retryable) == (
+            ErrorKind.UNAVAILABLE,
             "UPSTREAM_TIMEOUT",
             True,
         )
@@ -306,8 +305,8 @@ class ProviderContract:
                 await provider.chat(hello(), model, CALL)
         finally:
             await provider.aclose()
-        assert (caught.value.code, caught.value.reason, caught.value.retryable) == (
-            grpc.StatusCode.UNAVAILABLE,
+        assert (caught.value.kind, caught.value.reason, caught.value.retryable) == (
+            ErrorKind.UNAVAILABLE,
             "UPSTREAM_CONNECT_FAILED",
             True,
         )
@@ -317,9 +316,9 @@ class ProviderContract:
     @pytest.mark.parametrize(
         ("status", "code", "reason"),
         [
-            (0, grpc.StatusCode.UNAVAILABLE, "UPSTREAM_UNAVAILABLE"),
-            (429, grpc.StatusCode.RESOURCE_EXHAUSTED, "UPSTREAM_RATE_LIMITED"),
-            (500, grpc.StatusCode.UNAVAILABLE, "UPSTREAM_UNAVAILABLE"),
+            (0, ErrorKind.UNAVAILABLE, "UPSTREAM_UNAVAILABLE"),
+            (429, ErrorKind.RESOURCE_EXHAUSTED, "UPSTREAM_RATE_LIMITED"),
+            (500, ErrorKind.UNAVAILABLE, "UPSTREAM_UNAVAILABLE"),
         ],
     )
     async def test_error_event_mid_stream(
@@ -328,12 +327,12 @@ class ProviderContract:
         provider: HttpProvider,
         model: ModelConfig,
         status: int,
-        code: grpc.StatusCode,
+        code: ErrorKind,
         reason: str,
     ) -> None:
         fake.fail(status or self.overloaded_status, in_stream=True, after_chunks=self.frames_before_text + 1)
         received, error = await _collect_until_error(provider.stream(hello(), model, CALL))
-        assert (error.code, error.reason) == (code, reason)
+        assert (error.kind, error.reason) == (code, reason)
         assert received == ["Hello!"]
 
     # -- cancellation ------------------------------------------------------------------------------------------------

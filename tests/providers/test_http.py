@@ -5,12 +5,12 @@ from __future__ import annotations
 import email.utils
 import time
 
-import grpc
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.config.schema import ProviderConfig, ProviderType
+from gateway.errors import ErrorKind
 from gateway.providers.http import (
     SSEEvent,
     SSEParser,
@@ -152,25 +152,25 @@ def test_redaction_bounds_length() -> None:
 @pytest.mark.parametrize(
     ("status", "code", "reason", "retryable"),
     [
-        (400, grpc.StatusCode.INVALID_ARGUMENT, "UPSTREAM_REJECTED_REQUEST", False),
-        (413, grpc.StatusCode.INVALID_ARGUMENT, "UPSTREAM_REJECTED_REQUEST", False),
-        (422, grpc.StatusCode.INVALID_ARGUMENT, "UPSTREAM_REJECTED_REQUEST", False),
-        (401, grpc.StatusCode.FAILED_PRECONDITION, "PROVIDER_AUTH_FAILED", False),
-        (403, grpc.StatusCode.FAILED_PRECONDITION, "PROVIDER_AUTH_FAILED", False),
-        (404, grpc.StatusCode.FAILED_PRECONDITION, "UPSTREAM_MODEL_NOT_FOUND", False),
-        (408, grpc.StatusCode.UNAVAILABLE, "UPSTREAM_TIMEOUT", True),
-        (409, grpc.StatusCode.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", True),
-        (429, grpc.StatusCode.RESOURCE_EXHAUSTED, "UPSTREAM_RATE_LIMITED", True),
-        (500, grpc.StatusCode.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", True),
-        (503, grpc.StatusCode.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", True),
-        (529, grpc.StatusCode.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", True),
-        (402, grpc.StatusCode.FAILED_PRECONDITION, "UPSTREAM_REJECTED_REQUEST", False),
+        (400, ErrorKind.INVALID_ARGUMENT, "UPSTREAM_REJECTED_REQUEST", False),
+        (413, ErrorKind.INVALID_ARGUMENT, "UPSTREAM_REJECTED_REQUEST", False),
+        (422, ErrorKind.INVALID_ARGUMENT, "UPSTREAM_REJECTED_REQUEST", False),
+        (401, ErrorKind.FAILED_PRECONDITION, "PROVIDER_AUTH_FAILED", False),
+        (403, ErrorKind.FAILED_PRECONDITION, "PROVIDER_AUTH_FAILED", False),
+        (404, ErrorKind.FAILED_PRECONDITION, "UPSTREAM_MODEL_NOT_FOUND", False),
+        (408, ErrorKind.UNAVAILABLE, "UPSTREAM_TIMEOUT", True),
+        (409, ErrorKind.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", True),
+        (429, ErrorKind.RESOURCE_EXHAUSTED, "UPSTREAM_RATE_LIMITED", True),
+        (500, ErrorKind.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", True),
+        (503, ErrorKind.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", True),
+        (529, ErrorKind.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", True),
+        (402, ErrorKind.FAILED_PRECONDITION, "UPSTREAM_REJECTED_REQUEST", False),
     ],
 )
-def test_status_map(status: int, code: grpc.StatusCode, reason: str, retryable: bool) -> None:
+def test_status_map(status: int, code: ErrorKind, reason: str, retryable: bool) -> None:
     config = ProviderConfig(name="p", type=ProviderType.OPENAI, api_key_env="MY_KEY_VAR")
     error = error_for_status(status, "upstream words", provider=config, retry_after=3.0)
-    assert (error.code, error.reason, error.retryable, error.http_status) == (code, reason, retryable, status)
+    assert (error.kind, error.reason, error.retryable, error.http_status) == (code, reason, retryable, status)
     assert "upstream words" in error.message
     assert error.metadata == {"provider": "p", "http_status": str(status)}
     if status in (401, 403):

@@ -9,11 +9,10 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-import grpc
 import pytest
 
 from gateway.chat import ChatRequest, ImagePart, Message, ResponseFormat
-from gateway.errors import ProviderError
+from gateway.errors import ErrorKind, ProviderError
 from gateway.providers.base import UpstreamCall
 from gateway.providers.openai import OpenAIProvider
 from tests.fakes import FakeOpenAI
@@ -136,7 +135,7 @@ async def test_json_object_without_json_in_prompt_is_rejected_with_openais_words
     request = hello(response_format=ResponseFormat(kind="json_object"))
     with pytest.raises(ProviderError) as caught:
         await openai.chat(request, fake_openai.model_config(), CALL)
-    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.kind == ErrorKind.INVALID_ARGUMENT
     assert "must contain the word 'json'" in caught.value.message
 
 

@@ -108,13 +108,14 @@ async def test_retry_after_is_honoured(setup: Setup) -> None:
     queue: {max_size: 0}""",
         count=1,
     )
-    a.fail(429, retry_after=0.4)
+    a.fail(429, retry_after=2)
     started = time.monotonic()
-    response = await stub.Chat(ask(), metadata=AUTH)
+    response = await stub.Chat(ask(), metadata=AUTH, timeout=20)
     elapsed = time.monotonic() - started
     assert attempts(response) == [("a", "error", "UPSTREAM_RATE_LIMITED"), ("a", "ok", "")]
-    assert elapsed >= 0.4, "the second attempt waited for the provider's Retry-After"
-    assert elapsed < 0.8, "and waited once: the cooldown is the backoff"
+    assert elapsed >= 2, "the second attempt waited for the provider's Retry-After"
+    # Waiting twice (cooldown, then a backoff as long) would take 4 s: the 1.5 s between is for a loaded machine.
+    assert elapsed < 3.5, "and waited once: the cooldown is the backoff"
 
 
 async def test_circuit_opens_then_a_probe_closes_it(setup: Setup) -> None:
@@ -290,6 +291,44 @@ async def test_hedging_races_a_second_target_and_cancels_the_loser(setup: Setup)
     outcomes = {(a.model, a.outcome, a.hedged) for a in response.route.attempts}
     assert outcomes == {("a", "cancelled", False), ("b", "ok", True)}
     await a.wait_disconnect()
+
+
+async def test_the_hedge_delay_comes_from_the_first_targets_recent_ttft(setup: Setup) -> None:
+    """With history, the hedge starts after the target's TTFT percentile (a few milliseconds here, clamped up to
+    min_delay_ms), not after max_delay_ms (60 s): the call is answered by the hedge long before its 20 s deadline.
+    Without history the delay is max_delay_ms, so this call would miss its deadline. The floor of 500 ms keeps a
+    warm-up call slowed by a busy machine from hedging."""
+    stub, (a, b) = await setup(FALLBACK + "\n    hedge: {percentile: 50, min_delay_ms: 500, max_delay_ms: 60000}")
+    for i in range(10):
+        assert (await stub.Chat(ask(text=f"warm {i}"), metadata=AUTH)).model == "a"
+    assert not b.requests
+    a.hang()
+    response = await stub.Chat(ask(), metadata=AUTH, timeout=20)
+    assert response.model == "b"
+    assert {(x.model, x.outcome, x.hedged) for x in response.route.attempts} == {
+        ("a", "cancelled", False),
+        ("b", "ok", True),
+    }
+    await a.wait_disconnect()
+
+
+async def test_a_hedge_that_loses_the_race_is_cancelled(setup: Setup) -> None:
+    stub, (a, b) = await setup(FALLBACK + "\n    hedge: {percentile: 90, min_delay_ms: 10, max_delay_ms: 20}")
+    held = a.hold()
+    b.hang()
+    call = asyncio.ensure_future(stub.Chat(ask(), metadata=AUTH, timeout=20))
+    deadline = time.monotonic() + 15
+    while not b.requests:  # the hedge started while the first target still held its answer
+        assert time.monotonic() < deadline, "no hedge was started"
+        await asyncio.sleep(0.01)
+    held.set()
+    response = await call
+    assert response.model == "a"
+    assert {(x.model, x.outcome, x.hedged) for x in response.route.attempts} == {
+        ("a", "ok", False),
+        ("b", "cancelled", True),
+    }
+    await b.wait_disconnect()
 
 
 async def test_least_latency_moves_traffic_off_a_slowed_target(setup: Setup) -> None:

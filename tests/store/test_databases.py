@@ -13,11 +13,12 @@ from pathlib import Path
 import grpc
 import pytest
 from llmgateway.v1 import admin_pb2 as apb
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.ledger.records import AuditFilter, AuditRecord, GroupBy, UsageFilter
-from gateway.policy.classification import Classification
-from gateway.policy.records import (
+from gateway.records.audit import AuditFilter, AuditRecord, GroupBy, UsageFilter
+from gateway.records.classification import Classification
+from gateway.records.governance import (
     BodyPolicy,
     Budget,
     BudgetScope,
@@ -32,6 +33,7 @@ from gateway.store.database import open_engine
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
 from tests.admin.helpers import Admin, bearer, chat_request
+from tests.fakes.proxy import StallingProxy
 from tests.server.fixtures import AUTH, SIMULATED_CONFIG, StartGateway
 from tests.store.postgres import fresh_database
 
@@ -173,8 +175,52 @@ async def test_two_gateways_share_keys_budgets_and_audit_through_postgres(
     [record] = (await one.admin.QueryAudit(apb.QueryAuditRequest(request_id=response.id), metadata=AUTH)).records
     assert record.key_id == info.id
     await one.admin.RevokeKey(apb.RevokeKeyRequest(key_id=info.id), metadata=AUTH)
-    await asyncio.sleep(0.5)
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await two.gateway.Chat(chat_request(), metadata=bearer(secret))
-    assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    deadline = time.monotonic() + 5
+    refused: grpc.aio.AioRpcError | None = None
+    while refused is None:  # the other worker reads the revocation on its next sync
+        try:
+            await two.gateway.Chat(chat_request(), metadata=bearer(secret))
+        except grpc.aio.AioRpcError as err:
+            refused = err
+        else:
+            assert time.monotonic() < deadline, "the second worker never refused the revoked key"
+            await asyncio.sleep(0.02)
+    assert refused.code() is grpc.StatusCode.UNAUTHENTICATED
     await first.audit.flush()
+
+
+async def test_calls_never_wait_on_a_hung_database(start_gateway: StartGateway, postgres_url: str) -> None:
+    """PostgreSQL stays up and keeps its connections, but a proxy holds every byte: keys, budgets and limits are in
+    memory and records are written behind the calls, so calls are still served (each within a deadline the hung
+    database would never meet), while the records wait and land once the database answers again."""
+    database = make_url(postgres_url)
+    assert database.port is not None
+    async with StallingProxy("127.0.0.1", database.port) as proxy:
+        proxied = database.set(port=proxy.port).render_as_string(hide_password=False)
+        gateway, channel = await start_gateway(
+            SIMULATED_CONFIG + f"state: {{database_url: '{proxied}', sync_interval_s: 0.1}}\n"
+        )
+        try:
+            admin = Admin.on(channel)
+            secret, info = await admin.key(budgets=[apb.Budget(period="day", hard_usd=100.0)], rpm=1000, tpm=10**6)
+            await admin.gateway.Chat(chat_request(), metadata=bearer(secret))
+            await gateway.audit.flush()
+            proxy.stall()
+            for _ in range(10):
+                await admin.gateway.Chat(chat_request(), metadata=bearer(secret), timeout=10)
+            stream = admin.gateway.ChatStream(chat_request(), metadata=bearer(secret), timeout=10)
+            assert [c async for c in stream][-1].finish_reason
+            await asyncio.gather(
+                *(admin.gateway.Chat(chat_request(), metadata=bearer(secret), timeout=10) for _ in range(20))
+            )
+            committed = asyncio.ensure_future(gateway.audit.flush())
+            await asyncio.sleep(0)
+            assert proxy.held, "nothing reached the database while it hung: the test proved nothing"
+            assert not committed.done(), "the records waited for the database; the calls did not"
+            proxy.resume()
+            await asyncio.wait_for(committed, 30)
+            records = await admin.admin.QueryAudit(apb.QueryAuditRequest(key_id=info.id, limit=100), metadata=AUTH)
+            assert len(records.records) == 32
+        finally:
+            proxy.resume()
+            await gateway.stop(0)  # while the proxy still runs, so the last writes reach the database

@@ -13,12 +13,12 @@ from gateway.cache.backends import BackendUnavailable, PurgeFilter
 from gateway.cache.service import CacheStats, ResponseCache
 from gateway.errors import FailedPrecondition, InvalidRequest, NotFound, PermissionDenied, Unavailable
 from gateway.ledger.periods import period_bounds
-from gateway.ledger.records import AuditFilter, AuditRecord, Forecast, GroupBy, UsageFilter, UsageRow
 from gateway.ledger.retention import Retention
 from gateway.policy.access import check_admin, check_manages
 from gateway.policy.keys import KEY_PREFIX, hash_key, new_key
-from gateway.policy.records import Budget, BudgetScope, KeyRecord, Period, Role, Team
 from gateway.policy.tenancy import Tenancy
+from gateway.records.audit import AuditFilter, AuditRecord, Forecast, GroupBy, UsageFilter, UsageRow
+from gateway.records.governance import Budget, BudgetScope, KeyRecord, Period, Role, Team
 from gateway.store.ledger import LedgerStore
 
 DEFAULT_GRACE_S = 3600
@@ -67,7 +67,7 @@ class AdminOperations:
             previous_valid_until=None,
         )
         await self._tenancy.store.insert_key(record)
-        self._tenancy.put_key(record)
+        await self._tenancy.put_key(record)
         for budget in budgets:
             await self._save_budget(dataclasses.replace(budget, scope=BudgetScope.KEY, subject=record.id))
         return record, secret
@@ -106,7 +106,7 @@ class AdminOperations:
             updated_at=now,
         )
         await self._tenancy.store.replace_key(rotated)
-        self._tenancy.put_key(rotated)
+        await self._tenancy.put_key(rotated)
         return rotated, secret
 
     async def revoke_key(self, caller: KeyRecord, key_id: str) -> KeyRecord:
@@ -118,7 +118,7 @@ class AdminOperations:
             record, revoked_at=now, previous_hash=None, previous_valid_until=None, updated_at=now
         )
         await self._tenancy.store.replace_key(revoked)
-        self._tenancy.put_key(revoked)
+        await self._tenancy.put_key(revoked)
         return revoked
 
     async def update_key(self, caller: KeyRecord, key_id: str, changes: dict[str, Any]) -> KeyRecord:
@@ -128,7 +128,7 @@ class AdminOperations:
         updated = dataclasses.replace(record, **changes, updated_at=self._clock())
         self._check_key_fields(caller, updated)
         await self._tenancy.store.replace_key(updated)
-        self._tenancy.put_key(updated)
+        await self._tenancy.put_key(updated)
         return updated
 
     async def _managed_api_key(self, caller: KeyRecord, key_id: str) -> KeyRecord:
@@ -165,7 +165,7 @@ class AdminOperations:
             updated_at=now,
         )
         await self._tenancy.store.save_team(created)
-        self._tenancy.put_team(created)
+        await self._tenancy.put_team(created)
         return created
 
     def list_teams(self, caller: KeyRecord) -> list[Team]:

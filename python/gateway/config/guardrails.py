@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from gateway import _core
 from gateway.config.base import Strict
-from gateway.policy.classification import Classification
+from gateway.records.classification import Classification
 
 # Read from the core itself rather than from policy.guardrails.pii (which imports this module): the names cannot
 # drift from what the scanner reports.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from typing import Any, Literal, Self
 
@@ -11,9 +12,10 @@ from pydantic import Field, SecretStr, model_validator
 from gateway.config.base import Name, Strict
 from gateway.config.cache import CacheConfig, CachePolicyConfig
 from gateway.config.guardrails import GuardrailsConfig, ResidencyConfig, merge_guardrails
+from gateway.config.learning import FeedbackConfig
 from gateway.config.observe import ObserveConfig
 from gateway.config.routes import CircuitBreakerConfig, RouteConfig, Strategy
-from gateway.policy.records import BodyPolicy, Period, Role
+from gateway.records.governance import BodyPolicy, Period, Role
 
 
 class ProviderType(StrEnum):
@@ -32,13 +34,36 @@ DEFAULT_BASE_URLS: dict[ProviderType, str] = {
 }
 
 
+class SimulatedQuality(Strict):
+    """Prompts of one kind, and per model the probability that the simulated answer to one is good."""
+
+    prompt_regex: str = Field(description="A Python regex searched in the last user message.")
+    good: dict[str, float] = Field(description="Model name -> probability of a good answer, 0 to 1.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        try:
+            re.compile(self.prompt_regex)
+        except re.error as err:
+            raise ValueError(f"prompt_regex {self.prompt_regex!r} does not compile: {err}") from None
+        if any(not 0 <= p <= 1 for p in self.good.values()):
+            raise ValueError("good: probabilities lie between 0 and 1")
+        return self
+
+
 class SimulationConfig(Strict):
-    """How a simulated provider behaves: its speed and how often it fails."""
+    """How a simulated provider behaves: its speed, how often it fails, and how often its answers are good."""
 
     time_to_first_token_ms: float = Field(default=0.0, ge=0)
     per_token_ms: float = Field(default=0.0, ge=0)
     error_rate: float = Field(default=0.0, ge=0, le=1)
     max_answer_tokens: int = Field(default=64, ge=1, le=100_000)
+    quality: list[SimulatedQuality] = Field(
+        default_factory=list,
+        description="The first row whose regex matches the prompt draws the answer good or bad; the answer's "
+        "prefix says which, e.g. '[simulated small: good answer]'.",
+    )
+    seed: int | None = Field(default=None, description="Seeds the draws of failures and of good answers.")
 
 
 class ProviderConfig(Strict):
@@ -189,7 +214,7 @@ class AuditConfig(Strict):
     enabled: bool = Field(default=True, description="Off: only the ledger (usage and cost) is written.")
     mode: Literal["batched", "strict"] = Field(
         default="batched",
-        description="batched: committed within flush_interval_ms; strict: before each response completes.",
+        description="batched: gathered flush_interval_ms past the last write, then committed; strict: before replying.",
     )
     flush_interval_ms: float = Field(default=10.0, gt=0, le=50)
     retention_days: int = Field(default=30, ge=1, description="For teams that set none.")
@@ -203,8 +228,38 @@ class StateConfig(Strict):
         "postgresql+asyncpg://user:password@host/db",
     )
     sync_interval_s: float = Field(
-        default=0.5, gt=0, description="How often a worker picks up key, team and budget changes made by others."
+        default=0.5,
+        gt=0,
+        description="How often a worker reads key, team and budget changes from the database: the fallback when a "
+        "change notice (Redis or PostgreSQL) was missed.",
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="redis:// or rediss:// (TLS), AUTH in the URL: the live state every worker and instance shares "
+        "(rate limits, budget counters, key changes, target health). Unset: each process keeps its own.",
+    )
+
+
+class LimitsConfig(Strict):
+    """Rate limits and budget counters: kept in each process, or shared through Redis by every worker and
+    instance."""
+
+    backend: Literal["memory", "redis"] | None = Field(
+        default=None, description="Unset: redis when state.redis_url is set, else memory."
+    )
+    mode: Literal["exact", "lease"] = Field(
+        default="exact",
+        description="exact: every call's limits in one Redis round trip, never over a limit. lease: each process "
+        "takes lease_size requests (or tokens for that many calls) at a time and serves them locally; a limit can "
+        "be passed by at most (processes x lease_size) in any window.",
+    )
+    lease_size: int = Field(default=20, ge=1, le=10_000)
+    on_redis_error: Literal["fail_open", "fail_closed"] = Field(
+        default="fail_open",
+        description="fail_open: while Redis fails or is slow, each process keeps the limits itself, divided by "
+        "the live processes last seen; fail_closed: calls get UNAVAILABLE with a retry delay.",
+    )
+    redis_timeout_s: float = Field(default=0.25, gt=0, le=10)
 
 
 class AuthConfig(Strict):
@@ -223,7 +278,20 @@ class ServerConfig(Strict):
     tls: TlsConfig | None = None
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_concurrent_streams: int = Field(default=1024, ge=1)
+    max_in_flight: int = Field(
+        default=10_000,
+        ge=1,
+        description="Calls this process serves at once; past it a call is refused at once with RESOURCE_EXHAUSTED "
+        "(GATEWAY_OVERLOADED) and RetryInfo.",
+    )
     shutdown_grace_s: float = Field(default=10.0, ge=0)
+    workers: int = Field(
+        default=1,
+        ge=0,
+        le=256,
+        description="Processes serving the one address (SO_REUSEPORT) under a supervisor; 0: one per core. 1 runs "
+        "the server in this process, with no supervisor.",
+    )
     max_input_chars: int = Field(default=2_000_000, ge=1, description="Upper bound on a request's total text.")
 
 
@@ -239,9 +307,11 @@ class GatewayConfig(Strict):
     residency: ResidencyConfig | None = None
     audit: AuditConfig = Field(default_factory=AuditConfig)
     state: StateConfig = Field(default_factory=StateConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     observe: ObserveConfig = Field(default_factory=ObserveConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> Self:
@@ -268,6 +338,13 @@ class GatewayConfig(Strict):
                 if provider not in providers:
                     raise ValueError(f"model {model.name!r} names unknown provider {provider!r}")
         _check_routes(self.routes, {m.name for m in self.models})
+        for route in self.routes:
+            if route.learned is not None and self.feedback.metric(route.learned.quality) is None:
+                raise ValueError(
+                    f"route {route.name!r}: learned.quality {route.learned.quality!r} is not in feedback.metrics"
+                )
+        if self.limits.backend == "redis" and self.state.redis_url is None:
+            raise ValueError("limits.backend is redis: set state.redis_url")
         return self
 
     def provider(self, name: str) -> ProviderConfig:

@@ -7,51 +7,39 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.chat import ChatDelta, ChatRequest, Message, Tool, ToolCall
+from gateway.chat import ChatRequest, Message, Tool, ToolCall
 from gateway.errors import FailedPrecondition, GatewayError
-from gateway.ledger.records import AuditRecord
-from gateway.pipeline import Admission, CallInfo, ChatPipeline, Served
+from gateway.pipeline import Call, CallInfo, CallKind, Pipeline
+from gateway.records.audit import AuditRecord
 
 
 @dataclass(slots=True)
 class Outcome:
-    request_id: str
+    call: Call
+    """The call as the pipeline ran it: its record, route plan, attempts and answer."""
     text: str
-    served: Served | None
     error: GatewayError | None
     latency_ms: float
     ttfc_ms: float
-    admission: Admission | None
 
 
-async def run(pipeline: ChatPipeline, request: ChatRequest, call: CallInfo, *, kind: str, method: str) -> Outcome:
+async def run(pipeline: Pipeline, request: ChatRequest, info: CallInfo, *, kind: CallKind, method: str) -> Outcome:
     """Streams the request (to time its first chunk) and collects the answer; a failure is returned, not raised,
     so that one target's error does not end a comparison."""
-    state = pipeline.start(call, kind, method, request.model)
     started = time.monotonic()
-    admission: Admission | None = None
-    served: Served | None = None
     first_at: float | None = None
     parts: list[str] = []
+    error: GatewayError | None = None
+    scope = pipeline.call(info, kind, method, request.model)
     try:
-        admission = pipeline.admit(request, call, state, streaming=True)
-        async for item in pipeline.stream(admission):
-            if isinstance(item, ChatDelta):
+        async with scope:
+            async for delta in scope.stream(request):
                 if first_at is None:
                     first_at = time.monotonic()
-                parts.append(item.text)
-            else:
-                served = item
+                parts.append(delta.text)
     except GatewayError as err:
-        await pipeline.finish(state, admission, err)
-        return Outcome(state.record.request_id, "", None, err, _ms(started), _ms(started, first_at), admission)
-    except BaseException as err:
-        await pipeline.finish(state, admission, err)
-        raise
-    await pipeline.finish(state, admission, None)
-    return Outcome(
-        state.record.request_id, "".join(parts), served, None, _ms(started), _ms(started, first_at), admission
-    )
+        error = err
+    return Outcome(scope.call, "".join(parts) if error is None else "", error, _ms(started), _ms(started, first_at))
 
 
 def _ms(started: float, at: float | None = None) -> float:

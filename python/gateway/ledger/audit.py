@@ -1,9 +1,11 @@
 """The audit log writer: every call's record (and its ledger entry) reaches the database in batches.
 
-Batched mode (the default) commits what arrived within `flush_interval_s` in one transaction, so a killed process
-loses at most that window. Strict mode commits a call's record before its response completes: calls wait for the
-commit, and records that arrive while one is in progress share the next (group commit). A write that fails is
-retried, never dropped; a graceful shutdown writes everything still pending.
+Batched mode (the default) commits in one transaction what arrived while the batch before it was being written and
+for `flush_interval_s` after (or after its first record, when the writer was idle), so batches commit in the order
+records arrived and a killed process loses only the newest: the last interval's and one or two writes' worth. Strict
+mode commits a call's record before its response completes: calls wait for the commit, and records that arrive while
+one is in progress share the next (group commit). A write that fails is retried, never dropped; a graceful shutdown
+writes everything still pending.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from gateway.ledger.records import AuditRecord
+from gateway.records.audit import AuditRecord
 
 log = logging.getLogger("gateway.audit")
 

@@ -1,10 +1,12 @@
 """Budgets in USD per day or month on keys and teams, checked before a call reaches a provider.
 
 Every admitted call reserves its estimated cost on each account it is charged to, and settles the real cost when it
-ends. A check counts spend plus open reservations, so concurrent calls cannot together pass a hard cap: the most any
-cap can be overshot is one call's error of estimate. All of it is plain arithmetic on the event loop's thread, so a
-check and its reservation are one step that no other call can interleave.
-"""
+ends. A check counts spend plus open reservations plus the call's own estimate, so calls whose real cost stays within
+their estimates never together pass a hard cap. Calls that cost more than estimated pass it by their excesses: at most
+the sum of the excesses of the calls in flight at the cap's last admission. All of it is plain arithmetic on the
+event loop's thread, so a check and its reservation are one step that no other call can interleave.
+
+The book is this process's own: spend other workers settle after `load_spend` is not seen here."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 
 from gateway.errors import RateLimited
 from gateway.ledger.periods import period_bounds
-from gateway.policy.records import Budget, BudgetScope, KeyRecord, Period
+from gateway.records.governance import Budget, BudgetScope, KeyRecord, Period
 
 _Subject = tuple[BudgetScope, str]
 _AccountKey = tuple[BudgetScope, str, Period]
@@ -102,15 +104,7 @@ class BudgetBook:
                 if budget is None or budget.hard_usd is None:
                     continue
                 if account.spent + account.reserved + estimate_usd > budget.hard_usd:
-                    raise RateLimited(
-                        f"the {budget.period.value}ly budget of {budget.scope.value} {budget.subject} "
-                        f"(${budget.hard_usd:.2f}) would be exceeded: ${account.spent:.4f} spent, "
-                        f"${account.reserved:.4f} in flight, this call up to ${estimate_usd:.4f}; "
-                        f"it resets at the {budget.period.value}'s end (UTC)",
-                        reason="BUDGET_EXCEEDED",
-                        retry_after=account.end - now,
-                        metadata={"scope": budget.scope.value, "subject": budget.subject, "period": period.value},
-                    )
+                    raise budget_exceeded(budget, account.spent, account.reserved, estimate_usd, account.end - now)
         for account in accounts:
             account.reserved += estimate_usd
         return Reservation(keys, estimate_usd)
@@ -125,6 +119,22 @@ class BudgetBook:
             account = self._account(scope, subject, period, now)
             account.reserved = max(account.reserved - reservation.estimate, 0.0)
             account.spent += cost_usd
+
+    def capped(self, key: KeyRecord) -> list[tuple[Budget, float, float]]:
+        """The budgets that apply to this key's calls now (the key's and its team's), with their period's start and
+        end: the accounts a shared store keeps for it."""
+        now = self._clock()
+        return [
+            (budget, *period_bounds(period, now))
+            for subject in ((BudgetScope.KEY, key.id), (BudgetScope.TEAM, key.team))
+            for period, budget in self._budgets.get(subject, {}).items()
+        ]
+
+    def update(self, budget: Budget, spent: float, reserved: float) -> None:
+        """What a shared store says a budget's account holds now: this process's view for downgrades and reports."""
+        account = self._account(budget.scope, budget.subject, budget.period, self._clock())
+        account.spent = spent
+        account.reserved = reserved
 
     def remaining(self, scope: BudgetScope, subject: str) -> float | None:
         """What the tightest hard cap of a key or team still allows now (spend and calls in flight counted); None
@@ -150,3 +160,18 @@ class BudgetBook:
             account = _Account(start, end, reserved=account.reserved if account is not None else 0.0)
             self._accounts[key] = account
         return account
+
+
+def budget_exceeded(
+    budget: Budget, spent: float, reserved: float, estimate_usd: float, retry_after: float
+) -> RateLimited:
+    """The refusal of a call whose estimate would pass a hard cap, naming the budget and where it stands."""
+    assert budget.hard_usd is not None
+    return RateLimited(
+        f"the {budget.period.value}ly budget of {budget.scope.value} {budget.subject} (${budget.hard_usd:.2f}) "
+        f"would be exceeded: ${spent:.4f} spent, ${reserved:.4f} in flight, this call up to ${estimate_usd:.4f}; it "
+        f"resets at the {budget.period.value}'s end (UTC)",
+        reason="BUDGET_EXCEEDED",
+        retry_after=retry_after,
+        metadata={"scope": budget.scope.value, "subject": budget.subject, "period": budget.period.value},
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
 from gateway.chat import Usage
 from gateway.config.schema import ModelConfig
 
@@ -19,3 +22,27 @@ def cost_usd(usage: Usage, model: ModelConfig) -> float:
         + cached * cached_price
         + usage.completion_tokens * model.output_cost_per_mtok
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """The most a call may take: its tokens (for tokens-per-minute limits) and its cost (for budgets)."""
+
+    tokens: int
+    cost_usd: float
+
+
+def estimate(
+    models: Iterable[ModelConfig], prompt_tokens: Callable[[ModelConfig], int], max_tokens: int | None
+) -> Estimate:
+    """The counted prompt plus max_tokens (the model's output limit when unset), priced at the dearest of the models
+    that may serve the call, so the real cost settles at or under it whichever serves, as long as the provider
+    bills no more prompt tokens than the gateway counted."""
+    tokens = 0
+    cost = 0.0
+    for model in models:
+        prompt = prompt_tokens(model)
+        answer = max_tokens if max_tokens is not None else model.max_output_tokens
+        tokens = max(tokens, prompt + answer)
+        cost = max(cost, (prompt * model.input_cost_per_mtok + answer * model.output_cost_per_mtok) / 1e6)
+    return Estimate(tokens, cost)

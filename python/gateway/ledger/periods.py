@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from gateway.policy.records import Period
+from gateway.records.governance import Period
 
 _DAY_S = 86_400.0
 

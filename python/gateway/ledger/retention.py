@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from gateway.policy.records import Team
+from gateway.records.governance import Team
 from gateway.store.ledger import LedgerStore
 
 log = logging.getLogger("gateway.audit")

@@ -58,3 +58,5 @@ REASON: Final = "llm_gateway.reason"
 """The gateway's reason for a failed call (e.g. BUDGET_EXCEEDED): an enum-like token, never a message."""
 
 OPERATION_CHAT: Final = "chat"
+STAGE_US: Final = "llm_gateway.stage_us."
+"""Prefix of one attribute per stage that did not wait, e.g. llm_gateway.stage_us.authenticate: its time in µs."""

@@ -28,10 +28,3 @@ def extract_context(metadata: Iterable[tuple[str, str | bytes]] | None) -> Conte
     context = _W3C.extract(carrier)
     # A malformed traceparent extracts to an empty context: treat it as absent, so the call starts a new trace.
     return context if context else None
-
-
-def inject_headers(headers: dict[str, str], context: Context | None) -> None:
-    """Adds `traceparent` (and `tracestate` when there is one) for the span in `context` to upstream headers.
-    Nothing is added for None or a context without a valid span."""
-    if context is not None:
-        _W3C.inject(headers, context)

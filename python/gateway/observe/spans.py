@@ -1,56 +1,66 @@
-"""The pipeline's facade over spans: one server span per gRPC call, a child per pipeline stage and per provider attempt,
-attributes set from the gateway's own objects.
+"""The pipeline's facade over traces: one server span per call, with a child per provider attempt and per stage
+that waited (a cache lookup, a strict audit commit), and the other stages' timings as attributes of the call span.
 
-With tracing off (`CallTracer(None)`), `start_call` returns one shared `CallSpan` whose methods do nothing, and
-`stage()` returns one shared no-op context manager: a call costs a few attribute lookups and method calls, no
-allocation (docs/benchmarks/observe.md). Sampled-out calls cost little more: their setters return at the first line.
+A call's spans are plain data gathered while it runs and built once, when it ends (`SpanData`, the layout
+`gateway._core.encode_spans` takes): no OpenTelemetry span object lives through a call, no lock is taken per
+attribute, and the sink (observe/tracing.py) encodes and exports whole batches off the event loop.
 
-Parentage is explicit (each child is started from its call's context, never from the ambient one), so spans nest
-correctly across async generators, hedged tasks and `asyncio.to_thread`.
+- Tracing off: `start_call` returns the shared no-op `NOOP_CALL`; a call costs a few method calls, no allocation.
+- Sampled out: a small object that only carries the trace on to providers (`traceparent` with the sampled flag
+  clear), so a caller's sampling decision holds downstream.
+- Sampled in: ids are drawn from `random` (unique, not secret), the start and end are wall-clock nanoseconds.
 
-    call = tracer.start_call("Chat", metadata, request_id=rid)
-    try:
-        with call.stage("authenticate"):
-            key = ...
-        call.set_identity(team=key.team, key_id=key.id)
-        call.set_request(request)
-        attempt = call.start_attempt(provider="openai", model="gpt-4o", attempt=0, retry=0)
-        attempt.inject(upstream.headers)
-        ...
-        attempt.end(outcome="ok")
-        call.set_result(result, usage, cost_usd=cost)
-    except BaseException as err:
-        call.end(error=err, status_code=code_name)
-        raise
-    else:
-        call.end()
+Never an attribute for a key, a secret or the caller's text, except prompt and answer text through `record_content`,
+which needs `observe.tracing.record_content` and is given text the team's body policy already redacted.
 """
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.trace import get_current_span
 
 from gateway.observe import attributes as attr
-from gateway.observe.propagation import extract_context, inject_headers
+from gateway.observe.propagation import extract_context
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import Sampler
 
-    from gateway.chat import ChatRequest, ChatResult, Usage
+    from gateway.chat import ChatRequest, Usage
 
 _SERVICE: Final = "llmgateway.v1.Gateway"
-_TRACER_NAME: Final = "gateway.observe"
 _OK: Final = "OK"
+KIND_INTERNAL: Final = 1
+KIND_SERVER: Final = 2
+KIND_CLIENT: Final = 3
+STATUS_UNSET: Final = 0
+STATUS_ERROR: Final = 2
+_SAMPLED: Final = 1
+
+AttributeValue = str | bool | int | float | tuple[str, ...]
+Attributes = list[tuple[str, AttributeValue]]
+Event = tuple[str, int, Attributes]
+SpanData = tuple[int, int, int, str, int, int, int, Attributes, list[Event], int, str, str, int]
+"""(trace_id, span_id, parent_span_id or 0, name, kind, start_ns, end_ns, attributes, events, status_code,
+status_message, trace_state, flags): OTLP's numbering for kind and status."""
+
+
+class SpanSink(Protocol):
+    """Where ended calls' spans go (observe/tracing.py); `add` must not block the event loop."""
+
+    @property
+    def sampler(self) -> Sampler: ...
+
+    def add(self, spans: list[SpanData]) -> None: ...
 
 
 class StageSpan:
-    """A pipeline stage's span as a context manager; the no-op instance is shared and stateless."""
+    """A stage's child span as a context manager; the no-op instance is shared and stateless."""
 
     __slots__ = ()
 
@@ -60,8 +70,8 @@ class StageSpan:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         return None
 
-    def set(self, name: str, value: str | int | float | bool) -> None:
-        """One attribute on the stage's span; `name` should be one of `gateway.observe.attributes`."""
+    def discard(self) -> None:
+        """Nothing worth a span happened (the stage neither waited nor failed): record no child for it."""
 
 
 class AttemptSpan:
@@ -72,30 +82,26 @@ class AttemptSpan:
     def inject(self, headers: dict[str, str]) -> None:
         """Adds this attempt's `traceparent`/`tracestate` to the upstream request's headers."""
 
-    def end(
-        self,
-        *,
-        outcome: str = "ok",
-        code: str = "",
-        result: ChatResult | None = None,
-        usage: Usage | None = None,
-    ) -> None:
-        """outcome: ok, error or cancelled (a hedge that lost); code: the gRPC status name of a failure."""
+    def end(self, *, outcome: str = "ok", code: str = "", usage: Usage | None = None) -> None:
+        """outcome: ok, error or cancelled (a hedge that lost); code: the status name of a failure."""
 
 
 class CallSpan:
-    """One gRPC call's server span. This base class is the no-op used when tracing is off; `_RecordingCall` records."""
+    """One call's server span. This base class is the no-op used when tracing is off; `_RecordingCall` records."""
 
     __slots__ = ()
 
     @property
-    def context(self) -> Context | None:
-        """The OTel context holding this call's span (None when tracing is off)."""
-        return None
+    def recording(self) -> bool:
+        """Whether this call is sampled: only then are stage timings worth taking."""
+        return False
 
     def stage(self, name: str) -> StageSpan:
-        """A child span for one pipeline stage: `with call.stage("guardrails.input"): ...`."""
+        """A child span for one stage that waited: `with call.stage("cache"): await ...`."""
         return _NOOP_STAGE
+
+    def stage_time(self, name: str, ns: int) -> None:
+        """How long a stage that did not wait took, as an attribute of the call span."""
 
     def start_attempt(
         self, *, provider: str, model: str, attempt: int, retry: int = 0, hedged: bool = False
@@ -122,10 +128,12 @@ class CallSpan:
         *,
         provider: str,
         model: str,
-        result: ChatResult | None,
         usage: Usage | None,
         cost_usd: float,
         attempts: int = 1,
+        upstream_model: str = "",
+        upstream_id: str = "",
+        finish_reason: str = "",
     ) -> None:
         """The serving target, the GenAI response and usage attributes, the call's cost and its attempt count."""
 
@@ -137,7 +145,7 @@ class CallSpan:
         already redacted as the team's policy asks; nothing here redacts."""
 
     def end(self, *, error: BaseException | None = None, status_code: str = _OK, reason: str = "") -> None:
-        """Ends the call span; `status_code` is the gRPC status name the caller got, `reason` the gateway's."""
+        """Ends the call span; `status_code` is the status name the caller got, `reason` the gateway's."""
 
 
 _NOOP_STAGE: Final = StageSpan()
@@ -146,17 +154,21 @@ NOOP_CALL: Final = CallSpan()
 
 
 class CallTracer:
-    """Starts call spans from a TracerProvider, or hands out the shared no-op when the provider is None."""
+    """Starts call spans into a sink, or hands out the shared no-op when there is none."""
 
-    __slots__ = ("_record_content", "_tracer")
+    __slots__ = ("_record_content", "_sink")
 
-    def __init__(self, provider: TracerProvider | None, *, record_content: bool = False) -> None:
-        self._tracer = provider.get_tracer(_TRACER_NAME) if provider is not None else None
+    def __init__(self, sink: SpanSink | None, *, record_content: bool = False) -> None:
+        self._sink = sink
         self._record_content = record_content
 
     @property
     def enabled(self) -> bool:
-        return self._tracer is not None
+        return self._sink is not None
+
+    @property
+    def record_content(self) -> bool:
+        return self._record_content
 
     def start_call(
         self,
@@ -166,145 +178,238 @@ class CallTracer:
         request_id: str = "",
     ) -> CallSpan:
         """A server span `llmgateway.v1.Gateway/<method>`, continuing the caller's W3C trace when the metadata
-        carries one."""
-        tracer = self._tracer
-        if tracer is None:
+        carries one; the sink's sampler decides, respecting the caller's choice under a parent-based sampler."""
+        sink = self._sink
+        if sink is None:
             return NOOP_CALL
         parent = extract_context(metadata)
-        span = tracer.start_span(
-            f"{_SERVICE}/{method}",
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes={attr.RPC_SYSTEM: "grpc", attr.RPC_SERVICE: _SERVICE, attr.RPC_METHOD: method},
-        )
-        if request_id and span.is_recording():
-            span.set_attribute(attr.REQUEST_ID, request_id)
-        return _RecordingCall(tracer, span, self._record_content)
+        parent_span = get_current_span(parent).get_span_context() if parent is not None else None
+        if parent_span is not None and parent_span.is_valid:
+            trace_id, parent_id = parent_span.trace_id, parent_span.span_id
+            trace_state = parent_span.trace_state.to_header()
+        else:
+            trace_id, parent_id, trace_state = random.getrandbits(128) or 1, 0, ""
+        name = f"{_SERVICE}/{method}"
+        if sink.sampler.should_sample(parent, trace_id, name).decision is not Decision.RECORD_AND_SAMPLE:
+            return _PropagatingCall(trace_id, trace_state)
+        return _RecordingCall(sink, trace_id, parent_id, trace_state, name, method, request_id, self._record_content)
 
 
-class _RecordingStage(StageSpan):
-    __slots__ = ("_name", "_parent", "_span", "_tracer")
-
-    def __init__(self, tracer: trace.Tracer, parent: Context, name: str) -> None:
-        self._tracer = tracer
-        self._parent = parent
-        self._name = name
-        self._span: Span | None = None
-
-    def __enter__(self) -> StageSpan:
-        self._span = self._tracer.start_span(f"gateway.{self._name}", context=self._parent)
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        span = self._span
-        if span is None:
-            return
-        if error is not None:
-            _mark_error(span, error, "")
-        span.end()
-
-    def set(self, name: str, value: str | int | float | bool) -> None:
-        if self._span is not None:
-            self._span.set_attribute(name, value)
+def _traceparent(trace_id: int, span_id: int, flags: int) -> str:
+    return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
 
 
-class _RecordingAttempt(AttemptSpan):
-    __slots__ = ("_context", "_span")
+class _PropagatingAttempt(AttemptSpan):
+    __slots__ = ("_call",)
 
-    def __init__(self, span: Span) -> None:
-        self._span = span
-        self._context = trace.set_span_in_context(span)
+    def __init__(self, call: _PropagatingCall) -> None:
+        self._call = call
 
     def inject(self, headers: dict[str, str]) -> None:
-        inject_headers(headers, self._context)
-
-    def end(
-        self,
-        *,
-        outcome: str = "ok",
-        code: str = "",
-        result: ChatResult | None = None,
-        usage: Usage | None = None,
-    ) -> None:
-        span = self._span
-        if span.is_recording():
-            span.set_attribute(attr.ATTEMPT_OUTCOME, outcome)
-            if code:
-                span.set_attribute(attr.ERROR_TYPE, code)
-            if outcome == "error":
-                span.set_status(Status(StatusCode.ERROR, code or None))
-            _set_response(span, result, usage)
-        span.end()
+        call = self._call
+        headers["traceparent"] = _traceparent(call.trace_id, random.getrandbits(64) or 1, 0)
+        if call.trace_state:
+            headers["tracestate"] = call.trace_state
 
 
-class _RecordingCall(CallSpan):
-    __slots__ = ("_content", "_context", "_span", "_tracer")
+class _PropagatingCall(CallSpan):
+    """A sampled-out call: records nothing, carries the trace (unsampled) on to providers."""
 
-    def __init__(self, tracer: trace.Tracer, span: Span, record_content: bool) -> None:
-        self._tracer = tracer
-        self._span = span
-        self._context = trace.set_span_in_context(span)
-        self._content = record_content
+    __slots__ = ("trace_id", "trace_state")
 
-    @property
-    def context(self) -> Context | None:
-        return self._context
-
-    def stage(self, name: str) -> StageSpan:
-        return _RecordingStage(self._tracer, self._context, name)
+    def __init__(self, trace_id: int, trace_state: str) -> None:
+        self.trace_id = trace_id
+        self.trace_state = trace_state
 
     def start_attempt(
         self, *, provider: str, model: str, attempt: int, retry: int = 0, hedged: bool = False
     ) -> AttemptSpan:
-        span = self._tracer.start_span(
-            f"{attr.OPERATION_CHAT} {model}",
-            context=self._context,
-            kind=SpanKind.CLIENT,
-            attributes={
-                attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
-                attr.GEN_AI_PROVIDER_NAME: provider,
-                attr.GEN_AI_REQUEST_MODEL: model,
-                attr.TARGET: f"{provider}/{model}",
-                attr.ATTEMPT: attempt,
-                attr.RETRY: retry,
-                attr.HEDGED: hedged,
-            },
+        return _PropagatingAttempt(self)
+
+
+class _RecordingStage(StageSpan):
+    __slots__ = ("_call", "_discarded", "_name", "_start")
+
+    def __init__(self, call: _RecordingCall, name: str) -> None:
+        self._call = call
+        self._name = name
+        self._start = 0
+        self._discarded = False
+
+    def __enter__(self) -> StageSpan:
+        self._start = time.time_ns()
+        return self
+
+    def discard(self) -> None:
+        self._discarded = True
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        if self._discarded and error is None:
+            return
+        attributes: Attributes = []
+        status = STATUS_UNSET
+        message = ""
+        if error is not None:
+            # The exception's type, never its message: it may quote the caller's input.
+            message = type(error).__name__
+            attributes.append((attr.ERROR_TYPE, message))
+            status = STATUS_ERROR
+        self._call.child(f"gateway.{self._name}", KIND_INTERNAL, self._start, attributes, status, message)
+
+
+class _RecordingAttempt(AttemptSpan):
+    __slots__ = ("_attributes", "_call", "_name", "_span_id", "_start")
+
+    def __init__(self, call: _RecordingCall, name: str, attributes: Attributes) -> None:
+        self._call = call
+        self._name = name
+        self._attributes = attributes
+        self._span_id = random.getrandbits(64) or 1
+        self._start = time.time_ns()
+
+    def inject(self, headers: dict[str, str]) -> None:
+        call = self._call
+        headers["traceparent"] = _traceparent(call.trace_id, self._span_id, _SAMPLED)
+        if call.trace_state:
+            headers["tracestate"] = call.trace_state
+
+    def end(self, *, outcome: str = "ok", code: str = "", usage: Usage | None = None) -> None:
+        attributes = self._attributes
+        attributes.append((attr.ATTEMPT_OUTCOME, outcome))
+        status, message = STATUS_UNSET, ""
+        if code:
+            attributes.append((attr.ERROR_TYPE, code))
+        if outcome == "error":
+            status, message = STATUS_ERROR, code
+        if usage is not None:
+            attributes += _usage(usage)
+        self._call.child(self._name, KIND_CLIENT, self._start, attributes, status, message, span_id=self._span_id)
+
+
+class _RecordingCall(CallSpan):
+    __slots__ = (
+        "_attributes",
+        "_children",
+        "_content",
+        "_events",
+        "_name",
+        "_parent_id",
+        "_sink",
+        "_span_id",
+        "_start",
+        "trace_id",
+        "trace_state",
+    )
+
+    def __init__(
+        self,
+        sink: SpanSink,
+        trace_id: int,
+        parent_id: int,
+        trace_state: str,
+        name: str,
+        method: str,
+        request_id: str,
+        record_content: bool,
+    ) -> None:
+        self._sink = sink
+        self.trace_id = trace_id
+        self._parent_id = parent_id
+        self.trace_state = trace_state
+        self._span_id = random.getrandbits(64) or 1
+        self._name = name
+        self._start = time.time_ns()
+        self._content = record_content
+        self._attributes: dict[str, AttributeValue] = {
+            attr.RPC_SYSTEM: "grpc",
+            attr.RPC_SERVICE: _SERVICE,
+            attr.RPC_METHOD: method,
+        }
+        if request_id:
+            self._attributes[attr.REQUEST_ID] = request_id
+        self._events: list[Event] = []
+        self._children: list[SpanData] = []
+
+    @property
+    def recording(self) -> bool:
+        return True
+
+    def child(
+        self,
+        name: str,
+        kind: int,
+        start: int,
+        attributes: Attributes,
+        status: int = STATUS_UNSET,
+        message: str = "",
+        *,
+        span_id: int = 0,
+    ) -> None:
+        self._children.append(
+            (
+                self.trace_id,
+                span_id or random.getrandbits(64) or 1,
+                self._span_id,
+                name,
+                kind,
+                start,
+                time.time_ns(),
+                attributes,
+                [],
+                status,
+                message,
+                self.trace_state,
+                _SAMPLED,
+            )
         )
-        return _RecordingAttempt(span)
+
+    def stage(self, name: str) -> StageSpan:
+        return _RecordingStage(self, name)
+
+    def stage_time(self, name: str, ns: int) -> None:
+        self._attributes[attr.STAGE_US + name] = ns // 1000
+
+    def start_attempt(
+        self, *, provider: str, model: str, attempt: int, retry: int = 0, hedged: bool = False
+    ) -> AttemptSpan:
+        return _RecordingAttempt(
+            self,
+            f"{attr.OPERATION_CHAT} {model}",
+            [
+                (attr.GEN_AI_OPERATION_NAME, attr.OPERATION_CHAT),
+                (attr.GEN_AI_PROVIDER_NAME, provider),
+                (attr.GEN_AI_REQUEST_MODEL, model),
+                (attr.TARGET, f"{provider}/{model}"),
+                (attr.ATTEMPT, attempt),
+                (attr.RETRY, retry),
+                (attr.HEDGED, hedged),
+            ],
+        )
 
     def set_request(self, request: ChatRequest, *, streaming: bool = False) -> None:
-        span = self._span
-        if not span.is_recording():
-            return
-        values: dict[str, Any] = {
-            attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
-            attr.GEN_AI_REQUEST_MODEL: request.model,
-            attr.STREAMING: streaming,
-        }
+        values = self._attributes
+        values[attr.GEN_AI_OPERATION_NAME] = attr.OPERATION_CHAT
+        values[attr.GEN_AI_REQUEST_MODEL] = request.model
+        values[attr.STREAMING] = streaming
         if request.max_tokens is not None:
             values[attr.GEN_AI_REQUEST_MAX_TOKENS] = request.max_tokens
         if request.temperature is not None:
             values[attr.GEN_AI_REQUEST_TEMPERATURE] = request.temperature
         if request.top_p is not None:
             values[attr.GEN_AI_REQUEST_TOP_P] = request.top_p
-        span.set_attributes(values)
 
     def set_identity(self, *, team: str, key_id: str) -> None:
-        if self._span.is_recording():
-            self._span.set_attributes({attr.TEAM: team, attr.KEY_ID: key_id})
+        self._attributes[attr.TEAM] = team
+        self._attributes[attr.KEY_ID] = key_id
 
     def set_route(self, route: str) -> None:
-        if self._span.is_recording():
-            self._span.set_attribute(attr.ROUTE, route)
+        self._attributes[attr.ROUTE] = route
 
     def set_cache(self, *, hit: bool, kind: str) -> None:
-        if self._span.is_recording():
-            self._span.set_attributes({attr.CACHE_HIT: hit, attr.CACHE_KIND: kind})
+        self._attributes[attr.CACHE_HIT] = hit
+        self._attributes[attr.CACHE_KIND] = kind
 
     def set_guardrails(self, actions: Iterable[Mapping[str, object]]) -> None:
-        span = self._span
-        if not span.is_recording():
-            return
         types: set[str] = set()
         described: list[str] = []
         count = 0
@@ -315,76 +420,79 @@ class _RecordingCall(CallSpan):
             raw = action.get("count", 1)
             count += raw if isinstance(raw, int) else 1
         if described:
-            span.set_attributes(
-                {attr.GUARDRAIL_TYPES: sorted(types), attr.GUARDRAIL_ACTIONS: described, attr.GUARDRAIL_COUNT: count}
-            )
+            self._attributes[attr.GUARDRAIL_TYPES] = tuple(sorted(types))
+            self._attributes[attr.GUARDRAIL_ACTIONS] = tuple(described)
+            self._attributes[attr.GUARDRAIL_COUNT] = count
 
     def set_result(
         self,
         *,
         provider: str,
         model: str,
-        result: ChatResult | None,
         usage: Usage | None,
         cost_usd: float,
         attempts: int = 1,
+        upstream_model: str = "",
+        upstream_id: str = "",
+        finish_reason: str = "",
     ) -> None:
-        span = self._span
-        if not span.is_recording():
-            return
-        span.set_attributes(
-            {
-                attr.GEN_AI_PROVIDER_NAME: provider,
-                attr.TARGET: f"{provider}/{model}",
-                attr.COST_USD: cost_usd,
-                attr.ATTEMPTS: attempts,
-            }
-        )
-        _set_response(span, result, usage)
+        values = self._attributes
+        values[attr.GEN_AI_PROVIDER_NAME] = provider
+        values[attr.TARGET] = f"{provider}/{model}"
+        values[attr.COST_USD] = cost_usd
+        values[attr.ATTEMPTS] = attempts
+        if upstream_model:
+            values[attr.GEN_AI_RESPONSE_MODEL] = upstream_model
+        if upstream_id:
+            values[attr.GEN_AI_RESPONSE_ID] = upstream_id
+        if finish_reason:
+            values[attr.GEN_AI_RESPONSE_FINISH_REASONS] = (finish_reason,)
+        if usage is not None:
+            values.update(_usage(usage))
 
     def first_chunk(self) -> None:
-        if self._span.is_recording():
-            self._span.add_event("first_chunk")
+        self._events.append(("first_chunk", time.time_ns(), []))
 
     def record_content(self, *, prompt: str, answer: str) -> None:
-        if self._content and self._span.is_recording():
-            self._span.set_attributes({attr.GEN_AI_INPUT_MESSAGES: prompt, attr.GEN_AI_OUTPUT_MESSAGES: answer})
+        if self._content:
+            self._attributes[attr.GEN_AI_INPUT_MESSAGES] = prompt
+            self._attributes[attr.GEN_AI_OUTPUT_MESSAGES] = answer
 
     def end(self, *, error: BaseException | None = None, status_code: str = _OK, reason: str = "") -> None:
-        span = self._span
-        if span.is_recording():
-            span.set_attribute(attr.RPC_GRPC_STATUS_CODE, status_code)
-            if reason:
-                span.set_attribute(attr.REASON, reason)
-            if error is not None or status_code != _OK:
-                _mark_error(span, error, status_code)
-        span.end()
+        values = self._attributes
+        values[attr.RPC_GRPC_STATUS_CODE] = status_code
+        status, message = STATUS_UNSET, ""
+        if reason:
+            values[attr.REASON] = reason
+        if error is not None or status_code != _OK:
+            # The error's type or status, never an exception's message: it may quote the caller's input.
+            message = status_code if status_code != _OK else type(error).__name__
+            values[attr.ERROR_TYPE] = message or "error"
+            status = STATUS_ERROR
+        server: SpanData = (
+            self.trace_id,
+            self._span_id,
+            self._parent_id,
+            self._name,
+            KIND_SERVER,
+            self._start,
+            time.time_ns(),
+            list(values.items()),
+            self._events,
+            status,
+            message,
+            self.trace_state,
+            _SAMPLED,
+        )
+        self._children.append(server)
+        self._sink.add(self._children)
 
 
-def _set_response(span: Span, result: ChatResult | None, usage: Usage | None) -> None:
-    values: dict[str, Any] = {}
-    if result is not None:
-        if result.upstream_model:
-            values[attr.GEN_AI_RESPONSE_MODEL] = result.upstream_model
-        if result.upstream_id:
-            values[attr.GEN_AI_RESPONSE_ID] = result.upstream_id
-        if result.finish_reason:
-            values[attr.GEN_AI_RESPONSE_FINISH_REASONS] = (result.finish_reason,)
-        if usage is None:
-            usage = result.usage
-    if usage is not None:
-        values[attr.GEN_AI_USAGE_INPUT_TOKENS] = usage.prompt_tokens
-        values[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.completion_tokens
-        if usage.cached_prompt_tokens:
-            values[attr.CACHED_INPUT_TOKENS] = usage.cached_prompt_tokens
-    if values:
-        span.set_attributes(values)
-
-
-def _mark_error(span: Span, error: BaseException | None, status_code: str) -> None:
-    """Error type and status, never the exception's message: it may quote the caller's input."""
-    error_type = status_code or (type(error).__name__ if error is not None else "")
-    if error is not None and not status_code:
-        error_type = type(error).__name__
-    span.set_attribute(attr.ERROR_TYPE, error_type or "error")
-    span.set_status(Status(StatusCode.ERROR, error_type or None))
+def _usage(usage: Usage) -> list[tuple[str, Any]]:
+    values: list[tuple[str, Any]] = [
+        (attr.GEN_AI_USAGE_INPUT_TOKENS, usage.prompt_tokens),
+        (attr.GEN_AI_USAGE_OUTPUT_TOKENS, usage.completion_tokens),
+    ]
+    if usage.cached_prompt_tokens:
+        values.append((attr.CACHED_INPUT_TOKENS, usage.cached_prompt_tokens))
+    return values

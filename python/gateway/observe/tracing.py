@@ -1,21 +1,21 @@
-"""The TracerProvider, configured the standard way: OTEL_* environment variables, overridden by `observe.tracing`.
+"""Tracing, configured the standard way: OTEL_* environment variables, overridden by `observe.tracing`.
 
-Spans leave through a BatchSpanProcessor: ending a span only appends it to an in-memory queue, a worker thread
-exports batches, and when the queue is full (a collector that is down or slow) new spans are dropped. The request
-path never waits on a collector.
+Ended calls' spans go to a sink (observe/span_sinks.py): ending a call only appends its spans to an in-memory
+queue, a worker thread exports batches, and when the queue is full (a collector that is down or slow) new spans are
+dropped. The request path never waits on a collector.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.resources import SERVICE_NAME
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -28,9 +28,16 @@ from opentelemetry.sdk.trace.sampling import (
 
 from gateway.config.observe import OtlpProtocol, SamplerName, TracesExporter, TracingConfig
 
+if TYPE_CHECKING:
+    # The sinks bring the OTLP exporters (~6 MB); imported when tracing is on.
+    from gateway.observe.span_sinks import OtlpSink, SdkSink
+
+    Sink = OtlpSink | SdkSink
+
 log = logging.getLogger("gateway.observe")
 
 DEFAULT_SERVICE_NAME: Final = "llm-gateway"
+SERVICE_INSTANCE_ID: Final = "service.instance.id"
 DEFAULT_GRPC_ENDPOINT: Final = "http://localhost:4317"
 DEFAULT_HTTP_ENDPOINT: Final = "http://localhost:4318"
 DEFAULT_EXPORT_TIMEOUT_S: Final = 10.0
@@ -116,23 +123,15 @@ def build_sampler(settings: TracingSettings) -> Sampler:
 
 
 def build_exporter(settings: TracingSettings) -> SpanExporter | None:
-    """The exporter the settings name; None for `none`. Constructing an OTLP exporter opens no connection."""
+    """The exporter the settings name; None for `none`. Constructing an OTLP exporter opens no connection; an OTLP
+    one sends batches the Rust core encoded (span_sinks.py)."""
     if settings.exporter == "none":
         return None
     if settings.exporter == "console":
         return ConsoleSpanExporter(service_name=settings.service_name)
-    if settings.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+    from gateway.observe.span_sinks import otlp_transport
 
-        endpoint = settings.endpoint
-        # The gRPC exporter takes host:port or a URL; an http:// URL means plaintext, as the spec says.
-        return GrpcExporter(
-            endpoint=endpoint, insecure=endpoint.startswith("http://"), timeout=settings.export_timeout_s
-        )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-
-    # The spec's base endpoint gets the per-signal path appended; the exporter only does that for its own env read.
-    return HttpExporter(endpoint=_traces_url(settings.endpoint), timeout=settings.export_timeout_s)
+    return otlp_transport(settings.protocol, settings.endpoint, settings.export_timeout_s)
 
 
 def setup_tracing(
@@ -140,21 +139,27 @@ def setup_tracing(
     *,
     environ: Mapping[str, str] | None = None,
     exporter: SpanExporter | None = None,
-) -> TracerProvider | None:
-    """A TracerProvider exporting in batches, or None when tracing is off (then every span call is a no-op).
+    worker: int | None = None,
+) -> Sink | None:
+    """Where ended calls' spans go, or None when tracing is off (then every span call is a no-op).
 
-    `exporter` replaces the one the settings name (tests pass an InMemorySpanExporter). The provider is not made
-    global: pass it to `CallTracer`, and call `shutdown_tracing` at exit to flush what is queued."""
+    `exporter` replaces the one the settings name (tests pass an InMemorySpanExporter). Pass the sink to
+    `CallTracer`, and call `shutdown_tracing` at exit to flush what is queued. `worker`: this process's index under
+    `--workers`, named in the resource's service.instance.id."""
     settings = resolve_settings(config, environ)
     if exporter is None:
         exporter = build_exporter(settings)
     if exporter is None:
         return None
-    provider = TracerProvider(
-        sampler=build_sampler(settings),
-        resource=Resource.create(settings.resource_attributes),
-    )
-    provider.add_span_processor(BatchSpanProcessor(exporter, export_timeout_millis=settings.export_timeout_s * 1000))
+    from gateway.observe.span_sinks import OtlpSink, SdkSink, Transport
+
+    sampler = build_sampler(settings)
+    resource = with_instance_id(settings.resource_attributes, worker)
+    sink: Sink
+    if isinstance(exporter, Transport):
+        sink = OtlpSink(exporter, sampler, resource)
+    else:
+        sink = SdkSink(exporter, sampler, resource, settings.export_timeout_s)
     log.info(
         "tracing: exporter=%s protocol=%s endpoint=%s sampler=%s",
         settings.exporter,
@@ -162,14 +167,28 @@ def setup_tracing(
         settings.endpoint,
         settings.sampler,
     )
-    return provider
+    return sink
 
 
-def shutdown_tracing(provider: TracerProvider | None) -> None:
+def with_instance_id(resource: Mapping[str, str], worker: int | None) -> dict[str, str]:
+    """The resource with service.instance.id naming this process: `<host>-<pid>`, or `<host>-w<index>-<pid>` for a
+    worker of `--workers`, unless the config or OTEL_RESOURCE_ATTRIBUTES set one (then a worker's gets `-w<index>`,
+    so that each worker stays its own instance, as the conventions require)."""
+    worker_part = f"-w{worker}" if worker is not None else ""
+    attributes = dict(resource)
+    given = attributes.get(SERVICE_INSTANCE_ID)
+    if given:
+        attributes[SERVICE_INSTANCE_ID] = given + worker_part
+    else:
+        attributes[SERVICE_INSTANCE_ID] = f"{socket.gethostname()}{worker_part}-{os.getpid()}"
+    return attributes
+
+
+def shutdown_tracing(sink: Sink | None) -> None:
     """Exports what is queued (bounded by the export timeout) and stops the worker; blocking, so call it from a
-    thread at shutdown (`await asyncio.to_thread(shutdown_tracing, provider)`)."""
-    if provider is not None:
-        provider.shutdown()
+    thread at shutdown (`await asyncio.to_thread(shutdown_tracing, sink)`)."""
+    if sink is not None:
+        sink.shutdown()
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
@@ -213,8 +232,3 @@ def _parse_resource_attributes(raw: str) -> dict[str, str]:
         if sep and key.strip():
             attributes[key.strip()] = unquote(value.strip())
     return attributes
-
-
-def _traces_url(endpoint: str) -> str:
-    endpoint = endpoint.rstrip("/")
-    return endpoint if endpoint.endswith("/v1/traces") else endpoint + "/v1/traces"

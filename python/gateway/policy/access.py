@@ -10,9 +10,9 @@ from functools import cache
 from zoneinfo import ZoneInfo
 
 from gateway.errors import PermissionDenied
-from gateway.policy.classification import Classification
 from gateway.policy.keyring import peer_host
-from gateway.policy.records import Conditions, KeyRecord, Role
+from gateway.records.classification import Classification
+from gateway.records.governance import Conditions, KeyRecord, Role
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gateway.errors import RateLimited
 from gateway.limits import LimitKeeper
-from gateway.policy.records import KeyLimits, KeyRecord
+from gateway.records.governance import KeyLimits, KeyRecord
 
 
 class KeyLimiter:
@@ -24,7 +24,7 @@ class KeyLimiter:
                 retry_after=refusal.wait_s,
             )
         raise RateLimited(
-            f"key {key.id} is over its rate limit ({_describe(key.limits)}); retry in {refusal.wait_s:.2f} s",
+            f"key {key.id} is over its rate limit ({describe(key.limits)}); retry in {refusal.wait_s:.2f} s",
             reason="KEY_RATE_LIMITED",
             retry_after=refusal.wait_s,
         )
@@ -34,7 +34,7 @@ class KeyLimiter:
         self._keeper.settle(key.id, key.limits, reserved_tokens, used_tokens)
 
 
-def _describe(limits: KeyLimits) -> str:
+def describe(limits: KeyLimits) -> str:
     parts = []
     if limits.rpm is not None:
         parts.append(f"{limits.rpm} requests/min")

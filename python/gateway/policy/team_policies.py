@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from gateway.config.guardrails import GuardrailsConfig, ResidencyConfig, ResidencyRule, merge_guardrails
 from gateway.config.schema import GatewayConfig
 from gateway.errors import FailedPrecondition
-from gateway.policy.classification import Classification
 from gateway.policy.guardrails import AnomalyDetector, GuardrailAction, InputGuard, OutputGuard
 from gateway.policy.guardrails.input import TokenCounting
+from gateway.records.classification import Classification
 from gateway.routing.catalog import Target
 
 
@@ -38,6 +38,15 @@ class TeamPolicies:
             self._teams[team.name] = _policy(guardrails, residency, count_tokens)
         self.anomalies = AnomalyDetector.from_config(default) if default is not None else None
         """Usage baselines per key under the gateway's anomaly policy (one detector: baselines are per key)."""
+
+    @property
+    def has_input(self) -> bool:
+        """Whether any team has input guardrails (else the pipeline leaves their stage out)."""
+        return any(p.input is not None for p in (self._default, *self._teams.values()))
+
+    @property
+    def has_output(self) -> bool:
+        return any(p.output is not None for p in (self._default, *self._teams.values()))
 
     def for_team(self, team: str) -> TeamPolicy:
         return self._teams.get(team, self._default)

@@ -1,8 +1,9 @@
 """The live view of keys, teams and budgets that every call reads: loaded at start, changed by the Admin API, and
 kept in step with changes other workers make through the shared database.
 
-Calls never wait on the database: they read these dicts. A change made here applies at once on this worker; other
-workers pick it up on their next sync (every `sync_interval_s`, half a second by default).
+Calls never wait on the database: they read these dicts. A change made here applies at once on this worker and is
+announced to the others (state/notices.py), which read the database on the notice; the periodic sync (every
+`sync_interval_s`) catches whatever a lost notice missed.
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ from pathlib import Path
 from gateway.config.schema import GatewayConfig, KeyConfig
 from gateway.ledger.budgets import BudgetBook
 from gateway.ledger.periods import period_bounds
-from gateway.ledger.records import UsageFilter
 from gateway.policy.keyring import KeyRing
 from gateway.policy.keys import hash_key, new_key
-from gateway.policy.records import Budget, BudgetScope, KeyLimits, KeyRecord, Period, Role, Team
+from gateway.records.audit import UsageFilter
+from gateway.records.governance import Budget, BudgetScope, KeyLimits, KeyRecord, Period, Role, Team
+from gateway.state.notices import Notices
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
 
 log = logging.getLogger("gateway.tenancy")
 
+TENANCY_NOTICE = "tenancy"
 BOOTSTRAP_KEY_ENV = "GATEWAY_BOOTSTRAP_KEY"
 BOOTSTRAP_HASH_FILE = "bootstrap_key.sha256"
 BOOTSTRAP_KEY_ID = "bootstrap"
@@ -58,8 +61,13 @@ class Tenancy:
         self._clock = clock
         self._synced_at = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._notices: Notices | None = None
+        self._syncing = asyncio.Lock()
+        self._again = False
 
-    async def load(self, config: GatewayConfig, state_dir: Path) -> None:
+    async def load(self, config: GatewayConfig, state_dir: Path, *, save_config: bool = True) -> None:
+        """`save_config`: write the config's teams and budgets to the database (under --workers the supervisor has
+        done it once, before the workers start)."""
         now = self._clock()
         config_keys = [record for record in (_config_key(k, now) for k in config.keys) if record is not None]
         for record in config_keys:
@@ -70,29 +78,8 @@ class Tenancy:
             digest = hash_key(bootstrap) if bootstrap else _generated_bootstrap_hash(state_dir)
             self.ring.put(KeyRecord(id=BOOTSTRAP_KEY_ID, prefix="", secret_hash=digest, team="", role=Role.ADMIN))
             self.config_key_ids |= {BOOTSTRAP_KEY_ID}
-        for team in config.teams:
-            await self.store.save_team(
-                Team(
-                    name=team.name,
-                    bodies=team.bodies,
-                    retention_days=team.retention_days or config.audit.retention_days,
-                    labels=team.labels,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            for budget in team.budgets:
-                await self.store.save_budget(
-                    Budget(
-                        BudgetScope.TEAM,
-                        team.name,
-                        budget.period,
-                        budget.hard_usd,
-                        budget.soft_usd,
-                        budget.downgrade_to,
-                        updated_at=now,
-                    )
-                )
+        if save_config:
+            await save_config_teams(self.store, config, now)
         await self._apply_changes(since=None)
         log.info("%d keys, %d teams, %d budgets loaded", len(self.ring), len(self.teams), len(self.budgets.budgets()))
 
@@ -107,28 +94,59 @@ class Tenancy:
 
     # --- changes made on this worker (the Admin API) ----------------------------------------------------------------
 
-    def put_key(self, record: KeyRecord) -> None:
-        self.ring.put(record)
+    def announce_with(self, notices: Notices) -> None:
+        """Changes made here are announced through `notices`; `on_notice` applies the others'."""
+        self._notices = notices
 
-    def put_team(self, team: Team) -> None:
+    async def put_key(self, record: KeyRecord) -> None:
+        self.ring.put(record)
+        await self._announce()
+
+    async def put_team(self, team: Team) -> None:
         self.teams[team.name] = team
+        await self._announce()
 
     async def put_budget(self, budget: Budget) -> None:
         if self.budgets.set_budget(budget):
             await self._load_spend(budget.scope, budget.subject)
+        await self._announce()
+
+    async def _announce(self) -> None:
+        if self._notices is not None:
+            await self._notices.send({"kind": TENANCY_NOTICE})
+
+    async def on_notice(self) -> None:
+        """Another process changed something: read it now. Notices that arrive during a read make one more."""
+        if self._syncing.locked():
+            self._again = True
+            return
+        async with self._syncing:
+            while True:
+                self._again = False
+                try:
+                    await self.sync()
+                except Exception:
+                    log.exception("reading changes after a notice failed; the periodic sync will retry")
+                if not self._again:
+                    return
 
     async def _load_spend(self, scope: BudgetScope, subject: str) -> None:
         """A newly governed key or team starts from what the ledger holds for it in the current periods."""
-        now = self._clock()
         for period in Period:
-            start, _ = period_bounds(period, now)
-            where = UsageFilter(
+            self.budgets.load_spend(scope, subject, period, await self.period_spend(scope, subject, period))
+
+    async def period_spend(self, scope: BudgetScope, subject: str, period: Period) -> float:
+        """What the ledger holds for a key or team in the current `period`."""
+        now = self._clock()
+        start, _ = period_bounds(period, now)
+        return await self._ledger.spend(
+            UsageFilter(
                 start,
                 now + 1,
                 team=subject if scope is BudgetScope.TEAM else None,
                 key_id=subject if scope is BudgetScope.KEY else None,
             )
-            self.budgets.load_spend(scope, subject, period, await self._ledger.spend(where))
+        )
 
     # --- changes made by other workers ------------------------------------------------------------------------------
 
@@ -151,8 +169,44 @@ class Tenancy:
         for team in await self.store.list_teams(updated_since=since):
             self.teams[team.name] = team
         for budget in await self.store.list_budgets(updated_since=since):
-            await self.put_budget(budget)
+            if self.budgets.set_budget(budget):
+                await self._load_spend(budget.scope, budget.subject)
         self._synced_at = started
+
+
+async def save_config_teams(store: GovernanceStore, config: GatewayConfig, now: float) -> None:
+    """The config's teams and their budgets, written over what the database holds for them."""
+    for team in config.teams:
+        await store.save_team(
+            Team(
+                name=team.name,
+                bodies=team.bodies,
+                retention_days=team.retention_days or config.audit.retention_days,
+                labels=team.labels,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        for budget in team.budgets:
+            await store.save_budget(
+                Budget(
+                    BudgetScope.TEAM,
+                    team.name,
+                    budget.period,
+                    budget.hard_usd,
+                    budget.soft_usd,
+                    budget.downgrade_to,
+                    updated_at=now,
+                )
+            )
+
+
+def prepare_bootstrap_key(config: GatewayConfig, state_dir: Path) -> None:
+    """Generates the bootstrap key now if the gateway will need one (no GATEWAY_BOOTSTRAP_KEY and no usable config
+    key), so that workers started next all read the one hash instead of racing to make their own."""
+    usable = any(k.key_sha256 or (k.key_env and os.environ.get(k.key_env)) for k in config.keys)
+    if not os.environ.get(BOOTSTRAP_KEY_ENV) and not usable:
+        _generated_bootstrap_hash(state_dir)
 
 
 def _config_key(key: KeyConfig, now: float) -> KeyRecord | None:
@@ -179,14 +233,24 @@ def _config_key(key: KeyConfig, now: float) -> KeyRecord | None:
 
 
 def _generated_bootstrap_hash(state_dir: Path) -> str:
-    """On first start, makes an admin key, stores only its hash in the state folder and prints the key once."""
+    """On first start, makes an admin key, stores only its hash in the state folder and prints the key once.
+
+    The hash file appears whole or not at all (written beside, then linked into place, which fails if another
+    process got there first): two gateways starting at once on one state folder agree on one key."""
     path = state_dir / BOOTSTRAP_HASH_FILE
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
     state_dir.mkdir(parents=True, exist_ok=True)
     key = new_key()
-    path.write_text(hash_key(key) + "\n", encoding="utf-8")
-    path.chmod(0o600)
+    partial = state_dir / f".{BOOTSTRAP_HASH_FILE}.{os.getpid()}"
+    partial.write_text(hash_key(key) + "\n", encoding="utf-8")
+    partial.chmod(0o600)
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    finally:
+        partial.unlink()
     # Printed, not logged: the one time the key is shown, on the operator's terminal rather than in log files.
     print(
         f"Generated an admin gateway key (shown only this once; its hash is in {path}):\n\n    {key}\n\n"

@@ -29,8 +29,6 @@ class Provider(ABC):
     """A configured provider. One instance serves every model configured on it, concurrently."""
 
     simulated: bool = False
-    reports_stream_usage: bool = True
-    """Whether the provider's streams end with usage; when not, the pipeline counts the deltas as they pass."""
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config

@@ -14,18 +14,16 @@ import re
 import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import aiohttp
-import grpc
 import orjson
 from yarl import URL
 
 from gateway.chat import ChatDelta, ChatRequest, ChatResult, ToolCallDelta
 from gateway.config.schema import ModelConfig, ProviderConfig
-from gateway.errors import ProviderError
+from gateway.errors import ErrorKind, ProviderError
 from gateway.providers.base import Provider, UpstreamCall
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -188,7 +186,7 @@ def error_for_status(
             f"provider {name!r} rejected the request (HTTP {status}){said}",
             provider=name,
             http_status=status,
-            code=grpc.StatusCode.INVALID_ARGUMENT,
+            kind=ErrorKind.INVALID_ARGUMENT,
             reason="UPSTREAM_REJECTED_REQUEST",
             retryable=False,
         )
@@ -198,7 +196,7 @@ def error_for_status(
             f"provider {name!r} refused our credentials (HTTP {status}); check the API key in {where}{said}",
             provider=name,
             http_status=status,
-            code=grpc.StatusCode.FAILED_PRECONDITION,
+            kind=ErrorKind.FAILED_PRECONDITION,
             reason="PROVIDER_AUTH_FAILED",
             retryable=False,
         )
@@ -208,7 +206,7 @@ def error_for_status(
             f"{said}",
             provider=name,
             http_status=status,
-            code=grpc.StatusCode.FAILED_PRECONDITION,
+            kind=ErrorKind.FAILED_PRECONDITION,
             reason="UPSTREAM_MODEL_NOT_FOUND",
             retryable=False,
         )
@@ -225,7 +223,7 @@ def error_for_status(
             f"provider {name!r} is rate limiting us (HTTP 429){said}",
             provider=name,
             http_status=status,
-            code=grpc.StatusCode.RESOURCE_EXHAUSTED,
+            kind=ErrorKind.RESOURCE_EXHAUSTED,
             reason="UPSTREAM_RATE_LIMITED",
             retryable=True if retryable is None else retryable,
             retry_after=retry_after,
@@ -242,7 +240,7 @@ def error_for_status(
         f"provider {name!r} refused the request (HTTP {status}){said}",
         provider=name,
         http_status=status,
-        code=grpc.StatusCode.FAILED_PRECONDITION,
+        kind=ErrorKind.FAILED_PRECONDITION,
         reason="UPSTREAM_REJECTED_REQUEST",
         retryable=False,
     )
@@ -362,7 +360,7 @@ class HttpProvider(Provider):
             raise ProviderError(
                 f"provider {self.name!r} has no API key; {hint}",
                 provider=self.name,
-                code=grpc.StatusCode.FAILED_PRECONDITION,
+                kind=ErrorKind.FAILED_PRECONDITION,
                 reason="PROVIDER_AUTH_FAILED",
                 retryable=False,
             )
@@ -426,7 +424,8 @@ class HttpProvider(Provider):
         """Sends the request; returns a 2xx response (the caller must release it), or raises the mapped
         ProviderError. A plain coroutine, not a context manager: this runs on every call and an async generator per
         call costs measurably more."""
-        headers = {**self._base_headers, **call.headers, **upstream.headers}
+        base = self._base_headers | call.headers if call.headers else self._base_headers
+        headers = base | upstream.headers
         raw = orjson.dumps(upstream.body)
         # aiohttp warns about (and writes in one go) raw bytes over 1 MiB; a stream object is written in parts.
         data: bytes | io.BytesIO = io.BytesIO(raw) if len(raw) > LARGE_BODY else raw
@@ -451,16 +450,6 @@ class HttpProvider(Provider):
             raise self.map_error(response.status, response.headers, body)
         return response
 
-    @asynccontextmanager
-    async def _open(self, upstream: UpstreamRequest, call: UpstreamCall) -> AsyncIterator[aiohttp.ClientResponse]:
-        """_send for streams: leaving the block (also by cancellation) releases the response; an unfinished body
-        closes its connection instead of returning it to the pool."""
-        response = await self._send(upstream, call)
-        try:
-            yield response
-        finally:
-            response.release()
-
     async def chat(self, request: ChatRequest, model: ModelConfig, call: UpstreamCall) -> ChatResult:
         response = await self._send(self.build_request(request, model, stream=False), call)
         try:
@@ -479,18 +468,25 @@ class HttpProvider(Provider):
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise malformed(self.name, f"unexpected shape ({type(exc).__name__}: {exc})") from None
 
-    async def stream(self, request: ChatRequest, model: ModelConfig, call: UpstreamCall) -> AsyncIterator[ChatDelta]:
-        upstream = self.build_request(request, model, stream=True)
-        async for delta in self._stream(upstream, request, model, call):
-            yield delta
+    def stream(self, request: ChatRequest, model: ModelConfig, call: UpstreamCall) -> AsyncIterator[ChatDelta]:
+        # The stream itself, not a generator around it: a layer less for every chunk to pass, and for every open
+        # stream to keep.
+        return self._stream(None, request, model, call)
 
     async def _stream(
-        self, upstream: UpstreamRequest, request: ChatRequest, model: ModelConfig, call: UpstreamCall
+        self, upstream: UpstreamRequest | None, request: ChatRequest, model: ModelConfig, call: UpstreamCall
     ) -> AsyncIterator[ChatDelta]:
+        """The stream of `upstream`, or of the request built from `request` on the first step. Leaving it (also by
+        cancellation) releases the response: an unfinished body closes its connection instead of returning it to
+        the pool."""
+        if upstream is None:
+            upstream = self.build_request(request, model, stream=True)
         decoder = self.stream_decoder(request, model)
         parser = SSEParser()
         upstream.headers.setdefault("accept", "text/event-stream")
-        async with self._open(upstream, call) as response:
+        response = await self._send(upstream, call)
+        del upstream  # the request body (the prompt's structure) need not stay as long as the answer
+        try:
             if response.content_type == "application/json":
                 # A server that ignored stream=true answered whole: pass it on as one final delta.
                 try:
@@ -518,6 +514,8 @@ class HttpProvider(Provider):
                     yield delta
             for delta in decoder.finish():
                 yield delta
+        finally:
+            response.release()
 
     def _decode(self, decoder: StreamDecoder, event: SSEEvent) -> list[ChatDelta]:
         if decoder.done:

@@ -24,7 +24,6 @@ from gateway.providers.openai import OpenAIProvider
 class OpenAICompatibleProvider(OpenAIProvider):
     max_tokens_field = "max_tokens"
     # Servers differ: some ignore stream_options.include_usage, so their streams may end without usage.
-    reports_stream_usage = False
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)

@@ -11,18 +11,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import grpc
-
 from gateway.chat import ChatDelta, ChatRequest, ChatResult
-from gateway.errors import DeadlineExceeded, GatewayError, ProviderError
+from gateway.errors import DeadlineExceeded, ErrorKind, GatewayError, ProviderError
 from gateway.observe.spans import NOOP_CALL, CallSpan
 from gateway.providers.base import UpstreamCall
 from gateway.routing.backoff import backoff_s
 from gateway.routing.catalog import Target
+from gateway.routing.features import RequestFeatures
 from gateway.routing.health import HealthBoard, TargetHealth
 from gateway.routing.queue import Priority, WaitQueue
 from gateway.routing.quotas import Quotas
-from gateway.routing.router import RoutePlan
+from gateway.routing.router import RoutePlan, fits
+from gateway.routing.strategies import estimated_answer_tokens
 
 T = TypeVar("T")
 # How long a target rests after a 429 that named no Retry-After.
@@ -41,6 +41,8 @@ class Attempt:
     hedged: bool = False
     reserved_tokens: int = 0
     """Tokens taken from the target's quota for this attempt (settled when it ends)."""
+    quota_slot: str = ""
+    """The attempt's name in the quota's calls in flight (empty without a quota)."""
 
 
 @dataclass(slots=True)
@@ -66,16 +68,14 @@ class Execution:
         queue: WaitQueue | None,
         priority: Priority,
         rng: random.Random,
-        fits: Callable[[Target], bool],
+        features: RequestFeatures,
         quotas: Quotas,
-        reserve_tokens: Callable[[Target], int],
         span: CallSpan = NOOP_CALL,
     ) -> None:
         self.plan = plan
         self._span = span
-        self._fits = fits
+        self._features = features
         self._quotas = quotas
-        self._reserve_tokens = reserve_tokens
         self.attempts: list[Attempt] = []
         self._request = request
         self._request_id = request_id
@@ -86,7 +86,7 @@ class Execution:
         self._rng = rng
         self._excluded: set[str] = set()
         self._waited_s = 0.0
-        self._reservations: dict[str, int] = {}
+        self._reservations: dict[str, tuple[int, str]] = {}
 
     @property
     def waited_s(self) -> float:
@@ -101,7 +101,7 @@ class Execution:
             self._board[target.key].observe(elapsed, elapsed)
             record = self.attempts[-1]
             used = result.usage.total_tokens if result.usage is not None else record.reserved_tokens
-            self._quotas.settle(target, record.reserved_tokens, used)
+            self._quotas.settle(target, record.reserved_tokens, used, record.quota_slot)
             return target, result
 
         return await self._run(attempt)
@@ -123,7 +123,10 @@ class Execution:
 
     async def rest_of_stream(self, stream: OpenStream) -> AsyncIterator[ChatDelta]:
         """The chunks after the first. A failure now ends the stream with its status: no splice of two answers."""
-        stall = self.plan.timeouts.stall_ms
+        # A timer per chunk only for a route's stall limit. The caller's deadline needs none: gRPC cancels the call
+        # when it passes, and the provider's own timeout, bounded by it when the attempt began, ends the upstream
+        # read. A timer per chunk costs a timer handle, its context and a Timeout for every chunk of every stream.
+        stall = _ms(self.plan.timeouts.stall_ms)
         health = self._board[stream.target.key]
         health.in_flight += 1
         used = stream.record.reserved_tokens
@@ -131,11 +134,10 @@ class Execution:
             yield stream.first
             while True:
                 try:
-                    limit = self._stall_timeout(stall)
-                    if limit is None:
+                    if stall is None:
                         delta = await anext(stream.deltas)
                     else:
-                        async with asyncio.timeout(limit):
+                        async with asyncio.timeout(self._stall_timeout(stall)):
                             delta = await anext(stream.deltas)
                 except StopAsyncIteration:
                     break
@@ -156,7 +158,7 @@ class Execution:
             health.observe(stream.first_at - stream.started, time.monotonic() - stream.started)
         finally:
             health.in_flight -= 1
-            self._quotas.settle(stream.target, stream.record.reserved_tokens, used)
+            self._quotas.settle(stream.target, stream.record.reserved_tokens, used, stream.record.quota_slot)
             await _close(stream.deltas)
 
     async def _run(self, attempt: Callable[[Target, UpstreamCall], Awaitable[T]], timeout_s: float | None = None) -> T:
@@ -169,7 +171,7 @@ class Execution:
                 return await self._attempt_with_hedge(attempt, target, number, timeout_s)
             except ProviderError as err:
                 last_error = err
-                if err.code is grpc.StatusCode.INVALID_ARGUMENT:
+                if err.kind is ErrorKind.INVALID_ARGUMENT:
                     raise  # the request itself is bad: any other target would refuse it too
                 if not err.retryable:
                     self._excluded.add(target.key)  # e.g. this target's key or model is wrong: others may work
@@ -189,7 +191,7 @@ class Execution:
         done, _ = await asyncio.wait({first}, timeout=self._hedge_delay(target))
         if done:
             return first.result()
-        second_target = self._hedge_partner(target)
+        second_target = await self._hedge_partner(target)
         if second_target is None:
             return await first
         second = asyncio.ensure_future(self._one(attempt, second_target, number, timeout_s, hedged=True))
@@ -220,7 +222,8 @@ class Execution:
         *,
         hedged: bool,
     ) -> T:
-        record = Attempt(target, retry=number, hedged=hedged, reserved_tokens=self._reservations.pop(target.key, 0))
+        tokens, slot = self._reservations.pop(target.key, (0, ""))
+        record = Attempt(target, retry=number, hedged=hedged, reserved_tokens=tokens, quota_slot=slot)
         self.attempts.append(record)
         health = self._board[target.key]
         started = time.monotonic()
@@ -246,17 +249,17 @@ class Execution:
                 async with asyncio.timeout(limit):
                     result = await attempt(target, upstream)
         except TimeoutError:
-            self._quotas.settle(target, record.reserved_tokens, 0)
+            self._quotas.settle(target, record.reserved_tokens, 0, record.quota_slot)
             error = self._timed_out(target, limit)
             if isinstance(error, ProviderError):
                 self._fail(record, health, error)
             else:
-                record.outcome, record.code = "error", error.code.name
+                record.outcome, record.code = "error", error.kind.value
             raise error from None
         except ProviderError as err:
-            self._quotas.settle(target, record.reserved_tokens, 0)
+            self._quotas.settle(target, record.reserved_tokens, 0, record.quota_slot)
             if err.reason == "UPSTREAM_TIMEOUT" and self._deadline_passed():
-                record.outcome, record.code = "error", grpc.StatusCode.DEADLINE_EXCEEDED.name
+                record.outcome, record.code = "error", ErrorKind.DEADLINE_EXCEEDED.value
                 raise DeadlineExceeded(
                     f"provider {target.provider.name!r} did not answer before the call's deadline"
                 ) from None
@@ -264,7 +267,7 @@ class Execution:
             raise
         except asyncio.CancelledError:
             record.outcome = "cancelled"
-            self._quotas.settle(target, record.reserved_tokens, 0)
+            self._quotas.settle(target, record.reserved_tokens, 0, record.quota_slot)
             raise
         finally:
             health.in_flight -= 1
@@ -279,11 +282,11 @@ class Execution:
         """A 429 rests the target until its Retry-After instead of counting against its breaker; a request the
         provider refused as malformed says nothing about the target's health."""
         record.outcome = "error"
-        record.code = err.code.name
+        record.code = err.kind.value
         record.reason = err.reason
-        if err.code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        if err.kind is ErrorKind.RESOURCE_EXHAUSTED:
             health.cool_down(err.retry_after if err.retry_after is not None else DEFAULT_COOLDOWN_S)
-        elif err.code is not grpc.StatusCode.INVALID_ARGUMENT:
+        elif err.kind is not ErrorKind.INVALID_ARGUMENT:
             health.breaker.record_failure()
 
     def _deadline_passed(self) -> bool:
@@ -301,7 +304,7 @@ class Execution:
     async def _next_target(self, number: int, last_error: GatewayError | None) -> Target | None:
         """The next candidate to try: round-robin from the plan's order, skipping excluded, open and cooling targets.
         Before trying a target again it backs off; when every target is cooling it waits in the route's queue."""
-        candidates = [t for t in self.plan.candidates if t.key not in self._excluded and self._fits(t)]
+        candidates = [t for t in self.plan.candidates if t.key not in self._excluded and fits(t, self._features)]
         if not candidates:
             return None
         while True:
@@ -310,7 +313,9 @@ class Execution:
             cooling: list[float] = []
             for target in rotated:
                 health = self._board[target.key]
-                wait = health.cooling_for() or self._take_quota(target)
+                wait = health.cooling_for()
+                if not wait and target.model.quota is not None:
+                    wait = await self._take_quota(target)
                 if wait > 0:
                     cooling.append(wait)
                     continue
@@ -336,7 +341,7 @@ class Execution:
                     raise ProviderError(
                         "every target is rate-limited by its provider",
                         provider=",".join(t.provider.name for t in candidates),
-                        code=grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        kind=ErrorKind.RESOURCE_EXHAUSTED,
                         reason="ALL_TARGETS_RATE_LIMITED",
                         retry_after=wait,
                     )
@@ -345,32 +350,37 @@ class Execution:
             await self._queue.wait(wait, self._priority, self._waited_s)
             self._waited_s += wait
 
-    def _hedge_partner(self, target: Target) -> Target | None:
+    async def _hedge_partner(self, target: Target) -> Target | None:
         for candidate in self.plan.candidates:
-            if candidate is target or candidate.key in self._excluded or not self._fits(candidate):
+            if candidate is target or candidate.key in self._excluded or not fits(candidate, self._features):
                 continue
             health = self._board[candidate.key]
-            if health.cooling_for() > 0 or self._take_quota(candidate) > 0:
+            if health.cooling_for() > 0 or (
+                candidate.model.quota is not None and await self._take_quota(candidate) > 0
+            ):
                 continue
             if health.breaker.allow():
                 return candidate
             self._give_back(candidate)
         return None
 
-    def _take_quota(self, target: Target) -> float:
+    async def _take_quota(self, target: Target) -> float:
         """Takes the target's quota for one call (0.0), or says how long until it would admit."""
         if target.model.quota is None:
             return 0.0
-        tokens = self._reserve_tokens(target)
-        wait = self._quotas.take(target, tokens)
+        tokens = self._features.prompt_tokens(target.model) + estimated_answer_tokens(
+            target.model, self._request.max_tokens
+        )
+        slot = f"{self._request_id}:{target.key}:{len(self.attempts)}"
+        wait = await self._quotas.take(target, tokens, slot)
         if wait == 0.0:
-            self._reservations[target.key] = tokens
+            self._reservations[target.key] = (tokens, slot)
         return wait
 
     def _give_back(self, target: Target) -> None:
-        tokens = self._reservations.pop(target.key, None)
-        if tokens is not None:
-            self._quotas.give_back(target, tokens)
+        taken = self._reservations.pop(target.key, None)
+        if taken is not None:
+            self._quotas.give_back(target, *taken)
 
     def _hedge_delay(self, target: Target) -> float:
         hedge = self.plan.hedge
@@ -383,9 +393,9 @@ class Execution:
         ttft = self.plan.timeouts.ttft_ms
         return ttft / 1000 if ttft is not None else None
 
-    def _stall_timeout(self, stall_ms: float | None) -> float | None:
-        limits = [x for x in (_ms(stall_ms), self._left()) if x is not None]
-        return min(limits) if limits else None
+    def _stall_timeout(self, stall: float) -> float:
+        left = self._left()
+        return stall if left is None else min(stall, left)
 
     def _left(self) -> float | None:
         return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())

@@ -11,10 +11,10 @@ from llmgateway.v1 import admin_pb2 as pb
 from llmgateway.v1 import gateway_pb2
 
 from gateway.errors import InvalidRequest
-from gateway.ledger.records import AuditRecord, Forecast, GroupBy, UsageRow
 from gateway.policy.access import check_timezone, format_hours, parse_hours, parse_weekdays
-from gateway.policy.classification import Classification
-from gateway.policy.records import (
+from gateway.records.audit import AuditRecord, Forecast, GroupBy, UsageRow
+from gateway.records.classification import Classification
+from gateway.records.governance import (
     BodyPolicy,
     Budget,
     BudgetScope,

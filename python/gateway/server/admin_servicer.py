@@ -15,9 +15,9 @@ from llmgateway.v1 import admin_pb2_grpc
 
 from gateway.admin.operations import DEFAULT_GRACE_S, AdminOperations
 from gateway.cache.backends import PurgeFilter
-from gateway.ledger.records import AuditFilter, AuditRecord, GroupBy, UsageFilter
 from gateway.policy.keyring import KeyRing
-from gateway.policy.records import BudgetScope, KeyRecord, Period
+from gateway.records.audit import AuditFilter, AuditRecord, GroupBy, UsageFilter
+from gateway.records.governance import BudgetScope, KeyRecord, Period
 from gateway.server.admin_convert import (
     audit_to_proto,
     budget_from_proto,
@@ -33,7 +33,7 @@ from gateway.server.admin_convert import (
     update_paths,
     usage_row_to_proto,
 )
-from gateway.server.errors import abort
+from gateway.server.errors import streaming, unary
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _DEFAULT_USAGE_RANGE_S = 30 * 86_400.0
@@ -53,95 +53,75 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         source = "api" if record.id.startswith("key_") else "config"
         return key_to_proto(record, source=source, budgets=self._ops.budgets_of(BudgetScope.KEY, record.id))
 
+    @unary
     async def CreateKey(self, request: pb.CreateKeyRequest, context: Context) -> pb.CreateKeyResponse:  # noqa: N802
-        try:
-            caller = self._caller(context)
-            draft = key_draft_from_proto(request.spec)
-            budgets = [budget_from_proto(b, scope=BudgetScope.KEY, subject="-") for b in request.budgets]
-            record, secret = await self._ops.create_key(caller, draft, budgets)
-        except Exception as err:
-            await abort(context, err)
+        caller = self._caller(context)
+        draft = key_draft_from_proto(request.spec)
+        budgets = [budget_from_proto(b, scope=BudgetScope.KEY, subject="-") for b in request.budgets]
+        record, secret = await self._ops.create_key(caller, draft, budgets)
         return pb.CreateKeyResponse(key=secret, info=self._key(record))
 
+    @unary
     async def ListKeys(self, request: pb.ListKeysRequest, context: Context) -> pb.ListKeysResponse:  # noqa: N802
-        try:
-            caller = self._caller(context)
-            records = await self._ops.list_keys(caller, request.team or None, include_revoked=request.include_revoked)
-        except Exception as err:
-            await abort(context, err)
+        caller = self._caller(context)
+        records = await self._ops.list_keys(caller, request.team or None, include_revoked=request.include_revoked)
         return pb.ListKeysResponse(keys=[self._key(r) for r in records])
 
+    @unary
     async def GetKey(self, request: pb.GetKeyRequest, context: Context) -> pb.Key:  # noqa: N802
-        try:
-            record = await self._ops.get_key(self._caller(context), request.key_id)
-        except Exception as err:
-            await abort(context, err)
+        record = await self._ops.get_key(self._caller(context), request.key_id)
         return self._key(record)
 
+    @unary
     async def RotateKey(self, request: pb.RotateKeyRequest, context: Context) -> pb.CreateKeyResponse:  # noqa: N802
         grace = request.grace_seconds if request.HasField("grace_seconds") else DEFAULT_GRACE_S
-        try:
-            record, secret = await self._ops.rotate_key(self._caller(context), request.key_id, float(grace))
-        except Exception as err:
-            await abort(context, err)
+        record, secret = await self._ops.rotate_key(self._caller(context), request.key_id, float(grace))
         return pb.CreateKeyResponse(key=secret, info=self._key(record))
 
+    @unary
     async def RevokeKey(self, request: pb.RevokeKeyRequest, context: Context) -> pb.Key:  # noqa: N802
-        try:
-            record = await self._ops.revoke_key(self._caller(context), request.key_id)
-        except Exception as err:
-            await abort(context, err)
+        record = await self._ops.revoke_key(self._caller(context), request.key_id)
         return self._key(record)
 
+    @unary
     async def UpdateKey(self, request: pb.UpdateKeyRequest, context: Context) -> pb.Key:  # noqa: N802
-        try:
-            caller = self._caller(context)
-            paths = update_paths(request.update_mask)
-            changes = key_fields_from_proto(request.spec, paths)
-            if "limits" in changes:
-                current = await self._ops.get_key(caller, request.key_id)
-                changes["limits"] = _merge_limits(current, changes["limits"], paths)
-            record = await self._ops.update_key(caller, request.key_id, changes)
-        except Exception as err:
-            await abort(context, err)
+        caller = self._caller(context)
+        paths = update_paths(request.update_mask)
+        changes = key_fields_from_proto(request.spec, paths)
+        if "limits" in changes:
+            current = await self._ops.get_key(caller, request.key_id)
+            changes["limits"] = _merge_limits(current, changes["limits"], paths)
+        record = await self._ops.update_key(caller, request.key_id, changes)
         return self._key(record)
 
+    @unary
     async def CreateTeam(self, request: pb.CreateTeamRequest, context: Context) -> pb.Team:  # noqa: N802
-        try:
-            team = await self._ops.create_team(self._caller(context), team_from_proto(request.team))
-        except Exception as err:
-            await abort(context, err)
+        team = await self._ops.create_team(self._caller(context), team_from_proto(request.team))
         return team_to_proto(team, self._ops.budgets_of(BudgetScope.TEAM, team.name))
 
+    @unary
     async def ListTeams(self, request: pb.ListTeamsRequest, context: Context) -> pb.ListTeamsResponse:  # noqa: N802
-        try:
-            teams = self._ops.list_teams(self._caller(context))
-        except Exception as err:
-            await abort(context, err)
+        teams = self._ops.list_teams(self._caller(context))
         return pb.ListTeamsResponse(
             teams=[team_to_proto(t, self._ops.budgets_of(BudgetScope.TEAM, t.name)) for t in teams]
         )
 
+    @unary
     async def SetBudget(self, request: pb.SetBudgetRequest, context: Context) -> pb.Budget:  # noqa: N802
-        try:
-            budget = budget_from_proto(request.budget)
-            saved = await self._ops.set_budget(self._caller(context), budget)
-        except Exception as err:
-            await abort(context, err)
+        budget = budget_from_proto(request.budget)
+        saved = await self._ops.set_budget(self._caller(context), budget)
         spent = [s for b, s in self._ops.budgets_of(saved.scope, saved.subject) if b.period is saved.period]
         return budget_to_proto(saved, spent[0] if spent else 0.0)
 
+    @unary
     async def GetUsage(self, request: pb.GetUsageRequest, context: Context) -> pb.GetUsageResponse:  # noqa: N802
-        try:
-            caller = self._caller(context)
-            group_by = parse_enum(GroupBy, request.group_by, "group_by", GroupBy.TEAM)
-            period = parse_enum(Period, request.forecast_period, "forecast_period", Period.MONTH)
-            until = seconds(request, "until") or time.time()
-            since = seconds(request, "since") or until - _DEFAULT_USAGE_RANGE_S
-            where = UsageFilter(since, until, request.team or None, request.key_id or None)
-            rows, forecast = await self._ops.usage(caller, group_by, where, period)
-        except Exception as err:
-            await abort(context, err)
+        caller = self._caller(context)
+        group_by = parse_enum(GroupBy, request.group_by, "group_by", GroupBy.TEAM)
+        period = parse_enum(Period, request.forecast_period, "forecast_period", Period.MONTH)
+        until = seconds(request, "until") or time.time()
+        since = seconds(request, "since") or until - _DEFAULT_USAGE_RANGE_S
+        where = UsageFilter(since, until, request.team or None, request.key_id or None)
+        rows, forecast = await self._ops.usage(caller, group_by, where, period)
         total = pb.UsageRow(
             group="total",
             requests=sum(r.requests for r in rows),
@@ -156,71 +136,59 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             rows=[usage_row_to_proto(r) for r in rows], total=total, forecast=forecast_to_proto(forecast)
         )
 
+    @unary
     async def QueryAudit(self, request: pb.QueryAuditRequest, context: Context) -> pb.QueryAuditResponse:  # noqa: N802
-        try:
-            where = AuditFilter(
-                since=seconds(request, "since"),
-                until=seconds(request, "until"),
-                team=request.team or None,
-                key_id=request.key_id or None,
-                request_id=request.request_id or None,
-                status=request.status or None,
-                limit=min(request.limit or 100, _MAX_AUDIT_LIMIT),
-            )
-            records = await self._ops.query_audit(self._caller(context), where)
-        except Exception as err:
-            await abort(context, err)
+        where = AuditFilter(
+            since=seconds(request, "since"),
+            until=seconds(request, "until"),
+            team=request.team or None,
+            key_id=request.key_id or None,
+            request_id=request.request_id or None,
+            status=request.status or None,
+            limit=min(request.limit or 100, _MAX_AUDIT_LIMIT),
+        )
+        records = await self._ops.query_audit(self._caller(context), where)
         return pb.QueryAuditResponse(records=[audit_to_proto(r) for r in records])
 
+    @streaming
     async def ExportAudit(  # noqa: N802
         self, request: pb.ExportAuditRequest, context: Context
     ) -> AsyncIterator[pb.ExportAuditChunk]:
-        try:
-            where = AuditFilter(
-                since=seconds(request, "since"), until=seconds(request, "until"), team=request.team or None
-            )
-            lines: list[bytes] = []
-            size = 0
-            async for record in self._ops.export_audit(self._caller(context), where):
-                line = audit_json_line(record)
-                lines.append(line)
-                size += len(line)
-                if size >= _EXPORT_CHUNK_BYTES:
-                    yield pb.ExportAuditChunk(jsonl=b"".join(lines), records=len(lines))
-                    lines, size = [], 0
-            if lines:
+        where = AuditFilter(since=seconds(request, "since"), until=seconds(request, "until"), team=request.team or None)
+        lines: list[bytes] = []
+        size = 0
+        async for record in self._ops.export_audit(self._caller(context), where):
+            line = audit_json_line(record)
+            lines.append(line)
+            size += len(line)
+            if size >= _EXPORT_CHUNK_BYTES:
                 yield pb.ExportAuditChunk(jsonl=b"".join(lines), records=len(lines))
-        except Exception as err:
-            await abort(context, err)
+                lines, size = [], 0
+        if lines:
+            yield pb.ExportAuditChunk(jsonl=b"".join(lines), records=len(lines))
 
+    @unary
     async def PurgeAudit(self, request: pb.PurgeAuditRequest, context: Context) -> pb.PurgeAuditResponse:  # noqa: N802
-        try:
-            purged = await self._ops.purge_audit(
-                self._caller(context), seconds(request, "before"), request.team or None, request.by_retention
-            )
-        except Exception as err:
-            await abort(context, err)
+        purged = await self._ops.purge_audit(
+            self._caller(context), seconds(request, "before"), request.team or None, request.by_retention
+        )
         return pb.PurgeAuditResponse(purged=purged)
 
+    @unary
     async def PurgeCache(self, request: pb.PurgeCacheRequest, context: Context) -> pb.PurgeCacheResponse:  # noqa: N802
-        try:
-            where = PurgeFilter(
-                team=request.team or None,
-                namespace=request.namespace or None,
-                model=request.model or None,
-                before=seconds(request, "before"),
-                entry_id=request.entry_id or None,
-            )
-            purged = await self._ops.purge_cache(self._caller(context), where)
-        except Exception as err:
-            await abort(context, err)
+        where = PurgeFilter(
+            team=request.team or None,
+            namespace=request.namespace or None,
+            model=request.model or None,
+            before=seconds(request, "before"),
+            entry_id=request.entry_id or None,
+        )
+        purged = await self._ops.purge_cache(self._caller(context), where)
         return pb.PurgeCacheResponse(purged=purged)
 
+    @unary
     async def GetCacheStats(self, request: pb.GetCacheStatsRequest, context: Context) -> pb.CacheStats:  # noqa: N802
-        try:
-            stats = await self._ops.cache_stats(self._caller(context), request.team or None)
-        except Exception as err:
-            await abort(context, err)
+        stats = await self._ops.cache_stats(self._caller(context), request.team or None)
         counts = stats.counts
         return pb.CacheStats(
             backend=stats.backend,

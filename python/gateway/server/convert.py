@@ -44,16 +44,21 @@ def chat_request_from_proto(msg: pb.ChatRequest) -> ChatRequest:
         raise InvalidRequest("model is required: name a model from ListModels", reason="MODEL_REQUIRED")
     if not msg.messages:
         raise InvalidRequest("messages is empty: send at least one message", reason="MESSAGES_REQUIRED")
-    messages = [_message_from_proto(m, i) for i, m in enumerate(msg.messages)]
+    messages = []
     chars = 0
     images = 0
-    for message in messages:
+    for i, m in enumerate(msg.messages):
+        message = _message_from_proto(m, i)
+        messages.append(message)
         chars += len(message.content) + len(message.name) + len(message.tool_call_id)
         if message.parts:
-            chars += sum(len(p) for p in message.parts if isinstance(p, str))
-            images += sum(1 for p in message.parts if not isinstance(p, str))
-        if message.tool_calls:
-            chars += sum(len(c.name) + len(c.arguments_json) for c in message.tool_calls)
+            for part in message.parts:
+                if isinstance(part, str):
+                    chars += len(part)
+                else:
+                    images += 1
+        for call in message.tool_calls:
+            chars += len(call.name) + len(call.arguments_json)
     request = ChatRequest(
         model=msg.model,
         messages=messages,
@@ -236,10 +241,32 @@ def message_to_proto(result: ChatResult) -> pb.Message:
 
 
 def route_to_proto(plan: RoutePlan, attempts: list[Attempt]) -> pb.RouteInfo:
+    learned = plan.learned
     return pb.RouteInfo(
         route=plan.route,
         strategy=plan.strategy,
         reason=plan.reason,
+        learned=None
+        if learned is None
+        else pb.LearnedRoute(
+            query_type=learned.query_type,
+            explored=learned.explored,
+            cold_start=learned.cold,
+            model=learned.model,
+            arms=[
+                pb.ArmEstimate(
+                    model=arm.model,
+                    objective=arm.objective,
+                    quality=arm.quality,
+                    quality_sd=arm.sd,
+                    cost_usd=arm.cost_usd,
+                    latency_s=arm.latency_s,
+                    feedback=arm.feedback,
+                    probability=learned.probabilities.get(arm.model, 0.0),
+                )
+                for arm in learned.arms
+            ],
+        ),
         attempts=[
             pb.Attempt(
                 model=a.target.model.name,

@@ -1,231 +1,208 @@
-"""The Insights service: Replay and Compare, run through the pipeline under the caller's (admin or team-admin) key."""
+"""The Insights service: translates protobuf to the Insights operations and back."""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import itertools
 import time
-from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import grpc
 from llmgateway.v1 import gateway_pb2 as gpb
 from llmgateway.v1 import insights_pb2 as pb
 from llmgateway.v1 import insights_pb2_grpc
 
-from gateway.chat import ChatRequest, Usage
-from gateway.config.schema import ModelConfig
-from gateway.errors import FailedPrecondition, InvalidRequest, NotFound, PermissionDenied
-from gateway.insights.runner import Outcome, request_from_audit, run
-from gateway.insights.similarity import word_cosine
-from gateway.ledger.records import AuditFilter, AuditRecord, UsageFilter
-from gateway.observe.drift import DriftFlag, DriftMonitor, Figures, ModelHealth
-from gateway.observe.savings import UsageGroup, cheapest_alternatives, total_saving
-from gateway.pipeline import ChatPipeline
-from gateway.policy.access import check_manages
+from gateway.chat import Usage
+from gateway.errors import InvalidRequest
+from gateway.insights.feedback import FeedbackOperations
+from gateway.insights.operations import Analytics, InsightsOperations, check_insights
+from gateway.insights.runner import Outcome
+from gateway.learning.profiles import Profile
+from gateway.learning.ratings import Given, Source
+from gateway.observe.drift import DriftFlag, Figures, ModelHealth
 from gateway.policy.keyring import KeyRing
-from gateway.policy.records import KeyRecord, Role
+from gateway.records.audit import AuditRecord
+from gateway.records.governance import KeyRecord
 from gateway.server.admin_convert import seconds, timestamp
 from gateway.server.convert import chat_request_from_proto, route_to_proto, usage_to_proto
-from gateway.server.errors import abort
+from gateway.server.errors import unary
 from gateway.server.servicer import call_info
-from gateway.store.ledger import LedgerStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
-MAX_TARGETS = 8
 _ANALYTICS_RANGE_S = 7 * 86_400.0
+_OVERRIDES: tuple[Literal["max_tokens", "temperature", "top_p", "seed"], ...] = (
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+)
 
 
 class InsightsServicer(insights_pb2_grpc.InsightsServicer):
     def __init__(
-        self,
-        pipeline: ChatPipeline,
-        ring: KeyRing,
-        ledger: LedgerStore,
-        max_input_chars: int,
-        drift: DriftMonitor | None,
-        models: list[ModelConfig],
+        self, operations: InsightsOperations, feedback: FeedbackOperations, ring: KeyRing, max_input_chars: int
     ) -> None:
-        self._pipeline = pipeline
+        self._ops = operations
+        self._feedback = feedback
         self._ring = ring
-        self._ledger = ledger
         self._max_input_chars = max_input_chars
-        self._drift = drift
-        self._models = models
 
     def _caller(self, context: Context) -> KeyRecord:
         caller = self._ring.authenticate(context.invocation_metadata(), context.peer())
-        if caller.role is Role.MEMBER:
-            raise PermissionDenied(
-                f"key {caller.id} is a member key; Insights needs an admin or team-admin key", reason="ADMIN_REQUIRED"
-            )
+        check_insights(caller)
         return caller
 
+    @unary
     async def Replay(self, request: pb.ReplayRequest, context: Context) -> pb.ReplayResponse:  # noqa: N802
-        try:
-            caller = self._caller(context)
-            original = await self._audited(caller, request.request_id)
-            overrides = {
-                name: getattr(request.overrides, name)
-                for name in ("max_tokens", "temperature", "top_p", "seed")
-                if request.overrides.HasField(name)
-            }
-            chat = request_from_audit(original, model=request.target or original.model, overrides=overrides)
-            outcome = _succeeded(await run(self._pipeline, chat, call_info(context), kind="replay", method="Replay"))
-        except Exception as err:
-            await abort(context, err)
-        replayed = _response(outcome)
+        given = request.overrides
+        overrides: dict[str, Any] = {name: getattr(given, name) for name in _OVERRIDES if given.HasField(name)}
+        replayed = await self._ops.replay(
+            self._caller(context),
+            request.request_id,
+            request.target,
+            overrides,
+            call_info(context),
+        )
         return pb.ReplayResponse(
-            original=_audited_response(original),
-            replayed=replayed,
-            original_latency_ms=original.latency_ms,
-            replayed_latency_ms=outcome.latency_ms,
-            similarity=word_cosine(original.response_body or "", outcome.text),
+            original=_audited_response(replayed.original),
+            replayed=_response(replayed.outcome),
+            original_latency_ms=replayed.original.latency_ms,
+            replayed_latency_ms=replayed.outcome.latency_ms,
+            similarity=replayed.similarity,
         )
 
+    @unary
     async def Compare(self, request: pb.CompareRequest, context: Context) -> pb.CompareResponse:  # noqa: N802
-        try:
-            self._caller(context)
-            targets, chat = _comparison(request, self._max_input_chars)
-            info = call_info(context)
-            outcomes = await asyncio.gather(
-                *(
-                    run(self._pipeline, dataclasses.replace(chat, model=t), info, kind="compare", method="Compare")
-                    for t in targets
-                )
-            )
-        except Exception as err:
-            await abort(context, err)
-        results = [_result(target, outcome) for target, outcome in zip(targets, outcomes, strict=True)]
-        answered = [(t, o.text) for t, o in zip(targets, outcomes, strict=True) if o.error is None]
-        similarities = [
-            pb.Similarity(a=a, b=b, score=word_cosine(text_a, text_b))
-            for (a, text_a), (b, text_b) in itertools.combinations(answered, 2)
-        ]
-        return pb.CompareResponse(results=results, similarities=similarities)
+        caller = self._caller(context)
+        proto = gpb.ChatRequest()
+        proto.CopyFrom(request.request)
+        proto.model = request.targets[0] if request.targets else ""
+        chat = chat_request_from_proto(proto)
+        if chat.text_chars > self._max_input_chars:
+            raise InvalidRequest(f"the input is over the gateway's limit of {self._max_input_chars} characters")
+        comparison = await self._ops.compare(caller, list(request.targets), chat, call_info(context))
+        return pb.CompareResponse(
+            results=[_result(t, o) for t, o in zip(comparison.targets, comparison.outcomes, strict=True)],
+            similarities=[pb.Similarity(a=a, b=b, score=score) for a, b, score in comparison.similarities],
+        )
 
+    @unary
     async def GetModelHealth(  # noqa: N802 - gRPC name
         self, request: pb.GetModelHealthRequest, context: Context
     ) -> pb.GetModelHealthResponse:
-        try:
-            self._caller(context)
-            drift = _monitor(self._drift)
-        except Exception as err:
-            await abort(context, err)
-        pairs = [
-            (model, provider)
-            for model, provider in drift.pairs()
-            if (not request.model or model == request.model) and (not request.provider or provider == request.provider)
-        ]
-        health = [h for h in (drift.model_health(m, p) for m, p in pairs) if h is not None]
+        caller = self._caller(context)
+        health = await self._ops.model_health(caller, request.model, request.provider)
         return pb.GetModelHealthResponse(models=[_health_to_proto(h) for h in health])
 
+    @unary
     async def GetAnalytics(  # noqa: N802 - gRPC name
         self, request: pb.GetAnalyticsRequest, context: Context
     ) -> pb.GetAnalyticsResponse:
-        try:
-            caller = self._caller(context)
-            team = request.team or None
-            if caller.role is not Role.ADMIN:
-                check_manages(caller, team or caller.team)
-                team = caller.team
-            until = seconds(request, "until") or time.time()
-            where = UsageFilter(seconds(request, "since") or until - _ANALYTICS_RANGE_S, until, team=team)
-            usage = await self._ledger.usage_by_team_model_route(where)
-            calls = await self._ledger.call_stats(where)
-        except Exception as err:
-            await abort(context, err)
-        groups = [
-            UsageGroup(
-                team=group_team,
-                model=model,
-                route=route,
-                requests=row.requests,
-                prompt_tokens=row.prompt_tokens,
-                completion_tokens=row.completion_tokens,
-                cost_usd=Decimal(str(row.cost_usd)),
-                cached_tokens=row.cached_tokens,
-            )
-            for group_team, model, route, row in usage
-        ]
-        savings = cheapest_alternatives(groups, self._models)
-        rows = []
-        for saving in savings:
-            group = saving.group
-            total, errors, latency = calls.get((group.team, group.model, group.route), (0, 0, 0.0))
-            rows.append(
-                pb.AnalyticsRow(
-                    team=group.team,
-                    model=group.model,
-                    route=group.route,
-                    requests=group.requests,
-                    prompt_tokens=group.prompt_tokens,
-                    completion_tokens=group.completion_tokens,
-                    cost_usd=float(group.cost_usd),
-                    calls=total,
-                    error_rate=errors / total if total else 0.0,
-                    mean_latency_ms=latency,
-                    cheapest_model=saving.cheapest_model or "",
-                    cheapest_cost_usd=float(saving.cheapest_cost_usd or 0),
-                    saving_usd=float(saving.saving_usd),
-                )
-            )
+        caller = self._caller(context)
+        until = seconds(request, "until") or time.time()
+        since = seconds(request, "since") or until - _ANALYTICS_RANGE_S
+        analytics = await self._ops.analytics(caller, request.team or None, since, until)
+        rows = _analytics_rows(analytics)
         return pb.GetAnalyticsResponse(
-            rows=rows,
-            total_cost_usd=sum(r.cost_usd for r in rows),
-            total_saving_usd=float(total_saving(savings)),
+            rows=rows, total_cost_usd=sum(r.cost_usd for r in rows), total_saving_usd=analytics.total_saving_usd
         )
 
-    async def _audited(self, caller: KeyRecord, request_id: str) -> AuditRecord:
-        if not request_id:
-            raise InvalidRequest("request_id is required: the id of an audited call (ChatResponse.id)")
-        await self._pipeline.flush_audit()  # a call answered a moment ago may still wait for its audit batch
-        found = await self._ledger.query_audit(AuditFilter(request_id=request_id, limit=1))
-        if not found:
-            raise NotFound(f"no audited call {request_id!r}", reason="UNKNOWN_REQUEST")
-        record = found[0]
-        if caller.role is not Role.ADMIN:
-            check_manages(caller, record.team)
-        return record
+    @unary
+    async def Feedback(self, request: pb.FeedbackRequest, context: Context) -> pb.FeedbackResponse:  # noqa: N802
+        # Any key may rate its own calls: authenticated here, authorized against the call's record.
+        caller = self._ring.authenticate(context.invocation_metadata(), context.peer())
+        ratings = [_given(r) for r in request.ratings]
+        recorded = await self._feedback.give(
+            caller, request.request_id, ratings, request.comment, _SOURCES[request.source]
+        )
+        return pb.FeedbackResponse(
+            recorded=[pb.RecordedRating(metric=r.metric, replaced=r.replaced, quality=r.quality) for r in recorded]
+        )
+
+    @unary
+    async def GetProfiles(  # noqa: N802 - gRPC name
+        self, request: pb.GetProfilesRequest, context: Context
+    ) -> pb.GetProfilesResponse:
+        self._caller(context)
+        profiles = await self._feedback.profiles_of(request.route, request.query_type)
+        return pb.GetProfilesResponse(profiles=[_profile(p) for p in profiles])
 
 
-def _comparison(request: pb.CompareRequest, max_input_chars: int) -> tuple[list[str], ChatRequest]:
-    targets = list(request.targets)
-    if not targets or len(targets) > MAX_TARGETS:
-        raise InvalidRequest(f"targets: name 1 to {MAX_TARGETS} models or routes", reason="BAD_TARGETS")
-    if len(set(targets)) != len(targets):
-        raise InvalidRequest("targets: each model or route once", reason="BAD_TARGETS")
-    proto = gpb.ChatRequest()
-    proto.CopyFrom(request.request)
-    proto.model = targets[0]
-    chat = chat_request_from_proto(proto)
-    if chat.text_chars > max_input_chars:
-        raise InvalidRequest(f"the input is over the gateway's limit of {max_input_chars} characters")
-    return targets, chat
+_SOURCES = {
+    pb.FEEDBACK_SOURCE_UNSPECIFIED: Source.CALLING_SERVICE,
+    pb.FEEDBACK_SOURCE_END_USER: Source.END_USER,
+    pb.FEEDBACK_SOURCE_CALLING_SERVICE: Source.CALLING_SERVICE,
+    pb.FEEDBACK_SOURCE_EVALUATOR: Source.EVALUATOR,
+}
 
 
-def _succeeded(outcome: Outcome) -> Outcome:
-    if outcome.error is not None:
-        raise outcome.error
-    return outcome
+def _given(rating: pb.MetricRating) -> Given:
+    kind = rating.WhichOneof("value")
+    return Given(
+        rating.metric,
+        boolean=rating.boolean if kind == "boolean" else None,
+        score=rating.score if kind == "score" else None,
+        label=rating.label if kind == "label" else None,
+    )
+
+
+def _profile(profile: Profile) -> pb.ModelProfile:
+    return pb.ModelProfile(
+        route=profile.route,
+        query_type=profile.query_type,
+        model=profile.model,
+        calls=profile.calls,
+        feedback=profile.feedback,
+        quality=profile.quality,
+        quality_sd=profile.quality_sd,
+        error_rate=profile.error_rate,
+        latency_p50_s=profile.latency_quantile(0.5),
+        latency_p90_s=profile.latency_quantile(0.9),
+        cost_usd=profile.cost_usd,
+        answer_tokens=profile.answer_tokens,
+    )
+
+
+def _analytics_rows(analytics: Analytics) -> list[pb.AnalyticsRow]:
+    rows = []
+    for saving in analytics.savings:
+        group = saving.group
+        total, errors, latency = analytics.calls.get((group.team, group.model, group.route), (0, 0, 0.0))
+        rows.append(
+            pb.AnalyticsRow(
+                team=group.team,
+                model=group.model,
+                route=group.route,
+                requests=group.requests,
+                prompt_tokens=group.prompt_tokens,
+                completion_tokens=group.completion_tokens,
+                cost_usd=float(group.cost_usd),
+                calls=total,
+                error_rate=errors / total if total else 0.0,
+                mean_latency_ms=latency,
+                cheapest_model=saving.cheapest_model or "",
+                cheapest_cost_usd=float(saving.cheapest_cost_usd or 0),
+                saving_usd=float(saving.saving_usd),
+            )
+        )
+    return rows
 
 
 def _response(outcome: Outcome) -> gpb.ChatResponse:
-    served = outcome.served
-    admission = outcome.admission
-    assert served is not None
-    assert admission is not None
+    call = outcome.call
+    answer = call.answer
+    target = answer.target
+    assert target is not None
+    assert answer.usage is not None
+    assert call.plan is not None
     return gpb.ChatResponse(
-        id=outcome.request_id,
-        model=served.target.model.name,
-        provider=served.target.provider.name,
+        id=call.request_id,
+        model=target.model.name,
+        provider=target.provider.name,
         message=gpb.Message(role="assistant", content=outcome.text),
-        finish_reason=served.result.finish_reason,
-        usage=usage_to_proto(served.usage, served.cost_usd),
-        upstream_model=served.result.upstream_model,
-        simulated=served.target.provider.simulated,
-        route=route_to_proto(admission.plan, admission.attempts),
+        finish_reason=answer.finish_reason,
+        usage=usage_to_proto(answer.usage, answer.cost_usd),
+        upstream_model=answer.upstream_model,
+        simulated=target.provider.simulated,
+        route=route_to_proto(call.plan, call.execution.attempts if call.execution is not None else []),
     )
 
 
@@ -248,17 +225,11 @@ def _result(target: str, outcome: Outcome) -> pb.CompareResult:
     result = pb.CompareResult(target=target, latency_ms=outcome.latency_ms, time_to_first_chunk_ms=outcome.ttfc_ms)
     if outcome.error is not None:
         result.error.CopyFrom(
-            pb.CallError(code=outcome.error.code.name, message=outcome.error.message, reason=outcome.error.reason)
+            pb.CallError(code=outcome.error.kind.value, message=outcome.error.message, reason=outcome.error.reason)
         )
     else:
         result.response.CopyFrom(_response(outcome))
     return result
-
-
-def _monitor(drift: DriftMonitor | None) -> DriftMonitor:
-    if drift is None:
-        raise FailedPrecondition("drift monitoring is off (observe.drift.enabled)", reason="DRIFT_OFF")
-    return drift
 
 
 def _health_to_proto(health: ModelHealth) -> pb.ModelHealth:

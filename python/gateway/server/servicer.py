@@ -9,10 +9,11 @@ import grpc
 from llmgateway.v1 import gateway_pb2 as pb
 from llmgateway.v1 import gateway_pb2_grpc
 
-from gateway.chat import ChatDelta, ChatRequest
+from gateway.chat import ChatRequest
 from gateway.errors import InvalidRequest
-from gateway.pipeline import Admission, CallInfo, ChatPipeline, deadline_from
+from gateway.pipeline import CallInfo, CallKind, CallScope, Pipeline, deadline_from
 from gateway.policy.access import check_model
+from gateway.policy.keyring import KeyRing
 from gateway.server.convert import (
     cache_info_to_proto,
     chat_request_from_proto,
@@ -23,7 +24,7 @@ from gateway.server.convert import (
     route_to_proto,
     usage_to_proto,
 )
-from gateway.server.errors import abort
+from gateway.server.errors import streaming, unary
 from gateway.tokens import TokenCount
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -34,102 +35,80 @@ def call_info(context: Context) -> CallInfo:
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
-    def __init__(self, pipeline: ChatPipeline, max_input_chars: int) -> None:
+    def __init__(self, pipeline: Pipeline, ring: KeyRing, max_input_chars: int) -> None:
         self._pipeline = pipeline
+        self._ring = ring
         self._max_input_chars = max_input_chars
 
+    @unary
     async def Chat(self, request: pb.ChatRequest, context: Context) -> pb.ChatResponse:  # noqa: N802 - gRPC name
-        pipeline = self._pipeline
-        call = call_info(context)
-        state = pipeline.start(call, "chat", "Chat", request.model)
-        record = state.record
-        admission: Admission | None = None
-        try:
-            admission = pipeline.admit(self._chat_request(request), call, state, streaming=False)
-            served = await pipeline.chat(admission)
-        except BaseException as err:
-            await pipeline.finish(state, admission, err)
-            if isinstance(err, Exception):
-                await abort(context, err)
-            raise
-        await pipeline.finish(state, admission, None)
-        target = served.target
+        async with self._pipeline.call(call_info(context), CallKind.CHAT, "Chat", request.model) as scope:
+            result = await scope.complete(self._chat_request(request))
+        call = scope.call
+        answer = call.answer
+        target = answer.target
+        assert target is not None
+        assert answer.usage is not None
+        record = call.record
         return pb.ChatResponse(
             id=record.request_id,
             model=target.model.name,
             provider=target.provider.name,
-            message=message_to_proto(served.result),
-            finish_reason=served.result.finish_reason,
-            usage=usage_to_proto(served.usage, served.cost_usd),
-            upstream_model=served.result.upstream_model,
+            message=message_to_proto(result),
+            finish_reason=result.finish_reason,
+            usage=usage_to_proto(answer.usage, answer.cost_usd),
+            upstream_model=result.upstream_model,
             simulated=target.provider.simulated,
-            route=route_to_proto(admission.plan, admission.attempts),
+            route=_route(scope),
             guardrails=guardrails_to_proto(record.guardrails) if record.guardrails else None,
-            cache=cache_info_to_proto(admission.cache) if admission.cache is not None else None,
+            cache=cache_info_to_proto(call.cache) if call.cache is not None else None,
         )
 
+    @streaming
     async def ChatStream(  # noqa: N802 - gRPC name
         self, request: pb.ChatRequest, context: Context
     ) -> AsyncIterator[pb.ChatChunk]:
-        pipeline = self._pipeline
-        call = call_info(context)
-        state = pipeline.start(call, "stream", "ChatStream", request.model)
-        record = state.record
-        admission: Admission | None = None
-        finished = False
-        try:
-            admission = pipeline.admit(self._chat_request(request), call, state, streaming=True)
+        async with self._pipeline.call(call_info(context), CallKind.STREAM, "ChatStream", request.model) as scope:
+            call = scope.call
+            request_id = call.request_id
             first = True
-            async for item in pipeline.stream(admission):
-                if isinstance(item, ChatDelta):
-                    chunk = pb.ChatChunk(id=record.request_id, delta=item.text)
-                    if item.tool_calls:
-                        chunk.tool_calls.extend(delta_tool_calls_to_proto(item))
-                else:
-                    # The record is written (in strict mode, committed) before the final chunk leaves.
-                    finished = True
-                    await pipeline.finish(state, admission, None)
-                    chunk = pb.ChatChunk(
-                        id=record.request_id,
-                        finish_reason=item.result.finish_reason,
-                        usage=usage_to_proto(item.usage, item.cost_usd),
-                        route=route_to_proto(admission.plan, admission.attempts),
-                        guardrails=guardrails_to_proto(record.guardrails) if record.guardrails else None,
-                        cache=cache_info_to_proto(admission.cache) if admission.cache is not None else None,
-                    )
+            async for delta in scope.stream(self._chat_request(request)):
+                chunk = pb.ChatChunk(id=request_id, delta=delta.text)
+                if delta.tool_calls:
+                    chunk.tool_calls.extend(delta_tool_calls_to_proto(delta))
                 if first:
-                    target = admission.stream_target
-                    assert target is not None
-                    chunk.model = target.model.name
-                    chunk.provider = target.provider.name
-                    chunk.simulated = target.provider.simulated
+                    _label(chunk, scope)
                     first = False
                 yield chunk
-        except BaseException as err:
-            if not finished:
-                await pipeline.finish(state, admission, err)
-            if isinstance(err, Exception):
-                await abort(context, err)
-            raise
+        # The record is written (in strict mode, committed) before the final chunk leaves.
+        answer, record = call.answer, call.record
+        assert answer.usage is not None
+        chunk = pb.ChatChunk(
+            id=request_id,
+            finish_reason=answer.finish_reason,
+            usage=usage_to_proto(answer.usage, answer.cost_usd),
+            route=_route(scope),
+            guardrails=guardrails_to_proto(record.guardrails) if record.guardrails else None,
+            cache=cache_info_to_proto(call.cache) if call.cache is not None else None,
+        )
+        if first:
+            _label(chunk, scope)
+        yield chunk
 
+    @unary
     async def CountTokens(  # noqa: N802 - gRPC name
         self, request: pb.CountTokensRequest, context: Context
     ) -> pb.CountTokensResponse:
-        try:
-            key = self._pipeline.authenticate(call_info(context))
-            check_model(key, request.model)
-            count = self._count(request)
-        except Exception as err:
-            await abort(context, err)
+        key = self._ring.authenticate(context.invocation_metadata(), context.peer())
+        check_model(key, request.model)
+        count = self._count(request)
         return pb.CountTokensResponse(tokens=count.tokens, exact=count.exact, tokenizer=count.tokenizer)
 
+    @unary
     async def ListModels(  # noqa: N802 - gRPC name
         self, request: pb.ListModelsRequest, context: Context
     ) -> pb.ListModelsResponse:
-        try:
-            key = self._pipeline.authenticate(call_info(context))
-        except Exception as err:
-            await abort(context, err)
+        key = self._ring.authenticate(context.invocation_metadata(), context.peer())
         infos = [
             pb.ModelInfo(
                 id=t.model.name,
@@ -181,3 +160,18 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                 f"the input has {chars} characters, over the gateway's limit of {self._max_input_chars}",
                 reason="INPUT_TOO_LARGE",
             )
+
+
+def _route(scope: CallScope) -> pb.RouteInfo:
+    call = scope.call
+    assert call.plan is not None
+    return route_to_proto(call.plan, call.execution.attempts if call.execution is not None else [])
+
+
+def _label(chunk: pb.ChatChunk, scope: CallScope) -> None:
+    """The first chunk names who answers."""
+    target = scope.call.answer.target
+    assert target is not None
+    chunk.model = target.model.name
+    chunk.provider = target.provider.name
+    chunk.simulated = target.provider.simulated

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import RowMapping, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.policy.classification import Classification
-from gateway.policy.records import (
+from gateway.records.classification import Classification
+from gateway.records.governance import (
     BodyPolicy,
     Budget,
     BudgetScope,

@@ -1,6 +1,8 @@
 //! The Python skin: `gateway._core`. Each submodule registers the bindings of one core module.
 
 mod errors;
+mod gil;
+mod otlp;
 mod patterns;
 mod pii;
 mod ratelimit;
@@ -20,6 +22,7 @@ mod _core {
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         super::errors::register(m)?;
+        super::otlp::register(m)?;
         super::patterns::register(m)?;
         super::pii::register(m)?;
         super::ratelimit::register(m)?;

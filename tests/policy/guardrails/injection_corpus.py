@@ -2,7 +2,9 @@
 """A labelled prompt-injection corpus, generated from templates x fillers with a fixed seed.
 
 Two parts with disjoint templates: `tuning` (the scorer's patterns were adjusted while looking at its misses) and
-`held_out` (written at the same time, before any tuning, and only evaluated). Both mix attacks with benign
+`held_out` (written at the same time, before any tuning, and only evaluated; but after its first scoring one of its
+items was rewritten and the tuning part gained attack families its author knew it held, so only that first score,
+precision 0.985 and recall 0.783, is a held-out figure: docs/guardrails.md). Both mix attacks with benign
 look-alikes: users asking how prompt injection works, security write-ups quoting attacks, code holding base64,
 people named Dan, developer mode on phones, self-corrections ("ignore my previous instructions about the font"),
 non-Latin scripts, emoji with zero-width joiners.

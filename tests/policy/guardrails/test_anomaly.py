@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import random
 
-import grpc
 import pytest
 
 from gateway.config.guardrails import AnomalyPolicy
-from gateway.errors import PermissionDenied, RateLimited
+from gateway.errors import ErrorKind, PermissionDenied, RateLimited
 from gateway.policy.guardrails import AnomalyDetector, AnomalyVerdict, GuardrailAction
 
 
@@ -129,7 +128,7 @@ def test_throttle_raises_rate_limited_and_cools_down() -> None:
     assert verdict.action == "throttle"
     with pytest.raises(RateLimited) as caught:
         verdict.enforce()
-    assert caught.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert caught.value.kind is ErrorKind.RESOURCE_EXHAUSTED
     assert caught.value.reason == "ANOMALY_THROTTLED"
     assert caught.value.retry_after == pytest.approx(30)
     assert caught.value.metadata == {"metrics": "prompt_tokens"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.config.guardrails import ClassificationPolicy
-from gateway.policy.classification import Classification
-from gateway.policy.guardrails import classify, floor_from_labels
+from gateway.policy.guardrails import classify
+from gateway.records.classification import Classification
 
 
 @pytest.mark.parametrize(
@@ -29,17 +29,3 @@ def test_floor_and_baseline() -> None:
     policy = ClassificationPolicy.model_validate({"baseline": "internal", "kinds": {"IP_ADDRESS": "public"}})
     assert classify({"IP_ADDRESS": 1}, policy) is Classification.INTERNAL
     assert classify({}, policy, Classification.RESTRICTED) is Classification.RESTRICTED
-
-
-@pytest.mark.parametrize(
-    ("labels", "expected"),
-    [
-        ([], Classification.PUBLIC),
-        (["team:clinical", "beta"], Classification.PUBLIC),
-        (["internal"], Classification.INTERNAL),
-        (["Classification:Confidential", "internal"], Classification.CONFIDENTIAL),
-        (["data=restricted"], Classification.RESTRICTED),
-    ],
-)
-def test_floor_from_labels(labels: list[str], expected: Classification) -> None:
-    assert floor_from_labels(labels) is expected

@@ -16,7 +16,7 @@ from gateway.config.guardrails import (
     ResidencyRule,
     merge_guardrails,
 )
-from gateway.policy.classification import Classification
+from gateway.records.classification import Classification
 
 ISSUE_YAML = """
 guardrails:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import itertools
 
-import grpc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.chat import ChatResult, ToolCall
 from gateway.config.guardrails import OutputPolicy
-from gateway.errors import PermissionDenied
+from gateway.errors import ErrorKind, PermissionDenied
 from gateway.policy.guardrails import GuardrailAction, OutputGuard
 from gateway.policy.guardrails.pii import PII_STREAM_HOLD_CHARS
 
@@ -130,7 +129,7 @@ def test_blocked_kind_raises_and_is_never_released() -> None:
 
     with pytest.raises(PermissionDenied) as caught:
         feed_all()
-    assert caught.value.code is grpc.StatusCode.PERMISSION_DENIED
+    assert caught.value.kind is ErrorKind.PERMISSION_DENIED
     assert caught.value.reason == "OUTPUT_BLOCKED"
     assert caught.value.metadata == {"entity_types": "SECRET"}
     # It raised as soon as the token was found, before releasing the rest; the token itself never left.

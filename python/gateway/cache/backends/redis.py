@@ -15,13 +15,14 @@ from contextlib import contextmanager
 from urllib.parse import quote, unquote
 
 import orjson
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from gateway.cache.backends import BackendUnavailable, PurgeFilter, SharedVector, StoredStats
 from gateway.cache.entries import CacheEntry, EntryKey, decode, encode
+from gateway.state.redis import pooled_client
 
 _SCAN_BATCH = 500
 log = logging.getLogger(__name__)
@@ -32,17 +33,7 @@ class RedisBackend:
     max_bytes = 0
 
     def __init__(self, url: str, *, prefix: str, timeout_s: float, feed_length: int = 200_000) -> None:
-        # A blocking pool: in a burst, a call waits (up to the timeout) for one of the 64 connections instead of
-        # failing with "too many connections", which would read as Redis being down and turn the cache off.
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=64,
-            timeout=timeout_s,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),
-        )
-        self._redis = Redis(connection_pool=pool)
+        self._redis = pooled_client(url, timeout_s)
         # Following the feed blocks on Redis for a while by design: its own connection, with a timeout above that.
         self._follower = Redis.from_url(
             url, socket_timeout=timeout_s + 5.0, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0)

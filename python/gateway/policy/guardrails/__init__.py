@@ -9,9 +9,9 @@ One module per job, composed by the pipeline in this order:
 - `pii`: the one importer of the Rust PII scanner.
 """
 
-from gateway.policy.guardrails.actions import GuardrailAction, actions_header
+from gateway.policy.guardrails.actions import GuardrailAction
 from gateway.policy.guardrails.anomaly import AnomalyDetector, AnomalySignal, AnomalyVerdict
-from gateway.policy.guardrails.classify import classify, floor_from_labels
+from gateway.policy.guardrails.classify import classify
 from gateway.policy.guardrails.content import ContentRuleChecker
 from gateway.policy.guardrails.injection import InjectionScorer, InjectionVerdict
 from gateway.policy.guardrails.input import InputGuard, InputOutcome
@@ -30,7 +30,5 @@ __all__ = [
     "OutputGuard",
     "OutputOutcome",
     "OutputStream",
-    "actions_header",
     "classify",
-    "floor_from_labels",
 ]

@@ -3,7 +3,6 @@ Never a value."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,12 +19,3 @@ class GuardrailAction:
     action: str
     """What was done: redact, mask, block, flag, throttle, restore (placeholders put back in an answer)."""
     count: int = 1
-
-    def label(self) -> str:
-        """`input.pii.EMAIL_ADDRESS=redact:2`: one compact item of the response metadata."""
-        return f"{self.stage}.{self.check}.{self.entity}={self.action}:{self.count}"
-
-
-def actions_header(actions: Iterable[GuardrailAction]) -> str:
-    """All actions as one metadata value (`x-guardrail-actions`), comma-separated; empty when none."""
-    return ",".join(action.label() for action in actions)

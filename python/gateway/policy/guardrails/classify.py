@@ -3,10 +3,10 @@ level of each entity type the scanners found."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from gateway.config.guardrails import ClassificationPolicy
-from gateway.policy.classification import Classification
+from gateway.records.classification import Classification
 
 _PREFIXES = ("classification:", "classification=", "data:", "data=")
 
@@ -19,21 +19,4 @@ def classify(
     for kind, count in found.items():
         if count > 0:
             level = max(level, policy.level(kind))
-    return level
-
-
-def floor_from_labels(labels: Iterable[str]) -> Classification:
-    """The highest classification a key's labels name: `restricted`, `classification:confidential`,
-    `data=internal`... (case-insensitive). Labels that name no level are ignored; no such label gives PUBLIC."""
-    level = Classification.PUBLIC
-    for label in labels:
-        name = label.strip().lower()
-        for prefix in _PREFIXES:
-            if name.startswith(prefix):
-                name = name[len(prefix) :]
-                break
-        try:
-            level = max(level, Classification.parse(name))
-        except ValueError:
-            continue
     return level

@@ -27,12 +27,12 @@ from gateway.config.guardrails import (
     PiiAction,
 )
 from gateway.errors import InvalidRequest, PermissionDenied
-from gateway.policy.classification import Classification
 from gateway.policy.guardrails import pii
 from gateway.policy.guardrails.actions import Check, GuardrailAction
 from gateway.policy.guardrails.classify import classify
 from gateway.policy.guardrails.content import ContentRuleChecker
 from gateway.policy.guardrails.injection import InjectionScorer, InjectionVerdict
+from gateway.records.classification import Classification
 
 _INSPECTED_ROLES = frozenset(("user", "tool"))
 _NO_INJECTION = InjectionVerdict(0.0, ())
@@ -107,8 +107,9 @@ class InputGuard:
     ) -> InputOutcome:
         """Apply the policy. Raises InvalidRequest (PII_BLOCKED, INPUT_TOO_LONG) or PermissionDenied
         (PROMPT_INJECTION, CONTENT_BLOCKED, TOPIC_BLOCKED, TOPIC_NOT_ALLOWED); messages and metadata name entity
-        types, rules and signals, never the text. `floor` is the key's classification (floor_from_labels);
-        `prompt_tokens`, when the caller has counted them, saves a count for the max_input_tokens rule."""
+        types, rules and signals, never the text. `floor` is the classification the call already has (declared,
+        raised by its key's label); `prompt_tokens`, when the caller has counted them, saves a count for the
+        max_input_tokens rule."""
         actions: list[GuardrailAction] = []
         inspected = [m.text() for m in request.messages if m.role in _INSPECTED_ROLES]
 

@@ -9,7 +9,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from gateway.policy.classification import Classification
+from gateway.records.classification import Classification
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -1,0 +1,387 @@
+"""The path of a call: one ordered chain of stages, and the one lifecycle that runs it for unary and streamed calls.
+
+    async with pipeline.call(info, CallKind.CHAT, "Chat", model) as call:
+        result = await call.complete(request)          # or: async for delta in call.stream(request)
+
+Stages enter in the order below and exit in reverse, so whatever a stage takes is given back on every path (a
+refusal, a provider failure, a cancel, a bug). The first two see every call, even one whose request never parses;
+the rest run once the request is known. Between admission and the end, the answer's chunks pass through the filters
+the stages registered: a unary answer as one chunk, a stream chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+from gateway.cache.entries import CacheEntry
+from gateway.cache.service import ResponseCache
+from gateway.chat import ChatDelta, ChatRequest, ChatResult, ToolCall, ToolCallDelta
+from gateway.config.routes import RouteConfig
+from gateway.ledger.audit import AuditLog
+from gateway.ledger.budgets import BudgetBook
+from gateway.observe.drift import DriftMonitor
+from gateway.observe.metrics import GatewayMetrics
+from gateway.observe.spans import CallTracer
+from gateway.pipeline.call import Call, CallInfo, CallKind, new_record
+from gateway.pipeline.stage import BaseStage, Stage
+from gateway.pipeline.stages.audit import KeepBodies, WriteAudit
+from gateway.pipeline.stages.budgets import DowngradeOnBudget
+from gateway.pipeline.stages.cache import CacheAnswers
+from gateway.pipeline.stages.guardrails import InputGuardrails, OutputGuardrails, WatchAnomalies
+from gateway.pipeline.stages.identity import Authenticate, CheckAccess, CheckConditions
+from gateway.pipeline.stages.limits import AdmitLimits
+from gateway.pipeline.stages.observe import ObserveCall
+from gateway.pipeline.stages.overload import ShedOverload
+from gateway.pipeline.stages.routing import PlanRoute
+from gateway.pipeline.stages.usage import SettleUsage
+from gateway.policy.keyring import KeyRing
+from gateway.policy.team_policies import TeamPolicies
+from gateway.records.governance import Team
+from gateway.routing.catalog import ModelCatalog
+from gateway.routing.executor import Execution
+from gateway.routing.health import HealthBoard
+from gateway.routing.learned import LearnedStrategy
+from gateway.routing.queue import Priority, WaitQueue
+from gateway.routing.quotas import Quotas
+from gateway.routing.router import Router
+from gateway.state.admission import LocalLimits, SharedLimits
+from gateway.tokens import TokenCounter
+
+log = logging.getLogger("gateway.pipeline")
+
+_NOT_YET = ChatRequest("", [])
+"""A call's request until `complete` or `stream` gives the parsed one; no stage runs before then."""
+CACHED_CHUNK_CHARS = 64
+"""A cached answer is streamed in pieces of about this many characters, cut after a space."""
+
+
+class Pipeline:
+    def __init__(
+        self,
+        ring: KeyRing,
+        catalog: ModelCatalog,
+        counter: TokenCounter,
+        board: HealthBoard,
+        *,
+        teams: dict[str, Team],
+        budgets: BudgetBook,
+        audit: AuditLog,
+        policies: TeamPolicies,
+        cache: ResponseCache,
+        limits: LocalLimits | SharedLimits,
+        quotas: Quotas,
+        audit_enabled: bool = True,
+        tracer: CallTracer | None = None,
+        metrics: GatewayMetrics | None = None,
+        drift: DriftMonitor | None = None,
+        rng: random.Random | None = None,
+        max_in_flight: int = 10_000,
+        learned: LearnedStrategy | None = None,
+    ) -> None:
+        """`learned`: the learned strategy and its profiles, when a route has strategy learned."""
+        self._catalog = catalog
+        self._counter = counter
+        self._board = board
+        self._audit = audit
+        self._rng = rng or random.Random()
+        self._queues = {route.name: WaitQueue(route.queue) for route in catalog.routes() if route.queue.max_size}
+        self._quotas = quotas
+        self._observe = ObserveCall(tracer or CallTracer(None), metrics, drift, board, self._queues, budgets)
+        self._overload = ShedOverload(max_in_flight)
+        # The chain. Seen by every call (the bound on calls in flight comes after observe and audit, so a call it
+        # refuses is counted and recorded like any other):
+        self._outer: tuple[Stage, ...] = (self._observe, WriteAudit(audit), self._overload)
+        # Then, once the request is known, in this order (stages a config can never use are left out):
+        self._stages: tuple[Stage, ...] = tuple(
+            stage
+            for stage in (
+                Authenticate(ring),
+                CheckAccess(),
+                InputGuardrails(policies) if policies.has_input else None,
+                CheckConditions(),
+                WatchAnomalies(policies.anomalies) if policies.anomalies is not None else None,
+                DowngradeOnBudget(budgets),
+                PlanRoute(
+                    Router(catalog, board, self._rng, learned),
+                    counter,
+                    policies,
+                    budgets,
+                    learned.profiles if learned is not None else None,
+                ),
+                AdmitLimits(limits),
+                SettleUsage(counter, cache.hit_cost_usd),
+                CacheAnswers(cache, catalog),
+                OutputGuardrails(policies) if policies.has_output else None,
+                KeepBodies(teams) if audit_enabled else None,
+            )
+            if stage is not None
+        )
+        self._chain = self._outer + self._stages
+        # The hooks a stage really has (BaseStage's do nothing): a call runs only those.
+        self._ends = tuple(stage for stage in self._stages if type(stage).end is not BaseStage.end)
+        self._exits = tuple(
+            (index, stage) for index, stage in enumerate(self._chain) if type(stage).exit is not BaseStage.exit
+        )
+
+    def call(self, info: CallInfo, kind: CallKind, method: str, model: str) -> CallScope:
+        """A call that just arrived; `model` is what the caller asked for, as given (before any validation)."""
+        return CallScope(self, Call(info, kind, method, _NOT_YET, new_record(info, kind, model)))
+
+    # --- the lifecycle ---------------------------------------------------------------------------------------------
+
+    async def _enter(self, call: Call, stages: tuple[Stage, ...]) -> None:
+        if call.span.recording:
+            await self._enter_traced(call, stages)
+            return
+        for stage in stages:
+            pending = stage.enter(call)
+            if pending is not None:
+                await pending
+            call.entered += 1
+
+    async def _enter_traced(self, call: Call, stages: tuple[Stage, ...]) -> None:
+        """As `_enter`, timing each stage for the trace: a stage that waited, or refused, gets a child span."""
+        span = call.span
+        for stage in stages:
+            started = time.perf_counter_ns()
+            with span.stage(stage.name) as stage_span:
+                pending = stage.enter(call)
+                if pending is None:
+                    stage_span.discard()
+                else:
+                    await pending
+            if pending is None:
+                span.stage_time(stage.name, time.perf_counter_ns() - started)
+            call.entered += 1
+
+    async def _end(self, call: Call) -> None:
+        """The whole answer came back: the stages' end hooks, then every exit."""
+        answer = call.answer
+        answer.complete = True
+        answer.finish_reason = answer.finish_reason or "stop"
+        for stage in self._ends:
+            pending = stage.end(call)
+            if pending is not None:
+                with call.span.stage(stage.name + ".end"):
+                    await pending
+        await self._exit(call, None)
+
+    async def _exit(self, call: Call, error: BaseException | None) -> None:
+        call.ended = True
+        entered = call.entered
+        for index, stage in reversed(self._exits):
+            if index >= entered:
+                continue
+            try:
+                pending = stage.exit(call, error)
+                if pending is not None:
+                    await pending
+            except Exception:  # one stage's bug must not keep the others from giving back what they took
+                log.exception("stage %s failed on the way out of call %s", stage.name, call.request_id)
+
+    # --- serving ---------------------------------------------------------------------------------------------------
+
+    def _execution(self, call: Call) -> Execution:
+        plan, features, request = call.plan, call.features, call.request
+        assert plan is not None
+        assert features is not None
+        execution = Execution(
+            plan,
+            request,
+            call.request_id,
+            call.info.deadline,
+            self._board,
+            self._queues.get(plan.route),
+            Priority.BATCH if request.batch else Priority.INTERACTIVE,
+            self._rng,
+            features=features,
+            quotas=self._quotas,
+            span=call.span,
+        )
+        call.execution = execution
+        return execution
+
+    async def _unary(self, call: Call) -> ChatDelta:
+        """The answer as one chunk: from the cache, or from the first target that gives it."""
+        answer = call.answer
+        if answer.hit is not None:
+            return _whole(answer.hit)
+        target, result = await self._execution(call).unary()
+        answer.target = target
+        answer.upstream_id = result.upstream_id
+        return ChatDelta(
+            result.text,
+            [ToolCallDelta(i, c.id, c.name, c.arguments_json) for i, c in enumerate(result.tool_calls)],
+            result.finish_reason,
+            result.usage,
+            result.upstream_model,
+        )
+
+    async def _open(self, call: Call) -> AsyncIterator[ChatDelta]:
+        """A stream's chunks, once its first is in hand: from the cache, or from the first target that starts one."""
+        answer = call.answer
+        if answer.hit is not None:
+            deltas = _cached_deltas(answer.hit)
+        else:
+            execution = self._execution(call)
+            opened = await execution.open_stream()
+            answer.target = opened.target
+            deltas = execution.rest_of_stream(opened)
+        answer.first_chunk_s = time.time() - call.record.at
+        self._observe.first_chunk(call)
+        return deltas
+
+    def _filter(self, call: Call, delta: ChatDelta) -> None:
+        answer = call.answer
+        if delta.usage is not None:
+            answer.reported = delta.usage
+        if delta.finish_reason:
+            answer.finish_reason = delta.finish_reason
+        if delta.upstream_model:
+            answer.upstream_model = delta.upstream_model
+        for answer_filter in call.filters:
+            answer_filter.chunk(delta)
+        if answer.edges is not None and delta.text:
+            answer.edges.feed(delta.text)
+
+    def _tails(self, call: Call) -> list[ChatDelta]:
+        """What the filters still hold at the answer's end; each tail passes the filters after the one that held it."""
+        tails = []
+        filters = call.filters
+        for index, answer_filter in enumerate(filters):
+            tail = answer_filter.finish()
+            if tail is None:
+                continue
+            for later in filters[index + 1 :]:
+                later.chunk(tail)
+            if call.answer.edges is not None and tail.text:
+                call.answer.edges.feed(tail.text)
+            tails.append(tail)
+        return tails
+
+    # --- for the service objects -----------------------------------------------------------------------------------
+
+    async def flush_audit(self) -> None:
+        """Returns once every audit record submitted so far is committed."""
+        await self._audit.flush()
+
+    def catalog(self) -> ModelCatalog:
+        return self._catalog
+
+    def routes(self) -> list[RouteConfig]:
+        return self._catalog.routes()
+
+    @property
+    def counter(self) -> TokenCounter:
+        return self._counter
+
+    @property
+    def in_flight(self) -> int:
+        """Calls this process is serving now, against its bound (server.max_in_flight)."""
+        return self._overload.in_flight
+
+
+class CallScope:
+    """One call's lifecycle: `async with` it, then `complete` or `stream` the request inside. Whatever happens in
+    the block, every stage that was entered exits, and the call's record is written."""
+
+    __slots__ = ("_pipeline", "call")
+
+    def __init__(self, pipeline: Pipeline, call: Call) -> None:
+        self._pipeline = pipeline
+        self.call = call
+
+    async def __aenter__(self) -> CallScope:
+        try:
+            await self._pipeline._enter(self.call, self._pipeline._outer)
+        except BaseException as error:  # `async with` runs no __aexit__ after a failed __aenter__: exit here
+            await self._pipeline._exit(self.call, error)
+            raise
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self.call.ended:
+            await self._pipeline._exit(self.call, error)
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        """Admits and serves a unary call; returns the answer as the caller gets it, once its record is written."""
+        pipeline, call = self._pipeline, self.call
+        call.request = request
+        await pipeline._enter(call, pipeline._stages)
+        call.admitted = True
+        delta = await pipeline._unary(call)
+        pipeline._filter(call, delta)
+        text, calls = delta.text, _ToolCalls(delta.tool_calls)
+        for tail in pipeline._tails(call):
+            text += tail.text
+            calls.add(tail.tool_calls)
+        await pipeline._end(call)
+        answer = call.answer
+        return ChatResult(
+            answer.upstream_id, answer.upstream_model, text, answer.finish_reason, answer.usage, calls.whole()
+        )
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        """Admits and serves a streamed call: its chunks as the caller gets them. When the last has been yielded,
+        the call's record is written; the caller's final chunk reads `call.answer`."""
+        pipeline, call = self._pipeline, self.call
+        call.request = request
+        await pipeline._enter(call, pipeline._stages)
+        call.admitted = True
+        async for delta in await pipeline._open(call):
+            pipeline._filter(call, delta)
+            if delta.text or delta.tool_calls:
+                yield delta
+        for tail in pipeline._tails(call):
+            yield tail
+        await pipeline._end(call)
+
+
+class _ToolCalls:
+    """A unary answer's tool calls, put back together from the chunk and the tails the filters released."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, parts: list[ToolCallDelta]) -> None:
+        self._parts = {p.index: [p.id, p.name, p.arguments_delta] for p in parts}
+
+    def add(self, parts: list[ToolCallDelta]) -> None:
+        for part in parts:
+            self._parts[part.index][2] += part.arguments_delta
+
+    def whole(self) -> list[ToolCall]:
+        return [ToolCall(call_id, name, arguments) for call_id, name, arguments in self._parts.values()]
+
+
+def _whole(entry: CacheEntry) -> ChatDelta:
+    return ChatDelta(
+        entry.text,
+        [ToolCallDelta(i, c.id, c.name, c.arguments_json) for i, c in enumerate(entry.tool_calls)],
+        entry.finish_reason,
+        entry.usage,
+        entry.upstream_model,
+    )
+
+
+async def _cached_deltas(entry: CacheEntry) -> AsyncIterator[ChatDelta]:
+    """A stored answer as a stream: text in pieces cut at spaces, its tool calls, then the end."""
+    text = entry.text
+    start = 0
+    while start < len(text):
+        end = text.find(" ", start + CACHED_CHUNK_CHARS)
+        end = len(text) if end < 0 else end + 1
+        yield ChatDelta(text=text[start:end])
+        start = end
+    if entry.tool_calls:
+        yield ChatDelta(
+            tool_calls=[
+                ToolCallDelta(i, call.id, call.name, call.arguments_json) for i, call in enumerate(entry.tool_calls)
+            ]
+        )
+    yield ChatDelta(finish_reason=entry.finish_reason, usage=entry.usage, upstream_model=entry.upstream_model)

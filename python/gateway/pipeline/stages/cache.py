@@ -1,0 +1,136 @@
+"""The response cache: a stored answer serves the call instead of a provider; a provider's answer is kept, as it
+came and once the output guardrails let it through, for the calls to come."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable
+
+from gateway.cache.entries import MISS
+from gateway.cache.service import CachePlan, ResponseCache
+from gateway.chat import ChatDelta, ChatResult, ToolCall
+from gateway.pipeline.call import Call
+from gateway.pipeline.stage import BaseStage
+from gateway.routing.catalog import ModelCatalog
+
+
+class CacheAnswers(BaseStage):
+    """After the input guardrails and the budget downgrade: the fingerprint is of the request as it would go to a
+    provider (redacted, on its final model), so no entry holds what the guardrails took out. Before the output
+    guardrails, which run again on every hit with that caller's own placeholders restored."""
+
+    name = "cache"
+
+    def __init__(self, cache: ResponseCache, catalog: ModelCatalog) -> None:
+        self._cache = cache
+        self._catalog = catalog
+
+    def enter(self, call: Call) -> Awaitable[None] | None:
+        assert call.key is not None
+        assert call.plan is not None
+        candidates = call.plan.candidates
+        choice = candidates[0].model.name if candidates else ""
+        plan = self._cache.plan(call.request, call.key.team, choice, classification=call.classification)
+        if plan is None:
+            return None
+        call.cache_plan = plan
+        call.cache = MISS
+        if plan.read_exact or plan.read_semantic:
+            return self._lookup(call, plan)
+        self._capture(call, plan)
+        return None
+
+    async def _lookup(self, call: Call, plan: CachePlan) -> None:
+        assert call.plan is not None
+        hit = await self._cache.lookup(plan, wait=not call.streaming)
+        if hit is not None:
+            entry = hit.entry
+            target = self._catalog.deployment(entry.served_model, entry.provider)
+            # Served only by a model this call could have been routed to now (its route, rules and residency), and
+            # only while the config still has it: nothing else could vouch for the entry.
+            if target is not None and target.model.name in {c.model.name for c in call.plan.candidates}:
+                call.answer.hit = entry
+                call.answer.target = target
+                call.cache = hit.info
+                call.span.set_cache(hit=True, kind=hit.info.kind)
+                call.record.cache = hit.info.audit()
+                call.record.cache_saved_usd = max(0.0, entry.cost_usd - self._cache.hit_cost_usd)
+                return
+        call.span.set_cache(hit=False, kind="semantic" if plan.read_semantic else "exact")
+        self._capture(call, plan)
+
+    def _capture(self, call: Call, plan: CachePlan) -> None:
+        if plan.write:
+            call.filters.append(_ProviderAnswer(self._cache.max_entry_chars))
+
+    def end(self, call: Call) -> Awaitable[None] | None:
+        plan = call.cache_plan
+        if plan is None or not plan.write or call.answer.hit is not None:
+            return None
+        captured = next((f for f in call.filters if isinstance(f, _ProviderAnswer)), None)
+        if captured is None or not captured.whole:
+            return None
+        return self._store(call, plan, captured)
+
+    async def _store(self, call: Call, plan: CachePlan, captured: _ProviderAnswer) -> None:
+        answer = call.answer
+        assert answer.target is not None
+        assert answer.usage is not None
+        result = ChatResult(answer.upstream_id, answer.upstream_model, "", answer.finish_reason, answer.usage)
+        await self._cache.store(
+            plan,
+            captured.result(result),
+            answer.usage,
+            served_model=answer.target.model.name,
+            provider=answer.target.provider.name,
+            cost_usd=answer.cost_usd,
+        )
+
+    def exit(self, call: Call, error: BaseException | None) -> None:
+        if call.cache_plan is not None:
+            self._cache.release(call.cache_plan)
+
+
+class _ProviderAnswer:
+    """The provider's answer as it came (before the output guardrails), put back together for the cache: its text,
+    and its tool calls from their fragments (an id and a name first, then the arguments in pieces, each call by its
+    index). Given up once larger than an entry may be, or when a fragment names another call than its index already
+    holds (a server that leaves out the index): such an answer is not stored, never merged."""
+
+    __slots__ = ("_calls", "_chars", "_limit", "_text", "whole")
+
+    def __init__(self, limit_chars: int) -> None:
+        self._limit = limit_chars
+        self._chars = 0
+        self._text: list[str] = []
+        self._calls: dict[int, tuple[str, str, list[str]]] = {}
+        self.whole = True
+
+    def chunk(self, delta: ChatDelta) -> None:
+        if not self.whole:
+            return
+        if delta.text:
+            self._text.append(delta.text)
+            self._chars += len(delta.text)
+        for part in delta.tool_calls:
+            call_id, name, arguments = self._calls.get(part.index) or ("", "", [])
+            if (part.id and call_id and part.id != call_id) or (part.name and name and part.name != name):
+                self._give_up()
+                return
+            arguments.append(part.arguments_delta)
+            self._calls[part.index] = (call_id or part.id, name or part.name, arguments)
+            self._chars += len(part.arguments_delta)
+        if self._chars > self._limit:
+            self._give_up()
+
+    def finish(self) -> None:
+        return None
+
+    def _give_up(self) -> None:
+        self.whole = False
+        self._text = []
+        self._calls = {}
+
+    def result(self, ended: ChatResult) -> ChatResult:
+        calls = [ToolCall(i, n, "".join(a)) for _, (i, n, a) in sorted(self._calls.items())]
+        return dataclasses.replace(ended, text="".join(self._text), tool_calls=calls)

@@ -1,0 +1,124 @@
+"""The team's guardrails on the way in (content rules, injection, PII) and out (PII, secrets, markers), and the
+key's usage anomalies."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping
+
+from gateway.chat import ChatDelta, ToolCallDelta
+from gateway.pipeline.call import Call
+from gateway.pipeline.stage import BaseStage
+from gateway.policy.guardrails import AnomalyDetector, InputOutcome, OutputGuard, OutputStream
+from gateway.policy.guardrails.input import OFF_LOOP_MIN_CHARS
+from gateway.policy.team_policies import TeamPolicies, action_records
+from gateway.tokens import TokenCounter
+
+
+class InputGuardrails(BaseStage):
+    """Before anything is cached, routed or sent: the cache key, the route and the provider see the redacted request."""
+
+    name = "guardrails.input"
+
+    def __init__(self, policies: TeamPolicies) -> None:
+        self._policies = policies
+
+    def enter(self, call: Call) -> Awaitable[None] | None:
+        assert call.key is not None
+        guard = self._policies.for_team(call.key.team).input
+        if guard is None:
+            return None
+        if call.request.text_chars >= OFF_LOOP_MIN_CHARS:
+            return self._check_off_loop(call)
+        _apply(call, guard.check(call.request, floor=call.classification))
+        return None
+
+    async def _check_off_loop(self, call: Call) -> None:
+        assert call.key is not None
+        guard = self._policies.for_team(call.key.team).input
+        assert guard is not None
+        _apply(call, await guard.check_async(call.request, floor=call.classification))
+
+
+def _apply(call: Call, outcome: InputOutcome) -> None:
+    call.request = outcome.request
+    call.classification = outcome.classification
+    call.record.classification = outcome.classification.label
+    call.restore = outcome.restore_mapping
+    if outcome.actions:
+        call.record.guardrails.extend(action_records(outcome.actions))
+
+
+class WatchAnomalies(BaseStage):
+    """Per-key baselines of requests, prompt sizes, answer sizes and errors: flags, throttles or blocks a key far
+    outside its own pattern."""
+
+    name = "anomalies"
+
+    def __init__(self, detector: AnomalyDetector) -> None:
+        self._detector = detector
+
+    def enter(self, call: Call) -> None:
+        assert call.key is not None
+        verdict = self._detector.observe_request(call.key.id, TokenCounter.upper_bound(call.request))
+        if verdict.actions:
+            call.record.guardrails.extend(action_records(verdict.actions))
+        verdict.enforce()
+
+    def exit(self, call: Call, error: BaseException | None) -> None:
+        if not call.admitted:
+            return
+        assert call.key is not None
+        verdict = self._detector.observe_answer(call.key.id, call.record.completion_tokens, error=error is not None)
+        if verdict.actions:
+            call.record.guardrails.extend(action_records(verdict.actions))
+
+
+class OutputGuardrails(BaseStage):
+    name = "guardrails.output"
+
+    def __init__(self, policies: TeamPolicies) -> None:
+        self._policies = policies
+
+    def enter(self, call: Call) -> None:
+        assert call.key is not None
+        guard = self._policies.for_team(call.key.team).output
+        if guard is not None:
+            call.filters.append(_GuardedAnswer(call, guard, call.restore))
+
+
+class _GuardedAnswer:
+    """The output guard over one answer: its text, and each tool call's arguments on their own (the caller's tool
+    gets the real values of restored placeholders too)."""
+
+    __slots__ = ("_call", "_calls", "_guard", "_mapping", "_text")
+
+    def __init__(self, call: Call, guard: OutputGuard, mapping: Mapping[str, str] | None) -> None:
+        self._call = call
+        self._guard = guard
+        self._mapping = mapping
+        self._text = guard.stream(mapping=mapping)
+        self._calls: dict[int, OutputStream] = {}
+
+    def chunk(self, delta: ChatDelta) -> None:
+        if delta.text:
+            delta.text = self._text.feed(delta.text)
+        if delta.tool_calls:
+            delta.tool_calls = [self._tool_part(part) for part in delta.tool_calls]
+
+    def _tool_part(self, part: ToolCallDelta) -> ToolCallDelta:
+        if not part.arguments_delta:
+            return part
+        stream = self._calls.get(part.index)
+        if stream is None:
+            stream = self._calls[part.index] = self._guard.stream(mapping=self._mapping)
+        return ToolCallDelta(part.index, part.id, part.name, stream.feed(part.arguments_delta))
+
+    def finish(self) -> ChatDelta | None:
+        text = self._text.finish()
+        parts = [ToolCallDelta(i, arguments_delta=tail) for i, s in sorted(self._calls.items()) if (tail := s.finish())]
+        actions = list(self._text.actions)
+        for stream in self._calls.values():
+            actions.extend(stream.actions)
+        if actions:
+            self._call.record.guardrails.extend(action_records(tuple(actions)))
+        return ChatDelta(text=text, tool_calls=parts) if text or parts else None

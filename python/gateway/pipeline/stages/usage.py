@@ -1,0 +1,103 @@
+"""What the call is billed for: the provider's reported usage when it gives one (which also teaches the token
+estimator), else the gateway's own count; a cache hit's stored size at the hit's price; and for an answer cut short,
+the prompt and what went out before the cut."""
+
+from __future__ import annotations
+
+from gateway.chat import ChatDelta, Usage
+from gateway.ledger.cost import cost_usd
+from gateway.pipeline.call import Call
+from gateway.pipeline.stage import BaseStage
+from gateway.tokens import TokenCounter
+
+
+class SettleUsage(BaseStage):
+    name = "usage"
+
+    def __init__(self, counter: TokenCounter, hit_cost_usd: float) -> None:
+        self._counter = counter
+        self._hit_cost_usd = hit_cost_usd
+
+    def enter(self, call: Call) -> None:
+        call.filters.append(_CountTokens(call, self._counter))
+
+    def end(self, call: Call) -> None:
+        answer = call.answer
+        target = answer.target
+        assert target is not None
+        if answer.hit is not None:
+            stored = answer.hit.usage
+            # Reported as cached: the caller sees the answer's size, and that none of it came from a provider now.
+            answer.usage = Usage(stored.prompt_tokens, stored.completion_tokens, stored.prompt_tokens)
+            answer.cost_usd = self._hit_cost_usd
+            return
+        model = target.model
+        reported = answer.reported
+        assert call.features is not None
+        if reported is not None:
+            if reported.prompt_tokens and not self._counter.is_exact(model.upstream, model.tokenizer):
+                self._counter.observe_usage(model.upstream, call.features.prompt_tokens(model), reported.prompt_tokens)
+            usage = reported
+        else:
+            usage = Usage(call.features.prompt_tokens(model), answer.counted_tokens)
+        answer.usage = usage
+        answer.cost_usd = cost_usd(usage, model)
+
+    def exit(self, call: Call, error: BaseException | None) -> None:
+        answer = call.answer
+        target = answer.target
+        record = call.record
+        if target is not None:
+            if answer.usage is None:
+                if answer.hit is not None:
+                    # A stream from the cache cut short: no provider was called, the hit costs what any hit does.
+                    answer.usage, answer.cost_usd = Usage(), self._hit_cost_usd
+                else:
+                    assert call.features is not None
+                    answer.usage = Usage(call.features.prompt_tokens(target.model), answer.counted_tokens)
+                    answer.cost_usd = cost_usd(answer.usage, target.model)
+            usage = answer.usage
+            record.served_model = target.model.name
+            record.provider = target.provider.name
+            record.prompt_tokens = usage.prompt_tokens
+            record.completion_tokens = usage.completion_tokens
+            record.cached_tokens = usage.cached_prompt_tokens
+            record.cost_usd = answer.cost_usd
+        execution = call.execution
+        if execution is not None and execution.attempts:
+            record.attempts = [
+                {
+                    "model": a.target.model.name,
+                    "provider": a.target.provider.name,
+                    "outcome": a.outcome,
+                    "code": a.code,
+                    "reason": a.reason,
+                    "latency_ms": a.latency_ms,
+                    "retry": a.retry,
+                    "hedged": a.hedged,
+                }
+                for a in execution.attempts
+            ]
+
+
+class _CountTokens:
+    """A stream's tokens are counted as they pass (nothing is buffered): the usage when a server reports none, and
+    what a stream cut short by a cancel, a deadline or a failure is billed for. A unary answer, whole in one chunk,
+    is counted only when its provider reported no usage."""
+
+    __slots__ = ("_answer", "_counter", "_every_chunk")
+
+    def __init__(self, call: Call, counter: TokenCounter) -> None:
+        self._answer = call.answer
+        self._counter = counter
+        self._every_chunk = call.streaming
+
+    def chunk(self, delta: ChatDelta) -> None:
+        if delta.text and self._answer.hit is None and (self._every_chunk or delta.usage is None):
+            target = self._answer.target
+            assert target is not None
+            model = target.model
+            self._answer.counted_tokens += self._counter.count_text(delta.text, model.upstream, model.tokenizer).tokens
+
+    def finish(self) -> None:
+        return None

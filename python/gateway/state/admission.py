@@ -1,0 +1,393 @@
+"""A call's admission against its key's own limits and its budgets, all or none, and the settlement that gives back
+what it took: kept in this process (`LocalLimits`), or shared by every worker and instance through Redis
+(`SharedLimits`).
+
+The budget bound is the same either way: a hard cap is checked against spend plus every open reservation, so calls
+whose real cost is within their estimate never take a cap past its value; when a provider bills more than a call's
+estimate, the cap can be passed by the sum of those excesses over the calls in flight together (README, Budgets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, Literal
+
+from gateway.errors import RateLimited, Unavailable
+from gateway.ledger.budgets import BudgetBook, Reservation, budget_exceeded
+from gateway.observe.metrics import GatewayMetrics
+from gateway.policy.key_limits import KeyLimiter, describe
+from gateway.records.governance import Budget, BudgetScope, KeyLimits, KeyRecord, Period
+from gateway.state.keyspace import StateUnavailable, part, tag
+
+if TYPE_CHECKING:
+    from gateway.state.redis import RedisState
+
+log = logging.getLogger("gateway.state")
+
+SLOT_LEASE_S: Final = 900.0
+"""How long a call holds a shared slot or reservation if its process dies before giving it back: longer than any
+call is expected to run (a call that outlives it stops counting against max_concurrent and its reservation)."""
+RETRY_AFTER_DOWN_S: Final = 1.0
+"""After Redis fails, calls keep the fallback this long before asking Redis again."""
+_KEEP_AFTER_PERIOD_S: Final = 86_400
+_MAX_PENDING_SETTLEMENTS: Final = 100_000
+
+SpendLoader = Callable[[BudgetScope, str, Period], Awaitable[float]]
+"""What the ledger holds for a budget's subject in the current period (the shared counters start from it)."""
+
+
+@dataclass(slots=True)
+class Ticket:
+    """What an admitted call holds, given back by `settle`."""
+
+    call_id: str
+    key: KeyRecord
+    tokens: int = 0
+    """Taken from the key's tokens-per-minute limit."""
+    estimate_usd: float = 0.0
+    local: Reservation | None = None
+    """The budget reservation kept in this process (local limits, or the fallback while Redis is out)."""
+    accounts: list[tuple[Budget, str]] = field(default_factory=list)
+    """The budgets the shared store reserved on, with their counters' Redis keys."""
+    local_key: KeyRecord | None = None
+    """The key as this process's limiter holds it (all its limits, or a share of them), until `settle`."""
+    limits_shared: bool = False
+    leased_tokens: int = 0
+    """Lease mode: tokens taken from this process's lease, corrected locally at the end."""
+
+
+class LocalLimits:
+    """Limits and budgets kept by this process alone: exact inside it, not across processes."""
+
+    def __init__(self, limiter: KeyLimiter, budgets: BudgetBook) -> None:
+        self._limiter = limiter
+        self.budgets = budgets
+
+    def admit(self, call_id: str, key: KeyRecord, tokens: int, estimate_usd: float | None) -> Ticket:
+        ticket = Ticket(call_id, key, tokens)
+        self.hold(ticket, key, tokens)
+        if estimate_usd is not None and self.budgets.governs(key):
+            try:
+                ticket.local = self.budgets.reserve(key, estimate_usd)
+            except RateLimited:
+                self.settle(ticket, 0, 0.0)
+                raise
+        return ticket
+
+    def hold(self, ticket: Ticket, key: KeyRecord, tokens: int) -> None:
+        """Takes `key`'s limits (the key's own, or a share of them) for the ticket's call."""
+        if not key.limits.empty:
+            self._limiter.admit(key, tokens)
+            ticket.local_key = key
+
+    def settle(self, ticket: Ticket, used_tokens: int, cost_usd: float) -> None:
+        if ticket.local_key is not None:
+            self._limiter.release(ticket.local_key, ticket.tokens, used_tokens)
+            ticket.local_key = None
+        if ticket.local is not None:
+            self.budgets.settle(ticket.local, cost_usd)
+            ticket.local = None
+
+
+@dataclass(slots=True)
+class _Lease:
+    requests: int = 0
+    tokens: int = 0
+
+
+class SharedLimits:
+    """Limits and budget counters in Redis, shared by every process that uses the same Redis.
+
+    `exact`: a call's key limits and budget reservations in one round trip to admit, one to settle: never over a
+    limit, whatever the number of processes. `lease`: each process takes `lease_size` requests (and tokens for as
+    many calls) from Redis at a time and serves calls from them locally, so most calls make no round trip; a limit
+    can be passed by at most processes x lease_size in any window, since a lease is counted when taken, not when
+    spent. Calls in flight are divided among the live processes in lease mode; budgets are exact in both.
+
+    While Redis fails or is slow: `fail_open` keeps the limits in this process, each divided by the processes last
+    seen alive (logged, and `llm_gateway_shared_state_up` reads 0); `fail_closed` refuses calls with UNAVAILABLE and
+    a retry delay. Redis back means shared again, without a restart; settlements that failed meanwhile are applied
+    then."""
+
+    def __init__(
+        self,
+        state: RedisState,
+        local: LocalLimits,
+        load_spend: SpendLoader,
+        *,
+        mode: Literal["exact", "lease"] = "exact",
+        lease_size: int = 20,
+        fail_open: bool = True,
+        metrics: GatewayMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._state = state
+        self._local = local
+        self._budgets = local.budgets
+        self._load_spend = load_spend
+        self._lease_mode = mode == "lease"
+        self._lease_size = lease_size
+        self._fail_open = fail_open
+        self._metrics = metrics
+        self._clock = clock
+        self._down_until = 0.0
+        self._shares: dict[str, tuple[int, KeyRecord]] = {}
+        self._leases: dict[str, _Lease] = {}
+        self._pending: list[tuple[Ticket, int, float]] = []
+        self._settling: set[asyncio.Task[None]] = set()
+
+    # --- admission ---------------------------------------------------------------------------------------------------
+
+    async def admit(self, call_id: str, key: KeyRecord, tokens: int, estimate_usd: float | None) -> Ticket:
+        capped = self._budgets.capped(key) if estimate_usd is not None else []
+        if key.limits.empty and not capped:
+            return Ticket(call_id, key)
+        if self._clock() < self._down_until:
+            return self._fallback(call_id, key, tokens, estimate_usd)
+        try:
+            if self._lease_mode:
+                ticket = await self._admit_leased(call_id, key, tokens, estimate_usd or 0.0, capped)
+            else:
+                ticket = await self._admit_exact(call_id, key, tokens, estimate_usd or 0.0, capped, key.limits)
+        except StateUnavailable as err:
+            self._failed(err)
+            return self._fallback(call_id, key, tokens, estimate_usd)
+        self._recovered()
+        return ticket
+
+    async def _admit_exact(
+        self,
+        call_id: str,
+        key: KeyRecord,
+        tokens: int,
+        estimate: float,
+        capped: list[tuple[Budget, float, float]],
+        limits: KeyLimits,
+    ) -> Ticket:
+        prefix = tag("t", key.team)
+        subject = f"{prefix}k:{part(key.id)}:"
+        keys = [f"{subject}rpm", f"{subject}tpm", f"{subject}slots", f"{prefix}resv", f"{prefix}resvspec"]
+        args: list[object] = [
+            call_id,
+            limits.rpm or 0,
+            1,
+            limits.tpm or 0,
+            tokens,
+            limits.max_concurrent or 0,
+            SLOT_LEASE_S,
+            repr(estimate),
+            len(capped),
+        ]
+        now = time.time()
+        for budget, start, end in capped:
+            keys.append(_account_key(prefix, budget, start))
+            args += [repr(budget.hard_usd) if budget.hard_usd is not None else -1, _keep_s(end, now)]
+        while True:
+            reply = await self._state.admit(keys, args)
+            outcome = int(reply[0])
+            if outcome == 0:
+                break
+            if outcome == 1:
+                raise _refusal(key, reply, capped, estimate)
+            # Counters this store has not seen yet (a new budget, or Redis restarted): from the ledger, then again.
+            for index in reply[1:]:
+                budget, _, end = capped[int(index) - 1]
+                spent = await self._load_spend(budget.scope, budget.subject, budget.period)
+                await self._state.init_account(keys[4 + int(index)], spent, _keep_s(end, now))
+        values = reply[1:]
+        for i, (budget, _, _) in enumerate(capped):
+            self._budgets.update(budget, float(_text(values[2 * i])), float(_text(values[2 * i + 1])))
+        ticket = Ticket(call_id, key, tokens, estimate, limits_shared=not limits.empty)
+        if estimate > 0:
+            ticket.accounts = [(budget, keys[5 + i]) for i, (budget, _, _) in enumerate(capped)]
+        return ticket
+
+    async def _admit_leased(
+        self, call_id: str, key: KeyRecord, tokens: int, estimate: float, capped: list[tuple[Budget, float, float]]
+    ) -> Ticket:
+        limits = key.limits
+        lease = self._leases.get(key.id)
+        if lease is None:
+            lease = self._leases[key.id] = _Lease()
+        need_requests = limits.rpm is not None and lease.requests < 1
+        need_tokens = limits.tpm is not None and tokens > 0 and lease.tokens < tokens
+        if need_requests or need_tokens:
+            await self._refill(key, lease, tokens, need_requests, need_tokens)
+        if limits.rpm is not None:
+            lease.requests -= 1
+        if limits.tpm is not None:
+            lease.tokens -= tokens
+        ticket = Ticket(call_id, key, leased_tokens=tokens if limits.tpm is not None else 0)
+        if limits.max_concurrent is not None:
+            # Calls in flight: this process's share, kept here (a lease of slots would need a round trip to return).
+            try:
+                self._local.hold(ticket, self._share_of(KeyLimits(max_concurrent=limits.max_concurrent), key), 0)
+            except RateLimited:
+                self._give_back_lease(ticket)
+                raise
+        if capped and estimate > 0:
+            try:
+                budgets = await self._admit_exact(call_id, key, 0, estimate, capped, KeyLimits())
+            except BaseException:
+                self._give_back_lease(ticket)
+                self._local.settle(ticket, 0, 0.0)
+                raise
+            ticket.estimate_usd = estimate
+            ticket.accounts = budgets.accounts
+        return ticket
+
+    async def _refill(self, key: KeyRecord, lease: _Lease, tokens: int, requests: bool, more_tokens: bool) -> None:
+        limits = key.limits
+        size = self._lease_size
+        granted_requests = min(size, limits.rpm or 0) if requests else 0
+        granted_tokens = min(size * max(tokens, 1), limits.tpm or 0) if more_tokens else 0
+        subject = f"{tag('t', key.team)}k:{part(key.id)}:"
+        reply = await self._state.take(
+            [f"{subject}rpm", f"{subject}tpm", f"{subject}slots"],
+            ["lease", limits.rpm or 0, granted_requests, limits.tpm or 0, granted_tokens, 0, 0],
+        )
+        if int(reply[0]) != 0:
+            raise _refusal(key, reply, [], 0.0)
+        lease.requests += granted_requests
+        lease.tokens += granted_tokens
+
+    def _give_back_lease(self, ticket: Ticket) -> None:
+        lease = self._leases.get(ticket.key.id)
+        if lease is not None:
+            lease.requests += 1 if ticket.key.limits.rpm is not None else 0
+            lease.tokens += ticket.leased_tokens
+
+    # --- settlement --------------------------------------------------------------------------------------------------
+
+    def settle(self, ticket: Ticket, used_tokens: int, cost_usd: float) -> None:
+        """Gives back what the call took. The shared part goes in the background: the caller's answer does not wait
+        for it (the reservation holds until it lands, which can only make later calls more careful); `drain` waits
+        for what is still on its way at shutdown."""
+        if ticket.leased_tokens:
+            lease = self._leases.get(ticket.key.id)
+            if lease is not None:
+                lease.tokens += ticket.leased_tokens - used_tokens
+        if ticket.local_key is not None or ticket.local is not None:
+            self._local.settle(ticket, used_tokens, cost_usd)
+        if ticket.limits_shared or ticket.accounts:
+            task = asyncio.get_running_loop().create_task(self._settle(ticket, used_tokens, cost_usd))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+
+    async def drain(self) -> None:
+        """Waits for every settlement on its way to Redis (bounded by the Redis timeout each)."""
+        while self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+
+    async def _settle(self, ticket: Ticket, used_tokens: int, cost_usd: float) -> None:
+        try:
+            await self._apply(ticket, used_tokens, cost_usd)
+        except StateUnavailable as err:
+            self._failed(err)
+            if len(self._pending) < _MAX_PENDING_SETTLEMENTS:
+                self._pending.append((ticket, used_tokens, cost_usd))
+
+    async def _apply(self, ticket: Ticket, used_tokens: int, cost_usd: float) -> None:
+        key = ticket.key
+        prefix = tag("t", key.team)
+        subject = f"{prefix}k:{part(key.id)}:"
+        keys = [f"{subject}tpm", f"{subject}slots", f"{prefix}resv", f"{prefix}resvspec"]
+        keys += [account for _, account in ticket.accounts]
+        tpm = (key.limits.tpm or 0) if ticket.limits_shared else 0
+        args = [ticket.call_id, tpm, ticket.tokens, used_tokens, repr(cost_usd), len(ticket.accounts)]
+        values = await self._state.settle(keys, args)
+        for i, (budget, _) in enumerate(ticket.accounts):
+            self._budgets.update(budget, float(_text(values[2 * i])), float(_text(values[2 * i + 1])))
+
+    # --- Redis out ---------------------------------------------------------------------------------------------------
+
+    def _fallback(self, call_id: str, key: KeyRecord, tokens: int, estimate_usd: float | None) -> Ticket:
+        if not self._fail_open:
+            raise Unavailable(
+                "the shared rate limits and budgets (Redis) cannot be reached; retry shortly",
+                reason="SHARED_STATE_UNAVAILABLE",
+                retry_after=RETRY_AFTER_DOWN_S,
+            )
+        return self._local.admit(call_id, self._share_of(key.limits, key), tokens, estimate_usd)
+
+    def _share_of(self, limits: KeyLimits, key: KeyRecord) -> KeyRecord:
+        """The key with each of `limits` divided by the processes last seen alive: together they stay near it."""
+        live = self._state.live
+        found = self._shares.get(key.id)
+        if found is not None and found[0] == live and found[1].limits == _divided(limits, live):
+            return found[1]
+        share = dataclasses.replace(key, limits=_divided(limits, live))
+        self._shares[key.id] = (live, share)
+        return share
+
+    def _failed(self, err: StateUnavailable) -> None:
+        if self._clock() >= self._down_until:
+            log.warning(
+                "shared limits: Redis failed (%s); %s for %.0f s",
+                err,
+                "each process keeps its share of the limits" if self._fail_open else "calls are refused",
+                RETRY_AFTER_DOWN_S,
+            )
+        self._down_until = self._clock() + RETRY_AFTER_DOWN_S
+        if self._metrics is not None:
+            self._metrics.set_shared_state_up(up=False)
+
+    def _recovered(self) -> None:
+        if not self._down_until:
+            return
+        self._down_until = 0.0
+        log.warning("shared limits: Redis answers again; limits are shared")
+        if self._metrics is not None:
+            self._metrics.set_shared_state_up(up=True)
+        if self._pending:
+            pending, self._pending = self._pending, []
+            asyncio.get_running_loop().create_task(self._replay(pending))
+
+    async def _replay(self, pending: list[tuple[Ticket, int, float]]) -> None:
+        for ticket, used, cost in pending:
+            await self._settle(ticket, used, cost)
+
+
+def _refusal(
+    key: KeyRecord, reply: list[object], capped: list[tuple[Budget, float, float]], estimate: float
+) -> RateLimited:
+    reason = _text(reply[1])
+    if reason == "BUDGET":
+        budget, _, end = capped[int(_text(reply[4])) - 1]
+        return budget_exceeded(budget, float(_text(reply[2])), float(_text(reply[3])), estimate, end - time.time())
+    wait = float(_text(reply[2]))
+    if reason == "CONCURRENCY":
+        return RateLimited(
+            f"key {key.id} already has {key.limits.max_concurrent} calls in flight, its limit",
+            reason="KEY_CONCURRENCY_LIMITED",
+            retry_after=wait,
+        )
+    return RateLimited(
+        f"key {key.id} is over its rate limit ({describe(key.limits)}); retry in {wait:.2f} s",
+        reason="KEY_RATE_LIMITED",
+        retry_after=wait,
+    )
+
+
+def _account_key(prefix: str, budget: Budget, start: float) -> str:
+    return f"{prefix}b:{budget.scope.value}:{part(budget.subject)}:{budget.period.value}:{int(start)}"
+
+
+def _keep_s(period_end: float, now: float) -> int:
+    return int(period_end - now) + _KEEP_AFTER_PERIOD_S
+
+
+def _divided(limits: KeyLimits, live: int) -> KeyLimits:
+    def share(value: int | None) -> int | None:
+        return None if value is None else max(1, value // max(live, 1))
+
+    return KeyLimits(share(limits.rpm), share(limits.tpm), share(limits.max_concurrent))
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
