@@ -52,8 +52,8 @@ format: $(VENV)/.deps ## Format Python and Rust
 
 .PHONY: lint
 lint: install ## Lint: ruff, mypy, stubtest, rustfmt, clippy
-	$(BIN)/ruff check python tests benches
-	$(BIN)/ruff format --check python tests benches
+	$(BIN)/ruff check python tests benches scripts
+	$(BIN)/ruff format --check python tests benches scripts
 	$(BIN)/mypy
 	$(PY) -m mypy.stubtest gateway._core --allowlist stubtest-allowlist.txt
 	cargo fmt --all --check

@@ -139,6 +139,32 @@ class PatternSet:
     def patterns(self) -> list[str]: ...
     def __len__(self) -> int: ...
 
+# --- linear text classifier (rust/src/textmodel.rs, rust/src/py/textmodel.rs) -----------------------------------
+
+def hashed_ngrams(text: str, dim_bits: int, window: int, stride: int) -> list[tuple[list[int], list[float]]]:
+    """The hashed word, word-pair and character 3-5-gram features of each window of `window` words taken every
+    `stride` words: (sorted bucket indices below 2**dim_bits, unit-length values) per window. The training script
+    builds its matrix from these, the same code LinearTextModel scores with. ValueError for bad sizes."""
+
+@final
+class LinearTextModel:
+    """A logistic regression over hashed_ngrams, read from its file (int8 weights, bias, calibration); ValueError
+    for a file that is not one."""
+
+    def __new__(cls, data: bytes) -> Self: ...
+    def score(self, text: str) -> float:
+        """The calibrated score in [0, 1] of the text's most suspicious window; 0.0 for a text without words."""
+
+    def margins(self, text: str) -> list[float]:
+        """The raw margin of each window, in order."""
+
+    @property
+    def dim_bits(self) -> int: ...
+    @property
+    def window(self) -> int: ...
+    @property
+    def stride(self) -> int: ...
+
 # --- PII scanning (rust/src/pii/, rust/src/py/pii.rs) --------------------------------------------------------------
 
 PiiKind = Literal[
