@@ -111,11 +111,17 @@ impl Featurizer {
                         counter.add(hashed.pair_hashes[j] & mask);
                     }
                 }
-                for i in from..to.min(total_chars) {
-                    for (k, n) in CHAR_NGRAMS.enumerate() {
-                        if i + n <= to {
-                            counter.add(hashed.grams[i][k] & mask);
-                        }
+                // Every 3-, 4- and 5-gram inside the window (unrolled: this loop is most of the cost).
+                for (i, grams) in hashed.grams[from..to.min(total_chars)].iter().enumerate() {
+                    let room = to - from - i;
+                    if room >= 3 {
+                        counter.add(grams[0] & mask);
+                    }
+                    if room >= 4 {
+                        counter.add(grams[1] & mask);
+                    }
+                    if room >= 5 {
+                        counter.add(grams[2] & mask);
                     }
                 }
                 let norm = counter.norm();
@@ -146,33 +152,36 @@ impl Hashed {
             }
             grams.push(out);
         }
-        let mut words = Vec::new();
-        let mut word_hashes = Vec::new();
-        let mut pair_hashes = Vec::new();
-        let mut previous: Option<&str> = None;
-        let mut start: Option<(usize, usize)> = None; // (char index, byte offset)
-        let mut close = |s: (usize, usize), end: (usize, usize), previous: &mut Option<&str>| {
-            let word = &folded[s.1..end.1];
-            words.push((s.0, end.0));
-            word_hashes.push(fnv1a(fnv1a(FNV_START, &[WORD]), word.as_bytes()));
-            pair_hashes.push(previous.map_or(0, |p| {
-                fnv1a(fnv1a(fnv1a(fnv1a(FNV_START, &[PAIR]), p.as_bytes()), b" "), word.as_bytes())
-            }));
-            *previous = Some(word);
-        };
+        // Words as (first char, end char, first byte, end byte) of the folded text.
+        let mut spans: Vec<(usize, usize, usize, usize)> = Vec::new();
+        let mut start: Option<(usize, usize)> = None;
         for (ci, (bi, c)) in folded.char_indices().enumerate() {
             match (c.is_alphanumeric(), start) {
                 (true, None) => start = Some((ci, bi)),
-                (false, Some(s)) => {
-                    close(s, (ci, bi), &mut previous);
+                (false, Some((sc, sb))) => {
+                    spans.push((sc, ci, sb, bi));
                     start = None;
                 }
                 _ => {}
             }
         }
-        if let Some(s) = start {
-            close(s, (char_starts.len(), folded.len()), &mut previous);
+        if let Some((sc, sb)) = start {
+            spans.push((sc, char_starts.len(), sb, folded.len()));
         }
+        let words = spans.iter().map(|&(sc, ec, _, _)| (sc, ec)).collect();
+        let word = |j: usize| &folded.as_bytes()[spans[j].2..spans[j].3];
+        let word_hashes = (0..spans.len())
+            .map(|j| fnv1a(fnv1a(FNV_START, &[WORD]), word(j)))
+            .collect();
+        let pair_hashes = (0..spans.len())
+            .map(|j| {
+                if j == 0 {
+                    return 0;
+                }
+                let pair = fnv1a(fnv1a(FNV_START, &[PAIR]), word(j - 1));
+                fnv1a(fnv1a(pair, b" "), word(j))
+            })
+            .collect();
         Hashed {
             char_starts,
             grams,
