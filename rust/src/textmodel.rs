@@ -95,7 +95,12 @@ impl Featurizer {
     }
 
     /// Calls `f(counter, norm)` with each window's counted buckets and the length of its vector.
-    fn each_window<T>(&self, text: &str, counter: &mut Counter, mut f: impl FnMut(&Counter, f32) -> T) -> Vec<T> {
+    fn each_window<T>(
+        &self,
+        text: &str,
+        counter: &mut Counter,
+        mut f: impl FnMut(&Counter, f32) -> T,
+    ) -> Vec<T> {
         let mask = (1u32 << self.dim_bits) - 1;
         let hashed = Hashed::new(text);
         let total_chars = hashed.char_starts.len();
@@ -234,7 +239,11 @@ impl Counter {
     }
 
     fn grow(&mut self) {
-        let entries: Vec<(u32, u16)> = self.touched.iter().map(|&s| (self.keys[s], self.counts[s])).collect();
+        let entries: Vec<(u32, u16)> = self
+            .touched
+            .iter()
+            .map(|&s| (self.keys[s], self.counts[s]))
+            .collect();
         let capacity = (self.keys.len() * 2).max(1024);
         self.keys = vec![Self::EMPTY; capacity];
         self.counts = vec![0; capacity];
@@ -282,12 +291,15 @@ pub struct LinearTextModel {
 
 impl LinearTextModel {
     pub fn from_bytes(data: &[u8]) -> Result<Self, CoreError> {
-        let bad = |why: &str| CoreError::InvalidArgument(format!("not a linear text model file: {why}"));
+        let bad =
+            |why: &str| CoreError::InvalidArgument(format!("not a linear text model file: {why}"));
         if data.len() < HEADER_LEN || &data[..8] != MAGIC {
             return Err(bad("it does not start with the GWLTM001 header"));
         }
-        let u32_at = |i: usize| u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
-        let f32_at = |i: usize| f32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+        let u32_at =
+            |i: usize| u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+        let f32_at =
+            |i: usize| f32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
         let featurizer = Featurizer::new(u32_at(8), u32_at(12) as usize, u32_at(16) as usize)?;
         let dim = 1usize << featurizer.dim_bits;
         let body = &data[HEADER_LEN..];
@@ -321,16 +333,17 @@ impl LinearTextModel {
     /// The margin (bias + weights . features) of each window of `text`, in window order.
     pub fn margins(&self, text: &str) -> Vec<f32> {
         let mut counter = Counter::default();
-        self.featurizer.each_window(text, &mut counter, |counter, norm| {
-            if norm == 0.0 {
-                return self.bias;
-            }
-            let dot: f32 = counter
-                .iter()
-                .map(|(i, v)| f32::from(self.weights[i as usize]) * v)
-                .sum();
-            self.bias + self.scale * dot / norm
-        })
+        self.featurizer
+            .each_window(text, &mut counter, |counter, norm| {
+                if norm == 0.0 {
+                    return self.bias;
+                }
+                let dot: f32 = counter
+                    .iter()
+                    .map(|(i, v)| f32::from(self.weights[i as usize]) * v)
+                    .sum();
+                self.bias + self.scale * dot / norm
+            })
     }
 
     /// The calibrated score in [0, 1] of the most suspicious window; 0 for a text without words.
@@ -338,7 +351,9 @@ impl LinearTextModel {
         self.margins(text)
             .into_iter()
             .reduce(f32::max)
-            .map_or(0.0, |m| 1.0 / (1.0 + (-(self.slope * m + self.offset)).exp()))
+            .map_or(0.0, |m| {
+                1.0 / (1.0 + (-(self.slope * m + self.offset)).exp())
+            })
     }
 }
 

@@ -43,7 +43,9 @@ impl PyLinearTextModel {
 
     /// The calibrated score in [0, 1] of the text's most suspicious window; 0 for a text without words.
     fn score(&self, py: Python<'_>, text: String) -> f32 {
-        detach_if(py, text.len() >= DETACH_MIN_BYTES, || self.inner.score(&text))
+        detach_if(py, text.len() >= DETACH_MIN_BYTES, || {
+            self.inner.score(&text)
+        })
     }
 
     /// The raw margin of each window, in order (for calibration and tests).

@@ -54,7 +54,8 @@ def held_out_sets() -> dict[str, list[Row]]:
     sets = {}
     for path in [*sorted(DATA.glob("test_*.jsonl")), DATA / "injection_other_hand.jsonl"]:
         name = OTHER_HAND if path.name == "injection_other_hand.jsonl" else path.stem.removeprefix("test_")
-        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        # Split on newlines only: texts may hold U+2028 and other characters splitlines() would cut at.
+        rows = [json.loads(line) for line in path.read_text().split("\n") if line]
         sets[name] = [Row(r["text"], r["attack"], r["family"], r.get("lang", "en"), r["role"]) for r in rows]
     return sets
 

@@ -68,9 +68,9 @@ _CYRILLIC_GREEK_RUN = re.compile("[\u0370-\u03ff\u0400-\u04ff]+")
 _INVISIBLE_RUN = re.compile(f"[{_INVISIBLE}]+")
 _TAG_CHARS = re.compile("[\U000e0000-\U000e007f]+")
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{24,}={0,2}")
-# In lowercased text: a run of 24+ base64 characters holding a digit, + or / (so not a long word).
-_ENCODED_RUN = re.compile(r"(?=[a-z0-9+/_-]*[0-9+/])[a-z0-9+/_-]{24,}={0,2}")
-_ENCODED_RUN_HINT = re.compile(r"[a-z0-9+/_-]{24}")
+# In lowercased text: a run of 24+ base64 characters; blanked when it holds a digit, + or / (so not a long word).
+_ENCODED_RUN = re.compile(r"[a-z0-9+/_-]{24,}={0,2}")
+_ENCODED_MARK = re.compile(r"[0-9+/]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +329,11 @@ def model_input(text: str) -> str:
 
 
 def _model_text(low: str) -> str:
-    return _ENCODED_RUN.sub(" ", low) if _ENCODED_RUN_HINT.search(low) else low
+    return _ENCODED_RUN.sub(_blank_encoded, low)
+
+
+def _blank_encoded(run: re.Match[str]) -> str:
+    return " " if _ENCODED_MARK.search(run.group()) else run.group()
 
 
 def _normalize(text: str) -> tuple[str, list[tuple[str, float]]]:
