@@ -1,7 +1,8 @@
 """Pytest fixtures starting fake providers (loaded as a plugin by tests/conftest.py).
 
-Each fixture yields a started fake whose API key is exported in the environment variable its provider_config() names,
-so `build_provider(fake.provider_config())` authenticates; the fake is closed at the end of the test.
+Each fixture yields a started fake whose credentials are exported in the environment (its API key in the variable its
+provider_config() names, or whatever its environment() says), so `build_provider(fake.provider_config())` authenticates;
+the fake is closed at the end of the test.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ class FakeProviders:
 
     async def start(self, kind: str, **options: Any) -> Any:
         fake = await start_fake(kind, **options)
-        if fake.api_key:
-            self._monkeypatch.setenv(fake.key_env, fake.api_key)
+        for name, value in fake.environment().items():
+            if value is None:
+                self._monkeypatch.delenv(name, raising=False)
+            else:
+                self._monkeypatch.setenv(name, value)
         self.started.append(fake)
         return fake
 
