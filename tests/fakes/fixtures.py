@@ -1,7 +1,7 @@
 """Pytest fixtures starting fake providers (loaded as a plugin by tests/conftest.py).
 
 Each fixture yields a started fake whose credentials are exported in the environment (its API key in the variable its
-provider_config() names, or whatever its environment() says), so `build_provider(fake.provider_config())` authenticates;
+provider_config() names; for Bedrock, AWS's variables), so `build_provider(fake.provider_config())` authenticates;
 the fake is closed at the end of the test.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import FakeAnthropic, FakeGemini, FakeOpenAI, FakeProvider, start_fake
+from tests.fakes import FakeAnthropic, FakeBedrock, FakeGemini, FakeOpenAI, FakeProvider, start_fake
 
 
 class FakeProviders:
@@ -73,4 +73,10 @@ async def fake_anthropic(fake_providers: FakeProviders) -> FakeAnthropic:
 @pytest.fixture
 async def fake_gemini(fake_providers: FakeProviders) -> FakeGemini:
     fake: FakeGemini = await fake_providers.start("gemini")
+    return fake
+
+
+@pytest.fixture
+async def fake_bedrock(fake_providers: FakeProviders) -> FakeBedrock:
+    fake: FakeBedrock = await fake_providers.start("bedrock")
     return fake
