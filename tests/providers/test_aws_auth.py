@@ -149,7 +149,7 @@ async def test_credentials_near_expiry_are_refreshed_off_the_loop(
         assert (await source.current()).access_key == soon.access_key
         assert identity.fetches == 1, "cached while fresh"
         await asyncio.sleep(3.5)
-        identity.delay = 0.3  # the refresh takes a while: the loop must keep running meanwhile
+        identity.delay = 0.5  # the refresh takes a while: the loop must keep running meanwhile
         gaps: list[float] = []
 
         async def tick() -> None:
@@ -167,8 +167,9 @@ async def test_credentials_near_expiry_are_refreshed_off_the_loop(
             ticker.cancel()
         assert refreshed.access_key == NEXT.access_key
         assert identity.fetches == 2
-        assert len(gaps) >= 10
-        assert max(gaps) < 0.2, "the event loop kept running while the credentials were fetched"
+        # Fetched on the loop, the refresh would let the ticker run once at most; a loaded machine slows the ticker
+        # but leaves it dozens of turns in 0.5 s.
+        assert len(gaps) >= 5, "the event loop kept running while the credentials were fetched"
         assert (await source.current()).access_key == NEXT.access_key
         assert identity.fetches == 2
 
