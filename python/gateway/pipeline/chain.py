@@ -35,6 +35,7 @@ from gateway.pipeline.stages.guardrails import InputGuardrails, OutputGuardrails
 from gateway.pipeline.stages.identity import Authenticate, CheckAccess, CheckConditions
 from gateway.pipeline.stages.limits import AdmitLimits
 from gateway.pipeline.stages.observe import ObserveCall
+from gateway.pipeline.stages.overload import ShedOverload
 from gateway.pipeline.stages.routing import PlanRoute
 from gateway.pipeline.stages.usage import SettleUsage
 from gateway.policy.keyring import KeyRing
@@ -43,6 +44,7 @@ from gateway.records.governance import Team
 from gateway.routing.catalog import ModelCatalog
 from gateway.routing.executor import Execution
 from gateway.routing.health import HealthBoard
+from gateway.routing.learned import LearnedStrategy
 from gateway.routing.queue import Priority, WaitQueue
 from gateway.routing.quotas import Quotas
 from gateway.routing.router import Router
@@ -77,7 +79,10 @@ class Pipeline:
         metrics: GatewayMetrics | None = None,
         drift: DriftMonitor | None = None,
         rng: random.Random | None = None,
+        max_in_flight: int = 10_000,
+        learned: LearnedStrategy | None = None,
     ) -> None:
+        """`learned`: the learned strategy and its profiles, when a route has strategy learned."""
         self._catalog = catalog
         self._counter = counter
         self._board = board
@@ -86,8 +91,10 @@ class Pipeline:
         self._queues = {route.name: WaitQueue(route.queue) for route in catalog.routes() if route.queue.max_size}
         self._quotas = quotas
         self._observe = ObserveCall(tracer or CallTracer(None), metrics, drift, board, self._queues, budgets)
-        # The chain. Seen by every call:
-        self._outer: tuple[Stage, ...] = (self._observe, WriteAudit(audit))
+        self._overload = ShedOverload(max_in_flight)
+        # The chain. Seen by every call (the bound on calls in flight comes after observe and audit, so a call it
+        # refuses is counted and recorded like any other):
+        self._outer: tuple[Stage, ...] = (self._observe, WriteAudit(audit), self._overload)
         # Then, once the request is known, in this order (stages a config can never use are left out):
         self._stages: tuple[Stage, ...] = tuple(
             stage
@@ -98,7 +105,13 @@ class Pipeline:
                 CheckConditions(),
                 WatchAnomalies(policies.anomalies) if policies.anomalies is not None else None,
                 DowngradeOnBudget(budgets),
-                PlanRoute(Router(catalog, board, self._rng), counter, policies, budgets),
+                PlanRoute(
+                    Router(catalog, board, self._rng, learned),
+                    counter,
+                    policies,
+                    budgets,
+                    learned.profiles if learned is not None else None,
+                ),
                 AdmitLimits(limits),
                 SettleUsage(counter, cache.hit_cost_usd),
                 CacheAnswers(cache, catalog),
@@ -266,6 +279,11 @@ class Pipeline:
     def counter(self) -> TokenCounter:
         return self._counter
 
+    @property
+    def in_flight(self) -> int:
+        """Calls this process is serving now, against its bound (server.max_in_flight)."""
+        return self._overload.in_flight
+
 
 class CallScope:
     """One call's lifecycle: `async with` it, then `complete` or `stream` the request inside. Whatever happens in
@@ -278,7 +296,11 @@ class CallScope:
         self.call = call
 
     async def __aenter__(self) -> CallScope:
-        await self._pipeline._enter(self.call, self._pipeline._outer)
+        try:
+            await self._pipeline._enter(self.call, self._pipeline._outer)
+        except BaseException as error:  # `async with` runs no __aexit__ after a failed __aenter__: exit here
+            await self._pipeline._exit(self.call, error)
+            raise
         return self
 
     async def __aexit__(
