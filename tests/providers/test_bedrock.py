@@ -17,7 +17,15 @@ from tests.fakes import FakeBedrock, FakeProvider
 from tests.fakes.fixtures import FakeProviders
 from tests.providers.contract import CALL, ProviderContract
 from tests.providers.contract import _collect_until_error as collect_until_error
-from tests.providers.samples import PNG, WEATHER, assemble, hello, json_request, tool_round_trip
+from tests.providers.samples import (
+    PNG,
+    WEATHER,
+    assemble,
+    hello,
+    json_request,
+    scattered_system_and_repeated_roles,
+    tool_round_trip,
+)
 
 INFERENCE_PROFILE = "us.anthropic.claude-3-5-sonnet-20241022-v2:0"
 TOKEN = "IQoJb3JpZ2luX2VjEFAKE//////////wEaCXVzLWVhc3QtMSJHMEUCIQDfakeSessionToken0123456789+abc/def=="
@@ -154,17 +162,7 @@ async def test_no_region_fails_before_sending(fake_bedrock: FakeBedrock) -> None
 async def test_system_messages_hoisted_and_same_roles_merged(
     fake_bedrock: FakeBedrock, bedrock: BedrockProvider
 ) -> None:
-    request = ChatRequest(
-        model="m",
-        messages=[
-            Message(role="system", content="Rule one."),
-            Message(role="user", content="First."),
-            Message(role="user", content="Second."),
-            Message(role="system", content="Rule two."),
-            Message(role="assistant", content="Ok."),
-            Message(role="user", content="Third."),
-        ],
-    )
+    request = scattered_system_and_repeated_roles()
     await bedrock.chat(request, fake_bedrock.model_config(), CALL)
     body = fake_bedrock.requests[0].body
     assert body["system"] == [{"text": "Rule one."}, {"text": "Rule two."}]

@@ -307,12 +307,8 @@ class BedrockProvider(HttpProvider):
     async def _ready(self) -> None:
         """Credentials fresh before build_request signs with them (resolving or refreshing them off the loop)."""
         if self._signer is None:
-            raise ProviderError(
-                f"provider {self.name!r} (bedrock) has no AWS region: set `region` in its config, or AWS_REGION",
-                provider=self.name,
-                kind=ErrorKind.FAILED_PRECONDITION,
-                reason="PROVIDER_AUTH_FAILED",
-                retryable=False,
+            raise self._unservable(
+                "has no AWS region: set `region` in its config, or AWS_REGION", "PROVIDER_AUTH_FAILED"
             )
         try:
             await self._credentials.current()
@@ -325,17 +321,21 @@ class BedrockProvider(HttpProvider):
                 retryable=not err.lasting,
             ) from None
 
+    def _unservable(self, why: str, reason: str) -> ProviderError:
+        """This target cannot serve the call as configured or asked: not retried, but a route tries its others."""
+        return ProviderError(
+            f"provider {self.name!r} (bedrock) {why}",
+            provider=self.name,
+            kind=ErrorKind.FAILED_PRECONDITION,
+            reason=reason,
+            retryable=False,
+        )
+
     def build_request(self, request: ChatRequest, model: ModelConfig, *, stream: bool) -> UpstreamRequest:
         try:
             system, messages = converse_messages(request.messages)
         except UnsupportedInput as err:
-            raise ProviderError(
-                f"provider {self.name!r} (bedrock) cannot take this request: {err}",
-                provider=self.name,
-                kind=ErrorKind.FAILED_PRECONDITION,
-                reason="UPSTREAM_REJECTED_REQUEST",
-                retryable=False,
-            ) from None
+            raise self._unservable(f"cannot take this request: {err}", "UPSTREAM_REJECTED_REQUEST") from None
         instruction = json_instruction(request)
         if instruction:
             system.append({"text": instruction})
