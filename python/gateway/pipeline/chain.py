@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import AsyncIterator
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from gateway.cache.entries import CacheEntry
 from gateway.cache.service import ResponseCache
@@ -44,12 +45,15 @@ from gateway.records.governance import Team
 from gateway.routing.catalog import ModelCatalog
 from gateway.routing.executor import Execution
 from gateway.routing.health import HealthBoard
-from gateway.routing.learned import LearnedStrategy
 from gateway.routing.queue import Priority, WaitQueue
 from gateway.routing.quotas import Quotas
 from gateway.routing.router import Router
 from gateway.state.admission import LocalLimits, SharedLimits
 from gateway.tokens import TokenCounter
+
+if TYPE_CHECKING:
+    # numpy comes with it: imported only for a config with a learned route (server/app.py).
+    from gateway.routing.learned import LearnedStrategy
 
 log = logging.getLogger("gateway.pipeline")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gateway.config.routes import HedgeConfig, QueueConfig, RetryConfig, RouteConfig, Strategy, TimeoutConfig
 from gateway.config.schema import ModelConfig
@@ -13,7 +14,10 @@ from gateway.routing import strategies
 from gateway.routing.catalog import ModelCatalog, Target
 from gateway.routing.features import RequestFeatures
 from gateway.routing.health import BreakerState, HealthBoard
-from gateway.routing.learned import LearnedChoice, LearnedStrategy
+
+if TYPE_CHECKING:
+    # numpy comes with it: imported only for a config with a learned route (server/app.py).
+    from gateway.routing.learned import LearnedChoice, LearnedStrategy
 
 _DIRECT_QUEUE = QueueConfig(max_size=0)
 _DIRECT_TIMEOUTS = TimeoutConfig()

@@ -47,7 +47,6 @@ from gateway.policy.tenancy import TENANCY_NOTICE, Tenancy, prepare_bootstrap_ke
 from gateway.records.audit import AuditRecord
 from gateway.routing.catalog import ModelCatalog
 from gateway.routing.health import HealthBoard
-from gateway.routing.learned import LearnedStrategy
 from gateway.routing.quotas import Quotas, SharedQuotas
 from gateway.server.admin_servicer import AdminServicer
 from gateway.server.insights_servicer import InsightsServicer
@@ -334,11 +333,14 @@ async def build_gateway(
 
         profile_store = RedisProfileStore(shared)
     profiles = ProfileBook(half_lives, profile_store)
-    learned = (
-        LearnedStrategy(profiles, {name: catalog.pool(name)[0].model for name in catalog.model_names()}, time.time)
-        if half_lives
-        else None
-    )
+    learned = None
+    if half_lives:
+        # numpy, which the bandit draws with, is imported only for a config with a learned route.
+        from gateway.routing.learned import LearnedStrategy
+
+        learned = LearnedStrategy(
+            profiles, {name: catalog.pool(name)[0].model for name in catalog.model_names()}, time.time
+        )
     pipeline = Pipeline(
         ring,
         catalog,
