@@ -14,6 +14,14 @@ with no or several members, images with an unknown format or bad base64, tool us
 results that answer no tool use of the previous turn, tool blocks without toolConfig, out-of-range inference
 parameters, and a toolChoice naming no tool.
 
+Embeddings go through InvokeModel (POST /model/{modelId}/invoke) with each family's body, as AWS documents them:
+Amazon Titan Text Embeddings (`{"inputText", "dimensions", "normalize", "embeddingTypes"}`, v2's dimensions 256, 512
+or 1024, v1 taking inputText alone; answer `{"embedding", "inputTextTokenCount", "embeddingsByType"}`) and Cohere
+Embed (`{"texts", "input_type", "truncate", "embedding_types"}` with at most 96 texts of at most 2,048 characters,
+v4's `output_dimension`; answer `{"id", "embeddings", "response_type", "texts"}`, embeddings by type when
+`embedding_types` was sent). Vectors are `fake_vector(text)`, of EMBEDDING_DIMENSIONS values unless a length was
+asked for; a model id of another family is refused as Bedrock refuses a body it does not expect.
+
 Beyond the shared control API: `fragment(size)` writes the next stream's frames in pieces of `size` bytes, each
 sent on its own, so frames arrive split across reads.
 """
@@ -31,7 +39,7 @@ import orjson
 from aiohttp import web
 
 from tests.fakes import eventstream, sigv4
-from tests.fakes.server import Answer, FakeProvider, Recorded, Rejected
+from tests.fakes.server import EMBEDDING_DIMENSIONS, Answer, FakeProvider, Recorded, Rejected, fake_vector
 
 TOP_LEVEL = frozenset(
     {
@@ -77,6 +85,14 @@ DEFAULT_MESSAGES = {
     500: "The system encountered an unexpected error during processing. Try your request again.",
     503: "Bedrock is unable to process your request.",
 }
+TITAN_V2_FIELDS = frozenset({"inputText", "dimensions", "normalize", "embeddingTypes"})
+TITAN_V2_DIMENSIONS = frozenset({256, 512, 1024})
+COHERE_FIELDS = frozenset({"texts", "images", "input_type", "truncate", "embedding_types"})
+COHERE_V4_FIELDS = COHERE_FIELDS | {"inputs", "output_dimension", "max_tokens"}
+COHERE_INPUT_TYPES = frozenset({"search_document", "search_query", "classification", "clustering", "image"})
+COHERE_V4_DIMENSIONS = frozenset({256, 512, 1024, 1536})
+MAX_COHERE_TEXTS = 96
+MAX_COHERE_CHARS = 2048
 ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
 _request_ids = itertools.count(1)
 
@@ -132,6 +148,7 @@ class FakeBedrock(FakeProvider):
         # The model id may hold an encoded "/" (ARNs): match anything up to the operation.
         app.router.add_post("/model/{model_id:.+}/converse", self.handle)
         app.router.add_post("/model/{model_id:.+}/converse-stream", self.handle)
+        app.router.add_post("/model/{model_id:.+}/invoke", self.handle)
 
     def fragment(self, size: int) -> None:
         """The next streams' frames go out in pieces of `size` bytes, each written and flushed on its own."""
@@ -154,6 +171,9 @@ class FakeBedrock(FakeProvider):
         )
         if rejection is not None:
             raise Rejected(403, rejection.message, code=rejection.kind)
+        if _is_invoke(recorded):
+            self._check_embeddings(self.requested_model(recorded), recorded.body)
+            return
         body = recorded.body
         for key in body:
             if key not in TOP_LEVEL:
@@ -317,6 +337,44 @@ class FakeBedrock(FakeProvider):
         elif not str((source.get("s3Location") or {}).get("uri", "")).startswith("s3://"):
             raise Rejected(400, f"{where}.image.source: bytes or an s3:// location", code="ValidationException")
 
+    def _check_embeddings(self, model: str, body: dict[str, Any]) -> None:
+        # Bedrock relays a model's own validation as a ValidationException: "Malformed input request: ...".
+        def malformed(detail: str) -> Rejected:
+            return Rejected(
+                400,
+                f"Malformed input request: {detail}, please reformat your input and try again.",
+                code="ValidationException",
+            )
+
+        if self.models is not None and model not in self.models:
+            raise Rejected(400, "The provided model identifier is invalid.", code="ValidationException")
+        if "titan-embed-text" in model:
+            allowed = TITAN_V2_FIELDS if "-v2" in model else frozenset({"inputText"})
+            for key in body:
+                if key not in allowed:
+                    raise malformed(f"#: extraneous key [{key}] is not permitted")
+            if not isinstance(body.get("inputText"), str) or not body["inputText"]:
+                raise malformed("#: required key [inputText] not found")
+            if "dimensions" in body and body["dimensions"] not in TITAN_V2_DIMENSIONS:
+                raise malformed(f"#/dimensions: {body['dimensions']} is not a valid enum value")
+        elif "cohere.embed-" in model:
+            allowed = COHERE_V4_FIELDS if "embed-v4" in model else COHERE_FIELDS
+            for key in body:
+                if key not in allowed:
+                    raise malformed(f"#: extraneous key [{key}] is not permitted")
+            texts = body.get("texts")
+            if not isinstance(texts, list) or len(texts) > MAX_COHERE_TEXTS:
+                raise malformed(f"#/texts: expected an array of at most {MAX_COHERE_TEXTS} items")
+            for text in texts:
+                if not isinstance(text, str) or len(text) > MAX_COHERE_CHARS:
+                    raise malformed(f"#/texts: expected strings of at most {MAX_COHERE_CHARS} characters")
+            if body.get("input_type") not in COHERE_INPUT_TYPES:
+                raise malformed("#: required key [input_type] not found")
+            if "output_dimension" in body and body["output_dimension"] not in COHERE_V4_DIMENSIONS:
+                raise malformed(f"#/output_dimension: {body['output_dimension']} is not a valid enum value")
+        else:
+            raise malformed("#: the model does not take this body")
+
     def requested_model(self, recorded: Recorded) -> str:
         path = recorded.path.rsplit("/", 1)[0]  # drop the operation
         return unquote(path.removeprefix("/model/"))
@@ -343,7 +401,21 @@ class FakeBedrock(FakeProvider):
     def _stop(self, answer: Answer) -> str:
         return answer.finish or ("tool_use" if answer.tool_calls else "end_turn")
 
+    def embeddings_body(self, recorded: Recorded) -> dict[str, Any]:
+        body = recorded.body
+        if "inputText" in body:
+            values = fake_vector(body["inputText"], body.get("dimensions", EMBEDDING_DIMENSIONS))
+            tokens = len(body["inputText"].split())
+            return {"embedding": values, "inputTextTokenCount": tokens, "embeddingsByType": {"float": values}}
+        vectors = [fake_vector(text, body.get("output_dimension", EMBEDDING_DIMENSIONS)) for text in body["texts"]]
+        answer: dict[str, Any] = {"id": f"3a6c1e2b-{next(_request_ids):04d}-fake", "texts": body["texts"]}
+        if "embedding_types" in body:
+            return {**answer, "embeddings": {"float": vectors}, "response_type": "embeddings_by_type"}
+        return {**answer, "embeddings": vectors, "response_type": "embeddings_floats"}
+
     def answer_body(self, answer: Answer, request: web.Request, recorded: Recorded) -> dict[str, Any]:
+        if _is_invoke(recorded):
+            return self.embeddings_body(recorded)
         content: list[dict[str, Any]] = [{"text": answer.text}] if answer.text else []
         content.extend(
             {"toolUse": {"toolUseId": f"tooluse_{i}fakeQx7", "name": name, "input": args}}
@@ -422,3 +494,7 @@ class FakeBedrock(FakeProvider):
         return eventstream.corrupt(
             eventstream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "x"}})
         )
+
+
+def _is_invoke(recorded: Recorded) -> bool:
+    return recorded.path.endswith("/invoke")

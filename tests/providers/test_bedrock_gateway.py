@@ -1,6 +1,6 @@
 """A gateway with bedrock providers, end to end through the gRPC stubs: Chat and ChatStream against the fake
 Bedrock (signed requests, event-stream answers), retries on throttling, AWS errors as routing sees them, a client's
-cancel reaching the upstream, and the region feeding residency."""
+cancel reaching the upstream, the region feeding residency, and Embed with Titan and Cohere models."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from llmgateway.v1 import gateway_pb2_grpc
 
 from tests.fakes import FakeBedrock
 from tests.fakes.fixtures import FakeProviders
+from tests.fakes.server import fake_vector
 from tests.server.fixtures import AUTH, StartGateway
 
 Stub = gateway_pb2_grpc.GatewayStub
@@ -155,3 +156,31 @@ async def test_the_region_feeds_residency(
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "regions us-east-1" in (caught.value.details() or "")
     assert fake.requests == []
+
+
+async def test_embed_with_titan_and_cohere(start_gateway: StartGateway, fake_bedrock: FakeBedrock) -> None:
+    provider = f"{{name: b0, type: bedrock, region: {fake_bedrock.region}, base_url: '{fake_bedrock.url}'}}"
+    config = (
+        f"providers:\n  - {provider}\n"
+        "models:\n"
+        "  - {name: titan, provider: b0, upstream_model: 'amazon.titan-embed-text-v2:0', kind: embedding,"
+        " dimensions: 1024, input_cost_per_mtok: 0.02}\n"
+        "  - {name: cohere, provider: b0, upstream_model: cohere.embed-multilingual-v3, kind: embedding,"
+        " dimensions: 8}\n"
+    )
+    _, channel = await start_gateway(config)
+    stub = gateway_pb2_grpc.GatewayStub(channel)
+    texts = [f"text number {i}" for i in range(6)]
+    titan = await stub.Embed(pb.EmbedRequest(model="titan", inputs=texts, dimensions=256), metadata=AUTH)
+    # Titan takes one text a request: six signed invocations, the vectors back in the inputs' order.
+    assert sorted(r.body["inputText"] for r in fake_bedrock.requests) == sorted(texts)
+    assert [list(e.values) for e in titan.embeddings] == [fake_vector(t, 256) for t in texts]  # exact in float32
+    assert (titan.model, titan.provider, titan.upstream_model) == ("titan", "b0", "amazon.titan-embed-text-v2:0")
+    assert titan.usage.prompt_tokens == 18  # inputTextTokenCount, three a text
+    assert titan.usage.cost_usd == pytest.approx(18 * 0.02 / 1e6)
+    fake_bedrock.requests.clear()
+    many = [f"t{i}" for i in range(150)]
+    cohere = await stub.Embed(pb.EmbedRequest(model="cohere", inputs=many), metadata=AUTH)
+    assert sorted(len(r.body["texts"]) for r in fake_bedrock.requests) == [54, 96]
+    assert [list(e.values) for e in cohere.embeddings] == [fake_vector(t) for t in many]
+    assert cohere.usage.prompt_tokens > 0  # Bedrock reports none for Cohere: counted by the gateway

@@ -145,6 +145,7 @@ EMBEDDING_PROVIDERS = frozenset(
         ProviderType.AZURE_OPENAI,
         ProviderType.OPENAI_COMPATIBLE,
         ProviderType.GEMINI,
+        ProviderType.BEDROCK,
         ProviderType.SIMULATED,
     }
 )

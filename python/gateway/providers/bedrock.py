@@ -26,6 +26,9 @@ Mapping decisions:
 - Usage: prompt_tokens = inputTokens + cacheReadInputTokens + cacheWriteInputTokens (inputTokens leaves the cache
   out); cached_prompt_tokens = cacheReadInputTokens. A stream reports usage in its last event (`metadata`, after
   messageStop), which is when the final delta goes out. The answer's id is the x-amzn-RequestId header.
+- Embeddings (Titan Text Embeddings and Cohere Embed) go through InvokeModel, with the bodies of
+  bedrock_embeddings.py; Titan takes one text a request (the pipeline sends a batch's texts a few at a time), Cohere
+  96.
 - Errors map by exception type (the x-amzn-errortype header, else the body's `__type` or `code`), HTTP answers and
   exception frames mid-stream alike: see `error_for_exception`.
 """
@@ -44,9 +47,18 @@ from yarl import URL
 
 from gateway.chat import ChatDelta, ChatRequest, ChatResult, ImagePart, Message, ToolCall, ToolCallDelta, Usage
 from gateway.config.schema import ModelConfig, ProviderConfig
+from gateway.embeddings import EmbedRequest, EmbedResult
 from gateway.errors import ErrorKind, ProviderError
 from gateway.providers.aws_auth import AwsCredentials, CredentialsUnavailable, SigV4Signer
 from gateway.providers.base import UpstreamCall
+from gateway.providers.bedrock_embeddings import (
+    COHERE_BATCH,
+    EmbeddingFamily,
+    batch_limit,
+    embedding_family,
+    parse_answer,
+    request_body,
+)
 from gateway.providers.eventstream import EXCEPTION, EventStreamParser
 from gateway.providers.http import (
     HttpProvider,
@@ -280,6 +292,7 @@ class ConverseStreamDecoder(StreamDecoder):
 
 class BedrockProvider(HttpProvider):
     request_id_header = "x-amzn-requestid"
+    embed_batch = COHERE_BATCH
 
     def __init__(self, config: ProviderConfig) -> None:
         credentials = AwsCredentials(config.profile)
@@ -298,6 +311,11 @@ class BedrockProvider(HttpProvider):
     async def chat(self, request: ChatRequest, model: ModelConfig, call: UpstreamCall) -> ChatResult:
         await self._ready()
         return await super().chat(request, model, call)
+
+    async def embed(self, request: EmbedRequest, model: ModelConfig, call: UpstreamCall) -> EmbedResult:
+        self._family(model)  # before credentials: a model id of no known family fails the same everywhere
+        await self._ready()
+        return await super().embed(request, model, call)
 
     async def stream(self, request: ChatRequest, model: ModelConfig, call: UpstreamCall) -> AsyncIterator[ChatDelta]:
         await self._ready()
@@ -356,10 +374,17 @@ class BedrockProvider(HttpProvider):
         tools = _tool_config(request, messages)
         if tools is not None:
             body["toolConfig"] = tools
-        operation = "converse-stream" if stream else "converse"
+        if stream:
+            return self._signed(model, "converse-stream", body, accept=EVENT_STREAM)
+        return self._signed(model, "converse", body)
+
+    def _signed(
+        self, model: ModelConfig, operation: str, body: dict[str, Any], accept: str = "application/json"
+    ) -> UpstreamRequest:
+        """A request of `operation` on the model, signed over the bytes sent."""
         # encoded=True: yarl would turn %3A back into ":", and the signature covers the path as sent.
         url = URL(f"{self.config.url}/model/{quote(model.upstream, safe='')}/{operation}", encoded=True)
-        headers = {"content-type": "application/json", "accept": EVENT_STREAM if stream else "application/json"}
+        headers = {"content-type": "application/json", "accept": accept}
         return UpstreamRequest(url=url, headers=headers, body=body, sign=partial(self._sign, str(url), dict(headers)))
 
     def _sign(self, url: str, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
@@ -395,6 +420,28 @@ class BedrockProvider(HttpProvider):
 
     def stream_parser(self) -> StreamParser:
         return EventStreamParser()
+
+    # -- embeddings (bedrock_embeddings.py) --------------------------------------------------------------------------
+
+    def _family(self, model: ModelConfig) -> EmbeddingFamily:
+        family = embedding_family(model.upstream)
+        if family is None:
+            raise self._unservable(
+                f"cannot tell which embedding API model {model.upstream!r} speaks: Bedrock embeddings are served for "
+                "Amazon Titan Text Embeddings (amazon.titan-embed-text-*) and Cohere Embed (cohere.embed-*) model ids",
+                "EMBEDDINGS_UNSUPPORTED",
+            )
+        return family
+
+    def embed_batch_for(self, model: ModelConfig) -> int:
+        family = embedding_family(model.upstream)
+        return batch_limit(family) if family is not None else self.embed_batch
+
+    def build_embed_request(self, request: EmbedRequest, model: ModelConfig) -> UpstreamRequest:
+        return self._signed(model, "invoke", request_body(self._family(model), request))
+
+    def parse_embed_response(self, payload: Any, model: ModelConfig) -> EmbedResult:
+        return parse_answer(self._family(model), payload, model.upstream)
 
     # -- errors ------------------------------------------------------------------------------------------------------
 
