@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -75,13 +74,6 @@ class TestBedrockContract(ProviderContract):
         )
         assert "no AWS credentials found" in caught.value.message
         assert fake.requests == []
-
-
-@pytest.fixture
-async def bedrock(fake_bedrock: FakeBedrock) -> AsyncIterator[BedrockProvider]:
-    provider = BedrockProvider(fake_bedrock.provider_config())
-    yield provider
-    await provider.aclose()
 
 
 async def test_request_shape(fake_bedrock: FakeBedrock, bedrock: BedrockProvider) -> None:

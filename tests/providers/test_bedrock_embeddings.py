@@ -3,8 +3,6 @@ signed requests, each family's body and answer, batch limits per model, and refu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from gateway.embeddings import EmbedRequest
@@ -18,13 +16,6 @@ from tests.providers.contract import CALL
 TITAN = "amazon.titan-embed-text-v2:0"
 COHERE = "cohere.embed-english-v3"
 COHERE_V4_PROFILE = "us.cohere.embed-v4:0"
-
-
-@pytest.fixture
-async def bedrock(fake_bedrock: FakeBedrock) -> AsyncIterator[BedrockProvider]:
-    provider = BedrockProvider(fake_bedrock.provider_config())
-    yield provider
-    await provider.aclose()
 
 
 async def test_titan_one_text_a_signed_invoke(fake_bedrock: FakeBedrock, bedrock: BedrockProvider) -> None:
