@@ -349,8 +349,9 @@ class VectorSnapshot:
     def count(self, namespace: str | None = None) -> int:
         """Entries in `namespace`, or in all namespaces when None."""
 
-    def pending(self, namespace: str) -> int:
-        """Entries of `namespace` not in its graph (searched exactly, in one contiguous scan)."""
+    def pending(self, namespace: str | None = None) -> int:
+        """Entries of `namespace` (of all namespaces when None) not in its graph (searched exactly, in one
+        contiguous scan)."""
 
     def namespaces(self) -> list[str]: ...
     def __len__(self) -> int: ...

@@ -177,15 +177,15 @@ class SemanticIndex:
             entry = self._order.pop((context, vid), None)
             if entry is not None and self._by_entry.get(entry[0]) == (context, vid):
                 del self._by_entry[entry[0]]
-        self._hidden = {place for place in list(self._hidden) if snapshot.contains(*place)}
+        for place in list(self._hidden):  # in place: a removal on another thread meanwhile is kept
+            if not snapshot.contains(*place):
+                self._hidden.discard(place)
 
     def needs_snapshot(self) -> bool:
         """Whether a new snapshot would differ from the base: entries of its own, hidden ones, or base rows the
         graph still lacks."""
         base = self._base
-        return bool(self._order or self._hidden) or (
-            base is not None and any(base.pending(ns) for ns in base.namespaces())
-        )
+        return bool(self._order or self._hidden) or (base is not None and base.pending() > 0)
 
     def write_snapshot(
         self, path: Path, label: bytes, *, max_graph_adds: int, threads: int = 1
@@ -270,12 +270,15 @@ class SnapshotFolder:
             os.close(fd)
             return False
         self._lock = fd
+        # Only the lock's holder writes: a temporary file still here is a former holder's, cut short.
+        for stale in self.folder.glob(f".{SNAPSHOT_FILE}.*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
         return True
 
     def due(self, now: float, index: SemanticIndex) -> bool:
         base = index.base
-        catching_up = base is not None and any(base.pending(ns) for ns in base.namespaces())
-        wait = self.catch_up_s if catching_up else self.interval_s
+        wait = self.catch_up_s if base is not None and base.pending() > 0 else self.interval_s
         return now - self._written_at >= wait and index.needs_snapshot()
 
     def write(self, index: SemanticIndex, label: bytes, now: float) -> VectorSnapshot | None:

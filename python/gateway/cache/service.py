@@ -316,7 +316,8 @@ class ResponseCache:
             bytes=stored.bytes,
             max_bytes=self._backend.max_bytes,
             counts=counts,
-            semantic_entries=self._index.count(team) if self._index is not None else 0,
+            # A scan (of every base payload once per snapshot): off the event loop.
+            semantic_entries=await asyncio.to_thread(self._index.count, team) if self._index is not None else 0,
         )
 
     def release(self, plan: CachePlan) -> None:
@@ -445,7 +446,7 @@ class ResponseCache:
         position = "0"
         if self._snapshots is not None:
             snapshot = await self._map_newest()
-            if snapshot is not None and snapshot.label:
+            if snapshot is not None and snapshot.label.isascii() and snapshot.label:
                 position = snapshot.label.decode()
         while True:
             try:
@@ -492,10 +493,12 @@ class ResponseCache:
         if snapshots is None:
             return
         try:
+            writing = self._snapshotting is not None and not self._snapshotting.done()
+            if writing:
+                return  # the writer maps what it wrote itself
             await self._map_newest()
             index = self._index
-            writing = self._snapshotting is not None and not self._snapshotting.done()
-            if index is not None and not writing and snapshots.due(self._clock(), index) and snapshots.lead():
+            if index is not None and snapshots.due(self._clock(), index) and snapshots.lead():
                 self._snapshotting = asyncio.get_running_loop().create_task(self._write_snapshot(index, position))
         except Exception:  # sharing is an optimisation: a failure costs it, never the feed
             log.exception("semantic index snapshot check failed")

@@ -313,9 +313,10 @@ impl PyVectorSnapshot {
         namespace.map_or_else(|| self.inner.len(), |ns| self.inner.count(ns))
     }
 
-    /// Entries of `namespace` not in its graph (scanned exactly by searches).
-    fn pending(&self, namespace: &str) -> usize {
-        self.inner.pending(namespace)
+    /// Entries of `namespace` (of all namespaces when None) not in its graph (scanned exactly by searches).
+    #[pyo3(signature = (namespace = None))]
+    fn pending(&self, namespace: Option<&str>) -> usize {
+        namespace.map_or_else(|| self.inner.pending_total(), |ns| self.inner.pending(ns))
     }
 
     fn namespaces(&self) -> Vec<String> {

@@ -13,6 +13,7 @@
 //! latency at once instead of rebuilding the graph. [`VectorIndex::save_merged`] writes the next snapshot from the
 //! last one plus what arrived since, growing the graph by a bounded number of rows each time.
 
+mod rowbuf;
 mod scan;
 mod snapshot;
 
@@ -24,6 +25,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLo
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 use crate::error::CoreError;
+use rowbuf::RowBuf;
 pub use scan::{dot, normalise, scores};
 use scan::{scan, TopK};
 pub use snapshot::Snapshot;
@@ -298,7 +300,7 @@ struct Rows {
     gens: Vec<u64>,
     /// Opaque bytes stored with each entry (the semantic cache keeps the entry's key and prompt there).
     payloads: Vec<Box<[u8]>>,
-    data: Vec<f32>,
+    data: RowBuf,
     pos: HashMap<u64, usize>,
     graphed: usize,
 }
@@ -1059,7 +1061,7 @@ impl LocalCopy {
             pos: rows.ids.iter().copied().collect(),
             gens: rows.gens.clone(),
             payloads: rows.payloads.clone(),
-            data: rows.data.clone(),
+            data: rows.data.to_vec(),
             graphed: if graph.is_some() { rows.graphed } else { 0 },
             graph,
         })
