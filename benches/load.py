@@ -24,7 +24,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import orjson
+from llmgateway.v1 import gateway_pb2_grpc
+
+from benches.loadgen import bench_request
 
 BENCH_KEY = "bench-key"
 """The key the load generators call with: a service's key with rate limits, as the issue's measurement asks (limits
@@ -138,24 +142,79 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+RUST_CLIENT = Path(__file__).resolve().parent.parent / "clients" / "rust" / "target" / "release" / "gateway-client"
+"""The compiled load generator (`gateway-client load`): one thread, so it leaves the cores to the servers."""
+
+
+def rust_client() -> Path:
+    """The compiled client, built (release) on first use."""
+    if not RUST_CLIENT.exists():
+        subprocess.run(
+            [
+                "cargo",
+                "build",
+                "--release",
+                "--locked",
+                "--quiet",
+                "--manifest-path",
+                str(RUST_CLIENT.parents[2] / "Cargo.toml"),
+            ],
+            check=True,
+        )
+    return RUST_CLIENT
+
+
+def prime(target: str, model: str) -> None:
+    """One call before a cache's point is measured: it stores the entry the point's calls hit, and on the semantic
+    cache loads the embedding model, which takes seconds on a busy machine and would otherwise eat the window."""
+    with grpc.insecure_channel(target) as channel:
+        gateway_pb2_grpc.GatewayStub(channel).Chat(
+            bench_request(model),
+            metadata=(("authorization", f"Bearer {BENCH_KEY}"),),
+            timeout=60,
+        )
+
+
 def drive(
-    name: str, target: str, model: str, mode: str, concurrency: int, processes: int, duration: float, server_pid: int
+    name: str,
+    target: str,
+    model: str,
+    mode: str,
+    concurrency: int,
+    processes: int,
+    duration: float,
+    server_pid: int,
+    client: str = "rust",
 ) -> Point:
     """Drives one target; besides throughput and latency it measures the server's CPU time per call, which holds
-    steadier than throughput on a noisy machine."""
+    steadier than throughput on a noisy machine. gRPC targets are driven by the compiled client unless `client` is
+    `python` (benches/loadgen.py, several processes); the direct HTTP upstream always by the Python one."""
     cpu_before = cpu_seconds(server_pid)
-    procs = max(1, min(processes, concurrency))
+    compiled = client == "rust" and not target.startswith("http")
+    procs = 1 if compiled else max(1, min(processes, concurrency))
     per = [concurrency // procs + (1 if i < concurrency % procs else 0) for i in range(procs)]
     with tempfile.TemporaryDirectory() as tmp:
         outs = [Path(tmp) / f"{i}.json" for i in range(procs)]
-        command = [sys.executable, "-m", "benches.loadgen", "--target", target, "--mode", mode, "--key", BENCH_KEY]
-        command += ["--model", model]
-        runs = [
-            subprocess.Popen([*command, "--concurrency", str(c), "--duration", str(duration), "--out", str(out)])
-            for c, out in zip(per, outs, strict=True)
-        ]
-        for run in runs:
-            run.wait(timeout=duration + 60)
+        if compiled:
+            command = [str(rust_client()), "--address", f"http://{target}", "--timeout", "10", "load"]
+            command += ["--model", model, "--mode", mode, "--duration", str(duration)]
+            with outs[0].open("wb") as out:
+                subprocess.run(
+                    [*command, "--concurrency", str(concurrency)],
+                    env={**os.environ, "GATEWAY_API_KEY": BENCH_KEY},
+                    stdout=out,
+                    check=True,
+                    timeout=duration + 60,
+                )
+        else:
+            command = [sys.executable, "-m", "benches.loadgen", "--target", target, "--mode", mode, "--key", BENCH_KEY]
+            command += ["--model", model]
+            runs = [
+                subprocess.Popen([*command, "--concurrency", str(c), "--duration", str(duration), "--out", str(out)])
+                for c, out in zip(per, outs, strict=True)
+            ]
+            for run in runs:
+                run.wait(timeout=duration + 60)
         results = [orjson.loads(out.read_bytes()) for out in outs]
     cpu = cpu_seconds(server_pid) - cpu_before
     calls = sum(r["calls"][0] for r in results)
@@ -185,6 +244,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="load-generator processes")
     parser.add_argument("--quick", action="store_true", help="c=16 unary only")
     parser.add_argument("--cache-only", action="store_true", help="only the response cache's points")
+    parser.add_argument(
+        "--client", choices=["rust", "python"], default="rust", help="the load generator for gRPC targets"
+    )
     args = parser.parse_args()
     concurrencies = [16] if args.quick else [1, 16, 64]
     modes = ["unary"] if args.quick else ["unary", "stream"]
@@ -267,8 +329,10 @@ def main() -> None:
                 ("gateway, audit log off", unaudited_address, "bench", unaudited.pid),
                 ("gateway, OTLP tracing (100%) + metrics", traced_address, "bench", traced.pid),
             ]
+            for model in ("bench-exact", "bench-semantic"):
+                prime(gateway_address, model)
             cache = [
-                drive(name, gateway_address, model, mode, 16, args.processes, args.duration, gateway.pid)
+                drive(name, gateway_address, model, mode, 16, args.processes, args.duration, gateway.pid, args.client)
                 for mode in ("unary", "stream")
                 for name, model in (
                     ("gateway, uncached", "bench"),
@@ -280,13 +344,13 @@ def main() -> None:
                 print_cache(cache)
                 return
             points = [
-                drive(name, target, model, mode, c, args.processes, args.duration, pid)
+                drive(name, target, model, mode, c, args.processes, args.duration, pid, args.client)
                 for mode in modes
                 for c in concurrencies
                 for name, target, model, pid in targets
             ]
             failover = [
-                drive(name, target, model, "unary", 16, args.processes, args.duration, pid)
+                drive(name, target, model, "unary", 16, args.processes, args.duration, pid, args.client)
                 for name, target, model, pid in (
                     (
                         "bare forwarder -> 30%-failing upstream",

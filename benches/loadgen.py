@@ -26,6 +26,11 @@ _MESSAGES = [
 ]
 
 
+def bench_request(model: str) -> pb.ChatRequest:
+    """The benchmark's request (clients/rust sends the same)."""
+    return pb.ChatRequest(model=model, messages=_MESSAGES, max_tokens=64)
+
+
 async def _grpc_worker(
     stub: gateway_pb2_grpc.GatewayStub,
     mode: str,
@@ -36,7 +41,7 @@ async def _grpc_worker(
     budget: list[int],
     out: dict[str, list[int]],
 ) -> None:
-    request = pb.ChatRequest(model=model, messages=_MESSAGES, max_tokens=64)
+    request = bench_request(model)
     while budget[0] > 0:
         budget[0] -= 1
         start = time.perf_counter()
@@ -118,15 +123,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
             )
     else:
-        async with grpc.aio.insecure_channel(args.target) as channel:
-            stub = gateway_pb2_grpc.GatewayStub(channel)
+        # Each channel its own TCP connection (channels of one process otherwise share one): with several, the
+        # kernel spreads them over the workers of `gateway serve --workers N`.
+        options = [("grpc.use_local_subchannel_pool", 1)] if args.connections > 1 else []
+        channels = [grpc.aio.insecure_channel(args.target, options=options) for _ in range(args.connections)]
+        try:
+            stubs = [gateway_pb2_grpc.GatewayStub(channel) for channel in channels]
             metadata = (("authorization", f"Bearer {args.key}"),)
             await asyncio.gather(
                 *(
-                    _grpc_worker(stub, args.mode, args.model, metadata, stop_at, measure_from, budget, out)
-                    for _ in range(args.concurrency)
+                    _grpc_worker(
+                        stubs[i % len(stubs)], args.mode, args.model, metadata, stop_at, measure_from, budget, out
+                    )
+                    for i in range(args.concurrency)
                 )
             )
+        finally:
+            for channel in channels:
+                await channel.close()
     window = min(time.perf_counter(), stop_at) - measure_from
     return {**out, "window_s": window}
 
@@ -138,6 +152,7 @@ def main() -> None:
     parser.add_argument("--model", default="bench")
     parser.add_argument("--key", default="bench-key")
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--connections", type=int, default=1, help="gRPC connections the calls are spread over")
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--max-requests", type=int, default=200_000)

@@ -124,3 +124,13 @@ async def test_only_large_chats_leave_the_event_loop(monkeypatch: pytest.MonkeyP
     assert handed_off == []
     assert (await counter.count_chat_async(large, "gpt-4o")) == counter.count_chat(large, "gpt-4o")
     assert handed_off == [3]
+
+
+def test_preload_loads_only_the_encodings_the_models_count_with() -> None:
+    counter = TokenCounter()
+    assert counter.preload([("gpt-4o-mini", None), ("my-llama", "o200k_base"), ("claude-haiku", None)]) == [
+        "cl100k_base",
+        "o200k_base",
+    ]
+    assert counter.preload([("gpt-4o", None), ("gemini-flash", None)]) == ["o200k_base"]
+    assert counter.preload([]) == []

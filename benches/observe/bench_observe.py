@@ -13,6 +13,7 @@ One round is one whole call's worth of events, as the pipeline will make them:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -164,11 +165,31 @@ class _RawSeries:
         self.cost.labels("smart", "claude-sonnet", "anthropic").inc(0.001)
 
 
+def _multiprocess_metrics(folder: str, monkeypatch: pytest.MonkeyPatch) -> GatewayMetrics:
+    """GatewayMetrics as a worker of --workers builds it: values in prometheus_client's multiprocess files (the
+    value class is chosen when prometheus_client is imported; swapped here for this one registry)."""
+    from prometheus_client import values
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", folder)
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue())
+    return GatewayMetrics(models=["gpt-4o", "claude-sonnet"], routes=["smart"])
+
+
 @pytest.mark.benchmark(group="metrics, one call's events")
-@pytest.mark.parametrize("which", ["GatewayMetrics", "reference: raw prometheus_client labels()", "reference: empty"])
-def test_metrics_call(benchmark: BenchmarkFixture, which: str) -> None:
+@pytest.mark.parametrize(
+    "which",
+    [
+        "GatewayMetrics",
+        "GatewayMetrics, multiprocess files (--workers)",
+        "reference: raw prometheus_client labels()",
+        "reference: empty",
+    ],
+)
+def test_metrics_call(benchmark: BenchmarkFixture, which: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if which == "GatewayMetrics":
         benchmark(_gateway_metrics_call, GatewayMetrics(models=["gpt-4o", "claude-sonnet"], routes=["smart"]))
+    elif which.startswith("GatewayMetrics, multiprocess"):
+        benchmark(_gateway_metrics_call, _multiprocess_metrics(str(tmp_path), monkeypatch))
     elif which.startswith("reference: raw"):
         benchmark(_RawSeries().call)
     else:

@@ -8,7 +8,7 @@ per-model factor that starts from a family default and is corrected from the pro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from gateway import _core
@@ -76,9 +76,15 @@ class TokenCounter:
     def __init__(self) -> None:
         self._schemes: dict[tuple[str, str | None], _Scheme] = {}
         self._factors: dict[str, float] = {}
-        # Deserialize the embedded vocabularies now (~50 ms each, once per process), not inside the first request.
-        for encoding in _core.ENCODINGS:
+
+    def preload(self, models: Iterable[tuple[str, str | None]]) -> list[str]:
+        """Deserializes the vocabularies that (upstream model, declared tokenizer) pairs count with, now rather than
+        inside a first request (o200k_base ~150 ms and ~72 MB, cl100k_base ~30 ms and ~33 MB, once per process);
+        an encoding no configured model uses is never loaded. Returns the encodings loaded."""
+        encodings = sorted({self._scheme(model, tokenizer).encoding for model, tokenizer in models})
+        for encoding in encodings:
             _core.load_encoding(encoding)
+        return encodings
 
     def count_text(self, text: str, model: str, tokenizer: str | None = None) -> TokenCount:
         scheme = self._scheme(model, tokenizer)

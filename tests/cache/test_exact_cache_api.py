@@ -415,7 +415,11 @@ async def test_bad_cache_controls_are_refused_with_the_field_to_fix(running: tup
 
 async def test_a_cached_stream_cut_short_costs_nothing(running: tuple[Gateway, Admin], fake: FakeOpenAI) -> None:
     gateway, admin = running
-    fake.default_answer = Answer(text=" ".join(f"w{i}" for i in range(400)), prompt_tokens=50, completion_tokens=400)
+    # Longer than HTTP/2's flow-control window (64 KB): the replay cannot finish before the cancel reaches it.
+    words = 40_000
+    fake.default_answer = Answer(
+        text=" ".join(f"w{i}" for i in range(words)), prompt_tokens=50, completion_tokens=words
+    )
     request = chat_request("gpt", "A long one")
     await ask(admin, request)
     call = admin.gateway.ChatStream(request, metadata=AUTH)

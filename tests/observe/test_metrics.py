@@ -246,3 +246,28 @@ async def test_a_taken_port_raises_oserror() -> None:
             await start_metrics_server(registry, f"127.0.0.1:{server.port}")
     finally:
         await server.close()
+
+
+def test_each_gauge_says_how_workers_values_combine() -> None:
+    """Under --workers one /metrics shows every worker (prometheus_client's multiprocess mode): counters and
+    histograms are summed; a gauge combines the live workers' values as its meaning asks."""
+    metrics = _metrics()
+    modes = {
+        gauge._name: gauge._multiprocess_mode  # type: ignore[attr-defined]
+        for gauge in (
+            metrics.in_flight,
+            metrics.breaker_state,
+            metrics.queue_depth,
+            metrics.budget_remaining,
+            metrics.cache_backend_up,
+            metrics.shared_state_up,
+        )
+    }
+    assert modes == {
+        "llm_gateway_in_flight_requests": "livesum",  # calls in flight on the machine
+        "llm_gateway_circuit_breaker_state": "livemax",  # open if any worker has it open
+        "llm_gateway_queue_depth": "livemax",  # each worker's queue has its own bound: the deepest
+        "llm_gateway_budget_remaining_usd": "livemin",  # the most spent any worker counts
+        "llm_gateway_cache_backend_up": "livemin",  # down if any worker serves without it
+        "llm_gateway_shared_state_up": "livemin",
+    }

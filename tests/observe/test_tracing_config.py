@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
@@ -22,6 +23,7 @@ from gateway.observe.tracing import (
     resolve_settings,
     setup_tracing,
     shutdown_tracing,
+    with_instance_id,
 )
 
 
@@ -155,7 +157,20 @@ def test_setup_exports_through_a_batch_processor() -> None:
     assert provider.force_flush(5_000)
     (span,) = exporter.get_finished_spans()
     assert span.resource.attributes["service.name"] == "unit"
+    assert span.resource.attributes["service.instance.id"] == f"{socket.gethostname()}-{os.getpid()}"
     shutdown_tracing(provider)
+
+
+def test_each_worker_is_its_own_service_instance() -> None:
+    host, pid = socket.gethostname(), os.getpid()
+    assert with_instance_id({"service.name": "gw"}, None) == {
+        "service.name": "gw",
+        "service.instance.id": f"{host}-{pid}",
+    }
+    assert with_instance_id({}, 3)["service.instance.id"] == f"{host}-w3-{pid}"
+    # One the operator set is kept; under --workers each worker's gets its index, so instances stay distinct.
+    assert with_instance_id({"service.instance.id": "eu-1"}, None)["service.instance.id"] == "eu-1"
+    assert with_instance_id({"service.instance.id": "eu-1"}, 0)["service.instance.id"] == "eu-1-w0"
 
 
 def _closed_port() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -37,6 +38,43 @@ def gateway(*args: str, env: dict[str, str], **kwargs: object) -> subprocess.Com
     )
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, from /proc (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def client_connections(pid: int, port: int) -> int:
+    """Established TCP connections to local `port` that process `pid` holds (from /proc: its socket inodes in the
+    kernel's TCP tables). Shows which workers of --workers took a client's connections."""
+    inodes = set()
+    fd_dir = Path(f"/proc/{pid}/fd")
+    for fd in fd_dir.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01" and fields[9] in inodes:  # 01: ESTABLISHED
+                count += 1
+    return count
+
+
 def wait_for_port(port: int, proc: subprocess.Popen[str], stderr: IO[str] | None = None) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -57,7 +95,9 @@ class Server:
     """`gateway serve` in a child process. Its output goes to files, not pipes: a chatty server (DEBUG logs) would
     otherwise block on a full pipe that nobody reads until the end."""
 
-    def __init__(self, state_dir: Path, env: dict[str, str], *extra: str) -> None:
+    def __init__(self, state_dir: Path, env: dict[str, str], *extra: str, ready: str | None = None) -> None:
+        """`ready`: a pattern of a log line to wait for after the port listens (with --workers, the supervisor's
+        line saying every worker serves)."""
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         # Metrics on a free port: tests run servers side by side, and beside a developer's own gateway on 9464.
@@ -72,6 +112,25 @@ class Server:
             text=True,
         )
         wait_for_port(self.port, self.proc, self._stderr)
+        if ready is not None:
+            self.wait_for_log(ready)
+
+    def log(self, *, stdout: bool = False) -> str:
+        """What the server printed to stderr (or stdout) so far."""
+        # pread: the server writes through the same open file, so moving its offset would make it overwrite.
+        fd = (self._stdout if stdout else self._stderr).fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode("utf-8", errors="replace")
+
+    def wait_for_log(self, pattern: str, *, count: int = 1, timeout: float = 20.0) -> list[re.Match[str]]:
+        """Waits until stderr holds `count` lines matching `pattern`; returns their matches."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = list(re.finditer(pattern, self.log()))
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError(f"no {count} log lines matching {pattern!r}:\n{self.log()[-3000:]}")
+            time.sleep(0.05)
 
     def stop(self) -> tuple[str, str]:
         """Stops the server gracefully (SIGTERM); returns what it printed to stdout and stderr."""

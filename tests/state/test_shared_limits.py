@@ -15,7 +15,7 @@ from llmgateway.v1 import gateway_pb2 as pb
 
 from gateway.server.app import Gateway
 from tests.admin.helpers import Admin, bearer, chat_request, reason_of
-from tests.server.fixtures import AUTH, SIMULATED_CONFIG, StartGateway
+from tests.server.fixtures import AUTH, SIMULATED_CONFIG, TEST_KEY, StartGateway
 from tests.store.redis import RedisServer
 
 KEY = "gw-shared-limits-0123456789"
@@ -298,3 +298,48 @@ async def test_a_revocation_reaches_another_process_of_the_machine_within_100_ms
 ) -> None:
     """SQLite in one state folder: the notice goes through the folder's sockets."""
     assert await revocation_delay(start_gateway, monkeypatch, None, None) < 0.1
+
+
+async def test_failed_authentications_count_across_instances(
+    start_gateway: StartGateway, monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
+) -> None:
+    """Five failures from one address, three on one instance and two on the other, pass its allowance of four: both
+    refuse it, the one that saw only two too (alone, each would still answer UNAUTHENTICATED)."""
+    text = config(redis_server.url, None) + "auth: {failures_per_minute: 4, failure_burst: 4}\n"
+    instances = await two_instances(start_gateway, monkeypatch, text)
+    for i in range(5):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await instances[i % 2][1].gateway.ListModels(pb.ListModelsRequest(), metadata=bearer("gw-wrong"))
+        assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    deadline = time.monotonic() + 2.0
+    for _, admin in instances:
+        # Polled with the valid admin key: no failure is added, and a blocked address is refused whatever it sends.
+        while (code := await status_with(admin, TEST_KEY)) is not grpc.StatusCode.RESOURCE_EXHAUSTED:
+            assert code is grpc.StatusCode.OK
+            assert time.monotonic() < deadline, "the address was not blocked everywhere"
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["redis", "each-alone"])
+async def test_a_provider_quota_holds_across_two_instances(
+    start_gateway: StartGateway, monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, shared: bool
+) -> None:
+    """A deployment whose account allows 10 requests a minute: two instances together send it at most 10 (plus what
+    refills while the burst runs); two that do not share send it about twice that."""
+    text = config(redis_server.url if shared else None, None).replace(
+        "  - name: slow\n", "  - name: quota\n    provider: sim\n    quota: {rpm: 10}\n  - name: slow\n"
+    )
+    instances = await two_instances(start_gateway, monkeypatch, text)
+    started = time.monotonic()
+    results = await asyncio.gather(
+        *(instances[i % 2][1].gateway.Chat(chat_request("quota", max_tokens=5), metadata=AUTH) for i in range(60)),
+        return_exceptions=True,
+    )
+    refill = int((time.monotonic() - started) / 6) + 1  # 10 a minute: one more every 6 s
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert {reason_of(r) for r in refused} == {"ALL_TARGETS_RATE_LIMITED"}
+    served = len(results) - len(refused)
+    if shared:
+        assert 10 <= served <= 10 + refill
+    else:
+        assert served >= 18

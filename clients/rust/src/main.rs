@@ -28,6 +28,10 @@ commands:
   stream --model M PROMPT        the same, streamed: deltas as they arrive, then usage
   models                         the models this key may call
   count-tokens --model M TEXT    tokens in TEXT as the model's tokenizer counts them
+  load --model M [--mode unary|stream] [--concurrency N] [--duration S] [--warmup S]
+                                 a bounded load: N callers back to back for S seconds after a warm-up,
+                                 then one JSON line: calls, latency_us and ttfc_us of the measured calls,
+                                 errors (gRPC codes), window_s (benches/load.py reads it)
 
 options:
   --address URL   the gateway (default http://127.0.0.1:50051)
@@ -50,6 +54,49 @@ enum Command {
     Stream { model: String, prompt: String },
     Models,
     CountTokens { model: String, text: String },
+    Load { model: String, load: Load },
+}
+
+/// A bounded load: `concurrency` callers, each calling again as soon as its call ends.
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    streaming: bool,
+    concurrency: usize,
+    duration: Duration,
+    warmup: Duration,
+}
+
+impl Load {
+    fn set(&mut self, flag: &str, value: &str) -> Result<(), Failure> {
+        let seconds = || {
+            value
+                .parse::<f64>()
+                .ok()
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .ok_or_else(|| Failure::Usage(format!("{flag} takes a number of seconds")))
+        };
+        match flag {
+            "--mode" => {
+                self.streaming = match value {
+                    "unary" => false,
+                    "stream" => true,
+                    other => {
+                        return Err(Failure::Usage(format!(
+                            "--mode takes unary or stream, not {other:?}"
+                        )))
+                    }
+                };
+            }
+            "--concurrency" => {
+                self.concurrency = value.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                    Failure::Usage("--concurrency takes a positive number".into())
+                })?;
+            }
+            "--duration" => self.duration = seconds()?,
+            _ => self.warmup = seconds()?,
+        }
+        Ok(())
+    }
 }
 
 /// Why the process stops early: a usage mistake (exit 2) or a failed call (exit 1).
@@ -143,6 +190,12 @@ fn parse_args(argv: &[String]) -> Result<Args, Failure> {
     let mut timeout = Duration::from_secs(120);
     let mut model: Option<String> = None;
     let mut positional: Vec<String> = Vec::new();
+    let mut load = Load {
+        streaming: false,
+        concurrency: 16,
+        duration: Duration::from_secs(3),
+        warmup: Duration::from_millis(500),
+    };
 
     let mut rest = argv.iter();
     while let Some(arg) = rest.next() {
@@ -166,6 +219,9 @@ fn parse_args(argv: &[String]) -> Result<Args, Failure> {
                 timeout = Duration::try_from_secs_f64(secs).map_err(|_| {
                     Failure::Usage("--timeout must be a positive number of seconds".into())
                 })?;
+            }
+            "--mode" | "--concurrency" | "--duration" | "--warmup" => {
+                load.set(flag, &value(flag)?)?;
             }
             "--" => positional.extend(rest.by_ref().cloned()),
             _ if flag.starts_with('-') && flag.len() > 1 => {
@@ -204,6 +260,15 @@ fn parse_args(argv: &[String]) -> Result<Args, Failure> {
             model: need_model()?,
             text: one_operand("TEXT")?,
         },
+        "load" if operand.is_empty() => Command::Load {
+            model: need_model()?,
+            load,
+        },
+        "load" => {
+            return Err(Failure::Usage(
+                "load takes no PROMPT: it sends the benchmark's".into(),
+            ))
+        }
         "models" if operand.is_empty() => Command::Models,
         "models" => return Err(Failure::Usage("models takes no arguments".into())),
         other => return Err(Failure::Usage(format!("unknown command {other:?}"))),
@@ -319,6 +384,12 @@ async fn run(args: Args) -> Result<(), Failure> {
                 );
             }
         }
+        Command::Load { model, load } => {
+            println!(
+                "{}",
+                run_load(client, model, load, args.timeout).await.to_json()
+            );
+        }
         Command::CountTokens { model, text } => {
             let request = pb::CountTokensRequest {
                 model,
@@ -397,4 +468,124 @@ fn print_usage(usage: Option<&pb::Usage>) {
         ),
         None => println!("usage: (none reported)"),
     }
+}
+
+/// What a load run measured, in the JSON shape benches/loadgen.py prints.
+#[derive(Default)]
+struct Measured {
+    calls: usize,
+    latency_us: Vec<u64>,
+    ttfc_us: Vec<u64>,
+    errors: Vec<i32>,
+    window_s: f64,
+}
+
+impl Measured {
+    fn to_json(&self) -> String {
+        let list = |values: &mut dyn Iterator<Item = String>| values.collect::<Vec<_>>().join(",");
+        format!(
+            "{{\"calls\":[{}],\"latency_us\":[{}],\"ttfc_us\":[{}],\"errors\":[{}],\"window_s\":{}}}",
+            self.calls,
+            list(&mut self.latency_us.iter().map(u64::to_string)),
+            list(&mut self.ttfc_us.iter().map(u64::to_string)),
+            list(&mut self.errors.iter().map(i32::to_string)),
+            self.window_s,
+        )
+    }
+}
+
+/// The benchmark's request, the same as benches/loadgen.py sends.
+fn bench_request(model: &str) -> pb::ChatRequest {
+    let message = |role: &str, content: &str| pb::Message {
+        role: role.into(),
+        content: content.into(),
+        ..Default::default()
+    };
+    pb::ChatRequest {
+        model: model.to_owned(),
+        messages: vec![
+            message("system", "You are a concise assistant."),
+            message(
+                "user",
+                "Summarise the benefits of a central LLM gateway in two sentences.",
+            ),
+        ],
+        max_tokens: Some(64),
+        ..Default::default()
+    }
+}
+
+/// Runs `load.concurrency` callers on this one thread (a compiled client leaves the cores to the server); calls
+/// that start after the warm-up and before the end are measured.
+async fn run_load(client: Client, model: String, load: Load, timeout: Duration) -> Measured {
+    let begin = Instant::now();
+    let measure_from = begin + load.warmup;
+    let stop_at = measure_from + load.duration;
+    let request = bench_request(&model);
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..load.concurrency {
+        let (mut client, request) = (client.clone(), request.clone());
+        callers.spawn(async move {
+            let mut measured = Measured::default();
+            loop {
+                let start = Instant::now();
+                if start >= stop_at {
+                    return measured;
+                }
+                measured.calls += 1;
+                let outcome =
+                    call_once(&mut client, request.clone(), load.streaming, timeout, start).await;
+                if start < measure_from {
+                    continue;
+                }
+                match outcome {
+                    Ok(first) => {
+                        measured.latency_us.push(micros(start.elapsed()));
+                        if let Some(first) = first {
+                            measured.ttfc_us.push(micros(first));
+                        }
+                    }
+                    Err(status) => measured.errors.push(status.code() as i32),
+                }
+            }
+        });
+    }
+    let mut total = Measured::default();
+    while let Some(joined) = callers.join_next().await {
+        if let Ok(part) = joined {
+            total.calls += part.calls;
+            total.latency_us.extend(part.latency_us);
+            total.ttfc_us.extend(part.ttfc_us);
+            total.errors.extend(part.errors);
+        }
+    }
+    total.window_s = (Instant::now().min(stop_at) - measure_from).as_secs_f64();
+    total
+}
+
+/// One call; for a stream, the time to its first chunk.
+async fn call_once(
+    client: &mut Client,
+    request: pb::ChatRequest,
+    streaming: bool,
+    timeout: Duration,
+    start: Instant,
+) -> Result<Option<Duration>, Status> {
+    if !streaming {
+        client.chat(with_deadline(request, timeout)).await?;
+        return Ok(None);
+    }
+    let mut chunks = client
+        .chat_stream(with_deadline(request, timeout))
+        .await?
+        .into_inner();
+    let mut first = None;
+    while chunks.message().await?.is_some() {
+        first.get_or_insert_with(|| start.elapsed());
+    }
+    Ok(first)
+}
+
+fn micros(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
 }

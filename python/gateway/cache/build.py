@@ -1,22 +1,29 @@
-"""The response cache a config asks for: its backend, its embedding model (loaded on first use) and verify stage."""
+"""The response cache a config asks for: its backend, its embedding model (loaded on first use) and verify stage.
+
+Only what the config uses is imported: the Redis client with the redis backend, numpy, the embedding runtime and the
+verify stage's word lists with the first semantic lookup (a request may ask for the semantic cache where the config
+does not, so they are loaded on demand, not decided at start)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.cache.backends import CacheBackend
 from gateway.cache.backends.memory import MemoryBackend
-from gateway.cache.backends.redis import RedisBackend
-from gateway.cache.semantic.batching import BatchingEmbedder
-from gateway.cache.semantic.embedder import Embedder
-from gateway.cache.semantic.matcher import SemanticMatcher
 from gateway.cache.semantic_index import Candidate, SnapshotFolder
-from gateway.cache.service import ResponseCache, Vector, Verify
+from gateway.cache.service import ResponseCache, Verify
 from gateway.config.cache import EmbeddingConfig
 from gateway.config.schema import GatewayConfig
 from gateway.observe.metrics import GatewayMetrics
+
+if TYPE_CHECKING:
+    from gateway.cache.semantic.batching import BatchingEmbedder
+    from gateway.cache.semantic.embedder import Embedder
+    from gateway.cache.semantic.matcher import SemanticMatcher
+    from gateway.cache.service import Vector
 
 
 def build_cache(
@@ -31,6 +38,8 @@ def build_cache(
     feed = None
     snapshots = None
     if settings.backend == "redis":
+        from gateway.cache.backends.redis import RedisBackend
+
         backend = feed = RedisBackend(
             settings.redis_url,
             prefix=settings.key_prefix,
@@ -46,7 +55,7 @@ def build_cache(
         policies,
         backend,
         load_embedder=lambda: load_embedder(settings.embedding),
-        verify=verify_with(SemanticMatcher(settings.similarity_threshold, settings.semantic_candidates)),
+        verify=verify_when_needed(settings.similarity_threshold, settings.semantic_candidates),
         metrics=metrics,
         feed=feed,
         snapshots=snapshots,
@@ -60,8 +69,10 @@ class _Embedding:
     """The batching embedder as the cache uses it."""
 
     def __init__(self, model: Embedder, max_batch: int) -> None:
+        from gateway.cache.semantic.batching import BatchingEmbedder
+
         self.dim = model.dim
-        self._batching = BatchingEmbedder(model, max_batch)
+        self._batching: BatchingEmbedder = BatchingEmbedder(model, max_batch)
 
     async def embed(self, text: str) -> Vector:
         vector: Vector = await self._batching.embed(text)
@@ -73,6 +84,8 @@ class _Embedding:
 
 async def load_embedder(config: EmbeddingConfig) -> _Embedding:
     """Loads the model off the event loop (about 0.3 s); EmbeddingModelMissing names the pip command if absent."""
+    from gateway.cache.semantic.embedder import Embedder
+
     model = await asyncio.to_thread(Embedder, config.threads)
     return _Embedding(model, config.max_batch)
 
@@ -81,5 +94,19 @@ def verify_with(matcher: SemanticMatcher) -> Verify:
     def verify(asked: str, candidates: Sequence[Candidate]) -> tuple[Candidate | None, list[str]]:
         match = matcher.match(asked, [(i, c.similarity, c.prompt) for i, c in enumerate(candidates)])
         return (candidates[match.entry_id] if match.entry_id is not None else None), list(match.reasons)
+
+    return verify
+
+
+def verify_when_needed(similarity_threshold: float, candidates: int) -> Verify:
+    """verify_with a SemanticMatcher built at the first semantic lookup (its word lists cost ~2 MB)."""
+    built: list[Verify] = []
+
+    def verify(asked: str, found: Sequence[Candidate]) -> tuple[Candidate | None, list[str]]:
+        if not built:
+            from gateway.cache.semantic.matcher import SemanticMatcher
+
+            built.append(verify_with(SemanticMatcher(similarity_threshold, candidates)))
+        return built[0](asked, found)
 
     return verify

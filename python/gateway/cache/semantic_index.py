@@ -25,17 +25,21 @@ import os
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
 import orjson
 
 from gateway._core import VectorIndex, VectorSnapshot
 from gateway.cache.entries import EntryKey
 
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Vector = npt.NDArray[np.float32]
+
 log = logging.getLogger(__name__)
 
-Vector = npt.NDArray[np.float32]
 Snapshot = VectorSnapshot
 """A mapped snapshot: the index's base."""
 Place = tuple[str, int]

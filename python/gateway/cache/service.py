@@ -23,10 +23,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Protocol
 
 from gateway.cache.backends import BackendUnavailable, CacheBackend, PurgeFilter, SharedVector, VectorFeed
 from gateway.cache.entries import CacheEntry, CacheInfo, EntryKey
@@ -37,9 +34,15 @@ from gateway.config.cache import CacheConfig, CachePolicyConfig
 from gateway.observe.metrics import GatewayMetrics
 from gateway.records.classification import Classification
 
+if TYPE_CHECKING:
+    # Types only: numpy is imported when a semantic entry first arrives (about 10 MB a process without the cache).
+    import numpy as np
+    import numpy.typing as npt
+
+    Vector = npt.NDArray[np.float32]
+
 log = logging.getLogger(__name__)
 
-Vector = npt.NDArray[np.float32]
 DEFAULT_TTL_S = 3600
 """For calls that turn caching on where the config does not (CacheControl.mode), without a ttl_seconds."""
 CACHEABLE_FINISH = frozenset(("stop", "length", "tool_calls"))
@@ -461,6 +464,8 @@ class ResponseCache:
                 if item.origin == self._origin or item.expires_at <= now:
                     continue
                 try:
+                    import numpy as np
+
                     vector = np.frombuffer(item.vector, dtype=np.float32)
                     index = self._semantic_index(len(vector))
                     index.add(item.context, item.key, item.prompt, vector, item.expires_at)

@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
         help="HOST:PORT of the Prometheus /metrics endpoint ('' for none; default env GATEWAY_METRICS_ADDR, the "
         "config's observe.metrics.address, 127.0.0.1:9464)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="processes serving the address, supervised (default: the config's server.workers, 1; 0: one per core)",
+    )
     serve.set_defaults(handler=_serve)
 
     chat = _client_command(commands, "chat", "send a prompt and stream the answer")
@@ -94,10 +99,7 @@ def _client_command(
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvloop
-
     from gateway.config import ConfigError, load_config, load_default_config
-    from gateway.server.app import serve
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -105,7 +107,28 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    if args.workers is not None and args.workers < 0:
+        print("error: --workers: expected 0 (one per core) or more", file=sys.stderr)
+        return EXIT_USAGE
     state_dir = Path(os.environ.get("GATEWAY_STATE_DIR", "var"))
+    # Imported only here: the supervisor must set up the metrics files before prometheus_client is first imported.
+    from gateway.server.supervisor import run_supervisor, worker_count
+
+    workers = worker_count(config.server.workers if args.workers is None else args.workers)
+    if workers > 1:
+        address = args.address or config.server.address
+        try:
+            return run_supervisor(
+                config, address=address, state_dir=state_dir, metrics_address=args.metrics_address, workers=workers
+            )
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_USAGE
+
+    import uvloop
+
+    from gateway.server.app import serve
+
     uvloop.run(serve(config, address=args.address, state_dir=state_dir, metrics_address=args.metrics_address))
     return 0
 

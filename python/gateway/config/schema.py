@@ -253,7 +253,20 @@ class ServerConfig(Strict):
     tls: TlsConfig | None = None
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_concurrent_streams: int = Field(default=1024, ge=1)
+    max_in_flight: int = Field(
+        default=10_000,
+        ge=1,
+        description="Calls this process serves at once; past it a call is refused at once with RESOURCE_EXHAUSTED "
+        "(GATEWAY_OVERLOADED) and RetryInfo.",
+    )
     shutdown_grace_s: float = Field(default=10.0, ge=0)
+    workers: int = Field(
+        default=1,
+        ge=0,
+        le=256,
+        description="Processes serving the one address (SO_REUSEPORT) under a supervisor; 0: one per core. 1 runs "
+        "the server in this process, with no supervisor.",
+    )
     max_input_chars: int = Field(default=2_000_000, ge=1, description="Upper bound on a request's total text.")
 
 

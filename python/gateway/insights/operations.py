@@ -18,6 +18,7 @@ from gateway.errors import FailedPrecondition, InvalidRequest, NotFound, Permiss
 from gateway.insights.runner import Outcome, request_from_audit, run
 from gateway.insights.similarity import word_cosine
 from gateway.observe.drift import DriftMonitor, ModelHealth
+from gateway.observe.drift_share import SharedDrift
 from gateway.observe.savings import Saving, UsageGroup, cheapest_alternatives, total_saving
 from gateway.pipeline import CallInfo, CallKind, Pipeline
 from gateway.policy.access import check_manages
@@ -54,11 +55,20 @@ class Analytics:
 
 class InsightsOperations:
     def __init__(
-        self, pipeline: Pipeline, ledger: LedgerStore, drift: DriftMonitor | None, models: list[ModelConfig]
+        self,
+        pipeline: Pipeline,
+        ledger: LedgerStore,
+        drift: DriftMonitor | None,
+        models: list[ModelConfig],
+        *,
+        shared_drift: SharedDrift | None = None,
     ) -> None:
+        """`shared_drift`: under --workers, model health merged from every worker of the machine (drift_share.py);
+        else this process's monitor answers."""
         self._pipeline = pipeline
         self._ledger = ledger
         self._drift = drift
+        self._shared_drift = shared_drift
         self._models = models
 
     async def replay(
@@ -98,10 +108,13 @@ class InsightsOperations:
         ]
         return Comparison(targets, outcomes, similarities)
 
-    def model_health(self, caller: KeyRecord, model: str, provider: str) -> list[ModelHealth]:
-        """What this worker's drift monitor knows of each (model, provider), narrowed to those given."""
+    async def model_health(self, caller: KeyRecord, model: str, provider: str) -> list[ModelHealth]:
+        """What the drift monitors know of each (model, provider), narrowed to those given: every worker's calls
+        under --workers, this process's otherwise."""
         if self._drift is None:
             raise FailedPrecondition("drift monitoring is off (observe.drift.enabled)", reason="DRIFT_OFF")
+        if self._shared_drift is not None:
+            return await self._shared_drift.health(model, provider)
         drift = self._drift
         pairs = [(m, p) for m, p in drift.pairs() if (not model or m == model) and (not provider or p == provider)]
         return [h for h in (drift.model_health(m, p) for m, p in pairs) if h is not None]

@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.config.observe import DriftConfig
 
@@ -245,6 +245,7 @@ class _Track:
         "baseline",
         "current",
         "ended",
+        "history",
         "index",
         "key",
         "last",
@@ -255,9 +256,13 @@ class _Track:
         "watches",
     )
 
-    def __init__(self, key: tuple[str, str], index: int) -> None:
+    def __init__(self, key: tuple[str, str], index: int, keep_windows: int = 0) -> None:
         self.key = key
         self.index = index
+        self.history: deque[tuple[int, dict[str, _Accumulator]]] | None = (
+            deque(maxlen=keep_windows) if keep_windows else None
+        )
+        """The last closed windows by index, kept only to be shared with other workers (`windows()`)."""
         self.current: dict[str, _Accumulator] = {}
         self.last: dict[str, _Accumulator] | None = None
         self.last_start: float | None = None
@@ -278,12 +283,22 @@ class DriftMonitor:
     it from the event loop (each method is short and never awaits)."""
 
     def __init__(
-        self, config: DriftConfig, *, clock: Callable[[], float] = time.time, on_flag: FlagHandler | None = None
+        self,
+        config: DriftConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_flag: FlagHandler | None = None,
+        keep_windows: int = 0,
     ) -> None:
+        """`keep_windows`: closed windows kept per pair for `windows()` (0: none, the single-process default);
+        `history_windows(config)` is what a replay needs to reach the same baselines and flags."""
         self._config = config
         self._clock = clock
         self._on_flag = on_flag
+        self._keep_windows = keep_windows
         self._tracks: dict[tuple[str, str], _Track] = {}
+        self.changes = 0
+        """Counts calls observed, so a reader of `windows()` knows whether anything changed since its last read."""
         self._ks_c = math.sqrt(-math.log(config.ks_alpha / 2) / 2)
         self._z_chi2 = NormalDist().inv_cdf(1 - config.chi2_alpha)
         self.dropped = 0
@@ -310,6 +325,7 @@ class DriftMonitor:
         track = self._track(model, provider)
         if track is None:
             return
+        self.changes += 1
         current = track.current
         _categorical(current, STATUS).add(status)
         if prompt_tokens is not None:
@@ -396,6 +412,41 @@ class DriftMonitor:
             out.extend((model, provider, w.flag) for w in track.watches.values() if w.flag is not None)
         return out
 
+    def windows(self) -> list[tuple[str, str, int, dict[str, _Accumulator], bool]]:
+        """(model, provider, window index, metrics, closed) of the kept closed windows and of each open one, oldest
+        first per pair: what another process merges with its own (`absorb`). A window's index is its start //
+        window_s; a closed window's metrics never change again."""
+        out: list[tuple[str, str, int, dict[str, _Accumulator], bool]] = []
+        for (model, provider), track in self._tracks.items():
+            for index, window in track.history or ():
+                out.append((model, provider, index, window, True))
+            if track.current:
+                out.append((model, provider, track.index, track.current, False))
+        return out
+
+    def absorb(self, model: str, provider: str, index: int, window: dict[str, _Accumulator]) -> None:
+        """Adds a window's counts (another worker's, or several workers' summed) as if its calls had been observed
+        here; windows of one pair must come in index order. The flag handler is not called for flags this raises."""
+        track = self._tracks.get((model, provider))
+        if track is None:
+            if len(self._tracks) >= self._config.max_models:
+                self.dropped += 1
+                return
+            track = self._tracks[(model, provider)] = _Track((model, provider), index, self._keep_windows)
+        elif track.index != index:
+            on_flag, self._on_flag = self._on_flag, None
+            try:
+                self._roll(model, provider, track, index)
+            finally:
+                self._on_flag = on_flag
+        current = track.current
+        for name, acc in window.items():
+            mine = current.get(name)
+            if mine is None:
+                mine = current[name] = acc.empty()
+            mine.merge(acc)  # type: ignore[arg-type]  # a metric's windows are all of one kind
+        self.changes += 1
+
     def _track(self, model: str, provider: str) -> _Track | None:
         index = int(self._clock() // self._config.window_s)
         track = self._tracks.get((model, provider))
@@ -403,7 +454,7 @@ class DriftMonitor:
             if len(self._tracks) >= self._config.max_models:
                 self.dropped += 1
                 return None
-            track = self._tracks[(model, provider)] = _Track((model, provider), index)
+            track = self._tracks[(model, provider)] = _Track((model, provider), index, self._keep_windows)
         elif track.index != index:
             self._roll(model, provider, track, index)
         return track
@@ -416,11 +467,13 @@ class DriftMonitor:
     def _roll(self, model: str, provider: str, track: _Track, index: int) -> None:
         """Closes the open window: the previous closed one joins the baseline (but for metrics that shifted in it),
         the new one is tested against it. Windows without calls are skipped, so an idle night keeps the baseline."""
-        closed, start = track.current, track.index * self._config.window_s
+        closed, closed_index, start = track.current, track.index, track.index * self._config.window_s
         track.index = index
         if not closed:
             return
         track.current = {}
+        if track.history is not None:
+            track.history.append((closed_index, closed))
         if track.last is not None:
             for name, acc in track.last.items():
                 if name in track.last_shifted:
@@ -583,6 +636,51 @@ def _figures(window: dict[str, _Accumulator]) -> dict[str, Figures]:
             shares = {label: c / acc.n for label, c in sorted(acc.counts.items())}
             out[name] = Figures(acc.n, shares=shares)
     return out
+
+
+def history_windows(config: DriftConfig) -> int:
+    """Closed windows a replay needs to rebuild a pair's baselines, runs and flags as a continuous monitor has them:
+    a full baseline, the longest run before a re-baseline, the last closed window and one to spare."""
+    return config.baseline_windows + config.rebaseline_windows + 2
+
+
+_EDGES_BY_NAME: dict[str, tuple[float, ...]] = {"s": SECONDS_EDGES, "t": TOKENS_EDGES}
+
+
+def encode_window(window: dict[str, _Accumulator]) -> dict[str, object]:
+    """A window's metrics as plain JSON values: numeric histograms as their non-zero bins only."""
+    out: dict[str, object] = {}
+    for name, acc in window.items():
+        if isinstance(acc, _Numeric):
+            edges = "s" if acc.edges is SECONDS_EDGES else "t"
+            bins = [[i, c] for i, c in enumerate(acc.counts) if c]
+            out[name] = {"e": edges, "b": bins, "n": acc.n, "t": acc.total}
+        else:
+            out[name] = {"c": dict(acc.counts), "n": acc.n}
+    return out
+
+
+def decode_window(data: dict[str, Any]) -> dict[str, _Accumulator]:
+    """`encode_window`'s inverse; ValueError for data it did not write."""
+    window: dict[str, _Accumulator] = {}
+    try:
+        for name, raw in data.items():
+            acc: _Accumulator
+            if "e" in raw:
+                numeric = _Numeric(_EDGES_BY_NAME[raw["e"]])
+                for i, c in raw["b"]:
+                    numeric.counts[int(i)] = int(c)
+                numeric.n, numeric.total = int(raw["n"]), float(raw["t"])
+                acc = numeric
+            else:
+                categorical = _Categorical()
+                categorical.counts = {str(k): int(v) for k, v in raw["c"].items()}
+                categorical.n = int(raw["n"])
+                acc = categorical
+            window[name] = acc
+    except (KeyError, IndexError, TypeError, AttributeError) as err:
+        raise ValueError(f"not a drift window: {err!r}") from None
+    return window
 
 
 # The statistics. Each works on counts, so a window costs O(bins) to test, whatever its number of calls.

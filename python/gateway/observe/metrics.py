@@ -1,6 +1,9 @@
 """The gateway's Prometheus series, one method per pipeline event.
 
 Each `GatewayMetrics` owns its own CollectorRegistry (tests and several gateways in one process do not collide).
+Under `--workers` the values go to prometheus_client's multiprocess files instead (PROMETHEUS_MULTIPROC_DIR, set by
+the supervisor before any worker imports prometheus_client) and the supervisor serves one /metrics for all workers
+(server/supervisor.py); each gauge declares how workers' values combine.
 Label values come from bounded sets: gRPC status names, the catalog's models, providers and routes, and the teams;
 a value outside its set (or past `max_label_values` distinct ones when no set is given) is counted as `other`, so a
 caller's typo or a flood of new names cannot grow the series without bound. Never a request id or free text.
@@ -113,7 +116,15 @@ class GatewayMetrics:
             buckets=DURATION_BUCKETS,
             registry=r,
         )
-        self.in_flight = Gauge("llm_gateway_in_flight_requests", "Calls being served now.", ("kind",), registry=r)
+        # Gauges under --workers (prometheus_client's multiprocess mode, one /metrics for every worker): each says how
+        # its workers' values combine. Counters and histograms are summed, those of workers that died included.
+        self.in_flight = Gauge(
+            "llm_gateway_in_flight_requests",
+            "Calls being served now (every worker's summed).",
+            ("kind",),
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         gen_ai = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
         self.token_usage = Histogram(
             "gen_ai_client_token_usage",
@@ -163,9 +174,10 @@ class GatewayMetrics:
         )
         self.cache_backend_up = Gauge(
             "llm_gateway_cache_backend_up",
-            "1 while the cache backend answers, 0 while calls are served without the cache.",
+            "1 while the cache backend answers, 0 while calls are served without the cache (in any worker).",
             ("backend",),
             registry=r,
+            multiprocess_mode="livemin",
         )
         self.cache_errors = Counter(
             "llm_gateway_cache_errors",
@@ -190,11 +202,18 @@ class GatewayMetrics:
         )
         self.breaker_state = Gauge(
             "llm_gateway_circuit_breaker_state",
-            "Circuit-breaker state per target: 0 closed, 1 half-open, 2 open.",
+            "Circuit-breaker state per target: 0 closed, 1 half-open, 2 open (the most open of any worker's).",
             ("provider", "model"),
             registry=r,
+            multiprocess_mode="livemax",
         )
-        self.queue_depth = Gauge("llm_gateway_queue_depth", "Calls waiting in a route's queue.", ("route",), registry=r)
+        self.queue_depth = Gauge(
+            "llm_gateway_queue_depth",
+            "Calls waiting in a route's queue (each worker has its own, bounded by max_size: the deepest).",
+            ("route",),
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self.queue_wait = Histogram(
             "llm_gateway_queue_wait_seconds",
             "Time calls waited in a route's queue.",
@@ -204,11 +223,17 @@ class GatewayMetrics:
         )
         self.shared_state_up = Gauge(
             "llm_gateway_shared_state_up",
-            "1 while the shared limits and budgets (Redis) answer, 0 while each process keeps its own share.",
+            "1 while the shared limits and budgets (Redis) answer, 0 while each process keeps its own share (in any "
+            "worker).",
             registry=r,
+            multiprocess_mode="livemin",
         )
         self.budget_remaining = Gauge(
-            "llm_gateway_budget_remaining_usd", "Budget left in the current period, per team.", ("team",), registry=r
+            "llm_gateway_budget_remaining_usd",
+            "Budget left in the current period, per team (the least any worker counts).",
+            ("team",),
+            registry=r,
+            multiprocess_mode="livemin",
         )
         # Label children by raw label tuple: one dict lookup per event instead of labels()' validation and lock.
         self._children: dict[tuple[object, ...], object] = {}

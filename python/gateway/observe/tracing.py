@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from opentelemetry.sdk.resources import SERVICE_NAME
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
@@ -26,11 +27,17 @@ from opentelemetry.sdk.trace.sampling import (
 )
 
 from gateway.config.observe import OtlpProtocol, SamplerName, TracesExporter, TracingConfig
-from gateway.observe.span_sinks import OtlpSink, SdkSink, Transport, otlp_transport
+
+if TYPE_CHECKING:
+    # The sinks bring the OTLP exporters (~6 MB); imported when tracing is on.
+    from gateway.observe.span_sinks import OtlpSink, SdkSink
+
+    Sink = OtlpSink | SdkSink
 
 log = logging.getLogger("gateway.observe")
 
 DEFAULT_SERVICE_NAME: Final = "llm-gateway"
+SERVICE_INSTANCE_ID: Final = "service.instance.id"
 DEFAULT_GRPC_ENDPOINT: Final = "http://localhost:4317"
 DEFAULT_HTTP_ENDPOINT: Final = "http://localhost:4318"
 DEFAULT_EXPORT_TIMEOUT_S: Final = 10.0
@@ -115,9 +122,6 @@ def build_sampler(settings: TracingSettings) -> Sampler:
             return ParentBasedTraceIdRatio(settings.sampler_arg)
 
 
-Sink = OtlpSink | SdkSink
-
-
 def build_exporter(settings: TracingSettings) -> SpanExporter | None:
     """The exporter the settings name; None for `none`. Constructing an OTLP exporter opens no connection; an OTLP
     one sends batches the Rust core encoded (span_sinks.py)."""
@@ -125,6 +129,8 @@ def build_exporter(settings: TracingSettings) -> SpanExporter | None:
         return None
     if settings.exporter == "console":
         return ConsoleSpanExporter(service_name=settings.service_name)
+    from gateway.observe.span_sinks import otlp_transport
+
     return otlp_transport(settings.protocol, settings.endpoint, settings.export_timeout_s)
 
 
@@ -133,22 +139,27 @@ def setup_tracing(
     *,
     environ: Mapping[str, str] | None = None,
     exporter: SpanExporter | None = None,
+    worker: int | None = None,
 ) -> Sink | None:
     """Where ended calls' spans go, or None when tracing is off (then every span call is a no-op).
 
     `exporter` replaces the one the settings name (tests pass an InMemorySpanExporter). Pass the sink to
-    `CallTracer`, and call `shutdown_tracing` at exit to flush what is queued."""
+    `CallTracer`, and call `shutdown_tracing` at exit to flush what is queued. `worker`: this process's index under
+    `--workers`, named in the resource's service.instance.id."""
     settings = resolve_settings(config, environ)
     if exporter is None:
         exporter = build_exporter(settings)
     if exporter is None:
         return None
+    from gateway.observe.span_sinks import OtlpSink, SdkSink, Transport
+
     sampler = build_sampler(settings)
+    resource = with_instance_id(settings.resource_attributes, worker)
     sink: Sink
     if isinstance(exporter, Transport):
-        sink = OtlpSink(exporter, sampler, settings.resource_attributes)
+        sink = OtlpSink(exporter, sampler, resource)
     else:
-        sink = SdkSink(exporter, sampler, settings.resource_attributes, settings.export_timeout_s)
+        sink = SdkSink(exporter, sampler, resource, settings.export_timeout_s)
     log.info(
         "tracing: exporter=%s protocol=%s endpoint=%s sampler=%s",
         settings.exporter,
@@ -157,6 +168,20 @@ def setup_tracing(
         settings.sampler,
     )
     return sink
+
+
+def with_instance_id(resource: Mapping[str, str], worker: int | None) -> dict[str, str]:
+    """The resource with service.instance.id naming this process: `<host>-<pid>`, or `<host>-w<index>-<pid>` for a
+    worker of `--workers`, unless the config or OTEL_RESOURCE_ATTRIBUTES set one (then a worker's gets `-w<index>`,
+    so that each worker stays its own instance, as the conventions require)."""
+    worker_part = f"-w{worker}" if worker is not None else ""
+    attributes = dict(resource)
+    given = attributes.get(SERVICE_INSTANCE_ID)
+    if given:
+        attributes[SERVICE_INSTANCE_ID] = given + worker_part
+    else:
+        attributes[SERVICE_INSTANCE_ID] = f"{socket.gethostname()}{worker_part}-{os.getpid()}"
+    return attributes
 
 
 def shutdown_tracing(sink: Sink | None) -> None:

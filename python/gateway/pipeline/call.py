@@ -137,7 +137,7 @@ class Call:
 
 def new_record(info: CallInfo, kind: CallKind, model: str) -> AuditRecord:
     now = time.time()
-    return AuditRecord(request_id(now), now, peer=info.peer, kind=kind.value, model=model)
+    return AuditRecord(request_id(now), now, peer=info.peer, kind=kind, model=model)
 
 
 def request_id(now: float) -> str:

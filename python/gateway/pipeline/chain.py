@@ -27,7 +27,7 @@ from gateway.observe.drift import DriftMonitor
 from gateway.observe.metrics import GatewayMetrics
 from gateway.observe.spans import CallTracer
 from gateway.pipeline.call import Call, CallInfo, CallKind, new_record
-from gateway.pipeline.stage import Stage
+from gateway.pipeline.stage import BaseStage, Stage
 from gateway.pipeline.stages.audit import KeepBodies, WriteAudit
 from gateway.pipeline.stages.budgets import DowngradeOnBudget
 from gateway.pipeline.stages.cache import CacheAnswers
@@ -35,6 +35,7 @@ from gateway.pipeline.stages.guardrails import InputGuardrails, OutputGuardrails
 from gateway.pipeline.stages.identity import Authenticate, CheckAccess, CheckConditions
 from gateway.pipeline.stages.limits import AdmitLimits
 from gateway.pipeline.stages.observe import ObserveCall
+from gateway.pipeline.stages.overload import ShedOverload
 from gateway.pipeline.stages.routing import PlanRoute
 from gateway.pipeline.stages.usage import SettleUsage
 from gateway.policy.keyring import KeyRing
@@ -77,6 +78,7 @@ class Pipeline:
         metrics: GatewayMetrics | None = None,
         drift: DriftMonitor | None = None,
         rng: random.Random | None = None,
+        max_in_flight: int = 10_000,
     ) -> None:
         self._catalog = catalog
         self._counter = counter
@@ -86,8 +88,10 @@ class Pipeline:
         self._queues = {route.name: WaitQueue(route.queue) for route in catalog.routes() if route.queue.max_size}
         self._quotas = quotas
         self._observe = ObserveCall(tracer or CallTracer(None), metrics, drift, board, self._queues, budgets)
-        # The chain. Seen by every call:
-        self._outer: tuple[Stage, ...] = (self._observe, WriteAudit(audit))
+        self._overload = ShedOverload(max_in_flight)
+        # The chain. Seen by every call (the bound on calls in flight comes after observe and audit, so a call it
+        # refuses is counted and recorded like any other):
+        self._outer: tuple[Stage, ...] = (self._observe, WriteAudit(audit), self._overload)
         # Then, once the request is known, in this order (stages a config can never use are left out):
         self._stages: tuple[Stage, ...] = tuple(
             stage
@@ -108,6 +112,11 @@ class Pipeline:
             if stage is not None
         )
         self._chain = self._outer + self._stages
+        # The hooks a stage really has (BaseStage's do nothing): a call runs only those.
+        self._ends = tuple(stage for stage in self._stages if type(stage).end is not BaseStage.end)
+        self._exits = tuple(
+            (index, stage) for index, stage in enumerate(self._chain) if type(stage).exit is not BaseStage.exit
+        )
 
     def call(self, info: CallInfo, kind: CallKind, method: str, model: str) -> CallScope:
         """A call that just arrived; `model` is what the caller asked for, as given (before any validation)."""
@@ -145,7 +154,7 @@ class Pipeline:
         answer = call.answer
         answer.complete = True
         answer.finish_reason = answer.finish_reason or "stop"
-        for stage in self._stages:
+        for stage in self._ends:
             pending = stage.end(call)
             if pending is not None:
                 with call.span.stage(stage.name + ".end"):
@@ -154,7 +163,10 @@ class Pipeline:
 
     async def _exit(self, call: Call, error: BaseException | None) -> None:
         call.ended = True
-        for stage in reversed(self._chain[: call.entered]):
+        entered = call.entered
+        for index, stage in reversed(self._exits):
+            if index >= entered:
+                continue
             try:
                 pending = stage.exit(call, error)
                 if pending is not None:
@@ -258,6 +270,11 @@ class Pipeline:
     def counter(self) -> TokenCounter:
         return self._counter
 
+    @property
+    def in_flight(self) -> int:
+        """Calls this process is serving now, against its bound (server.max_in_flight)."""
+        return self._overload.in_flight
+
 
 class CallScope:
     """One call's lifecycle: `async with` it, then `complete` or `stream` the request inside. Whatever happens in
@@ -270,7 +287,11 @@ class CallScope:
         self.call = call
 
     async def __aenter__(self) -> CallScope:
-        await self._pipeline._enter(self.call, self._pipeline._outer)
+        try:
+            await self._pipeline._enter(self.call, self._pipeline._outer)
+        except BaseException as error:  # `async with` runs no __aexit__ after a failed __aenter__: exit here
+            await self._pipeline._exit(self.call, error)
+            raise
         return self
 
     async def __aexit__(

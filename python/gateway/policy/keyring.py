@@ -42,6 +42,20 @@ class KeyRing:
         self._failure_limiter = LimitKeeper()
         self._blocked: dict[str, float] = {}
         self._clock = clock
+        self._report: Callable[[str], None] | None = None
+
+    @property
+    def failures(self) -> FailurePolicy:
+        return self._failures
+
+    def report_failures_to(self, report: Callable[[str], None]) -> None:
+        """Each failed authentication's address also goes to `report` (the shared count of every process), which
+        calls `block` everywhere when the address is over its allowance."""
+        self._report = report
+
+    def block(self, host: str, seconds: float) -> None:
+        """Refuses `host` for `seconds`: it failed too often here, or in another process."""
+        self._blocked[host] = max(self._blocked.get(host, 0.0), self._clock() + seconds)
 
     def put(self, record: KeyRecord) -> None:
         """Adds or replaces a key (by id): its old hashes stop working at once."""
@@ -91,7 +105,9 @@ class KeyRing:
     def _failed(self, host: str) -> None:
         wait = self._failure_limiter.take_one(f"auth-failures:{host}", self._failures.per_minute, self._failures.burst)
         if wait > 0.0:
-            self._blocked[host] = self._clock() + max(wait, 1.0)
+            self.block(host, max(wait, 1.0))
+        if self._report is not None:
+            self._report(host)
 
     def _check_not_blocked(self, host: str) -> None:
         until = self._blocked.get(host)

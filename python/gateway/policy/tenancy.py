@@ -65,7 +65,9 @@ class Tenancy:
         self._syncing = asyncio.Lock()
         self._again = False
 
-    async def load(self, config: GatewayConfig, state_dir: Path) -> None:
+    async def load(self, config: GatewayConfig, state_dir: Path, *, save_config: bool = True) -> None:
+        """`save_config`: write the config's teams and budgets to the database (under --workers the supervisor has
+        done it once, before the workers start)."""
         now = self._clock()
         config_keys = [record for record in (_config_key(k, now) for k in config.keys) if record is not None]
         for record in config_keys:
@@ -76,29 +78,8 @@ class Tenancy:
             digest = hash_key(bootstrap) if bootstrap else _generated_bootstrap_hash(state_dir)
             self.ring.put(KeyRecord(id=BOOTSTRAP_KEY_ID, prefix="", secret_hash=digest, team="", role=Role.ADMIN))
             self.config_key_ids |= {BOOTSTRAP_KEY_ID}
-        for team in config.teams:
-            await self.store.save_team(
-                Team(
-                    name=team.name,
-                    bodies=team.bodies,
-                    retention_days=team.retention_days or config.audit.retention_days,
-                    labels=team.labels,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            for budget in team.budgets:
-                await self.store.save_budget(
-                    Budget(
-                        BudgetScope.TEAM,
-                        team.name,
-                        budget.period,
-                        budget.hard_usd,
-                        budget.soft_usd,
-                        budget.downgrade_to,
-                        updated_at=now,
-                    )
-                )
+        if save_config:
+            await save_config_teams(self.store, config, now)
         await self._apply_changes(since=None)
         log.info("%d keys, %d teams, %d budgets loaded", len(self.ring), len(self.teams), len(self.budgets.budgets()))
 
@@ -193,6 +174,41 @@ class Tenancy:
         self._synced_at = started
 
 
+async def save_config_teams(store: GovernanceStore, config: GatewayConfig, now: float) -> None:
+    """The config's teams and their budgets, written over what the database holds for them."""
+    for team in config.teams:
+        await store.save_team(
+            Team(
+                name=team.name,
+                bodies=team.bodies,
+                retention_days=team.retention_days or config.audit.retention_days,
+                labels=team.labels,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        for budget in team.budgets:
+            await store.save_budget(
+                Budget(
+                    BudgetScope.TEAM,
+                    team.name,
+                    budget.period,
+                    budget.hard_usd,
+                    budget.soft_usd,
+                    budget.downgrade_to,
+                    updated_at=now,
+                )
+            )
+
+
+def prepare_bootstrap_key(config: GatewayConfig, state_dir: Path) -> None:
+    """Generates the bootstrap key now if the gateway will need one (no GATEWAY_BOOTSTRAP_KEY and no usable config
+    key), so that workers started next all read the one hash instead of racing to make their own."""
+    usable = any(k.key_sha256 or (k.key_env and os.environ.get(k.key_env)) for k in config.keys)
+    if not os.environ.get(BOOTSTRAP_KEY_ENV) and not usable:
+        _generated_bootstrap_hash(state_dir)
+
+
 def _config_key(key: KeyConfig, now: float) -> KeyRecord | None:
     digest = key.key_sha256
     if key.key_env is not None:
@@ -217,14 +233,24 @@ def _config_key(key: KeyConfig, now: float) -> KeyRecord | None:
 
 
 def _generated_bootstrap_hash(state_dir: Path) -> str:
-    """On first start, makes an admin key, stores only its hash in the state folder and prints the key once."""
+    """On first start, makes an admin key, stores only its hash in the state folder and prints the key once.
+
+    The hash file appears whole or not at all (written beside, then linked into place, which fails if another
+    process got there first): two gateways starting at once on one state folder agree on one key."""
     path = state_dir / BOOTSTRAP_HASH_FILE
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
     state_dir.mkdir(parents=True, exist_ok=True)
     key = new_key()
-    path.write_text(hash_key(key) + "\n", encoding="utf-8")
-    path.chmod(0o600)
+    partial = state_dir / f".{BOOTSTRAP_HASH_FILE}.{os.getpid()}"
+    partial.write_text(hash_key(key) + "\n", encoding="utf-8")
+    partial.chmod(0o600)
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    finally:
+        partial.unlink()
     # Printed, not logged: the one time the key is shown, on the operator's terminal rather than in log files.
     print(
         f"Generated an admin gateway key (shown only this once; its hash is in {path}):\n\n    {key}\n\n"

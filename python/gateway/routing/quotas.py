@@ -10,10 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
 from gateway.limits import LimitKeeper
 from gateway.routing.catalog import Target
-from gateway.state.redis import RedisState, StateUnavailable, tag
+from gateway.state.keyspace import StateUnavailable, tag
+
+if TYPE_CHECKING:
+    from gateway.state.redis import RedisState
 
 log = logging.getLogger("gateway.routing")
 

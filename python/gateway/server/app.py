@@ -8,10 +8,11 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -29,17 +30,18 @@ from gateway.insights.operations import InsightsOperations
 from gateway.ledger.audit import AuditLog, AuditSettings
 from gateway.ledger.budgets import BudgetBook
 from gateway.ledger.retention import Retention
-from gateway.observe.drift import DriftFlag, DriftMonitor
+from gateway.observe.drift import DriftFlag, DriftMonitor, history_windows
+from gateway.observe.drift_share import SharedDrift
 from gateway.observe.metrics import GatewayMetrics
 from gateway.observe.metrics_server import DEFAULT_ADDRESS, ENV_ADDRESS, MetricsServer, start_metrics_server
 from gateway.observe.spans import CallTracer
-from gateway.observe.tracing import Sink, setup_tracing, shutdown_tracing
+from gateway.observe.tracing import setup_tracing, shutdown_tracing
 from gateway.pipeline import Pipeline
 from gateway.pipeline.stages.observe import CACHE_PROVIDER_LABEL
 from gateway.policy.key_limits import KeyLimiter
 from gateway.policy.keyring import FailurePolicy, KeyRing
 from gateway.policy.team_policies import TeamPolicies
-from gateway.policy.tenancy import TENANCY_NOTICE, Tenancy
+from gateway.policy.tenancy import TENANCY_NOTICE, Tenancy, prepare_bootstrap_key, save_config_teams
 from gateway.records.audit import AuditRecord
 from gateway.routing.catalog import ModelCatalog
 from gateway.routing.health import HealthBoard
@@ -48,23 +50,60 @@ from gateway.server.admin_servicer import AdminServicer
 from gateway.server.insights_servicer import InsightsServicer
 from gateway.server.servicer import GatewayServicer
 from gateway.state.admission import LocalLimits, SharedLimits
+from gateway.state.failures import AUTH_BLOCK_NOTICE, SharedFailures
 from gateway.state.notices import LocalNotices, Notice, Notices, PostgresNotices, RedisNotices
-from gateway.state.redis import RedisState
 from gateway.store.database import default_url, open_engine, postgres_dsn
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
 from gateway.tokens import TokenCounter
 
+if TYPE_CHECKING:
+    from gateway.observe.tracing import Sink
+    from gateway.state.redis import RedisState
+
 log = logging.getLogger("gateway.server")
+NOTICES_READY_S = 5.0
+"""How long a starting process waits to hear the others' notices before it serves anyway."""
+
+DRIFT_FOLDER = "drift"
+"""Under the state folder: each worker's drift windows, for model health across workers (observe/drift_share.py)."""
 
 
-def _server_options(config: ServerConfig) -> list[tuple[str, int]]:
+@dataclass(frozen=True, slots=True)
+class WorkerRole:
+    """This process's place under `gateway serve --workers N` (server/supervisor.py); None for a lone process."""
+
+    index: int
+    count: int
+    record_metrics: bool
+    """The supervisor serves /metrics: record into prometheus_client's multiprocess files, serve no endpoint here."""
+    ready_fd: int | None = None
+    """A pipe to the supervisor, written once the server listens and then closed."""
+
+    @property
+    def runs_machine_jobs(self) -> bool:
+        """Worker 0 runs what a machine needs once (the audit retention purge); a restarted worker 0 takes it on."""
+        return self.index == 0
+
+
+_UNBOUNDED = 2**31 - 1
+"""The largest value a gRPC integer option takes (as seconds, 68 years)."""
+
+
+def server_options(config: ServerConfig) -> list[tuple[str, int]]:
     return [
         # Chats with images or long histories are large; the limit is the config's, symmetric in both directions.
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
-        # Bounds the streams one client connection may hold open, so one client cannot starve the others.
+        # Bounds the streams one client connection may hold open, so one client cannot starve the others; a client
+        # queues the streams past it until one of its streams ends.
         ("grpc.max_concurrent_streams", config.max_concurrent_streams),
+        # ... and then finds a free slot: with gRPC's "overload protection" (on by default) the core counts a stream
+        # until the event loop has released the finished call, which comes later than its last frame, so it refused
+        # the client's next stream (REFUSED_STREAM, UNAVAILABLE to the client, never seen by the gateway): 2,846 of
+        # 5,000 streams over one connection per client process, 74 of 100 over one connection at a limit of 8. The
+        # calls the gateway serves are bounded by server.max_in_flight, so the HTTP/2 count is the one to keep.
+        ("grpc.http.overload_protection", 0),
         # Long streams sit idle between chunks behind load balancers: ping to keep the connection, and accept
         # clients' pings every 10 s without calling them abusive.
         ("grpc.keepalive_time_ms", 30_000),
@@ -73,6 +112,20 @@ def _server_options(config: ServerConfig) -> list[tuple[str, int]]:
         ("grpc.keepalive_permit_without_calls", 1),
         # One process per core is the scaling unit; SO_REUSEPORT lets several share the address.
         ("grpc.so_reuseport", 1),
+        # grpc.aio takes calls from the core one at a time per method, on the event loop. While the loop is busy (a
+        # burst of streams opening), the calls it has not taken yet wait in the core's backlog; past
+        # max_pending_requests (default 1,000) the core drops them at random, and all of them past the hard limit
+        # (default 3,000). Each ends as a bare CANCELLED the gateway never sees: no status detail, no audit record,
+        # no log line (benches/stream_burst.py: 62 of 2,000 and 2,207 of 5,000 streams; the bare forwarder lost as
+        # many). The backlog is the wrong place to refuse, so its bounds are set out of reach: the gateway's own
+        # bound (server.max_in_flight) refuses the excess once taken, with a status and a record, and a refusal is
+        # cheap, so the backlog drains fast. For the same reason a call waits in the backlog as long as it takes,
+        # not grpc.server_max_unrequested_time_in_server's default 30 s, after which the core drops it the same
+        # way: a CPU-starved machine (load 10 on 2 cores) took longer than that to take 5,000 streams and 314 of
+        # them were dropped. A caller's deadline still ends the wait, with DEADLINE_EXCEEDED.
+        ("grpc.server.max_pending_requests", _UNBOUNDED),
+        ("grpc.server.max_pending_requests_hard_limit", _UNBOUNDED),
+        ("grpc.server_max_unrequested_time_in_server", _UNBOUNDED),
     ]
 
 
@@ -109,6 +162,7 @@ class Gateway:
     board: HealthBoard
     """The targets' breakers and rests, as this process sees them."""
     limits: LocalLimits | SharedLimits
+    shared_drift: SharedDrift | None = None
 
     async def stop(self, grace: float) -> None:
         """Finishes in-flight calls, then writes every pending audit record before closing the database, and
@@ -120,6 +174,8 @@ class Gateway:
         if self.metrics_server is not None:
             await self.metrics_server.close()
         await self.retention.close()
+        if self.shared_drift is not None:
+            await self.shared_drift.close()
         await self.tenancy.close()
         await self.notices.close()
         await self.audit.close()
@@ -159,12 +215,14 @@ async def build_gateway(
     metrics_address: str | None = None,
     span_exporter: SpanExporter | None = None,
     drift_clock: Callable[[], float] = time.time,
+    worker: WorkerRole | None = None,
 ) -> Gateway:
     """`metrics_address`: where /metrics is served (the --metrics-address flag); else env GATEWAY_METRICS_ADDR, the
     config's observe.metrics.address, 127.0.0.1:9464. An empty address turns metrics off.
     `span_exporter` replaces the exporter the OTEL_* settings name (an embedding process's own, or a test's);
-    `drift_clock` is the clock the drift monitor's windows follow."""
+    `drift_clock` is the clock the drift monitor's windows follow; `worker`: set in the processes of --workers."""
     counter = TokenCounter()
+    counter.preload(counted_models(config))
     catalog = ModelCatalog.from_config(config)
     strict = config.audit.mode == "strict"
     engine = await open_engine(config.state.database_url or default_url(state_dir), synchronous_full=strict)
@@ -179,7 +237,7 @@ async def build_gateway(
         sync_interval_s=config.state.sync_interval_s,
         default_retention_days=config.audit.retention_days,
     )
-    await tenancy.load(config, state_dir)
+    await tenancy.load(config, state_dir, save_config=worker is None)
     audit_enabled = config.audit.enabled
 
     async def write(records: list[AuditRecord]) -> None:
@@ -192,10 +250,15 @@ async def build_gateway(
         config.audit.retention_days,
         config.audit.purge_interval_s,
     )
-    tracing = setup_tracing(config.observe.tracing, exporter=span_exporter)
-    if metrics_address is None:
-        configured = os.environ.get(ENV_ADDRESS, config.observe.metrics.address)
-        metrics_address = DEFAULT_ADDRESS if configured is None else configured
+    tracing = setup_tracing(
+        config.observe.tracing, exporter=span_exporter, worker=worker.index if worker is not None else None
+    )
+    if worker is not None:
+        metrics_address = ""  # the supervisor serves every worker's series
+        recording = worker.record_metrics
+    else:
+        metrics_address = resolve_metrics_address(config, metrics_address)
+        recording = bool(metrics_address)
     metrics = GatewayMetrics(
         models=catalog.model_names(),
         providers={t.provider.name for t in catalog.targets()} | {CACHE_PROVIDER_LABEL},
@@ -206,15 +269,28 @@ async def build_gateway(
         _log_drift(model, provider, flag)
         metrics.observe_drift_flag(model=model, provider=provider, metric=flag.metric)
 
+    observed = metrics if recording else None
     drift = (
-        DriftMonitor(config.observe.drift, clock=drift_clock, on_flag=on_drift)
+        DriftMonitor(
+            config.observe.drift,
+            clock=drift_clock,
+            on_flag=on_drift,
+            keep_windows=history_windows(config.observe.drift) if worker is not None else 0,
+        )
         if config.observe.drift.enabled
         else None
     )
-    cache = build_cache(config, metrics if metrics_address else None)
-    shared = (
-        RedisState(config.state.redis_url, timeout_s=config.limits.redis_timeout_s) if config.state.redis_url else None
+    shared_drift = (
+        SharedDrift(drift, config.observe.drift, state_dir / DRIFT_FOLDER, clock=drift_clock)
+        if drift is not None and worker is not None
+        else None
     )
+    cache = build_cache(config, observed, state_dir=state_dir)
+    shared: RedisState | None = None
+    if config.state.redis_url:
+        from gateway.state.redis import RedisState
+
+        shared = RedisState(config.state.redis_url, timeout_s=config.limits.redis_timeout_s)
     local_limits = LocalLimits(KeyLimiter(), budgets)
     limits: LocalLimits | SharedLimits = local_limits
     if shared is not None and config.limits.backend != "memory":
@@ -225,7 +301,7 @@ async def build_gateway(
             mode=config.limits.mode,
             lease_size=config.limits.lease_size,
             fail_open=config.limits.on_redis_error == "fail_open",
-            metrics=metrics if metrics_address else None,
+            metrics=observed,
         )
     board = HealthBoard(config.circuit_breaker)
     notices = _notices(config, shared, state_dir)
@@ -240,6 +316,9 @@ async def build_gateway(
 
     board.announce_with(announce)
     tenancy.announce_with(notices)
+    failures = SharedFailures(shared, notices, ring) if shared is not None else None
+    if failures is not None:
+        ring.report_failures_to(failures.report)
     pipeline = Pipeline(
         ring,
         catalog,
@@ -251,20 +330,21 @@ async def build_gateway(
         policies=TeamPolicies(config, partial(_prompt_tokens, counter, catalog)),
         audit_enabled=audit_enabled,
         tracer=CallTracer(tracing, record_content=config.observe.tracing.record_content),
-        metrics=metrics if metrics_address else None,
+        metrics=observed,
         drift=drift,
         cache=cache,
         limits=limits,
         quotas=SharedQuotas(shared) if shared is not None and config.limits.backend != "memory" else Quotas(),
+        max_in_flight=config.server.max_in_flight,
     )
     known_models = frozenset(catalog.model_names()) | {r.name for r in catalog.routes()}
     admin = AdminOperations(tenancy, ledger, retention, known_models, cache)
 
-    server = grpc.aio.server(options=_server_options(config.server))
+    server = grpc.aio.server(options=server_options(config.server))
     servicer = GatewayServicer(pipeline, ring, config.server.max_input_chars)
     gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, server)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, ring), server)
-    insights = InsightsOperations(pipeline, ledger, drift, config.models)
+    insights = InsightsOperations(pipeline, ledger, drift, config.models, shared_drift=shared_drift)
     insights_pb2_grpc.add_InsightsServicer_to_server(
         InsightsServicer(insights, ring, config.server.max_input_chars), server
     )
@@ -292,17 +372,28 @@ async def build_gateway(
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     metrics_server = await start_metrics_server(metrics.registry, metrics_address) if metrics_address else None
     audit.start()
-    cache.start()
+    cache.start()  # in every worker: each keeps its own semantic index, fed the entries the others store
     tenancy.start()
-    retention.start()
+    if worker is None or worker.runs_machine_jobs:
+        retention.start()
+        log.info("audit retention: purging every %g s from this process", config.audit.purge_interval_s)
+    if shared_drift is not None:
+        shared_drift.start()
 
     async def on_notice(notice: Notice) -> None:
         if notice.get("kind") == TENANCY_NOTICE:
             await tenancy.on_notice()
         elif notice.get("kind") == "health":
             board.apply(str(notice.get("event")), str(notice.get("target")), float(notice.get("s") or 0.0))
+        elif notice.get("kind") == AUTH_BLOCK_NOTICE and failures is not None:
+            failures.apply(notice)
 
     notices.start(on_notice)
+    if not await notices.ready(NOTICES_READY_S):
+        log.warning(
+            "change notices from other processes are not arriving yet; until they do, changes reach this one at its "
+            "periodic sync (state.sync_interval_s)"
+        )
     return Gateway(
         server,
         servicer,
@@ -322,7 +413,37 @@ async def build_gateway(
         notices,
         board,
         limits,
+        shared_drift,
     )
+
+
+def resolve_metrics_address(config: GatewayConfig, flag: str | None) -> str:
+    """--metrics-address, else env GATEWAY_METRICS_ADDR, else observe.metrics.address, else 127.0.0.1:9464; "" is
+    off."""
+    if flag is not None:
+        return flag
+    configured = os.environ.get(ENV_ADDRESS, config.observe.metrics.address)
+    return DEFAULT_ADDRESS if configured is None else configured
+
+
+def counted_models(config: GatewayConfig) -> Iterator[tuple[str, str | None]]:
+    """(upstream model, declared tokenizer) of every model and deployment: what the token counter must load."""
+    for model in config.models:
+        yield model.upstream, model.tokenizer
+        for deployment in model.deployments:
+            yield deployment.upstream_model or model.upstream, model.tokenizer
+
+
+async def prepare_state(config: GatewayConfig, state_dir: Path) -> None:
+    """What runs once per machine before --workers start, so that workers do not race for it: the bootstrap key
+    (generated and printed once), the database schema (created or upgraded) and the config's teams and budgets."""
+    prepare_bootstrap_key(config, state_dir)
+    strict = config.audit.mode == "strict"
+    engine = await open_engine(config.state.database_url or default_url(state_dir), synchronous_full=strict)
+    try:
+        await save_config_teams(GovernanceStore(engine), config, time.time())
+    finally:
+        await engine.dispose()
 
 
 def _notices(config: GatewayConfig, shared: RedisState | None, state_dir: Path) -> Notices:
@@ -336,19 +457,42 @@ def _notices(config: GatewayConfig, shared: RedisState | None, state_dir: Path) 
     return LocalNotices(state_dir / "notices")
 
 
+FULL_COLLECTION_EVERY = 1000
+"""Young (gen-1) collections between two looks at a full one; Python's default is 10."""
+
+
 def settle_heap() -> None:
     """Moves everything built at start (modules, the config, models, tokenizers: most of the heap) into the garbage
-    collector's permanent generation, so its collections walk only what calls allocate (gc.freeze)."""
+    collector's permanent generation, so its collections walk only what calls allocate (gc.freeze).
+
+    Then makes full collections rare. One walks every object of every call in flight (235 ms with 2,000 streams
+    open, 314,000 objects) and finds next to nothing: calls free their objects by reference counting (5 to 48 objects
+    per full collection in benches/stream_burst.py). Python looks at one every 10 gen-1 collections and runs it when
+    the long-lived objects grew by a quarter since the last, which a burst of streams opening does again and again:
+    at 5,000 streams, 10 full collections, 3.3 s in all, up to 0.96 s each, every call stalled meanwhile. Looking
+    every 1,000 instead keeps them out of bursts; young collections, which stay short, are unchanged."""
     gc.collect()
     gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
 
 
 async def serve(
-    config: GatewayConfig, *, address: str | None, state_dir: Path, metrics_address: str | None = None
+    config: GatewayConfig,
+    *,
+    address: str | None,
+    state_dir: Path,
+    metrics_address: str | None = None,
+    worker: WorkerRole | None = None,
 ) -> None:
-    gateway = await build_gateway(config, address=address, state_dir=state_dir, metrics_address=metrics_address)
+    gateway = await build_gateway(
+        config, address=address, state_dir=state_dir, metrics_address=metrics_address, worker=worker
+    )
     settle_heap()
     await gateway.server.start()
+    if worker is not None and worker.ready_fd is not None:
+        os.write(worker.ready_fd, b"r")
+        os.close(worker.ready_fd)
     host = gateway.address.rsplit(":", 1)[0]
     log.info(
         "gateway listening on %s:%d (%s) with %d models; metrics at %s",
@@ -356,7 +500,9 @@ async def serve(
         gateway.port,
         "TLS" if config.server.tls else "plaintext",
         len(gateway.catalog.targets()),
-        gateway.metrics_server.url if gateway.metrics_server is not None else "(off)",
+        gateway.metrics_server.url
+        if gateway.metrics_server is not None
+        else ("the supervisor's" if worker is not None else "(off)"),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

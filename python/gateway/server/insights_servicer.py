@@ -83,7 +83,7 @@ class InsightsServicer(insights_pb2_grpc.InsightsServicer):
         self, request: pb.GetModelHealthRequest, context: Context
     ) -> pb.GetModelHealthResponse:
         caller = self._caller(context)
-        health = self._ops.model_health(caller, request.model, request.provider)
+        health = await self._ops.model_health(caller, request.model, request.provider)
         return pb.GetModelHealthResponse(models=[_health_to_proto(h) for h in health])
 
     @unary

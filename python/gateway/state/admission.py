@@ -15,14 +15,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from gateway.errors import RateLimited, Unavailable
 from gateway.ledger.budgets import BudgetBook, Reservation, budget_exceeded
 from gateway.observe.metrics import GatewayMetrics
 from gateway.policy.key_limits import KeyLimiter, describe
 from gateway.records.governance import Budget, BudgetScope, KeyLimits, KeyRecord, Period
-from gateway.state.redis import RedisState, StateUnavailable, part, tag
+from gateway.state.keyspace import StateUnavailable, part, tag
+
+if TYPE_CHECKING:
+    from gateway.state.redis import RedisState
 
 log = logging.getLogger("gateway.state")
 

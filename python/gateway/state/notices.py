@@ -17,11 +17,14 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 
-from gateway.state.redis import CHANGES, RedisState, StateUnavailable
+from gateway.state.keyspace import CHANGES, StateUnavailable
+
+if TYPE_CHECKING:
+    from gateway.state.redis import RedisState
 
 log = logging.getLogger("gateway.state")
 
@@ -39,6 +42,10 @@ class Notices(Protocol):
 
     def start(self, handler: Handler) -> None: ...
 
+    async def ready(self, timeout_s: float) -> bool:
+        """Waits (at most `timeout_s`) until notices from the others arrive: a notice sent before would be lost."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -50,6 +57,15 @@ def _handle(sender: str, data: bytes, handler: Handler) -> None:
     task = asyncio.get_running_loop().create_task(_deliver(sender, data, handler))
     _handling.add(task)
     task.add_done_callback(_handling.discard)
+
+
+async def _within(wait: Awaitable[object], timeout_s: float) -> bool:
+    try:
+        async with asyncio.timeout(timeout_s):
+            await wait
+    except TimeoutError:
+        return False
+    return True
 
 
 def _encode(sender: str, notice: Notice) -> bytes:
@@ -81,6 +97,9 @@ class RedisNotices:
 
         self._state.start(on_message)
 
+    async def ready(self, timeout_s: float) -> bool:
+        return await _within(self._state.listening.wait(), timeout_s)
+
     async def close(self) -> None:
         await self._state.close()
 
@@ -92,7 +111,12 @@ class PostgresNotices:
         self._dsn = dsn
         self.sender = uuid.uuid4().hex
         self._task: asyncio.Task[None] | None = None
+        self._opening: asyncio.Task[None] | None = None
         self._sending: Any = None
+        self._listening = asyncio.Event()
+
+    async def ready(self, timeout_s: float) -> bool:
+        return await _within(self._listening.wait(), timeout_s)
 
     async def send(self, notice: Notice) -> None:
         import asyncpg
@@ -107,6 +131,14 @@ class PostgresNotices:
 
     def start(self, handler: Handler) -> None:
         self._task = asyncio.create_task(self._listen_forever(handler), name="notices-listen")
+        # The sending connection opens now, not on the first change (a connect costs tens of ms).
+        self._opening = asyncio.create_task(self._open(), name="notices-connect")
+
+    async def _open(self) -> None:
+        import asyncpg
+
+        with contextlib.suppress(OSError, asyncpg.PostgresError):  # send() tries again
+            self._sending = await asyncpg.connect(self._dsn)
 
     async def _listen_forever(self, handler: Handler) -> None:
         import asyncpg
@@ -127,15 +159,19 @@ class PostgresNotices:
 
                 connection.add_termination_listener(on_lost)
                 await connection.add_listener(PG_CHANNEL, on_notify)
+                self._listening.set()
                 await lost
             except (OSError, asyncpg.PostgresError) as err:
                 log.debug("listening for change notices stopped (%s); again in 1 s", err)
             finally:
+                self._listening.clear()
                 if connection is not None and not connection.is_closed():
                     await connection.close()
             await asyncio.sleep(1.0)
 
     async def close(self) -> None:
+        if self._opening is not None:
+            await self._opening
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -188,6 +224,9 @@ class LocalNotices:
                 _handle(self.sender, data, handler)
 
         loop.add_reader(sock.fileno(), on_readable)
+
+    async def ready(self, timeout_s: float) -> bool:
+        return self._socket is not None
 
     async def close(self) -> None:
         if self._socket is not None:

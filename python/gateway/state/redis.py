@@ -13,8 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, Final
-from urllib.parse import quote
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -22,28 +21,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from gateway.state import lua
+from gateway.state.keyspace import CHANGES, HEARTBEAT_S, PREFIX, StateUnavailable
 
 log = logging.getLogger("gateway.state")
-
-PREFIX: Final = "gw:"
-HEARTBEAT_S: Final = 2.0
-"""How often a process says it is alive; it counts as gone after three missed beats."""
-CHANGES: Final = f"{PREFIX}changes"
-"""The pub/sub channel of notices between processes (state/notices.py)."""
-
-
-class StateUnavailable(Exception):
-    """Redis failed or did not answer within the timeout."""
-
-
-def part(name: str) -> str:
-    """A name as a key part: percent-encoded, so no brace, colon or glob character from a name reaches a key."""
-    return quote(name, safe="")
-
-
-def tag(kind: str, name: str) -> str:
-    """A hash tag: every key of one script shares it, so all of them sit in one Redis Cluster slot."""
-    return f"{PREFIX}{{{kind}:{part(name)}}}:"
 
 
 def pooled_client(url: str, timeout_s: float) -> Redis:
@@ -75,6 +55,8 @@ class RedisState:
         self.live = 1
         """Processes seen alive at the last heartbeat (this one included)."""
         self._tasks: list[asyncio.Task[None]] = []
+        self.listening = asyncio.Event()
+        """Set once subscribed to the notices channel (cleared while the subscription is down)."""
 
     async def admit(self, keys: list[str], args: list[Any]) -> list[Any]:
         return await self._run(self._admit, keys, args)
@@ -154,6 +136,7 @@ class RedisState:
         pubsub = listener.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(CHANGES)
+            self.listening.set()
             while True:
                 message = await pubsub.get_message(timeout=None)
                 if message is None:
@@ -161,6 +144,7 @@ class RedisState:
                 channel = message["channel"]
                 yield channel.decode() if isinstance(channel, bytes) else channel, message["data"]
         finally:
+            self.listening.clear()
             await pubsub.aclose()
             await listener.aclose()
 

@@ -76,12 +76,15 @@ def _on_sqlite_connect(engine: Engine, *, synchronous_full: bool) -> None:
     @event.listens_for(engine, "connect")
     def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
+        # Several gateway processes (--workers) share one file: wait up to 10 s for another's write lock instead of
+        # failing at once. Set first, so the journal-mode pragma below waits too. The gateway's write transactions
+        # begin with their write (inserts, deletes, updates by key; schema changes run once, before workers start),
+        # so SQLite waits for the lock rather than refusing it as a possible deadlock.
+        cursor.execute("PRAGMA busy_timeout=10000")
         # WAL lets readers (usage queries, exports) run while the audit writer commits; with synchronous=NORMAL a
         # commit survives the process being killed, and only a power cut can lose the last transactions.
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        # Several gateway processes may share one file: wait for a writer's lock instead of failing at once.
-        cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
 
 

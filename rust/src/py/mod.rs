@@ -1,6 +1,7 @@
 //! The Python skin: `gateway._core`. Each submodule registers the bindings of one core module.
 
 mod errors;
+mod gil;
 mod otlp;
 mod patterns;
 mod pii;

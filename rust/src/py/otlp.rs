@@ -4,10 +4,10 @@
 //! attribute lookup on a `ReadableSpan` runs Python code. Everything is read and owned first, then encoded.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
-use pyo3::marker::Ungil;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyList, PyString, PyTuple};
 
+use super::gil::detach_if;
 use crate::otlp::{Event, ExportRequest, KeyValue, Span, SpanKind, Status, StatusCode, Value};
 
 /// `(trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, attributes, events, status_code,
@@ -21,15 +21,6 @@ const SPAN_FIELDS: usize = 13;
 /// is below the noise. Below 64 spans (~45 µs of encoding) giving the GIL away risks a switch-interval wait to get it
 /// back for little gain. Figures in docs/benchmarks/otlp.md.
 const DETACH_MIN_SPANS: usize = 64;
-
-/// Run `f` without the GIL when the batch is large enough for the hand-off to pay.
-fn run<T: Ungil, F: Ungil + FnOnce() -> T>(py: Python<'_>, spans: usize, f: F) -> T {
-    if spans < DETACH_MIN_SPANS {
-        f()
-    } else {
-        py.detach(f)
-    }
-}
 
 /// `encode_spans(resource_attributes, scope_name, scope_version, spans) -> bytes`
 #[pyfunction(name = "encode_spans")]
@@ -48,7 +39,7 @@ pub fn py_encode_spans<'py>(
     let request = ExportRequest::new(&resource, scope_name, scope_version, &spans);
     // Written straight into the `bytes` object: no second buffer and copy of a batch's ~0.5 MB.
     PyBytes::new_with(py, request.encoded_len(), |buf| {
-        run(py, spans.len(), || {
+        detach_if(py, spans.len() >= DETACH_MIN_SPANS, || {
             let mut rest = buf;
             request.encode(&mut rest);
             debug_assert!(rest.is_empty(), "encoded_len and encode disagree");

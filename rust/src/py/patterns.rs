@@ -2,7 +2,12 @@
 
 use pyo3::prelude::*;
 
+use super::gil::detach_if;
 use crate::patterns::PatternSet;
+
+/// Matching runs at ~0.3 µs a kB; from 64 kB (~20 µs) other threads gain more from the GIL than getting it back may
+/// cost (see `super::gil`).
+const DETACH_MIN_BYTES: usize = 64 * 1024;
 
 /// Many regexes over one text, each reporting its own leftmost-first, non-overlapping matches.
 #[pyclass(frozen, module = "gateway._core", name = "PatternSet")]
@@ -25,7 +30,7 @@ impl PyPatternSet {
     /// `(pattern index, start, end)` in characters, at most `limit` per pattern, ordered by pattern then start.
     #[pyo3(signature = (text, limit = 64))]
     fn find_all(&self, py: Python<'_>, text: String, limit: usize) -> Vec<(usize, usize, usize)> {
-        py.detach(|| {
+        detach_if(py, text.len() >= DETACH_MIN_BYTES, || {
             self.inner
                 .find_all(&text, limit)
                 .into_iter()
@@ -36,7 +41,9 @@ impl PyPatternSet {
 
     /// Indices of the patterns that match anywhere in `text`.
     fn which(&self, py: Python<'_>, text: String) -> Vec<usize> {
-        py.detach(|| self.inner.which(&text))
+        detach_if(py, text.len() >= DETACH_MIN_BYTES, || {
+            self.inner.which(&text)
+        })
     }
 
     #[getter]

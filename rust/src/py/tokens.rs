@@ -6,26 +6,17 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use pyo3::marker::Ungil;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use super::errors::invalid_argument;
+use super::gil::detach_if;
 use crate::tokens::{self, AllowedSpecial, ChatMessage, ChatOverhead, Encoding};
 
-/// A detach/re-attach pair costs ~14 ns here (an 11-byte count: 61 ns with the GIL kept, 75 ns detached); below
-/// this many bytes the count is too short for another thread to gain from the GIL, so it is kept. Measured by
-/// building with 0 and with `usize::MAX`; figures in docs/benchmarks/tokens.md.
-const DETACH_MIN_BYTES: usize = 256;
-
-/// Run `f` without the GIL when the input is large enough for the hand-off to pay.
-fn run<T: Ungil, F: Ungil + FnOnce() -> T>(py: Python<'_>, input_bytes: usize, f: F) -> T {
-    if input_bytes < DETACH_MIN_BYTES {
-        f()
-    } else {
-        py.detach(f)
-    }
-}
+/// Counting runs at ~3 µs a kB (o200k_base); from 8 kB (~25 µs) other threads gain more from the GIL than getting it
+/// back may cost (see `super::gil`). A short count kept attached: 61 ns for 11 bytes, against 75 ns detached even
+/// with no other thread waiting. Figures in docs/benchmarks/tokens.md.
+const DETACH_MIN_BYTES: usize = 8 * 1024;
 
 fn encoding_of(name: &str) -> PyResult<Encoding> {
     Ok(Encoding::from_name(name)?)
@@ -99,7 +90,7 @@ pub fn py_encode(
     let names = allowed_names(allowed_special)?;
     let text = text_of(text)?;
     let text: &str = &text;
-    let ids = run(py, text.len(), || {
+    let ids = detach_if(py, text.len() >= DETACH_MIN_BYTES, || {
         with_allowed(names.as_deref(), |allowed| {
             tokens::encode(encoding, text, allowed)
         })
@@ -117,14 +108,18 @@ pub fn py_count_tokens(
     let encoding = encoding_of(encoding_name)?;
     let text = text_of(text)?;
     let text: &str = &text;
-    Ok(run(py, text.len(), || tokens::count(encoding, text)))
+    Ok(detach_if(py, text.len() >= DETACH_MIN_BYTES, || {
+        tokens::count(encoding, text)
+    }))
 }
 
 /// `decode(ids, encoding_name) -> str`
 #[pyfunction(name = "decode")]
 pub fn py_decode(py: Python<'_>, ids: Vec<u32>, encoding_name: &str) -> PyResult<String> {
     let encoding = encoding_of(encoding_name)?;
-    Ok(run(py, ids.len() * 4, || tokens::decode(encoding, &ids))?)
+    Ok(detach_if(py, ids.len() * 4 >= DETACH_MIN_BYTES, || {
+        tokens::decode(encoding, &ids)
+    })?)
 }
 
 /// `count_tokens_batch(texts, encoding_name) -> list[int]`
@@ -137,8 +132,10 @@ pub fn py_count_tokens_batch(
     let encoding = encoding_of(encoding_name)?;
     let objects = texts_of(texts)?;
     let texts = objects.iter().map(text_of).collect::<PyResult<Vec<_>>>()?;
-    let bytes = texts.iter().map(|t| t.len()).sum();
-    Ok(run(py, bytes, || tokens::count_batch(encoding, &texts)))
+    let bytes: usize = texts.iter().map(|t| t.len()).sum();
+    Ok(detach_if(py, bytes >= DETACH_MIN_BYTES, || {
+        tokens::count_batch(encoding, &texts)
+    }))
 }
 
 /// `encode_batch(texts, encoding_name, allowed_special=None) -> list[list[int]]`
@@ -153,8 +150,8 @@ pub fn py_encode_batch(
     let names = allowed_names(allowed_special)?;
     let objects = texts_of(texts)?;
     let texts = objects.iter().map(text_of).collect::<PyResult<Vec<_>>>()?;
-    let bytes = texts.iter().map(|t| t.len()).sum();
-    let ids = run(py, bytes, || {
+    let bytes: usize = texts.iter().map(|t| t.len()).sum();
+    let ids = detach_if(py, bytes >= DETACH_MIN_BYTES, || {
         with_allowed(names.as_deref(), |allowed| {
             tokens::encode_batch(encoding, &texts, allowed)
         })
@@ -189,13 +186,13 @@ pub fn py_count_chat_tokens(
         .iter()
         .map(|(role, name, text)| ChatMessage { role, name, text })
         .collect();
-    let bytes = messages.iter().map(|m| m.text.len()).sum();
+    let bytes: usize = messages.iter().map(|m| m.text.len()).sum();
     let overhead = ChatOverhead {
         per_message,
         per_name,
         reply_priming: reply,
     };
-    Ok(run(py, bytes, || {
+    Ok(detach_if(py, bytes >= DETACH_MIN_BYTES, || {
         tokens::count_chat(encoding, &messages, overhead)
     }))
 }

@@ -45,7 +45,7 @@ class ObserveCall(BaseStage):
     def enter(self, call: Call) -> None:
         call.span = self._tracer.start_call(call.method, call.info.metadata, request_id=call.record.request_id)
         if self._metrics is not None:
-            self._metrics.observe_call_started(call.kind.value)
+            self._metrics.observe_call_started(call.kind)
         if self._drift is not None:
             call.answer.edges = AnswerEdges()
 

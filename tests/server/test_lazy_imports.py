@@ -1,0 +1,76 @@
+"""A gateway imports what its config uses, only when it uses it: each optional part costs megabytes a process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+OPTIONAL = (
+    "numpy",  # the semantic cache's vectors
+    "onnxruntime",  # its embedding model
+    "tokenizers",
+    "gateway.cache.semantic.matcher",  # its verify stage's word lists
+    "redis",  # state.redis_url, cache.backend redis
+    "asyncpg",  # a PostgreSQL database
+    "psycopg",
+    "opentelemetry.exporter",  # OTLP tracing
+    "gateway.observe.span_sinks",
+)
+BUILD = """
+import asyncio, json, sys, pathlib
+from gateway.config.loader import parse_config
+from gateway.server.app import build_gateway
+
+async def main():
+    config = parse_config(sys.stdin.read())
+    state_dir = pathlib.Path(sys.argv[1])
+    gateway = await build_gateway(config, address="127.0.0.1:0", state_dir=state_dir, metrics_address="")
+    await gateway.server.start()
+    await gateway.stop(0)
+
+asyncio.run(main())
+print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in {OPTIONAL_ROOTS} or name in {OPTIONAL})))
+"""
+BASE = """
+providers: [{name: sim, type: simulated}]
+models: [{name: fast, provider: sim, tokenizer: o200k_base}]
+"""
+
+
+def _imported(tmp_path: Path, config: str) -> set[str]:
+    roots = {name.split(".")[0] for name in OPTIONAL if not name.startswith("gateway")}
+    script = BUILD.replace("{OPTIONAL_ROOTS}", repr(roots)).replace("{OPTIONAL}", repr(set(OPTIONAL)))
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        input=config,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    names: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return {name for name in OPTIONAL if any(n == name or n.startswith(name + ".") for n in names)}
+
+
+def test_a_plain_config_imports_none_of_the_optional_parts(tmp_path: Path) -> None:
+    assert _imported(tmp_path, BASE) == set()
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("cache: {backend: redis, redis_url: 'redis://127.0.0.1:1/0'}\n", {"redis"}),
+        ("state: {redis_url: 'redis://127.0.0.1:1/0'}\n", {"redis"}),
+        (
+            "observe: {tracing: {exporter: otlp, endpoint: 'http://127.0.0.1:1'}}\n",
+            {"opentelemetry.exporter", "gateway.observe.span_sinks"},
+        ),
+    ],
+)
+def test_what_a_config_uses_is_imported(tmp_path: Path, extra: str, expected: set[str]) -> None:
+    assert _imported(tmp_path, BASE + extra) == expected
