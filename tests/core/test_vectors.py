@@ -4,6 +4,8 @@ payloads, snapshots (saved, mapped, merged) and readers while the next snapshot 
 from __future__ import annotations
 
 import array
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -371,3 +373,56 @@ def test_readers_keep_searching_while_the_next_snapshot_replaces_the_file(tmp_pa
     assert errors == []
     assert misses[0] <= searches[0] // 50
     assert [p.name for p in tmp_path.iterdir()] == ["index.gwv"], "no temporary file left behind"
+
+
+# Saves snapshots of growing size to one path, as fast as it can: `python -c WRITER name path rounds`.
+WRITER = """
+import sys
+import numpy as np
+from gateway._core import VectorIndex
+name, path, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rows = np.random.default_rng(len(name)).standard_normal((1000, 64)).astype(np.float32)
+index = VectorIndex(64, hnsw_min_vectors=200)
+for n in range(1, rounds + 1):
+    for i in range((n - 1) * 10, n * 10):
+        index.insert("t", i, rows[i], name.encode())
+    index.save(path, label=f"{name} {n * 10}".encode())
+"""
+
+
+@pytest.mark.timeout(120)
+def test_concurrent_writers_replace_the_snapshot_whole(tmp_path: Path) -> None:
+    """Two processes save to one path at once (what two lock holders would do, if the lock failed): every file a
+    reader opens is one writer's whole snapshot, never a mix or a partial write, and no temporary file remains."""
+    path = tmp_path / "index.gwv"
+    rounds = 60
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, name, str(path), str(rounds)]) for name in ("first", "second")
+    ]
+    opened: set[bytes] = set()
+    try:
+        while any(w.poll() is None for w in writers):
+            try:
+                snapshot = VectorSnapshot(path)
+            except OSError:
+                continue  # none written yet
+            name, n = snapshot.label.decode().split()
+            assert snapshot.count("t") == int(n)
+            assert set(snapshot.payloads("t")) == {name.encode()}
+            opened.add(snapshot.label)
+    finally:
+        for w in writers:
+            if w.poll() is None:
+                w.kill()
+    assert [w.wait(timeout=30) for w in writers] == [0, 0]
+    final = VectorSnapshot(path)
+    assert final.label in (b"first 600", b"second 600")
+    assert final.search("t", final_row(final.label))[0][0] == 599
+    assert len(opened) > 1
+    assert [p.name for p in tmp_path.iterdir()] == ["index.gwv"], "no temporary file left behind"
+
+
+def final_row(label: bytes) -> np.ndarray:
+    name = label.split()[0].decode()
+    row: np.ndarray = np.random.default_rng(len(name)).standard_normal((1000, 64)).astype(np.float32)[599]
+    return row

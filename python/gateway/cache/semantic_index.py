@@ -104,12 +104,12 @@ class SemanticIndex:
             return total
         teams = self._base_teams
         if teams is None:
-            teams = Counter(_decode(p)[0].team for ns in base.namespaces() for p in base.payloads(ns))
+            teams = Counter(_team(p) for ns in base.namespaces() for p in base.payloads(ns))
             self._base_teams = teams
         total += teams.total() if team is None else teams[team]
         for place in [p for p, _ in own] + list(self._hidden):
             payload = base.payload(*place)
-            if payload is not None and (team is None or _decode(payload)[0].team == team):
+            if payload is not None and (team is None or _team(payload) == team):
                 total -= 1  # counted in the own layer, or hidden
         return total
 
@@ -146,7 +146,12 @@ class SemanticIndex:
             payload = self._own.payload(context, vid) if own else base.payload(context, vid) if base else None
             if payload is None:
                 continue  # removed since the search
-            key, prompt, expires_at = _decode(payload)
+            decoded = _decode(payload)
+            if decoded is None:  # damaged on disk: this entry is unusable, not the index
+                log.warning("semantic index: an unreadable entry in the snapshot skipped")
+                self._hidden.add((context, vid))
+                continue
+            key, prompt, expires_at = decoded
             if expires_at <= now:
                 self.remove(context, key.id)
                 continue
@@ -310,9 +315,19 @@ def _encode(key: EntryKey, prompt: str, expires_at: float) -> bytes:
     return orjson.dumps([key.team, key.namespace, key.model, key.id, prompt, expires_at])
 
 
-def _decode(payload: bytes) -> tuple[EntryKey, str, float]:
-    team, namespace, model, entry_id, prompt, expires_at = orjson.loads(payload)
-    return EntryKey(team, namespace, model, entry_id), prompt, float(expires_at)
+def _decode(payload: bytes) -> tuple[EntryKey, str, float] | None:
+    """None for a payload that does not read back: a snapshot file damaged on disk (its structure is checked when it
+    is mapped, its payloads as they are read)."""
+    try:
+        team, namespace, model, entry_id, prompt, expires_at = orjson.loads(payload)
+        return EntryKey(str(team), str(namespace), str(model), str(entry_id)), str(prompt), float(expires_at)
+    except (ValueError, TypeError):
+        return None
+
+
+def _team(payload: bytes) -> str | None:
+    decoded = _decode(payload)
+    return decoded[0].team if decoded is not None else None
 
 
 def _vector_id(entry_id: str) -> int:
