@@ -35,6 +35,8 @@ from gateway.cache.semantic_index import SemanticIndex, SnapshotFolder
 N, DIM = 100_000, 384
 CONTEXT = "shared-route"
 CACHE = Path(__file__).resolve().parents[1] / ".benchmarks"
+REBUILD_LIMIT_S = 240.0
+"""A rebuilding worker is followed this long at most: on a busy 2-core machine its graph takes 8 to 30 minutes."""
 PROMPT = "Explain, step by step and with an example, how to configure the gateway's semantic cache for route {i}. " * 3
 
 
@@ -132,7 +134,8 @@ def report(results: dict[str, tuple[float, float]]) -> None:
 
 
 def worker(mode: str, folder: Path, spawned: float, seconds: float) -> None:
-    """A fresh process: reports (seconds since spawn, search ms) pairs as JSON on stdout."""
+    """A fresh process: reports (seconds since spawn, search ms) pairs as JSON on stdout, from its first search until
+    `seconds` after its graph is complete, or REBUILD_LIMIT_S after its spawn, whichever comes first."""
     queries = np.load(folder / "queries.npy")
     index = SemanticIndex(DIM, max_entries=N)
     marks: dict[str, float] = {"imported": time.time() - spawned}
@@ -159,6 +162,9 @@ def worker(mode: str, folder: Path, spawned: float, seconds: float) -> None:
             settled_at = time.time()
             marks["graph_complete"] = settled_at - spawned
         if settled_at is not None and time.time() - settled_at > seconds:
+            break
+        if time.time() - spawned > REBUILD_LIMIT_S:
+            marks["pending_at_limit"] = index._own.pending(CONTEXT)
             break
     json.dump({"marks": marks, "trace": trace}, sys.stdout)
 
@@ -194,10 +200,17 @@ def cold_start(folder: Path, data: np.ndarray, skip_rebuild: bool) -> None:
         result = json.loads(out.stdout)
         (folder / f"cold-start-{mode}.json").write_text(out.stdout)  # the whole trace, for a closer look
         first, steady, at = time_to_steady(result["trace"])
-        marks = ", ".join(f"{k} {v:.2f} s" for k, v in result["marks"].items())
-        print(
-            f"   {mode:<9} first answer {first:6.2f} s; steady p50 {steady:.3f} ms, reached by {at:6.2f} s after spawn"
-        )
+        marks = ", ".join(f"{k} {v:.2f}" for k, v in result["marks"].items())
+        if "pending_at_limit" in result["marks"]:
+            print(
+                f"   {mode:<9} first answer {first:6.2f} s; not steady after {REBUILD_LIMIT_S:.0f} s: p50 of the last"
+                f" 200 searches {steady:.2f} ms"
+            )
+        else:
+            print(
+                f"   {mode:<9} first answer {first:6.2f} s; steady p50 {steady:.3f} ms, reached by {at:6.2f} s after"
+                " spawn"
+            )
         print(f"             ({marks})")
         early = [ms for t, ms in result["trace"] if t < first + 1.0]
         print(f"             searches in the first second: {len(early)}, p50 {np.percentile(early, 50):.2f} ms")
