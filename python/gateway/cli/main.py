@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 from llmgateway.v1 import gateway_pb2 as pb
+from llmgateway.v1 import insights_pb2
 
 from gateway.cli import admin
 from gateway.cli.output import print_json, print_table
@@ -84,6 +85,16 @@ def _parser() -> argparse.ArgumentParser:
     count.add_argument("--chat", action="store_true", help="count the text as one user message of a chat")
     count.add_argument("text", help="the text; '-' reads it from stdin")
     count.set_defaults(handler=_count_tokens)
+    feedback = _client_command(commands, "feedback", "rate a call this key made, on metrics the config declares")
+    feedback.add_argument("request_id", help="the call's id (printed by `gateway chat --json` as id)")
+    feedback.add_argument("--thumbs", action="append", default=[], metavar="METRIC=up|down", help="a boolean metric")
+    feedback.add_argument("--score", action="append", default=[], metavar="METRIC=N", help="a float metric")
+    feedback.add_argument("--label", action="append", default=[], metavar="METRIC=LABEL", help="a label metric")
+    feedback.add_argument("--comment", default="")
+    feedback.add_argument(
+        "--source", choices=sorted(_SOURCES), default="end_user", help="who gives the feedback (default end_user)"
+    )
+    feedback.set_defaults(handler=_feedback)
     admin.add_commands(commands)
     return parser
 
@@ -236,3 +247,51 @@ def _count_tokens(args: argparse.Namespace) -> int:
         kind = "exact" if response.exact else "estimate"
         sys.stdout.write(f"{response.tokens} tokens ({kind}, {response.tokenizer})\n")
     return 0
+
+
+_SOURCES = {
+    "end_user": insights_pb2.FEEDBACK_SOURCE_END_USER,
+    "calling_service": insights_pb2.FEEDBACK_SOURCE_CALLING_SERVICE,
+    "evaluator": insights_pb2.FEEDBACK_SOURCE_EVALUATOR,
+}
+_THUMBS = {"up": True, "true": True, "yes": True, "down": False, "false": False, "no": False}
+
+
+def _feedback(args: argparse.Namespace) -> int:
+    ratings = []
+    for item in args.thumbs:
+        metric, value = _pair("--thumbs", item)
+        if value.lower() not in _THUMBS:
+            raise SystemExit(f"error: --thumbs {item!r}: the value is up or down")
+        ratings.append(insights_pb2.MetricRating(metric=metric, boolean=_THUMBS[value.lower()]))
+    for item in args.score:
+        metric, value = _pair("--score", item)
+        try:
+            ratings.append(insights_pb2.MetricRating(metric=metric, score=float(value)))
+        except ValueError:
+            raise SystemExit(f"error: --score {item!r}: the value is a number") from None
+    for item in args.label:
+        metric, value = _pair("--label", item)
+        ratings.append(insights_pb2.MetricRating(metric=metric, label=value))
+    if not ratings:
+        raise SystemExit("error: give at least one rating: --thumbs, --score or --label")
+    with _client(args) as client:
+        response = client.feedback(
+            args.request_id, ratings, comment=args.comment, source=_SOURCES[args.source], timeout=args.timeout
+        )
+    if args.json:
+        print_json(response)
+        return 0
+    rows = [("METRIC", "QUALITY", "")]
+    rows += [
+        (r.metric, f"{r.quality:.2f}", "replaced an earlier rating" if r.replaced else "") for r in response.recorded
+    ]
+    print_table(rows)
+    return 0
+
+
+def _pair(flag: str, item: str) -> tuple[str, str]:
+    metric, sep, value = item.partition("=")
+    if not sep or not metric:
+        raise SystemExit(f"error: {flag} {item!r} must look like METRIC=VALUE")
+    return metric, value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from typing import Any, Literal, Self
 
@@ -11,6 +12,7 @@ from pydantic import Field, SecretStr, model_validator
 from gateway.config.base import Name, Strict
 from gateway.config.cache import CacheConfig, CachePolicyConfig
 from gateway.config.guardrails import GuardrailsConfig, ResidencyConfig, merge_guardrails
+from gateway.config.learning import FeedbackConfig
 from gateway.config.observe import ObserveConfig
 from gateway.config.routes import CircuitBreakerConfig, RouteConfig, Strategy
 from gateway.records.governance import BodyPolicy, Period, Role
@@ -32,13 +34,36 @@ DEFAULT_BASE_URLS: dict[ProviderType, str] = {
 }
 
 
+class SimulatedQuality(Strict):
+    """Prompts of one kind, and per model the probability that the simulated answer to one is good."""
+
+    prompt_regex: str = Field(description="A Python regex searched in the last user message.")
+    good: dict[str, float] = Field(description="Model name -> probability of a good answer, 0 to 1.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        try:
+            re.compile(self.prompt_regex)
+        except re.error as err:
+            raise ValueError(f"prompt_regex {self.prompt_regex!r} does not compile: {err}") from None
+        if any(not 0 <= p <= 1 for p in self.good.values()):
+            raise ValueError("good: probabilities lie between 0 and 1")
+        return self
+
+
 class SimulationConfig(Strict):
-    """How a simulated provider behaves: its speed and how often it fails."""
+    """How a simulated provider behaves: its speed, how often it fails, and how often its answers are good."""
 
     time_to_first_token_ms: float = Field(default=0.0, ge=0)
     per_token_ms: float = Field(default=0.0, ge=0)
     error_rate: float = Field(default=0.0, ge=0, le=1)
     max_answer_tokens: int = Field(default=64, ge=1, le=100_000)
+    quality: list[SimulatedQuality] = Field(
+        default_factory=list,
+        description="The first row whose regex matches the prompt draws the answer good or bad; the answer's "
+        "prefix says which, e.g. '[simulated small: good answer]'.",
+    )
+    seed: int | None = Field(default=None, description="Seeds the draws of failures and of good answers.")
 
 
 class ProviderConfig(Strict):
@@ -286,6 +311,7 @@ class GatewayConfig(Strict):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     observe: ObserveConfig = Field(default_factory=ObserveConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> Self:
@@ -312,6 +338,11 @@ class GatewayConfig(Strict):
                 if provider not in providers:
                     raise ValueError(f"model {model.name!r} names unknown provider {provider!r}")
         _check_routes(self.routes, {m.name for m in self.models})
+        for route in self.routes:
+            if route.learned is not None and self.feedback.metric(route.learned.quality) is None:
+                raise ValueError(
+                    f"route {route.name!r}: learned.quality {route.learned.quality!r} is not in feedback.metrics"
+                )
         if self.limits.backend == "redis" and self.state.redis_url is None:
             raise ValueError("limits.backend is redis: set state.redis_url")
         return self

@@ -44,6 +44,7 @@ from gateway.records.governance import Team
 from gateway.routing.catalog import ModelCatalog
 from gateway.routing.executor import Execution
 from gateway.routing.health import HealthBoard
+from gateway.routing.learned import LearnedStrategy
 from gateway.routing.queue import Priority, WaitQueue
 from gateway.routing.quotas import Quotas
 from gateway.routing.router import Router
@@ -79,7 +80,9 @@ class Pipeline:
         drift: DriftMonitor | None = None,
         rng: random.Random | None = None,
         max_in_flight: int = 10_000,
+        learned: LearnedStrategy | None = None,
     ) -> None:
+        """`learned`: the learned strategy and its profiles, when a route has strategy learned."""
         self._catalog = catalog
         self._counter = counter
         self._board = board
@@ -102,7 +105,13 @@ class Pipeline:
                 CheckConditions(),
                 WatchAnomalies(policies.anomalies) if policies.anomalies is not None else None,
                 DowngradeOnBudget(budgets),
-                PlanRoute(Router(catalog, board, self._rng), counter, policies, budgets),
+                PlanRoute(
+                    Router(catalog, board, self._rng, learned),
+                    counter,
+                    policies,
+                    budgets,
+                    learned.profiles if learned is not None else None,
+                ),
                 AdmitLimits(limits),
                 SettleUsage(counter, cache.hit_cost_usd),
                 CacheAnswers(cache, catalog),

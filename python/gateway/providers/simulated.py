@@ -2,14 +2,18 @@
 
 The answer is deterministic text derived from the prompt; usage is counted with the real tokenizer; the time to first
 token, the per-token delay and an error rate come from the config, so routing and resilience can be exercised with no
-API key. Every answer is labelled as simulated (ChatResponse.simulated, ModelInfo.simulated, the text's prefix).
+API key. A quality table in the config makes some answers good and others bad, drawn per (model, kind of prompt), so
+that learning from feedback can be exercised too. Every answer is labelled as simulated (ChatResponse.simulated,
+ModelInfo.simulated, the text's prefix).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import random
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -85,10 +89,11 @@ class SimulatedProvider(Provider):
         super().__init__(config)
         self._sim = config.simulation
         self._counter = TokenCounter()
-        self._failures = random.Random()
+        # One seeded generator for every draw (failures, good answers): a seeded run repeats itself.
+        self._draws = random.Random(self._sim.seed)
 
     def _answer(self, request: ChatRequest, model: ModelConfig) -> tuple[str, str, Usage, ToolCall | None]:
-        if self._sim.error_rate and self._failures.random() < self._sim.error_rate:
+        if self._sim.error_rate and self._draws.random() < self._sim.error_rate:
             raise ProviderError(
                 f"simulated provider {self.name!r} failed on purpose (error_rate={self._sim.error_rate})",
                 provider=self.name,
@@ -98,7 +103,7 @@ class SimulatedProvider(Provider):
         prompt = "\n".join(f"{m.role}:{m.text()}" for m in request.messages)
         digest = hashlib.sha256(prompt.encode()).digest()
         rng = random.Random(digest)
-        prefix = f"[simulated {model.name}]"
+        prefix = f"[simulated {model.name}{self._verdict(request, model)}]"
         natural = rng.randint(max(1, self._sim.max_answer_tokens // 2), self._sim.max_answer_tokens)
         budget = request.max_tokens if request.max_tokens is not None else model.max_output_tokens
         words = [prefix, *(rng.choice(_WORDS) for _ in range(natural))]
@@ -116,6 +121,17 @@ class SimulatedProvider(Provider):
             finish = "tool_calls"
         prompt_tokens = self._counter.count_chat(request.messages, model.upstream, model.tokenizer).tokens
         return text, finish, Usage(prompt_tokens, completion), tool_call
+
+    def _verdict(self, request: ChatRequest, model: ModelConfig) -> str:
+        """': good answer' or ': bad answer' when a row of the quality table covers the prompt and the model."""
+        last = next((m.text() for m in reversed(request.messages) if m.role == "user"), "")
+        for row in self._sim.quality:
+            if _regex(row.prompt_regex).search(last) is not None:
+                good = row.good.get(model.name)
+                if good is None:
+                    return ""
+                return ": good answer" if self._draws.random() < good else ": bad answer"
+        return ""
 
     async def chat(self, request: ChatRequest, model: ModelConfig, call: UpstreamCall) -> ChatResult:
         text, finish, usage, tool_call = self._answer(request, model)
@@ -155,6 +171,12 @@ class SimulatedProvider(Provider):
                     f"simulated provider {self.name!r} timed out", provider=self.name, reason="UPSTREAM_TIMEOUT"
                 )
         await asyncio.sleep(seconds)
+
+
+@functools.cache
+def _regex(pattern: str) -> re.Pattern[str]:
+    """Patterns come from the config, so the cache is bounded."""
+    return re.compile(pattern)
 
 
 def _forced_tool_call(request: ChatRequest, digest: bytes) -> ToolCall | None:

@@ -46,6 +46,8 @@ class AuditRecord:
     """Set when the response cache answered: kind, similarity, entry_id, age_s."""
     cache_saved_usd: float = 0.0
     """What a cache hit would have cost from the provider."""
+    learned: dict[str, Any] | None = None
+    """A learned route's decision: query type, model, each arm's probability of being picked, exploration."""
 
     @property
     def billable(self) -> bool:

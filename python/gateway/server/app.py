@@ -26,7 +26,9 @@ from gateway.cache.build import build_cache
 from gateway.cache.service import ResponseCache
 from gateway.chat import ChatRequest
 from gateway.config.schema import GatewayConfig, ServerConfig, TlsConfig
+from gateway.insights.feedback import FeedbackOperations
 from gateway.insights.operations import InsightsOperations
+from gateway.learning.profiles import ProfileBook, ProfileStore
 from gateway.ledger.audit import AuditLog, AuditSettings
 from gateway.ledger.budgets import BudgetBook
 from gateway.ledger.retention import Retention
@@ -45,14 +47,17 @@ from gateway.policy.tenancy import TENANCY_NOTICE, Tenancy, prepare_bootstrap_ke
 from gateway.records.audit import AuditRecord
 from gateway.routing.catalog import ModelCatalog
 from gateway.routing.health import HealthBoard
+from gateway.routing.learned import LearnedStrategy
 from gateway.routing.quotas import Quotas, SharedQuotas
 from gateway.server.admin_servicer import AdminServicer
 from gateway.server.insights_servicer import InsightsServicer
+from gateway.server.registration import generic_registrar
 from gateway.server.servicer import GatewayServicer
 from gateway.state.admission import LocalLimits, SharedLimits
 from gateway.state.failures import AUTH_BLOCK_NOTICE, SharedFailures
 from gateway.state.notices import LocalNotices, Notice, Notices, PostgresNotices, RedisNotices
 from gateway.store.database import default_url, open_engine, postgres_dsn
+from gateway.store.feedback import FeedbackStore, SqlProfileStore
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
 from gateway.tokens import TokenCounter
@@ -163,6 +168,7 @@ class Gateway:
     """The targets' breakers and rests, as this process sees them."""
     limits: LocalLimits | SharedLimits
     shared_drift: SharedDrift | None = None
+    feedback: FeedbackOperations | None = None
 
     async def stop(self, grace: float) -> None:
         """Finishes in-flight calls, then writes every pending audit record before closing the database, and
@@ -174,6 +180,8 @@ class Gateway:
         if self.metrics_server is not None:
             await self.metrics_server.close()
         await self.retention.close()
+        if self.feedback is not None:
+            await self.feedback.close()
         if self.shared_drift is not None:
             await self.shared_drift.close()
         await self.tenancy.close()
@@ -319,6 +327,18 @@ async def build_gateway(
     failures = SharedFailures(shared, notices, ring) if shared is not None else None
     if failures is not None:
         ring.report_failures_to(failures.report)
+    half_lives = {r.name: r.learned.half_life_s for r in config.routes if r.learned is not None}
+    profile_store: ProfileStore = SqlProfileStore(engine)
+    if shared is not None:
+        from gateway.state.profiles import RedisProfileStore
+
+        profile_store = RedisProfileStore(shared)
+    profiles = ProfileBook(half_lives, profile_store)
+    learned = (
+        LearnedStrategy(profiles, {name: catalog.pool(name)[0].model for name in catalog.model_names()}, time.time)
+        if half_lives
+        else None
+    )
     pipeline = Pipeline(
         ring,
         catalog,
@@ -336,20 +356,31 @@ async def build_gateway(
         limits=limits,
         quotas=SharedQuotas(shared) if shared is not None and config.limits.backend != "memory" else Quotas(),
         max_in_flight=config.server.max_in_flight,
+        learned=learned,
     )
     known_models = frozenset(catalog.model_names()) | {r.name for r in catalog.routes()}
     admin = AdminOperations(tenancy, ledger, retention, known_models, cache)
 
     server = grpc.aio.server(options=server_options(config.server))
+    registrar = generic_registrar(server)
     servicer = GatewayServicer(pipeline, ring, config.server.max_input_chars)
-    gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, server)
-    admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, ring), server)
+    gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, registrar)
+    admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, ring), registrar)
     insights = InsightsOperations(pipeline, ledger, drift, config.models, shared_drift=shared_drift)
+    feedback = FeedbackOperations(
+        config.feedback,
+        config.routes,
+        ledger,
+        FeedbackStore(engine),
+        audit,
+        profiles,
+        audit_enabled=audit_enabled,
+    )
     insights_pb2_grpc.add_InsightsServicer_to_server(
-        InsightsServicer(insights, ring, config.server.max_input_chars), server
+        InsightsServicer(insights, feedback, ring, config.server.max_input_chars), registrar
     )
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
     service_names = (
         gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name,
         admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
@@ -357,7 +388,7 @@ async def build_gateway(
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     )
-    reflection.enable_server_reflection(service_names, server)
+    reflection.enable_server_reflection(service_names, registrar)
 
     address = address or config.server.address
     tls = config.server.tls
@@ -379,6 +410,8 @@ async def build_gateway(
         log.info("audit retention: purging every %g s from this process", config.audit.purge_interval_s)
     if shared_drift is not None:
         shared_drift.start()
+    if half_lives:
+        feedback.start()
 
     async def on_notice(notice: Notice) -> None:
         if notice.get("kind") == TENANCY_NOTICE:
@@ -414,6 +447,7 @@ async def build_gateway(
         board,
         limits,
         shared_drift,
+        feedback,
     )
 
 
