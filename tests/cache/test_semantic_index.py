@@ -128,7 +128,6 @@ def test_the_next_snapshot_folds_in_own_entries_and_removals(tmp_path: Path) -> 
     assert ids(writer.search("a", more[7], 1, 0.0, NOW)) == [key(1007).id]
 
 
-
 def test_the_top_hit_over_both_layers_is_the_exact_scans(tmp_path: Path) -> None:
     writer, data = filled(300, contexts=("a",))
     writer.write_snapshot(tmp_path / "s.gwv", b"", max_graph_adds=0)
@@ -141,6 +140,7 @@ def test_the_top_hit_over_both_layers_is_the_exact_scans(tmp_path: Path) -> None
     for q in unit_rows(50, seed=32):
         best = int(np.argmax(everything @ q))
         assert ids(index.search("a", q, 1, -1.0, NOW)) == [key(best).id]
+
 
 def test_the_own_layer_is_bounded_oldest_first() -> None:
     index = SemanticIndex(DIM, max_entries=10)

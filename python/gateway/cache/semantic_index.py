@@ -77,7 +77,8 @@ class SemanticIndex:
         self._base: VectorSnapshot | None = None
         self._hidden: set[Place] = set()
         """Base entries this process removed (expired, gone from the backend, replaced elsewhere)."""
-        self._base_teams: Counter[str] | None = None
+        self._base_teams: Counter[str | None] | None = None
+        """Base entries per team (None: unreadable ones), counted once per snapshot."""
         self.writing = False
         """Set while a snapshot is being written from this index: removals then hide their base copy too, in case the
         snapshot takes the entry before it went."""
