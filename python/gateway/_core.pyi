@@ -287,7 +287,7 @@ class VectorIndex:
     def namespaces(self) -> list[str]: ...
     def flush(self, threads: int | None = None) -> None:
         """Moves every pending entry into the graphs now instead of waiting for the background indexer (default
-        threads: all cores); on return nothing is pending."""
+        threads: all cores); on return nothing is pending, and no background indexer runs."""
 
     def save(self, path: str | PathLike[str], label: bytes = b"") -> None:
         """Writes rows, payloads and graphs to `path` as a snapshot (VectorSnapshot maps it, load copies it),

@@ -155,7 +155,7 @@ impl PyVectorIndex {
     }
 
     /// Moves every pending entry into the graphs now, on `threads` threads (default: all cores), instead of waiting
-    /// for the background indexer; on return nothing is pending.
+    /// for the background indexer; on return nothing is pending, and no background indexer runs.
     #[pyo3(signature = (threads = None))]
     fn flush(&self, py: Python<'_>, threads: Option<usize>) -> PyResult<()> {
         let threads = threads.unwrap_or_else(|| {

@@ -673,10 +673,16 @@ impl VectorIndex {
         self.namespace(namespace).map_or(0, |ns| ns.pending())
     }
 
-    /// Moves every pending entry into the graphs now, on `threads` threads (after a bulk load, before a bench).
+    /// Moves every pending entry into the graphs now, on `threads` threads (after a bulk load, before a bench), and
+    /// returns once no background indexer runs either: one that earlier inserts started may be between two batches,
+    /// and would take rows inserted after this returns into the graph. Inserts that go on meanwhile are helped along.
     pub fn build(&self, threads: usize) -> Result<(), CoreError> {
         for (_, ns) in self.all() {
             ns.migrate_all(threads)?;
+            while ns.migrating.load(Ordering::Acquire) {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                ns.migrate_all(threads)?;
+            }
         }
         Ok(())
     }
