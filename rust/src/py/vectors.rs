@@ -12,9 +12,21 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::errors::invalid_argument;
+use crate::error::CoreError;
 use crate::vectors::{
-    IndexConfig, MergeOptions, Quantization, Snapshot, VectorIndex, DEFAULT_HNSW_THRESHOLD,
+    Hit, IndexConfig, MergeOptions, Quantization, Snapshot, VectorIndex, DEFAULT_HNSW_THRESHOLD,
 };
+
+/// A search of either class: the query taken from Python, the search run without the GIL, hits as (id, score).
+fn search_with(
+    py: Python<'_>,
+    vector: &Bound<'_, PyAny>,
+    search: impl Send + FnOnce(Vec<f32>) -> Result<Vec<Hit>, CoreError>,
+) -> PyResult<Vec<(u64, f32)>> {
+    let q = vector_arg(vector)?;
+    let hits = py.detach(|| search(q))?;
+    Ok(hits.into_iter().map(|h| (h.id, h.score)).collect())
+}
 
 /// Copies a vector argument into an owned Vec: one memcpy for a contiguous float32 buffer, else element by element.
 fn vector_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
@@ -134,9 +146,9 @@ impl PyVectorIndex {
         k: usize,
         min_score: f32,
     ) -> PyResult<Vec<(u64, f32)>> {
-        let q = vector_arg(vector)?;
-        let hits = py.detach(|| self.inner.search(namespace, q, k, min_score))?;
-        Ok(hits.into_iter().map(|h| (h.id, h.score)).collect())
+        search_with(py, vector, |q| {
+            self.inner.search(namespace, q, k, min_score)
+        })
     }
 
     /// Entries in `namespace`, or in all namespaces when None.
@@ -277,9 +289,9 @@ impl PyVectorSnapshot {
         k: usize,
         min_score: f32,
     ) -> PyResult<Vec<(u64, f32)>> {
-        let q = vector_arg(vector)?;
-        let hits = py.detach(|| self.inner.search(namespace, q, k, min_score))?;
-        Ok(hits.into_iter().map(|h| (h.id, h.score)).collect())
+        search_with(py, vector, |q| {
+            self.inner.search(namespace, q, k, min_score)
+        })
     }
 
     /// The payload stored with `id` in `namespace`; None when it is not there.

@@ -522,6 +522,17 @@ impl Namespace {
     }
 }
 
+/// Checks a search's arguments (VectorIndex's and Snapshot's alike) and scales `query` to unit length.
+fn search_query(query: &mut [f32], dim: usize, min_score: f32) -> Result<(), CoreError> {
+    normalise(query, dim)?;
+    if min_score.is_nan() {
+        return Err(CoreError::InvalidArgument(
+            "min_score must be a number".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn spawn_indexer(ns: &Arc<Namespace>) {
     if ns.migrating.swap(true, Ordering::AcqRel) {
         return;
@@ -619,12 +630,7 @@ impl VectorIndex {
         k: usize,
         min_score: f32,
     ) -> Result<Vec<Hit>, CoreError> {
-        normalise(&mut query, self.config.dim)?;
-        if min_score.is_nan() {
-            return Err(CoreError::InvalidArgument(
-                "min_score must be a number".into(),
-            ));
-        }
+        search_query(&mut query, self.config.dim, min_score)?;
         match self.namespace(namespace) {
             Some(ns) => ns.search(&query, k, min_score),
             None => Ok(Vec::new()),

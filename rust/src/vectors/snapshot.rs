@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use memmap2::{Mmap, MmapOptions};
 use usearch::Index;
 
-use super::{normalise, search_store, Hit, IndexConfig, Quantization, GRAPH_THREADS};
+use super::{search_query, search_store, Hit, IndexConfig, Quantization, GRAPH_THREADS};
 use crate::error::CoreError;
 
 const MAGIC: &[u8; 8] = b"GWVECS03";
@@ -544,12 +544,7 @@ impl Snapshot {
         k: usize,
         min_score: f32,
     ) -> Result<Vec<Hit>, CoreError> {
-        normalise(&mut query, self.config.dim)?;
-        if min_score.is_nan() {
-            return Err(CoreError::InvalidArgument(
-                "min_score must be a number".into(),
-            ));
-        }
+        search_query(&mut query, self.config.dim, min_score)?;
         let Some(ns) = self.namespace(namespace) else {
             return Ok(Vec::new());
         };
