@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import socket
 from collections import deque
@@ -455,6 +456,17 @@ class FakeProvider:
             content_type="application/json",
             headers=headers,
         )
+
+
+EMBEDDING_DIMENSIONS = 8
+"""The length of the fakes' vectors when the request asks for none."""
+
+
+def fake_vector(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """The vector the fakes answer for a text: a function of the text alone, so a test can tell which input a vector
+    belongs to (values are multiples of 1/256, exact in float32)."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return [digest[i % len(digest)] / 256 for i in range(dimensions)]
 
 
 def _require_json_object(recorded: Recorded) -> None:

@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from gateway.cache.backends import BackendUnavailable, CacheBackend, PurgeFilter, SharedVector, VectorFeed
 from gateway.cache.entries import CacheEntry, CacheInfo, EntryKey
-from gateway.cache.keys import Fingerprint, fingerprint
+from gateway.cache.keys import Fingerprint, embedding_ids, fingerprint
 from gateway.cache.semantic_index import Candidate, SemanticIndex, Snapshot, SnapshotFolder
-from gateway.chat import CacheMode, ChatRequest, ChatResult, Usage
+from gateway.chat import CacheControl, CacheMode, ChatRequest, ChatResult, Usage
 from gateway.config.cache import CacheConfig, CachePolicyConfig
+from gateway.embeddings import EmbedRequest
 from gateway.observe.metrics import GatewayMetrics
 from gateway.records.classification import Classification
 
@@ -81,6 +82,28 @@ class CachePlan:
     """The prompt's embedding, computed once for the lookup and reused by the store."""
     leader: bool = False
     """The call that asks the provider while identical calls wait for its answer (see ResponseCache.release)."""
+
+
+@dataclass(slots=True)
+class EmbeddingPlan:
+    """What one embedding call may do with the cache: one exact entry per input."""
+
+    keys: list[EntryKey]
+    team: str
+    read: bool
+    write: bool
+    ttl_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    """What the config and the request decide for a call, whatever its kind."""
+
+    mode: CacheMode
+    policy: CachePolicyConfig | None
+    owner: str
+    namespace: str
+    ttl_s: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,22 +190,17 @@ class ResponseCache:
         classified above max_classification). `choice` is the model the router puts first for this call: entries
         are partitioned by it too, so a rules route's rule, a weighted route's sticky arm or a residency filter that
         picks another model never shares an entry."""
+        if request.passthrough:
+            return None  # the gateway cannot vouch for what parameters it does not model do to an answer
         control = request.cache
-        mode = control.mode if control is not None else CacheMode.DEFAULT
-        if mode is CacheMode.OFF or classification > self._max_classification:
+        settings = self._settings(request.model, control, team, classification)
+        if settings is None:
             return None
-        policy = self._policies.get(request.model)
-        if mode is CacheMode.DEFAULT and (policy is None or not (policy.exact or policy.semantic)):
-            return None
+        mode, policy, owner, namespace = settings.mode, settings.policy, settings.owner, settings.namespace
         semantic = policy.semantic if policy is not None else False
         if control is not None and control.allow_semantic is not None:
             semantic = control.allow_semantic
         exact = policy.exact if policy is not None and mode is CacheMode.DEFAULT else True
-        asked_ttl = control.ttl_s if control is not None else 0
-        # A caller may shorten the config's TTL, never lengthen it (on a shared route its entries serve every team).
-        ttl_s = min(asked_ttl or policy.ttl_s, policy.ttl_s) if policy is not None else asked_ttl or DEFAULT_TTL_S
-        namespace = control.namespace if control is not None else ""
-        owner = "" if policy is not None and policy.shared else team
         found = fingerprint(request, (owner, namespace, f"{request.model}\x00{choice}"))
         semantic = (
             semantic
@@ -199,8 +217,102 @@ class ResponseCache:
             read_semantic=reads and semantic,
             write=mode in _WRITES,
             semantic=semantic,
-            ttl_s=ttl_s,
+            ttl_s=settings.ttl_s,
         )
+
+    def embedding_plan(
+        self, request: EmbedRequest, team: str, choice: str, *, classification: Classification
+    ) -> EmbeddingPlan | None:
+        """As `plan`, for the inputs of an embedding call: exact entries only (a vector is the answer to exactly its
+        text), partitioned as a chat call's are, and by the vector length asked for."""
+        settings = self._settings(request.model, request.cache, team, classification)
+        if settings is None:
+            return None
+        ids = embedding_ids(request, (settings.owner, settings.namespace, f"{request.model}\x00{choice}"))
+        keys = [EntryKey(settings.owner, settings.namespace, request.model, entry_id) for entry_id in ids]
+        return EmbeddingPlan(
+            keys, team, read=settings.mode in _READS, write=settings.mode in _WRITES, ttl_s=settings.ttl_s
+        )
+
+    async def lookup_embeddings(self, plan: EmbeddingPlan) -> list[CacheEntry | None]:
+        """Each input's entry, or None; every input a miss while the backend is down (never the call's failure)."""
+        now = self._clock()
+        misses: list[CacheEntry | None] = [None] * len(plan.keys)
+        if not plan.read or not self._usable(now):
+            return misses
+        try:
+            found = await asyncio.gather(*(self._backend.get(key, now) for key in plan.keys))
+        except BackendUnavailable as err:
+            self._failed(err, now)
+            return misses
+        except Exception:  # as in lookup
+            log.exception("cache lookup failed; the call goes on without the cache")
+            self._count_error("lookup")
+            return misses
+        self._recovered()
+        counts = self._counts(plan.team)
+        for entry in found:
+            self._observe(counts, "exact", hit=entry is not None)
+        return list(found)
+
+    async def store_embeddings(
+        self,
+        plan: EmbeddingPlan,
+        vectors: list[tuple[int, str, Usage, float]],
+        *,
+        served_model: str,
+        provider: str,
+        upstream_model: str,
+    ) -> None:
+        """Stores the vectors a provider produced for this call's missing inputs: (input index, packed vector as
+        base64, that input's usage, what it cost)."""
+        now = self._clock()
+        if not plan.write or not vectors or not self._usable(now):
+            return
+        entries = [
+            CacheEntry(
+                key=plan.keys[index],
+                context="",
+                prompt="",
+                text="",
+                finish_reason="stop",
+                upstream_model=upstream_model,
+                served_model=served_model,
+                provider=provider,
+                usage=usage,
+                cost_usd=cost,
+                created_at=now,
+                expires_at=now + plan.ttl_s,
+                vector=packed,
+            )
+            for index, packed, usage, cost in vectors
+        ]
+        try:
+            await asyncio.gather(*(self._backend.put(entry, now) for entry in entries))
+        except BackendUnavailable as err:
+            self._failed(err, now)
+            return
+        except Exception:  # as in store
+            log.exception("cache store failed; the vectors were served but not stored")
+            self._count_error("store")
+            return
+        self._recovered()
+
+    def _settings(
+        self, model: str, control: CacheControl | None, team: str, classification: Classification
+    ) -> _Settings | None:
+        mode = control.mode if control is not None else CacheMode.DEFAULT
+        if mode is CacheMode.OFF or classification > self._max_classification:
+            return None
+        policy = self._policies.get(model)
+        if mode is CacheMode.DEFAULT and (policy is None or not (policy.exact or policy.semantic)):
+            return None
+        asked_ttl = control.ttl_s if control is not None else 0
+        # A caller may shorten the config's TTL, never lengthen it (on a shared route its entries serve every team).
+        ttl_s = min(asked_ttl or policy.ttl_s, policy.ttl_s) if policy is not None else asked_ttl or DEFAULT_TTL_S
+        namespace = control.namespace if control is not None else ""
+        owner = "" if policy is not None and policy.shared else team
+        return _Settings(mode, policy, owner, namespace, ttl_s)
 
     async def lookup(self, plan: CachePlan, *, wait: bool = False) -> CacheHit | None:
         """`wait`: on an exact miss while an identical call is already asking the provider, wait for its answer (up

@@ -23,6 +23,7 @@ from yarl import URL
 
 from gateway.chat import ChatDelta, ChatRequest, ChatResult, ToolCallDelta
 from gateway.config.schema import ModelConfig, ProviderConfig
+from gateway.embeddings import EmbedRequest, EmbedResult
 from gateway.errors import ErrorKind, ProviderError
 from gateway.providers.base import Provider, UpstreamCall
 
@@ -320,6 +321,14 @@ class HttpProvider(Provider):
     def stream_decoder(self, request: ChatRequest, model: ModelConfig) -> StreamDecoder:
         """A fresh decoder for one stream."""
 
+    def build_embed_request(self, request: EmbedRequest, model: ModelConfig) -> UpstreamRequest:
+        """The provider's HTTP request for a batch of embedding inputs (adapters with `embed_batch` > 0)."""
+        raise NotImplementedError
+
+    def parse_embed_response(self, payload: Any, model: ModelConfig) -> EmbedResult:
+        """The vectors from the parsed JSON body, in the inputs' order. KeyError/TypeError/ValueError: unknown shape."""
+        raise NotImplementedError
+
     def error_message(self, payload: Any) -> str:
         """The provider's own message from its error body (unredacted; the caller redacts)."""
         if isinstance(payload, dict):
@@ -450,15 +459,31 @@ class HttpProvider(Provider):
             raise self.map_error(response.status, response.headers, body)
         return response
 
-    async def chat(self, request: ChatRequest, model: ModelConfig, call: UpstreamCall) -> ChatResult:
-        response = await self._send(self.build_request(request, model, stream=False), call)
+    async def _whole(self, upstream: UpstreamRequest, call: UpstreamCall) -> Any:
+        """The parsed JSON body of a non-streamed answer."""
+        response = await self._send(upstream, call)
         try:
             body = await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._transport_error(exc, started=True) from None
         finally:
             response.release()
-        return self._parse(loads(body, self.name), model)
+        return loads(body, self.name)
+
+    async def chat(self, request: ChatRequest, model: ModelConfig, call: UpstreamCall) -> ChatResult:
+        return self._parse(await self._whole(self.build_request(request, model, stream=False), call), model)
+
+    async def embed(self, request: EmbedRequest, model: ModelConfig, call: UpstreamCall) -> EmbedResult:
+        if not self.embed_batch:
+            return await super().embed(request, model, call)
+        payload = await self._whole(self.build_embed_request(request, model), call)
+        try:
+            result = self.parse_embed_response(payload, model)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise malformed(self.name, f"unexpected embeddings shape ({type(exc).__name__}: {exc})") from None
+        if len(result.vectors) != len(request.inputs):
+            raise malformed(self.name, f"{len(result.vectors)} vectors for {len(request.inputs)} inputs")
+        return result
 
     def _parse(self, payload: Any, model: ModelConfig) -> ChatResult:
         try:
@@ -566,4 +591,5 @@ def _as_delta(result: ChatResult) -> ChatDelta:
         finish_reason=result.finish_reason,
         usage=result.usage,
         upstream_model=result.upstream_model,
+        logprobs=result.logprobs,
     )
