@@ -84,8 +84,8 @@ bench: install ## Run the benchmarks (hot functions, the bounded load test, a bu
 	$(PY) -m benches.stream_cpu
 
 .PHONY: run
-run: install ## Start the gateway on the embedded default config
-	$(BIN)/gateway serve
+run: install ## Start the gateway on the embedded default config (gRPC :50051, OpenAI-compatible HTTP :8080)
+	$(BIN)/gateway serve --http-address 127.0.0.1:8080
 
 .PHONY: check
 check: format proto ## Fail when formatting or generated code leaves the tree dirty
