@@ -46,8 +46,8 @@ $(VENV)/.core: $(VENV)/.deps $(CORE_SRC) pyproject.toml
 
 .PHONY: format
 format: $(VENV)/.deps ## Format Python and Rust
-	$(BIN)/ruff format python tests benches
-	$(BIN)/ruff check --fix python tests benches
+	$(BIN)/ruff format python tests benches scripts
+	$(BIN)/ruff check --fix python tests benches scripts
 	cargo fmt --all
 
 .PHONY: lint

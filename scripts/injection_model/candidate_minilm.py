@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpora import ROOT, Example, load
-from train import SEED, TARGET_PRECISION, indirect_documents, recall_at, recall_at_precision
+from train import SEED, TARGET_PRECISION, indirect_documents, judge
 
 from gateway.cache.semantic.embedder import Embedder
 
@@ -69,15 +69,9 @@ def main() -> None:
     per_piece_ms = (time.perf_counter() - started) * 1000 / len(xv)
     margins = np.full(len(val), -np.inf)
     np.maximum.at(margins, owner_v, head.decision_function(xv))
-    labels = np.array([int(e.attack) for e in val])
-    threshold, pooled = recall_at_precision(margins, labels, TARGET_PRECISION)
-    per_corpus = {}
-    for corpus in sorted({e.corpus for e in val}):
-        mask = np.array([e.corpus == corpus for e in val])
-        if labels[mask].sum():
-            per_corpus[corpus] = round(recall_at(margins[mask], labels[mask], threshold), 3)
+    worst, pooled, per_corpus = judge(margins, val)
     print(f"trained on {len(train)} texts; validation pooled recall {pooled:.3f} at precision {TARGET_PRECISION}")
-    print(f"worst {min(per_corpus.values()):.3f} {per_corpus}")
+    print(f"worst {worst:.3f} {per_corpus}")
     print(f"embedding: {per_piece_ms:.2f} ms per piece (batches of 64, one thread, loaded machine)")
 
 

@@ -124,9 +124,13 @@ def fit(train: list[Example], bits: int, window: int, c: float) -> Fitted:
 
 
 def validation_report(fitted: Fitted, val: list[Example]) -> tuple[float, float, dict[str, float]]:
-    """(worst corpus recall, pooled recall) at the pooled threshold of TARGET_PRECISION, and recall per corpus."""
     x, owner = featurize([e.text for e in val], fitted.bits, fitted.window)
-    margins = text_margins(x @ fitted.weights + fitted.bias, owner, len(val))
+    return judge(text_margins(x @ fitted.weights + fitted.bias, owner, len(val)), val)
+
+
+def judge(margins: np.ndarray, val: list[Example]) -> tuple[float, float, dict[str, float]]:
+    """(worst corpus recall, pooled recall) at the pooled threshold of TARGET_PRECISION, and recall per corpus: how
+    every candidate is compared."""
     labels = np.array([int(e.attack) for e in val])
     threshold, pooled = recall_at_precision(margins, labels, TARGET_PRECISION)
     per_corpus = {}
