@@ -85,6 +85,7 @@ impl Featurizer {
 
     /// The windows of `text`, each as its sparse unit vector: sorted bucket indices and their values (what the
     /// training script reads).
+    #[must_use]
     pub fn features(&self, text: &str) -> Vec<(Vec<u32>, Vec<f32>)> {
         let mut counter = Counter::default();
         self.each_window(text, &mut counter, |counter, norm| {
@@ -150,7 +151,7 @@ impl Hashed {
                     break;
                 };
                 let end = char_starts.get(i + n).copied().unwrap_or(folded.len());
-                hash = fnv1a(hash, folded[start..end].as_bytes());
+                hash = fnv1a(hash, &folded.as_bytes()[start..end]);
                 if n >= *CHAR_NGRAMS.start() {
                     out[n - CHAR_NGRAMS.start()] = hash;
                 }
@@ -326,11 +327,13 @@ impl LinearTextModel {
         Ok(model)
     }
 
+    #[must_use]
     pub fn featurizer(&self) -> Featurizer {
         self.featurizer
     }
 
     /// The margin (bias + weights . features) of each window of `text`, in window order.
+    #[must_use]
     pub fn margins(&self, text: &str) -> Vec<f32> {
         let mut counter = Counter::default();
         self.featurizer
