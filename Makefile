@@ -46,14 +46,14 @@ $(VENV)/.core: $(VENV)/.deps $(CORE_SRC) pyproject.toml
 
 .PHONY: format
 format: $(VENV)/.deps ## Format Python and Rust
-	$(BIN)/ruff format python tests benches
-	$(BIN)/ruff check --fix python tests benches
+	$(BIN)/ruff format python tests benches scripts
+	$(BIN)/ruff check --fix python tests benches scripts
 	cargo fmt --all
 
 .PHONY: lint
 lint: install ## Lint: ruff, mypy, stubtest, rustfmt, clippy
-	$(BIN)/ruff check python tests benches
-	$(BIN)/ruff format --check python tests benches
+	$(BIN)/ruff check python tests benches scripts
+	$(BIN)/ruff format --check python tests benches scripts
 	$(BIN)/mypy
 	$(PY) -m mypy.stubtest gateway._core --allowlist stubtest-allowlist.txt
 	cargo fmt --all --check
@@ -93,8 +93,8 @@ mutants-rust: ## Mutate the Rust core (tokens, ratelimit, PII validators); insta
 	scripts/mutants-rust.sh
 
 .PHONY: run
-run: install ## Start the gateway on the embedded default config
-	$(BIN)/gateway serve
+run: install ## Start the gateway on the embedded default config (gRPC :50051, OpenAI-compatible HTTP :8080)
+	$(BIN)/gateway serve --http-address 127.0.0.1:8080
 
 .PHONY: check
 check: format proto ## Fail when formatting or generated code leaves the tree dirty

@@ -80,6 +80,13 @@ class GatewayClient:
         )
         return response
 
+    async def embed(
+        self, model: str, inputs: list[str], *, timeout: float | None = None, **params: Any
+    ) -> pb.EmbedResponse:
+        request = pb.EmbedRequest(model=model, inputs=inputs, **params)
+        response: pb.EmbedResponse = await self._stub.Embed(request, metadata=self._metadata, timeout=timeout)
+        return response
+
     async def list_models(self, *, timeout: float | None = None) -> list[pb.ModelInfo]:
         response: pb.ListModelsResponse = await self._stub.ListModels(
             pb.ListModelsRequest(), metadata=self._metadata, timeout=timeout
@@ -152,6 +159,11 @@ class SyncGatewayClient:
         if messages:
             request.messages.extend(build_chat_request(model, messages).messages)
         response: pb.CountTokensResponse = self._stub.CountTokens(request, metadata=self._metadata, timeout=timeout)
+        return response
+
+    def embed(self, model: str, inputs: list[str], *, timeout: float | None = None, **params: Any) -> pb.EmbedResponse:
+        request = pb.EmbedRequest(model=model, inputs=inputs, **params)
+        response: pb.EmbedResponse = self._stub.Embed(request, metadata=self._metadata, timeout=timeout)
         return response
 
     def list_models(self, *, timeout: float | None = None) -> list[pb.ModelInfo]:

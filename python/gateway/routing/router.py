@@ -5,15 +5,19 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gateway.config.routes import HedgeConfig, QueueConfig, RetryConfig, RouteConfig, Strategy, TimeoutConfig
-from gateway.config.schema import ModelConfig
+from gateway.config.schema import ModelConfig, ModelKind
 from gateway.errors import InvalidRequest
 from gateway.routing import strategies
 from gateway.routing.catalog import ModelCatalog, Target
 from gateway.routing.features import RequestFeatures
 from gateway.routing.health import BreakerState, HealthBoard
-from gateway.routing.learned import LearnedChoice, LearnedStrategy
+
+if TYPE_CHECKING:
+    # numpy comes with it: imported only for a config with a learned route (server/app.py).
+    from gateway.routing.learned import LearnedChoice, LearnedStrategy
 
 _DIRECT_QUEUE = QueueConfig(max_size=0)
 _DIRECT_TIMEOUTS = TimeoutConfig()
@@ -200,7 +204,7 @@ class Router:
         fits: the executor skips later misfits only if it reaches them, so a plan costs O(1) checks, not O(targets)."""
         first_error: InvalidRequest | None = None
         for target in candidates:
-            error = misfit(target.model, features)
+            error = misfit(target, features)
             features.fit[target.key] = error is None
             if error is None:
                 return candidates
@@ -212,13 +216,40 @@ class Router:
 def fits(target: Target, features: RequestFeatures) -> bool:
     known = features.fit.get(target.key)
     if known is None:
-        known = features.fit[target.key] = misfit(target.model, features) is None
+        known = features.fit[target.key] = misfit(target, features) is None
     return known
 
 
-def misfit(model: ModelConfig, features: RequestFeatures) -> InvalidRequest | None:
-    """Why the model cannot serve the request (size, capabilities), or None when it can."""
+def misfit(target: Target, features: RequestFeatures) -> InvalidRequest | None:
+    """Why the target cannot serve the request (kind, size, capabilities, parameters), or None when it can."""
+    model = target.model
+    if model.kind is not features.kind:
+        if model.kind is ModelKind.EMBEDDING:
+            what, call = "an embedding", "Embed (POST /v1/embeddings)"
+        else:
+            what, call = "a chat", "Chat or ChatStream (POST /v1/chat/completions)"
+        return InvalidRequest(
+            f"model {model.name!r} is {what} model: call it with {call}",
+            reason="WRONG_MODEL_KIND",
+            metadata={"model": model.name, "kind": model.kind.value},
+        )
+    if model.kind is ModelKind.EMBEDDING:
+        if features.dimensions is not None and model.dimensions is not None and features.dimensions > model.dimensions:
+            return InvalidRequest(
+                f"dimensions {features.dimensions} exceeds model {model.name!r}'s {model.dimensions}",
+                reason="DIMENSIONS_TOO_LARGE",
+                metadata={"param": "dimensions"},
+            )
+        return None
     request = features.request
+    if request.passthrough and not target.provider.accepts_passthrough:
+        names = ", ".join(sorted(request.passthrough))
+        return InvalidRequest(
+            f"model {model.name!r} (provider {target.provider.name!r}, {target.provider.config.type.value}) does not "
+            f"take the OpenAI parameter(s) {names}: only OpenAI-format providers do",
+            reason="UNSUPPORTED_PARAMETER",
+            metadata={"param": sorted(request.passthrough)[0]},
+        )
     if request.max_tokens is not None and request.max_tokens > model.max_output_tokens:
         return InvalidRequest(
             f"max_tokens {request.max_tokens} exceeds model {model.name!r}'s limit of {model.max_output_tokens}",

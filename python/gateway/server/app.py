@@ -35,7 +35,13 @@ from gateway.ledger.retention import Retention
 from gateway.observe.drift import DriftFlag, DriftMonitor, history_windows
 from gateway.observe.drift_share import SharedDrift
 from gateway.observe.metrics import GatewayMetrics
-from gateway.observe.metrics_server import DEFAULT_ADDRESS, ENV_ADDRESS, MetricsServer, start_metrics_server
+from gateway.observe.metrics_server import (
+    DEFAULT_ADDRESS,
+    ENV_ADDRESS,
+    MetricsServer,
+    parse_address,
+    start_metrics_server,
+)
 from gateway.observe.spans import CallTracer
 from gateway.observe.tracing import setup_tracing, shutdown_tracing
 from gateway.pipeline import Pipeline
@@ -47,10 +53,11 @@ from gateway.policy.tenancy import TENANCY_NOTICE, Tenancy, prepare_bootstrap_ke
 from gateway.records.audit import AuditRecord
 from gateway.routing.catalog import ModelCatalog
 from gateway.routing.health import HealthBoard
-from gateway.routing.learned import LearnedStrategy
 from gateway.routing.quotas import Quotas, SharedQuotas
 from gateway.server.admin_servicer import AdminServicer
 from gateway.server.insights_servicer import InsightsServicer
+from gateway.server.openai_http import resolve_http_address
+from gateway.server.openai_http.app import HttpServer, OpenAIHandlers, start_http_server
 from gateway.server.registration import generic_registrar
 from gateway.server.servicer import GatewayServicer
 from gateway.state.admission import LocalLimits, SharedLimits
@@ -168,13 +175,18 @@ class Gateway:
     """The targets' breakers and rests, as this process sees them."""
     limits: LocalLimits | SharedLimits
     shared_drift: SharedDrift | None = None
+    http: HttpServer | None = None
+    """The OpenAI-compatible HTTP front door, when an address is set."""
     feedback: FeedbackOperations | None = None
 
     async def stop(self, grace: float) -> None:
-        """Finishes in-flight calls, then writes every pending audit record before closing the database, and
-        exports the last spans."""
+        """Finishes in-flight calls (both front doors at once), then writes every pending audit record before closing
+        the database, and exports the last spans."""
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+        if self.http is not None:
+            await asyncio.gather(self.server.stop(grace), self.http.close())
+        else:
+            await self.server.stop(grace)
         if isinstance(self.limits, SharedLimits):
             await self.limits.drain()
         if self.metrics_server is not None:
@@ -224,8 +236,11 @@ async def build_gateway(
     span_exporter: SpanExporter | None = None,
     drift_clock: Callable[[], float] = time.time,
     worker: WorkerRole | None = None,
+    http_address: str | None = None,
 ) -> Gateway:
-    """`metrics_address`: where /metrics is served (the --metrics-address flag); else env GATEWAY_METRICS_ADDR, the
+    """`http_address`: where the OpenAI-compatible HTTP front door listens (the --http-address flag); else env
+    GATEWAY_HTTP_ADDR, the config's server.http_address; unset or empty: no HTTP front door.
+    `metrics_address`: where /metrics is served (the --metrics-address flag); else env GATEWAY_METRICS_ADDR, the
     config's observe.metrics.address, 127.0.0.1:9464. An empty address turns metrics off.
     `span_exporter` replaces the exporter the OTEL_* settings name (an embedding process's own, or a test's);
     `drift_clock` is the clock the drift monitor's windows follow; `worker`: set in the processes of --workers."""
@@ -293,7 +308,7 @@ async def build_gateway(
         if drift is not None and worker is not None
         else None
     )
-    cache = build_cache(config, observed)
+    cache = build_cache(config, observed, state_dir=state_dir)
     shared: RedisState | None = None
     if config.state.redis_url:
         from gateway.state.redis import RedisState
@@ -334,11 +349,14 @@ async def build_gateway(
 
         profile_store = RedisProfileStore(shared)
     profiles = ProfileBook(half_lives, profile_store)
-    learned = (
-        LearnedStrategy(profiles, {name: catalog.pool(name)[0].model for name in catalog.model_names()}, time.time)
-        if half_lives
-        else None
-    )
+    learned = None
+    if half_lives:
+        # numpy, which the bandit draws with, is imported only for a config with a learned route.
+        from gateway.routing.learned import LearnedStrategy
+
+        learned = LearnedStrategy(
+            profiles, {name: catalog.pool(name)[0].model for name in catalog.model_names()}, time.time
+        )
     pipeline = Pipeline(
         ring,
         catalog,
@@ -402,6 +420,18 @@ async def build_gateway(
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     metrics_server = await start_metrics_server(metrics.registry, metrics_address) if metrics_address else None
+    http_address = resolve_http_address(config, http_address)
+    http: HttpServer | None = None
+    if http_address:
+        host, http_port = parse_address(http_address, "HTTP address")
+        http = await start_http_server(
+            OpenAIHandlers(pipeline, ring, config.server.max_input_chars),
+            host,
+            http_port,
+            max_body_bytes=config.server.max_message_bytes,
+            grace_s=config.server.shutdown_grace_s,
+            tls=tls,
+        )
     audit.start()
     cache.start()  # in every worker: each keeps its own semantic index, fed the entries the others store
     tenancy.start()
@@ -447,6 +477,7 @@ async def build_gateway(
         board,
         limits,
         shared_drift,
+        http,
         feedback,
     )
 
@@ -518,9 +549,15 @@ async def serve(
     state_dir: Path,
     metrics_address: str | None = None,
     worker: WorkerRole | None = None,
+    http_address: str | None = None,
 ) -> None:
     gateway = await build_gateway(
-        config, address=address, state_dir=state_dir, metrics_address=metrics_address, worker=worker
+        config,
+        address=address,
+        state_dir=state_dir,
+        metrics_address=metrics_address,
+        worker=worker,
+        http_address=http_address,
     )
     settle_heap()
     await gateway.server.start()
@@ -538,6 +575,9 @@ async def serve(
         if gateway.metrics_server is not None
         else ("the supervisor's" if worker is not None else "(off)"),
     )
+    if gateway.http is not None:
+        shown = f"[{gateway.http.host}]" if ":" in gateway.http.host else gateway.http.host
+        log.info("OpenAI-compatible HTTP front door at http://%s:%d/v1", shown, gateway.http.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

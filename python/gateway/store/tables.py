@@ -107,6 +107,8 @@ audit = Table(
     Column("response_body", Text),
     Column("cache", JSON),
     Column("cache_saved_usd", Double, nullable=False, server_default="0"),
+    # The front door: grpc or http (the OpenAI-compatible one).
+    Column("api", String(8), nullable=False, server_default="grpc"),
     Column("learned", JSON),
     Index("ix_audit_team_at", "team", "at"),
 )

@@ -7,7 +7,8 @@ an allowed card still reaches the provider, and residency must see it.
 
 What is scanned: PII in every message (assistant turns of the history too: they may carry values restored into an
 earlier answer) and in tool-call arguments; content rules and injection in user and tool messages, the text a caller
-or a tool controls (the system prompt is the operator's).
+or a tool controls, and in any message the caller marks `untrusted` (a retrieved document placed in a system turn);
+the system prompt is otherwise the operator's.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from gateway.policy.guardrails import pii
 from gateway.policy.guardrails.actions import Check, GuardrailAction
 from gateway.policy.guardrails.classify import classify
 from gateway.policy.guardrails.content import ContentRuleChecker
-from gateway.policy.guardrails.injection import InjectionScorer, InjectionVerdict
+from gateway.policy.guardrails.injection import InjectionScorer, InjectionVerdict, model_version
 from gateway.records.classification import Classification
 
 _INSPECTED_ROLES = frozenset(("user", "tool"))
@@ -104,14 +105,17 @@ class InputGuard:
         *,
         floor: Classification = Classification.PUBLIC,
         prompt_tokens: int | None = None,
+        score_injection: bool = True,
     ) -> InputOutcome:
-        """Apply the policy. Raises InvalidRequest (PII_BLOCKED, INPUT_TOO_LONG) or PermissionDenied
+        """Apply the policy (without the injection scorer when `score_injection` is False: texts to embed are
+        stored and searched, never followed, and documents quoting an attack are what a search index holds).
+        Raises InvalidRequest (PII_BLOCKED, INPUT_TOO_LONG) or PermissionDenied
         (PROMPT_INJECTION, CONTENT_BLOCKED, TOPIC_BLOCKED, TOPIC_NOT_ALLOWED); messages and metadata name entity
         types, rules and signals, never the text. `floor` is the classification the call already has (declared,
         raised by its key's label); `prompt_tokens`, when the caller has counted them, saves a count for the
         max_input_tokens rule."""
         actions: list[GuardrailAction] = []
-        inspected = [m.text() for m in request.messages if m.role in _INSPECTED_ROLES]
+        inspected = [m.text() for m in request.messages if m.role in _INSPECTED_ROLES or m.untrusted]
 
         if self._content.active:
             if prompt_tokens is None and self._content.max_input_tokens is not None and self._count_tokens:
@@ -120,7 +124,7 @@ class InputGuard:
 
         verdict = _NO_INJECTION
         injection = self.policy.injection
-        if injection.action is not InjectionAction.OFF:
+        if score_injection and injection.action is not InjectionAction.OFF:
             verdict = self._scorer.score_all(inspected)
             if verdict.score >= injection.threshold:
                 if injection.action is InjectionAction.BLOCK:
@@ -128,9 +132,17 @@ class InputGuard:
                         f"the request reads as a prompt-injection attempt (score {verdict.score:.2f},"
                         f" threshold {injection.threshold:.2f})",
                         reason="PROMPT_INJECTION",
-                        metadata={"score": f"{verdict.score:.2f}", "signals": ",".join(verdict.signals)},
+                        metadata={
+                            "score": f"{verdict.score:.2f}",
+                            "signals": ",".join(verdict.signals),
+                            "model": model_version(),
+                        },
                     )
-                actions.append(GuardrailAction("input", "injection", "PROMPT_INJECTION", "flag"))
+                actions.append(
+                    GuardrailAction(
+                        "input", "injection", "PROMPT_INJECTION", "flag", score=verdict.score, model=model_version()
+                    )
+                )
 
         new_request, mapping, found = self._apply_pii(request)
         for kind, count in sorted(found.items()):
@@ -154,12 +166,15 @@ class InputGuard:
         *,
         floor: Classification = Classification.PUBLIC,
         prompt_tokens: int | None = None,
+        score_injection: bool = True,
     ) -> InputOutcome:
         """`check` for the event loop: long prompts go to a worker thread so the loop keeps serving (the scorer is
         Python and holds the GIL in slices, the PII scan runs without it)."""
         if request.text_chars < OFF_LOOP_MIN_CHARS:
-            return self.check(request, floor=floor, prompt_tokens=prompt_tokens)
-        return await asyncio.to_thread(self.check, request, floor=floor, prompt_tokens=prompt_tokens)
+            return self.check(request, floor=floor, prompt_tokens=prompt_tokens, score_injection=score_injection)
+        return await asyncio.to_thread(
+            self.check, request, floor=floor, prompt_tokens=prompt_tokens, score_injection=score_injection
+        )
 
     def _apply_pii(self, request: ChatRequest) -> tuple[ChatRequest, dict[str, str], Counter[str]]:
         texts: list[str] = []
