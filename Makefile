@@ -72,13 +72,16 @@ services: ## Install the database servers tests start for themselves (PostgreSQL
 	scripts/install-test-services.sh
 
 .PHONY: bench
-bench: install ## Run the benchmarks (hot functions and the bounded load test)
+bench: install ## Run the benchmarks (hot functions, the bounded load test, a burst of long streams)
 	$(BIN)/pytest benches -q --benchmark-enable --benchmark-columns=min,median,max,ops --benchmark-sort=name
 	$(PY) -m benches.load
 	$(PY) -m benches.pipeline_cpu
 	$(PY) -m benches.workers
 	$(PY) -m benches.memory
 	$(PY) -m benches.memory --workers 2
+	$(PY) -m benches.stream_burst
+	$(PY) -m benches.stream_memory
+	$(PY) -m benches.stream_cpu
 
 # mutmut imports what it mutates from src/: it runs in $(MUTANTS_PY), where src links to python/ (docs/testing.md).
 MUTANTS_PY := mutants-python

@@ -26,6 +26,11 @@ _MESSAGES = [
 ]
 
 
+def bench_request(model: str) -> pb.ChatRequest:
+    """The benchmark's request (clients/rust sends the same)."""
+    return pb.ChatRequest(model=model, messages=_MESSAGES, max_tokens=64)
+
+
 async def _grpc_worker(
     stub: gateway_pb2_grpc.GatewayStub,
     mode: str,
@@ -36,7 +41,7 @@ async def _grpc_worker(
     budget: list[int],
     out: dict[str, list[int]],
 ) -> None:
-    request = pb.ChatRequest(model=model, messages=_MESSAGES, max_tokens=64)
+    request = bench_request(model)
     while budget[0] > 0:
         budget[0] -= 1
         start = time.perf_counter()

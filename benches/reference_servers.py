@@ -3,6 +3,8 @@
 - `echo`: a grpc.aio server that answers Chat/ChatStream at once; its throughput is the load generator's ceiling.
 - `forwarder`: the floor of the stack, a bare grpc.aio + uvloop server that only forwards Chat to the upstream with
   aiohttp (no auth, no validation, no accounting). The gateway's throughput is reported as a share of it.
+  `--stream-upstream` sends ChatStream elsewhere (a slow model) and `--gateway-options` gives the server the
+  gateway's own gRPC options, so a burst of long streams meets the same transport settings (benches/stream_burst.py).
 
     python -m benches.reference_servers echo --port 50100
     python -m benches.reference_servers forwarder --port 50101 --upstream http://127.0.0.1:8011/v1
@@ -42,13 +44,16 @@ class Echo(gateway_pb2_grpc.GatewayServicer):
 
 
 class Forwarder(gateway_pb2_grpc.GatewayServicer):
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, stream_upstream: str = "", max_connections: int = 256) -> None:
         self._url = upstream.rstrip("/") + "/chat/completions"
+        self._stream_url = stream_upstream.rstrip("/") + "/chat/completions" if stream_upstream else self._url
+        self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+            connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=self._max_connections)
+            self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
     async def close(self) -> None:
@@ -87,7 +92,7 @@ class Forwarder(gateway_pb2_grpc.GatewayServicer):
 
     async def ChatStream(self, request: pb.ChatRequest, context: Any) -> AsyncIterator[pb.ChatChunk]:  # noqa: N802
         async with self._http().post(
-            self._url, data=self._body(request, True), headers={"content-type": "application/json"}
+            self._stream_url, data=self._body(request, True), headers={"content-type": "application/json"}
         ) as response:
             async for line in response.content:
                 if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
@@ -108,8 +113,10 @@ class Forwarder(gateway_pb2_grpc.GatewayServicer):
                     )
 
 
-async def serve(servicer: gateway_pb2_grpc.GatewayServicer, port: int) -> None:
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+async def serve(
+    servicer: gateway_pb2_grpc.GatewayServicer, port: int, options: list[tuple[str, int]] | None = None
+) -> None:
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0), *(options or [])])
     gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
@@ -121,9 +128,25 @@ def main() -> None:
     parser.add_argument("kind", choices=["echo", "forwarder"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", default="")
+    parser.add_argument("--stream-upstream", default="", help="where ChatStream goes; default: --upstream")
+    parser.add_argument("--max-connections", type=int, default=256, help="the forwarder's upstream connection pool")
+    parser.add_argument("--gateway-options", action="store_true", help="the gateway's gRPC server options")
+    parser.add_argument("--option", action="append", default=[], help="a gRPC option, NAME=INT (over the gateway's)")
     args = parser.parse_args()
-    servicer: gateway_pb2_grpc.GatewayServicer = Echo() if args.kind == "echo" else Forwarder(args.upstream)
-    uvloop.run(serve(servicer, args.port))
+    servicer: gateway_pb2_grpc.GatewayServicer = (
+        Echo() if args.kind == "echo" else Forwarder(args.upstream, args.stream_upstream, args.max_connections)
+    )
+    options: dict[str, int] = {}
+    if args.gateway_options:
+        from gateway.config.schema import ServerConfig  # only this mode pays for the import
+        from gateway.server.app import server_options
+
+        options.update(server_options(ServerConfig()))
+    for option in args.option:
+        # In place, not appended: of two equal names in a channel's options, gRPC takes the first.
+        name, _, value = option.partition("=")
+        options[name] = int(value)
+    uvloop.run(serve(servicer, args.port, list(options.items())))
 
 
 if __name__ == "__main__":

@@ -72,6 +72,14 @@ class RateLimited(GatewayError):
     reason = "RATE_LIMITED"
 
 
+class Overloaded(GatewayError):
+    """The gateway process already serves as many calls as it is configured to; another process, or this one a
+    little later, can take the call."""
+
+    kind = ErrorKind.RESOURCE_EXHAUSTED
+    reason = "GATEWAY_OVERLOADED"
+
+
 class FailedPrecondition(GatewayError):
     kind = ErrorKind.FAILED_PRECONDITION
     reason = "FAILED_PRECONDITION"

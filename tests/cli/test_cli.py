@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.process import Server, clean_environment, gateway
+from tests.server.process import Server, clean_environment, client_connections, gateway
 
 KEY_LINE = re.compile(r"^\s+(gw-\S+)$", re.MULTILINE)
 
@@ -108,7 +108,14 @@ def test_sigterm_lets_an_in_flight_stream_finish(tmp_path: Path, clean_env: dict
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.0)  # sim-smart takes 250 ms to its first token and about 2 s in all
+    # The client's interpreter may take seconds to start on a busy machine: stop the server only once its call is in
+    # flight (connected, then half a second for the request; sim-smart answers in about 2 s).
+    deadline = time.monotonic() + 30
+    while not client_connections(running.proc.pid, running.port):
+        assert client.poll() is None, client.communicate()[1]
+        assert time.monotonic() < deadline, "the client never connected"
+        time.sleep(0.02)
+    time.sleep(0.5)
     _out, err = running.stop()
     answer, client_err = client.communicate(timeout=30)
     assert client.returncode == 0, client_err

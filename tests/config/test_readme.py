@@ -23,6 +23,7 @@ def test_readme_config_examples_validate() -> None:
     assert {r.name for r in config.routes} == {"chat-default", "ab-test", "fastest", "cheapest", "auto"}
     assert config.keys[0].models == frozenset({"gpt-4o-mini", "llama"})
     assert config.teams[0].budgets[0].downgrade_to == "gpt-4o-mini"
+    assert config.server.max_in_flight == 10_000
     assert config.state.database_url is not None
     assert config.guardrails is not None
     assert config.residency is not None

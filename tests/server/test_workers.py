@@ -248,6 +248,35 @@ async def test_with_redis_no_warning_and_a_fixed_port_is_required(tmp_path: Path
     assert "--workers needs a fixed port" in done.stderr
 
 
+async def test_two_workers_on_redis_hold_one_keys_rpm_together(tmp_path: Path, redis_server: RedisServer) -> None:
+    limited = "gw-workers-limited-key-0123456789"
+    config = CONFIG + (
+        "keys:\n  - {name: service, key_env: LIMITED_KEY, team: shop, rpm: 30, max_concurrent: 1000}\n"
+        f"state: {{redis_url: '{redis_server.url}'}}\n"
+        "limits: {mode: exact, redis_timeout_s: 5}\n"
+    )
+    server = _start(tmp_path, config=config, env={"LIMITED_KEY": limited})
+    channels = [_channel(server) for _ in range(CHANNELS)]
+    try:
+        metadata = (("authorization", f"Bearer {limited}"),)
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(_chat(channels[i % CHANNELS], metadata=metadata) for i in range(200)), return_exceptions=True
+        )
+        elapsed = time.monotonic() - started
+        _both_hold_connections(server)
+    finally:
+        for channel in channels:
+            await channel.close()
+        server.stop()
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert all(isinstance(r, grpc.aio.AioRpcError) for r in refused), refused
+    assert {r.code() for r in refused if isinstance(r, grpc.aio.AioRpcError)} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    # Each worker alone would let 30 through; together they let 30 a minute through, plus what refilled meanwhile.
+    served = len(results) - len(refused)
+    assert 30 <= served <= 30 + int(elapsed / 2) + 1
+
+
 @pytest.mark.parametrize("workers", ["-1"])
 def test_a_negative_worker_count_is_refused(tmp_path: Path, workers: str) -> None:
     done = gateway("serve", "--workers", workers, env={**clean_environment(), "GATEWAY_STATE_DIR": str(tmp_path)})

@@ -253,6 +253,12 @@ class ServerConfig(Strict):
     tls: TlsConfig | None = None
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_concurrent_streams: int = Field(default=1024, ge=1)
+    max_in_flight: int = Field(
+        default=10_000,
+        ge=1,
+        description="Calls this process serves at once; past it a call is refused at once with RESOURCE_EXHAUSTED "
+        "(GATEWAY_OVERLOADED) and RetryInfo.",
+    )
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     workers: int = Field(
         default=1,

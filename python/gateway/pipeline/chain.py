@@ -35,6 +35,7 @@ from gateway.pipeline.stages.guardrails import InputGuardrails, OutputGuardrails
 from gateway.pipeline.stages.identity import Authenticate, CheckAccess, CheckConditions
 from gateway.pipeline.stages.limits import AdmitLimits
 from gateway.pipeline.stages.observe import ObserveCall
+from gateway.pipeline.stages.overload import ShedOverload
 from gateway.pipeline.stages.routing import PlanRoute
 from gateway.pipeline.stages.usage import SettleUsage
 from gateway.policy.keyring import KeyRing
@@ -77,6 +78,7 @@ class Pipeline:
         metrics: GatewayMetrics | None = None,
         drift: DriftMonitor | None = None,
         rng: random.Random | None = None,
+        max_in_flight: int = 10_000,
     ) -> None:
         self._catalog = catalog
         self._counter = counter
@@ -86,8 +88,10 @@ class Pipeline:
         self._queues = {route.name: WaitQueue(route.queue) for route in catalog.routes() if route.queue.max_size}
         self._quotas = quotas
         self._observe = ObserveCall(tracer or CallTracer(None), metrics, drift, board, self._queues, budgets)
-        # The chain. Seen by every call:
-        self._outer: tuple[Stage, ...] = (self._observe, WriteAudit(audit))
+        self._overload = ShedOverload(max_in_flight)
+        # The chain. Seen by every call (the bound on calls in flight comes after observe and audit, so a call it
+        # refuses is counted and recorded like any other):
+        self._outer: tuple[Stage, ...] = (self._observe, WriteAudit(audit), self._overload)
         # Then, once the request is known, in this order (stages a config can never use are left out):
         self._stages: tuple[Stage, ...] = tuple(
             stage
@@ -266,6 +270,11 @@ class Pipeline:
     def counter(self) -> TokenCounter:
         return self._counter
 
+    @property
+    def in_flight(self) -> int:
+        """Calls this process is serving now, against its bound (server.max_in_flight)."""
+        return self._overload.in_flight
+
 
 class CallScope:
     """One call's lifecycle: `async with` it, then `complete` or `stream` the request inside. Whatever happens in
@@ -278,7 +287,11 @@ class CallScope:
         self.call = call
 
     async def __aenter__(self) -> CallScope:
-        await self._pipeline._enter(self.call, self._pipeline._outer)
+        try:
+            await self._pipeline._enter(self.call, self._pipeline._outer)
+        except BaseException as error:  # `async with` runs no __aexit__ after a failed __aenter__: exit here
+            await self._pipeline._exit(self.call, error)
+            raise
         return self
 
     async def __aexit__(

@@ -14,7 +14,6 @@ import re
 import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -451,16 +450,6 @@ class HttpProvider(Provider):
             raise self.map_error(response.status, response.headers, body)
         return response
 
-    @asynccontextmanager
-    async def _open(self, upstream: UpstreamRequest, call: UpstreamCall) -> AsyncIterator[aiohttp.ClientResponse]:
-        """_send for streams: leaving the block (also by cancellation) releases the response; an unfinished body
-        closes its connection instead of returning it to the pool."""
-        response = await self._send(upstream, call)
-        try:
-            yield response
-        finally:
-            response.release()
-
     async def chat(self, request: ChatRequest, model: ModelConfig, call: UpstreamCall) -> ChatResult:
         response = await self._send(self.build_request(request, model, stream=False), call)
         try:
@@ -479,18 +468,25 @@ class HttpProvider(Provider):
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise malformed(self.name, f"unexpected shape ({type(exc).__name__}: {exc})") from None
 
-    async def stream(self, request: ChatRequest, model: ModelConfig, call: UpstreamCall) -> AsyncIterator[ChatDelta]:
-        upstream = self.build_request(request, model, stream=True)
-        async for delta in self._stream(upstream, request, model, call):
-            yield delta
+    def stream(self, request: ChatRequest, model: ModelConfig, call: UpstreamCall) -> AsyncIterator[ChatDelta]:
+        # The stream itself, not a generator around it: a layer less for every chunk to pass, and for every open
+        # stream to keep.
+        return self._stream(None, request, model, call)
 
     async def _stream(
-        self, upstream: UpstreamRequest, request: ChatRequest, model: ModelConfig, call: UpstreamCall
+        self, upstream: UpstreamRequest | None, request: ChatRequest, model: ModelConfig, call: UpstreamCall
     ) -> AsyncIterator[ChatDelta]:
+        """The stream of `upstream`, or of the request built from `request` on the first step. Leaving it (also by
+        cancellation) releases the response: an unfinished body closes its connection instead of returning it to
+        the pool."""
+        if upstream is None:
+            upstream = self.build_request(request, model, stream=True)
         decoder = self.stream_decoder(request, model)
         parser = SSEParser()
         upstream.headers.setdefault("accept", "text/event-stream")
-        async with self._open(upstream, call) as response:
+        response = await self._send(upstream, call)
+        del upstream  # the request body (the prompt's structure) need not stay as long as the answer
+        try:
             if response.content_type == "application/json":
                 # A server that ignored stream=true answered whole: pass it on as one final delta.
                 try:
@@ -518,6 +514,8 @@ class HttpProvider(Provider):
                     yield delta
             for delta in decoder.finish():
                 yield delta
+        finally:
+            response.release()
 
     def _decode(self, decoder: StreamDecoder, event: SSEEvent) -> list[ChatDelta]:
         if decoder.done:

@@ -123,7 +123,10 @@ class Execution:
 
     async def rest_of_stream(self, stream: OpenStream) -> AsyncIterator[ChatDelta]:
         """The chunks after the first. A failure now ends the stream with its status: no splice of two answers."""
-        stall = self.plan.timeouts.stall_ms
+        # A timer per chunk only for a route's stall limit. The caller's deadline needs none: gRPC cancels the call
+        # when it passes, and the provider's own timeout, bounded by it when the attempt began, ends the upstream
+        # read. A timer per chunk costs a timer handle, its context and a Timeout for every chunk of every stream.
+        stall = _ms(self.plan.timeouts.stall_ms)
         health = self._board[stream.target.key]
         health.in_flight += 1
         used = stream.record.reserved_tokens
@@ -131,11 +134,10 @@ class Execution:
             yield stream.first
             while True:
                 try:
-                    limit = self._stall_timeout(stall)
-                    if limit is None:
+                    if stall is None:
                         delta = await anext(stream.deltas)
                     else:
-                        async with asyncio.timeout(limit):
+                        async with asyncio.timeout(self._stall_timeout(stall)):
                             delta = await anext(stream.deltas)
                 except StopAsyncIteration:
                     break
@@ -391,9 +393,9 @@ class Execution:
         ttft = self.plan.timeouts.ttft_ms
         return ttft / 1000 if ttft is not None else None
 
-    def _stall_timeout(self, stall_ms: float | None) -> float | None:
-        limits = [x for x in (_ms(stall_ms), self._left()) if x is not None]
-        return min(limits) if limits else None
+    def _stall_timeout(self, stall: float) -> float:
+        left = self._left()
+        return stall if left is None else min(stall, left)
 
     def _left(self) -> float | None:
         return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
