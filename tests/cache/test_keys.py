@@ -1,0 +1,100 @@
+"""Request fingerprints as functions: what makes two requests one cache entry, what makes them share a semantic
+context, and what never enters either. test_exact_cache_api.py holds the same through the gateway."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+
+from gateway.cache.keys import Fingerprint, fingerprint
+from gateway.chat import ChatRequest, ImagePart, Message, ResponseFormat, Tool, ToolCall
+
+PARTITION = ("shop", "", "fast")
+
+
+def request(*messages: Message, **params: object) -> ChatRequest:
+    return ChatRequest(model="fast", messages=list(messages) or [Message("user", "hello")], **params)  # type: ignore[arg-type]
+
+
+def test_a_request_is_fingerprinted_by_its_context_and_its_last_user_turn() -> None:
+    found = fingerprint(request(Message("system", "be brief"), Message("user", "hello")), PARTITION)
+    assert re.fullmatch(r"[0-9a-f]{32}", found.exact)
+    assert re.fullmatch(r"[0-9a-f]{32}", found.context)
+    assert found.prompt == "hello"
+    assert found.exact != found.context
+    again = fingerprint(request(Message("system", "be brief"), Message("user", "hello")), PARTITION)
+    assert again == found
+    other_prompt = fingerprint(request(Message("system", "be brief"), Message("user", "hi")), PARTITION)
+    assert other_prompt.context == found.context  # the same context: a semantic match is searched there
+    assert other_prompt.exact != found.exact
+    other_context = fingerprint(request(Message("system", "be long"), Message("user", "hello")), PARTITION)
+    assert other_context.context != found.context
+    assert other_context.exact != found.exact
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        Message("assistant", "hello"),
+        Message("user", "look", parts=("look", ImagePart(url="https://example.com/a.png"))),
+        Message("user", "", tool_calls=(ToolCall("c1", "f", "{}"),)),
+        Message("tool", "42", tool_call_id="c1"),
+    ],
+)
+def test_a_last_turn_that_is_not_plain_user_text_has_no_prompt_and_stays_in_the_context(last: Message) -> None:
+    found = fingerprint(request(Message("user", "q"), last), PARTITION)
+    assert found == Fingerprint(found.context, found.context, "")
+    without_it = fingerprint(request(Message("user", "q")), PARTITION)
+    assert without_it.context != found.context
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"max_tokens": 10},
+        {"temperature": 0.5},
+        {"top_p": 0.9},
+        {"stop": ["\n"]},
+        {"seed": 7},
+        {"tools": [Tool("f", "does f", {"type": "object"})]},
+        {"tool_choice": "required"},
+        {"response_format": ResponseFormat("json_object")},
+    ],
+)
+def test_every_answer_changing_parameter_changes_both_fingerprints(change: dict[str, object]) -> None:
+    base = fingerprint(request(), PARTITION)
+    changed = fingerprint(request(**change), PARTITION)
+    assert changed.exact != base.exact
+    assert changed.context != base.context
+    assert changed.prompt == base.prompt
+
+
+@pytest.mark.parametrize("partition", [("other", "", "fast"), ("shop", "ns", "fast"), ("shop", "", "smart")])
+def test_teams_namespaces_and_models_never_share_a_fingerprint(partition: tuple[str, str, str]) -> None:
+    base = fingerprint(request(), PARTITION)
+    moved = fingerprint(request(), partition)
+    assert moved.exact != base.exact
+    assert moved.context != base.context
+
+
+def test_the_callers_user_metadata_and_model_name_in_the_request_do_not_change_it() -> None:
+    base = fingerprint(request(), PARTITION)
+    labelled = dataclasses.replace(request(user="alice", metadata={"trace": "1"}), model="alias")
+    assert fingerprint(labelled, PARTITION) == base
+
+
+def test_a_tools_schema_in_another_key_order_is_the_same_request() -> None:
+    one = Tool("f", "", {"type": "object", "properties": {"a": {"type": "string"}}})
+    two = Tool("f", "", {"properties": {"a": {"type": "string"}}, "type": "object"})
+    assert fingerprint(request(tools=[one]), PARTITION) == fingerprint(request(tools=[two]), PARTITION)
+
+
+def test_inline_image_bytes_enter_the_fingerprint_by_their_content() -> None:
+    def with_image(data: bytes) -> Fingerprint:
+        image = ImagePart(data=data, mime_type="image/png")
+        return fingerprint(request(Message("user", "", parts=("what is it?", image)), Message("user", "hi")), PARTITION)
+
+    assert with_image(b"\x89PNG one") == with_image(b"\x89PNG one")
+    assert with_image(b"\x89PNG one").context != with_image(b"\x89PNG two").context
