@@ -98,3 +98,10 @@ def test_inline_image_bytes_enter_the_fingerprint_by_their_content() -> None:
 
     assert with_image(b"\x89PNG one") == with_image(b"\x89PNG one")
     assert with_image(b"\x89PNG one").context != with_image(b"\x89PNG two").context
+
+
+def test_a_value_that_has_no_json_form_is_refused_not_fingerprinted_as_null() -> None:
+    odd = Tool("f", "", {"enum": {"a", "b"}})  # a set: never what a validated request holds
+    with pytest.raises(TypeError) as caught:
+        fingerprint(request(tools=[odd]), PARTITION)
+    assert str(caught.value.__cause__) == "cannot fingerprint set"

@@ -297,6 +297,34 @@ async def test_a_call_refused_for_calls_in_flight_gives_its_request_back_to_the_
     assert (await refused(process, key)).reason == "KEY_RATE_LIMITED"
 
 
+async def test_a_refused_call_gives_back_exactly_the_request_and_tokens_it_took_from_the_lease(
+    redis_server: RedisServer, processes: Processes
+) -> None:
+    process = processes.make(redis_server.url, mode="lease", lease_size=4)
+    key = limited(rpm=4, tpm=100, max_concurrent=1)
+    first = await process.admit(key, tokens=25)  # leases the minute: 4 requests, 100 tokens
+    assert (await refused(process, key, tokens=25)).reason == "KEY_CONCURRENCY_LIMITED"
+    await process.settle(first, used_tokens=25)
+    for _ in range(3):  # what the refused call took is back: 3 requests and 75 tokens, with no round trip
+        await process.settle(await process.admit(key, tokens=25), used_tokens=25)
+    assert (await refused(process, key, tokens=25)).reason == "KEY_RATE_LIMITED"
+
+
+async def test_a_lease_without_a_request_rate_gives_back_no_request(
+    redis_server: RedisServer, processes: Processes
+) -> None:
+    """A key that gains a request rate later finds no request in its lease that it never took."""
+    leased = processes.make(redis_server.url, mode="lease", lease_size=4)
+    exact = processes.make(redis_server.url)
+    before = limited(tpm=100, max_concurrent=1)
+    first = await leased.admit(before, tokens=10)
+    assert (await refused(leased, before, tokens=10)).reason == "KEY_CONCURRENCY_LIMITED"
+    await leased.settle(first, used_tokens=10)
+    after = limited(rpm=1, tpm=100, max_concurrent=1)
+    await exact.admit(after)  # the minute's only request, taken by another process
+    assert (await refused(leased, after, tokens=10)).reason == "KEY_RATE_LIMITED"
+
+
 async def test_leased_calls_reserve_budgets_exactly_and_a_refusal_gives_the_lease_back(
     redis_server: RedisServer, processes: Processes
 ) -> None:
