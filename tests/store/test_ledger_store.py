@@ -101,42 +101,49 @@ async def test_usage_by_team_model_and_route(store: LedgerStore) -> None:
             call("a", T, route="chat", served_model="fast", cached_tokens=3, cost_usd=0.25),
             call("b", T, route="chat", served_model="fast", cost_usd=0.25),
             call("c", T, route="", served_model="smart", cost_usd=1.0),
+            call("d", T, route="chat", served_model="smart", cost_usd=0.125),
+            call("e", T, route="", served_model="fast", cost_usd=0.0625),
             call("hit", T, route="chat", served_model="fast", cache={"kind": "exact"}, cache_saved_usd=0.5),
-            call("d", T, team="blue", route="chat", served_model="fast", cost_usd=2.0),
+            call("f", T, team="blue", route="chat", served_model="fast", cost_usd=2.0),
         ],
         with_audit=False,
     )
     assert await store.usage_by_team_model_route(everything(team="red")) == [
         ("red", "smart", "", UsageRow("smart", 1, 10, 5, 0, 1.0, 0, 0.0)),
         ("red", "fast", "chat", UsageRow("fast", 3, 20, 10, 3, 0.75, 1, 0.5)),
+        ("red", "smart", "chat", UsageRow("smart", 1, 10, 5, 0, 0.125, 0, 0.0)),
+        ("red", "fast", "", UsageRow("fast", 1, 10, 5, 0, 0.0625, 0, 0.0)),
     ]
     rows = await store.usage_by_team_model_route(everything())
-    assert [(team, model, route) for team, model, route, _ in rows] == [
+    assert [(team, model, route) for team, model, route, _ in rows][:2] == [
         ("blue", "fast", "chat"),
         ("red", "smart", ""),
-        ("red", "fast", "chat"),
     ]
+    assert len(rows) == 5
     assert await store.usage_by_team_model_route(everything(since=T + 1)) == []
 
 
 async def test_call_stats_count_calls_failures_and_mean_latency_per_serving_model(store: LedgerStore) -> None:
     await store.write(
         [
-            call("a", T, route="chat", latency_ms=100.0),
-            call("b", T, route="chat", latency_ms=300.0, status="UNAVAILABLE"),
+            call("a", T, route="chat", model="chat-model", latency_ms=100.0),
+            call("b", T, route="chat", model="chat-model", latency_ms=300.0, status="UNAVAILABLE"),
             call("c", T, route="chat", served_model="", model="smart", latency_ms=50.0, status="PERMISSION_DENIED"),
-            call("d", T, team="blue", route="chat", latency_ms=10.0),
+            call("d", T, route="", model="fast", latency_ms=20.0),
+            call("e", T, team="blue", route="chat", latency_ms=10.0),
             call("late", T + 100, route="chat", latency_ms=10.0),
         ],
         with_audit=True,
     )
     assert await store.call_stats(everything(team="red", until=T + 100)) == {
-        ("red", "fast", "chat"): (2, 1, 200.0),
+        ("red", "fast", "chat"): (2, 1, 200.0),  # by the model that served, not the one asked for
         ("red", "smart", "chat"): (1, 1, 50.0),  # never served: counted under the model asked for
+        ("red", "fast", ""): (1, 0, 20.0),
     }
     assert set(await store.call_stats(everything(until=T + 100))) == {
         ("red", "fast", "chat"),
         ("red", "smart", "chat"),
+        ("red", "fast", ""),
         ("blue", "fast", "chat"),
     }
     assert await store.call_stats(everything(since=T + 100, until=T + 101)) == {("red", "fast", "chat"): (1, 0, 10.0)}
