@@ -74,6 +74,12 @@ def test_an_hours_window_ending_before_it_starts_wraps_past_midnight() -> None:
         assert denied(night, now=at(outside)).reason == "OUTSIDE_ALLOWED_TIME"
 
 
+def test_an_hours_window_of_no_length_allows_no_minute() -> None:
+    never = Conditions(hours=(9 * 60, 9 * 60))
+    for moment in ("2025-03-10 09:00", "2025-03-10 08:59", "2025-03-10 21:00"):
+        assert denied(never, now=at(moment)).reason == "OUTSIDE_ALLOWED_TIME"
+
+
 def test_hours_and_weekdays_are_read_in_the_keys_time_zone() -> None:
     paris = Conditions(hours=(9 * 60, 10 * 60), weekdays=frozenset({0}), timezone="Europe/Paris")
     check(paris, now=at("2025-03-10 09:30", "Europe/Paris"))  # 08:30 UTC
@@ -182,7 +188,7 @@ def test_hours_parse_to_minutes_and_format_back(text: str, minutes: tuple[int, i
     assert format_hours((540, 1085)) == "09:00-18:05"
 
 
-@pytest.mark.parametrize("text", ["09:00", "09:00-18:00-20:00", "9am-5pm", "24:01-25:00", "-1:00-02:00", ""])
+@pytest.mark.parametrize("text", ["09:00", "09:00-18:00-20:00", "9am-5pm", "00:00-24:01", "-1:00-02:00", ""])
 def test_bad_hours_say_what_they_should_look_like(text: str) -> None:
     with pytest.raises(ValueError, match=r"hours must look like 09:00-18:00, got "):
         parse_hours(text)

@@ -135,7 +135,7 @@ def _minutes(text: str) -> int:
     hours, _, minutes = text.partition(":")
     value = int(hours) * 60 + int(minutes or 0)
     if not 0 <= value <= 24 * 60:
-        raise ValueError(text)
+        raise ValueError  # parse_hours says what hours should look like
     return value
 
 
