@@ -86,7 +86,7 @@ bench: install ## Run the benchmarks (hot functions, the bounded load test, a bu
 # mutmut imports what it mutates from src/: it runs in $(MUTANTS_PY), where src links to python/ (docs/testing.md).
 MUTANTS_PY := mutants-python
 MUTANTS ?=
-MUTANTS_PY_TIMEOUT ?= 90m
+MUTANTS_PY_TIMEOUT ?= 30m
 
 .PHONY: mutants-python
 mutants-python: install services ## Mutation testing of the Python money, security and durability paths (not in CI)
