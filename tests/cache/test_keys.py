@@ -105,3 +105,12 @@ def test_a_value_that_has_no_json_form_is_refused_not_fingerprinted_as_null() ->
     with pytest.raises(TypeError) as caught:
         fingerprint(request(tools=[odd]), PARTITION)
     assert str(caught.value.__cause__) == "cannot fingerprint set"
+
+
+def test_a_fingerprint_is_the_same_from_one_release_to_the_next() -> None:
+    """Entries outlive the process that stored them (a shared Redis cache, an upgrade rolling across instances): a
+    change to how requests are fingerprinted turns every stored entry into a miss. Change these values only on
+    purpose, and say so in the release notes."""
+    image = ImagePart(data=b"\x89PNG one", mime_type="image/png")
+    found = fingerprint(request(Message("user", "", parts=("what is it?", image)), Message("user", "hi")), PARTITION)
+    assert found == Fingerprint("f0c7a1dd0eaf2fc48215fe91d6930640", "8f24d3a1853cbd576553c307b47edc10", "hi")
