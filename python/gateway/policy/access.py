@@ -41,7 +41,7 @@ def check_conditions(
     if conditions.networks:
         _check_network(key.id, conditions, peer)
     for name, allowed in conditions.required_metadata:
-        value = metadata.get(name, "")
+        value = metadata.get(name)
         if not value:
             raise PermissionDenied(
                 f"key {key.id} requires request metadata {name!r}"
