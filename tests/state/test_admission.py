@@ -325,6 +325,65 @@ async def test_a_lease_without_a_request_rate_gives_back_no_request(
     assert (await refused(leased, after, tokens=10)).reason == "KEY_RATE_LIMITED"
 
 
+async def test_a_lease_serves_exactly_the_tokens_it_holds_and_refills_for_the_next_token(
+    redis_server: RedisServer, processes: Processes
+) -> None:
+    process = processes.make(redis_server.url, mode="lease", lease_size=4)
+    key = limited(tpm=100)
+    for _ in range(4):  # one lease of the minute's 100 tokens, 25 a call
+        await process.settle(await process.admit(key, tokens=25), used_tokens=25)
+    assert (await refused(process, key, tokens=1)).reason == "KEY_RATE_LIMITED"  # spent to zero: one more token refills
+
+
+async def test_a_call_taking_no_tokens_needs_none_from_a_lease_in_debt(
+    redis_server: RedisServer, processes: Processes
+) -> None:
+    process = processes.make(redis_server.url, mode="lease", lease_size=2)
+    key = limited(tpm=100)
+    first = await process.admit(key, tokens=50)  # leases the minute's 100 tokens
+    await process.settle(first, used_tokens=150)  # the provider billed more than the take: the lease owes 50
+    await process.settle(await process.admit(key, tokens=0))
+
+
+async def test_a_key_that_gains_a_token_rate_finds_no_tokens_in_its_lease_it_never_took(
+    redis_server: RedisServer, processes: Processes
+) -> None:
+    leased = processes.make(redis_server.url, mode="lease", lease_size=4)
+    exact = processes.make(redis_server.url)
+    for _ in range(2):
+        await leased.settle(await leased.admit(limited(rpm=10), tokens=50), used_tokens=0)
+    after = limited(rpm=10, tpm=100)
+    await exact.admit(after, tokens=100)  # the minute's tokens, taken by another process
+    assert (await refused(leased, after, tokens=1)).reason == "KEY_RATE_LIMITED"
+
+
+async def test_leased_calls_make_no_round_trip_to_redis_until_their_lease_runs_out(
+    own_redis: tuple[int, list[RedisServer]], processes: Processes
+) -> None:
+    port, _ = own_redis
+    server = start(own_redis)
+    process = processes.make(f"redis://127.0.0.1:{port}/0", mode="lease", lease_size=5, fail_open=False)
+    key = limited(rpm=10)
+    held = [await process.admit(key, estimate=0.01)]  # takes the lease; no budget governs the key
+    stop(server)
+    held += [await process.admit(key, estimate=0.01) for _ in range(4)]
+    with pytest.raises(Unavailable):
+        await process.admit(key, estimate=0.01)  # the lease is spent: Redis is needed again
+    for ticket in held:
+        await process.settle(ticket)
+
+
+@pytest.mark.parametrize("mode", ["exact", "lease"])
+async def test_a_cap_already_passed_refuses_even_a_call_estimated_at_nothing(
+    redis_server: RedisServer, processes: Processes, mode: str
+) -> None:
+    ledger = Ledger({(BudgetScope.TEAM, "shop", Period.DAY): 1.5})  # calls that cost more than their estimates
+    process = processes.make(redis_server.url, TEAM_DAY, mode=mode, ledger=ledger)
+    refusal = await refused(process, limited(rpm=10), estimate=0.0)
+    assert refusal.reason == "BUDGET_EXCEEDED"
+    assert "$1.5000 spent" in refusal.message
+
+
 async def test_leased_calls_reserve_budgets_exactly_and_a_refusal_gives_the_lease_back(
     redis_server: RedisServer, processes: Processes
 ) -> None:

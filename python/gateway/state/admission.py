@@ -49,7 +49,6 @@ class Ticket:
     key: KeyRecord
     tokens: int = 0
     """Taken from the key's tokens-per-minute limit."""
-    estimate_usd: float = 0.0
     local: Reservation | None = None
     """The budget reservation kept in this process (local limits, or the fallback while Redis is out)."""
     accounts: list[tuple[Budget, str]] = field(default_factory=list)
@@ -202,7 +201,7 @@ class SharedLimits:
         values = reply[1:]
         for i, (budget, _, _) in enumerate(capped):
             self._budgets.update(budget, float(_text(values[2 * i])), float(_text(values[2 * i + 1])))
-        ticket = Ticket(call_id, key, tokens, estimate, limits_shared=not limits.empty)
+        ticket = Ticket(call_id, key, tokens, limits_shared=not limits.empty)
         if estimate > 0:
             ticket.accounts = [(budget, keys[5 + i]) for i, (budget, _, _) in enumerate(capped)]
         return ticket
@@ -230,14 +229,14 @@ class SharedLimits:
             except RateLimited:
                 self._give_back_lease(ticket)
                 raise
-        if capped and estimate > 0:
+        if capped:
+            # Checked even for a call estimated at nothing, as in exact mode: a cap already passed refuses it.
             try:
                 budgets = await self._admit_exact(call_id, key, 0, estimate, capped, KeyLimits())
             except BaseException:
                 self._give_back_lease(ticket)
                 self._local.settle(ticket, 0, 0.0)
                 raise
-            ticket.estimate_usd = estimate
             ticket.accounts = budgets.accounts
         return ticket
 
