@@ -357,6 +357,38 @@ async def test_a_key_that_gains_a_token_rate_finds_no_tokens_in_its_lease_it_nev
     assert (await refused(leased, after, tokens=1)).reason == "KEY_RATE_LIMITED"
 
 
+async def test_a_refill_of_tokens_alone_takes_no_requests_and_keeps_those_left(
+    redis_server: RedisServer, processes: Processes
+) -> None:
+    leased, exact = processes.make(redis_server.url, mode="lease", lease_size=4), processes.make(redis_server.url)
+    key = limited(rpm=8, tpm=1000)
+    first = await leased.admit(key, tokens=60)  # leases 4 requests (half the minute's) and 240 tokens
+    await leased.settle(first, used_tokens=240)  # the provider billed more: the lease's tokens are spent
+    await leased.admit(key, tokens=60)  # a refill of tokens only
+    await exact.admit(key)  # so the other half of the minute's requests is still in Redis
+    await leased.admit(key, tokens=60)  # and the lease still holds the two requests it had
+    await leased.admit(key, tokens=60)
+
+
+async def test_a_refill_of_requests_alone_takes_no_tokens(redis_server: RedisServer, processes: Processes) -> None:
+    leased, exact = processes.make(redis_server.url, mode="lease", lease_size=2), processes.make(redis_server.url)
+    key = limited(rpm=8, tpm=30)
+    await leased.admit(key, tokens=10)  # leases 2 requests and 20 tokens
+    await leased.admit(key, tokens=0)
+    await leased.admit(key, tokens=0)  # a refill of requests only
+    await exact.admit(key, tokens=10)  # the minute's last 10 tokens are still in Redis
+
+
+async def test_a_refill_adds_to_what_the_lease_still_holds(redis_server: RedisServer, processes: Processes) -> None:
+    process = processes.make(redis_server.url, mode="lease", lease_size=1)
+    key = limited(tpm=100)
+    first = await process.admit(key, tokens=40)  # leases 40 tokens
+    await process.settle(first, used_tokens=20)  # 20 back in the lease
+    await process.admit(key, tokens=30)  # refills 30: 50 in the lease, 20 left after this call
+    await process.admit(key, tokens=20)  # from the lease
+    await process.admit(key, tokens=15)  # refills 15: 85 of the minute's 100 taken from Redis
+
+
 async def test_leased_calls_make_no_round_trip_to_redis_until_their_lease_runs_out(
     own_redis: tuple[int, list[RedisServer]], processes: Processes
 ) -> None:

@@ -244,7 +244,7 @@ class SharedLimits:
         limits = key.limits
         size = self._lease_size
         granted_requests = min(size, limits.rpm or 0) if requests else 0
-        granted_tokens = min(size * max(tokens, 1), limits.tpm or 0) if more_tokens else 0
+        granted_tokens = min(size * tokens, limits.tpm or 0) if more_tokens else 0  # more_tokens: tokens > 0
         subject = f"{tag('t', key.team)}k:{part(key.id)}:"
         reply = await self._state.take(
             [f"{subject}rpm", f"{subject}tpm", f"{subject}slots"],
