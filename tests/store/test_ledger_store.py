@@ -180,7 +180,7 @@ async def test_an_export_spans_pages_oldest_first_with_records_of_one_instant_ac
     records = [
         call(f"r{i:04d}", T + (990 if 990 <= i <= 1010 else i), team="red" if i % 3 else "blue") for i in range(2050)
     ]
-    await store.write(records, with_audit=True)
+    await store.write(records[::-1], with_audit=True)  # stored newest first: the export orders them itself
     exported = [r.request_id async for r in store.export_audit(AuditFilter())]
     assert exported == sorted(r.request_id for r in records)
     blue = [r.request_id async for r in store.export_audit(AuditFilter(team="blue", since=T + 2000))]
