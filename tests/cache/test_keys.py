@@ -46,8 +46,17 @@ def test_a_request_is_fingerprinted_by_its_context_and_its_last_user_turn() -> N
 def test_a_last_turn_that_is_not_plain_user_text_has_no_prompt_and_stays_in_the_context(last: Message) -> None:
     found = fingerprint(request(Message("user", "q"), last), PARTITION)
     assert found == Fingerprint(found.context, found.context, "")
-    without_it = fingerprint(request(Message("user", "q")), PARTITION)
-    assert without_it.context != found.context
+    other_last = dataclasses.replace(last, content=last.content + " more")
+    assert fingerprint(request(Message("user", "q"), other_last), PARTITION).context != found.context
+
+
+def test_every_earlier_turn_enters_the_context() -> None:
+    turns = [Message("system", "be brief"), Message("user", "a"), Message("assistant", "b"), Message("user", "c")]
+    found = fingerprint(request(*turns), PARTITION)
+    for i in range(3):
+        changed = list(turns)
+        changed[i] = dataclasses.replace(turns[i], content=turns[i].content + "!")
+        assert fingerprint(request(*changed), PARTITION).context != found.context
 
 
 @pytest.mark.parametrize(

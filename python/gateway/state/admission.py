@@ -135,7 +135,6 @@ class SharedLimits:
         self._metrics = metrics
         self._clock = clock
         self._down_until = 0.0
-        self._shares: dict[str, tuple[int, KeyRecord]] = {}
         self._leases: dict[str, _Lease] = {}
         self._pending: list[tuple[Ticket, int, float]] = []
         self._settling: set[asyncio.Task[None]] = set()
@@ -316,13 +315,7 @@ class SharedLimits:
 
     def _share_of(self, limits: KeyLimits, key: KeyRecord) -> KeyRecord:
         """The key with each of `limits` divided by the processes last seen alive: together they stay near it."""
-        live = self._state.live
-        found = self._shares.get(key.id)
-        if found is not None and found[0] == live and found[1].limits == _divided(limits, live):
-            return found[1]
-        share = dataclasses.replace(key, limits=_divided(limits, live))
-        self._shares[key.id] = (live, share)
-        return share
+        return dataclasses.replace(key, limits=_divided(limits, self._state.live))
 
     def _failed(self, err: StateUnavailable) -> None:
         if self._clock() >= self._down_until:
