@@ -476,6 +476,23 @@ async def test_fail_open_shares_follow_the_processes_alive(processes: Processes)
     process.state.live = 2
     held += [await process.admit(key), await process.admit(key)]  # 4 / 2 processes
     assert (await refused(process, key)).reason == "KEY_CONCURRENCY_LIMITED"
+    process.state.live = 1
+    held += [await process.admit(key), await process.admit(key)]  # alone: the whole limit
+    assert (await refused(process, key)).reason == "KEY_CONCURRENCY_LIMITED"
+    process.state.live = 200
+    for ticket in held:
+        await process.settle(ticket)
+    held = [await process.admit(key)]  # more processes than calls allowed: still one each
+    assert (await refused(process, key)).reason == "KEY_CONCURRENCY_LIMITED"
+
+
+async def test_fail_open_divides_the_token_rate_too(processes: Processes) -> None:
+    process = processes.make(f"redis://127.0.0.1:{free_port()}/0", timeout_s=1.0)
+    process.state.live = 2
+    key = limited(tpm=100)
+    await process.admit(key, tokens=50)
+    refusal = await refused(process, key, tokens=1)
+    assert "(50 tokens/min)" in refusal.message
 
 
 async def test_after_a_failure_calls_stay_local_for_the_retry_delay_then_share_again_and_replay_settlements(

@@ -376,7 +376,7 @@ def _keep_s(period_end: float, now: float) -> int:
 
 def _divided(limits: KeyLimits, live: int) -> KeyLimits:
     def share(value: int | None) -> int | None:
-        return None if value is None else max(1, value // max(live, 1))
+        return None if value is None else max(1, value // live)  # live counts this process: at least 1
 
     return KeyLimits(share(limits.rpm), share(limits.tpm), share(limits.max_concurrent))
 
