@@ -389,6 +389,19 @@ async def test_a_refill_adds_to_what_the_lease_still_holds(redis_server: RedisSe
     await process.admit(key, tokens=15)  # refills 15: 85 of the minute's 100 taken from Redis
 
 
+async def test_a_leased_calls_settlement_moves_no_shared_token_rate(
+    redis_server: RedisServer, processes: Processes
+) -> None:
+    """The lease already took the call's tokens from Redis; settling its budget must not count them again."""
+    leased = processes.make(redis_server.url, TEAM_DAY, mode="lease", lease_size=1)
+    exact = processes.make(redis_server.url, TEAM_DAY)
+    key = limited(tpm=100)
+    ticket = await leased.admit(key, tokens=50, estimate=0.25)  # 50 tokens leased, 0.25 reserved
+    await leased.settle(ticket, used_tokens=50, cost=0.25)
+    assert leased.book.spent(BudgetScope.TEAM, "shop", Period.DAY) == 0.25
+    await exact.admit(key, tokens=50)  # the minute's other 50 tokens
+
+
 async def test_leased_calls_make_no_round_trip_to_redis_until_their_lease_runs_out(
     own_redis: tuple[int, list[RedisServer]], processes: Processes
 ) -> None:
@@ -437,6 +450,7 @@ async def test_leased_calls_reserve_budgets_exactly_and_a_refusal_gives_the_leas
 
 async def test_fail_closed_refuses_with_a_retry_delay_while_redis_cannot_be_reached(processes: Processes) -> None:
     process = processes.make(f"redis://127.0.0.1:{free_port()}/0", TEAM_DAY, fail_open=False, timeout_s=1.0)
+    process.metrics.set_shared_state_up(up=True)  # as a started gateway reports it
     for key, estimate in ((limited(rpm=10), None), (KEY, 0.5)):
         with pytest.raises(Unavailable) as caught:
             await process.admit(key, estimate=estimate)
