@@ -242,6 +242,18 @@ async def test_a_hard_cap_starts_from_the_ledger_reserves_each_estimate_and_admi
     assert two.book.remaining(BudgetScope.KEY, "key_1") == 1.375
 
 
+async def test_a_settlement_updates_each_of_the_calls_accounts_with_its_own_counters(
+    redis_server: RedisServer, processes: Processes
+) -> None:
+    process = processes.make(redis_server.url, TEAM_DAY, KEY_MONTH)
+    mine = await process.admit(KEY, estimate=0.5)
+    teammate = dataclasses.replace(KEY, id="key_2")
+    await process.admit(teammate, estimate=0.25)  # in flight on the team's account only
+    await process.settle(mine, cost=0.125)
+    assert process.book.remaining(BudgetScope.KEY, "key_1") == 1.875  # 2.00 - 0.125, nothing in flight
+    assert process.book.remaining(BudgetScope.TEAM, "shop") == 0.625  # 1.00 - 0.125 - 0.25 in flight
+
+
 async def test_a_budget_refusal_takes_none_of_the_keys_limits(redis_server: RedisServer, processes: Processes) -> None:
     process = processes.make(redis_server.url, TEAM_DAY)
     key = limited(rpm=1, max_concurrent=1)
@@ -510,7 +522,7 @@ async def test_fail_open_divides_the_token_rate_too(processes: Processes) -> Non
 
 
 async def test_after_a_failure_calls_stay_local_for_the_retry_delay_then_share_again_and_replay_settlements(
-    own_redis: tuple[int, list[RedisServer]], processes: Processes
+    own_redis: tuple[int, list[RedisServer]], processes: Processes, caplog: pytest.LogCaptureFixture
 ) -> None:
     port, _ = own_redis
     server = start(own_redis)
@@ -535,3 +547,6 @@ async def test_after_a_failure_calls_stay_local_for_the_retry_delay_then_share_a
             break
         await asyncio.sleep(0.01)
     assert process.book.spent(BudgetScope.TEAM, "shop", Period.DAY) == 0.25
+    await process.admit(key)  # shared again: no second notice of the recovery
+    back = [r for r in caplog.records if r.getMessage() == "shared limits: Redis answers again; limits are shared"]
+    assert len(back) == 1
