@@ -250,7 +250,7 @@ class SharedLimits:
             ["lease", limits.rpm or 0, granted_requests, limits.tpm or 0, granted_tokens, 0, 0],
         )
         if int(reply[0]) != 0:
-            raise _refusal(key, reply, [], 0.0)
+            raise _limit_refusal(key, reply)
         lease.requests += granted_requests
         lease.tokens += granted_tokens
 
@@ -348,12 +348,16 @@ class SharedLimits:
 def _refusal(
     key: KeyRecord, reply: list[object], capped: list[tuple[Budget, float, float]], estimate: float
 ) -> RateLimited:
-    reason = _text(reply[1])
-    if reason == "BUDGET":
+    if _text(reply[1]) == "BUDGET":
         budget, _, end = capped[int(_text(reply[4])) - 1]
         return budget_exceeded(budget, float(_text(reply[2])), float(_text(reply[3])), estimate, end - time.time())
+    return _limit_refusal(key, reply)
+
+
+def _limit_refusal(key: KeyRecord, reply: list[object]) -> RateLimited:
+    """A refusal by the key's own limits (what a take, which reserves no budget, can answer)."""
     wait = float(_text(reply[2]))
-    if reason == "CONCURRENCY":
+    if _text(reply[1]) == "CONCURRENCY":
         return RateLimited(
             f"key {key.id} already has {key.limits.max_concurrent} calls in flight, its limit",
             reason="KEY_CONCURRENCY_LIMITED",
