@@ -254,6 +254,31 @@ async def test_a_settlement_updates_each_of_the_calls_accounts_with_its_own_coun
     assert process.book.remaining(BudgetScope.TEAM, "shop") == 0.625  # 1.00 - 0.125 - 0.25 in flight
 
 
+async def test_a_key_without_a_token_rate_is_not_limited_by_tokens(
+    redis_server: RedisServer, processes: Processes
+) -> None:
+    process = processes.make(redis_server.url)
+    key = limited(rpm=10)
+    for _ in range(3):
+        await process.admit(key, tokens=100_000)
+
+
+async def test_every_key_of_a_team_shares_its_hash_tag_and_accounts_expire_a_day_after_their_period(
+    redis_server: RedisServer, processes: Processes
+) -> None:
+    """Redis Cluster runs a script only on keys of one slot: every key of a call carries the team's tag."""
+    process = processes.make(redis_server.url, TEAM_DAY)
+    await process.admit(limited(rpm=10, tpm=1000, max_concurrent=5), tokens=10, estimate=0.5)
+    client = redis_server.client()
+    names = [name.decode() for name in client.keys("*")]
+    assert names
+    assert all(name.startswith("gw:{t:shop}:") for name in names)
+    [account] = [name for name in names if ":b:team:shop:day:" in name]
+    end_of_day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp() + 86_400
+    left = end_of_day - datetime.now(UTC).timestamp()
+    assert left + 86_400 - 5 <= client.ttl(account) <= left + 86_400 + 5
+
+
 async def test_a_budget_refusal_takes_none_of_the_keys_limits(redis_server: RedisServer, processes: Processes) -> None:
     process = processes.make(redis_server.url, TEAM_DAY)
     key = limited(rpm=1, max_concurrent=1)

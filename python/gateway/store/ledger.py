@@ -83,7 +83,7 @@ class LedgerStore:
         column = _GROUP_COLUMNS[group_by]
         query = (
             select(
-                column.label("group"),
+                column,
                 func.sum(ledger.c.requests),
                 func.sum(ledger.c.prompt_tokens),
                 func.sum(ledger.c.completion_tokens),
