@@ -279,6 +279,16 @@ async def test_every_key_of_a_team_shares_its_hash_tag_and_accounts_expire_a_day
     assert left + 86_400 - 5 <= client.ttl(account) <= left + 86_400 + 5
 
 
+async def test_a_soft_cap_alone_refuses_nothing_and_downgrades_once_passed(
+    redis_server: RedisServer, processes: Processes
+) -> None:
+    soft = Budget(BudgetScope.TEAM, "shop", Period.DAY, soft_usd=0.5, downgrade_to="cheap")
+    process = processes.make(redis_server.url, soft, fail_open=False)
+    assert process.book.downgrade(KEY) is None
+    await process.admit(limited(rpm=10), estimate=2.0)
+    assert process.book.downgrade(KEY) == "cheap"
+
+
 async def test_a_budget_refusal_takes_none_of_the_keys_limits(redis_server: RedisServer, processes: Processes) -> None:
     process = processes.make(redis_server.url, TEAM_DAY)
     key = limited(rpm=1, max_concurrent=1)
