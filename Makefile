@@ -103,8 +103,8 @@ mutants-python: install services ## Mutation testing of the Python money, securi
 	cd $(MUTANTS_PY) && $(abspath $(BIN))/mutmut results --all true | $(abspath $(PY)) ../scripts/mutation_scores.py
 
 .PHONY: run
-run: install ## Start the gateway on the embedded default config
-	$(BIN)/gateway serve
+run: install ## Start the gateway on the embedded default config (gRPC :50051, OpenAI-compatible HTTP :8080)
+	$(BIN)/gateway serve --http-address 127.0.0.1:8080
 
 .PHONY: check
 check: format proto ## Fail when formatting or generated code leaves the tree dirty

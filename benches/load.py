@@ -7,6 +7,11 @@ and count; everything listens on 127.0.0.1 only.
 
     python -m benches.load                     # the full table (about 2 minutes)
     python -m benches.load --quick             # c=16 unary only
+    python -m benches.load --front-doors       # the OpenAI-compatible HTTP door against gRPC (about 30 s)
+
+The gateway serves its OpenAI-compatible HTTP front door too (--http-address); the front-door table drives the bare
+forwarder, the gateway's gRPC door and its HTTP door with the same Python load generator (benches/loadgen.py), so the
+two doors differ only in their protocol, not in the client that measures them.
 """
 
 from __future__ import annotations
@@ -244,6 +249,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="load-generator processes")
     parser.add_argument("--quick", action="store_true", help="c=16 unary only")
     parser.add_argument("--cache-only", action="store_true", help="only the response cache's points")
+    parser.add_argument("--front-doors", action="store_true", help="only the HTTP front door against gRPC")
     parser.add_argument(
         "--client", choices=["rust", "python"], default="rust", help="the load generator for gRPC targets"
     )
@@ -258,6 +264,7 @@ def main() -> None:
         "forwarder",
         "flaky-forwarder",
         "gateway",
+        "gateway-http",
         "gateway-unaudited",
         "otlp",
         "gateway-traced",
@@ -283,7 +290,11 @@ def main() -> None:
         }
         forwarder = ("-m", "benches.reference_servers", "forwarder", "--port")
         gateway_address = f"127.0.0.1:{ports['gateway']}"
-        gateway_command = ("-m", "gateway", "serve", "--config", str(config), "--address", gateway_address)
+        http_url = f"http://127.0.0.1:{ports['gateway-http']}/v1"
+        gateway_command = (
+            *("-m", "gateway", "serve", "--config", str(config), "--address", gateway_address),
+            *("--http-address", f"127.0.0.1:{ports['gateway-http']}"),
+        )
         traced_address = f"127.0.0.1:{ports['gateway-traced']}"
         traced_command = ("-m", "gateway", "serve", "--config", str(config), "--address", traced_address)
         traced_env = {
@@ -329,6 +340,20 @@ def main() -> None:
                 ("gateway, audit log off", unaudited_address, "bench", unaudited.pid),
                 ("gateway, OTLP tracing (100%) + metrics", traced_address, "bench", traced.pid),
             ]
+            doors = [
+                drive(name, target, "bench", mode, 16, args.processes, args.duration, pid, "python")
+                for mode in ("unary", "stream")
+                for name, target, pid in (
+                    ("upstream (HTTP, direct)", upstream_url, upstream.pid),
+                    ("bare forwarder", f"127.0.0.1:{ports['forwarder']}", bare.pid),
+                    ("gateway, gRPC door", gateway_address, gateway.pid),
+                    ("gateway, HTTP door", http_url, gateway.pid),
+                )
+                if not args.cache_only
+            ]
+            if args.front_doors:
+                print_table(doors)
+                return
             for model in ("bench-exact", "bench-semantic"):
                 prime(gateway_address, model)
             cache = [
@@ -363,6 +388,8 @@ def main() -> None:
                 )
             ]
     print_table(points)
+    print()
+    print_table(doors)
     print()
     print_failover(failover)
     print()

@@ -72,19 +72,22 @@ async def _http_worker(
     session: aiohttp.ClientSession,
     url: str,
     mode: str,
+    model: str,
+    key: str,
     stop_at: float,
     measure_from: float,
     budget: list[int],
     out: dict[str, list[int]],
 ) -> None:
     body: dict[str, Any] = {
-        "model": "bench-model",
+        "model": model,
         "messages": [{"role": m.role, "content": m.content} for m in _MESSAGES],
+        "max_tokens": 64,
     }
     if mode == "stream":
         body |= {"stream": True, "stream_options": {"include_usage": True}}
     data = orjson.dumps(body)
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
     while budget[0] > 0:
         budget[0] -= 1
         start = time.perf_counter()
@@ -93,6 +96,11 @@ async def _http_worker(
         out["calls"][0] += 1
         first = None
         async with session.post(url, data=data, headers=headers) as response:
+            if response.status != 200:
+                await response.read()
+                if start >= measure_from:
+                    out["errors"].append(response.status)
+                continue
             if mode == "unary":
                 orjson.loads(await response.read())
             else:
@@ -118,7 +126,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             url = args.target.rstrip("/") + "/chat/completions"
             await asyncio.gather(
                 *(
-                    _http_worker(session, url, args.mode, stop_at, measure_from, budget, out)
+                    _http_worker(session, url, args.mode, args.model, args.key, stop_at, measure_from, budget, out)
                     for _ in range(args.concurrency)
                 )
             )
@@ -147,7 +155,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--target", required=True, help="HOST:PORT for gRPC, or an http:// base URL for the upstream")
+    parser.add_argument(
+        "--target",
+        required=True,
+        help="HOST:PORT for gRPC, or an http:// base URL (…/v1) of an OpenAI-format server: the upstream or the "
+        "gateway's HTTP front door",
+    )
     parser.add_argument("--mode", choices=["unary", "stream"], default="unary")
     parser.add_argument("--model", default="bench")
     parser.add_argument("--key", default="bench-key")

@@ -116,6 +116,9 @@ class ChatRequest:
     """Characters of text in all messages (content, text parts, tool-call arguments): size limits and token bounds."""
     images: int = 0
     """Image parts in all messages."""
+    passthrough: dict[str, Any] = field(default_factory=dict)
+    """OpenAI parameters the gateway does not model (penalties, logit_bias, logprobs...), from the HTTP front door:
+    sent as given to providers that accept them (Provider.accepts_passthrough); other targets refuse the call."""
 
 
 @dataclass(slots=True)
@@ -141,6 +144,8 @@ class ChatResult:
     finish_reason: str
     usage: Usage | None
     tool_calls: list[ToolCall] = field(default_factory=list)
+    logprobs: Any = None
+    """The provider's own `logprobs` of the answer, when a passthrough parameter asked for them."""
 
 
 @dataclass(slots=True)
@@ -160,3 +165,5 @@ class ChatDelta:
     finish_reason: str = ""
     usage: Usage | None = None
     upstream_model: str = ""
+    logprobs: Any = None
+    """The provider's own `logprobs` of this piece, when a passthrough parameter asked for them."""

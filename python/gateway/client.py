@@ -14,7 +14,7 @@ from typing import Any, Self
 
 import grpc
 from llmgateway.v1 import gateway_pb2 as pb
-from llmgateway.v1 import gateway_pb2_grpc
+from llmgateway.v1 import gateway_pb2_grpc, insights_pb2, insights_pb2_grpc
 
 MessagesLike = str | Sequence[pb.Message | tuple[str, str]]
 """A prompt (one user message), or messages as protobuf or (role, content) pairs."""
@@ -48,6 +48,7 @@ class GatewayClient:
             grpc.aio.secure_channel(target, credentials) if credentials else grpc.aio.insecure_channel(target)
         )
         self._stub = gateway_pb2_grpc.GatewayStub(self._channel)
+        self._insights = insights_pb2_grpc.InsightsStub(self._channel)
         self._metadata = (("authorization", f"Bearer {api_key}"),)
 
     async def chat(
@@ -79,11 +80,34 @@ class GatewayClient:
         )
         return response
 
+    async def embed(
+        self, model: str, inputs: list[str], *, timeout: float | None = None, **params: Any
+    ) -> pb.EmbedResponse:
+        request = pb.EmbedRequest(model=model, inputs=inputs, **params)
+        response: pb.EmbedResponse = await self._stub.Embed(request, metadata=self._metadata, timeout=timeout)
+        return response
+
     async def list_models(self, *, timeout: float | None = None) -> list[pb.ModelInfo]:
         response: pb.ListModelsResponse = await self._stub.ListModels(
             pb.ListModelsRequest(), metadata=self._metadata, timeout=timeout
         )
         return list(response.models)
+
+    async def feedback(
+        self,
+        request_id: str,
+        ratings: Sequence[insights_pb2.MetricRating],
+        *,
+        comment: str = "",
+        source: insights_pb2.FeedbackSource.ValueType = insights_pb2.FEEDBACK_SOURCE_UNSPECIFIED,
+        timeout: float | None = None,
+    ) -> insights_pb2.FeedbackResponse:
+        """Rates a call this key made (ChatResponse.id) on metrics the gateway's config declares."""
+        request = insights_pb2.FeedbackRequest(request_id=request_id, ratings=ratings, comment=comment, source=source)
+        response: insights_pb2.FeedbackResponse = await self._insights.Feedback(
+            request, metadata=self._metadata, timeout=timeout
+        )
+        return response
 
     async def close(self) -> None:
         await self._channel.close()
@@ -106,6 +130,7 @@ class SyncGatewayClient:
         target, credentials = _channel_args(address, secure, root_certificates)
         self._channel = grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
         self._stub = gateway_pb2_grpc.GatewayStub(self._channel)
+        self._insights = insights_pb2_grpc.InsightsStub(self._channel)
         self._metadata = (("authorization", f"Bearer {api_key}"),)
 
     def chat(
@@ -136,11 +161,32 @@ class SyncGatewayClient:
         response: pb.CountTokensResponse = self._stub.CountTokens(request, metadata=self._metadata, timeout=timeout)
         return response
 
+    def embed(self, model: str, inputs: list[str], *, timeout: float | None = None, **params: Any) -> pb.EmbedResponse:
+        request = pb.EmbedRequest(model=model, inputs=inputs, **params)
+        response: pb.EmbedResponse = self._stub.Embed(request, metadata=self._metadata, timeout=timeout)
+        return response
+
     def list_models(self, *, timeout: float | None = None) -> list[pb.ModelInfo]:
         response: pb.ListModelsResponse = self._stub.ListModels(
             pb.ListModelsRequest(), metadata=self._metadata, timeout=timeout
         )
         return list(response.models)
+
+    def feedback(
+        self,
+        request_id: str,
+        ratings: Sequence[insights_pb2.MetricRating],
+        *,
+        comment: str = "",
+        source: insights_pb2.FeedbackSource.ValueType = insights_pb2.FEEDBACK_SOURCE_UNSPECIFIED,
+        timeout: float | None = None,
+    ) -> insights_pb2.FeedbackResponse:
+        """Rates a call this key made (ChatResponse.id) on metrics the gateway's config declares."""
+        request = insights_pb2.FeedbackRequest(request_id=request_id, ratings=ratings, comment=comment, source=source)
+        response: insights_pb2.FeedbackResponse = self._insights.Feedback(
+            request, metadata=self._metadata, timeout=timeout
+        )
+        return response
 
     def close(self) -> None:
         self._channel.close()

@@ -63,7 +63,7 @@ def test_models_chat_and_count_tokens(server: Server, clean_env: dict[str, str])
     env = {**clean_env, "GATEWAY_API_KEY": "gw-cli-test-key"}
     models = gateway("models", "--json", "--address", server.address, env=env)
     assert models.returncode == 0, models.stderr
-    assert {m["id"] for m in json.loads(models.stdout)} == {"sim-fast", "sim-smart"}
+    assert {m["id"] for m in json.loads(models.stdout)} == {"sim-fast", "sim-smart", "sim-embed"}
 
     streamed = gateway("chat", "-m", "sim-fast", "--address", server.address, "Hello", env=env)
     assert streamed.returncode == 0, streamed.stderr
@@ -81,6 +81,18 @@ def test_models_chat_and_count_tokens(server: Server, clean_env: dict[str, str])
         "count-tokens", "-m", "sim-fast", "--json", "--address", server.address, "-", env=env, input="hello world"
     )
     assert json.loads(piped.stdout) == {"tokens": 2, "exact": True, "tokenizer": "o200k_base"}
+
+
+def test_embed(server: Server, clean_env: dict[str, str]) -> None:
+    env = {**clean_env, "GATEWAY_API_KEY": "gw-cli-test-key"}
+    shown = gateway("embed", "-m", "sim-embed", "--address", server.address, "first text", "second", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "[0] [" in shown.stdout
+    assert "sim-embed (simulated): 2 vectors of 256 dimensions" in shown.stdout
+    as_json = gateway("embed", "-m", "sim-embed", "--json", "--address", server.address, "first text", env=env)
+    response = json.loads(as_json.stdout)
+    assert len(response["embeddings"][0]["values"]) == 256
+    assert response["simulated"]
 
 
 def test_client_errors_are_readable(server: Server, clean_env: dict[str, str]) -> None:

@@ -66,7 +66,7 @@ def test_default_is_simulated_without_keys(monkeypatch: pytest.MonkeyPatch) -> N
     for env in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
         monkeypatch.delenv(env, raising=False)
     config = load_default_config()
-    assert {m.name for m in config.models} == {"sim-fast", "sim-smart"}
+    assert {m.name for m in config.models} == {"sim-fast", "sim-smart", "sim-embed"}
     assert all(p.type is ProviderType.SIMULATED for p in config.providers)
     fast, smart = (next(m for m in config.models if m.name == n) for n in ("sim-fast", "sim-smart"))
     assert fast.output_cost_per_mtok < smart.output_cost_per_mtok

@@ -39,3 +39,15 @@ def test_readme_cache_example_validates() -> None:
     assert config.models[0].cache.semantic
     assert config.routes[0].cache is not None
     assert config.routes[0].cache.shared
+
+
+def test_no_merge_conflict_markers_in_the_docs() -> None:
+    """A merge that left its markers in the README once went unseen through a whole session."""
+    root = README.parent
+    marked = [
+        f"{path.relative_to(root)}:{number}"
+        for path in [README, *sorted((root / "docs").rglob("*.md"))]
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.match(r"(<{7}|>{7})( |$)|={7}$", line)
+    ]
+    assert marked == []

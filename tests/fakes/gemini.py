@@ -5,7 +5,10 @@ usageMetadata, modelVersion, responseId; streams as SSE events each holding a wh
 with CRLF as Google's servers do; `{"error": {"code", "message", "status", "details"}}` errors with
 google.rpc.RetryInfo on 429 and API_KEY_INVALID on a bad key (HTTP 400, as the real API answers). Validation rejects
 unknown fields (camelCase only), roles other than user/model, parts with zero or several data fields, bad base64,
-function calls outside model turns, and responseJsonSchema without responseMimeType application/json.
+function calls outside model turns, and responseJsonSchema without responseMimeType application/json. Embeddings:
+:embedContent ({"content", "outputDimensionality"?} -> {"embedding": {"values"}}) and :batchEmbedContents (up to 100
+requests, each naming the URL's model -> {"embeddings": [{"values"}]}), vectors `fake_vector(text)`, no usage
+reported (as the real API).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.server import Answer, FakeProvider, Recorded, Rejected
+from tests.fakes.server import EMBEDDING_DIMENSIONS, Answer, FakeProvider, Recorded, Rejected, fake_vector
 
 TOP_LEVEL = frozenset(
     {"contents", "systemInstruction", "generationConfig", "tools", "toolConfig", "safetySettings", "cachedContent"}
@@ -41,6 +44,8 @@ GENERATION = frozenset(
         "logprobs",
     }
 )
+EMBED_FIELDS = frozenset({"model", "content", "taskType", "title", "outputDimensionality"})
+MAX_BATCH_EMBEDDINGS = 100
 DATA_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse")
 FUNCTION_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}$")
 STATUS_NAMES = {
@@ -91,7 +96,7 @@ class FakeGemini(FakeProvider):
         if key != self.api_key:
             raise Rejected(400, "API key not valid. Please pass a valid API key.", code="API_KEY_INVALID")
         model, method = self._target(request)
-        if method not in ("generateContent", "streamGenerateContent"):
+        if method not in ("generateContent", "streamGenerateContent", "embedContent", "batchEmbedContents"):
             raise Rejected(404, f"Method {method} not found.")
         if self.models is not None and model not in self.models:
             raise Rejected(
@@ -101,6 +106,18 @@ class FakeGemini(FakeProvider):
                 "methods.",
             )
         body = recorded.body
+        if method == "embedContent":
+            self._check_embed(body, model, batched=False)
+            return
+        if method == "batchEmbedContents":
+            requests = body.get("requests")
+            if set(body) != {"requests"} or not isinstance(requests, list) or not requests:
+                raise Rejected(400, "* BatchEmbedContentsRequest.requests: requests must not be empty")
+            if len(requests) > MAX_BATCH_EMBEDDINGS:
+                raise Rejected(400, f"* BatchEmbedContentsRequest.requests: at most {MAX_BATCH_EMBEDDINGS} requests")
+            for item in requests:
+                self._check_embed(item, model, batched=True)
+            return
         for key_name in body:
             if key_name not in TOP_LEVEL:
                 raise Rejected(400, f'Invalid JSON payload received. Unknown name "{key_name}": Cannot find field.')
@@ -136,6 +153,25 @@ class FakeGemini(FakeProvider):
                         f"* GenerateContentRequest.tool_config.function_calling_config."
                         f"allowed_function_names: {name} is not a declared function",
                     )
+
+    def _check_embed(self, item: Any, model: str, *, batched: bool) -> None:
+        if not isinstance(item, dict):
+            raise Rejected(400, "Invalid JSON payload received. Expected an object.")
+        for key in item:
+            if key not in EMBED_FIELDS:
+                raise Rejected(400, f'Invalid JSON payload received. Unknown name "{key}": Cannot find field.')
+        if batched and item.get("model") != f"models/{model}":
+            raise Rejected(400, f"* BatchEmbedContentsRequest.model: unexpected model name format: {item.get('model')}")
+        parts = (item.get("content") or {}).get("parts")
+        if not isinstance(parts, list) or not parts or not all(isinstance(p.get("text"), str) for p in parts):
+            raise Rejected(400, "* EmbedContentRequest.content: contents must not be empty")
+        dimensions = item.get("outputDimensionality")
+        if dimensions is not None and (not isinstance(dimensions, int) or dimensions < 1):
+            raise Rejected(400, "* EmbedContentRequest.output_dimensionality: must be positive")
+
+    def _embedding(self, item: dict[str, Any]) -> dict[str, Any]:
+        text = "".join(part["text"] for part in item["content"]["parts"])
+        return {"values": fake_vector(text, item.get("outputDimensionality") or EMBEDDING_DIMENSIONS)}
 
     def _check_part(self, part: Any, role: str, where: str) -> None:
         if not isinstance(part, dict):
@@ -240,6 +276,11 @@ class FakeGemini(FakeProvider):
     def is_stream(self, request: web.Request, recorded: Recorded) -> bool:
         return self._target(request)[1] == "streamGenerateContent"
 
+    def embeddings_body(self, request: web.Request, recorded: Recorded) -> dict[str, Any]:
+        if self._target(request)[1] == "embedContent":
+            return {"embedding": self._embedding(recorded.body)}
+        return {"embeddings": [self._embedding(item) for item in recorded.body["requests"]]}
+
     def _model(self, answer: Answer, request: web.Request) -> str:
         return answer.model or self._target(request)[0]
 
@@ -261,6 +302,8 @@ class FakeGemini(FakeProvider):
         return [{"functionCall": {"name": name, "args": args}} for name, args in answer.tool_calls]
 
     def answer_body(self, answer: Answer, request: web.Request, recorded: Recorded) -> dict[str, Any]:
+        if self._target(request)[1] in ("embedContent", "batchEmbedContents"):
+            return self.embeddings_body(request, recorded)
         parts: list[dict[str, Any]] = [{"text": answer.text}] if answer.text else []
         parts.extend(self._calls(answer))
         return {

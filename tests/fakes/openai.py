@@ -1,23 +1,27 @@
-"""A fake of OpenAI's Chat Completions API, with the Azure OpenAI and "OpenAI-compatible server" variants.
+"""A fake of OpenAI's Chat Completions and Embeddings APIs, with the Azure OpenAI and "OpenAI-compatible server"
+variants.
 
 Payload shapes follow the official reference (openai/openai-openapi): chat.completion and chat.completion.chunk
 objects, `stream_options.include_usage` giving a last chunk with empty choices and the usage, `data: [DONE]`, and
 `{"error": {"message", "type", "param", "code"}}` error bodies. Validation rejects what the real API rejects: unknown
 top-level arguments, `max_tokens` on o-series models, `stream_options` without `stream`, a tool message that answers
-no earlier tool call, `json_object` without the word JSON in the messages, and so on.
+no earlier tool call, `json_object` without the word JSON in the messages, and so on. Embeddings (POST /embeddings):
+`input` as a string or up to 2048 non-empty strings, `encoding_format` float or base64 (packed little-endian
+float32), `dimensions` only for text-embedding-3 models; vectors are `fake_vector(text)`, usage one token a word.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+import struct
 import time
 from typing import Any, ClassVar, Literal
 
 import orjson
 from aiohttp import web
 
-from tests.fakes.server import Answer, FakeProvider, Recorded, Rejected
+from tests.fakes.server import EMBEDDING_DIMENSIONS, Answer, FakeProvider, Recorded, Rejected, fake_vector
 
 Flavour = Literal["openai", "azure", "compatible"]
 
@@ -52,6 +56,8 @@ TOP_LEVEL = frozenset(
         "safety_identifier",
     }
 )
+EMBEDDING_FIELDS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
+MAX_EMBEDDING_INPUTS = 2048
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 ERROR_TYPES = {
@@ -119,14 +125,32 @@ class FakeOpenAI(FakeProvider):
     def add_routes(self, app: web.Application) -> None:
         if self.flavour == "azure":
             app.router.add_post("/openai/deployments/{deployment}/chat/completions", self.handle)
+            app.router.add_post("/openai/deployments/{deployment}/embeddings", self.handle)
         else:
             app.router.add_post("/v1/chat/completions", self.handle)
+            app.router.add_post("/v1/embeddings", self.handle)
 
     # -- validation --------------------------------------------------------------------------------------------------
 
     def validate(self, request: web.Request, recorded: Recorded) -> None:
         self._check_auth(request)
+        self._check_deployment(request)
+        if _is_embeddings(recorded):
+            self._check_embeddings(recorded.body)
+            return
         body = recorded.body
+        for key in body:
+            if key not in TOP_LEVEL:
+                raise Rejected(400, f"Unrecognized request argument supplied: {key}")
+        model = body.get("model")
+        if self.flavour != "azure":
+            if not isinstance(model, str) or not model:
+                raise Rejected(400, "you must provide a model parameter")
+            if self.models is not None and model not in self.models:
+                raise Rejected(404, f"The model `{model}` does not exist or you do not have access to it.")
+        self._check_chat(body, model)
+
+    def _check_deployment(self, request: web.Request) -> None:
         if self.flavour == "azure":
             if request.query.get("api-version") != self.api_version:
                 raise Rejected(404, "Resource not found", code="404")
@@ -138,15 +162,30 @@ class FakeOpenAI(FakeProvider):
                     "last 5 minutes, please wait a moment and try again.",
                     code="DeploymentNotFound",
                 )
+
+    def _check_embeddings(self, body: dict[str, Any]) -> None:
         for key in body:
-            if key not in TOP_LEVEL:
+            if key not in EMBEDDING_FIELDS:
                 raise Rejected(400, f"Unrecognized request argument supplied: {key}")
         model = body.get("model")
-        if self.flavour != "azure":
-            if not isinstance(model, str) or not model:
-                raise Rejected(400, "you must provide a model parameter")
-            if self.models is not None and model not in self.models:
-                raise Rejected(404, f"The model `{model}` does not exist or you do not have access to it.")
+        if self.flavour != "azure" and (not isinstance(model, str) or not model):
+            raise Rejected(400, "you must provide a model parameter")
+        texts = body.get("input")
+        texts = [texts] if isinstance(texts, str) else texts
+        if not isinstance(texts, list) or not texts or len(texts) > MAX_EMBEDDING_INPUTS:
+            raise Rejected(400, f"'$.input' is invalid: expected 1 to {MAX_EMBEDDING_INPUTS} inputs.")
+        for text in texts:
+            if not isinstance(text, str) or not text:
+                raise Rejected(400, "'$.input' is invalid. Please check the API reference.")
+        if body.get("encoding_format", "float") not in ("float", "base64"):
+            raise Rejected(400, "Invalid value for 'encoding_format': expected 'float' or 'base64'.")
+        if "dimensions" in body:
+            if self.flavour != "azure" and not str(model).startswith("text-embedding-3"):
+                raise Rejected(400, "This model does not support specifying dimensions.")
+            if not isinstance(body["dimensions"], int) or body["dimensions"] < 1:
+                raise Rejected(400, "Invalid 'dimensions': integer below minimum value.")
+
+    def _check_chat(self, body: dict[str, Any], model: Any) -> None:
         reasoning = isinstance(model, str) and re.match(r"^o\d", model) is not None
         if "max_tokens" in body and "max_completion_tokens" in body:
             raise Rejected(400, "max_tokens and max_completion_tokens cannot both be set")
@@ -335,7 +374,7 @@ class FakeOpenAI(FakeProvider):
     # -- answers -----------------------------------------------------------------------------------------------------
 
     def is_stream(self, request: web.Request, recorded: Recorded) -> bool:
-        return bool(recorded.body.get("stream"))
+        return not _is_embeddings(recorded) and bool(recorded.body.get("stream"))
 
     def _model(self, answer: Answer, recorded: Recorded) -> str:
         if answer.model:
@@ -361,7 +400,28 @@ class FakeOpenAI(FakeProvider):
     def _finish(self, answer: Answer) -> str:
         return answer.finish or ("tool_calls" if answer.tool_calls else "stop")
 
+    def embeddings_body(self, recorded: Recorded) -> dict[str, Any]:
+        body = recorded.body
+        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        dimensions = body.get("dimensions", EMBEDDING_DIMENSIONS)
+        packed = body.get("encoding_format") == "base64"
+        data = []
+        for index, text in enumerate(texts):
+            values = fake_vector(text, dimensions)
+            embedding: Any = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode() if packed else values
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        tokens = sum(len(text.split()) for text in texts)
+        model = "text-embedding-3-small" if self.flavour == "azure" else body["model"]
+        return {
+            "object": "list",
+            "data": data[::-1],  # out of order on purpose: clients must sort by index
+            "model": model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
     def answer_body(self, answer: Answer, request: web.Request, recorded: Recorded) -> dict[str, Any]:
+        if recorded is not None and _is_embeddings(recorded):
+            return self.embeddings_body(recorded)
         message: dict[str, Any] = {
             "role": "assistant",
             "content": answer.text if answer.text or not answer.tool_calls else None,
@@ -378,7 +438,16 @@ class FakeOpenAI(FakeProvider):
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self._model(answer, recorded),
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": self._finish(answer)}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": _logprobs(answer.text)
+                    if recorded is not None and recorded.body.get("logprobs")
+                    else None,
+                    "finish_reason": self._finish(answer),
+                }
+            ],
             "usage": self._usage(answer),
             "system_fingerprint": "fp_fake",
         }
@@ -464,6 +533,21 @@ class FakeOpenAI(FakeProvider):
 
     def stream_error_frame(self, status: int, message: str | None) -> bytes:
         return self.sse(self.error_body(status, message))
+
+
+def _logprobs(text: str) -> dict[str, Any]:
+    """A choice's `logprobs` as OpenAI returns them when asked: one entry a word."""
+    return {
+        "content": [
+            {"token": word, "logprob": -0.5, "bytes": list(word.encode()), "top_logprobs": []}
+            for word in text.split(" ")
+        ],
+        "refusal": None,
+    }
+
+
+def _is_embeddings(recorded: Recorded) -> bool:
+    return recorded.path.endswith("/embeddings")
 
 
 def _json(value: Any) -> str:

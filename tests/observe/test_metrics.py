@@ -39,7 +39,14 @@ def _labels(**labels: str) -> frozenset[tuple[str, str]]:
     return frozenset(labels.items())
 
 
-CALL = {"kind": "chat", "route": "smart", "model": "claude-sonnet", "provider": "anthropic", "code": "OK"}
+CALL = {
+    "kind": "chat",
+    "route": "smart",
+    "model": "claude-sonnet",
+    "provider": "anthropic",
+    "code": "OK",
+    "api": "grpc",
+}
 GEN_AI = {"gen_ai_operation_name": "chat", "gen_ai_provider_name": "anthropic", "gen_ai_request_model": "claude-sonnet"}
 
 
@@ -110,7 +117,7 @@ async def test_a_known_sequence_of_events_scrapes_to_exact_values() -> None:
         ("llm_gateway_requests_total", _labels(**CALL)): 2.0,
         (
             "llm_gateway_requests_total",
-            _labels(kind="chat", route="", model="", provider="", code="PERMISSION_DENIED"),
+            _labels(kind="chat", route="", model="", provider="", code="PERMISSION_DENIED", api="grpc"),
         ): 1.0,
         ("llm_gateway_request_duration_seconds_count", _labels(**CALL)): 2.0,
         ("llm_gateway_request_duration_seconds_sum", _labels(**CALL)): 0.8,
@@ -185,8 +192,8 @@ async def test_label_values_outside_their_sets_count_as_other() -> None:
     samples = await _scrape(metrics)
     requests = {labels: value for (name, labels), value in samples.items() if name == "llm_gateway_requests_total"}
     assert requests == {
-        _labels(kind="chat", route=OTHER, model=OTHER, provider=OTHER, code=OTHER): 50.0,
-        _labels(kind=OTHER, route="", model="", provider="", code="OK"): 1.0,
+        _labels(kind="chat", route=OTHER, model=OTHER, provider=OTHER, code=OTHER, api="grpc"): 50.0,
+        _labels(kind=OTHER, route="", model="", provider="", code="OK", api="grpc"): 1.0,
     }
     assert samples[("llm_gateway_budget_remaining_usd", _labels(team=OTHER))] == 1.0
 

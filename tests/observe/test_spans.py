@@ -107,6 +107,7 @@ def test_a_retried_call_makes_one_server_span_with_attempt_children_and_stage_ti
     assert spans["gateway.cache"].kind is SpanKind.INTERNAL
 
     assert dict(server.attributes or {}) == {
+        attr.API: "grpc",
         attr.RPC_SYSTEM: "grpc",
         attr.RPC_SERVICE: "llmgateway.v1.Gateway",
         attr.RPC_METHOD: "Chat",

@@ -62,7 +62,9 @@ async def start_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Asyn
         *,
         span_exporter: SpanExporter | None = None,
         drift_clock: Callable[[], float] = time.time,
+        http: bool = False,
     ) -> tuple[Gateway, grpc.aio.Channel]:
+        """`http`: serve the OpenAI-compatible front door too, on a free port (`gateway.http.port`)."""
         gateway = await build_gateway(
             parse_config(config_text),
             address="127.0.0.1:0",
@@ -70,6 +72,7 @@ async def start_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Asyn
             metrics_address="127.0.0.1:0",
             span_exporter=span_exporter,
             drift_clock=drift_clock,
+            http_address="127.0.0.1:0" if http else "",
         )
         await gateway.server.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}")

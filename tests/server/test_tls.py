@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
+import aiohttp
 import grpc
 import pytest
 import trustme
@@ -11,7 +13,7 @@ from llmgateway.v1 import gateway_pb2 as pb
 from llmgateway.v1 import gateway_pb2_grpc
 
 from gateway.config.loader import parse_config
-from gateway.server.app import build_gateway
+from gateway.server.app import Gateway, build_gateway
 from tests.server.fixtures import AUTH
 
 
@@ -39,16 +41,22 @@ async def call(port: int, credentials: grpc.ChannelCredentials) -> pb.ListModels
         return await stub.ListModels(pb.ListModelsRequest(), metadata=AUTH, timeout=5)
 
 
-async def test_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GATEWAY_BOOTSTRAP_KEY", AUTH[0][1].removeprefix("Bearer "))
-    ca = trustme.CA()
+async def tls_gateway(tmp_path: Path, ca: trustme.CA, *, mutual: bool, http: bool = False) -> Gateway:
     gateway = await build_gateway(
-        parse_config(tls_config(ca, tmp_path, mutual=False)),
+        parse_config(tls_config(ca, tmp_path, mutual=mutual)),
         address="127.0.0.1:0",
         state_dir=tmp_path,
         metrics_address="",
+        http_address="127.0.0.1:0" if http else "",
     )
     await gateway.server.start()
+    return gateway
+
+
+async def test_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_BOOTSTRAP_KEY", AUTH[0][1].removeprefix("Bearer "))
+    ca = trustme.CA()
+    gateway = await tls_gateway(tmp_path, ca, mutual=False)
     try:
         trusted = grpc.ssl_channel_credentials(root_certificates=ca.cert_pem.bytes())
         assert [m.id for m in (await call(gateway.port, trusted)).models] == ["fast"]
@@ -63,13 +71,7 @@ async def test_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_mutual_tls_requires_a_client_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_BOOTSTRAP_KEY", AUTH[0][1].removeprefix("Bearer "))
     ca = trustme.CA()
-    gateway = await build_gateway(
-        parse_config(tls_config(ca, tmp_path, mutual=True)),
-        address="127.0.0.1:0",
-        state_dir=tmp_path,
-        metrics_address="",
-    )
-    await gateway.server.start()
+    gateway = await tls_gateway(tmp_path, ca, mutual=True)
     try:
         without = grpc.ssl_channel_credentials(root_certificates=ca.cert_pem.bytes())
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -82,5 +84,29 @@ async def test_mutual_tls_requires_a_client_certificate(tmp_path: Path, monkeypa
             certificate_chain=client.cert_chain_pems[0].bytes(),
         )
         assert [m.id for m in (await call(gateway.port, with_cert)).models] == ["fast"]
+    finally:
+        await gateway.stop(0)
+
+
+async def test_the_http_front_door_serves_the_same_certificate_and_requires_client_certificates_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_BOOTSTRAP_KEY", AUTH[0][1].removeprefix("Bearer "))
+    ca = trustme.CA()
+    gateway = await tls_gateway(tmp_path, ca, mutual=True, http=True)
+    assert gateway.http is not None
+    url = f"https://localhost:{gateway.http.port}/v1/models"
+    headers = {"authorization": AUTH[0][1]}
+    try:
+        without = ssl.create_default_context(cadata=ca.cert_pem.bytes().decode())
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.ClientError):
+                async with session.get(url, headers=headers, ssl=without) as response:
+                    await response.read()
+            with_cert = ssl.create_default_context(cadata=ca.cert_pem.bytes().decode())
+            client = ca.issue_cert("client.example")
+            client.configure_cert(with_cert)
+            async with session.get(url, headers=headers, ssl=with_cert) as response:
+                assert [m["id"] for m in (await response.json())["data"]] == ["fast"]
     finally:
         await gateway.stop(0)

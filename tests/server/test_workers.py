@@ -231,6 +231,39 @@ async def test_model_health_covers_the_calls_of_every_worker(tmp_path: Path) -> 
         server.stop()
 
 
+async def test_every_worker_serves_the_http_front_door_on_one_port(tmp_path: Path) -> None:
+    http_port = free_port()
+    server = _start(tmp_path, env={"GATEWAY_HTTP_ADDR": f"127.0.0.1:{http_port}"})
+    body = {"model": "fast", "messages": [{"role": "user", "content": "hello"}]}
+    sessions = [aiohttp.ClientSession() for _ in range(CHANNELS)]  # a connection each, kept open between calls
+    try:
+        for session in sessions:
+            async with session.post(
+                f"http://127.0.0.1:{http_port}/v1/chat/completions",
+                json=body,
+                headers={"authorization": f"Bearer {KEY}"},
+            ) as response:
+                assert response.status == 200
+                assert (await response.json())["gateway"]["simulated"]
+        held = {index: client_connections(pid, http_port) for index, pid in _workers(server).items()}
+        assert len(held) == 2
+        assert all(held.values()), f"HTTP connections per worker: {held}"
+    finally:
+        for session in sessions:
+            await session.close()
+        server.stop()
+    done = gateway(
+        "serve",
+        "--workers",
+        "2",
+        "--http-address",
+        "127.0.0.1:0",
+        env={**clean_environment(), "GATEWAY_STATE_DIR": str(tmp_path)},
+    )
+    assert done.returncode == 2
+    assert "--workers needs a fixed port to share; 127.0.0.1:0" in done.stderr
+
+
 async def test_with_redis_no_warning_and_a_fixed_port_is_required(tmp_path: Path, redis_server: RedisServer) -> None:
     server = _start(tmp_path, config=CONFIG + f"state: {{redis_url: '{redis_server.url}'}}\n")
     try:

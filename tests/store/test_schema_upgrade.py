@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from gateway.store.database import open_engine
 from gateway.store.tables import ledger, metadata
 
-ADDED_LATER = {"ledger": {"cache_hits", "cache_saved_usd"}, "audit": {"cache", "cache_saved_usd"}}
+ADDED_LATER = {"ledger": {"cache_hits", "cache_saved_usd"}, "audit": {"cache", "cache_saved_usd", "api"}}
 
 
 def earlier_schema() -> MetaData:

@@ -40,6 +40,8 @@ class CacheEntry:
     created_at: float
     expires_at: float
     tool_calls: list[ToolCall] = field(default_factory=list)
+    vector: str = ""
+    """An embedding entry's vector: base64 of little-endian float32 (its text and tool calls are empty)."""
 
     def result(self) -> ChatResult:
         """A fresh result to serve (the output guardrails rewrite the one they get)."""
@@ -90,4 +92,5 @@ def decode(data: bytes) -> CacheEntry:
         created_at=raw["created_at"],
         expires_at=raw["expires_at"],
         tool_calls=[ToolCall(**call) for call in raw["tool_calls"]],
+        vector=raw.get("vector", ""),
     )

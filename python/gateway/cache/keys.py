@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import orjson
 
 from gateway.chat import ChatRequest
+from gateway.embeddings import EmbedRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,13 @@ def fingerprint(request: ChatRequest, partition: tuple[str, str, str]) -> Finger
     )
     exact = _digest((context, prompt)) if prompt else context
     return Fingerprint(exact, context, prompt)
+
+
+def embedding_ids(request: EmbedRequest, partition: tuple[str, str, str]) -> list[str]:
+    """One entry id per input: the partition, the vector length asked for and the input's text. The encoding is not
+    in it: an entry keeps the vector, whatever form the caller wants it in."""
+    context = _digest((partition, "embedding", request.dimensions))
+    return [_digest((context, text)) for text in request.inputs]
 
 
 def _digest(value: object) -> str:

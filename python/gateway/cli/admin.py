@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import grpc
 from google.protobuf import field_mask_pb2, timestamp_pb2
@@ -103,6 +103,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     replay.add_argument("--target", default="", help="another model or route")
     replay.add_argument("--temperature", type=float)
     replay.add_argument("--max-tokens", type=int)
+    profiles = _command(commands, "profiles", "the learned routes' profiles per query type and model", _profiles)
+    profiles.add_argument("--route", default="", help="one learned route (default: all)")
+    profiles.add_argument("--type", dest="query_type", default="", help="one query type (default: all)")
     compare = _command(commands, "compare", "send one prompt to several models or routes, side by side", _compare)
     compare.add_argument("--targets", required=True, help="comma-separated models or routes (up to 8)")
     compare.add_argument("--system", help="a system message placed before the prompt")
@@ -581,6 +584,41 @@ def _replay(args: argparse.Namespace) -> int:
     print_table(rows)
     sys.stdout.write(f"\nsimilarity {response.similarity:.2f}\n\n--- original ---\n{response.original.message.content}")
     sys.stdout.write(f"\n\n--- replayed ---\n{response.replayed.message.content}\n")
+    return 0
+
+
+_ProfileFigure = Literal["error_rate", "latency_p50_s", "latency_p90_s", "cost_usd"]
+
+
+def _profiles(args: argparse.Namespace) -> int:
+    request = insights_pb2.GetProfilesRequest(route=args.route, query_type=args.query_type)
+    with _insights(args) as (stub, call):
+        response: insights_pb2.GetProfilesResponse = stub.GetProfiles(request, **call)
+    if args.json:
+        print_json(response)
+        return 0
+
+    def shown(profile: insights_pb2.ModelProfile, field: _ProfileFigure, form: str) -> str:
+        return format(getattr(profile, field), form) if profile.HasField(field) else "-"
+
+    rows = [("ROUTE", "QUERY TYPE", "MODEL", "CALLS", "FEEDBACK", "QUALITY", "ERRORS", "P50 S", "P90 S", "COST $")]
+    for p in response.profiles:
+        quality = "-" if not p.HasField("quality") else f"{p.quality:.2f}±{p.quality_sd:.2f}"
+        rows.append(
+            (
+                p.route,
+                p.query_type,
+                p.model,
+                f"{p.calls:.1f}",
+                f"{p.feedback:.1f}",
+                quality,
+                shown(p, "error_rate", ".1%"),
+                shown(p, "latency_p50_s", ".2f"),
+                shown(p, "latency_p90_s", ".2f"),
+                shown(p, "cost_usd", ".6f"),
+            )
+        )
+    print_table(rows)
     return 0
 
 

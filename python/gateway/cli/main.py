@@ -1,4 +1,4 @@
-"""`gateway serve | chat | models | count-tokens`, and the admin commands of cli/admin.py.
+"""`gateway serve | chat | embed | models | count-tokens`, and the admin commands of cli/admin.py.
 
 Client commands read the key from env GATEWAY_API_KEY and the address from --address or env GATEWAY_ADDR; --json
 prints machine-readable output.
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 from llmgateway.v1 import gateway_pb2 as pb
+from llmgateway.v1 import insights_pb2
 
 from gateway.cli import admin
 from gateway.cli.output import print_json, print_table
@@ -54,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
         "config's observe.metrics.address, 127.0.0.1:9464)",
     )
     serve.add_argument(
+        "--http-address",
+        help="HOST:PORT of the OpenAI-compatible HTTP front door ('' for none; default env GATEWAY_HTTP_ADDR, the "
+        "config's server.http_address; off when none is set)",
+    )
+    serve.add_argument(
         "--workers",
         type=int,
         help="processes serving the address, supervised (default: the config's server.workers, 1; 0: one per core)",
@@ -76,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("prompt", help="the prompt; '-' reads it from stdin")
     chat.set_defaults(handler=_chat)
 
+    embed = _client_command(commands, "embed", "embed texts with an embedding model")
+    embed.add_argument("--model", "-m", required=True)
+    embed.add_argument("--dimensions", type=int, help="shorter vectors, where the model supports it")
+    embed.add_argument("--cache", choices=sorted(_CACHE_MODES), help="the cache for this call (default: the config's)")
+    embed.add_argument("texts", nargs="+", help="the texts; '-' reads one from stdin")
+    embed.set_defaults(handler=_embed)
+
     models = _client_command(commands, "models", "list the models this key may call")
     models.set_defaults(handler=_models)
 
@@ -84,6 +97,16 @@ def _parser() -> argparse.ArgumentParser:
     count.add_argument("--chat", action="store_true", help="count the text as one user message of a chat")
     count.add_argument("text", help="the text; '-' reads it from stdin")
     count.set_defaults(handler=_count_tokens)
+    feedback = _client_command(commands, "feedback", "rate a call this key made, on metrics the config declares")
+    feedback.add_argument("request_id", help="the call's id (printed by `gateway chat --json` as id)")
+    feedback.add_argument("--thumbs", action="append", default=[], metavar="METRIC=up|down", help="a boolean metric")
+    feedback.add_argument("--score", action="append", default=[], metavar="METRIC=N", help="a float metric")
+    feedback.add_argument("--label", action="append", default=[], metavar="METRIC=LABEL", help="a label metric")
+    feedback.add_argument("--comment", default="")
+    feedback.add_argument(
+        "--source", choices=sorted(_SOURCES), default="end_user", help="who gives the feedback (default end_user)"
+    )
+    feedback.set_defaults(handler=_feedback)
     admin.add_commands(commands)
     return parser
 
@@ -119,7 +142,12 @@ def _serve(args: argparse.Namespace) -> int:
         address = args.address or config.server.address
         try:
             return run_supervisor(
-                config, address=address, state_dir=state_dir, metrics_address=args.metrics_address, workers=workers
+                config,
+                address=address,
+                state_dir=state_dir,
+                metrics_address=args.metrics_address,
+                workers=workers,
+                http_address=args.http_address,
             )
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
@@ -129,7 +157,15 @@ def _serve(args: argparse.Namespace) -> int:
 
     from gateway.server.app import serve
 
-    uvloop.run(serve(config, address=args.address, state_dir=state_dir, metrics_address=args.metrics_address))
+    uvloop.run(
+        serve(
+            config,
+            address=args.address,
+            state_dir=state_dir,
+            metrics_address=args.metrics_address,
+            http_address=args.http_address,
+        )
+    )
     return 0
 
 
@@ -201,6 +237,30 @@ def _print_answer_footer(text: str, model: str, simulated: bool, usage: pb.Usage
     )
 
 
+def _embed(args: argparse.Namespace) -> int:
+    params: dict[str, object] = {}
+    if args.dimensions is not None:
+        params["dimensions"] = args.dimensions
+    if args.cache:
+        params["cache"] = pb.CacheControl(mode=_CACHE_MODES[args.cache])
+    with _client(args) as client:
+        response = client.embed(args.model, [_read(text) for text in args.texts], timeout=args.timeout, **params)
+    if args.json:
+        print_json(response)
+        return 0
+    label = " (simulated)" if response.simulated else ""
+    for embedding in response.embeddings:
+        shown = ", ".join(f"{v:.4f}" for v in embedding.values[:4])
+        cached = " (cached)" if embedding.cached else ""
+        sys.stdout.write(f"[{embedding.index}] [{shown}, ...]{cached}\n")
+    usage = response.usage
+    sys.stdout.write(
+        f"\n[{response.model}{label}: {len(response.embeddings)} vectors of {response.dimensions} dimensions, "
+        f"{usage.prompt_tokens} tokens ({usage.cached_prompt_tokens} cached), ${usage.cost_usd:.6f}]\n"
+    )
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     with _client(args) as client:
         models = client.list_models(timeout=args.timeout)
@@ -215,7 +275,7 @@ def _models(args: argparse.Namespace) -> int:
             str(m.context_window),
             f"{m.input_cost_per_mtok:g}",
             f"{m.output_cost_per_mtok:g}",
-            ",".join(m.capabilities),
+            f"embedding, {m.dimensions} dimensions" if m.kind == "embedding" else ",".join(m.capabilities),
         )
         for m in models
     ]
@@ -236,3 +296,51 @@ def _count_tokens(args: argparse.Namespace) -> int:
         kind = "exact" if response.exact else "estimate"
         sys.stdout.write(f"{response.tokens} tokens ({kind}, {response.tokenizer})\n")
     return 0
+
+
+_SOURCES = {
+    "end_user": insights_pb2.FEEDBACK_SOURCE_END_USER,
+    "calling_service": insights_pb2.FEEDBACK_SOURCE_CALLING_SERVICE,
+    "evaluator": insights_pb2.FEEDBACK_SOURCE_EVALUATOR,
+}
+_THUMBS = {"up": True, "true": True, "yes": True, "down": False, "false": False, "no": False}
+
+
+def _feedback(args: argparse.Namespace) -> int:
+    ratings = []
+    for item in args.thumbs:
+        metric, value = _pair("--thumbs", item)
+        if value.lower() not in _THUMBS:
+            raise SystemExit(f"error: --thumbs {item!r}: the value is up or down")
+        ratings.append(insights_pb2.MetricRating(metric=metric, boolean=_THUMBS[value.lower()]))
+    for item in args.score:
+        metric, value = _pair("--score", item)
+        try:
+            ratings.append(insights_pb2.MetricRating(metric=metric, score=float(value)))
+        except ValueError:
+            raise SystemExit(f"error: --score {item!r}: the value is a number") from None
+    for item in args.label:
+        metric, value = _pair("--label", item)
+        ratings.append(insights_pb2.MetricRating(metric=metric, label=value))
+    if not ratings:
+        raise SystemExit("error: give at least one rating: --thumbs, --score or --label")
+    with _client(args) as client:
+        response = client.feedback(
+            args.request_id, ratings, comment=args.comment, source=_SOURCES[args.source], timeout=args.timeout
+        )
+    if args.json:
+        print_json(response)
+        return 0
+    rows = [("METRIC", "QUALITY", "")]
+    rows += [
+        (r.metric, f"{r.quality:.2f}", "replaced an earlier rating" if r.replaced else "") for r in response.recorded
+    ]
+    print_table(rows)
+    return 0
+
+
+def _pair(flag: str, item: str) -> tuple[str, str]:
+    metric, sep, value = item.partition("=")
+    if not sep or not metric:
+        raise SystemExit(f"error: {flag} {item!r} must look like METRIC=VALUE")
+    return metric, value

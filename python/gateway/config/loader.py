@@ -65,6 +65,12 @@ _REAL_PROVIDERS: tuple[tuple[str, dict[str, Any], list[dict[str, Any]]], ...] = 
                 "max_output_tokens": 16384,
                 "capabilities": ["streaming", "tools", "images", "json_mode"],
             },
+            {
+                "name": "text-embedding-3-small",
+                "kind": "embedding",
+                "dimensions": 1536,
+                "input_cost_per_mtok": 0.02,
+            },
         ],
     ),
     (
@@ -105,6 +111,13 @@ _REAL_PROVIDERS: tuple[tuple[str, dict[str, Any], list[dict[str, Any]]], ...] = 
                 "context_window": 1048576,
                 "max_output_tokens": 8192,
                 "capabilities": ["streaming", "tools", "images", "json_mode"],
+            },
+            {
+                "name": "gemini-embedding",
+                "upstream_model": "gemini-embedding-001",
+                "kind": "embedding",
+                "dimensions": 3072,
+                "input_cost_per_mtok": 0.15,
             },
         ],
     ),

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from gateway.config.base import Name, Strict
 from gateway.config.cache import CachePolicyConfig
+from gateway.config.learning import LearnedConfig
 
 
 class Strategy(StrEnum):
@@ -18,6 +19,7 @@ class Strategy(StrEnum):
     LEAST_LATENCY = "least_latency"
     COST = "cost"
     RULES = "rules"
+    LEARNED = "learned"
 
 
 class RouteTargetConfig(Strict):
@@ -105,6 +107,7 @@ class RouteConfig(Strict):
     rules: list[RuleConfig] = Field(default_factory=list)
     default: Name | None = Field(default=None, description="rules: where requests no rule matched go.")
     cache: CachePolicyConfig | None = Field(default=None, description="Unset: calls to this route are not cached.")
+    learned: LearnedConfig | None = Field(default=None, description="learned: the objective and how to explore.")
 
     @model_validator(mode="after")
     def _check_strategy_fields(self) -> Self:
@@ -115,4 +118,6 @@ class RouteConfig(Strict):
             raise ValueError(f"strategy {self.strategy.value} needs at least one target")
         if self.strategy is Strategy.WEIGHTED and not any(t.weight > 0 for t in self.targets):
             raise ValueError("strategy weighted needs a target with a positive weight")
+        if (self.strategy is Strategy.LEARNED) != (self.learned is not None):
+            raise ValueError("strategy learned needs learned:, and learned: needs strategy learned")
         return self

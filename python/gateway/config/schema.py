@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from typing import Any, Literal, Self
 
@@ -11,6 +12,7 @@ from pydantic import Field, SecretStr, model_validator
 from gateway.config.base import Name, Strict
 from gateway.config.cache import CacheConfig, CachePolicyConfig
 from gateway.config.guardrails import GuardrailsConfig, ResidencyConfig, merge_guardrails
+from gateway.config.learning import FeedbackConfig
 from gateway.config.observe import ObserveConfig
 from gateway.config.routes import CircuitBreakerConfig, RouteConfig, Strategy
 from gateway.records.governance import BodyPolicy, Period, Role
@@ -22,6 +24,7 @@ class ProviderType(StrEnum):
     OPENAI_COMPATIBLE = "openai_compatible"
     ANTHROPIC = "anthropic"
     GEMINI = "gemini"
+    BEDROCK = "bedrock"
     SIMULATED = "simulated"
 
 
@@ -32,13 +35,36 @@ DEFAULT_BASE_URLS: dict[ProviderType, str] = {
 }
 
 
+class SimulatedQuality(Strict):
+    """Prompts of one kind, and per model the probability that the simulated answer to one is good."""
+
+    prompt_regex: str = Field(description="A Python regex searched in the last user message.")
+    good: dict[str, float] = Field(description="Model name -> probability of a good answer, 0 to 1.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        try:
+            re.compile(self.prompt_regex)
+        except re.error as err:
+            raise ValueError(f"prompt_regex {self.prompt_regex!r} does not compile: {err}") from None
+        if any(not 0 <= p <= 1 for p in self.good.values()):
+            raise ValueError("good: probabilities lie between 0 and 1")
+        return self
+
+
 class SimulationConfig(Strict):
-    """How a simulated provider behaves: its speed and how often it fails."""
+    """How a simulated provider behaves: its speed, how often it fails, and how often its answers are good."""
 
     time_to_first_token_ms: float = Field(default=0.0, ge=0)
     per_token_ms: float = Field(default=0.0, ge=0)
     error_rate: float = Field(default=0.0, ge=0, le=1)
     max_answer_tokens: int = Field(default=64, ge=1, le=100_000)
+    quality: list[SimulatedQuality] = Field(
+        default_factory=list,
+        description="The first row whose regex matches the prompt draws the answer good or bad; the answer's "
+        "prefix says which, e.g. '[simulated small: good answer]'.",
+    )
+    seed: int | None = Field(default=None, description="Seeds the draws of failures and of good answers.")
 
 
 class ProviderConfig(Strict):
@@ -54,7 +80,16 @@ class ProviderConfig(Strict):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     timeout_s: float = Field(default=600.0, gt=0, description="Upper bound of one upstream call, streaming included.")
     max_connections: int = Field(default=256, ge=1, description="Pooled keep-alive connections to this provider.")
-    region: str | None = Field(default=None, description="Where the provider processes data, e.g. eu; for residency.")
+    region: str | None = Field(
+        default=None,
+        description="Where the provider processes data, e.g. eu; for residency. bedrock: the AWS region called and "
+        "signed for (unset: AWS_REGION, AWS_DEFAULT_REGION or the profile's region), which residency then sees.",
+    )
+    profile: str | None = Field(
+        default=None,
+        description="bedrock: the AWS profile (~/.aws/config, ~/.aws/credentials) to take credentials and region "
+        "from; unset: the standard chain (AWS_PROFILE included).",
+    )
     compliance: frozenset[str] = Field(default_factory=frozenset, description="Labels such as hipaa, gdpr.")
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
 
@@ -65,11 +100,25 @@ class ProviderConfig(Strict):
             raise ValueError(f"provider type {self.type.value} needs base_url")
         if self.type is ProviderType.AZURE_OPENAI and not self.api_version:
             raise ValueError("provider type azure_openai needs api_version (e.g. 2024-10-21)")
+        if self.type is ProviderType.BEDROCK and self.api_key_env:
+            raise ValueError(
+                "provider type bedrock signs requests with AWS credentials (the standard chain, or `profile`); "
+                "remove api_key_env"
+            )
+        if self.profile is not None and self.type is not ProviderType.BEDROCK:
+            raise ValueError("profile is for provider type bedrock only")
         return self
 
     @property
     def url(self) -> str:
-        return (self.base_url or DEFAULT_BASE_URLS.get(self.type, "")).rstrip("/")
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        if self.type is ProviderType.BEDROCK and self.region:
+            # The public endpoint of the region (China's partition has its own domain); VPC or FIPS endpoints go in
+            # base_url.
+            domain = "amazonaws.com.cn" if self.region.startswith("cn-") else "amazonaws.com"
+            return f"https://bedrock-runtime.{self.region}.{domain}"
+        return DEFAULT_BASE_URLS.get(self.type, "")
 
     def api_key(self) -> SecretStr | None:
         """The key from the environment, read when the provider is built; SecretStr keeps it out of reprs and logs."""
@@ -80,6 +129,27 @@ class ProviderConfig(Strict):
 
 
 CAPABILITIES = frozenset({"streaming", "tools", "images", "json_mode"})
+CHAT_CAPABILITIES = frozenset({"streaming", "tools", "json_mode"})
+
+
+class ModelKind(StrEnum):
+    """What a model answers: Chat and ChatStream, or Embed. A call of the other kind is refused."""
+
+    CHAT = "chat"
+    EMBEDDING = "embedding"
+
+
+EMBEDDING_PROVIDERS = frozenset(
+    {
+        ProviderType.OPENAI,
+        ProviderType.AZURE_OPENAI,
+        ProviderType.OPENAI_COMPATIBLE,
+        ProviderType.GEMINI,
+        ProviderType.BEDROCK,
+        ProviderType.SIMULATED,
+    }
+)
+"""Provider types whose adapter implements `Provider.embed` (providers/base.py)."""
 
 
 class QuotaConfig(Strict):
@@ -117,9 +187,21 @@ class ModelConfig(Strict):
     cached_input_cost_per_mtok: float | None = Field(default=None, ge=0)
     context_window: int = Field(default=128_000, ge=1)
     max_output_tokens: int = Field(default=4096, ge=1)
-    capabilities: frozenset[str] = Field(default=frozenset({"streaming", "tools", "json_mode"}))
+    capabilities: frozenset[str] = Field(default=CHAT_CAPABILITIES)
     tokenizer: str | None = Field(default=None, description="cl100k_base or o200k_base; default from upstream_model.")
     cache: CachePolicyConfig | None = Field(default=None, description="Unset: calls to this model are not cached.")
+    kind: ModelKind = Field(default=ModelKind.CHAT, description="chat, or embedding (served by Embed).")
+    dimensions: int | None = Field(
+        default=None, ge=1, le=65_536, description="embedding: the length of the vectors the model returns."
+    )
+    embedding_space: str | None = Field(
+        default=None,
+        description="embedding: what makes two models' vectors comparable (default: upstream_model); a route's "
+        "targets must share it, so a fallback never mixes vectors from different spaces.",
+    )
+    max_batch_inputs: int | None = Field(
+        default=None, ge=1, le=10_000, description="embedding: inputs per upstream request; default: the provider's."
+    )
 
     @model_validator(mode="after")
     def _check_capabilities(self) -> Self:
@@ -128,7 +210,23 @@ class ModelConfig(Strict):
             raise ValueError(f"unknown capabilities {sorted(unknown)}; valid: {sorted(CAPABILITIES)}")
         if self.tokenizer not in (None, "cl100k_base", "o200k_base"):
             raise ValueError("tokenizer must be cl100k_base or o200k_base")
+        if self.kind is ModelKind.EMBEDDING:
+            if self.dimensions is None:
+                raise ValueError(
+                    "kind embedding needs dimensions: the length of the vectors the model returns (e.g. 1536)"
+                )
+            if "capabilities" in self.model_fields_set and self.capabilities:
+                raise ValueError("an embedding model takes no capabilities (they describe chat models)")
+            # Frozen model: the chat default does not describe an embedding model.
+            object.__setattr__(self, "capabilities", frozenset())
+        elif self.dimensions is not None or self.embedding_space is not None or self.max_batch_inputs is not None:
+            raise ValueError("dimensions, embedding_space and max_batch_inputs are for kind: embedding models")
         return self
+
+    @property
+    def space(self) -> tuple[str, int | None]:
+        """Two embedding models whose vectors can be compared: the same space and the same length."""
+        return (self.embedding_space or self.upstream, self.dimensions)
 
     @property
     def upstream(self) -> str:
@@ -250,6 +348,11 @@ class TlsConfig(Strict):
 
 class ServerConfig(Strict):
     address: str = "127.0.0.1:50051"
+    http_address: str | None = Field(
+        default=None,
+        description="HOST:PORT of the OpenAI-compatible HTTP front door; --http-address and GATEWAY_HTTP_ADDR "
+        "override it; unset or empty: off.",
+    )
     tls: TlsConfig | None = None
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_concurrent_streams: int = Field(default=1024, ge=1)
@@ -286,6 +389,7 @@ class GatewayConfig(Strict):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     observe: ObserveConfig = Field(default_factory=ObserveConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> Self:
@@ -306,12 +410,23 @@ class GatewayConfig(Strict):
                     raise ValueError(
                         f"team {team.name!r}: downgrade_to {budget.downgrade_to!r} is not a model or route"
                     )
-        providers = {p.name for p in self.providers}
+        providers = {p.name: p for p in self.providers}
         for model in self.models:
             for provider in (model.provider, *(d.provider for d in model.deployments)):
                 if provider not in providers:
                     raise ValueError(f"model {model.name!r} names unknown provider {provider!r}")
-        _check_routes(self.routes, {m.name for m in self.models})
+                kind = providers[provider].type
+                if model.kind is ModelKind.EMBEDDING and kind not in EMBEDDING_PROVIDERS:
+                    raise ValueError(
+                        f"model {model.name!r} is an embedding model but provider {provider!r} ({kind.value}) serves "
+                        f"no embeddings; embedding providers: {', '.join(sorted(EMBEDDING_PROVIDERS))}"
+                    )
+        _check_routes(self.routes, {m.name: m for m in self.models})
+        for route in self.routes:
+            if route.learned is not None and self.feedback.metric(route.learned.quality) is None:
+                raise ValueError(
+                    f"route {route.name!r}: learned.quality {route.learned.quality!r} is not in feedback.metrics"
+                )
         if self.limits.backend == "redis" and self.state.redis_url is None:
             raise ValueError("limits.backend is redis: set state.redis_url")
         return self
@@ -320,8 +435,10 @@ class GatewayConfig(Strict):
         return next(p for p in self.providers if p.name == name)
 
 
-def _check_routes(routes: list[RouteConfig], models: set[str]) -> None:
-    """Targets name models; rules name models or routes, without cycles."""
+def _check_routes(routes: list[RouteConfig], models: dict[str, ModelConfig]) -> None:
+    """Targets name models; rules name models or routes, without cycles; every model a route may reach is of one
+    kind, and for embeddings of one space (the same model, the same dimensions): vectors from another space are not
+    comparable, so a fallback to one would silently corrupt the caller's index."""
     by_name = {r.name: r for r in routes}
     for route in routes:
         for target in route.targets:
@@ -341,6 +458,33 @@ def _check_routes(routes: list[RouteConfig], models: set[str]) -> None:
 
     for route in routes:
         visit(route.name, ())
+
+    def reached(name: str) -> list[ModelConfig]:
+        route = by_name.get(name)
+        if route is None:
+            return [models[name]]
+        names = [t.model for t in route.targets] + [rule.target for rule in route.rules] + [route.default or ""]
+        return [model for target in names if target for model in reached(target)]
+
+    for route in routes:
+        found = reached(route.name)
+        kinds = {m.kind for m in found}
+        if len(kinds) > 1:
+            raise ValueError(f"route {route.name!r} mixes chat and embedding models: {_names(found)}")
+        spaces = {m.space for m in found if m.kind is ModelKind.EMBEDDING}
+        if len(spaces) > 1:
+            shown = "; ".join(
+                f"{m.name}: {m.space[0]}, {m.space[1]} dimensions" for m in sorted(found, key=lambda m: m.name)
+            )
+            raise ValueError(
+                f"route {route.name!r} mixes embedding spaces ({shown}): vectors from different models or "
+                "dimensions cannot be compared, so a fallback among them would corrupt the caller's index; give "
+                "the route targets of one embedding_space and dimensions"
+            )
+
+
+def _names(models: list[ModelConfig]) -> str:
+    return ", ".join(sorted(f"{m.name} ({m.kind.value})" for m in models))
 
 
 def _unique(section: str, names: list[str]) -> None:

@@ -9,13 +9,14 @@ from typing import Any
 
 from gateway.chat import ChatRequest, Message, Tool, ToolCall
 from gateway.errors import FailedPrecondition, GatewayError
-from gateway.pipeline import Call, CallInfo, CallKind, Pipeline
+from gateway.pipeline import CallInfo, CallKind, Pipeline
+from gateway.pipeline.call import ChatCall
 from gateway.records.audit import AuditRecord
 
 
 @dataclass(slots=True)
 class Outcome:
-    call: Call
+    call: ChatCall
     """The call as the pipeline ran it: its record, route plan, attempts and answer."""
     text: str
     error: GatewayError | None
@@ -48,6 +49,11 @@ def _ms(started: float, at: float | None = None) -> float:
 
 def request_from_audit(record: AuditRecord, *, model: str, overrides: dict[str, Any]) -> ChatRequest:
     """The audited call's request, rebuilt from its stored body (text only: images are not stored)."""
+    if record.kind == "embed":
+        raise FailedPrecondition(
+            f"call {record.request_id} is an embedding call: Replay runs chat calls only",
+            reason="NOT_REPLAYABLE",
+        )
     body = record.request_body
     if not body or "messages" not in body:
         raise FailedPrecondition(

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from gateway.chat import Usage
-from gateway.config.schema import ModelConfig
+from gateway.config.schema import ModelConfig, ModelKind
 
 _PER_TOKEN = 1e-6
 
@@ -42,7 +42,10 @@ def estimate(
     cost = 0.0
     for model in models:
         prompt = prompt_tokens(model)
-        answer = max_tokens if max_tokens is not None else model.max_output_tokens
+        if model.kind is ModelKind.EMBEDDING:
+            answer = 0  # an embedding bills its inputs only
+        else:
+            answer = max_tokens if max_tokens is not None else model.max_output_tokens
         tokens = max(tokens, prompt + answer)
         cost = max(cost, (prompt * model.input_cost_per_mtok + answer * model.output_cost_per_mtok) / 1e6)
     return Estimate(tokens, cost)

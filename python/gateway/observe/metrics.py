@@ -32,8 +32,12 @@ _Labeller = Callable[[tuple[object, ...]], tuple[str, ...]]
 OTHER: Final = "other"
 """The label value that stands for every value outside a label's bounded set."""
 OPERATION: Final = "chat"
+EMBED_OPERATION: Final = "embeddings"
+"""gen_ai.operation.name of Embed calls (the GenAI conventions' name)."""
 STATUS_CODES: Final = frozenset(("OK", *ErrorKind))
-CALL_KINDS: Final = frozenset(("chat", "stream", "compare", "replay"))
+CALL_KINDS: Final = frozenset(("chat", "stream", "compare", "replay", "embed"))
+APIS: Final = frozenset(("grpc", "http"))
+"""The front doors: gRPC, and the OpenAI-compatible HTTP one."""
 ATTEMPT_OUTCOMES: Final = frozenset(("ok", "error", "cancelled"))
 CACHE_KINDS: Final = frozenset(("exact", "semantic"))
 BREAKER_STATES: Final = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
@@ -100,6 +104,7 @@ class GatewayMetrics:
         self.team = BoundedLabel(_with_empty(teams), limit=limit)
         self.code = BoundedLabel(STATUS_CODES)
         self.kind = BoundedLabel(CALL_KINDS)
+        self.api = BoundedLabel(APIS)
         self.outcome = BoundedLabel(ATTEMPT_OUTCOMES)
         self.cache_kind = BoundedLabel(CACHE_KINDS)
         self.rejection_reason = BoundedLabel(limit=32)
@@ -107,7 +112,7 @@ class GatewayMetrics:
         self.guardrail_type = BoundedLabel(limit=64)
         self.guardrail_action = BoundedLabel(limit=32)
 
-        call = ("kind", "route", "model", "provider", "code")
+        call = ("kind", "route", "model", "provider", "code", "api")
         self.requests = Counter("llm_gateway_requests", "Calls finished, by outcome.", call, registry=r)
         self.request_duration = Histogram(
             "llm_gateway_request_duration_seconds",
@@ -238,7 +243,7 @@ class GatewayMetrics:
         # Label children by raw label tuple: one dict lookup per event instead of labels()' validation and lock.
         self._children: dict[tuple[object, ...], object] = {}
         self._pairs: dict[tuple[object, ...], tuple[Counter, Histogram]] = {}
-        self._token_pairs: dict[tuple[str, str, str], tuple[Histogram, Histogram]] = {}
+        self._token_pairs: dict[tuple[str, str, str, str], tuple[Histogram, Histogram]] = {}
 
     # -- events ---------------------------------------------------------------------------------------------------
 
@@ -258,16 +263,25 @@ class GatewayMetrics:
         input_tokens: int = 0,
         output_tokens: int = 0,
         cost_usd: float = 0.0,
+        api: str = "grpc",
     ) -> None:
         """A call ended (any outcome): requests, duration, tokens, cost; and one fewer in flight.
 
-        model/provider: what served it ("" when no provider was reached); code: the gRPC status name."""
+        model/provider: what served it ("" when no provider was reached); code: the gRPC status name; api: the front
+        door (grpc or http)."""
         self._gauge(self.in_flight, (kind,), self._kind_labels).dec()
-        key = (kind, route, model, provider, code)
+        key = (kind, route, model, provider, code, api)
         children = self._pairs
         pair = children.get(key)
         if pair is None:
-            labels = (self.kind(kind), self.route(route), self.model(model), self.provider(provider), self.code(code))
+            labels = (
+                self.kind(kind),
+                self.route(route),
+                self.model(model),
+                self.provider(provider),
+                self.code(code),
+                self.api(api),
+            )
             pair = (self.requests.labels(*labels), self.request_duration.labels(*labels))
             children[key] = pair
         counter, histogram = pair
@@ -275,7 +289,8 @@ class GatewayMetrics:
         histogram.observe(duration_s)
         if provider:
             if input_tokens or output_tokens:
-                tokens_in, tokens_out = self._token_children(route, model, provider)
+                operation = EMBED_OPERATION if kind == "embed" else OPERATION
+                tokens_in, tokens_out = self._token_children(route, model, provider, operation)
                 tokens_in.observe(input_tokens)
                 tokens_out.observe(output_tokens)
             if cost_usd:
@@ -373,14 +388,14 @@ class GatewayMetrics:
 
     # -- label children -------------------------------------------------------------------------------------------
 
-    def _token_children(self, route: str, model: str, provider: str) -> tuple[Histogram, Histogram]:
-        key = (route, model, provider)
+    def _token_children(self, route: str, model: str, provider: str, operation: str) -> tuple[Histogram, Histogram]:
+        key = (route, model, provider, operation)
         pair = self._token_pairs.get(key)
         if pair is None:
             m, p, r = self.model(model), self.provider(provider), self.route(route)
             pair = (
-                self.token_usage.labels(OPERATION, p, m, "input", r),
-                self.token_usage.labels(OPERATION, p, m, "output", r),
+                self.token_usage.labels(operation, p, m, "input", r),
+                self.token_usage.labels(operation, p, m, "output", r),
             )
             self._token_pairs[key] = pair
         return pair

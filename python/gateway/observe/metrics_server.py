@@ -28,14 +28,14 @@ def metrics_address(flag: str | None = None, environ: Mapping[str, str] | None =
     return flag or env.get(ENV_ADDRESS) or DEFAULT_ADDRESS
 
 
-def parse_address(address: str) -> tuple[str, int]:
+def parse_address(address: str, what: str = "metrics address") -> tuple[str, int]:
     """`host:port`, `[v6]:port` or `:port` (all interfaces) into (host, port); ValueError says what is wrong."""
     host, sep, port_text = address.rpartition(":")
     if not sep or not port_text.isdigit():
-        raise ValueError(f"metrics address {address!r}: expected host:port, e.g. {DEFAULT_ADDRESS}")
+        raise ValueError(f"{what} {address!r}: expected host:port, e.g. {DEFAULT_ADDRESS}")
     port = int(port_text)
     if port > 65535:
-        raise ValueError(f"metrics address {address!r}: port {port} is above 65535")
+        raise ValueError(f"{what} {address!r}: port {port} is above 65535")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host or "0.0.0.0", port

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import get_current_span
 
+from gateway.embeddings import EmbedRequest
 from gateway.observe import attributes as attr
 from gateway.observe.propagation import extract_context
 
@@ -108,8 +109,9 @@ class CallSpan:
     ) -> AttemptSpan:
         return _NOOP_ATTEMPT
 
-    def set_request(self, request: ChatRequest, *, streaming: bool = False) -> None:
-        """The GenAI request attributes: operation, requested model or route, max_tokens, temperature, top_p."""
+    def set_request(self, request: ChatRequest | EmbedRequest, *, streaming: bool = False) -> None:
+        """The GenAI request attributes: operation, requested model or route, max_tokens, temperature, top_p (chat);
+        the number of inputs and the encoding (embeddings)."""
 
     def set_identity(self, *, team: str, key_id: str) -> None:
         """The caller's team and key id (the id, never the key)."""
@@ -176,9 +178,12 @@ class CallTracer:
         metadata: Iterable[tuple[str, str | bytes]] | None,
         *,
         request_id: str = "",
+        api: str = "grpc",
     ) -> CallSpan:
-        """A server span `llmgateway.v1.Gateway/<method>`, continuing the caller's W3C trace when the metadata
-        carries one; the sink's sampler decides, respecting the caller's choice under a parent-based sampler."""
+        """A server span, continuing the caller's W3C trace when the metadata carries one; the sink's sampler decides,
+        respecting the caller's choice under a parent-based sampler. `api` is the front door: a gRPC call's span is
+        `llmgateway.v1.Gateway/<method>` with rpc.* attributes, an HTTP call's `<verb> <route>` (its `method`, e.g.
+        `POST /v1/chat/completions`) with http.* attributes, as OpenTelemetry's conventions name each."""
         sink = self._sink
         if sink is None:
             return NOOP_CALL
@@ -189,10 +194,12 @@ class CallTracer:
             trace_state = parent_span.trace_state.to_header()
         else:
             trace_id, parent_id, trace_state = random.getrandbits(128) or 1, 0, ""
-        name = f"{_SERVICE}/{method}"
+        name = method if api == "http" else f"{_SERVICE}/{method}"
         if sink.sampler.should_sample(parent, trace_id, name).decision is not Decision.RECORD_AND_SAMPLE:
             return _PropagatingCall(trace_id, trace_state)
-        return _RecordingCall(sink, trace_id, parent_id, trace_state, name, method, request_id, self._record_content)
+        return _RecordingCall(
+            sink, trace_id, parent_id, trace_state, name, method, request_id, self._record_content, api
+        )
 
 
 def _traceparent(trace_id: int, span_id: int, flags: int) -> str:
@@ -292,6 +299,7 @@ class _RecordingCall(CallSpan):
         "_children",
         "_content",
         "_events",
+        "_grpc",
         "_name",
         "_parent_id",
         "_sink",
@@ -311,6 +319,7 @@ class _RecordingCall(CallSpan):
         method: str,
         request_id: str,
         record_content: bool,
+        api: str,
     ) -> None:
         self._sink = sink
         self.trace_id = trace_id
@@ -320,11 +329,13 @@ class _RecordingCall(CallSpan):
         self._name = name
         self._start = time.time_ns()
         self._content = record_content
-        self._attributes: dict[str, AttributeValue] = {
-            attr.RPC_SYSTEM: "grpc",
-            attr.RPC_SERVICE: _SERVICE,
-            attr.RPC_METHOD: method,
-        }
+        self._grpc = api != "http"
+        self._attributes: dict[str, AttributeValue] = {attr.API: api}
+        if self._grpc:
+            self._attributes |= {attr.RPC_SYSTEM: "grpc", attr.RPC_SERVICE: _SERVICE, attr.RPC_METHOD: method}
+        else:
+            verb, _, route = method.partition(" ")
+            self._attributes |= {attr.HTTP_REQUEST_METHOD: verb, attr.HTTP_ROUTE: route}
         if request_id:
             self._attributes[attr.REQUEST_ID] = request_id
         self._events: list[Event] = []
@@ -386,10 +397,15 @@ class _RecordingCall(CallSpan):
             ],
         )
 
-    def set_request(self, request: ChatRequest, *, streaming: bool = False) -> None:
+    def set_request(self, request: ChatRequest | EmbedRequest, *, streaming: bool = False) -> None:
         values = self._attributes
-        values[attr.GEN_AI_OPERATION_NAME] = attr.OPERATION_CHAT
         values[attr.GEN_AI_REQUEST_MODEL] = request.model
+        if isinstance(request, EmbedRequest):
+            values[attr.GEN_AI_OPERATION_NAME] = attr.OPERATION_EMBEDDINGS
+            values[attr.EMBEDDING_INPUTS] = len(request.inputs)
+            values[attr.GEN_AI_REQUEST_ENCODING_FORMATS] = (request.encoding.value,)
+            return
+        values[attr.GEN_AI_OPERATION_NAME] = attr.OPERATION_CHAT
         values[attr.STREAMING] = streaming
         if request.max_tokens is not None:
             values[attr.GEN_AI_REQUEST_MAX_TOKENS] = request.max_tokens
@@ -460,7 +476,8 @@ class _RecordingCall(CallSpan):
 
     def end(self, *, error: BaseException | None = None, status_code: str = _OK, reason: str = "") -> None:
         values = self._attributes
-        values[attr.RPC_GRPC_STATUS_CODE] = status_code
+        if self._grpc:
+            values[attr.RPC_GRPC_STATUS_CODE] = status_code
         status, message = STATUS_UNSET, ""
         if reason:
             values[attr.REASON] = reason

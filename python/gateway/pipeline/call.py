@@ -12,9 +12,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from gateway.chat import ChatRequest, Usage
+from gateway.embeddings import Embedding, EmbedRequest
 from gateway.observe.refusal import AnswerEdges
 from gateway.observe.spans import NOOP_CALL, CallSpan
 from gateway.records.audit import AuditRecord
@@ -22,7 +23,7 @@ from gateway.records.classification import Classification
 
 if TYPE_CHECKING:
     from gateway.cache.entries import CacheEntry, CacheInfo
-    from gateway.cache.service import CachePlan
+    from gateway.cache.service import CachePlan, EmbeddingPlan
     from gateway.ledger.cost import Estimate
     from gateway.pipeline.stage import AnswerFilter
     from gateway.records.governance import KeyRecord
@@ -34,12 +35,23 @@ if TYPE_CHECKING:
 
 
 class CallKind(StrEnum):
-    """Which front door a call came through, as the audit record and the metrics name it."""
+    """What kind of call it is, as the audit record and the metrics name it."""
 
     CHAT = "chat"
     STREAM = "stream"
     COMPARE = "compare"
     REPLAY = "replay"
+    EMBED = "embed"
+
+
+STREAMED = frozenset((CallKind.STREAM, CallKind.COMPARE, CallKind.REPLAY))
+
+
+class Api(StrEnum):
+    """Which front door a call came through (audit records, metrics and spans label calls with it)."""
+
+    GRPC = "grpc"
+    HTTP = "http"
 
 
 @dataclass(slots=True)
@@ -50,7 +62,8 @@ class CallInfo:
     deadline: float | None
     """time.monotonic() at which the caller gives up; None without a deadline."""
     peer: str = ""
-    """The client's address as gRPC names it, e.g. 'ipv4:10.1.2.3:50122'."""
+    """The client's address as gRPC names it, e.g. 'ipv4:10.1.2.3:50122' (the HTTP front door writes it so too)."""
+    api: Api = Api.GRPC
 
     def metadata_dict(self) -> dict[str, str]:
         return {name: value for name, value in self.metadata or () if isinstance(value, str)}
@@ -80,17 +93,23 @@ class Answer:
     cost_usd: float = 0.0
     complete: bool = False
     """The whole answer came back (not cut short by an error, a cancel or a deadline)."""
+    upstream_tokens: int = 0
+    """Tokens providers processed for this call (none for the cache's answers): what the key's tokens per minute
+    settle to (usage)."""
+
+
+R = TypeVar("R", ChatRequest, EmbedRequest)
 
 
 @dataclass(slots=True, eq=False)
-class Call:
-    """One call from its arrival to its end."""
+class Call(Generic[R]):
+    """One call from its arrival to its end: a chat call (`ChatCall`) or an embedding call (`EmbedCall`)."""
 
     info: CallInfo
     kind: CallKind
     method: str
     """The RPC's name, for the trace."""
-    request: ChatRequest
+    request: R
     """The request as it will go out: the caller's, then redacted (input guardrails), then on a cheaper model
     (budget downgrade)."""
     record: AuditRecord
@@ -112,6 +131,8 @@ class Call:
     ticket: Ticket | None = None
     """What the call holds against its key's limits and its budgets (limits)."""
     cache_plan: CachePlan | None = None
+    embedding_plan: EmbeddingPlan | None = None
+    """Embed calls: what the cache may do for each input (cache)."""
     cache: CacheInfo | None = None
     """Set once the cache was consulted: a hit, or MISS (cache)."""
     execution: Execution | None = None
@@ -125,19 +146,26 @@ class Call:
     filters: list[AnswerFilter] = field(default_factory=list)
     """Per-answer filters the stages registered, run on every chunk in chain order."""
     answer: Answer = field(default_factory=Answer)
+    embedded: list[Embedding | None] = field(default_factory=list)
+    """Embed calls: each input's vector once known, in the inputs' order (the cache's hits first, then the
+    provider's)."""
 
     @property
     def streaming(self) -> bool:
-        return self.kind is not CallKind.CHAT
+        return self.kind in STREAMED
 
     @property
     def request_id(self) -> str:
         return self.record.request_id
 
 
+ChatCall = Call[ChatRequest]
+EmbedCall = Call[EmbedRequest]
+
+
 def new_record(info: CallInfo, kind: CallKind, model: str) -> AuditRecord:
     now = time.time()
-    return AuditRecord(request_id(now), now, peer=info.peer, kind=kind, model=model)
+    return AuditRecord(request_id(now), now, peer=info.peer, kind=kind, model=model, api=info.api)
 
 
 def request_id(now: float) -> str:

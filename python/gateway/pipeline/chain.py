@@ -1,43 +1,56 @@
-"""The path of a call: one ordered chain of stages, and the one lifecycle that runs it for unary and streamed calls.
+"""The path of a call: one ordered chain of stages, and the one lifecycle that runs it for unary, streamed and
+embedding calls.
 
     async with pipeline.call(info, CallKind.CHAT, "Chat", model) as call:
         result = await call.complete(request)          # or: async for delta in call.stream(request)
+    async with pipeline.call(info, CallKind.EMBED, "Embed", model) as call:
+        vectors = await call.embed(request)
 
 Stages enter in the order below and exit in reverse, so whatever a stage takes is given back on every path (a
 refusal, a provider failure, a cancel, a bug). The first two see every call, even one whose request never parses;
 the rest run once the request is known. Between admission and the end, the answer's chunks pass through the filters
-the stages registered: a unary answer as one chunk, a stream chunk by chunk.
+the stages registered: a unary answer as one chunk, a stream chunk by chunk. An embedding call runs its own chain:
+the same stages where they read only the key and the metadata, its own adapters where they read the request.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from gateway.cache.entries import CacheEntry
 from gateway.cache.service import ResponseCache
-from gateway.chat import ChatDelta, ChatRequest, ChatResult, ToolCall, ToolCallDelta
+from gateway.chat import ChatDelta, ChatRequest, ChatResult, ToolCall, ToolCallDelta, Usage
 from gateway.config.routes import RouteConfig
+from gateway.embeddings import Embedding, EmbedRequest
 from gateway.ledger.audit import AuditLog
 from gateway.ledger.budgets import BudgetBook
 from gateway.observe.drift import DriftMonitor
 from gateway.observe.metrics import GatewayMetrics
 from gateway.observe.spans import CallTracer
-from gateway.pipeline.call import Call, CallInfo, CallKind, new_record
+from gateway.pipeline.call import Call, CallInfo, CallKind, ChatCall, EmbedCall, new_record
 from gateway.pipeline.stage import BaseStage, Stage
-from gateway.pipeline.stages.audit import KeepBodies, WriteAudit
+from gateway.pipeline.stages.audit import KeepBodies, KeepEmbedBodies, WriteAudit
 from gateway.pipeline.stages.budgets import DowngradeOnBudget
-from gateway.pipeline.stages.cache import CacheAnswers
-from gateway.pipeline.stages.guardrails import InputGuardrails, OutputGuardrails, WatchAnomalies
+from gateway.pipeline.stages.cache import CacheAnswers, CacheEmbeddings
+from gateway.pipeline.stages.guardrails import (
+    EmbedInputGuardrails,
+    InputGuardrails,
+    OutputGuardrails,
+    WatchAnomalies,
+)
 from gateway.pipeline.stages.identity import Authenticate, CheckAccess, CheckConditions
 from gateway.pipeline.stages.limits import AdmitLimits
 from gateway.pipeline.stages.observe import ObserveCall
 from gateway.pipeline.stages.overload import ShedOverload
-from gateway.pipeline.stages.routing import PlanRoute
-from gateway.pipeline.stages.usage import SettleUsage
+from gateway.pipeline.stages.routing import PlanEmbedRoute, PlanRoute
+from gateway.pipeline.stages.usage import SettleEmbedUsage, SettleUsage
 from gateway.policy.keyring import KeyRing
 from gateway.policy.team_policies import TeamPolicies
 from gateway.records.governance import Team
@@ -50,12 +63,37 @@ from gateway.routing.router import Router
 from gateway.state.admission import LocalLimits, SharedLimits
 from gateway.tokens import TokenCounter
 
+if TYPE_CHECKING:
+    # numpy comes with it: imported only for a config with a learned route (server/app.py).
+    from gateway.routing.learned import LearnedStrategy
+
 log = logging.getLogger("gateway.pipeline")
 
 _NOT_YET = ChatRequest("", [])
-"""A call's request until `complete` or `stream` gives the parsed one; no stage runs before then."""
+"""A call's request until `complete`, `stream` or `embed` gives the parsed one; no stage runs before then."""
 CACHED_CHUNK_CHARS = 64
 """A cached answer is streamed in pieces of about this many characters, cut after a space."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Chain:
+    """The stages a kind of call runs after the outer ones, and the hooks they really have (BaseStage's do nothing:
+    a call runs only the others)."""
+
+    stages: tuple[Stage, ...]
+    ends: tuple[Stage, ...]
+    exits: tuple[tuple[int, Stage], ...]
+    """(position in the whole chain, outer stages first; stage)."""
+
+    @classmethod
+    def of(cls, outer: tuple[Stage, ...], stages: tuple[Stage | None, ...]) -> _Chain:
+        kept = tuple(stage for stage in stages if stage is not None)
+        whole = outer + kept
+        return cls(
+            kept,
+            tuple(stage for stage in kept if type(stage).end is not BaseStage.end),
+            tuple((index, stage) for index, stage in enumerate(whole) if type(stage).exit is not BaseStage.exit),
+        )
 
 
 class Pipeline:
@@ -79,7 +117,9 @@ class Pipeline:
         drift: DriftMonitor | None = None,
         rng: random.Random | None = None,
         max_in_flight: int = 10_000,
+        learned: LearnedStrategy | None = None,
     ) -> None:
+        """`learned`: the learned strategy and its profiles, when a route has strategy learned."""
         self._catalog = catalog
         self._counter = counter
         self._board = board
@@ -88,43 +128,55 @@ class Pipeline:
         self._queues = {route.name: WaitQueue(route.queue) for route in catalog.routes() if route.queue.max_size}
         self._quotas = quotas
         self._observe = ObserveCall(tracer or CallTracer(None), metrics, drift, board, self._queues, budgets)
+        router = Router(catalog, board, self._rng, learned)
+        identity = (Authenticate(ring), CheckAccess())
+        conditions, limits_stage = CheckConditions(), AdmitLimits(limits)
         self._overload = ShedOverload(max_in_flight)
         # The chain. Seen by every call (the bound on calls in flight comes after observe and audit, so a call it
         # refuses is counted and recorded like any other):
         self._outer: tuple[Stage, ...] = (self._observe, WriteAudit(audit), self._overload)
-        # Then, once the request is known, in this order (stages a config can never use are left out):
-        self._stages: tuple[Stage, ...] = tuple(
-            stage
-            for stage in (
-                Authenticate(ring),
-                CheckAccess(),
+        # Then, once the request is known, in this order (stages a config can never use are left out). Chat:
+        self._chat = _Chain.of(
+            self._outer,
+            (
+                *identity,
                 InputGuardrails(policies) if policies.has_input else None,
-                CheckConditions(),
+                conditions,
                 WatchAnomalies(policies.anomalies) if policies.anomalies is not None else None,
                 DowngradeOnBudget(budgets),
-                PlanRoute(Router(catalog, board, self._rng), counter, policies, budgets),
-                AdmitLimits(limits),
+                PlanRoute(router, counter, policies, budgets, learned.profiles if learned is not None else None),
+                limits_stage,
                 SettleUsage(counter, cache.hit_cost_usd),
                 CacheAnswers(cache, catalog),
                 OutputGuardrails(policies) if policies.has_output else None,
                 KeepBodies(teams) if audit_enabled else None,
-            )
-            if stage is not None
+            ),
         )
-        self._chain = self._outer + self._stages
-        # The hooks a stage really has (BaseStage's do nothing): a call runs only those.
-        self._ends = tuple(stage for stage in self._stages if type(stage).end is not BaseStage.end)
-        self._exits = tuple(
-            (index, stage) for index, stage in enumerate(self._chain) if type(stage).exit is not BaseStage.exit
+        # Embed: no usage anomalies (a key's baselines are of its chat calls) and no budget downgrade (a cheaper
+        # model's vectors would be of another space than the caller's index); nothing comes back to guard.
+        self._embeddings = _Chain.of(
+            self._outer,
+            (
+                *identity,
+                EmbedInputGuardrails(policies) if policies.has_input else None,
+                conditions,
+                PlanEmbedRoute(router, counter, policies, budgets),
+                limits_stage,
+                SettleEmbedUsage(counter, cache.hit_cost_usd),
+                CacheEmbeddings(cache, catalog, counter),
+                KeepEmbedBodies(teams) if audit_enabled else None,
+            ),
         )
 
     def call(self, info: CallInfo, kind: CallKind, method: str, model: str) -> CallScope:
         """A call that just arrived; `model` is what the caller asked for, as given (before any validation)."""
-        return CallScope(self, Call(info, kind, method, _NOT_YET, new_record(info, kind, model)))
+        chain = self._embeddings if kind is CallKind.EMBED else self._chat
+        call: Call[Any] = Call(info, kind, method, _NOT_YET, new_record(info, kind, model))
+        return CallScope(self, call, chain)
 
     # --- the lifecycle ---------------------------------------------------------------------------------------------
 
-    async def _enter(self, call: Call, stages: tuple[Stage, ...]) -> None:
+    async def _enter(self, call: Call[Any], stages: tuple[Stage, ...]) -> None:
         if call.span.recording:
             await self._enter_traced(call, stages)
             return
@@ -134,7 +186,7 @@ class Pipeline:
                 await pending
             call.entered += 1
 
-    async def _enter_traced(self, call: Call, stages: tuple[Stage, ...]) -> None:
+    async def _enter_traced(self, call: Call[Any], stages: tuple[Stage, ...]) -> None:
         """As `_enter`, timing each stage for the trace: a stage that waited, or refused, gets a child span."""
         span = call.span
         for stage in stages:
@@ -149,22 +201,22 @@ class Pipeline:
                 span.stage_time(stage.name, time.perf_counter_ns() - started)
             call.entered += 1
 
-    async def _end(self, call: Call) -> None:
+    async def _end(self, call: Call[Any], chain: _Chain) -> None:
         """The whole answer came back: the stages' end hooks, then every exit."""
         answer = call.answer
         answer.complete = True
         answer.finish_reason = answer.finish_reason or "stop"
-        for stage in self._ends:
+        for stage in chain.ends:
             pending = stage.end(call)
             if pending is not None:
                 with call.span.stage(stage.name + ".end"):
                     await pending
-        await self._exit(call, None)
+        await self._exit(call, None, chain)
 
-    async def _exit(self, call: Call, error: BaseException | None) -> None:
+    async def _exit(self, call: Call[Any], error: BaseException | None, chain: _Chain) -> None:
         call.ended = True
         entered = call.entered
-        for index, stage in reversed(self._exits):
+        for index, stage in reversed(chain.exits):
             if index >= entered:
                 continue
             try:
@@ -176,18 +228,18 @@ class Pipeline:
 
     # --- serving ---------------------------------------------------------------------------------------------------
 
-    def _execution(self, call: Call) -> Execution:
-        plan, features, request = call.plan, call.features, call.request
+    def _execution(self, call: Call[Any], *, batch: bool) -> Execution:
+        plan, features = call.plan, call.features
         assert plan is not None
         assert features is not None
         execution = Execution(
             plan,
-            request,
+            features.request,
             call.request_id,
             call.info.deadline,
             self._board,
             self._queues.get(plan.route),
-            Priority.BATCH if request.batch else Priority.INTERACTIVE,
+            Priority.BATCH if batch else Priority.INTERACTIVE,
             self._rng,
             features=features,
             quotas=self._quotas,
@@ -196,12 +248,12 @@ class Pipeline:
         call.execution = execution
         return execution
 
-    async def _unary(self, call: Call) -> ChatDelta:
+    async def _unary(self, call: ChatCall) -> ChatDelta:
         """The answer as one chunk: from the cache, or from the first target that gives it."""
         answer = call.answer
         if answer.hit is not None:
             return _whole(answer.hit)
-        target, result = await self._execution(call).unary()
+        target, result = await self._execution(call, batch=call.request.batch).unary()
         answer.target = target
         answer.upstream_id = result.upstream_id
         return ChatDelta(
@@ -210,15 +262,32 @@ class Pipeline:
             result.finish_reason,
             result.usage,
             result.upstream_model,
+            result.logprobs,
         )
 
-    async def _open(self, call: Call) -> AsyncIterator[ChatDelta]:
+    async def _embed(self, call: EmbedCall) -> None:
+        """Fills in the vectors the cache did not have, from the first target that gives them all."""
+        embedded, request = call.embedded, call.request
+        missing = [index for index, found in enumerate(embedded) if found is None]
+        if not missing:
+            return
+        wanted = request if len(missing) == len(embedded) else _only(request, missing)
+        target, result = await self._execution(call, batch=request.batch).embed(wanted)
+        answer = call.answer
+        answer.target = target
+        answer.upstream_model = result.upstream_model
+        if result.prompt_tokens is not None:
+            answer.reported = Usage(result.prompt_tokens)
+        for index, vector in zip(missing, result.vectors, strict=True):
+            embedded[index] = Embedding(vector)
+
+    async def _open(self, call: ChatCall) -> AsyncIterator[ChatDelta]:
         """A stream's chunks, once its first is in hand: from the cache, or from the first target that starts one."""
         answer = call.answer
         if answer.hit is not None:
             deltas = _cached_deltas(answer.hit)
         else:
-            execution = self._execution(call)
+            execution = self._execution(call, batch=call.request.batch)
             opened = await execution.open_stream()
             answer.target = opened.target
             deltas = execution.rest_of_stream(opened)
@@ -226,7 +295,7 @@ class Pipeline:
         self._observe.first_chunk(call)
         return deltas
 
-    def _filter(self, call: Call, delta: ChatDelta) -> None:
+    def _filter(self, call: ChatCall, delta: ChatDelta) -> None:
         answer = call.answer
         if delta.usage is not None:
             answer.reported = delta.usage
@@ -239,7 +308,7 @@ class Pipeline:
         if answer.edges is not None and delta.text:
             answer.edges.feed(delta.text)
 
-    def _tails(self, call: Call) -> list[ChatDelta]:
+    def _tails(self, call: ChatCall) -> list[ChatDelta]:
         """What the filters still hold at the answer's end; each tail passes the filters after the one that held it."""
         tails = []
         filters = call.filters
@@ -277,20 +346,21 @@ class Pipeline:
 
 
 class CallScope:
-    """One call's lifecycle: `async with` it, then `complete` or `stream` the request inside. Whatever happens in
-    the block, every stage that was entered exits, and the call's record is written."""
+    """One call's lifecycle: `async with` it, then `complete`, `stream` or `embed` the request inside. Whatever
+    happens in the block, every stage that was entered exits, and the call's record is written."""
 
-    __slots__ = ("_pipeline", "call")
+    __slots__ = ("_chain", "_pipeline", "call")
 
-    def __init__(self, pipeline: Pipeline, call: Call) -> None:
+    def __init__(self, pipeline: Pipeline, call: Call[Any], chain: _Chain) -> None:
         self._pipeline = pipeline
+        self._chain = chain
         self.call = call
 
     async def __aenter__(self) -> CallScope:
         try:
             await self._pipeline._enter(self.call, self._pipeline._outer)
         except BaseException as error:  # `async with` runs no __aexit__ after a failed __aenter__: exit here
-            await self._pipeline._exit(self.call, error)
+            await self._pipeline._exit(self.call, error, self._chain)
             raise
         return self
 
@@ -298,13 +368,14 @@ class CallScope:
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
         if not self.call.ended:
-            await self._pipeline._exit(self.call, error)
+            await self._pipeline._exit(self.call, error, self._chain)
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         """Admits and serves a unary call; returns the answer as the caller gets it, once its record is written."""
         pipeline, call = self._pipeline, self.call
+        assert self._chain is pipeline._chat
         call.request = request
-        await pipeline._enter(call, pipeline._stages)
+        await pipeline._enter(call, self._chain.stages)
         call.admitted = True
         delta = await pipeline._unary(call)
         pipeline._filter(call, delta)
@@ -312,26 +383,50 @@ class CallScope:
         for tail in pipeline._tails(call):
             text += tail.text
             calls.add(tail.tool_calls)
-        await pipeline._end(call)
+        await pipeline._end(call, self._chain)
         answer = call.answer
         return ChatResult(
-            answer.upstream_id, answer.upstream_model, text, answer.finish_reason, answer.usage, calls.whole()
+            answer.upstream_id,
+            answer.upstream_model,
+            text,
+            answer.finish_reason,
+            answer.usage,
+            calls.whole(),
+            delta.logprobs,
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         """Admits and serves a streamed call: its chunks as the caller gets them. When the last has been yielded,
         the call's record is written; the caller's final chunk reads `call.answer`."""
         pipeline, call = self._pipeline, self.call
+        assert self._chain is pipeline._chat
         call.request = request
-        await pipeline._enter(call, pipeline._stages)
+        await pipeline._enter(call, self._chain.stages)
         call.admitted = True
         async for delta in await pipeline._open(call):
             pipeline._filter(call, delta)
-            if delta.text or delta.tool_calls:
+            if delta.text or delta.tool_calls or delta.logprobs:
                 yield delta
         for tail in pipeline._tails(call):
             yield tail
-        await pipeline._end(call)
+        await pipeline._end(call, self._chain)
+
+    async def embed(self, request: EmbedRequest) -> list[Embedding]:
+        """Admits and serves an embedding call; returns one vector per input, in order, once its record is written."""
+        pipeline, call = self._pipeline, self.call
+        assert self._chain is pipeline._embeddings
+        call.request = request
+        await pipeline._enter(call, self._chain.stages)
+        call.admitted = True
+        await pipeline._embed(call)
+        await pipeline._end(call, self._chain)
+        return [found for found in call.embedded if found is not None]
+
+
+def _only(request: EmbedRequest, positions: list[int]) -> EmbedRequest:
+    """The request for the inputs at `positions` only (those the cache did not have)."""
+    inputs = [request.inputs[i] for i in positions]
+    return dataclasses.replace(request, inputs=inputs, text_chars=sum(map(len, inputs)))
 
 
 class _ToolCalls:

@@ -8,7 +8,8 @@ A stage is one object shared by every call, with up to three hooks:
   outcome (`error` is None for a served call, else the exception: a domain error, a bug, or a cancel). What `enter`
   took, `exit` gives back.
 A hook returns None, or an awaitable when it does I/O: the chain awaits only those, so a call pays for an await only
-where a stage really waits.
+where a stage really waits. A stage that reads only what every call has (its key, metadata, record) takes any
+`Call`, and serves chat and embedding chains alike; one that reads the request takes a `ChatCall` or an `EmbedCall`.
 
 An answer filter is per call (a stage's `enter` registers it on `call.filters`): it sees every chunk of the answer,
 raw from the provider or the cache, in registration order, and may rewrite the chunk's text in place; `finish`
@@ -19,7 +20,7 @@ capture are written once.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from gateway.chat import ChatDelta
@@ -30,11 +31,11 @@ class Stage(Protocol):
     name: str
     """Short and stable: the trace names the stage's timing after it."""
 
-    def enter(self, call: Call) -> Awaitable[None] | None: ...
+    def enter(self, call: Call[Any]) -> Awaitable[None] | None: ...
 
-    def end(self, call: Call) -> Awaitable[None] | None: ...
+    def end(self, call: Call[Any]) -> Awaitable[None] | None: ...
 
-    def exit(self, call: Call, error: BaseException | None) -> Awaitable[None] | None: ...
+    def exit(self, call: Call[Any], error: BaseException | None) -> Awaitable[None] | None: ...
 
 
 class BaseStage:
@@ -42,13 +43,13 @@ class BaseStage:
 
     name = "stage"
 
-    def enter(self, call: Call) -> Awaitable[None] | None:
+    def enter(self, call: Call[Any]) -> Awaitable[None] | None:
         return None
 
-    def end(self, call: Call) -> Awaitable[None] | None:
+    def end(self, call: Call[Any]) -> Awaitable[None] | None:
         return None
 
-    def exit(self, call: Call, error: BaseException | None) -> Awaitable[None] | None:
+    def exit(self, call: Call[Any], error: BaseException | None) -> Awaitable[None] | None:
         return None
 
 

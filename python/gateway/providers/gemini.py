@@ -12,6 +12,9 @@ Reference: https://ai.google.dev/api/generate-content (googleapis/python-genai).
   completion_tokens = candidatesTokenCount + thoughtsTokenCount (thinking is billed as output);
   cached_prompt_tokens = cachedContentTokenCount.
 - An invalid key comes back as HTTP 400 with reason API_KEY_INVALID: it maps to PROVIDER_AUTH_FAILED like a 401.
+- Embeddings: one input goes to `embedContent`, several to `batchEmbedContents` (at most 100 a request, Gemini's
+  limit; the pipeline splits longer batches), with `outputDimensionality` for shorter vectors. The API reports no
+  tokens for embeddings unless it sends `usageMetadata`, so the gateway counts them (an estimate, labelled so).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import orjson
 
 from gateway.chat import ChatDelta, ChatRequest, ChatResult, Message, ToolCall, ToolCallDelta, Usage
 from gateway.config.schema import ModelConfig
+from gateway.embeddings import EmbedRequest, EmbedResult, vector
 from gateway.errors import ProviderError
 from gateway.providers.http import (
     HttpProvider,
@@ -190,6 +194,8 @@ class GeminiStreamDecoder(StreamDecoder):
 
 
 class GeminiProvider(HttpProvider):
+    embed_batch = 100
+
     def _model_path(self, model: ModelConfig) -> str:
         name = model.upstream.removeprefix("models/")
         return quote(name, safe="") if not _MODEL_NAME.match(name) else name
@@ -269,6 +275,36 @@ class GeminiProvider(HttpProvider):
 
     def stream_decoder(self, request: ChatRequest, model: ModelConfig) -> StreamDecoder:
         return GeminiStreamDecoder(self, model.upstream)
+
+    def build_embed_request(self, request: EmbedRequest, model: ModelConfig) -> UpstreamRequest:
+        path = self._model_path(model)
+
+        def one(text: str) -> dict[str, Any]:
+            item: dict[str, Any] = {"content": {"parts": [{"text": text}]}}
+            if request.dimensions is not None:
+                item["outputDimensionality"] = request.dimensions
+            return item
+
+        if len(request.inputs) == 1:
+            method, body = "embedContent", one(request.inputs[0])
+        else:
+            method = "batchEmbedContents"
+            body = {"requests": [{"model": f"models/{path}", **one(text)} for text in request.inputs]}
+        return UpstreamRequest(
+            url=f"{self.config.url}/v1beta/models/{path}:{method}",
+            headers={"x-goog-api-key": self.require_api_key()},
+            body=body,
+        )
+
+    def parse_embed_response(self, payload: Any, model: ModelConfig) -> EmbedResult:
+        embeddings = [payload["embedding"]] if "embedding" in payload else payload["embeddings"]
+        usage = payload.get("usageMetadata") or {}
+        reported = usage.get("promptTokenCount")
+        return EmbedResult(
+            upstream_model=model.upstream,
+            vectors=[vector(item["values"]) for item in embeddings],
+            prompt_tokens=int(reported) if reported is not None else None,
+        )
 
     def retry_after(self, headers: Any, payload: Any) -> float | None:
         explicit = parse_retry_after(headers)

@@ -1,7 +1,12 @@
-"""OpenAI Chat Completions (POST {base_url}/chat/completions), the wire format Azure and most servers also speak.
+"""OpenAI Chat Completions (POST {base_url}/chat/completions) and Embeddings (POST {base_url}/embeddings), the wire
+formats Azure and most servers also speak.
 
 Reference: https://platform.openai.com/docs/api-reference/chat (openai/openai-openapi). The output bound is sent as
-`max_completion_tokens`: `max_tokens` is deprecated there and rejected by the o-series reasoning models.
+`max_completion_tokens`: `max_tokens` is deprecated there and rejected by the o-series reasoning models. Parameters
+the gateway does not model (ChatRequest.passthrough) are sent as given, and the answer's `logprobs` come back.
+
+Embeddings are asked for as `encoding_format: base64` (packed float32, as OpenAI's own SDK asks): a third of the
+bytes of JSON numbers, and decoding it is a copy instead of parsing thousands of floats per input.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import orjson
 
 from gateway.chat import ChatDelta, ChatRequest, ChatResult, Message, ToolCall, ToolCallDelta, Usage
 from gateway.config.schema import ModelConfig
+from gateway.embeddings import EmbedRequest, EmbedResult, unpack_base64, vector
 from gateway.errors import ProviderError
 from gateway.providers.http import (
     HttpProvider,
@@ -128,6 +134,8 @@ def openai_body(request: ChatRequest, *, max_tokens_field: str) -> dict[str, Any
             "type": "json_schema",
             "json_schema": {"name": fmt.schema_name or "response", "schema": fmt.schema or {"type": "object"}},
         }
+    if request.passthrough:
+        body.update(request.passthrough)
     return body
 
 
@@ -181,8 +189,9 @@ class OpenAIStreamDecoder(StreamDecoder):
         ]
         if choice.get("finish_reason"):
             self.finish_reason = FINISH_REASONS.get(choice["finish_reason"], "stop")
-        if text or tool_calls:
-            return [ChatDelta(text=text, tool_calls=tool_calls, upstream_model=self.model)]
+        logprobs = choice.get("logprobs")
+        if text or tool_calls or logprobs:
+            return [ChatDelta(text=text, tool_calls=tool_calls, upstream_model=self.model, logprobs=logprobs)]
         return []
 
     def finish(self) -> list[ChatDelta]:
@@ -203,9 +212,13 @@ class OpenAIProvider(HttpProvider):
     max_tokens_field = "max_completion_tokens"
     send_model = True
     stream_usage = True
+    accepts_passthrough = True
+    embed_batch = 2048
+    """OpenAI's limit of inputs per embeddings request."""
+    embed_encoding = "base64"
 
-    def url(self, model: ModelConfig) -> str:
-        return f"{self.config.url}/chat/completions"
+    def url(self, model: ModelConfig, endpoint: str = "chat/completions") -> str:
+        return f"{self.config.url}/{endpoint}"
 
     def auth_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.require_api_key()}"}
@@ -234,6 +247,31 @@ class OpenAIProvider(HttpProvider):
             finish_reason=FINISH_REASONS.get(choice.get("finish_reason") or "stop", "stop"),
             usage=openai_usage(payload.get("usage")),
             tool_calls=tool_calls,
+            logprobs=choice.get("logprobs"),
+        )
+
+    def build_embed_request(self, request: EmbedRequest, model: ModelConfig) -> UpstreamRequest:
+        body: dict[str, Any] = {"input": request.inputs, "encoding_format": self.embed_encoding}
+        if self.send_model:
+            body["model"] = model.upstream
+        if request.dimensions is not None:
+            body["dimensions"] = request.dimensions
+        if request.user:
+            body["user"] = request.user
+        return UpstreamRequest(url=self.url(model, "embeddings"), headers=self.auth_headers(), body=body)
+
+    def parse_embed_response(self, payload: Any, model: ModelConfig) -> EmbedResult:
+        items = sorted(payload["data"], key=lambda item: int(item["index"]))
+        vectors = [
+            unpack_base64(item["embedding"]) if isinstance(item["embedding"], str) else vector(item["embedding"])
+            for item in items
+        ]
+        usage = payload.get("usage") or {}
+        reported = usage.get("prompt_tokens")
+        return EmbedResult(
+            upstream_model=str(payload.get("model") or model.upstream),
+            vectors=vectors,
+            prompt_tokens=int(reported) if reported is not None else None,
         )
 
     def stream_decoder(self, request: ChatRequest, model: ModelConfig) -> StreamDecoder:

@@ -8,6 +8,8 @@ Differences from api.openai.com, tolerated here:
   once, before any delta was produced; the provider then stops sending it for the rest of its life.
 - A stream that ends without `[DONE]` but after a finish_reason is complete; a non-streamed JSON answer to a stream
   request is passed on as one delta (both in the shared machinery).
+- Embeddings are asked for as JSON numbers (`encoding_format: float`, the API's default): not every such server
+  implements base64.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from gateway.providers.openai import OpenAIProvider
 
 class OpenAICompatibleProvider(OpenAIProvider):
     max_tokens_field = "max_tokens"
+    embed_encoding = "float"
     # Servers differ: some ignore stream_options.include_usage, so their streams may end without usage.
 
     def __init__(self, config: ProviderConfig) -> None:

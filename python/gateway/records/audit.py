@@ -20,7 +20,9 @@ class AuditRecord:
     team: str = ""
     peer: str = ""
     kind: str = "chat"
-    """chat, stream, or compare."""
+    """chat, stream, compare, replay or embed."""
+    api: str = "grpc"
+    """The front door the call came through: grpc or http."""
     model: str = ""
     """What the caller asked for: a model or a route."""
     route: str = ""
@@ -46,6 +48,8 @@ class AuditRecord:
     """Set when the response cache answered: kind, similarity, entry_id, age_s."""
     cache_saved_usd: float = 0.0
     """What a cache hit would have cost from the provider."""
+    learned: dict[str, Any] | None = None
+    """A learned route's decision: query type, model, each arm's probability of being picked, exploration."""
 
     @property
     def billable(self) -> bool:

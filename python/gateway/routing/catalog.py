@@ -61,7 +61,7 @@ class ModelCatalog:
             raise InvalidRequest(
                 f"unknown model {name!r}; configured models and routes: {shown}",
                 reason="UNKNOWN_MODEL",
-                metadata={"model": name},
+                metadata={"model": name, "param": "model"},
             )
         return found
 

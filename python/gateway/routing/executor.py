@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from gateway.chat import ChatDelta, ChatRequest, ChatResult
+from gateway.embeddings import EmbedRequest, EmbedResult
 from gateway.errors import DeadlineExceeded, ErrorKind, GatewayError, ProviderError
 from gateway.observe.spans import NOOP_CALL, CallSpan
 from gateway.providers.base import UpstreamCall
+from gateway.providers.batches import embed_all
 from gateway.routing.backoff import backoff_s
 from gateway.routing.catalog import Target
 from gateway.routing.features import RequestFeatures
@@ -101,6 +103,23 @@ class Execution:
             self._board[target.key].observe(elapsed, elapsed)
             record = self.attempts[-1]
             used = result.usage.total_tokens if result.usage is not None else record.reserved_tokens
+            self._quotas.settle(target, record.reserved_tokens, used, record.quota_slot)
+            return target, result
+
+        return await self._run(attempt)
+
+    async def embed(self, request: EmbedRequest) -> tuple[Target, EmbedResult]:
+        """Vectors for every input of `request` from one target: batches split and rejoined in order; a failed batch
+        fails the attempt, and a retry or failover sends every input again (a route's targets share one embedding
+        space, and one call's vectors never mix two targets)."""
+
+        async def attempt(target: Target, upstream: UpstreamCall) -> tuple[Target, EmbedResult]:
+            started = time.monotonic()
+            result = await embed_all(target.provider, request, target.model, upstream)
+            elapsed = time.monotonic() - started
+            self._board[target.key].observe(elapsed, elapsed)
+            record = self.attempts[-1]
+            used = result.prompt_tokens if result.prompt_tokens is not None else record.reserved_tokens
             self._quotas.settle(target, record.reserved_tokens, used, record.quota_slot)
             return target, result
 

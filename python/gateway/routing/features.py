@@ -6,13 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from gateway.chat import ChatRequest
-from gateway.config.schema import ModelConfig
+from gateway.chat import ChatRequest, Message
+from gateway.config.schema import ModelConfig, ModelKind
+from gateway.embeddings import EmbedRequest
 
 
 @dataclass
 class RequestFeatures:
     request: ChatRequest
+    """The request as routing reads it (an embedding request as the chat request it resembles: see `as_chat`)."""
     team: str
     streaming: bool
     count_prompt: Callable[[ModelConfig], int]
@@ -22,6 +24,10 @@ class RequestFeatures:
     _counts: dict[tuple[str, str | None], int] = field(default_factory=dict)
     fit: dict[str, bool] = field(default_factory=dict)
     """Per target key, whether it can serve this request: memo of router.misfit, read by plan and executor."""
+    kind: ModelKind = ModelKind.CHAT
+    """The kind of model the call needs."""
+    dimensions: int | None = None
+    """Embeddings: the vector length asked for."""
 
     def prompt_tokens(self, model: ModelConfig) -> int:
         key = (model.upstream, model.tokenizer)
@@ -42,3 +48,15 @@ class RequestFeatures:
     @property
     def has_tools(self) -> bool:
         return bool(self.request.tools)
+
+
+def as_chat(request: EmbedRequest) -> ChatRequest:
+    """An embedding request as routing reads it: one user turn per input, so that rules (keywords, regex, token
+    counts, metadata, team), sticky arms and residency treat the texts to embed as they treat a prompt."""
+    return ChatRequest(
+        request.model,
+        [Message("user", text) for text in request.inputs],
+        user=request.user,
+        metadata=request.metadata,
+        text_chars=request.text_chars,
+    )

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gateway.config.routes import HedgeConfig, QueueConfig, RetryConfig, RouteConfig, Strategy, TimeoutConfig
-from gateway.config.schema import ModelConfig
+from gateway.config.schema import ModelConfig, ModelKind
 from gateway.errors import InvalidRequest
 from gateway.routing import strategies
 from gateway.routing.catalog import ModelCatalog, Target
 from gateway.routing.features import RequestFeatures
 from gateway.routing.health import BreakerState, HealthBoard
+
+if TYPE_CHECKING:
+    # numpy comes with it: imported only for a config with a learned route (server/app.py).
+    from gateway.routing.learned import LearnedChoice, LearnedStrategy
 
 _DIRECT_QUEUE = QueueConfig(max_size=0)
 _DIRECT_TIMEOUTS = TimeoutConfig()
@@ -30,13 +36,23 @@ class RoutePlan:
     hedge: HedgeConfig | None = None
     rule: str = ""
     """For a rules route: the name of the first rule that matched, or "default"; empty otherwise."""
+    learned: LearnedChoice | None = None
+    """For a learned route: the query type, the estimates and the pick."""
 
 
 class Router:
-    def __init__(self, catalog: ModelCatalog, board: HealthBoard, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        catalog: ModelCatalog,
+        board: HealthBoard,
+        rng: random.Random | None = None,
+        learned: LearnedStrategy | None = None,
+    ) -> None:
+        """`learned`: needed when a route has strategy learned."""
         self._catalog = catalog
         self._board = board
         self._rng = rng or random.Random()
+        self._learned = learned
         self._models: dict[str, ModelConfig] = {name: catalog.pool(name)[0].model for name in catalog.model_names()}
         self._pool_health = {name: [board[t.key] for t in catalog.pool(name)] for name in catalog.model_names()}
         # A model named directly fails over across its pool's deployments; a single deployment is tried once.
@@ -52,7 +68,9 @@ class Router:
             for route in catalog.routes()
         }
 
-    def plan(self, name: str, features: RequestFeatures) -> RoutePlan:
+    def plan(self, name: str, features: RequestFeatures, allowed: Callable[[Target], bool] | None = None) -> RoutePlan:
+        """`allowed`: the targets the caller's policies (residency) let serve this call; a learned route chooses only
+        among those, so that the choice it logs is the one that runs."""
         found = self._catalog.lookup(name)
         if isinstance(found, list):
             pool = found
@@ -66,24 +84,36 @@ class Router:
                 timeouts=_DIRECT_TIMEOUTS,
                 queue=_DIRECT_QUEUE,
             )
-        return self._plan_route(found, features, reasons=[])
+        return self._plan_route(found, features, reasons=[], allowed=allowed)
 
     def _plan_route(
-        self, route: RouteConfig, features: RequestFeatures, reasons: list[str], rule: str = ""
+        self,
+        route: RouteConfig,
+        features: RequestFeatures,
+        reasons: list[str],
+        rule: str = "",
+        allowed: Callable[[Target], bool] | None = None,
     ) -> RoutePlan:
+        learned: LearnedChoice | None = None
         if route.strategy is Strategy.RULES:
             target, matched, reason = self._rule_target(route, features)
             rule = rule or matched
             reasons.append(reason)
             found = self._catalog.lookup(target)
             if isinstance(found, RouteConfig):
-                return self._plan_route(found, features, reasons, rule)
+                return self._plan_route(found, features, reasons, rule, allowed)
             order = [target]
         elif route.strategy is Strategy.FALLBACK:
             order, reason = strategies.fallback(route)
             reasons.append(reason)
         elif route.strategy is Strategy.WEIGHTED:
             order, reason = strategies.weighted(route, features, self._rng)
+            reasons.append(reason)
+        elif route.strategy is Strategy.LEARNED:
+            assert self._learned is not None
+            eligible = self._eligible(route, features, allowed) or [t.model for t in route.targets]
+            order, reason, learned = self._learned.choose(route, features, rule, eligible)
+            order += [t.model for t in route.targets if t.model not in order]
             reasons.append(reason)
         elif route.strategy is Strategy.LEAST_LATENCY:
             order, reason = strategies.least_latency(route, self._latencies(route, features.streaming), self._rng)
@@ -110,7 +140,26 @@ class Router:
             queue=route.queue,
             hedge=route.hedge,
             rule=rule,
+            learned=learned,
         )
+
+    def _eligible(
+        self, route: RouteConfig, features: RequestFeatures, allowed: Callable[[Target], bool] | None
+    ) -> list[str]:
+        """The route's models with a deployment that fits the request, has no open breaker and the policies allow.
+        When none has, the plan goes on with every target, so the call fails with the reason the executor or the
+        residency filter gives."""
+        models = []
+        for target in route.targets:
+            for deployment in self._catalog.pool(target.model):
+                if (
+                    (allowed is None or allowed(deployment))
+                    and self._board[deployment.key].breaker.state is not BreakerState.OPEN
+                    and fits(deployment, features)
+                ):
+                    models.append(target.model)
+                    break
+        return models
 
     def _rule_target(self, route: RouteConfig, features: RequestFeatures) -> tuple[str, str, str]:
         """The target, the rule that chose it ("default" when none matched) and the reason for the route report."""
@@ -155,7 +204,7 @@ class Router:
         fits: the executor skips later misfits only if it reaches them, so a plan costs O(1) checks, not O(targets)."""
         first_error: InvalidRequest | None = None
         for target in candidates:
-            error = misfit(target.model, features)
+            error = misfit(target, features)
             features.fit[target.key] = error is None
             if error is None:
                 return candidates
@@ -167,13 +216,40 @@ class Router:
 def fits(target: Target, features: RequestFeatures) -> bool:
     known = features.fit.get(target.key)
     if known is None:
-        known = features.fit[target.key] = misfit(target.model, features) is None
+        known = features.fit[target.key] = misfit(target, features) is None
     return known
 
 
-def misfit(model: ModelConfig, features: RequestFeatures) -> InvalidRequest | None:
-    """Why the model cannot serve the request (size, capabilities), or None when it can."""
+def misfit(target: Target, features: RequestFeatures) -> InvalidRequest | None:
+    """Why the target cannot serve the request (kind, size, capabilities, parameters), or None when it can."""
+    model = target.model
+    if model.kind is not features.kind:
+        if model.kind is ModelKind.EMBEDDING:
+            what, call = "an embedding", "Embed (POST /v1/embeddings)"
+        else:
+            what, call = "a chat", "Chat or ChatStream (POST /v1/chat/completions)"
+        return InvalidRequest(
+            f"model {model.name!r} is {what} model: call it with {call}",
+            reason="WRONG_MODEL_KIND",
+            metadata={"model": model.name, "kind": model.kind.value},
+        )
+    if model.kind is ModelKind.EMBEDDING:
+        if features.dimensions is not None and model.dimensions is not None and features.dimensions > model.dimensions:
+            return InvalidRequest(
+                f"dimensions {features.dimensions} exceeds model {model.name!r}'s {model.dimensions}",
+                reason="DIMENSIONS_TOO_LARGE",
+                metadata={"param": "dimensions"},
+            )
+        return None
     request = features.request
+    if request.passthrough and not target.provider.accepts_passthrough:
+        names = ", ".join(sorted(request.passthrough))
+        return InvalidRequest(
+            f"model {model.name!r} (provider {target.provider.name!r}, {target.provider.config.type.value}) does not "
+            f"take the OpenAI parameter(s) {names}: only OpenAI-format providers do",
+            reason="UNSUPPORTED_PARAMETER",
+            metadata={"param": sorted(request.passthrough)[0]},
+        )
     if request.max_tokens is not None and request.max_tokens > model.max_output_tokens:
         return InvalidRequest(
             f"max_tokens {request.max_tokens} exceeds model {model.name!r}'s limit of {model.max_output_tokens}",

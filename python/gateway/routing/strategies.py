@@ -12,7 +12,7 @@ import random
 import re
 
 from gateway.config.routes import RouteConfig, RuleCondition
-from gateway.config.schema import ModelConfig
+from gateway.config.schema import ModelConfig, ModelKind
 from gateway.routing.features import RequestFeatures
 
 # The cost strategy's guess of an answer's length when the caller sets no max_tokens.
@@ -68,7 +68,9 @@ def least_latency(route: RouteConfig, latency_s: dict[str, float | None], rng: r
 
 
 def estimated_answer_tokens(model: ModelConfig, max_tokens: int | None) -> int:
-    """The answer length to plan for: the caller's max_tokens, else a nominal length."""
+    """The answer length to plan for: the caller's max_tokens, else a nominal length (none for an embedding)."""
+    if model.kind is ModelKind.EMBEDDING:
+        return 0
     return max_tokens if max_tokens is not None else min(NOMINAL_ANSWER_TOKENS, model.max_output_tokens)
 
 

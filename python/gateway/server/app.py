@@ -26,14 +26,22 @@ from gateway.cache.build import build_cache
 from gateway.cache.service import ResponseCache
 from gateway.chat import ChatRequest
 from gateway.config.schema import GatewayConfig, ServerConfig, TlsConfig
+from gateway.insights.feedback import FeedbackOperations
 from gateway.insights.operations import InsightsOperations
+from gateway.learning.profiles import ProfileBook, ProfileStore
 from gateway.ledger.audit import AuditLog, AuditSettings
 from gateway.ledger.budgets import BudgetBook
 from gateway.ledger.retention import Retention
 from gateway.observe.drift import DriftFlag, DriftMonitor, history_windows
 from gateway.observe.drift_share import SharedDrift
 from gateway.observe.metrics import GatewayMetrics
-from gateway.observe.metrics_server import DEFAULT_ADDRESS, ENV_ADDRESS, MetricsServer, start_metrics_server
+from gateway.observe.metrics_server import (
+    DEFAULT_ADDRESS,
+    ENV_ADDRESS,
+    MetricsServer,
+    parse_address,
+    start_metrics_server,
+)
 from gateway.observe.spans import CallTracer
 from gateway.observe.tracing import setup_tracing, shutdown_tracing
 from gateway.pipeline import Pipeline
@@ -48,11 +56,15 @@ from gateway.routing.health import HealthBoard
 from gateway.routing.quotas import Quotas, SharedQuotas
 from gateway.server.admin_servicer import AdminServicer
 from gateway.server.insights_servicer import InsightsServicer
+from gateway.server.openai_http import resolve_http_address
+from gateway.server.openai_http.app import HttpServer, OpenAIHandlers, start_http_server
+from gateway.server.registration import generic_registrar
 from gateway.server.servicer import GatewayServicer
 from gateway.state.admission import LocalLimits, SharedLimits
 from gateway.state.failures import AUTH_BLOCK_NOTICE, SharedFailures
 from gateway.state.notices import LocalNotices, Notice, Notices, PostgresNotices, RedisNotices
 from gateway.store.database import default_url, open_engine, postgres_dsn
+from gateway.store.feedback import FeedbackStore, SqlProfileStore
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
 from gateway.tokens import TokenCounter
@@ -163,17 +175,25 @@ class Gateway:
     """The targets' breakers and rests, as this process sees them."""
     limits: LocalLimits | SharedLimits
     shared_drift: SharedDrift | None = None
+    http: HttpServer | None = None
+    """The OpenAI-compatible HTTP front door, when an address is set."""
+    feedback: FeedbackOperations | None = None
 
     async def stop(self, grace: float) -> None:
-        """Finishes in-flight calls, then writes every pending audit record before closing the database, and
-        exports the last spans."""
+        """Finishes in-flight calls (both front doors at once), then writes every pending audit record before closing
+        the database, and exports the last spans."""
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+        if self.http is not None:
+            await asyncio.gather(self.server.stop(grace), self.http.close())
+        else:
+            await self.server.stop(grace)
         if isinstance(self.limits, SharedLimits):
             await self.limits.drain()
         if self.metrics_server is not None:
             await self.metrics_server.close()
         await self.retention.close()
+        if self.feedback is not None:
+            await self.feedback.close()
         if self.shared_drift is not None:
             await self.shared_drift.close()
         await self.tenancy.close()
@@ -216,8 +236,11 @@ async def build_gateway(
     span_exporter: SpanExporter | None = None,
     drift_clock: Callable[[], float] = time.time,
     worker: WorkerRole | None = None,
+    http_address: str | None = None,
 ) -> Gateway:
-    """`metrics_address`: where /metrics is served (the --metrics-address flag); else env GATEWAY_METRICS_ADDR, the
+    """`http_address`: where the OpenAI-compatible HTTP front door listens (the --http-address flag); else env
+    GATEWAY_HTTP_ADDR, the config's server.http_address; unset or empty: no HTTP front door.
+    `metrics_address`: where /metrics is served (the --metrics-address flag); else env GATEWAY_METRICS_ADDR, the
     config's observe.metrics.address, 127.0.0.1:9464. An empty address turns metrics off.
     `span_exporter` replaces the exporter the OTEL_* settings name (an embedding process's own, or a test's);
     `drift_clock` is the clock the drift monitor's windows follow; `worker`: set in the processes of --workers."""
@@ -285,7 +308,7 @@ async def build_gateway(
         if drift is not None and worker is not None
         else None
     )
-    cache = build_cache(config, observed)
+    cache = build_cache(config, observed, state_dir=state_dir)
     shared: RedisState | None = None
     if config.state.redis_url:
         from gateway.state.redis import RedisState
@@ -319,6 +342,21 @@ async def build_gateway(
     failures = SharedFailures(shared, notices, ring) if shared is not None else None
     if failures is not None:
         ring.report_failures_to(failures.report)
+    half_lives = {r.name: r.learned.half_life_s for r in config.routes if r.learned is not None}
+    profile_store: ProfileStore = SqlProfileStore(engine)
+    if shared is not None:
+        from gateway.state.profiles import RedisProfileStore
+
+        profile_store = RedisProfileStore(shared)
+    profiles = ProfileBook(half_lives, profile_store)
+    learned = None
+    if half_lives:
+        # numpy, which the bandit draws with, is imported only for a config with a learned route.
+        from gateway.routing.learned import LearnedStrategy
+
+        learned = LearnedStrategy(
+            profiles, {name: catalog.pool(name)[0].model for name in catalog.model_names()}, time.time
+        )
     pipeline = Pipeline(
         ring,
         catalog,
@@ -336,20 +374,31 @@ async def build_gateway(
         limits=limits,
         quotas=SharedQuotas(shared) if shared is not None and config.limits.backend != "memory" else Quotas(),
         max_in_flight=config.server.max_in_flight,
+        learned=learned,
     )
     known_models = frozenset(catalog.model_names()) | {r.name for r in catalog.routes()}
     admin = AdminOperations(tenancy, ledger, retention, known_models, cache)
 
     server = grpc.aio.server(options=server_options(config.server))
+    registrar = generic_registrar(server)
     servicer = GatewayServicer(pipeline, ring, config.server.max_input_chars)
-    gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, server)
-    admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, ring), server)
+    gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, registrar)
+    admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, ring), registrar)
     insights = InsightsOperations(pipeline, ledger, drift, config.models, shared_drift=shared_drift)
+    feedback = FeedbackOperations(
+        config.feedback,
+        config.routes,
+        ledger,
+        FeedbackStore(engine),
+        audit,
+        profiles,
+        audit_enabled=audit_enabled,
+    )
     insights_pb2_grpc.add_InsightsServicer_to_server(
-        InsightsServicer(insights, ring, config.server.max_input_chars), server
+        InsightsServicer(insights, feedback, ring, config.server.max_input_chars), registrar
     )
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
     service_names = (
         gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name,
         admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
@@ -357,7 +406,7 @@ async def build_gateway(
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     )
-    reflection.enable_server_reflection(service_names, server)
+    reflection.enable_server_reflection(service_names, registrar)
 
     address = address or config.server.address
     tls = config.server.tls
@@ -371,6 +420,18 @@ async def build_gateway(
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     metrics_server = await start_metrics_server(metrics.registry, metrics_address) if metrics_address else None
+    http_address = resolve_http_address(config, http_address)
+    http: HttpServer | None = None
+    if http_address:
+        host, http_port = parse_address(http_address, "HTTP address")
+        http = await start_http_server(
+            OpenAIHandlers(pipeline, ring, config.server.max_input_chars),
+            host,
+            http_port,
+            max_body_bytes=config.server.max_message_bytes,
+            grace_s=config.server.shutdown_grace_s,
+            tls=tls,
+        )
     audit.start()
     cache.start()  # in every worker: each keeps its own semantic index, fed the entries the others store
     tenancy.start()
@@ -379,6 +440,8 @@ async def build_gateway(
         log.info("audit retention: purging every %g s from this process", config.audit.purge_interval_s)
     if shared_drift is not None:
         shared_drift.start()
+    if half_lives:
+        feedback.start()
 
     async def on_notice(notice: Notice) -> None:
         if notice.get("kind") == TENANCY_NOTICE:
@@ -414,6 +477,8 @@ async def build_gateway(
         board,
         limits,
         shared_drift,
+        http,
+        feedback,
     )
 
 
@@ -484,9 +549,15 @@ async def serve(
     state_dir: Path,
     metrics_address: str | None = None,
     worker: WorkerRole | None = None,
+    http_address: str | None = None,
 ) -> None:
     gateway = await build_gateway(
-        config, address=address, state_dir=state_dir, metrics_address=metrics_address, worker=worker
+        config,
+        address=address,
+        state_dir=state_dir,
+        metrics_address=metrics_address,
+        worker=worker,
+        http_address=http_address,
     )
     settle_heap()
     await gateway.server.start()
@@ -504,6 +575,9 @@ async def serve(
         if gateway.metrics_server is not None
         else ("the supervisor's" if worker is not None else "(off)"),
     )
+    if gateway.http is not None:
+        shown = f"[{gateway.http.host}]" if ":" in gateway.http.host else gateway.http.host
+        log.info("OpenAI-compatible HTTP front door at http://%s:%d/v1", shown, gateway.http.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
@@ -24,13 +23,20 @@ from gateway.chat import (
     ToolCall,
     Usage,
 )
-from gateway.config.cache import MAX_TTL_S
+from gateway.embeddings import Embedding, EmbeddingEncoding, EmbedRequest
 from gateway.errors import InvalidRequest
+from gateway.request_rules import (
+    cache_control,
+    check_embed_inputs,
+    check_max_tokens,
+    check_metadata,
+    check_stop,
+    check_temperature,
+    check_top_p,
+)
 from gateway.routing.executor import Attempt
 from gateway.routing.router import RoutePlan
 
-MAX_STOP_SEQUENCES = 4
-MAX_METADATA_ENTRIES = 32
 IMAGE_MIME_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 _RESPONSE_FORMATS = {
     pb.ResponseFormat.TYPE_TEXT: "text",
@@ -69,25 +75,17 @@ def chat_request_from_proto(msg: pb.ChatRequest) -> ChatRequest:
         images=images,
     )
     if msg.HasField("max_tokens"):
-        if msg.max_tokens == 0:
-            raise InvalidRequest("max_tokens must be at least 1 (leave it unset for the model's default)")
-        request.max_tokens = msg.max_tokens
+        request.max_tokens = check_max_tokens(msg.max_tokens)
     if msg.HasField("temperature"):
-        if not 0.0 <= msg.temperature <= 2.0:
-            raise InvalidRequest(f"temperature {msg.temperature:g} is out of range: use 0 to 2")
-        request.temperature = msg.temperature
+        request.temperature = check_temperature(msg.temperature)
     if msg.HasField("top_p"):
-        if not 0.0 < msg.top_p <= 1.0:
-            raise InvalidRequest(f"top_p {msg.top_p:g} is out of range: use a value in (0, 1]")
-        request.top_p = msg.top_p
+        request.top_p = check_top_p(msg.top_p)
     if msg.HasField("seed"):
         request.seed = msg.seed
     if msg.stop:
-        if len(msg.stop) > MAX_STOP_SEQUENCES or not all(msg.stop):
-            raise InvalidRequest(f"stop takes 1 to {MAX_STOP_SEQUENCES} non-empty sequences")
-        request.stop = list(msg.stop)
+        request.stop = check_stop(list(msg.stop))
     if msg.metadata:
-        request.metadata = _metadata(msg.metadata)
+        request.metadata = check_metadata(msg.metadata)
     if msg.tools:
         request.tools = [_tool(t, i) for i, t in enumerate(msg.tools)]
     if msg.tool_choice and not msg.tools and msg.tool_choice != "none":
@@ -99,6 +97,36 @@ def chat_request_from_proto(msg: pb.ChatRequest) -> ChatRequest:
     return request
 
 
+def embed_request_from_proto(msg: pb.EmbedRequest) -> EmbedRequest:
+    if not msg.model:
+        raise InvalidRequest("model is required: name an embedding model from ListModels", reason="MODEL_REQUIRED")
+    inputs = list(msg.inputs)
+    check_embed_inputs(inputs)
+    request = EmbedRequest(
+        model=msg.model,
+        inputs=inputs,
+        encoding=EmbeddingEncoding.BASE64 if msg.encoding == pb.EMBEDDING_ENCODING_BASE64 else EmbeddingEncoding.FLOAT,
+        user=msg.user,
+        batch=msg.priority == pb.PRIORITY_BATCH,
+        text_chars=sum(map(len, inputs)),
+    )
+    if msg.HasField("dimensions"):
+        if msg.dimensions == 0:
+            raise InvalidRequest("dimensions must be at least 1 (leave it unset for the model's length)")
+        request.dimensions = msg.dimensions
+    if msg.metadata:
+        request.metadata = check_metadata(msg.metadata)
+    if msg.HasField("cache"):
+        request.cache = _cache_control(msg.cache)
+    return request
+
+
+def embeddings_to_proto(embedded: list[Embedding], encoding: EmbeddingEncoding) -> list[pb.Embedding]:
+    if encoding is EmbeddingEncoding.BASE64:
+        return [pb.Embedding(index=i, packed=e.vector.tobytes(), cached=e.cached) for i, e in enumerate(embedded)]
+    return [pb.Embedding(index=i, values=e.vector, cached=e.cached) for i, e in enumerate(embedded)]
+
+
 _CACHE_MODES = {
     pb.CACHE_MODE_UNSPECIFIED: CacheMode.DEFAULT,
     pb.CACHE_MODE_OFF: CacheMode.OFF,
@@ -106,25 +134,14 @@ _CACHE_MODES = {
     pb.CACHE_MODE_READ_ONLY: CacheMode.READ_ONLY,
     pb.CACHE_MODE_WRITE_ONLY: CacheMode.WRITE_ONLY,
 }
-_NAMESPACE = re.compile(r"^[A-Za-z0-9._:/@-]{0,128}$")
 
 
 def _cache_control(msg: pb.CacheControl) -> CacheControl:
     mode = _CACHE_MODES.get(msg.mode)
     if mode is None:
         raise InvalidRequest(f"cache.mode {msg.mode} is unknown: use one of the CacheMode values")
-    if msg.ttl_seconds > MAX_TTL_S:
-        raise InvalidRequest(f"cache.ttl_seconds {msg.ttl_seconds} is over the limit of {MAX_TTL_S} (30 days)")
-    if not _NAMESPACE.match(msg.namespace):
-        raise InvalidRequest(
-            "cache.namespace takes up to 128 letters, digits and . _ : / @ -", reason="INVALID_CACHE_NAMESPACE"
-        )
-    return CacheControl(
-        mode,
-        msg.ttl_seconds,
-        msg.namespace,
-        msg.allow_semantic if msg.HasField("allow_semantic") else None,
-    )
+    semantic = msg.allow_semantic if msg.HasField("allow_semantic") else None
+    return cache_control(mode, msg.ttl_seconds, msg.namespace, semantic)
 
 
 def cache_info_to_proto(info: CacheInfo) -> pb.CacheInfo:
@@ -208,15 +225,6 @@ def _json_object(text: str, field: str) -> dict[str, Any]:
     return value
 
 
-def _metadata(metadata: Any) -> dict[str, str]:
-    if len(metadata) > MAX_METADATA_ENTRIES:
-        raise InvalidRequest(f"metadata has {len(metadata)} entries; at most {MAX_METADATA_ENTRIES} are allowed")
-    for key, value in metadata.items():
-        if not key or len(key) > 64 or len(value) > 256:
-            raise InvalidRequest("metadata keys must be 1-64 chars and values at most 256 chars")
-    return dict(metadata)
-
-
 def messages_from_proto(messages: Any) -> list[Message]:
     return [_message_from_proto(m, i) for i, m in enumerate(messages)]
 
@@ -241,10 +249,32 @@ def message_to_proto(result: ChatResult) -> pb.Message:
 
 
 def route_to_proto(plan: RoutePlan, attempts: list[Attempt]) -> pb.RouteInfo:
+    learned = plan.learned
     return pb.RouteInfo(
         route=plan.route,
         strategy=plan.strategy,
         reason=plan.reason,
+        learned=None
+        if learned is None
+        else pb.LearnedRoute(
+            query_type=learned.query_type,
+            explored=learned.explored,
+            cold_start=learned.cold,
+            model=learned.model,
+            arms=[
+                pb.ArmEstimate(
+                    model=arm.model,
+                    objective=arm.objective,
+                    quality=arm.quality,
+                    quality_sd=arm.sd,
+                    cost_usd=arm.cost_usd,
+                    latency_s=arm.latency_s,
+                    feedback=arm.feedback,
+                    probability=learned.probabilities.get(arm.model, 0.0),
+                )
+                for arm in learned.arms
+            ],
+        ),
         attempts=[
             pb.Attempt(
                 model=a.target.model.name,

@@ -15,7 +15,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from gateway.errors import ErrorKind, GatewayError
-from gateway.policy.pii import scrub
+from gateway.server.caller_error import caller_error
 
 ERROR_DOMAIN = "llmgateway.v1"
 log = logging.getLogger("gateway.server")
@@ -27,7 +27,6 @@ Resp = TypeVar("Resp")
 
 GRPC_STATUS: dict[ErrorKind, grpc.StatusCode] = {kind: grpc.StatusCode[kind.value] for kind in ErrorKind}
 """Each kind is the gRPC status of the same name: the kinds are google.rpc.Code's canonical codes."""
-_SERVER_SIDE = frozenset({ErrorKind.UNAVAILABLE, ErrorKind.INTERNAL, ErrorKind.FAILED_PRECONDITION})
 
 
 def status_for(err: GatewayError) -> grpc.Status:
@@ -48,15 +47,8 @@ def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.RetryInfo) ->
 
 
 async def abort(context: Context, err: Exception) -> NoReturn:
-    """Ends the call with the error's status. An unexpected exception is a bug: it is logged with its traceback and
-    the caller gets INTERNAL without internals (TensorZero's rule: raw details only in the server's log)."""
-    if not isinstance(err, GatewayError):
-        log.error("unexpected error in a call", exc_info=err)
-        err = GatewayError("internal error in the gateway; the operators' log has the details")
-    err.message = scrub(err.message)
-    level = logging.WARNING if err.kind in _SERVER_SIDE else logging.INFO
-    log.log(level, "call failed: %s %s: %s", err.kind.value, err.reason, err.message)
-    await context.abort_with_status(status_for(err))
+    """Ends the call with the error's status (server/caller_error.py says what the caller sees of it)."""
+    await context.abort_with_status(status_for(caller_error(err, log)))
     raise AssertionError("abort_with_status returns only by raising")  # pragma: no cover
 
 

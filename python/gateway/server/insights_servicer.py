@@ -12,8 +12,11 @@ from llmgateway.v1 import insights_pb2_grpc
 
 from gateway.chat import Usage
 from gateway.errors import InvalidRequest
+from gateway.insights.feedback import FeedbackOperations
 from gateway.insights.operations import Analytics, InsightsOperations, check_insights
 from gateway.insights.runner import Outcome
+from gateway.learning.profiles import Profile
+from gateway.learning.ratings import Given, Source
 from gateway.observe.drift import DriftFlag, Figures, ModelHealth
 from gateway.policy.keyring import KeyRing
 from gateway.records.audit import AuditRecord
@@ -34,8 +37,11 @@ _OVERRIDES: tuple[Literal["max_tokens", "temperature", "top_p", "seed"], ...] = 
 
 
 class InsightsServicer(insights_pb2_grpc.InsightsServicer):
-    def __init__(self, operations: InsightsOperations, ring: KeyRing, max_input_chars: int) -> None:
+    def __init__(
+        self, operations: InsightsOperations, feedback: FeedbackOperations, ring: KeyRing, max_input_chars: int
+    ) -> None:
         self._ops = operations
+        self._feedback = feedback
         self._ring = ring
         self._max_input_chars = max_input_chars
 
@@ -98,6 +104,61 @@ class InsightsServicer(insights_pb2_grpc.InsightsServicer):
         return pb.GetAnalyticsResponse(
             rows=rows, total_cost_usd=sum(r.cost_usd for r in rows), total_saving_usd=analytics.total_saving_usd
         )
+
+    @unary
+    async def Feedback(self, request: pb.FeedbackRequest, context: Context) -> pb.FeedbackResponse:  # noqa: N802
+        # Any key may rate its own calls: authenticated here, authorized against the call's record.
+        caller = self._ring.authenticate(context.invocation_metadata(), context.peer())
+        ratings = [_given(r) for r in request.ratings]
+        recorded = await self._feedback.give(
+            caller, request.request_id, ratings, request.comment, _SOURCES[request.source]
+        )
+        return pb.FeedbackResponse(
+            recorded=[pb.RecordedRating(metric=r.metric, replaced=r.replaced, quality=r.quality) for r in recorded]
+        )
+
+    @unary
+    async def GetProfiles(  # noqa: N802 - gRPC name
+        self, request: pb.GetProfilesRequest, context: Context
+    ) -> pb.GetProfilesResponse:
+        self._caller(context)
+        profiles = await self._feedback.profiles_of(request.route, request.query_type)
+        return pb.GetProfilesResponse(profiles=[_profile(p) for p in profiles])
+
+
+_SOURCES = {
+    pb.FEEDBACK_SOURCE_UNSPECIFIED: Source.CALLING_SERVICE,
+    pb.FEEDBACK_SOURCE_END_USER: Source.END_USER,
+    pb.FEEDBACK_SOURCE_CALLING_SERVICE: Source.CALLING_SERVICE,
+    pb.FEEDBACK_SOURCE_EVALUATOR: Source.EVALUATOR,
+}
+
+
+def _given(rating: pb.MetricRating) -> Given:
+    kind = rating.WhichOneof("value")
+    return Given(
+        rating.metric,
+        boolean=rating.boolean if kind == "boolean" else None,
+        score=rating.score if kind == "score" else None,
+        label=rating.label if kind == "label" else None,
+    )
+
+
+def _profile(profile: Profile) -> pb.ModelProfile:
+    return pb.ModelProfile(
+        route=profile.route,
+        query_type=profile.query_type,
+        model=profile.model,
+        calls=profile.calls,
+        feedback=profile.feedback,
+        quality=profile.quality,
+        quality_sd=profile.quality_sd,
+        error_rate=profile.error_rate,
+        latency_p50_s=profile.latency_quantile(0.5),
+        latency_p90_s=profile.latency_quantile(0.9),
+        cost_usd=profile.cost_usd,
+        answer_tokens=profile.answer_tokens,
+    )
 
 
 def _analytics_rows(analytics: Analytics) -> list[pb.AnalyticsRow]:

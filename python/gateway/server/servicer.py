@@ -14,10 +14,13 @@ from gateway.errors import InvalidRequest
 from gateway.pipeline import CallInfo, CallKind, CallScope, Pipeline, deadline_from
 from gateway.policy.access import check_model
 from gateway.policy.keyring import KeyRing
+from gateway.request_rules import check_size
 from gateway.server.convert import (
     cache_info_to_proto,
     chat_request_from_proto,
     delta_tool_calls_to_proto,
+    embed_request_from_proto,
+    embeddings_to_proto,
     guardrails_to_proto,
     message_to_proto,
     messages_from_proto,
@@ -25,6 +28,7 @@ from gateway.server.convert import (
     usage_to_proto,
 )
 from gateway.server.errors import streaming, unary
+from gateway.server.listing import visible_models
 from gateway.tokens import TokenCount
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -96,6 +100,31 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         yield chunk
 
     @unary
+    async def Embed(self, request: pb.EmbedRequest, context: Context) -> pb.EmbedResponse:  # noqa: N802 - gRPC name
+        async with self._pipeline.call(call_info(context), CallKind.EMBED, "Embed", request.model) as scope:
+            embed = embed_request_from_proto(request)
+            self._check_size(embed.text_chars)
+            embedded = await scope.embed(embed)
+        call = scope.call
+        answer, record = call.answer, call.record
+        target = answer.target
+        assert target is not None
+        assert answer.usage is not None
+        return pb.EmbedResponse(
+            id=record.request_id,
+            model=target.model.name,
+            provider=target.provider.name,
+            upstream_model=answer.upstream_model,
+            embeddings=embeddings_to_proto(embedded, embed.encoding),
+            dimensions=len(embedded[0].vector),
+            usage=usage_to_proto(answer.usage, answer.cost_usd),
+            simulated=target.provider.simulated,
+            route=_route(scope),
+            guardrails=guardrails_to_proto(record.guardrails) if record.guardrails else None,
+            cache=cache_info_to_proto(call.cache) if call.cache is not None else None,
+        )
+
+    @unary
     async def CountTokens(  # noqa: N802 - gRPC name
         self, request: pb.CountTokensRequest, context: Context
     ) -> pb.CountTokensResponse:
@@ -111,29 +140,23 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         key = self._ring.authenticate(context.invocation_metadata(), context.peer())
         infos = [
             pb.ModelInfo(
-                id=t.model.name,
-                provider=t.provider.name,
-                provider_type=t.provider.config.type.value,
-                upstream_model=t.model.upstream,
-                context_window=t.model.context_window,
-                max_output_tokens=t.model.max_output_tokens,
-                input_cost_per_mtok=t.model.input_cost_per_mtok,
-                output_cost_per_mtok=t.model.output_cost_per_mtok,
-                capabilities=sorted(t.model.capabilities),
-                simulated=t.provider.simulated,
+                id=m.id,
+                provider=m.provider,
+                provider_type=m.provider_type,
+                upstream_model=m.upstream_model,
+                context_window=m.context_window,
+                max_output_tokens=m.max_output_tokens,
+                input_cost_per_mtok=m.input_cost_per_mtok,
+                output_cost_per_mtok=m.output_cost_per_mtok,
+                capabilities=m.capabilities,
+                simulated=m.simulated,
+                kind=m.kind,
+                dimensions=m.dimensions,
+                is_route=bool(m.route_strategy),
+                route_strategy=m.route_strategy,
+                route_targets=m.route_targets,
             )
-            for t in (self._pipeline.catalog().pool(name)[0] for name in self._pipeline.catalog().model_names())
-            if key.may_call(t.model.name)
-        ]
-        infos += [
-            pb.ModelInfo(
-                id=route.name,
-                is_route=True,
-                route_strategy=route.strategy.value,
-                route_targets=[t.model for t in route.targets] or [r.target for r in route.rules],
-            )
-            for route in self._pipeline.routes()
-            if key.may_call(route.name)
+            for m in visible_models(self._pipeline, key)
         ]
         return pb.ListModelsResponse(models=infos)
 
@@ -155,11 +178,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         return chat
 
     def _check_size(self, chars: int) -> None:
-        if chars > self._max_input_chars:
-            raise InvalidRequest(
-                f"the input has {chars} characters, over the gateway's limit of {self._max_input_chars}",
-                reason="INPUT_TOO_LARGE",
-            )
+        check_size(chars, self._max_input_chars)
 
 
 def _route(scope: CallScope) -> pb.RouteInfo:

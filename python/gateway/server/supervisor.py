@@ -90,6 +90,8 @@ class Supervisor:
     metrics_flag: str | None
     """--metrics-address, resolved as a lone server does (server/app.py `resolve_metrics_address`)."""
     count: int
+    http_address: str | None = None
+    """--http-address: every worker serves the HTTP front door on it too (SO_REUSEPORT), as it serves gRPC."""
     _workers: dict[int, _Worker] = field(default_factory=dict)
     """By pid."""
     _restarts: dict[int, _Restart] = field(default_factory=dict)
@@ -314,7 +316,15 @@ class Supervisor:
             from gateway.server.app import WorkerRole, serve
 
             role = WorkerRole(index, self.count, record_metrics=bool(self._metrics_address), ready_fd=ready_fd)
-            uvloop.run(serve(self.config, address=self.address, state_dir=self.state_dir, worker=role))
+            uvloop.run(
+                serve(
+                    self.config,
+                    address=self.address,
+                    state_dir=self.state_dir,
+                    worker=role,
+                    http_address=self.http_address,
+                )
+            )
             code = 0
         except BaseException:
             log.exception("worker %d failed", index)
@@ -436,10 +446,19 @@ def _metrics_http_server(address: str, folder: str) -> http.server.HTTPServer:
 
 
 def run_supervisor(
-    config: GatewayConfig, *, address: str, state_dir: Path, metrics_address: str | None, workers: int
+    config: GatewayConfig,
+    *,
+    address: str,
+    state_dir: Path,
+    metrics_address: str | None,
+    workers: int,
+    http_address: str | None = None,
 ) -> int:
     """`gateway serve` with workers > 1; returns the exit code."""
-    _, _, port = address.rpartition(":")
-    if port == "0":
-        raise ValueError(f"--workers needs a fixed port to share; {address} asks for any free one")
-    return Supervisor(config, address, state_dir, metrics_address, workers).run()
+    from gateway.server.openai_http import resolve_http_address
+
+    http = resolve_http_address(config, http_address)
+    for shown in (address, http):
+        if shown and shown.rpartition(":")[2] == "0":
+            raise ValueError(f"--workers needs a fixed port to share; {shown} asks for any free one")
+    return Supervisor(config, address, state_dir, metrics_address, workers, http_address=http).run()

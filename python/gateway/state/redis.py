@@ -73,6 +73,23 @@ class RedisState:
     async def init_account(self, account: str, spent: float, keep_s: int) -> None:
         await self._run(self._init_account, [account], [repr(spent), keep_s])
 
+    async def add_to_hash(self, key: str, fields: dict[str, float]) -> None:
+        """Adds each value to the hash's field (HINCRBYFLOAT), in one round trip."""
+        with _reached():
+            pipe = self._redis.pipeline(transaction=False)
+            for name, value in fields.items():
+                pipe.hincrbyfloat(key, name, value)
+            await pipe.execute()
+
+    async def read_hash(self, key: str) -> dict[str, float]:
+        with _reached():
+            found: dict[bytes | str, bytes | str] = await self._redis.hgetall(key)
+        return {(name.decode() if isinstance(name, bytes) else name): float(value) for name, value in found.items()}
+
+    async def drop_from_hash(self, key: str, fields: list[str]) -> None:
+        with _reached():
+            await self._redis.hdel(key, *fields)
+
     async def publish(self, channel: str, message: bytes) -> None:
         with _reached():
             await self._redis.publish(channel, message)

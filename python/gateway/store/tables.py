@@ -107,5 +107,40 @@ audit = Table(
     Column("response_body", Text),
     Column("cache", JSON),
     Column("cache_saved_usd", Double, nullable=False, server_default="0"),
+    # The front door: grpc or http (the OpenAI-compatible one).
+    Column("api", String(8), nullable=False, server_default="grpc"),
+    Column("learned", JSON),
     Index("ix_audit_team_at", "team", "at"),
+)
+
+# Ratings of calls, one per (call, metric, source): a second rating from the same source replaces the first.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("metric", String(128), primary_key=True),
+    Column("source", String(16), primary_key=True),
+    # The rating as given: 0 or 1 for a boolean, the score for a float, the label's value for a label.
+    Column("value", Double, nullable=False),
+    # The value this row held before its last change; NULL for a first rating. Read back by the upsert itself, so
+    # that a changed rating adjusts the profiles by the difference and a repeated one by nothing.
+    Column("previous", Double),
+    Column("label", String(128), nullable=False, server_default=""),
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("key_id", String(64), nullable=False),
+    Column("team", String(128), nullable=False),
+    Column("at", Double, nullable=False, index=True),
+)
+
+# The learned strategy's profiles: decayed sums per (route, query type, model, epoch, field) that every worker adds
+# its observations to (learning/profiles.py explains the epochs).
+profile_sums = Table(
+    "profile_sums",
+    metadata,
+    Column("route", String(256), primary_key=True),
+    Column("query_type", String(256), primary_key=True),
+    Column("model", String(256), primary_key=True),
+    Column("epoch", Double, primary_key=True),
+    Column("field", String(32), primary_key=True),
+    Column("value", Double, nullable=False),
 )

@@ -10,7 +10,7 @@ from typing import Any
 from gateway.chat import ChatDelta, ChatRequest
 from gateway.errors import ErrorKind, GatewayError
 from gateway.ledger.audit import AuditLog
-from gateway.pipeline.call import Call
+from gateway.pipeline.call import Call, ChatCall, EmbedCall
 from gateway.pipeline.stage import BaseStage
 from gateway.policy.pii import redact_text, scrub
 from gateway.records.audit import AuditRecord
@@ -26,7 +26,7 @@ class WriteAudit(BaseStage):
     def __init__(self, log: AuditLog) -> None:
         self._log = log
 
-    def exit(self, call: Call, error: BaseException | None) -> Awaitable[None] | None:
+    def exit(self, call: Call[Any], error: BaseException | None) -> Awaitable[None] | None:
         record = call.record
         record.latency_ms = (time.time() - record.at) * 1000
         if error is not None:
@@ -59,7 +59,7 @@ class KeepBodies(BaseStage):
     def __init__(self, teams: dict[str, Team]) -> None:
         self._teams = teams
 
-    def enter(self, call: Call) -> None:
+    def enter(self, call: ChatCall) -> None:
         assert call.key is not None
         team = self._teams.get(call.key.team)
         policy = team.bodies if team is not None else BodyPolicy.NONE
@@ -68,10 +68,32 @@ class KeepBodies(BaseStage):
             call.filters.append(_AnswerText(call, policy))
 
 
+class KeepEmbedBodies(BaseStage):
+    """The texts embedded, as the provider got them (after the input guardrails), under the team's body policy; the
+    vectors are not kept (they can be recomputed, and would dwarf the log)."""
+
+    name = "audit.bodies"
+
+    def __init__(self, teams: dict[str, Team]) -> None:
+        self._teams = teams
+
+    def enter(self, call: EmbedCall) -> None:
+        assert call.key is not None
+        team = self._teams.get(call.key.team)
+        policy = team.bodies if team is not None else BodyPolicy.NONE
+        if policy is not BodyPolicy.NONE:
+            request = call.request
+            parameters = {"dimensions": request.dimensions} if request.dimensions is not None else {}
+            call.record.request_body = {
+                "inputs": [body_text(text, policy) for text in request.inputs],
+                "parameters": parameters,
+            }
+
+
 class _AnswerText:
     __slots__ = ("_parts", "_policy", "_record")
 
-    def __init__(self, call: Call, policy: BodyPolicy) -> None:
+    def __init__(self, call: ChatCall, policy: BodyPolicy) -> None:
         self._record = call.record
         self._policy = policy
         self._parts: list[str] = []

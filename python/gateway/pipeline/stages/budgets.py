@@ -4,7 +4,7 @@ stage, with the key's rate limits, all or none)."""
 from __future__ import annotations
 
 from gateway.ledger.budgets import BudgetBook
-from gateway.pipeline.call import Call
+from gateway.pipeline.call import ChatCall
 from gateway.pipeline.stage import BaseStage
 
 
@@ -14,7 +14,7 @@ class DowngradeOnBudget(BaseStage):
     def __init__(self, budgets: BudgetBook) -> None:
         self._budgets = budgets
 
-    def enter(self, call: Call) -> None:
+    def enter(self, call: ChatCall) -> None:
         key = call.key
         assert key is not None
         if not self._budgets.governs(key):

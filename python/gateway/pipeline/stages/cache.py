@@ -6,12 +6,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable
 
-from gateway.cache.entries import MISS
-from gateway.cache.service import CachePlan, ResponseCache
-from gateway.chat import ChatDelta, ChatResult, ToolCall
-from gateway.pipeline.call import Call
+from gateway.cache.entries import MISS, CacheEntry, CacheInfo
+from gateway.cache.service import CachePlan, EmbeddingPlan, ResponseCache
+from gateway.chat import ChatDelta, ChatResult, ToolCall, Usage
+from gateway.embeddings import Embedding, pack_base64, unpack_base64
+from gateway.ledger.cost import cost_usd
+from gateway.pipeline.call import ChatCall, EmbedCall
 from gateway.pipeline.stage import BaseStage
-from gateway.routing.catalog import ModelCatalog
+from gateway.routing.catalog import ModelCatalog, Target
+from gateway.tokens import TokenCounter
 
 
 class CacheAnswers(BaseStage):
@@ -25,7 +28,7 @@ class CacheAnswers(BaseStage):
         self._cache = cache
         self._catalog = catalog
 
-    def enter(self, call: Call) -> Awaitable[None] | None:
+    def enter(self, call: ChatCall) -> Awaitable[None] | None:
         assert call.key is not None
         assert call.plan is not None
         candidates = call.plan.candidates
@@ -40,7 +43,7 @@ class CacheAnswers(BaseStage):
         self._capture(call, plan)
         return None
 
-    async def _lookup(self, call: Call, plan: CachePlan) -> None:
+    async def _lookup(self, call: ChatCall, plan: CachePlan) -> None:
         assert call.plan is not None
         hit = await self._cache.lookup(plan, wait=not call.streaming)
         if hit is not None:
@@ -59,11 +62,11 @@ class CacheAnswers(BaseStage):
         call.span.set_cache(hit=False, kind="semantic" if plan.read_semantic else "exact")
         self._capture(call, plan)
 
-    def _capture(self, call: Call, plan: CachePlan) -> None:
+    def _capture(self, call: ChatCall, plan: CachePlan) -> None:
         if plan.write:
             call.filters.append(_ProviderAnswer(self._cache.max_entry_chars))
 
-    def end(self, call: Call) -> Awaitable[None] | None:
+    def end(self, call: ChatCall) -> Awaitable[None] | None:
         plan = call.cache_plan
         if plan is None or not plan.write or call.answer.hit is not None:
             return None
@@ -72,7 +75,7 @@ class CacheAnswers(BaseStage):
             return None
         return self._store(call, plan, captured)
 
-    async def _store(self, call: Call, plan: CachePlan, captured: _ProviderAnswer) -> None:
+    async def _store(self, call: ChatCall, plan: CachePlan, captured: _ProviderAnswer) -> None:
         answer = call.answer
         assert answer.target is not None
         assert answer.usage is not None
@@ -86,9 +89,83 @@ class CacheAnswers(BaseStage):
             cost_usd=answer.cost_usd,
         )
 
-    def exit(self, call: Call, error: BaseException | None) -> None:
+    def exit(self, call: ChatCall, error: BaseException | None) -> None:
         if call.cache_plan is not None:
             self._cache.release(call.cache_plan)
+
+
+class CacheEmbeddings(BaseStage):
+    """Per input, exact entries only: the inputs seen before (same team, namespace, model or route, vector length)
+    get their stored vectors and only the others go to a provider, whose vectors are stored at the end. After the
+    input guardrails, so entries are keyed by (and hold the vectors of) the redacted texts."""
+
+    name = "cache"
+
+    def __init__(self, cache: ResponseCache, catalog: ModelCatalog, counter: TokenCounter) -> None:
+        self._cache = cache
+        self._catalog = catalog
+        self._counter = counter
+
+    def enter(self, call: EmbedCall) -> Awaitable[None] | None:
+        assert call.key is not None
+        assert call.plan is not None
+        call.embedded = [None] * len(call.request.inputs)
+        candidates = call.plan.candidates
+        choice = candidates[0].model.name if candidates else ""
+        plan = self._cache.embedding_plan(call.request, call.key.team, choice, classification=call.classification)
+        if plan is None:
+            return None
+        call.embedding_plan = plan
+        call.cache = MISS
+        return self._lookup(call, plan) if plan.read else None
+
+    async def _lookup(self, call: EmbedCall, plan: EmbeddingPlan) -> None:
+        assert call.plan is not None
+        allowed = {c.model.name for c in call.plan.candidates}
+        hit_cost = self._cache.hit_cost_usd
+        first: tuple[Target, CacheEntry] | None = None
+        entries = await self._cache.lookup_embeddings(plan)
+        for index, entry in enumerate(entries):
+            if entry is None or not entry.vector:
+                continue
+            # As for chat: served only by a model this call could be routed to now, while the config still has it.
+            target = self._catalog.deployment(entry.served_model, entry.provider)
+            if target is None or target.model.name not in allowed:
+                continue
+            call.embedded[index] = Embedding(unpack_base64(entry.vector), cached=True, tokens=entry.usage.prompt_tokens)
+            call.record.cache_saved_usd += max(0.0, entry.cost_usd - hit_cost)
+            first = first or (target, entry)
+        whole = first is not None and all(e is not None for e in call.embedded)
+        call.span.set_cache(hit=whole, kind="exact")
+        if whole:
+            assert first is not None
+            target, entry = first
+            call.answer.target = target
+            call.answer.upstream_model = entry.upstream_model
+            call.cache = CacheInfo(True, "exact", 1.0, entry.key.id, max(0, int(call.record.at - entry.created_at)))
+            call.record.cache = call.cache.audit()
+
+    def end(self, call: EmbedCall) -> Awaitable[None] | None:
+        plan = call.embedding_plan
+        target = call.answer.target
+        if plan is None or not plan.write or target is None:
+            return None
+        model = target.model
+        fresh: list[tuple[int, str, Usage, float]] = []
+        for index, (text, embedded) in enumerate(zip(call.request.inputs, call.embedded, strict=True)):
+            if embedded is None or embedded.cached:
+                continue
+            usage = Usage(self._counter.count_text(text, model.upstream, model.tokenizer).tokens)
+            fresh.append((index, pack_base64(embedded.vector), usage, cost_usd(usage, model)))
+        if not fresh:
+            return None
+        return self._cache.store_embeddings(
+            plan,
+            fresh,
+            served_model=model.name,
+            provider=target.provider.name,
+            upstream_model=call.answer.upstream_model,
+        )
 
 
 class _ProviderAnswer:

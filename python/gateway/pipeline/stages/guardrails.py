@@ -3,14 +3,17 @@ key's usage anomalies."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Mapping
 
-from gateway.chat import ChatDelta, ToolCallDelta
-from gateway.pipeline.call import Call
+from gateway.chat import ChatDelta, ChatRequest, ToolCallDelta
+from gateway.errors import InvalidRequest
+from gateway.pipeline.call import ChatCall, EmbedCall
 from gateway.pipeline.stage import BaseStage
 from gateway.policy.guardrails import AnomalyDetector, InputOutcome, OutputGuard, OutputStream
 from gateway.policy.guardrails.input import OFF_LOOP_MIN_CHARS
 from gateway.policy.team_policies import TeamPolicies, action_records
+from gateway.routing.features import as_chat
 from gateway.tokens import TokenCounter
 
 
@@ -22,7 +25,7 @@ class InputGuardrails(BaseStage):
     def __init__(self, policies: TeamPolicies) -> None:
         self._policies = policies
 
-    def enter(self, call: Call) -> Awaitable[None] | None:
+    def enter(self, call: ChatCall) -> Awaitable[None] | None:
         assert call.key is not None
         guard = self._policies.for_team(call.key.team).input
         if guard is None:
@@ -32,18 +35,61 @@ class InputGuardrails(BaseStage):
         _apply(call, guard.check(call.request, floor=call.classification))
         return None
 
-    async def _check_off_loop(self, call: Call) -> None:
+    async def _check_off_loop(self, call: ChatCall) -> None:
         assert call.key is not None
         guard = self._policies.for_team(call.key.team).input
         assert guard is not None
         _apply(call, await guard.check_async(call.request, floor=call.classification))
 
 
-def _apply(call: Call, outcome: InputOutcome) -> None:
+def _apply(call: ChatCall, outcome: InputOutcome) -> None:
     call.request = outcome.request
     call.classification = outcome.classification
     call.record.classification = outcome.classification.label
     call.restore = outcome.restore_mapping
+    if outcome.actions:
+        call.record.guardrails.extend(action_records(outcome.actions))
+
+
+class EmbedInputGuardrails(BaseStage):
+    """The team's input policy on each text to embed, checked as a user turn of a chat is (content rules and PII:
+    `block` refuses the call, `redact` and `mask` embed the redacted text, whose vector then differs from the
+    original's), without the prompt-injection scorer: a text to embed is stored and searched, never followed."""
+
+    name = "guardrails.input"
+
+    def __init__(self, policies: TeamPolicies) -> None:
+        self._policies = policies
+
+    def enter(self, call: EmbedCall) -> Awaitable[None] | None:
+        assert call.key is not None
+        guard = self._policies.for_team(call.key.team).input
+        if guard is None:
+            return None
+        view = as_chat(call.request)
+        if view.text_chars >= OFF_LOOP_MIN_CHARS:
+            return self._check_off_loop(call, view)
+        _apply_to_inputs(call, guard.check(view, floor=call.classification, score_injection=False))
+        return None
+
+    async def _check_off_loop(self, call: EmbedCall, view: ChatRequest) -> None:
+        assert call.key is not None
+        guard = self._policies.for_team(call.key.team).input
+        assert guard is not None
+        outcome = await guard.check_async(view, floor=call.classification, score_injection=False)
+        _apply_to_inputs(call, outcome)
+
+
+def _apply_to_inputs(call: EmbedCall, outcome: InputOutcome) -> None:
+    redacted = outcome.request
+    if redacted.text_chars != call.request.text_chars or any(
+        m.content != text for m, text in zip(redacted.messages, call.request.inputs, strict=True)
+    ):
+        call.request = dataclasses.replace(
+            call.request, inputs=[m.content for m in redacted.messages], text_chars=redacted.text_chars
+        )
+    call.classification = outcome.classification
+    call.record.classification = outcome.classification.label
     if outcome.actions:
         call.record.guardrails.extend(action_records(outcome.actions))
 
@@ -57,14 +103,14 @@ class WatchAnomalies(BaseStage):
     def __init__(self, detector: AnomalyDetector) -> None:
         self._detector = detector
 
-    def enter(self, call: Call) -> None:
+    def enter(self, call: ChatCall) -> None:
         assert call.key is not None
         verdict = self._detector.observe_request(call.key.id, TokenCounter.upper_bound(call.request))
         if verdict.actions:
             call.record.guardrails.extend(action_records(verdict.actions))
         verdict.enforce()
 
-    def exit(self, call: Call, error: BaseException | None) -> None:
+    def exit(self, call: ChatCall, error: BaseException | None) -> None:
         if not call.admitted:
             return
         assert call.key is not None
@@ -79,9 +125,16 @@ class OutputGuardrails(BaseStage):
     def __init__(self, policies: TeamPolicies) -> None:
         self._policies = policies
 
-    def enter(self, call: Call) -> None:
+    def enter(self, call: ChatCall) -> None:
         assert call.key is not None
         guard = self._policies.for_team(call.key.team).output
+        if guard is not None and call.request.passthrough.get("logprobs"):
+            # Logprobs carry the answer's tokens as generated: they would pass around the output policy.
+            raise InvalidRequest(
+                "logprobs cannot be returned to a team whose answers pass output guardrails",
+                reason="UNSUPPORTED_PARAMETER",
+                metadata={"param": "logprobs"},
+            )
         if guard is not None:
             call.filters.append(_GuardedAnswer(call, guard, call.restore))
 
@@ -92,7 +145,7 @@ class _GuardedAnswer:
 
     __slots__ = ("_call", "_calls", "_guard", "_mapping", "_text")
 
-    def __init__(self, call: Call, guard: OutputGuard, mapping: Mapping[str, str] | None) -> None:
+    def __init__(self, call: ChatCall, guard: OutputGuard, mapping: Mapping[str, str] | None) -> None:
         self._call = call
         self._guard = guard
         self._mapping = mapping

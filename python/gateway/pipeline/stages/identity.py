@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from gateway.errors import InvalidRequest
 from gateway.pipeline.call import Call
 from gateway.pipeline.stage import BaseStage
@@ -19,7 +21,7 @@ class Authenticate(BaseStage):
     def __init__(self, ring: KeyRing) -> None:
         self._ring = ring
 
-    def enter(self, call: Call) -> None:
+    def enter(self, call: Call[Any]) -> None:
         key = self._ring.authenticate(call.info.metadata, call.info.peer)
         call.key = key
         record = call.record
@@ -35,7 +37,7 @@ class CheckAccess(BaseStage):
 
     name = "access"
 
-    def enter(self, call: Call) -> None:
+    def enter(self, call: Call[Any]) -> None:
         key = call.key
         assert key is not None
         access.check_model(key, call.request.model)
@@ -61,7 +63,7 @@ class CheckConditions(BaseStage):
 
     name = "conditions"
 
-    def enter(self, call: Call) -> None:
+    def enter(self, call: Call[Any]) -> None:
         key = call.key
         assert key is not None
         if not key.conditions.empty:

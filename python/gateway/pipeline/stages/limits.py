@@ -6,6 +6,7 @@ the backend the config names."""
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from typing import Any
 
 from gateway.pipeline.call import Call
 from gateway.pipeline.stage import BaseStage
@@ -18,7 +19,7 @@ class AdmitLimits(BaseStage):
     def __init__(self, limits: LocalLimits | SharedLimits) -> None:
         self._limits = limits
 
-    def enter(self, call: Call) -> Awaitable[None] | None:
+    def enter(self, call: Call[Any]) -> Awaitable[None] | None:
         key = call.key
         assert key is not None
         estimate = call.estimate
@@ -30,13 +31,11 @@ class AdmitLimits(BaseStage):
         return self._wait(call, admitted)
 
     @staticmethod
-    async def _wait(call: Call, admitted: Awaitable[Ticket]) -> None:
+    async def _wait(call: Call[Any], admitted: Awaitable[Ticket]) -> None:
         call.ticket = await admitted
 
-    def exit(self, call: Call, error: BaseException | None) -> Awaitable[None] | None:
+    def exit(self, call: Call[Any], error: BaseException | None) -> Awaitable[None] | None:
         ticket = call.ticket
         if ticket is None:
             return None
-        record = call.record
-        used = 0 if record.cache is not None else record.prompt_tokens + record.completion_tokens
-        return self._limits.settle(ticket, used, record.cost_usd)
+        return self._limits.settle(ticket, call.answer.upstream_tokens, call.record.cost_usd)

@@ -3,6 +3,8 @@ taken from the call's audit record once it is complete."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from gateway.ledger.budgets import BudgetBook
@@ -10,7 +12,7 @@ from gateway.observe.drift import DriftMonitor, route_rule_label
 from gateway.observe.metrics import GatewayMetrics
 from gateway.observe.refusal import AnswerEdges
 from gateway.observe.spans import CallTracer
-from gateway.pipeline.call import Call
+from gateway.pipeline.call import Call, CallKind
 from gateway.pipeline.stage import BaseStage
 from gateway.records.governance import BudgetScope
 from gateway.routing.health import BreakerState, HealthBoard
@@ -42,14 +44,15 @@ class ObserveCall(BaseStage):
         self._budgets = budgets
         self._breakers: dict[str, BreakerState] = {}
 
-    def enter(self, call: Call) -> None:
-        call.span = self._tracer.start_call(call.method, call.info.metadata, request_id=call.record.request_id)
+    def enter(self, call: Call[Any]) -> None:
+        info = call.info
+        call.span = self._tracer.start_call(call.method, info.metadata, request_id=call.record.request_id, api=info.api)
         if self._metrics is not None:
             self._metrics.observe_call_started(call.kind)
-        if self._drift is not None:
+        if self._drift is not None and call.kind is not CallKind.EMBED:
             call.answer.edges = AnswerEdges()
 
-    def first_chunk(self, call: Call) -> None:
+    def first_chunk(self, call: Call[Any]) -> None:
         """A stream's first chunk left: the span's event and, for a provider's answer, its time-to-first-chunk."""
         call.span.first_chunk()
         answer = call.answer
@@ -63,7 +66,7 @@ class ObserveCall(BaseStage):
                 seconds=answer.first_chunk_s,
             )
 
-    def exit(self, call: Call, error: BaseException | None) -> None:
+    def exit(self, call: Call[Any], error: BaseException | None) -> None:
         record, span, answer = call.record, call.span, call.answer
         if record.guardrails:
             span.set_guardrails(record.guardrails)
@@ -80,11 +83,14 @@ class ObserveCall(BaseStage):
             )
         if self._tracer.record_content and record.request_body is not None:
             # What the audit record keeps, so under the team's body policy: redacted, or not at all.
+            body = record.request_body
             span.record_content(
-                prompt=orjson.dumps(record.request_body["messages"]).decode(), answer=record.response_body or ""
+                prompt=orjson.dumps(body.get("messages", body.get("inputs"))).decode(),
+                answer=record.response_body or "",
             )
         span.end(error=error, status_code=record.status, reason=record.reason)
-        if self._drift is not None and record.provider and record.cache is None:
+        # Drift watches answers (length, refusals, finish reasons): embedding calls have none.
+        if self._drift is not None and record.provider and record.cache is None and call.kind is not CallKind.EMBED:
             edges = answer.edges
             self._drift.observe_record(
                 record,
@@ -98,6 +104,7 @@ class ObserveCall(BaseStage):
             return
         metrics.observe_call(
             kind=record.kind,
+            api=record.api,
             route=record.route,
             # The model that served, else the one asked for (a name the catalog does not know counts as "other").
             model=record.served_model or record.model,
@@ -116,7 +123,7 @@ class ObserveCall(BaseStage):
         if record.cache_saved_usd:
             metrics.observe_cache_saved(model=record.served_model, usd=record.cache_saved_usd)
 
-    def _observe_state(self, metrics: GatewayMetrics, call: Call) -> None:
+    def _observe_state(self, metrics: GatewayMetrics, call: Call[Any]) -> None:
         """The attempts, and the gauges a call can change: its targets' breakers, its route's queue, its team's
         budget."""
         plan, execution = call.plan, call.execution
@@ -151,7 +158,7 @@ class ObserveCall(BaseStage):
                 metrics.set_budget_remaining(call.key.team, remaining)
 
 
-def _refused(call: Call, edges: AnswerEdges | None) -> bool | None:
+def _refused(call: Call[Any], edges: AnswerEdges | None) -> bool | None:
     """Whether the answer declined the request; None when there is no answer text to judge."""
     if edges is None or not call.answer.complete or not (edges.length or call.streaming):
         return None

@@ -4,6 +4,8 @@ its count in the metrics."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from gateway.errors import Overloaded
 from gateway.pipeline.call import Call
 from gateway.pipeline.stage import BaseStage
@@ -24,7 +26,7 @@ class ShedOverload(BaseStage):
         self._max = max_in_flight
         self.in_flight = 0
 
-    def enter(self, call: Call) -> None:
+    def enter(self, call: Call[Any]) -> None:
         if self.in_flight >= self._max:
             raise Overloaded(
                 f"the gateway is serving {self._max} calls, its bound (server.max_in_flight); retry shortly",
@@ -32,5 +34,5 @@ class ShedOverload(BaseStage):
             )
         self.in_flight += 1
 
-    def exit(self, call: Call, error: BaseException | None) -> None:
+    def exit(self, call: Call[Any], error: BaseException | None) -> None:
         self.in_flight -= 1

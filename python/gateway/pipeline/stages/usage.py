@@ -4,9 +4,11 @@ the prompt and what went out before the cut."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from gateway.chat import ChatDelta, Usage
 from gateway.ledger.cost import cost_usd
-from gateway.pipeline.call import Call
+from gateway.pipeline.call import Call, ChatCall, EmbedCall
 from gateway.pipeline.stage import BaseStage
 from gateway.tokens import TokenCounter
 
@@ -18,10 +20,10 @@ class SettleUsage(BaseStage):
         self._counter = counter
         self._hit_cost_usd = hit_cost_usd
 
-    def enter(self, call: Call) -> None:
+    def enter(self, call: ChatCall) -> None:
         call.filters.append(_CountTokens(call, self._counter))
 
-    def end(self, call: Call) -> None:
+    def end(self, call: ChatCall) -> None:
         answer = call.answer
         target = answer.target
         assert target is not None
@@ -43,7 +45,7 @@ class SettleUsage(BaseStage):
         answer.usage = usage
         answer.cost_usd = cost_usd(usage, model)
 
-    def exit(self, call: Call, error: BaseException | None) -> None:
+    def exit(self, call: ChatCall, error: BaseException | None) -> None:
         answer = call.answer
         target = answer.target
         record = call.record
@@ -57,27 +59,78 @@ class SettleUsage(BaseStage):
                     answer.usage = Usage(call.features.prompt_tokens(target.model), answer.counted_tokens)
                     answer.cost_usd = cost_usd(answer.usage, target.model)
             usage = answer.usage
+            answer.upstream_tokens = 0 if answer.hit is not None else usage.total_tokens
             record.served_model = target.model.name
             record.provider = target.provider.name
             record.prompt_tokens = usage.prompt_tokens
             record.completion_tokens = usage.completion_tokens
             record.cached_tokens = usage.cached_prompt_tokens
             record.cost_usd = answer.cost_usd
-        execution = call.execution
-        if execution is not None and execution.attempts:
-            record.attempts = [
-                {
-                    "model": a.target.model.name,
-                    "provider": a.target.provider.name,
-                    "outcome": a.outcome,
-                    "code": a.code,
-                    "reason": a.reason,
-                    "latency_ms": a.latency_ms,
-                    "retry": a.retry,
-                    "hedged": a.hedged,
-                }
-                for a in execution.attempts
-            ]
+        record_attempts(call)
+
+
+class SettleEmbedUsage(BaseStage):
+    """An embedding call is billed the inputs a provider embedded now (its reported tokens, else the gateway's
+    count) at the model's input price, plus the cache's price for each input it served. The caller's usage counts
+    every input, those from the cache as cached."""
+
+    name = "usage"
+
+    def __init__(self, counter: TokenCounter, hit_cost_usd: float) -> None:
+        self._counter = counter
+        self._hit_cost_usd = hit_cost_usd
+
+    def end(self, call: EmbedCall) -> None:
+        answer = call.answer
+        target = answer.target
+        assert target is not None
+        model = target.model
+        embedded = call.embedded
+        hits = [e for e in embedded if e is not None and e.cached]
+        if answer.reported is not None:
+            fresh = answer.reported.prompt_tokens
+        else:
+            counter = self._counter
+            fresh = sum(
+                counter.count_text(text, model.upstream, model.tokenizer).tokens
+                for text, e in zip(call.request.inputs, embedded, strict=True)
+                if e is not None and not e.cached
+            )
+        cached = sum(e.tokens for e in hits)
+        answer.usage = Usage(fresh + cached, 0, cached)
+        answer.cost_usd = cost_usd(Usage(fresh), model) + self._hit_cost_usd * len(hits)
+        answer.upstream_tokens = fresh
+
+    def exit(self, call: EmbedCall, error: BaseException | None) -> None:
+        answer = call.answer
+        target = answer.target
+        if target is not None and answer.usage is not None:
+            record = call.record
+            record.served_model = target.model.name
+            record.provider = target.provider.name
+            record.prompt_tokens = answer.usage.prompt_tokens
+            record.cached_tokens = answer.usage.cached_prompt_tokens
+            record.cost_usd = answer.cost_usd
+        record_attempts(call)
+
+
+def record_attempts(call: Call[Any]) -> None:
+    """The attempts the executor made, into the audit record."""
+    execution = call.execution
+    if execution is not None and execution.attempts:
+        call.record.attempts = [
+            {
+                "model": a.target.model.name,
+                "provider": a.target.provider.name,
+                "outcome": a.outcome,
+                "code": a.code,
+                "reason": a.reason,
+                "latency_ms": a.latency_ms,
+                "retry": a.retry,
+                "hedged": a.hedged,
+            }
+            for a in execution.attempts
+        ]
 
 
 class _CountTokens:
@@ -87,7 +140,7 @@ class _CountTokens:
 
     __slots__ = ("_answer", "_counter", "_every_chunk")
 
-    def __init__(self, call: Call, counter: TokenCounter) -> None:
+    def __init__(self, call: ChatCall, counter: TokenCounter) -> None:
         self._answer = call.answer
         self._counter = counter
         self._every_chunk = call.streaming

@@ -104,8 +104,11 @@ class InputGuard:
         *,
         floor: Classification = Classification.PUBLIC,
         prompt_tokens: int | None = None,
+        score_injection: bool = True,
     ) -> InputOutcome:
-        """Apply the policy. Raises InvalidRequest (PII_BLOCKED, INPUT_TOO_LONG) or PermissionDenied
+        """Apply the policy (without the injection scorer when `score_injection` is False: texts to embed are
+        stored and searched, never followed, and documents quoting an attack are what a search index holds).
+        Raises InvalidRequest (PII_BLOCKED, INPUT_TOO_LONG) or PermissionDenied
         (PROMPT_INJECTION, CONTENT_BLOCKED, TOPIC_BLOCKED, TOPIC_NOT_ALLOWED); messages and metadata name entity
         types, rules and signals, never the text. `floor` is the classification the call already has (declared,
         raised by its key's label); `prompt_tokens`, when the caller has counted them, saves a count for the
@@ -120,7 +123,7 @@ class InputGuard:
 
         verdict = _NO_INJECTION
         injection = self.policy.injection
-        if injection.action is not InjectionAction.OFF:
+        if score_injection and injection.action is not InjectionAction.OFF:
             verdict = self._scorer.score_all(inspected)
             if verdict.score >= injection.threshold:
                 if injection.action is InjectionAction.BLOCK:
@@ -154,12 +157,15 @@ class InputGuard:
         *,
         floor: Classification = Classification.PUBLIC,
         prompt_tokens: int | None = None,
+        score_injection: bool = True,
     ) -> InputOutcome:
         """`check` for the event loop: long prompts go to a worker thread so the loop keeps serving (the scorer is
         Python and holds the GIL in slices, the PII scan runs without it)."""
         if request.text_chars < OFF_LOOP_MIN_CHARS:
-            return self.check(request, floor=floor, prompt_tokens=prompt_tokens)
-        return await asyncio.to_thread(self.check, request, floor=floor, prompt_tokens=prompt_tokens)
+            return self.check(request, floor=floor, prompt_tokens=prompt_tokens, score_injection=score_injection)
+        return await asyncio.to_thread(
+            self.check, request, floor=floor, prompt_tokens=prompt_tokens, score_injection=score_injection
+        )
 
     def _apply_pii(self, request: ChatRequest) -> tuple[ChatRequest, dict[str, str], Counter[str]]:
         texts: list[str] = []

@@ -1,0 +1,287 @@
+"""The learned strategy on the workload issue 20 fixes, beside fixed strategies measured on the same draws.
+
+    python -m benches.routing.learned [--seed 7]
+
+- 4 query types, equally frequent, told apart only by their prompts (code, arithmetic, translation, summaries); the
+  router sees no label, only the prompt.
+- 3 models at $1, $3 and $10 per million tokens; each call is billed as 1,000 tokens (so its cost is proportional to
+  its model's price, as the objective below assumes).
+- The simulated provider draws each answer good or bad from the table below (seeded), and every call gets boolean
+  feedback: good or not.
+- The objective is quality - 0.018 x price: the route's cost_weight is 18 per USD (0.018 x price / (price x 1,000
+  tokens / 1e6)).
+- At call 20,000 the $1 model's quality on code drops to 0.3.
+
+The router, the learned strategy and the profiles are the server's own (routing/router.py, routing/learned.py,
+learning/); the calls and the feedback are driven in-process, on a simulated clock of one call a second, so that
+22,000 calls take seconds. Routing overhead is timed on the same requests for the learned route and a fallback route
+(the reference: a decision that reads nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import random
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from gateway.chat import ChatRequest, Message
+from gateway.config.loader import validate_config
+from gateway.config.schema import GatewayConfig
+from gateway.learning.profiles import ProfileBook
+from gateway.providers.base import UpstreamCall
+from gateway.providers.simulated import SimulatedProvider
+from gateway.routing.catalog import ModelCatalog
+from gateway.routing.features import RequestFeatures
+from gateway.routing.health import HealthBoard
+from gateway.routing.learned import LearnedStrategy
+from gateway.routing.router import Router
+from gateway.tokens import TokenCounter
+
+PRICES = {"m1": 1.0, "m3": 3.0, "m10": 10.0}
+TYPES = ("code", "arithmetic", "translation", "summaries")
+QUALITY = {
+    "m1": {"code": 0.90, "arithmetic": 0.30, "translation": 0.85, "summaries": 0.20},
+    "m3": {"code": 0.60, "arithmetic": 0.85, "translation": 0.70, "summaries": 0.80},
+    "m10": {"code": 0.95, "arithmetic": 0.95, "translation": 0.95, "summaries": 0.95},
+}
+PRICE_WEIGHT = 0.018
+BILLED_TOKENS = 1000
+CALLS = 20_000
+DRIFT_CALLS = 2_000
+DRIFTED_CODE_QUALITY = 0.3
+# Each kind's prompts begin with a marker the simulated provider's table matches on; the router never reads it.
+MARKERS = {"code": "Review this code", "arithmetic": "Compute", "translation": "Translate", "summaries": "Summarize"}
+
+
+def config(quality: dict[str, dict[str, float]], seed: int) -> GatewayConfig:
+    table = [
+        {"prompt_regex": f"^{MARKERS[kind]}", "good": {model: quality[model][kind] for model in PRICES}}
+        for kind in TYPES
+    ]
+    return validate_config(
+        {
+            "providers": [{"name": "sim", "type": "simulated", "simulation": {"quality": table, "seed": seed}}],
+            "models": [
+                {"name": m, "provider": "sim", "input_cost_per_mtok": p, "output_cost_per_mtok": p}
+                for m, p in PRICES.items()
+            ],
+            "feedback": {"metrics": [{"name": "good", "type": "boolean"}]},
+            "routes": [
+                {
+                    "name": "learned",
+                    "strategy": "learned",
+                    # Cold start: the configured order, cheapest first.
+                    "targets": [{"model": m} for m in PRICES],
+                    "learned": {
+                        "quality": "good",
+                        "cost_weight": PRICE_WEIGHT * 1e6 / BILLED_TOKENS,
+                        "exploration": 0.1,
+                        "min_feedback": 30,
+                        "half_life_s": 1500,
+                    },
+                },
+                {"name": "fallback", "strategy": "fallback", "targets": [{"model": m} for m in PRICES]},
+            ],
+        },
+        lines={},
+        source="benches/routing/learned.py",
+    )
+
+
+class Prompts:
+    """Prompts of each kind, varied in wording and content, seeded."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+
+    def make(self, kind: str) -> str:
+        r = self._rng
+        if kind == "code":
+            name = r.choice(["total", "parse_rows", "merge", "load_config", "score"])
+            body = r.choice(
+                [
+                    f"def {name}(items):\n    result = 0\n    for item in items:\n        result += item\n"
+                    "    return result",
+                    f"function {name}(rows) {{\n  const out = [];\n  rows.forEach(r => out.push(r.id));\n"
+                    "  return out;\n}",
+                    f"fn {name}(v: &[i32]) -> i32 {{\n    let mut s = 0;\n    for x in v {{ s += x; }}\n    s\n}}",
+                ]
+            )
+            ask = r.choice(["Is there a bug?", "Make it faster.", "Add type hints.", "Explain what it does."])
+            return f"{MARKERS[kind]}: {ask}\n{body}"
+        if kind == "arithmetic":
+            a, b, c = r.randint(10, 9999), r.randint(2, 999), r.randint(1, 99)
+            op = r.choice(["times", "plus", "divided by", "minus"])
+            return f"{MARKERS[kind]} {a} {op} {b}, then add {c}. What is the result?"
+        if kind == "translation":
+            sentence = r.choice(
+                [
+                    "Le chat dort sur le canapé depuis ce matin et il ne veut pas sortir.",
+                    "Nous avons rendez-vous avec le médecin dans la matinée pour une visite.",
+                    "Der Zug kommt heute nicht pünktlich an, weil es auf der Strecke schneit.",
+                    "Ich habe das Buch gelesen und es ist sehr spannend, aber auch lang.",
+                    "El tren llega tarde porque hay nieve en la vía y los pasajeros esperan.",
+                    "Los niños juegan en el parque con sus amigos después de la escuela.",
+                ]
+            )
+            return f"{MARKERS[kind]} into English: {sentence}"
+        topic = r.choice(["the quarterly report", "the meeting notes", "this article", "the incident review"])
+        sentences = [
+            f"The {r.choice(['team', 'company', 'group'])} reviewed the {r.choice(['plan', 'budget', 'schedule'])} "
+            f"and found that the {r.choice(['costs', 'delays', 'risks'])} were {r.choice(['higher', 'lower'])} "
+            "than expected, so the next steps were agreed with the people who own them."
+            for _ in range(r.randint(12, 20))
+        ]
+        return f"{MARKERS[kind]} {topic} in three sentences:\n" + " ".join(sentences)
+
+
+@dataclass
+class Tally:
+    """Expected quality and price of what a policy picked, call by call."""
+
+    quality: list[float]
+    price: list[float]
+    objective: list[float]
+
+    @classmethod
+    def new(cls) -> Tally:
+        return cls([], [], [])
+
+    def add(self, model: str, kind: str, quality: dict[str, dict[str, float]]) -> None:
+        q = quality[model][kind]
+        self.quality.append(q)
+        self.price.append(PRICES[model])
+        self.objective.append(q - PRICE_WEIGHT * PRICES[model])
+
+    def window(self, start: int, end: int) -> tuple[float, float]:
+        """Mean quality, and cost as a share of always using the $10 model, over calls [start, end)."""
+        return statistics.fmean(self.quality[start:end]), statistics.fmean(self.price[start:end]) / PRICES["m10"]
+
+
+def oracle(kind: str, quality: dict[str, dict[str, float]]) -> str:
+    return max(PRICES, key=lambda m: quality[m][kind] - PRICE_WEIGHT * PRICES[m])
+
+
+async def run(seed: int) -> None:
+    rng = random.Random(seed)
+    prompts = Prompts(rng)
+    drifted = {m: dict(q) for m, q in QUALITY.items()}
+    drifted["m1"]["code"] = DRIFTED_CODE_QUALITY
+    before, after = config(QUALITY, seed), config(drifted, seed)
+    catalog = ModelCatalog.from_config(before)
+    models = {m.name: m for m in before.models}
+    clock = [0.0]
+    profiles = ProfileBook({"learned": 1500.0})
+    strategy = LearnedStrategy(profiles, models, lambda: clock[0], np.random.default_rng(seed))
+    router = Router(catalog, HealthBoard(before.circuit_breaker), random.Random(seed), strategy)
+    providers = [SimulatedProvider(before.providers[0]), SimulatedProvider(after.providers[0])]
+    counter = TokenCounter()
+    learned, fixed = Tally.new(), {name: Tally.new() for name in (*PRICES, "random", "oracle")}
+    kinds: list[str] = []
+    picks: list[str] = []
+    explored = 0
+    plan_ns: list[int] = []
+    fallback_ns: list[int] = []
+    for number in range(CALLS + DRIFT_CALLS):
+        clock[0] = float(number)
+        table = QUALITY if number < CALLS else drifted
+        provider = providers[0] if number < CALLS else providers[1]
+        kind = rng.choice(TYPES)
+        request = ChatRequest("learned", [Message("user", prompts.make(kind))])
+        features = _features(request, counter)
+        started = time.thread_time_ns()
+        plan = router.plan("learned", features)
+        plan_ns.append(time.thread_time_ns() - started)
+        started = time.thread_time_ns()
+        router.plan("fallback", features)
+        fallback_ns.append(time.thread_time_ns() - started)
+        assert plan.learned is not None
+        model = plan.candidates[0].model
+        result = await provider.chat(request, model, UpstreamCall(f"bench-{number}", None))
+        good = result.text.startswith(f"[simulated {model.name}: good answer]")
+        prompt_tokens = features.prompt_tokens(model)
+        arm = ("learned", plan.learned.query_type, model.name)
+        profiles.observe_call(
+            arm,
+            clock[0],
+            ok=True,
+            latency_s=0.5,
+            cost_usd=PRICES[model.name] * BILLED_TOKENS / 1e6,
+            answer_tokens=max(BILLED_TOKENS - prompt_tokens, 0),
+        )
+        profiles.observe_quality(arm, clock[0], 1.0 if good else 0.0)
+        kinds.append(kind)
+        picks.append(model.name)
+        explored += plan.learned.explored
+        learned.add(model.name, kind, table)
+        for name in PRICES:
+            fixed[name].add(name, kind, table)
+        fixed["random"].add(rng.choice(list(PRICES)), kind, table)
+        fixed["oracle"].add(oracle(kind, table), kind, table)
+    _report(learned, fixed, kinds, picks, explored, plan_ns, fallback_ns, profiles)
+
+
+def _features(request: ChatRequest, counter: TokenCounter) -> RequestFeatures:
+    return RequestFeatures(
+        request,
+        team="bench",
+        streaming=False,
+        count_prompt=lambda m: counter.count_chat(request.messages, m.upstream, m.tokenizer).tokens,
+        prompt_bound=counter.upper_bound(request),
+    )
+
+
+def _report(
+    learned: Tally,
+    fixed: dict[str, Tally],
+    kinds: list[str],
+    picks: list[str],
+    explored: int,
+    plan_ns: list[int],
+    fallback_ns: list[int],
+    profiles: ProfileBook,
+) -> None:
+    start, end = 10_000, CALLS
+    oracle_q, _ = fixed["oracle"].window(start, end)
+    print(f"calls {start + 1:,}-{end:,} (expected quality of the model picked; cost as a share of always-$10):")
+    print(f"  {'policy':<12} {'quality':>8} {'of oracle':>10} {'cost':>7}")
+    for name, tally in (("learned", learned), *fixed.items()):
+        q, c = tally.window(start, end)
+        print(f"  {name:<12} {q:>8.4f} {q / oracle_q:>10.1%} {c:>7.1%}")
+    q, c = learned.window(start, end)
+    print(f"  aim: quality >= 95% of oracle ({q / oracle_q:.1%}), cost <= 60% of $10 ({c:.1%})")
+    print("cumulative regret against the oracle (objective), per 2,000 calls:")
+    regret = np.cumsum(np.array(fixed["oracle"].objective) - np.array(learned.objective))
+    marks = list(range(2000, CALLS + 1, 2000))
+    print("  " + " ".join(f"{m // 1000}k:{regret[m - 1]:.0f}" for m in marks))
+    print(
+        "  added per 2,000: " + " ".join(f"{regret[b - 1] - regret[a - 1]:.0f}" for a, b in itertools.pairwise(marks))
+    )
+    print(f"explored: {explored / len(picks):.1%} of calls")
+    print(
+        f"after the drift at call {CALLS:,} ($1 model's code quality {DRIFTED_CODE_QUALITY}): $1's share of code calls"
+    )
+    for a in range(CALLS, CALLS + DRIFT_CALLS, 250):
+        code = [p for k, p in zip(kinds[a : a + 250], picks[a : a + 250], strict=True) if k == "code"]
+        print(f"  calls {a + 1:,}-{a + 250:,}: {code.count('m1') / len(code):.0%} of {len(code)}")
+    print("routing decision per call, median CPU time of the thread (same requests, query type included):")
+    learned_us, fallback_us = statistics.median(plan_ns) / 1000, statistics.median(fallback_ns) / 1000
+    print(f"  learned {learned_us:.1f} us, fallback {fallback_us:.1f} us: overhead {learned_us - fallback_us:.1f} us")
+    print("query types seen: " + ", ".join(sorted({p.query_type for p in profiles.profiles(float(len(picks)))})))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    asyncio.run(run(args.seed))
+
+
+if __name__ == "__main__":
+    main()
