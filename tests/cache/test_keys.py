@@ -8,8 +8,9 @@ import re
 
 import pytest
 
-from gateway.cache.keys import Fingerprint, fingerprint
+from gateway.cache.keys import Fingerprint, embedding_ids, fingerprint
 from gateway.chat import ChatRequest, ImagePart, Message, ResponseFormat, Tool, ToolCall
+from gateway.embeddings import EmbeddingEncoding, EmbedRequest
 
 PARTITION = ("shop", "", "fast")
 
@@ -123,3 +124,18 @@ def test_a_fingerprint_is_the_same_from_one_release_to_the_next() -> None:
     image = ImagePart(data=b"\x89PNG one", mime_type="image/png")
     found = fingerprint(request(Message("user", "", parts=("what is it?", image)), Message("user", "hi")), PARTITION)
     assert found == Fingerprint("f0c7a1dd0eaf2fc48215fe91d6930640", "8f24d3a1853cbd576553c307b47edc10", "hi")
+
+
+def test_embedding_inputs_get_one_id_each_by_partition_length_and_text() -> None:
+    def ids(*inputs: str, dimensions: int | None = None, partition: tuple[str, str, str] = PARTITION) -> list[str]:
+        return embedding_ids(EmbedRequest(model="embed", inputs=list(inputs), dimensions=dimensions), partition)
+
+    first, second = ids("a", "b")
+    assert re.fullmatch(r"[0-9a-f]{32}", first)
+    assert first != second
+    assert ids("b", "a") == [second, first]  # an input's id is its own, wherever it stands
+    assert ids("a", dimensions=256) != [first]
+    assert ids("a", partition=("other", "", "fast")) != [first]
+    encoded = EmbedRequest(model="embed", inputs=["a"], encoding=EmbeddingEncoding.BASE64, user="u")
+    assert embedding_ids(encoded, PARTITION) == [first]  # the form asked for is not in it
+    assert ids() == []

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.chat import Usage
-from gateway.config.schema import ModelConfig
+from gateway.config.schema import ModelConfig, ModelKind
 from gateway.ledger.cost import Estimate, cost_usd, estimate
 
 
@@ -68,3 +68,13 @@ def test_without_max_tokens_the_estimate_takes_each_models_output_limit() -> Non
 
 def test_no_candidate_costs_nothing() -> None:
     assert estimate([], lambda _: 10, max_tokens=10) == Estimate(0, 0.0)
+
+
+def test_an_embedding_estimate_is_its_inputs_alone_whatever_max_tokens_says() -> None:
+    embedder = ModelConfig(
+        name="embed", provider="p", kind=ModelKind.EMBEDDING, dimensions=8, input_cost_per_mtok=0.5,
+        output_cost_per_mtok=100.0,
+    )  # fmt: skip
+    chat = model("chat", 1.0, 2.0, max_output=100)
+    assert estimate([embedder], lambda _: 400, max_tokens=50) == Estimate(tokens=400, cost_usd=400 * 0.5 / 1e6)
+    assert estimate([embedder, chat], lambda _: 400, max_tokens=None) == Estimate(500, (400 * 1.0 + 100 * 2.0) / 1e6)
