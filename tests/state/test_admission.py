@@ -249,9 +249,12 @@ async def test_a_settlement_updates_each_of_the_calls_accounts_with_its_own_coun
     mine = await process.admit(KEY, estimate=0.5)
     teammate = dataclasses.replace(KEY, id="key_2")
     await process.admit(teammate, estimate=0.25)  # in flight on the team's account only
+    await process.admit(KEY, estimate=0.125)
+    assert process.book.remaining(BudgetScope.KEY, "key_1") == 1.375  # 2.00 - 0.625 in flight
+    assert process.book.remaining(BudgetScope.TEAM, "shop") == 0.125  # 1.00 - 0.875 in flight
     await process.settle(mine, cost=0.125)
-    assert process.book.remaining(BudgetScope.KEY, "key_1") == 1.875  # 2.00 - 0.125, nothing in flight
-    assert process.book.remaining(BudgetScope.TEAM, "shop") == 0.625  # 1.00 - 0.125 - 0.25 in flight
+    assert process.book.remaining(BudgetScope.KEY, "key_1") == 1.75  # 2.00 - 0.125 - 0.125 in flight
+    assert process.book.remaining(BudgetScope.TEAM, "shop") == 0.5  # 1.00 - 0.125 - 0.375 in flight
 
 
 async def test_a_key_without_a_token_rate_is_not_limited_by_tokens(
@@ -551,9 +554,12 @@ async def test_fail_open_divides_the_token_rate_too(processes: Processes) -> Non
     process = processes.make(f"redis://127.0.0.1:{free_port()}/0", timeout_s=1.0)
     process.state.live = 2
     key = limited(tpm=100)
-    await process.admit(key, tokens=50)
+    first = await process.admit(key, tokens=50)
     refusal = await refused(process, key, tokens=1)
     assert "(50 tokens/min)" in refusal.message
+    await process.settle(first, used_tokens=10)  # 40 of its share back
+    await process.admit(key, tokens=40)
+    await refused(process, key, tokens=1)
 
 
 async def test_after_a_failure_calls_stay_local_for_the_retry_delay_then_share_again_and_replay_settlements(

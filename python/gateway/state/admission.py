@@ -270,8 +270,7 @@ class SharedLimits:
             lease = self._leases.get(ticket.key.id)
             if lease is not None:
                 lease.tokens += ticket.leased_tokens - used_tokens
-        if ticket.local_key is not None or ticket.local is not None:
-            self._local.settle(ticket, used_tokens, cost_usd)
+        self._local.settle(ticket, used_tokens, cost_usd)  # what this process holds for it, if anything
         if ticket.limits_shared or ticket.accounts:
             task = asyncio.get_running_loop().create_task(self._settle(ticket, used_tokens, cost_usd))
             self._settling.add(task)
