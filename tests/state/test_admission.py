@@ -423,10 +423,10 @@ async def test_a_refill_of_tokens_alone_takes_no_requests_and_keeps_those_left(
 async def test_a_refill_of_requests_alone_takes_no_tokens(redis_server: RedisServer, processes: Processes) -> None:
     leased, exact = processes.make(redis_server.url, mode="lease", lease_size=2), processes.make(redis_server.url)
     key = limited(rpm=8, tpm=30)
-    await leased.admit(key, tokens=10)  # leases 2 requests and 20 tokens
+    await leased.admit(key, tokens=2)  # leases 2 requests and 4 tokens
     await leased.admit(key, tokens=0)
-    await leased.admit(key, tokens=0)  # a refill of requests only
-    await exact.admit(key, tokens=10)  # the minute's last 10 tokens are still in Redis
+    await leased.admit(key, tokens=2)  # the lease still holds its tokens: a refill of requests only
+    await exact.admit(key, tokens=26)  # the minute's other 26 tokens are still in Redis
 
 
 async def test_a_refill_adds_to_what_the_lease_still_holds(redis_server: RedisServer, processes: Processes) -> None:
