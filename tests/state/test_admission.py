@@ -292,6 +292,15 @@ async def test_a_soft_cap_alone_refuses_nothing_and_downgrades_once_passed(
     assert process.book.downgrade(KEY) == "cheap"
 
 
+@pytest.mark.parametrize("mode", ["exact", "lease"])
+async def test_a_call_estimated_at_nothing_passes_a_cap_with_room_left(
+    redis_server: RedisServer, processes: Processes, mode: str
+) -> None:
+    ledger = Ledger({(BudgetScope.TEAM, "shop", Period.DAY): 0.5})
+    process = processes.make(redis_server.url, TEAM_DAY, mode=mode, ledger=ledger)
+    await process.admit(limited(rpm=10), estimate=0.0)
+
+
 async def test_a_budget_refusal_takes_none_of_the_keys_limits(redis_server: RedisServer, processes: Processes) -> None:
     process = processes.make(redis_server.url, TEAM_DAY)
     key = limited(rpm=1, max_concurrent=1)
@@ -512,6 +521,8 @@ async def test_fail_closed_refuses_with_a_retry_delay_while_redis_cannot_be_reac
 
 async def test_fail_open_keeps_each_process_to_its_share_of_the_limits(processes: Processes) -> None:
     process = processes.make(f"redis://127.0.0.1:{free_port()}/0", TEAM_DAY, timeout_s=1.0)
+    refusal = await refused(process, estimate=2.0)  # the call that finds Redis out is held to the budgets too
+    assert refusal.reason == "BUDGET_EXCEEDED"
     process.state.live = 2  # two processes were alive at the last heartbeat
     key = limited(rpm=5)
     first = await process.admit(key)
