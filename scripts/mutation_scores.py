@@ -33,15 +33,18 @@ def main() -> None:
             continue
         status = found["status"].strip()
         counts[module_of(found["name"])][status] += 1
-        if status not in _CAUGHT:
+        if status not in (*_CAUGHT, "not checked"):
             left.append(line.strip())
-    print(f"{'module':34} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'no tests':>8} {'score':>6}")
+    print(
+        f"{'module':34} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'no tests':>8} "
+        f"{'unchecked':>9} {'score':>6}"
+    )
     for module, count in sorted(counts.items()):
         total = sum(count.values())
         caught = sum(count[s] for s in _CAUGHT)
         print(
             f"{module:34} {total:7} {count['killed']:6} {count['timeout']:7} {count['survived']:8} "
-            f"{count['no tests']:8} {caught / total:6.1%}"
+            f"{count['no tests']:8} {count['not checked']:9} {caught / total:6.1%}"
         )
     if left:
         print("\nnot killed (mutmut show NAME prints the change):")
