@@ -144,7 +144,7 @@ def data_100k() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def index_100k(data_100k: np.ndarray) -> VectorIndex:
-    path = CACHE / f"bench-vectors-{len(data_100k)}x{DIM}-bf16-v2.gwv"
+    path = CACHE / f"bench-vectors-{len(data_100k)}x{DIM}-bf16-v3.gwv"
     if path.exists():
         return VectorIndex.load(path)
     index = VectorIndex(DIM)
