@@ -32,14 +32,32 @@ class InputGuardrails(BaseStage):
             return None
         if call.request.text_chars >= OFF_LOOP_MIN_CHARS:
             return self._check_off_loop(call)
-        _apply(call, guard.check(call.request, floor=call.classification))
+        try:
+            outcome = guard.check(call.request, floor=call.classification)
+        except InvalidRequest as err:
+            _record_block(call, err)
+            raise
+        _apply(call, outcome)
         return None
 
     async def _check_off_loop(self, call: ChatCall) -> None:
         assert call.key is not None
         guard = self._policies.for_team(call.key.team).input
         assert guard is not None
-        _apply(call, await guard.check_async(call.request, floor=call.classification))
+        try:
+            outcome = await guard.check_async(call.request, floor=call.classification)
+        except InvalidRequest as err:
+            _record_block(call, err)
+            raise
+        _apply(call, outcome)
+
+
+def _record_block(call: ChatCall, err: InvalidRequest) -> None:
+    """A request refused for the entity types it holds keeps them in its audit record (types, never values), so
+    the compliance report counts blocks by entity type."""
+    for kind in str(err.metadata.get("entity_types", "")).split(","):
+        if kind:
+            call.record.guardrails.append({"type": "pii", "kind": kind, "action": "block", "count": 1})
 
 
 def _apply(call: ChatCall, outcome: InputOutcome) -> None:

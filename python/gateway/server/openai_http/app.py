@@ -22,6 +22,7 @@ import orjson
 from aiohttp import web
 
 from gateway.config.schema import TlsConfig
+from gateway.console.app import mount
 from gateway.errors import InvalidRequest, NotFound
 from gateway.pipeline import CallInfo, CallKind, Pipeline, deadline_from
 from gateway.pipeline.call import Api
@@ -165,10 +166,14 @@ async def start_http_server(
     max_body_bytes: int,
     grace_s: float,
     tls: TlsConfig | None = None,
+    console: web.Application | None = None,
 ) -> HttpServer:
-    """Serves the OpenAI-compatible routes until `close()`. SO_REUSEPORT, as the gRPC server: the workers of
-    `gateway serve --workers N` share the port. Raises OSError when the port is taken."""
+    """Serves the OpenAI-compatible routes (and the operators' `console` at /console, when given) until `close()`.
+    SO_REUSEPORT, as the gRPC server: the workers of `gateway serve --workers N` share the port. Raises OSError when
+    the port is taken."""
     app = web.Application(client_max_size=max_body_bytes, middlewares=[openai_errors])
+    if console is not None:
+        mount(app, console)
     app.router.add_post("/v1/chat/completions", handlers.chat_completions)
     app.router.add_post("/v1/embeddings", handlers.embeddings)
     app.router.add_get("/v1/models", handlers.models)

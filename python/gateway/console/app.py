@@ -1,0 +1,50 @@
+"""The console's routes, mounted at /console on the HTTP front door's application."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.console.guard import guard
+from gateway.console.pages import Pages
+from gateway.console.sessions import SessionSigner
+from gateway.policy.keyring import KeyRing
+
+PREFIX = "/console"
+STATIC = Path(__file__).parent / "static"
+
+
+def console_app(pages: Pages, ring: KeyRing, signer: SessionSigner) -> web.Application:
+    app = web.Application(middlewares=[guard(ring, signer, pages.error_page)])
+    routes = app.router
+    routes.add_get("/login", pages.login_form)
+    routes.add_post("/login", pages.login)
+    routes.add_post("/logout", pages.logout)
+    routes.add_get("/", pages.overview)
+    routes.add_get("/api/overview", pages.overview_data)
+    routes.add_get("/calls", pages.calls)
+    routes.add_get("/calls/{request_id}", pages.call)
+    routes.add_get("/keys", pages.keys)
+    routes.add_post("/keys", pages.create_key)
+    routes.add_get("/keys/{key_id}", pages.key)
+    routes.add_post("/keys/{key_id}/revoke", pages.revoke_key)
+    routes.add_post("/keys/{key_id}/rotate", pages.rotate_key)
+    routes.add_post("/keys/{key_id}/update", pages.update_key)
+    routes.add_post("/keys/{key_id}/budget", pages.key_budget)
+    routes.add_get("/teams", pages.teams)
+    routes.add_post("/teams", pages.create_team)
+    routes.add_post("/teams/{team}/budget", pages.team_budget)
+    routes.add_get("/report", pages.report)
+    routes.add_get("/report.{format}", pages.report_file)
+    routes.add_static("/static", STATIC)
+    return app
+
+
+def mount(parent: web.Application, console: web.Application) -> None:
+    parent.add_subapp(PREFIX, console)
+
+    async def to_console(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=303, headers={"Location": f"{PREFIX}/"})
+
+    parent.router.add_get(PREFIX, to_console)
