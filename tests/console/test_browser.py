@@ -21,7 +21,6 @@ import pytest
 from llmgateway.v1 import admin_pb2 as apb
 from pypdf import PdfReader
 
-from gateway.server.app import Gateway
 from tests.admin.helpers import Admin, bearer, chat_request
 from tests.console.helpers import CONFIG, base, team
 from tests.server.fixtures import AUTH, TEST_KEY, StartGateway
@@ -141,7 +140,7 @@ async def test_the_console_in_chromium(start_gateway: StartGateway, chrome: webd
         chrome.find_element(By.ID, "download-pdf").click()
         deadline = time.monotonic() + _WAIT_S
         while time.monotonic() < deadline:
-            done = [p for p in tmp_path.glob("compliance-alpha-*.pdf")]
+            done = list(tmp_path.glob("compliance-alpha-*.pdf"))
             if done:
                 return done[0]
             time.sleep(0.2)
@@ -149,4 +148,5 @@ async def test_the_console_in_chromium(start_gateway: StartGateway, chrome: webd
 
     pdf = await _in_browser(download)
     text = "\n".join(page.extract_text() for page in PdfReader(pdf).pages)
-    assert "Compliance report: team alpha" in text and "revoked" in text
+    assert "Compliance report: team alpha" in text
+    assert "revoked" in text

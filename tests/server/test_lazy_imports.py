@@ -19,6 +19,8 @@ OPTIONAL = (
     "psycopg",
     "opentelemetry.exporter",  # OTLP tracing
     "gateway.observe.span_sinks",
+    "jinja2",  # the console, on the HTTP front door only
+    "fpdf",  # compliance reports as PDF
 )
 BUILD = """
 import asyncio, json, sys, pathlib

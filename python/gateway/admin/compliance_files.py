@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import orjson
-from fpdf import FPDF
 
 from gateway.admin.compliance import ComplianceReport
 
@@ -96,6 +95,8 @@ def _counts(counts: dict[str, int]) -> list[tuple[str, str]]:
 
 
 def _pdf(report: ComplianceReport) -> bytes:
+    from fpdf import FPDF  # with Pillow and fontTools under it: loaded for the first PDF, not by every process
+
     pdf = FPDF()
     pdf.set_title(f"Compliance report: {report.team}")
     pdf.add_page()

@@ -1,4 +1,4 @@
-"""The console's routes, mounted at /console on the HTTP front door's application."""
+"""The console's routes, which the HTTP front door mounts at /console."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from gateway.console.pages import Pages
 from gateway.console.sessions import SessionSigner
 from gateway.policy.keyring import KeyRing
 
-PREFIX = "/console"
 STATIC = Path(__file__).parent / "static"
 
 
@@ -39,12 +38,3 @@ def console_app(pages: Pages, ring: KeyRing, signer: SessionSigner) -> web.Appli
     routes.add_get("/report.{format}", pages.report_file)
     routes.add_static("/static", STATIC)
     return app
-
-
-def mount(parent: web.Application, console: web.Application) -> None:
-    parent.add_subapp(PREFIX, console)
-
-    async def to_console(request: web.Request) -> web.StreamResponse:
-        return web.Response(status=303, headers={"Location": f"{PREFIX}/"})
-
-    parent.router.add_get(PREFIX, to_console)

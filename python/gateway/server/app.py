@@ -28,9 +28,6 @@ from gateway.cache.build import build_cache
 from gateway.cache.service import ResponseCache
 from gateway.chat import ChatRequest
 from gateway.config.schema import GatewayConfig, ServerConfig, TlsConfig
-from gateway.console.app import console_app
-from gateway.console.pages import Live, Pages
-from gateway.console.sessions import SessionSigner, load_secret
 from gateway.insights.feedback import FeedbackOperations
 from gateway.insights.operations import InsightsOperations
 from gateway.learning.profiles import ProfileBook, ProfileStore
@@ -501,7 +498,12 @@ def _console(
     pipeline: Pipeline,
     board: HealthBoard,
 ) -> web.Application:
-    """The operators' console, on the same operations as the Admin and Insights services."""
+    """The operators' console, on the same operations as the Admin and Insights services. Imported here: a gateway
+    without the HTTP front door never loads Jinja2."""
+    from gateway.console.app import console_app
+    from gateway.console.pages import Live, Pages
+    from gateway.console.sessions import SessionSigner, load_secret
+
     signer = SessionSigner(load_secret(config.console.secret_env, state_dir), config.console.session_idle_s)
     pages = Pages(
         ring,

@@ -22,7 +22,6 @@ import orjson
 from aiohttp import web
 
 from gateway.config.schema import TlsConfig
-from gateway.console.app import mount
 from gateway.errors import InvalidRequest, NotFound
 from gateway.pipeline import CallInfo, CallKind, Pipeline, deadline_from
 from gateway.pipeline.call import Api
@@ -34,6 +33,7 @@ from gateway.server.openai_http.errors import REQUEST_ID, STREAMING, openai_erro
 
 log = logging.getLogger("gateway.server.http")
 
+CONSOLE_PREFIX = "/console"
 CHAT_METHOD = "POST /v1/chat/completions"
 EMBEDDINGS_METHOD = "POST /v1/embeddings"
 
@@ -173,7 +173,8 @@ async def start_http_server(
     the port is taken."""
     app = web.Application(client_max_size=max_body_bytes, middlewares=[openai_errors])
     if console is not None:
-        mount(app, console)
+        app.add_subapp(CONSOLE_PREFIX, console)
+        app.router.add_get(CONSOLE_PREFIX, _to_console)
     app.router.add_post("/v1/chat/completions", handlers.chat_completions)
     app.router.add_post("/v1/embeddings", handlers.embeddings)
     app.router.add_get("/v1/models", handlers.models)
@@ -190,6 +191,10 @@ async def start_http_server(
         await runner.cleanup()
         raise
     return HttpServer(host, int(runner.addresses[0][1]), runner)
+
+
+async def _to_console(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=303, headers={"Location": f"{CONSOLE_PREFIX}/"})
 
 
 def _ssl_context(tls: TlsConfig) -> ssl.SSLContext:
