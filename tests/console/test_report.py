@@ -10,8 +10,10 @@ import grpc
 import orjson
 import pytest
 from pypdf import PdfReader
+from sqlalchemy import delete
 
 from gateway.cli.main import main
+from gateway.store.tables import audit
 from tests.admin.helpers import Admin, bearer, chat_request
 from tests.console.helpers import CONFIG, Browser, team
 from tests.server.fixtures import TEST_KEY, StartGateway
@@ -25,7 +27,7 @@ async def test_the_report_counts_what_the_team_did_in_every_format(
     alpha = await team(admin, "alpha")  # one call with an e-mail address, redacted
     with pytest.raises(grpc.aio.AioRpcError, match="CREDIT_CARD"):  # a card number is blocked
         await admin.gateway.Chat(chat_request(text="card 4111 1111 1111 1111"), metadata=bearer(alpha.member_key))
-    await team(admin, "beta")
+    beta = await team(admin, "beta")
     browser = Browser(gateway)
     try:
         await browser.sign_in(alpha.admin_key)
@@ -44,6 +46,7 @@ async def test_the_report_counts_what_the_team_did_in_every_format(
         ]
         assert {e["event"] for e in report["key_events"]} == {"created"}
         assert len(report["key_events"]) == 2
+        assert (report["audit_writers"], report["audit_gaps"]) == (1, 0)
         _, csv_text = await browser.get("/report.csv?since=1d")
         assert "Redactions by entity type,EMAIL_ADDRESS,1" in csv_text
         async with browser.session.get(browser.base + "/report.pdf?since=1d") as response:
@@ -57,6 +60,10 @@ async def test_the_report_counts_what_the_team_did_in_every_format(
     assert "CREDIT_CARD" in text
     assert "sim (eu), confidential" in text
 
+    # A record lost between two others of its writer is a gap, whichever team it belonged to.
+    await admin.gateway.Chat(chat_request(text="the last one"), metadata=bearer(beta.member_key))
+    async with gateway.engine.begin() as conn:
+        await conn.execute(delete(audit).where(audit.c.request_id == beta.call_id))
     monkeypatch.setenv("GATEWAY_ADMIN_KEY", TEST_KEY)
     out = tmp_path / "report.pdf"
     address = f"127.0.0.1:{gateway.port}"
@@ -68,7 +75,8 @@ async def test_the_report_counts_what_the_team_did_in_every_format(
     json_out = tmp_path / "report.json"
     argv = ["report", "compliance", "--team", "alpha", "--since", "1d", "--format", "json", "-o", str(json_out)]
     assert await asyncio.to_thread(main, [*argv, "--address", address]) == 0
-    assert orjson.loads(json_out.read_bytes())["redactions"] == {"EMAIL_ADDRESS": 1}
+    cli_report = orjson.loads(json_out.read_bytes())
+    assert (cli_report["blocks"], cli_report["audit_gaps"]) == ({"CREDIT_CARD": 1}, 1)
     monkeypatch.setenv("GATEWAY_ADMIN_KEY", alpha.admin_key)
     argv = ["report", "compliance", "--team", "beta", "--format", "json", "--address", address]
     assert await asyncio.to_thread(main, argv) == 1  # another team's report: PERMISSION_DENIED

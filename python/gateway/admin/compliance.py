@@ -20,6 +20,7 @@ from gateway.policy.access import check_manages
 from gateway.records.audit import AuditFilter, AuditRecord
 from gateway.records.classification import Classification
 from gateway.records.governance import KeyRecord
+from gateway.store.ledger import LedgerStore
 
 _REDACTING = frozenset({"redact", "mask"})
 
@@ -71,7 +72,12 @@ class ComplianceReport:
     audit_records: int = 0
     first_record_at: float | None = None
     last_record_at: float | None = None
-    audit_gaps: str = "not checked: audit records carry no per-writer sequence number yet"
+    audit_writers: int = 0
+    """Processes that wrote audit records in the period (any team's)."""
+    audit_gaps: int = 0
+    """Records missing from the gateway's whole log in the period: numbers absent between a writer's first and last
+    record there. A loss before a writer's first or after its last record in the period is not seen; a team purged
+    sooner by a shorter retention shows as gaps."""
     retention_days: int = 0
     last_purge_at: float | None = None
     """When this process last purged past retention; None when it has not (or another worker runs the purge)."""
@@ -97,9 +103,13 @@ def build(
     residency: ResidencyConfig,
     retention_days: int,
     last_purge_at: float | None,
+    sequences: dict[str, tuple[int, int, int]],
     now: float,
 ) -> ComplianceReport:
+    """`sequences`: per writer, over every team's records of the period, (lowest seq, highest seq, records)."""
     report = ComplianceReport(team, since, until, now, retention_days=retention_days, last_purge_at=last_purge_at)
+    report.audit_writers = len(sequences)
+    report.audit_gaps = sum(high - low + 1 - count for low, high, count in sequences.values())
     classes: Counter[str] = Counter()
     redactions: Counter[str] = Counter()
     blocks: Counter[str] = Counter()
@@ -161,11 +171,13 @@ class ComplianceOperations:
     def __init__(
         self,
         admin: AdminOperations,
+        ledger: LedgerStore,
         config: GatewayConfig,
         retention: Retention,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._admin = admin
+        self._ledger = ledger
         self._providers = {p.name: Provider(p.region, p.compliance) for p in config.providers}
         self._residency = config.residency or ResidencyConfig()
         self._team_residency = {t.name: t.residency for t in config.teams if t.residency is not None}
@@ -192,5 +204,6 @@ class ComplianceOperations:
             residency,
             teams[team].retention_days,
             self._retention.last_purge_at,
+            await self._ledger.audit_sequences(since, until),
             self._clock(),
         )

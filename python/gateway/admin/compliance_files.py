@@ -74,7 +74,8 @@ def sections(report: ComplianceReport) -> list[tuple[str, list[tuple[str, str]]]
                 ("records in period", str(report.audit_records)),
                 ("first record", when(report.first_record_at)),
                 ("last record", when(report.last_record_at)),
-                ("gaps", report.audit_gaps),
+                ("writers (all teams)", str(report.audit_writers)),
+                ("missing records (all teams)", str(report.audit_gaps)),
             ],
         ),
         (

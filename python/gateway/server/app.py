@@ -385,7 +385,7 @@ async def build_gateway(
     registrar = generic_registrar(server)
     servicer = GatewayServicer(pipeline, ring, config.server.max_input_chars)
     gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, registrar)
-    compliance = ComplianceOperations(admin, config, retention)
+    compliance = ComplianceOperations(admin, ledger, config, retention)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, compliance, ring), registrar)
     insights = InsightsOperations(pipeline, ledger, drift, config.models, shared_drift=shared_drift)
     feedback = FeedbackOperations(
