@@ -9,6 +9,7 @@ from multidict import MultiDictProxy
 from gateway.errors import InvalidRequest
 from gateway.ledger.periods import parse_duration
 from gateway.records.governance import Budget, BudgetScope, KeyLimits, KeyRecord, Period, Role
+from gateway.server.admin_convert import parse_enum
 
 Form = MultiDictProxy[Any]
 """A posted form (aiohttp's `request.post()`)."""
@@ -60,17 +61,12 @@ def models(form: Form) -> frozenset[str] | None:
 
 
 def key_draft(form: Form, caller: KeyRecord) -> KeyRecord:
-    role = text(form, "role") or Role.MEMBER.value
-    try:
-        parsed = Role(role)
-    except ValueError:
-        raise InvalidRequest(f"unknown role {role!r}; use member, team-admin or admin") from None
     return KeyRecord(
         id="",
         prefix="",
         secret_hash="",
         team=text(form, "team") or caller.team,
-        role=parsed,
+        role=parse_enum(Role, text(form, "role"), "role", Role.MEMBER),
         name=text(form, "name"),
         models=models(form),
         limits=limits(form),
@@ -78,15 +74,10 @@ def key_draft(form: Form, caller: KeyRecord) -> KeyRecord:
 
 
 def budget(form: Form, scope: BudgetScope, subject: str) -> Budget:
-    period = text(form, "period") or Period.MONTH.value
-    try:
-        parsed = Period(period)
-    except ValueError:
-        raise InvalidRequest(f"unknown period {period!r}; use day or month") from None
     return Budget(
         scope=scope,
         subject=subject,
-        period=parsed,
+        period=parse_enum(Period, text(form, "period"), "period", Period.MONTH),
         hard_usd=optional_usd(form, "hard_usd"),
         soft_usd=optional_usd(form, "soft_usd"),
         downgrade_to=text(form, "downgrade_to") or None,
