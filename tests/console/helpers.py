@@ -16,6 +16,7 @@ providers:
 models:
   - {name: fast, provider: sim, tokenizer: o200k_base, input_cost_per_mtok: 1.0, output_cost_per_mtok: 2.0,
      capabilities: [streaming]}
+  - {name: other, provider: sim, tokenizer: o200k_base, capabilities: [streaming]}
 guardrails:
   input:
     pii: {default: redact, CREDIT_CARD: block}
@@ -36,7 +37,8 @@ class Team:
     """A call the member made."""
 
 
-async def team(admin: Admin, name: str) -> Team:
+async def team(admin: Admin, name: str, body_policy: str = "none") -> Team:
+    await admin.team(name, body_policy=body_policy)
     admin_key, admin_info = await admin.key(name, role="team-admin", name=f"{name}-admin")
     member_key, member_info = await admin.key(name, role="member", name=f"{name}-member")
     answer = await admin.gateway.Chat(chat_request(text="write to bob@example.com"), metadata=bearer(member_key))

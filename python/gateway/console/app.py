@@ -24,6 +24,8 @@ def console_app(pages: Pages, ring: KeyRing, signer: SessionSigner) -> web.Appli
     routes.add_get("/api/overview", pages.overview_data)
     routes.add_get("/calls", pages.calls)
     routes.add_get("/calls/{request_id}", pages.call)
+    routes.add_post("/calls/{request_id}/replay", pages.replay)
+    routes.add_post("/calls/{request_id}/compare", pages.compare)
     routes.add_get("/keys", pages.keys)
     routes.add_post("/keys", pages.create_key)
     routes.add_get("/keys/{key_id}", pages.key)

@@ -22,6 +22,9 @@ from gateway.console.overview import figures
 from gateway.console.sessions import SessionSigner
 from gateway.errors import FailedPrecondition, InvalidRequest, NotFound, Unauthenticated
 from gateway.insights.operations import InsightsOperations
+from gateway.insights.runner import request_from_audit
+from gateway.pipeline import CallInfo
+from gateway.pipeline.call import Api
 from gateway.policy.keyring import KeyRing
 from gateway.records.audit import AuditFilter, GroupBy, UsageFilter
 from gateway.records.governance import BudgetScope, KeyRecord, Period, Role
@@ -66,6 +69,8 @@ class Pages:
             loader=PackageLoader("gateway.console", "templates"), autoescape=select_autoescape(default=True)
         )
         self._env.filters["when"] = when
+        # Readable JSON, escaped by the autoescaping like any text (tojson would write < as \u003c).
+        self._env.filters["pretty"] = lambda value: orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
 
     # --- rendering --------------------------------------------------------------------------------------------------
 
@@ -185,6 +190,35 @@ class Pages:
         trace = self._trace_url.replace("{request_id}", record.request_id) if self._trace_url else None
         return self.page(request, "call.html", call=record, trace_url=trace)
 
+    async def replay(self, request: web.Request) -> web.StreamResponse:
+        """The call sent again under the signed-in key, to its model or another, beside the stored answer."""
+        caller = request[CALLER]
+        form = await request.post()
+        replayed = await self._insights.replay(
+            caller, request.match_info["request_id"], forms.text(form, "target"), {}, _info(request, caller)
+        )
+        original = replayed.original
+        columns = [
+            (f"original: {original.served_model or original.model}", original.response_body or "", None),
+            (f"replay: {forms.text(form, 'target') or original.model}", replayed.outcome.text, replayed.outcome.error),
+        ]
+        return self.page(request, "answers.html", call=original, columns=columns, similarity=replayed.similarity)
+
+    async def compare(self, request: web.Request) -> web.StreamResponse:
+        """The call's request sent to each of the models or routes named, their answers side by side."""
+        caller = request[CALLER]
+        form = await request.post()
+        targets = [t.strip() for t in forms.text(form, "targets").split(",") if t.strip()]
+        found = await self._admin.query_audit(caller, AuditFilter(request_id=request.match_info["request_id"], limit=1))
+        if not found:
+            raise NotFound("no audited call by that id that this key may read", reason="UNKNOWN_REQUEST")
+        if not targets:
+            raise InvalidRequest("name one or more models or routes to compare, separated by commas")
+        chat = request_from_audit(found[0], model=targets[0], overrides={})
+        compared = await self._insights.compare(caller, targets, chat, _info(request, caller))
+        columns = [(t, o.text, o.error) for t, o in zip(compared.targets, compared.outcomes, strict=True)]
+        return self.page(request, "answers.html", call=found[0], columns=columns, similarity=None)
+
     # --- keys and teams ---------------------------------------------------------------------------------------------
 
     async def keys(self, request: web.Request) -> web.StreamResponse:
@@ -277,6 +311,12 @@ class Pages:
         return await self._compliance.report(
             request[CALLER], team, now - forms.duration_s(since, _REPORT_DEFAULT_S), now + 1
         )
+
+
+def _info(request: web.Request, caller: KeyRecord) -> CallInfo:
+    """A Replay or Compare as the pipeline sees it: the session's key, already authenticated; the HTTP front door's
+    peer; no deadline but the providers' own."""
+    return CallInfo([], None, f"ipv4:{request.remote or ''}:0", api=Api.HTTP, signed_in=caller)
 
 
 def _range(request: web.Request) -> str:
