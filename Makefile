@@ -46,14 +46,14 @@ $(VENV)/.core: $(VENV)/.deps $(CORE_SRC) pyproject.toml
 
 .PHONY: format
 format: $(VENV)/.deps ## Format Python and Rust
-	$(BIN)/ruff format python tests benches
-	$(BIN)/ruff check --fix python tests benches
+	$(BIN)/ruff format python tests benches scripts
+	$(BIN)/ruff check --fix python tests benches scripts
 	cargo fmt --all
 
 .PHONY: lint
 lint: install ## Lint: ruff, mypy, stubtest, rustfmt, clippy
-	$(BIN)/ruff check python tests benches
-	$(BIN)/ruff format --check python tests benches
+	$(BIN)/ruff check python tests benches scripts
+	$(BIN)/ruff format --check python tests benches scripts
 	$(BIN)/mypy
 	$(PY) -m mypy.stubtest gateway._core --allowlist stubtest-allowlist.txt
 	cargo fmt --all --check
@@ -82,6 +82,15 @@ bench: install ## Run the benchmarks (hot functions, the bounded load test, a bu
 	$(PY) -m benches.stream_burst
 	$(PY) -m benches.stream_memory
 	$(PY) -m benches.stream_cpu
+
+# Mutation testing: slow, so not part of `make test` (docs/testing.md). mutants-python is the mutmut run of the
+# Python paths; `mutants` runs the two one after the other, each on both cores.
+.PHONY: mutants
+mutants: mutants-rust mutants-python ## Mutation testing of the Rust core and the Python money/security paths
+
+.PHONY: mutants-rust
+mutants-rust: ## Mutate the Rust core (tokens, ratelimit, PII validators); installs cargo-mutants when missing
+	scripts/mutants-rust.sh
 
 .PHONY: run
 run: install ## Start the gateway on the embedded default config (gRPC :50051, OpenAI-compatible HTTP :8080)

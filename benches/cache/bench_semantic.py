@@ -144,7 +144,7 @@ def data_100k() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def index_100k(data_100k: np.ndarray) -> VectorIndex:
-    path = CACHE / f"bench-vectors-{len(data_100k)}x{DIM}-bf16-v2.gwv"
+    path = CACHE / f"bench-vectors-{len(data_100k)}x{DIM}-bf16-v3.gwv"
     if path.exists():
         return VectorIndex.load(path)
     index = VectorIndex(DIM)
@@ -208,3 +208,22 @@ def test_verify_reference_read_one_prompt(benchmark: BenchmarkFixture) -> None:
     benchmark.group = VERIFY
     asked = asked_prompts()
     timed(benchmark, "read_prompt of one 30-word prompt", lambda: read_prompt(next(asked)), rounds=2000)
+
+
+def test_verify_learned_verdict_asked_prompt_fresh(benchmark: BenchmarkFixture) -> None:
+    """The whole decision on a pair no rule vetoes, so the learned verdict scores it (features + 150 trees)."""
+    benchmark.group = VERIFY
+    matcher = SemanticMatcher()
+    read_prompt(PROMPT)
+    asked = asked_prompts()
+    verdict = matcher.accepts(PROMPT, next(asked), 0.9)
+    assert verdict.same or verdict.kind == "model", verdict
+    timed(benchmark, "matcher.accepts, learned verdict", lambda: matcher.accepts(PROMPT, next(asked), 0.9), rounds=2000)
+
+
+def test_verify_reference_rules_alone_asked_prompt_fresh(benchmark: BenchmarkFixture) -> None:
+    benchmark.group = VERIFY
+    matcher = SemanticMatcher(model=None)
+    read_prompt(PROMPT)
+    asked = asked_prompts()
+    timed(benchmark, "matcher.accepts, rules alone", lambda: matcher.accepts(PROMPT, next(asked), 0.9), rounds=2000)

@@ -1,4 +1,5 @@
-"""Vector search: gateway._core.VectorIndex against numpy brute force and the usearch Python package, same run.
+"""Vector search: gateway._core.VectorIndex and VectorSnapshot against numpy brute force and the usearch Python
+package, same run.
 
 .venv/bin/pytest benches/core/bench_vectors.py --benchmark-enable --benchmark-columns=min,median,max -s
 
@@ -19,7 +20,7 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 from usearch.index import Index
 
-from gateway._core import VectorIndex
+from gateway._core import VectorIndex, VectorSnapshot
 
 # The first run builds two 100k graphs (minutes on 2 cores); the per-test timeout of pytest's config is too short.
 pytestmark = pytest.mark.timeout(1800)
@@ -30,6 +31,7 @@ SEARCH = f"top-1 search, {N // 1000}k x {DIM}, random queries (nothing near them
 NEAR = f"top-1 search, {N // 1000}k x {DIM}, near-duplicate queries (cosine ~0.97 to an entry)"
 INSERT = f"insert one vector into a {N // 1000}k x {DIM} namespace"
 SWITCH = f"exact scan vs HNSW graph by namespace size, dim {DIM} (switch point)"
+PENDING = f"top-1 over {N // 1000}k x {DIM} rows not yet in a graph (the pending scan) vs numpy"
 
 
 def unit_rows(n: int, seed: int) -> np.ndarray:
@@ -49,7 +51,7 @@ def queries() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def ours(data: np.ndarray) -> VectorIndex:
-    path = CACHE / f"bench-vectors-{N}x{DIM}-bf16-v2.gwv"
+    path = CACHE / f"bench-vectors-{N}x{DIM}-bf16-v3.gwv"
     if path.exists():
         return VectorIndex.load(path)
     index = VectorIndex(DIM)
@@ -61,6 +63,27 @@ def ours(data: np.ndarray) -> VectorIndex:
     CACHE.mkdir(exist_ok=True)
     index.save(path)
     return index
+
+
+@pytest.fixture(scope="module")
+def mapped(ours: VectorIndex) -> VectorSnapshot:
+    """The same index as a snapshot file, memory-mapped: what a worker starting from the state folder searches."""
+    path = CACHE / f"bench-vectors-{N}x{DIM}-bf16-v3.gwv"
+    if not path.exists():
+        ours.save(path)
+    return VectorSnapshot(path)
+
+
+@pytest.fixture(scope="module")
+def pending(data: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> tuple[VectorIndex, VectorSnapshot]:
+    """100k rows outside any graph, in this process's store and as a mapped snapshot: the scan a namespace gets
+    before its graph is built (the same contiguous pass whether or not a partial graph exists)."""
+    index = VectorIndex(DIM, hnsw_min_vectors=N + 1)
+    for i, row in enumerate(data):
+        index.insert("tenant", i, row)
+    path = tmp_path_factory.mktemp("pending") / "pending.gwv"
+    index.save(path)
+    return index, VectorSnapshot(path)
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +148,12 @@ def test_search_ours_hnsw(benchmark: BenchmarkFixture, ours: VectorIndex, querie
     run(benchmark, "ours (HNSW + pending scan)", lambda: ours.search("tenant", next(q), 1))
 
 
+def test_search_ours_mapped_snapshot(benchmark: BenchmarkFixture, mapped: VectorSnapshot, queries: np.ndarray) -> None:
+    benchmark.group = SEARCH
+    q = cycle(queries)
+    run(benchmark, "ours, mapped snapshot (HNSW read in place)", lambda: mapped.search("tenant", next(q), 1))
+
+
 def test_search_usearch_python(benchmark: BenchmarkFixture, theirs: Index, queries: np.ndarray) -> None:
     benchmark.group = SEARCH
     q = cycle(queries)
@@ -169,6 +198,28 @@ def test_search_ours_exact_scan(benchmark: BenchmarkFixture, data: np.ndarray, q
         index.insert("tenant", i, row)
     q = cycle(queries)
     run(benchmark, "ours, exact scan", lambda: index.search("tenant", next(q), 1))
+
+
+def test_pending_numpy(benchmark: BenchmarkFixture, data: np.ndarray, queries: np.ndarray) -> None:
+    benchmark.group = PENDING
+    q = cycle(queries)
+    run(benchmark, "numpy data @ q, argmax", lambda: int(np.argmax(data @ next(q))))
+
+
+def test_pending_ours(
+    benchmark: BenchmarkFixture, pending: tuple[VectorIndex, VectorSnapshot], queries: np.ndarray
+) -> None:
+    benchmark.group = PENDING
+    q = cycle(queries)
+    run(benchmark, "ours, pending rows in this process", lambda: pending[0].search("tenant", next(q), 1))
+
+
+def test_pending_ours_mapped(
+    benchmark: BenchmarkFixture, pending: tuple[VectorIndex, VectorSnapshot], queries: np.ndarray
+) -> None:
+    benchmark.group = PENDING
+    q = cycle(queries)
+    run(benchmark, "ours, pending rows of a mapped snapshot", lambda: pending[1].search("tenant", next(q), 1))
 
 
 def test_insert_ours(benchmark: BenchmarkFixture, ours: VectorIndex, queries: np.ndarray) -> None:

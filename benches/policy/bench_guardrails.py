@@ -15,15 +15,17 @@ from collections.abc import Callable
 
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from gateway._core import LinearTextModel
 from gateway.chat import ChatRequest, Message
 from gateway.config.guardrails import GuardrailsConfig
 from gateway.policy.guardrails import InjectionScorer, InputGuard, OutputGuard, pii
 from gateway.policy.guardrails.content import ContentRuleChecker
-from gateway.policy.guardrails.injection import _PATTERNS, _normalize
+from gateway.policy.guardrails.injection import _MODEL_FILE, _PATTERNS, _normalize, model_input
 from gateway.tokens import TokenCounter
 from tests.policy.guardrails import injection_corpus
 
 GROUP_INPUT = "input guard: ~2,000-token prompt, every policy on"
+GROUP_INJECTION = "injection scorer: ~2,000-token prompt, learned model and phrasings against phrasings alone"
 GROUP_DENSE = "injection scorer: ~2,000 tokens of attacks or of talk about attacks"
 GROUP_STREAM = "output stream: 1.5 kB answer in 5-20 char chunks"
 
@@ -140,11 +142,28 @@ def test_ref_token_count(benchmark: BenchmarkFixture) -> None:
     _run(benchmark, lambda: _count(REQUEST))
 
 
-def test_ref_injection_scorer(benchmark: BenchmarkFixture) -> None:
-    benchmark.group = GROUP_INPUT
+def test_injection_scorer(benchmark: BenchmarkFixture) -> None:
+    """The shipped scorer: the learned model and the phrasings."""
+    benchmark.group = GROUP_INJECTION
     scorer = InjectionScorer()
     text = REQUEST.messages[1].content
     _run(benchmark, lambda: scorer.score(text))
+
+
+def test_ref_injection_phrasings_alone(benchmark: BenchmarkFixture) -> None:
+    """Today's scorer before the model: the phrasings alone, in the same run."""
+    benchmark.group = GROUP_INJECTION
+    scorer = InjectionScorer(learned=False)
+    text = REQUEST.messages[1].content
+    _run(benchmark, lambda: scorer.score(text))
+
+
+def test_ref_injection_model_alone(benchmark: BenchmarkFixture) -> None:
+    """The learned model's share: the Rust featurizer and dot products over every window of the prepared text."""
+    benchmark.group = GROUP_INJECTION
+    model = LinearTextModel(_MODEL_FILE.read_bytes())
+    text = model_input(REQUEST.messages[1].content)
+    _run(benchmark, lambda: model.score(text))
 
 
 PYTHON_PATTERNS = [(p.name, p.weight, re.compile(p.source, re.MULTILINE)) for p in _PATTERNS]

@@ -46,6 +46,9 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str = ""
     name: str = ""
+    untrusted: bool = False
+    """The caller marked the text as not its own (a retrieved document): the injection guard scores it whatever
+    the role."""
 
     def text(self) -> str:
         """All text of the message (content, then text parts), as counted and scanned."""

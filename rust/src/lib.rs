@@ -8,6 +8,7 @@ pub mod otlp;
 pub mod patterns;
 pub mod pii;
 pub mod ratelimit;
+pub mod textmodel;
 pub mod tokens;
 pub mod vectors;
 

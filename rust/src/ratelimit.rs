@@ -563,6 +563,18 @@ mod tests {
         RateLimiter::new(LimiterConfig::default(), Clock::manual()).unwrap()
     }
 
+    /// A limiter on a manual clock that holds `max_keys` keys (`max_keys / 16` a shard).
+    fn limiter_of(max_keys: usize, idle_ttl_s: f64) -> RateLimiter {
+        RateLimiter::new(
+            LimiterConfig {
+                max_keys,
+                idle_ttl_s,
+            },
+            Clock::manual(),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn burst_then_rate() {
         let l = limiter();
@@ -712,14 +724,7 @@ mod tests {
 
     #[test]
     fn idle_and_capacity_eviction() {
-        let l = RateLimiter::new(
-            LimiterConfig {
-                max_keys: 10_000,
-                idle_ttl_s: 10.0,
-            },
-            Clock::manual(),
-        )
-        .unwrap();
+        let l = limiter_of(10_000, 10.0);
         let lim = Limit::rate(1.0, 1.0).unwrap();
         for i in 0..100 {
             l.take(&format!("k{i}"), &lim, 1.0).unwrap();
@@ -732,14 +737,7 @@ mod tests {
         assert_eq!(l.evict_idle(), 100);
         assert!(l.is_empty());
         // Far more keys than max_keys, all in debt: memory stays bounded all the same.
-        let l = RateLimiter::new(
-            LimiterConfig {
-                max_keys: 160,
-                idle_ttl_s: 10.0,
-            },
-            Clock::manual(),
-        )
-        .unwrap();
+        let l = limiter_of(160, 10.0);
         for i in 0..10_000 {
             l.take(&format!("x{i}"), &lim, 1.0).unwrap();
         }
@@ -748,14 +746,7 @@ mod tests {
 
     #[test]
     fn a_bucket_in_use_is_never_evicted() {
-        let l = RateLimiter::new(
-            LimiterConfig {
-                max_keys: 16,
-                idle_ttl_s: 0.0,
-            },
-            Clock::manual(),
-        )
-        .unwrap();
+        let l = limiter_of(16, 0.0);
         let lim = Limit::rate(1.0, 1.0).unwrap();
         // A group resolves its buckets before it locks them; one resolved and not yet released stays put.
         let b = l.bucket("in-use");
@@ -773,12 +764,23 @@ mod tests {
 
     #[test]
     fn bad_arguments() {
-        assert!(Limit::rate(0.0, 1.0).is_err());
+        let message = |r: Result<Limit, CoreError>| r.unwrap_err().to_string();
+        assert!(message(Limit::rate(0.0, 1.0)).contains("rate_per_s must be a positive number"));
         assert!(Limit::rate(-1.0, 1.0).is_err());
         assert!(Limit::rate(f64::NAN, 1.0).is_err());
-        assert!(Limit::rate(1.0, 0.5).is_err());
+        assert!(message(Limit::rate(1.0, 0.5)).contains("burst must be at least 1"));
         assert!(Limit::rate(1e-12, 1e12).is_err());
+        // 1e10 units at 1 a second: 317 years of window, refused although rate and burst are each fine.
+        assert!(message(Limit::rate(1.0, 1e10)).contains("too long a window"));
+        assert!(Limit::rate(1.0, 1e9).is_ok());
         assert!(Limit::concurrency(0, 1.0).is_err());
+        for retry_after in [0.0, -1.0, f64::INFINITY, f64::NAN] {
+            assert!(
+                message(Limit::concurrency(1, retry_after)).contains("retry_after"),
+                "{retry_after}"
+            );
+        }
+        assert!(Limit::concurrency(1, 1e-3).is_ok());
         let l = limiter();
         let lim = Limit::rate(1.0, 1.0).unwrap();
         assert!(l.take("k", &lim, -1.0).is_err());
@@ -873,6 +875,141 @@ mod tests {
         }];
         assert!(l.take_all(&never).unwrap().unwrap().wait_s.is_infinite());
         assert_eq!(l.take_all(&[]).unwrap(), None, "an empty group admits");
+    }
+
+    #[test]
+    fn a_take_of_the_whole_burst_while_in_debt_waits_rather_than_never_fits() {
+        let l = limiter();
+        let lim = Limit::rate(1.0, 3.0).unwrap();
+        assert_eq!(l.take("k", &lim, 1.0).unwrap(), 0.0);
+        let wait = l.take("k", &lim, 3.0).unwrap();
+        assert!((wait - 1.0).abs() < 1e-9, "{wait}");
+        assert!(l.take("k", &lim, 3.000_001).unwrap().is_infinite());
+    }
+
+    #[test]
+    fn concurrency_counts_what_is_held() {
+        let l = limiter();
+        let slots = Limit::concurrency(3, 0.05).unwrap();
+        assert!(l.is_empty());
+        assert_eq!(l.take("c", &slots, 2.0).unwrap(), 0.0);
+        assert!(!l.is_empty());
+        assert!((l.available("c", &slots) - 1.0).abs() < f64::EPSILON);
+        l.correct("c", &slots, -1.0).unwrap();
+        assert!((l.available("c", &slots) - 2.0).abs() < f64::EPSILON);
+        l.correct("c", &slots, 2.0).unwrap(); // held without asking: now all three
+        assert!(l.available("c", &slots).abs() < f64::EPSILON);
+        assert!(l.take("c", &slots, 1.0).unwrap() > 0.0);
+    }
+
+    /// `n` keys that land in the same shard as `k0`, in order.
+    fn same_shard_keys(l: &RateLimiter, n: usize) -> Vec<String> {
+        let first = l.shard("k0");
+        (0..)
+            .map(|i| format!("k{i}"))
+            .filter(|k| std::ptr::eq(l.shard(k), first))
+            .take(n)
+            .collect()
+    }
+
+    #[test]
+    fn a_full_shard_forgets_only_its_least_recently_used_debts() {
+        let debt = Limit::rate(1.0, 1.0).unwrap(); // one unit puts a bucket one second in debt
+        let in_debt = |l: &RateLimiter, k: &str| l.available(k, &debt) < 1.0;
+
+        // max_keys 1,600 over 16 shards: 100 keys a shard, trimmed to 87 (7/8, minus the newcomer's room) when
+        // full. A hundred live buckets taken 1 ms apart: the 101st key drops exactly the 13 least recently used.
+        let l = limiter_of(1600, 300.0);
+        let keys = same_shard_keys(&l, 101);
+        for k in &keys[..100] {
+            assert_eq!(l.take(k, &debt, 1.0).unwrap(), 0.0);
+            l.clock().advance(0.001).unwrap();
+        }
+        assert!(
+            keys[..100].iter().all(|k| in_debt(&l, k)),
+            "a shard holds 100"
+        );
+        assert_eq!(l.take(&keys[100], &debt, 1.0).unwrap(), 0.0);
+        assert_eq!(l.len(), 88);
+        assert!(keys[..13].iter().all(|k| !in_debt(&l, k)));
+        assert!(keys[13..].iter().all(|k| in_debt(&l, k)));
+
+        // max_keys 160: 10 a shard, trimmed to 8. Ten live buckets: the eleventh key drops the two oldest.
+        let l = limiter_of(160, 300.0);
+        let keys = same_shard_keys(&l, 11);
+        for k in &keys[..10] {
+            assert_eq!(l.take(k, &debt, 1.0).unwrap(), 0.0);
+            l.clock().advance(0.001).unwrap();
+        }
+        assert_eq!(l.take(&keys[10], &debt, 1.0).unwrap(), 0.0);
+        assert_eq!(l.len(), 9);
+        assert!(!in_debt(&l, &keys[0]) && !in_debt(&l, &keys[1]));
+        assert!(keys[2..].iter().all(|k| in_debt(&l, k)));
+
+        // Nine live buckets and a fresh one used last: the fresh one goes first (it loses nothing), then one LRU.
+        let l = limiter_of(160, 300.0);
+        for k in &keys[..9] {
+            assert_eq!(l.take(k, &debt, 1.0).unwrap(), 0.0);
+            l.clock().advance(0.001).unwrap();
+        }
+        assert_eq!(l.take(&keys[9], &debt, 0.0).unwrap(), 0.0); // touched, owes nothing
+        assert_eq!(l.take(&keys[10], &debt, 1.0).unwrap(), 0.0);
+        assert_eq!(l.len(), 9);
+        assert!(!in_debt(&l, &keys[0]));
+        assert!(keys[1..9].iter().all(|k| in_debt(&l, k)));
+        assert!(in_debt(&l, &keys[10]));
+    }
+
+    #[test]
+    fn a_full_shard_forgets_what_it_can_and_grows_past_its_cap_rather_than_drop_a_held_slot() {
+        // max_keys 160: 10 a shard, trimmed to 8 when full. Nine slots held and one bucket in debt: the newcomer
+        // needs two buckets gone, only the one in debt may go, so it goes and the shard grows back to 10.
+        let l = limiter_of(160, 300.0);
+        let keys = same_shard_keys(&l, 11);
+        let slot = Limit::concurrency(1, 0.05).unwrap();
+        let debt = Limit::rate(1.0, 1.0).unwrap();
+        for k in &keys[..9] {
+            assert_eq!(l.take(k, &slot, 1.0).unwrap(), 0.0);
+        }
+        assert_eq!(l.take(&keys[9], &debt, 1.0).unwrap(), 0.0);
+        assert_eq!(l.take(&keys[10], &debt, 1.0).unwrap(), 0.0);
+        assert_eq!(l.len(), 10);
+        assert!(keys[..9]
+            .iter()
+            .all(|k| l.available(k, &slot).abs() < f64::EPSILON));
+        assert!((l.available(&keys[9], &debt) - 1.0).abs() < f64::EPSILON);
+        assert!(l.available(&keys[10], &debt) < 1.0);
+    }
+
+    #[test]
+    fn max_keys_is_the_whole_limiter_s_capacity() {
+        // 1,300 live keys fit in a limiter of 1,600 (100 a shard): none is dropped, so the keys must be spread.
+        let l = limiter_of(1600, 300.0);
+        let debt = Limit::rate(1.0, 1.0).unwrap();
+        for i in 0..1300 {
+            assert_eq!(l.take(&format!("key-{i}"), &debt, 1.0).unwrap(), 0.0);
+        }
+        assert_eq!(l.len(), 1300);
+        assert!((0..1300).all(|i| l.available(&format!("key-{i}"), &debt) < 1.0));
+    }
+
+    #[test]
+    fn idle_buckets_in_debt_or_in_flight_are_kept() {
+        let l = limiter_of(1000, 10.0);
+        let slow = Limit::rate(0.01, 1.0).unwrap(); // one unit is 100 s of debt
+        let slots = Limit::concurrency(1, 0.05).unwrap();
+        assert_eq!(l.take("owes", &slow, 1.0).unwrap(), 0.0);
+        assert_eq!(l.take("holds", &slots, 1.0).unwrap(), 0.0);
+        assert_eq!(l.take("owes-nothing", &slow, 0.0).unwrap(), 0.0);
+        l.clock().advance(20.0).unwrap();
+        assert_eq!(l.evict_idle(), 1, "only the fresh bucket goes");
+        assert!(l.take("owes", &slow, 1.0).unwrap() > 0.0);
+        assert!(l.take("holds", &slots, 1.0).unwrap() > 0.0);
+        l.clock().advance(100.0).unwrap();
+        l.correct("holds", &slots, -1.0).unwrap();
+        l.clock().advance(10.0).unwrap();
+        assert_eq!(l.evict_idle(), 2, "paid up and released: fresh once idle");
+        assert!(l.is_empty());
     }
 
     #[test]

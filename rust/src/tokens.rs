@@ -216,6 +216,8 @@ impl<'t> Iterator for Pieces<'t> {
             Some(end) if bytes[end..bytes.len().min(end + 3)].is_ascii() => end,
             _ => start + self.vocab.regex_piece(&self.text[start..]),
         };
+        // An empty piece would make every caller loop forever on the same position.
+        debug_assert!(end > start, "a piece at {start} ends at {end}");
         self.pos = end;
         Some(&self.text[start..end])
     }
@@ -455,6 +457,23 @@ pub fn decode(encoding: Encoding, ids: &[u32]) -> Result<String, CoreError> {
     })
 }
 
+/// Where a batch of texts of `lens` bytes is cut for `threads` threads: `[0, cuts.., lens.len()]`, a cut after the
+/// text where the running byte count reaches each further share, so the chunks are contiguous and each one is at
+/// most one text over an equal share.
+fn chunk_bounds(lens: &[usize], threads: usize) -> Vec<usize> {
+    let share = lens.iter().sum::<usize>().div_ceil(threads);
+    let mut bounds = vec![0];
+    let mut acc = 0;
+    for (i, len) in lens.iter().enumerate() {
+        acc += len;
+        if acc >= share * bounds.len() && i + 1 < lens.len() {
+            bounds.push(i + 1);
+        }
+    }
+    bounds.push(lens.len());
+    bounds
+}
+
 /// The cores this process may use, asked once: `available_parallelism` reads the cgroup's CPU quota from /proc and
 /// /sys on every call (~20 µs here), which a chat of two short messages paid on every count.
 fn cores() -> usize {
@@ -478,17 +497,8 @@ where
     if threads < 2 {
         return texts.iter().map(|text| f(text.as_ref())).collect();
     }
-    // Cut the batch where the running byte count crosses each thread's share.
-    let share = total.div_ceil(threads);
-    let mut bounds = vec![0];
-    let mut acc = 0;
-    for (i, text) in texts.iter().enumerate() {
-        acc += text.as_ref().len();
-        if acc >= share * bounds.len() && i + 1 < texts.len() {
-            bounds.push(i + 1);
-        }
-    }
-    bounds.push(texts.len());
+    let lens: Vec<usize> = texts.iter().map(|text| text.as_ref().len()).collect();
+    let bounds = chunk_bounds(&lens, threads);
     let f = &f;
     thread::scope(|scope| {
         let handles: Vec<_> = bounds
@@ -655,6 +665,17 @@ mod tests {
     }
 
     #[test]
+    fn names_and_vocabulary_sizes_are_tiktoken_s() {
+        for enc in BOTH {
+            assert_eq!(Encoding::from_name(enc.name()).unwrap(), enc);
+        }
+        assert_eq!(ENCODING_NAMES, BOTH.map(Encoding::name));
+        // tiktoken's `n_vocab`: the largest special id plus one.
+        assert_eq!(Encoding::Cl100kBase.n_vocab(), 100_277);
+        assert_eq!(Encoding::O200kBase.n_vocab(), 200_019);
+    }
+
+    #[test]
     fn errors_name_the_fix() {
         let err = Encoding::from_name("p50k_base").unwrap_err();
         assert!(err.to_string().contains("cl100k_base, o200k_base"), "{err}");
@@ -695,12 +716,55 @@ mod tests {
         for enc in BOTH {
             let counts = count_batch(enc, &texts);
             let ids = encode_batch(enc, &texts, &AllowedSpecial::None).unwrap();
+            assert_eq!((counts.len(), ids.len()), (texts.len(), texts.len()));
             for ((text, n), ids) in texts.iter().zip(&counts).zip(&ids) {
                 assert_eq!(*n, count(enc, text));
                 assert_eq!(*ids, encode_ordinary(enc, text));
             }
         }
         assert!(count_batch::<&str>(Encoding::O200kBase, &[]).is_empty());
+    }
+
+    #[test]
+    fn ascii_fast_path_splits_the_hard_cases_as_the_regex() {
+        // Contractions (and letters right after one), whitespace runs before a word, at the end and before a
+        // newline, digit runs longer than three, punctuation runs with newlines and slashes, case changes.
+        let texts = [
+            "you're they've we'll I'm it's he'd 'REa 'llama 'vex 'x",
+            "a  b \t c   d\t\te",
+            "end   ",
+            "x \n\n  y\r\n z",
+            "1234567 12 x1234",
+            "hi!!\n\n/path//x ?!/\n",
+            "camelCaseWORDSAnd MixedUP",
+        ];
+        for enc in BOTH {
+            let vocab = enc.vocab();
+            for text in texts {
+                let ours: Vec<&str> = vocab.split(text).collect();
+                let regex: Vec<&str> = vocab.tokenizer.split(text).collect();
+                assert_eq!(ours, regex, "{enc:?} {text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn batches_are_cut_into_contiguous_chunks_of_about_equal_bytes() {
+        assert_eq!(chunk_bounds(&[10, 10, 10, 10], 2), [0, 2, 4]);
+        assert_eq!(chunk_bounds(&[10, 10, 10, 10], 4), [0, 1, 2, 3, 4]);
+        assert_eq!(
+            chunk_bounds(&[5, 5, 5], 3),
+            [0, 1, 2, 3],
+            "a share reached exactly cuts there"
+        );
+        assert_eq!(chunk_bounds(&[40, 1, 1, 1, 1], 2), [0, 1, 5]);
+        assert_eq!(
+            chunk_bounds(&[1, 1, 1, 1, 40], 2),
+            [0, 5],
+            "no empty chunk after the last text"
+        );
+        assert_eq!(chunk_bounds(&[3, 3, 3, 3, 3, 3], 2), [0, 3, 6]);
+        assert_eq!(chunk_bounds(&[7], 2), [0, 1]);
     }
 
     #[test]

@@ -370,10 +370,11 @@ def test_matcher_misses_below_the_threshold_and_past_top_k() -> None:
     assert not matcher.match("enable dark mode", []).hit
 
 
-def test_rewordings_are_served_only_when_asked_for_and_very_close() -> None:
+def test_rules_alone_serve_rewordings_only_when_asked_for_and_very_close() -> None:
     cached, asked = "What are the symptoms of iron deficiency?", "What are the signs of low iron?"
-    assert not SemanticMatcher().accepts(cached, asked, 0.97).same
-    recall_first = SemanticMatcher(rewording_threshold=0.95)
+    assert SemanticMatcher().accepts(cached, asked, 0.97).same, "the learned verdict serves this rewording"
+    assert not SemanticMatcher(model=None).accepts(cached, asked, 0.97).same, "the rules alone do not"
+    recall_first = SemanticMatcher(rewording_threshold=0.95, model=None)
     assert recall_first.accepts(cached, asked, 0.97).same
     assert not recall_first.accepts(cached, asked, 0.93).same
     assert not recall_first.accepts("sort a list", "sort a list without recursion", 0.99).same

@@ -1,15 +1,18 @@
-"""gateway._core.VectorIndex: exact and HNSW search by cosine, namespaces, thresholds, removal, persistence."""
+"""gateway._core.VectorIndex and VectorSnapshot: exact and HNSW search by cosine, namespaces, thresholds, removal,
+payloads, snapshots (saved, mapped, merged) and readers while the next snapshot replaces the file."""
 
 from __future__ import annotations
 
 import array
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from gateway._core import VectorIndex
+from gateway._core import VectorIndex, VectorSnapshot
 
 DIM = 64
 
@@ -191,9 +194,13 @@ def test_load_errors(tmp_path: Path) -> None:
     (tmp_path / "junk").write_bytes(b"not an index at all")
     with pytest.raises(ValueError, match="not a saved VectorIndex"):
         VectorIndex.load(tmp_path / "junk")
-    (tmp_path / "short").write_bytes(b"GWVECS02\x01")
+    (tmp_path / "short").write_bytes(b"GWVECS03\x01")
     with pytest.raises(ValueError, match="truncated"):
         VectorIndex.load(tmp_path / "short")
+    with pytest.raises(ValueError, match="truncated"):
+        VectorSnapshot(tmp_path / "short")
+    with pytest.raises(OSError, match="cannot read"):
+        VectorSnapshot(tmp_path / "missing")
 
 
 def test_concurrent_inserts_and_searches() -> None:
@@ -224,3 +231,198 @@ def test_concurrent_inserts_and_searches() -> None:
     assert index.count("t") == 4000
     for i in range(0, 4000, 101):
         assert index.search("t", data[i])[0][0] == i
+
+
+def test_payloads_travel_with_their_vectors() -> None:
+    index = VectorIndex(4)
+    index.insert("t", 1, [1.0, 0.0, 0.0, 0.0], b"first")
+    index.insert("t", 2, [0.0, 1.0, 0.0, 0.0])
+    assert (index.payload("t", 1), index.payload("t", 2), index.payload("t", 3), index.payload("u", 1)) == (
+        b"first",
+        b"",
+        None,
+        None,
+    )
+    index.insert("t", 1, [1.0, 0.0, 0.0, 0.0], b"second")
+    assert index.payload("t", 1) == b"second"
+
+
+def test_a_mapped_snapshot_answers_as_the_index_that_saved_it(
+    graph_index: tuple[VectorIndex, np.ndarray], tmp_path: Path
+) -> None:
+    index, data = graph_index
+    index.insert("small", 2, data[1], b"payload")
+    for i in range(100):  # pending rows, scanned exactly in both
+        index.insert("t", 100_000 + i, data[i] * -1.0, f"p{i}".encode())
+    path = tmp_path / "snapshot.gwv"
+    index.save(path, label=b"feed 17-0")
+    snapshot = VectorSnapshot(path)
+    assert (snapshot.label, snapshot.dim, len(snapshot), snapshot.namespaces()) == (
+        b"feed 17-0",
+        DIM,
+        len(index),
+        ["small", "t"],
+    )
+    assert snapshot.pending("t") == index.pending("t")
+    for query in [*unit_rows(30, seed=6), *(-data[:20])]:
+        assert snapshot.search("t", query, k=3) == index.search("t", query, k=3)
+    assert snapshot.search("small", data[1]) == [(2, pytest.approx(1.0))]
+    assert snapshot.payload("small", 2) == b"payload"
+    assert snapshot.payload("t", 100_005) == b"p5"
+    assert snapshot.payloads("small") == [b"payload"]
+    assert snapshot.contains("t", 7)
+    assert not snapshot.contains("t", 10**9)
+    assert VectorIndex.load(path).payload("t", 100_005) == b"p5"
+    for i in range(100):
+        index.remove("t", 100_000 + i)
+    index.remove("small", 2)
+
+
+def test_merged_snapshots_drop_removed_and_replaced_entries(tmp_path: Path) -> None:
+    data = unit_rows(1500, seed=12)
+    first = VectorIndex(DIM, hnsw_min_vectors=10_000)  # exact: answers comparable with numpy
+    for i in range(1000):
+        first.insert("t", i, data[i], b"old")
+    first.save(tmp_path / "1.gwv")
+    base = VectorSnapshot(tmp_path / "1.gwv")
+    delta = VectorIndex(DIM, hnsw_min_vectors=10_000)
+    for i in range(1000, 1500):
+        delta.insert("t", i, data[i], b"new")
+    delta.insert("t", 5, data[5], b"replaced")
+    report = delta.save_merged(tmp_path / "2.gwv", base, [("t", 7), ("t", 8)], label=b"2")
+    merged = VectorSnapshot(tmp_path / "2.gwv")
+    assert report == (1498, 0, 0)
+    assert (merged.count("t"), merged.payload("t", 5), merged.payload("t", 9), merged.payload("t", 1400)) == (
+        1498,
+        b"replaced",
+        b"old",
+        b"new",
+    )
+    assert not merged.contains("t", 7)
+    kept = np.array([i for i in range(1500) if i not in (7, 8)])
+    for query in unit_rows(20, seed=13):
+        assert [i for i, _ in merged.search("t", query, k=5)] == [
+            int(kept[j]) for j in brute_force(data[kept], query, 5)
+        ]
+    # Bounded to the newest 600: the delta's 501 and the base's newest 99.
+    delta.save_merged(tmp_path / "3.gwv", base, [], max_entries=600)
+    assert VectorSnapshot(tmp_path / "3.gwv").count() == 600
+    assert not VectorSnapshot(tmp_path / "3.gwv").contains("t", 0)
+    # What the merged snapshot holds identically leaves the delta.
+    delta.insert("t", 1001, data[0], b"changed after the merge")
+    shared = delta.remove_shared(merged)
+    assert len(shared) == 500
+    assert (len(delta), delta.payload("t", 1001)) == (1, b"changed after the merge")
+    with pytest.raises(ValueError, match="settings"):
+        VectorIndex(DIM + 1).save_merged(tmp_path / "4.gwv", base)
+
+
+def test_merges_grow_a_graph_by_a_bounded_number_of_rows(tmp_path: Path) -> None:
+    data = unit_rows(3000, seed=14)
+    writer = VectorIndex(DIM, hnsw_min_vectors=1000)
+    for i in range(3000):
+        writer.insert("t", i, data[i])
+    first = writer.save_merged(tmp_path / "1.gwv", max_graph_adds=0)
+    assert first == (3000, VectorSnapshot(tmp_path / "1.gwv").pending("t"), 0)
+    snapshot = VectorSnapshot(tmp_path / "1.gwv")
+    empty = VectorIndex(DIM, hnsw_min_vectors=1000)
+    while snapshot.pending("t"):
+        before = snapshot.pending("t")
+        _, pending, added = empty.save_merged(tmp_path / "next.gwv", snapshot, max_graph_adds=1000)
+        assert added == min(1000, before)
+        snapshot = VectorSnapshot(tmp_path / "next.gwv")
+        assert snapshot.pending("t") == pending == before - added
+        for i in range(0, 3000, 97):  # every entry found throughout: in the graph or in the exact scan
+            assert snapshot.search("t", data[i])[0] == (i, pytest.approx(1.0, abs=1e-4))
+
+
+def test_readers_keep_searching_while_the_next_snapshot_replaces_the_file(tmp_path: Path) -> None:
+    data = unit_rows(3000, seed=15)
+    path = tmp_path / "index.gwv"
+    index = VectorIndex(DIM, hnsw_min_vectors=500)
+    for i in range(1000):
+        index.insert("t", i, data[i])
+    index.flush()
+    index.save(path, label=b"1000")
+    errors: list[BaseException] = []
+    searches, misses = [0], [0]
+    done = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not done.is_set():
+                snapshot = VectorSnapshot(path)  # whichever file is in place now
+                n = int(snapshot.label)
+                assert snapshot.count("t") == n
+                for i in range(0, n, 53):
+                    searches[0] += 1
+                    misses[0] += snapshot.search("t", data[i])[0][0] != i  # the graph is approximate
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    for thread in readers:
+        thread.start()
+    for n in (1500, 2000, 2500, 3000):
+        for i in range(n - 500, n):
+            index.insert("t", i, data[i])
+        index.save(path, label=str(n).encode())
+    done.set()
+    for thread in readers:
+        thread.join()
+    assert errors == []
+    assert misses[0] <= searches[0] // 50
+    assert [p.name for p in tmp_path.iterdir()] == ["index.gwv"], "no temporary file left behind"
+
+
+# Saves snapshots of growing size to one path, as fast as it can: `python -c WRITER name path rounds`.
+WRITER = """
+import sys
+import numpy as np
+from gateway._core import VectorIndex
+name, path, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rows = np.random.default_rng(len(name)).standard_normal((1000, 64)).astype(np.float32)
+index = VectorIndex(64, hnsw_min_vectors=200)
+for n in range(1, rounds + 1):
+    for i in range((n - 1) * 10, n * 10):
+        index.insert("t", i, rows[i], name.encode())
+    index.save(path, label=f"{name} {n * 10}".encode())
+"""
+
+
+@pytest.mark.timeout(120)
+def test_concurrent_writers_replace_the_snapshot_whole(tmp_path: Path) -> None:
+    """Two processes save to one path at once (what two lock holders would do, if the lock failed): every file a
+    reader opens is one writer's whole snapshot, never a mix or a partial write, and no temporary file remains."""
+    path = tmp_path / "index.gwv"
+    rounds = 60
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, name, str(path), str(rounds)]) for name in ("first", "second")
+    ]
+    opened: set[bytes] = set()
+    try:
+        while any(w.poll() is None for w in writers):
+            try:
+                snapshot = VectorSnapshot(path)
+            except OSError:
+                continue  # none written yet
+            name, n = snapshot.label.decode().split()
+            assert snapshot.count("t") == int(n)
+            assert set(snapshot.payloads("t")) == {name.encode()}
+            opened.add(snapshot.label)
+    finally:
+        for w in writers:
+            if w.poll() is None:
+                w.kill()
+    assert [w.wait(timeout=30) for w in writers] == [0, 0]
+    final = VectorSnapshot(path)
+    assert final.label in (b"first 600", b"second 600")
+    assert final.search("t", final_row(final.label))[0][0] == 599
+    assert len(opened) > 1
+    assert [p.name for p in tmp_path.iterdir()] == ["index.gwv"], "no temporary file left behind"
+
+
+def final_row(label: bytes) -> np.ndarray:
+    name = label.split()[0].decode()
+    row: np.ndarray = np.random.default_rng(len(name)).standard_normal((1000, 64)).astype(np.float32)[599]
+    return row

@@ -1,10 +1,11 @@
 """Fake providers speaking the real wire formats, for adapter tests and fault injection.
 
 Start one in a test with a fixture (tests/fakes/fixtures.py, loaded by tests/conftest.py): `fake_openai`,
-`fake_azure_openai`, `fake_openai_compatible`, `fake_anthropic`, `fake_gemini`, or `fake_providers` to start several
-(`await fake_providers.start("openai", **options)`). Without pytest: `async with FakeOpenAI() as server: ...` or
-`server = await start_fake("anthropic")` then `await server.close()`; set `os.environ[server.key_env] = server.api_key`
-before building a provider from `server.provider_config()`. The control API is documented in tests/fakes/server.py.
+`fake_azure_openai`, `fake_openai_compatible`, `fake_anthropic`, `fake_gemini`, `fake_bedrock`, or `fake_providers` to
+start several (`await fake_providers.start("openai", **options)`). Without pytest: `async with FakeOpenAI() as
+server: ...` or `server = await start_fake("anthropic")` then `await server.close()`; set the variables of
+`server.environment()` before building a provider from `server.provider_config()`. The control API is documented in
+tests/fakes/server.py.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.bedrock import FakeBedrock
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import Answer, FakeProvider, Fault, Recorded, Rejected
 
-KINDS = ("openai", "azure_openai", "openai_compatible", "anthropic", "gemini")
+KINDS = ("openai", "azure_openai", "openai_compatible", "anthropic", "gemini", "bedrock")
 
 
 def make_fake(kind: str, **options: Any) -> FakeProvider:
@@ -31,6 +33,8 @@ def make_fake(kind: str, **options: Any) -> FakeProvider:
         return FakeAnthropic(**options)
     if kind == "gemini":
         return FakeGemini(**options)
+    if kind == "bedrock":
+        return FakeBedrock(**options)
     raise ValueError(f"no fake for provider type {kind!r}; one of {KINDS}")
 
 
@@ -43,6 +47,7 @@ __all__ = [
     "KINDS",
     "Answer",
     "FakeAnthropic",
+    "FakeBedrock",
     "FakeGemini",
     "FakeOpenAI",
     "FakeProvider",

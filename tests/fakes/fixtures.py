@@ -1,7 +1,8 @@
 """Pytest fixtures starting fake providers (loaded as a plugin by tests/conftest.py).
 
-Each fixture yields a started fake whose API key is exported in the environment variable its provider_config() names,
-so `build_provider(fake.provider_config())` authenticates; the fake is closed at the end of the test.
+Each fixture yields a started fake whose credentials are exported in the environment (its API key in the variable its
+provider_config() names; for Bedrock, AWS's variables), so `build_provider(fake.provider_config())` authenticates;
+the fake is closed at the end of the test.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import FakeAnthropic, FakeGemini, FakeOpenAI, FakeProvider, start_fake
+from tests.fakes import FakeAnthropic, FakeBedrock, FakeGemini, FakeOpenAI, FakeProvider, start_fake
 
 
 class FakeProviders:
@@ -23,8 +24,11 @@ class FakeProviders:
 
     async def start(self, kind: str, **options: Any) -> Any:
         fake = await start_fake(kind, **options)
-        if fake.api_key:
-            self._monkeypatch.setenv(fake.key_env, fake.api_key)
+        for name, value in fake.environment().items():
+            if value is None:
+                self._monkeypatch.delenv(name, raising=False)
+            else:
+                self._monkeypatch.setenv(name, value)
         self.started.append(fake)
         return fake
 
@@ -69,4 +73,10 @@ async def fake_anthropic(fake_providers: FakeProviders) -> FakeAnthropic:
 @pytest.fixture
 async def fake_gemini(fake_providers: FakeProviders) -> FakeGemini:
     fake: FakeGemini = await fake_providers.start("gemini")
+    return fake
+
+
+@pytest.fixture
+async def fake_bedrock(fake_providers: FakeProviders) -> FakeBedrock:
+    fake: FakeBedrock = await fake_providers.start("bedrock")
     return fake

@@ -98,6 +98,7 @@ class FakeProvider:
     provider_type: ClassVar[str]
     default_model: ClassVar[str]
     sse_line_end: ClassVar[bytes] = b"\n"
+    stream_content_type: ClassVar[str] = "text/event-stream"
 
     def __init__(self, *, api_key: str | None = "test-key-0123456789", models: set[str] | None = None) -> None:
         self.api_key = api_key
@@ -161,6 +162,11 @@ class FakeProvider:
     def key_env(self) -> str:
         """The environment variable provider_config() names for the key; set it to `api_key` (the fixtures do)."""
         return f"FAKE_{self.kind.upper()}_KEY_{self.number}"
+
+    def environment(self) -> dict[str, str | None]:
+        """What the fixtures set in the environment for a provider built from provider_config() to authenticate
+        (None: unset it)."""
+        return {self.key_env: self.api_key} if self.api_key else {}
 
     def provider_config(self, name: str | None = None, **overrides: Any) -> ProviderConfig:
         fields: dict[str, Any] = {
@@ -283,6 +289,10 @@ class FakeProvider:
     def error_headers(self, status: int, retry_after: float | str | None) -> dict[str, str]:
         return {"retry-after": str(retry_after)} if retry_after is not None else {}
 
+    def answer_headers(self) -> dict[str, str]:
+        """Headers of a successful answer, whole or streamed."""
+        return {}
+
     def stream_error_frame(self, status: int, message: str | None) -> bytes:
         raise NotImplementedError
 
@@ -355,7 +365,7 @@ class FakeProvider:
             if fault.kind == "drop":
                 return await self._partial_body(request, payload)
             self.completed += 1
-            return web.Response(body=payload, content_type="application/json")
+            return web.Response(body=payload, content_type="application/json", headers=self.answer_headers())
         return await self._stream(request, recorded, answer, fault)
 
     async def _stream(
@@ -368,7 +378,9 @@ class FakeProvider:
         if fault.kind == "drop" or (fault.kind == "status" and fault.in_stream):
             cut = min(fault.after_chunks or 0, len(frames))
         gate = self._gates.popleft() if self._gates else None
-        response = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
+        response = web.StreamResponse(
+            headers={"content-type": self.stream_content_type, "cache-control": "no-cache", **self.answer_headers()}
+        )
         response.enable_chunked_encoding()
         await response.prepare(request)
         for index, frame in enumerate(frames):

@@ -32,6 +32,22 @@ def hello(**fields: Any) -> ChatRequest:
     )
 
 
+def scattered_system_and_repeated_roles() -> ChatRequest:
+    """System messages between turns and two user turns in a row: what APIs wanting one system prompt and alternating
+    roles (Anthropic Messages, Bedrock Converse) must reshape."""
+    return ChatRequest(
+        model="m",
+        messages=[
+            Message(role="system", content="Rule one."),
+            Message(role="user", content="First."),
+            Message(role="user", content="Second."),
+            Message(role="system", content="Rule two."),
+            Message(role="assistant", content="Ok."),
+            Message(role="user", content="Third."),
+        ],
+    )
+
+
 def with_images() -> ChatRequest:
     return ChatRequest(
         model="m",

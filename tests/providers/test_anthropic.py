@@ -8,12 +8,20 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.chat import ChatRequest, Message
 from gateway.errors import ProviderError
 from gateway.providers.anthropic import AnthropicProvider
 from tests.fakes import FakeAnthropic
 from tests.providers.contract import CALL, ProviderContract
-from tests.providers.samples import PNG, WEATHER, assemble, hello, json_request, tool_round_trip, with_images
+from tests.providers.samples import (
+    PNG,
+    WEATHER,
+    assemble,
+    hello,
+    json_request,
+    scattered_system_and_repeated_roles,
+    tool_round_trip,
+    with_images,
+)
 
 
 class TestAnthropicContract(ProviderContract):
@@ -65,17 +73,7 @@ async def test_configured_api_version_header(fake_anthropic: FakeAnthropic) -> N
 async def test_system_messages_hoisted_and_same_roles_merged(
     fake_anthropic: FakeAnthropic, anthropic: AnthropicProvider
 ) -> None:
-    request = ChatRequest(
-        model="m",
-        messages=[
-            Message(role="system", content="Rule one."),
-            Message(role="user", content="First."),
-            Message(role="user", content="Second."),
-            Message(role="system", content="Rule two."),
-            Message(role="assistant", content="Ok."),
-            Message(role="user", content="Third."),
-        ],
-    )
+    request = scattered_system_and_repeated_roles()
     await anthropic.chat(request, fake_anthropic.model_config(), CALL)
     body = fake_anthropic.requests[0].body
     assert body["system"] == "Rule one.\n\nRule two."

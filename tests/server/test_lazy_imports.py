@@ -19,6 +19,8 @@ OPTIONAL = (
     "psycopg",
     "opentelemetry.exporter",  # OTLP tracing
     "gateway.observe.span_sinks",
+    "botocore",  # a bedrock provider: AWS credentials, SigV4, event-stream
+    "gateway.providers.bedrock",
     "jinja2",  # the console, on the HTTP front door only
     "fpdf",  # compliance reports as PDF
 )
@@ -76,3 +78,11 @@ def test_a_plain_config_imports_none_of_the_optional_parts(tmp_path: Path) -> No
 )
 def test_what_a_config_uses_is_imported(tmp_path: Path, extra: str, expected: set[str]) -> None:
     assert _imported(tmp_path, BASE + extra) == expected
+
+
+def test_a_bedrock_provider_imports_botocore(tmp_path: Path) -> None:
+    config = """
+providers: [{name: sim, type: simulated}, {name: aws, type: bedrock, region: us-east-1}]
+models: [{name: fast, provider: sim, tokenizer: o200k_base}, {name: claude, provider: aws}]
+"""
+    assert _imported(tmp_path, config) == {"botocore", "gateway.providers.bedrock"}

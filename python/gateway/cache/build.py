@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.cache.backends import CacheBackend
 from gateway.cache.backends.memory import MemoryBackend
-from gateway.cache.semantic_index import Candidate
+from gateway.cache.semantic_index import Candidate, SnapshotFolder
 from gateway.cache.service import ResponseCache, Verify
 from gateway.config.cache import EmbeddingConfig
 from gateway.config.schema import GatewayConfig
@@ -25,13 +26,17 @@ if TYPE_CHECKING:
     from gateway.cache.service import Vector
 
 
-def build_cache(config: GatewayConfig, metrics: GatewayMetrics | None) -> ResponseCache:
-    """Always built: a request may turn caching on (CacheControl) where the config leaves it off."""
+def build_cache(
+    config: GatewayConfig, metrics: GatewayMetrics | None, *, state_dir: Path | None = None
+) -> ResponseCache:
+    """Always built: a request may turn caching on (CacheControl) where the config leaves it off. With redis and a
+    `state_dir`, the processes using that folder share one semantic index there (semantic_index.SnapshotFolder)."""
     settings = config.cache
     policies = {m.name: m.cache for m in config.models if m.cache is not None}
     policies.update({r.name: r.cache for r in config.routes if r.cache is not None})
     backend: CacheBackend
     feed = None
+    snapshots = None
     if settings.backend == "redis":
         from gateway.cache.backends.redis import RedisBackend
 
@@ -41,6 +46,8 @@ def build_cache(config: GatewayConfig, metrics: GatewayMetrics | None) -> Respon
             timeout_s=settings.redis_timeout_s,
             feed_length=settings.max_semantic_entries,
         )
+        if state_dir is not None:
+            snapshots = SnapshotFolder(state_dir / "semantic")
     else:
         backend = MemoryBackend(settings.max_bytes)
     cache = ResponseCache(
@@ -51,6 +58,7 @@ def build_cache(config: GatewayConfig, metrics: GatewayMetrics | None) -> Respon
         verify=verify_when_needed(settings.similarity_threshold, settings.semantic_candidates),
         metrics=metrics,
         feed=feed,
+        snapshots=snapshots,
     )
     if isinstance(backend, MemoryBackend):
         backend.on_evict = cache.forget

@@ -1,9 +1,14 @@
 """The response cache as the pipeline sees it: decide what a call may do with the cache, look up, store, purge.
 
 Exact lookups are one backend read keyed by the request's fingerprint. Semantic lookups embed the last user turn
-(only for calls that may use the semantic cache, and only after an exact miss), search this process's index within
-the request's context, and serve a candidate only when the verify stage finds that both prompts ask for the same
-thing: a similarity threshold alone serves wrong answers to near-misses ("5 km to miles" / "5 miles to km").
+(only for calls that may use the semantic cache, and only after an exact miss), search the semantic index within the
+request's context, and serve a candidate only when the verify stage finds that both prompts ask for the same thing: a
+similarity threshold alone serves wrong answers to near-misses ("5 km to miles" / "5 miles to km").
+
+With Redis, every gateway publishes its semantic entries to a feed that the others follow into their index. The
+processes sharing a state folder also share the index itself (SnapshotFolder): one writes a snapshot of it there, the
+others map it, and each keeps in its own layer only what arrived since; a process starting maps the newest snapshot
+and follows the feed from the position it covers.
 
 A backend that fails or is slow never fails a call: the call goes on without the cache, the failure is logged and
 counted, and the cache stays off for `retry_after_s` before it is tried again.
@@ -23,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 from gateway.cache.backends import BackendUnavailable, CacheBackend, PurgeFilter, SharedVector, VectorFeed
 from gateway.cache.entries import CacheEntry, CacheInfo, EntryKey
 from gateway.cache.keys import Fingerprint, embedding_ids, fingerprint
-from gateway.cache.semantic_index import Candidate, SemanticIndex
+from gateway.cache.semantic_index import Candidate, SemanticIndex, Snapshot, SnapshotFolder
 from gateway.chat import CacheControl, CacheMode, ChatRequest, ChatResult, Usage
 from gateway.config.cache import CacheConfig, CachePolicyConfig
 from gateway.embeddings import EmbedRequest
@@ -145,7 +150,10 @@ class ResponseCache:
         metrics: GatewayMetrics | None = None,
         clock: Callable[[], float] = time.time,
         feed: VectorFeed | None = None,
+        snapshots: SnapshotFolder | None = None,
     ) -> None:
+        """`snapshots`: where the processes of this machine share the semantic index (only with a `feed`: without
+        one, each process's entries are its own)."""
         self._config = config
         self._max_classification = Classification.parse(config.max_classification)
         self._policies = policies
@@ -161,6 +169,8 @@ class ResponseCache:
         self._feed = feed
         self._origin = secrets.token_hex(8)
         self._following: asyncio.Task[None] | None = None
+        self._snapshots = snapshots if feed is not None else None
+        self._snapshotting: asyncio.Task[None] | None = None
         self._in_flight: dict[str, asyncio.Future[None]] = {}
         """Exact ids some call is asking a provider for now, done when it is over."""
         self._health = _Health()
@@ -421,7 +431,8 @@ class ResponseCache:
             bytes=stored.bytes,
             max_bytes=self._backend.max_bytes,
             counts=counts,
-            semantic_entries=self._index.count(team) if self._index is not None else 0,
+            # A scan (of every base payload once per snapshot): off the event loop.
+            semantic_entries=await asyncio.to_thread(self._index.count, team) if self._index is not None else 0,
         )
 
     def release(self, plan: CachePlan) -> None:
@@ -452,10 +463,13 @@ class ResponseCache:
             self._index.forget(key.id)
 
     async def close(self) -> None:
-        if self._following is not None:
-            self._following.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._following
+        for task in (self._following, self._snapshotting):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._snapshots is not None:
+            self._snapshots.close()
         if self._embedder is not None:
             await self._embedder.close()
         await self._backend.close()
@@ -496,7 +510,7 @@ class ResponseCache:
                 self._observe(counts, "semantic", hit=True)
                 return CacheHit(entry, _info(entry, "semantic", chosen.similarity, now))
             # Gone from the backend (expired, evicted, purged elsewhere): the next candidate may still serve.
-            self._index.forget(chosen.key.id)
+            self._index.remove(plan.fingerprint.context, chosen.key.id)
             candidates = [c for c in candidates if c is not chosen]
         return None
 
@@ -542,9 +556,13 @@ class ResponseCache:
             self._count_error("feed")
 
     async def _follow(self, feed: VectorFeed) -> None:
-        """From the oldest entry the feed keeps, then as they come; a backend that fails is retried after
-        retry_after_s, from where the feed was left."""
+        """From the oldest entry the feed keeps (or, with a snapshot, from the position it covers), then as they
+        come; a backend that fails is retried after retry_after_s, from where the feed was left."""
         position = "0"
+        if self._snapshots is not None:
+            snapshot = await self._map_newest()
+            if snapshot is not None and snapshot.label.isascii() and snapshot.label:
+                position = snapshot.label.decode()
         while True:
             try:
                 position, items = await feed.follow(position, block_s=1.0)
@@ -565,6 +583,58 @@ class ResponseCache:
                     index.add(item.context, item.key, item.prompt, vector, item.expires_at)
                 except ValueError as err:  # another version's or a damaged item: skipped, the feed goes on
                     log.warning("skipped an unreadable semantic feed item: %s", err)
+            if self._snapshots is not None:
+                await self._share(position)
+
+    async def _map_newest(self) -> Snapshot | None:
+        """Maps the state folder's snapshot if it is new, as the index's base. A snapshot that cannot be used is
+        logged and skipped: the index goes on with what it has."""
+        snapshots = self._snapshots
+        if snapshots is None or not snapshots.changed():
+            return None
+        snapshot = await asyncio.to_thread(snapshots.open_newest)
+        if snapshot is not None:
+            await self._adopt(snapshot)
+        return snapshot
+
+    async def _adopt(self, snapshot: Snapshot) -> None:
+        try:
+            await asyncio.to_thread(self._semantic_index(snapshot.dim).adopt, snapshot)
+        except ValueError as err:
+            log.warning("semantic index snapshot not used: %s", err)
+
+    async def _share(self, position: str) -> None:
+        """After each read of the feed: map a newer snapshot; if this process holds the folder's lock and one is
+        due, start writing the next (in the background: the feed goes on meanwhile)."""
+        snapshots = self._snapshots
+        if snapshots is None:
+            return
+        try:
+            writing = self._snapshotting is not None and not self._snapshotting.done()
+            if writing:
+                return  # the writer maps what it wrote itself
+            await self._map_newest()
+            index = self._index
+            if index is not None and snapshots.due(self._clock(), index) and snapshots.lead():
+                self._snapshotting = asyncio.get_running_loop().create_task(self._write_snapshot(index, position))
+        except Exception:  # sharing is an optimisation: a failure costs it, never the feed
+            log.exception("semantic index snapshot check failed")
+
+    async def _write_snapshot(self, index: SemanticIndex, position: str) -> None:
+        """Everything up to `position` is in the index (the feed adds what it reads before this starts), so the
+        snapshot covers the feed up to there: a process mapping it follows on from there."""
+        snapshots = self._snapshots
+        if snapshots is None:
+            return
+        index.writing = True
+        try:
+            snapshot = await asyncio.to_thread(snapshots.write, index, position.encode(), self._clock())
+            if snapshot is not None:
+                await self._adopt(snapshot)
+        except Exception:  # a failed write leaves the last snapshot in place; the next one is tried at its time
+            log.exception("semantic index snapshot not written")
+        finally:
+            index.writing = False
 
     # --- health -----------------------------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ class ProviderType(StrEnum):
     OPENAI_COMPATIBLE = "openai_compatible"
     ANTHROPIC = "anthropic"
     GEMINI = "gemini"
+    BEDROCK = "bedrock"
     SIMULATED = "simulated"
 
 
@@ -80,7 +81,16 @@ class ProviderConfig(Strict):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     timeout_s: float = Field(default=600.0, gt=0, description="Upper bound of one upstream call, streaming included.")
     max_connections: int = Field(default=256, ge=1, description="Pooled keep-alive connections to this provider.")
-    region: str | None = Field(default=None, description="Where the provider processes data, e.g. eu; for residency.")
+    region: str | None = Field(
+        default=None,
+        description="Where the provider processes data, e.g. eu; for residency. bedrock: the AWS region called and "
+        "signed for (unset: AWS_REGION, AWS_DEFAULT_REGION or the profile's region), which residency then sees.",
+    )
+    profile: str | None = Field(
+        default=None,
+        description="bedrock: the AWS profile (~/.aws/config, ~/.aws/credentials) to take credentials and region "
+        "from; unset: the standard chain (AWS_PROFILE included).",
+    )
     compliance: frozenset[str] = Field(default_factory=frozenset, description="Labels such as hipaa, gdpr.")
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
 
@@ -91,11 +101,25 @@ class ProviderConfig(Strict):
             raise ValueError(f"provider type {self.type.value} needs base_url")
         if self.type is ProviderType.AZURE_OPENAI and not self.api_version:
             raise ValueError("provider type azure_openai needs api_version (e.g. 2024-10-21)")
+        if self.type is ProviderType.BEDROCK and self.api_key_env:
+            raise ValueError(
+                "provider type bedrock signs requests with AWS credentials (the standard chain, or `profile`); "
+                "remove api_key_env"
+            )
+        if self.profile is not None and self.type is not ProviderType.BEDROCK:
+            raise ValueError("profile is for provider type bedrock only")
         return self
 
     @property
     def url(self) -> str:
-        return (self.base_url or DEFAULT_BASE_URLS.get(self.type, "")).rstrip("/")
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        if self.type is ProviderType.BEDROCK and self.region:
+            # The public endpoint of the region (China's partition has its own domain); VPC or FIPS endpoints go in
+            # base_url.
+            domain = "amazonaws.com.cn" if self.region.startswith("cn-") else "amazonaws.com"
+            return f"https://bedrock-runtime.{self.region}.{domain}"
+        return DEFAULT_BASE_URLS.get(self.type, "")
 
     def api_key(self) -> SecretStr | None:
         """The key from the environment, read when the provider is built; SecretStr keeps it out of reprs and logs."""
@@ -122,6 +146,7 @@ EMBEDDING_PROVIDERS = frozenset(
         ProviderType.AZURE_OPENAI,
         ProviderType.OPENAI_COMPATIBLE,
         ProviderType.GEMINI,
+        ProviderType.BEDROCK,
         ProviderType.SIMULATED,
     }
 )

@@ -67,6 +67,7 @@ def request_from_audit(record: AuditRecord, *, model: str, overrides: dict[str, 
             content=m.get("content", ""),
             name=m.get("name", ""),
             tool_call_id=m.get("tool_call_id", ""),
+            untrusted=m.get("untrusted", False),
             tool_calls=tuple(
                 ToolCall(t.get("id", ""), t["name"], t.get("arguments", "")) for t in m.get("tool_calls", ())
             ),

@@ -80,5 +80,13 @@ def allowed_targets(
 
 
 def action_records(actions: tuple[GuardrailAction, ...]) -> list[dict[str, object]]:
-    """Actions as audit-record entries: type, kind, action, count; never a value."""
-    return [{"type": a.check, "kind": a.entity, "action": a.action, "count": a.count} for a in actions]
+    """Actions as audit-record entries: type, kind, action, count, and the score of a scoring check with the model
+    that gave it; never a value."""
+    records: list[dict[str, object]] = []
+    for a in actions:
+        record: dict[str, object] = {"type": a.check, "kind": a.entity, "action": a.action, "count": a.count}
+        if a.score is not None:
+            record["score"] = round(a.score, 4)
+            record["model"] = a.model
+        records.append(record)
+    return records

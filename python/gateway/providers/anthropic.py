@@ -33,6 +33,7 @@ from gateway.providers.http import (
     error_for_status,
     parse_retry_after,
 )
+from gateway.providers.json_mode import json_instruction
 from gateway.providers.media import inline_image
 
 DEFAULT_VERSION = "2023-06-01"
@@ -60,16 +61,6 @@ ERROR_STATUS = {
     "timeout_error": 504,
     "overloaded_error": 529,
 }
-
-
-def _json_instruction(request: ChatRequest) -> str:
-    fmt = request.response_format
-    if fmt is None or fmt.kind == "text":
-        return ""
-    if fmt.kind == "json_schema" and fmt.schema is not None:
-        schema = orjson.dumps(fmt.schema).decode()
-        return f"Respond with a single JSON value that conforms to this JSON Schema, and nothing else:\n{schema}"
-    return "Respond with a single JSON object, and nothing else."
 
 
 def _content_blocks(message: Message) -> list[dict[str, Any]]:
@@ -201,7 +192,7 @@ class AnthropicStreamDecoder(StreamDecoder):
 class AnthropicProvider(HttpProvider):
     def build_request(self, request: ChatRequest, model: ModelConfig, *, stream: bool) -> UpstreamRequest:
         system, messages = anthropic_messages(request.messages)
-        instruction = _json_instruction(request)
+        instruction = json_instruction(request)
         if instruction:
             system = f"{system}\n\n{instruction}" if system else instruction
         body: dict[str, Any] = {

@@ -5,8 +5,8 @@ streamed) back into domain objects, mapping the provider's failures to ProviderE
 
 Embeddings are the same contract on a smaller surface: `embed` takes at most `embed_batch` inputs (the pipeline splits
 larger requests and puts the vectors back in order) and returns one vector per input. An adapter for another
-embedding API (Bedrock's Titan or Cohere models, say) sets `embed_batch` to what one upstream request may carry and
-implements `embed`; nothing else changes.
+embedding API sets `embed_batch` to what one upstream request may carry (`embed_batch_for` when that depends on the
+model, as with Bedrock's Titan and Cohere models) and implements `embed`; nothing else changes.
 """
 
 from __future__ import annotations
@@ -54,8 +54,13 @@ class Provider(ABC):
         """The answer as it arrives, never buffered whole. Closing the iterator early cancels the upstream request.
         Raises ProviderError, also mid-stream (e.g. a dropped connection)."""
 
+    def embed_batch_for(self, model: ModelConfig) -> int:
+        """Inputs one upstream embedding request to `model` may carry: `embed_batch`, unless the model's API takes
+        fewer."""
+        return self.embed_batch
+
     async def embed(self, request: EmbedRequest, model: ModelConfig, call: UpstreamCall) -> EmbedResult:
-        """One vector per input of `request` (at most `embed_batch` of them), in order. Raises ProviderError."""
+        """One vector per input of `request` (at most `embed_batch_for(model)`), in order. Raises ProviderError."""
         raise ProviderError(
             f"provider {self.name!r} serves no embeddings",
             provider=self.name,

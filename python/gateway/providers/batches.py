@@ -16,8 +16,8 @@ limit (or a deployment's quota) on one caller's burst."""
 
 
 def batch_size(provider: Provider, model: ModelConfig) -> int:
-    """Inputs per upstream request: the model's max_batch_inputs, within the provider's own limit."""
-    limit = provider.embed_batch
+    """Inputs per upstream request: the model's max_batch_inputs, within the provider's own limit for the model."""
+    limit = provider.embed_batch_for(model)
     return min(model.max_batch_inputs, limit) if model.max_batch_inputs is not None and limit else limit
 
 

@@ -13,9 +13,9 @@ import io
 import re
 import time
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import aiohttp
 import orjson
@@ -32,10 +32,24 @@ from gateway.providers.base import Provider, UpstreamCall
 
 
 class SSEEvent(NamedTuple):
+    """One named event of a stream: an SSE event, or a message of another framing that has a name and a text payload
+    (AWS event-stream: `:event-type` and the payload)."""
+
     event: str
     """The `event:` name; "message" when the server sent none (the SSE default)."""
     data: str
     """The `data:` lines joined with newlines."""
+
+
+class StreamParser(Protocol):
+    """A stream's framing: bytes in as they arrive (split anywhere), complete events out. Raises ValueError when the
+    framing itself is broken (the provider's answer is then malformed)."""
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]: ...
+
+    def flush(self) -> list[SSEEvent]:
+        """At end of stream: what is left, if the framing allows an unterminated last event."""
+        ...
 
 
 class SSEParser:
@@ -274,14 +288,19 @@ def loads(raw: bytes | str, provider: str) -> Any:
 class UpstreamRequest:
     """What an adapter sends: the URL, its own headers (auth, versions) and the JSON body."""
 
-    url: str
+    url: str | URL
+    """A str is normalised by yarl (which decodes %3A and the like in the path); a URL built with encoded=True is
+    sent byte for byte, as a signature over the path needs."""
     headers: dict[str, str]
     body: dict[str, Any]
     params: dict[str, str] = field(default_factory=dict)
+    sign: Callable[[bytes], Mapping[str, str]] | None = None
+    """Headers proving who sent the request, computed over the exact body bytes sent (AWS SigV4); None for
+    providers authenticated by a key in a header."""
 
 
 class StreamDecoder:
-    """Turns one stream's SSE events into deltas; stateful, one per stream.
+    """Turns one stream's events (SSE, or another framing's, see StreamParser) into deltas; stateful, one per stream.
 
     `on_event` raises ProviderError for in-stream error events. `finish` is called at the end of the body: it returns
     the last deltas, or raises UPSTREAM_DISCONNECTED when the stream ended before the provider said it was complete.
@@ -298,6 +317,9 @@ class StreamDecoder:
 
 class HttpProvider(Provider):
     """A provider reached over HTTP. Subclasses define the wire format; this class owns the connection pool."""
+
+    request_id_header: ClassVar[str] = ""
+    """The response header naming the answer, for providers whose body does not (ChatResult.upstream_id)."""
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
@@ -320,6 +342,10 @@ class HttpProvider(Provider):
     @abstractmethod
     def stream_decoder(self, request: ChatRequest, model: ModelConfig) -> StreamDecoder:
         """A fresh decoder for one stream."""
+
+    def stream_parser(self) -> StreamParser:
+        """A fresh parser of one stream's framing: server-sent events unless the adapter says otherwise."""
+        return SSEParser()
 
     def build_embed_request(self, request: EmbedRequest, model: ModelConfig) -> UpstreamRequest:
         """The provider's HTTP request for a batch of embedding inputs (adapters with `embed_batch` > 0)."""
@@ -436,6 +462,8 @@ class HttpProvider(Provider):
         base = self._base_headers | call.headers if call.headers else self._base_headers
         headers = base | upstream.headers
         raw = orjson.dumps(upstream.body)
+        if upstream.sign is not None:
+            headers.update(upstream.sign(raw))
         # aiohttp warns about (and writes in one go) raw bytes over 1 MiB; a stream object is written in parts.
         data: bytes | io.BytesIO = io.BytesIO(raw) if len(raw) > LARGE_BODY else raw
         try:
@@ -459,8 +487,8 @@ class HttpProvider(Provider):
             raise self.map_error(response.status, response.headers, body)
         return response
 
-    async def _whole(self, upstream: UpstreamRequest, call: UpstreamCall) -> Any:
-        """The parsed JSON body of a non-streamed answer."""
+    async def _whole(self, upstream: UpstreamRequest, call: UpstreamCall) -> tuple[Any, Mapping[str, str]]:
+        """The parsed JSON body of a non-streamed answer, and the answer's headers."""
         response = await self._send(upstream, call)
         try:
             body = await response.read()
@@ -468,15 +496,19 @@ class HttpProvider(Provider):
             raise self._transport_error(exc, started=True) from None
         finally:
             response.release()
-        return loads(body, self.name)
+        return loads(body, self.name), response.headers
 
     async def chat(self, request: ChatRequest, model: ModelConfig, call: UpstreamCall) -> ChatResult:
-        return self._parse(await self._whole(self.build_request(request, model, stream=False), call), model)
+        payload, headers = await self._whole(self.build_request(request, model, stream=False), call)
+        result = self._parse(payload, model)
+        if self.request_id_header and not result.upstream_id:
+            result.upstream_id = headers.get(self.request_id_header, "")
+        return result
 
     async def embed(self, request: EmbedRequest, model: ModelConfig, call: UpstreamCall) -> EmbedResult:
         if not self.embed_batch:
             return await super().embed(request, model, call)
-        payload = await self._whole(self.build_embed_request(request, model), call)
+        payload, _ = await self._whole(self.build_embed_request(request, model), call)
         try:
             result = self.parse_embed_response(payload, model)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
@@ -507,7 +539,7 @@ class HttpProvider(Provider):
         if upstream is None:
             upstream = self.build_request(request, model, stream=True)
         decoder = self.stream_decoder(request, model)
-        parser = SSEParser()
+        parser = self.stream_parser()
         upstream.headers.setdefault("accept", "text/event-stream")
         response = await self._send(upstream, call)
         del upstream  # the request body (the prompt's structure) need not stay as long as the answer
@@ -528,7 +560,11 @@ class HttpProvider(Provider):
                     raise self._transport_error(exc, started=True) from None
                 if not chunk:
                     break
-                for event in parser.feed(chunk):
+                try:
+                    events = parser.feed(chunk)
+                except ValueError as exc:
+                    raise malformed(self.name, f"broken stream framing ({exc})") from None
+                for event in events:
                     for delta in self._decode(decoder, event):
                         yield delta
             if decoder.done:

@@ -13,6 +13,14 @@ from gateway.providers.openai import OpenAIProvider
 from gateway.providers.openai_compatible import OpenAICompatibleProvider
 from gateway.providers.simulated import SimulatedProvider
 
+
+def _bedrock(config: ProviderConfig) -> Provider:
+    # Imported when a bedrock provider is configured: botocore costs ~0.3 s and several MB that others never use.
+    from gateway.providers.bedrock import BedrockProvider
+
+    return BedrockProvider(config)
+
+
 ADAPTERS: dict[ProviderType, Callable[[ProviderConfig], Provider]] = {
     ProviderType.SIMULATED: SimulatedProvider,
     ProviderType.OPENAI: OpenAIProvider,
@@ -20,6 +28,7 @@ ADAPTERS: dict[ProviderType, Callable[[ProviderConfig], Provider]] = {
     ProviderType.OPENAI_COMPATIBLE: OpenAICompatibleProvider,
     ProviderType.ANTHROPIC: AnthropicProvider,
     ProviderType.GEMINI: GeminiProvider,
+    ProviderType.BEDROCK: _bedrock,
 }
 
 

@@ -310,7 +310,7 @@ async def build_gateway(
         if drift is not None and worker is not None
         else None
     )
-    cache = build_cache(config, observed)
+    cache = build_cache(config, observed, state_dir=state_dir)
     shared: RedisState | None = None
     if config.state.redis_url:
         from gateway.state.redis import RedisState

@@ -162,7 +162,7 @@ def _message_from_proto(msg: pb.Message, index: int) -> Message:
         content = msg.content
         if not content:
             raise InvalidRequest(f"messages[{index}] is empty: set content or parts", reason="EMPTY_MESSAGE")
-        return Message(role, content, name=msg.name)  # type: ignore[arg-type]
+        return Message(role, content, name=msg.name, untrusted=msg.untrusted)  # type: ignore[arg-type]
     parts: tuple[ContentPart, ...] = tuple(_part(p, index, j) for j, p in enumerate(msg.parts)) if msg.parts else ()
     tool_calls = tuple(ToolCall(c.id, c.name, c.arguments_json) for c in msg.tool_calls) if msg.tool_calls else ()
     if tool_calls and msg.role != "assistant":
@@ -171,7 +171,15 @@ def _message_from_proto(msg: pb.Message, index: int) -> Message:
         raise InvalidRequest(f"messages[{index}]: a tool message needs tool_call_id (the call it answers)")
     if not (msg.content or parts or tool_calls):
         raise InvalidRequest(f"messages[{index}] is empty: set content or parts", reason="EMPTY_MESSAGE")
-    return Message(msg.role, msg.content, parts, tool_calls, msg.tool_call_id, msg.name)  # type: ignore[arg-type]
+    return Message(
+        msg.role,  # type: ignore[arg-type]
+        msg.content,
+        parts,
+        tool_calls,
+        msg.tool_call_id,
+        msg.name,
+        untrusted=msg.untrusted,
+    )
 
 
 def _part(part: pb.ContentPart, index: int, j: int) -> ContentPart:
@@ -292,7 +300,17 @@ def route_to_proto(plan: RoutePlan, attempts: list[Attempt]) -> pb.RouteInfo:
 
 
 def guardrails_to_proto(actions: list[dict[str, Any]]) -> list[pb.GuardrailAction]:
-    return [pb.GuardrailAction(type=a["type"], kind=a["kind"], action=a["action"], count=a["count"]) for a in actions]
+    return [
+        pb.GuardrailAction(
+            type=a["type"],
+            kind=a["kind"],
+            action=a["action"],
+            count=a["count"],
+            score=a.get("score", 0.0),
+            model=a.get("model", ""),
+        )
+        for a in actions
+    ]
 
 
 def delta_tool_calls_to_proto(delta: ChatDelta) -> list[pb.ToolCallDelta]:

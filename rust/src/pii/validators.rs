@@ -429,10 +429,8 @@ pub(super) fn validate_iban(t: &[u8], s: usize, e: usize) -> Option<ByteMatch> {
 }
 
 pub(super) fn validate_ipv4(t: &[u8], s: usize, e: usize) -> Option<ByteMatch> {
+    // right_ok also refuses a fifth part: a '.' followed by a digit continues the number.
     if !left_ok(t, s, b".-") || !right_ok(t, e, b".-") {
-        return None;
-    }
-    if e < t.len() && t[e] == b'.' && e + 1 < t.len() && t[e + 1].is_ascii_digit() {
         return None;
     }
     for part in t[s..e].split(|&b| b == b'.') {
@@ -475,9 +473,9 @@ pub(super) fn validate_ipv6(t: &[u8], s: usize, mut e: usize) -> Option<ByteMatc
     } else {
         e
     };
-    let has_hex = t[s..e].iter().any(u8::is_ascii_hexdigit);
-    let compressed_or_full = memchr::memmem::find(&t[s..e], b"::").is_some() || colons >= 7;
-    if !has_hex || !compressed_or_full || e - s < 3 {
+    // "::", the unspecified address, is punctuation: every other form std parses is an address, the uncompressed
+    // IPv4-mapped one ("0:0:0:0:0:ffff:1.2.3.4") included.
+    if &t[s..e] == b"::" {
         return None;
     }
     Some(ByteMatch {
@@ -521,6 +519,467 @@ pub(super) fn validate_date(t: &[u8], s: usize, e: usize) -> Option<ByteMatch> {
 mod tests {
     use super::super::test_support::{none, one};
     use super::*;
+
+    /// `digits` padded with zeros to `len`.
+    fn padded(digits: &str, len: usize) -> Vec<u8> {
+        format!("{digits:0<len$}").into_bytes()
+    }
+
+    #[test]
+    fn luhn_and_number_helpers() {
+        for ok in ["79927398713", "4111111111111111", "378282246310005", "0"] {
+            assert!(luhn(ok.as_bytes()), "{ok}");
+        }
+        for bad in ["79927398710", "4111111111111112", "378282246310006", "1"] {
+            assert!(!luhn(bad.as_bytes()), "{bad}");
+        }
+        assert_eq!(num(b"0"), 0);
+        assert_eq!(num(b"2720"), 2720);
+        assert_eq!(
+            num(b"99999999999999"),
+            u32::MAX,
+            "saturates instead of overflowing"
+        );
+    }
+
+    #[test]
+    fn card_issuer_prefixes_and_lengths() {
+        let ok = |digits: &str, len: usize| card_prefix_ok(&padded(digits, len));
+        // Visa: 13, 16 or 19 digits.
+        assert!(ok("4", 13) && ok("4", 16) && ok("4", 19));
+        assert!(!ok("4", 14) && !ok("4", 15) && !ok("4", 17) && !ok("4", 18));
+        // Mastercard 51-55 with 16 digits; 50 and 56-58 are Maestro, any length.
+        assert!(ok("51", 16) && ok("55", 16) && !ok("51", 15) && !ok("55", 17));
+        assert!(ok("50", 13) && ok("56", 19) && ok("58", 12) && !ok("59", 16));
+        // Mastercard 2-series 2221-2720, 16 digits.
+        assert!(ok("2221", 16) && ok("2720", 16));
+        assert!(!ok("2220", 16) && !ok("2721", 16) && !ok("2221", 15));
+        // Amex 34 and 37 with 15 digits; JCB 3528-3589 with 16 or more; Diners 300-305, 36, 38, 39 with 14 or more.
+        assert!(ok("34", 15) && ok("37", 15) && !ok("34", 16) && !ok("37", 14) && !ok("35", 15));
+        assert!(
+            ok("3528", 16)
+                && ok("3589", 19)
+                && !ok("3527", 16)
+                && !ok("3590", 16)
+                && !ok("3528", 15)
+        );
+        assert!(ok("300", 14) && ok("305", 14) && ok("36", 14) && ok("38", 14) && ok("39", 16));
+        assert!(!ok("306", 14) && !ok("36", 13) && !ok("33", 14));
+        // The 6 range (Discover, UnionPay, Maestro) and nothing else.
+        assert!(ok("6", 16) && ok("62", 19));
+        for first in ["0", "1", "7", "8", "9"] {
+            assert!(!ok(first, 16), "{first}");
+        }
+    }
+
+    #[test]
+    fn ssn_rules() {
+        let ok = |d: &str| ssn_ok(d.as_bytes());
+        assert!(ok("001010001") && ok("665123456") && ok("667123456") && ok("899991234"));
+        for bad in [
+            "000123456",
+            "666123456",
+            "900123456",
+            "999123456",
+            "123001234",
+            "123450000",
+        ] {
+            assert!(!ok(bad), "{bad}");
+        }
+        for voided in ["078051120", "219099999", "123456789"] {
+            assert!(!ok(voided), "{voided}");
+        }
+    }
+
+    #[test]
+    fn iban_checksum_and_lengths() {
+        assert!(iban_mod97(b"GB82WEST12345698765432"));
+        assert!(iban_mod97(b"DE89370400440532013000"));
+        assert!(iban_mod97(b"NO9386011117947"));
+        assert!(!iban_mod97(b"GB82WEST12345698765433"));
+        assert!(!iban_mod97(b"GB83WEST12345698765432"));
+        assert!(
+            !iban_mod97(b"GB82WEXT12345698765432"),
+            "a letter counts by its own value"
+        );
+        // Seven letters in a row: the remainder must be taken after every letter, not only after digits.
+        assert!(iban_mod97(b"MT84MALT011000012345MTLCAST001S"));
+        assert!(!iban_mod97(b"MT84MALT011000012345MTLCAST001T"));
+        assert_eq!(iban_length(b"DE"), Some(22));
+        assert_eq!(iban_length(b"NO"), Some(15));
+        assert_eq!(iban_length(b"LC"), Some(32));
+        assert_eq!(iban_length(b"US"), None);
+    }
+
+    #[test]
+    fn calendar() {
+        assert_eq!(days_in_month(2023, 1), 31);
+        assert_eq!(days_in_month(2023, 4), 30);
+        assert_eq!(days_in_month(2023, 12), 31);
+        assert_eq!(days_in_month(2023, 2), 28);
+        assert_eq!(days_in_month(2024, 2), 29);
+        assert_eq!(days_in_month(1900, 2), 28, "a century is not a leap year");
+        assert_eq!(days_in_month(2000, 2), 29, "every fourth century is");
+        assert_eq!(days_in_month(2023, 13), 0);
+        assert!(date_ok(2024, 2, 29) && date_ok(2023, 12, 31) && date_ok(2023, 1, 1));
+        assert!(
+            !date_ok(2023, 2, 29)
+                && !date_ok(2023, 0, 1)
+                && !date_ok(2023, 13, 1)
+                && !date_ok(2023, 1, 0)
+        );
+        let year = current_year();
+        assert!((2025..2100).contains(&year), "{year}");
+    }
+
+    #[test]
+    fn month_names() {
+        assert_eq!(month_number(b"jan"), Some(1));
+        assert_eq!(month_number(b"January"), Some(1));
+        assert_eq!(month_number(b"Sept."), Some(9));
+        assert_eq!(month_number(b"sep"), Some(9));
+        assert_eq!(month_number(b"DEC"), Some(12));
+        assert_eq!(month_number(b"ju"), None);
+        assert_eq!(month_number(b"julys"), None);
+        assert_eq!(month_number(b"octo"), None);
+    }
+
+    #[test]
+    fn date_forms() {
+        let date = |s: &str| parse_date(s.as_bytes());
+        assert_eq!(date("1990-02-28"), Some((1990, 2, 28)));
+        assert_eq!(date("1990/2/3"), Some((1990, 2, 3)));
+        assert_eq!(date("1990-02-30"), None);
+        assert_eq!(date("1990-02/28"), None, "the separators must agree");
+        // Month first when both readings are dates, day first when only that one is.
+        assert_eq!(date("12/05/1990"), Some((1990, 12, 5)));
+        assert_eq!(date("25.12.1990"), Some((1990, 12, 25)));
+        assert_eq!(date("25/13/1990"), None);
+        // Two-digit years only with slashes: past years of this century, else the last century.
+        assert_eq!(date("5/6/85"), Some((1985, 5, 6)));
+        assert_eq!(date("5/6/05"), Some((2005, 5, 6)));
+        let next = (current_year() + 1) % 100;
+        assert_eq!(
+            date(&format!("5/6/{next:02}")),
+            Some((1900 + next, 5, 6)),
+            "next year's two digits read as last century"
+        );
+        assert_eq!(date("5-6-85"), None);
+        assert_eq!(date("12/05/1990 7"), None, "exactly three numbers");
+        assert_eq!(date("/05/1990"), None);
+        assert_eq!(
+            date("3 March"),
+            None,
+            "a month name needs a year after the day"
+        );
+        assert_eq!(date("5/6/985"), None);
+        assert_eq!(date("1/2/3/4"), None);
+        // Month names, with ordinals and "of".
+        assert_eq!(date("March 3, 1985"), Some((1985, 3, 3)));
+        assert_eq!(date("3rd of March, 1985"), Some((1985, 3, 3)));
+        assert_eq!(date("31st Dec 1999"), Some((1999, 12, 31)));
+        assert_eq!(date("February 30, 1985"), None);
+        assert_eq!(date("March 3, 85"), None);
+        assert_eq!(date("Smarch 3, 1985"), None);
+    }
+
+    proptest::proptest! {
+        /// The date parser answers any text of the date pattern's alphabet, never panics on it.
+        #[test]
+        fn parse_date_is_total(text in "[0-9A-Za-z ,./-]{0,24}") {
+            let _ = parse_date(text.as_bytes());
+        }
+    }
+
+    #[test]
+    fn tokens_look_random_with_digits_and_both_cases() {
+        assert!(looks_random(b"aB3"));
+        assert!(!looks_random(b"ab3") && !looks_random(b"AB3") && !looks_random(b"aBc"));
+    }
+
+    #[test]
+    fn boundaries() {
+        let t = b"x 1234 y-1234-z 1234";
+        assert!(left_ok(t, 2, b"-") && right_ok(t, 6, b"-"));
+        assert!(left_ok(t, 0, b"") && right_ok(t, t.len(), b""));
+        assert!(!left_ok(t, 3, b"") && !right_ok(t, 5, b""), "inside a word");
+        // A continuation character glued to a word continues it: "y-1234" and "1234-z".
+        assert!(!left_ok(t, 9, b"-") && !right_ok(t, 13, b"-"));
+        assert!(
+            left_ok(t, 9, b"") && right_ok(t, 13, b""),
+            "unless it is not one"
+        );
+        assert!(left_ok(b"-1234", 1, b"-"), "at the start of the text");
+        assert!(right_ok(b"1234-", 4, b"-"), "at the end of the text");
+        assert!(left_ok(b" -1234", 2, b"-") && right_ok(b"1234- ", 4, b"-"));
+    }
+
+    /// `validate` run on `item` where it first occurs in `text`: the text and score of what it keeps.
+    fn check(
+        validate: fn(&[u8], usize, usize) -> Option<ByteMatch>,
+        text: &str,
+        item: &str,
+    ) -> Option<(String, f32)> {
+        let s = text.find(item).expect("item in text");
+        validate(text.as_bytes(), s, s + item.len())
+            .map(|m| (text[m.start..m.end].to_owned(), m.score))
+    }
+
+    fn kept(
+        validate: fn(&[u8], usize, usize) -> Option<ByteMatch>,
+        text: &str,
+        item: &str,
+    ) -> String {
+        check(validate, text, item)
+            .map(|(t, _)| t)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn email_spans() {
+        assert_eq!(
+            check(
+                validate_email,
+                "mail jane@example.com now",
+                "jane@example.com"
+            ),
+            Some(("jane@example.com".to_owned(), 0.9))
+        );
+        // The ASCII pattern stops at a non-ASCII letter: the span grows back over the whole local part.
+        let text = "to a_b.jöhn@example.com";
+        assert_eq!(
+            kept(validate_email, text, "hn@example.com"),
+            "a_b.jöhn@example.com"
+        );
+        assert_eq!(
+            kept(validate_email, "x .jane@example.com", ".jane@example.com"),
+            "jane@example.com"
+        );
+        assert_eq!(
+            kept(
+                validate_email,
+                "x -+%jane@example.com",
+                "-+%jane@example.com"
+            ),
+            "jane@example.com"
+        );
+        for bad in ["jane.@example.com", "ja..ne@example.com"] {
+            assert_eq!(check(validate_email, bad, bad), None, "{bad}");
+        }
+        assert_eq!(
+            check(validate_email, "jane@example.com@x", "jane@example.com"),
+            None
+        );
+        assert_eq!(
+            check(validate_email, "jane@example.comx", "jane@example.com"),
+            None
+        );
+        assert_eq!(
+            check(validate_email, "jane@example.com.", "jane@example.com").map(|m| m.1),
+            Some(0.9)
+        );
+    }
+
+    #[test]
+    fn card_spans() {
+        // 19 digits (Visa, UnionPay) is a card length too.
+        assert_eq!(
+            check(
+                validate_card,
+                "card 4111111111111111110 ok",
+                "4111111111111111110"
+            ),
+            Some(("4111111111111111110".to_owned(), 0.6))
+        );
+        assert_eq!(
+            check(validate_card, "4111 1111 1111 1111", "4111 1111 1111 1111").map(|m| m.1),
+            Some(0.8)
+        );
+        assert_eq!(
+            check(validate_card, "4111-1111-1111-1111", "4111-1111-1111-1111").map(|m| m.1),
+            Some(0.8)
+        );
+        assert!(
+            check(validate_card, "4222222222222", "4222222222222").is_some(),
+            "13 digits"
+        );
+        for bad in [
+            "4111 1111-1111 1111",  // mixed separators
+            "41111111111111111103", // 20 digits
+            "411111111116",         // 12 digits
+            "4111111111111112",     // Luhn
+            "9111111111111117",     // no issuer
+            "6666666666666",        // one digit repeated (Luhn-valid, 6 range)
+        ] {
+            assert_eq!(check(validate_card, bad, bad), None, "{bad}");
+        }
+        assert_eq!(
+            check(validate_card, "#4111111111111111", "4111111111111111"),
+            None
+        );
+        assert_eq!(
+            check(validate_card, "x4111111111111111", "4111111111111111"),
+            None
+        );
+        assert_eq!(
+            check(validate_card, "4111111111111111.5", "4111111111111111"),
+            None
+        );
+    }
+
+    #[test]
+    fn ssn_spans() {
+        let score = |text: &str| check(validate_ssn, text, text).map(|m| m.1);
+        assert_eq!(score("536-22-1234"), Some(0.6));
+        assert_eq!(score("536 22 1234"), Some(0.4));
+        assert_eq!(score("536221234"), Some(0.3));
+        assert_eq!(score("666-22-1234"), None);
+        assert_eq!(check(validate_ssn, "x536-22-1234", "536-22-1234"), None);
+        assert_eq!(check(validate_ssn, "536-22-1234-5", "536-22-1234"), None);
+        assert_eq!(check(validate_ssn, "ab-536-22-1234", "536-22-1234"), None);
+    }
+
+    #[test]
+    fn iban_spans() {
+        let iban = "DE89 3704 0044 0532 0130 00";
+        assert_eq!(
+            check(validate_iban, &format!("pay {iban} thanks"), iban),
+            Some((iban.to_owned(), 0.9))
+        );
+        // A regex hit that runs on is cut at the country's length.
+        assert_eq!(
+            kept(
+                validate_iban,
+                &format!("{iban} 1234"),
+                &format!("{iban} 1234")
+            ),
+            iban
+        );
+        assert_eq!(
+            kept(
+                validate_iban,
+                "GB82WEST12345698765432",
+                "GB82WEST12345698765432"
+            ),
+            "GB82WEST12345698765432"
+        );
+        for bad in [
+            "DE89 3704 0044 0532 0130",    // short
+            "DE89 3704 0044 0532 0130 01", // checksum
+            "US12 3456 7890 1234 5678 90", // no IBAN country
+        ] {
+            assert_eq!(check(validate_iban, bad, bad), None, "{bad}");
+        }
+        assert_eq!(
+            check(
+                validate_iban,
+                "xDE89370400440532013000",
+                "DE89370400440532013000"
+            ),
+            None
+        );
+        assert_eq!(
+            check(
+                validate_iban,
+                "DE89370400440532013000X",
+                "DE89370400440532013000X"
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn ipv4_spans() {
+        assert_eq!(
+            check(validate_ipv4, "at 192.168.1.20 now", "192.168.1.20"),
+            Some(("192.168.1.20".to_owned(), 0.6))
+        );
+        for ok in ["0.0.0.0", "255.255.255.255", "10.0.0.5"] {
+            assert!(check(validate_ipv4, ok, ok).is_some(), "{ok}");
+        }
+        for bad in ["256.1.1.1", "1.1.1.256", "01.2.3.4", "1.2.3.04"] {
+            assert_eq!(check(validate_ipv4, bad, bad), None, "{bad}");
+        }
+        assert_eq!(
+            check(validate_ipv4, "1.2.3.4.5", "1.2.3.4"),
+            None,
+            "a fifth part"
+        );
+        assert!(
+            check(validate_ipv4, "at 1.2.3.4. Then", "1.2.3.4").is_some(),
+            "a full stop"
+        );
+        assert_eq!(check(validate_ipv4, "v1.2.3.4", "1.2.3.4"), None);
+        assert_eq!(check(validate_ipv4, "a-1.2.3.4", "1.2.3.4"), None);
+        assert_eq!(check(validate_ipv4, "1.2.3.4-b", "1.2.3.4"), None);
+    }
+
+    #[test]
+    fn ipv6_spans() {
+        let ip = |text: &str| kept(validate_ipv6, text, text);
+        assert_eq!(
+            check(
+                validate_ipv6,
+                "fe80::1ff:fe23:4567:890a",
+                "fe80::1ff:fe23:4567:890a"
+            )
+            .map(|m| m.1),
+            Some(0.7)
+        );
+        assert_eq!(ip("::1"), "::1");
+        assert_eq!(ip("1:2:3:4:5:6:7:8"), "1:2:3:4:5:6:7:8");
+        assert_eq!(ip("::ffff:192.168.1.1"), "::ffff:192.168.1.1");
+        assert_eq!(ip("0:0:0:0:0:ffff:1.2.3.4"), "0:0:0:0:0:ffff:1.2.3.4");
+        assert_eq!(ip("fe80::1:"), "fe80::1", "a trailing colon is punctuation");
+        assert_eq!(ip("::1."), "::1", "so is a trailing full stop");
+        assert_eq!(ip("fe80::1::"), "");
+        assert_eq!(ip("1:2:3"), "", "neither compressed nor full");
+        assert_eq!(ip("::"), "", "no digit");
+        assert_eq!(ip("1:2:3:4:5:6:7:8:9"), "");
+        assert_eq!(ip("::12345"), "", "a group has at most four digits");
+        assert_eq!(kept(validate_ipv6, "x::1", "::1"), "");
+        assert_eq!(kept(validate_ipv6, "1:::1", "::1"), "");
+        assert_eq!(kept(validate_ipv6, "::1x", "::1"), "");
+        assert_eq!(kept(validate_ipv6, "at ::1 now", "::1"), "::1");
+    }
+
+    #[test]
+    fn date_spans() {
+        assert_eq!(
+            check(validate_date, "born 1990-02-28 in", "1990-02-28"),
+            Some(("1990-02-28".to_owned(), 0.35))
+        );
+        assert!(check(validate_date, "1900-01-01", "1900-01-01").is_some());
+        assert_eq!(check(validate_date, "1899-12-31", "1899-12-31"), None);
+        let this_year = format!("{}-01-01", current_year());
+        let next_year = format!("{}-01-01", current_year() + 1);
+        assert!(check(validate_date, &this_year, &this_year).is_some());
+        assert_eq!(check(validate_date, &next_year, &next_year), None);
+        // Part of a timestamp.
+        for text in [
+            "2024-01-15T10:30",
+            "2024-01-15 10:30",
+            "2024-01-15 1:30:00",
+            "2024-01-15T9:05",
+        ] {
+            assert_eq!(check(validate_date, text, "2024-01-15"), None, "{text}");
+        }
+        for text in [
+            "2024-01-15 10 apples",
+            "2024-01-15 at 10:30",
+            "2024-01-15 1:3",
+        ] {
+            assert!(check(validate_date, text, "2024-01-15").is_some(), "{text}");
+        }
+        assert_eq!(
+            check(validate_date, "2024-01-15T1", "2024-01-15"),
+            None,
+            "glued to a word"
+        );
+        assert_eq!(check(validate_date, "x2024-01-15", "2024-01-15"), None);
+        assert_eq!(check(validate_date, "2024-01-15:x", "2024-01-15"), None);
+        assert_eq!(check(validate_date, "1990-02-30", "1990-02-30"), None);
+    }
 
     #[test]
     fn email() {
@@ -581,6 +1040,11 @@ mod tests {
             PiiKind::IpAddress,
         );
         one("loopback ::1 only", "::1", PiiKind::IpAddress);
+        one(
+            "mapped 0:0:0:0:0:ffff:10.0.0.5 here",
+            "0:0:0:0:0:ffff:10.0.0.5",
+            PiiKind::IpAddress,
+        );
         none("upgrade to version 1.2.3.4 today");
         none("see chapter 3.2.1.4 of the manual");
         one("send it to 10.0.0.5 now", "10.0.0.5", PiiKind::IpAddress);

@@ -6,6 +6,7 @@ mod otlp;
 mod patterns;
 mod pii;
 mod ratelimit;
+mod textmodel;
 mod tokens;
 mod vectors;
 
@@ -26,6 +27,7 @@ mod _core {
         super::patterns::register(m)?;
         super::pii::register(m)?;
         super::ratelimit::register(m)?;
+        super::textmodel::register(m)?;
         super::tokens::register(m)?;
         super::vectors::register(m)?;
         Ok(())

@@ -14,6 +14,11 @@ the corpus at 0.90) but serves near misses that swap one noun, which MiniLM scor
 "space complexity", "sun rise" / "sun set", "sort by value" / "sort by key". So it stays off unless a deployment
 prefers recall.
 
+A candidate that no hard rule of verify vetoes (`verify.VETOES`: numbers, units, operators, versions, negation,
+opposites, names, languages, direction, order) is then judged by the learned verdict (pair_model.py), which reads
+the cosine, verify's findings and how the words align: it serves rewordings that share few words, which verify
+alone turns down as added or dropped constraints. `model=None` keeps verify's rules alone.
+
 No I/O: the caller embeds, searches and counts the rejection reasons in its metrics.
 """
 
@@ -22,9 +27,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
-from gateway.cache.semantic.verify import Verdict, compare
+from gateway.cache.semantic.pair_features import pair_features
+from gateway.cache.semantic.pair_model import PairModel, shipped_pair_model
+from gateway.cache.semantic.verify import VETOES, Verdict, compare
 
 DEFAULT_THRESHOLD: Final = 0.80
 DEFAULT_TOP_K: Final = 3
@@ -56,7 +63,8 @@ class Match:
 
 
 class SemanticMatcher:
-    """Picks the first of the `top_k` best candidates whose cosine reaches `threshold` and that verify accepts (or,
+    """Picks the first of the `top_k` best candidates whose cosine reaches `threshold`, that no hard rule vetoes and
+    that the learned verdict accepts: `model`, the shipped one by default (with `model=None`: that verify accepts, or,
     when `rewording_threshold` is set, whose only difference is a rewording and whose cosine reaches it)."""
 
     def __init__(
@@ -64,6 +72,7 @@ class SemanticMatcher:
         threshold: float = DEFAULT_THRESHOLD,
         top_k: int = DEFAULT_TOP_K,
         rewording_threshold: float | None = None,
+        model: PairModel | Literal["shipped"] | None = "shipped",
     ) -> None:
         if not -1.0 <= threshold <= 1.0:
             raise ValueError(f"threshold is a cosine, within [-1, 1]; got {threshold}")
@@ -74,12 +83,20 @@ class SemanticMatcher:
         self.threshold = threshold
         self.top_k = top_k
         self.rewording_threshold = rewording_threshold
+        self.model = shipped_pair_model() if model == "shipped" else model
 
     def accepts(self, cached: str, asked: str, similarity: float) -> Verdict:
         """The verdict on one candidate: same when it may be served."""
         if similarity < self.threshold:
             return Verdict(False, f"similarity: {similarity:.3f} < {self.threshold:.3f}")
         verdict = compare(cached, asked)
+        if verdict.kind in VETOES:
+            return verdict
+        if self.model is not None:
+            probability = self.model.probability(pair_features(cached, asked, similarity, verdict))
+            if probability >= self.model.threshold:
+                return Verdict(True)
+            return Verdict(False, f"model: {probability:.3f} < {self.model.threshold:.2f} ({verdict.reason or 'same'})")
         if verdict.rewording and self.rewording_threshold is not None and similarity >= self.rewording_threshold:
             return Verdict(True)
         return verdict

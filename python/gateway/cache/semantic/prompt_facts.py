@@ -16,7 +16,6 @@ from functools import lru_cache
 from typing import Final
 
 from gateway.cache.semantic import lexicon as lx
-from gateway.cache.semantic.stemming import stem
 from gateway.cache.semantic.typos import MIN_LETTERS, is_typo_of
 
 
@@ -39,12 +38,11 @@ class PromptFacts:
     """The numbers that follow a product or language name ("Python 2", "iOS 17") or a "v"."""
     units: tuple[str, ...]
     negated: bool
-    stems: dict[str, str]
-    """Stem -> a word as written, of every token (for opposites, whatever their part of speech)."""
     languages: frozenset[str]
     names: tuple[str, ...]
     routes: tuple[tuple[str, str], ...]
-    """(from, to) of each "X to Y" / "from X" / "into Y"; "" for a side that is not said."""
+    """(from, to) of each "X to Y" / "from X" / "into Y"; "" for a side that is not said. Words unstemmed: verify
+    stems them in the language the two prompts share."""
     content: tuple[str, ...]
     order: tuple[str, ...]
     """Every word but fillers, numbers and names included, in the order written; COORDINATION where an "and", "or" or
@@ -53,6 +51,8 @@ class PromptFacts:
     """Every token, so a name in one prompt can be found written in lower case in the other."""
     operators: tuple[str, ...]
     """Comparison and arithmetic operators as written ("!=", "<", "+"), sorted: the tokenizer drops symbols."""
+    language: str
+    """"en", "fr", "de" or "es", detected from its function words: which Snowball stemmer reads it."""
 
 
 @lru_cache(maxsize=8192)
@@ -73,7 +73,6 @@ def read_prompt(text: str) -> PromptFacts:
         versions=frozenset(versions),
         units=tuple(sorted(unit_at.values())),
         negated=negated,
-        stems={stem(w): w for w in words},
         languages=frozenset(language_at.values()),
         names=tuple(name_at.values()),
         routes=tuple(routes),
@@ -81,6 +80,7 @@ def read_prompt(text: str) -> PromptFacts:
         order=order,
         words=frozenset(words),
         operators=_read_operators(text),
+        language=language,
     )
 
 
@@ -501,4 +501,4 @@ def _phrase(tokens: list[Token], positions: range, anchors: dict[int, str]) -> l
 
 def _anchor(tokens: list[Token], j: int, anchors: dict[int, str]) -> str:
     """One spelling per thing, so "km" and "kilometres", "Spanish" and "espanol" compare equal."""
-    return anchors.get(j) or lx.AMBIGUOUS_UNITS.get(tokens[j].text) or stem(tokens[j].text)
+    return anchors.get(j) or lx.AMBIGUOUS_UNITS.get(tokens[j].text) or tokens[j].text

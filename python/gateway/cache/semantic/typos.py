@@ -4,11 +4,16 @@ Accepted, between words of 5+ letters that start with the same letter: one trans
 one letter missing or doubled or added (pythn, pythonn), or one letter replaced by a key next to it on a QWERTY
 keyboard (pytjon). Rejected: real words one edit apart that a reader would not take for a slip of the finger, such
 as getter/setter (first letter), insert/invert and remove/remote (s-v and v-t are not neighbours), light/night.
+
+The edit distances come from rapidfuzz (C++): the optimal-string-alignment distance counts a swap of neighbours as
+one edit, Levenshtein's does not, which tells a swap from a replaced letter.
 """
 
 from __future__ import annotations
 
 from typing import Final
+
+from rapidfuzz.distance import OSA, Levenshtein
 
 MIN_LETTERS: Final = 5
 
@@ -37,27 +42,9 @@ def is_typo_of(word: str, other: str) -> bool:
     """True when `word` and `other` differ by one slip of the kind described above (False when equal)."""
     if word == other or min(len(word), len(other)) < MIN_LETTERS or word[0] != other[0]:
         return False
-    if len(word) == len(other):
-        return _one_swap_or_near_key(word, other)
-    if abs(len(word) - len(other)) == 1:
-        short, long_ = (word, other) if len(word) < len(other) else (other, word)
-        return _one_letter_more(short, long_)
-    return False
-
-
-def _one_swap_or_near_key(a: str, b: str) -> bool:
-    diff = [i for i in range(len(a)) if a[i] != b[i]]
-    if len(diff) == 1:
-        i = diff[0]
-        return b[i] in KEY_NEIGHBOURS.get(a[i], frozenset())
-    if len(diff) == 2:
-        i, j = diff
-        return j == i + 1 and a[i] == b[j] and a[j] == b[i]
-    return False
-
-
-def _one_letter_more(short: str, long_: str) -> bool:
-    i = 0
-    while i < len(short) and short[i] == long_[i]:
-        i += 1
-    return short[i:] == long_[i + 1 :]
+    if OSA.distance(word, other, score_cutoff=1) > 1:
+        return False
+    if len(word) != len(other) or Levenshtein.distance(word, other, score_cutoff=1) > 1:
+        return True  # a letter missing or added, or two neighbours swapped
+    (replaced,) = Levenshtein.editops(word, other)
+    return other[replaced.dest_pos] in KEY_NEIGHBOURS.get(word[replaced.src_pos], frozenset())

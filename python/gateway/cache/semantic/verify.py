@@ -7,10 +7,10 @@ first difference is the verdict's reason:
     number / version / unit -> negation -> antonym -> alternative -> language -> entity -> direction -> constraint
     -> order
 
-Content words match despite case, accents, plurals and suffixes (a Porter stemmer), typos (typos.py) and a small
-synonym table. Numbers, units and names get no such slack beyond one typo. A content word in one prompt only is a
-constraint the other did not ask for ("without recursion", "in one line"); politeness and generic request words
-("please", "can you", "explain") are not content.
+Content words match despite case, accents, plurals and suffixes (Snowball stemmers in the prompt's language), typos
+(typos.py) and a small synonym table. Numbers, units and names get no such slack beyond one typo. A content word in
+one prompt only is a constraint the other did not ask for ("without recursion", "in one line"); politeness and
+generic request words ("please", "can you", "explain") are not content.
 
 Pure, no I/O; tens of microseconds per pair of 30-word prompts (benches/cache/bench_semantic.py).
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
 from itertools import pairwise
 from typing import Final
 
@@ -41,6 +42,9 @@ class Verdict:
     same: bool
     reason: str = ""
     rewording: bool = False
+    only_cached: tuple[str, ...] = ()
+    """For a constraint: the content words only the cached prompt has (the learned verdict reads them)."""
+    only_asked: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -51,21 +55,25 @@ class Verdict:
 SAME: Final = Verdict(True)
 REASON_KINDS: Final = (
     "operator", "number", "version", "unit", "negation", "antonym", "alternative", "language", "entity",
-    "direction", "constraint", "order",
+    "direction", "constraint", "order", "model",
 )  # fmt: skip
+VETOES: Final = frozenset(REASON_KINDS) - {"constraint", "model"}
+"""Differences that are never a hit, whatever the learned verdict says: only a constraint (content words one side
+has alone) may be a rewording. "model" is the learned verdict's own refusal (matcher.py)."""
 
 
 def compare(cached: str, asked: str) -> Verdict:
     """Whether `asked` asks for what `cached` asked for; the reason names the first difference."""
     a, b = read_prompt(cached), read_prompt(asked)
+    language = a.language if a.language == b.language else "en"
     for check in _CHECKS:
-        verdict = check(a, b)
+        verdict = check(a, b, language)
         if not verdict.same:
             return verdict
     return SAME
 
 
-def _check_operators(a: PromptFacts, b: PromptFacts) -> Verdict:
+def _check_operators(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
     if a.operators != b.operators:
         only_a = Counter(a.operators) - Counter(b.operators)
         only_b = Counter(b.operators) - Counter(a.operators)
@@ -73,7 +81,7 @@ def _check_operators(a: PromptFacts, b: PromptFacts) -> Verdict:
     return SAME
 
 
-def _check_numbers(a: PromptFacts, b: PromptFacts) -> Verdict:
+def _check_numbers(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
     if a.numbers != b.numbers:
         only_a = Counter(a.numbers) - Counter(b.numbers)
         only_b = Counter(b.numbers) - Counter(a.numbers)
@@ -86,17 +94,20 @@ def _check_numbers(a: PromptFacts, b: PromptFacts) -> Verdict:
     return SAME
 
 
-def _check_negation(a: PromptFacts, b: PromptFacts) -> Verdict:
+def _check_negation(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
     return SAME if a.negated == b.negated else Verdict(False, "negation")
 
 
-def _check_antonyms(a: PromptFacts, b: PromptFacts) -> Verdict:
-    for x in sorted(a.stems.keys() & _OPPOSITES.keys()):
-        if x in b.stems:
+def _check_antonyms(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
+    opposites = _opposites(language)
+    stems_a = {stem(w, language): w for w in a.words}
+    stems_b = {stem(w, language): w for w in b.words}
+    for x in sorted(stems_a.keys() & opposites.keys()):
+        if x in stems_b:
             continue
-        for y in _OPPOSITES[x]:
-            if y in b.stems and y not in a.stems:
-                return Verdict(False, f"antonym: {a.stems[x]} vs {b.stems[y]}")
+        for y in opposites[x]:
+            if y in stems_b and y not in stems_a:
+                return Verdict(False, f"antonym: {stems_a[x]} vs {stems_b[y]}")
     only_a, only_b = a.words - b.words, b.words - a.words
     for x in sorted(only_a):
         for y in sorted(only_b):
@@ -118,7 +129,7 @@ def _prefix_opposites(x: str, y: str) -> bool:
     return False
 
 
-def _check_alternatives(a: PromptFacts, b: PromptFacts) -> Verdict:
+def _check_alternatives(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
     """Monday/Tuesday, June/July, red/blue: one member of a closed set replaced by another."""
     only_a, only_b = a.words - b.words, b.words - a.words
     for group in lx.ALTERNATIVE_SETS:
@@ -128,13 +139,13 @@ def _check_alternatives(a: PromptFacts, b: PromptFacts) -> Verdict:
     return SAME
 
 
-def _check_languages(a: PromptFacts, b: PromptFacts) -> Verdict:
+def _check_languages(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
     if a.languages == b.languages:
         return SAME
     return Verdict(False, f"language: {_listed(a.languages - b.languages)} vs {_listed(b.languages - a.languages)}")
 
 
-def _check_names(a: PromptFacts, b: PromptFacts) -> Verdict:
+def _check_names(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
     only_a = [n for n in a.names if not _written_in(n, b)]
     only_b = [n for n in b.names if not _written_in(n, a)]
     if not only_a and not only_b:
@@ -146,27 +157,34 @@ def _written_in(name: str, facts: PromptFacts) -> bool:
     return name in facts.words or (len(name) >= MIN_LETTERS and any(is_typo_of(name, w) for w in facts.words))
 
 
-def _check_direction(a: PromptFacts, b: PromptFacts) -> Verdict:
+def _check_direction(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
     """A thing that one prompt goes from and the other goes to: "Paris to Rome" vs "Rome to Paris"."""
-    sources_a, targets_a = {s for s, _ in a.routes if s}, {t for _, t in a.routes if t}
-    sources_b, targets_b = {s for s, _ in b.routes if s}, {t for _, t in b.routes if t}
+    routes_a, routes_b = _stemmed_routes(a, language), _stemmed_routes(b, language)
+    sources_a, targets_a = {s for s, _ in routes_a if s}, {t for _, t in routes_a if t}
+    sources_b, targets_b = {s for s, _ in routes_b if s}, {t for _, t in routes_b if t}
     flipped = (sources_a & targets_b) | (targets_a & sources_b)
     if not flipped:
         return SAME
-    return Verdict(False, f"direction: {_routes(a, flipped)} vs {_routes(b, flipped)}")
+    return Verdict(False, f"direction: {_routes(a, routes_a, flipped)} vs {_routes(b, routes_b, flipped)}")
 
 
-def _check_constraints(a: PromptFacts, b: PromptFacts) -> Verdict:
-    only_a = _unmatched(a.content, b.content)
-    only_b = _unmatched(b.content, a.content)
+def _stemmed_routes(facts: PromptFacts, language: str) -> list[tuple[str, str]]:
+    return [(stem(s, language) if s else s, stem(t, language) if t else t) for s, t in facts.routes]
+
+
+def _check_constraints(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
+    only_a = _unmatched(a.content, b.content, language)
+    only_b = _unmatched(b.content, a.content, language)
     only_a, only_b = _join_compounds(only_a, only_b), _join_compounds(only_b, only_a)
     if not only_a and not only_b:
         return SAME
     said = " vs ".join(" ".join(words) for words in (only_a, only_b) if words)
-    return Verdict(False, f"constraint: {said}", rewording=_is_rewording(only_a, only_b))
+    return Verdict(
+        False, f"constraint: {said}", _is_rewording(only_a, only_b), only_cached=tuple(only_a), only_asked=tuple(only_b)
+    )
 
 
-def _check_order(a: PromptFacts, b: PromptFacts) -> Verdict:
+def _check_order(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
     """Two things that trade places around a third: "does the dog chase the cat" / "does the cat chase the dog",
     "is Python more popular than Java" / "is Java more popular than Python", "2 to the power of 10" / "10 to the
     power of 2". Words next to each other, in the same order, in both prompts form one unit ("more popular", "big
@@ -176,7 +194,7 @@ def _check_order(a: PromptFacts, b: PromptFacts) -> Verdict:
     Northern Hemisphere" moves whole phrases. A passive rewording ("is the cat chased by the dog") reads as a swap
     and is refused: a miss, not a wrong answer. Not caught: a swap with nothing between ("subtract 3 from 10" /
     "subtract 10 from 3"), or around a middle that is itself a list ("faster and safer than")."""
-    seq_a, seq_b = _occurrences(a.order), _occurrences(b.order)
+    seq_a, seq_b = _occurrences(a.order, language), _occurrences(b.order, language)
     at_b = {k: i for i, k in enumerate(seq_b) if k not in _MARKERS}
     units: list[tuple[int, int]] = []
     """First and last index in seq_a of each unit, in the order of prompt a."""
@@ -211,7 +229,7 @@ def _check_order(a: PromptFacts, b: PromptFacts) -> Verdict:
 _MARKERS: Final = frozenset({COORDINATION, PHRASE})
 
 
-def _occurrences(order: tuple[str, ...]) -> list[str]:
+def _occurrences(order: tuple[str, ...], language: str) -> list[str]:
     """Each word as its key and which occurrence of that key it is, so a repeated word is still placed."""
     seen: Counter[str] = Counter()
     result = []
@@ -219,7 +237,7 @@ def _occurrences(order: tuple[str, ...]) -> list[str]:
         if word in _MARKERS:
             result.append(word)
             continue
-        key = _key(word)
+        key = _key(word, language)
         seen[key] += 1
         result.append(f"{key}#{seen[key]}")
     return result
@@ -245,14 +263,15 @@ def _is_rewording(only_a: list[str], only_b: list[str]) -> bool:
     )
 
 
-def _unmatched(words: tuple[str, ...], others: tuple[str, ...]) -> list[str]:
-    other_keys = {_key(w) for w in others}
+def _unmatched(words: tuple[str, ...], others: tuple[str, ...], language: str) -> list[str]:
+    other_keys = {_key(w, language) for w in others}
     return [
         word
         for word in words
-        if _key(word) not in other_keys
+        if _key(word, language) not in other_keys
         and not (
-            len(word) >= MIN_LETTERS and any(is_typo_of(word, o) or is_typo_of(_key(word), _key(o)) for o in others)
+            len(word) >= MIN_LETTERS
+            and any(is_typo_of(word, o) or is_typo_of(_key(word, language), _key(o, language)) for o in others)
         )
     ]
 
@@ -273,26 +292,31 @@ def _join_compounds(words: list[str], others: list[str]) -> list[str]:
     return kept
 
 
-def _key(word: str) -> str:
+def _key(word: str, language: str) -> str:
     """What a content word is compared by: its synonym group, else its stem."""
-    stemmed = stem(word)
-    return _SYNONYM_KEY.get(word) or _SYNONYM_KEY.get(stemmed) or stemmed
+    stemmed = stem(word, language)
+    synonyms = _synonym_keys(language)
+    return synonyms.get(word) or synonyms.get(stemmed) or stemmed
 
 
-_SYNONYM_KEY: Final = {form: min(group) for group in lx.SYNONYM_GROUPS for word in group for form in (word, stem(word))}
+@cache
+def _synonym_keys(language: str) -> dict[str, str]:
+    """Word or stem -> its synonym group's key."""
+    groups = lx.SYNONYM_GROUPS
+    return {form: min(group) for group in groups for word in group for form in (word, stem(word, language))}
 
 
-def _opposites() -> dict[str, tuple[str, ...]]:
+@cache
+def _opposites(language: str) -> dict[str, tuple[str, ...]]:
     """Stem -> the stems of its opposites, both ways round."""
     found: dict[str, list[str]] = {}
     for x, y in lx.ANTONYM_PAIRS:
-        found.setdefault(stem(x), []).append(stem(y))
-        found.setdefault(stem(y), []).append(stem(x))
+        found.setdefault(stem(x, language), []).append(stem(y, language))
+        found.setdefault(stem(y, language), []).append(stem(x, language))
     return {word: tuple(others) for word, others in found.items()}
 
 
-_OPPOSITES: Final = _opposites()
-_CHECKS: Final[tuple[Callable[[PromptFacts, PromptFacts], Verdict], ...]] = (
+_CHECKS: Final[tuple[Callable[[PromptFacts, PromptFacts, str], Verdict], ...]] = (
     _check_operators,
     _check_numbers,
     _check_negation,
@@ -317,10 +341,10 @@ def _number(value: float) -> str:
     return f"{value:g}" if value % 1 else str(int(value))
 
 
-def _routes(facts: PromptFacts, flipped: set[str]) -> str:
-    """The routes between flipped words ("km->mi"), else those that touch one."""
-    routes = [r for r in facts.routes if r[0] in flipped and r[1] in flipped]
-    routes = routes or [r for r in facts.routes if r[0] in flipped or r[1] in flipped]
+def _routes(facts: PromptFacts, stemmed: list[tuple[str, str]], flipped: set[str]) -> str:
+    """The routes between flipped words ("km->mi"), else those that touch one, as written."""
+    both = [r for r, s in zip(facts.routes, stemmed, strict=True) if s[0] in flipped and s[1] in flipped]
+    routes = both or [r for r, s in zip(facts.routes, stemmed, strict=True) if s[0] in flipped or s[1] in flipped]
     return _listed(f"{s or '?'}->{t or '?'}" for s, t in routes)
 
 

@@ -116,6 +116,8 @@ def request_body(request: ChatRequest, policy: BodyPolicy) -> dict[str, Any]:
             message["name"] = m.name
         if m.tool_call_id:
             message["tool_call_id"] = m.tool_call_id
+        if m.untrusted:
+            message["untrusted"] = True
         if m.tool_calls:
             message["tool_calls"] = [
                 {"id": t.id, "name": t.name, "arguments": body_text(t.arguments_json, policy)} for t in m.tool_calls

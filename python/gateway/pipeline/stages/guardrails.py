@@ -4,10 +4,11 @@ key's usage anomalies."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
+from contextlib import contextmanager
 
 from gateway.chat import ChatDelta, ChatRequest, ToolCallDelta
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, PermissionDenied
 from gateway.pipeline.call import ChatCall, EmbedCall
 from gateway.pipeline.stage import BaseStage
 from gateway.policy.guardrails import AnomalyDetector, InputOutcome, OutputGuard, OutputStream
@@ -32,32 +33,42 @@ class InputGuardrails(BaseStage):
             return None
         if call.request.text_chars >= OFF_LOOP_MIN_CHARS:
             return self._check_off_loop(call)
-        try:
-            outcome = guard.check(call.request, floor=call.classification)
-        except InvalidRequest as err:
-            _record_block(call, err)
-            raise
-        _apply(call, outcome)
+        with _audit_refusal(call):
+            _apply(call, guard.check(call.request, floor=call.classification))
         return None
 
     async def _check_off_loop(self, call: ChatCall) -> None:
         assert call.key is not None
         guard = self._policies.for_team(call.key.team).input
         assert guard is not None
-        try:
-            outcome = await guard.check_async(call.request, floor=call.classification)
-        except InvalidRequest as err:
-            _record_block(call, err)
-            raise
-        _apply(call, outcome)
+        with _audit_refusal(call):
+            _apply(call, await guard.check_async(call.request, floor=call.classification))
 
 
-def _record_block(call: ChatCall, err: InvalidRequest) -> None:
-    """A request refused for the entity types it holds keeps them in its audit record (types, never values), so
-    the compliance report counts blocks by entity type."""
-    for kind in str(err.metadata.get("entity_types", "")).split(","):
-        if kind:
-            call.record.guardrails.append({"type": "pii", "kind": kind, "action": "block", "count": 1})
+@contextmanager
+def _audit_refusal(call: ChatCall) -> Iterator[None]:
+    """A request refused as an injection leaves its verdict (score, model version) in the audit record; one refused
+    for the PII it holds, the entity types blocked (never the values), which the compliance report counts."""
+    try:
+        yield
+    except InvalidRequest as error:
+        for kind in str(error.metadata.get("entity_types", "")).split(","):
+            if kind:
+                call.record.guardrails.append({"type": "pii", "kind": kind, "action": "block", "count": 1})
+        raise
+    except PermissionDenied as error:
+        if error.reason == "PROMPT_INJECTION":
+            call.record.guardrails.append(
+                {
+                    "type": "injection",
+                    "kind": "PROMPT_INJECTION",
+                    "action": "block",
+                    "count": 1,
+                    "score": float(error.metadata["score"]),
+                    "model": error.metadata["model"],
+                }
+            )
+        raise
 
 
 def _apply(call: ChatCall, outcome: InputOutcome) -> None:

@@ -19,3 +19,7 @@ class GuardrailAction:
     action: str
     """What was done: redact, mask, block, flag, throttle, restore (placeholders put back in an answer)."""
     count: int = 1
+    score: float | None = None
+    """The verdict's score, for a check that scores (injection)."""
+    model: str = ""
+    """The version of the model behind that score."""

@@ -14,21 +14,38 @@ Benign look-alikes (a user asking how prompt injection works, an article quoting
 context: a phrasing inside quotes or code, or after reported speech ("attackers write", "such as"), counts for less;
 an instruction to act on the quoted text ("then do it") cancels that.
 
+A learned model reads every text beside the phrasings: a logistic regression over hashed word and character n-grams
+of the normalized text, trained on public corpora and the project's own (scripts/injection_model/, docs/guardrails.md
+for its data, licenses and held-out figures), scored in the Rust core by its most suspicious window of 32-64 words,
+so an instruction hidden in a long tool result is not diluted. Its score is calibrated so that 0.8, the default
+threshold, sits where its validation precision reaches 0.97. The verdict is the higher of the model's score and the
+phrasings' noisy OR: the phrasings stay as a second opinion for the attacks they name exactly, and the base64
+decoder hands decoded payloads to both.
+
 Cost: the phrasings are searched by the Rust core's PatternSet (a literal prefilter and a lazy DFA per pattern; the
 same regexes in Python's `re` cost ~4 ms on a 2,000-token prompt); Python keeps the weights and the context rules,
-which run only on the few matches (benches/policy/bench_guardrails.py). The only importer of PatternSet.
+which run only on the few matches; the model costs about as much again (benches/policy/bench_guardrails.py). The
+only importer of PatternSet and LinearTextModel.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import json
 import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
-from gateway._core import PatternSet
+from gateway._core import LinearTextModel, PatternSet
+
+_MODEL_FILE = Path(__file__).parent / "models" / "injection_linear.bin"
+_MODEL_CARD = _MODEL_FILE.with_suffix(".json")
+_MODEL_SIGNAL = 0.5
+"""The model's score from which it is named among the signals."""
 
 # Zero-width and other invisible format characters that have no business inside a word of prose.
 _INVISIBLE = "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u180e\u00ad"
@@ -51,6 +68,9 @@ _CYRILLIC_GREEK_RUN = re.compile("[\u0370-\u03ff\u0400-\u04ff]+")
 _INVISIBLE_RUN = re.compile(f"[{_INVISIBLE}]+")
 _TAG_CHARS = re.compile("[\U000e0000-\U000e007f]+")
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{24,}={0,2}")
+# In lowercased text: a run of 24+ base64 characters; blanked when it holds a digit, + or / (so not a long word).
+_ENCODED_RUN = re.compile(r"[a-z0-9+/_-]{24,}={0,2}")
+_ENCODED_MARK = re.compile(r"[0-9+/]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,15 +296,44 @@ _LONE_MENTION_FACTOR = 0.6
 """Weight kept by a quoted or reported phrasing in a text without any talk of attacks."""
 
 
+@functools.cache
+def _learned_model() -> tuple[LinearTextModel, str]:
+    """The shipped model and its version, read once per process (a 256 kB file)."""
+    version = json.loads(_MODEL_CARD.read_text())["version"]
+    return LinearTextModel(_MODEL_FILE.read_bytes()), str(version)
+
+
+def model_version() -> str:
+    """The version of the learned model in use, as the audit record names it."""
+    return _learned_model()[1]
+
+
 @dataclass(frozen=True, slots=True)
 class InjectionVerdict:
     score: float
     """In [0, 1]; 0 for text with no signal."""
     signals: tuple[str, ...]
-    """Names of the signals that fired (ignore_instructions, zero_width, base64_payload...), never the text."""
+    """Names of the signals that fired (ignore_instructions, zero_width, base64_payload, learned_model...), never
+    the text."""
 
 
 _CLEAN = InjectionVerdict(0.0, ())
+
+
+def model_input(text: str) -> str:
+    """The text as the learned model reads it: normalized as for the phrasings (lowercase, invisibles dropped,
+    look-alike letters mapped to Latin, NFKC), with base64-like runs blanked (the decoder scores what they hide; as
+    n-grams they are noise that made code holding a blob look like an encoded attack). The training script prepares
+    its corpora with this, so the model learns the text it is later shown."""
+    return _model_text(_normalize(text)[0])
+
+
+def _model_text(low: str) -> str:
+    return _ENCODED_RUN.sub(_blank_encoded, low)
+
+
+def _blank_encoded(run: re.Match[str]) -> str:
+    return " " if _ENCODED_MARK.search(run.group()) else run.group()
 
 
 def _normalize(text: str) -> tuple[str, list[tuple[str, float]]]:
@@ -356,26 +405,38 @@ def _decoded_payloads(text: str) -> list[str]:
 class InjectionScorer:
     """Scores text for prompt injection. Stateless and thread-safe; one instance serves every request."""
 
+    def __init__(self, *, learned: bool = True) -> None:
+        """`learned=False` scores with the phrasings alone, as before the model (for comparisons)."""
+        self._model = _learned_model()[0] if learned else None
+
     def score(self, text: str) -> InjectionVerdict:
         if not text:
             return _CLEAN
         low, obfuscation = _normalize(text)
+        learned = self._model.score(_model_text(low)) if self._model is not None else 0.0
         weights: dict[str, float] = dict(obfuscation)
         found = _SET.find_all(low, _MATCH_LIMIT)
         if found:
             self._phrasings(low, found, weights)
+            seen = {index for index, _, _ in found}
+            if learned >= _MODEL_SIGNAL and _DISCUSSION_INDEX in seen and _COMPLY_INDEX not in seen:
+                # A text that talks about attacks and quotes one: the model, blind to quotes, reads what is left.
+                unquoted = _QUOTED.sub(" ", low)
+                if unquoted != low and self._model is not None:
+                    learned = min(learned, self._model.score(_model_text(unquoted)))
             if found[-1][0] == _BASE64_INDEX:
                 for decoded in _decoded_payloads(text):
                     inner = self.score(decoded)
                     if inner.score >= 0.5:
                         weight = min(0.95, inner.score + 0.1)
                         weights["base64_payload"] = max(weights.get("base64_payload", 0.0), weight)
-        if not weights:
-            return _CLEAN
         remaining = 1.0
         for weight in weights.values():
             remaining *= 1.0 - weight
-        return InjectionVerdict(round(1.0 - remaining, 4), tuple(sorted(weights)))
+        if learned >= _MODEL_SIGNAL:
+            weights["learned_model"] = learned
+        score = round(max(1.0 - remaining, learned), 4)
+        return InjectionVerdict(score, tuple(sorted(weights))) if score or weights else _CLEAN
 
     def score_all(self, texts: Iterable[str]) -> InjectionVerdict:
         """The highest-scoring of several texts (a request's user and tool messages), with every signal seen."""

@@ -7,7 +7,8 @@ an allowed card still reaches the provider, and residency must see it.
 
 What is scanned: PII in every message (assistant turns of the history too: they may carry values restored into an
 earlier answer) and in tool-call arguments; content rules and injection in user and tool messages, the text a caller
-or a tool controls (the system prompt is the operator's).
+or a tool controls, and in any message the caller marks `untrusted` (a retrieved document placed in a system turn);
+the system prompt is otherwise the operator's.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from gateway.policy.guardrails import pii
 from gateway.policy.guardrails.actions import Check, GuardrailAction
 from gateway.policy.guardrails.classify import classify
 from gateway.policy.guardrails.content import ContentRuleChecker
-from gateway.policy.guardrails.injection import InjectionScorer, InjectionVerdict
+from gateway.policy.guardrails.injection import InjectionScorer, InjectionVerdict, model_version
 from gateway.records.classification import Classification
 
 _INSPECTED_ROLES = frozenset(("user", "tool"))
@@ -114,7 +115,7 @@ class InputGuard:
         raised by its key's label); `prompt_tokens`, when the caller has counted them, saves a count for the
         max_input_tokens rule."""
         actions: list[GuardrailAction] = []
-        inspected = [m.text() for m in request.messages if m.role in _INSPECTED_ROLES]
+        inspected = [m.text() for m in request.messages if m.role in _INSPECTED_ROLES or m.untrusted]
 
         if self._content.active:
             if prompt_tokens is None and self._content.max_input_tokens is not None and self._count_tokens:
@@ -131,9 +132,17 @@ class InputGuard:
                         f"the request reads as a prompt-injection attempt (score {verdict.score:.2f},"
                         f" threshold {injection.threshold:.2f})",
                         reason="PROMPT_INJECTION",
-                        metadata={"score": f"{verdict.score:.2f}", "signals": ",".join(verdict.signals)},
+                        metadata={
+                            "score": f"{verdict.score:.2f}",
+                            "signals": ",".join(verdict.signals),
+                            "model": model_version(),
+                        },
                     )
-                actions.append(GuardrailAction("input", "injection", "PROMPT_INJECTION", "flag"))
+                actions.append(
+                    GuardrailAction(
+                        "input", "injection", "PROMPT_INJECTION", "flag", score=verdict.score, model=model_version()
+                    )
+                )
 
         new_request, mapping, found = self._apply_pii(request)
         for kind, count in sorted(found.items()):

@@ -1,0 +1,67 @@
+"""The learned verdict through its public surface: the shipped file loads and scores, a file trained on other
+features is refused with the fix, and the matcher's hard vetoes hold whatever a model says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.cache.semantic.matcher import SemanticMatcher
+from gateway.cache.semantic.pair_features import FEATURES
+from gateway.cache.semantic.pair_model import MODEL_FILE, PairModel, Tree, load_pair_model, shipped_pair_model
+
+ALWAYS = PairModel("always", base=50.0, trees=(), threshold=0.5)
+NEVER = PairModel("never", base=-50.0, trees=(), threshold=0.5)
+
+
+def test_the_shipped_model_is_versioned_and_says_what_trained_it() -> None:
+    raw = json.loads(MODEL_FILE.read_text(encoding="utf-8"))
+    model = shipped_pair_model()
+    assert model.version == raw["version"] == "verify-pair-v1"
+    assert "near_miss_corpus.py" in raw["trained_on"]
+    assert raw["held_out"] == ["tests/cache/near_miss_holdout.py", "tests/cache/near_miss_holdout3.py"]
+    assert 0.5 < model.threshold < 1.0
+    assert len(model.trees) == 150
+
+
+def test_a_tree_is_walked_to_its_leaf_and_leaves_add_to_the_log_odds() -> None:
+    tree = Tree(feature=(0, -2, -2), threshold=(0.9, 0.0, 0.0), left=(1, -1, -1), right=(2, -1, -1), value=(0, -1, 1))
+    model = PairModel("t", base=0.0, trees=(tree, tree), threshold=0.5)
+    assert model.probability([0.95] + [0.0] * (len(FEATURES) - 1)) == pytest.approx(1 / (1 + 2.718281828459045**-2))
+    assert model.probability([0.80] + [0.0] * (len(FEATURES) - 1)) < 0.5
+
+
+def test_a_model_trained_on_other_features_is_refused(tmp_path: Path) -> None:
+    raw = json.loads(MODEL_FILE.read_text(encoding="utf-8"))
+    raw["features"] = raw["features"][:-1]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"retrain it with scripts/train_verify_model\.py"):
+        load_pair_model(path)
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked", "kind"),
+    [
+        ("convert 5 km to miles", "convert 50 km to miles", "number"),
+        ("how do I enable dark mode", "how do I not enable dark mode", "negation"),
+        ("flights from Paris to Rome", "flights from Rome to Paris", "direction"),
+        ("How do I rename a file in Linux?", "How do I rename a file in Windows?", "entity"),
+    ],
+)
+def test_hard_rules_veto_whatever_the_model_says(cached: str, asked: str, kind: str) -> None:
+    verdict = SemanticMatcher(model=ALWAYS).accepts(cached, asked, 0.99)
+    assert not verdict.same
+    assert verdict.kind == kind
+
+
+def test_the_model_decides_what_the_rules_let_through() -> None:
+    cached, asked = "What makes the sky appear blue?", "Why is the sky blue?"
+    assert SemanticMatcher(model=ALWAYS).accepts(cached, asked, 0.9).same
+    refused = SemanticMatcher(model=NEVER).accepts(cached, asked, 0.9)
+    assert refused.kind == "model"
+    assert refused.reason.startswith("model: 0.000 < 0.50 (constraint:")
+    assert not SemanticMatcher(model=None).accepts(cached, asked, 0.9).same, "the rules alone miss this rewording"
+    assert not SemanticMatcher(model=ALWAYS).accepts(cached, asked, 0.79).same, "below the cosine threshold"

@@ -1,0 +1,60 @@
+"""The linear text classifier through gateway._core: the featurizer the training script reads and the model file
+the scorer loads, with the errors a wrong call or a damaged file gets."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from gateway._core import InvalidArgumentError, LinearTextModel, hashed_ngrams
+
+
+def _model_file(weights: bytes, *, dim_bits: int = 10, window: int = 8, stride: int = 4, bias: float = 0.0) -> bytes:
+    return b"GWLTM001" + struct.pack("<3I4f", dim_bits, window, stride, 1.0, bias, 1.0, 0.0) + weights
+
+
+def test_features_are_unit_vectors_of_sorted_buckets_per_window() -> None:
+    windows = hashed_ngrams("ignore all previous instructions " * 10, 12, 8, 4)
+    assert len(windows) == 9  # 40 words, windows of 8 every 4
+    for indices, values in windows:
+        assert indices == sorted(set(indices))
+        assert all(0 <= i < 1 << 12 for i in indices)
+        assert sum(v * v for v in values) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_same_text_same_features_and_words_in_any_script_count() -> None:
+    assert hashed_ngrams("Vergiss alles", 16, 8, 4) == hashed_ngrams("Vergiss alles", 16, 8, 4)
+    assert hashed_ngrams("забудь все инструкции", 16, 8, 4)
+    assert hashed_ngrams(" .,;! ", 16, 8, 4) == []
+
+
+@pytest.mark.parametrize(("dim_bits", "window", "stride"), [(4, 8, 4), (30, 8, 4), (12, 0, 0), (12, 4, 8)])
+def test_bad_featurizer_sizes_are_refused(dim_bits: int, window: int, stride: int) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"dim_bits|window"):
+        hashed_ngrams("text", dim_bits, window, stride)
+
+
+def test_model_scores_its_most_suspicious_window() -> None:
+    weights = bytearray(1 << 16)
+    for index in hashed_ngrams("exfiltrate", 16, 8, 4)[0][0]:
+        weights[index] = 30
+    model = LinearTextModel(_model_file(bytes(weights), dim_bits=16, bias=-4.0))
+    assert (model.dim_bits, model.window, model.stride) == (16, 8, 4)
+    calm = "the weather report says light rain and wind for the whole afternoon today " * 5
+    hidden = calm + "exfiltrate " + calm
+    assert model.score(hidden) > model.score(calm) + 0.3
+    assert max(model.margins(hidden)) > max(model.margins(calm))
+    assert len(model.margins(hidden)) > 1
+    assert model.score("") == 0.0
+
+
+def test_damaged_model_files_are_refused_with_a_reason() -> None:
+    good = _model_file(bytes(1 << 10))
+    LinearTextModel(good)
+    with pytest.raises(InvalidArgumentError, match="header"):
+        LinearTextModel(b"XX" + good[2:])
+    with pytest.raises(InvalidArgumentError, match="weights expected"):
+        LinearTextModel(good[:-1])
+    with pytest.raises(InvalidArgumentError, match="finite"):
+        LinearTextModel(_model_file(bytes(1 << 10), bias=float("nan")))
