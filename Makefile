@@ -92,6 +92,25 @@ mutants: mutants-rust mutants-python ## Mutation testing of the Rust core and th
 mutants-rust: ## Mutate the Rust core (tokens, ratelimit, PII validators); installs cargo-mutants when missing
 	scripts/mutants-rust.sh
 
+# mutmut imports what it mutates from src/: it runs in $(MUTANTS_PY), where src links to python/ (docs/testing.md).
+MUTANTS_PY := mutants-python
+MUTANTS ?=
+MUTANTS_PY_TIMEOUT ?= 30m
+
+.PHONY: mutants-python
+mutants-python: install services ## Mutation testing of the Python money, security and durability paths (not in CI)
+	mkdir -p $(MUTANTS_PY)
+	ln -sfn ../python $(MUTANTS_PY)/src
+	ln -sfn ../tests $(MUTANTS_PY)/tests
+	ln -sfn ../pyproject.toml $(MUTANTS_PY)/pyproject.toml
+	# Files mutmut does not mutate are copied once: a rebuilt core must be copied again.
+	rm -f $(MUTANTS_PY)/mutants/src/gateway/*.so
+	# Bounded: each mutant runs only the selected tests that reach its function, with mutmut's per-mutant timeout;
+	# the whole run stops after MUTANTS_PY_TIMEOUT and keeps what it checked (a second run resumes).
+	cd $(MUTANTS_PY) && timeout -s INT $(MUTANTS_PY_TIMEOUT) nice $(abspath $(BIN))/mutmut run --max-children 2 \
+	  $(MUTANTS) > mutmut.log 2>&1 || { tail -c 2000 mutmut.log; exit 1; }
+	cd $(MUTANTS_PY) && $(abspath $(BIN))/mutmut results --all true | $(abspath $(PY)) ../scripts/mutation_scores.py
+
 .PHONY: run
 run: install ## Start the gateway on the embedded default config (gRPC :50051, OpenAI-compatible HTTP :8080)
 	$(BIN)/gateway serve --http-address 127.0.0.1:8080
@@ -102,4 +121,4 @@ check: format proto ## Fail when formatting or generated code leaves the tree di
 
 .PHONY: clean
 clean: ## Remove build output and the virtualenv
-	rm -rf $(VENV) target $(PROTO_OUT) python/gateway/*.so
+	rm -rf $(VENV) target $(PROTO_OUT) python/gateway/*.so mutants-python

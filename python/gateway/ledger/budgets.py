@@ -20,6 +20,7 @@ from gateway.records.governance import Budget, BudgetScope, KeyRecord, Period
 
 _Subject = tuple[BudgetScope, str]
 _AccountKey = tuple[BudgetScope, str, Period]
+_ADJECTIVE = {Period.DAY: "daily", Period.MONTH: "monthly"}
 
 
 @dataclass(slots=True)
@@ -168,7 +169,7 @@ def budget_exceeded(
     """The refusal of a call whose estimate would pass a hard cap, naming the budget and where it stands."""
     assert budget.hard_usd is not None
     return RateLimited(
-        f"the {budget.period.value}ly budget of {budget.scope.value} {budget.subject} (${budget.hard_usd:.2f}) "
+        f"the {_ADJECTIVE[budget.period]} budget of {budget.scope.value} {budget.subject} (${budget.hard_usd:.2f}) "
         f"would be exceeded: ${spent:.4f} spent, ${reserved:.4f} in flight, this call up to ${estimate_usd:.4f}; it "
         f"resets at the {budget.period.value}'s end (UTC)",
         reason="BUDGET_EXCEEDED",

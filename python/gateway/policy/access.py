@@ -41,7 +41,7 @@ def check_conditions(
     if conditions.networks:
         _check_network(key.id, conditions, peer)
     for name, allowed in conditions.required_metadata:
-        value = metadata.get(name, "")
+        value = metadata.get(name)
         if not value:
             raise PermissionDenied(
                 f"key {key.id} requires request metadata {name!r}"
@@ -135,7 +135,7 @@ def _minutes(text: str) -> int:
     hours, _, minutes = text.partition(":")
     value = int(hours) * 60 + int(minutes or 0)
     if not 0 <= value <= 24 * 60:
-        raise ValueError(text)
+        raise ValueError  # parse_hours says what hours should look like
     return value
 
 

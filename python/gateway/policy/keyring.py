@@ -55,7 +55,8 @@ class KeyRing:
 
     def block(self, host: str, seconds: float) -> None:
         """Refuses `host` for `seconds`: it failed too often here, or in another process."""
-        self._blocked[host] = max(self._blocked.get(host, 0.0), self._clock() + seconds)
+        until = self._clock() + seconds
+        self._blocked[host] = max(until, self._blocked.get(host, until))
 
     def put(self, record: KeyRecord) -> None:
         """Adds or replaces a key (by id): its old hashes stop working at once."""

@@ -49,7 +49,6 @@ class Ticket:
     key: KeyRecord
     tokens: int = 0
     """Taken from the key's tokens-per-minute limit."""
-    estimate_usd: float = 0.0
     local: Reservation | None = None
     """The budget reservation kept in this process (local limits, or the fallback while Redis is out)."""
     accounts: list[tuple[Budget, str]] = field(default_factory=list)
@@ -136,7 +135,6 @@ class SharedLimits:
         self._metrics = metrics
         self._clock = clock
         self._down_until = 0.0
-        self._shares: dict[str, tuple[int, KeyRecord]] = {}
         self._leases: dict[str, _Lease] = {}
         self._pending: list[tuple[Ticket, int, float]] = []
         self._settling: set[asyncio.Task[None]] = set()
@@ -202,7 +200,7 @@ class SharedLimits:
         values = reply[1:]
         for i, (budget, _, _) in enumerate(capped):
             self._budgets.update(budget, float(_text(values[2 * i])), float(_text(values[2 * i + 1])))
-        ticket = Ticket(call_id, key, tokens, estimate, limits_shared=not limits.empty)
+        ticket = Ticket(call_id, key, tokens, limits_shared=not limits.empty)
         if estimate > 0:
             ticket.accounts = [(budget, keys[5 + i]) for i, (budget, _, _) in enumerate(capped)]
         return ticket
@@ -230,14 +228,14 @@ class SharedLimits:
             except RateLimited:
                 self._give_back_lease(ticket)
                 raise
-        if capped and estimate > 0:
+        if capped:
+            # Checked even for a call estimated at nothing, as in exact mode: a cap already passed refuses it.
             try:
                 budgets = await self._admit_exact(call_id, key, 0, estimate, capped, KeyLimits())
             except BaseException:
                 self._give_back_lease(ticket)
                 self._local.settle(ticket, 0, 0.0)
                 raise
-            ticket.estimate_usd = estimate
             ticket.accounts = budgets.accounts
         return ticket
 
@@ -245,14 +243,14 @@ class SharedLimits:
         limits = key.limits
         size = self._lease_size
         granted_requests = min(size, limits.rpm or 0) if requests else 0
-        granted_tokens = min(size * max(tokens, 1), limits.tpm or 0) if more_tokens else 0
+        granted_tokens = min(size * tokens, limits.tpm or 0) if more_tokens else 0  # more_tokens: tokens > 0
         subject = f"{tag('t', key.team)}k:{part(key.id)}:"
         reply = await self._state.take(
             [f"{subject}rpm", f"{subject}tpm", f"{subject}slots"],
             ["lease", limits.rpm or 0, granted_requests, limits.tpm or 0, granted_tokens, 0, 0],
         )
         if int(reply[0]) != 0:
-            raise _refusal(key, reply, [], 0.0)
+            raise _limit_refusal(key, reply)
         lease.requests += granted_requests
         lease.tokens += granted_tokens
 
@@ -272,8 +270,7 @@ class SharedLimits:
             lease = self._leases.get(ticket.key.id)
             if lease is not None:
                 lease.tokens += ticket.leased_tokens - used_tokens
-        if ticket.local_key is not None or ticket.local is not None:
-            self._local.settle(ticket, used_tokens, cost_usd)
+        self._local.settle(ticket, used_tokens, cost_usd)  # what this process holds for it, if anything
         if ticket.limits_shared or ticket.accounts:
             task = asyncio.get_running_loop().create_task(self._settle(ticket, used_tokens, cost_usd))
             self._settling.add(task)
@@ -317,13 +314,7 @@ class SharedLimits:
 
     def _share_of(self, limits: KeyLimits, key: KeyRecord) -> KeyRecord:
         """The key with each of `limits` divided by the processes last seen alive: together they stay near it."""
-        live = self._state.live
-        found = self._shares.get(key.id)
-        if found is not None and found[0] == live and found[1].limits == _divided(limits, live):
-            return found[1]
-        share = dataclasses.replace(key, limits=_divided(limits, live))
-        self._shares[key.id] = (live, share)
-        return share
+        return dataclasses.replace(key, limits=_divided(limits, self._state.live))
 
     def _failed(self, err: StateUnavailable) -> None:
         if self._clock() >= self._down_until:
@@ -356,12 +347,16 @@ class SharedLimits:
 def _refusal(
     key: KeyRecord, reply: list[object], capped: list[tuple[Budget, float, float]], estimate: float
 ) -> RateLimited:
-    reason = _text(reply[1])
-    if reason == "BUDGET":
+    if _text(reply[1]) == "BUDGET":
         budget, _, end = capped[int(_text(reply[4])) - 1]
         return budget_exceeded(budget, float(_text(reply[2])), float(_text(reply[3])), estimate, end - time.time())
+    return _limit_refusal(key, reply)
+
+
+def _limit_refusal(key: KeyRecord, reply: list[object]) -> RateLimited:
+    """A refusal by the key's own limits (what a take, which reserves no budget, can answer)."""
     wait = float(_text(reply[2]))
-    if reason == "CONCURRENCY":
+    if _text(reply[1]) == "CONCURRENCY":
         return RateLimited(
             f"key {key.id} already has {key.limits.max_concurrent} calls in flight, its limit",
             reason="KEY_CONCURRENCY_LIMITED",
@@ -384,7 +379,7 @@ def _keep_s(period_end: float, now: float) -> int:
 
 def _divided(limits: KeyLimits, live: int) -> KeyLimits:
     def share(value: int | None) -> int | None:
-        return None if value is None else max(1, value // max(live, 1))
+        return None if value is None else max(1, value // live)  # live counts this process: at least 1
 
     return KeyLimits(share(limits.rpm), share(limits.tpm), share(limits.max_concurrent))
 

@@ -83,7 +83,7 @@ class LedgerStore:
         column = _GROUP_COLUMNS[group_by]
         query = (
             select(
-                column.label("group"),
+                column,
                 func.sum(ledger.c.requests),
                 func.sum(ledger.c.prompt_tokens),
                 func.sum(ledger.c.completion_tokens),
@@ -150,7 +150,8 @@ class LedgerStore:
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return {(t, m, r): (int(n), int(errors or 0), float(latency or 0.0)) for t, m, r, n, errors, latency in rows}
+        # Groups are never empty and both columns are NOT NULL: neither sum nor mean is ever NULL.
+        return {(t, m, r): (int(n), int(errors), float(latency)) for t, m, r, n, errors, latency in rows}
 
     async def spend(self, where: UsageFilter) -> float:
         query = select(func.coalesce(func.sum(ledger.c.cost_usd), 0.0)).where(_usage_where(where))

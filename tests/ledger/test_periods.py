@@ -1,0 +1,43 @@
+"""Budget periods in UTC: a day's and a month's bounds, at their first and last instants and across a year's end."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway.ledger.periods import period_bounds
+from gateway.records.governance import Period
+
+
+def utc(*parts: int) -> float:
+    return datetime(*parts, tzinfo=UTC).timestamp()  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("now", "start", "end"),
+    [
+        (utc(2025, 3, 10, 12, 30), utc(2025, 3, 10), utc(2025, 3, 11)),
+        (utc(2025, 3, 10), utc(2025, 3, 10), utc(2025, 3, 11)),  # a day starts at its first instant
+        (utc(2025, 3, 10) - 0.001, utc(2025, 3, 9), utc(2025, 3, 10)),  # and the one before ends there
+        (utc(2024, 12, 31, 23, 59, 59), utc(2024, 12, 31), utc(2025, 1, 1)),
+    ],
+)
+def test_a_day_runs_from_midnight_to_midnight_utc(now: float, start: float, end: float) -> None:
+    assert period_bounds(Period.DAY, now) == (start, end)
+
+
+@pytest.mark.parametrize(
+    ("now", "start", "end"),
+    [
+        (utc(2025, 3, 10, 12, 30, 15), utc(2025, 3, 1), utc(2025, 4, 1)),
+        (utc(2025, 3, 1), utc(2025, 3, 1), utc(2025, 4, 1)),
+        (utc(2025, 3, 1) - 0.001, utc(2025, 2, 1), utc(2025, 3, 1)),
+        (utc(2024, 2, 29, 23), utc(2024, 2, 1), utc(2024, 3, 1)),
+        (utc(2024, 12, 31, 23, 59, 59), utc(2024, 12, 1), utc(2025, 1, 1)),  # December ends in the next year
+        (utc(2025, 1, 15), utc(2025, 1, 1), utc(2025, 2, 1)),
+        (utc(2025, 11, 30, 1, 2, 3), utc(2025, 11, 1), utc(2025, 12, 1)),
+    ],
+)
+def test_a_month_runs_from_its_first_day_to_the_next_months_utc(now: float, start: float, end: float) -> None:
+    assert period_bounds(Period.MONTH, now) == (start, end)
