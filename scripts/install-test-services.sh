@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the servers the tests start for themselves: PostgreSQL (tests/store/postgres.py starts it on a free
-# loopback port in a throwaway folder) and Redis (tests/store/redis.py, likewise). Idempotent: installs only what is
-# missing. Where it cannot install (no root, no sudo), the tests that need a server skip, saying so; with
-# GATEWAY_TEST_REQUIRE_POSTGRES=1 or GATEWAY_TEST_REQUIRE_REDIS=1 (CI sets both) that is an error.
+# loopback port in a throwaway folder) and Redis (tests/store/redis.py, likewise), and Debian's chromium with its
+# WebDriver (tests/console/test_browser.py drives the console in it, headless). Idempotent: installs only what is
+# missing. Where it cannot install (no root, no sudo), the tests that need it skip, saying so; with
+# GATEWAY_TEST_REQUIRE_POSTGRES=1, GATEWAY_TEST_REQUIRE_REDIS=1 or GATEWAY_TEST_REQUIRE_CHROMIUM=1 (CI sets all
+# three) that is an error.
 set -uo pipefail
 packages=()
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null; then
@@ -10,6 +12,9 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null; then
 fi
 if ! command -v redis-server > /dev/null; then
   packages+=(redis-server)
+fi
+if ! command -v chromium > /dev/null || ! command -v chromedriver > /dev/null; then
+  packages+=(chromium chromium-driver)
 fi
 if [[ ${#packages[@]} -eq 0 ]]; then
   exit 0
@@ -26,4 +31,5 @@ if $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${packages[@]}" > /
   exit 0
 fi
 echo "warning: could not install ${packages[*]}; the tests that need them will skip" >&2
-[[ "${GATEWAY_TEST_REQUIRE_POSTGRES:-0}" != "1" && "${GATEWAY_TEST_REQUIRE_REDIS:-0}" != "1" ]]
+[[ "${GATEWAY_TEST_REQUIRE_POSTGRES:-0}" != "1" && "${GATEWAY_TEST_REQUIRE_REDIS:-0}" != "1" &&
+  "${GATEWAY_TEST_REQUIRE_CHROMIUM:-0}" != "1" ]]

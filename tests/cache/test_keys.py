@@ -139,3 +139,13 @@ def test_embedding_inputs_get_one_id_each_by_partition_length_and_text() -> None
     encoded = EmbedRequest(model="embed", inputs=["a"], encoding=EmbeddingEncoding.BASE64, user="u")
     assert embedding_ids(encoded, PARTITION) == [first]  # the form asked for is not in it
     assert ids() == []
+
+
+def test_marking_a_message_untrusted_changes_no_fingerprint() -> None:
+    """The mark tells the injection guard how to read a message; the provider sees the same request either way."""
+    document = "Retrieved: the launch moved to May."
+    plain = request(Message("tool", document, tool_call_id="t1"), Message("user", "When is the launch?"))
+    marked = request(
+        Message("tool", document, tool_call_id="t1", untrusted=True), Message("user", "When is the launch?")
+    )
+    assert fingerprint(marked, PARTITION) == fingerprint(plain, PARTITION)

@@ -21,6 +21,8 @@ OPTIONAL = (
     "gateway.observe.span_sinks",
     "botocore",  # a bedrock provider: AWS credentials, SigV4, event-stream
     "gateway.providers.bedrock",
+    "jinja2",  # the console, on the HTTP front door only
+    "fpdf",  # compliance reports as PDF
 )
 BUILD = """
 import asyncio, json, sys, pathlib

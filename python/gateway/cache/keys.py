@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from gateway.chat import ChatRequest
+from gateway.chat import ChatRequest, ContentPart, Message, ToolCall
 from gateway.embeddings import EmbedRequest
 
 
@@ -36,7 +36,7 @@ def fingerprint(request: ChatRequest, partition: tuple[str, str, str]) -> Finger
     context = _digest(
         (
             partition,
-            earlier,
+            [_answer_fields(message) for message in earlier],
             request.max_tokens,
             request.temperature,
             request.top_p,
@@ -56,6 +56,27 @@ def embedding_ids(request: EmbedRequest, partition: tuple[str, str, str]) -> lis
     in it: an entry keeps the vector, whatever form the caller wants it in."""
     context = _digest((partition, "embedding", request.dimensions))
     return [_digest((context, text)) for text in request.inputs]
+
+
+@dataclass(slots=True, frozen=True)
+class _SentMessage:
+    """What of a message reaches the provider, in `Message`'s field order (orjson writes a dataclass's fields in
+    their order, not sorted, so fingerprints stay what they were before `untrusted` existed). `untrusted` only tells
+    the injection guard how to read a message, and answers are stored after that guard: marking a message changes
+    no fingerprint."""
+
+    role: str
+    content: str
+    parts: tuple[ContentPart, ...]
+    tool_calls: tuple[ToolCall, ...]
+    tool_call_id: str
+    name: str
+
+
+def _answer_fields(message: Message) -> _SentMessage:
+    return _SentMessage(
+        message.role, message.content, message.parts, message.tool_calls, message.tool_call_id, message.name
+    )
 
 
 def _digest(value: object) -> str:

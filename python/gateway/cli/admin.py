@@ -1,5 +1,5 @@
-"""`gateway keys | teams | budget | usage | audit | replay | profiles | evaluate-policy | analytics | shadow |
-compare`: the Admin and Insights APIs from the command line.
+"""`gateway keys | teams | budget | usage | audit | replay | profiles | evaluate-policy | analytics | shadow | compare
+| report`: the Admin and Insights APIs from the command line.
 
 The admin (or team admin) key comes from env GATEWAY_ADMIN_KEY, the address from --address or env GATEWAY_ADDR;
 --json prints machine-readable output (`keys create --json` puts the new key under "key").
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -18,16 +17,18 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import grpc
+import orjson
 from google.protobuf import field_mask_pb2, timestamp_pb2
 from llmgateway.v1 import admin_pb2 as pb
 from llmgateway.v1 import admin_pb2_grpc, gateway_pb2, insights_pb2, insights_pb2_grpc
 
+from gateway.admin.compliance import ComplianceReport
+from gateway.admin.compliance_files import render
 from gateway.cli.output import print_json, print_table, to_dict
+from gateway.ledger.periods import parse_duration
 
 ADMIN_KEY_ENV = "GATEWAY_ADMIN_KEY"
 DEFAULT_ADDRESS = "127.0.0.1:50051"
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -125,6 +126,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     report.add_argument("route")
     report.add_argument("--since", type=_duration, default=7 * 86_400.0, help="how far back, e.g. 1d (default 7d)")
     report.add_argument("--team", default="", help="one team's calls (admins; a team admin sees its own)")
+    report = commands.add_parser("report", help="reports").add_subparsers(required=True, metavar="REPORT")
+    compliance = _command(report, "compliance", "one team's compliance report over a period", _report_compliance)
+    compliance.add_argument("--team", required=True)
+    compliance.add_argument("--since", type=_duration, default=30 * 86_400.0, help="how far back (default 30d)")
+    compliance.add_argument("--format", choices=["json", "csv", "pdf"], default="json")
+    compliance.add_argument("--output", "-o", help="file to write (default: stdout; a PDF needs a file)")
     compare = _command(commands, "compare", "send one prompt to several models or routes, side by side", _compare)
     compare.add_argument("--targets", required=True, help="comma-separated models or routes (up to 8)")
     compare.add_argument("--system", help="a system message placed before the prompt")
@@ -191,10 +198,10 @@ def _insights(args: argparse.Namespace) -> Iterator[tuple[insights_pb2_grpc.Insi
 
 
 def _duration(text: str) -> float:
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30s, 15m, 12h, 7d or 2w")
-    return float(match.group(1)) * _UNIT_S[match.group(2)]
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
@@ -765,6 +772,24 @@ def _shadow(args: argparse.Namespace) -> int:
     ]
     sys.stdout.write(f"route {args.route}: shadow copies compared with the answers callers got\n")
     print_table(rows)
+    return 0
+
+
+def _report_compliance(args: argparse.Namespace) -> int:
+    now = time.time()
+    request = pb.GetComplianceReportRequest(team=args.team, since=_timestamp(now - args.since), until=_timestamp(now))
+    with _admin(args) as (stub, call):
+        answer: pb.ComplianceReport = stub.GetComplianceReport(request, **call)
+    report = ComplianceReport.from_dict(orjson.loads(answer.json))
+    document = render(report, args.format)
+    if args.output:
+        with open(args.output, "wb") as out:
+            out.write(document)
+        print(f"wrote {args.output} ({len(document):,} bytes)", file=sys.stderr)
+    elif args.format == "pdf":
+        raise SystemExit("error: a PDF goes to a file: add --output FILE")
+    else:
+        sys.stdout.buffer.write(document)
     return 0
 
 

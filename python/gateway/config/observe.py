@@ -111,3 +111,8 @@ class ObserveConfig(Strict):
     tracing: TracingConfig = Field(default_factory=TracingConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    trace_url_template: str | None = Field(
+        default=None,
+        description="The console's link to a call's trace: {request_id} is replaced by the call's id, which every "
+        "span of the call carries as llm_gateway.request_id (e.g. a Jaeger search on that tag).",
+    )

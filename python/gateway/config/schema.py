@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from gateway.config.base import Name, Strict
 from gateway.config.cache import CacheConfig, CachePolicyConfig
+from gateway.config.console import ConsoleConfig
 from gateway.config.guardrails import GuardrailsConfig, ResidencyConfig, merge_guardrails
 from gateway.config.learning import FeedbackConfig
 from gateway.config.observe import ObserveConfig
@@ -390,6 +391,7 @@ class GatewayConfig(Strict):
     observe: ObserveConfig = Field(default_factory=ObserveConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> Self:

@@ -13,6 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -35,6 +38,9 @@ class AuditLog:
     def __init__(self, write: WriteBatch, settings: AuditSettings) -> None:
         self._write = write
         self._settings = settings
+        self.writer = f"{socket.gethostname()[:40]}/{os.getpid()}/{secrets.token_hex(4)}"
+        """This process's name in the records' (writer, seq): a restarted process starts a new sequence."""
+        self._seq = 0
         self._pending: list[AuditRecord] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._idle = True
@@ -57,6 +63,7 @@ class AuditLog:
 
     def submit(self, record: AuditRecord) -> None:
         """Queues a record for the next batch (batched mode)."""
+        self._number(record)
         self._pending.append(record)
         if self._idle:
             self._idle = False
@@ -64,8 +71,13 @@ class AuditLog:
 
     async def commit(self, record: AuditRecord) -> None:
         """Queues a record and returns once it is committed (strict mode)."""
+        self._number(record)
         self._pending.append(record)
         await self._committed()
+
+    def _number(self, record: AuditRecord) -> None:
+        self._seq += 1
+        record.writer, record.seq = self.writer, self._seq
 
     async def flush(self) -> None:
         """Returns once everything submitted so far is committed, the batch being written included."""

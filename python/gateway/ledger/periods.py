@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from gateway.records.governance import Period
@@ -21,3 +22,15 @@ def period_bounds(period: Period, now: float) -> tuple[float, float]:
         else start_dt.replace(month=start_dt.month + 1)
     )
     return start_dt.timestamp(), end_dt.timestamp()
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_duration(text: str) -> float:
+    """'30s', '15m', '12h', '7d', '2w' in seconds (how far back a report, query or export reaches)."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration such as 30s, 15m, 12h, 7d or 2w")
+    return float(match.group(1)) * _UNIT_S[match.group(2)]

@@ -31,6 +31,8 @@ class Retention:
         self._interval_s = interval_s
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
+        self.last_purge_at: float | None = None
+        """When this process last purged (the compliance report shows it); None before its first purge."""
 
     async def purge(self) -> int:
         """Deletes every record past its team's retention (the default's for records of teams without one)."""
@@ -42,6 +44,7 @@ class Retention:
                 own.add(team.name)
                 purged += await self._ledger.purge_audit(now - team.retention_days * _DAY_S, team=team.name)
         purged += await self._ledger.purge_audit(now - self._default_days * _DAY_S, other_than=own)
+        self.last_purge_at = now
         if purged:
             log.info("purged %d audit records past retention", purged)
         return purged

@@ -66,6 +66,9 @@ class CallInfo:
     peer: str = ""
     """The client's address as gRPC names it, e.g. 'ipv4:10.1.2.3:50122' (the HTTP front door writes it so too)."""
     api: Api = Api.GRPC
+    signed_in: KeyRecord | None = None
+    """A key the transport authenticated itself: the console's session, which holds a key's id, never its secret.
+    None: the call authenticates with the key in its metadata."""
 
     def metadata_dict(self) -> dict[str, str]:
         return {name: value for name, value in self.metadata or () if isinstance(value, str)}

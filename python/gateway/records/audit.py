@@ -50,6 +50,10 @@ class AuditRecord:
     """What a cache hit would have cost from the provider."""
     learned: dict[str, Any] | None = None
     """A learned route's decision: query type, model, each arm's probability of being picked, exploration."""
+    writer: str = ""
+    """The process that wrote the record (host, pid and a token of its start); set by the audit log."""
+    seq: int = 0
+    """The record's number in its writer's sequence, from 1: a missing number is a lost record."""
 
     @property
     def billable(self) -> bool:

@@ -13,8 +13,10 @@ import orjson
 from llmgateway.v1 import admin_pb2 as pb
 from llmgateway.v1 import admin_pb2_grpc
 
+from gateway.admin.compliance import ComplianceOperations
 from gateway.admin.operations import DEFAULT_GRACE_S, AdminOperations
 from gateway.cache.backends import PurgeFilter
+from gateway.errors import InvalidRequest
 from gateway.policy.keyring import KeyRing
 from gateway.records.audit import AuditFilter, AuditRecord, GroupBy, UsageFilter
 from gateway.records.governance import BudgetScope, KeyRecord, Period
@@ -38,12 +40,14 @@ from gateway.server.errors import streaming, unary
 Context = grpc.aio.ServicerContext[Any, Any]
 _DEFAULT_USAGE_RANGE_S = 30 * 86_400.0
 _MAX_AUDIT_LIMIT = 1000
+_DEFAULT_REPORT_RANGE_S = 30 * 86_400.0
 _EXPORT_CHUNK_BYTES = 256 * 1024
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
-    def __init__(self, operations: AdminOperations, ring: KeyRing) -> None:
+    def __init__(self, operations: AdminOperations, compliance: ComplianceOperations, ring: KeyRing) -> None:
         self._ops = operations
+        self._compliance = compliance
         self._ring = ring
 
     def _caller(self, context: Context) -> KeyRecord:
@@ -202,6 +206,17 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             semantic_rejections=counts.rejections,
             semantic_entries=stats.semantic_entries,
         )
+
+    @unary
+    async def GetComplianceReport(  # noqa: N802
+        self, request: pb.GetComplianceReportRequest, context: Context
+    ) -> pb.ComplianceReport:
+        if not request.team:
+            raise InvalidRequest("team is required: the team the report is about", metadata={"field": "team"})
+        until = seconds(request, "until") or time.time()
+        since = seconds(request, "since") or until - _DEFAULT_REPORT_RANGE_S
+        report = await self._compliance.report(self._caller(context), request.team, since, until)
+        return pb.ComplianceReport(json=orjson.dumps(report.to_dict()))
 
 
 def audit_json_line(record: AuditRecord) -> bytes:

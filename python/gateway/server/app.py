@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
+from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from llmgateway.v1 import admin_pb2, admin_pb2_grpc, gateway_pb2, gateway_pb2_grpc, insights_pb2, insights_pb2_grpc
 from opentelemetry.sdk.trace.export import SpanExporter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.admin.compliance import ComplianceOperations
 from gateway.admin.operations import AdminOperations
 from gateway.cache.build import build_cache
 from gateway.cache.service import ResponseCache
@@ -397,7 +399,8 @@ async def build_gateway(
     registrar = generic_registrar(server)
     servicer = GatewayServicer(pipeline, ring, config.server.max_input_chars)
     gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, registrar)
-    admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, ring), registrar)
+    compliance = ComplianceOperations(admin, ledger, config, retention)
+    admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, compliance, ring), registrar)
     insights = InsightsOperations(
         pipeline,
         ledger,
@@ -458,6 +461,9 @@ async def build_gateway(
             max_body_bytes=config.server.max_message_bytes,
             grace_s=config.server.shutdown_grace_s,
             tls=tls,
+            console=_console(config, state_dir, ring, admin, insights, compliance, pipeline, board)
+            if config.console.enabled
+            else None,
         )
     audit.start()
     cache.start()  # in every worker: each keeps its own semantic index, fed the entries the others store
@@ -508,6 +514,35 @@ async def build_gateway(
         feedback,
         shadow,
     )
+
+
+def _console(
+    config: GatewayConfig,
+    state_dir: Path,
+    ring: KeyRing,
+    admin: AdminOperations,
+    insights: InsightsOperations,
+    compliance: ComplianceOperations,
+    pipeline: Pipeline,
+    board: HealthBoard,
+) -> web.Application:
+    """The operators' console, on the same operations as the Admin and Insights services. Imported here: a gateway
+    without the HTTP front door never loads Jinja2."""
+    from gateway.console.app import console_app
+    from gateway.console.pages import Live, Pages
+    from gateway.console.sessions import SessionSigner, load_secret
+
+    signer = SessionSigner(load_secret(config.console.secret_env, state_dir), config.console.session_idle_s)
+    pages = Pages(
+        ring,
+        signer,
+        admin,
+        insights,
+        compliance,
+        Live(board, lambda: pipeline.in_flight, pipeline.flush_audit),
+        config.observe.trace_url_template,
+    )
+    return console_app(pages, ring, signer)
 
 
 def resolve_metrics_address(config: GatewayConfig, flag: str | None) -> str:

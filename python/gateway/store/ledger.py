@@ -184,6 +184,17 @@ class LedgerStore:
                 return
             after = (rows[-1]["at"], rows[-1]["request_id"])
 
+    async def audit_sequences(self, since: float, until: float) -> dict[str, tuple[int, int, int]]:
+        """Per writer, over every team's records in [since, until): (lowest seq, highest seq, records)."""
+        query = (
+            select(audit.c.writer, func.min(audit.c.seq), func.max(audit.c.seq), func.count())
+            .where((audit.c.at >= since) & (audit.c.at < until) & (audit.c.seq > 0))
+            .group_by(audit.c.writer)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {str(writer): (int(low), int(high), int(count)) for writer, low, high, count in rows}
+
     async def purge_audit(self, before: float, *, team: str | None = None, other_than: set[str] | None = None) -> int:
         """Deletes records older than `before`, of one team, or of every team but `other_than`. Returns the count."""
         condition = audit.c.at < before

@@ -5,7 +5,7 @@ Times are epoch seconds (float): portable, cheap to compare, and what the code a
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Double, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Double, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -110,6 +110,10 @@ audit = Table(
     # The front door: grpc or http (the OpenAI-compatible one).
     Column("api", String(8), nullable=False, server_default="grpc"),
     Column("learned", JSON),
+    # Who wrote the record (a process of one instance) and its number in that writer's sequence: numbers missing
+    # between two of a writer's records are records lost (the compliance report's audit completeness).
+    Column("writer", String(64), nullable=False, server_default=""),
+    Column("seq", BigInteger, nullable=False, server_default="0"),
     Index("ix_audit_team_at", "team", "at"),
 )
 

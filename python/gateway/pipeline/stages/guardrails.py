@@ -47,9 +47,15 @@ class InputGuardrails(BaseStage):
 
 @contextmanager
 def _audit_refusal(call: ChatCall) -> Iterator[None]:
-    """A request refused as an injection leaves its verdict (score, model version) in the audit record."""
+    """A request refused as an injection leaves its verdict (score, model version) in the audit record; one refused
+    for the PII it holds, the entity types blocked (never the values), which the compliance report counts."""
     try:
         yield
+    except InvalidRequest as error:
+        for kind in str(error.metadata.get("entity_types", "")).split(","):
+            if kind:
+                call.record.guardrails.append({"type": "pii", "kind": kind, "action": "block", "count": 1})
+        raise
     except PermissionDenied as error:
         if error.reason == "PROMPT_INJECTION":
             call.record.guardrails.append(

@@ -34,6 +34,7 @@ from gateway.server.openai_http.errors import REQUEST_ID, STREAMING, openai_erro
 
 log = logging.getLogger("gateway.server.http")
 
+CONSOLE_PREFIX = "/console"
 CHAT_METHOD = "POST /v1/chat/completions"
 EMBEDDINGS_METHOD = "POST /v1/embeddings"
 
@@ -180,10 +181,15 @@ async def start_http_server(
     max_body_bytes: int,
     grace_s: float,
     tls: TlsConfig | None = None,
+    console: web.Application | None = None,
 ) -> HttpServer:
-    """Serves the OpenAI-compatible routes until `close()`. SO_REUSEPORT, as the gRPC server: the workers of
-    `gateway serve --workers N` share the port. Raises OSError when the port is taken."""
+    """Serves the OpenAI-compatible routes (and the operators' `console` at /console, when given) until `close()`.
+    SO_REUSEPORT, as the gRPC server: the workers of `gateway serve --workers N` share the port. Raises OSError when
+    the port is taken."""
     app = web.Application(client_max_size=max_body_bytes, middlewares=[openai_errors])
+    if console is not None:
+        app.add_subapp(CONSOLE_PREFIX, console)
+        app.router.add_get(CONSOLE_PREFIX, _to_console)
     app.router.add_post("/v1/chat/completions", handlers.chat_completions)
     app.router.add_post("/v1/embeddings", handlers.embeddings)
     app.router.add_post("/v1/feedback", handlers.feedback)
@@ -201,6 +207,10 @@ async def start_http_server(
         await runner.cleanup()
         raise
     return HttpServer(host, int(runner.addresses[0][1]), runner)
+
+
+async def _to_console(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=303, headers={"Location": f"{CONSOLE_PREFIX}/"})
 
 
 def _ssl_context(tls: TlsConfig) -> ssl.SSLContext:

@@ -1,0 +1,38 @@
+"""Session cookies: signed with a secret every worker shares, idle expiry, tampering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.console.sessions import SecretMissing, SessionSigner, load_secret
+
+
+def test_a_session_lasts_while_used_and_ends_after_the_idle_time() -> None:
+    signer = SessionSigner(b"s" * 32, idle_s=1800)
+    session = signer.new("key_1", now=1000.0)
+    cookie = signer.dump(session)
+    assert signer.load(cookie, now=1000.0 + 1800) == session
+    assert signer.load(cookie, now=1000.0 + 1801) is None
+
+
+def test_another_workers_signer_with_the_same_secret_honours_it_and_another_secret_does_not() -> None:
+    cookie = SessionSigner(b"a" * 32, 60).dump(SessionSigner(b"a" * 32, 60).new("key_1", 0.0))
+    assert SessionSigner(b"a" * 32, 60).load(cookie, 1.0) is not None
+    assert SessionSigner(b"b" * 32, 60).load(cookie, 1.0) is None
+
+
+def test_the_secret_is_made_once_in_the_state_folder(tmp_path: Path) -> None:
+    first = load_secret(None, tmp_path)
+    assert len(first) == 32
+    assert load_secret(None, tmp_path) == first
+    assert (tmp_path / "console-secret").stat().st_mode & 0o077 == 0
+
+
+def test_the_secret_comes_from_the_named_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONSOLE_SECRET", "x" * 40)
+    assert load_secret("CONSOLE_SECRET", tmp_path) == b"x" * 40
+    monkeypatch.setenv("CONSOLE_SECRET", "short")
+    with pytest.raises(SecretMissing, match="at least 16 characters"):
+        load_secret("CONSOLE_SECRET", tmp_path)
