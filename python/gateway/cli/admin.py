@@ -122,10 +122,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     shadow = commands.add_parser("shadow", help="shadow traffic: how a route's shadow model compares").add_subparsers(
         required=True, metavar="ACTION"
     )
-    report = _command(shadow, "report", "the shadow copies of a route's calls, compared with what answered", _shadow)
-    report.add_argument("route")
-    report.add_argument("--since", type=_duration, default=7 * 86_400.0, help="how far back, e.g. 1d (default 7d)")
-    report.add_argument("--team", default="", help="one team's calls (admins; a team admin sees its own)")
+    shadow_report = _command(
+        shadow, "report", "the shadow copies of a route's calls, compared with what answered", _shadow
+    )
+    shadow_report.add_argument("route")
+    shadow_report.add_argument(
+        "--since", type=_duration, default=7 * 86_400.0, help="how far back, e.g. 1d (default 7d)"
+    )
+    shadow_report.add_argument("--team", default="", help="one team's calls (admins; a team admin sees its own)")
     report = commands.add_parser("report", help="reports").add_subparsers(required=True, metavar="REPORT")
     compliance = _command(report, "compliance", "one team's compliance report over a period", _report_compliance)
     compliance.add_argument("--team", required=True)
