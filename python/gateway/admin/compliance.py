@@ -9,18 +9,22 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.admin.operations import AdminOperations
 from gateway.config.guardrails import ResidencyConfig
 from gateway.config.schema import GatewayConfig
 from gateway.errors import NotFound
-from gateway.ledger.retention import Retention
 from gateway.policy.access import check_manages
 from gateway.records.audit import AuditFilter, AuditRecord
 from gateway.records.classification import Classification
 from gateway.records.governance import KeyRecord
-from gateway.store.ledger import LedgerStore
+
+if TYPE_CHECKING:
+    # The CLI renders reports with this module's types; the server's operations (and prometheus_client with them,
+    # which a --workers supervisor must import only after setting its multiprocess folder) stay out of its imports.
+    from gateway.admin.operations import AdminOperations
+    from gateway.ledger.retention import Retention
+    from gateway.store.ledger import LedgerStore
 
 _REDACTING = frozenset({"redact", "mask"})
 
