@@ -3,6 +3,8 @@ the copy obeys the primary's policies, spends its own budget, and `GetAnalytics`
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 from llmgateway.v1 import admin_pb2 as apb
@@ -179,3 +181,17 @@ async def test_a_team_admin_sees_its_own_teams_copies(
     assert everyone.answered == 2
     [lab] = await shadows(gateway, insights, "mirrored", bearer(lead))
     assert lab.answered == 1
+
+
+async def test_at_most_four_copies_of_a_route_run_at_once(
+    running: tuple[Gateway, Admin, insights_pb2_grpc.InsightsStub], fakes: tuple[FakeOpenAI, FakeOpenAI]
+) -> None:
+    gateway, admin, insights = running
+    _, us = fakes
+    us.slow(first_byte_delay=0.5, times=6)
+    secret, _ = await admin.key(team="lab")
+    await asyncio.gather(*(admin.gateway.Chat(chat_request("abroad"), metadata=bearer(secret)) for _ in range(6)))
+    [summary] = await shadows(gateway, insights, "abroad")
+    assert summary.mirrored + summary.busy == 6
+    assert summary.mirrored <= 4
+    assert len(us.requests) == summary.mirrored

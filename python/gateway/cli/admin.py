@@ -757,7 +757,19 @@ def _shadow(args: argparse.Namespace) -> int:
         sys.stdout.write(f"no shadow copies of route {args.route} in that range\n")
         return 0
     rows = [
-        ("PRIMARY", "SHADOW", "MIRRORED", "ANSWERED", "FAILED", "REFUSED", "OVER BUDGET", "SIMILARITY", "MS", "COST $")
+        (
+            "PRIMARY",
+            "SHADOW",
+            "MIRRORED",
+            "ANSWERED",
+            "FAILED",
+            "REFUSED",
+            "OVER BUDGET",
+            "BUSY",
+            "SIMILARITY",
+            "MS",
+            "COST $",
+        )
     ]
     rows += [
         (
@@ -768,6 +780,7 @@ def _shadow(args: argparse.Namespace) -> int:
             str(s.failed),
             str(s.refused),
             str(s.over_budget),
+            str(s.busy),
             f"{s.mean_similarity:.2f}",
             f"{s.primary_latency_ms:.0f} -> {s.shadow_latency_ms:.0f}",
             f"{s.primary_cost_usd:.6f} -> {s.shadow_cost_usd:.6f}",

@@ -25,7 +25,7 @@ from gateway.insights.similarity import word_cosine
 from gateway.pipeline import CallInfo, CallKind, Pipeline
 from gateway.pipeline.call import ChatCall, deadline_from
 from gateway.pipeline.stages.identity import CLASSIFICATION_METADATA
-from gateway.store.shadow import OK, OVER_BUDGET, ShadowCall, ShadowStore, ShadowSummary
+from gateway.store.shadow import BUSY, OK, OVER_BUDGET, ShadowCall, ShadowStore, ShadowSummary
 
 log = logging.getLogger("gateway.shadow")
 DAY_S = 86_400.0
@@ -94,13 +94,17 @@ class ShadowTraffic:
     async def _mirror(self, call: ChatCall, answer: str, shadow: ShadowConfig, primary: ShadowCall) -> None:
         route = primary.route
         try:
-            day = self._clock() // DAY_S * DAY_S
-            if self._in_flight[route] >= MAX_IN_FLIGHT or await self._store.spent(route, day) >= shadow.max_usd_per_day:
-                await self._store.add(primary)
+            if self._in_flight[route] >= MAX_IN_FLIGHT:
+                await self._store.add(dataclasses.replace(primary, status=BUSY))
                 return
+            # Taken before the first await, so that copies launched together see each other.
             self._in_flight[route] += 1
             try:
-                compared = await self._copy(call, answer, shadow, primary)
+                day = self._clock() // DAY_S * DAY_S
+                if await self._store.spent(route, day) >= shadow.max_usd_per_day:
+                    compared = primary
+                else:
+                    compared = await self._copy(call, answer, shadow, primary)
             finally:
                 self._in_flight[route] -= 1
             await self._store.add(compared)

@@ -236,6 +236,7 @@ def _shadow_summary(summary: ShadowSummary) -> pb.ShadowSummary:
         failed=summary.failed,
         refused=summary.refused,
         over_budget=summary.over_budget,
+        busy=summary.busy,
         primary_latency_ms=summary.primary_latency_ms,
         shadow_latency_ms=summary.shadow_latency_ms,
         primary_cost_usd=summary.primary_cost_usd,

@@ -13,6 +13,8 @@ from gateway.store.tables import shadow_calls
 OK = "OK"
 OVER_BUDGET = "OVER_BUDGET"
 """The route's shadow budget for the day was spent: the call was not mirrored."""
+BUSY = "BUSY"
+"""The route had as many copies under way as it may (insights/shadow.py MAX_IN_FLIGHT): the call was not mirrored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,9 +27,9 @@ class ShadowCall:
     primary_model: str
     shadow_model: str
     shadow_request_id: str
-    """The shadow call's audit record; empty when it was not sent (over budget)."""
+    """The shadow call's audit record; empty when it was not sent (over budget, busy)."""
     status: str
-    """OK, the gRPC status name the shadow call ended with, or OVER_BUDGET."""
+    """OK, the gRPC status name the shadow call ended with, OVER_BUDGET or BUSY."""
     sent: bool
     """The copy reached the shadow's provider (the gateway's policies let it through, within the budget)."""
     reason: str
@@ -52,6 +54,8 @@ class ShadowSummary:
     """Copies the gateway's policies kept from the shadow model (key access, residency, guardrails): not mirrored."""
     failed: int
     over_budget: int
+    busy: int
+    """Calls picked for a copy while the route had MAX_IN_FLIGHT copies under way: not mirrored."""
     primary_latency_ms: float
     """Means over the answered copies, and the primary calls they copied."""
     shadow_latency_ms: float
@@ -94,7 +98,7 @@ class ShadowStore:
         def over_answered(column: ColumnElement[float]) -> ColumnElement[float]:
             return func.coalesce(func.sum(case((answered, column), else_=0.0)), 0.0)
 
-        sent, over = c.sent.is_(True), c.status == OVER_BUDGET
+        sent, over, busy = c.sent.is_(True), c.status == OVER_BUDGET, c.status == BUSY
         query = (
             select(
                 c.route,
@@ -102,9 +106,10 @@ class ShadowStore:
                 c.shadow_model,
                 count(sent),
                 count(answered),
-                count(~sent & ~over),
+                count(~sent & ~over & ~busy),
                 count(sent & ~answered),
                 count(over),
+                count(busy),
                 over_answered(c.primary_latency_ms),
                 over_answered(c.shadow_latency_ms),
                 over_answered(c.primary_cost_usd),
@@ -118,7 +123,22 @@ class ShadowStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         summaries = []
-        for route_name, primary, shadow, mirrored, ok, refusals, failed, over, p_ms, s_ms, p_usd, s_usd, sim in rows:
+        for (
+            route_name,
+            primary,
+            shadow,
+            mirrored,
+            ok,
+            refusals,
+            failed,
+            over,
+            busy_,
+            p_ms,
+            s_ms,
+            p_usd,
+            s_usd,
+            sim,
+        ) in rows:
             n = int(ok or 0)
             summaries.append(
                 ShadowSummary(
@@ -130,6 +150,7 @@ class ShadowStore:
                     int(refusals or 0),
                     int(failed or 0),
                     int(over or 0),
+                    int(busy_ or 0),
                     float(p_ms) / n if n else 0.0,
                     float(s_ms) / n if n else 0.0,
                     float(p_usd),
