@@ -26,7 +26,7 @@ from gateway.insights.runner import request_from_audit
 from gateway.pipeline import CallInfo
 from gateway.pipeline.call import Api
 from gateway.policy.keyring import KeyRing
-from gateway.records.audit import AuditFilter, GroupBy, UsageFilter
+from gateway.records.audit import AuditFilter, AuditRecord, GroupBy, UsageFilter
 from gateway.records.governance import BudgetScope, KeyRecord, Period, Role
 from gateway.routing.health import HealthBoard
 
@@ -187,7 +187,7 @@ class Pages:
         if not found:  # another team's call is "not found" too, so ids cannot be probed
             raise NotFound(f"no audited call {request_id!r} that this key may read", reason="UNKNOWN_REQUEST")
         record = found[0]
-        trace = self._trace_url.replace("{request_id}", record.request_id) if self._trace_url else None
+        trace = trace_link(self._trace_url, record) if self._trace_url else None
         return self.page(request, "call.html", call=record, trace_url=trace)
 
     async def replay(self, request: web.Request) -> web.StreamResponse:
@@ -311,6 +311,14 @@ class Pages:
         return await self._compliance.report(
             request[CALLER], team, now - forms.duration_s(since, _REPORT_DEFAULT_S), now + 1
         )
+
+
+def trace_link(template: str, record: AuditRecord) -> str | None:
+    """`observe.trace_url_template` filled in for the call; None when it names the trace id and the call has none
+    (it was not traced and its caller sent no `traceparent`), rather than a link to nothing."""
+    if "{trace_id}" in template and not record.trace_id:
+        return None
+    return template.replace("{trace_id}", record.trace_id).replace("{request_id}", record.request_id)
 
 
 def _info(request: web.Request, caller: KeyRecord) -> CallInfo:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from opentelemetry.context import Context
+from opentelemetry.trace import get_current_span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 TRACEPARENT: Final = "traceparent"
@@ -28,3 +29,12 @@ def extract_context(metadata: Iterable[tuple[str, str | bytes]] | None) -> Conte
     context = _W3C.extract(carrier)
     # A malformed traceparent extracts to an empty context: treat it as absent, so the call starts a new trace.
     return context if context else None
+
+
+def caller_trace_id(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
+    """The trace id (32 hex digits) of the caller's `traceparent`; "" when it sent none or a malformed one."""
+    context = extract_context(metadata)
+    if context is None:
+        return ""
+    span = get_current_span(context).get_span_context()
+    return f"{span.trace_id:032x}" if span.is_valid else ""

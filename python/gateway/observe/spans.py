@@ -97,6 +97,12 @@ class CallSpan:
         """Whether this call is sampled: only then are stage timings worth taking."""
         return False
 
+    @property
+    def recorded_trace_id(self) -> str:
+        """The trace id (32 hex digits) this call's spans are exported under; "" when they are not (tracing off,
+        or sampled out)."""
+        return ""
+
     def stage(self, name: str) -> StageSpan:
         """A child span for one stage that waited: `with call.stage("cache"): await ...`."""
         return _NOOP_STAGE
@@ -344,6 +350,10 @@ class _RecordingCall(CallSpan):
     @property
     def recording(self) -> bool:
         return True
+
+    @property
+    def recorded_trace_id(self) -> str:
+        return f"{self.trace_id:032x}"
 
     def child(
         self,

@@ -33,6 +33,9 @@ class AuditRecord:
     reason: str = ""
     error: str = ""
     latency_ms: float = 0.0
+    ttfc_ms: float | None = None
+    """A stream's time from its arrival to its first chunk sent; None for a call that sent none (not a stream, or
+    one that failed before its first chunk)."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
@@ -54,6 +57,8 @@ class AuditRecord:
     """The process that wrote the record (host, pid and a token of its start); set by the audit log."""
     seq: int = 0
     """The record's number in its writer's sequence, from 1: a missing number is a lost record."""
+    trace_id: str = ""
+    """The call's W3C trace id (32 hex digits) when the gateway traced it or the caller sent a `traceparent`."""
 
     @property
     def billable(self) -> bool:

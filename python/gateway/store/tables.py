@@ -114,6 +114,9 @@ audit = Table(
     # between two of a writer's records are records lost (the compliance report's audit completeness).
     Column("writer", String(64), nullable=False, server_default=""),
     Column("seq", BigInteger, nullable=False, server_default="0"),
+    # A stream's time to its first chunk (NULL for other calls), and the call's W3C trace id ("" when untraced).
+    Column("ttfc_ms", Double),
+    Column("trace_id", String(32), nullable=False, server_default=""),
     Index("ix_audit_team_at", "team", "at"),
 )
 

@@ -27,6 +27,14 @@
     draw(id, "bar", Object.keys(counts), [{ label: label, data: Object.values(counts), backgroundColor: palette[0] }]);
   }
 
+  function quantiles(id, byName) {
+    const names = Object.keys(byName);
+    draw(id, "bar", names, [
+      { label: "p50", data: names.map(function (n) { return byName[n].p50; }), backgroundColor: palette[0] },
+      { label: "p99", data: names.map(function (n) { return byName[n].p99; }), backgroundColor: palette[1] },
+    ]);
+  }
+
   function list(id, items, text) {
     const ul = document.getElementById(id);
     ul.replaceChildren(...(items.length ? items : [null]).map(function (item) {
@@ -44,11 +52,8 @@
     ], true);
     draw("chart-codes", "doughnut", Object.keys(d.by_code),
       [{ data: Object.values(d.by_code), backgroundColor: palette }]);
-    const names = Object.keys(d.latency);
-    draw("chart-latency", "bar", names, [
-      { label: "p50", data: names.map(function (n) { return d.latency[n].p50; }), backgroundColor: palette[0] },
-      { label: "p99", data: names.map(function (n) { return d.latency[n].p99; }), backgroundColor: palette[1] },
-    ]);
+    quantiles("chart-latency", d.latency);
+    quantiles("chart-ttfc", d.ttfc);
     bars("chart-spend-team", d.spend_team, "USD");
     bars("chart-spend-model", d.spend_model, "USD");
     document.getElementById("forecast").textContent =
