@@ -3,15 +3,19 @@ drawn per model), and the link to a call's trace by its W3C trace id."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
 from llmgateway.v1 import admin_pb2 as apb
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from gateway.admin.compliance_files import when
 from gateway.console.pages import trace_link
+from gateway.observe.live import FORGET_S, ProcessLive
 from gateway.records.audit import AuditRecord
 from gateway.server.app import Gateway
+from gateway.store.live import SqlLiveStore
 from tests.admin.helpers import Admin, ask, chat_request, stream
 from tests.console.helpers import Browser
 from tests.server.fixtures import AUTH, TEST_KEY, StartGateway
@@ -127,3 +131,45 @@ def test_the_template_takes_the_request_id_and_the_trace_id() -> None:
     assert trace_link(search, untraced) == search.replace("{request_id}", "req-2")
     assert trace_link("https://t.example/{trace_id}?r={request_id}", traced) == f"https://t.example/{TRACE_ID}?r=req-1"
     assert trace_link("https://t.example/{trace_id}", untraced) is None
+
+
+async def test_the_live_figures_are_every_processs_and_a_silent_one_is_left_out(start_gateway: StartGateway) -> None:
+    """Another process of the gateway (a worker or instance on the same database) publishes its snapshot; the page
+    served by this one sums both, and names the one not heard from lately without counting it."""
+    gateway, channel = await start_gateway(CONFIG, http=True)
+    await Admin.on(channel).team("alpha")
+    others = SqlLiveStore(gateway.engine)
+    now = time.time()
+    purged_elsewhere = now + 600.0  # later than this process's own purge at start
+    await others.put(
+        ProcessLive(
+            "elsewhere/1/a",
+            now,
+            in_flight=3,
+            queued={"smart": 2},
+            breakers=[{"target": "sim/fast", "state": "open", "rested_s": 0.0}],
+            drift=[
+                {"model": "fast", "provider": "sim", "metric": "status", "since": now - 120, "detail": "more errors"}
+            ],
+        ),
+        now - FORGET_S,
+    )
+    await others.put(ProcessLive("elsewhere/2/b", now - 30, in_flight=40, last_purge_at=purged_elsewhere), 0.0)
+    browser = Browser(gateway)
+    try:
+        await browser.sign_in(TEST_KEY)
+        live = (await overview(browser))["live"]
+        assert (live["processes"], live["in_flight"], live["queued"]) == (2, 3, {"smart": 2})
+        [stale] = live["stale"]
+        assert stale["process"] == "elsewhere/2/b"
+        assert stale["age_s"] >= 30
+        assert live["breakers"] == [{"target": "sim/fast", "state": "open", "rested_s": 0.0, "processes": 1}]
+        assert [(f["model"], f["metric"]) for f in live["drift"]] == [("fast", "status")]
+        assert live["last_purge"] == when(purged_elsewhere)
+        _, text = await browser.get("/report.json?team=alpha&since=1d")
+        assert orjson.loads(text)["last_purge_at"] == purged_elsewhere
+    finally:
+        await browser.close()
+    assert gateway.live is not None
+    await gateway.live.close()  # a process that stops takes its snapshot away
+    assert {s.process for s in await others.all()} == {"elsewhere/1/a", "elsewhere/2/b"}

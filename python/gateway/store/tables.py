@@ -178,3 +178,13 @@ shadow_calls = Table(
     Column("similarity", Double),
     Index("ix_shadow_calls_route_at", "route", "at"),
 )
+
+# Each running process's live figures (breakers, calls in flight, queues, drift flags, last purge), renewed about
+# once a second, merged by the console (observe/live.py).
+live_processes = Table(
+    "live_processes",
+    metadata,
+    Column("process", String(64), primary_key=True),
+    Column("at", Double, nullable=False),
+    Column("snapshot", JSON, nullable=False),
+)

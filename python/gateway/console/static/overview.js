@@ -67,9 +67,21 @@
       [{ data: [d.cache.hits, d.cache.misses], backgroundColor: [palette[2], palette[4]] }]);
     document.getElementById("cache-saved").textContent = "Saved by the cache: " + d.cache.saved_usd.toFixed(6) + " USD";
     bars("chart-guardrails", d.guardrails, "actions");
-    document.getElementById("in-flight").textContent = d.in_flight;
-    list("breakers", d.breakers, function (b) { return b.target + ": " + b.state + (b.rested_s ? ", rested " + b.rested_s + " s" : ""); });
-    list("drift", d.drift, function (f) { return f.model + " / " + f.provider + ": " + f.metric + " since " + f.since + " (" + f.detail + ")"; });
+    const live = d.live;
+    document.getElementById("processes").textContent = live.processes;
+    document.getElementById("stale").textContent = live.stale.length
+      ? "(not heard from lately, left out: " + live.stale.map(function (s) { return s.process + " " + s.age_s + " s ago"; }).join(", ") + ")"
+      : "";
+    document.getElementById("in-flight").textContent = live.in_flight;
+    const queued = Object.keys(live.queued);
+    document.getElementById("queued").textContent = queued.length
+      ? queued.map(function (r) { return r + " " + live.queued[r]; }).join(", ")
+      : "no queues";
+    document.getElementById("last-purge").textContent = live.last_purge;
+    list("breakers", live.breakers, function (b) {
+      return b.target + ": " + b.state + (b.rested_s ? ", rested " + b.rested_s + " s" : "") + " (in " + b.processes + " of " + live.processes + " processes)";
+    });
+    list("drift", live.drift, function (f) { return f.model + " / " + f.provider + ": " + f.metric + " since " + f.since + " (" + f.detail + ")"; });
     document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
     root.dataset.loaded = "true";
   }
