@@ -50,8 +50,7 @@ class ObserveCall(BaseStage):
         call.span = span = self._tracer.start_call(
             call.method, info.metadata, request_id=call.record.request_id, api=info.api
         )
-        # The trace the call's spans went to, else the caller's own (its spans may be in the same backend).
-        call.record.trace_id = span.recorded_trace_id or caller_trace_id(info.metadata)
+        call.record.trace_id = span.audit_trace_id if self._tracer.enabled else caller_trace_id(info.metadata)
         if self._metrics is not None:
             self._metrics.observe_call_started(call.kind)
         if self._drift is not None and call.kind is not CallKind.EMBED:
