@@ -46,6 +46,16 @@ async def audit_of(gateway: Gateway, admin: Admin, request_id: str) -> apb.Audit
     return record
 
 
+async def call_pages(gateway: Gateway, *request_ids: str) -> list[str]:
+    """The calls' pages as an admin sees them."""
+    browser = Browser(gateway)
+    try:
+        await browser.sign_in(TEST_KEY)
+        return [(await browser.get(f"/calls/{request_id}"))[1] for request_id in request_ids]
+    finally:
+        await browser.close()
+
+
 async def test_a_streams_time_to_first_chunk_is_kept_and_drawn_per_model(start_gateway: StartGateway) -> None:
     gateway, channel = await start_gateway(CONFIG, http=True)
     admin = Admin.on(channel)
@@ -92,15 +102,9 @@ async def test_a_traced_calls_page_links_to_its_trace(start_gateway: StartGatewa
     assert exported != TRACE_ID
     assert (await audit_of(gateway, admin, own)).trace_id == exported
     assert (await audit_of(gateway, admin, continued)).trace_id == TRACE_ID
-    browser = Browser(gateway)
-    try:
-        await browser.sign_in(TEST_KEY)
-        _, page = await browser.get(f"/calls/{own}")
-        assert f'href="https://tempo.example/trace/{exported}" id="trace"' in page
-        _, page = await browser.get(f"/calls/{continued}")
-        assert f'href="https://tempo.example/trace/{TRACE_ID}" id="trace"' in page
-    finally:
-        await browser.close()
+    own_page, continued_page = await call_pages(gateway, own, continued)
+    assert f'href="https://tempo.example/trace/{exported}" id="trace"' in own_page
+    assert f'href="https://tempo.example/trace/{TRACE_ID}" id="trace"' in continued_page
 
 
 async def test_untraced_calls_keep_the_callers_trace_id_or_none(start_gateway: StartGateway) -> None:
@@ -113,15 +117,9 @@ async def test_untraced_calls_keep_the_callers_trace_id_or_none(start_gateway: S
     assert (await audit_of(gateway, admin, continued)).trace_id == TRACE_ID
     assert (await audit_of(gateway, admin, alone)).trace_id == ""
     assert (await audit_of(gateway, admin, malformed)).trace_id == ""
-    browser = Browser(gateway)
-    try:
-        await browser.sign_in(TEST_KEY)
-        _, page = await browser.get(f"/calls/{continued}")
-        assert f'href="https://jaeger.example/trace/{TRACE_ID}"' in page
-        _, page = await browser.get(f"/calls/{alone}")
-        assert 'id="trace"' not in page  # no link to a trace that does not exist
-    finally:
-        await browser.close()
+    continued_page, alone_page = await call_pages(gateway, continued, alone)
+    assert f'href="https://jaeger.example/trace/{TRACE_ID}" id="trace"' in continued_page
+    assert 'id="trace"' not in alone_page  # no link to a trace that does not exist
 
 
 def test_the_template_takes_the_request_id_and_the_trace_id() -> None:
