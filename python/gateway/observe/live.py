@@ -205,9 +205,9 @@ class LiveShare:
 
     async def merged(self) -> GatewayLive:
         """Every process's snapshot, this one's taken now (the others' are up to `interval_s` old)."""
-        own = self._sources.sample(self._clock())
-        others = [s for s in await self._store.all() if s.process != own.process]
-        return merge([own, *others], self._clock(), self._stale_after_s)
+        others = [s for s in await self._store.all() if s.process != self._sources.process]
+        now = self._clock()
+        return merge([self._sources.sample(now), *others], now, self._stale_after_s)
 
     async def last_purge_at(self) -> float | None:
         """The latest audit purge of any process (one process of a machine runs them)."""
