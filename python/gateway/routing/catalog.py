@@ -11,6 +11,16 @@ from gateway.providers.base import Provider
 from gateway.providers.registry import build_provider
 
 
+DEPLOYMENT_PRICES = (
+    "input_cost_per_mtok",
+    "output_cost_per_mtok",
+    "cached_input_cost_per_mtok",
+    "batch_input_cost_per_mtok",
+    "batch_output_cost_per_mtok",
+)
+"""The prices a deployment may set for itself; those it leaves unset are the model's."""
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """One deployment of a model: the model's config as served there, and the provider adapter that serves it."""
@@ -42,7 +52,7 @@ class ModelCatalog:
                         "quota": d.quota or model.quota,
                         **{
                             price: getattr(d, price)
-                            for price in ("input_cost_per_mtok", "output_cost_per_mtok", "cached_input_cost_per_mtok")
+                            for price in DEPLOYMENT_PRICES
                             if getattr(d, price) is not None
                         },
                     }

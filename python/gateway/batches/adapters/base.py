@@ -1,0 +1,162 @@
+"""What every provider batch API adapter implements, and the HTTP they share.
+
+An adapter wraps the provider's own chat adapter: each item's request body is the one that adapter would send for a
+Chat call (`build_request`), and each answer is parsed by its `parse_response`, so a batch speaks exactly the wire
+format of the provider's interactive API, inside the batch API's envelope. Items travel under upstream ids of the
+gateway's own (`item-<position>`): providers restrict custom ids differently (Anthropic: 64 characters of
+`[a-zA-Z0-9_-]`), and the caller's custom_id never leaves the gateway.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from gateway.batches.jobs import ItemError, Status
+from gateway.chat import ChatRequest, ChatResult
+from gateway.config.schema import ModelConfig
+from gateway.errors import ProviderError
+from gateway.providers.http import HttpProvider, malformed
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+def upstream_id(position: int) -> str:
+    """The id an item travels under at the provider."""
+    return f"item-{position}"
+
+
+def position_of(custom_id: str) -> int | None:
+    """The item's position from its upstream id; None for an id the gateway did not send."""
+    head, _, number = custom_id.partition("-")
+    return int(number) if head == "item" and number.isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One item as an adapter sends it."""
+
+    position: int
+    request: ChatRequest
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteState:
+    """A provider's batch as one poll saw it."""
+
+    status: Status
+    output: Any = None
+    """Where the results are, in the adapter's own terms (file ids, a results URL, inline answers)."""
+    error: str = ""
+    """Why the provider refused the whole batch (status FAILED)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteResult:
+    """One item's outcome as the provider gave it: an answer or an error."""
+
+    position: int
+    answer: ChatResult | None = None
+    error: ItemError | None = None
+
+
+def error_of(err: ProviderError) -> ItemError:
+    return ItemError(err.kind.value, err.reason, err.message)
+
+
+class BatchApi(ABC):
+    """A provider's batch API. Every method raises ProviderError on an upstream failure; the poller tries again at
+    its next round."""
+
+    uploads: bool = False
+    """Whether the items go up as a file first (`upload`), or inline in `create`."""
+
+    def __init__(self, provider: HttpProvider) -> None:
+        self.provider = provider
+
+    async def upload(self, job_id: str, lines: list[Line], model: ModelConfig) -> str:
+        """The id of the uploaded input file (adapters with `uploads`)."""
+        raise NotImplementedError
+
+    @abstractmethod
+    async def find(self, job_id: str, since: float, count: int) -> str | None:
+        """The provider's batch an earlier `create` for `job_id` made at or after `since` (epoch s), with `count`
+        items, if there is one: what a restart that crashed during `create` looks for before creating another."""
+
+    @abstractmethod
+    async def create(self, job_id: str, file_id: str | None, lines: list[Line], model: ModelConfig, window: str) -> str:
+        """Creates the batch; returns the provider's id of it."""
+
+    @abstractmethod
+    async def poll(self, batch_id: str) -> RemoteState: ...
+
+    @abstractmethod
+    def results(self, batch_id: str, state: RemoteState, model: ModelConfig) -> AsyncIterator[RemoteResult]:
+        """The items' outcomes of an ended batch, in the provider's order."""
+
+    @abstractmethod
+    async def cancel(self, batch_id: str) -> None: ...
+
+    # -- HTTP -------------------------------------------------------------------------------------------------------
+
+    async def fetch(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        json: Any = None,
+        data: aiohttp.FormData | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """The body of a 2xx answer; the provider's error mapping for any other."""
+        provider = self.provider
+        timeout = aiohttp.ClientTimeout(total=provider.config.timeout_s, sock_connect=provider.config.connect_timeout_s)
+        body: bytes | aiohttp.FormData | None = orjson.dumps(json) if json is not None else data
+        sent = dict(headers)
+        if json is not None:
+            sent["content-type"] = "application/json"
+        try:
+            async with provider.session().request(
+                method, url, data=body, headers=sent, params=params, timeout=timeout, allow_redirects=False
+            ) as response:
+                payload = await response.read()
+                if response.status >= 300:
+                    raise provider.map_error(response.status, response.headers, payload)
+                return payload
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ProviderError(
+                f"provider {provider.name!r}'s batch API did not answer ({type(exc).__name__})",
+                provider=provider.name,
+                reason="UPSTREAM_UNAVAILABLE",
+            ) from None
+
+    async def fetch_json(self, method: str, url: str, **options: Any) -> Any:
+        raw = await self.fetch(method, url, **options)
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise malformed(self.provider.name, "a batch API answer is not JSON") from None
+
+    def parse_answer(self, payload: Any, model: ModelConfig) -> ChatResult | ItemError:
+        """An item's answer body through the chat adapter's own parser."""
+        try:
+            return self.provider.parse_response(payload, model)
+        except ProviderError as err:
+            return error_of(err)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            return error_of(malformed(self.provider.name, f"unexpected answer shape ({type(exc).__name__})"))
+
+    def upstream_error(self, status: int, body: Any) -> ItemError:
+        """An item's non-2xx answer through the provider's error mapping."""
+        return error_of(self.provider.map_error(status, {}, orjson.dumps(body)))
+
+
+def jsonl(raw: bytes) -> list[Any]:
+    """The objects of a JSON Lines body (blank lines skipped)."""
+    return [orjson.loads(line) for line in raw.splitlines() if line.strip()]

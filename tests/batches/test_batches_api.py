@@ -1,0 +1,431 @@
+"""The Batches service through gRPC, against fakes of the providers' batch APIs: each provider's whole lifecycle,
+partial failures, results out of order, expiry, cancelling, a provider's refusal, restarts mid-batch (no batch created
+twice, every item billed once), budgets, and the refusals with their statuses.
+
+The poller's rounds are driven by the tests (`rounds`), with a poll interval too long to fire on its own, so each
+round is one poll of the fake and nothing depends on the machine's speed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import orjson
+import pytest
+from llmgateway.v1 import admin_pb2 as apb
+from llmgateway.v1 import batches_pb2 as bpb
+from llmgateway.v1 import batches_pb2_grpc
+from llmgateway.v1 import gateway_pb2 as pb
+
+from gateway.config.loader import parse_config
+from gateway.records.audit import AuditFilter
+from gateway.server.app import Gateway, build_gateway
+from tests.admin.helpers import Admin, bearer, reason_of
+from tests.fakes.batch_apis import (
+    COMPLETION_TOKENS,
+    PROMPT_TOKENS,
+    FakeAnthropicBatches,
+    FakeBatchApi,
+    FakeGeminiBatches,
+    FakeOpenAIBatches,
+)
+from tests.server.fixtures import AUTH, TEST_KEY
+
+INPUT, OUTPUT = 2.0, 8.0
+"""The model's interactive prices; its batch prices are left unset, so half of these apply."""
+ITEM_COST = (PROMPT_TOKENS * INPUT / 2 + COMPLETION_TOKENS * OUTPUT / 2) / 1e6
+S = bpb.BatchStatus
+
+FAKES: dict[str, Callable[[], FakeBatchApi]] = {
+    "openai": FakeOpenAIBatches,
+    "azure_openai": lambda: FakeOpenAIBatches(azure=True),
+    "anthropic": FakeAnthropicBatches,
+    "gemini": FakeGeminiBatches,
+}
+
+
+def config(fake: FakeBatchApi, extra: str = "", fallback: str = "none") -> str:
+    provider = fake.provider_config("batchp").model_dump(mode="json", exclude_none=True)
+    return f"""
+providers:
+  - {orjson.dumps(provider).decode()}
+  - {{name: sim, type: simulated}}
+models:
+  - name: batchy
+    provider: batchp
+    upstream_model: {fake.default_model}
+    input_cost_per_mtok: {INPUT}
+    output_cost_per_mtok: {OUTPUT}
+    max_output_tokens: 100
+    tokenizer: o200k_base
+  - name: fast
+    provider: sim
+    input_cost_per_mtok: 1.0
+    output_cost_per_mtok: 2.0
+routes:
+  - name: with-fallback
+    strategy: fallback
+    targets: [{{model: batchy}}, {{model: fast}}]
+batches:
+  poll_interval_s: 3600
+  fallback: {fallback}
+{extra}
+"""
+
+
+class Harness:
+    """A gateway on a state folder that outlives it (restarts keep the database), its Batches stub and the fake."""
+
+    def __init__(self, tmp_path: Path, fake: FakeBatchApi, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.tmp_path = tmp_path
+        self.fake = fake
+        monkeypatch.setenv("GATEWAY_BOOTSTRAP_KEY", TEST_KEY)
+        monkeypatch.setenv(fake.key_env, fake.api_key)
+        self.gateway: Gateway | None = None
+        self.channel: grpc.aio.Channel | None = None
+
+    async def start(self, **options: str) -> Harness:
+        self.gateway = await build_gateway(
+            parse_config(config(self.fake, **options)),
+            address="127.0.0.1:0",
+            state_dir=self.tmp_path,
+            metrics_address="",
+            http_address="",
+        )
+        await self.gateway.server.start()
+        assert self.gateway.batches is not None
+        await self.gateway.batches.poller.close()  # the test drives the rounds (`rounds`)
+        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.gateway.port}")
+        return self
+
+    async def stop(self) -> None:
+        if self.channel is not None:
+            await self.channel.close()
+        if self.gateway is not None:
+            await self.gateway.stop(0)
+        self.gateway = self.channel = None
+
+    @property
+    def stub(self) -> batches_pb2_grpc.BatchesStub:
+        assert self.channel is not None
+        return batches_pb2_grpc.BatchesStub(self.channel)
+
+    async def rounds(self, count: int) -> None:
+        assert self.gateway is not None and self.gateway.batches is not None
+        for _ in range(count):
+            await self.gateway.batches.poller.run_once()
+
+    async def submit(self, model: str = "batchy", count: int = 3, key: str = TEST_KEY, **item: Any) -> bpb.Batch:
+        batch: bpb.Batch = await self.stub.SubmitBatch(requests(model, count, **item), metadata=bearer(key))
+        return batch
+
+    async def get(self, batch_id: str) -> bpb.Batch:
+        batch: bpb.Batch = await self.stub.GetBatch(bpb.GetBatchRequest(batch_id=batch_id), metadata=AUTH)
+        return batch
+
+    async def results(self, batch_id: str, *, follow: bool = False) -> dict[str, bpb.BatchResult]:
+        request = bpb.BatchResultsRequest(batch_id=batch_id, follow=follow)
+        return {r.custom_id: r async for r in self.stub.BatchResults(request, metadata=AUTH)}
+
+    async def audit(self, batch_id: str) -> list[Any]:
+        assert self.gateway is not None
+        await self.gateway.audit.flush()
+        records = await self.gateway.ledger.query_audit(AuditFilter(limit=1000))
+        return [r for r in records if r.batch_id == batch_id]
+
+
+async def requests(batch_model: str, count: int, **item: Any) -> AsyncIterator[bpb.SubmitBatchRequest]:
+    """A header for `batch_model` and `count` items; `item`: more ChatRequest fields of the items sent as such."""
+    yield bpb.SubmitBatchRequest(header=bpb.BatchHeader(model=batch_model, metadata={"job": "nightly"}))
+    for i in range(count):
+        if i == 1:  # one item as an OpenAI batch line's body, the others as ChatRequests
+            body = {"model": batch_model, "messages": [{"role": "user", "content": f"Question {i}"}], "max_tokens": 20}
+            yield bpb.SubmitBatchRequest(item=bpb.BatchItem(custom_id=f"q-{i}", openai_body=orjson.dumps(body)))
+        else:
+            chat = pb.ChatRequest(messages=[pb.Message(role="user", content=f"Question {i}")], max_tokens=20, **item)
+            yield bpb.SubmitBatchRequest(item=bpb.BatchItem(custom_id=f"q-{i}", chat=chat))
+
+
+@pytest.fixture(params=sorted(FAKES))
+async def harness(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Harness]:
+    fake = await FAKES[request.param]().start()
+    started = Harness(tmp_path, fake, monkeypatch)
+    try:
+        yield await started.start()
+    finally:
+        await started.stop()
+        await fake.close()
+
+
+@pytest.fixture
+async def openai(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
+    fake = await FakeOpenAIBatches().start()
+    started = Harness(tmp_path, fake, monkeypatch)
+    try:
+        yield started
+    finally:
+        await started.stop()
+        await fake.close()
+
+
+async def test_lifecycle_partial_failure_and_results_out_of_order(harness: Harness) -> None:
+    fake = harness.fake
+    fake.fail_items = {2: 500}
+    fake.reverse = True
+    submitted = await harness.submit()
+    assert submitted.status == S.BATCH_STATUS_QUEUED
+    assert submitted.counts.total == submitted.counts.pending == 3
+    assert submitted.metadata == {"job": "nightly"}
+    assert submitted.estimate_usd > 0
+    seen = []
+    for _ in range(8):
+        await harness.rounds(1)
+        batch = await harness.get(submitted.id)
+        seen.append(batch.status)
+        if batch.status == S.BATCH_STATUS_COMPLETED:
+            break
+    assert S.BATCH_STATUS_IN_PROGRESS in seen or S.BATCH_STATUS_VALIDATING in seen
+    assert seen[-1] == S.BATCH_STATUS_COMPLETED
+    assert fake.created == 1
+    assert batch.counts.succeeded == 2
+    assert batch.counts.failed == 1
+    assert batch.counts.pending == 0
+    assert batch.cost_usd == pytest.approx(2 * ITEM_COST)
+    assert batch.provider == "batchp"
+    assert batch.HasField("ended_at")
+    results = await harness.results(submitted.id)
+    assert set(results) == {"q-0", "q-1", "q-2"}
+    for custom_id in ("q-0", "q-1"):
+        answer = results[custom_id].answer
+        assert answer.message.content == f"answer to item-{custom_id[-1]}"
+        assert answer.usage.prompt_tokens == PROMPT_TOKENS
+        assert answer.usage.completion_tokens == COMPLETION_TOKENS
+        assert answer.usage.cost_usd == pytest.approx(ITEM_COST)
+    assert results["q-2"].error.code in ("UNAVAILABLE", "INTERNAL")
+    records = await harness.audit(submitted.id)
+    assert sorted(r.request_id for r in records) == sorted(r.request_id for r in results.values())
+    assert {r.kind for r in records} == {"batch"}
+    assert sum(r.cost_usd for r in records) == pytest.approx(2 * ITEM_COST)
+
+
+async def test_expired_batch_fails_unanswered_items(harness: Harness) -> None:
+    fake = harness.fake
+    if isinstance(fake, FakeOpenAIBatches):
+        fake.lifecycle = ["validating", "in_progress", "expired"]
+    elif isinstance(fake, FakeGeminiBatches):
+        fake.lifecycle = ["BATCH_STATE_PENDING", "BATCH_STATE_RUNNING", "BATCH_STATE_EXPIRED"]
+    fake.unanswered = {0, 1, 2} if isinstance(fake, FakeAnthropicBatches) else {0}
+    submitted = await harness.submit()
+    await harness.rounds(4)
+    batch = await harness.get(submitted.id)
+    assert batch.status == S.BATCH_STATUS_EXPIRED
+    results = await harness.results(submitted.id)
+    assert results["q-0"].error.code == "DEADLINE_EXCEEDED"
+    assert results["q-0"].error.reason == "BATCH_EXPIRED"
+
+
+async def test_cancel_reaches_the_provider(harness: Harness) -> None:
+    harness.fake.lifecycle = harness.fake.lifecycle[:1] + [harness.fake.lifecycle[1]] * 5
+    harness.fake.unanswered = {0, 1, 2}
+    submitted = await harness.submit()
+    await harness.rounds(1)
+    cancelling = await harness.stub.CancelBatch(bpb.CancelBatchRequest(batch_id=submitted.id), metadata=AUTH)
+    assert cancelling.status == S.BATCH_STATUS_CANCELLING
+    await harness.rounds(3)
+    batch = await harness.get(submitted.id)
+    assert batch.status == S.BATCH_STATUS_CANCELLED
+    assert batch.counts.failed == 3
+    assert ("POST", next(p for m, p in harness.fake.requests if p.endswith("cancel"))) in harness.fake.requests
+    results = await harness.results(submitted.id)
+    assert {r.error.code for r in results.values()} == {"CANCELLED"}
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await harness.stub.CancelBatch(bpb.CancelBatchRequest(batch_id=submitted.id), metadata=AUTH)
+    assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert reason_of(refused.value) == "BATCH_ENDED"
+
+
+async def test_cancel_before_the_provider_has_it(openai: Harness) -> None:
+    await openai.start()
+    submitted = await openai.submit()
+    await openai.stub.CancelBatch(bpb.CancelBatchRequest(batch_id=submitted.id), metadata=AUTH)
+    await openai.rounds(1)
+    batch = await openai.get(submitted.id)
+    assert batch.status == S.BATCH_STATUS_CANCELLED
+    assert openai.fake.created == 0
+
+
+async def test_a_batch_the_provider_refuses_fails_whole(openai: Harness) -> None:
+    await openai.start()
+    openai.fake.refuse_create = 400
+    submitted = await openai.submit()
+    await openai.rounds(1)
+    batch = await openai.get(submitted.id)
+    assert batch.status == S.BATCH_STATUS_FAILED
+    assert "refused by the test" in batch.error
+    assert batch.counts.failed == 3
+    assert batch.cost_usd == 0
+
+
+async def test_restart_while_creating_finds_the_batch_instead_of_creating_another(openai: Harness) -> None:
+    """A crash after the provider made the batch but before the gateway recorded its id: the restarted gateway finds
+    it by the gateway's id in its metadata."""
+    await openai.start()
+    submitted = await openai.submit()
+    assert openai.gateway is not None and openai.gateway.batches is not None
+    store = openai.gateway.batches.poller._store
+    real_update = store.update
+
+    async def crash_on_submitted(batch_id: str, **values: Any) -> None:
+        if values.get("step") == "submitted":
+            raise ConnectionError("the process died here")
+        await real_update(batch_id, **values)
+
+    store.update = crash_on_submitted  # type: ignore[method-assign]
+    await openai.rounds(1)
+    assert openai.fake.created == 1
+    await openai.stop()
+    await openai.start()
+    await openai.rounds(6)
+    batch = await openai.get(submitted.id)
+    assert batch.status == S.BATCH_STATUS_COMPLETED
+    assert openai.fake.created == 1
+    assert batch.counts.succeeded == 3
+
+
+async def test_restart_after_results_bills_each_item_once(openai: Harness) -> None:
+    """A crash after the items' outcomes and audit records were committed, before they were marked billed."""
+    await openai.start()
+    submitted = await openai.submit()
+    assert openai.gateway is not None and openai.gateway.batches is not None
+    store = openai.gateway.batches.poller._store
+
+    async def crash(*_: Any) -> None:
+        raise ConnectionError("the process died here")
+
+    store.mark_billed = crash  # type: ignore[method-assign]
+    await openai.rounds(5)
+    await openai.stop()
+    await openai.start()
+    await openai.rounds(2)
+    batch = await openai.get(submitted.id)
+    assert batch.status == S.BATCH_STATUS_COMPLETED
+    records = await openai.audit(submitted.id)
+    assert len(records) == 3
+    assert sum(r.cost_usd for r in records) == pytest.approx(3 * ITEM_COST)
+    assert openai.fake.created == 1
+
+
+async def test_two_pollers_never_work_on_one_batch(openai: Harness) -> None:
+    """Two processes' pollers on one database: the lease gives each batch to one of them."""
+    await openai.start()
+    submitted = await openai.submit()
+    assert openai.gateway is not None and openai.gateway.batches is not None
+    poller = openai.gateway.batches.poller
+    store = poller._store
+    first = await store.claim("worker-a", 1000.0, 60.0, 10)
+    second = await store.claim("worker-b", 1000.0, 60.0, 10)
+    assert [j.id for j in first] == [submitted.id]
+    assert second == []
+    assert [j.id for j in await store.claim("worker-b", 1061.0, 60.0, 10)] == [submitted.id]
+
+
+async def test_failed_items_go_again_through_the_route(openai: Harness) -> None:
+    """batches.fallback individual: an item the provider failed is sent again as an ordinary call through the route,
+    whose next target (a simulated model) answers it."""
+    await openai.start(fallback="individual")
+    openai.fake.fail_items = {0: 500}
+    submitted = await openai.submit(model="with-fallback")
+    assert submitted.served_model == "batchy"
+    await openai.rounds(5)
+    batch = await openai.get(submitted.id)
+    assert batch.status == S.BATCH_STATUS_COMPLETED
+    assert batch.counts.succeeded == 3
+    assert batch.counts.retried == 1
+    results = await openai.results(submitted.id)
+    assert results["q-0"].answer.provider == "sim"
+    records = await openai.audit(submitted.id)
+    assert sorted(r.kind for r in records) == ["batch", "batch", "chat"]
+
+
+async def test_results_follow_until_the_batch_ends(openai: Harness) -> None:
+    import asyncio
+
+    await openai.start()
+    submitted = await openai.submit()
+    following = asyncio.ensure_future(openai.results(submitted.id, follow=True))
+    await openai.rounds(5)
+    results = await asyncio.wait_for(following, 10)
+    assert set(results) == {"q-0", "q-1", "q-2"}
+
+
+async def test_budget_refuses_a_batch_whose_estimate_passes_the_cap(openai: Harness) -> None:
+    await openai.start()
+    assert openai.channel is not None
+    admin = Admin.on(openai.channel)
+    secret, info = await admin.key(team="frugal")
+    await admin.admin.SetBudget(
+        apb.SetBudgetRequest(budget=apb.Budget(scope="team", subject="frugal", period="day", hard_usd=0.0001)),
+        metadata=AUTH,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await openai.submit(key=secret)
+    assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert reason_of(refused.value) == "BUDGET_EXCEEDED"
+    assert "$0.00" in (refused.value.details() or "")
+    assert openai.fake.created == 0
+
+
+async def test_refusals(openai: Harness) -> None:
+    await openai.start()
+    stub = openai.stub
+
+    async def only_items() -> AsyncIterator[bpb.SubmitBatchRequest]:
+        yield bpb.SubmitBatchRequest(item=bpb.BatchItem(custom_id="a", chat=pb.ChatRequest()))
+
+    async def twice() -> AsyncIterator[bpb.SubmitBatchRequest]:
+        yield bpb.SubmitBatchRequest(header=bpb.BatchHeader(model="batchy"))
+        for _ in range(2):
+            chat = pb.ChatRequest(messages=[pb.Message(role="user", content="hi")])
+            yield bpb.SubmitBatchRequest(item=bpb.BatchItem(custom_id="same", chat=chat))
+
+    cases = [
+        (only_items(), grpc.StatusCode.INVALID_ARGUMENT, "MISSING_HEADER"),
+        (twice(), grpc.StatusCode.INVALID_ARGUMENT, "DUPLICATE_CUSTOM_ID"),
+        (requests("fast", 1), grpc.StatusCode.FAILED_PRECONDITION, "BATCH_UNSUPPORTED"),
+        (requests("nope", 1), grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_MODEL"),
+        (requests("batchy", 1, model="fast"), grpc.StatusCode.INVALID_ARGUMENT, "MODEL_MISMATCH"),
+    ]
+    for stream, code, reason in cases:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.SubmitBatch(stream, metadata=AUTH)
+        assert refused.value.code() is code, reason
+        assert reason_of(refused.value) == reason
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await stub.GetBatch(bpb.GetBatchRequest(batch_id="batch_nope"), metadata=AUTH)
+    assert missing.value.code() is grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as anonymous:
+        await stub.GetBatch(bpb.GetBatchRequest(batch_id="batch_nope"))
+    assert anonymous.value.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_another_keys_batch_is_not_found_and_lists_are_narrowed(openai: Harness) -> None:
+    await openai.start()
+    assert openai.channel is not None
+    admin = Admin.on(openai.channel)
+    mine = await openai.submit()
+    secret, _ = await admin.key(team="others")
+    theirs = await openai.submit(key=secret)
+    with pytest.raises(grpc.aio.AioRpcError) as hidden:
+        await openai.stub.GetBatch(bpb.GetBatchRequest(batch_id=mine.id), metadata=bearer(secret))
+    assert hidden.value.code() is grpc.StatusCode.NOT_FOUND
+    listed = await openai.stub.ListBatches(bpb.ListBatchesRequest(), metadata=bearer(secret))
+    assert [b.id for b in listed.batches] == [theirs.id]
+    everything = await openai.stub.ListBatches(bpb.ListBatchesRequest(limit=1), metadata=AUTH)
+    assert [b.id for b in everything.batches] == [theirs.id]
+    assert everything.has_more
+    rest = await openai.stub.ListBatches(bpb.ListBatchesRequest(after=theirs.id), metadata=AUTH)
+    assert [b.id for b in rest.batches] == [mine.id]
