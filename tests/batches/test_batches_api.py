@@ -7,169 +7,25 @@ round is one poll of the fake and nothing depends on the machine's speed."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-import orjson
 import pytest
 from llmgateway.v1 import admin_pb2 as apb
 from llmgateway.v1 import batches_pb2 as bpb
-from llmgateway.v1 import batches_pb2_grpc
 from llmgateway.v1 import gateway_pb2 as pb
 
-from gateway.config.loader import parse_config
-from gateway.records.audit import AuditFilter
-from gateway.server.app import Gateway, build_gateway
 from tests.admin.helpers import Admin, bearer, reason_of
+from tests.batches.harness import ITEM_COST, Harness, S, requests
 from tests.fakes.batch_apis import (
     COMPLETION_TOKENS,
     PROMPT_TOKENS,
     FakeAnthropicBatches,
-    FakeBatchApi,
     FakeGeminiBatches,
     FakeOpenAIBatches,
 )
-from tests.server.fixtures import AUTH, TEST_KEY
-
-INPUT, OUTPUT = 2.0, 8.0
-"""The model's interactive prices; its batch prices are left unset, so half of these apply."""
-ITEM_COST = (PROMPT_TOKENS * INPUT / 2 + COMPLETION_TOKENS * OUTPUT / 2) / 1e6
-S = bpb.BatchStatus
-
-FAKES: dict[str, Callable[[], FakeBatchApi]] = {
-    "openai": FakeOpenAIBatches,
-    "azure_openai": lambda: FakeOpenAIBatches(azure=True),
-    "anthropic": FakeAnthropicBatches,
-    "gemini": FakeGeminiBatches,
-}
-
-
-def config(fake: FakeBatchApi, extra: str = "", fallback: str = "none") -> str:
-    provider = fake.provider_config("batchp").model_dump(mode="json", exclude_none=True)
-    return f"""
-providers:
-  - {orjson.dumps(provider).decode()}
-  - {{name: sim, type: simulated}}
-models:
-  - name: batchy
-    provider: batchp
-    upstream_model: {fake.default_model}
-    input_cost_per_mtok: {INPUT}
-    output_cost_per_mtok: {OUTPUT}
-    max_output_tokens: 100
-    tokenizer: o200k_base
-  - name: fast
-    provider: sim
-    input_cost_per_mtok: 1.0
-    output_cost_per_mtok: 2.0
-routes:
-  - name: with-fallback
-    strategy: fallback
-    targets: [{{model: batchy}}, {{model: fast}}]
-batches:
-  poll_interval_s: 3600
-  fallback: {fallback}
-{extra}
-"""
-
-
-class Harness:
-    """A gateway on a state folder that outlives it (restarts keep the database), its Batches stub and the fake."""
-
-    def __init__(self, tmp_path: Path, fake: FakeBatchApi, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.tmp_path = tmp_path
-        self.fake = fake
-        monkeypatch.setenv("GATEWAY_BOOTSTRAP_KEY", TEST_KEY)
-        monkeypatch.setenv(fake.key_env, fake.api_key)
-        self.gateway: Gateway | None = None
-        self.channel: grpc.aio.Channel | None = None
-
-    async def start(self, **options: str) -> Harness:
-        self.gateway = await build_gateway(
-            parse_config(config(self.fake, **options)),
-            address="127.0.0.1:0",
-            state_dir=self.tmp_path,
-            metrics_address="",
-            http_address="",
-        )
-        await self.gateway.server.start()
-        assert self.gateway.batches is not None
-        await self.gateway.batches.poller.close()  # the test drives the rounds (`rounds`)
-        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.gateway.port}")
-        return self
-
-    async def stop(self) -> None:
-        if self.channel is not None:
-            await self.channel.close()
-        if self.gateway is not None:
-            await self.gateway.stop(0)
-        self.gateway = self.channel = None
-
-    @property
-    def stub(self) -> batches_pb2_grpc.BatchesStub:
-        assert self.channel is not None
-        return batches_pb2_grpc.BatchesStub(self.channel)
-
-    async def rounds(self, count: int) -> None:
-        assert self.gateway is not None and self.gateway.batches is not None
-        for _ in range(count):
-            await self.gateway.batches.poller.run_once()
-
-    async def submit(self, model: str = "batchy", count: int = 3, key: str = TEST_KEY, **item: Any) -> bpb.Batch:
-        batch: bpb.Batch = await self.stub.SubmitBatch(requests(model, count, **item), metadata=bearer(key))
-        return batch
-
-    async def get(self, batch_id: str) -> bpb.Batch:
-        batch: bpb.Batch = await self.stub.GetBatch(bpb.GetBatchRequest(batch_id=batch_id), metadata=AUTH)
-        return batch
-
-    async def results(self, batch_id: str, *, follow: bool = False) -> dict[str, bpb.BatchResult]:
-        request = bpb.BatchResultsRequest(batch_id=batch_id, follow=follow)
-        return {r.custom_id: r async for r in self.stub.BatchResults(request, metadata=AUTH)}
-
-    async def audit(self, batch_id: str) -> list[Any]:
-        assert self.gateway is not None
-        await self.gateway.audit.flush()
-        records = await self.gateway.ledger.query_audit(AuditFilter(limit=1000))
-        return [r for r in records if r.batch_id == batch_id]
-
-
-async def requests(batch_model: str, count: int, **item: Any) -> AsyncIterator[bpb.SubmitBatchRequest]:
-    """A header for `batch_model` and `count` items; `item`: more ChatRequest fields of the items sent as such."""
-    yield bpb.SubmitBatchRequest(header=bpb.BatchHeader(model=batch_model, metadata={"job": "nightly"}))
-    for i in range(count):
-        if i == 1:  # one item as an OpenAI batch line's body, the others as ChatRequests
-            body = {"model": batch_model, "messages": [{"role": "user", "content": f"Question {i}"}], "max_tokens": 20}
-            yield bpb.SubmitBatchRequest(item=bpb.BatchItem(custom_id=f"q-{i}", openai_body=orjson.dumps(body)))
-        else:
-            chat = pb.ChatRequest(messages=[pb.Message(role="user", content=f"Question {i}")], max_tokens=20, **item)
-            yield bpb.SubmitBatchRequest(item=bpb.BatchItem(custom_id=f"q-{i}", chat=chat))
-
-
-@pytest.fixture(params=sorted(FAKES))
-async def harness(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Harness]:
-    fake = await FAKES[request.param]().start()
-    started = Harness(tmp_path, fake, monkeypatch)
-    try:
-        yield await started.start()
-    finally:
-        await started.stop()
-        await fake.close()
-
-
-@pytest.fixture
-async def openai(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
-    fake = await FakeOpenAIBatches().start()
-    started = Harness(tmp_path, fake, monkeypatch)
-    try:
-        yield started
-    finally:
-        await started.stop()
-        await fake.close()
+from tests.server.fixtures import AUTH
 
 
 async def test_lifecycle_partial_failure_and_results_out_of_order(harness: Harness) -> None:
@@ -275,7 +131,8 @@ async def test_restart_while_creating_finds_the_batch_instead_of_creating_anothe
     it by the gateway's id in its metadata."""
     await openai.start()
     submitted = await openai.submit()
-    assert openai.gateway is not None and openai.gateway.batches is not None
+    assert openai.gateway is not None
+    assert openai.gateway.batches is not None
     store = openai.gateway.batches.poller._store
     real_update = store.update
 
@@ -300,7 +157,8 @@ async def test_restart_after_results_bills_each_item_once(openai: Harness) -> No
     """A crash after the items' outcomes and audit records were committed, before they were marked billed."""
     await openai.start()
     submitted = await openai.submit()
-    assert openai.gateway is not None and openai.gateway.batches is not None
+    assert openai.gateway is not None
+    assert openai.gateway.batches is not None
     store = openai.gateway.batches.poller._store
 
     async def crash(*_: Any) -> None:
@@ -323,7 +181,8 @@ async def test_two_pollers_never_work_on_one_batch(openai: Harness) -> None:
     """Two processes' pollers on one database: the lease gives each batch to one of them."""
     await openai.start()
     submitted = await openai.submit()
-    assert openai.gateway is not None and openai.gateway.batches is not None
+    assert openai.gateway is not None
+    assert openai.gateway.batches is not None
     poller = openai.gateway.batches.poller
     store = poller._store
     first = await store.claim("worker-a", 1000.0, 60.0, 10)
@@ -366,7 +225,7 @@ async def test_budget_refuses_a_batch_whose_estimate_passes_the_cap(openai: Harn
     await openai.start()
     assert openai.channel is not None
     admin = Admin.on(openai.channel)
-    secret, info = await admin.key(team="frugal")
+    secret, _ = await admin.key(team="frugal")
     await admin.admin.SetBudget(
         apb.SetBudgetRequest(budget=apb.Budget(scope="team", subject="frugal", period="day", hard_usd=0.0001)),
         metadata=AUTH,

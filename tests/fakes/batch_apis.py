@@ -150,8 +150,7 @@ class FakeBatchApi:
         if self.reverse:
             order.reverse()
         return [
-            (i, custom_id, None if i in self.unanswered else self.fail_items.get(i, 200))
-            for i, (custom_id, _) in order
+            (i, custom_id, None if i in self.unanswered else self.fail_items.get(i, 200)) for i, (custom_id, _) in order
         ]
 
     def _check_key(self, request: web.Request, header: str, prefix: str = "") -> web.Response | None:
@@ -245,8 +244,15 @@ class FakeOpenAIBatches(FakeBatchApi):
         file_id = f"file-{self.number}x{len(self.files) + 1:04d}"
         self.files[file_id] = ("batch", content)
         return _json(
-            {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
-             "filename": upload.filename, "purpose": "batch", "status": "processed"}
+            {
+                "id": file_id,
+                "object": "file",
+                "bytes": len(content),
+                "created_at": int(time.time()),
+                "filename": upload.filename,
+                "purpose": "batch",
+                "status": "processed",
+            }
         )
 
     async def content(self, request: web.Request) -> web.Response:
@@ -340,13 +346,21 @@ class FakeOpenAIBatches(FakeBatchApi):
         for i, custom_id, status in self.outcomes(batch):
             if status is None:
                 code = "batch_expired" if batch.status == "expired" else "batch_cancelled"
-                line = {"id": f"batch_req_{i}", "custom_id": custom_id, "response": None,
-                        "error": {"code": code, "message": f"This request could not be executed ({code})."}}
+                line = {
+                    "id": f"batch_req_{i}",
+                    "custom_id": custom_id,
+                    "response": None,
+                    "error": {"code": code, "message": f"This request could not be executed ({code})."},
+                }
                 err.append(orjson.dumps(line))
             elif status != 200:
                 body = {"error": {"message": "The server had an error", "type": "server_error", "code": None}}
-                line = {"id": f"batch_req_{i}", "custom_id": custom_id,
-                        "response": {"status_code": status, "request_id": f"r{i}", "body": body}, "error": None}
+                line = {
+                    "id": f"batch_req_{i}",
+                    "custom_id": custom_id,
+                    "response": {"status_code": status, "request_id": f"r{i}", "body": body},
+                    "error": None,
+                }
                 err.append(orjson.dumps(line))
             else:
                 body = {
@@ -354,13 +368,25 @@ class FakeOpenAIBatches(FakeBatchApi):
                     "object": "chat.completion",
                     "created": int(time.time()),
                     "model": self.default_model,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": f"answer to {custom_id}"},
-                                 "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
-                              "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS},
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": f"answer to {custom_id}"},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": PROMPT_TOKENS,
+                        "completion_tokens": COMPLETION_TOKENS,
+                        "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
+                    },
                 }
-                line = {"id": f"batch_req_{i}", "custom_id": custom_id,
-                        "response": {"status_code": 200, "request_id": f"r{i}", "body": body}, "error": None}
+                line = {
+                    "id": f"batch_req_{i}",
+                    "custom_id": custom_id,
+                    "response": {"status_code": 200, "request_id": f"r{i}", "body": body},
+                    "error": None,
+                }
                 out.append(orjson.dumps(line))
         self.files[out_id] = ("batch_output", b"\n".join(out) + b"\n")
         self.files[err_id] = ("batch_output", b"\n".join(err) + b"\n")
@@ -451,13 +477,19 @@ class FakeAnthropicBatches(FakeBatchApi):
             if status is None:
                 result: dict[str, Any] = {"type": "canceled" if batch.cancel_requested else "expired"}
             elif status != 200:
-                result = {"type": "errored", "error": {"type": "error", "error": {"type": "api_error",
-                                                                                   "message": "Internal error"}}}
+                result = {
+                    "type": "errored",
+                    "error": {"type": "error", "error": {"type": "api_error", "message": "Internal error"}},
+                }
             else:
                 message = {
-                    "id": f"msg_{i}", "type": "message", "role": "assistant", "model": self.default_model,
+                    "id": f"msg_{i}",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": self.default_model,
                     "content": [{"type": "text", "text": f"answer to {custom_id}"}],
-                    "stop_reason": "end_turn", "stop_sequence": None,
+                    "stop_reason": "end_turn",
+                    "stop_sequence": None,
                     "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": COMPLETION_TOKENS},
                 }
                 result = {"type": "succeeded", "message": message}
@@ -565,7 +597,7 @@ class FakeGeminiBatches(FakeBatchApi):
             return operation
         operation["done"] = True
         responses = []
-        for i, key, status in self.outcomes(batch):
+        for _, key, status in self.outcomes(batch):
             if status is None:
                 continue
             entry: dict[str, Any] = {"metadata": {"key": key}}
@@ -573,10 +605,18 @@ class FakeGeminiBatches(FakeBatchApi):
                 entry["error"] = {"code": 13, "message": "Internal error encountered."}
             else:
                 entry["response"] = {
-                    "candidates": [{"content": {"role": "model", "parts": [{"text": f"answer to {key}"}]},
-                                    "finishReason": "STOP", "index": 0}],
-                    "usageMetadata": {"promptTokenCount": PROMPT_TOKENS, "candidatesTokenCount": COMPLETION_TOKENS,
-                                      "totalTokenCount": PROMPT_TOKENS + COMPLETION_TOKENS},
+                    "candidates": [
+                        {
+                            "content": {"role": "model", "parts": [{"text": f"answer to {key}"}]},
+                            "finishReason": "STOP",
+                            "index": 0,
+                        }
+                    ],
+                    "usageMetadata": {
+                        "promptTokenCount": PROMPT_TOKENS,
+                        "candidatesTokenCount": COMPLETION_TOKENS,
+                        "totalTokenCount": PROMPT_TOKENS + COMPLETION_TOKENS,
+                    },
                     "modelVersion": self.default_model,
                 }
             responses.append(entry)

@@ -237,13 +237,12 @@ class BatchAdmission:
 
 def _for_item(err: GatewayError, custom_id: str) -> GatewayError:
     """The error of one item as the whole batch's, naming the item."""
-    named = type(err)(
+    return type(err)(
         f"item {custom_id!r}: {err.message}",
         reason=err.reason,
         retry_after=err.retry_after,
         metadata={**err.metadata, "custom_id": custom_id},
     )
-    return named
 
 
 def _labels(labels: dict[str, str]) -> dict[str, str]:

@@ -73,9 +73,7 @@ class BatchBilling:
         if key is None or not self._budgets.governs(key):
             return
         pending = await self._store.items(job.id, state=ItemState.PENDING)
-        self._reservations[job.id] = self._budgets.reserve(
-            key, sum(item.estimate_usd for item in pending), check=False
-        )
+        self._reservations[job.id] = self._budgets.reserve(key, sum(item.estimate_usd for item in pending), check=False)
 
     def release(self, batch_id: str) -> None:
         """The batch ended: whatever is still held (items settled elsewhere) is given back."""

@@ -41,9 +41,7 @@ def build_batches(
     pipeline: Pipeline,
 ) -> Batches:
     store = BatchStore(engine)
-    billing = BatchBilling(
-        store, audit, budgets, ring, policies, teams, counter, audit_enabled=config.audit.enabled
-    )
+    billing = BatchBilling(store, audit, budgets, ring, policies, teams, counter, audit_enabled=config.audit.enabled)
     admission = BatchAdmission(catalog, policies, counter, config.batches, config.server.max_input_chars)
     poller = BatchPoller(store, billing, catalog, config.batches, ring, pipeline)
     service = BatchService(store, admission, billing, wake=poller.wake)

@@ -9,6 +9,7 @@ are fetched again only to find the items still without an outcome."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -42,7 +43,9 @@ output guardrail's refusal, nor an expiry or a cancel."""
 FALLBACK_CONCURRENCY = 4
 _LEFT_OVER = {
     Status.EXPIRED: ItemError("DEADLINE_EXCEEDED", "BATCH_EXPIRED", "the batch expired before this item was answered"),
-    Status.CANCELLED: ItemError("CANCELLED", "BATCH_CANCELLED", "the batch was cancelled before this item was answered"),
+    Status.CANCELLED: ItemError(
+        "CANCELLED", "BATCH_CANCELLED", "the batch was cancelled before this item was answered"
+    ),
 }
 
 
@@ -93,10 +96,8 @@ class BatchPoller:
                 await self.run_once()
             except Exception:  # a database hiccup must not end the poller; the next round tries again
                 log.exception("batch poller round failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._config.poll_interval_s)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     async def run_once(self) -> None:
@@ -272,7 +273,9 @@ class BatchPoller:
 
     async def _set(self, job: BatchJob, **values: Any) -> None:
         values["updated_at"] = self._clock()
-        await self._store.update(job.id, **{k: v.value if isinstance(v, Status | Step) else v for k, v in values.items()})
+        await self._store.update(
+            job.id, **{k: v.value if isinstance(v, Status | Step) else v for k, v in values.items()}
+        )
         for name, value in values.items():
             setattr(job, name, value)
         self.on_progress(job.id)

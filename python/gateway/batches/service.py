@@ -4,6 +4,7 @@ batch, see it, list, cancel, and read its results as they come."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -88,7 +89,7 @@ class BatchService:
         job = await self._visible(key, batch_id)
         return (await self._views([job]))[0]
 
-    async def list(self, key: KeyRecord, limit: int, after: str) -> tuple[list[BatchView], bool]:
+    async def list_batches(self, key: KeyRecord, limit: int, after: str) -> tuple[list[BatchView], bool]:
         """Newest first; whether more follow."""
         limit = min(limit or DEFAULT_LIST, MAX_LIST)
         before = await self._visible(key, after) if after else None
@@ -131,10 +132,8 @@ class BatchService:
                         break
                 if ended or not follow:
                     return
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), FOLLOW_RECHECK_S)
-                except TimeoutError:
-                    pass
         finally:
             waiters.discard(event)
             if not waiters:
@@ -155,7 +154,9 @@ class BatchService:
                 metadata={"param": "purpose"},
             )
         read_input(content)  # refused now rather than when a batch is made from it
-        file = BatchFile(f"file-{secrets.token_hex(12)}", key.id, key.team, filename, purpose, len(content), self._clock())
+        file = BatchFile(
+            f"file-{secrets.token_hex(12)}", key.id, key.team, filename, purpose, len(content), self._clock()
+        )
         await self._store.add_file(file, content)
         return file
 

@@ -10,7 +10,6 @@ from gateway.errors import InvalidRequest
 from gateway.providers.base import Provider
 from gateway.providers.registry import build_provider
 
-
 DEPLOYMENT_PRICES = (
     "input_cost_per_mtok",
     "output_cost_per_mtok",
@@ -50,11 +49,7 @@ class ModelCatalog:
                         "provider": d.provider,
                         "upstream_model": d.upstream_model or model.upstream,
                         "quota": d.quota or model.quota,
-                        **{
-                            price: getattr(d, price)
-                            for price in DEPLOYMENT_PRICES
-                            if getattr(d, price) is not None
-                        },
+                        **{price: getattr(d, price) for price in DEPLOYMENT_PRICES if getattr(d, price) is not None},
                     }
                 )
                 for d in model.deployments

@@ -68,5 +68,3 @@ def result_to_proto(item: StoredItem) -> bpb.BatchResult:
         )
     )
     return result
-
-

@@ -67,7 +67,7 @@ class BatchesServicer(batches_pb2_grpc.BatchesServicer):
         self, request: bpb.ListBatchesRequest, context: Context
     ) -> bpb.ListBatchesResponse:
         key = self._ring.authenticate(context.invocation_metadata(), context.peer())
-        views, more = await self._service.list(key, request.limit, request.after)
+        views, more = await self._service.list_batches(key, request.limit, request.after)
         return bpb.ListBatchesResponse(batches=[batch_to_proto(v) for v in views], has_more=more)
 
     @unary

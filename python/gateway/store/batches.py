@@ -202,7 +202,6 @@ class BatchStore:
             for batch_id, n, p, s, f, r, cost in rows
         }
 
-
     # --- uploaded files -----------------------------------------------------------------------------------------------
 
     async def add_file(self, file: BatchFile, content: bytes) -> None:
@@ -224,5 +223,3 @@ class BatchStore:
 
 def _job_columns() -> list[Any]:
     return [batch_jobs.c[name] for name in _JOB_FIELDS]
-
-

@@ -50,7 +50,9 @@ class GeminiBatches(BatchApi):
         return {"x-goog-api-key": self.provider.require_api_key()}
 
     async def find(self, job_id: str, since: float, count: int) -> str | None:
-        page = await self.fetch_json("GET", self.url("batches"), headers=self.headers(), params={"pageSize": str(LIST_PAGE)})
+        page = await self.fetch_json(
+            "GET", self.url("batches"), headers=self.headers(), params={"pageSize": str(LIST_PAGE)}
+        )
         for operation in page.get("operations") or ():
             if (operation.get("metadata") or {}).get("displayName") == job_id:
                 return str(operation["name"])

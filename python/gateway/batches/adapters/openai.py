@@ -117,7 +117,9 @@ class OpenAIBatches(BatchApi):
 
     async def results(self, batch_id: str, state: RemoteState, model: ModelConfig) -> AsyncIterator[RemoteResult]:
         for file_id in state.output or ():
-            raw = await self.fetch("GET", self.url(f"files/{file_id}/content"), headers=self.headers(), params=self.params())
+            raw = await self.fetch(
+                "GET", self.url(f"files/{file_id}/content"), headers=self.headers(), params=self.params()
+            )
             for line in jsonl(raw):
                 position = position_of(str(line.get("custom_id") or ""))
                 if position is not None:

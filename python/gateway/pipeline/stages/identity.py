@@ -56,7 +56,9 @@ def classification_of(key: KeyRecord, info: CallInfo) -> Classification:
             try:
                 level = Classification.parse(declared)
             except ValueError as err:
-                raise InvalidRequest(f"metadata {CLASSIFICATION_METADATA}: {err}", reason="BAD_CLASSIFICATION") from None
+                raise InvalidRequest(
+                    f"metadata {CLASSIFICATION_METADATA}: {err}", reason="BAD_CLASSIFICATION"
+                ) from None
     floor = key.labels.get(_CLASSIFICATION_LABEL) if key.labels else None
     if floor:
         level = max(level, Classification.parse(floor))

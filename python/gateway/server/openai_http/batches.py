@@ -49,7 +49,7 @@ class BatchHandlers:
         app.router.add_get("/v1/files/{id}", self.file)
         app.router.add_get("/v1/files/{id}/content", self.content)
         app.router.add_post("/v1/batches", self.create)
-        app.router.add_get("/v1/batches", self.list)
+        app.router.add_get("/v1/batches", self.list_batches)
         app.router.add_get("/v1/batches/{id}", self.get)
         app.router.add_post("/v1/batches/{id}/cancel", self.cancel)
 
@@ -115,7 +115,8 @@ class BatchHandlers:
         endpoint = body.get("endpoint")
         if endpoint != ENDPOINT:
             raise InvalidRequest(
-                f"endpoint {endpoint!r}: only {ENDPOINT} is batched", reason="UNSUPPORTED_ENDPOINT",
+                f"endpoint {endpoint!r}: only {ENDPOINT} is batched",
+                reason="UNSUPPORTED_ENDPOINT",
                 metadata={"param": "endpoint"},
             )
         file_id = str(body.get("input_file_id") or "")
@@ -146,12 +147,12 @@ class BatchHandlers:
     async def cancel(self, request: web.Request) -> web.Response:
         return _json(_batch(await self._service.cancel(self._key(request), request.match_info["id"])))
 
-    async def list(self, request: web.Request) -> web.Response:
+    async def list_batches(self, request: web.Request) -> web.Response:
         try:
             limit = int(request.query.get("limit", "20"))
         except ValueError:
             raise InvalidRequest("limit must be an integer", reason="BAD_LIMIT", metadata={"param": "limit"}) from None
-        views, more = await self._service.list(self._key(request), limit, request.query.get("after", ""))
+        views, more = await self._service.list_batches(self._key(request), limit, request.query.get("after", ""))
         data = [_batch(view) for view in views]
         return _json(
             {
@@ -256,5 +257,3 @@ def _result_line(item: StoredItem) -> dict[str, Any]:
 
 def _json(payload: dict[str, Any]) -> web.Response:
     return web.Response(body=orjson.dumps(payload), content_type="application/json")
-
-
