@@ -66,6 +66,11 @@ async def test_lifecycle_partial_failure_and_results_out_of_order(harness: Harne
     assert sorted(r.request_id for r in records) == sorted(r.request_id for r in results.values())
     assert {r.kind for r in records} == {"batch"}
     assert sum(r.cost_usd for r in records) == pytest.approx(2 * ITEM_COST)
+    assert harness.channel is not None
+    queried = await Admin.on(harness.channel).admin.QueryAudit(
+        apb.QueryAuditRequest(request_id=results["q-0"].request_id), metadata=AUTH
+    )
+    assert [(r.batch_id, r.kind, r.status) for r in queried.records] == [(submitted.id, "batch", "OK")]
 
 
 async def test_expired_batch_fails_unanswered_items(harness: Harness) -> None:
@@ -288,3 +293,58 @@ async def test_another_keys_batch_is_not_found_and_lists_are_narrowed(openai: Ha
     assert everything.has_more
     rest = await openai.stub.ListBatches(bpb.ListBatchesRequest(after=theirs.id), metadata=AUTH)
     assert [b.id for b in rest.batches] == [mine.id]
+
+
+async def test_on_postgres_a_restart_resumes_and_bills_once(openai: Harness, postgres_url: str) -> None:
+    """The same state machine, leases and billing on PostgreSQL (several instances share one database)."""
+    state = f"state: {{database_url: '{postgres_url}'}}"
+    await openai.start(extra=state)
+    openai.fake.reverse = True
+    submitted = await openai.submit()
+    await openai.rounds(2)
+    await openai.stop()
+    await openai.start(extra=state)
+    assert openai.gateway is not None
+    assert openai.gateway.batches is not None
+    store = openai.gateway.batches.poller._store
+    assert await store.claim("worker-a", 1e12, 60.0, 10) != []
+    assert await store.claim("worker-b", 1e12, 60.0, 10) == []
+    await store.release(submitted.id, "worker-a")
+    await openai.rounds(4)
+    batch = await openai.get(submitted.id)
+    assert batch.status == S.BATCH_STATUS_COMPLETED
+    assert openai.fake.created == 1
+    records = await openai.audit(submitted.id)
+    assert len(records) == 3
+    assert sum(r.cost_usd for r in records) == pytest.approx(3 * ITEM_COST)
+
+
+GUARDRAILS = """
+guardrails:
+  input:
+    content: {blocked_keywords: [project orion]}
+  output:
+    confidential: {strings: [item-2]}
+"""
+
+
+async def test_guardrails_on_submit_and_on_each_result(openai: Harness) -> None:
+    await openai.start(extra=GUARDRAILS)
+
+    async def blocked() -> AsyncIterator[bpb.SubmitBatchRequest]:
+        yield bpb.SubmitBatchRequest(header=bpb.BatchHeader(model="batchy"))
+        for i, text in enumerate(["fine", "tell me about Project Orion"]):
+            chat = pb.ChatRequest(messages=[pb.Message(role="user", content=text)])
+            yield bpb.SubmitBatchRequest(item=bpb.BatchItem(custom_id=f"g-{i}", chat=chat))
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await openai.stub.SubmitBatch(blocked(), metadata=AUTH)
+    assert "item 'g-1'" in (refused.value.details() or "")
+    assert openai.fake.created == 0
+    submitted = await openai.submit()
+    await openai.rounds(5)
+    results = await openai.results(submitted.id)
+    assert "item-2" not in results["q-2"].answer.message.content
+    assert results["q-0"].answer.message.content == "answer to item-0"
+    records = {r.request_id: r for r in await openai.audit(submitted.id)}
+    assert records[results["q-2"].request_id].guardrails

@@ -81,11 +81,12 @@ class BatchBilling:
         if reservation is not None:
             self._budgets.settle(reservation, 0.0)
 
-    def _settle_share(self, batch_id: str, item: StoredItem) -> None:
+    def _settle_share(self, batch_id: str, item: StoredItem, cost_usd: float) -> None:
+        """The item's share of the batch's reservation replaced by what it cost."""
         reservation = self._reservations.get(batch_id)
         if reservation is None:
             return
-        self._budgets.settle(dataclasses.replace(reservation, estimate=item.estimate_usd), item.cost_usd)
+        self._budgets.settle(dataclasses.replace(reservation, estimate=item.estimate_usd), cost_usd)
         reservation.estimate = max(reservation.estimate - item.estimate_usd, 0.0)
 
     # --- outcomes ---------------------------------------------------------------------------------------------------
@@ -124,7 +125,8 @@ class BatchBilling:
         if not won:
             return won
         for item in won:
-            self._settle_share(job.id, item)
+            # An item sent again on its own was billed by its own call's budgets stage: its share here costs nothing.
+            self._settle_share(job.id, item, 0.0 if audited else item.cost_usd)
         if not audited:
             await self._commit([self.record(job, item) for item in won])
         await self._store.mark_billed(job.id, [item.custom_id for item in won])
