@@ -81,23 +81,27 @@ class BatchStore:
 
     async def claim(self, owner: str, now: float, lease_s: float, limit: int) -> list[BatchJob]:
         """Batches not ended whose lease is free, expired or this owner's, now leased to `owner` until now +
-        lease_s. Each claim is one conditional UPDATE, so of two processes claiming the same batch only one gets
-        it, on SQLite and PostgreSQL alike."""
+        lease_s. Each claim is one conditional UPDATE in a transaction of its own, so of two processes claiming the
+        same batch only one gets it, on SQLite and PostgreSQL alike; and on SQLite the transaction begins with its
+        write, so it waits for another writer's lock rather than failing as a possible deadlock."""
         c = batch_jobs.c
         free = or_(c.lease_until < now, c.lease_owner == owner)
         candidates = select(c.id).where((c.step != Step.ENDED.value) & free).order_by(c.updated_at).limit(limit)
+        async with self._engine.connect() as conn:
+            found = [row[0] for row in (await conn.execute(candidates)).all()]
         claimed: list[str] = []
-        async with self._engine.begin() as conn:
-            for (batch_id,) in (await conn.execute(candidates)).all():
+        for batch_id in found:
+            async with self._engine.begin() as conn:
                 taken = await conn.execute(
                     update(batch_jobs)
                     .where((c.id == batch_id) & (c.step != Step.ENDED.value) & free)
                     .values(lease_owner=owner, lease_until=now + lease_s)
                 )
-                if taken.rowcount == 1:
-                    claimed.append(batch_id)
-            if not claimed:
-                return []
+            if taken.rowcount == 1:
+                claimed.append(batch_id)
+        if not claimed:
+            return []
+        async with self._engine.connect() as conn:
             rows = (await conn.execute(select(*_job_columns()).where(c.id.in_(claimed)))).all()
         return [_job(row) for row in rows]
 
