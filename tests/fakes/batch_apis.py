@@ -144,6 +144,30 @@ class FakeBatchApi:
     def cancelled_status(self) -> str:
         raise NotImplementedError
 
+    def render(self, batch: FakeBatch) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _refused(self, request: web.Request) -> web.Response | None:
+        """What the real API answers to a request it does not authenticate; None for one it does."""
+        raise NotImplementedError
+
+    def _scripted_refusal(self) -> web.Response | None:
+        """The answer `refuse_create` scripted for this create, once."""
+        if self.refuse_create is None:
+            return None
+        status, self.refuse_create = self.refuse_create, None
+        return self.error(status, "refused by the test")
+
+    async def get(self, request: web.Request) -> web.Response:
+        """A poll: the batch's next scripted status."""
+        if (refused := self._refused(request)) is not None:
+            return refused
+        batch = self.batches.get(request.match_info["id"])
+        if batch is None:
+            return self.error(404, "no such batch")
+        self._advance(batch)
+        return _json(self.render(batch))
+
     def outcomes(self, batch: FakeBatch) -> list[tuple[int, str, int | None]]:
         """(position, custom_id, HTTP status or None when unanswered) in the order the results come back."""
         order = list(enumerate(batch.items))
@@ -267,9 +291,8 @@ class FakeOpenAIBatches(FakeBatchApi):
         if (refused := self._refused(request)) is not None:
             return refused
         body = await request.json()
-        if self.refuse_create is not None:
-            status, self.refuse_create = self.refuse_create, None
-            return self.error(status, "refused by the test")
+        if (scripted := self._scripted_refusal()) is not None:
+            return scripted
         if set(body) - {"input_file_id", "endpoint", "completion_window", "metadata"}:
             return self.error(400, "Unrecognized request argument supplied")
         if body.get("completion_window") != "24h" or body.get("endpoint") != self.endpoint:
@@ -280,15 +303,6 @@ class FakeOpenAIBatches(FakeBatchApi):
         items = [(line["custom_id"], line["body"]) for line in map(orjson.loads, found[1].splitlines())]
         batch = self._new(items, body.get("metadata") or {}, "batch_")
         batch.metadata["input_file_id"] = body["input_file_id"]
-        return _json(self.render(batch))
-
-    async def get(self, request: web.Request) -> web.Response:
-        if (refused := self._refused(request)) is not None:
-            return refused
-        batch = self.batches.get(request.match_info["id"])
-        if batch is None:
-            return self.error(404, "No such batch")
-        self._advance(batch)
         return _json(self.render(batch))
 
     async def list(self, request: web.Request) -> web.Response:
@@ -422,9 +436,8 @@ class FakeAnthropicBatches(FakeBatchApi):
         if (refused := self._refused(request)) is not None:
             return refused
         body = await request.json()
-        if self.refuse_create is not None:
-            status, self.refuse_create = self.refuse_create, None
-            return self.error(status, "refused by the test")
+        if (scripted := self._scripted_refusal()) is not None:
+            return scripted
         requests = body.get("requests")
         if set(body) != {"requests"} or not isinstance(requests, list) or not requests:
             return self.error(400, "requests: a non-empty list is required")
@@ -438,21 +451,12 @@ class FakeAnthropicBatches(FakeBatchApi):
                 return self.error(400, "params: model, max_tokens and messages are required; stream is not allowed")
             seen.add(custom_id)
         batch = self._new([(e["custom_id"], e["params"]) for e in requests], {}, "msgbatch_")
-        return _json(self.render(batch, request))
-
-    async def get(self, request: web.Request) -> web.Response:
-        if (refused := self._refused(request)) is not None:
-            return refused
-        batch = self.batches.get(request.match_info["id"])
-        if batch is None:
-            return self.error(404, "not found")
-        self._advance(batch)
-        return _json(self.render(batch, request))
+        return _json(self.render(batch))
 
     async def list(self, request: web.Request) -> web.Response:
         if (refused := self._refused(request)) is not None:
             return refused
-        data = [self.render(b, request) for b in reversed(self.batches.values())]
+        data = [self.render(b) for b in reversed(self.batches.values())]
         return _json({"data": data, "has_more": False, "first_id": None, "last_id": None})
 
     async def cancel(self, request: web.Request) -> web.Response:
@@ -461,7 +465,7 @@ class FakeAnthropicBatches(FakeBatchApi):
         batch = self.batches[request.match_info["id"]]
         batch.cancel_requested = True
         batch.status = "canceling"
-        return _json(self.render(batch, request))
+        return _json(self.render(batch))
 
     def cancelled_status(self) -> str:
         return "ended"
@@ -496,7 +500,7 @@ class FakeAnthropicBatches(FakeBatchApi):
             lines.append(orjson.dumps({"custom_id": custom_id, "result": result}))
         return web.Response(body=b"\n".join(lines) + b"\n", content_type="application/binary")
 
-    def render(self, batch: FakeBatch, request: web.Request) -> dict[str, Any]:
+    def render(self, batch: FakeBatch) -> dict[str, Any]:
         ended = batch.status == "ended"
         counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
         for _, _, status in self.outcomes(batch):
@@ -544,9 +548,8 @@ class FakeGeminiBatches(FakeBatchApi):
         if (refused := self._refused(request)) is not None:
             return refused
         body = await request.json()
-        if self.refuse_create is not None:
-            status, self.refuse_create = self.refuse_create, None
-            return self.error(status, "refused by the test")
+        if (scripted := self._scripted_refusal()) is not None:
+            return scripted
         batch = body.get("batch") or {}
         entries = (((batch.get("input_config") or {}).get("requests") or {}).get("requests")) or []
         if not batch.get("display_name") or not entries:
@@ -558,15 +561,6 @@ class FakeGeminiBatches(FakeBatchApi):
             items.append((entry["metadata"]["key"], entry["request"]))
         made = self._new(items, {"displayName": batch["display_name"], "model": request.match_info["model"]}, "")
         return _json(self.render(made))
-
-    async def get(self, request: web.Request) -> web.Response:
-        if (refused := self._refused(request)) is not None:
-            return refused
-        batch = self.batches.get(request.match_info["id"])
-        if batch is None:
-            return self.error(404, "not found")
-        self._advance(batch)
-        return _json(self.render(batch))
 
     async def list(self, request: web.Request) -> web.Response:
         if (refused := self._refused(request)) is not None:
