@@ -7,6 +7,7 @@ round is one poll of the fake and nothing depends on the machine's speed."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -197,6 +198,28 @@ async def test_two_pollers_never_work_on_one_batch(openai: Harness) -> None:
     assert [j.id for j in await store.claim("worker-b", 1061.0, 60.0, 10)] == [submitted.id]
 
 
+async def test_two_gateways_on_one_database_create_the_batch_once(openai: Harness) -> None:
+    """Two processes' pollers (as --workers run them) racing on one SQLite database: one creates the batch, and its
+    items are billed once."""
+    await openai.start()
+    submitted = await openai.submit()
+    patch = pytest.MonkeyPatch()
+    other = await Harness(openai.tmp_path, openai.fake, patch).start()
+    try:
+        assert openai.gateway is not None
+        assert other.gateway is not None
+        for _ in range(5):
+            await asyncio.gather(openai.rounds(1), other.rounds(1))
+        assert openai.fake.created == 1
+        assert (await openai.get(submitted.id)).status == S.BATCH_STATUS_COMPLETED
+        await other.gateway.audit.flush()
+        records = await openai.audit(submitted.id)
+        assert len(records) == 3
+    finally:
+        await other.stop()
+        patch.undo()
+
+
 async def test_failed_items_go_again_through_the_route(openai: Harness) -> None:
     """batches.fallback individual: an item the provider failed is sent again as an ordinary call through the route,
     whose next target (a simulated model) answers it."""
@@ -216,8 +239,6 @@ async def test_failed_items_go_again_through_the_route(openai: Harness) -> None:
 
 
 async def test_results_follow_until_the_batch_ends(openai: Harness) -> None:
-    import asyncio
-
     await openai.start()
     submitted = await openai.submit()
     following = asyncio.ensure_future(openai.results(submitted.id, follow=True))

@@ -228,11 +228,10 @@ class BatchPoller:
 
         async def one(item: StoredItem, error: ItemError) -> None:
             async with gate:
-                settled = await self._individually(job, key, item) if key is not None else failed(item, error)
-                if key is None:
-                    await self._billing.settle(job, [settled])
+                if key is None:  # the key was revoked or removed since: the provider's failure stands
+                    await self._billing.settle(job, [failed(_at(dataclasses.replace(item), self._clock()), error)])
                 else:
-                    await self._billing.settle(job, [settled], audited=True)
+                    await self._billing.settle(job, [await self._individually(job, key, item)], audited=True)
                 self.on_progress(job.id)
 
         await asyncio.gather(*(one(item, error) for item, error in items))
