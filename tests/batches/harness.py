@@ -41,13 +41,26 @@ FAKES: dict[str, Callable[[], FakeBatchApi]] = {
 }
 
 
-def config(fake: FakeBatchApi, extra: str = "", fallback: str = "none") -> str:
+def config(fake: FakeBatchApi, extra: str = "", fallback: str = "none", second: FakeBatchApi | None = None) -> str:
+    """`second`: another provider's batch API, serving model `batchy2`, which the route `two-batch` tries after
+    `batchy`."""
     provider = fake.provider_config("batchp").model_dump(mode="json", exclude_none=True)
+    more_providers = more_models = ""
+    if second is not None:
+        other = second.provider_config("batchp2").model_dump(mode="json", exclude_none=True)
+        more_providers = f"  - {orjson.dumps(other).decode()}\n"
+        more_models = f"""  - name: batchy2
+    provider: batchp2
+    upstream_model: {second.default_model}
+    input_cost_per_mtok: {INPUT}
+    output_cost_per_mtok: {OUTPUT}
+"""
     return f"""
 providers:
   - {orjson.dumps(provider).decode()}
-  - {{name: sim, type: simulated}}
+{more_providers}  - {{name: sim, type: simulated}}
 models:
+{more_models}
   - name: batchy
     provider: batchp
     upstream_model: {fake.default_model}
@@ -63,6 +76,9 @@ routes:
   - name: with-fallback
     strategy: fallback
     targets: [{{model: batchy}}, {{model: fast}}]
+  - name: two-batch
+    strategy: fallback
+    targets: [{{model: batchy}}, {{model: {"batchy2" if second is not None else "fast"}}}]
 batches:
   poll_interval_s: 3600
   fallback: {fallback}
@@ -81,10 +97,10 @@ class Harness:
         self.gateway: Gateway | None = None
         self.channel: grpc.aio.Channel | None = None
 
-    async def start(self, *, http: bool = False, **options: str) -> Harness:
+    async def start(self, *, http: bool = False, second: FakeBatchApi | None = None, **options: str) -> Harness:
         """`http`: serve the OpenAI-compatible front door too (`gateway.http.port`)."""
         self.gateway = await build_gateway(
-            parse_config(config(self.fake, **options)),
+            parse_config(config(self.fake, second=second, **options)),
             address="127.0.0.1:0",
             state_dir=self.tmp_path,
             metrics_address="",

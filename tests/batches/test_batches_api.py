@@ -369,3 +369,50 @@ async def test_guardrails_on_submit_and_on_each_result(openai: Harness) -> None:
     assert results["q-0"].answer.message.content == "answer to item-0"
     records = {r.request_id: r for r in await openai.audit(submitted.id)}
     assert records[results["q-2"].request_id].guardrails
+
+
+async def test_failed_items_go_again_in_a_new_batch_on_the_next_target(
+    openai: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """batches.fallback batch: the items the first provider failed go together in a new batch on the route's next
+    target with a batch API (another provider's), at its batch prices; the others keep their first answers."""
+    second = await FakeAnthropicBatches().start()
+    monkeypatch.setenv(second.key_env, second.api_key)
+    try:
+        await openai.start(second=second, fallback="batch")
+        openai.fake.fail_items = {0: 500, 2: 503}
+        submitted = await openai.submit(model="two-batch")
+        await openai.rounds(4)
+        moved = await openai.get(submitted.id)
+        assert moved.provider == "batchp2"
+        assert moved.counts.succeeded == 1
+        assert moved.counts.pending == 2
+        await openai.rounds(4)
+        batch = await openai.get(submitted.id)
+        assert batch.status == S.BATCH_STATUS_COMPLETED
+        assert (batch.counts.succeeded, batch.counts.retried) == (3, 2)
+        assert openai.fake.created == 1
+        assert second.created == 1
+        assert [custom_id for custom_id, _ in next(iter(second.batches.values())).items] == ["item-0", "item-2"]
+        results = await openai.results(submitted.id)
+        assert {r.custom_id: r.answer.provider for r in results.values()} == {
+            "q-0": "batchp2",
+            "q-1": "batchp",
+            "q-2": "batchp2",
+        }
+        records = await openai.audit(submitted.id)
+        assert len(records) == 3
+        assert sum(r.cost_usd for r in records) == pytest.approx(3 * ITEM_COST)
+    finally:
+        await second.close()
+
+
+async def test_without_a_next_target_the_failure_stands(openai: Harness) -> None:
+    await openai.start(fallback="batch")
+    openai.fake.fail_items = {1: 500}
+    submitted = await openai.submit()
+    await openai.rounds(5)
+    batch = await openai.get(submitted.id)
+    assert batch.status == S.BATCH_STATUS_COMPLETED
+    assert (batch.counts.succeeded, batch.counts.failed, batch.counts.retried) == (2, 1, 0)
+    assert openai.fake.created == 1

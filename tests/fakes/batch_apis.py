@@ -583,6 +583,7 @@ class FakeGeminiBatches(FakeBatchApi):
                 "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
                 "model": f"models/{batch.metadata.get('model')}",
                 "displayName": batch.metadata.get("displayName"),
+                "createTime": _rfc3339(batch.created_at),
                 "state": batch.status,
                 "name": f"batches/{batch.id}",
             },

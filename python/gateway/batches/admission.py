@@ -143,6 +143,21 @@ class BatchAdmission:
             )
         return targets
 
+    def next_target(self, team: str, model: str, after: Target, levels: list[str]) -> Target | None:
+        """The batch target that follows `after` among a model's or route's, within the team's residency rule for the
+        highest of the items' classifications; None when there is none."""
+        try:
+            targets = self.batch_targets(model)
+        except GatewayError:
+            return None
+        keys = [t.key for t in targets]
+        later = targets[keys.index(after.key) + 1 :] if after.key in keys else []
+        highest = max((Classification.parse(level) for level in levels), default=Classification.PUBLIC)
+        rule = self._policies.for_team(team).residency_rule(highest)
+        if rule is not None:
+            later = [t for t in later if rule.allows(t.provider.config.region, t.provider.config.compliance)]
+        return later[0] if later else None
+
     def _targets(self, name: str) -> Iterator[Target]:
         found = self._catalog.lookup(name)
         if isinstance(found, list):

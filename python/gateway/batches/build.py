@@ -43,7 +43,7 @@ def build_batches(
     store = BatchStore(engine)
     billing = BatchBilling(store, audit, budgets, ring, policies, teams, counter, audit_enabled=config.audit.enabled)
     admission = BatchAdmission(catalog, policies, counter, config.batches, config.server.max_input_chars)
-    poller = BatchPoller(store, billing, catalog, config.batches, ring, pipeline)
+    poller = BatchPoller(store, billing, catalog, admission, config.batches, ring, pipeline)
     service = BatchService(store, admission, billing, wake=poller.wake)
     poller.on_progress = service.progressed
     return Batches(service, poller)

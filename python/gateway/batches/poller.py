@@ -21,7 +21,7 @@ from typing import Any
 
 from gateway.batches.adapters.base import BatchApi, Line, RemoteResult, RemoteState
 from gateway.batches.adapters.registry import batch_api
-from gateway.batches.admission import loaded
+from gateway.batches.admission import BatchAdmission, loaded
 from gateway.batches.billing import BatchBilling, answer_outcome, failed
 from gateway.batches.jobs import BatchJob, ItemError, ItemState, Status, Step, StoredItem
 from gateway.config.batches import BatchesConfig
@@ -55,6 +55,7 @@ class BatchPoller:
         store: BatchStore,
         billing: BatchBilling,
         catalog: ModelCatalog,
+        admission: BatchAdmission,
         config: BatchesConfig,
         ring: KeyRing,
         pipeline: Pipeline | None,
@@ -65,6 +66,7 @@ class BatchPoller:
         self._store = store
         self._billing = billing
         self._catalog = catalog
+        self._admission = admission
         self._config = config
         self._ring = ring
         self._pipeline = pipeline
@@ -161,7 +163,9 @@ class BatchPoller:
                 await self._set(job, status=state.status)
 
     async def _lines(self, job: BatchJob) -> list[Line]:
-        return [Line(item.position, loaded(item.body)) for item in await self._store.items(job.id)]
+        """The items without an outcome: all of them, or those a fallback batch sends again."""
+        pending = await self._store.items(job.id, state=ItemState.PENDING)
+        return [Line(item.position, loaded(item.body)) for item in pending]
 
     async def _create(self, job: BatchJob, api: BatchApi, target: Target) -> None:
         lines = [] if api.uploads else await self._lines(job)
@@ -174,7 +178,7 @@ class BatchPoller:
         assert job.provider_batch_id is not None
         pending = {item.position: item for item in await self._store.items(job.id, state=ItemState.PENDING)}
         page: list[StoredItem] = []
-        retry: list[tuple[StoredItem, ItemError]] = []
+        retry: list[tuple[StoredItem, StoredItem]] = []
         async for remote in api.results(job.provider_batch_id, state, target.model):
             item = pending.pop(remote.position, None)
             if item is not None:
@@ -187,7 +191,12 @@ class BatchPoller:
         for item in pending.values():
             self._sort(job, item, target, RemoteResult(item.position, error=left_over), page, retry)
         await self._settle(job, page)
-        await self._fall_back(job, retry)
+        if self._config.fallback == "batch":
+            if retry and await self._resubmit(job, target, [item for item, _ in retry]):
+                return
+            await self._settle(job, [outcome for _, outcome in retry])
+        else:
+            await self._fall_back(job, retry)
         await self._end(job, state.status, state.error)
 
     def _sort(
@@ -197,20 +206,42 @@ class BatchPoller:
         target: Target,
         remote: RemoteResult,
         page: list[StoredItem],
-        retry: list[tuple[StoredItem, ItemError]],
+        retry: list[tuple[StoredItem, StoredItem]],
     ) -> None:
+        """The item's outcome into `page` (to settle), or with the item into `retry` when the fallback sends it
+        again."""
         settled = self._billing.outcome(job, item, target, remote)
         error = remote.error
         if (
             settled.state is ItemState.FAILED
             and error is not None
             and error.code in RETRIED_CODES
-            and self._config.fallback == "individual"
-            and self._pipeline is not None
+            and not item.retried
+            and (self._config.fallback == "batch" or (self._config.fallback == "individual" and self._pipeline))
         ):
-            retry.append((item, error))
+            retry.append((item, settled))
         else:
             page.append(settled)
+
+    async def _resubmit(self, job: BatchJob, target: Target, items: list[StoredItem]) -> bool:
+        """batches.fallback batch: the items a provider failed go back to the start of the state machine, for a new
+        provider batch on the route's next target; False when there is no next target."""
+        following = self._admission.next_target(job.team, job.model, target, [i.classification for i in items])
+        if following is None:
+            return False
+        await self._store.mark_retried(job.id, [item.custom_id for item in items])
+        log.info("batch %s: %d failed items go again to %s", job.id, len(items), following.key)
+        await self._set(
+            job,
+            step=Step.STORED,
+            status=Status.QUEUED,
+            served_model=following.model.name,
+            provider=following.provider.name,
+            input_file_id=None,
+            provider_batch_id=None,
+            creating_at=None,
+        )
+        return True
 
     async def _settle(self, job: BatchJob, page: list[StoredItem]) -> None:
         if page:
@@ -218,7 +249,7 @@ class BatchPoller:
             page.clear()
             self.on_progress(job.id)
 
-    async def _fall_back(self, job: BatchJob, items: list[tuple[StoredItem, ItemError]]) -> None:
+    async def _fall_back(self, job: BatchJob, items: list[tuple[StoredItem, StoredItem]]) -> None:
         """Each item the provider failed, sent again as an ordinary call through the batch's model or route (so the
         route's fallbacks apply), at interactive prices; its own audit record names the batch."""
         if not items:
@@ -226,15 +257,15 @@ class BatchPoller:
         key = self._ring.get(job.key_id)
         gate = asyncio.Semaphore(FALLBACK_CONCURRENCY)
 
-        async def one(item: StoredItem, error: ItemError) -> None:
+        async def one(item: StoredItem, outcome: StoredItem) -> None:
             async with gate:
                 if key is None:  # the key was revoked or removed since: the provider's failure stands
-                    await self._billing.settle(job, [failed(_at(dataclasses.replace(item), self._clock()), error)])
+                    await self._billing.settle(job, [outcome])
                 else:
                     await self._billing.settle(job, [await self._individually(job, key, item)], audited=True)
                 self.on_progress(job.id)
 
-        await asyncio.gather(*(one(item, error) for item, error in items))
+        await asyncio.gather(*(one(item, outcome) for item, outcome in items))
 
     async def _individually(self, job: BatchJob, key: Any, item: StoredItem) -> StoredItem:
         assert self._pipeline is not None

@@ -27,9 +27,10 @@ class BatchesConfig(Strict):
     completion_window: Literal["24h"] = Field(
         default="24h", description="What a batch asks for when its header names none; 24h is all providers offer."
     )
-    fallback: Literal["none", "individual"] = Field(
+    fallback: Literal["none", "individual", "batch"] = Field(
         default="individual",
         description="Items a provider failed (not those expired or cancelled): none keeps the failure; individual "
         "sends each again as an ordinary call through its model or route, with the route's fallbacks, at "
-        "interactive prices.",
+        "interactive prices; batch sends them together in a new provider batch on the route's next target with a "
+        "batch API (at its batch prices), and keeps the failure when there is none.",
     )

@@ -145,6 +145,13 @@ class BatchStore:
         async with self._engine.begin() as conn:
             return (await conn.execute(query)).rowcount == 1
 
+    async def mark_retried(self, batch_id: str, custom_ids: list[str]) -> None:
+        """Items a fallback batch sends again (each once)."""
+        c = batch_items.c
+        query = update(batch_items).where((c.batch_id == batch_id) & c.custom_id.in_(custom_ids)).values(retried=True)
+        async with self._engine.begin() as conn:
+            await conn.execute(query)
+
     async def mark_billed(self, batch_id: str, custom_ids: Iterable[str]) -> None:
         c = batch_items.c
         query = (

@@ -13,7 +13,6 @@ creating one looks for a batch created since then with as many requests.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime
 from typing import Any
 
 from gateway.batches.adapters.base import (
@@ -21,9 +20,11 @@ from gateway.batches.adapters.base import (
     Line,
     RemoteResult,
     RemoteState,
+    created_since,
     error_of,
     jsonl,
     position_of,
+    rfc3339,
     upstream_id,
 )
 from gateway.batches.jobs import ItemError, Status
@@ -31,8 +32,6 @@ from gateway.config.schema import ModelConfig
 from gateway.providers.anthropic import DEFAULT_VERSION, AnthropicProvider
 
 LIST_PAGE = 100
-CLOCK_SKEW_S = 60.0
-"""How far the provider's clock may be behind ours when a restart looks for the batch it was creating."""
 
 
 class AnthropicBatches(BatchApi):
@@ -52,7 +51,7 @@ class AnthropicBatches(BatchApi):
         found = [
             str(batch["id"])
             for batch in page.get("data") or ()
-            if _epoch(batch.get("created_at")) >= since - CLOCK_SKEW_S
+            if created_since(rfc3339(batch.get("created_at")), since)
             and sum(int(n or 0) for n in (batch.get("request_counts") or {}).values()) == count
         ]
         return found[0] if len(found) == 1 else None
@@ -110,10 +109,3 @@ class AnthropicBatches(BatchApi):
 
     async def cancel(self, batch_id: str) -> None:
         await self.fetch("POST", self.url(f"/{batch_id}/cancel"), headers=self.headers())
-
-
-def _epoch(value: Any) -> float:
-    """An RFC 3339 time as epoch seconds; 0 for none."""
-    if not isinstance(value, str) or not value:
-        return 0.0
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -23,7 +24,8 @@ from gateway.config.schema import ModelConfig
 from gateway.errors import ProviderError
 from gateway.providers.http import HttpProvider, malformed
 
-CONNECT_TIMEOUT_S = 10.0
+CLOCK_SKEW_S = 60.0
+"""How far the provider's clock may be behind ours when a restart looks for the batch it was creating."""
 
 
 def upstream_id(position: int) -> str:
@@ -160,3 +162,19 @@ class BatchApi(ABC):
 def jsonl(raw: bytes) -> list[Any]:
     """The objects of a JSON Lines body (blank lines skipped)."""
     return [orjson.loads(line) for line in raw.splitlines() if line.strip()]
+
+
+def rfc3339(value: Any) -> float:
+    """An RFC 3339 time as epoch seconds; 0 for none (or one that does not parse)."""
+    if not isinstance(value, str) or not value:
+        return 0.0
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def created_since(created_at: float, since: float) -> bool:
+    """Whether a provider's batch was created at or after `since` (our clock), give or take the skew: a batch made
+    before (an earlier attempt of the same job) is not the one a restart looks for."""
+    return created_at >= since - CLOCK_SKEW_S

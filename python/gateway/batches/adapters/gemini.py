@@ -20,7 +20,9 @@ from gateway.batches.adapters.base import (
     Line,
     RemoteResult,
     RemoteState,
+    created_since,
     position_of,
+    rfc3339,
     upstream_id,
 )
 from gateway.batches.jobs import ItemError, Status
@@ -54,7 +56,8 @@ class GeminiBatches(BatchApi):
             "GET", self.url("batches"), headers=self.headers(), params={"pageSize": str(LIST_PAGE)}
         )
         for operation in page.get("operations") or ():
-            if (operation.get("metadata") or {}).get("displayName") == job_id:
+            metadata = operation.get("metadata") or {}
+            if metadata.get("displayName") == job_id and created_since(rfc3339(metadata.get("createTime")), since):
                 return str(operation["name"])
         return None
 

@@ -25,6 +25,7 @@ from gateway.batches.adapters.base import (
     Line,
     RemoteResult,
     RemoteState,
+    created_since,
     jsonl,
     position_of,
     upstream_id,
@@ -90,7 +91,8 @@ class OpenAIBatches(BatchApi):
             "GET", self.url("batches"), headers=self.headers(), params={**self.params(), "limit": str(LIST_PAGE)}
         )
         for batch in page.get("data") or ():
-            if (batch.get("metadata") or {}).get(JOB_METADATA) == job_id:
+            mine = (batch.get("metadata") or {}).get(JOB_METADATA) == job_id
+            if mine and created_since(float(batch.get("created_at") or 0), since):
                 return str(batch["id"])
         return None
 
