@@ -17,6 +17,7 @@ from llmgateway.v1 import admin_pb2 as apb
 from llmgateway.v1 import batches_pb2 as bpb
 from llmgateway.v1 import gateway_pb2 as pb
 
+from gateway.records.governance import BudgetScope
 from tests.admin.helpers import Admin, bearer, reason_of
 from tests.batches.harness import ITEM_COST, Harness, S, requests
 from tests.fakes.batch_apis import (
@@ -416,3 +417,32 @@ async def test_without_a_next_target_the_failure_stands(openai: Harness) -> None
     assert batch.status == S.BATCH_STATUS_COMPLETED
     assert (batch.counts.succeeded, batch.counts.failed, batch.counts.retried) == (2, 1, 0)
     assert openai.fake.created == 1
+
+
+async def test_a_batch_finished_elsewhere_gives_back_its_reservation_here(openai: Harness) -> None:
+    """The submitting process holds the batch's reservation; when another process's poller ends the batch, the next
+    round here gives it back, so the key's budget is not held forever."""
+    await openai.start()
+    assert openai.channel is not None
+    admin = Admin.on(openai.channel)
+    secret, info = await admin.key(team="held")
+    await admin.admin.SetBudget(
+        apb.SetBudgetRequest(budget=apb.Budget(scope="key", subject=info.id, period="day", hard_usd=10.0)),
+        metadata=AUTH,
+    )
+    submitted = await openai.submit(key=secret)
+    assert openai.gateway is not None
+    budgets = openai.gateway.tenancy.budgets
+    key = openai.gateway.tenancy.ring.get(info.id)
+    assert key is not None
+    assert budgets.remaining(BudgetScope.KEY, info.id) == pytest.approx(10.0 - submitted.estimate_usd)
+    patch = pytest.MonkeyPatch()
+    other = await Harness(openai.tmp_path, openai.fake, patch).start()
+    try:
+        await other.rounds(5)
+        assert (await openai.get(submitted.id)).status == S.BATCH_STATUS_COMPLETED
+        await openai.rounds(1)
+        assert budgets.remaining(BudgetScope.KEY, info.id) == pytest.approx(10.0)
+    finally:
+        await other.stop()
+        patch.undo()

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from gateway.batches.adapters.base import RemoteResult
 from gateway.batches.admission import loaded
-from gateway.batches.jobs import BatchJob, ItemError, ItemState, StoredItem
+from gateway.batches.jobs import BatchJob, ItemError, ItemState, Step, StoredItem
 from gateway.chat import ChatResult, Usage
 from gateway.errors import GatewayError
 from gateway.ledger.audit import AuditLog
@@ -74,6 +74,14 @@ class BatchBilling:
             return
         pending = await self._store.items(job.id, state=ItemState.PENDING)
         self._reservations[job.id] = self._budgets.reserve(key, sum(item.estimate_usd for item in pending), check=False)
+
+    async def drop_ended(self) -> None:
+        """Gives back what this process holds for batches that ended in another process (a --workers sibling, another
+        instance, took them over)."""
+        for batch_id in list(self._reservations):
+            job = await self._store.job(batch_id)
+            if job is None or job.step is Step.ENDED:
+                self.release(batch_id)
 
     def release(self, batch_id: str) -> None:
         """The batch ended: whatever is still held (items settled elsewhere) is given back."""

@@ -113,6 +113,7 @@ class BatchPoller:
                     log.exception("batch %s: this round failed; the next one resumes it from its recorded step", job.id)
                 finally:
                     await self._store.release(job.id, self.owner)
+            await self._billing.drop_ended()
 
     # --- one batch --------------------------------------------------------------------------------------------------
 
