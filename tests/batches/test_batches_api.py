@@ -8,6 +8,7 @@ round is one poll of the fake and nothing depends on the machine's speed."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from llmgateway.v1 import admin_pb2 as apb
 from llmgateway.v1 import batches_pb2 as bpb
 from llmgateway.v1 import gateway_pb2 as pb
 
+from gateway.records.audit import GroupBy, UsageFilter
 from gateway.records.governance import BudgetScope
 from tests.admin.helpers import Admin, bearer, reason_of
 from tests.batches.harness import ITEM_COST, Harness, S, requests
@@ -446,3 +448,25 @@ async def test_a_batch_finished_elsewhere_gives_back_its_reservation_here(openai
     finally:
         await other.stop()
         patch.undo()
+
+
+async def test_a_large_batch_streams_its_results_in_pages(openai: Harness) -> None:
+    """1,500 items: the results file spans many reads (lines cut anywhere between them) and many settle pages; each
+    item is answered and billed once."""
+    await openai.start()
+    openai.fake.reverse = True
+    count = 1500
+    submitted = await openai.submit(count=count)
+    await openai.rounds(5)
+    batch = await openai.get(submitted.id)
+    assert batch.status == S.BATCH_STATUS_COMPLETED
+    assert batch.counts.succeeded == count
+    assert batch.cost_usd == pytest.approx(count * ITEM_COST)
+    results = await openai.results(submitted.id)
+    assert len(results) == count
+    assert results["q-1234"].answer.message.content == "answer to item-1234"
+    assert openai.gateway is not None
+    await openai.gateway.audit.flush()
+    usage = await openai.gateway.ledger.usage(GroupBy.MODEL, UsageFilter(since=0, until=time.time() + 60))
+    assert [(row.group, row.requests) for row in usage] == [("batchy", count)]
+    assert usage[0].cost_usd == pytest.approx(count * ITEM_COST)

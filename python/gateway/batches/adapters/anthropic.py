@@ -22,7 +22,6 @@ from gateway.batches.adapters.base import (
     RemoteState,
     created_since,
     error_of,
-    jsonl,
     position_of,
     rfc3339,
     upstream_id,
@@ -85,7 +84,7 @@ class AnthropicBatches(BatchApi):
 
     async def results(self, batch_id: str, state: RemoteState, model: ModelConfig) -> AsyncIterator[RemoteResult]:
         url = state.output or self.url(f"/{batch_id}/results")
-        for line in jsonl(await self.fetch("GET", str(url), headers=self.headers())):
+        async for line in self.fetch_jsonl(str(url), headers=self.headers()):
             position = position_of(str(line.get("custom_id") or ""))
             if position is not None:
                 yield self._result(position, line.get("result") or {}, model)

@@ -24,6 +24,7 @@ from gateway.config.schema import ModelConfig
 from gateway.errors import ProviderError
 from gateway.providers.http import HttpProvider, malformed
 
+READ_CHUNK = 1 << 16
 CLOCK_SKEW_S = 60.0
 """How far the provider's clock may be behind ours when a restart looks for the batch it was creating."""
 
@@ -132,11 +133,48 @@ class BatchApi(ABC):
                     raise provider.map_error(response.status, response.headers, payload)
                 return payload
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ProviderError(
-                f"provider {provider.name!r}'s batch API did not answer ({type(exc).__name__})",
-                provider=provider.name,
-                reason="UPSTREAM_UNAVAILABLE",
-            ) from None
+            raise self._unanswered(exc) from None
+
+    async def fetch_jsonl(
+        self, url: str, *, headers: Mapping[str, str], params: Mapping[str, str] | None = None
+    ) -> AsyncIterator[Any]:
+        """The objects of a JSON Lines answer (GET), each as its line arrives: a results file of any size is never
+        held whole. The timeout bounds each read, not the whole download."""
+        provider = self.provider
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=provider.config.connect_timeout_s, sock_read=provider.config.timeout_s
+        )
+        try:
+            async with provider.session().get(
+                url, headers=headers, params=params, timeout=timeout, allow_redirects=False
+            ) as response:
+                if response.status >= 300:
+                    raise provider.map_error(response.status, response.headers, await response.read())
+                pending = b""
+                async for chunk in response.content.iter_chunked(READ_CHUNK):
+                    lines = (pending + chunk).split(b"\n")
+                    pending = lines.pop()
+                    for line in lines:
+                        if line.strip():
+                            yield self._line(line)
+                if pending.strip():
+                    yield self._line(pending)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._unanswered(exc) from None
+
+    def _line(self, line: bytes) -> Any:
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise malformed(self.provider.name, "a line of a batch's results is not JSON") from None
+
+    def _unanswered(self, exc: BaseException) -> ProviderError:
+        name = self.provider.name
+        return ProviderError(
+            f"provider {name!r}'s batch API did not answer ({type(exc).__name__})",
+            provider=name,
+            reason="UPSTREAM_UNAVAILABLE",
+        )
 
     async def fetch_json(self, method: str, url: str, **options: Any) -> Any:
         raw = await self.fetch(method, url, **options)
@@ -157,11 +195,6 @@ class BatchApi(ABC):
     def upstream_error(self, status: int, body: Any) -> ItemError:
         """An item's non-2xx answer through the provider's error mapping."""
         return error_of(self.provider.map_error(status, {}, orjson.dumps(body)))
-
-
-def jsonl(raw: bytes) -> list[Any]:
-    """The objects of a JSON Lines body (blank lines skipped)."""
-    return [orjson.loads(line) for line in raw.splitlines() if line.strip()]
 
 
 def rfc3339(value: Any) -> float:

@@ -26,7 +26,6 @@ from gateway.batches.adapters.base import (
     RemoteResult,
     RemoteState,
     created_since,
-    jsonl,
     position_of,
     upstream_id,
 )
@@ -119,10 +118,8 @@ class OpenAIBatches(BatchApi):
 
     async def results(self, batch_id: str, state: RemoteState, model: ModelConfig) -> AsyncIterator[RemoteResult]:
         for file_id in state.output or ():
-            raw = await self.fetch(
-                "GET", self.url(f"files/{file_id}/content"), headers=self.headers(), params=self.params()
-            )
-            for line in jsonl(raw):
+            url = self.url(f"files/{file_id}/content")
+            async for line in self.fetch_jsonl(url, headers=self.headers(), params=self.params()):
                 position = position_of(str(line.get("custom_id") or ""))
                 if position is not None:
                     yield self._result(position, line, model)
