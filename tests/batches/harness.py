@@ -41,7 +41,9 @@ FAKES: dict[str, Callable[[], FakeBatchApi]] = {
 }
 
 
-def config(fake: FakeBatchApi, extra: str = "", fallback: str = "none", second: FakeBatchApi | None = None) -> str:
+def config(
+    fake: FakeBatchApi, extra: str = "", fallback: str = "none", second: FakeBatchApi | None = None, lease: str = "120"
+) -> str:
     """`second`: another provider's batch API, serving model `batchy2`, which the route `two-batch` tries after
     `batchy`."""
     provider = fake.provider_config("batchp").model_dump(mode="json", exclude_none=True)
@@ -81,6 +83,7 @@ routes:
     targets: [{{model: batchy}}, {{model: {"batchy2" if second is not None else "fast"}}}]
 batches:
   poll_interval_s: 3600
+  lease_s: {lease}
   fallback: {fallback}
 {extra}
 """

@@ -470,3 +470,20 @@ async def test_a_large_batch_streams_its_results_in_pages(openai: Harness) -> No
     usage = await openai.gateway.ledger.usage(GroupBy.MODEL, UsageFilter(since=0, until=time.time() + 60))
     assert [(row.group, row.requests) for row in usage] == [("batchy", count)]
     assert usage[0].cost_usd == pytest.approx(count * ITEM_COST)
+
+
+async def test_a_long_step_keeps_its_lease(openai: Harness) -> None:
+    """While a step outlasts the lease (a slow upload), the poller renews it: another process cannot take the batch
+    over and upload or create it a second time."""
+    await openai.start(lease="0.6")
+    submitted = await openai.submit()
+    assert openai.gateway is not None
+    assert openai.gateway.batches is not None
+    store = openai.gateway.batches.poller._store
+    openai.fake.slow_s = 2.0
+    round_under_way = asyncio.ensure_future(openai.rounds(1))
+    await asyncio.sleep(1.4)
+    assert await store.claim("another-process", time.time(), 0.6, 10) == []
+    await round_under_way
+    assert openai.fake.created == 1
+    assert (await openai.get(submitted.id)).status != S.BATCH_STATUS_QUEUED

@@ -6,13 +6,14 @@ Control API (every fake): `lifecycle` is the statuses a batch reports on success
 words (the last one stays); `fail_items` maps an item's position in the batch to the HTTP status its answer gets (an
 error instead of an answer); `unanswered` is the set of positions left without an answer when the batch ends (so
 they come back expired or cancelled, as the provider's end says); `reverse` returns the results in the reverse of
-the input order; `refuse_create` makes the next create answer that HTTP status; `batches` holds every batch made,
-`created` counts them, `requests` records (method, path) of every request. Answers say `answer to <custom_id>` with
-10 prompt and 5 completion tokens.
+the input order; `refuse_create` makes the next create answer that HTTP status; `slow_s` delays every upload and
+create; `batches` holds every batch made, `created` counts them, `requests` records (method, path) of every request.
+Answers say `answer to <custom_id>` with 10 prompt and 5 completion tokens.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import socket
 import time
@@ -56,6 +57,8 @@ class FakeBatchApi:
         self.unanswered: set[int] = set()
         self.reverse = False
         self.refuse_create: int | None = None
+        self.slow_s = 0.0
+        """Seconds every upload and create takes before answering."""
         self.batches: dict[str, FakeBatch] = {}
         self.created = 0
         self.requests: list[tuple[str, str]] = []
@@ -151,8 +154,9 @@ class FakeBatchApi:
         """What the real API answers to a request it does not authenticate; None for one it does."""
         raise NotImplementedError
 
-    def _scripted_refusal(self) -> web.Response | None:
-        """The answer `refuse_create` scripted for this create, once."""
+    async def _scripted_refusal(self) -> web.Response | None:
+        """The answer `refuse_create` scripted for this create, once (after `slow_s`)."""
+        await asyncio.sleep(self.slow_s)
         if self.refuse_create is None:
             return None
         status, self.refuse_create = self.refuse_create, None
@@ -248,6 +252,7 @@ class FakeOpenAIBatches(FakeBatchApi):
     async def upload(self, request: web.Request) -> web.Response:
         if (refused := self._refused(request)) is not None:
             return refused
+        await asyncio.sleep(self.slow_s)
         form = await request.post()
         upload = form.get("file")
         if form.get("purpose") != "batch" or not isinstance(upload, web.FileField):
@@ -291,7 +296,7 @@ class FakeOpenAIBatches(FakeBatchApi):
         if (refused := self._refused(request)) is not None:
             return refused
         body = await request.json()
-        if (scripted := self._scripted_refusal()) is not None:
+        if (scripted := await self._scripted_refusal()) is not None:
             return scripted
         if set(body) - {"input_file_id", "endpoint", "completion_window", "metadata"}:
             return self.error(400, "Unrecognized request argument supplied")
@@ -436,7 +441,7 @@ class FakeAnthropicBatches(FakeBatchApi):
         if (refused := self._refused(request)) is not None:
             return refused
         body = await request.json()
-        if (scripted := self._scripted_refusal()) is not None:
+        if (scripted := await self._scripted_refusal()) is not None:
             return scripted
         requests = body.get("requests")
         if set(body) != {"requests"} or not isinstance(requests, list) or not requests:
@@ -548,7 +553,7 @@ class FakeGeminiBatches(FakeBatchApi):
         if (refused := self._refused(request)) is not None:
             return refused
         body = await request.json()
-        if (scripted := self._scripted_refusal()) is not None:
+        if (scripted := await self._scripted_refusal()) is not None:
             return scripted
         batch = body.get("batch") or {}
         entries = (((batch.get("input_config") or {}).get("requests") or {}).get("requests")) or []

@@ -107,13 +107,24 @@ class BatchPoller:
         async with self._round:
             jobs = await self._store.claim(self.owner, self._clock(), self._config.lease_s, CLAIM_LIMIT)
             for job in jobs:
+                renewing = asyncio.create_task(self._renew(job.id), name=f"batch-lease-{job.id}")
                 try:
                     await self.advance(job)
                 except Exception:  # one batch's failure (a database error, a bug) must not hold up the others
                     log.exception("batch %s: this round failed; the next one resumes it from its recorded step", job.id)
                 finally:
+                    renewing.cancel()
+                    await asyncio.gather(renewing, return_exceptions=True)
                     await self._store.release(job.id, self.owner)
             await self._billing.drop_ended()
+
+    async def _renew(self, batch_id: str) -> None:
+        """Keeps the lease while a step lasts (a large upload, a long results file): another process must not take
+        the batch over and upload or create it again meanwhile."""
+        lease_s = self._config.lease_s
+        while True:
+            await asyncio.sleep(lease_s / 3)
+            await self._store.renew(batch_id, self.owner, self._clock() + lease_s)
 
     # --- one batch --------------------------------------------------------------------------------------------------
 
@@ -146,7 +157,7 @@ class BatchPoller:
             await self._create(job, api, target)
         elif job.step is Step.CREATING:
             assert job.creating_at is not None
-            found = await api.find(job.id, job.creating_at, job.total)
+            found = await api.find(job.id, job.creating_at, len(await self._lines(job)))
             if found is not None:
                 log.info("batch %s: found %s, created before a restart", job.id, found)
                 await self._set(job, step=Step.SUBMITTED, provider_batch_id=found, status=Status.VALIDATING)

@@ -105,6 +105,16 @@ class BatchStore:
             rows = (await conn.execute(select(*_job_columns()).where(c.id.in_(claimed)))).all()
         return [_job(row) for row in rows]
 
+    async def renew(self, batch_id: str, owner: str, until: float) -> None:
+        """Extends `owner`'s lease on a batch (if it still holds it)."""
+        query = (
+            update(batch_jobs)
+            .where((batch_jobs.c.id == batch_id) & (batch_jobs.c.lease_owner == owner))
+            .values(lease_until=until)
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(query)
+
     async def release(self, batch_id: str, owner: str) -> None:
         query = (
             update(batch_jobs)

@@ -89,7 +89,8 @@ class BatchApi(ABC):
     @abstractmethod
     async def find(self, job_id: str, since: float, count: int) -> str | None:
         """The provider's batch an earlier `create` for `job_id` made at or after `since` (epoch s), with `count`
-        items, if there is one: what a restart that crashed during `create` looks for before creating another."""
+        items (those the attempt sent), if there is one: what a restart that crashed during `create` looks for before
+        creating another."""
 
     @abstractmethod
     async def create(self, job_id: str, file_id: str | None, lines: list[Line], model: ModelConfig, window: str) -> str:
