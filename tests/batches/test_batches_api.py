@@ -487,3 +487,14 @@ async def test_a_long_step_keeps_its_lease(openai: Harness) -> None:
     await round_under_way
     assert openai.fake.created == 1
     assert (await openai.get(submitted.id)).status != S.BATCH_STATUS_QUEUED
+
+
+async def test_the_keys_conditions_apply_on_submission(openai: Harness) -> None:
+    await openai.start()
+    assert openai.channel is not None
+    admin = Admin.on(openai.channel)
+    secret, _ = await admin.key(team="fenced", conditions=apb.Conditions(networks=["10.0.0.0/8"]))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await openai.submit(key=secret)
+    assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert reason_of(refused.value) == "NETWORK_NOT_ALLOWED"

@@ -1,12 +1,15 @@
 """What a submitted batch must pass before it is stored: the same checks a Chat call passes on its way in (the key's
-model list, the request rules, the team's input guardrails, its residency rule), the choice of the target whose
-batch API serves it, and the estimate its budgets reserve.
+model list, the request rules, the team's input guardrails, the key's attribute conditions, the team's residency
+rule), the choice of the target whose batch API serves it, and the estimate its budgets reserve. The key's rate
+limits (requests and tokens per minute, calls in flight) do not apply: a batch is not served now, and its cost is
+held by its budget reservation.
 
 A refused item refuses the whole batch, naming the item: a batch is stored whole or not at all."""
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -117,6 +120,10 @@ class BatchAdmission:
                 raise _for_item(err, item.custom_id) from None
             checked.append((Submitted(item.custom_id, request), level, actions))
         highest = max((level for _, level, _ in checked), default=floor)
+        if not key.conditions.empty:  # the key's attribute conditions, as a Chat call's CheckConditions applies them
+            access.check_conditions(
+                key, peer=info.peer, metadata=info.metadata_dict(), classification=highest, now=time.time()
+            )
         rule = policy.residency_rule(highest)
         if rule is not None:
             candidates = allowed_targets(candidates, rule, requested=model, team=key.team, classification=highest)
