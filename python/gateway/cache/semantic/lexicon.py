@@ -92,6 +92,9 @@ NEGATIONS: Final = word_set(
     " mai nessuno nessuna niente nulla nao nunca nenhum nenhuma nada"  # Italian, Portuguese
     " niet geen nooit niets"  # Dutch
 )
+NEGATING_PHRASES: Final = (("out", "of"), ("hors",), ("fuera", "de"), ("fora", "de"))
+"""Polarity carried by a preposition: "in stock" / "out of stock", "en ligne" / "hors ligne", "en stock" / "fuera
+de stock", "em estoque" / "fora de estoque". Not after a number: "3 out of 5" counts, it does not negate."""
 
 # --- opposites: either word on one side and the other on the other side --------------------------------------
 
@@ -131,6 +134,8 @@ ANTONYM_PAIRS: Final = _pairs(
     over/under overcook/undercook overestimate/underestimate overweight/underweight above/under full/empty
     for/against pro/con inclusive/exclusive major/minor primary/secondary soft/hard softer/harder soft/crispy
     necessary/unnecessary required/optional mandatory/optional
+    online/offline present/absent presence/absence pass/fail passed/failed success/failure succeed/fail
+    alive/dead vacant/occupied
     activer/desactiver ajouter/supprimer augmenter/diminuer avant/apres avec/sans meilleur/pire
     aktivieren/deaktivieren hinzufugen/entfernen erhohen/verringern vor/nach mit/ohne besser/schlechter
     activar/desactivar anadir/eliminar aumentar/disminuir antes/despues con/sin mejor/peor
