@@ -75,7 +75,7 @@ ANTONYMS = [
     ("sort numbers ascending", "sort numbers descending", "antonym: ascending vs descending"),
     ("encrypt a file with gpg", "decrypt a file with gpg", "antonym: encrypt vs decrypt"),
     ("coffee with sugar", "coffee without sugar", "antonym: with vs without"),
-    ("is the meeting room available on Friday", "is the meeting room unavailable on Friday", "antonym: available vs unavailable"),
+    ("is the room available on Friday", "is the room unavailable on Friday", "antonym: available vs unavailable"),
     ("show users who are online", "show users who are offline", "antonym: online vs offline"),
     ("files present in both folders", "files absent in both folders", "antonym: present vs absent"),
     ("which tests passed", "which tests failed", "antonym: passed vs failed"),
