@@ -498,3 +498,15 @@ async def test_the_keys_conditions_apply_on_submission(openai: Harness) -> None:
         await openai.submit(key=secret)
     assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
     assert reason_of(refused.value) == "NETWORK_NOT_ALLOWED"
+
+
+async def test_a_batch_the_provider_no_longer_has_fails(openai: Harness) -> None:
+    await openai.start()
+    submitted = await openai.submit()
+    await openai.rounds(1)
+    openai.fake.batches.clear()  # deleted at the provider (or archived past its retention)
+    await openai.rounds(1)
+    batch = await openai.get(submitted.id)
+    assert batch.status == S.BATCH_STATUS_FAILED
+    assert "HTTP 404" in batch.error
+    assert batch.counts.failed == 3

@@ -16,6 +16,7 @@ import os
 import secrets
 import socket
 import time
+from http import HTTPStatus
 from collections.abc import Callable
 from typing import Any
 
@@ -139,7 +140,10 @@ class BatchPoller:
         try:
             await self._step(job, api, target)
         except ProviderError as err:
-            if err.retryable or job.step is Step.SUBMITTED:
+            gone = job.step is Step.SUBMITTED and err.http_status == HTTPStatus.NOT_FOUND
+            if err.retryable or (job.step is Step.SUBMITTED and not gone):
+                # Once submitted, the batch is the provider's: a refusal to show it (credentials being rotated, say)
+                # is waited out, round after round, with a warning.
                 log.warning("batch %s: %s; trying again at the next round", job.id, err.message)
                 return
             await self._end(job, Status.FAILED, err.message)
