@@ -16,8 +16,8 @@ import os
 import secrets
 import socket
 import time
-from http import HTTPStatus
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from gateway.batches.adapters.base import BatchApi, Line, RemoteResult, RemoteState
