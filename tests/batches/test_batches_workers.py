@@ -10,9 +10,8 @@ from pathlib import Path
 import grpc
 import orjson
 from llmgateway.v1 import admin_pb2 as apb
-from llmgateway.v1 import admin_pb2_grpc
+from llmgateway.v1 import admin_pb2_grpc, batches_pb2_grpc
 from llmgateway.v1 import batches_pb2 as bpb
-from llmgateway.v1 import batches_pb2_grpc
 
 from tests.batches.harness import requests
 from tests.fakes.batch_apis import FakeOpenAIBatches
