@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,37 +22,37 @@ from llmgateway.v1 import batches_pb2 as bpb
 from llmgateway.v1 import batches_pb2_grpc
 
 from gateway.batches.input_file import read_input
+from gateway.cli.commands import subcommand
 from gateway.cli.output import print_json, print_table, to_dict
 from gateway.errors import InvalidRequest
 
-DEFAULT_ADDRESS = "127.0.0.1:50051"
+BATCH_TIMEOUT_S = 300.0
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = commands.add_parser("batch", help="submit and follow batches at the providers' batch prices")
     batch = actions.add_subparsers(required=True, metavar="ACTION")
-    submit = _command(batch, "submit", "submit a JSONL file of requests (OpenAI's batch input format)", _submit)
+    submit = _batch_command(batch, "submit", "submit a JSONL file of requests (OpenAI's batch input format)", _submit)
     submit.add_argument("file", type=Path, help="the JSONL file; '-' reads stdin")
     submit.add_argument("--model", "-m", required=True, help="the gateway model or route serving every line")
     submit.add_argument("--metadata", action="append", default=[], metavar="NAME=VALUE", help="a label of the batch")
-    _command(batch, "status", "a batch's status, counts and cost so far", _status).add_argument("batch_id")
-    results = _command(batch, "results", "the results so far, one JSON object a line", _results)
+    _batch_command(batch, "status", "a batch's status, counts and cost so far", _status).add_argument("batch_id")
+    results = _batch_command(batch, "results", "the results so far, one JSON object a line", _results)
     results.add_argument("batch_id")
     results.add_argument("--follow", "-f", action="store_true", help="wait for the rest until the batch ends")
-    _command(batch, "cancel", "cancel a batch", _cancel).add_argument("batch_id")
-    listing = _command(batch, "list", "the batches this key may see, newest first", _list)
+    _batch_command(batch, "cancel", "cancel a batch", _cancel).add_argument("batch_id")
+    listing = _batch_command(batch, "list", "the batches this key may see, newest first", _list)
     listing.add_argument("--limit", type=int, default=20)
 
 
-def _command(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str, handler: Any
+def _batch_command(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    handler: Callable[[argparse.Namespace], int],
 ) -> argparse.ArgumentParser:
-    command = commands.add_parser(name, help=help_text)
-    command.add_argument("--address", default=os.environ.get("GATEWAY_ADDR", DEFAULT_ADDRESS))
-    command.add_argument("--json", action="store_true", help="machine-readable output")
-    command.add_argument("--timeout", type=float, default=300.0, help="seconds before giving up")
-    command.set_defaults(handler=handler)
-    return command
+    """A batch subcommand: submissions and results of thousands of items may take minutes."""
+    return subcommand(actions, name, help_text, handler, timeout_s=BATCH_TIMEOUT_S)
 
 
 @contextmanager
