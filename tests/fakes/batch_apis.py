@@ -154,6 +154,12 @@ class FakeBatchApi:
         """What the real API answers to a request it does not authenticate; None for one it does."""
         raise NotImplementedError
 
+    async def _create_body(self, request: web.Request) -> tuple[Any, web.Response | None]:
+        """A create's body, and the refusal the real API (or the test's `refuse_create`) answers it with, if any."""
+        if (refused := self._refused(request)) is not None:
+            return None, refused
+        return await request.json(), await self._scripted_refusal()
+
     async def _scripted_refusal(self) -> web.Response | None:
         """The answer `refuse_create` scripted for this create, once (after `slow_s`)."""
         await asyncio.sleep(self.slow_s)
@@ -293,11 +299,9 @@ class FakeOpenAIBatches(FakeBatchApi):
         return web.Response(body=found[1], content_type="application/octet-stream")
 
     async def create(self, request: web.Request) -> web.Response:
-        if (refused := self._refused(request)) is not None:
-            return refused
-        body = await request.json()
-        if (scripted := await self._scripted_refusal()) is not None:
-            return scripted
+        body, refusal = await self._create_body(request)
+        if refusal is not None:
+            return refusal
         if set(body) - {"input_file_id", "endpoint", "completion_window", "metadata"}:
             return self.error(400, "Unrecognized request argument supplied")
         if body.get("completion_window") != "24h" or body.get("endpoint") != self.endpoint:
@@ -438,11 +442,9 @@ class FakeAnthropicBatches(FakeBatchApi):
         return self._check_key(request, "x-api-key")
 
     async def create(self, request: web.Request) -> web.Response:
-        if (refused := self._refused(request)) is not None:
-            return refused
-        body = await request.json()
-        if (scripted := await self._scripted_refusal()) is not None:
-            return scripted
+        body, refusal = await self._create_body(request)
+        if refusal is not None:
+            return refusal
         requests = body.get("requests")
         if set(body) != {"requests"} or not isinstance(requests, list) or not requests:
             return self.error(400, "requests: a non-empty list is required")
@@ -550,11 +552,9 @@ class FakeGeminiBatches(FakeBatchApi):
         return self._check_key(request, "x-goog-api-key")
 
     async def create(self, request: web.Request) -> web.Response:
-        if (refused := self._refused(request)) is not None:
-            return refused
-        body = await request.json()
-        if (scripted := await self._scripted_refusal()) is not None:
-            return scripted
+        body, refusal = await self._create_body(request)
+        if refusal is not None:
+            return refusal
         batch = body.get("batch") or {}
         entries = (((batch.get("input_config") or {}).get("requests") or {}).get("requests")) or []
         if not batch.get("display_name") or not entries:
