@@ -13,7 +13,7 @@ from gateway.store.tables import ledger, metadata
 
 ADDED_LATER = {
     "ledger": {"cache_hits", "cache_saved_usd"},
-    "audit": {"cache", "cache_saved_usd", "api", "writer", "seq", "ttfc_ms", "trace_id"},
+    "audit": {"cache", "cache_saved_usd", "api", "writer", "seq", "batch_id", "ttfc_ms", "trace_id"},
 }
 
 
