@@ -18,12 +18,22 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from llmgateway.v1 import admin_pb2, admin_pb2_grpc, gateway_pb2, gateway_pb2_grpc, insights_pb2, insights_pb2_grpc
+from llmgateway.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    batches_pb2,
+    batches_pb2_grpc,
+    gateway_pb2,
+    gateway_pb2_grpc,
+    insights_pb2,
+    insights_pb2_grpc,
+)
 from opentelemetry.sdk.trace.export import SpanExporter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin.compliance import ComplianceOperations
 from gateway.admin.operations import AdminOperations
+from gateway.batches.build import Batches, build_batches
 from gateway.cache.build import build_cache
 from gateway.cache.service import ResponseCache
 from gateway.chat import ChatRequest
@@ -38,6 +48,7 @@ from gateway.ledger.budgets import BudgetBook
 from gateway.ledger.retention import Retention
 from gateway.observe.drift import DriftFlag, DriftMonitor, history_windows
 from gateway.observe.drift_share import SharedDrift
+from gateway.observe.live import LiveShare, LiveSources
 from gateway.observe.metrics import GatewayMetrics
 from gateway.observe.metrics_server import (
     DEFAULT_ADDRESS,
@@ -59,6 +70,7 @@ from gateway.routing.catalog import ModelCatalog
 from gateway.routing.health import HealthBoard
 from gateway.routing.quotas import Quotas, SharedQuotas
 from gateway.server.admin_servicer import AdminServicer
+from gateway.server.batches_servicer import BatchesServicer
 from gateway.server.insights_servicer import InsightsServicer
 from gateway.server.openai_http import resolve_http_address
 from gateway.server.openai_http.app import HttpServer, OpenAIHandlers, start_http_server
@@ -72,6 +84,7 @@ from gateway.store.database import default_url, open_engine, postgres_dsn
 from gateway.store.feedback import FeedbackStore, SqlProfileStore
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
+from gateway.store.live import SqlLiveStore
 from gateway.store.shadow import ShadowStore
 from gateway.tokens import TokenCounter
 
@@ -185,6 +198,10 @@ class Gateway:
     """The OpenAI-compatible HTTP front door, when an address is set."""
     feedback: FeedbackOperations | None = None
     shadow: ShadowTraffic | None = None
+    live: LiveShare | None = None
+    """This process's live figures, shared with the others (observe/live.py)."""
+    batches: Batches | None = None
+    """The Batches service and its poller, unless batches.enabled is off."""
 
     async def stop(self, grace: float) -> None:
         """Finishes in-flight calls (both front doors at once), then writes every pending audit record before closing
@@ -196,11 +213,15 @@ class Gateway:
             await self.server.stop(grace)
         if self.shadow is not None:
             await self.shadow.drain()  # the copies of calls just answered, with their audit records
+        if self.batches is not None:
+            await self.batches.poller.close()  # a round cut short resumes at the next start (batches/jobs.py Step)
         if isinstance(self.limits, SharedLimits):
             await self.limits.drain()
         if self.metrics_server is not None:
             await self.metrics_server.close()
         await self.retention.close()
+        if self.live is not None:
+            await self.live.close()
         if self.feedback is not None:
             await self.feedback.close()
         if self.shared_drift is not None:
@@ -371,6 +392,7 @@ async def build_gateway(
         # itself for the same profiles.
         evaluating = LearnedStrategy(profiles, model_configs, time.time, np.random.default_rng(0))
     shadow = ShadowTraffic(config.routes, ShadowStore(engine))
+    policies = TeamPolicies(config, partial(_prompt_tokens, counter, catalog))
     pipeline = Pipeline(
         ring,
         catalog,
@@ -379,7 +401,7 @@ async def build_gateway(
         teams=tenancy.teams,
         budgets=budgets,
         audit=audit,
-        policies=TeamPolicies(config, partial(_prompt_tokens, counter, catalog)),
+        policies=policies,
         audit_enabled=audit_enabled,
         tracer=CallTracer(tracing, record_content=config.observe.tracing.record_content),
         metrics=observed,
@@ -399,7 +421,11 @@ async def build_gateway(
     registrar = generic_registrar(server)
     servicer = GatewayServicer(pipeline, ring, config.server.max_input_chars)
     gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, registrar)
-    compliance = ComplianceOperations(admin, ledger, config, retention)
+    live = LiveShare(
+        LiveSources(audit.writer, board, lambda: pipeline.in_flight, pipeline.queue_depths, drift, retention),
+        SqlLiveStore(engine),
+    )
+    compliance = ComplianceOperations(admin, ledger, config, live.last_purge_at)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, compliance, ring), registrar)
     insights = InsightsOperations(
         pipeline,
@@ -427,12 +453,22 @@ async def build_gateway(
     insights_pb2_grpc.add_InsightsServicer_to_server(
         InsightsServicer(insights, feedback, evaluator, ring, config.server.max_input_chars), registrar
     )
+    batches = (
+        build_batches(config, engine, catalog, policies, counter, audit, budgets, ring, tenancy.teams, pipeline)
+        if config.batches.enabled
+        else None
+    )
+    if batches is not None:
+        batches_pb2_grpc.add_BatchesServicer_to_server(
+            BatchesServicer(batches.service, ring, config.batches.max_items), registrar
+        )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
     service_names = (
         gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name,
         admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
         insights_pb2.DESCRIPTOR.services_by_name["Insights"].full_name,
+        *([batches_pb2.DESCRIPTOR.services_by_name["Batches"].full_name] if batches is not None else []),
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     )
@@ -446,7 +482,7 @@ async def build_gateway(
         port = server.add_secure_port(address, _server_credentials(tls))
     if port == 0:
         raise OSError(f"cannot listen on {address}")
-    for name in service_names[:3]:
+    for name in service_names[:-2]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     metrics_server = await start_metrics_server(metrics.registry, metrics_address) if metrics_address else None
@@ -461,11 +497,13 @@ async def build_gateway(
             max_body_bytes=config.server.max_message_bytes,
             grace_s=config.server.shutdown_grace_s,
             tls=tls,
-            console=_console(config, state_dir, ring, admin, insights, compliance, pipeline, board)
+            console=_console(config, state_dir, ring, admin, insights, compliance, pipeline, live)
             if config.console.enabled
             else None,
+            batches=batches.service if batches is not None else None,
         )
     audit.start()
+    live.start()
     cache.start()  # in every worker: each keeps its own semantic index, fed the entries the others store
     tenancy.start()
     if worker is None or worker.runs_machine_jobs:
@@ -475,6 +513,8 @@ async def build_gateway(
         shared_drift.start()
     if half_lives:
         feedback.start()
+    if batches is not None:
+        batches.poller.start()
 
     async def on_notice(notice: Notice) -> None:
         if notice.get("kind") == TENANCY_NOTICE:
@@ -513,6 +553,8 @@ async def build_gateway(
         http,
         feedback,
         shadow,
+        live,
+        batches,
     )
 
 
@@ -524,12 +566,12 @@ def _console(
     insights: InsightsOperations,
     compliance: ComplianceOperations,
     pipeline: Pipeline,
-    board: HealthBoard,
+    live: LiveShare,
 ) -> web.Application:
     """The operators' console, on the same operations as the Admin and Insights services. Imported here: a gateway
     without the HTTP front door never loads Jinja2."""
     from gateway.console.app import console_app
-    from gateway.console.pages import Live, Pages
+    from gateway.console.pages import Pages
     from gateway.console.sessions import SessionSigner, load_secret
 
     signer = SessionSigner(load_secret(config.console.secret_env, state_dir), config.console.session_idle_s)
@@ -539,7 +581,8 @@ def _console(
         admin,
         insights,
         compliance,
-        Live(board, lambda: pipeline.in_flight, pipeline.flush_audit),
+        live,
+        pipeline.flush_audit,
         config.observe.trace_url_template,
     )
     return console_app(pages, ring, signer)
