@@ -25,7 +25,7 @@ from pathlib import Path
 
 import orjson
 
-from benches.load import BENCH_ADMIN_KEY, BENCH_KEY, BENCH_KEY_ENV, free_port, gateway_config, process
+from benches.load import BENCH_KEY, free_port, gateway_config, gateway_env, process
 
 WARMUP_S = 1.0
 PERF_HZ = 1999
@@ -111,14 +111,7 @@ def main() -> None:
         tmp = Path(tmp_dir)
         config = tmp / "bench.yaml"
         config.write_text(gateway_config(upstream, upstream))
-        env = {
-            "GATEWAY_BOOTSTRAP_KEY": BENCH_ADMIN_KEY,
-            BENCH_KEY_ENV: BENCH_KEY,
-            "GATEWAY_STATE_DIR": tmp_dir,
-            "BENCH_UPSTREAM_KEY": "sk-bench",
-            "GATEWAY_LOG_LEVEL": "ERROR",
-            "GATEWAY_METRICS_ADDR": "127.0.0.1:0",
-        }
+        env = gateway_env(tmp_dir)
         gateway = ("-m", "gateway", "serve", "--config", str(config), "--address", f"127.0.0.1:{ports['gateway']}")
         with (
             process("-m", "benches.upstream", "--port", str(ports["upstream"]), port=ports["upstream"]),
