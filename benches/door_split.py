@@ -10,6 +10,7 @@ the kernel, gRPC's cygrpc, protobuf...), which tells Python work from transport 
 
     python -m benches.door_split                 # 3 rounds of 6 s per target (about 2 minutes)
     python -m benches.door_split --perf          # and the split by library (needs `perf` and the right to use it)
+    python -m benches.door_split --config-extra 'audit: {flush_interval_ms: 50}'
 """
 
 from __future__ import annotations
@@ -104,13 +105,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=6.0, help="load per point")
     parser.add_argument("--perf", action="store_true", help="also split the CPU by library with perf record")
+    parser.add_argument("--config-extra", default="", help="YAML appended to the gateway's bench config")
     args = parser.parse_args()
     ports = {name: free_port() for name in ("upstream", "forwarder", "gateway", "http")}
     upstream = f"http://127.0.0.1:{ports['upstream']}/v1"
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         config = tmp / "bench.yaml"
-        config.write_text(gateway_config(upstream, upstream))
+        config.write_text(gateway_config(upstream, upstream) + args.config_extra + "\n")
         env = gateway_env(tmp_dir)
         gateway = ("-m", "gateway", "serve", "--config", str(config), "--address", f"127.0.0.1:{ports['gateway']}")
         with (
