@@ -1,5 +1,6 @@
 """A call's query type, from features that cost microseconds to read: the prompt's length bucket, main language,
-whether it holds code, whether it brings tools or images, the rule that matched and the team.
+whether it holds code, whether it brings tools or images, the rule that matched, the team, and the cluster of the
+prompt's embedding when the semantic cache computed one.
 
 A type is a readable string such as `tokens<64 lang=fr` (features at their default are left out), the same in every
 worker and across restarts, so profiles keyed by it can be shared and kept. The number of types is bounded: each
@@ -66,6 +67,8 @@ class TypeFeatures:
     has_images: bool = False
     rule: str = ""
     team: str = ""
+    cluster: int | None = None
+    """The prompt embedding's cluster (learning/clusters.py), when the call has one."""
 
 
 def query_type(features: TypeFeatures, use: tuple[QueryFeature, ...]) -> str:
@@ -88,8 +91,11 @@ def query_type(features: TypeFeatures, use: tuple[QueryFeature, ...]) -> str:
         elif feature is QueryFeature.RULE:
             if features.rule:
                 parts.append(f"rule={features.rule}")
-        elif features.team:
-            parts.append(f"team={features.team}")
+        elif feature is QueryFeature.TEAM:
+            if features.team:
+                parts.append(f"team={features.team}")
+        elif features.cluster is not None:
+            parts.append(f"cluster={features.cluster}")
     return " ".join(parts) or "any"
 
 

@@ -5,7 +5,20 @@ Times are epoch seconds (float): portable, cheap to compare, and what the code a
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Double, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
@@ -147,6 +160,18 @@ profile_sums = Table(
     Column("epoch", Double, primary_key=True),
     Column("field", String(32), primary_key=True),
     Column("value", Double, nullable=False),
+)
+
+# The learned routes' query-type clusters (learning/clusters.py): per route, the centers its one writer learned, and
+# that writer's lease.
+query_clusters = Table(
+    "query_clusters",
+    metadata,
+    Column("route", String(256), primary_key=True),
+    Column("owner", String(32), nullable=False),
+    Column("lease_until", Double, nullable=False),
+    # ClusterState.to_bytes; NULL until the writer has seeded the centers.
+    Column("state", LargeBinary),
 )
 
 # Shadow traffic: per mirrored call, how the candidate model's answer compared with the primary's. The shadow call

@@ -5,8 +5,10 @@ profiles (with whether the answer was a refusal)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import Any
 
+from gateway.cache.service import ResponseCache
 from gateway.config.schema import ModelConfig, ModelKind
 from gateway.learning.profiles import ProfileBook
 from gateway.ledger.budgets import BudgetBook
@@ -89,7 +91,20 @@ class _Route(BaseStage):
 
 
 class PlanRoute(_Route):
-    def enter(self, call: ChatCall) -> None:
+    def __init__(
+        self,
+        router: Router,
+        counter: TokenCounter,
+        policies: TeamPolicies,
+        budgets: BudgetBook,
+        profiles: ProfileBook | None = None,
+        cache: ResponseCache | None = None,
+    ) -> None:
+        """`cache`: embeds the prompt for a learned route typed by its embedding's cluster."""
+        super().__init__(router, counter, policies, budgets, profiles)
+        self._cache = cache
+
+    def enter(self, call: ChatCall) -> Awaitable[None] | None:
         request = call.request
         counter = self._counter
         assert call.key is not None
@@ -100,7 +115,20 @@ class PlanRoute(_Route):
             count_prompt=lambda model: counter.count_chat(request.messages, model.upstream, model.tokenizer).tokens,
             prompt_bound=counter.upper_bound(request),
         )
+        always = self._router.embedding_asked(request.model)
+        if always is not None and self._cache is not None:
+            return self._plan_embedded(call, features, self._cache, always=always)
         self._plan(call, features, request.max_tokens)
+        return None
+
+    async def _plan_embedded(
+        self, call: ChatCall, features: RequestFeatures, cache: ResponseCache, *, always: bool
+    ) -> None:
+        assert call.key is not None
+        features.prompt_vector = await cache.prompt_vector(
+            call.request, call.key.team, classification=call.classification, always=always
+        )
+        self._plan(call, features, call.request.max_tokens)
 
 
 class PlanEmbedRoute(_Route):
