@@ -6,7 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gateway.config.loader import parse_config
 from gateway.learning.clusters import SEEDING_PER_CLUSTER, ClusterBook, ClusterState, RouteClusters
+from gateway.routing.catalog import ModelCatalog
+from gateway.routing.health import HealthBoard
+from gateway.routing.router import Router
 
 DIM = 48
 
@@ -88,3 +92,34 @@ def test_a_book_without_a_store_learns_alone_and_knows_only_its_routes() -> None
     vectors, _ = groups(count=2, per_group=50, seed=5)
     assert [book.assign("smart", v) for v in vectors][-1] is not None
     assert book.assign("other", vectors[0]) is None
+
+
+def test_routes_that_ask_for_the_prompts_embedding() -> None:
+    """Before routing, a call is embedded only for a learned route with the cluster feature, or a rules route that
+    may send it to one (its rules run after)."""
+    config = parse_config(
+        """
+providers: [{name: sim, type: simulated}]
+models: [{name: a, provider: sim}, {name: b, provider: sim}]
+feedback: {metrics: [{name: thumbs, type: boolean}]}
+routes:
+  - name: typed
+    strategy: learned
+    targets: [{model: a}, {model: b}]
+    learned: {quality: thumbs, features: [tokens, cluster]}
+  - name: always
+    strategy: learned
+    targets: [{model: a}, {model: b}]
+    learned: {quality: thumbs, features: [cluster], clusters: {embed_always: true}}
+  - {name: plain, strategy: learned, targets: [{model: a}, {model: b}], learned: {quality: thumbs}}
+  - name: front
+    strategy: rules
+    rules: [{name: long, when: {min_prompt_tokens: 100}, target: typed}]
+    default: a
+  - {name: other, strategy: rules, rules: [{name: long, when: {min_prompt_tokens: 100}, target: plain}], default: a}
+"""
+    )
+    catalog = ModelCatalog.from_config(config)
+    router = Router(catalog, HealthBoard(config.circuit_breaker))
+    asked = {name: router.embedding_asked(name) for name in ("typed", "always", "plain", "front", "other", "a")}
+    assert asked == {"typed": False, "always": True, "plain": None, "front": False, "other": None, "a": None}

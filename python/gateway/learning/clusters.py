@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import math
 import secrets
 import struct
 from dataclasses import dataclass
@@ -42,7 +44,7 @@ _MAGIC = b"gwqc"
 Vector = npt.NDArray[np.float32]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ClusterState:
     """The centers of one route's clusters: row i is cluster i."""
 
@@ -50,6 +52,15 @@ class ClusterState:
     centers: npt.NDArray[np.float32]
     counts: npt.NDArray[np.float64]
     """Embeddings each center has absorbed (its learning rate is one over this)."""
+
+    def nearest(self, x: Vector) -> int:
+        """argmin |x - c|^2 = argmin |c|^2 - 2 x.c: one product with the k centers."""
+        return int(np.argmin(self._squared - 2.0 * (self.centers @ x)))
+
+    @functools.cached_property
+    def _squared(self) -> npt.NDArray[np.float32]:
+        squared: npt.NDArray[np.float32] = (self.centers * self.centers).sum(axis=1)
+        return squared
 
     def to_bytes(self) -> bytes:
         k, dim = self.centers.shape
@@ -97,9 +108,7 @@ class RouteClusters:
                 if len(self._seen) >= SEEDING_PER_CLUSTER * self.k:
                     self._seed()
             return None
-        # Nearest center: argmin |x - c|^2 = argmin |c|^2 - 2 x.c, one product with the k centers.
-        centers = state.centers
-        cluster = int(np.argmin(np.einsum("ij,ij->i", centers, centers) - 2.0 * (centers @ x)))
+        cluster = state.nearest(x)
         if self.learning:
             self._seen.append(x)
             self._assigned.append(cluster)
@@ -125,9 +134,8 @@ class RouteClusters:
             chosen.append(index)
             nearest = np.minimum(nearest, ((sample - sample[index]) ** 2).sum(axis=1))
         centers = sample[chosen].astype(np.float32)
-        self.state = ClusterState(1, centers, np.ones(self.k))
-        squared = np.einsum("ij,ij->i", centers, centers)
-        self._assigned = [int(np.argmin(squared - 2.0 * (centers @ x))) for x in sample]
+        state = self.state = ClusterState(1, centers, np.ones(self.k))
+        self._assigned = [state.nearest(x) for x in sample]
         self._step()
 
     def _step(self) -> None:
@@ -145,7 +153,7 @@ class RouteClusters:
 
 def _unit(vector: Vector) -> Vector:
     x = np.asarray(vector, dtype=np.float32)
-    norm = float(np.linalg.norm(x))
+    norm = math.sqrt(float(x @ x))
     return x / norm if norm > 0 else x
 
 
