@@ -236,7 +236,12 @@ class ResponseCache:
             if plan is None or not plan.read_semantic:
                 return None
             text = plan.fingerprint.prompt
-        return await self._embed(text)
+        try:
+            return await self._embed(text)
+        except Exception:  # as in lookup: the call goes on, typed by its cheap features
+            log.exception("embedding the prompt for its query type failed; the call goes on without it")
+            self._count_error("lookup")
+            return None
 
     def embedding_plan(
         self, request: EmbedRequest, team: str, choice: str, *, classification: Classification
