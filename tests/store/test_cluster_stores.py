@@ -11,37 +11,27 @@ import pytest
 from gateway.learning.clusters import LEASE_S, ClusterBook, ClusterStore
 from gateway.state.clusters import RedisClusterStore
 from gateway.state.redis import RedisState
-from gateway.store.database import open_engine
 from gateway.store.feedback import SqlClusterStore
 from tests.learning.test_clusters import groups
-from tests.store.postgres import fresh_database
-from tests.store.redis import RedisServer
+from tests.store.backends import BACKENDS, opened
 
 
-@pytest.fixture(params=["sqlite", "postgres", "redis"])
+@pytest.fixture(params=BACKENDS)
 async def stores(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[ClusterStore, Callable[[float], None] | None]]:
     """The store, and for the database a way to move its clock on (Redis keeps time itself: leases are tested to
     hold there, not to lapse, which would take LEASE_S of real time)."""
-    if request.param == "redis":
-        server: RedisServer = request.getfixturevalue("redis_server")
-        state = RedisState(server.url, timeout_s=5.0)
-        yield RedisClusterStore(state), None
-        await state.close()
-        return
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
-    else:
-        url = await fresh_database(request.getfixturevalue("postgres_server"))
-    engine = await open_engine(url)
-    now = [1000.0]
+    async with opened(request, tmp_path) as backend:
+        if isinstance(backend, RedisState):
+            yield RedisClusterStore(backend), None
+            return
+        now = [1000.0]
 
-    def advance(seconds: float) -> None:
-        now[0] += seconds
+        def advance(seconds: float) -> None:
+            now[0] += seconds
 
-    yield SqlClusterStore(engine, clock=lambda: now[0]), advance
-    await engine.dispose()
+        yield SqlClusterStore(backend, clock=lambda: now[0]), advance
 
 
 async def test_one_writer_holds_the_lease_and_only_it_saves(

@@ -12,27 +12,14 @@ import pytest
 from gateway.learning.profiles import ProfileBook, ProfileStore
 from gateway.state.profiles import RedisProfileStore
 from gateway.state.redis import RedisState
-from gateway.store.database import open_engine
 from gateway.store.feedback import SqlProfileStore
-from tests.store.postgres import fresh_database
-from tests.store.redis import RedisServer
+from tests.store.backends import BACKENDS, opened
 
 
-@pytest.fixture(params=["sqlite", "postgres", "redis"])
+@pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ProfileStore]:
-    if request.param == "redis":
-        server: RedisServer = request.getfixturevalue("redis_server")
-        state = RedisState(server.url, timeout_s=5.0)
-        yield RedisProfileStore(state)
-        await state.close()
-        return
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
-    else:
-        url = await fresh_database(request.getfixturevalue("postgres_server"))
-    engine = await open_engine(url)
-    yield SqlProfileStore(engine)
-    await engine.dispose()
+    async with opened(request, tmp_path) as backend:
+        yield RedisProfileStore(backend) if isinstance(backend, RedisState) else SqlProfileStore(backend)
 
 
 async def test_writers_sum_and_old_epochs_are_dropped(store: ProfileStore) -> None:

@@ -32,12 +32,15 @@ class _Route(BaseStage):
         policies: TeamPolicies,
         budgets: BudgetBook,
         profiles: ProfileBook | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
+        """`cache`: embeds the prompt for a learned route typed by its embedding's cluster (chat calls)."""
         self._router = router
         self._counter = counter
         self._policies = policies
         self._budgets = budgets
         self._profiles = profiles
+        self._cache = cache
 
     def _plan(self, call: Call[Any], features: RequestFeatures, max_tokens: int | None) -> None:
         key = call.key
@@ -91,19 +94,6 @@ class _Route(BaseStage):
 
 
 class PlanRoute(_Route):
-    def __init__(
-        self,
-        router: Router,
-        counter: TokenCounter,
-        policies: TeamPolicies,
-        budgets: BudgetBook,
-        profiles: ProfileBook | None = None,
-        cache: ResponseCache | None = None,
-    ) -> None:
-        """`cache`: embeds the prompt for a learned route typed by its embedding's cluster."""
-        super().__init__(router, counter, policies, budgets, profiles)
-        self._cache = cache
-
     def enter(self, call: ChatCall) -> Awaitable[None] | None:
         request = call.request
         counter = self._counter
