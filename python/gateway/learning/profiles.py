@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -37,8 +37,10 @@ class ProfileStore(Protocol):
     async def add(self, rows: dict[RowKey, dict[str, float]]) -> None:
         """Adds each row's fields to the stored ones."""
 
-    async def load(self, since_epoch: float) -> dict[RowKey, dict[str, float]]:
-        """Every row of an epoch at or after `since_epoch`."""
+    async def load(self, oldest: Mapping[str, float], floor: float) -> dict[RowKey, dict[str, float]]:
+        """Every row kept, after dropping those of an epoch before their route's `oldest` (a long memory keeps its
+        epochs longer than its route's recent one), or before `floor` for a route not in it (gone from the
+        config)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,14 +266,11 @@ class ProfileBook:
             except BaseException:
                 self._merge_into(self._pending, sent)  # kept for the next sync
                 raise
-        oldest = (
-            min(
-                (math.floor(now / (EPOCH_HALF_LIVES * h)) - 1) * EPOCH_HALF_LIVES * h for h in self._half_lives.values()
-            )
-            if self._half_lives
-            else now
-        )
-        loaded = await self._store.load(oldest)
+        oldest = {
+            route: (math.floor(now / (EPOCH_HALF_LIVES * h)) - 1) * EPOCH_HALF_LIVES * h
+            for route, h in self._half_lives.items()
+        }
+        loaded = await self._store.load(oldest, min(oldest.values(), default=now))
         totals: dict[RowKey, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._merge_into(totals, loaded)
         self._merge_into(totals, self._pending)  # what arrived while the store was busy

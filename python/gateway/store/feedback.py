@@ -165,10 +165,13 @@ class SqlProfileStore:
         async with self._engine.begin() as conn:
             await conn.execute(statement, values)
 
-    async def load(self, since_epoch: float) -> dict[RowKey, dict[str, float]]:
+    async def load(self, oldest: Mapping[str, float], floor: float) -> dict[RowKey, dict[str, float]]:
+        rows_of = profile_sums.c
         async with self._engine.begin() as conn:
             # Older epochs weigh under 2^-16 of the newest evidence: dropped here, where every sync passes.
-            await conn.execute(delete(profile_sums).where(profile_sums.c.epoch < since_epoch))
+            for route, epoch in oldest.items():
+                await conn.execute(delete(profile_sums).where(rows_of.route == route, rows_of.epoch < epoch))
+            await conn.execute(delete(profile_sums).where(rows_of.route.not_in(list(oldest)), rows_of.epoch < floor))
             rows = (await conn.execute(select(profile_sums))).all()
         loaded: dict[RowKey, dict[str, float]] = {}
         for route, kind, model, epoch, name, value in rows:
