@@ -405,3 +405,11 @@ def encode_spans(
     scope (b"" when there are no spans). Ids are written big-endian (16 and 8 bytes), the parent omitted when 0, and
     a status always present. ValueError names the attribute of a value that is not a str, bool, int, float or a list
     or tuple of those, or an int beyond 64 bits; ValueError or TypeError names the span and field of a bad span."""
+
+# --- query-type features (rust/src/query.rs) -----------------------------------------------------------------------
+
+def prompt_language(text: str) -> str:
+    """zh, ja, ko, ru, ar by script; else en, fr, de, es by common words; else "und". `text` lower-cased."""
+
+def prompt_has_code(text: str) -> bool:
+    """A code fence, or two lines among the first 2,000 characters that look like statements. `text` lower-cased."""

@@ -7,6 +7,7 @@ pub mod error;
 pub mod otlp;
 pub mod patterns;
 pub mod pii;
+pub mod query;
 pub mod ratelimit;
 pub mod textmodel;
 pub mod tokens;

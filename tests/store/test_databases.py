@@ -29,24 +29,19 @@ from gateway.records.governance import (
     Role,
     Team,
 )
-from gateway.store.database import open_engine
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
 from tests.admin.helpers import Admin, bearer, chat_request
 from tests.fakes.proxy import StallingProxy
 from tests.server.fixtures import AUTH, SIMULATED_CONFIG, StartGateway
-from tests.store.postgres import fresh_database
+from tests.store.backends import opened
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
-    else:
-        url = await fresh_database(request.getfixturevalue("postgres_server"))
-    opened = await open_engine(url)
-    yield opened
-    await opened.dispose()
+    async with opened(request, tmp_path) as backend:
+        assert isinstance(backend, AsyncEngine)
+        yield backend
 
 
 async def test_keys_teams_and_budgets_round_trip(engine: AsyncEngine) -> None:

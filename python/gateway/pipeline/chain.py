@@ -147,7 +147,7 @@ class Pipeline:
                 conditions,
                 WatchAnomalies(policies.anomalies) if policies.anomalies is not None else None,
                 DowngradeOnBudget(budgets),
-                PlanRoute(router, counter, policies, budgets, learned.profiles if learned is not None else None),
+                PlanRoute(router, counter, policies, budgets, learned.profiles if learned is not None else None, cache),
                 limits_stage,
                 SettleUsage(counter, cache.hit_cost_usd),
                 CacheAnswers(cache, catalog),

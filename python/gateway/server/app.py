@@ -37,6 +37,7 @@ from gateway.batches.build import Batches, build_batches
 from gateway.cache.build import build_cache
 from gateway.cache.service import ResponseCache
 from gateway.chat import ChatRequest
+from gateway.config.learning import QueryFeature
 from gateway.config.schema import GatewayConfig, ServerConfig, TlsConfig
 from gateway.insights.evaluation import PolicyEvaluator
 from gateway.insights.feedback import FeedbackOperations
@@ -81,7 +82,7 @@ from gateway.state.failures import AUTH_BLOCK_NOTICE, SharedFailures
 from gateway.state.notices import LocalNotices, Notice, Notices, PostgresNotices, RedisNotices
 from gateway.store.analytics import AnalyticsStore
 from gateway.store.database import default_url, open_engine, postgres_dsn
-from gateway.store.feedback import FeedbackStore, SqlProfileStore
+from gateway.store.feedback import FeedbackStore, SqlClusterStore, SqlProfileStore
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
 from gateway.store.live import SqlLiveStore
@@ -89,6 +90,7 @@ from gateway.store.shadow import ShadowStore
 from gateway.tokens import TokenCounter
 
 if TYPE_CHECKING:
+    from gateway.learning.clusters import ClusterBook
     from gateway.observe.tracing import Sink
     from gateway.state.redis import RedisState
 
@@ -202,6 +204,7 @@ class Gateway:
     """This process's live figures, shared with the others (observe/live.py)."""
     batches: Batches | None = None
     """The Batches service and its poller, unless batches.enabled is off."""
+    clusters: ClusterBook | None = None
 
     async def stop(self, grace: float) -> None:
         """Finishes in-flight calls (both front doors at once), then writes every pending audit record before closing
@@ -224,6 +227,8 @@ class Gateway:
             await self.live.close()
         if self.feedback is not None:
             await self.feedback.close()
+        if self.clusters is not None:
+            await self.clusters.close()
         if self.shared_drift is not None:
             await self.shared_drift.close()
         await self.tenancy.close()
@@ -373,21 +378,41 @@ async def build_gateway(
     if failures is not None:
         ring.report_failures_to(failures.report)
     half_lives = {r.name: r.learned.half_life_s for r in config.routes if r.learned is not None}
+    memories = {r.name: r.learned.memory_half_life_s for r in config.routes if r.learned is not None}
     profile_store: ProfileStore = SqlProfileStore(engine)
     if shared is not None:
         from gateway.state.profiles import RedisProfileStore
 
         profile_store = RedisProfileStore(shared)
-    profiles = ProfileBook(half_lives, profile_store)
+    profiles = ProfileBook(half_lives, profile_store, memories)
     model_configs = {name: catalog.pool(name)[0].model for name in catalog.model_names()}
     learned = evaluating = None
+    clusters: ClusterBook | None = None
     if half_lives:
         # numpy, which the bandit draws with, is imported only for a config with a learned route.
         import numpy as np
 
+        from gateway.learning.clusters import ClusterBook, ClusterStore
         from gateway.routing.learned import LearnedStrategy
 
-        learned = LearnedStrategy(profiles, model_configs, time.time)
+        cluster_store: ClusterStore = SqlClusterStore(engine)
+        if shared is not None:
+            from gateway.state.clusters import RedisClusterStore
+
+            cluster_store = RedisClusterStore(shared)
+        clusters = ClusterBook(
+            {
+                r.name: (r.learned.clusters.k, r.learned.clusters.seed)
+                for r in config.routes
+                if r.learned is not None and QueryFeature.CLUSTER in r.learned.features
+            },
+            cluster_store,
+        )
+        try:
+            await clusters.sync()  # the stored centers before the first call, so a restart keeps the clusters' ids
+        except Exception:  # the clusters come at the next sync; until then calls are typed by the cheap features
+            log.warning("query-type clusters not read at start; retrying in the background", exc_info=True)
+        learned = LearnedStrategy(profiles, model_configs, time.time, clusters=clusters)
         # Offline evaluation's own, seeded: it runs in a thread, apart from the router's generator, and repeats
         # itself for the same profiles.
         evaluating = LearnedStrategy(profiles, model_configs, time.time, np.random.default_rng(0))
@@ -513,6 +538,8 @@ async def build_gateway(
         shared_drift.start()
     if half_lives:
         feedback.start()
+        if clusters is not None:
+            clusters.start()
     if batches is not None:
         batches.poller.start()
 
@@ -555,6 +582,7 @@ async def build_gateway(
         shadow,
         live,
         batches,
+        clusters,
     )
 
 

@@ -167,6 +167,18 @@ profile_sums = Table(
     Column("value", Double, nullable=False),
 )
 
+# The learned routes' query-type clusters (learning/clusters.py): per route, the centers its one writer learned, and
+# that writer's lease.
+query_clusters = Table(
+    "query_clusters",
+    metadata,
+    Column("route", String(256), primary_key=True),
+    Column("owner", String(32), nullable=False),
+    Column("lease_until", Double, nullable=False),
+    # ClusterState.to_bytes; NULL until the writer has seeded the centers.
+    Column("state", LargeBinary),
+)
+
 # Shadow traffic: per mirrored call, how the candidate model's answer compared with the primary's. The shadow call
 # itself is in the audit log (kind "shadow", `shadow_request_id`), its answer there as the team's body policy allows.
 shadow_calls = Table(

@@ -40,6 +40,8 @@ class CacheAnswers(BaseStage):
             return None
         call.cache_plan = plan
         call.cache = MISS
+        if call.features is not None:
+            plan.vector = call.features.prompt_vector  # embedded before routing, for a learned route's cluster
         if plan.read_exact or plan.read_semantic:
             return self._lookup(call, plan)
         self._capture(call, plan)

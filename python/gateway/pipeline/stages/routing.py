@@ -5,8 +5,10 @@ profiles (with whether the answer was a refusal)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import Any
 
+from gateway.cache.service import ResponseCache
 from gateway.config.schema import ModelConfig, ModelKind
 from gateway.learning.profiles import ProfileBook
 from gateway.ledger.budgets import BudgetBook
@@ -30,12 +32,15 @@ class _Route(BaseStage):
         policies: TeamPolicies,
         budgets: BudgetBook,
         profiles: ProfileBook | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
+        """`cache`: embeds the prompt for a learned route typed by its embedding's cluster (chat calls)."""
         self._router = router
         self._counter = counter
         self._policies = policies
         self._budgets = budgets
         self._profiles = profiles
+        self._cache = cache
 
     def _plan(self, call: Call[Any], features: RequestFeatures, max_tokens: int | None) -> None:
         key = call.key
@@ -89,7 +94,7 @@ class _Route(BaseStage):
 
 
 class PlanRoute(_Route):
-    def enter(self, call: ChatCall) -> None:
+    def enter(self, call: ChatCall) -> Awaitable[None] | None:
         request = call.request
         counter = self._counter
         assert call.key is not None
@@ -100,7 +105,20 @@ class PlanRoute(_Route):
             count_prompt=lambda model: counter.count_chat(request.messages, model.upstream, model.tokenizer).tokens,
             prompt_bound=counter.upper_bound(request),
         )
+        always = self._router.embedding_asked(request.model)
+        if always is not None and self._cache is not None:
+            return self._plan_embedded(call, features, self._cache, always=always)
         self._plan(call, features, request.max_tokens)
+        return None
+
+    async def _plan_embedded(
+        self, call: ChatCall, features: RequestFeatures, cache: ResponseCache, *, always: bool
+    ) -> None:
+        assert call.key is not None
+        features.prompt_vector = await cache.prompt_vector(
+            call.request, call.key.team, classification=call.classification, always=always
+        )
+        self._plan(call, features, call.request.max_tokens)
 
 
 class PlanEmbedRoute(_Route):
