@@ -118,3 +118,60 @@ models:
     stub = gateway_pb2_grpc.GatewayStub(channel)
     outcomes = await asyncio.gather(*(stream(stub) for _ in range(40)))
     assert collections.Counter(status for status, _ in outcomes) == {"OK": 40}
+
+
+QUICK_BESIDE = 2000
+QUICK_CONFIG = """
+providers:
+  - name: sim
+    type: simulated
+    # Streams answer at once and then stay open: a stream's first chunk shows when the gateway took it.
+    simulation: {time_to_first_token_ms: 0, per_token_ms: 1000, max_answer_tokens: 2}
+  - name: sim-quick
+    type: simulated
+    simulation: {time_to_first_token_ms: 0, per_token_ms: 0, max_answer_tokens: 2}
+models:
+  - name: long
+    provider: sim
+  - name: quick
+    provider: sim-quick
+"""
+
+
+async def first_chunk_at(stub: gateway_pb2_grpc.GatewayStub) -> float:
+    """When a stream's first chunk arrived (monotonic); its status is the other test's concern."""
+    async for _ in stub.ChatStream(chat_request("long"), metadata=AUTH, timeout=120):
+        return time.monotonic()
+    raise AssertionError("a stream without a chunk")
+
+
+@pytest.mark.timeout(300)
+async def test_a_quick_call_does_not_wait_behind_a_burst_of_streams_being_taken(tmp_path: Path) -> None:
+    """gRPC hands the server one call per turn of its event loop and queue; on one queue, a quick call sent right
+    after a burst of streams waited until the gateway had taken every one of them (seconds, on a busy loop). Streams
+    have a queue of their own, so it is answered before most of the burst has even been taken."""
+    config = tmp_path / "gateway.yaml"
+    config.write_text(QUICK_CONFIG)
+    env = {**clean_environment(), "GATEWAY_BOOTSTRAP_KEY": TEST_KEY, "GATEWAY_LOG_LEVEL": "WARNING"}
+    server = Server(tmp_path / "state", env, "--config", str(config))
+    channels = [
+        grpc.aio.insecure_channel(server.address, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(CONNECTIONS)
+    ]
+    try:
+        await asyncio.gather(*(asyncio.wait_for(c.channel_ready(), 20) for c in channels))
+        stubs = [gateway_pb2_grpc.GatewayStub(c) for c in channels]
+        quick = stubs.pop()
+        await quick.Chat(chat_request("quick"), metadata=AUTH, timeout=30)  # the server's first-call work
+        streams = [asyncio.ensure_future(first_chunk_at(stubs[i % len(stubs)])) for i in range(QUICK_BESIDE)]
+        await asyncio.sleep(0.1)  # the streams reach the server first
+        answer = await quick.Chat(chat_request("quick"), metadata=AUTH, timeout=120)
+        answered = time.monotonic()
+        firsts = await asyncio.gather(*streams)
+    finally:
+        for channel in channels:
+            await channel.close()
+        server.stop()
+    assert answer.message.content
+    taken_before = sum(1 for at in firsts if at < answered)
+    assert taken_before < QUICK_BESIDE / 2, f"{taken_before} of {QUICK_BESIDE} streams were taken before it"
