@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Subquery, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.learning.profiles import RowKey
@@ -52,8 +51,15 @@ def mean_ratings(metric: str) -> Subquery:
 
 
 def _insert(engine: AsyncEngine) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL spell it the same)."""
-    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL spell it the same). Each dialect is imported
+    by the engine that uses it: PostgreSQL's costs a SQLite gateway 2 MB (19 modules)."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert
 
 
 class FeedbackStore:
