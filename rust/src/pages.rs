@@ -11,8 +11,8 @@ static ANCHOR: [u8; 8] = *b"rodata\0\0";
 
 /// Drops the resident pages of the mapping that holds this library's read-only data; returns the bytes it released
 /// (the mapping's resident size before). An optimisation, so it never fails: it does nothing and returns 0 where
-/// /proc/self/smaps cannot be read (not Linux), and for a mapping that is writable, anonymous, or that any write
-/// ever touched (its pages are then copies, with no file behind them to read back from).
+/// /proc/self/smaps cannot be read (not Linux), and for a mapping that is writable, not backed by a file, or holds
+/// any anonymous page (a copy a write made, such as relocated data: no file behind it to read it back from).
 #[must_use]
 pub fn release_read_only_data() -> usize {
     let address = std::hint::black_box(ANCHOR.as_ptr()) as usize;
@@ -25,7 +25,7 @@ pub fn release_read_only_data() -> usize {
     if !mapping.releasable() {
         return 0;
     }
-    // SAFETY: the range is one whole mapping of this process, read-only and file-backed with no private (copied)
+    // SAFETY: the range is one whole mapping of this process, read-only and file-backed with no anonymous (copied)
     // pages, so discarding its pages loses nothing: the kernel reads them back from the file on the next access.
     let done = unsafe {
         libc::madvise(
@@ -50,12 +50,11 @@ struct Mapping {
     file_backed: bool,
     resident_kb: usize,
     anonymous_kb: usize,
-    private_dirty_kb: usize,
 }
 
 impl Mapping {
     fn releasable(&self) -> bool {
-        self.perms == "r--p" && self.file_backed && self.anonymous_kb == 0 && self.private_dirty_kb == 0
+        self.perms == "r--p" && self.file_backed && self.anonymous_kb == 0
     }
 }
 
@@ -85,7 +84,6 @@ fn find_mapping(smaps: &str, address: usize) -> Option<Mapping> {
         match name {
             "Rss:" => mapping.resident_kb = kb,
             "Anonymous:" => mapping.anonymous_kb = kb,
-            "Private_Dirty:" => mapping.private_dirty_kb = kb,
             _ => {}
         }
     }
@@ -107,7 +105,6 @@ fn parse_header(line: &str) -> Option<Mapping> {
         file_backed: inode != "0",
         resident_kb: 0,
         anonymous_kb: 0,
-        private_dirty_kb: 0,
     })
 }
 
@@ -133,7 +130,10 @@ Private_Dirty:        16 kB
     #[test]
     fn finds_the_mapping_that_holds_an_address_with_its_fields() {
         let mapping = find_mapping(SMAPS, 0x7f00_0000_1000).unwrap();
-        assert_eq!((mapping.start, mapping.end), (0x7f00_0000_0000, 0x7f00_0020_0000));
+        assert_eq!(
+            (mapping.start, mapping.end),
+            (0x7f00_0000_0000, 0x7f00_0020_0000)
+        );
         assert_eq!(mapping.resident_kb, 2048);
         assert!(mapping.releasable());
         assert_eq!(find_mapping(SMAPS, 0x7e00_0000_0000), None);
