@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -23,17 +22,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import orjson
 import uvloop
-from llmgateway.v1 import gateway_pb2_grpc
 
-from benches.load import BENCH_ADMIN_KEY, BENCH_KEY, BENCH_KEY_ENV, free_port, wait_for_port
-from benches.reference_servers import Forwarder
-from benches.stream_burst import gateway_config
-from gateway.config.loader import parse_config
-from gateway.config.schema import ServerConfig
-from gateway.server.app import build_gateway, server_options, settle_heap
+from benches.load import free_port, wait_for_port
+from benches.stream_memory import forwarder_server, in_fresh_process, in_process_gateway
 
 TARGETS = ("forwarder", "gateway")
 TICK_S = 0.005
@@ -119,28 +112,11 @@ async def burst(target: str, streams: int) -> dict[str, object]:
 
 async def measure(target: str, streams: int) -> dict[str, object]:
     with upstreams() as (slow_url, quick_url):
-        if target == "forwarder":
-            server = grpc.aio.server(options=server_options(ServerConfig()))
-            forwarder = Forwarder(quick_url, slow_url, max_connections=10_000)
-            gateway_pb2_grpc.add_GatewayServicer_to_server(forwarder, server)
-            port = server.add_insecure_port("127.0.0.1:0")
-            await server.start()
-            try:
-                return await burst(f"127.0.0.1:{port}", streams)
-            finally:
-                await server.stop(1.0)
-                await forwarder.close()
-        os.environ.update({"GATEWAY_BOOTSTRAP_KEY": BENCH_ADMIN_KEY, BENCH_KEY_ENV: BENCH_KEY})
-        os.environ["BENCH_UPSTREAM_KEY"] = "sk-bench"
-        with tempfile.TemporaryDirectory() as state:
-            config = parse_config(gateway_config(slow_url, quick_url, 10_000, ""))
-            gateway = await build_gateway(config, address="127.0.0.1:0", state_dir=Path(state), metrics_address="")
-            settle_heap()  # as `gateway serve` does
-            await gateway.server.start()
-            try:
-                return await burst(f"127.0.0.1:{gateway.port}", streams)
-            finally:
-                await gateway.stop(1.0)
+        server = (
+            forwarder_server(quick_url, slow_url) if target == "forwarder" else in_process_gateway(slow_url, quick_url)
+        )
+        async with server as address:
+            return await burst(address, streams)
 
 
 def main() -> None:
@@ -155,14 +131,7 @@ def main() -> None:
     print(f"| {args.streams:,} streams | window | loop lag p50 / p99 / max, ms | quick call p50 / p99, ms |")
     print("| --- | --- | --- | --- |")
     for target in args.targets:
-        out = subprocess.run(
-            [sys.executable, "-m", "benches.stream_lag", "--target", target, "--streams", str(args.streams)],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=180,
-        ).stdout
-        result = orjson.loads(out.strip().splitlines()[-1])
+        result = in_fresh_process("benches.stream_lag", "--target", target, args.streams, timeout_s=180)
         for window in ("idle", "opening", "streaming"):
             w = result[window]
             print(
