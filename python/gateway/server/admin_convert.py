@@ -264,4 +264,5 @@ def audit_to_proto(record: AuditRecord) -> pb.AuditRecord:
         if record.cache is not None
         else None,
         cache_saved_usd=record.cache_saved_usd,
+        batch_id=record.batch_id,
     )
