@@ -171,14 +171,16 @@ async def measure(layer: str, streams: int) -> tuple[float, float]:
 def in_fresh_process(module: str, option: str, value: str, streams: int, timeout_s: float) -> dict[str, Any]:
     """Runs `python -m module option value --streams N` (one measurement, in a process of its own) and returns the
     JSON object it printed last."""
-    out = subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", module, option, value, "--streams", str(streams)],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         timeout=timeout_s,
-    ).stdout
-    result: dict[str, Any] = orjson.loads(out.strip().splitlines()[-1])
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} {option} {value} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = orjson.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
