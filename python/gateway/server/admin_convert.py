@@ -265,4 +265,6 @@ def audit_to_proto(record: AuditRecord) -> pb.AuditRecord:
         else None,
         cache_saved_usd=record.cache_saved_usd,
         batch_id=record.batch_id,
+        time_to_first_chunk_ms=record.ttfc_ms,
+        trace_id=record.trace_id,
     )

@@ -10,6 +10,7 @@ from sqlalchemy import Subquery, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.learning.profiles import RowKey
+from gateway.store.database import dialect_insert
 from gateway.store.tables import audit, feedback, profile_sums
 
 
@@ -50,22 +51,10 @@ def mean_ratings(metric: str) -> Subquery:
     )
 
 
-def _insert(engine: AsyncEngine) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL spell it the same). Each dialect is imported
-    by the engine that uses it: PostgreSQL's costs a SQLite gateway 2 MB (19 modules)."""
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.insert
-    from sqlalchemy.dialects import sqlite
-
-    return sqlite.insert
-
-
 class FeedbackStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._insert = _insert(engine)
+        self._insert = dialect_insert(engine)
 
     async def put(self, rating: Rating) -> float | None:
         """Stores the rating, replacing the same source's rating of the same metric of the same call. Returns the
@@ -151,7 +140,7 @@ class SqlProfileStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._insert = _insert(engine)
+        self._insert = dialect_insert(engine)
 
     async def add(self, rows: Mapping[RowKey, Mapping[str, float]]) -> None:
         values = [
