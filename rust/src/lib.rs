@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod otlp;
+pub mod pages;
 pub mod patterns;
 pub mod pii;
 pub mod query;
