@@ -42,7 +42,12 @@ class ModelCatalog:
                         "quota": d.quota or model.quota,
                         **{
                             price: getattr(d, price)
-                            for price in ("input_cost_per_mtok", "output_cost_per_mtok", "cached_input_cost_per_mtok")
+                            for price in (
+                                "input_cost_per_mtok",
+                                "output_cost_per_mtok",
+                                "cached_input_cost_per_mtok",
+                                "prices",
+                            )
                             if getattr(d, price) is not None
                         },
                     }

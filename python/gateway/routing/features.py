@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -28,6 +29,8 @@ class RequestFeatures:
     """The kind of model the call needs."""
     dimensions: int | None = None
     """Embeddings: the vector length asked for."""
+    at: float = field(default_factory=time.time)
+    """Epoch seconds at which the call runs: the prices then in force are those the cost strategy compares."""
 
     def prompt_tokens(self, model: ModelConfig) -> int:
         key = (model.upstream, model.tokenizer)
