@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 from llmgateway.v1 import gateway_pb2 as pb
@@ -204,7 +205,7 @@ _CACHE_MODES = {
 def _chat(args: argparse.Namespace) -> int:
     messages: list[tuple[str, str]] = [("system", args.system)] if args.system else []
     messages.append(("user", _read(args.prompt)))
-    params: dict[str, object] = {}
+    params: dict[str, Any] = {}
     if args.max_tokens is not None:
         params["max_tokens"] = args.max_tokens
     if args.temperature is not None:
