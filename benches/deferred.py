@@ -167,7 +167,9 @@ async def overhead(calls: int) -> dict[str, Any]:
 
 def workload() -> list[tuple[str, str, str]]:
     """(model, system prompt, user text): 120 calls sharing 4 long system prompts, 80 with none, 40 to `nightly`."""
-    prompts = [f"You are reviewer number {i}. " + "Apply the house style guide to every sentence. " * 60 for i in range(4)]
+    prompts = [
+        f"You are reviewer number {i}. " + "Apply the house style guide to every sentence. " * 160 for i in range(4)
+    ]
     calls = [("gpt", prompts[n % 4], f"document {n}") for n in range(120)]
     calls += [("gpt", "", f"short question {n}") for n in range(80)]
     calls += [("nightly", "", f"enrich record {n}") for n in range(40)]
@@ -175,16 +177,17 @@ def workload() -> list[tuple[str, str, str]]:
 
 
 async def cost(deferred: bool) -> dict[str, float]:
-    """The workload's cost from the ledger. The clock starts a second before nightly's cheaper window."""
-    origin = dt.datetime(2026, 6, 1, 16, 29, 59, tzinfo=dt.UTC).timestamp()
-    began = time.monotonic()
+    """The workload's cost from the ledger. The gateway's clock reads 16:29:59 UTC when the calls are sent: nightly's
+    cheaper window begins a second later."""
+    offset = [0.0]
     with tempfile.TemporaryDirectory() as tmp:
         gateway, channel, upstream, runner = await start(
-            Path(tmp), max_batch=32, max_wait_s=0.5, clock=lambda: origin + time.monotonic() - began
+            Path(tmp), max_batch=32, max_wait_s=0.5, clock=lambda: time.time() + offset[0]
         )
         stub = gateway_pb2_grpc.GatewayStub(channel)
         admin = admin_pb2_grpc.AdminStub(channel)
         try:
+            offset[0] = dt.datetime(2026, 6, 1, 16, 29, 59, tzinfo=dt.UTC).timestamp() - time.time()
             started = time.perf_counter()
             await asyncio.gather(
                 *(
