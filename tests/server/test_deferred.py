@@ -318,7 +318,9 @@ async def test_held_calls_of_a_stopped_gateway_are_resumed_and_billed_once_by_th
     found = [await admin.gateway.GetDeferred(pb.GetDeferredRequest(request_id=i), metadata=AUTH) for i in ids]
     assert [f.response.message.content for f in found] == [f"echo: held {n}" for n in range(3)]
     assert len(echo.requests) == 3
-    await second.audit.flush()
+    resumed = [r for r in await records(admin, second) if r.deferred.resumed_from]
+    assert sorted(r.deferred.resumed_from for r in resumed) == ids
+    assert all(r.peer.startswith("ipv4:127.0.0.1:") for r in resumed)  # the caller's, kept for its key's conditions
     usage = await admin.admin.GetUsage(apb.GetUsageRequest(group_by="model"), metadata=AUTH)
     assert usage.total.requests == 3
     assert usage.total.cost_usd == pytest.approx(3 * per_call_usd(), rel=1e-9)

@@ -288,4 +288,5 @@ def _deferred_to_proto(deferred: dict[str, Any]) -> pb.DeferredInfo:
         prefix_cached=deferred.get("prefix_cached", False),
         interactive_usd=deferred.get("interactive_usd", 0.0),
         waited_for_window=deferred.get("waited_for_window", ""),
+        resumed_from=deferred.get("resumed_from", ""),
     )

@@ -22,7 +22,7 @@ from gateway.errors import AlreadyExists, InvalidRequest, NotFound, PermissionDe
 from gateway.pipeline import CallInfo, CallKind, CallScope, Pipeline
 from gateway.policy.keyring import KeyRing
 from gateway.server.caller_error import caller_error
-from gateway.store.deferred import DONE, FAILED, DeferredStore
+from gateway.store.deferred import DONE, FAILED, Accepted, DeferredStore
 
 log = logging.getLogger("gateway.deferred")
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -89,16 +89,10 @@ class DeferredCalls:
             )
         now = self._clock()
         assert chat.defer_up_to_s is not None
+        kept = {name: value for name, value in info.metadata_dict().items() if name != "authorization"}
+        accepted = Accepted(deferred_id, key.id, now, chat.defer_up_to_s, request.SerializeToString(), info.peer, kept)
         try:
-            await self._store.accept(
-                deferred_id,
-                key.id,
-                now,
-                chat.defer_up_to_s,
-                request.SerializeToString(),
-                self._owner,
-                now + self._config.lease_s,
-            )
+            await self._store.accept(accepted, self._owner, now + self._config.lease_s)
         except IntegrityError:
             raise AlreadyExists(
                 f"a deferred call {deferred_id!r} exists already; GetDeferred returns it, or send this one under "
@@ -202,7 +196,7 @@ class DeferredCalls:
             # The wait counts from the call's acceptance; what is left of it may still gather others.
             remaining = row.accepted_at + row.defer_up_to_s - now
             request.defer_up_to_s = min(max(remaining, 1e-3), row.defer_up_to_s)
-            info = CallInfo(None, None, "resumed", signed_in=key)
+            info = CallInfo(tuple((row.metadata or {}).items()), None, row.peer, signed_in=key)
             scope = self._pipeline.call(info, CallKind.CHAT, "Chat", request.model)
             scope.call.record.deferred = {"resumed_from": row.request_id}
             log.info("resuming deferred call %s (its worker stopped)", row.request_id)

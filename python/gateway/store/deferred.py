@@ -26,10 +26,27 @@ class DeferredRow:
     defer_up_to_s: float
     state: str
     request: bytes | None
+    peer: str
+    metadata: dict[str, str] | None
     response: bytes | None
     error_code: str
     error_reason: str
     error_message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A deferred call as accepted: what resuming it needs."""
+
+    request_id: str
+    key_id: str
+    at: float
+    defer_up_to_s: float
+    request: bytes
+    """The ChatRequest, protobuf bytes."""
+    peer: str
+    metadata: dict[str, str]
+    """The call's text metadata, without authorization."""
 
 
 Work = Callable[[AsyncConnection], Awaitable[None]]
@@ -41,17 +58,17 @@ class DeferredStore:
         self._pending: list[tuple[Work, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def accept(
-        self, request_id: str, key_id: str, at: float, defer_up_to_s: float, request: bytes, owner: str, until: float
-    ) -> None:
+    async def accept(self, accepted: Accepted, owner: str, until: float) -> None:
         """Committed when it returns: from then on a dead worker's call is resumed elsewhere."""
         row = {
-            "request_id": request_id,
-            "key_id": key_id,
-            "accepted_at": at,
-            "defer_up_to_s": defer_up_to_s,
+            "request_id": accepted.request_id,
+            "key_id": accepted.key_id,
+            "accepted_at": accepted.at,
+            "defer_up_to_s": accepted.defer_up_to_s,
             "state": PENDING,
-            "request": request,
+            "request": accepted.request,
+            "peer": accepted.peer,
+            "metadata": accepted.metadata,
             "owner": owner,
             "lease_until": until,
         }
@@ -84,6 +101,8 @@ class DeferredStore:
             table.c.defer_up_to_s,
             table.c.state,
             table.c.request,
+            table.c.peer,
+            table.c.metadata,
             table.c.response,
             table.c.error_code,
             table.c.error_reason,

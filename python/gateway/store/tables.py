@@ -210,6 +210,10 @@ deferred_calls = Table(
     # pending, done or failed.
     Column("state", String(8), nullable=False),
     Column("request", LargeBinary),
+    # What the call's key conditions and classification read when it is resumed: the client's address and its
+    # metadata, the authorization header left out (a resumed call runs as its key, found by key_id).
+    Column("peer", String(128), nullable=False, server_default=""),
+    Column("metadata", JSON),
     Column("owner", String(64), nullable=False),
     Column("lease_until", Double, nullable=False),
     Column("response", LargeBinary),
