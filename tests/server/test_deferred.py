@@ -18,6 +18,8 @@ import pytest
 from aiohttp import web
 from llmgateway.v1 import admin_pb2 as apb
 from llmgateway.v1 import gateway_pb2 as pb
+from llmgateway.v1 import insights_pb2 as ipb
+from llmgateway.v1 import insights_pb2_grpc
 
 from gateway.server.app import Gateway
 from tests.admin.helpers import Admin, bearer, reason_of
@@ -187,6 +189,12 @@ async def test_calls_sharing_a_long_prefix_go_one_first_and_the_rest_read_the_pr
     usage = await admin.admin.GetUsage(apb.GetUsageRequest(group_by="model"), metadata=AUTH)
     saved = usage.total.deferred_interactive_usd - usage.total.deferred_cost_usd
     assert saved == pytest.approx(3 * 60 * (INPUT - CACHED) / 1e6, rel=1e-9)
+    insights = insights_pb2_grpc.InsightsStub(channel)
+    analytics = await insights.GetAnalytics(ipb.GetAnalyticsRequest(), metadata=AUTH)
+    [row] = analytics.rows
+    assert (row.model, row.deferred_calls) == ("m", 6)
+    assert row.deferred_cost_usd == pytest.approx(usage.total.deferred_cost_usd, rel=1e-9)
+    assert analytics.total_deferred_interactive_usd == pytest.approx(usage.total.deferred_interactive_usd, rel=1e-9)
 
 
 async def test_anthropic_calls_of_a_prefix_group_carry_a_cache_breakpoint(
