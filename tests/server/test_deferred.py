@@ -332,3 +332,22 @@ async def test_held_calls_of_a_stopped_gateway_are_resumed_and_billed_once_by_th
     usage = await admin.admin.GetUsage(apb.GetUsageRequest(group_by="model"), metadata=AUTH)
     assert usage.total.requests == 3
     assert usage.total.cost_usd == pytest.approx(3 * per_call_usd(), rel=1e-9)
+
+
+async def test_when_a_prefix_groups_first_call_fails_the_others_still_go(
+    start_gateway: StartGateway, echo: EchoOpenAI
+) -> None:
+    _, channel = await start_gateway(config(echo, max_batch=3))
+    admin = Admin.on(channel)
+    echo.fail(400, message="the leader's request is refused")
+    system = "You label support tickets. " * 40
+    outcomes = await asyncio.gather(
+        *(admin.gateway.Chat(deferred(f"ticket {n}", system=system), metadata=AUTH) for n in range(3)),
+        return_exceptions=True,
+    )
+    failed = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    answered = [o for o in outcomes if isinstance(o, pb.ChatResponse)]
+    assert [f.code() for f in failed] == [grpc.StatusCode.INVALID_ARGUMENT]
+    assert sorted(a.message.content for a in answered) == sorted(
+        f"echo: {t}" for _, t in echo.arrivals[1:]
+    )  # the two others, sent after the first failed

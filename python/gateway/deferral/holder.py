@@ -76,11 +76,6 @@ class Holder:
         self._queues: dict[tuple[str, float], _Queue] = {}
         self._groups = itertools.count(1)
 
-    @property
-    def held(self) -> int:
-        """Calls held now, over every target."""
-        return sum(len(queue.items) for queue in self._queues.values())
-
     @asynccontextmanager
     async def hold(self, call: ChatCall) -> AsyncIterator[Release]:
         """Returns when the call may go, with how it was released; on leaving, a prefix group's leader lets its
@@ -172,7 +167,9 @@ class Holder:
         followers, leader.followers = leader.followers, []
         now = self._clock()
         for item in followers:
-            self._go(item, Release(leader.group, now - item.accepted, True, waited_for_window=item.window))
+            self._go(
+                item, Release(leader.group, now - item.accepted, prefix_cached=True, waited_for_window=item.window)
+            )
 
     @staticmethod
     def _go(item: _Held, release: Release) -> None:
