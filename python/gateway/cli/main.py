@@ -7,6 +7,7 @@ prints machine-readable output.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import os
 import sys
@@ -280,7 +281,8 @@ def _deferred(args: argparse.Namespace) -> int:
         sys.stdout.write(f"{state}: {found.error_code} {found.error_reason}: {found.error_message}\n")
         return 1
     else:
-        sys.stdout.write(f"{state}: accepted {found.accepted.ToJsonString()}, may wait {found.defer_up_to_s:g} s\n")
+        accepted = dt.datetime.fromtimestamp(found.accepted_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        sys.stdout.write(f"{state}: accepted {accepted} UTC, may wait {found.defer_up_to_s:g} s\n")
     return 0
 
 

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
-from google.protobuf import timestamp_pb2
 from llmgateway.v1 import gateway_pb2 as pb
 from sqlalchemy.exc import IntegrityError
 
@@ -131,12 +130,10 @@ class DeferredCalls:
                 reason="NOT_YOUR_CALL",
                 metadata={"request_id": request_id},
             )
-        accepted = timestamp_pb2.Timestamp()
-        accepted.FromNanoseconds(int(row.accepted_at * 1e9))
         found = pb.GetDeferredResponse(
             request_id=request_id,
             state=_STATES.get(row.state, pb.DEFERRED_STATE_PENDING),
-            accepted=accepted,
+            accepted_at=row.accepted_at,
             defer_up_to_s=row.defer_up_to_s,
             error_code=row.error_code,
             error_reason=row.error_reason,
