@@ -1,4 +1,5 @@
-"""`gateway serve | chat | embed | models | count-tokens`, and the admin commands of cli/admin.py.
+"""`gateway serve | chat | embed | models | count-tokens`, the admin commands of cli/admin.py and the batch
+commands of cli/batch.py.
 
 Client commands read the key from env GATEWAY_API_KEY and the address from --address or env GATEWAY_ADDR; --json
 prints machine-readable output.
@@ -20,7 +21,7 @@ import grpc
 from llmgateway.v1 import gateway_pb2 as pb
 from llmgateway.v1 import insights_pb2
 
-from gateway.cli import admin
+from gateway.cli import admin, batch
 from gateway.cli.output import print_json, print_table
 from gateway.client import SyncGatewayClient
 
@@ -122,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     feedback.set_defaults(handler=_feedback)
     admin.add_commands(commands)
+    batch.add_commands(commands)
     return parser
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, SecretStr, model_validator
 
 from gateway.config.base import Name, Strict
+from gateway.config.batches import BatchesConfig
 from gateway.config.batching import BatchingConfig
 from gateway.config.cache import CacheConfig, CachePolicyConfig
 from gateway.config.console import ConsoleConfig
@@ -178,6 +179,8 @@ class DeploymentConfig(Strict):
     )
     output_cost_per_mtok: float | None = Field(default=None, ge=0)
     cached_input_cost_per_mtok: float | None = Field(default=None, ge=0)
+    batch_input_cost_per_mtok: float | None = Field(default=None, ge=0)
+    batch_output_cost_per_mtok: float | None = Field(default=None, ge=0)
     prices: list[PriceWindow] | None = Field(
         default=None, description="This provider's time-of-day prices; default: the model's."
     )
@@ -199,6 +202,15 @@ class ModelConfig(Strict):
     input_cost_per_mtok: float = Field(default=0.0, ge=0)
     output_cost_per_mtok: float = Field(default=0.0, ge=0)
     cached_input_cost_per_mtok: float | None = Field(default=None, ge=0)
+    batch_input_cost_per_mtok: float | None = Field(
+        default=None,
+        ge=0,
+        description="Batches service: the fixed price of a batch item's prompt; unset: half of input_cost_per_mtok "
+        "(OpenAI's, Anthropic's and Gemini's batch discount).",
+    )
+    batch_output_cost_per_mtok: float | None = Field(
+        default=None, ge=0, description="Batches service: unset: half of output_cost_per_mtok."
+    )
     context_window: int = Field(default=128_000, ge=1)
     max_output_tokens: int = Field(default=4096, ge=1)
     capabilities: frozenset[str] = Field(default=CHAT_CAPABILITIES)
@@ -426,6 +438,7 @@ class GatewayConfig(Strict):
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    batches: BatchesConfig = Field(default_factory=BatchesConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> Self:

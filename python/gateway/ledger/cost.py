@@ -59,3 +59,25 @@ def estimate(
         tokens = max(tokens, prompt + answer)
         cost = max(cost, (prompt * prices.input_per_mtok + answer * prices.output_per_mtok) / 1e6)
     return Estimate(tokens, cost)
+
+
+BATCH_DISCOUNT = 0.5
+"""A batch price left unset is this share of the interactive one: OpenAI's, Anthropic's and Gemini's batch APIs all
+charge half."""
+
+
+def batch_prices(model: ModelConfig) -> tuple[float, float]:
+    """(input, output) US dollars per million tokens of a batch item: the model's fixed batch prices, outside any
+    time-of-day schedule."""
+    given_in, given_out = model.batch_input_cost_per_mtok, model.batch_output_cost_per_mtok
+    return (
+        model.input_cost_per_mtok * BATCH_DISCOUNT if given_in is None else given_in,
+        model.output_cost_per_mtok * BATCH_DISCOUNT if given_out is None else given_out,
+    )
+
+
+def batch_cost_usd(usage: Usage, model: ModelConfig) -> float:
+    """A batch item's cost. Cached prompt tokens bill at the batch input price too: the batch price is the one the
+    providers' batch discounts replace the others with."""
+    input_price, output_price = batch_prices(model)
+    return _PER_TOKEN * (usage.prompt_tokens * input_price + usage.completion_tokens * output_price)

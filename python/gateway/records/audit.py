@@ -20,7 +20,7 @@ class AuditRecord:
     team: str = ""
     peer: str = ""
     kind: str = "chat"
-    """chat, stream, compare, replay, embed, or shadow (SHADOW_KIND)."""
+    """chat, stream, compare, replay, embed, batch (BATCH_KIND), or shadow (SHADOW_KIND)."""
     api: str = "grpc"
     """The front door the call came through: grpc or http."""
     model: str = ""
@@ -60,6 +60,8 @@ class AuditRecord:
     """The process that wrote the record (host, pid and a token of its start); set by the audit log."""
     seq: int = 0
     """The record's number in its writer's sequence, from 1: a missing number is a lost record."""
+    batch_id: str = ""
+    """The Batches service's batch this call was an item of."""
 
     @property
     def billable(self) -> bool:
@@ -68,6 +70,9 @@ class AuditRecord:
             self.prompt_tokens > 0 or self.completion_tokens > 0 or self.cost_usd > 0 or self.cache is not None
         )
 
+
+BATCH_KIND = "batch"
+"""The kind of a batch item's record (the Batches service): answered through a provider's batch API."""
 
 SHADOW_KIND = "shadow"
 """The kind of a call the gateway copied to a route's shadow model: its spend counts in no key's or team's budget or

@@ -267,6 +267,7 @@ def audit_to_proto(record: AuditRecord) -> pb.AuditRecord:
         if record.cache is not None
         else None,
         cache_saved_usd=record.cache_saved_usd,
+        batch_id=record.batch_id,
         prices=_prices_to_proto(record.prices) if record.prices is not None else None,
         deferred=_deferred_to_proto(record.deferred) if record.deferred is not None else None,
     )

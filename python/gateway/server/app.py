@@ -18,12 +18,22 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from llmgateway.v1 import admin_pb2, admin_pb2_grpc, gateway_pb2, gateway_pb2_grpc, insights_pb2, insights_pb2_grpc
+from llmgateway.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    batches_pb2,
+    batches_pb2_grpc,
+    gateway_pb2,
+    gateway_pb2_grpc,
+    insights_pb2,
+    insights_pb2_grpc,
+)
 from opentelemetry.sdk.trace.export import SpanExporter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin.compliance import ComplianceOperations
 from gateway.admin.operations import AdminOperations
+from gateway.batches.build import Batches, build_batches
 from gateway.cache.build import build_cache
 from gateway.cache.service import ResponseCache
 from gateway.chat import ChatRequest
@@ -60,6 +70,7 @@ from gateway.routing.catalog import ModelCatalog
 from gateway.routing.health import HealthBoard
 from gateway.routing.quotas import Quotas, SharedQuotas
 from gateway.server.admin_servicer import AdminServicer
+from gateway.server.batches_servicer import BatchesServicer
 from gateway.server.deferred import DeferredCalls
 from gateway.server.insights_servicer import InsightsServicer
 from gateway.server.openai_http import resolve_http_address
@@ -189,6 +200,8 @@ class Gateway:
     feedback: FeedbackOperations | None = None
     shadow: ShadowTraffic | None = None
     deferred: DeferredCalls | None = None
+    batches: Batches | None = None
+    """The Batches service and its poller, unless batches.enabled is off."""
 
     async def stop(self, grace: float) -> None:
         """Finishes in-flight calls (both front doors at once), then writes every pending audit record before closing
@@ -202,6 +215,8 @@ class Gateway:
             await self.deferred.aclose()  # held calls not answered by now stay in the database for the next start
         if self.shadow is not None:
             await self.shadow.drain()  # the copies of calls just answered, with their audit records
+        if self.batches is not None:
+            await self.batches.poller.close()  # a round cut short resumes at the next start (batches/jobs.py Step)
         if isinstance(self.limits, SharedLimits):
             await self.limits.drain()
         if self.metrics_server is not None:
@@ -379,6 +394,7 @@ async def build_gateway(
         # itself for the same profiles.
         evaluating = LearnedStrategy(profiles, model_configs, time.time, np.random.default_rng(0))
     shadow = ShadowTraffic(config.routes, ShadowStore(engine))
+    policies = TeamPolicies(config, partial(_prompt_tokens, counter, catalog))
     pipeline = Pipeline(
         ring,
         catalog,
@@ -387,7 +403,7 @@ async def build_gateway(
         teams=tenancy.teams,
         budgets=budgets,
         audit=audit,
-        policies=TeamPolicies(config, partial(_prompt_tokens, counter, catalog)),
+        policies=policies,
         audit_enabled=audit_enabled,
         tracer=CallTracer(tracing, record_content=config.observe.tracing.record_content),
         metrics=observed,
@@ -447,12 +463,22 @@ async def build_gateway(
     insights_pb2_grpc.add_InsightsServicer_to_server(
         InsightsServicer(insights, feedback, evaluator, ring, config.server.max_input_chars), registrar
     )
+    batches = (
+        build_batches(config, engine, catalog, policies, counter, audit, budgets, ring, tenancy.teams, pipeline)
+        if config.batches.enabled
+        else None
+    )
+    if batches is not None:
+        batches_pb2_grpc.add_BatchesServicer_to_server(
+            BatchesServicer(batches.service, ring, config.batches.max_items), registrar
+        )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
     service_names = (
         gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name,
         admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
         insights_pb2.DESCRIPTOR.services_by_name["Insights"].full_name,
+        *([batches_pb2.DESCRIPTOR.services_by_name["Batches"].full_name] if batches is not None else []),
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     )
@@ -466,7 +492,7 @@ async def build_gateway(
         port = server.add_secure_port(address, _server_credentials(tls))
     if port == 0:
         raise OSError(f"cannot listen on {address}")
-    for name in service_names[:3]:
+    for name in service_names[:-2]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     metrics_server = await start_metrics_server(metrics.registry, metrics_address) if metrics_address else None
@@ -484,6 +510,7 @@ async def build_gateway(
             console=_console(config, state_dir, ring, admin, insights, compliance, pipeline, board)
             if config.console.enabled
             else None,
+            batches=batches.service if batches is not None else None,
         )
     audit.start()
     cache.start()  # in every worker: each keeps its own semantic index, fed the entries the others store
@@ -496,6 +523,8 @@ async def build_gateway(
         shared_drift.start()
     if half_lives:
         feedback.start()
+    if batches is not None:
+        batches.poller.start()
 
     async def on_notice(notice: Notice) -> None:
         if notice.get("kind") == TENANCY_NOTICE:
@@ -535,6 +564,7 @@ async def build_gateway(
         feedback,
         shadow,
         deferred,
+        batches,
     )
 
 

@@ -135,6 +135,8 @@ audit = Table(
     # between two of a writer's records are records lost (the compliance report's audit completeness).
     Column("writer", String(64), nullable=False, server_default=""),
     Column("seq", BigInteger, nullable=False, server_default="0"),
+    # The Batches service's batch the call was an item of (kind "batch", or an item sent again on its own).
+    Column("batch_id", String(64), nullable=False, server_default=""),
     Index("ix_audit_team_at", "team", "at"),
 )
 
@@ -223,4 +225,79 @@ deferred_calls = Table(
     Column("finished_at", Double),
     Index("ix_deferred_calls_state_lease", "state", "lease_until"),
     Index("ix_deferred_calls_finished_at", "finished_at"),
+)
+
+# The Batches service (gateway/batches): one row per batch, with where its submission to the provider stands, so a
+# restarted process resumes it without sending it twice, and which process works on it now (the lease).
+batch_jobs = Table(
+    "batch_jobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("key_id", String(64), nullable=False),
+    Column("team", String(128), nullable=False),
+    # As the header asked (a model or a route), and the target serving it.
+    Column("model", String(256), nullable=False),
+    Column("served_model", String(256), nullable=False),
+    Column("provider", String(128), nullable=False),
+    Column("completion_window", String(16), nullable=False),
+    Column("labels", JSON, nullable=False),
+    # The uploaded file a batch of the HTTP front door (POST /v1/batches) was made from.
+    Column("source_file_id", String(64)),
+    # queued, validating, in_progress, finalizing, cancelling; then completed, expired, cancelled or failed.
+    Column("status", String(16), nullable=False, index=True),
+    # The submission's state machine (batches/jobs.py Step): stored, uploaded, creating, submitted, ended.
+    Column("step", String(16), nullable=False),
+    Column("input_file_id", String(256)),
+    Column("provider_batch_id", String(256)),
+    # When the provider was first asked to create the batch: what a restart looks for among the provider's batches
+    # when it crashed before recording the answer.
+    Column("creating_at", Double),
+    Column("cancel_requested", Boolean, nullable=False, server_default="0"),
+    Column("total", Integer, nullable=False),
+    Column("estimate_usd", Double, nullable=False),
+    Column("error", Text, nullable=False, server_default=""),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Column("ended_at", Double),
+    Column("lease_owner", String(64), nullable=False, server_default=""),
+    Column("lease_until", Double, nullable=False, server_default="0"),
+    Index("ix_batch_jobs_key_created", "key_id", "created_at"),
+    Index("ix_batch_jobs_team_created", "team", "created_at"),
+)
+
+# One row per item of a batch: the request as the provider gets it (an OpenAI Chat Completions body, after the input
+# guardrails), then its outcome. `billed` is set once the item's audit record (and ledger entry) is committed.
+batch_items = Table(
+    "batch_items",
+    metadata,
+    Column("batch_id", String(64), primary_key=True),
+    Column("custom_id", String(64), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("classification", String(16), nullable=False),
+    Column("guardrails", JSON, nullable=False),
+    Column("estimate_usd", Double, nullable=False),
+    # pending, succeeded or failed.
+    Column("state", String(16), nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("outcome", JSON),
+    Column("cost_usd", Double, nullable=False, server_default="0"),
+    Column("retried", Boolean, nullable=False, server_default="0"),
+    Column("settled_at", Double),
+    Column("billed", Boolean, nullable=False, server_default="0"),
+    Index("ix_batch_items_batch_settled", "batch_id", "settled_at"),
+)
+
+# Files uploaded to the HTTP front door's /v1/files (purpose "batch"): a batch's input, as OpenAI's SDK sends it.
+batch_files = Table(
+    "batch_files",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("key_id", String(64), nullable=False),
+    Column("team", String(128), nullable=False),
+    Column("filename", String(256), nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("bytes", Integer, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("created_at", Double, nullable=False),
 )
