@@ -4,27 +4,11 @@ only when its lease ran out, settled, purged."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.store.database import open_engine
 from gateway.store.deferred import DONE, FAILED, PENDING, Accepted, DeferredStore
-from tests.store.postgres import fresh_database
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
-    else:
-        url = await fresh_database(request.getfixturevalue("postgres_server"))
-    opened = await open_engine(url)
-    yield opened
-    await opened.dispose()
 
 
 def accepted(request_id: str, at: float = 100.0) -> Accepted:
