@@ -351,3 +351,21 @@ async def test_when_a_prefix_groups_first_call_fails_the_others_still_go(
     assert sorted(a.message.content for a in answered) == sorted(
         f"echo: {t}" for _, t in echo.arrivals[1:]
     )  # the two others, sent after the first failed
+
+
+async def test_a_deferred_id_is_checked_and_used_once(start_gateway: StartGateway, echo: EchoOpenAI) -> None:
+    _, channel = await start_gateway(config(echo, max_batch=1))
+    admin = Admin.on(channel)
+    named = (*AUTH, ("x-deferred-id", "report-2026-06-01"))
+    await admin.gateway.Chat(deferred("first"), metadata=named)
+    with pytest.raises(grpc.aio.AioRpcError) as taken:
+        await admin.gateway.Chat(deferred("second"), metadata=named)
+    assert taken.value.code() is grpc.StatusCode.ALREADY_EXISTS
+    assert reason_of(taken.value) == "DEFERRED_ID_TAKEN"
+    with pytest.raises(grpc.aio.AioRpcError) as malformed:
+        await admin.gateway.Chat(deferred("third"), metadata=(*AUTH, ("x-deferred-id", "no spaces allowed")))
+    assert malformed.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(malformed.value) == "BAD_DEFERRED_ID"
+    assert len(echo.requests) == 1  # neither refused call reached the provider
+    found = await admin.gateway.GetDeferred(pb.GetDeferredRequest(request_id="report-2026-06-01"), metadata=AUTH)
+    assert found.response.message.content == "echo: first"
