@@ -365,6 +365,10 @@ class Pipeline:
         """Calls this process is serving now, against its bound (server.max_in_flight)."""
         return self._overload.in_flight
 
+    def queue_depths(self) -> dict[str, int]:
+        """Calls waiting now in this process, per route with a queue."""
+        return {route: queue.depth for route, queue in self._queues.items()}
+
 
 class CallScope:
     """One call's lifecycle: `async with` it, then `complete`, `stream` or `embed` the request inside. Whatever

@@ -33,6 +33,9 @@ class AuditRecord:
     reason: str = ""
     error: str = ""
     latency_ms: float = 0.0
+    ttfc_ms: float | None = None
+    """A stream's time from its arrival to its first chunk sent; None for a call that sent none (not a stream, or
+    one that failed before its first chunk)."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
@@ -62,6 +65,8 @@ class AuditRecord:
     """The record's number in its writer's sequence, from 1: a missing number is a lost record."""
     batch_id: str = ""
     """The Batches service's batch this call was an item of."""
+    trace_id: str = ""
+    """The call's W3C trace id (32 hex digits) when the gateway traced it or the caller sent a `traceparent`."""
 
     @property
     def billable(self) -> bool:

@@ -268,6 +268,8 @@ def audit_to_proto(record: AuditRecord) -> pb.AuditRecord:
         else None,
         cache_saved_usd=record.cache_saved_usd,
         batch_id=record.batch_id,
+        time_to_first_chunk_ms=record.ttfc_ms,
+        trace_id=record.trace_id,
         prices=_prices_to_proto(record.prices) if record.prices is not None else None,
         deferred=_deferred_to_proto(record.deferred) if record.deferred is not None else None,
     )

@@ -49,6 +49,7 @@ from gateway.ledger.budgets import BudgetBook
 from gateway.ledger.retention import Retention
 from gateway.observe.drift import DriftFlag, DriftMonitor, history_windows
 from gateway.observe.drift_share import SharedDrift
+from gateway.observe.live import LiveShare, LiveSources
 from gateway.observe.metrics import GatewayMetrics
 from gateway.observe.metrics_server import (
     DEFAULT_ADDRESS,
@@ -86,6 +87,7 @@ from gateway.store.deferred import DeferredStore
 from gateway.store.feedback import FeedbackStore, SqlProfileStore
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
+from gateway.store.live import SqlLiveStore
 from gateway.store.shadow import ShadowStore
 from gateway.tokens import TokenCounter
 
@@ -200,6 +202,8 @@ class Gateway:
     feedback: FeedbackOperations | None = None
     shadow: ShadowTraffic | None = None
     deferred: DeferredCalls | None = None
+    live: LiveShare | None = None
+    """This process's live figures, shared with the others (observe/live.py)."""
     batches: Batches | None = None
     """The Batches service and its poller, unless batches.enabled is off."""
 
@@ -222,6 +226,8 @@ class Gateway:
         if self.metrics_server is not None:
             await self.metrics_server.close()
         await self.retention.close()
+        if self.live is not None:
+            await self.live.close()
         if self.feedback is not None:
             await self.feedback.close()
         if self.shared_drift is not None:
@@ -435,7 +441,11 @@ async def build_gateway(
     )
     servicer = GatewayServicer(pipeline, ring, max_input_chars, deferred)
     gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, registrar)
-    compliance = ComplianceOperations(admin, ledger, config, retention)
+    live = LiveShare(
+        LiveSources(audit.writer, board, lambda: pipeline.in_flight, pipeline.queue_depths, drift, retention),
+        SqlLiveStore(engine),
+    )
+    compliance = ComplianceOperations(admin, ledger, config, live.last_purge_at)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, compliance, ring), registrar)
     insights = InsightsOperations(
         pipeline,
@@ -507,12 +517,13 @@ async def build_gateway(
             max_body_bytes=config.server.max_message_bytes,
             grace_s=config.server.shutdown_grace_s,
             tls=tls,
-            console=_console(config, state_dir, ring, admin, insights, compliance, pipeline, board)
+            console=_console(config, state_dir, ring, admin, insights, compliance, pipeline, live)
             if config.console.enabled
             else None,
             batches=batches.service if batches is not None else None,
         )
     audit.start()
+    live.start()
     cache.start()  # in every worker: each keeps its own semantic index, fed the entries the others store
     tenancy.start()
     await deferred.start()
@@ -564,6 +575,7 @@ async def build_gateway(
         feedback,
         shadow,
         deferred,
+        live,
         batches,
     )
 
@@ -576,12 +588,12 @@ def _console(
     insights: InsightsOperations,
     compliance: ComplianceOperations,
     pipeline: Pipeline,
-    board: HealthBoard,
+    live: LiveShare,
 ) -> web.Application:
     """The operators' console, on the same operations as the Admin and Insights services. Imported here: a gateway
     without the HTTP front door never loads Jinja2."""
     from gateway.console.app import console_app
-    from gateway.console.pages import Live, Pages
+    from gateway.console.pages import Pages
     from gateway.console.sessions import SessionSigner, load_secret
 
     signer = SessionSigner(load_secret(config.console.secret_env, state_dir), config.console.session_idle_s)
@@ -591,7 +603,8 @@ def _console(
         admin,
         insights,
         compliance,
-        Live(board, lambda: pipeline.in_flight, pipeline.flush_audit),
+        live,
+        pipeline.flush_audit,
         config.observe.trace_url_template,
     )
     return console_app(pages, ring, signer)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Subquery, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.learning.profiles import RowKey
+from gateway.store.database import dialect_insert
 from gateway.store.tables import audit, feedback, profile_sums
 
 
@@ -51,15 +51,10 @@ def mean_ratings(metric: str) -> Subquery:
     )
 
 
-def _insert(engine: AsyncEngine) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL spell it the same)."""
-    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-
-
 class FeedbackStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._insert = _insert(engine)
+        self._insert = dialect_insert(engine)
 
     async def put(self, rating: Rating) -> float | None:
         """Stores the rating, replacing the same source's rating of the same metric of the same call. Returns the
@@ -145,7 +140,7 @@ class SqlProfileStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._insert = _insert(engine)
+        self._insert = dialect_insert(engine)
 
     async def add(self, rows: Mapping[RowKey, Mapping[str, float]]) -> None:
         values = [

@@ -137,6 +137,9 @@ audit = Table(
     Column("seq", BigInteger, nullable=False, server_default="0"),
     # The Batches service's batch the call was an item of (kind "batch", or an item sent again on its own).
     Column("batch_id", String(64), nullable=False, server_default=""),
+    # A stream's time to its first chunk (NULL for other calls), and the call's W3C trace id ("" when untraced).
+    Column("ttfc_ms", Double),
+    Column("trace_id", String(32), nullable=False, server_default=""),
     Index("ix_audit_team_at", "team", "at"),
 )
 
@@ -300,4 +303,14 @@ batch_files = Table(
     Column("bytes", Integer, nullable=False),
     Column("content", LargeBinary, nullable=False),
     Column("created_at", Double, nullable=False),
+)
+
+# Each running process's live figures (breakers, calls in flight, queues, drift flags, last purge), renewed about
+# once a second, merged by the console (observe/live.py).
+live_processes = Table(
+    "live_processes",
+    metadata,
+    Column("process", String(64), primary_key=True),
+    Column("at", Double, nullable=False),
+    Column("snapshot", JSON, nullable=False),
 )
