@@ -79,11 +79,13 @@ async def test_the_cost_strategy_and_the_bill_follow_the_price_in_force(
 async def test_a_deferred_call_waits_for_a_cheaper_window_that_begins_within_its_wait(
     start_gateway: StartGateway, fake: FakeOpenAI
 ) -> None:
-    """The clock runs at real speed from 16:29:59.5; the call may wait 5 s, so it goes at 16:30, half a second on."""
-    start, origin = time.monotonic(), utc("2026-06-01 16:29:59.5")
-    gateway, channel = await start_gateway(config(fake), clock=lambda: origin + time.monotonic() - start)
+    """The clock runs at real speed and reads 16:29:58 when the call is sent; the call may wait 10 s, so it goes at
+    16:30, two seconds on (the gateway's start-up, however slow, is before the clock is set)."""
+    offset = [0.0]
+    gateway, channel = await start_gateway(config(fake), clock=lambda: time.time() + offset[0])
     admin = Admin.on(channel)
-    request = chat_request("nightly", defer_up_to_s=5.0)
+    request = chat_request("nightly", defer_up_to_s=10.0)
+    offset[0] = utc("2026-06-01 16:29:58") - time.time()
     response = await admin.gateway.Chat(request, metadata=AUTH)
     assert response.usage.cost_usd == pytest.approx((PROMPT * 1.0 + COMPLETION * 4.0) / 1e6, rel=1e-12)
     await gateway.audit.flush()
