@@ -11,8 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.state.redis import RedisState
-from gateway.store.database import open_engine
-from tests.store.postgres import fresh_database
+from tests.store.postgres import opened_database
 from tests.store.redis import RedisServer
 
 BACKENDS = ["sqlite", "postgres", "redis"]
@@ -27,10 +26,5 @@ async def opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield state
         await state.close()
         return
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
-    else:
-        url = await fresh_database(request.getfixturevalue("postgres_server"))
-    engine = await open_engine(url)
-    yield engine
-    await engine.dispose()
+    async with opened_database(request, tmp_path) as engine:
+        yield engine

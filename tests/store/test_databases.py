@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 
 import grpc
 import pytest
@@ -34,14 +32,6 @@ from gateway.store.ledger import LedgerStore
 from tests.admin.helpers import Admin, bearer, chat_request
 from tests.fakes.proxy import StallingProxy
 from tests.server.fixtures import AUTH, SIMULATED_CONFIG, StartGateway
-from tests.store.backends import opened
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    async with opened(request, tmp_path) as backend:
-        assert isinstance(backend, AsyncEngine)
-        yield backend
 
 
 async def test_keys_teams_and_budgets_round_trip(engine: AsyncEngine) -> None:

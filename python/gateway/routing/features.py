@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -35,6 +36,8 @@ class RequestFeatures:
     prompt_vector: Vector | None = None
     """The last user turn's embedding, when a learned route's cluster feature asked for it before routing (the
     semantic cache's lookup reuses it)."""
+    at: float = field(default_factory=time.time)
+    """Epoch seconds at which the call runs: the prices then in force are those the cost strategy compares."""
 
     def prompt_tokens(self, model: ModelConfig) -> int:
         key = (model.upstream, model.tokenizer)

@@ -218,7 +218,8 @@ class LearnedStrategy:
         feedback, quality_sum, answered, answer_tokens, latency_s = use
         model = self._models[model_name]
         answer = answer_tokens / answered if answered > 0 else estimated_answer_tokens(model, max_tokens)
-        cost = (prompt_tokens * model.input_cost_per_mtok + answer * model.output_cost_per_mtok) / 1e6
+        prices = model.schedule.at(now)
+        cost = (prompt_tokens * prices.input_per_mtok + answer * prices.output_per_mtok) / 1e6
         return estimate(
             model_name,
             feedback=feedback,
