@@ -109,7 +109,8 @@ mutants-python: install services ## Mutation testing of the Python money, securi
 	# the whole run stops after MUTANTS_PY_TIMEOUT and keeps what it checked (a second run resumes).
 	cd $(MUTANTS_PY) && timeout -s INT $(MUTANTS_PY_TIMEOUT) nice $(abspath $(BIN))/mutmut run --max-children 2 \
 	  $(MUTANTS) > mutmut.log 2>&1 || { tail -c 2000 mutmut.log; exit 1; }
-	cd $(MUTANTS_PY) && $(abspath $(BIN))/mutmut results --all true | $(abspath $(PY)) ../scripts/mutation_scores.py
+	cd $(MUTANTS_PY) && $(abspath $(BIN))/mutmut results --all true | \
+	  $(abspath $(PY)) ../scripts/mutation_scores.py mutants/mutation-mutants.jsonl
 
 .PHONY: run
 run: install ## Start the gateway on the embedded default config (gRPC :50051, OpenAI-compatible HTTP :8080)
