@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -42,6 +43,17 @@ def test_a_day_runs_from_midnight_to_midnight_utc(now: float, start: float, end:
 )
 def test_a_month_runs_from_its_first_day_to_the_next_months_utc(now: float, start: float, end: float) -> None:
     assert period_bounds(Period.MONTH, now) == (start, end)
+
+
+def test_periods_are_utc_whatever_the_machines_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "<+13>-13")  # POSIX for UTC+13 (no tz database needed): local time is the next day
+    time.tzset()
+    try:
+        assert period_bounds(Period.MONTH, utc(2025, 3, 31, 12)) == (utc(2025, 3, 1), utc(2025, 4, 1))
+        assert period_bounds(Period.DAY, utc(2025, 3, 31, 12)) == (utc(2025, 3, 31), utc(2025, 4, 1))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 @pytest.mark.parametrize(
