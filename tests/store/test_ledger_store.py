@@ -7,11 +7,13 @@ included or not, a page boundary between records of the same instant)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from gateway.ledger.retention import Retention
 from gateway.records.audit import AuditFilter, AuditRecord, GroupBy, UsageFilter, UsageRow
 from gateway.store.database import open_engine
 from gateway.store.ledger import LedgerStore
@@ -228,3 +230,20 @@ async def test_audit_sequences_give_each_writers_lowest_and_highest_number_and_c
     # Since is included, until is not: w1's 2, 3 and 5 are in, 4 is missing (a lost record).
     assert await store.audit_sequences(T, T + 10) == {"w1": (2, 5, 3), "w2": (7, 7, 1)}
     assert await store.audit_sequences(T + 20, T + 30) == {}
+
+
+async def test_retention_purges_in_the_background_until_closed(store: LedgerStore) -> None:
+    now = [T]
+    retention = Retention(store, list, default_days=1, interval_s=0.001, clock=lambda: now[0])
+    await store.write([call("old", T - 86_401)], with_audit=True)
+    retention.start()
+    for _ in range(500):
+        if retention.last_purge_at is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert retention.last_purge_at == T
+    assert await store.query_audit(AuditFilter()) == []
+    await retention.close()
+    now[0] = T + 1
+    await asyncio.sleep(0.05)  # fifty intervals
+    assert retention.last_purge_at == T, "a closed retention purges no more"
