@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from gateway.ledger.retention import Retention
 from gateway.records.audit import AuditFilter, AuditRecord, GroupBy, UsageFilter, UsageRow
@@ -247,3 +248,17 @@ async def test_retention_purges_in_the_background_until_closed(store: LedgerStor
     now[0] = T + 1
     await asyncio.sleep(0.05)  # fifty intervals
     assert retention.last_purge_at == T, "a closed retention purges no more"
+
+
+async def test_a_record_without_a_cache_hit_stores_sql_null_the_analytics_select_by(tmp_path: Path) -> None:
+    """The analytics read answered calls as `cache IS NULL`: a JSON 'null' in its place would hide them all."""
+    engine = await open_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
+    store = LedgerStore(engine)
+    try:
+        await store.write([call("miss"), call("hit", cache={"kind": "exact"}, cost_usd=0.0)], with_audit=True)
+        async with engine.connect() as conn:
+            found = (await conn.execute(text("SELECT request_id FROM audit WHERE cache IS NULL"))).all()
+        assert [row[0] for row in found] == ["miss"]
+    finally:
+        store.close()
+        await engine.dispose()
