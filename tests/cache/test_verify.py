@@ -54,10 +54,19 @@ NEGATION = [
     ("Pourquoi le ciel est bleu ?", "Pourquoi le ciel n'est pas bleu ?", "negation"),
     ("Warum ist der Himmel blau?", "Warum ist der Himmel nicht blau?", "negation"),
     ("¿Por qué el cielo es azul?", "¿Por qué el cielo no es azul?", "negation"),
+    # polarity carried by a preposition, no negation word
+    ("list the products that are in stock", "list the products that are out of stock", "negation"),
+    ("what to do when a value is in range", "what to do when a value is out of range", "negation"),
+    ("Liste des serveurs en ligne", "Liste des serveurs hors ligne", "negation"),
+    ("productos en stock", "productos fuera de stock", "negation"),
+    ("produtos em estoque", "produtos fora de estoque", "negation"),
 ]
 SAME_NEGATION = [
     ("I don't understand closures in JavaScript", "I do not understand closures in JavaScript"),
     ("why isn't my CSS grid working", "why is my css grid not working"),
+    # a count, not a negation
+    ("why do nine out of ten startups fail", "why do 9 out of 10 startups fail"),
+    ("list products that are out of stock", "list the products which are out of stock"),
 ]
 ANTONYMS = [
     ("enable dark mode", "disable dark mode", "antonym: enable vs disable"),
@@ -66,6 +75,11 @@ ANTONYMS = [
     ("sort numbers ascending", "sort numbers descending", "antonym: ascending vs descending"),
     ("encrypt a file with gpg", "decrypt a file with gpg", "antonym: encrypt vs decrypt"),
     ("coffee with sugar", "coffee without sugar", "antonym: with vs without"),
+    ("is the room available on Friday", "is the room unavailable on Friday", "antonym: available vs unavailable"),
+    ("show users who are online", "show users who are offline", "antonym: online vs offline"),
+    ("files present in both folders", "files absent in both folders", "antonym: present vs absent"),
+    ("which tests passed", "which tests failed", "antonym: passed vs failed"),
+    ("Hoe zet ik de verwarming aan?", "Hoe zet ik de verwarming uit?", "antonym: aan vs uit"),
     ("find the max of a list", "find the min of a list", "antonym: max vs min"),
     ("things to do before a job interview", "things to do after a job interview", "antonym: before vs after"),
     ("best way to learn guitar", "worst way to learn guitar", "antonym: best vs worst"),
@@ -112,6 +126,7 @@ DIRECTIONS = [
     ("flights Paris to Rome", "flights Rome to Paris", "direction: paris->rome vs rome->paris"),
     ("translate from English to French", "translate from French to English", "direction:"),
     ("convert celsius to fahrenheit", "convert fahrenheit to celsius", "direction: C->F vs F->C"),
+    ("¿Cómo copio contactos del móvil al portátil?", "¿Cómo copio contactos del portátil al móvil?", "direction:"),
     ("move money from savings to checking", "move money from checking to savings", "direction:"),
     ("convert JSON to YAML", "convert YAML to JSON", "direction: json->yaml vs yaml->json"),
     ("5 kg in pounds", "5 lb in kg", "direction: kg->lb vs lb->kg"),

@@ -95,14 +95,9 @@ def test_obfuscated_attacks_are_caught(text: str) -> None:
     [
         "Our family 👨\u200d👩\u200d👧 says hi",  # zero-width joiners between emoji, not inside words
         "Москва — столица России.",  # Cyrillic words, no Latin mixed in
-        pytest.param(
-            "import base64\nblob = 'SGVsbG8sIHRoaXMgaXMganVzdCBhIGZyaWVuZGx5IGdyZWV0aW5nIQ=='  # a greeting",
-            marks=pytest.mark.xfail(
-                reason="the learned model scores the decoded 'Hello, this is just a friendly greeting!' 0.91:"
-                " greetings open many jailbreak prompts in its training data (docs/guardrails.md)",
-                strict=True,
-            ),
-        ),
+        # The decoded greeting is one of the training sentences since injection-linear-2 (a regression check, not
+        # evidence that greetings generalize: docs/guardrails.md gives unseen greetings' scores).
+        "import base64\nblob = 'SGVsbG8sIHRoaXMgaXMganVzdCBhIGZyaWVuZGx5IGdyZWV0aW5nIQ=='  # a greeting",
         "sha256: 3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b",
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq8m9N5x2k7f0vXGJ2d3lD4vD8bWyG5P0aQzE1u9y2B dev@laptop",
     ],

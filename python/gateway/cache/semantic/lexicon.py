@@ -92,6 +92,9 @@ NEGATIONS: Final = word_set(
     " mai nessuno nessuna niente nulla nao nunca nenhum nenhuma nada"  # Italian, Portuguese
     " niet geen nooit niets"  # Dutch
 )
+NEGATING_PHRASES: Final = (("out", "of"), ("hors",), ("fuera", "de"), ("fora", "de"))
+"""Polarity carried by a preposition: "in stock" / "out of stock", "en ligne" / "hors ligne", "en stock" / "fuera
+de stock", "em estoque" / "fora de estoque". Not after a number: "3 out of 5" counts, it does not negate."""
 
 # --- opposites: either word on one side and the other on the other side --------------------------------------
 
@@ -131,6 +134,8 @@ ANTONYM_PAIRS: Final = _pairs(
     over/under overcook/undercook overestimate/underestimate overweight/underweight above/under full/empty
     for/against pro/con inclusive/exclusive major/minor primary/secondary soft/hard softer/harder soft/crispy
     necessary/unnecessary required/optional mandatory/optional
+    online/offline present/absent presence/absence pass/fail passed/failed success/failure succeed/fail
+    alive/dead vacant/occupied aan/uit
     activer/desactiver ajouter/supprimer augmenter/diminuer avant/apres avec/sans meilleur/pire
     aktivieren/deaktivieren hinzufugen/entfernen erhohen/verringern vor/nach mit/ohne besser/schlechter
     activar/desactivar anadir/eliminar aumentar/disminuir antes/despues con/sin mejor/peor
@@ -289,9 +294,9 @@ VERSION_WORDS: Final = word_set("version versions v release python py node java 
 
 # --- where a thing goes: "X to Y", "from X", "into Y" ------------------------------------------------------------
 
-TARGET_MARKERS: Final = word_set("to into towards toward onto -> → a au aux vers nach zu hacia hasta")
+TARGET_MARKERS: Final = word_set("to into towards toward onto -> → a au aux al vers nach zu hacia hasta")
 """Words whose next noun is a destination. "a" counts only in Spanish text (in English it is an article)."""
-SOURCE_MARKERS: Final = word_set("from depuis desde von aus")
+SOURCE_MARKERS: Final = word_set("from depuis desde del von aus")
 CONTEXT_TARGET_MARKERS: Final = word_set("in en")
 """Destination only before a natural language or a unit ("5 km in miles", "hello in Spanish"), else "inside"."""
 

@@ -65,7 +65,9 @@ def read_prompt(text: str) -> PromptFacts:
     language_at = _read_languages(tokens, used)
     name_at = _read_names(tokens, used)
     routes = _read_routes(tokens, language, unit_at | language_at | name_at)
-    negated = any(w in lx.NEGATIONS or (w == "no" and language in ("en", "es")) for w in words)
+    negated = any(w in lx.NEGATIONS or (w == "no" and language in ("en", "es")) for w in words) or _negating_phrase(
+        words
+    )
     content = tuple(w for i, w in enumerate(words) if i not in used and not _is_filler(w))
     order = tuple(item for item in map(_order_item, words) if item)
     return PromptFacts(
@@ -82,6 +84,18 @@ def read_prompt(text: str) -> PromptFacts:
         operators=_read_operators(text),
         language=language,
     )
+
+
+def _negating_phrase(words: list[str]) -> bool:
+    """ "out of stock", "hors ligne", "fuera de servicio": a polarity no negation word carries. "3 out of 5" and
+    "nine out of ten" are a count, not a negation."""
+    for i, word in enumerate(words):
+        for phrase in lx.NEGATING_PHRASES:
+            if word == phrase[0] and tuple(words[i : i + len(phrase)]) == phrase:
+                before = words[i - 1] if i else ""
+                if not (before.isdigit() or before in lx.NUMBER_WORDS):
+                    return True
+    return False
 
 
 _OPERATOR: Final = re.compile(r"[!<>=]=|=>|<>|&&|\|\||<<|>>|[<>=+*/^≤≥≠-]")

@@ -1,0 +1,142 @@
+"""The two learned judgements scored on the sets another hand wrote (data/independent/), never trained or tuned on.
+
+Each figure here was measured once per model version, after the model was chosen; the floors below keep them from
+falling. They are not aims: docs/guardrails.md compares them with the issue's aims. Run with `-s` for the tables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gateway.cache.semantic.embedder import Embedder, EmbeddingModelMissing
+from gateway.cache.semantic.evaluation import Scores, pair_similarities, score_matcher
+from gateway.cache.semantic.matcher import SemanticMatcher
+from gateway.policy.guardrails.injection import InjectionScorer, model_version
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "independent"
+THRESHOLD = 0.8
+"""The injection guardrail's documented default threshold."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    text: str
+    attack: bool
+    lang: str
+    family: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    cached: str
+    asked: str
+    same: bool
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    attacks: int
+    benign: int
+    caught: int
+    false_alarms: int
+
+    @property
+    def recall(self) -> float:
+        return self.caught / self.attacks if self.attacks else 1.0
+
+    @property
+    def precision(self) -> float:
+        flagged = self.caught + self.false_alarms
+        return self.caught / flagged if flagged else 1.0
+
+    @property
+    def false_positive_rate(self) -> float:
+        return self.false_alarms / self.benign if self.benign else 0.0
+
+    def row(self, label: str) -> str:
+        return (
+            f"| {label} | {self.attacks} | {self.benign} | {self.precision:.3f} | {self.recall:.3f}"
+            f" | {self.false_positive_rate:.3f} |"
+        )
+
+
+def detection(prompts: list[Prompt], scores: list[float]) -> Detection:
+    flagged = [s >= THRESHOLD for s in scores]
+    return Detection(
+        attacks=sum(p.attack for p in prompts),
+        benign=sum(not p.attack for p in prompts),
+        caught=sum(f and p.attack for f, p in zip(flagged, prompts, strict=True)),
+        false_alarms=sum(f and not p.attack for f, p in zip(flagged, prompts, strict=True)),
+    )
+
+
+def by(prompts: list[Prompt], scores: list[float], field: str) -> dict[str, Detection]:
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(prompts):
+        groups[getattr(p, field)].append(i)
+    return {k: detection([prompts[i] for i in ix], [scores[i] for i in ix]) for k, ix in sorted(groups.items())}
+
+
+@pytest.fixture(scope="module")
+def prompts() -> list[Prompt]:
+    rows = [json.loads(line) for line in (DATA / "injection.jsonl").read_text().splitlines() if line.strip()]
+    return [Prompt(r["text"], r["label"] == "attack", r["lang"], r["family"], r["channel"]) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def injection_scores(prompts: list[Prompt]) -> list[float]:
+    scorer = InjectionScorer()
+    scores = [scorer.score(p.text).score for p in prompts]
+    header = "| {} | attacks | benign | precision | recall | false positives |\n| --- | --- | --- | --- | --- | --- |"
+    print(f"\ninjection, {model_version()}, threshold {THRESHOLD}")
+    print(header.format("set") + "\n" + detection(prompts, scores).row("all"))
+    for field in ("lang", "channel", "family"):
+        print("\n" + header.format(field))
+        for name, figures in by(prompts, scores, field).items():
+            print(figures.row(name))
+    return scores
+
+
+@pytest.fixture(scope="module")
+def verify_scores() -> Scores:
+    try:
+        embedder = Embedder()
+    except EmbeddingModelMissing as e:
+        pytest.skip(str(e))
+    rows = [json.loads(line) for line in (DATA / "verify_pairs.jsonl").read_text().splitlines() if line.strip()]
+    pairs = [Pair(r["a"], r["b"], r["same"], r["kind"]) for r in rows]
+    scores = score_matcher(pairs, pair_similarities(embedder, pairs).tolist(), SemanticMatcher())
+    print("\n" + scores.table())
+    return scores
+
+
+def test_injection_floors_on_the_set_another_hand_wrote(prompts: list[Prompt], injection_scores: list[float]) -> None:
+    """injection-linear-2 measured once: precision 0.842, recall 0.732, false positives 0.143 (aims 0.95 / 0.90 /
+    0.02: missed, docs/guardrails.md)."""
+    figures = detection(prompts, injection_scores)
+    assert figures.precision >= 0.83
+    assert figures.recall >= 0.72
+    assert figures.false_positive_rate <= 0.15
+
+
+def test_injection_finds_an_attack_in_each_named_language(prompts: list[Prompt], injection_scores: list[float]) -> None:
+    """Measured once: de 0.647, es 0.618, fr 0.529, pt 0.559, en 0.906 (aim 0.80 in each: missed outside English)."""
+    floors = {"en": 0.89, "de": 0.62, "es": 0.59, "fr": 0.50, "pt": 0.53}
+    recall = {lang: figures.recall for lang, figures in by(prompts, injection_scores, "lang").items()}
+    assert all(recall[lang] >= floor for lang, floor in floors.items()), recall
+
+
+def test_verify_floors_on_the_pairs_another_hand_wrote(verify_scores: Scores) -> None:
+    """verify-pair-v1 with the vetoes of 2026-12-05, measured once: precision 0.848, recall 0.175 (aims 0.97 / 0.50:
+    missed). Five wrong answers were served: one negation, one availability, two directions, one conversion."""
+    assert verify_scores.precision >= 0.84
+    assert verify_scores.recall >= 0.17
+    never_served = ("number", "unit", "entity", "order", "comparative", "time_frame", "false_friend")
+    assert {kind: verify_scores.kinds[kind].served for kind in never_served} == dict.fromkeys(never_served, 0)
