@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import grpc
 import openai as openai_sdk
 import orjson
 import pytest
+from llmgateway.v1 import batches_pb2 as bpb
 from llmgateway.v1 import batches_pb2_grpc
+from llmgateway.v1 import gateway_pb2 as pb
 
 import tests.batches.harness as harness_module
 from gateway.cli.main import main
@@ -188,3 +190,34 @@ async def test_the_cli_prints_the_id_the_cost_so_far_and_follows_results(
     status = capsys.readouterr().out
     assert "completed" in status
     assert f"cost so far: ${3 * ITEM_COST:.6f}" in status
+
+
+async def test_a_window_other_than_24h_is_refused(openai: Harness) -> None:
+    """README config reference: `batches.completion_window` `24h`, the one window the providers' batch APIs offer."""
+    await openai.start()
+
+    async def in_48h() -> AsyncIterator[bpb.SubmitBatchRequest]:
+        yield bpb.SubmitBatchRequest(header=bpb.BatchHeader(model="batchy", completion_window="48h"))
+        chat = pb.ChatRequest(messages=[pb.Message(role="user", content="hi")])
+        yield bpb.SubmitBatchRequest(item=bpb.BatchItem(custom_id="a", chat=chat))
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await openai.stub.SubmitBatch(in_48h(), metadata=AUTH)
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(refused.value) == "BAD_COMPLETION_WINDOW"
+
+
+async def test_an_item_sent_again_on_its_own_bills_at_interactive_prices(openai: Harness) -> None:
+    """`fallback: individual`: "sent again as ordinary calls, through the route's fallbacks, at interactive prices";
+    the route's next target here is `fast` (1.0 and 2.0 $/Mtok), the others keep the batch price."""
+    await openai.start(fallback="individual")
+    openai.fake.fail_items = {0: 500}
+    submitted = await openai.submit(model="with-fallback")
+    await openai.rounds(5)
+    results = await openai.results(submitted.id)
+    usage = results["q-0"].answer.usage
+    assert (results["q-0"].answer.model, usage.completion_tokens > 0) == ("fast", True)
+    assert usage.cost_usd == pytest.approx((usage.prompt_tokens * 1.0 + usage.completion_tokens * 2.0) / 1e6)
+    assert results["q-1"].answer.usage.cost_usd == pytest.approx(ITEM_COST)
+    batch = await openai.get(submitted.id)
+    assert batch.cost_usd == pytest.approx(usage.cost_usd + 2 * ITEM_COST)
