@@ -221,3 +221,27 @@ async def test_an_item_sent_again_on_its_own_bills_at_interactive_prices(openai:
     assert results["q-1"].answer.usage.cost_usd == pytest.approx(ITEM_COST)
     batch = await openai.get(submitted.id)
     assert batch.cost_usd == pytest.approx(usage.cost_usd + 2 * ITEM_COST)
+
+
+async def test_a_deployment_with_a_batch_api_takes_the_batch_at_its_own_batch_prices(
+    openai: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Config reference: batch prices "deployments may set their own". The model's own provider has no batch API, its
+    second deployment has: the batch goes there and bills at that deployment's prices."""
+    upstream = openai.fake.default_model
+    deployment = (
+        f"    deployments: [{{provider: batchp, upstream_model: {upstream}, batch_input_cost_per_mtok: 0.3,"
+        " batch_output_cost_per_mtok: 0.7}]\n"
+    )
+    edit_config(
+        monkeypatch,
+        lambda text: text.replace(
+            "  - name: batchy\n    provider: batchp\n", "  - name: batchy\n    provider: sim\n"
+        ).replace("    max_output_tokens: 100\n", "    max_output_tokens: 100\n" + deployment),
+    )
+    await openai.start()
+    submitted = await openai.submit()
+    await openai.rounds(5)
+    batch = await openai.get(submitted.id)
+    assert (batch.status, batch.provider) == (S.BATCH_STATUS_COMPLETED, "batchp")
+    assert batch.cost_usd == pytest.approx(3 * (PROMPT_TOKENS * 0.3 + COMPLETION_TOKENS * 0.7) / 1e6)
