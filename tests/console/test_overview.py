@@ -174,24 +174,25 @@ async def test_the_live_figures_are_every_processs_and_a_silent_one_is_left_out(
     assert {s.process for s in await others.all()} == {"elsewhere/1/a", "elsewhere/2/b"}
 
 
-async def test_a_process_silent_for_five_seconds_is_left_out_and_one_heard_from_counts(
+async def test_the_fresh_processes_are_summed_and_one_silent_for_five_seconds_is_left_out(
     start_gateway: StartGateway,
 ) -> None:
-    """README: the page "names a process not heard from for 5 s without counting it" (1 s and 6 s old here, so a
-    loaded machine has 4 s to read the page)."""
+    """README: the page "sums the fresh ones, and names a process not heard from for 5 s without counting it" (1 s
+    and 6 s old here, so a loaded machine has 4 s to read the page)."""
     gateway, _ = await start_gateway(CONFIG, http=True)
     others = SqlLiveStore(gateway.engine)
     now = time.time()
-    await others.put(ProcessLive("elsewhere/1/recent", now - 1.0, in_flight=3), 0.0)
-    await others.put(ProcessLive("elsewhere/2/silent", now - 6.0, in_flight=40), 0.0)
+    await others.put(ProcessLive("elsewhere/1/recent", now - 1.0, in_flight=3, queued={"smart": 2}), 0.0)
+    await others.put(ProcessLive("elsewhere/2/recent", now, in_flight=4, queued={"smart": 1, "cheap": 5}), 0.0)
+    await others.put(ProcessLive("elsewhere/3/silent", now - 6.0, in_flight=40, queued={"smart": 9}), 0.0)
     browser = Browser(gateway)
     try:
         await browser.sign_in(TEST_KEY)
         live = (await overview(browser))["live"]
     finally:
         await browser.close()
-    assert (live["processes"], live["in_flight"]) == (2, 3)
-    assert [s["process"] for s in live["stale"]] == ["elsewhere/2/silent"]
+    assert (live["processes"], live["in_flight"], live["queued"]) == (3, 7, {"cheap": 5, "smart": 3})
+    assert [s["process"] for s in live["stale"]] == ["elsewhere/3/silent"]
 
 
 async def test_each_process_renews_its_snapshot_about_once_a_second(start_gateway: StartGateway) -> None:
