@@ -178,16 +178,16 @@ async def test_the_fresh_processes_are_summed_and_one_silent_for_five_seconds_is
     start_gateway: StartGateway,
 ) -> None:
     """README: the page "sums the fresh ones, and names a process not heard from for 5 s without counting it" (1 s
-    and 6 s old here, so a loaded machine has 4 s to read the page)."""
+    and 6 s old here, written after signing in, so a loaded machine has 4 s to read the page)."""
     gateway, _ = await start_gateway(CONFIG, http=True)
     others = SqlLiveStore(gateway.engine)
-    now = time.time()
-    await others.put(ProcessLive("elsewhere/1/recent", now - 1.0, in_flight=3, queued={"smart": 2}), 0.0)
-    await others.put(ProcessLive("elsewhere/2/recent", now, in_flight=4, queued={"smart": 1, "cheap": 5}), 0.0)
-    await others.put(ProcessLive("elsewhere/3/silent", now - 6.0, in_flight=40, queued={"smart": 9}), 0.0)
     browser = Browser(gateway)
     try:
         await browser.sign_in(TEST_KEY)
+        now = time.time()
+        await others.put(ProcessLive("elsewhere/1/recent", now - 1.0, in_flight=3, queued={"smart": 2}), 0.0)
+        await others.put(ProcessLive("elsewhere/2/recent", now, in_flight=4, queued={"smart": 1, "cheap": 5}), 0.0)
+        await others.put(ProcessLive("elsewhere/3/silent", now - 6.0, in_flight=40, queued={"smart": 9}), 0.0)
         live = (await overview(browser))["live"]
     finally:
         await browser.close()
