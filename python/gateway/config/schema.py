@@ -67,6 +67,9 @@ class SimulationConfig(Strict):
         "prefix says which, e.g. '[simulated small: good answer]'.",
     )
     seed: int | None = Field(default=None, description="Seeds the draws of failures and of good answers.")
+    batch_delay_s: float = Field(
+        default=2.0, ge=0, le=86_400, description="How long its batch API takes to end a batch (the Batches service)."
+    )
 
 
 class ProviderConfig(Strict):

@@ -12,6 +12,7 @@ from gateway.batches.adapters.anthropic import AnthropicBatches
 from gateway.batches.adapters.base import BatchApi
 from gateway.batches.adapters.gemini import GeminiBatches
 from gateway.batches.adapters.openai import AzureOpenAIBatches, OpenAIBatches
+from gateway.batches.adapters.simulated import SimulatedBatches
 from gateway.config.schema import ProviderType
 from gateway.providers.base import Provider
 
@@ -20,6 +21,7 @@ ADAPTERS: dict[ProviderType, Callable[[Any], BatchApi]] = {
     ProviderType.AZURE_OPENAI: AzureOpenAIBatches,
     ProviderType.ANTHROPIC: AnthropicBatches,
     ProviderType.GEMINI: GeminiBatches,
+    ProviderType.SIMULATED: SimulatedBatches,
 }
 
 
