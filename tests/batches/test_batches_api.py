@@ -14,10 +14,10 @@ from typing import Any
 
 import grpc
 import pytest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from llmgateway.v1 import admin_pb2 as apb
 from llmgateway.v1 import batches_pb2 as bpb
 from llmgateway.v1 import gateway_pb2 as pb
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gateway.records.audit import GroupBy, UsageFilter
 from gateway.records.governance import BudgetScope

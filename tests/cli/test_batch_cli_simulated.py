@@ -54,4 +54,4 @@ def test_a_batch_runs_end_to_end_on_the_default_config(server: Server, tmp_path:
     code, out, err = run(server, "batch", "status", submitted["id"])
     assert code == 0, err
     assert "completed" in out
-    assert "3 succeeded" in out
+    assert "3 answered" in out

@@ -172,6 +172,14 @@ class BatchService:
             raise NotFound(f"no file {file_id!r} visible to this key", reason="FILE_NOT_FOUND")
         return file
 
+    async def list_files(self, key: KeyRecord, limit: int, after: str) -> tuple[list[BatchFile], bool]:
+        """The uploaded files this key may see (as its batches), newest first; whether more follow."""
+        limit = min(limit or MAX_LIST, MAX_LIST)
+        before = await self.file(key, after) if after else None
+        key_id, team = _scope(key)
+        files = await self._store.files(key_id=key_id, team=team, limit=limit + 1, before=before)
+        return files[:limit], len(files) > limit
+
     async def file_content(self, key: KeyRecord, file_id: str) -> bytes:
         await self.file(key, file_id)
         return await self._store.file_content(file_id)

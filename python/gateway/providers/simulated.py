@@ -6,10 +6,10 @@ API key. A quality table in the config makes some answers good and others bad, d
 that learning from feedback can be exercised too. Every answer is labelled as simulated (ChatResponse.simulated,
 ModelInfo.simulated, the text's prefix).
 
-Its batch API (gateway/batches/adapters/simulated.py) ends a batch `simulation.batch_delay_s` after it was created,
-each item answered as a chat call would be. Its batches live in this provider object, so in the process that created
-them: another process (a restart, a --workers sibling that takes the batch over) does not find them, and the batch
-fails with NOT_FOUND.
+With `simulation.batch_delay_s` set it has a batch API (gateway/batches/adapters/simulated.py), which ends a batch
+that long after it was created, each item answered as a chat call would be. Its batches live in this provider
+object, so in the process that created them: another process (a restart, a --workers sibling that takes the batch
+over) does not find them, and the batch fails with NOT_FOUND.
 
 Embeddings are unit vectors drawn from a generator seeded with a hash of the model and the input: the same text
 always gets the same vector, different texts get unrelated ones. They carry no meaning (two paraphrases are not
@@ -120,7 +120,8 @@ class SimulatedProvider(Provider):
         """The batches its batch API made in this process, by id."""
 
     @property
-    def batch_delay_s(self) -> float:
+    def batch_delay_s(self) -> float | None:
+        """Unset: no batch API."""
         return self._sim.batch_delay_s
 
     def _maybe_fail(self) -> None:

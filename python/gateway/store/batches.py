@@ -235,6 +235,23 @@ class BatchStore:
             row = (await conn.execute(select(*columns).where(batch_files.c.id == file_id))).first()
         return BatchFile(*row) if row is not None else None
 
+    async def files(
+        self, *, key_id: str | None, team: str | None, limit: int, before: BatchFile | None
+    ) -> list[BatchFile]:
+        """Newest first: a key's (key_id), a team's (team) or all; after the page that ended with `before`."""
+        c = batch_files.c
+        condition: ColumnElement[bool] = c.id != ""
+        if key_id is not None:
+            condition = condition & (c.key_id == key_id)
+        if team is not None:
+            condition = condition & (c.team == team)
+        if before is not None:
+            condition = condition & (tuple_(c.created_at, c.id) < tuple_(before.created_at, before.id))
+        columns = [c[name] for name in BatchFile.__dataclass_fields__]
+        query = select(*columns).where(condition).order_by(c.created_at.desc(), c.id.desc()).limit(limit)
+        async with self._engine.connect() as conn:
+            return [BatchFile(*row) for row in (await conn.execute(query)).all()]
+
     async def file_content(self, file_id: str) -> bytes:
         async with self._engine.connect() as conn:
             return bytes(

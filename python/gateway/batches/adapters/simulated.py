@@ -1,6 +1,7 @@
 """The simulated provider's batch API: no model is called, as for its chat calls (providers/simulated.py).
 
-A batch is in progress for `simulation.batch_delay_s` after it was created, then completed: each item answered as a
+A provider has it when its `simulation.batch_delay_s` is set (`simulated_batches`). A batch is in progress for that
+long after it was created, then completed: each item answered as a
 Chat call to the simulated model would be (the same text and counted usage; a failure per its error_rate), in the
 order of the items. It lets the embedded default config, with no API key, run a batch end to end. Batches are held
 by the provider object, so only the process that created one sees it: another process polling it (after a restart,
@@ -23,8 +24,17 @@ KEEP_S = 2 * 86_400.0
 """How long a batch is held after its creation: past the 24 h completion window, so a results fetch finds it."""
 
 
+def simulated_batches(provider: SimulatedProvider) -> SimulatedBatches | None:
+    """The provider's batch API; None when its config gives it none (no batch_delay_s)."""
+    return SimulatedBatches(provider, provider.batch_delay_s) if provider.batch_delay_s is not None else None
+
+
 class SimulatedBatches(BatchApi):
     provider: SimulatedProvider
+
+    def __init__(self, provider: SimulatedProvider, delay_s: float) -> None:
+        super().__init__(provider)
+        self._delay_s = delay_s
 
     async def find(self, job_id: str, since: float, count: int) -> str | None:
         return next((id_ for id_, batch in self.provider.batches.items() if batch.job_id == job_id), None)
@@ -42,7 +52,7 @@ class SimulatedBatches(BatchApi):
         batch = self._batch(batch_id)
         if batch.cancelled_at is not None:
             return RemoteState(Status.CANCELLED)
-        if time.time() - batch.created_at < self.provider.batch_delay_s:
+        if time.time() - batch.created_at < self._delay_s:
             return RemoteState(Status.IN_PROGRESS)
         return RemoteState(Status.COMPLETED)
 
@@ -60,7 +70,7 @@ class SimulatedBatches(BatchApi):
 
     async def cancel(self, batch_id: str) -> None:
         batch = self._batch(batch_id)
-        if time.time() - batch.created_at < self.provider.batch_delay_s:
+        if time.time() - batch.created_at < self._delay_s:
             batch.cancelled_at = time.time()
 
     def _batch(self, batch_id: str) -> SimulatedBatch:
