@@ -8,9 +8,11 @@ import grpc
 import pytest
 from llmgateway.v1 import admin_pb2 as apb
 
+from gateway.records.governance import BudgetScope
 from tests.admin.helpers import Admin, reason_of
 from tests.batches.harness import ITEM_COST, Harness, S
 from tests.server.fixtures import AUTH
+from tests.server.process import free_port
 from tests.store.redis import RedisServer
 
 
@@ -80,3 +82,35 @@ async def test_a_hard_cap_holds_across_two_gateways_and_a_restart(
         assert spent == [pytest.approx(4 * ITEM_COST)]
     finally:
         await other.stop()
+
+
+@pytest.mark.parametrize(("policy", "admitted"), [("fail_closed", False), ("fail_open", True)])
+async def test_a_batch_while_redis_is_out(openai: Harness, policy: str, admitted: bool) -> None:
+    """fail_closed refuses the batch as it would a call; fail_open admits it against this process's book, where its
+    items settle and its end gives back the rest."""
+    port = free_port()  # nothing listens there
+    extra = (
+        f"state: {{redis_url: 'redis://127.0.0.1:{port}/0'}}\nlimits: {{backend: redis, on_redis_error: {policy}}}\n"
+    )
+    await openai.start(extra=extra)
+    assert openai.channel is not None
+    admin = Admin.on(openai.channel)
+    secret, info = await admin.key(team="cut-off")
+    await admin.admin.SetBudget(
+        apb.SetBudgetRequest(budget=apb.Budget(scope="key", subject=info.id, period="day", hard_usd=10.0)),
+        metadata=AUTH,
+    )
+    if not admitted:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await openai.submit(key=secret)
+        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert reason_of(refused.value) == "SHARED_STATE_UNAVAILABLE"
+        assert openai.fake.created == 0
+        return
+    submitted = await openai.submit(key=secret)
+    assert openai.gateway is not None
+    budgets = openai.gateway.tenancy.budgets
+    assert budgets.remaining(BudgetScope.KEY, info.id) == pytest.approx(10.0 - submitted.estimate_usd)
+    await openai.rounds(5)
+    assert (await openai.get(submitted.id)).status == S.BATCH_STATUS_COMPLETED
+    assert budgets.remaining(BudgetScope.KEY, info.id) == pytest.approx(10.0 - 3 * ITEM_COST)
