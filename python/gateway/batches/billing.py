@@ -72,8 +72,11 @@ class BatchBilling:
         key = self._ring.get(job.key_id)
         if key is None or not self._budgets.governs(key):
             return
-        pending = await self._store.items(job.id, state=ItemState.PENDING)
-        await self._limits.hold_batch(job.id, key, sum(item.estimate_usd for item in pending))
+
+        async def pending_usd() -> float:
+            return sum(item.estimate_usd for item in await self._store.items(job.id, state=ItemState.PENDING))
+
+        await self._limits.hold_batch(job.id, key, pending_usd)
 
     async def drop_ended(self) -> None:
         """Gives back what this process holds for batches that ended in another process (a --workers sibling, another

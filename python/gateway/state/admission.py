@@ -43,6 +43,8 @@ _MAX_PENDING_SETTLEMENTS: Final = 100_000
 
 _Settlement = Callable[[], Awaitable[None]]
 """A settlement in Redis, kept while Redis is out and applied when it answers again."""
+PendingEstimate = Callable[[], Awaitable[float]]
+"""The estimates of a batch's items without an outcome (read only when they must be held again)."""
 SpendLoader = Callable[[BudgetScope, str, Period], Awaitable[float]]
 """What the ledger holds for a budget's subject in the current period (the shared counters start from it)."""
 
@@ -107,12 +109,12 @@ class LocalLimits:
         if self.budgets.governs(key):
             self._batches[batch_id] = self.budgets.reserve(key, estimate_usd)
 
-    async def hold_batch(self, batch_id: str, key: KeyRecord, pending_usd: float) -> None:
+    async def hold_batch(self, batch_id: str, key: KeyRecord, pending_usd: PendingEstimate) -> None:
         """A batch this process works on without holding its reservation (after a restart, or taken over from
         another process): its pending items' estimates held again, whatever the caps say now, since the batch was
         admitted under them. The book is this process's own, so this is all a restart can do."""
         if batch_id not in self._batches and self.budgets.governs(key):
-            self._batches[batch_id] = self.budgets.reserve(key, pending_usd, check=False)
+            self._batches[batch_id] = self.budgets.reserve(key, await pending_usd(), check=False)
 
     async def settle_batch_share(self, batch_id: str, key: KeyRecord, share_usd: float, cost_usd: float) -> None:
         """An item's share of its batch's reservation replaced by what it cost, in the period in which it ends."""
@@ -380,7 +382,7 @@ class SharedLimits:
             raise _shared_state_unavailable()
         await self._local.reserve_batch(batch_id, key, estimate_usd)
 
-    async def hold_batch(self, batch_id: str, key: KeyRecord, pending_usd: float) -> None:
+    async def hold_batch(self, batch_id: str, key: KeyRecord, pending_usd: PendingEstimate) -> None:
         """Each round a process works on a batch: its reservation's lease renewed in Redis. Held again (pending items'
         estimates, no cap check: the batch was admitted) only where Redis lost it (a Redis restart, or a batch no
         process polled for `BATCH_LEASE_S`); a process restart takes nothing back, the reservation is Redis's."""
@@ -392,8 +394,9 @@ class SharedLimits:
         prefix = tag("t", key.team)
         try:
             if not await self._state.renew(f"{prefix}resv", f"{prefix}resvspec", _batch_call(batch_id), BATCH_LEASE_S):
+                estimate = await pending_usd()
                 await self._admit_exact(
-                    _batch_call(batch_id), key, 0, pending_usd, capped, KeyLimits(), lease_s=BATCH_LEASE_S, check=False
+                    _batch_call(batch_id), key, 0, estimate, capped, KeyLimits(), lease_s=BATCH_LEASE_S, check=False
                 )
         except StateUnavailable as err:
             self._failed(err)  # the next round renews it
