@@ -173,3 +173,19 @@ async def requests(batch_model: str, count: int, **item: Any) -> AsyncIterator[b
         else:
             chat = pb.ChatRequest(messages=[pb.Message(role="user", content=f"Question {i}")], max_tokens=20, **item)
             yield bpb.SubmitBatchRequest(item=bpb.BatchItem(custom_id=f"q-{i}", chat=chat))
+
+
+def openai_batch_file(tmp_path: Path, count: int = 3) -> Path:
+    """`task-0`... in OpenAI's batch input format, as a file made for OpenAI has them (its model is OpenAI's)."""
+    lines = [
+        {
+            "custom_id": f"task-{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"Summarise {i}"}]},
+        }
+        for i in range(count)
+    ]
+    path = tmp_path / "batch.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
+    return path

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.batches.harness import openai_batch_file
 from tests.cli.serving import serving
 from tests.server.process import Server, clean_environment, gateway
 
@@ -28,24 +29,8 @@ def run(server: Server, *args: str) -> tuple[int, str, str]:
     return done.returncode, done.stdout, done.stderr
 
 
-def batch_file(tmp_path: Path) -> Path:
-    """Three lines in OpenAI's batch input format, as a file made for OpenAI has them."""
-    lines = [
-        {
-            "custom_id": f"task-{i}",
-            "method": "POST",
-            "url": "/v1/chat/completions",
-            "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"Summarise {i}"}]},
-        }
-        for i in range(3)
-    ]
-    path = tmp_path / "batch.jsonl"
-    path.write_text("\n".join(json.dumps(line) for line in lines))
-    return path
-
-
 def test_a_batch_runs_end_to_end_on_the_default_config(server: Server, tmp_path: Path) -> None:
-    code, out, err = run(server, "batch", "submit", str(batch_file(tmp_path)), "-m", "sim-fast", "--json")
+    code, out, err = run(server, "batch", "submit", str(openai_batch_file(tmp_path)), "-m", "sim-fast", "--json")
     assert code == 0, err
     submitted = json.loads(out)
     assert submitted["provider"] == "simulated-fast"
@@ -75,7 +60,7 @@ batches: {poll_interval_s: 1}
 
 def test_a_simulated_batch_cancelled_before_it_ends(tmp_path: Path) -> None:
     with serving(tmp_path, SLOW_BATCHES) as server:
-        code, out, err = run(server, "batch", "submit", str(batch_file(tmp_path)), "-m", "slow-batch", "--json")
+        code, out, err = run(server, "batch", "submit", str(openai_batch_file(tmp_path)), "-m", "slow-batch", "--json")
         assert code == 0, err
         batch_id = json.loads(out)["id"]
         code, _, err = run(server, "batch", "cancel", batch_id)
