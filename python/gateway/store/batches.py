@@ -256,7 +256,10 @@ class BatchStore:
         """Newest first: a key's (key_id), a team's (team) or all; after the page that ended with `before`."""
         columns = [batch_files.c[name] for name in BatchFile.__dataclass_fields__]
         after = (before.created_at, before.id) if before is not None else None
-        return [BatchFile(*row) for row in await self._newest_first(batch_files, columns, key_id, team, limit, after)]
+        return [
+            BatchFile(**row._mapping)
+            for row in await self._newest_first(batch_files, columns, key_id, team, limit, after)
+        ]
 
     async def file_content(self, file_id: str) -> bytes:
         async with self._engine.connect() as conn:
