@@ -29,6 +29,7 @@ webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 T = TypeVar("T")
@@ -90,6 +91,8 @@ async def test_the_console_in_chromium(start_gateway: StartGateway, chrome: webd
     await admin.admin.SetBudget(apb.SetBudgetRequest(budget=budget), metadata=AUTH)
     for _ in range(4):
         await admin.gateway.Chat(chat_request(text="what is the capital of France?"), metadata=bearer(beta.member_key))
+    async for _ in admin.gateway.ChatStream(chat_request(text="and of Spain?"), metadata=bearer(beta.member_key)):
+        pass  # a stream, for the time-to-first-chunk plot
     with pytest.raises(grpc.aio.AioRpcError):  # an error for the plots: a card number is blocked
         await admin.gateway.Chat(chat_request(text="card 4111 1111 1111 1111"), metadata=bearer(beta.member_key))
     console = base(gateway)
@@ -108,12 +111,14 @@ async def test_the_console_in_chromium(start_gateway: StartGateway, chrome: webd
         )
         _wait(chrome, "return Chart.getChart('chart-spend-team').data.labels.length > 0")
         _wait(chrome, "return Chart.getChart('chart-budgets').data.labels.length > 0")
+        _wait(chrome, "return Chart.getChart('chart-ttfc').data.labels.length > 0")
+        _wait(chrome, "return document.getElementById('processes').textContent === '1'")
         time.sleep(0.5)  # let the last frame paint before the picture
         _shot(chrome, "overview")
         return str(total)
 
     answered, failed = (await _in_browser(sign_in)).split(",")
-    assert (int(answered), int(failed)) == (6, 1)  # the two teams' calls made above
+    assert (int(answered), int(failed)) == (7, 1)  # the two teams' calls made above
 
     def open_call() -> str:
         chrome.get(console + "/calls?since=1h")
@@ -126,7 +131,10 @@ async def test_the_console_in_chromium(start_gateway: StartGateway, chrome: webd
     def revoke() -> str:
         chrome.get(console + f"/keys/{alpha.member_id}")
         _shot(chrome, "key")
-        chrome.find_element(By.ID, "revoke").click()
+        button = chrome.find_element(By.ID, "revoke")
+        button.click()
+        # The form posts and the key's page loads again: read the state from the new page, not the one going away.
+        WebDriverWait(chrome, _WAIT_S).until(expected_conditions.staleness_of(button))
         return str(chrome.find_element(By.ID, "key-state").text)
 
     assert (await _in_browser(revoke)).startswith("revoked")

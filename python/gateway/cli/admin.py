@@ -481,7 +481,21 @@ def _usage(args: argparse.Namespace) -> int:
     if args.json:
         print_json(to_dict(response))
         return 0
-    rows = [(args.group_by.upper(), "REQUESTS", "PROMPT", "COMPLETION", "CACHED", "COST $", "CACHE HITS", "SAVED $")]
+    rows = [
+        (
+            args.group_by.upper(),
+            "REQUESTS",
+            "PROMPT",
+            "COMPLETION",
+            "CACHED",
+            "COST $",
+            "CACHE HITS",
+            "SAVED $",
+            "DEFERRED",
+            "DEFERRED $",
+            "AT ONCE $",
+        )
+    ]
     rows += [
         (
             r.group,
@@ -492,6 +506,9 @@ def _usage(args: argparse.Namespace) -> int:
             f"{r.cost_usd:.6f}",
             str(r.cache_hits),
             f"{r.cache_saved_usd:.6f}",
+            str(r.deferred_calls),
+            f"{r.deferred_cost_usd:.6f}",
+            f"{r.deferred_interactive_usd:.6f}",
         )
         for r in [*response.rows, response.total]
     ]

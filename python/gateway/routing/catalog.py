@@ -16,8 +16,10 @@ DEPLOYMENT_PRICES = (
     "cached_input_cost_per_mtok",
     "batch_input_cost_per_mtok",
     "batch_output_cost_per_mtok",
+    "prices",
 )
-"""The prices a deployment may set for itself; those it leaves unset are the model's."""
+"""The prices a deployment may set for itself (time-of-day `prices` included); those it leaves unset are the
+model's."""
 
 
 @dataclass(frozen=True, slots=True)

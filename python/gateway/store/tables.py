@@ -88,6 +88,10 @@ ledger = Table(
     # Calls the response cache answered (in `requests`, their tokens not in the token sums) and what they saved.
     Column("cache_hits", Integer, nullable=False, server_default="0"),
     Column("cache_saved_usd", Double, nullable=False, server_default="0"),
+    # Deferred calls (in `requests`), their cost, and what the same usage costs sent at once.
+    Column("deferred_calls", Integer, nullable=False, server_default="0"),
+    Column("deferred_cost_usd", Double, nullable=False, server_default="0"),
+    Column("deferred_interactive_usd", Double, nullable=False, server_default="0"),
     Index("ix_ledger_team_at", "team", "at"),
     Index("ix_ledger_key_at", "key_id", "at"),
 )
@@ -123,12 +127,19 @@ audit = Table(
     # The front door: grpc or http (the OpenAI-compatible one).
     Column("api", String(8), nullable=False, server_default="grpc"),
     Column("learned", JSON),
+    # The prices a call was billed at, when its model has time-of-day prices (records/audit.py).
+    Column("prices", JSON),
+    # How a deferred call was held and what it would have cost sent at once (records/audit.py).
+    Column("deferred", JSON),
     # Who wrote the record (a process of one instance) and its number in that writer's sequence: numbers missing
     # between two of a writer's records are records lost (the compliance report's audit completeness).
     Column("writer", String(64), nullable=False, server_default=""),
     Column("seq", BigInteger, nullable=False, server_default="0"),
     # The Batches service's batch the call was an item of (kind "batch", or an item sent again on its own).
     Column("batch_id", String(64), nullable=False, server_default=""),
+    # A stream's time to its first chunk (NULL for other calls), and the call's W3C trace id ("" when untraced).
+    Column("ttfc_ms", Double),
+    Column("trace_id", String(32), nullable=False, server_default=""),
     Index("ix_audit_team_at", "team", "at"),
 )
 
@@ -164,6 +175,18 @@ profile_sums = Table(
     Column("value", Double, nullable=False),
 )
 
+# The learned routes' query-type clusters (learning/clusters.py): per route, the centers its one writer learned, and
+# that writer's lease.
+query_clusters = Table(
+    "query_clusters",
+    metadata,
+    Column("route", String(256), primary_key=True),
+    Column("owner", String(32), nullable=False),
+    Column("lease_until", Double, nullable=False),
+    # ClusterState.to_bytes; NULL until the writer has seeded the centers.
+    Column("state", LargeBinary),
+)
+
 # Shadow traffic: per mirrored call, how the candidate model's answer compared with the primary's. The shadow call
 # itself is in the audit log (kind "shadow", `shadow_request_id`), its answer there as the team's body policy allows.
 shadow_calls = Table(
@@ -189,6 +212,34 @@ shadow_calls = Table(
     # Word cosine of the two answers (insights/similarity.py); NULL unless the shadow answered.
     Column("similarity", Double),
     Index("ix_shadow_calls_route_at", "route", "at"),
+)
+
+# Deferred calls (ChatRequest.defer_up_to_s), one row from acceptance: the request (protobuf bytes) while it is
+# pending, so that another worker, or the next start, sends it if its worker dies (its lease runs out); then the
+# answer (protobuf bytes) or the error, for GetDeferred, until batching.keep_answers_s after it came.
+deferred_calls = Table(
+    "deferred_calls",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("key_id", String(64), nullable=False),
+    Column("accepted_at", Double, nullable=False),
+    Column("defer_up_to_s", Double, nullable=False),
+    # pending, done or failed.
+    Column("state", String(8), nullable=False),
+    Column("request", LargeBinary),
+    # What the call's key conditions and classification read when it is resumed: the client's address and its
+    # metadata, the authorization header left out (a resumed call runs as its key, found by key_id).
+    Column("peer", String(128), nullable=False, server_default=""),
+    Column("metadata", JSON),
+    Column("owner", String(64), nullable=False),
+    Column("lease_until", Double, nullable=False),
+    Column("response", LargeBinary),
+    Column("error_code", String(32), nullable=False, server_default=""),
+    Column("error_reason", String(64), nullable=False, server_default=""),
+    Column("error_message", Text, nullable=False, server_default=""),
+    Column("finished_at", Double),
+    Index("ix_deferred_calls_state_lease", "state", "lease_until"),
+    Index("ix_deferred_calls_finished_at", "finished_at"),
 )
 
 # The Batches service (gateway/batches): one row per batch, with where its submission to the provider stands, so a
@@ -264,4 +315,14 @@ batch_files = Table(
     Column("bytes", Integer, nullable=False),
     Column("content", LargeBinary, nullable=False),
     Column("created_at", Double, nullable=False),
+)
+
+# Each running process's live figures (breakers, calls in flight, queues, drift flags, last purge), renewed about
+# once a second, merged by the console (observe/live.py).
+live_processes = Table(
+    "live_processes",
+    metadata,
+    Column("process", String(64), primary_key=True),
+    Column("at", Double, nullable=False),
+    Column("snapshot", JSON, nullable=False),
 )
