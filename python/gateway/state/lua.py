@@ -212,7 +212,8 @@ if spec then
   for account, amount in string.gmatch(spec, '([^|;]+)|([^;]+);') do
     local held = tonumber(amount)
     local give = math.min(share, held)
-    redis.call('HINCRBYFLOAT', account, 'reserved', -give)
+    -- An account past its keep time (a batch reserved in a period long gone) is not made again without an expiry.
+    if redis.call('EXISTS', account) == 1 then redis.call('HINCRBYFLOAT', account, 'reserved', -give) end
     table.insert(left, account .. '|' .. string.format('%.12g', held - give) .. ';')
   end
   redis.call('HSET', KEYS[2], call_id, table.concat(left))
