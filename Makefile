@@ -76,6 +76,7 @@ bench: install ## Run the benchmarks (hot functions, the bounded load test, a bu
 	$(BIN)/pytest benches -q --benchmark-enable --benchmark-columns=min,median,max,ops --benchmark-sort=name
 	$(PY) -m benches.load
 	$(PY) -m benches.pipeline_cpu
+	$(PY) -m benches.door_split
 	$(PY) -m benches.workers
 	$(PY) -m benches.memory
 	$(PY) -m benches.memory --workers 2
