@@ -13,6 +13,7 @@ import pytest
 from llmgateway.v1 import batches_pb2 as bpb
 from llmgateway.v1 import batches_pb2_grpc
 from llmgateway.v1 import gateway_pb2 as pb
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from gateway.config.loader import parse_config
 from gateway.records.audit import AuditFilter
@@ -100,13 +101,23 @@ class Harness:
         self.gateway: Gateway | None = None
         self.channel: grpc.aio.Channel | None = None
 
-    async def start(self, *, http: bool = False, second: FakeBatchApi | None = None, **options: str) -> Harness:
-        """`http`: serve the OpenAI-compatible front door too (`gateway.http.port`)."""
+    async def start(
+        self,
+        *,
+        http: bool = False,
+        second: FakeBatchApi | None = None,
+        metrics: bool = False,
+        span_exporter: SpanExporter | None = None,
+        **options: str,
+    ) -> Harness:
+        """`http`: serve the OpenAI-compatible front door too (`gateway.http.port`); `metrics`: record metrics
+        (`gateway.metrics.registry`); `span_exporter`: trace into it."""
         self.gateway = await build_gateway(
             parse_config(config(self.fake, second=second, **options)),
             address="127.0.0.1:0",
             state_dir=self.tmp_path,
-            metrics_address="",
+            metrics_address="127.0.0.1:0" if metrics else "",
+            span_exporter=span_exporter,
             http_address="127.0.0.1:0" if http else "",
         )
         await self.gateway.server.start()
@@ -162,3 +173,19 @@ async def requests(batch_model: str, count: int, **item: Any) -> AsyncIterator[b
         else:
             chat = pb.ChatRequest(messages=[pb.Message(role="user", content=f"Question {i}")], max_tokens=20, **item)
             yield bpb.SubmitBatchRequest(item=bpb.BatchItem(custom_id=f"q-{i}", chat=chat))
+
+
+def openai_batch_file(tmp_path: Path, count: int = 3) -> Path:
+    """`task-0`... in OpenAI's batch input format, as a file made for OpenAI has them (its model is OpenAI's)."""
+    lines = [
+        {
+            "custom_id": f"task-{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"Summarise {i}"}]},
+        }
+        for i in range(count)
+    ]
+    path = tmp_path / "batch.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
+    return path

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from gateway.cli.main import main
-from tests.batches.harness import Harness
+from tests.batches.harness import Harness, openai_batch_file
 from tests.server.fixtures import TEST_KEY
 
 
@@ -28,17 +28,7 @@ async def test_submit_follow_and_read_results(
 ) -> None:
     monkeypatch.setenv("GATEWAY_API_KEY", TEST_KEY)
     await openai.start()
-    lines = [
-        {
-            "custom_id": f"task-{i}",
-            "method": "POST",
-            "url": "/v1/chat/completions",
-            "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"Summarise {i}"}]},
-        }
-        for i in range(3)
-    ]
-    path = tmp_path / "batch.jsonl"
-    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
+    path = openai_batch_file(tmp_path)
     code, out, _ = await gateway_cli(openai, capsys, "batch", "submit", str(path), "-m", "batchy", "--json")
     assert code == 0
     batch_id = orjson.loads(out)["id"]

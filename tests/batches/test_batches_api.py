@@ -17,6 +17,7 @@ import pytest
 from llmgateway.v1 import admin_pb2 as apb
 from llmgateway.v1 import batches_pb2 as bpb
 from llmgateway.v1 import gateway_pb2 as pb
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gateway.records.audit import GroupBy, UsageFilter
 from gateway.records.governance import BudgetScope
@@ -510,3 +511,28 @@ async def test_a_batch_the_provider_no_longer_has_fails(openai: Harness) -> None
     assert batch.status == S.BATCH_STATUS_FAILED
     assert "HTTP 404" in batch.error
     assert batch.counts.failed == 3
+
+
+async def test_metrics_and_a_span_per_poll_step(openai: Harness) -> None:
+    exporter = InMemorySpanExporter()
+    await openai.start(metrics=True, span_exporter=exporter)
+    openai.fake.fail_items = {1: 400}
+    submitted = await openai.submit()
+    await openai.rounds(5)
+    assert (await openai.get(submitted.id)).status == S.BATCH_STATUS_COMPLETED
+    gateway = openai.gateway
+    assert gateway is not None
+    value = gateway.metrics.registry.get_sample_value
+    assert value("llm_gateway_batches_submitted_total", {"provider": "batchp", "model": "batchy"}) == 1.0
+    assert value("llm_gateway_batches_ended_total", {"provider": "batchp", "status": "completed"}) == 1.0
+    assert value("llm_gateway_batch_items_total", {"provider": "batchp", "code": "OK"}) == 2.0
+    assert value("llm_gateway_batch_items_total", {"provider": "batchp", "code": "INVALID_ARGUMENT"}) == 1.0
+    assert value("llm_gateway_batch_cost_usd_total", {"provider": "batchp", "model": "batchy"}) == pytest.approx(
+        2 * ITEM_COST
+    )
+    assert gateway.tracing is not None
+    gateway.tracing.force_flush()
+    steps = [s for s in exporter.get_finished_spans() if s.name == "gateway.batch.poll"]
+    assert steps
+    assert {dict(s.attributes or {})["llm_gateway.batch.id"] for s in steps} == {submitted.id}
+    assert {dict(s.attributes or {})["llm_gateway.batch.step"] for s in steps} >= {"stored", "submitted"}

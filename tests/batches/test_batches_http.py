@@ -7,6 +7,7 @@ import openai as openai_sdk
 import orjson
 import pytest
 
+from tests.admin.helpers import Admin
 from tests.batches.harness import ITEM_COST, Harness
 from tests.fakes.batch_apis import COMPLETION_TOKENS, PROMPT_TOKENS
 from tests.server.fixtures import TEST_KEY
@@ -107,3 +108,28 @@ async def cancel_and_refuse(openai: Harness, sdk: openai_sdk.AsyncOpenAI, strang
         await sdk.files.content("file-nope")
     with pytest.raises(openai_sdk.AuthenticationError):
         await stranger.batches.list()
+
+
+async def test_the_sdk_lists_a_keys_uploaded_files_page_by_page(openai: Harness) -> None:
+    await openai.start(http=True)
+    assert openai.channel is not None
+    admin = Admin.on(openai.channel)
+    mine, _ = await admin.key(team="mine")
+    other, _ = await admin.key(team="elsewhere")
+    async with client(openai, mine) as sdk, client(openai, other) as stranger, client(openai) as gateway_admin:
+        ids = [
+            (await sdk.files.create(file=(f"f{i}.jsonl", input_file("batchy", 1)), purpose="batch")).id
+            for i in range(3)
+        ]
+        await stranger.files.create(file=("theirs.jsonl", input_file("batchy", 1)), purpose="batch")
+        first = await sdk.files.list(limit=2)
+        assert [f.id for f in first.data] == ids[::-1][:2]  # newest first
+        assert first.has_more
+        listed = [f.id async for f in await sdk.files.list(limit=2)]  # the SDK follows `after`
+        assert listed == ids[::-1]
+        assert [f.filename for f in (await stranger.files.list()).data] == ["theirs.jsonl"]
+        assert (await sdk.files.list(purpose="fine-tune")).data == []
+        assert len((await gateway_admin.files.list()).data) == 4  # the gateway's admins see every key's
+        with pytest.raises(openai_sdk.BadRequestError) as order:
+            await sdk.files.list(order="asc")
+        assert order.value.code == "unsupported_order"

@@ -20,14 +20,15 @@ from gateway.batches.jobs import BatchJob, ItemError, ItemState, Step, StoredIte
 from gateway.chat import ChatResult, Usage
 from gateway.errors import GatewayError
 from gateway.ledger.audit import AuditLog
-from gateway.ledger.budgets import BudgetBook, Reservation
 from gateway.ledger.cost import batch_cost_usd
+from gateway.observe.metrics import GatewayMetrics
 from gateway.pipeline.stages.audit import body_text, request_body
 from gateway.policy.keyring import KeyRing
 from gateway.policy.team_policies import TeamPolicies, action_records
 from gateway.records.audit import BATCH_KIND, AuditRecord
 from gateway.records.governance import BodyPolicy, Team
 from gateway.routing.catalog import Target
+from gateway.state.admission import LocalLimits, SharedLimits
 from gateway.store.batches import BatchStore
 from gateway.tokens import TokenCounter
 
@@ -37,65 +38,59 @@ class BatchBilling:
         self,
         store: BatchStore,
         audit: AuditLog,
-        budgets: BudgetBook,
+        limits: LocalLimits | SharedLimits,
         ring: KeyRing,
         policies: TeamPolicies,
         teams: dict[str, Team],
         counter: TokenCounter,
         *,
         audit_enabled: bool,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self._store = store
         self._audit = audit
-        self._budgets = budgets
+        self._limits = limits
+        self._budgets = limits.budgets
         self._ring = ring
         self._policies = policies
         self._teams = teams
         self._counter = counter
         self._audit_enabled = audit_enabled
-        self._reservations: dict[str, Reservation] = {}
-        """Batch id -> what this process holds on the batch owner's budgets for the items not billed yet."""
+        self._metrics = metrics
 
-    # --- reservations -----------------------------------------------------------------------------------------------
+    # --- reservations: the admission's book (this process's, or Redis's with shared limits) ----------------------
 
-    def reserve(self, batch_id: str, key_id: str, estimate_usd: float) -> None:
+    async def reserve(self, batch_id: str, key_id: str, estimate_usd: float) -> None:
         """The whole batch, at its estimate; RESOURCE_EXHAUSTED (BUDGET_EXCEEDED, with the amounts) past a hard cap."""
         key = self._ring.get(key_id)
-        if key is not None and self._budgets.governs(key):
-            self._reservations[batch_id] = self._budgets.reserve(key, estimate_usd)
+        if key is not None:
+            await self._limits.reserve_batch(batch_id, key, estimate_usd)
 
     async def take_back(self, job: BatchJob) -> None:
-        """After a restart (or a lease taken over from another process): holds the estimates of the items not billed
-        yet again, whatever the caps say now, since the batch was admitted under them."""
-        if job.id in self._reservations:
-            return
+        """Each round on a batch: its reservation held (after a restart or a takeover: its pending items' estimates,
+        without a cap check, since the batch was admitted under the caps)."""
         key = self._ring.get(job.key_id)
         if key is None or not self._budgets.governs(key):
             return
-        pending = await self._store.items(job.id, state=ItemState.PENDING)
-        self._reservations[job.id] = self._budgets.reserve(key, sum(item.estimate_usd for item in pending), check=False)
+
+        async def pending_usd() -> float:
+            return sum(item.estimate_usd for item in await self._store.items(job.id, state=ItemState.PENDING))
+
+        await self._limits.hold_batch(job.id, key, pending_usd)
 
     async def drop_ended(self) -> None:
         """Gives back what this process holds for batches that ended in another process (a --workers sibling, another
         instance, took them over)."""
-        for batch_id in list(self._reservations):
-            job = await self._store.job(batch_id)
-            if job is None or job.step is Step.ENDED:
-                self.release(batch_id)
+        for batch_id in self._limits.held_batches():
+            job = await self._store.job(batch_id)  # batches are never deleted
+            if job is not None and job.step is Step.ENDED:
+                await self.release(batch_id, job.key_id)
 
-    def release(self, batch_id: str) -> None:
+    async def release(self, batch_id: str, key_id: str) -> None:
         """The batch ended: whatever is still held (items settled elsewhere) is given back."""
-        reservation = self._reservations.pop(batch_id, None)
-        if reservation is not None:
-            self._budgets.settle(reservation, 0.0)
-
-    def _settle_share(self, batch_id: str, item: StoredItem, cost_usd: float) -> None:
-        """The item's share of the batch's reservation replaced by what it cost."""
-        reservation = self._reservations.get(batch_id)
-        if reservation is None:
-            return
-        self._budgets.settle(dataclasses.replace(reservation, estimate=item.estimate_usd), cost_usd)
-        reservation.estimate = max(reservation.estimate - item.estimate_usd, 0.0)
+        key = self._ring.get(key_id)
+        if key is not None:
+            await self._limits.release_batch(batch_id, key)
 
     # --- outcomes ---------------------------------------------------------------------------------------------------
 
@@ -132,12 +127,24 @@ class BatchBilling:
         won = [item for item in items if await self._store.settle(item)]
         if not won:
             return won
-        for item in won:
-            # An item sent again on its own was billed by its own call's budgets stage: its share here costs nothing.
-            self._settle_share(job.id, item, 0.0 if audited else item.cost_usd)
         if not audited:
             await self._commit([self.record(job, item) for item in won])
+        key = self._ring.get(job.key_id)
+        if key is not None and self._budgets.governs(key):
+            for item in won:
+                # An item sent again on its own was billed by its own call's admission: its share here costs nothing.
+                cost = 0.0 if audited else item.cost_usd
+                await self._limits.settle_batch_share(job.id, key, item.estimate_usd, cost)
         await self._store.mark_billed(job.id, [item.custom_id for item in won])
+        if self._metrics is not None:
+            for item in won:
+                error = (item.outcome or {}).get("error") or {}
+                # An item sent again on its own counted its cost with the Chat calls' series.
+                cost = 0.0 if audited else item.cost_usd
+                code = str(error.get("code") or "OK")
+                self._metrics.observe_batch_item(
+                    provider=job.provider, model=job.served_model, code=code, cost_usd=cost
+                )
         return won
 
     async def bill_unbilled(self, job: BatchJob) -> None:

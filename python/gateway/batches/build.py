@@ -12,12 +12,14 @@ from gateway.batches.poller import BatchPoller
 from gateway.batches.service import BatchService
 from gateway.config.schema import GatewayConfig
 from gateway.ledger.audit import AuditLog
-from gateway.ledger.budgets import BudgetBook
+from gateway.observe.metrics import GatewayMetrics
+from gateway.observe.spans import CallTracer
 from gateway.pipeline import Pipeline
 from gateway.policy.keyring import KeyRing
 from gateway.policy.team_policies import TeamPolicies
 from gateway.records.governance import Team
 from gateway.routing.catalog import ModelCatalog
+from gateway.state.admission import LocalLimits, SharedLimits
 from gateway.store.batches import BatchStore
 from gateway.tokens import TokenCounter
 
@@ -35,15 +37,21 @@ def build_batches(
     policies: TeamPolicies,
     counter: TokenCounter,
     audit: AuditLog,
-    budgets: BudgetBook,
+    limits: LocalLimits | SharedLimits,
     ring: KeyRing,
     teams: dict[str, Team],
     pipeline: Pipeline,
+    metrics: GatewayMetrics | None,
+    tracer: CallTracer,
 ) -> Batches:
     store = BatchStore(engine)
-    billing = BatchBilling(store, audit, budgets, ring, policies, teams, counter, audit_enabled=config.audit.enabled)
+    billing = BatchBilling(
+        store, audit, limits, ring, policies, teams, counter, audit_enabled=config.audit.enabled, metrics=metrics
+    )
     admission = BatchAdmission(catalog, policies, counter, config.batches, config.server.max_input_chars)
-    poller = BatchPoller(store, billing, catalog, admission, config.batches, ring, pipeline)
-    service = BatchService(store, admission, billing, wake=poller.wake)
+    poller = BatchPoller(
+        store, billing, catalog, admission, config.batches, ring, pipeline, metrics=metrics, tracer=tracer
+    )
+    service = BatchService(store, admission, billing, wake=poller.wake, metrics=metrics)
     poller.on_progress = service.progressed
     return Batches(service, poller)

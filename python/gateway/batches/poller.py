@@ -27,6 +27,9 @@ from gateway.batches.billing import BatchBilling, answer_outcome, failed
 from gateway.batches.jobs import BatchJob, ItemError, ItemState, Status, Step, StoredItem
 from gateway.config.batches import BatchesConfig
 from gateway.errors import GatewayError, ProviderError
+from gateway.observe import attributes as attr
+from gateway.observe.metrics import GatewayMetrics
+from gateway.observe.spans import Attributes, CallTracer
 from gateway.pipeline import CallInfo, CallKind, Pipeline
 from gateway.policy.keyring import KeyRing
 from gateway.routing.catalog import ModelCatalog, Target
@@ -61,9 +64,12 @@ class BatchPoller:
         ring: KeyRing,
         pipeline: Pipeline | None,
         *,
+        metrics: GatewayMetrics | None = None,
+        tracer: CallTracer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`pipeline`: what sends failed items again on their own (batches.fallback individual)."""
+        """`pipeline`: what sends failed items again on their own (batches.fallback individual); `tracer`: a span per
+        step a round works on."""
         self._store = store
         self._billing = billing
         self._catalog = catalog
@@ -71,6 +77,8 @@ class BatchPoller:
         self._config = config
         self._ring = ring
         self._pipeline = pipeline
+        self._metrics = metrics
+        self._tracer = tracer if tracer is not None else CallTracer(None)
         self.on_progress: Callable[[str], None] = lambda _batch_id: None
         """Told of each batch that got results or changed status (the service's followed result streams)."""
         self._clock = clock
@@ -138,7 +146,14 @@ class BatchPoller:
         await self._billing.take_back(job)
         await self._billing.bill_unbilled(job)
         try:
-            await self._step(job, api, target)
+            attributes: Attributes = [
+                (attr.BATCH_ID, job.id),
+                (attr.BATCH_STEP, job.step.value),
+                (attr.GEN_AI_PROVIDER_NAME, job.provider),
+                (attr.GEN_AI_REQUEST_MODEL, job.served_model),
+            ]
+            with self._tracer.background("gateway.batch.poll", attributes):
+                await self._step(job, api, target)
         except ProviderError as err:
             gone = job.step is Step.SUBMITTED and err.http_status == HTTPStatus.NOT_FOUND
             if err.retryable or (job.step is Step.SUBMITTED and not gone):
@@ -314,7 +329,9 @@ class BatchPoller:
             now = self._clock()
             await self._billing.settle(job, [failed(_at(item, now), reason) for item in left])
         await self._set(job, step=Step.ENDED, status=status, error=error, ended_at=self._clock())
-        self._billing.release(job.id)
+        await self._billing.release(job.id, job.key_id)
+        if self._metrics is not None:
+            self._metrics.observe_batch_ended(provider=job.provider, status=status.value)
         self.on_progress(job.id)
 
     async def _set(self, job: BatchJob, **values: Any) -> None:

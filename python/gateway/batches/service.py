@@ -14,6 +14,7 @@ from gateway.batches.billing import BatchBilling
 from gateway.batches.input_file import read_input
 from gateway.batches.jobs import BatchFile, BatchJob, BatchView, Counts, Status, Step, StoredItem
 from gateway.errors import FailedPrecondition, InvalidRequest, NotFound
+from gateway.observe.metrics import GatewayMetrics
 from gateway.pipeline.call import CallInfo
 from gateway.records.governance import KeyRecord, Role
 from gateway.store.batches import BatchStore
@@ -38,12 +39,14 @@ class BatchService:
         billing: BatchBilling,
         *,
         wake: Callable[[], None] = lambda: None,
+        metrics: GatewayMetrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`wake` starts the poller's next round at once."""
         self._store = store
         self._admission = admission
         self._billing = billing
+        self._metrics = metrics
         self._wake = wake
         self._clock = clock
         self._waiters: dict[str, set[asyncio.Event]] = {}
@@ -76,12 +79,14 @@ class BatchService:
         )
         for item in admitted.items:
             item.batch_id = job.id
-        self._billing.reserve(job.id, key.id, job.estimate_usd)
+        await self._billing.reserve(job.id, key.id, job.estimate_usd)
         try:
             await self._store.add(job, admitted.items)
         except BaseException:
-            self._billing.release(job.id)
+            await self._billing.release(job.id, key.id)
             raise
+        if self._metrics is not None:
+            self._metrics.observe_batch_submitted(provider=job.provider, model=job.served_model)
         self._wake()
         return BatchView(job, Counts(job.total, job.total, 0, 0, 0), 0.0)
 
@@ -166,6 +171,14 @@ class BatchService:
         if file is None or (key_id is not None and file.key_id != key_id) or (team is not None and file.team != team):
             raise NotFound(f"no file {file_id!r} visible to this key", reason="FILE_NOT_FOUND")
         return file
+
+    async def list_files(self, key: KeyRecord, limit: int, after: str) -> tuple[list[BatchFile], bool]:
+        """The uploaded files this key may see (as its batches), newest first; whether more follow."""
+        limit = min(limit or MAX_LIST, MAX_LIST)
+        before = await self.file(key, after) if after else None
+        key_id, team = _scope(key)
+        files = await self._store.files(key_id=key_id, team=team, limit=limit + 1, before=before)
+        return files[:limit], len(files) > limit
 
     async def file_content(self, key: KeyRecord, file_id: str) -> bytes:
         await self.file(key, file_id)

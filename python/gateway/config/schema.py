@@ -72,6 +72,13 @@ class SimulationConfig(Strict):
         "prefix says which, e.g. '[simulated small: good answer]'.",
     )
     seed: int | None = Field(default=None, description="Seeds the draws of failures and of good answers.")
+    batch_delay_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=86_400,
+        description="Set: it has a batch API (the Batches service), which ends a batch this long after it was made. "
+        "Unset: no batch API, as a provider without one.",
+    )
 
 
 class ProviderConfig(Strict):

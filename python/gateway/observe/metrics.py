@@ -40,6 +40,10 @@ APIS: Final = frozenset(("grpc", "http"))
 """The front doors: gRPC, and the OpenAI-compatible HTTP one."""
 ATTEMPT_OUTCOMES: Final = frozenset(("ok", "error", "cancelled"))
 CACHE_KINDS: Final = frozenset(("exact", "semantic"))
+BATCH_STATUSES: Final = frozenset(
+    ("queued", "validating", "in_progress", "finalizing", "cancelling", "completed", "expired", "cancelled", "failed")
+)
+"""A batch's statuses (gateway.batches.jobs.Status values)."""
 BREAKER_STATES: Final = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 """Gauge value per circuit-breaker state (gateway.routing.health.BreakerState values)."""
 
@@ -168,6 +172,26 @@ class GatewayMetrics:
             "llm_gateway_fallbacks", "Attempts that failed over to another target of a route.", ("route",), registry=r
         )
         self.cache = Counter("llm_gateway_cache_lookups", "Cache lookups.", ("kind", "result"), registry=r)
+        # Batches (the Batches service): rare events, so their children are not cached.
+        self.batch_status = BoundedLabel(BATCH_STATUSES)
+        self.batches_submitted = Counter(
+            "llm_gateway_batches_submitted", "Batches admitted.", ("provider", "model"), registry=r
+        )
+        self.batches_ended = Counter(
+            "llm_gateway_batches_ended", "Batches ended, by their final status.", ("provider", "status"), registry=r
+        )
+        self.batch_items = Counter(
+            "llm_gateway_batch_items",
+            "Batch items given an outcome, by gRPC status name (OK: answered).",
+            ("provider", "code"),
+            registry=r,
+        )
+        self.batch_cost = Counter(
+            "llm_gateway_batch_cost_usd",
+            "Cost of answered batch items at the batch prices, in US dollars.",
+            ("provider", "model"),
+            registry=r,
+        )
         self.cache_rejections = Counter(
             "llm_gateway_cache_semantic_rejections",
             "Semantic candidates above the similarity threshold that verify refused, by the difference found.",
@@ -361,6 +385,20 @@ class GatewayMetrics:
             raw = action.get("count", 1)
             count = raw if isinstance(raw, int) and raw > 0 else 1
             self._child(self.guardrail_actions, ("guardrail", check, what), self._guardrail_labels).inc(count)
+
+    def observe_batch_submitted(self, *, provider: str, model: str) -> None:
+        """model: the model that serves the batch (a route's target, not the route)."""
+        self.batches_submitted.labels(self.provider(provider), self.model(model)).inc()
+
+    def observe_batch_ended(self, *, provider: str, status: str) -> None:
+        self.batches_ended.labels(self.provider(provider), self.batch_status(status)).inc()
+
+    def observe_batch_item(self, *, provider: str, model: str, code: str, cost_usd: float) -> None:
+        """An item's outcome recorded (code: OK, or its failure's gRPC status name)."""
+        bounded = self.provider(provider)
+        self.batch_items.labels(bounded, self.code(code)).inc()
+        if cost_usd:
+            self.batch_cost.labels(bounded, self.model(model)).inc(cost_usd)
 
     def observe_drift_flag(self, *, model: str, provider: str, metric: str) -> None:
         """A drift flag raised (metric: latency_s, answer_tokens, status, ... or prompt_tokens:<route rule>)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -179,6 +180,17 @@ class CallTracer:
     def record_content(self) -> bool:
         return self._record_content
 
+    def background(self, name: str, attributes: Attributes) -> AbstractContextManager[None]:
+        """A root span of work no caller waits for (a batch's poll step), sampled on its own; exported when it ends,
+        with the exception's type if one ends it. Tracing off: a no-op."""
+        sink = self._sink
+        if sink is None:
+            return nullcontext()
+        trace_id = random.getrandbits(128) or 1
+        if sink.sampler.should_sample(None, trace_id, name).decision is not Decision.RECORD_AND_SAMPLE:
+            return nullcontext()
+        return _BackgroundSpan(sink, trace_id, name, attributes)
+
     def start_call(
         self,
         method: str,
@@ -206,6 +218,47 @@ class CallTracer:
             return _PropagatingCall(trace_id, trace_state, continued=parent_id != 0)
         return _RecordingCall(
             sink, trace_id, parent_id, trace_state, name, method, request_id, self._record_content, api
+        )
+
+
+class _BackgroundSpan:
+    __slots__ = ("_attributes", "_name", "_sink", "_start", "_trace_id")
+
+    def __init__(self, sink: SpanSink, trace_id: int, name: str, attributes: Attributes) -> None:
+        self._sink = sink
+        self._trace_id = trace_id
+        self._name = name
+        self._attributes = attributes
+
+    def __enter__(self) -> None:
+        self._start = time.time_ns()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        status, message = STATUS_UNSET, ""
+        attributes = list(self._attributes)
+        if error is not None:
+            message = type(error).__name__  # never its text: a provider's message may quote the caller's input
+            attributes.append((attr.ERROR_TYPE, message))
+            status = STATUS_ERROR
+        span_id = random.getrandbits(64) or 1
+        self._sink.add(
+            [
+                (
+                    self._trace_id,
+                    span_id,
+                    0,
+                    self._name,
+                    KIND_INTERNAL,
+                    self._start,
+                    time.time_ns(),
+                    attributes,
+                    [],
+                    status,
+                    message,
+                    "",
+                    _SAMPLED,
+                )
+            ]
         )
 
 

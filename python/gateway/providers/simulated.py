@@ -6,6 +6,11 @@ API key. A quality table in the config makes some answers good and others bad, d
 that learning from feedback can be exercised too. Every answer is labelled as simulated (ChatResponse.simulated,
 ModelInfo.simulated, the text's prefix).
 
+With `simulation.batch_delay_s` set it has a batch API (gateway/batches/adapters/simulated.py), which ends a batch
+that long after it was created, each item answered as a chat call would be. Its batches live in this provider
+object, so in the process that created them: another process (a restart, a --workers sibling that takes the batch
+over) does not find them, and the batch fails with NOT_FOUND.
+
 Embeddings are unit vectors drawn from a generator seeded with a hash of the model and the input: the same text
 always gets the same vector, different texts get unrelated ones. They carry no meaning (two paraphrases are not
 close), and EmbedResponse.simulated says so.
@@ -21,6 +26,7 @@ import random
 import re
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from gateway.chat import ChatDelta, ChatRequest, ChatResult, ToolCall, ToolCallDelta, Usage
 from gateway.config.schema import ModelConfig, ProviderConfig
@@ -88,6 +94,18 @@ _WORDS = [
 ]
 
 
+@dataclass(slots=True)
+class SimulatedBatch:
+    """A batch the simulated batch API holds: its items, and when it was made (and cancelled)."""
+
+    job_id: str
+    created_at: float
+    model: ModelConfig
+    requests: list[tuple[int, ChatRequest]]
+    """Each item's position and request."""
+    cancelled_at: float | None = None
+
+
 class SimulatedProvider(Provider):
     simulated = True
     embed_batch = 2048
@@ -98,6 +116,13 @@ class SimulatedProvider(Provider):
         self._counter = TokenCounter()
         # One seeded generator for every draw (failures, good answers): a seeded run repeats itself.
         self._draws = random.Random(self._sim.seed)
+        self.batches: dict[str, SimulatedBatch] = {}
+        """The batches its batch API made in this process, by id."""
+
+    @property
+    def batch_delay_s(self) -> float | None:
+        """Unset: no batch API."""
+        return self._sim.batch_delay_s
 
     def _maybe_fail(self) -> None:
         if self._sim.error_rate and self._draws.random() < self._sim.error_rate:
@@ -144,12 +169,18 @@ class SimulatedProvider(Provider):
         return ""
 
     async def chat(self, request: ChatRequest, model: ModelConfig, call: UpstreamCall) -> ChatResult:
-        text, finish, usage, tool_call = self._answer(request, model)
-        delay = self._sim.time_to_first_token_ms + self._sim.per_token_ms * usage.completion_tokens
+        result = self.result(request, model, f"sim-{call.request_id}")
+        assert result.usage is not None
+        delay = self._sim.time_to_first_token_ms + self._sim.per_token_ms * result.usage.completion_tokens
         if delay:
             await self._sleep(delay / 1000, call)
+        return result
+
+    def result(self, request: ChatRequest, model: ModelConfig, upstream_id: str) -> ChatResult:
+        """The answer, at once (the batch API's answers take no per-call latency); ProviderError per error_rate."""
+        text, finish, usage, tool_call = self._answer(request, model)
         return ChatResult(
-            upstream_id=f"sim-{call.request_id}",
+            upstream_id=upstream_id,
             upstream_model=model.upstream,
             text=text,
             finish_reason=finish,

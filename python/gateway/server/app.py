@@ -426,6 +426,7 @@ async def build_gateway(
         evaluating = LearnedStrategy(profiles, model_configs, time.time, np.random.default_rng(0))
     shadow = ShadowTraffic(config.routes, ShadowStore(engine))
     policies = TeamPolicies(config, partial(_prompt_tokens, counter, catalog))
+    tracer = CallTracer(tracing, record_content=config.observe.tracing.record_content)
     pipeline = Pipeline(
         ring,
         catalog,
@@ -436,7 +437,7 @@ async def build_gateway(
         audit=audit,
         policies=policies,
         audit_enabled=audit_enabled,
-        tracer=CallTracer(tracing, record_content=config.observe.tracing.record_content),
+        tracer=tracer,
         metrics=observed,
         drift=drift,
         cache=cache,
@@ -499,7 +500,9 @@ async def build_gateway(
         InsightsServicer(insights, feedback, evaluator, ring, config.server.max_input_chars), registrar
     )
     batches = (
-        build_batches(config, engine, catalog, policies, counter, audit, budgets, ring, tenancy.teams, pipeline)
+        build_batches(
+            config, engine, catalog, policies, counter, audit, limits, ring, tenancy.teams, pipeline, observed, tracer
+        )
         if config.batches.enabled
         else None
     )

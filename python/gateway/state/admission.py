@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -34,9 +35,16 @@ SLOT_LEASE_S: Final = 900.0
 call is expected to run (a call that outlives it stops counting against max_concurrent and its reservation)."""
 RETRY_AFTER_DOWN_S: Final = 1.0
 """After Redis fails, calls keep the fallback this long before asking Redis again."""
+BATCH_LEASE_S: Final = 2 * 86_400.0
+"""How long a batch's shared reservation holds if no process polls the batch any more (each poll round renews it):
+past a batch's completion window (24 h) and the fetching of its results."""
 _KEEP_AFTER_PERIOD_S: Final = 86_400
 _MAX_PENDING_SETTLEMENTS: Final = 100_000
 
+_Settlement = Callable[[], Awaitable[None]]
+"""A settlement in Redis, kept while Redis is out and applied when it answers again."""
+PendingEstimate = Callable[[], Awaitable[float]]
+"""The estimates of a batch's items without an outcome (read only when they must be held again)."""
 SpendLoader = Callable[[BudgetScope, str, Period], Awaitable[float]]
 """What the ledger holds for a budget's subject in the current period (the shared counters start from it)."""
 
@@ -66,6 +74,8 @@ class LocalLimits:
     def __init__(self, limiter: KeyLimiter, budgets: BudgetBook) -> None:
         self._limiter = limiter
         self.budgets = budgets
+        self._batches: dict[str, Reservation] = {}
+        """Batch id -> what this process holds on its owner's budgets for the items not billed yet."""
 
     def admit(self, call_id: str, key: KeyRecord, tokens: int, estimate_usd: float | None) -> Ticket:
         ticket = Ticket(call_id, key, tokens)
@@ -91,6 +101,38 @@ class LocalLimits:
         if ticket.local is not None:
             self.budgets.settle(ticket.local, cost_usd)
             ticket.local = None
+
+    # --- batches: one reservation for a whole batch, settled item by item ------------------------------------------
+
+    async def reserve_batch(self, batch_id: str, key: KeyRecord, estimate_usd: float) -> None:
+        """The whole batch at its estimate, or RESOURCE_EXHAUSTED (BUDGET_EXCEEDED, with the amounts)."""
+        if self.budgets.governs(key):
+            self._batches[batch_id] = self.budgets.reserve(key, estimate_usd)
+
+    async def hold_batch(self, batch_id: str, key: KeyRecord, pending_usd: PendingEstimate) -> None:
+        """A batch this process works on without holding its reservation (after a restart, or taken over from
+        another process): its pending items' estimates held again, whatever the caps say now, since the batch was
+        admitted under them. The book is this process's own, so this is all a restart can do."""
+        if batch_id not in self._batches and self.budgets.governs(key):
+            self._batches[batch_id] = self.budgets.reserve(key, await pending_usd(), check=False)
+
+    async def settle_batch_share(self, batch_id: str, key: KeyRecord, share_usd: float, cost_usd: float) -> None:
+        """An item's share of its batch's reservation replaced by what it cost, in the period in which it ends."""
+        reservation = self._batches.get(batch_id)
+        if reservation is None:
+            return
+        self.budgets.settle(dataclasses.replace(reservation, estimate=min(share_usd, reservation.estimate)), cost_usd)
+        reservation.estimate = max(reservation.estimate - share_usd, 0.0)
+
+    async def release_batch(self, batch_id: str, key: KeyRecord) -> None:
+        """The batch ended: whatever is still held (items settled elsewhere) is given back."""
+        reservation = self._batches.pop(batch_id, None)
+        if reservation is not None:
+            self.budgets.settle(reservation, 0.0)
+
+    def held_batches(self) -> list[str]:
+        """The batches this process holds a reservation for in its own book."""
+        return list(self._batches)
 
 
 @dataclass(slots=True)
@@ -136,8 +178,12 @@ class SharedLimits:
         self._clock = clock
         self._down_until = 0.0
         self._leases: dict[str, _Lease] = {}
-        self._pending: list[tuple[Ticket, int, float]] = []
+        self._pending: list[_Settlement] = []
         self._settling: set[asyncio.Task[None]] = set()
+
+    @property
+    def budgets(self) -> BudgetBook:
+        return self._budgets
 
     # --- admission ---------------------------------------------------------------------------------------------------
 
@@ -166,7 +212,12 @@ class SharedLimits:
         estimate: float,
         capped: list[tuple[Budget, float, float]],
         limits: KeyLimits,
+        *,
+        lease_s: float = SLOT_LEASE_S,
+        check: bool = True,
     ) -> Ticket:
+        """`lease_s`: how long the slot and the reservation hold if this process dies; without `check`, reserves
+        whatever the caps say."""
         prefix = tag("t", key.team)
         subject = f"{prefix}k:{part(key.id)}:"
         keys = [f"{subject}rpm", f"{subject}tpm", f"{subject}slots", f"{prefix}resv", f"{prefix}resvspec"]
@@ -177,14 +228,15 @@ class SharedLimits:
             limits.tpm or 0,
             tokens,
             limits.max_concurrent or 0,
-            SLOT_LEASE_S,
+            lease_s,
             repr(estimate),
             len(capped),
         ]
         now = time.time()
         for budget, start, end in capped:
             keys.append(_account_key(prefix, budget, start))
-            args += [repr(budget.hard_usd) if budget.hard_usd is not None else -1, _keep_s(end, now)]
+            cap = budget.hard_usd if check and budget.hard_usd is not None else -1
+            args += [repr(cap), _keep_s(end, now)]
         while True:
             reply = await self._state.admit(keys, args)
             outcome = int(reply[0])
@@ -272,7 +324,9 @@ class SharedLimits:
                 lease.tokens += ticket.leased_tokens - used_tokens
         self._local.settle(ticket, used_tokens, cost_usd)  # what this process holds for it, if anything
         if ticket.limits_shared or ticket.accounts:
-            task = asyncio.get_running_loop().create_task(self._settle(ticket, used_tokens, cost_usd))
+            task = asyncio.get_running_loop().create_task(
+                self._settle(functools.partial(self._apply, ticket, used_tokens, cost_usd))
+            )
             self._settling.add(task)
             task.add_done_callback(self._settling.discard)
 
@@ -281,13 +335,14 @@ class SharedLimits:
         while self._settling:
             await asyncio.gather(*self._settling, return_exceptions=True)
 
-    async def _settle(self, ticket: Ticket, used_tokens: int, cost_usd: float) -> None:
+    async def _settle(self, apply: _Settlement) -> None:
+        """Applies a settlement in Redis, or keeps it to apply when Redis answers again."""
         try:
-            await self._apply(ticket, used_tokens, cost_usd)
+            await apply()
         except StateUnavailable as err:
             self._failed(err)
             if len(self._pending) < _MAX_PENDING_SETTLEMENTS:
-                self._pending.append((ticket, used_tokens, cost_usd))
+                self._pending.append(apply)
 
     async def _apply(self, ticket: Ticket, used_tokens: int, cost_usd: float) -> None:
         key = ticket.key
@@ -301,15 +356,88 @@ class SharedLimits:
         for i, (budget, _) in enumerate(ticket.accounts):
             self._budgets.update(budget, float(_text(values[2 * i])), float(_text(values[2 * i + 1])))
 
+    # --- batches: the whole batch reserved in Redis under its id, settled item by item -----------------------------
+
+    async def reserve_batch(self, batch_id: str, key: KeyRecord, estimate_usd: float) -> None:
+        """The whole batch at its estimate, checked and reserved in Redis as a call's would be, so a hard cap holds
+        across every process; the reservation outlives this process (`BATCH_LEASE_S`, renewed by `hold_batch`)."""
+        capped = self._budgets.capped(key)
+        if not capped:
+            return
+        if self._clock() < self._down_until:
+            await self._reserve_batch_locally(batch_id, key, estimate_usd)
+            return
+        try:
+            await self._admit_exact(
+                _batch_call(batch_id), key, 0, estimate_usd, capped, KeyLimits(), lease_s=BATCH_LEASE_S
+            )
+        except StateUnavailable as err:
+            self._failed(err)
+            await self._reserve_batch_locally(batch_id, key, estimate_usd)
+            return
+        self._recovered()
+
+    async def _reserve_batch_locally(self, batch_id: str, key: KeyRecord, estimate_usd: float) -> None:
+        if not self._fail_open:
+            raise _shared_state_unavailable()
+        await self._local.reserve_batch(batch_id, key, estimate_usd)
+
+    async def hold_batch(self, batch_id: str, key: KeyRecord, pending_usd: PendingEstimate) -> None:
+        """Each round a process works on a batch: its reservation's lease renewed in Redis. Held again (pending items'
+        estimates, no cap check: the batch was admitted) only where Redis lost it (a Redis restart, or a batch no
+        process polled for `BATCH_LEASE_S`); a process restart takes nothing back, the reservation is Redis's."""
+        if batch_id in self._local.held_batches():
+            return
+        capped = self._budgets.capped(key)
+        if not capped:
+            return
+        prefix = tag("t", key.team)
+        try:
+            if not await self._state.renew(f"{prefix}resv", f"{prefix}resvspec", _batch_call(batch_id), BATCH_LEASE_S):
+                estimate = await pending_usd()
+                await self._admit_exact(
+                    _batch_call(batch_id), key, 0, estimate, capped, KeyLimits(), lease_s=BATCH_LEASE_S, check=False
+                )
+        except StateUnavailable as err:
+            self._failed(err)  # the next round renews it
+
+    async def settle_batch_share(self, batch_id: str, key: KeyRecord, share_usd: float, cost_usd: float) -> None:
+        """An item's share of its batch's reservation given back and its cost added to the spend of the accounts of
+        the period in which it ends (kept to apply later while Redis is out)."""
+        if batch_id in self._local.held_batches():
+            await self._local.settle_batch_share(batch_id, key, share_usd, cost_usd)
+            return
+        capped = self._budgets.capped(key)
+        if capped:
+            await self._settle(functools.partial(self._apply_share, batch_id, key, capped, share_usd, cost_usd))
+
+    async def _apply_share(
+        self, batch_id: str, key: KeyRecord, capped: list[tuple[Budget, float, float]], share: float, cost: float
+    ) -> None:
+        prefix = tag("t", key.team)
+        accounts = [_account_key(prefix, budget, start) for budget, start, _ in capped]
+        values = await self._state.settle_share(
+            [f"{prefix}resv", f"{prefix}resvspec", *accounts],
+            [_batch_call(batch_id), repr(share), repr(cost), len(accounts)],
+        )
+        for i, (budget, _, _) in enumerate(capped):
+            self._budgets.update(budget, float(_text(values[2 * i])), float(_text(values[2 * i + 1])))
+
+    async def release_batch(self, batch_id: str, key: KeyRecord) -> None:
+        """The batch ended: what its reservation still holds is given back, in Redis and in this process."""
+        await self._local.release_batch(batch_id, key)
+        if self._budgets.capped(key):
+            await self._settle(functools.partial(self._apply, Ticket(_batch_call(batch_id), key), 0, 0.0))
+
+    def held_batches(self) -> list[str]:
+        """The batches this process holds in its own book (admitted while Redis was out, with fail_open)."""
+        return self._local.held_batches()
+
     # --- Redis out ---------------------------------------------------------------------------------------------------
 
     def _fallback(self, call_id: str, key: KeyRecord, tokens: int, estimate_usd: float | None) -> Ticket:
         if not self._fail_open:
-            raise Unavailable(
-                "the shared rate limits and budgets (Redis) cannot be reached; retry shortly",
-                reason="SHARED_STATE_UNAVAILABLE",
-                retry_after=RETRY_AFTER_DOWN_S,
-            )
+            raise _shared_state_unavailable()
         return self._local.admit(call_id, self._share_of(key.limits, key), tokens, estimate_usd)
 
     def _share_of(self, limits: KeyLimits, key: KeyRecord) -> KeyRecord:
@@ -339,9 +467,17 @@ class SharedLimits:
             pending, self._pending = self._pending, []
             asyncio.get_running_loop().create_task(self._replay(pending))
 
-    async def _replay(self, pending: list[tuple[Ticket, int, float]]) -> None:
-        for ticket, used, cost in pending:
-            await self._settle(ticket, used, cost)
+    async def _replay(self, pending: list[_Settlement]) -> None:
+        for apply in pending:
+            await self._settle(apply)
+
+
+def _shared_state_unavailable() -> Unavailable:
+    return Unavailable(
+        "the shared rate limits and budgets (Redis) cannot be reached; retry shortly",
+        reason="SHARED_STATE_UNAVAILABLE",
+        retry_after=RETRY_AFTER_DOWN_S,
+    )
 
 
 def _refusal(
@@ -367,6 +503,11 @@ def _limit_refusal(key: KeyRecord, reply: list[object]) -> RateLimited:
         reason="KEY_RATE_LIMITED",
         retry_after=wait,
     )
+
+
+def _batch_call(batch_id: str) -> str:
+    """A batch's reservation in Redis, under the same book as the calls' (a batch id never equals a call id)."""
+    return f"batch:{batch_id}"
 
 
 def _account_key(prefix: str, budget: Budget, start: float) -> str:

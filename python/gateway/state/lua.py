@@ -199,6 +199,47 @@ end
 return 0
 """
 
+SETTLE_SHARE: Final = """
+-- A share of a reservation settled (an item of a batch): the share taken off the reservation and its accounts, the
+-- cost added to the spend of the accounts of the period the item ends in (those with counters: one without is loaded
+-- from the ledger, which has the item, by the next admission).
+-- KEYS: 1 reservations (zset), 2 reservation specs (hash), 3.. budget accounts now.
+-- ARGV: 1 call id, 2 share (USD), 3 cost (USD), 4 n accounts. Returns each account's spent and reserved after it.
+local call_id, share, cost, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local spec = redis.call('HGET', KEYS[2], call_id)
+if spec then
+  local left = {}
+  for account, amount in string.gmatch(spec, '([^|;]+)|([^;]+);') do
+    local held = tonumber(amount)
+    local give = math.min(share, held)
+    -- An account past its keep time (a batch reserved in a period long gone) is not made again without an expiry.
+    if redis.call('EXISTS', account) == 1 then redis.call('HINCRBYFLOAT', account, 'reserved', -give) end
+    table.insert(left, account .. '|' .. string.format('%.12g', held - give) .. ';')
+  end
+  redis.call('HSET', KEYS[2], call_id, table.concat(left))
+end
+local out = {}
+for i = 1, n do
+  local account = KEYS[2 + i]
+  if cost > 0 and redis.call('HEXISTS', account, 'spent') == 1 then
+    redis.call('HINCRBYFLOAT', account, 'spent', cost)
+  end
+  local got = redis.call('HMGET', account, 'spent', 'reserved')
+  table.insert(out, got[1] or '0')
+  table.insert(out, got[2] or '0')
+end
+return out
+"""
+
+RENEW: Final = """
+-- A long reservation kept alive (a batch polled again): its expiry moved. KEYS 1 reservations (zset), 2 specs (hash);
+-- ARGV 1 call id, 2 seconds. Returns 1, or 0 when there is no such reservation (reaped, or Redis restarted).
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], tonumber(t[1]) + tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+
 # The writer of a route's query-type clusters (learning/clusters.py): KEYS[1] holds the writer's id with a lease of
 # ARGV[2] ms, taken when free and renewed by its holder; 1 when ARGV[1] holds it now.
 LEAD: Final = """

@@ -51,6 +51,8 @@ class RedisState:
         self._take = self._redis.register_script(lua.TAKE)
         self._release = self._redis.register_script(lua.RELEASE)
         self._init_account = self._redis.register_script(lua.INIT_ACCOUNT)
+        self._settle_share = self._redis.register_script(lua.SETTLE_SHARE)
+        self._renew = self._redis.register_script(lua.RENEW)
         self._lead = self._redis.register_script(lua.LEAD)
         self._save_if_lead = self._redis.register_script(lua.SAVE_IF_LEAD)
         self.instance = uuid.uuid4().hex
@@ -71,6 +73,13 @@ class RedisState:
 
     async def release(self, keys: list[str], args: list[Any]) -> None:
         await self._run(self._release, keys, args)
+
+    async def settle_share(self, keys: list[str], args: list[Any]) -> list[Any]:
+        return await self._run(self._settle_share, keys, args)
+
+    async def renew(self, reservations: str, specs: str, call_id: str, lease_s: float) -> bool:
+        """Moves a reservation's expiry to `lease_s` from now; False when Redis has no such reservation."""
+        return bool(await self._run(self._renew, [reservations, specs], [call_id, lease_s]))
 
     async def init_account(self, account: str, spent: float, keep_s: int) -> None:
         await self._run(self._init_account, [account], [repr(spent), keep_s])

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Row, Table, case, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.batches.jobs import BatchFile, BatchJob, Counts, ItemState, Status, Step, StoredItem
@@ -50,17 +50,32 @@ class BatchStore:
         self, *, key_id: str | None, team: str | None, limit: int, before: BatchJob | None
     ) -> list[BatchJob]:
         """Newest first: a key's (key_id), a team's (team) or all; after the page that ended with `before`."""
-        c = batch_jobs.c
+        after = (before.created_at, before.id) if before is not None else None
+        rows = await self._newest_first(batch_jobs, _job_columns(), key_id, team, limit, after)
+        return [_job(row) for row in rows]
+
+    async def _newest_first(
+        self,
+        table: Table,
+        columns: list[Any],
+        key_id: str | None,
+        team: str | None,
+        limit: int,
+        after: tuple[float, str] | None,
+    ) -> list[Row[Any]]:
+        """A page of a table's rows newest first (by created_at, then id): a key's, a team's or all, after the row
+        with (created_at, id) `after`."""
+        c = table.c
         condition: ColumnElement[bool] = c.id != ""
         if key_id is not None:
             condition = condition & (c.key_id == key_id)
         if team is not None:
             condition = condition & (c.team == team)
-        if before is not None:
-            condition = condition & (tuple_(c.created_at, c.id) < tuple_(before.created_at, before.id))
-        query = select(*_job_columns()).where(condition).order_by(c.created_at.desc(), c.id.desc()).limit(limit)
+        if after is not None:
+            condition = condition & (tuple_(c.created_at, c.id) < tuple_(*after))
+        query = select(*columns).where(condition).order_by(c.created_at.desc(), c.id.desc()).limit(limit)
         async with self._engine.connect() as conn:
-            return [_job(row) for row in (await conn.execute(query)).all()]
+            return list((await conn.execute(query)).all())
 
     async def update(self, batch_id: str, **values: Any) -> None:
         async with self._engine.begin() as conn:
@@ -234,6 +249,17 @@ class BatchStore:
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(*columns).where(batch_files.c.id == file_id))).first()
         return BatchFile(*row) if row is not None else None
+
+    async def files(
+        self, *, key_id: str | None, team: str | None, limit: int, before: BatchFile | None
+    ) -> list[BatchFile]:
+        """Newest first: a key's (key_id), a team's (team) or all; after the page that ended with `before`."""
+        columns = [batch_files.c[name] for name in BatchFile.__dataclass_fields__]
+        after = (before.created_at, before.id) if before is not None else None
+        return [
+            BatchFile(**row._mapping)
+            for row in await self._newest_first(batch_files, columns, key_id, team, limit, after)
+        ]
 
     async def file_content(self, file_id: str) -> bytes:
         async with self._engine.connect() as conn:

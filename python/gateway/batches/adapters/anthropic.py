@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from gateway.batches.adapters.base import (
-    BatchApi,
+    HttpBatchApi,
     Line,
     RemoteResult,
     RemoteState,
@@ -33,7 +33,7 @@ from gateway.providers.anthropic import DEFAULT_VERSION, AnthropicProvider
 LIST_PAGE = 100
 
 
-class AnthropicBatches(BatchApi):
+class AnthropicBatches(HttpBatchApi):
     provider: AnthropicProvider
 
     def url(self, path: str = "") -> str:

@@ -22,6 +22,7 @@ from gateway.batches.jobs import ItemError, Status
 from gateway.chat import ChatRequest, ChatResult
 from gateway.config.schema import ModelConfig
 from gateway.errors import ProviderError
+from gateway.providers.base import Provider
 from gateway.providers.http import HttpProvider, malformed
 
 READ_CHUNK = 1 << 16
@@ -79,7 +80,7 @@ class BatchApi(ABC):
     uploads: bool = False
     """Whether the items go up as a file first (`upload`), or inline in `create`."""
 
-    def __init__(self, provider: HttpProvider) -> None:
+    def __init__(self, provider: Provider) -> None:
         self.provider = provider
 
     async def upload(self, job_id: str, lines: list[Line], model: ModelConfig) -> str:
@@ -106,7 +107,11 @@ class BatchApi(ABC):
     @abstractmethod
     async def cancel(self, batch_id: str) -> None: ...
 
-    # -- HTTP -------------------------------------------------------------------------------------------------------
+
+class HttpBatchApi(BatchApi):
+    """A batch API over HTTP, with the provider's own error mapping."""
+
+    provider: HttpProvider
 
     async def fetch(
         self,

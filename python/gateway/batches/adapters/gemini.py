@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from gateway.batches.adapters.base import (
-    BatchApi,
+    HttpBatchApi,
     Line,
     RemoteResult,
     RemoteState,
@@ -42,7 +42,7 @@ LIST_PAGE = 100
 _RPC_HTTP = {3: 400, 4: 504, 5: 404, 7: 403, 8: 429, 9: 400, 13: 500, 14: 503, 16: 401}
 
 
-class GeminiBatches(BatchApi):
+class GeminiBatches(HttpBatchApi):
     provider: GeminiProvider
 
     def url(self, path: str) -> str:

@@ -21,7 +21,7 @@ import aiohttp
 import orjson
 
 from gateway.batches.adapters.base import (
-    BatchApi,
+    HttpBatchApi,
     Line,
     RemoteResult,
     RemoteState,
@@ -47,7 +47,7 @@ JOB_METADATA = "gateway_batch_id"
 LIST_PAGE = 100
 
 
-class OpenAIBatches(BatchApi):
+class OpenAIBatches(HttpBatchApi):
     uploads = True
     endpoint = "/v1/chat/completions"
     provider: OpenAIProvider

@@ -12,14 +12,16 @@ from gateway.batches.adapters.anthropic import AnthropicBatches
 from gateway.batches.adapters.base import BatchApi
 from gateway.batches.adapters.gemini import GeminiBatches
 from gateway.batches.adapters.openai import AzureOpenAIBatches, OpenAIBatches
+from gateway.batches.adapters.simulated import simulated_batches
 from gateway.config.schema import ProviderType
 from gateway.providers.base import Provider
 
-ADAPTERS: dict[ProviderType, Callable[[Any], BatchApi]] = {
+ADAPTERS: dict[ProviderType, Callable[[Any], BatchApi | None]] = {
     ProviderType.OPENAI: OpenAIBatches,
     ProviderType.AZURE_OPENAI: AzureOpenAIBatches,
     ProviderType.ANTHROPIC: AnthropicBatches,
     ProviderType.GEMINI: GeminiBatches,
+    ProviderType.SIMULATED: simulated_batches,  # when its config gives it one
 }
 
 

@@ -46,6 +46,7 @@ class BatchHandlers:
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/files", self.upload)
+        app.router.add_get("/v1/files", self.list_files)
         app.router.add_get("/v1/files/{id}", self.file)
         app.router.add_get("/v1/files/{id}/content", self.content)
         app.router.add_post("/v1/batches", self.create)
@@ -148,21 +149,43 @@ class BatchHandlers:
         return _json(_batch(await self._service.cancel(self._key(request), request.match_info["id"])))
 
     async def list_batches(self, request: web.Request) -> web.Response:
-        try:
-            limit = int(request.query.get("limit", "20"))
-        except ValueError:
-            raise InvalidRequest("limit must be an integer", reason="BAD_LIMIT", metadata={"param": "limit"}) from None
-        views, more = await self._service.list_batches(self._key(request), limit, request.query.get("after", ""))
-        data = [_batch(view) for view in views]
-        return _json(
-            {
-                "object": "list",
-                "data": data,
-                "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None,
-                "has_more": more,
-            }
+        views, more = await self._service.list_batches(
+            self._key(request), _limit(request), request.query.get("after", "")
         )
+        return _page([_batch(view) for view in views], more)
+
+    async def list_files(self, request: web.Request) -> web.Response:
+        """OpenAI's GET /v1/files (`purpose`, `limit`, `order`, `after`): the files uploaded for batches, newest first.
+        A batch's output and error files are not listed (they are named on the batch)."""
+        key = self._key(request)
+        purpose = request.query.get("purpose", "batch")
+        if request.query.get("order", "desc") != "desc":
+            raise InvalidRequest("order: the gateway lists files newest first only (desc)", reason="UNSUPPORTED_ORDER")
+        if purpose != "batch":
+            return _page([], False)  # the gateway keeps files for batches only
+        files, more = await self._service.list_files(key, _limit(request), request.query.get("after", ""))
+        return _page([_file(file) for file in files], more)
+
+
+def _limit(request: web.Request) -> int:
+    """The `limit` query parameter; 0 (the service's default) when absent."""
+    try:
+        return int(request.query.get("limit", "0"))
+    except ValueError:
+        raise InvalidRequest("limit must be an integer", reason="BAD_LIMIT", metadata={"param": "limit"}) from None
+
+
+def _page(data: list[dict[str, Any]], more: bool) -> web.Response:
+    """A page of a list, as OpenAI's list endpoints answer (cursor: `after` the last id)."""
+    return _json(
+        {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": more,
+        }
+    )
 
 
 def _request(custom_id: str, body: dict[str, Any]) -> Any:
