@@ -22,13 +22,16 @@ validation and the thresholds fixed on validation. Nothing here ships; docs/guar
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
+import json
 import random
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -37,12 +40,21 @@ from sklearn.neural_network import MLPClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from corpora import ROOT, load
-from train import SEED, indirect_documents
+from corpora import LICENSES, ROOT, load
+from train import SEED, calibrate_margins, indirect_documents
 
 from gateway._core import LinearTextModel
 from gateway.cache.semantic.embedder import Embedder
 from gateway.policy.guardrails.injection import model_input
+from gateway.policy.guardrails.injection_minilm import (
+    MARGIN_CLIP,
+    OVERLAP_TOKENS,
+    PIECE_TOKENS,
+    head_logits,
+)
+from gateway.policy.guardrails.injection_minilm import (
+    MODEL_FILE as HEAD_FILE,
+)
 from tests.policy.guardrails.heldout import held_out_sets
 
 MODEL_FILE = ROOT / "python" / "gateway" / "policy" / "guardrails" / "models" / "injection_linear.bin"
@@ -54,11 +66,8 @@ HARD_NEGATIVE_CORPORA = {
     "project_cache_prompts",
 }
 FALSE_ALARM_RATES = (0.02, 0.03, 0.04)
-PIECE_TOKENS = 254
-"""256 positions less [CLS] and [SEP]."""
-OVERLAP_TOKENS = 32
 BATCH = 32
-MARGIN_CLIP = 30.0
+VERSION = "injection-minilm-1"
 
 
 class PieceEmbedder:
@@ -66,9 +75,6 @@ class PieceEmbedder:
 
     def __init__(self, cache: Path) -> None:
         self.embedder = Embedder(intra_op_threads=1, correct_spelling=False)
-        self._splitter = self.embedder._tokenizer.__class__.from_str(self.embedder._tokenizer.to_str())
-        self._splitter.no_truncation()
-        self._splitter.no_padding()
         self._cache_path = cache
         self._cache: dict[str, np.ndarray] = {}
         if cache.exists():
@@ -76,13 +82,7 @@ class PieceEmbedder:
             self._cache = dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
 
     def pieces(self, text: str) -> list[str]:
-        """The text cut into overlapping pieces MiniLM reads whole."""
-        offsets = self._splitter.encode(text, add_special_tokens=False).offsets
-        if len(offsets) <= PIECE_TOKENS:
-            return [text]
-        step = PIECE_TOKENS - OVERLAP_TOKENS
-        starts = range(0, len(offsets) - OVERLAP_TOKENS, step)
-        return [text[offsets[s][0] : offsets[min(s + PIECE_TOKENS, len(offsets)) - 1][1]] for s in starts]
+        return self.embedder.pieces(text, PIECE_TOKENS, OVERLAP_TOKENS)
 
     def embed(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, float]:
         """(piece vectors, owner text of each piece, seconds spent embedding the pieces not in the cache)."""
@@ -137,9 +137,39 @@ def combine_max(fit_m: np.ndarray, fit_y: np.ndarray, apply_m: np.ndarray) -> np
     return np.maximum(*probs)
 
 
+def stacker(fit_m: np.ndarray, fit_y: np.ndarray) -> LogisticRegression:
+    return LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(fit_m, fit_y)
+
+
 def combine_stacked(fit_m: np.ndarray, fit_y: np.ndarray, apply_m: np.ndarray) -> np.ndarray:
-    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(fit_m, fit_y)
-    return model.decision_function(apply_m)
+    return stacker(fit_m, fit_y).decision_function(apply_m)
+
+
+def write_model(
+    head: functools.partial[np.ndarray], both_v: np.ndarray, labels: np.ndarray, figures: dict[str, Any]
+) -> None:
+    """The chosen MLP head and the stacker fitted on all of validation, calibrated as linear-2 is, for the opt-in
+    `combined` model (gateway/policy/guardrails/injection_minilm.py)."""
+    stack = stacker(both_v, labels)
+    slope, offset, raw_threshold = calibrate_margins(stack.decision_function(both_v), labels)
+    arrays = {
+        **head.keywords,
+        "stack": np.array([*stack.coef_[0], stack.intercept_[0]]),
+        "calibration": np.array([slope, offset]),
+    }
+    np.savez(HEAD_FILE, **arrays)
+    card = {
+        "version": VERSION,
+        "sha256": hashlib.sha256(HEAD_FILE.read_bytes()).hexdigest(),
+        "head": "MLP 384-64-1 over all-MiniLM-L6-v2 (int8) embeddings of 254-token pieces, worst piece",
+        "stacked_with": "injection-linear-2 (its worst window's margin, clipped to +-30)",
+        "calibration": {"slope": slope, "offset": offset, "raw_threshold_at_0.8": raw_threshold},
+        "trained_on": LICENSES,
+        "seed": SEED,
+        "validation_recall_at_hard_negative_false_alarms": figures,
+    }
+    HEAD_FILE.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    print(f"wrote {HEAD_FILE} ({HEAD_FILE.stat().st_size} bytes) and its card")
 
 
 Combiner = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -169,12 +199,18 @@ def heads(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> dict[str, Callabl
     # MLPClassifier takes no sample weights: texts of several pieces are rare enough that it does not matter much.
     mlp = MLPClassifier((64,), alpha=1e-3, max_iter=300, early_stopping=True, random_state=SEED).fit(x, y)
 
-    def mlp_margin(v: np.ndarray) -> np.ndarray:
-        p = np.clip(mlp.predict_proba(v)[:, 1], 1e-7, 1 - 1e-7)
-        return np.log(p / (1 - p))
-
-    out["mlp 64"] = mlp_margin
+    out["mlp 64"] = functools.partial(head_logits, **mlp_weights(mlp))
     return out
+
+
+def mlp_weights(mlp: MLPClassifier) -> dict[str, Any]:
+    """The MLP's weights as head_logits takes them (and the shipped file stores them)."""
+    return {
+        "w1": mlp.coefs_[0].astype(np.float32),
+        "b1": mlp.intercepts_[0].astype(np.float32),
+        "w2": mlp.coefs_[1][:, 0].astype(np.float32),
+        "b2": float(mlp.intercepts_[1][0]),
+    }
 
 
 def timed(fn: Callable[[], object], rounds: int) -> tuple[float, float]:
@@ -227,6 +263,9 @@ def main() -> None:
     parser.add_argument("--embeddings", type=Path, default=Path("/tmp/injection-minilm-embeddings.npz"))
     parser.add_argument("--train-limit", type=int, default=12000, help="train on a random sample of this many texts")
     parser.add_argument("--test", action="store_true", help="also score the public test splits (once, at the end)")
+    parser.add_argument(
+        "--write", action="store_true", help="write the chosen MLP head and stacker (the shipped files)"
+    )
     parser.add_argument("--bench", action="store_true", help="also time the chosen head per 2,000-token prompt")
     args = parser.parse_args()
     rng = random.Random(SEED)
@@ -270,6 +309,14 @@ def main() -> None:
             rc = (scores[mask & attack] >= t).mean() if (mask & attack).any() else float("nan")
             print(f"  {corpus:24s} {name:28s} at 2%: recall {rc:.3f} false alarms {fa:.3f}")
 
+    if args.write:
+        if not isinstance(candidates[chosen], functools.partial):
+            raise SystemExit(f"the chosen head is {chosen}, not the MLP the shipped scorer runs")
+        figures = {
+            name: [recall_at_false_alarms(v, attack, hard, r)[1] for r in FALSE_ALARM_RATES]
+            for name, v in columns.items()
+        }
+        write_model(candidates[chosen], both_v, labels, figures)
     if args.bench:
         bench(pieces, candidates[chosen], linear)
     if not args.test:
