@@ -82,6 +82,8 @@ bench: install ## Run the benchmarks (hot functions, the bounded load test, a bu
 	$(PY) -m benches.stream_burst
 	$(PY) -m benches.stream_memory
 	$(PY) -m benches.stream_cpu
+	$(PY) -m benches.stream_lag
+	$(PY) -m benches.accept_queues
 
 # Mutation testing: slow, so not part of `make test` (docs/testing.md). mutants-python is the mutmut run of the
 # Python paths; `mutants` runs the two one after the other, each on both cores.

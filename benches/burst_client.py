@@ -7,9 +7,10 @@ with quick unary calls beside them. Bounded in count and time; writes one JSON f
 
 `streams` opens its `--count` streams evenly over `--spread` seconds from the wall-clock time `--start-at`, over
 `--channels` connections of its own, and records each stream's outcome: its status, when it ended, its first chunk,
-its chunks and the request id the gateway gave it. `probe` starts a quick call every 1/rate seconds (open loop: a slow
-answer does not delay the next call) until `--until` or until `--stop-file` exists, and records when each started,
-its latency and its status.
+its chunks and the request id the gateway gave it; with `--go-file`, it creates `--ready-file` once connected and
+takes the start time from the go file when that appears. `probe` starts a quick call every 1/rate seconds (open loop:
+a slow answer does not delay the next call) until `--until` or until `--stop-file` exists, creates `--ready-file`
+once a call has succeeded, and records when each started, its latency and its status.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from llmgateway.v1 import gateway_pb2 as pb
 from llmgateway.v1 import gateway_pb2_grpc
 
 _MESSAGES = [pb.Message(role="user", content="Tell me a long story, one word a second.")]
+GO_WAIT_S = 120.0
+"""How long a stream client waits for the go file."""
 STREAM_TIMEOUT_S = 120.0
 """A stream's deadline: far above its answer's length, so no outcome is the client's own deadline."""
 
@@ -72,8 +75,9 @@ async def streams(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.gather(*(asyncio.wait_for(c.channel_ready(), 20) for c in channels))
     request = pb.ChatRequest(model=args.model, messages=_MESSAGES, max_tokens=64)
     metadata = (("authorization", f"Bearer {args.key}"),)
+    start_at = _start_time(args)  # blocks this loop, before the burst, while it has nothing else to do
     loop = asyncio.get_running_loop()
-    begin = loop.time() + max(0.0, args.start_at - time.time())
+    begin = loop.time() + max(0.0, start_at - time.time())
     tasks = []
     for i in range(args.count):
         delay = begin + i * args.spread / args.count - loop.time()
@@ -85,6 +89,20 @@ async def streams(args: argparse.Namespace) -> dict[str, Any]:
     for channel in channels:
         await channel.close()
     return {"opened_at": opened, "streams": results}
+
+
+def _start_time(args: argparse.Namespace) -> float:
+    """`--start-at`, or with `--go-file`: says it is ready (`--ready-file`), then waits for the go file and reads the
+    start time from it, so that the orchestrator's idle window begins once every client has started up."""
+    if not args.go_file:
+        return float(args.start_at)
+    Path(args.ready_file).touch()
+    go = Path(args.go_file)
+    for _ in range(int(GO_WAIT_S / 0.01)):
+        if go.exists():
+            return float(go.read_text())
+        time.sleep(0.01)
+    raise TimeoutError(f"no {go} after {GO_WAIT_S:.0f} s")
 
 
 async def probe(args: argparse.Namespace) -> dict[str, Any]:
@@ -111,7 +129,11 @@ async def probe(args: argparse.Namespace) -> dict[str, Any]:
         next_at = loop.time()
         stop_at = next_at + max(0.0, args.until - time.time())
         stop_file = Path(args.stop_file) if args.stop_file else None
+        ready_file = Path(args.ready_file) if args.ready_file else None
         while next_at < stop_at and not (stop_file is not None and stop_file.exists()):
+            if ready_file is not None and any(code == "OK" for _, _, code in calls):
+                ready_file.touch()  # the first call went through: the server's first-call work is behind
+                ready_file = None
             task = asyncio.create_task(one(stub))
             pending.add(task)
             task.add_done_callback(pending.discard)
@@ -130,6 +152,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1000, help="streams: how many to open")
     parser.add_argument("--spread", type=float, default=1.0, help="streams: seconds over which they open")
     parser.add_argument("--start-at", type=float, default=0.0, help="streams: wall-clock time of the first")
+    parser.add_argument("--go-file", default="", help="streams: wait for this file; it holds the start time")
+    parser.add_argument("--ready-file", default="", help="created once connected (probe: once a call succeeded)")
     parser.add_argument("--channels", type=int, default=1, help="streams: connections to spread them over")
     parser.add_argument("--rate", type=float, default=100.0, help="probe: calls per second")
     parser.add_argument("--until", type=float, default=0.0, help="probe: wall-clock time to stop at")

@@ -51,8 +51,10 @@ GRPC_DEFAULTS = (
 )
 """gRPC's own values of the options the gateway now sets against losing calls (python/gateway/server/app.py): the
 issue's set-up."""
-SETTLE_S = 1.5
-"""From starting the client processes to the idle window: their imports and connections are done by then."""
+READY_WAIT_S = 120.0
+"""How long the client processes may take to start up (imports, connections, the prober's first call)."""
+SETTLE_S = 0.5
+"""From the last client's start-up to the idle window."""
 IDLE_S = 3.0
 """How long the prober runs alone before the burst."""
 AT_ONCE_S = 1.0
@@ -190,21 +192,19 @@ def run_point(
     log = Path(tempfile.mkstemp(prefix="burst-", suffix=".log")[1])
     answer_s = args.chunks * args.interval
     with tempfile.TemporaryDirectory() as tmp, server(command, port, env, log) as proc, RssSampler(proc.pid) as rss:
-        now = time.time()
-        idle_at = now + SETTLE_S
-        burst_at = idle_at + IDLE_S
         # The prober runs until the streams have ended (the orchestrator creates the stop file), at most this long.
-        until = burst_at + args.spread + answer_s + 180
-        stop_file = Path(tmp) / "stop"
+        until = time.time() + READY_WAIT_S + SETTLE_S + IDLE_S + args.spread + answer_s + 180
+        stop_file, go_file = Path(tmp) / "stop", Path(tmp) / "go"
+        ready = [Path(tmp) / f"ready-{i}" for i in range(args.clients + 1)]
         probe_out = Path(tmp) / "probe.json"
         client = [sys.executable, "-m", "benches.burst_client"]
         probe_args = ["--model", "quick", "--rate", str(args.probe_rate), "--until", str(until)]
-        probe_args += ["--stop-file", str(stop_file)]
+        probe_args += ["--stop-file", str(stop_file), "--ready-file", str(ready[-1])]
         prober = subprocess.Popen([*client, "probe", "--target", target, *probe_args, "--out", str(probe_out)])
         clients_n = args.clients
         per = [args.streams // clients_n + (1 if i < args.streams % clients_n else 0) for i in range(clients_n)]
         outs = [Path(tmp) / f"streams-{i}.json" for i in range(clients_n)]
-        burst_args = ["--spread", str(args.spread), "--start-at", str(burst_at), "--channels", str(args.channels)]
+        burst_args = ["--spread", str(args.spread), "--go-file", str(go_file), "--channels", str(args.channels)]
         clients = [
             subprocess.Popen(
                 [
@@ -217,12 +217,25 @@ def run_point(
                     "--count",
                     str(count),
                     *burst_args,
+                    "--ready-file",
+                    str(ready_file),
                     "--out",
                     str(out),
                 ]
             )
-            for count, out in zip(per, outs, strict=True)
+            for count, out, ready_file in zip(per, outs, ready[:-1], strict=True)
         ]
+        # The idle window starts once every client has started up: their imports and connections, and the server's
+        # work for its first quick call, are not idle latency.
+        deadline = time.time() + READY_WAIT_S
+        while not all(path.exists() for path in ready):
+            if time.time() > deadline:
+                raise TimeoutError(f"the clients did not start within {READY_WAIT_S:.0f} s")
+            time.sleep(0.05)
+        idle_at = time.time() + SETTLE_S
+        burst_at = idle_at + IDLE_S
+        go_file.with_suffix(".tmp").write_text(repr(burst_at))
+        go_file.with_suffix(".tmp").replace(go_file)
         time.sleep(max(0.0, burst_at - time.time()))
         cpu_before = cpu_seconds(proc.pid)
         spy = None

@@ -71,18 +71,45 @@ def upstream() -> Iterator[str]:
         proc.wait()
 
 
-async def serve_bare(
-    servicer: gateway_pb2_grpc.GatewayServicer, options: list[tuple[str, int]], streams: int
-) -> tuple[float, float]:
-    """A bare grpc.aio server with the gateway's options, serving `servicer` through a burst."""
-    server = grpc.aio.server(options=options)
+@contextlib.asynccontextmanager
+async def bare_server(servicer: gateway_pb2_grpc.GatewayServicer) -> AsyncIterator[str]:
+    """A bare grpc.aio server with the gateway's options, serving `servicer`; yields its address."""
+    server = grpc.aio.server(options=server_options(ServerConfig()))
     gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
-        return await burst(f"127.0.0.1:{port}", streams)
+        yield f"127.0.0.1:{port}"
     finally:
         await server.stop(1.0)
+
+
+@contextlib.asynccontextmanager
+async def forwarder_server(quick_url: str, slow_url: str) -> AsyncIterator[str]:
+    """The bare forwarder (Chat to `quick_url`, ChatStream to `slow_url`) on a bare server; yields its address."""
+    forwarder = Forwarder(quick_url, slow_url, max_connections=10_000)
+    try:
+        async with bare_server(forwarder) as address:
+            yield address
+    finally:
+        await forwarder.close()
+
+
+@contextlib.asynccontextmanager
+async def in_process_gateway(slow_url: str, quick_url: str) -> AsyncIterator[str]:
+    """The gateway on benches/stream_burst.py's config, in this process, built and settled as `gateway serve` does;
+    yields its address."""
+    os.environ.update({"GATEWAY_BOOTSTRAP_KEY": BENCH_ADMIN_KEY, BENCH_KEY_ENV: BENCH_KEY})
+    os.environ["BENCH_UPSTREAM_KEY"] = "sk-bench"
+    with tempfile.TemporaryDirectory() as state:
+        config = parse_config(gateway_config(slow_url, quick_url, 10_000, ""))
+        gateway = await build_gateway(config, address="127.0.0.1:0", state_dir=Path(state), metrics_address="")
+        settle_heap()
+        await gateway.server.start()
+        try:
+            yield f"127.0.0.1:{gateway.port}"
+        finally:
+            await gateway.stop(1.0)
 
 
 async def burst(target: str, streams: int) -> tuple[float, float]:
@@ -130,29 +157,31 @@ async def aiohttp_reads(url: str, streams: int) -> tuple[float, float]:
 
 
 async def measure(layer: str, streams: int) -> tuple[float, float]:
-    options = server_options(ServerConfig())
     with upstream() as url:
         if layer == "aiohttp":
             return await aiohttp_reads(url, streams)
         if layer == "grpc.aio":
-            return await serve_bare(Sleepy(), options, streams)
-        if layer == "forwarder":
-            forwarder = Forwarder(url, url, max_connections=10_000)
-            try:
-                return await serve_bare(forwarder, options, streams)
-            finally:
-                await forwarder.close()
-        os.environ.update({"GATEWAY_BOOTSTRAP_KEY": BENCH_ADMIN_KEY, BENCH_KEY_ENV: BENCH_KEY})
-        os.environ["BENCH_UPSTREAM_KEY"] = "sk-bench"
-        with tempfile.TemporaryDirectory() as state:
-            config = parse_config(gateway_config(url, url, 10_000, ""))
-            gateway = await build_gateway(config, address="127.0.0.1:0", state_dir=Path(state), metrics_address="")
-            settle_heap()  # as `gateway serve` does
-            await gateway.server.start()
-            try:
-                return await burst(f"127.0.0.1:{gateway.port}", streams)
-            finally:
-                await gateway.stop(1.0)
+            async with bare_server(Sleepy()) as target:
+                return await burst(target, streams)
+        server = forwarder_server(url, url) if layer == "forwarder" else in_process_gateway(url, url)
+        async with server as target:
+            return await burst(target, streams)
+
+
+def in_fresh_process(module: str, option: str, value: str, streams: int, timeout_s: float) -> dict[str, Any]:
+    """Runs `python -m module option value --streams N` (one measurement, in a process of its own) and returns the
+    JSON object it printed last."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, option, value, "--streams", str(streams)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout_s,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} {option} {value} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = orjson.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def main() -> None:
@@ -167,14 +196,7 @@ def main() -> None:
     print(f"| {args.streams:,} streams open | RSS per open stream, KB | GC-tracked objects per stream |")
     print("| --- | --- | --- |")
     for layer in LAYERS:
-        out = subprocess.run(
-            [sys.executable, "-m", "benches.stream_memory", "--layer", layer, "--streams", str(args.streams)],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        ).stdout
-        result = orjson.loads(out.strip().splitlines()[-1])
+        result = in_fresh_process("benches.stream_memory", "--layer", layer, args.streams, timeout_s=120)
         print(f"| {layer} | {result['bytes'] / 1024:.1f} | {result['objects']:.0f} |", flush=True)
 
 

@@ -10,12 +10,13 @@
   feedback: good or not.
 - The objective is quality - 0.018 x price: the route's cost_weight is 18 per USD (0.018 x price / (price x 1,000
   tokens / 1e6)).
-- At call 20,000 the $1 model's quality on code drops to 0.3.
+- At call 20,000 the $1 model's quality on code drops to 0.3; 6,000 calls follow.
 
 The router, the learned strategy and the profiles are the server's own (routing/router.py, routing/learned.py,
 learning/); the calls and the feedback are driven in-process, on a simulated clock of one call a second, so that
-22,000 calls take seconds. Routing overhead is timed on the same requests for the learned route and a fallback route
-(the reference: a decision that reads nothing).
+26,000 calls take seconds. The run is made twice on the same prompts, draws and feedback: as shipped (a long memory
+beside the recent one) and, as the reference, with the recent memory alone. Routing overhead is timed on the same
+requests for the learned route and a fallback route (the reference: a decision that reads nothing).
 """
 
 from __future__ import annotations
@@ -54,12 +55,18 @@ PRICE_WEIGHT = 0.018
 BILLED_TOKENS = 1000
 CALLS = 20_000
 DRIFT_CALLS = 2_000
+"""The aim: within this many calls of the drift, the $1 model's share of code calls is under 20%."""
+AFTER_CALLS = 6_000
+"""Calls run after the drift: the aim's 2,000, then 4,000 more to see regret flatten again."""
 DRIFTED_CODE_QUALITY = 0.3
+HALF_LIFE_S = 1500.0
+MEMORY_HALF_LIFE_S = 30 * 86_400.0
+"""The config's default: far longer than the run, so in it the long memory forgets nothing."""
 # Each kind's prompts begin with a marker the simulated provider's table matches on; the router never reads it.
 MARKERS = {"code": "Review this code", "arithmetic": "Compute", "translation": "Translate", "summaries": "Summarize"}
 
 
-def config(quality: dict[str, dict[str, float]], seed: int) -> GatewayConfig:
+def config(quality: dict[str, dict[str, float]], seed: int, memory_half_life_s: float) -> GatewayConfig:
     table = [
         {"prompt_regex": f"^{MARKERS[kind]}", "good": {model: quality[model][kind] for model in PRICES}}
         for kind in TYPES
@@ -83,7 +90,8 @@ def config(quality: dict[str, dict[str, float]], seed: int) -> GatewayConfig:
                         "cost_weight": PRICE_WEIGHT * 1e6 / BILLED_TOKENS,
                         "exploration": 0.1,
                         "min_feedback": 30,
-                        "half_life_s": 1500,
+                        "half_life_s": HALF_LIFE_S,
+                        "memory_half_life_s": memory_half_life_s,
                     },
                 },
                 {"name": "fallback", "strategy": "fallback", "targets": [{"model": m} for m in PRICES]},
@@ -168,27 +176,40 @@ def oracle(kind: str, quality: dict[str, dict[str, float]]) -> str:
     return max(PRICES, key=lambda m: quality[m][kind] - PRICE_WEIGHT * PRICES[m])
 
 
-async def run(seed: int) -> None:
+@dataclass
+class Outcome:
+    """One run of the learned route over the whole workload, with the fixed strategies scored on the same calls."""
+
+    learned: Tally
+    fixed: dict[str, Tally]
+    kinds: list[str]
+    picks: list[str]
+    explored: int
+    plan_ns: list[int]
+    fallback_ns: list[int]
+    profiles: ProfileBook
+
+
+async def run(seed: int, memory_half_life_s: float) -> Outcome:
+    """The same prompts, answers' draws and feedback for every `memory_half_life_s` (the seeded draws do not depend
+    on the picks)."""
     rng = random.Random(seed)
     prompts = Prompts(rng)
     drifted = {m: dict(q) for m, q in QUALITY.items()}
     drifted["m1"]["code"] = DRIFTED_CODE_QUALITY
-    before, after = config(QUALITY, seed), config(drifted, seed)
+    before, after = config(QUALITY, seed, memory_half_life_s), config(drifted, seed, memory_half_life_s)
     catalog = ModelCatalog.from_config(before)
     models = {m.name: m for m in before.models}
     clock = [0.0]
-    profiles = ProfileBook({"learned": 1500.0})
+    profiles = ProfileBook({"learned": HALF_LIFE_S}, memory_half_lives={"learned": memory_half_life_s})
     strategy = LearnedStrategy(profiles, models, lambda: clock[0], np.random.default_rng(seed))
     router = Router(catalog, HealthBoard(before.circuit_breaker), random.Random(seed), strategy)
     providers = [SimulatedProvider(before.providers[0]), SimulatedProvider(after.providers[0])]
     counter = TokenCounter()
-    learned, fixed = Tally.new(), {name: Tally.new() for name in (*PRICES, "random", "oracle")}
-    kinds: list[str] = []
-    picks: list[str] = []
-    explored = 0
-    plan_ns: list[int] = []
-    fallback_ns: list[int] = []
-    for number in range(CALLS + DRIFT_CALLS):
+    out = Outcome(
+        Tally.new(), {name: Tally.new() for name in (*PRICES, "random", "oracle")}, [], [], 0, [], [], profiles
+    )
+    for number in range(CALLS + AFTER_CALLS):
         clock[0] = float(number)
         table = QUALITY if number < CALLS else drifted
         provider = providers[0] if number < CALLS else providers[1]
@@ -197,10 +218,10 @@ async def run(seed: int) -> None:
         features = _features(request, counter)
         started = time.thread_time_ns()
         plan = router.plan("learned", features)
-        plan_ns.append(time.thread_time_ns() - started)
+        out.plan_ns.append(time.thread_time_ns() - started)
         started = time.thread_time_ns()
         router.plan("fallback", features)
-        fallback_ns.append(time.thread_time_ns() - started)
+        out.fallback_ns.append(time.thread_time_ns() - started)
         assert plan.learned is not None
         model = plan.candidates[0].model
         result = await provider.chat(request, model, UpstreamCall(f"bench-{number}", None))
@@ -216,15 +237,15 @@ async def run(seed: int) -> None:
             answer_tokens=max(BILLED_TOKENS - prompt_tokens, 0),
         )
         profiles.observe_quality(arm, clock[0], 1.0 if good else 0.0)
-        kinds.append(kind)
-        picks.append(model.name)
-        explored += plan.learned.explored
-        learned.add(model.name, kind, table)
+        out.kinds.append(kind)
+        out.picks.append(model.name)
+        out.explored += plan.learned.explored
+        out.learned.add(model.name, kind, table)
         for name in PRICES:
-            fixed[name].add(name, kind, table)
-        fixed["random"].add(rng.choice(list(PRICES)), kind, table)
-        fixed["oracle"].add(oracle(kind, table), kind, table)
-    _report(learned, fixed, kinds, picks, explored, plan_ns, fallback_ns, profiles)
+            out.fixed[name].add(name, kind, table)
+        out.fixed["random"].add(rng.choice(list(PRICES)), kind, table)
+        out.fixed["oracle"].add(oracle(kind, table), kind, table)
+    return out
 
 
 def _features(request: ChatRequest, counter: TokenCounter) -> RequestFeatures:
@@ -237,54 +258,65 @@ def _features(request: ChatRequest, counter: TokenCounter) -> RequestFeatures:
     )
 
 
-def _report(
-    learned: Tally,
-    fixed: dict[str, Tally],
-    kinds: list[str],
-    picks: list[str],
-    explored: int,
-    plan_ns: list[int],
-    fallback_ns: list[int],
-    profiles: ProfileBook,
-) -> None:
+def _report(runs: dict[str, Outcome]) -> None:
+    """`runs`: the shipped strategy first, then the references."""
+    shipped = next(iter(runs.values()))
+    fixed = shipped.fixed
     start, end = 10_000, CALLS
     oracle_q, _ = fixed["oracle"].window(start, end)
     print(f"calls {start + 1:,}-{end:,} (expected quality of the model picked; cost as a share of always-$10):")
-    print(f"  {'policy':<12} {'quality':>8} {'of oracle':>10} {'cost':>7}")
-    for name, tally in (("learned", learned), *fixed.items()):
+    print(f"  {'policy':<22} {'quality':>8} {'of oracle':>10} {'cost':>7}")
+    for name, tally in (*((n, o.learned) for n, o in runs.items()), *fixed.items()):
         q, c = tally.window(start, end)
-        print(f"  {name:<12} {q:>8.4f} {q / oracle_q:>10.1%} {c:>7.1%}")
-    q, c = learned.window(start, end)
+        print(f"  {name:<22} {q:>8.4f} {q / oracle_q:>10.1%} {c:>7.1%}")
+    q, c = shipped.learned.window(start, end)
     print(f"  aim: quality >= 95% of oracle ({q / oracle_q:.1%}), cost <= 60% of $10 ({c:.1%})")
-    print("cumulative regret against the oracle (objective), per 2,000 calls:")
-    regret = np.cumsum(np.array(fixed["oracle"].objective) - np.array(learned.objective))
-    marks = list(range(2000, CALLS + 1, 2000))
-    print("  " + " ".join(f"{m // 1000}k:{regret[m - 1]:.0f}" for m in marks))
-    print(
-        "  added per 2,000: " + " ".join(f"{regret[b - 1] - regret[a - 1]:.0f}" for a, b in itertools.pairwise(marks))
-    )
-    print(f"explored: {explored / len(picks):.1%} of calls")
-    print(
-        f"after the drift at call {CALLS:,} ($1 model's code quality {DRIFTED_CODE_QUALITY}): $1's share of code calls"
-    )
-    for a in range(CALLS, CALLS + DRIFT_CALLS, 250):
-        code = [p for k, p in zip(kinds[a : a + 250], picks[a : a + 250], strict=True) if k == "code"]
-        print(f"  calls {a + 1:,}-{a + 250:,}: {code.count('m1') / len(code):.0%} of {len(code)}")
+    marks = list(range(0, CALLS + AFTER_CALLS + 1, 2000))
+    print(f"regret against the oracle (objective) added per 2,000 calls; the drift at call {CALLS:,}:")
+    print(f"  {'calls to':<22} " + " ".join(f"{m // 1000:>3}k" for m in marks[1:]))
+    for name, out in runs.items():
+        regret = np.concatenate(
+            ([0.0], np.cumsum(np.array(fixed["oracle"].objective) - np.array(out.learned.objective)))
+        )
+        added = " ".join(f"{regret[b] - regret[a]:>4.0f}" for a, b in itertools.pairwise(marks))
+        print(f"  {name:<22} {added}   total {regret[-1]:.0f}, explored {out.explored / len(out.picks):.1%}")
+    print(f"after the drift ($1 model's code quality {DRIFTED_CODE_QUALITY}): $1's share of code calls per 250 calls")
+    for name, out in runs.items():
+        shares = []
+        for a in range(CALLS, CALLS + DRIFT_CALLS, 250):
+            code = [p for k, p in zip(out.kinds[a : a + 250], out.picks[a : a + 250], strict=True) if k == "code"]
+            shares.append(f"{code.count('m1') / len(code):>4.0%}")
+        print(f"  {name:<22} " + " ".join(shares))
     print("routing decision per call, CPU time of the thread (same requests, query type included):")
-    for name, figure in (("median", statistics.median), ("mean", statistics.fmean)):
+    plan_ns, fallback_ns = shipped.plan_ns, shipped.fallback_ns
+    for name, figure in (
+        ("median", statistics.median),
+        ("mean", statistics.fmean),
+        ("p99", lambda xs: float(np.percentile(xs, 99))),
+    ):
         learned_us, fallback_us = figure(plan_ns) / 1000, figure(fallback_ns) / 1000
         print(
             f"  {name}: learned {learned_us:.1f} us, fallback {fallback_us:.1f} us: "
             f"overhead {learned_us - fallback_us:.1f} us"
         )
-    print("query types seen: " + ", ".join(sorted({p.query_type for p in profiles.profiles(float(len(picks)))})))
+    seen = sorted({p.query_type for p in shipped.profiles.profiles(float(len(shipped.picks)))})
+    print("query types seen: " + ", ".join(seen))
+
+
+async def compare(seed: int) -> None:
+    runs = {
+        "learned": await run(seed, MEMORY_HALF_LIFE_S),
+        # The reference: no long memory (it forgets as fast as the recent one), the strategy before the change test.
+        "learned, recent only": await run(seed, HALF_LIFE_S),
+    }
+    _report(runs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    asyncio.run(run(args.seed))
+    asyncio.run(compare(args.seed))
 
 
 if __name__ == "__main__":

@@ -54,6 +54,11 @@ def special_tokens(encoding_name: str) -> dict[str, int]:
 def load_encoding(encoding_name: str) -> None:
     """Deserializes the embedded vocabulary now (~50 ms) instead of in the first call that needs it."""
 
+def release_read_only_pages() -> int:
+    """Drops from the resident set the pages of the library's read-only data, which hold the embedded vocabularies in
+    serialized form (read once by `load_encoding`: o200k_base 32 MB, cl100k_base 15 MB); whatever reads them again
+    faults them back in from the file. Returns the bytes released (0 where it cannot: not Linux)."""
+
 ENCODINGS: list[str]
 """The valid encoding names."""
 
@@ -405,3 +410,11 @@ def encode_spans(
     scope (b"" when there are no spans). Ids are written big-endian (16 and 8 bytes), the parent omitted when 0, and
     a status always present. ValueError names the attribute of a value that is not a str, bool, int, float or a list
     or tuple of those, or an int beyond 64 bits; ValueError or TypeError names the span and field of a bad span."""
+
+# --- query-type features (rust/src/query.rs) -----------------------------------------------------------------------
+
+def prompt_language(text: str) -> str:
+    """zh, ja, ko, ru, ar by script; else en, fr, de, es by common words; else "und". `text` lower-cased."""
+
+def prompt_has_code(text: str) -> bool:
+    """A code fence, or two lines among the first 2,000 characters that look like statements. `text` lower-cased."""

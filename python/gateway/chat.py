@@ -114,6 +114,12 @@ class ChatRequest:
     metadata: dict[str, str] = field(default_factory=dict)
     batch: bool = False
     """Batch priority: waits behind interactive calls when targets are rate-limited."""
+    defer_up_to_s: float | None = None
+    """The caller can wait this long for its answer: the gateway may hold the call to send it with others, or in a
+    cheaper price window (deferral/)."""
+    prompt_cache: bool = False
+    """Set by the gateway for held calls that share a long prefix: adapters whose provider caches prompts only where
+    asked (Anthropic's cache_control) mark the prefix for caching."""
     cache: CacheControl | None = None
     text_chars: int = 0
     """Characters of text in all messages (content, text parts, tool-call arguments): size limits and token bounds."""

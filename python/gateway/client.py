@@ -52,10 +52,18 @@ class GatewayClient:
         self._metadata = (("authorization", f"Bearer {api_key}"),)
 
     async def chat(
-        self, model: str, messages: MessagesLike, *, timeout: float | None = None, **params: Any
+        self,
+        model: str,
+        messages: MessagesLike,
+        *,
+        timeout: float | None = None,
+        deferred_id: str = "",
+        **params: Any,
     ) -> pb.ChatResponse:
+        """`deferred_id`: with defer_up_to_s, the caller's id for the call (GetDeferred fetches it by this id)."""
         request = build_chat_request(model, messages, **params)
-        response: pb.ChatResponse = await self._stub.Chat(request, metadata=self._metadata, timeout=timeout)
+        metadata = (*self._metadata, ("x-deferred-id", deferred_id)) if deferred_id else self._metadata
+        response: pb.ChatResponse = await self._stub.Chat(request, metadata=metadata, timeout=timeout)
         return response
 
     async def chat_stream(
@@ -68,6 +76,13 @@ class GatewayClient:
                 yield chunk
         finally:
             call.cancel()
+
+    async def get_deferred(self, request_id: str, *, timeout: float | None = None) -> pb.GetDeferredResponse:
+        """A deferred call's state, and its answer once it came (chat(..., defer_up_to_s=...))."""
+        response: pb.GetDeferredResponse = await self._stub.GetDeferred(
+            pb.GetDeferredRequest(request_id=request_id), metadata=self._metadata, timeout=timeout
+        )
+        return response
 
     async def count_tokens(
         self, model: str, *, text: str = "", messages: MessagesLike = (), timeout: float | None = None
@@ -134,10 +149,18 @@ class SyncGatewayClient:
         self._metadata = (("authorization", f"Bearer {api_key}"),)
 
     def chat(
-        self, model: str, messages: MessagesLike, *, timeout: float | None = None, **params: Any
+        self,
+        model: str,
+        messages: MessagesLike,
+        *,
+        timeout: float | None = None,
+        deferred_id: str = "",
+        **params: Any,
     ) -> pb.ChatResponse:
+        """`deferred_id`: with defer_up_to_s, the caller's id for the call (GetDeferred fetches it by this id)."""
+        metadata = (*self._metadata, ("x-deferred-id", deferred_id)) if deferred_id else self._metadata
         response: pb.ChatResponse = self._stub.Chat(
-            build_chat_request(model, messages, **params), metadata=self._metadata, timeout=timeout
+            build_chat_request(model, messages, **params), metadata=metadata, timeout=timeout
         )
         return response
 
@@ -151,6 +174,13 @@ class SyncGatewayClient:
             yield from call
         finally:
             call.cancel()
+
+    def get_deferred(self, request_id: str, *, timeout: float | None = None) -> pb.GetDeferredResponse:
+        """A deferred call's state, and its answer once it came (chat(..., defer_up_to_s=...))."""
+        response: pb.GetDeferredResponse = self._stub.GetDeferred(
+            pb.GetDeferredRequest(request_id=request_id), metadata=self._metadata, timeout=timeout
+        )
+        return response
 
     def count_tokens(
         self, model: str, *, text: str = "", messages: MessagesLike = (), timeout: float | None = None

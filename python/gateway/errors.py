@@ -17,6 +17,7 @@ class ErrorKind(StrEnum):
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     NOT_FOUND = "NOT_FOUND"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
     PERMISSION_DENIED = "PERMISSION_DENIED"
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
     FAILED_PRECONDITION = "FAILED_PRECONDITION"
@@ -65,6 +66,11 @@ class PermissionDenied(GatewayError):
 class NotFound(GatewayError):
     kind = ErrorKind.NOT_FOUND
     reason = "NOT_FOUND"
+
+
+class AlreadyExists(GatewayError):
+    kind = ErrorKind.ALREADY_EXISTS
+    reason = "ALREADY_EXISTS"
 
 
 class RateLimited(GatewayError):

@@ -5,8 +5,10 @@
 
 pub mod error;
 pub mod otlp;
+pub mod pages;
 pub mod patterns;
 pub mod pii;
+pub mod query;
 pub mod ratelimit;
 pub mod textmodel;
 pub mod tokens;

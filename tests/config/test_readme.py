@@ -51,3 +51,11 @@ def test_no_merge_conflict_markers_in_the_docs() -> None:
         if re.match(r"(<{7}|>{7})( |$)|={7}$", line)
     ]
     assert marked == []
+
+
+def test_readme_batches_example_validates() -> None:
+    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    batches = next(b for b in blocks if b.startswith("batches:"))
+    config = parse_config("providers:\n  - {name: openai, type: openai}\n" + batches, source="README.md")
+    assert config.batches.fallback == "individual"
+    assert config.models[0].batch_input_cost_per_mtok == 0.075

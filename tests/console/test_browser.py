@@ -90,6 +90,8 @@ async def test_the_console_in_chromium(start_gateway: StartGateway, chrome: webd
     await admin.admin.SetBudget(apb.SetBudgetRequest(budget=budget), metadata=AUTH)
     for _ in range(4):
         await admin.gateway.Chat(chat_request(text="what is the capital of France?"), metadata=bearer(beta.member_key))
+    async for _ in admin.gateway.ChatStream(chat_request(text="and of Spain?"), metadata=bearer(beta.member_key)):
+        pass  # a stream, for the time-to-first-chunk plot
     with pytest.raises(grpc.aio.AioRpcError):  # an error for the plots: a card number is blocked
         await admin.gateway.Chat(chat_request(text="card 4111 1111 1111 1111"), metadata=bearer(beta.member_key))
     console = base(gateway)
@@ -108,12 +110,14 @@ async def test_the_console_in_chromium(start_gateway: StartGateway, chrome: webd
         )
         _wait(chrome, "return Chart.getChart('chart-spend-team').data.labels.length > 0")
         _wait(chrome, "return Chart.getChart('chart-budgets').data.labels.length > 0")
+        _wait(chrome, "return Chart.getChart('chart-ttfc').data.labels.length > 0")
+        _wait(chrome, "return document.getElementById('processes').textContent === '1'")
         time.sleep(0.5)  # let the last frame paint before the picture
         _shot(chrome, "overview")
         return str(total)
 
     answered, failed = (await _in_browser(sign_in)).split(",")
-    assert (int(answered), int(failed)) == (6, 1)  # the two teams' calls made above
+    assert (int(answered), int(failed)) == (7, 1)  # the two teams' calls made above
 
     def open_call() -> str:
         chrome.get(console + "/calls?since=1h")

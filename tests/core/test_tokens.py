@@ -4,7 +4,10 @@
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given
@@ -181,6 +184,40 @@ def test_encodings_are_listed_and_load_eagerly() -> None:
         _core.load_encoding(encoding)
     with pytest.raises(ValueError, match="expected one of cl100k_base, o200k_base"):
         _core.load_encoding("r50k_base")
+
+
+RELEASE = """
+import json
+from pathlib import Path
+from gateway import _core
+
+def resident():
+    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS:"))
+    return int(line.split()[1]) * 1024
+
+text = "Hello, world! Ñandú 漢字 🙂 1234567 " * 40
+before = {e: _core.count_tokens(text, e) for e in _core.ENCODINGS}  # loads both: reads their embedded bytes
+resident_before = resident()
+released = _core.release_read_only_pages()
+print(json.dumps({
+    "released": released,
+    "shrunk": resident_before - resident(),
+    "same_counts": {e: _core.count_tokens(text, e) for e in _core.ENCODINGS} == before,
+    "released_again": _core.release_read_only_pages(),
+}))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self")
+def test_the_vocabularies_read_only_pages_leave_the_resident_set_and_counts_stay_exact() -> None:
+    # A fresh process: in this one, another test may have released the pages already.
+    done = subprocess.run([sys.executable, "-c", RELEASE], capture_output=True, text=True, timeout=60, check=True)
+    result = json.loads(done.stdout)
+    # At least the two vocabularies' serialized bytes (o200k_base alone is 32 MB).
+    assert result["released"] > 40 * 2**20
+    assert result["shrunk"] > result["released"] // 2
+    assert result["same_counts"]
+    assert result["released_again"] < result["released"] // 4, "counting read the vocabularies' bytes back"
 
 
 @pytest.mark.parametrize(

@@ -99,6 +99,7 @@ class FakeAnthropic(FakeProvider):
         system = body.get("system")
         if system is not None and not isinstance(system, str | list):
             raise Rejected(400, "system: Input should be a valid string")
+        _check_breakpoints(body)
         stops = body.get("stop_sequences")
         if stops is not None and not (isinstance(stops, list) and all(isinstance(s, str) and s.strip() for s in stops)):
             raise Rejected(400, "stop_sequences: each stop sequence must contain non-whitespace")
@@ -325,3 +326,30 @@ class FakeAnthropic(FakeProvider):
         return self.sse(
             b'{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "te', "content_block_delta"
         )
+
+
+def _check_breakpoints(body: dict[str, Any]) -> None:
+    """Prompt caching: `cache_control` on tools, system text blocks and message content blocks is
+    {"type": "ephemeral"} (with an optional ttl of 5m or 1h), and a request has at most 4 of them."""
+    system = body.get("system")
+    blocks: list[tuple[str, Any]] = [(f"tools.{i}", t) for i, t in enumerate(body.get("tools") or [])]
+    if isinstance(system, list):
+        for i, block in enumerate(system):
+            if not isinstance(block, dict) or block.get("type") != "text" or not block.get("text"):
+                raise Rejected(400, f"system.{i}: Input should be a text block with non-empty text")
+            blocks.append((f"system.{i}", block))
+    for i, message in enumerate(body.get("messages") or []):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            blocks += [(f"messages.{i}.content.{j}", b) for j, b in enumerate(content) if isinstance(b, dict)]
+    marked = 0
+    for where, block in blocks:
+        if "cache_control" not in block:
+            continue
+        control = block["cache_control"]
+        ttl = control.get("ttl", "5m") if isinstance(control, dict) else None
+        if not isinstance(control, dict) or control.get("type") != "ephemeral" or ttl not in ("5m", "1h"):
+            raise Rejected(400, f"{where}.cache_control: Input tag does not match the expected tag 'ephemeral'")
+        marked += 1
+    if marked > 4:
+        raise Rejected(400, f"A maximum of 4 blocks with cache_control may be provided. Found {marked}.")

@@ -10,7 +10,8 @@ import pytest
 from gateway.chat import ChatRequest, Message
 from gateway.config.learning import QueryFeature
 from gateway.config.loader import parse_config
-from gateway.learning.bandit import Normals, chances, estimate
+from gateway.config.routes import RouteConfig
+from gateway.learning.bandit import Normals, chances, estimate, shifted
 from gateway.learning.profiles import ProfileBook
 from gateway.learning.query_types import TypeFeatures, has_code, language, query_type, token_bucket
 from gateway.routing.features import RequestFeatures
@@ -139,3 +140,103 @@ routes:
     assert decision().arms[0].feedback == pytest.approx(0.0)
     clock[0] = REFRESH_S
     assert decision().arms[0].feedback == pytest.approx(50.0, rel=1e-3)  # decayed by 60 s of a day's half-life
+
+
+def test_a_shift_from_the_long_memory_is_told_from_noise() -> None:
+    # 900 of 1,000 good in the long memory; the recent 100 (part of them) at 0.88: noise. At 0.5: a shift.
+    assert not shifted(100, 88, 1000, 900)
+    assert shifted(100, 50, 1000, 900)
+    assert shifted(100, 99.9, 1000, 700)  # better counts too
+    assert not shifted(0, 0, 1000, 900)  # nothing recent: nothing to tell
+    assert not shifted(100, 50, 100, 50)  # one memory (or a young route): the two are the same evidence
+
+
+def strategy_on(config_text: str, book: ProfileBook, clock: list[float]) -> tuple[LearnedStrategy, RouteConfig]:
+    config = parse_config(config_text)
+    strategy = LearnedStrategy(book, {m.name: m for m in config.models}, lambda: clock[0], np.random.default_rng(1))
+    return strategy, config.routes[0]
+
+
+TWO_ARMS = """
+providers: [{name: sim, type: simulated}]
+models: [{name: a, provider: sim}, {name: b, provider: sim}]
+feedback: {metrics: [{name: thumbs, type: boolean}]}
+routes:
+  - name: r
+    strategy: learned
+    targets: [{model: a}, {model: b}]
+    learned: {quality: thumbs, min_feedback: 10, half_life_s: 100, memory_half_life_s: 100000}
+"""
+
+
+def test_an_arm_is_estimated_from_its_long_memory_until_its_recent_feedback_shifts() -> None:
+    clock = [0.0]
+    book = ProfileBook({"r": 100.0}, memory_half_lives={"r": 100_000.0})
+    strategy, route = strategy_on(TWO_ARMS, book, clock)
+    kind = "tokens<64 lang=und"
+    for t in range(1000):  # a good for 1,000 s, b middling
+        book.observe_quality(("r", kind, "a"), float(t), 1.0 if t % 10 else 0.0)
+        book.observe_quality(("r", kind, "b"), float(t), 0.5)
+    clock[0] = 1000.0
+    arms, _ = strategy.decide(route, kind, ["a", "b"], 2, None)
+    assert arms[0].feedback == pytest.approx(1000, rel=0.01)  # the long memory: all of it, barely decayed
+    assert arms[0].quality == pytest.approx(0.9, abs=0.01)
+    for t in range(1000, 1100):  # a turns bad
+        book.observe_quality(("r", kind, "a"), float(t), 0.0)
+        book.observe_quality(("r", kind, "b"), float(t), 0.5)
+    clock[0] = 1100.0
+    arms, odds = strategy.decide(route, kind, ["a", "b"], 2, None)
+    assert arms[0].feedback < 250  # the recent memory alone: a's past fades with the 100 s half-life
+    assert arms[0].quality < 0.5
+    assert arms[1].feedback > 1000  # b did not move: still its long memory
+    assert odds.probabilities["b"] > 0.5
+
+
+def test_one_memory_when_the_route_keeps_no_long_one() -> None:
+    book = ProfileBook({"r": 100.0})
+    strategy, route = strategy_on(TWO_ARMS, book, [100.0])
+    book.observe_quality(("r", "t", "a"), 0.0, 1.0)
+    arms, _ = strategy.decide(route, "t", ["a"], 2, None)
+    assert arms[0].feedback == pytest.approx(0.5)  # the recent memory, decayed by one half-life
+
+
+def test_chances_are_kept_while_the_estimates_hold_still_and_the_wait_stretches() -> None:
+    clock = [0.0]
+    book = ProfileBook({"r": 86_400.0})
+    strategy, route = strategy_on(TWO_ARMS, book, clock)
+    request = ChatRequest("r", [Message("user", "hello")])
+    features = RequestFeatures(request, team="", streaming=False, count_prompt=lambda _m: 2, prompt_bound=2)
+    kind = "tokens<64 lang=und"
+    for _ in range(2000):  # a far ahead of b: b's gap is past the cap, so small moves do not matter
+        book.observe_quality(("r", kind, "a"), 0.0, 1.0)
+        book.observe_quality(("r", kind, "b"), 0.0, 0.0)
+
+    def feedback_seen() -> float:
+        return strategy.choose(route, features, "", ["a", "b"])[2].arms[0].feedback
+
+    refreshes = []
+    seen = feedback_seen()
+    for call in range(1, 16 * (1 + 2 + 4 + 4) + 1):
+        book.observe_quality(("r", kind, "a"), 0.0, 1.0)  # one more rating between calls
+        now = feedback_seen()
+        if now != seen:
+            refreshes.append(call)
+            seen = now
+    # Refreshed after 16 calls, then 32, 64 and 64 (the stretch's cap): the estimates held still each time.
+    assert refreshes == [16, 48, 112, 176]
+    for _ in range(5000):  # now b is the better: the chances are drawn again and the stretch starts again
+        book.observe_quality(("r", kind, "a"), 0.0, 0.0)
+        book.observe_quality(("r", kind, "b"), 0.0, 1.0)
+    calls = 1
+    while feedback_seen() == seen:  # seen at the next refresh, at most 64 calls on
+        calls += 1
+        book.observe_quality(("r", kind, "a"), 0.0, 0.0)
+    assert calls <= 64
+    decision = strategy.choose(route, features, "", ["a", "b"])[2]
+    assert decision.probabilities["b"] > 0.5
+    seen = decision.arms[0].feedback
+    calls = 1
+    while feedback_seen() == seen:
+        calls += 1
+        book.observe_quality(("r", kind, "a"), 0.0, 1.0)
+    assert calls == 15  # back to a refresh every 16 calls (the decision above was the first since the refresh)

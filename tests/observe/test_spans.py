@@ -253,3 +253,18 @@ def test_a_sampled_out_call_records_nothing_but_still_propagates(exporter: InMem
     assert finished(provider, exporter) == ()
     provider.shutdown()
     assert not int(headers["traceparent"].rsplit("-", 1)[1], 16) & 1  # not sampled: nor should the provider record
+
+
+def test_the_audit_record_keeps_the_exported_trace_or_the_callers(
+    provider: SdkSink, exporter: InMemorySpanExporter
+) -> None:
+    parent = [("traceparent", f"00-{TRACE_ID}-{CALLER_SPAN}-01")]
+    recorded = CallTracer(provider).start_call("Chat", [])
+    assert recorded.audit_trace_id == f"{recorded.trace_id:032x}"  # type: ignore[attr-defined]
+    assert CallTracer(provider).start_call("Chat", parent).audit_trace_id == TRACE_ID
+    sink = SdkSink(exporter, ALWAYS_OFF, {}, 5.0)
+    sampled_out = CallTracer(sink)
+    assert sampled_out.start_call("Chat", parent).audit_trace_id == TRACE_ID  # the caller's spans may exist
+    assert sampled_out.start_call("Chat", []).audit_trace_id == ""  # a trace no one records
+    sink.shutdown()
+    assert CallTracer(None).start_call("Chat", parent).audit_trace_id == ""  # read from the metadata instead

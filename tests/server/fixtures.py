@@ -63,8 +63,10 @@ async def start_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Asyn
         span_exporter: SpanExporter | None = None,
         drift_clock: Callable[[], float] = time.time,
         http: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> tuple[Gateway, grpc.aio.Channel]:
-        """`http`: serve the OpenAI-compatible front door too, on a free port (`gateway.http.port`)."""
+        """`http`: serve the OpenAI-compatible front door too, on a free port (`gateway.http.port`); `clock`: what
+        time-of-day prices and held calls follow."""
         gateway = await build_gateway(
             parse_config(config_text),
             address="127.0.0.1:0",
@@ -73,6 +75,7 @@ async def start_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Asyn
             span_exporter=span_exporter,
             drift_clock=drift_clock,
             http_address="127.0.0.1:0" if http else "",
+            clock=clock,
         )
         await gateway.server.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}")

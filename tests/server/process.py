@@ -53,6 +53,11 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
+def worker_pids(server: Server) -> dict[int, int]:
+    """Worker index -> pid of the latest start of each, under `--workers` (from the supervisor's log)."""
+    return {int(m.group(1)): int(m.group(2)) for m in re.finditer(r"worker (\d) started \(pid (\d+)\)", server.log())}
+
+
 def client_connections(pid: int, port: int) -> int:
     """Established TCP connections to local `port` that process `pid` holds (from /proc: its socket inodes in the
     kernel's TCP tables). Shows which workers of --workers took a client's connections."""

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -62,19 +64,32 @@ async def audit_records(channel: grpc.aio.Channel, expected: int) -> list[dict[s
         await asyncio.sleep(0.2)
 
 
-@pytest.mark.timeout(300)
-async def test_a_burst_of_long_streams_loses_none_and_audits_each(tmp_path: Path) -> None:
-    config = tmp_path / "gateway.yaml"
-    config.write_text(CONFIG)
+@contextlib.asynccontextmanager
+async def served(tmp_path: Path, config: str) -> AsyncIterator[tuple[list[grpc.aio.Channel], list[str]]]:
+    """`gateway serve` on `config` as its own process, and CONNECTIONS channels to it, each its own connection
+    (channels to one address otherwise share one), connected before the burst. The list gets the server's stderr
+    once it has stopped."""
+    path = tmp_path / "gateway.yaml"
+    path.write_text(config)
     env = {**clean_environment(), "GATEWAY_BOOTSTRAP_KEY": TEST_KEY, "GATEWAY_LOG_LEVEL": "WARNING"}
-    server = Server(tmp_path / "state", env, "--config", str(config))
-    # Connections of their own (channels to one address otherwise share one), connected before the burst.
+    server = Server(tmp_path / "state", env, "--config", str(path))
     channels = [
         grpc.aio.insecure_channel(server.address, options=[("grpc.use_local_subchannel_pool", 1)])
         for _ in range(CONNECTIONS)
     ]
+    log: list[str] = []
     try:
         await asyncio.gather(*(asyncio.wait_for(c.channel_ready(), 20) for c in channels))
+        yield channels, log
+    finally:
+        for channel in channels:
+            await channel.close()
+        log.append(server.stop()[1])
+
+
+@pytest.mark.timeout(300)
+async def test_a_burst_of_long_streams_loses_none_and_audits_each(tmp_path: Path) -> None:
+    async with served(tmp_path, CONFIG) as (channels, log):
         stubs = [gateway_pb2_grpc.GatewayStub(c) for c in channels]
         started = time.monotonic()
         calls = []
@@ -85,10 +100,7 @@ async def test_a_burst_of_long_streams_loses_none_and_audits_each(tmp_path: Path
                 await asyncio.sleep(max(0.0, started + OPEN_WITHIN_S * (i + 1) / BURST - time.monotonic()))
         outcomes = await asyncio.gather(*calls)
         records = await audit_records(channels[0], BURST)
-    finally:
-        for channel in channels:
-            await channel.close()
-        _, stderr = server.stop()
+    stderr = log[0]
 
     statuses = collections.Counter(status for status, _ in outcomes)
     assert statuses == {"OK": BURST}, f"{statuses}; server log tail:\n{stderr[-2000:]}"
@@ -118,3 +130,47 @@ models:
     stub = gateway_pb2_grpc.GatewayStub(channel)
     outcomes = await asyncio.gather(*(stream(stub) for _ in range(40)))
     assert collections.Counter(status for status, _ in outcomes) == {"OK": 40}
+
+
+QUICK_BESIDE = 2000
+QUICK_CONFIG = """
+providers:
+  - name: sim
+    type: simulated
+    # Streams answer at once and then stay open: a stream's first chunk shows when the gateway took it.
+    simulation: {time_to_first_token_ms: 0, per_token_ms: 1000, max_answer_tokens: 2}
+  - name: sim-quick
+    type: simulated
+    simulation: {time_to_first_token_ms: 0, per_token_ms: 0, max_answer_tokens: 2}
+models:
+  - name: long
+    provider: sim
+  - name: quick
+    provider: sim-quick
+"""
+
+
+async def first_chunk_at(stub: gateway_pb2_grpc.GatewayStub) -> float:
+    """When a stream's first chunk arrived (monotonic); its status is the other test's concern."""
+    async for _ in stub.ChatStream(chat_request("long"), metadata=AUTH, timeout=120):
+        return time.monotonic()
+    raise AssertionError("a stream without a chunk")
+
+
+@pytest.mark.timeout(300)
+async def test_a_quick_call_does_not_wait_behind_a_burst_of_streams_being_taken(tmp_path: Path) -> None:
+    """gRPC hands the server one call per turn of its event loop and queue; on one queue, a quick call sent right
+    after a burst of streams waited until the gateway had taken every one of them (seconds, on a busy loop). Streams
+    have a queue of their own, so it is answered before most of the burst has even been taken."""
+    async with served(tmp_path, QUICK_CONFIG) as (channels, _):
+        stubs = [gateway_pb2_grpc.GatewayStub(c) for c in channels]
+        quick = stubs.pop()
+        await quick.Chat(chat_request("quick"), metadata=AUTH, timeout=30)  # the server's first-call work
+        streams = [asyncio.ensure_future(first_chunk_at(stubs[i % len(stubs)])) for i in range(QUICK_BESIDE)]
+        await asyncio.sleep(0.1)  # the streams reach the server first
+        answer = await quick.Chat(chat_request("quick"), metadata=AUTH, timeout=120)
+        answered = time.monotonic()
+        firsts = await asyncio.gather(*streams)
+    assert answer.message.content
+    taken_before = sum(1 for at in firsts if at < answered)
+    assert taken_before < QUICK_BESIDE / 2, f"{taken_before} of {QUICK_BESIDE} streams were taken before it"

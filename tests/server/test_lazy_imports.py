@@ -17,6 +17,7 @@ OPTIONAL = (
     "redis",  # state.redis_url, cache.backend redis
     "asyncpg",  # a PostgreSQL database
     "psycopg",
+    "sqlalchemy.dialects.postgresql",
     "opentelemetry.exporter",  # OTLP tracing
     "gateway.observe.span_sinks",
     "botocore",  # a bedrock provider: AWS credentials, SigV4, event-stream

@@ -24,7 +24,7 @@ from llmgateway.v1 import gateway_pb2_grpc, insights_pb2, insights_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.otlp import FakeCollector
-from tests.server.process import Server, clean_environment, client_connections, free_port, gateway
+from tests.server.process import Server, clean_environment, client_connections, free_port, gateway, worker_pids
 from tests.store.redis import RedisServer
 
 KEY = "gw-workers-test-key"
@@ -39,7 +39,6 @@ models:
 observe: {drift: {window_s: 1}}
 """
 SERVING = r"2 workers serving"
-STARTED = r"worker (\d) started \(pid (\d+)\)"
 CHANNELS = 24
 """Client connections a test opens: the chance that all land on one of two workers is 2^-23."""
 OWN_CONNECTION = (("grpc.use_local_subchannel_pool", 1),)
@@ -57,13 +56,8 @@ def _start(tmp_path: Path, *extra: str, env: dict[str, str] | None = None, confi
     return Server(tmp_path / "state", environment, "--config", str(path), "--workers", "2", *extra, ready=SERVING)
 
 
-def _workers(server: Server) -> dict[int, int]:
-    """Worker index -> pid of the latest start of each."""
-    return {int(m.group(1)): int(m.group(2)) for m in re.finditer(STARTED, server.log())}
-
-
 def _both_hold_connections(server: Server) -> None:
-    held = {index: client_connections(pid, server.port) for index, pid in _workers(server).items()}
+    held = {index: client_connections(pid, server.port) for index, pid in worker_pids(server).items()}
     assert len(held) == 2
     assert all(held.values()), f"connections per worker: {held}"
 
@@ -164,7 +158,7 @@ async def test_a_killed_worker_is_restarted_while_the_other_keeps_serving(tmp_pa
         tasks = [asyncio.create_task(client(channel)) for channel in channels]
         await asyncio.sleep(1.0)
         _both_hold_connections(server)
-        victim = _workers(server)[1]
+        victim = worker_pids(server)[1]
         os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
         await asyncio.to_thread(server.wait_for_log, rf"worker 1 \(pid {victim}\) was killed by SIGKILL")
@@ -245,7 +239,7 @@ async def test_every_worker_serves_the_http_front_door_on_one_port(tmp_path: Pat
             ) as response:
                 assert response.status == 200
                 assert (await response.json())["gateway"]["simulated"]
-        held = {index: client_connections(pid, http_port) for index, pid in _workers(server).items()}
+        held = {index: client_connections(pid, http_port) for index, pid in worker_pids(server).items()}
         assert len(held) == 2
         assert all(held.values()), f"HTTP connections per worker: {held}"
     finally:

@@ -7,19 +7,22 @@ which installs them) turns that into a failure.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from itertools import count
 from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.store.database import open_engine
 from tests.server.process import free_port
 
 _databases = count()
@@ -101,3 +104,22 @@ async def fresh_database(server: str) -> str:
 async def postgres_url(postgres_server: str) -> str:
     """A fresh, empty database on the session's server."""
     return await fresh_database(postgres_server)
+
+
+@contextlib.asynccontextmanager
+async def opened_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """`request.param`, "sqlite" or "postgres": an opened engine with the schema on a fresh database."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    else:
+        url = await fresh_database(request.getfixturevalue("postgres_server"))
+    opened = await open_engine(url)
+    yield opened
+    await opened.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """An opened engine with the schema, on each database the gateway supports: a test using it runs twice."""
+    async with opened_database(request, tmp_path) as opened:
+        yield opened

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 
 import grpc
 import pytest
@@ -29,24 +27,11 @@ from gateway.records.governance import (
     Role,
     Team,
 )
-from gateway.store.database import open_engine
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
 from tests.admin.helpers import Admin, bearer, chat_request
 from tests.fakes.proxy import StallingProxy
 from tests.server.fixtures import AUTH, SIMULATED_CONFIG, StartGateway
-from tests.store.postgres import fresh_database
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
-    else:
-        url = await fresh_database(request.getfixturevalue("postgres_server"))
-    opened = await open_engine(url)
-    yield opened
-    await opened.dispose()
 
 
 async def test_keys_teams_and_budgets_round_trip(engine: AsyncEngine) -> None:

@@ -12,27 +12,14 @@ import pytest
 from gateway.learning.profiles import ProfileBook, ProfileStore
 from gateway.state.profiles import RedisProfileStore
 from gateway.state.redis import RedisState
-from gateway.store.database import open_engine
 from gateway.store.feedback import SqlProfileStore
-from tests.store.postgres import fresh_database
-from tests.store.redis import RedisServer
+from tests.store.backends import BACKENDS, opened
 
 
-@pytest.fixture(params=["sqlite", "postgres", "redis"])
+@pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ProfileStore]:
-    if request.param == "redis":
-        server: RedisServer = request.getfixturevalue("redis_server")
-        state = RedisState(server.url, timeout_s=5.0)
-        yield RedisProfileStore(state)
-        await state.close()
-        return
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
-    else:
-        url = await fresh_database(request.getfixturevalue("postgres_server"))
-    engine = await open_engine(url)
-    yield SqlProfileStore(engine)
-    await engine.dispose()
+    async with opened(request, tmp_path) as backend:
+        yield RedisProfileStore(backend) if isinstance(backend, RedisState) else SqlProfileStore(backend)
 
 
 async def test_writers_sum_and_old_epochs_are_dropped(store: ProfileStore) -> None:
@@ -42,10 +29,25 @@ async def test_writers_sum_and_old_epochs_are_dropped(store: ProfileStore) -> No
         store.add({row: {"calls": 1.0, "quality": 0.5}, old: {"calls": 4.0}}),
         store.add({row: {"calls": 2.0, "feedback": 1.0}}),
     )
-    assert (await store.load(-1000.0))[row] == pytest.approx({"calls": 3.0, "quality": 0.5, "feedback": 1.0})
-    assert (await store.load(-1000.0))[old] == {"calls": 4.0}
-    assert old not in await store.load(0.0)
-    assert old not in await store.load(-1000.0)  # gone for good, not only left out
+    assert (await store.load({"smart": -1000.0}, -1000.0))[row] == pytest.approx(
+        {"calls": 3.0, "quality": 0.5, "feedback": 1.0}
+    )
+    assert (await store.load({"smart": -1000.0}, -1000.0))[old] == {"calls": 4.0}
+    assert old not in await store.load({"smart": 0.0}, 0.0)
+    assert old not in await store.load({"smart": -1000.0}, -1000.0)  # gone for good, not only left out
+
+
+async def test_each_route_keeps_the_epochs_its_memory_needs(store: ProfileStore) -> None:
+    rows = {(route, "t", "m", epoch): {"calls": 1.0} for route in ("short", "long", "gone") for epoch in (-500.0, 0.0)}
+    await store.add(rows)
+    kept = await store.load({"short": 0.0, "long": -1000.0}, 0.0)
+    # The long memory keeps its older epoch; a route gone from the config ages out at the floor.
+    assert sorted(kept) == [
+        ("gone", "t", "m", 0.0),
+        ("long", "t", "m", -500.0),
+        ("long", "t", "m", 0.0),
+        ("short", "t", "m", 0.0),
+    ]
 
 
 async def test_two_books_see_each_others_observations(store: ProfileStore) -> None:

@@ -11,7 +11,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from gateway.store.database import open_engine
 from gateway.store.tables import ledger, metadata
 
-ADDED_LATER = {"ledger": {"cache_hits", "cache_saved_usd"}, "audit": {"cache", "cache_saved_usd", "api"}}
+ADDED_LATER = {
+    "ledger": {"cache_hits", "cache_saved_usd"},
+    "audit": {"cache", "cache_saved_usd", "api", "writer", "seq", "batch_id", "ttfc_ms", "trace_id"},
+}
 
 
 def earlier_schema() -> MetaData:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     # The CLI renders reports with this module's types; the server's operations (and prometheus_client with them,
     # which a --workers supervisor must import only after setting its multiprocess folder) stay out of its imports.
     from gateway.admin.operations import AdminOperations
-    from gateway.ledger.retention import Retention
     from gateway.store.ledger import LedgerStore
 
 _REDACTING = frozenset({"redact", "mask"})
@@ -84,7 +83,7 @@ class ComplianceReport:
     sooner by a shorter retention shows as gaps."""
     retention_days: int = 0
     last_purge_at: float | None = None
-    """When this process last purged past retention; None when it has not (or another worker runs the purge)."""
+    """When the gateway last purged past retention (the latest purge of any running process); None before any."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,7 +176,7 @@ class ComplianceOperations:
         admin: AdminOperations,
         ledger: LedgerStore,
         config: GatewayConfig,
-        retention: Retention,
+        last_purge_at: Callable[[], Awaitable[float | None]],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._admin = admin
@@ -185,7 +184,8 @@ class ComplianceOperations:
         self._providers = {p.name: Provider(p.region, p.compliance) for p in config.providers}
         self._residency = config.residency or ResidencyConfig()
         self._team_residency = {t.name: t.residency for t in config.teams if t.residency is not None}
-        self._retention = retention
+        self._last_purge_at = last_purge_at
+        """The latest purge of any process: one process of a machine runs them (server/supervisor.py)."""
         self._clock = clock
 
     async def report(self, caller: KeyRecord, team: str, since: float, until: float) -> ComplianceReport:
@@ -207,7 +207,7 @@ class ComplianceOperations:
             self._providers,
             residency,
             teams[team].retention_days,
-            self._retention.last_purge_at,
+            await self._last_purge_at(),
             await self._ledger.audit_sequences(since, until),
             self._clock(),
         )

@@ -30,8 +30,7 @@ class Fingerprint:
 def fingerprint(request: ChatRequest, partition: tuple[str, str, str]) -> Fingerprint:
     """`partition` is (team, namespace, model or route asked for)."""
     messages = request.messages
-    last = messages[-1]
-    prompt = last.content if last.role == "user" and not last.parts and not last.tool_calls else ""
+    prompt = semantic_prompt(request)
     earlier = messages[:-1] if prompt else messages
     context = _digest(
         (
@@ -49,6 +48,12 @@ def fingerprint(request: ChatRequest, partition: tuple[str, str, str]) -> Finger
     )
     exact = _digest((context, prompt)) if prompt else context
     return Fingerprint(exact, context, prompt)
+
+
+def semantic_prompt(request: ChatRequest) -> str:
+    """The text the semantic cache embeds: the last turn when it is plain user text, else ""."""
+    last = request.messages[-1]
+    return last.content if last.role == "user" and not last.parts and not last.tool_calls else ""
 
 
 def embedding_ids(request: EmbedRequest, partition: tuple[str, str, str]) -> list[str]:

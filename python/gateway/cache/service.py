@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from gateway.cache.backends import BackendUnavailable, CacheBackend, PurgeFilter, SharedVector, VectorFeed
 from gateway.cache.entries import CacheEntry, CacheInfo, EntryKey
-from gateway.cache.keys import Fingerprint, embedding_ids, fingerprint
+from gateway.cache.keys import Fingerprint, embedding_ids, fingerprint, semantic_prompt
 from gateway.cache.semantic_index import Candidate, SemanticIndex, Snapshot, SnapshotFolder
 from gateway.chat import CacheControl, CacheMode, ChatRequest, ChatResult, Usage
 from gateway.config.cache import CacheConfig, CachePolicyConfig
@@ -219,6 +219,29 @@ class ResponseCache:
             semantic=semantic,
             ttl_s=settings.ttl_s,
         )
+
+    async def prompt_vector(
+        self, request: ChatRequest, team: str, *, classification: Classification, always: bool
+    ) -> Vector | None:
+        """The prompt's embedding, for a learned route's query-type cluster: computed before routing, and only for a
+        call the semantic cache would embed anyway (its plan reads semantic entries) unless `always`. The call's
+        semantic lookup and store reuse it (CacheAnswers puts it in the plan), so a call embeds once. None when the
+        call has no plain user prompt, or the embedder is off or saturated."""
+        if always:
+            text = semantic_prompt(request)
+            if not text or len(text) > self._config.semantic_max_prompt_chars:
+                return None
+        else:
+            plan = self.plan(request, team, "", classification=classification)
+            if plan is None or not plan.read_semantic:
+                return None
+            text = plan.fingerprint.prompt
+        try:
+            return await self._embed(text)
+        except Exception:  # as in lookup: the call goes on, typed by its cheap features
+            log.exception("embedding the prompt for its query type failed; the call goes on without it")
+            self._count_error("lookup")
+            return None
 
     def embedding_plan(
         self, request: EmbedRequest, team: str, choice: str, *, classification: Classification
@@ -478,7 +501,7 @@ class ResponseCache:
 
     async def _semantic_lookup(self, plan: CachePlan, counts: LookupCounts, now: float) -> CacheHit | None:
         prompt = plan.fingerprint.prompt
-        vector = await self._embed(prompt)
+        vector = plan.vector if plan.vector is not None else await self._embed(prompt)
         if vector is None:
             return None
         plan.vector = vector

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -24,43 +24,43 @@ from llmgateway.v1 import admin_pb2_grpc, gateway_pb2, insights_pb2, insights_pb
 
 from gateway.admin.compliance import ComplianceReport
 from gateway.admin.compliance_files import render
+from gateway.cli.commands import subcommand
 from gateway.cli.output import print_json, print_table, to_dict
 from gateway.ledger.periods import parse_duration
 
 ADMIN_KEY_ENV = "GATEWAY_ADMIN_KEY"
-DEFAULT_ADDRESS = "127.0.0.1:50051"
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = commands.add_parser("keys", help="issue, list, rotate and revoke virtual keys").add_subparsers(
         required=True, metavar="ACTION"
     )
-    create = _command(keys, "create", "issue a key (shown once)", _keys_create)
+    create = subcommand(keys, "create", "issue a key (shown once)", _keys_create)
     create.add_argument("--team", required=True)
     _key_spec_arguments(create)
     create.add_argument("--budget-usd", action="append", default=[], metavar="AMOUNT/PERIOD", help="e.g. 10/month")
-    listing = _command(keys, "list", "list keys", _keys_list)
+    listing = subcommand(keys, "list", "list keys", _keys_list)
     listing.add_argument("--team")
     listing.add_argument("--all", action="store_true", help="include revoked keys")
-    _command(keys, "get", "show one key", _keys_get).add_argument("key_id")
-    _command(keys, "revoke", "revoke a key on every worker", _keys_revoke).add_argument("key_id")
-    rotate = _command(keys, "rotate", "issue a new secret; the old one works for the grace period", _keys_rotate)
+    subcommand(keys, "get", "show one key", _keys_get).add_argument("key_id")
+    subcommand(keys, "revoke", "revoke a key on every worker", _keys_revoke).add_argument("key_id")
+    rotate = subcommand(keys, "rotate", "issue a new secret; the old one works for the grace period", _keys_rotate)
     rotate.add_argument("key_id")
     rotate.add_argument("--grace", type=_duration, default=3600.0, help="e.g. 1h, 0s (default 1h)")
-    update = _command(keys, "update", "change a key's models, limits, labels or conditions", _keys_update)
+    update = subcommand(keys, "update", "change a key's models, limits, labels or conditions", _keys_update)
     update.add_argument("key_id")
     _key_spec_arguments(update)
 
     teams = commands.add_parser("teams", help="create and list teams").add_subparsers(required=True, metavar="ACTION")
-    team = _command(teams, "create", "create a team (admins)", _teams_create)
+    team = subcommand(teams, "create", "create a team (admins)", _teams_create)
     team.add_argument("name")
     team.add_argument("--bodies", choices=["none", "redacted", "full"], default="none", help="audit body policy")
     team.add_argument("--retention-days", type=int, default=0)
     team.add_argument("--label", action="append", default=[], metavar="NAME=VALUE")
-    _command(teams, "list", "list teams with their budgets", _teams_list)
+    subcommand(teams, "list", "list teams with their budgets", _teams_list)
 
     budget = commands.add_parser("budget", help="set budgets").add_subparsers(required=True, metavar="ACTION")
-    setting = _command(budget, "set", "set (or with no caps, remove) a team's or key's budget", _budget_set)
+    setting = subcommand(budget, "set", "set (or with no caps, remove) a team's or key's budget", _budget_set)
     subject = setting.add_mutually_exclusive_group(required=True)
     subject.add_argument("--team")
     subject.add_argument("--key", dest="key_id")
@@ -69,7 +69,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     setting.add_argument("--soft-usd", type=float)
     setting.add_argument("--downgrade-to", default="", help="model for calls past the soft cap")
 
-    usage = _command(commands, "usage", "spend and tokens over a time range, with a forecast", _usage)
+    usage = subcommand(commands, "usage", "spend and tokens over a time range, with a forecast", _usage)
     usage.add_argument("--team")
     usage.add_argument("--key", dest="key_id")
     usage.add_argument("--since", type=_duration, default=30 * 86_400.0, help="how far back, e.g. 7d (default 30d)")
@@ -79,8 +79,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     cache = commands.add_parser("cache", help="response cache statistics and purges").add_subparsers(
         required=True, metavar="ACTION"
     )
-    _command(cache, "stats", "entries, size, hits and misses", _cache_stats).add_argument("--team")
-    purge = _command(cache, "purge", "delete cache entries (every filter given must match)", _cache_purge)
+    subcommand(cache, "stats", "entries, size, hits and misses", _cache_stats).add_argument("--team")
+    purge = subcommand(cache, "purge", "delete cache entries (every filter given must match)", _cache_purge)
     purge.add_argument("--team")
     purge.add_argument("--namespace")
     purge.add_argument("--model", help="the model or route the entries answered")
@@ -88,7 +88,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     purge.add_argument("--entry", dest="entry_id", help="one entry, by the entry_id a response reported")
     purge.add_argument("--all", action="store_true", help="confirm a purge of the whole cache (no filter)")
 
-    audit = _command(commands, "audit", "query the audit log", _audit_query)
+    audit = subcommand(commands, "audit", "query the audit log", _audit_query)
     audit.add_argument("--request-id")
     audit.add_argument("--team")
     audit.add_argument("--key", dest="key_id")
@@ -99,20 +99,20 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     audit.add_argument("--purge-older-than", type=_duration, metavar="AGE", help="delete records older than AGE")
     audit.add_argument("--purge-by-retention", action="store_true", help="delete what is past each team's retention")
 
-    replay = _command(commands, "replay", "run an audited call again, on its model or another", _replay)
+    replay = subcommand(commands, "replay", "run an audited call again, on its model or another", _replay)
     replay.add_argument("request_id")
     replay.add_argument("--target", default="", help="another model or route")
     replay.add_argument("--temperature", type=float)
     replay.add_argument("--max-tokens", type=int)
-    profiles = _command(commands, "profiles", "the learned routes' profiles per query type and model", _profiles)
+    profiles = subcommand(commands, "profiles", "the learned routes' profiles per query type and model", _profiles)
     profiles.add_argument("--route", default="", help="one learned route (default: all)")
     profiles.add_argument("--type", dest="query_type", default="", help="one query type (default: all)")
-    evaluate = _command(
+    evaluate = subcommand(
         commands, "evaluate-policy", "estimate offline what a learned route's policies would have earned", _evaluate
     )
     evaluate.add_argument("--route", required=True, help="a learned route")
     evaluate.add_argument("--since", type=_duration, default=30 * 86_400.0, help="how far back, e.g. 7d (default 30d)")
-    analytics = _command(
+    analytics = subcommand(
         commands, "analytics", "spend with cheaper alternatives, and how call features relate to outcomes", _analytics
     )
     analytics.add_argument("--since", type=_duration, default=7 * 86_400.0, help="how far back, e.g. 30d (default 7d)")
@@ -122,7 +122,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     shadow = commands.add_parser("shadow", help="shadow traffic: how a route's shadow model compares").add_subparsers(
         required=True, metavar="ACTION"
     )
-    shadow_report = _command(
+    shadow_report = subcommand(
         shadow, "report", "the shadow copies of a route's calls, compared with what answered", _shadow
     )
     shadow_report.add_argument("route")
@@ -131,30 +131,16 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     shadow_report.add_argument("--team", default="", help="one team's calls (admins; a team admin sees its own)")
     report = commands.add_parser("report", help="reports").add_subparsers(required=True, metavar="REPORT")
-    compliance = _command(report, "compliance", "one team's compliance report over a period", _report_compliance)
+    compliance = subcommand(report, "compliance", "one team's compliance report over a period", _report_compliance)
     compliance.add_argument("--team", required=True)
     compliance.add_argument("--since", type=_duration, default=30 * 86_400.0, help="how far back (default 30d)")
     compliance.add_argument("--format", choices=["json", "csv", "pdf"], default="json")
     compliance.add_argument("--output", "-o", help="file to write (default: stdout; a PDF needs a file)")
-    compare = _command(commands, "compare", "send one prompt to several models or routes, side by side", _compare)
+    compare = subcommand(commands, "compare", "send one prompt to several models or routes, side by side", _compare)
     compare.add_argument("--targets", required=True, help="comma-separated models or routes (up to 8)")
     compare.add_argument("--system", help="a system message placed before the prompt")
     compare.add_argument("--max-tokens", type=int)
     compare.add_argument("prompt", help="the prompt; '-' reads it from stdin")
-
-
-def _command(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    name: str,
-    help_text: str,
-    handler: Callable[[argparse.Namespace], int],
-) -> argparse.ArgumentParser:
-    command = commands.add_parser(name, help=help_text)
-    command.add_argument("--address", default=os.environ.get("GATEWAY_ADDR", DEFAULT_ADDRESS))
-    command.add_argument("--json", action="store_true", help="machine-readable output")
-    command.add_argument("--timeout", type=float, default=30.0, help="seconds before giving up")
-    command.set_defaults(handler=handler)
-    return command
 
 
 def _key_spec_arguments(command: argparse.ArgumentParser) -> None:
@@ -495,7 +481,21 @@ def _usage(args: argparse.Namespace) -> int:
     if args.json:
         print_json(to_dict(response))
         return 0
-    rows = [(args.group_by.upper(), "REQUESTS", "PROMPT", "COMPLETION", "CACHED", "COST $", "CACHE HITS", "SAVED $")]
+    rows = [
+        (
+            args.group_by.upper(),
+            "REQUESTS",
+            "PROMPT",
+            "COMPLETION",
+            "CACHED",
+            "COST $",
+            "CACHE HITS",
+            "SAVED $",
+            "DEFERRED",
+            "DEFERRED $",
+            "AT ONCE $",
+        )
+    ]
     rows += [
         (
             r.group,
@@ -506,6 +506,9 @@ def _usage(args: argparse.Namespace) -> int:
             f"{r.cost_usd:.6f}",
             str(r.cache_hits),
             f"{r.cache_saved_usd:.6f}",
+            str(r.deferred_calls),
+            f"{r.deferred_cost_usd:.6f}",
+            f"{r.deferred_interactive_usd:.6f}",
         )
         for r in [*response.rows, response.total]
     ]

@@ -1,4 +1,5 @@
-"""`gateway serve | chat | embed | models | count-tokens`, and the admin commands of cli/admin.py.
+"""`gateway serve | chat | embed | models | count-tokens`, the admin commands of cli/admin.py and the batch
+commands of cli/batch.py.
 
 Client commands read the key from env GATEWAY_API_KEY and the address from --address or env GATEWAY_ADDR; --json
 prints machine-readable output.
@@ -7,17 +8,20 @@ prints machine-readable output.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import os
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 from llmgateway.v1 import gateway_pb2 as pb
 from llmgateway.v1 import insights_pb2
 
-from gateway.cli import admin
+from gateway.cli import admin, batch
 from gateway.cli.output import print_json, print_table
 from gateway.client import SyncGatewayClient
 
@@ -73,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--temperature", type=float)
     chat.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
     chat.add_argument(
+        "--defer",
+        type=float,
+        metavar="SECONDS",
+        help="the call can wait this long: the gateway may hold it to send it with others or at a cheaper price "
+        "(implies --no-stream; `gateway deferred ID` fetches the answer if this command is stopped)",
+    )
+    chat.add_argument(
         "--cache", choices=sorted(_CACHE_MODES), help="the response cache for this call (default: the config's)"
     )
     chat.add_argument("--cache-namespace", default="", help="a cache partition inside the key's team")
@@ -81,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     chat.add_argument("prompt", help="the prompt; '-' reads it from stdin")
     chat.set_defaults(handler=_chat)
+
+    deferred = _client_command(commands, "deferred", "a deferred call's state, and its answer once it came")
+    deferred.add_argument("request_id", help="the id `gateway chat --defer` printed before sending the call")
+    deferred.set_defaults(handler=_deferred)
 
     embed = _client_command(commands, "embed", "embed texts with an embedding model")
     embed.add_argument("--model", "-m", required=True)
@@ -108,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     feedback.set_defaults(handler=_feedback)
     admin.add_commands(commands)
+    batch.add_commands(commands)
     return parser
 
 
@@ -192,7 +208,7 @@ _CACHE_MODES = {
 def _chat(args: argparse.Namespace) -> int:
     messages: list[tuple[str, str]] = [("system", args.system)] if args.system else []
     messages.append(("user", _read(args.prompt)))
-    params: dict[str, object] = {}
+    params: dict[str, Any] = {}
     if args.max_tokens is not None:
         params["max_tokens"] = args.max_tokens
     if args.temperature is not None:
@@ -204,7 +220,14 @@ def _chat(args: argparse.Namespace) -> int:
             allow_semantic=args.semantic,
         )
     with _client(args) as client:
-        if args.no_stream or args.json:
+        if args.no_stream or args.json or args.defer is not None:
+            if args.defer is not None:
+                deferred_id = uuid.uuid4().hex
+                sys.stderr.write(
+                    f"deferred call {deferred_id}; if this command stops: gateway deferred {deferred_id}\n"
+                )
+                params["defer_up_to_s"] = args.defer
+                params["deferred_id"] = deferred_id
             response = client.chat(args.model, messages, timeout=args.timeout, **params)
             if args.json:
                 print_json(response)
@@ -235,6 +258,34 @@ def _print_answer_footer(text: str, model: str, simulated: bool, usage: pb.Usage
         f"{text}\n\n[{model}{label}: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens, "
         f"${usage.cost_usd:.6f}{hit}]\n"
     )
+
+
+_DEFERRED_STATES = {
+    pb.DEFERRED_STATE_PENDING: "pending",
+    pb.DEFERRED_STATE_DONE: "done",
+    pb.DEFERRED_STATE_FAILED: "failed",
+}
+
+
+def _deferred(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        found = client.get_deferred(args.request_id, timeout=args.timeout)
+    if args.json:
+        print_json(found)
+        return 0
+    state = _DEFERRED_STATES.get(found.state, "pending")
+    if found.state == pb.DEFERRED_STATE_DONE:
+        response = found.response
+        _print_answer_footer(
+            response.message.content, response.model, response.simulated, response.usage, response.cache
+        )
+    elif found.state == pb.DEFERRED_STATE_FAILED:
+        sys.stdout.write(f"{state}: {found.error_code} {found.error_reason}: {found.error_message}\n")
+        return 1
+    else:
+        accepted = dt.datetime.fromtimestamp(found.accepted_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        sys.stdout.write(f"{state}: accepted {accepted} UTC, may wait {found.defer_up_to_s:g} s\n")
+    return 0
 
 
 def _embed(args: argparse.Namespace) -> int:

@@ -79,6 +79,22 @@ class QueryFeature(StrEnum):
     RULE = "rule"
     """The rule of a rules route that sent the call here."""
     TEAM = "team"
+    CLUSTER = "cluster"
+    """The cluster of the prompt's embedding (the semantic cache's), learned online: see `clusters`."""
+
+
+class ClusterConfig(Strict):
+    """The `cluster` feature: query types by the meaning of the prompt, from its embedding by the semantic cache's
+    model, clustered online by mini-batch k-means (learning/clusters.py)."""
+
+    k: int = Field(default=16, ge=2, le=64, description="How many clusters: each multiplies the query types.")
+    seed: int = Field(default=0, description="Seeds the choice of the first centers, so a fresh start repeats.")
+    embed_always: bool = Field(
+        default=False,
+        description="Embed every call's prompt for its cluster, also where the semantic cache would not (it is off "
+        "for the call, or the prompt is not plain user text): one embedding per call, a few ms of CPU. Off: only calls "
+        "the semantic cache embeds anyway get a cluster; the others are typed by the cheap features alone.",
+    )
 
 
 class LearnedConfig(Strict):
@@ -95,7 +111,16 @@ class LearnedConfig(Strict):
         default=20, ge=0, description="Cold start: feedback a query type needs before its estimates steer routing."
     )
     half_life_s: float = Field(
-        default=86_400.0, gt=0, description="Evidence this old counts half: a model that got worse loses traffic."
+        default=86_400.0,
+        gt=0,
+        description="The recent memory: evidence this old counts half in it. An arm whose recent quality differs from "
+        "its long memory's is estimated from this memory alone, so a model that got worse loses traffic.",
+    )
+    memory_half_life_s: float = Field(
+        default=30 * 86_400.0,
+        gt=0,
+        description="The long memory, which estimates arms while their recent quality agrees with it: the longer, "
+        "the less the strategy re-checks arms it knows. At least half_life_s.",
     )
     features: list[QueryFeature] = Field(
         default_factory=lambda: [
@@ -108,3 +133,10 @@ class LearnedConfig(Strict):
         ],
         description="What tells query types apart.",
     )
+    clusters: ClusterConfig = Field(default_factory=ClusterConfig, description="For the cluster feature.")
+
+    @model_validator(mode="after")
+    def _check_memory(self) -> Self:
+        if self.memory_half_life_s < self.half_life_s:
+            raise ValueError("learned: memory_half_life_s must be at least half_life_s")
+        return self

@@ -113,6 +113,8 @@ class ObserveConfig(Strict):
     drift: DriftConfig = Field(default_factory=DriftConfig)
     trace_url_template: str | None = Field(
         default=None,
-        description="The console's link to a call's trace: {request_id} is replaced by the call's id, which every "
-        "span of the call carries as llm_gateway.request_id (e.g. a Jaeger search on that tag).",
+        description="The console's link to a call's trace: {trace_id} is replaced by the call's W3C trace id "
+        "(e.g. a Jaeger or Tempo trace URL; no link for a call that was neither traced nor sent a traceparent), "
+        "{request_id} by the call's id, which every span of the call carries as llm_gateway.request_id (e.g. a "
+        "Jaeger search on that tag).",
     )

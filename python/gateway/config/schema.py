@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 
 from gateway.config.base import Name, Strict
+from gateway.config.batches import BatchesConfig
+from gateway.config.batching import BatchingConfig
 from gateway.config.cache import CacheConfig, CachePolicyConfig
 from gateway.config.console import ConsoleConfig
 from gateway.config.guardrails import GuardrailsConfig, ResidencyConfig, merge_guardrails
 from gateway.config.learning import FeedbackConfig
 from gateway.config.observe import ObserveConfig
+from gateway.config.prices import PriceWindow, check_windows, schedule
 from gateway.config.routes import CircuitBreakerConfig, RouteConfig, Strategy
+from gateway.ledger.prices import Prices, PriceSchedule
 from gateway.records.governance import BodyPolicy, Period, Role
 
 
@@ -173,6 +179,16 @@ class DeploymentConfig(Strict):
     )
     output_cost_per_mtok: float | None = Field(default=None, ge=0)
     cached_input_cost_per_mtok: float | None = Field(default=None, ge=0)
+    batch_input_cost_per_mtok: float | None = Field(default=None, ge=0)
+    batch_output_cost_per_mtok: float | None = Field(default=None, ge=0)
+    prices: list[PriceWindow] | None = Field(
+        default=None, description="This provider's time-of-day prices; default: the model's."
+    )
+
+    @model_validator(mode="after")
+    def _check_prices(self) -> Self:
+        check_windows(self.prices or [])
+        return self
 
 
 class ModelConfig(Strict):
@@ -186,10 +202,23 @@ class ModelConfig(Strict):
     input_cost_per_mtok: float = Field(default=0.0, ge=0)
     output_cost_per_mtok: float = Field(default=0.0, ge=0)
     cached_input_cost_per_mtok: float | None = Field(default=None, ge=0)
+    batch_input_cost_per_mtok: float | None = Field(
+        default=None,
+        ge=0,
+        description="Batches service: the fixed price of a batch item's prompt; unset: half of input_cost_per_mtok "
+        "(OpenAI's, Anthropic's and Gemini's batch discount).",
+    )
+    batch_output_cost_per_mtok: float | None = Field(
+        default=None, ge=0, description="Batches service: unset: half of output_cost_per_mtok."
+    )
     context_window: int = Field(default=128_000, ge=1)
     max_output_tokens: int = Field(default=4096, ge=1)
     capabilities: frozenset[str] = Field(default=CHAT_CAPABILITIES)
     tokenizer: str | None = Field(default=None, description="cl100k_base or o200k_base; default from upstream_model.")
+    prices: list[PriceWindow] = Field(
+        default_factory=list,
+        description="Time-of-day prices: windows (in one timezone, never overlapping) when other prices apply.",
+    )
     cache: CachePolicyConfig | None = Field(default=None, description="Unset: calls to this model are not cached.")
     kind: ModelKind = Field(default=ModelKind.CHAT, description="chat, or embedding (served by Embed).")
     dimensions: int | None = Field(
@@ -209,6 +238,10 @@ class ModelConfig(Strict):
         unknown = set(self.capabilities) - CAPABILITIES
         if unknown:
             raise ValueError(f"unknown capabilities {sorted(unknown)}; valid: {sorted(CAPABILITIES)}")
+        try:
+            check_windows(self.prices)
+        except ValueError as err:
+            raise ValueError(f"model {self.name!r}: {err}") from None
         if self.tokenizer not in (None, "cl100k_base", "o200k_base"):
             raise ValueError("tokenizer must be cl100k_base or o200k_base")
         if self.kind is ModelKind.EMBEDDING:
@@ -223,6 +256,18 @@ class ModelConfig(Strict):
         elif self.dimensions is not None or self.embedding_space is not None or self.max_batch_inputs is not None:
             raise ValueError("dimensions, embedding_space and max_batch_inputs are for kind: embedding models")
         return self
+
+    @cached_property
+    def schedule(self) -> PriceSchedule:
+        """The prices in force at any time (built once: it remembers the span of time its last answer holds for)."""
+        base = Prices(self.input_cost_per_mtok, self.output_cost_per_mtok, self.cached_input_cost_per_mtok)
+        return schedule(base, self.prices)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A deployment's copy with other prices must not keep the schedule built from the model's."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("schedule", None)
+        return copy
 
     @property
     def space(self) -> tuple[str, int | None]:
@@ -392,6 +437,8 @@ class GatewayConfig(Strict):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    batches: BatchesConfig = Field(default_factory=BatchesConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> Self:

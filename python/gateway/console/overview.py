@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from gateway.pipeline.stages.observe import CACHE_PROVIDER_LABEL
 from gateway.records.audit import AuditRecord
 
 BUCKETS = 30
@@ -22,6 +23,7 @@ def figures(records: Iterable[AuditRecord], now: float, range_s: float) -> dict[
     failed = [0] * BUCKETS
     by_code: Counter[str] = Counter()
     latencies: defaultdict[str, list[float]] = defaultdict(list)
+    first_chunks: defaultdict[str, list[float]] = defaultdict(list)
     spend_team: defaultdict[str, float] = defaultdict(float)
     spend_model: defaultdict[str, float] = defaultdict(float)
     guardrails: Counter[str] = Counter()
@@ -32,7 +34,9 @@ def figures(records: Iterable[AuditRecord], now: float, range_s: float) -> dict[
         (ok if record.status == "OK" else failed)[slot] += 1
         by_code[record.status] += 1
         if record.provider and record.status == "OK":
-            latencies[f"{record.served_model or record.model} / {record.provider}"].append(record.latency_ms)
+            latencies[served_by(record)].append(record.latency_ms)
+        if record.provider and record.ttfc_ms is not None:  # a stream cut short after its first chunk counts too
+            first_chunks[served_by(record)].append(record.ttfc_ms)
         if record.cost_usd:
             spend_team[record.team] += record.cost_usd
             spend_model[record.served_model or record.model] += record.cost_usd
@@ -43,21 +47,35 @@ def figures(records: Iterable[AuditRecord], now: float, range_s: float) -> dict[
             if record.cache is not None:
                 hits += 1
                 saved += record.cache_saved_usd
-    ordered = {name: sorted(values) for name, values in sorted(latencies.items())}
     return {
         "range_s": range_s,
         "times": [start + width * (i + 1) for i in range(BUCKETS)],
         "ok": ok,
         "errors": failed,
         "by_code": dict(by_code.most_common()),
-        "latency": {
-            name: {"p50": _percentile(values, 50), "p99": _percentile(values, 99)} for name, values in ordered.items()
-        },
+        "latency": _quantiles(latencies),
+        "ttfc": _quantiles(first_chunks),
         "spend_team": _rounded(spend_team),
         "spend_model": _rounded(spend_model),
         "cache": {"hits": hits, "misses": lookups - hits, "saved_usd": round(saved, 6)},
         "guardrails": dict(guardrails.most_common()),
     }
+
+
+def served_by(record: AuditRecord) -> str:
+    """ "model / provider", the cache standing for the provider of the answers it gave (as in the metrics), so that
+    its quick answers do not blur the provider's figures."""
+    provider = CACHE_PROVIDER_LABEL if record.cache is not None else record.provider
+    return f"{record.served_model or record.model} / {provider}"
+
+
+def _quantiles(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """p50 and p99 of each name's samples, names in order."""
+    quantiles = {}
+    for name, values in sorted(samples.items()):
+        ordered = sorted(values)
+        quantiles[name] = {"p50": _percentile(ordered, 50), "p99": _percentile(ordered, 99)}
+    return quantiles
 
 
 def _percentile(ordered: list[float], percentile: float) -> float:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -23,26 +22,17 @@ from gateway.console.sessions import SessionSigner
 from gateway.errors import FailedPrecondition, InvalidRequest, NotFound, Unauthenticated
 from gateway.insights.operations import InsightsOperations
 from gateway.insights.runner import request_from_audit
+from gateway.observe.live import LiveShare, flag_entry, merge_flags
 from gateway.pipeline import CallInfo
 from gateway.pipeline.call import Api
 from gateway.policy.keyring import KeyRing
-from gateway.records.audit import AuditFilter, GroupBy, UsageFilter
+from gateway.records.audit import AuditFilter, AuditRecord, GroupBy, UsageFilter
 from gateway.records.governance import BudgetScope, KeyRecord, Period, Role
-from gateway.routing.health import HealthBoard
 
 RANGES_S = {"15m": 900.0, "1h": 3600.0, "6h": 21_600.0, "24h": 86_400.0}
 _CALLS_SHOWN = 200
 _REPORT_DEFAULT_S = 30 * 86_400.0
 _NO_STORE = {"Cache-Control": "no-store"}
-
-
-@dataclass(frozen=True, slots=True)
-class Live:
-    """What only the running gateway knows (not the ledger): breakers, calls in flight, the audit batch to flush."""
-
-    board: HealthBoard
-    in_flight: Callable[[], int]
-    flush_audit: Callable[[], Awaitable[None]]
 
 
 class Pages:
@@ -53,7 +43,8 @@ class Pages:
         admin: AdminOperations,
         insights: InsightsOperations,
         compliance: ComplianceOperations,
-        live: Live,
+        live: LiveShare,
+        flush_audit: Callable[[], Awaitable[None]],
         trace_url_template: str | None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -63,6 +54,8 @@ class Pages:
         self._insights = insights
         self._compliance = compliance
         self._live = live
+        self._flush_audit = flush_audit
+        """Waits until the records of calls answered so far are committed, so that a page shows them."""
         self._trace_url = trace_url_template
         self._clock = clock
         self._env = Environment(
@@ -123,7 +116,7 @@ class Pages:
         caller = request[CALLER]
         range_s = RANGES_S[_range(request)]
         now = self._clock()
-        await self._live.flush_audit()
+        await self._flush_audit()
         records = [r async for r in self._admin.export_audit(caller, AuditFilter(since=now - range_s, until=now + 1))]
         data = figures(records, now, range_s)
         _, forecast = await self._admin.usage(caller, GroupBy.TEAM, UsageFilter(now - range_s, now + 1), Period.MONTH)
@@ -133,25 +126,26 @@ class Pages:
             for team in self._admin.list_teams(caller)
             for b, spent in self._admin.budgets_of(BudgetScope.TEAM, team.name)
         ]
-        data["breakers"] = [
-            {"target": key, "state": h.breaker.state.value, "rested_s": round(h.cooling_for(), 1)}
-            for key, h in self._live.board.items()
-            if h.breaker.state.value != "closed" or h.cooling_for() > 0
-        ]
-        data["in_flight"] = self._live.in_flight()
-        data["drift"] = await self._drift(caller)
+        live = await self._live.merged()
+        data["live"] = {
+            "processes": live.processes,
+            "stale": live.stale,
+            "in_flight": live.in_flight,
+            "queued": live.queued,
+            "breakers": live.breakers,
+            "drift": [{**f, "since": when(f["since"])} for f in merge_flags(live.drift, await self._drift(caller))],
+            "last_purge": when(live.last_purge_at),
+        }
         return web.Response(body=orjson.dumps(data), content_type="application/json", headers=_NO_STORE)
 
     async def _drift(self, caller: KeyRecord) -> list[dict[str, Any]]:
+        """The flags of model health as Insights computes it here: under --workers, over every worker's windows of
+        this machine, which may show a shift no single worker's share of the calls does."""
         try:
             health = await self._insights.model_health(caller, "", "")
         except FailedPrecondition:  # drift monitoring is off
             return []
-        return [
-            {"model": h.model, "provider": h.provider, "metric": f.metric, "since": when(f.since), "detail": f.detail}
-            for h in health
-            for f in h.flags
-        ]
+        return [flag_entry(h.model, h.provider, f) for h in health for f in h.flags]
 
     # --- calls ------------------------------------------------------------------------------------------------------
 
@@ -160,7 +154,7 @@ class Pages:
         query = request.query
         now = self._clock()
         since = now - forms.duration_s(query.get("since", ""), 86_400.0)
-        await self._live.flush_audit()
+        await self._flush_audit()
         where = AuditFilter(
             since=since,
             team=query.get("team") or None,
@@ -182,12 +176,12 @@ class Pages:
     async def call(self, request: web.Request) -> web.StreamResponse:
         caller = request[CALLER]
         request_id = request.match_info["request_id"]
-        await self._live.flush_audit()
+        await self._flush_audit()
         found = await self._admin.query_audit(caller, AuditFilter(request_id=request_id, limit=1))
         if not found:  # another team's call is "not found" too, so ids cannot be probed
             raise NotFound(f"no audited call {request_id!r} that this key may read", reason="UNKNOWN_REQUEST")
         record = found[0]
-        trace = self._trace_url.replace("{request_id}", record.request_id) if self._trace_url else None
+        trace = trace_link(self._trace_url, record) if self._trace_url else None
         return self.page(request, "call.html", call=record, trace_url=trace)
 
     async def replay(self, request: web.Request) -> web.StreamResponse:
@@ -307,10 +301,18 @@ class Pages:
 
     async def _report(self, request: web.Request, team: str, since: str) -> Any:
         now = self._clock()
-        await self._live.flush_audit()
+        await self._flush_audit()
         return await self._compliance.report(
             request[CALLER], team, now - forms.duration_s(since, _REPORT_DEFAULT_S), now + 1
         )
+
+
+def trace_link(template: str, record: AuditRecord) -> str | None:
+    """`observe.trace_url_template` filled in for the call; None when it names the trace id and the call has none
+    (it was not traced and its caller sent no `traceparent`), rather than a link to nothing."""
+    if "{trace_id}" in template and not record.trace_id:
+        return None
+    return template.replace("{trace_id}", record.trace_id).replace("{request_id}", record.request_id)
 
 
 def _info(request: web.Request, caller: KeyRecord) -> CallInfo:

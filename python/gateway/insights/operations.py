@@ -33,7 +33,7 @@ from gateway.observe.drift_share import SharedDrift
 from gateway.observe.savings import Saving, UsageGroup, cheapest_alternatives, total_saving
 from gateway.pipeline import CallInfo, CallKind, Pipeline
 from gateway.policy.access import check_manages
-from gateway.records.audit import AuditFilter, AuditRecord, UsageFilter
+from gateway.records.audit import AuditFilter, AuditRecord, UsageFilter, UsageRow
 from gateway.records.governance import KeyRecord, Role
 from gateway.store.analytics import AnalyticsStore, CallRow
 from gateway.store.ledger import LedgerStore
@@ -73,6 +73,8 @@ class Analytics:
     analysed_calls: int
     """The answered calls the relationships read (the latest MAX_ANALYSED_CALLS of the range at most)."""
     quality_metric: str
+    deferred: dict[tuple[str, str, str], UsageRow]
+    """(team, model, route) -> the ledger's sums, for the groups with deferred calls."""
 
 
 class InsightsOperations:
@@ -202,6 +204,11 @@ class InsightsOperations:
             cheaper,
             len(facts),
             metric.name if metric else "",
+            {
+                (group_team, model, group_route): row
+                for group_team, model, group_route, row in usage
+                if row.deferred_calls and (route is None or group_route == route)
+            },
         )
 
     def _quality_metric(self, name: str) -> FeedbackMetricConfig | None:

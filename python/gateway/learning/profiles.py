@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,6 +21,9 @@ EPOCH_HALF_LIVES = 16
 LATENCY_BOUNDS_S = tuple(0.01 * 1.5**i for i in range(24))
 """Upper bounds of the latency histogram's buckets, 10 ms to 84 s, each half again the one before (p50/p90 to within
 a bucket, about 25%)."""
+
+MEMORY_SUFFIX = "#memory"
+"""Appended to a route's name for the rows of its long memory ('#' is not allowed in a name: config/base.py)."""
 
 ArmKey = tuple[str, str, str]
 """(route, query type, model)."""
@@ -34,8 +37,10 @@ class ProfileStore(Protocol):
     async def add(self, rows: dict[RowKey, dict[str, float]]) -> None:
         """Adds each row's fields to the stored ones."""
 
-    async def load(self, since_epoch: float) -> dict[RowKey, dict[str, float]]:
-        """Every row of an epoch at or after `since_epoch`."""
+    async def load(self, oldest: Mapping[str, float], floor: float) -> dict[RowKey, dict[str, float]]:
+        """Every row kept, after dropping those of an epoch before their route's `oldest` (a long memory keeps its
+        epochs longer than its route's recent one), or before `floor` for a route not in it (gone from the
+        config)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +112,11 @@ class Profile:
         return LATENCY_BOUNDS_S[-1]
 
 
+def _memory_arm(arm: ArmKey) -> ArmKey:
+    """The arm's key in its route's long memory."""
+    return (arm[0] + MEMORY_SUFFIX, arm[1], arm[2])
+
+
 _LATENCY_FIELDS = tuple(f"l{i}" for i in range(len(LATENCY_BOUNDS_S)))
 
 
@@ -120,16 +130,24 @@ def latency_field(seconds: float) -> str:
 class ProfileBook:
     """This process's view of the profiles: its own observations at once, every worker's after each sync."""
 
-    def __init__(self, half_lives: dict[str, float], store: ProfileStore | None = None) -> None:
-        """`half_lives`: per learned route, its half-life in seconds. Without a store the book is all there is
-        (one process, or a benchmark)."""
-        self._half_lives = half_lives
+    def __init__(
+        self,
+        half_lives: dict[str, float],
+        store: ProfileStore | None = None,
+        memory_half_lives: dict[str, float] | None = None,
+    ) -> None:
+        """`half_lives`: per learned route, its half-life in seconds; `memory_half_lives`: per route that keeps a
+        long memory too, that memory's. Without a store the book is all there is (one process, or a benchmark)."""
+        self._routes = tuple(half_lives)
+        self._half_lives = dict(half_lives)
+        for route, half_life in (memory_half_lives or {}).items():
+            self._half_lives[route + MEMORY_SUFFIX] = half_life
         self._store = store
         self._totals: dict[RowKey, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._pending: dict[RowKey, dict[str, float]] = defaultdict(lambda: defaultdict(float))
 
     def routes(self) -> Iterable[str]:
-        return self._half_lives
+        return self._routes
 
     # --- recording ----------------------------------------------------------------------------------------------
 
@@ -153,12 +171,17 @@ class ProfileBook:
                 fields["refusals"] = 1.0
         else:
             fields["errors"] = 1.0
-        self._add(arm, at, fields)
+        self._remember(arm, at, fields)
 
     def observe_quality(self, arm: ArmKey, at: float, quality: float, count: float = 1.0) -> None:
         """Feedback on the quality metric, scaled to [0, 1], for a call made at `at`. A changed rating comes as the
         difference from the old one with count 0."""
-        self._add(arm, at, {"feedback": count, "quality": quality})
+        self._remember(arm, at, {"feedback": count, "quality": quality})
+
+    def _remember(self, arm: ArmKey, at: float, fields: dict[str, float]) -> None:
+        """Into the recent memory, and into the long one when the route keeps it."""
+        self._add(arm, at, fields)
+        self._add(_memory_arm(arm), at, fields)
 
     def _add(self, arm: ArmKey, at: float, fields: dict[str, float]) -> None:
         half_life = self._half_lives.get(arm[0])
@@ -177,9 +200,12 @@ class ProfileBook:
 
     # --- reading ------------------------------------------------------------------------------------------------
 
-    def figures(self, arm: ArmKey, now: float) -> tuple[float, float, float, float, float]:
+    def figures(self, arm: ArmKey, now: float, *, memory: bool = False) -> tuple[float, float, float, float, float]:
         """What the learned strategy reads on every call, decayed to `now`: feedback, quality sum, answered calls,
-        answer tokens and latency seconds (sums). Only these five: the whole profile costs ten times more."""
+        answer tokens and latency seconds (sums). Only these five: the whole profile costs ten times more. `memory`:
+        of the route's long memory (its recent one when it keeps none)."""
+        if memory and arm[0] + MEMORY_SUFFIX in self._half_lives:
+            arm = _memory_arm(arm)
         feedback = quality = answered = tokens = latency = 0.0
         for row, factor in self._rows(arm, now):
             get = row.get
@@ -224,7 +250,7 @@ class ProfileBook:
 
     def profiles(self, now: float, route: str = "") -> list[Profile]:
         """Every (route, query type, model) with evidence, of one route or of all."""
-        arms = sorted({row[:3] for row in self._totals if not route or row[0] == route})
+        arms = sorted({row[:3] for row in self._totals if row[0] in self._routes and (not route or row[0] == route)})
         return [p for p in (self.profile(arm, now) for arm in arms) if p.calls > 0 or p.feedback > 0]
 
     # --- sharing ------------------------------------------------------------------------------------------------
@@ -240,14 +266,11 @@ class ProfileBook:
             except BaseException:
                 self._merge_into(self._pending, sent)  # kept for the next sync
                 raise
-        oldest = (
-            min(
-                (math.floor(now / (EPOCH_HALF_LIVES * h)) - 1) * EPOCH_HALF_LIVES * h for h in self._half_lives.values()
-            )
-            if self._half_lives
-            else now
-        )
-        loaded = await self._store.load(oldest)
+        oldest = {
+            route: (math.floor(now / (EPOCH_HALF_LIVES * h)) - 1) * EPOCH_HALF_LIVES * h
+            for route, h in self._half_lives.items()
+        }
+        loaded = await self._store.load(oldest, min(oldest.values(), default=now))
         totals: dict[RowKey, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._merge_into(totals, loaded)
         self._merge_into(totals, self._pending)  # what arrived while the store was busy

@@ -90,8 +90,10 @@ class BudgetBook:
                     return budget.downgrade_to
         return None
 
-    def reserve(self, key: KeyRecord, estimate_usd: float) -> Reservation:
-        """Reserves the estimate on the key's and team's accounts, or raises RESOURCE_EXHAUSTED naming the budget."""
+    def reserve(self, key: KeyRecord, estimate_usd: float, *, check: bool = True) -> Reservation:
+        """Reserves the estimate on the key's and team's accounts, or raises RESOURCE_EXHAUSTED naming the budget.
+        Without `check`, reserves whatever the caps say: what a restarted process takes back for a batch it had
+        admitted before."""
         now = self._clock()
         keys: list[_AccountKey] = []
         accounts: list[_Account] = []
@@ -102,7 +104,7 @@ class BudgetBook:
                 keys.append((subject[0], subject[1], period))
                 accounts.append(account)
                 budget = periods.get(period) if periods else None
-                if budget is None or budget.hard_usd is None:
+                if not check or budget is None or budget.hard_usd is None:
                     continue
                 if account.spent + account.reserved + estimate_usd > budget.hard_usd:
                     raise budget_exceeded(budget, account.spent, account.reserved, estimate_usd, account.end - now)

@@ -97,6 +97,13 @@ class CallSpan:
         """Whether this call is sampled: only then are stage timings worth taking."""
         return False
 
+    @property
+    def audit_trace_id(self) -> str:
+        """The trace id (32 hex digits) the call's audit record keeps: the trace its spans are exported to, or for a
+        call sampled out, its caller's trace (the caller's spans may be there); "" for a call in neither. With
+        tracing off every call gets this no-op, and the caller's `traceparent` is read apart (observe stage)."""
+        return ""
+
     def stage(self, name: str) -> StageSpan:
         """A child span for one stage that waited: `with call.stage("cache"): await ...`."""
         return _NOOP_STAGE
@@ -196,7 +203,7 @@ class CallTracer:
             trace_id, parent_id, trace_state = random.getrandbits(128) or 1, 0, ""
         name = method if api == "http" else f"{_SERVICE}/{method}"
         if sink.sampler.should_sample(parent, trace_id, name).decision is not Decision.RECORD_AND_SAMPLE:
-            return _PropagatingCall(trace_id, trace_state)
+            return _PropagatingCall(trace_id, trace_state, continued=parent_id != 0)
         return _RecordingCall(
             sink, trace_id, parent_id, trace_state, name, method, request_id, self._record_content, api
         )
@@ -222,11 +229,17 @@ class _PropagatingAttempt(AttemptSpan):
 class _PropagatingCall(CallSpan):
     """A sampled-out call: records nothing, carries the trace (unsampled) on to providers."""
 
-    __slots__ = ("trace_id", "trace_state")
+    __slots__ = ("continued", "trace_id", "trace_state")
 
-    def __init__(self, trace_id: int, trace_state: str) -> None:
+    def __init__(self, trace_id: int, trace_state: str, *, continued: bool) -> None:
         self.trace_id = trace_id
         self.trace_state = trace_state
+        self.continued = continued
+        """The trace is the caller's (it sent a `traceparent`), not one started here."""
+
+    @property
+    def audit_trace_id(self) -> str:
+        return f"{self.trace_id:032x}" if self.continued else ""
 
     def start_attempt(
         self, *, provider: str, model: str, attempt: int, retry: int = 0, hedged: bool = False
@@ -344,6 +357,10 @@ class _RecordingCall(CallSpan):
     @property
     def recording(self) -> bool:
         return True
+
+    @property
+    def audit_trace_id(self) -> str:
+        return f"{self.trace_id:032x}"
 
     def child(
         self,

@@ -99,6 +99,9 @@ class Answer:
     cost_usd: float = 0.0
     complete: bool = False
     """The whole answer came back (not cut short by an error, a cancel or a deadline)."""
+    sent_at: float = 0.0
+    """Epoch seconds when the call went to its providers (its arrival, or for a held call its release): the prices
+    then in force bill it (pipeline)."""
     upstream_tokens: int = 0
     """Tokens providers processed for this call (none for the cache's answers): what the key's tokens per minute
     settle to (usage)."""

@@ -19,7 +19,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from gateway.cache.entries import CacheEntry
 from gateway.cache.service import ResponseCache
 from gateway.chat import ChatDelta, ChatRequest, ChatResult, ToolCall, ToolCallDelta, Usage
 from gateway.config.routes import RouteConfig
+from gateway.deferral.holder import Holder
 from gateway.embeddings import Embedding, EmbedRequest
 from gateway.ledger.audit import AuditLog
 from gateway.ledger.budgets import BudgetBook
@@ -120,9 +121,15 @@ class Pipeline:
         max_in_flight: int = 10_000,
         learned: LearnedStrategy | None = None,
         shadow: Mirror | None = None,
+        clock: Callable[[], float] = time.time,
+        holder: Holder | None = None,
     ) -> None:
         """`learned`: the learned strategy and its profiles, when a route has strategy learned. `shadow`: what
-        copies a share of the calls of routes with a shadow model."""
+        copies a share of the calls of routes with a shadow model. `clock`: the time (epoch seconds) at which a
+        call's prices are read, when it is planned and when it is sent. `holder`: what holds calls that can wait
+        (ChatRequest.defer_up_to_s) to send them together; None: they are sent at once."""
+        self._clock = clock
+        self._holder = holder
         self._catalog = catalog
         self._counter = counter
         self._board = board
@@ -147,7 +154,15 @@ class Pipeline:
                 conditions,
                 WatchAnomalies(policies.anomalies) if policies.anomalies is not None else None,
                 DowngradeOnBudget(budgets),
-                PlanRoute(router, counter, policies, budgets, learned.profiles if learned is not None else None),
+                PlanRoute(
+                    router,
+                    counter,
+                    policies,
+                    budgets,
+                    learned.profiles if learned is not None else None,
+                    cache,
+                    clock=clock,
+                ),
                 limits_stage,
                 SettleUsage(counter, cache.hit_cost_usd),
                 CacheAnswers(cache, catalog),
@@ -164,7 +179,7 @@ class Pipeline:
                 *identity,
                 EmbedInputGuardrails(policies) if policies.has_input else None,
                 conditions,
-                PlanEmbedRoute(router, counter, policies, budgets),
+                PlanEmbedRoute(router, counter, policies, budgets, clock=clock),
                 limits_stage,
                 SettleEmbedUsage(counter, cache.hit_cost_usd),
                 CacheEmbeddings(cache, catalog, counter),
@@ -250,6 +265,7 @@ class Pipeline:
             span=call.span,
         )
         call.execution = execution
+        call.answer.sent_at = self._clock()
         return execution
 
     async def _unary(self, call: ChatCall) -> ChatDelta:
@@ -257,7 +273,14 @@ class Pipeline:
         answer = call.answer
         if answer.hit is not None:
             return _whole(answer.hit)
-        target, result = await self._execution(call, batch=call.request.batch).unary()
+        if call.request.defer_up_to_s is not None and self._holder is not None:
+            async with self._holder.hold(call) as release:
+                call.record.deferred = {**(call.record.deferred or {}), **release.record()}
+                # The leader of a prefix group writes the provider's prompt cache, its followers read it.
+                call.request.prompt_cache = release.leads or release.prefix_cached
+                target, result = await self._execution(call, batch=call.request.batch).unary()
+        else:
+            target, result = await self._execution(call, batch=call.request.batch).unary()
         answer.target = target
         answer.upstream_id = result.upstream_id
         return ChatDelta(
@@ -347,6 +370,10 @@ class Pipeline:
     def in_flight(self) -> int:
         """Calls this process is serving now, against its bound (server.max_in_flight)."""
         return self._overload.in_flight
+
+    def queue_depths(self) -> dict[str, int]:
+        """Calls waiting now in this process, per route with a queue."""
+        return {route: queue.depth for route, queue in self._queues.items()}
 
 
 class CallScope:

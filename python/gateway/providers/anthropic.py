@@ -189,6 +189,23 @@ class AnthropicStreamDecoder(StreamDecoder):
         raise disconnected(self.provider.name, "mid-stream (the stream ended before message_stop)")
 
 
+_EPHEMERAL = {"type": "ephemeral"}
+
+
+def _mark_prefix(body: dict[str, Any]) -> None:
+    """One cache breakpoint at the end of the shared prefix (tools, then system, then every turn but the last: the
+    order Anthropic renders a prompt in), so calls sharing it read it from the prompt cache. At most 4 breakpoints
+    are allowed; this sets one."""
+    messages = body["messages"]
+    if len(messages) > 1:
+        content = messages[-2]["content"]  # a list of blocks, never empty (anthropic_messages)
+        content[-1] = {**content[-1], "cache_control": _EPHEMERAL}
+    elif body.get("system"):
+        body["system"] = [{"type": "text", "text": body["system"], "cache_control": _EPHEMERAL}]
+    elif body.get("tools"):
+        body["tools"][-1] = {**body["tools"][-1], "cache_control": _EPHEMERAL}
+
+
 class AnthropicProvider(HttpProvider):
     def build_request(self, request: ChatRequest, model: ModelConfig, *, stream: bool) -> UpstreamRequest:
         system, messages = anthropic_messages(request.messages)
@@ -228,6 +245,8 @@ class AnthropicProvider(HttpProvider):
                 body["tool_choice"] = {"type": "none"}
             else:
                 body["tool_choice"] = {"type": "tool", "name": choice}
+        if request.prompt_cache:
+            _mark_prefix(body)
         if stream:
             body["stream"] = True
         headers = {

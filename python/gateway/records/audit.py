@@ -20,7 +20,7 @@ class AuditRecord:
     team: str = ""
     peer: str = ""
     kind: str = "chat"
-    """chat, stream, compare, replay, embed, or shadow (SHADOW_KIND)."""
+    """chat, stream, compare, replay, embed, batch (BATCH_KIND), or shadow (SHADOW_KIND)."""
     api: str = "grpc"
     """The front door the call came through: grpc or http."""
     model: str = ""
@@ -33,6 +33,9 @@ class AuditRecord:
     reason: str = ""
     error: str = ""
     latency_ms: float = 0.0
+    ttfc_ms: float | None = None
+    """A stream's time from its arrival to its first chunk sent; None for a call that sent none (not a stream, or
+    one that failed before its first chunk)."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
@@ -48,12 +51,22 @@ class AuditRecord:
     """Set when the response cache answered: kind, similarity, entry_id, age_s."""
     cache_saved_usd: float = 0.0
     """What a cache hit would have cost from the provider."""
+    prices: dict[str, Any] | None = None
+    """The prices the call was billed at (per million tokens, and the time-of-day window that applied), set when
+    the serving model has time-of-day prices."""
+    deferred: dict[str, Any] | None = None
+    """A deferred call's holding: its group, how long it was held, whether its prefix came from the provider's
+    cache, the price window it waited for, and `interactive_usd`, what its usage costs sent at once."""
     learned: dict[str, Any] | None = None
     """A learned route's decision: query type, model, each arm's probability of being picked, exploration."""
     writer: str = ""
     """The process that wrote the record (host, pid and a token of its start); set by the audit log."""
     seq: int = 0
     """The record's number in its writer's sequence, from 1: a missing number is a lost record."""
+    batch_id: str = ""
+    """The Batches service's batch this call was an item of."""
+    trace_id: str = ""
+    """The call's W3C trace id (32 hex digits) when the gateway traced it or the caller sent a `traceparent`."""
 
     @property
     def billable(self) -> bool:
@@ -62,6 +75,9 @@ class AuditRecord:
             self.prompt_tokens > 0 or self.completion_tokens > 0 or self.cost_usd > 0 or self.cache is not None
         )
 
+
+BATCH_KIND = "batch"
+"""The kind of a batch item's record (the Batches service): answered through a provider's batch API."""
 
 SHADOW_KIND = "shadow"
 """The kind of a call the gateway copied to a route's shadow model: its spend counts in no key's or team's budget or
@@ -93,6 +109,10 @@ class UsageRow:
     cost_usd: float
     cache_hits: int = 0
     cache_saved_usd: float = 0.0
+    deferred_calls: int = 0
+    """Deferred calls among `requests`, their cost, and what the same usage costs sent at once."""
+    deferred_cost_usd: float = 0.0
+    deferred_interactive_usd: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,17 @@ from gateway.errors import InvalidRequest
 from gateway.providers.base import Provider
 from gateway.providers.registry import build_provider
 
+DEPLOYMENT_PRICES = (
+    "input_cost_per_mtok",
+    "output_cost_per_mtok",
+    "cached_input_cost_per_mtok",
+    "batch_input_cost_per_mtok",
+    "batch_output_cost_per_mtok",
+    "prices",
+)
+"""The prices a deployment may set for itself (time-of-day `prices` included); those it leaves unset are the
+model's."""
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -40,11 +51,7 @@ class ModelCatalog:
                         "provider": d.provider,
                         "upstream_model": d.upstream_model or model.upstream,
                         "quota": d.quota or model.quota,
-                        **{
-                            price: getattr(d, price)
-                            for price in ("input_cost_per_mtok", "output_cost_per_mtok", "cached_input_cost_per_mtok")
-                            if getattr(d, price) is not None
-                        },
+                        **{price: getattr(d, price) for price in DEPLOYMENT_PRICES if getattr(d, price) is not None},
                     }
                 )
                 for d in model.deployments

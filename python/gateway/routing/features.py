@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from gateway.chat import ChatRequest, Message
 from gateway.config.schema import ModelConfig, ModelKind
 from gateway.embeddings import EmbedRequest
+
+if TYPE_CHECKING:
+    from gateway.cache.service import Vector
 
 
 @dataclass
@@ -28,6 +33,11 @@ class RequestFeatures:
     """The kind of model the call needs."""
     dimensions: int | None = None
     """Embeddings: the vector length asked for."""
+    prompt_vector: Vector | None = None
+    """The last user turn's embedding, when a learned route's cluster feature asked for it before routing (the
+    semantic cache's lookup reuses it)."""
+    at: float = field(default_factory=time.time)
+    """Epoch seconds at which the call runs: the prices then in force are those the cost strategy compares."""
 
     def prompt_tokens(self, model: ModelConfig) -> int:
         key = (model.upstream, model.tokenizer)

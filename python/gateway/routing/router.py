@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gateway.config.learning import QueryFeature
 from gateway.config.routes import HedgeConfig, QueueConfig, RetryConfig, RouteConfig, Strategy, TimeoutConfig
 from gateway.config.schema import ModelConfig, ModelKind
 from gateway.errors import InvalidRequest
@@ -67,6 +68,26 @@ class Router:
             route.name: frozenset(word.lower() for rule in route.rules for word in rule.when.keywords)
             for route in catalog.routes()
         }
+        self._embedding_asks = {
+            route.name: asks for route in catalog.routes() if (asks := self._asks_embedding(route)) is not None
+        }
+
+    def embedding_asked(self, name: str) -> bool | None:
+        """Whether a call to `name` may reach a learned route typed by the cluster of the prompt's embedding: None
+        if not; else whether that route embeds every call (`embed_always`) or only those the semantic cache does."""
+        return self._embedding_asks.get(name)
+
+    def _asks_embedding(self, route: RouteConfig) -> bool | None:
+        learned = route.learned
+        if learned is not None and QueryFeature.CLUSTER in learned.features:
+            return learned.clusters.embed_always
+        if route.strategy is not Strategy.RULES:
+            return None
+        # A rules route reaches the routes its rules and default name: the embedding is needed before the rules run.
+        names = {rule.target for rule in route.rules} | ({route.default} if route.default else set())
+        reached = [self._catalog.lookup(name) for name in sorted(names)]
+        asks = [a for r in reached if isinstance(r, RouteConfig) and (a := self._asks_embedding(r)) is not None]
+        return any(asks) if asks else None
 
     def plan(self, name: str, features: RequestFeatures, allowed: Callable[[Target], bool] | None = None) -> RoutePlan:
         """`allowed`: the targets the caller's policies (residency) let serve this call; a learned route chooses only

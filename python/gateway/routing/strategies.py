@@ -74,23 +74,25 @@ def estimated_answer_tokens(model: ModelConfig, max_tokens: int | None) -> int:
     return max_tokens if max_tokens is not None else min(NOMINAL_ANSWER_TOKENS, model.max_output_tokens)
 
 
-def estimated_cost_usd(model: ModelConfig, prompt_tokens: int, max_tokens: int | None) -> float:
+def estimated_cost_usd(model: ModelConfig, prompt_tokens: int, max_tokens: int | None, at: float) -> float:
+    """At the prices in force at `at` (epoch seconds)."""
     answer = estimated_answer_tokens(model, max_tokens)
-    return (prompt_tokens * model.input_cost_per_mtok + answer * model.output_cost_per_mtok) / 1e6
+    prices = model.schedule.at(at)
+    return (prompt_tokens * prices.input_per_mtok + answer * prices.output_per_mtok) / 1e6
 
 
 def cost(
     route: RouteConfig, models: dict[str, ModelConfig], features: RequestFeatures, latency_s: dict[str, float | None]
 ) -> tuple[list[str], str]:
-    """Cheapest estimate first, among targets within the route's cost and latency limits (fit and capabilities are
-    checked for every strategy by the router)."""
+    """Cheapest estimate first, at the prices in force when the call runs, among targets within the route's cost and
+    latency limits (fit and capabilities are checked for every strategy by the router)."""
     estimates: list[tuple[float, str]] = []
     max_tokens = features.request.max_tokens
     max_cost = route.max_cost_usd
     max_latency_s = route.max_latency_ms / 1000 if route.max_latency_ms is not None else None
     for target in route.targets:
         model = models[target.model]
-        estimate = estimated_cost_usd(model, features.prompt_tokens(model), max_tokens)
+        estimate = estimated_cost_usd(model, features.prompt_tokens(model), max_tokens, features.at)
         if max_cost is not None and estimate > max_cost:
             continue
         if max_latency_s is not None and (latency_s.get(target.model) or 0.0) > max_latency_s:

@@ -216,6 +216,9 @@ def usage_row_to_proto(row: UsageRow) -> pb.UsageRow:
         cost_usd=row.cost_usd,
         cache_hits=row.cache_hits,
         cache_saved_usd=row.cache_saved_usd,
+        deferred_calls=row.deferred_calls,
+        deferred_cost_usd=row.deferred_cost_usd,
+        deferred_interactive_usd=row.deferred_interactive_usd,
     )
 
 
@@ -264,4 +267,29 @@ def audit_to_proto(record: AuditRecord) -> pb.AuditRecord:
         if record.cache is not None
         else None,
         cache_saved_usd=record.cache_saved_usd,
+        batch_id=record.batch_id,
+        time_to_first_chunk_ms=record.ttfc_ms,
+        trace_id=record.trace_id,
+        prices=_prices_to_proto(record.prices) if record.prices is not None else None,
+        deferred=_deferred_to_proto(record.deferred) if record.deferred is not None else None,
+    )
+
+
+def _prices_to_proto(prices: dict[str, Any]) -> pb.AppliedPrices:
+    return pb.AppliedPrices(
+        input_per_mtok=prices["input_per_mtok"],
+        output_per_mtok=prices["output_per_mtok"],
+        cached_input_per_mtok=prices["cached_input_per_mtok"],
+        window=prices["window"],
+    )
+
+
+def _deferred_to_proto(deferred: dict[str, Any]) -> pb.DeferredInfo:
+    return pb.DeferredInfo(
+        group=deferred.get("group", ""),
+        held_ms=deferred.get("held_ms", 0.0),
+        prefix_cached=deferred.get("prefix_cached", False),
+        interactive_usd=deferred.get("interactive_usd", 0.0),
+        waited_for_window=deferred.get("waited_for_window", ""),
+        resumed_from=deferred.get("resumed_from", ""),
     )

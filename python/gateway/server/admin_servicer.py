@@ -135,6 +135,9 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             cost_usd=sum(r.cost_usd for r in rows),
             cache_hits=sum(r.cache_hits for r in rows),
             cache_saved_usd=sum(r.cache_saved_usd for r in rows),
+            deferred_calls=sum(r.deferred_calls for r in rows),
+            deferred_cost_usd=sum(r.deferred_cost_usd for r in rows),
+            deferred_interactive_usd=sum(r.deferred_interactive_usd for r in rows),
         )
         return pb.GetUsageResponse(
             rows=[usage_row_to_proto(r) for r in rows], total=total, forecast=forecast_to_proto(forecast)

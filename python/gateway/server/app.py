@@ -18,16 +18,28 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from llmgateway.v1 import admin_pb2, admin_pb2_grpc, gateway_pb2, gateway_pb2_grpc, insights_pb2, insights_pb2_grpc
+from llmgateway.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    batches_pb2,
+    batches_pb2_grpc,
+    gateway_pb2,
+    gateway_pb2_grpc,
+    insights_pb2,
+    insights_pb2_grpc,
+)
 from opentelemetry.sdk.trace.export import SpanExporter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin.compliance import ComplianceOperations
 from gateway.admin.operations import AdminOperations
+from gateway.batches.build import Batches, build_batches
 from gateway.cache.build import build_cache
 from gateway.cache.service import ResponseCache
 from gateway.chat import ChatRequest
+from gateway.config.learning import QueryFeature
 from gateway.config.schema import GatewayConfig, ServerConfig, TlsConfig
+from gateway.deferral.holder import Holder
 from gateway.insights.evaluation import PolicyEvaluator
 from gateway.insights.feedback import FeedbackOperations
 from gateway.insights.operations import InsightsOperations
@@ -38,6 +50,7 @@ from gateway.ledger.budgets import BudgetBook
 from gateway.ledger.retention import Retention
 from gateway.observe.drift import DriftFlag, DriftMonitor, history_windows
 from gateway.observe.drift_share import SharedDrift
+from gateway.observe.live import LiveShare, LiveSources
 from gateway.observe.metrics import GatewayMetrics
 from gateway.observe.metrics_server import (
     DEFAULT_ADDRESS,
@@ -59,23 +72,28 @@ from gateway.routing.catalog import ModelCatalog
 from gateway.routing.health import HealthBoard
 from gateway.routing.quotas import Quotas, SharedQuotas
 from gateway.server.admin_servicer import AdminServicer
+from gateway.server.batches_servicer import BatchesServicer
+from gateway.server.deferred import DeferredCalls
 from gateway.server.insights_servicer import InsightsServicer
 from gateway.server.openai_http import resolve_http_address
 from gateway.server.openai_http.app import HttpServer, OpenAIHandlers, start_http_server
 from gateway.server.registration import generic_registrar
-from gateway.server.servicer import GatewayServicer
+from gateway.server.servicer import GatewayServicer, chat_request, chat_response
 from gateway.state.admission import LocalLimits, SharedLimits
 from gateway.state.failures import AUTH_BLOCK_NOTICE, SharedFailures
 from gateway.state.notices import LocalNotices, Notice, Notices, PostgresNotices, RedisNotices
 from gateway.store.analytics import AnalyticsStore
 from gateway.store.database import default_url, open_engine, postgres_dsn
-from gateway.store.feedback import FeedbackStore, SqlProfileStore
+from gateway.store.deferred import DeferredStore
+from gateway.store.feedback import FeedbackStore, SqlClusterStore, SqlProfileStore
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
+from gateway.store.live import SqlLiveStore
 from gateway.store.shadow import ShadowStore
 from gateway.tokens import TokenCounter
 
 if TYPE_CHECKING:
+    from gateway.learning.clusters import ClusterBook
     from gateway.observe.tracing import Sink
     from gateway.state.redis import RedisState
 
@@ -185,6 +203,12 @@ class Gateway:
     """The OpenAI-compatible HTTP front door, when an address is set."""
     feedback: FeedbackOperations | None = None
     shadow: ShadowTraffic | None = None
+    deferred: DeferredCalls | None = None
+    live: LiveShare | None = None
+    """This process's live figures, shared with the others (observe/live.py)."""
+    batches: Batches | None = None
+    """The Batches service and its poller, unless batches.enabled is off."""
+    clusters: ClusterBook | None = None
 
     async def stop(self, grace: float) -> None:
         """Finishes in-flight calls (both front doors at once), then writes every pending audit record before closing
@@ -194,15 +218,23 @@ class Gateway:
             await asyncio.gather(self.server.stop(grace), self.http.close())
         else:
             await self.server.stop(grace)
+        if self.deferred is not None:
+            await self.deferred.aclose()  # held calls not answered by now stay in the database for the next start
         if self.shadow is not None:
             await self.shadow.drain()  # the copies of calls just answered, with their audit records
+        if self.batches is not None:
+            await self.batches.poller.close()  # a round cut short resumes at the next start (batches/jobs.py Step)
         if isinstance(self.limits, SharedLimits):
             await self.limits.drain()
         if self.metrics_server is not None:
             await self.metrics_server.close()
         await self.retention.close()
+        if self.live is not None:
+            await self.live.close()
         if self.feedback is not None:
             await self.feedback.close()
+        if self.clusters is not None:
+            await self.clusters.close()
         if self.shared_drift is not None:
             await self.shared_drift.close()
         await self.tenancy.close()
@@ -246,13 +278,15 @@ async def build_gateway(
     drift_clock: Callable[[], float] = time.time,
     worker: WorkerRole | None = None,
     http_address: str | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Gateway:
     """`http_address`: where the OpenAI-compatible HTTP front door listens (the --http-address flag); else env
     GATEWAY_HTTP_ADDR, the config's server.http_address; unset or empty: no HTTP front door.
     `metrics_address`: where /metrics is served (the --metrics-address flag); else env GATEWAY_METRICS_ADDR, the
     config's observe.metrics.address, 127.0.0.1:9464. An empty address turns metrics off.
     `span_exporter` replaces the exporter the OTEL_* settings name (an embedding process's own, or a test's);
-    `drift_clock` is the clock the drift monitor's windows follow; `worker`: set in the processes of --workers."""
+    `drift_clock` is the clock the drift monitor's windows follow; `clock` the one time-of-day prices and held calls
+    follow; `worker`: set in the processes of --workers."""
     counter = TokenCounter()
     counter.preload(counted_models(config))
     catalog = ModelCatalog.from_config(config)
@@ -352,25 +386,46 @@ async def build_gateway(
     if failures is not None:
         ring.report_failures_to(failures.report)
     half_lives = {r.name: r.learned.half_life_s for r in config.routes if r.learned is not None}
+    memories = {r.name: r.learned.memory_half_life_s for r in config.routes if r.learned is not None}
     profile_store: ProfileStore = SqlProfileStore(engine)
     if shared is not None:
         from gateway.state.profiles import RedisProfileStore
 
         profile_store = RedisProfileStore(shared)
-    profiles = ProfileBook(half_lives, profile_store)
+    profiles = ProfileBook(half_lives, profile_store, memories)
     model_configs = {name: catalog.pool(name)[0].model for name in catalog.model_names()}
     learned = evaluating = None
+    clusters: ClusterBook | None = None
     if half_lives:
         # numpy, which the bandit draws with, is imported only for a config with a learned route.
         import numpy as np
 
+        from gateway.learning.clusters import ClusterBook, ClusterStore
         from gateway.routing.learned import LearnedStrategy
 
-        learned = LearnedStrategy(profiles, model_configs, time.time)
+        cluster_store: ClusterStore = SqlClusterStore(engine)
+        if shared is not None:
+            from gateway.state.clusters import RedisClusterStore
+
+            cluster_store = RedisClusterStore(shared)
+        clusters = ClusterBook(
+            {
+                r.name: (r.learned.clusters.k, r.learned.clusters.seed)
+                for r in config.routes
+                if r.learned is not None and QueryFeature.CLUSTER in r.learned.features
+            },
+            cluster_store,
+        )
+        try:
+            await clusters.sync()  # the stored centers before the first call, so a restart keeps the clusters' ids
+        except Exception:  # the clusters come at the next sync; until then calls are typed by the cheap features
+            log.warning("query-type clusters not read at start; retrying in the background", exc_info=True)
+        learned = LearnedStrategy(profiles, model_configs, time.time, clusters=clusters)
         # Offline evaluation's own, seeded: it runs in a thread, apart from the router's generator, and repeats
         # itself for the same profiles.
         evaluating = LearnedStrategy(profiles, model_configs, time.time, np.random.default_rng(0))
     shadow = ShadowTraffic(config.routes, ShadowStore(engine))
+    policies = TeamPolicies(config, partial(_prompt_tokens, counter, catalog))
     pipeline = Pipeline(
         ring,
         catalog,
@@ -379,7 +434,7 @@ async def build_gateway(
         teams=tenancy.teams,
         budgets=budgets,
         audit=audit,
-        policies=TeamPolicies(config, partial(_prompt_tokens, counter, catalog)),
+        policies=policies,
         audit_enabled=audit_enabled,
         tracer=CallTracer(tracing, record_content=config.observe.tracing.record_content),
         metrics=observed,
@@ -390,6 +445,8 @@ async def build_gateway(
         max_in_flight=config.server.max_in_flight,
         learned=learned,
         shadow=shadow if shadow.configured else None,
+        clock=clock,
+        holder=Holder(config.batching, counter, clock),
     )
     shadow.bind(pipeline)
     known_models = frozenset(catalog.model_names()) | {r.name for r in catalog.routes()}
@@ -397,9 +454,23 @@ async def build_gateway(
 
     server = grpc.aio.server(options=server_options(config.server))
     registrar = generic_registrar(server)
-    servicer = GatewayServicer(pipeline, ring, config.server.max_input_chars)
+    max_input_chars = config.server.max_input_chars
+    deferred = DeferredCalls(
+        pipeline,
+        ring,
+        DeferredStore(engine),
+        config.batching,
+        clock,
+        parse=partial(chat_request, max_input_chars=max_input_chars),
+        respond=chat_response,
+    )
+    servicer = GatewayServicer(pipeline, ring, max_input_chars, deferred)
     gateway_pb2_grpc.add_GatewayServicer_to_server(servicer, registrar)
-    compliance = ComplianceOperations(admin, ledger, config, retention)
+    live = LiveShare(
+        LiveSources(audit.writer, board, lambda: pipeline.in_flight, pipeline.queue_depths, drift, retention),
+        SqlLiveStore(engine),
+    )
+    compliance = ComplianceOperations(admin, ledger, config, live.last_purge_at)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(admin, compliance, ring), registrar)
     insights = InsightsOperations(
         pipeline,
@@ -427,12 +498,22 @@ async def build_gateway(
     insights_pb2_grpc.add_InsightsServicer_to_server(
         InsightsServicer(insights, feedback, evaluator, ring, config.server.max_input_chars), registrar
     )
+    batches = (
+        build_batches(config, engine, catalog, policies, counter, audit, budgets, ring, tenancy.teams, pipeline)
+        if config.batches.enabled
+        else None
+    )
+    if batches is not None:
+        batches_pb2_grpc.add_BatchesServicer_to_server(
+            BatchesServicer(batches.service, ring, config.batches.max_items), registrar
+        )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
     service_names = (
         gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name,
         admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
         insights_pb2.DESCRIPTOR.services_by_name["Insights"].full_name,
+        *([batches_pb2.DESCRIPTOR.services_by_name["Batches"].full_name] if batches is not None else []),
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     )
@@ -446,7 +527,7 @@ async def build_gateway(
         port = server.add_secure_port(address, _server_credentials(tls))
     if port == 0:
         raise OSError(f"cannot listen on {address}")
-    for name in service_names[:3]:
+    for name in service_names[:-2]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     metrics_server = await start_metrics_server(metrics.registry, metrics_address) if metrics_address else None
@@ -461,13 +542,16 @@ async def build_gateway(
             max_body_bytes=config.server.max_message_bytes,
             grace_s=config.server.shutdown_grace_s,
             tls=tls,
-            console=_console(config, state_dir, ring, admin, insights, compliance, pipeline, board)
+            console=_console(config, state_dir, ring, admin, insights, compliance, pipeline, live)
             if config.console.enabled
             else None,
+            batches=batches.service if batches is not None else None,
         )
     audit.start()
+    live.start()
     cache.start()  # in every worker: each keeps its own semantic index, fed the entries the others store
     tenancy.start()
+    await deferred.start()
     if worker is None or worker.runs_machine_jobs:
         retention.start()
         log.info("audit retention: purging every %g s from this process", config.audit.purge_interval_s)
@@ -475,6 +559,10 @@ async def build_gateway(
         shared_drift.start()
     if half_lives:
         feedback.start()
+        if clusters is not None:
+            clusters.start()
+    if batches is not None:
+        batches.poller.start()
 
     async def on_notice(notice: Notice) -> None:
         if notice.get("kind") == TENANCY_NOTICE:
@@ -513,6 +601,10 @@ async def build_gateway(
         http,
         feedback,
         shadow,
+        deferred,
+        live,
+        batches,
+        clusters,
     )
 
 
@@ -524,12 +616,12 @@ def _console(
     insights: InsightsOperations,
     compliance: ComplianceOperations,
     pipeline: Pipeline,
-    board: HealthBoard,
+    live: LiveShare,
 ) -> web.Application:
     """The operators' console, on the same operations as the Admin and Insights services. Imported here: a gateway
     without the HTTP front door never loads Jinja2."""
     from gateway.console.app import console_app
-    from gateway.console.pages import Live, Pages
+    from gateway.console.pages import Pages
     from gateway.console.sessions import SessionSigner, load_secret
 
     signer = SessionSigner(load_secret(config.console.secret_env, state_dir), config.console.session_idle_s)
@@ -539,7 +631,8 @@ def _console(
         admin,
         insights,
         compliance,
-        Live(board, lambda: pipeline.in_flight, pipeline.flush_audit),
+        live,
+        pipeline.flush_audit,
         config.observe.trace_url_template,
     )
     return console_app(pages, ring, signer)

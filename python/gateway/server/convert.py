@@ -94,7 +94,22 @@ def chat_request_from_proto(msg: pb.ChatRequest) -> ChatRequest:
         request.response_format = _response_format(msg.response_format)
     if msg.HasField("cache"):
         request.cache = _cache_control(msg.cache)
+    if msg.HasField("defer_up_to_s"):
+        request.defer_up_to_s = check_defer(msg.defer_up_to_s)
     return request
+
+
+MAX_DEFER_S = 86_400.0
+
+
+def check_defer(seconds: float) -> float:
+    if not 0 < seconds <= MAX_DEFER_S:
+        raise InvalidRequest(
+            f"defer_up_to_s must be more than 0 and at most {MAX_DEFER_S:g} (a day); leave it unset to send at once",
+            reason="BAD_DEFER",
+            metadata={"param": "defer_up_to_s"},
+        )
+    return seconds
 
 
 def embed_request_from_proto(msg: pb.EmbedRequest) -> EmbedRequest:

@@ -23,7 +23,7 @@ from gateway.learning.profiles import Profile
 from gateway.learning.ratings import Given, Source
 from gateway.observe.drift import DriftFlag, Figures, ModelHealth
 from gateway.policy.keyring import KeyRing
-from gateway.records.audit import AuditRecord
+from gateway.records.audit import AuditRecord, UsageRow
 from gateway.records.governance import KeyRecord
 from gateway.server.admin_convert import seconds, timestamp
 from gateway.server.convert import chat_request_from_proto, route_to_proto, usage_to_proto
@@ -116,6 +116,8 @@ class InsightsServicer(insights_pb2_grpc.InsightsServicer):
         )
         rows = _analytics_rows(analytics)
         return pb.GetAnalyticsResponse(
+            total_deferred_cost_usd=sum(r.deferred_cost_usd for r in rows),
+            total_deferred_interactive_usd=sum(r.deferred_interactive_usd for r in rows),
             rows=rows,
             total_cost_usd=sum(r.cost_usd for r in rows),
             total_saving_usd=analytics.total_saving_usd,
@@ -245,11 +247,15 @@ def _shadow_summary(summary: ShadowSummary) -> pb.ShadowSummary:
     )
 
 
+_NOTHING_DEFERRED = UsageRow("", 0, 0, 0, 0, 0.0)
+
+
 def _analytics_rows(analytics: Analytics) -> list[pb.AnalyticsRow]:
     rows = []
     for saving in analytics.savings:
         group = saving.group
         total, errors, latency = analytics.calls.get((group.team, group.model, group.route), (0, 0, 0.0))
+        deferred = analytics.deferred.get((group.team, group.model, group.route), _NOTHING_DEFERRED)
         rows.append(
             pb.AnalyticsRow(
                 team=group.team,
@@ -265,6 +271,9 @@ def _analytics_rows(analytics: Analytics) -> list[pb.AnalyticsRow]:
                 cheapest_model=saving.cheapest_model or "",
                 cheapest_cost_usd=float(saving.cheapest_cost_usd or 0),
                 saving_usd=float(saving.saving_usd),
+                deferred_calls=deferred.deferred_calls,
+                deferred_cost_usd=deferred.deferred_cost_usd,
+                deferred_interactive_usd=deferred.deferred_interactive_usd,
             )
         )
     return rows

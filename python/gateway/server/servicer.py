@@ -9,7 +9,7 @@ import grpc
 from llmgateway.v1 import gateway_pb2 as pb
 from llmgateway.v1 import gateway_pb2_grpc
 
-from gateway.chat import ChatRequest
+from gateway.chat import ChatRequest, ChatResult
 from gateway.errors import InvalidRequest
 from gateway.pipeline import CallInfo, CallKind, CallScope, Pipeline, deadline_from
 from gateway.policy.access import check_model
@@ -27,6 +27,7 @@ from gateway.server.convert import (
     route_to_proto,
     usage_to_proto,
 )
+from gateway.server.deferred import DeferredCalls
 from gateway.server.errors import streaming, unary
 from gateway.server.listing import visible_models
 from gateway.tokens import TokenCount
@@ -39,44 +40,41 @@ def call_info(context: Context) -> CallInfo:
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
-    def __init__(self, pipeline: Pipeline, ring: KeyRing, max_input_chars: int) -> None:
+    def __init__(self, pipeline: Pipeline, ring: KeyRing, max_input_chars: int, deferred: DeferredCalls) -> None:
         self._pipeline = pipeline
         self._ring = ring
         self._max_input_chars = max_input_chars
+        self._deferred = deferred
 
     @unary
     async def Chat(self, request: pb.ChatRequest, context: Context) -> pb.ChatResponse:  # noqa: N802 - gRPC name
+        if request.HasField("defer_up_to_s"):
+            return await self._deferred.chat(request, self.chat_request(request), context)
         async with self._pipeline.call(call_info(context), CallKind.CHAT, "Chat", request.model) as scope:
-            result = await scope.complete(self._chat_request(request))
-        call = scope.call
-        answer = call.answer
-        target = answer.target
-        assert target is not None
-        assert answer.usage is not None
-        record = call.record
-        return pb.ChatResponse(
-            id=record.request_id,
-            model=target.model.name,
-            provider=target.provider.name,
-            message=message_to_proto(result),
-            finish_reason=result.finish_reason,
-            usage=usage_to_proto(answer.usage, answer.cost_usd),
-            upstream_model=result.upstream_model,
-            simulated=target.provider.simulated,
-            route=_route(scope),
-            guardrails=guardrails_to_proto(record.guardrails) if record.guardrails else None,
-            cache=cache_info_to_proto(call.cache) if call.cache is not None else None,
-        )
+            result = await scope.complete(self.chat_request(request))
+        return chat_response(scope, result)
+
+    @unary
+    async def GetDeferred(  # noqa: N802 - gRPC name
+        self, request: pb.GetDeferredRequest, context: Context
+    ) -> pb.GetDeferredResponse:
+        return await self._deferred.get(request.request_id, context)
 
     @streaming
     async def ChatStream(  # noqa: N802 - gRPC name
         self, request: pb.ChatRequest, context: Context
     ) -> AsyncIterator[pb.ChatChunk]:
+        if request.HasField("defer_up_to_s"):
+            raise InvalidRequest(
+                "defer_up_to_s is for Chat: a stream starts at once; use Chat for a call that can wait",
+                reason="BAD_DEFER",
+                metadata={"param": "defer_up_to_s"},
+            )
         async with self._pipeline.call(call_info(context), CallKind.STREAM, "ChatStream", request.model) as scope:
             call = scope.call
             request_id = call.request_id
             first = True
-            async for delta in scope.stream(self._chat_request(request)):
+            async for delta in scope.stream(self.chat_request(request)):
                 chunk = pb.ChatChunk(id=request_id, delta=delta.text)
                 if delta.tool_calls:
                     chunk.tool_calls.extend(delta_tool_calls_to_proto(delta))
@@ -172,13 +170,41 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self._check_size(len(request.text))
         return counter.count_text(request.text, model.upstream, model.tokenizer)
 
-    def _chat_request(self, request: pb.ChatRequest) -> ChatRequest:
-        chat = chat_request_from_proto(request)
-        self._check_size(chat.text_chars)
-        return chat
+    def chat_request(self, request: pb.ChatRequest) -> ChatRequest:
+        return chat_request(request, self._max_input_chars)
 
     def _check_size(self, chars: int) -> None:
         check_size(chars, self._max_input_chars)
+
+
+def chat_request(request: pb.ChatRequest, max_input_chars: int) -> ChatRequest:
+    """Chat's request, validated (a deferred call's too, when it is resumed from the database)."""
+    chat = chat_request_from_proto(request)
+    check_size(chat.text_chars, max_input_chars)
+    return chat
+
+
+def chat_response(scope: CallScope, result: ChatResult) -> pb.ChatResponse:
+    """Chat's answer, as the caller gets it (or GetDeferred, for a deferred call)."""
+    call = scope.call
+    answer = call.answer
+    target = answer.target
+    assert target is not None
+    assert answer.usage is not None
+    record = call.record
+    return pb.ChatResponse(
+        id=record.request_id,
+        model=target.model.name,
+        provider=target.provider.name,
+        message=message_to_proto(result),
+        finish_reason=result.finish_reason,
+        usage=usage_to_proto(answer.usage, answer.cost_usd),
+        upstream_model=result.upstream_model,
+        simulated=target.provider.simulated,
+        route=_route(scope),
+        guardrails=guardrails_to_proto(record.guardrails) if record.guardrails else None,
+        cache=cache_info_to_proto(call.cache) if call.cache is not None else None,
+    )
 
 
 def _route(scope: CallScope) -> pb.RouteInfo:

@@ -198,3 +198,22 @@ if redis.call('HSETNX', KEYS[1], 'spent', ARGV[1]) == 1 then
 end
 return 0
 """
+
+# The writer of a route's query-type clusters (learning/clusters.py): KEYS[1] holds the writer's id with a lease of
+# ARGV[2] ms, taken when free and renewed by its holder; 1 when ARGV[1] holds it now.
+LEAD: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+
+# Stores ARGV[2] in KEYS[2] only while ARGV[1] holds the lease in KEYS[1]: a writer whose lease lapsed never
+# overwrites its successor's centers.
+SAVE_IF_LEAD: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+"""

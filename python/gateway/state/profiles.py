@@ -27,13 +27,13 @@ class RedisProfileStore:
         if fields:
             await self._state.add_to_hash(PROFILES_KEY, fields)
 
-    async def load(self, since_epoch: float) -> dict[RowKey, dict[str, float]]:
+    async def load(self, oldest: Mapping[str, float], floor: float) -> dict[RowKey, dict[str, float]]:
         loaded: dict[RowKey, dict[str, float]] = {}
         stale = []
         for field, value in (await self._state.read_hash(PROFILES_KEY)).items():
             route, kind, model, epoch_text, name = field.split(_SEPARATOR)
             epoch = float(epoch_text)
-            if epoch < since_epoch:
+            if epoch < oldest.get(route, floor):
                 stale.append(field)  # weighs under 2^-16 of the newest evidence
                 continue
             loaded.setdefault((route, kind, model, epoch), {})[name] = value

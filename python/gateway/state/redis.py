@@ -51,6 +51,8 @@ class RedisState:
         self._take = self._redis.register_script(lua.TAKE)
         self._release = self._redis.register_script(lua.RELEASE)
         self._init_account = self._redis.register_script(lua.INIT_ACCOUNT)
+        self._lead = self._redis.register_script(lua.LEAD)
+        self._save_if_lead = self._redis.register_script(lua.SAVE_IF_LEAD)
         self.instance = uuid.uuid4().hex
         self.live = 1
         """Processes seen alive at the last heartbeat (this one included)."""
@@ -89,6 +91,18 @@ class RedisState:
     async def drop_from_hash(self, key: str, fields: list[str]) -> None:
         with _reached():
             await self._redis.hdel(key, *fields)
+
+    async def lead(self, lease_key: str, owner: str, lease_s: float) -> bool:
+        """Takes or renews a writer's lease; whether `owner` holds it now."""
+        return bool(await self._run(self._lead, [lease_key], [owner, int(lease_s * 1000)]))
+
+    async def save_if_lead(self, lease_key: str, owner: str, key: str, value: bytes) -> None:
+        await self._run(self._save_if_lead, [lease_key, key], [owner, value])
+
+    async def read_bytes(self, key: str) -> bytes | None:
+        with _reached():
+            found: bytes | str | None = await self._redis.get(key)
+        return found.encode() if isinstance(found, str) else found
 
     async def publish(self, channel: str, message: bytes) -> None:
         with _reached():

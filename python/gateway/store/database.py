@@ -88,6 +88,18 @@ def _on_sqlite_connect(engine: Engine, *, synchronous_full: bool) -> None:
         cursor.close()
 
 
+def dialect_insert(engine: AsyncEngine) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL spell it the same). Each dialect is imported
+    by the engine that uses it: PostgreSQL's costs a SQLite gateway 2 MB (19 modules)."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert
+
+
 def postgres_dsn(url: str) -> str:
     """A SQLAlchemy PostgreSQL URL as a plain libpq DSN (for a connection of its own, e.g. LISTEN/NOTIFY)."""
     from sqlalchemy.engine import make_url

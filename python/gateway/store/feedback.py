@@ -1,17 +1,19 @@
-"""Ratings of calls in the database, one row per (call, metric, source), and the profiles' shared sums."""
+"""Ratings of calls in the database, one row per (call, metric, source), the profiles' shared sums and the
+query-type clusters."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Subquery, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Subquery, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.learning.profiles import RowKey
-from gateway.store.tables import audit, feedback, profile_sums
+from gateway.store.database import dialect_insert
+from gateway.store.tables import audit, feedback, profile_sums, query_clusters
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,15 +53,10 @@ def mean_ratings(metric: str) -> Subquery:
     )
 
 
-def _insert(engine: AsyncEngine) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL spell it the same)."""
-    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-
-
 class FeedbackStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._insert = _insert(engine)
+        self._insert = dialect_insert(engine)
 
     async def put(self, rating: Rating) -> float | None:
         """Stores the rating, replacing the same source's rating of the same metric of the same call. Returns the
@@ -145,7 +142,7 @@ class SqlProfileStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._insert = _insert(engine)
+        self._insert = dialect_insert(engine)
 
     async def add(self, rows: Mapping[RowKey, Mapping[str, float]]) -> None:
         values = [
@@ -163,12 +160,52 @@ class SqlProfileStore:
         async with self._engine.begin() as conn:
             await conn.execute(statement, values)
 
-    async def load(self, since_epoch: float) -> dict[RowKey, dict[str, float]]:
+    async def load(self, oldest: Mapping[str, float], floor: float) -> dict[RowKey, dict[str, float]]:
+        rows_of = profile_sums.c
         async with self._engine.begin() as conn:
             # Older epochs weigh under 2^-16 of the newest evidence: dropped here, where every sync passes.
-            await conn.execute(delete(profile_sums).where(profile_sums.c.epoch < since_epoch))
+            for route, epoch in oldest.items():
+                await conn.execute(delete(profile_sums).where(rows_of.route == route, rows_of.epoch < epoch))
+            await conn.execute(delete(profile_sums).where(rows_of.route.not_in(list(oldest)), rows_of.epoch < floor))
             rows = (await conn.execute(select(profile_sums))).all()
         loaded: dict[RowKey, dict[str, float]] = {}
         for route, kind, model, epoch, name, value in rows:
             loaded.setdefault((route, kind, model, epoch), {})[name] = value
         return loaded
+
+
+class SqlClusterStore:
+    """The query-type clusters in the database, with their writer's lease (learning/clusters.py)."""
+
+    def __init__(self, engine: AsyncEngine, clock: Callable[[], float] = time.time) -> None:
+        self._engine = engine
+        self._insert = dialect_insert(engine)
+        self._clock = clock
+
+    async def lead(self, route: str, owner: str, lease_s: float) -> bool:
+        now = self._clock()
+        claim = self._insert(query_clusters).values(route=route, owner=owner, lease_until=now + lease_s)
+        renew = (
+            update(query_clusters)
+            .where(query_clusters.c.route == route)
+            .where(or_(query_clusters.c.owner == owner, query_clusters.c.lease_until < now))
+            .values(owner=owner, lease_until=now + lease_s)
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(claim.on_conflict_do_nothing(index_elements=["route"]))
+            return (await conn.execute(renew)).rowcount == 1
+
+    async def save(self, route: str, owner: str, state: bytes) -> None:
+        statement = (
+            update(query_clusters)
+            .where(query_clusters.c.route == route)
+            .where(query_clusters.c.owner == owner)
+            .values(state=state)
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(statement)
+
+    async def load(self, route: str) -> bytes | None:
+        async with self._engine.connect() as conn:
+            found = await conn.scalar(select(query_clusters.c.state).where(query_clusters.c.route == route))
+        return bytes(found) if found is not None else None

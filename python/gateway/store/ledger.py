@@ -26,6 +26,16 @@ _GROUP_COLUMNS = {
     GroupBy.PROVIDER: ledger.c.provider,
 }
 _EXPORT_PAGE = 1000
+_DEFERRED_SUMS = (
+    func.sum(ledger.c.deferred_calls),
+    func.sum(ledger.c.deferred_cost_usd),
+    func.sum(ledger.c.deferred_interactive_usd),
+)
+
+
+def _deferred(sums: Sequence[Any]) -> tuple[int, float, float]:
+    calls, cost, interactive = sums
+    return int(calls), float(cost), float(interactive)
 
 
 class LedgerStore:
@@ -91,6 +101,7 @@ class LedgerStore:
                 func.sum(ledger.c.cost_usd),
                 func.sum(ledger.c.cache_hits),
                 func.sum(ledger.c.cache_saved_usd),
+                *_DEFERRED_SUMS,
             )
             .where(_usage_where(where))
             .group_by(column)
@@ -99,8 +110,8 @@ class LedgerStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            UsageRow(str(g), int(n), int(p), int(c), int(k), float(cost), int(hits), float(saved))
-            for g, n, p, c, k, cost, hits, saved in rows
+            UsageRow(str(g), int(n), int(p), int(c), int(k), float(cost), int(hits), float(saved), *_deferred(rest))
+            for g, n, p, c, k, cost, hits, saved, *rest in rows
         ]
 
     async def usage_by_team_model_route(self, where: UsageFilter) -> list[tuple[str, str, str, UsageRow]]:
@@ -117,6 +128,7 @@ class LedgerStore:
                 func.sum(ledger.c.cost_usd),
                 func.sum(ledger.c.cache_hits),
                 func.sum(ledger.c.cache_saved_usd),
+                *_DEFERRED_SUMS,
             )
             .where(_usage_where(where))
             .group_by(ledger.c.team, ledger.c.served_model, ledger.c.route)
@@ -125,8 +137,13 @@ class LedgerStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            (team, model, route, UsageRow(model, int(n), int(p), int(c), int(k), float(cost), int(hits), float(saved)))
-            for team, model, route, n, p, c, k, cost, hits, saved in rows
+            (
+                team,
+                model,
+                route,
+                UsageRow(model, int(n), int(p), int(c), int(k), float(cost), int(hits), float(saved), *_deferred(rest)),
+            )
+            for team, model, route, n, p, c, k, cost, hits, saved, *rest in rows
         ]
 
     async def call_stats(self, where: UsageFilter) -> dict[tuple[str, str, str], tuple[int, int, float]]:
@@ -265,7 +282,11 @@ def _ledger_rows(records: list[AuditRecord]) -> list[dict[str, Any]]:
                 "cost_usd": r.cost_usd,
                 "cache_hits": int(hit),
                 "cache_saved_usd": r.cache_saved_usd,
+                "deferred_calls": 0,
+                "deferred_cost_usd": 0.0,
+                "deferred_interactive_usd": 0.0,
             }
+            row = sums[group]
         else:
             row["at"] = max(row["at"], r.at)
             row["requests"] += 1
@@ -275,6 +296,11 @@ def _ledger_rows(records: list[AuditRecord]) -> list[dict[str, Any]]:
             row["cost_usd"] += r.cost_usd
             row["cache_hits"] += int(hit)
             row["cache_saved_usd"] += r.cache_saved_usd
+        deferred = r.deferred
+        if deferred is not None and "interactive_usd" in deferred:
+            row["deferred_calls"] += 1
+            row["deferred_cost_usd"] += r.cost_usd
+            row["deferred_interactive_usd"] += deferred["interactive_usd"]
     return list(sums.values())
 
 

@@ -5,7 +5,20 @@ Times are epoch seconds (float): portable, cheap to compare, and what the code a
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Double, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
@@ -75,6 +88,10 @@ ledger = Table(
     # Calls the response cache answered (in `requests`, their tokens not in the token sums) and what they saved.
     Column("cache_hits", Integer, nullable=False, server_default="0"),
     Column("cache_saved_usd", Double, nullable=False, server_default="0"),
+    # Deferred calls (in `requests`), their cost, and what the same usage costs sent at once.
+    Column("deferred_calls", Integer, nullable=False, server_default="0"),
+    Column("deferred_cost_usd", Double, nullable=False, server_default="0"),
+    Column("deferred_interactive_usd", Double, nullable=False, server_default="0"),
     Index("ix_ledger_team_at", "team", "at"),
     Index("ix_ledger_key_at", "key_id", "at"),
 )
@@ -110,10 +127,19 @@ audit = Table(
     # The front door: grpc or http (the OpenAI-compatible one).
     Column("api", String(8), nullable=False, server_default="grpc"),
     Column("learned", JSON),
+    # The prices a call was billed at, when its model has time-of-day prices (records/audit.py).
+    Column("prices", JSON),
+    # How a deferred call was held and what it would have cost sent at once (records/audit.py).
+    Column("deferred", JSON),
     # Who wrote the record (a process of one instance) and its number in that writer's sequence: numbers missing
     # between two of a writer's records are records lost (the compliance report's audit completeness).
     Column("writer", String(64), nullable=False, server_default=""),
     Column("seq", BigInteger, nullable=False, server_default="0"),
+    # The Batches service's batch the call was an item of (kind "batch", or an item sent again on its own).
+    Column("batch_id", String(64), nullable=False, server_default=""),
+    # A stream's time to its first chunk (NULL for other calls), and the call's W3C trace id ("" when untraced).
+    Column("ttfc_ms", Double),
+    Column("trace_id", String(32), nullable=False, server_default=""),
     Index("ix_audit_team_at", "team", "at"),
 )
 
@@ -149,6 +175,18 @@ profile_sums = Table(
     Column("value", Double, nullable=False),
 )
 
+# The learned routes' query-type clusters (learning/clusters.py): per route, the centers its one writer learned, and
+# that writer's lease.
+query_clusters = Table(
+    "query_clusters",
+    metadata,
+    Column("route", String(256), primary_key=True),
+    Column("owner", String(32), nullable=False),
+    Column("lease_until", Double, nullable=False),
+    # ClusterState.to_bytes; NULL until the writer has seeded the centers.
+    Column("state", LargeBinary),
+)
+
 # Shadow traffic: per mirrored call, how the candidate model's answer compared with the primary's. The shadow call
 # itself is in the audit log (kind "shadow", `shadow_request_id`), its answer there as the team's body policy allows.
 shadow_calls = Table(
@@ -174,4 +212,117 @@ shadow_calls = Table(
     # Word cosine of the two answers (insights/similarity.py); NULL unless the shadow answered.
     Column("similarity", Double),
     Index("ix_shadow_calls_route_at", "route", "at"),
+)
+
+# Deferred calls (ChatRequest.defer_up_to_s), one row from acceptance: the request (protobuf bytes) while it is
+# pending, so that another worker, or the next start, sends it if its worker dies (its lease runs out); then the
+# answer (protobuf bytes) or the error, for GetDeferred, until batching.keep_answers_s after it came.
+deferred_calls = Table(
+    "deferred_calls",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("key_id", String(64), nullable=False),
+    Column("accepted_at", Double, nullable=False),
+    Column("defer_up_to_s", Double, nullable=False),
+    # pending, done or failed.
+    Column("state", String(8), nullable=False),
+    Column("request", LargeBinary),
+    # What the call's key conditions and classification read when it is resumed: the client's address and its
+    # metadata, the authorization header left out (a resumed call runs as its key, found by key_id).
+    Column("peer", String(128), nullable=False, server_default=""),
+    Column("metadata", JSON),
+    Column("owner", String(64), nullable=False),
+    Column("lease_until", Double, nullable=False),
+    Column("response", LargeBinary),
+    Column("error_code", String(32), nullable=False, server_default=""),
+    Column("error_reason", String(64), nullable=False, server_default=""),
+    Column("error_message", Text, nullable=False, server_default=""),
+    Column("finished_at", Double),
+    Index("ix_deferred_calls_state_lease", "state", "lease_until"),
+    Index("ix_deferred_calls_finished_at", "finished_at"),
+)
+
+# The Batches service (gateway/batches): one row per batch, with where its submission to the provider stands, so a
+# restarted process resumes it without sending it twice, and which process works on it now (the lease).
+batch_jobs = Table(
+    "batch_jobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("key_id", String(64), nullable=False),
+    Column("team", String(128), nullable=False),
+    # As the header asked (a model or a route), and the target serving it.
+    Column("model", String(256), nullable=False),
+    Column("served_model", String(256), nullable=False),
+    Column("provider", String(128), nullable=False),
+    Column("completion_window", String(16), nullable=False),
+    Column("labels", JSON, nullable=False),
+    # The uploaded file a batch of the HTTP front door (POST /v1/batches) was made from.
+    Column("source_file_id", String(64)),
+    # queued, validating, in_progress, finalizing, cancelling; then completed, expired, cancelled or failed.
+    Column("status", String(16), nullable=False, index=True),
+    # The submission's state machine (batches/jobs.py Step): stored, uploaded, creating, submitted, ended.
+    Column("step", String(16), nullable=False),
+    Column("input_file_id", String(256)),
+    Column("provider_batch_id", String(256)),
+    # When the provider was first asked to create the batch: what a restart looks for among the provider's batches
+    # when it crashed before recording the answer.
+    Column("creating_at", Double),
+    Column("cancel_requested", Boolean, nullable=False, server_default="0"),
+    Column("total", Integer, nullable=False),
+    Column("estimate_usd", Double, nullable=False),
+    Column("error", Text, nullable=False, server_default=""),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Column("ended_at", Double),
+    Column("lease_owner", String(64), nullable=False, server_default=""),
+    Column("lease_until", Double, nullable=False, server_default="0"),
+    Index("ix_batch_jobs_key_created", "key_id", "created_at"),
+    Index("ix_batch_jobs_team_created", "team", "created_at"),
+)
+
+# One row per item of a batch: the request as the provider gets it (an OpenAI Chat Completions body, after the input
+# guardrails), then its outcome. `billed` is set once the item's audit record (and ledger entry) is committed.
+batch_items = Table(
+    "batch_items",
+    metadata,
+    Column("batch_id", String(64), primary_key=True),
+    Column("custom_id", String(64), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("classification", String(16), nullable=False),
+    Column("guardrails", JSON, nullable=False),
+    Column("estimate_usd", Double, nullable=False),
+    # pending, succeeded or failed.
+    Column("state", String(16), nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("outcome", JSON),
+    Column("cost_usd", Double, nullable=False, server_default="0"),
+    Column("retried", Boolean, nullable=False, server_default="0"),
+    Column("settled_at", Double),
+    Column("billed", Boolean, nullable=False, server_default="0"),
+    Index("ix_batch_items_batch_settled", "batch_id", "settled_at"),
+)
+
+# Files uploaded to the HTTP front door's /v1/files (purpose "batch"): a batch's input, as OpenAI's SDK sends it.
+batch_files = Table(
+    "batch_files",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("key_id", String(64), nullable=False),
+    Column("team", String(128), nullable=False),
+    Column("filename", String(256), nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("bytes", Integer, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+# Each running process's live figures (breakers, calls in flight, queues, drift flags, last purge), renewed about
+# once a second, merged by the console (observe/live.py).
+live_processes = Table(
+    "live_processes",
+    metadata,
+    Column("process", String(64), primary_key=True),
+    Column("at", Double, nullable=False),
+    Column("snapshot", JSON, nullable=False),
 )

@@ -5,6 +5,7 @@ mod gil;
 mod otlp;
 mod patterns;
 mod pii;
+mod query;
 mod ratelimit;
 mod textmodel;
 mod tokens;
@@ -26,6 +27,7 @@ mod _core {
         super::otlp::register(m)?;
         super::patterns::register(m)?;
         super::pii::register(m)?;
+        super::query::register(m)?;
         super::ratelimit::register(m)?;
         super::textmodel::register(m)?;
         super::tokens::register(m)?;

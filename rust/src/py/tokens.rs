@@ -11,6 +11,7 @@ use pyo3::types::PyString;
 
 use super::errors::invalid_argument;
 use super::gil::detach_if;
+use crate::pages;
 use crate::tokens::{self, AllowedSpecial, ChatMessage, ChatOverhead, Encoding};
 
 /// Counting runs at ~3 µs a kB (o200k_base); from 8 kB (~25 µs) other threads gain more from the GIL than getting it
@@ -215,6 +216,13 @@ pub fn py_load_encoding(py: Python<'_>, encoding_name: &str) -> PyResult<()> {
     Ok(())
 }
 
+/// `release_read_only_pages() -> int`: drops the resident pages of the library's read-only data, which hold the
+/// embedded vocabularies' serialized bytes that `load_encoding` read once; returns the bytes released.
+#[pyfunction(name = "release_read_only_pages")]
+pub fn py_release_read_only_pages(py: Python<'_>) -> usize {
+    py.detach(pages::release_read_only_data)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_encode, m)?)?;
     m.add_function(wrap_pyfunction!(py_count_tokens, m)?)?;
@@ -224,6 +232,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_count_chat_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(py_special_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(py_load_encoding, m)?)?;
+    m.add_function(wrap_pyfunction!(py_release_read_only_pages, m)?)?;
     m.add("ENCODINGS", tokens::ENCODING_NAMES.to_vec())?;
     Ok(())
 }

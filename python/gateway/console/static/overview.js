@@ -27,6 +27,14 @@
     draw(id, "bar", Object.keys(counts), [{ label: label, data: Object.values(counts), backgroundColor: palette[0] }]);
   }
 
+  function quantiles(id, byName) {
+    const names = Object.keys(byName);
+    draw(id, "bar", names, [
+      { label: "p50", data: names.map(function (n) { return byName[n].p50; }), backgroundColor: palette[0] },
+      { label: "p99", data: names.map(function (n) { return byName[n].p99; }), backgroundColor: palette[1] },
+    ]);
+  }
+
   function list(id, items, text) {
     const ul = document.getElementById(id);
     ul.replaceChildren(...(items.length ? items : [null]).map(function (item) {
@@ -44,11 +52,8 @@
     ], true);
     draw("chart-codes", "doughnut", Object.keys(d.by_code),
       [{ data: Object.values(d.by_code), backgroundColor: palette }]);
-    const names = Object.keys(d.latency);
-    draw("chart-latency", "bar", names, [
-      { label: "p50", data: names.map(function (n) { return d.latency[n].p50; }), backgroundColor: palette[0] },
-      { label: "p99", data: names.map(function (n) { return d.latency[n].p99; }), backgroundColor: palette[1] },
-    ]);
+    quantiles("chart-latency", d.latency);
+    quantiles("chart-ttfc", d.ttfc);
     bars("chart-spend-team", d.spend_team, "USD");
     bars("chart-spend-model", d.spend_model, "USD");
     document.getElementById("forecast").textContent =
@@ -62,9 +67,21 @@
       [{ data: [d.cache.hits, d.cache.misses], backgroundColor: [palette[2], palette[4]] }]);
     document.getElementById("cache-saved").textContent = "Saved by the cache: " + d.cache.saved_usd.toFixed(6) + " USD";
     bars("chart-guardrails", d.guardrails, "actions");
-    document.getElementById("in-flight").textContent = d.in_flight;
-    list("breakers", d.breakers, function (b) { return b.target + ": " + b.state + (b.rested_s ? ", rested " + b.rested_s + " s" : ""); });
-    list("drift", d.drift, function (f) { return f.model + " / " + f.provider + ": " + f.metric + " since " + f.since + " (" + f.detail + ")"; });
+    const live = d.live;
+    document.getElementById("processes").textContent = live.processes;
+    document.getElementById("stale").textContent = live.stale.length
+      ? "(not heard from lately, left out: " + live.stale.map(function (s) { return s.process + " " + s.age_s + " s ago"; }).join(", ") + ")"
+      : "";
+    document.getElementById("in-flight").textContent = live.in_flight;
+    const queued = Object.keys(live.queued);
+    document.getElementById("queued").textContent = queued.length
+      ? queued.map(function (r) { return r + " " + live.queued[r]; }).join(", ")
+      : "no queues";
+    document.getElementById("last-purge").textContent = live.last_purge;
+    list("breakers", live.breakers, function (b) {
+      return b.target + ": " + b.state + (b.rested_s ? ", rested " + b.rested_s + " s" : "") + " (in " + b.processes + " of " + live.processes + " processes)";
+    });
+    list("drift", live.drift, function (f) { return f.model + " / " + f.provider + ": " + f.metric + " since " + f.since + " (" + f.detail + ")"; });
     document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
     root.dataset.loaded = "true";
   }

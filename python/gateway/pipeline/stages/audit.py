@@ -29,6 +29,9 @@ class WriteAudit(BaseStage):
     def exit(self, call: Call[Any], error: BaseException | None) -> Awaitable[None] | None:
         record = call.record
         record.latency_ms = (time.time() - record.at) * 1000
+        first_chunk_s = call.answer.first_chunk_s
+        if first_chunk_s is not None:
+            record.ttfc_ms = first_chunk_s * 1000
         if error is not None:
             record_error(record, error)
         if self._log.strict:

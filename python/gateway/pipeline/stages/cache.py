@@ -40,6 +40,8 @@ class CacheAnswers(BaseStage):
             return None
         call.cache_plan = plan
         call.cache = MISS
+        if call.features is not None:
+            plan.vector = call.features.prompt_vector  # embedded before routing, for a learned route's cluster
         if plan.read_exact or plan.read_semantic:
             return self._lookup(call, plan)
         self._capture(call, plan)
@@ -158,7 +160,8 @@ class CacheEmbeddings(BaseStage):
             if embedded is None or embedded.cached:
                 continue
             usage = Usage(self._counter.count_text(text, model.upstream, model.tokenizer).tokens)
-            fresh.append((index, pack_base64(embedded.vector), usage, cost_usd(usage, model)))
+            prices = model.schedule.at(call.answer.sent_at)
+            fresh.append((index, pack_base64(embedded.vector), usage, cost_usd(usage, prices)))
         if not fresh:
             return None
         return self._cache.store_embeddings(

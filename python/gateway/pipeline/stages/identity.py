@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.errors import InvalidRequest
-from gateway.pipeline.call import Call
+from gateway.pipeline.call import Call, CallInfo
 from gateway.pipeline.stage import BaseStage
 from gateway.policy import access
 from gateway.policy.keyring import KeyRing
 from gateway.records.classification import Classification
+from gateway.records.governance import KeyRecord
 
 CLASSIFICATION_METADATA = "x-data-classification"
 _CLASSIFICATION_LABEL = "classification"
@@ -41,21 +42,27 @@ class CheckAccess(BaseStage):
         key = call.key
         assert key is not None
         access.check_model(key, call.request.model)
-        level = Classification.PUBLIC
-        if call.info.metadata:
-            declared = call.info.metadata_dict().get(CLASSIFICATION_METADATA)
-            if declared:
-                try:
-                    level = Classification.parse(declared)
-                except ValueError as err:
-                    raise InvalidRequest(
-                        f"metadata {CLASSIFICATION_METADATA}: {err}", reason="BAD_CLASSIFICATION"
-                    ) from None
-        floor = key.labels.get(_CLASSIFICATION_LABEL) if key.labels else None
-        if floor:
-            level = max(level, Classification.parse(floor))
+        level = classification_of(key, call.info)
         call.classification = level
         call.record.classification = level.label
+
+
+def classification_of(key: KeyRecord, info: CallInfo) -> Classification:
+    """What the caller declares (metadata x-data-classification), raised to the floor its key's labels set."""
+    level = Classification.PUBLIC
+    if info.metadata:
+        declared = info.metadata_dict().get(CLASSIFICATION_METADATA)
+        if declared:
+            try:
+                level = Classification.parse(declared)
+            except ValueError as err:
+                raise InvalidRequest(
+                    f"metadata {CLASSIFICATION_METADATA}: {err}", reason="BAD_CLASSIFICATION"
+                ) from None
+    floor = key.labels.get(_CLASSIFICATION_LABEL) if key.labels else None
+    if floor:
+        level = max(level, Classification.parse(floor))
+    return level
 
 
 class CheckConditions(BaseStage):

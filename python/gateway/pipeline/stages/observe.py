@@ -10,6 +10,7 @@ import orjson
 from gateway.ledger.budgets import BudgetBook
 from gateway.observe.drift import DriftMonitor, route_rule_label
 from gateway.observe.metrics import GatewayMetrics
+from gateway.observe.propagation import caller_trace_id
 from gateway.observe.refusal import AnswerEdges
 from gateway.observe.spans import CallTracer
 from gateway.pipeline.call import Call, CallKind
@@ -46,7 +47,10 @@ class ObserveCall(BaseStage):
 
     def enter(self, call: Call[Any]) -> None:
         info = call.info
-        call.span = self._tracer.start_call(call.method, info.metadata, request_id=call.record.request_id, api=info.api)
+        call.span = span = self._tracer.start_call(
+            call.method, info.metadata, request_id=call.record.request_id, api=info.api
+        )
+        call.record.trace_id = span.audit_trace_id if self._tracer.enabled else caller_trace_id(info.metadata)
         if self._metrics is not None:
             self._metrics.observe_call_started(call.kind)
         if self._drift is not None and call.kind is not CallKind.EMBED:

@@ -5,8 +5,11 @@ profiles (with whether the answer was a refusal)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from gateway.cache.service import ResponseCache
+from gateway.chat import ChatRequest
 from gateway.config.schema import ModelConfig, ModelKind
 from gateway.learning.profiles import ProfileBook
 from gateway.ledger.budgets import BudgetBook
@@ -30,12 +33,19 @@ class _Route(BaseStage):
         policies: TeamPolicies,
         budgets: BudgetBook,
         profiles: ProfileBook | None = None,
+        cache: ResponseCache | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`cache`: embeds the prompt for a learned route typed by its embedding's cluster (chat calls). `clock`: the
+        time at which the call's prices are read (epoch seconds)."""
+        self._clock = clock
         self._router = router
         self._counter = counter
         self._policies = policies
         self._budgets = budgets
         self._profiles = profiles
+        self._cache = cache
 
     def _plan(self, call: Call[Any], features: RequestFeatures, max_tokens: int | None) -> None:
         key = call.key
@@ -61,7 +71,16 @@ class _Route(BaseStage):
                 call.answer.edges = AnswerEdges()  # for the profile's refusal rate
         call.span.set_route(plan.route or requested)
         if key.limits.tpm is not None or self._budgets.governs(key):
-            call.estimate = estimate((target.model for target in plan.candidates), features.prompt_tokens, max_tokens)
+            at = features.at
+            request = call.request
+            # A call that may be held can run in any price window before its wait ends: the dearest bounds it.
+            waits = isinstance(request, ChatRequest) and request.defer_up_to_s is not None
+            call.estimate = estimate(
+                (target.model for target in plan.candidates),
+                features.prompt_tokens,
+                max_tokens,
+                (lambda model: model.schedule.ceiling()) if waits else (lambda model: model.schedule.at(at)),
+            )
 
     def exit(self, call: Call[Any], error: BaseException | None) -> None:
         """A learned route's call, served by a provider (not the cache), or failed there, goes into its profile."""
@@ -89,7 +108,7 @@ class _Route(BaseStage):
 
 
 class PlanRoute(_Route):
-    def enter(self, call: ChatCall) -> None:
+    def enter(self, call: ChatCall) -> Awaitable[None] | None:
         request = call.request
         counter = self._counter
         assert call.key is not None
@@ -99,8 +118,22 @@ class PlanRoute(_Route):
             streaming=call.streaming,
             count_prompt=lambda model: counter.count_chat(request.messages, model.upstream, model.tokenizer).tokens,
             prompt_bound=counter.upper_bound(request),
+            at=self._clock(),
         )
+        always = self._router.embedding_asked(request.model)
+        if always is not None and self._cache is not None:
+            return self._plan_embedded(call, features, self._cache, always=always)
         self._plan(call, features, request.max_tokens)
+        return None
+
+    async def _plan_embedded(
+        self, call: ChatCall, features: RequestFeatures, cache: ResponseCache, *, always: bool
+    ) -> None:
+        assert call.key is not None
+        features.prompt_vector = await cache.prompt_vector(
+            call.request, call.key.team, classification=call.classification, always=always
+        )
+        self._plan(call, features, call.request.max_tokens)
 
 
 class PlanEmbedRoute(_Route):
@@ -126,5 +159,6 @@ class PlanEmbedRoute(_Route):
             prompt_bound=counter.upper_bound(view),
             kind=ModelKind.EMBEDDING,
             dimensions=request.dimensions,
+            at=self._clock(),
         )
         self._plan(call, features, None)

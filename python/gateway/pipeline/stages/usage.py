@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.chat import ChatDelta, Usage
-from gateway.ledger.cost import cost_usd
+from gateway.ledger.cost import cost_usd, uncached_cost_usd
+from gateway.ledger.prices import Prices
 from gateway.pipeline.call import Call, ChatCall, EmbedCall
 from gateway.pipeline.stage import BaseStage
 from gateway.tokens import TokenCounter
@@ -43,7 +44,7 @@ class SettleUsage(BaseStage):
         else:
             usage = Usage(call.features.prompt_tokens(model), answer.counted_tokens)
         answer.usage = usage
-        answer.cost_usd = cost_usd(usage, model)
+        answer.cost_usd = cost_usd(usage, _prices(call))
 
     def exit(self, call: ChatCall, error: BaseException | None) -> None:
         answer = call.answer
@@ -57,7 +58,7 @@ class SettleUsage(BaseStage):
                 else:
                     assert call.features is not None
                     answer.usage = Usage(call.features.prompt_tokens(target.model), answer.counted_tokens)
-                    answer.cost_usd = cost_usd(answer.usage, target.model)
+                    answer.cost_usd = cost_usd(answer.usage, _prices(call))
             usage = answer.usage
             answer.upstream_tokens = 0 if answer.hit is not None else usage.total_tokens
             record.served_model = target.model.name
@@ -66,6 +67,12 @@ class SettleUsage(BaseStage):
             record.completion_tokens = usage.completion_tokens
             record.cached_tokens = usage.cached_prompt_tokens
             record.cost_usd = answer.cost_usd
+            if answer.hit is None and target.model.schedule.scheduled:
+                record.prices = _prices(call).record()
+            if record.deferred is not None:
+                # Sent at once, it would have gone at the price in force when it came, with no prefix cached.
+                interactive = uncached_cost_usd(usage, target.model.schedule.at(record.at))
+                record.deferred["interactive_usd"] = interactive
         record_attempts(call)
 
 
@@ -98,7 +105,7 @@ class SettleEmbedUsage(BaseStage):
             )
         cached = sum(e.tokens for e in hits)
         answer.usage = Usage(fresh + cached, 0, cached)
-        answer.cost_usd = cost_usd(Usage(fresh), model) + self._hit_cost_usd * len(hits)
+        answer.cost_usd = cost_usd(Usage(fresh), _prices(call)) + self._hit_cost_usd * len(hits)
         answer.upstream_tokens = fresh
 
     def exit(self, call: EmbedCall, error: BaseException | None) -> None:
@@ -111,7 +118,16 @@ class SettleEmbedUsage(BaseStage):
             record.prompt_tokens = answer.usage.prompt_tokens
             record.cached_tokens = answer.usage.cached_prompt_tokens
             record.cost_usd = answer.cost_usd
+            if answer.hit is None and target.model.schedule.scheduled:
+                record.prices = _prices(call).record()
         record_attempts(call)
+
+
+def _prices(call: Call[Any]) -> Prices:
+    """The serving model's prices when the call went to its providers (a held call: when it was released)."""
+    target = call.answer.target
+    assert target is not None
+    return target.model.schedule.at(call.answer.sent_at)
 
 
 def record_attempts(call: Call[Any]) -> None:

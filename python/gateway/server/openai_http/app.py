@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.batches.service import BatchService
 from gateway.config.schema import TlsConfig
 from gateway.errors import InvalidRequest, NotFound
 from gateway.insights.feedback import FeedbackOperations
@@ -30,6 +31,7 @@ from gateway.policy.keyring import KeyRing
 from gateway.request_rules import check_size
 from gateway.server.listing import Listed, visible_models
 from gateway.server.openai_http import render, schema
+from gateway.server.openai_http.batches import BatchHandlers
 from gateway.server.openai_http.errors import REQUEST_ID, STREAMING, openai_errors
 
 log = logging.getLogger("gateway.server.http")
@@ -42,7 +44,7 @@ EMBEDDINGS_METHOD = "POST /v1/embeddings"
 class OpenAIHandlers:
     def __init__(self, pipeline: Pipeline, ring: KeyRing, max_input_chars: int, feedback: FeedbackOperations) -> None:
         self._pipeline = pipeline
-        self._ring = ring
+        self.ring = ring
         self._max_input_chars = max_input_chars
         self._feedback = feedback
 
@@ -96,7 +98,7 @@ class OpenAIHandlers:
             raise malformed
         request_id, ratings, comment, source = schema.feedback_request(body)
         info = _info(request)
-        caller = self._ring.authenticate(info.metadata, info.peer)
+        caller = self.ring.authenticate(info.metadata, info.peer)
         recorded = await self._feedback.give(caller, request_id, ratings, comment, source)
         return _json(render.feedback(recorded), {})
 
@@ -113,7 +115,7 @@ class OpenAIHandlers:
 
     def _visible(self, request: web.Request) -> list[Listed]:
         info = _info(request)
-        return visible_models(self._pipeline, self._ring.authenticate(info.metadata, info.peer))
+        return visible_models(self._pipeline, self.ring.authenticate(info.metadata, info.peer))
 
 
 _SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache"}
@@ -182,8 +184,10 @@ async def start_http_server(
     grace_s: float,
     tls: TlsConfig | None = None,
     console: web.Application | None = None,
+    batches: BatchService | None = None,
 ) -> HttpServer:
-    """Serves the OpenAI-compatible routes (and the operators' `console` at /console, when given) until `close()`.
+    """Serves the OpenAI-compatible routes (and the operators' `console` at /console, and OpenAI's Files and Batch
+    APIs over the Batches service, when given) until `close()`.
     SO_REUSEPORT, as the gRPC server: the workers of `gateway serve --workers N` share the port. Raises OSError when
     the port is taken."""
     app = web.Application(client_max_size=max_body_bytes, middlewares=[openai_errors])
@@ -195,6 +199,8 @@ async def start_http_server(
     app.router.add_post("/v1/feedback", handlers.feedback)
     app.router.add_get("/v1/models", handlers.models)
     app.router.add_get("/v1/models/{model:.+}", handlers.model)
+    if batches is not None:
+        BatchHandlers(batches, handlers.ring, _info).add_routes(app)
     # handler_cancellation: a client that goes away cancels its handler, so the pipeline cancels the upstream call.
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, handler_cancellation=True, shutdown_timeout=grace_s

@@ -32,6 +32,7 @@ HTTP_STATUS: dict[ErrorKind, int] = {
     ErrorKind.UNAUTHENTICATED: 401,
     ErrorKind.PERMISSION_DENIED: 403,
     ErrorKind.NOT_FOUND: 404,
+    ErrorKind.ALREADY_EXISTS: 409,
     ErrorKind.RESOURCE_EXHAUSTED: 429,
     ErrorKind.CANCELLED: 499,
     ErrorKind.INTERNAL: 500,
