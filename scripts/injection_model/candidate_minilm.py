@@ -3,7 +3,7 @@ all-MiniLM-L6-v2 sentence embedding the semantic cache computes (gateway.cache.s
 the combination of both opinions.
 
     .venv/bin/pip install -e '.[train]'
-    nice .venv/bin/python scripts/injection_model/candidate_minilm.py [--train-limit 12000] [--test]
+    nice .venv/bin/python scripts/injection_model/candidate_minilm.py [--train-limit 12000] [--test] [--write] [--bench]
 
 MiniLM reads 256 tokens: a longer text is cut into pieces of 254 word-piece tokens that overlap by 32 (cut at the
 tokenizer's own offsets, so non-English text is cut as finely as English), and scored by its worst piece, as the
@@ -16,7 +16,9 @@ neuralchemy, bastioncorpus and the project's own corpora) are flagged, for injec
 their maximum (each Platt-scaled) and a stacked logistic regression over both margins. The two combinations are fitted
 on validation margins, so their validation figures come from 5-fold cross-fitting (each fold scored by a fit on the
 other four). With --test, the same for each public test split, scored once, with the combinations fitted on all of
-validation and the thresholds fixed on validation. Nothing here ships; docs/guardrails.md records what it printed.
+validation and the thresholds fixed on validation. With --write, the chosen MLP head and the stacker fitted on all of
+validation, calibrated as train.py calibrates linear-2, become the opt-in `combined` model
+(python/gateway/policy/guardrails/models/injection_minilm.{npz,json}). docs/guardrails.md records what it printed.
 """
 
 from __future__ import annotations

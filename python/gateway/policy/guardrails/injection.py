@@ -20,7 +20,8 @@ for its data, licenses and held-out figures), scored in the Rust core by its mos
 so an instruction hidden in a long tool result is not diluted. Its score is calibrated so that 0.8, the default
 threshold, sits where its validation precision reaches 0.97. The verdict is the higher of the model's score and the
 phrasings' noisy OR: the phrasings stay as a second opinion for the attacks they name exactly, and the base64
-decoder hands decoded payloads to both.
+decoder hands decoded payloads to both. Opt-in per team (`model: combined`), linear-2's margin is stacked with a small
+head over MiniLM sentence embeddings (injection_minilm.py): more attacks caught, more false alarms, ~500x the cost.
 
 Cost: the phrasings are searched by the Rust core's PatternSet (a literal prefilter and a lazy DFA per pattern; the
 same regexes in Python's `re` cost ~4 ms on a 2,000-token prompt); Python keeps the weights and the context rules,

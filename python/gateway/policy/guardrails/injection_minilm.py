@@ -66,5 +66,5 @@ class MiniLMHead:
 
 @functools.cache
 def shared_head() -> MiniLMHead:
-    """One head (and one ONNX session) per process, loaded on first use by a team that opts in."""
+    """One head (and one ONNX session) per process, loaded when the first guard that opts in is built."""
     return MiniLMHead()

@@ -48,7 +48,8 @@ benches/policy/bench_guardrails.py) is ~2 ms of loop time here, an order above a
 
 @functools.cache
 def _scorer(model: InjectionModel) -> InjectionScorer:
-    """One scorer per model per process; the combined one loads MiniLM on first use by a team that opts in."""
+    """One scorer per model per process; the combined one loads MiniLM when the first guard that opts in is built
+    (a missing model package then fails the configuration, naming the pip command)."""
     return InjectionScorer(minilm=shared_head() if model is InjectionModel.COMBINED else None)
 
 
