@@ -81,6 +81,19 @@ def process(*args: str, port: int, env: dict[str, str] | None = None) -> Iterato
                 proc.wait()
 
 
+def gateway_env(state_dir: str) -> dict[str, str]:
+    """A benchmarked gateway's environment: the bench keys, its state folder, errors-only logs, and metrics served
+    (on an ephemeral port), as a deployment would."""
+    return {
+        "GATEWAY_BOOTSTRAP_KEY": BENCH_ADMIN_KEY,
+        BENCH_KEY_ENV: BENCH_KEY,
+        "GATEWAY_STATE_DIR": state_dir,
+        "BENCH_UPSTREAM_KEY": "sk-bench",
+        "GATEWAY_LOG_LEVEL": "ERROR",
+        "GATEWAY_METRICS_ADDR": "127.0.0.1:0",
+    }
+
+
 def gateway_config(upstream_url: str, flaky_url: str) -> str:
     return f"""
 providers:
@@ -279,15 +292,7 @@ def main() -> None:
         unaudited_config.write_text(gateway_config(upstream_url, flaky_url) + "audit: {enabled: false}\n")
         unaudited_state = Path(tmp) / "unaudited"
         traced_state = Path(tmp) / "traced"
-        env = {
-            "GATEWAY_BOOTSTRAP_KEY": BENCH_ADMIN_KEY,
-            BENCH_KEY_ENV: BENCH_KEY,
-            "GATEWAY_STATE_DIR": tmp,
-            "BENCH_UPSTREAM_KEY": "sk-bench",
-            "GATEWAY_LOG_LEVEL": "ERROR",
-            # Every gateway serves metrics (on an ephemeral port); the traced one below adds tracing.
-            "GATEWAY_METRICS_ADDR": "127.0.0.1:0",
-        }
+        env = gateway_env(tmp)  # the traced gateway below adds tracing
         forwarder = ("-m", "benches.reference_servers", "forwarder", "--port")
         gateway_address = f"127.0.0.1:{ports['gateway']}"
         http_url = f"http://127.0.0.1:{ports['gateway-http']}/v1"

@@ -126,6 +126,15 @@ def test_a_fingerprint_is_the_same_from_one_release_to_the_next() -> None:
     assert found == Fingerprint("f0c7a1dd0eaf2fc48215fe91d6930640", "8f24d3a1853cbd576553c307b47edc10", "hi")
 
 
+def test_an_embedding_cache_id_is_the_same_from_one_release_to_the_next() -> None:
+    """As for fingerprints: a change turns every stored embedding into a miss."""
+    embedded = EmbedRequest(model="embed", inputs=["hello", "world"], dimensions=256)
+    assert embedding_ids(embedded, PARTITION) == [
+        "95f2651f4883aa4c6245e3d80c70fb17",
+        "ddf7b39179b5eed0aadd30af8192f135",
+    ]
+
+
 def test_embedding_inputs_get_one_id_each_by_partition_length_and_text() -> None:
     def ids(*inputs: str, dimensions: int | None = None, partition: tuple[str, str, str] = PARTITION) -> list[str]:
         return embedding_ids(EmbedRequest(model="embed", inputs=list(inputs), dimensions=dimensions), partition)

@@ -29,6 +29,7 @@ webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 T = TypeVar("T")
@@ -130,7 +131,10 @@ async def test_the_console_in_chromium(start_gateway: StartGateway, chrome: webd
     def revoke() -> str:
         chrome.get(console + f"/keys/{alpha.member_id}")
         _shot(chrome, "key")
-        chrome.find_element(By.ID, "revoke").click()
+        button = chrome.find_element(By.ID, "revoke")
+        button.click()
+        # The form posts and the key's page loads again: read the state from the new page, not the one going away.
+        WebDriverWait(chrome, _WAIT_S).until(expected_conditions.staleness_of(button))
         return str(chrome.find_element(By.ID, "key-state").text)
 
     assert (await _in_browser(revoke)).startswith("revoked")

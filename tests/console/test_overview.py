@@ -3,6 +3,7 @@ drawn per model), and the link to a call's trace by its W3C trace id."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -171,3 +172,35 @@ async def test_the_live_figures_are_every_processs_and_a_silent_one_is_left_out(
     assert gateway.live is not None
     await gateway.live.close()  # a process that stops takes its snapshot away
     assert {s.process for s in await others.all()} == {"elsewhere/1/a", "elsewhere/2/b"}
+
+
+async def test_the_fresh_processes_are_summed_and_one_silent_for_five_seconds_is_left_out(
+    start_gateway: StartGateway,
+) -> None:
+    """README: the page "sums the fresh ones, and names a process not heard from for 5 s without counting it" (1 s
+    and 6 s old here, written after signing in, so a loaded machine has 4 s to read the page)."""
+    gateway, _ = await start_gateway(CONFIG, http=True)
+    others = SqlLiveStore(gateway.engine)
+    browser = Browser(gateway)
+    try:
+        await browser.sign_in(TEST_KEY)
+        now = time.time()
+        await others.put(ProcessLive("elsewhere/1/recent", now - 1.0, in_flight=3, queued={"smart": 2}), 0.0)
+        await others.put(ProcessLive("elsewhere/2/recent", now, in_flight=4, queued={"smart": 1, "cheap": 5}), 0.0)
+        await others.put(ProcessLive("elsewhere/3/silent", now - 6.0, in_flight=40, queued={"smart": 9}), 0.0)
+        live = (await overview(browser))["live"]
+    finally:
+        await browser.close()
+    assert (live["processes"], live["in_flight"], live["queued"]) == (3, 7, {"cheap": 5, "smart": 3})
+    assert [s["process"] for s in live["stale"]] == ["elsewhere/3/silent"]
+
+
+async def test_each_process_renews_its_snapshot_about_once_a_second(start_gateway: StartGateway) -> None:
+    gateway, _ = await start_gateway(CONFIG)
+    store = SqlLiveStore(gateway.engine)
+    seen: set[float] = set()
+    deadline = time.monotonic() + 10.0  # generous for a loaded machine; a renewal once a minute would not make it
+    while len(seen) < 3 and time.monotonic() < deadline:
+        seen |= {s.at for s in await store.all()}
+        await asyncio.sleep(0.2)
+    assert len(seen) >= 3

@@ -150,3 +150,16 @@ async def test_each_batch_waits_the_flush_interval_for_more_records() -> None:
     await soon(writes.written.wait())
     assert writes.batches == [["a", "b"]]
     await log.close()
+
+
+async def test_each_process_numbers_its_records_from_one_without_a_gap() -> None:
+    """(writer, seq) is what the compliance report counts gaps by: a missing number is a lost record."""
+    first, second = AuditLog(Writes(), AuditSettings()), AuditLog(Writes(), AuditSettings())
+    records = [record(name) for name in ("a", "b", "c")]
+    for made in records:
+        first.submit(made)
+    restarted = record("d")
+    second.submit(restarted)
+    assert [(r.writer, r.seq) for r in records] == [(first.writer, 1), (first.writer, 2), (first.writer, 3)]
+    assert (restarted.writer, restarted.seq) == (second.writer, 1)
+    assert first.writer != second.writer

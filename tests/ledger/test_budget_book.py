@@ -67,6 +67,8 @@ def test_set_budget_says_when_a_subject_becomes_governed_and_removes_with_neithe
     assert budgets.set_budget(key_cap(1.0)) is True  # governed anew: its spend must be loaded again
     assert budgets.set_budget(key_cap(None, Period.MONTH)) is False  # removing what is not there keeps the rest
     assert budgets.governs(KEY)
+    assert budgets.set_budget(team_cap(None)) is False  # nor for a subject that never had a budget
+    assert budgets.budgets() == [key_cap(1.0)]
 
 
 def test_a_team_budget_governs_every_key_of_the_team_and_no_other() -> None:
@@ -152,7 +154,7 @@ def test_update_sets_what_a_shared_store_holds() -> None:
 
 def test_a_new_day_starts_from_nothing_and_keeps_the_calls_in_flight() -> None:
     clock = [NOON]
-    budgets = book(key_cap(1.0), key_cap(3.0, Period.MONTH), now=clock)
+    budgets = book(key_cap(1.0), key_cap(10.0, Period.MONTH), now=clock)
     budgets.load_spend(BudgetScope.KEY, KEY.id, Period.DAY, 0.75)
     budgets.load_spend(BudgetScope.KEY, KEY.id, Period.MONTH, 2.0)
     in_flight = budgets.reserve(KEY, 0.25)
@@ -161,7 +163,8 @@ def test_a_new_day_starts_from_nothing_and_keeps_the_calls_in_flight() -> None:
     clock[0] = MIDNIGHT
     assert budgets.spent(BudgetScope.KEY, KEY.id, Period.DAY) == 0.0
     assert budgets.spent(BudgetScope.KEY, KEY.id, Period.MONTH) == 2.0  # the month goes on
-    assert budgets.remaining(BudgetScope.KEY, KEY.id) == 0.75  # the month's 3 - 2 - 0.25 in flight
+    assert budgets.remaining(BudgetScope.KEY, KEY.id) == 0.75  # the new day's 1 - 0.25 still in flight
+    refusal(budgets, KEY, 0.76)
     budgets.settle(in_flight, 0.25)
     assert budgets.spent(BudgetScope.KEY, KEY.id, Period.DAY) == 0.25  # settled into the day it ended in
     assert budgets.remaining(BudgetScope.KEY, KEY.id) == 0.75

@@ -155,6 +155,17 @@ async def refused(
 # --- exact mode ------------------------------------------------------------------------------------------------------
 
 
+def test_a_local_budget_refusal_gives_back_every_token_the_call_took() -> None:
+    book = BudgetBook()
+    book.set_budget(KEY_MONTH)
+    limits = LocalLimits(KeyLimiter(), book)
+    key = limited(tpm=10)  # a token comes back every 6 s: none within the test
+    with pytest.raises(RateLimited) as caught:
+        limits.admit("over", key, 10, 2.5)
+    assert caught.value.reason == "BUDGET_EXCEEDED"
+    limits.admit("within", key, 10, 0.5)  # all 10 tokens again
+
+
 async def test_a_key_without_limits_or_budgets_never_asks_redis(processes: Processes) -> None:
     """Nothing listens at the address, and the limits fail closed: a call that has nothing to take still passes."""
     process = processes.make(f"redis://127.0.0.1:{free_port()}/0", TEAM_DAY, fail_open=False)

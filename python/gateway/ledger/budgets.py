@@ -25,9 +25,8 @@ _ADJECTIVE = {Period.DAY: "daily", Period.MONTH: "monthly"}
 
 @dataclass(slots=True)
 class _Account:
-    """One subject's spend in one period."""
+    """One subject's spend in one period, which ends at `end`."""
 
-    start: float
     end: float
     spent: float = 0.0
     reserved: float = 0.0
@@ -159,8 +158,7 @@ class BudgetBook:
         account = self._accounts.get(key)
         if account is None or now >= account.end:
             # A new period starts from nothing; reservations of calls still in flight move to it.
-            start, end = period_bounds(period, now)
-            account = _Account(start, end, reserved=account.reserved if account is not None else 0.0)
+            account = _Account(period_bounds(period, now)[1], reserved=account.reserved if account is not None else 0.0)
             self._accounts[key] = account
         return account
 

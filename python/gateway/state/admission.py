@@ -119,9 +119,9 @@ class SharedLimits:
         local: LocalLimits,
         load_spend: SpendLoader,
         *,
-        mode: Literal["exact", "lease"] = "exact",
-        lease_size: int = 20,
-        fail_open: bool = True,
+        mode: Literal["exact", "lease"],
+        lease_size: int,
+        fail_open: bool,
         metrics: GatewayMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
