@@ -1,11 +1,12 @@
 """Score the held-out sets once with the shipped scorer and with the phrasings alone; print the tables of
 docs/guardrails.md (per set, per family, per language).
 
-    .venv/bin/python scripts/injection_model/evaluate.py
+    .venv/bin/python scripts/injection_model/evaluate.py [--model combined]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -14,7 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from gateway.policy.guardrails.injection import InjectionScorer, model_version  # noqa: E402
+from gateway.policy.guardrails.injection import InjectionScorer  # noqa: E402
+from gateway.policy.guardrails.injection_minilm import shared_head  # noqa: E402
 from tests.policy.guardrails.heldout import OTHER_HAND, Figures, Row, held_out_sets, measure, scores  # noqa: E402
 
 THRESHOLD = 0.8
@@ -41,12 +43,16 @@ def grouped(rows: list[Row], new: list[float], old: list[float], key: str) -> di
 
 
 def main() -> None:
-    learned, phrasings = InjectionScorer(), InjectionScorer(learned=False)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=("linear", "combined"), default="linear")
+    args = parser.parse_args()
+    learned = InjectionScorer(minilm=shared_head() if args.model == "combined" else None)
+    phrasings = InjectionScorer(learned=False)
     header = (
         "| {} | prompts | precision | recall | FPR | phrasings alone: precision | recall |\n"
         "| --- | --- | --- | --- | --- | --- | --- |"
     )
-    print(f"model {model_version()}, threshold {THRESHOLD}\n")
+    print(f"model {learned.version}, threshold {THRESHOLD}\n")
     print(header.format("held-out set"))
     per_set = {}
     for name, rows in held_out_sets().items():

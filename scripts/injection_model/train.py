@@ -153,7 +153,12 @@ def calibrate(data: bytes, val: list[Example]) -> tuple[float, float, float]:
     """(slope, offset, raw threshold): score 0.8 at the margin where validation precision reaches the target."""
     model = LinearTextModel(data)
     margins = np.array([max(model.margins(e.text), default=-1e9) for e in val])
-    labels = np.array([int(e.attack) for e in val])
+    return calibrate_margins(margins, np.array([int(e.attack) for e in val]))
+
+
+def calibrate_margins(margins: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
+    """(slope, offset, raw threshold) for validation margins: 0.8 where precision reaches the target, the slope
+    by Platt scaling around it."""
     threshold, _ = recall_at_precision(margins, labels, TARGET_PRECISION)
     logit = math.log(DEFAULT_THRESHOLD / (1 - DEFAULT_THRESHOLD))
     centred = np.clip(margins - threshold, -50, 50)

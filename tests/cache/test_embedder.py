@@ -243,3 +243,16 @@ models:
     assert len(fake.requests) == 2
     samples = await scrape(gateway.metrics_server.url)  # type: ignore[union-attr]
     assert value(samples, "llm_gateway_cache_errors_total", stage="embed_timeout") >= 2
+
+
+def test_pieces_cut_a_long_text_into_overlapping_pieces_that_fit(embedder: Embedder) -> None:
+    text = " ".join(f"Sentence number {i} of a long report on the quarterly figures." for i in range(200))
+    pieces = embedder.pieces(text, 254, 32)
+    assert len(pieces) > 3
+    assert all(embedder.pieces(p, 254, 32) == [p] for p in pieces)  # each fits whole
+    assert pieces[0].startswith("Sentence number 0 ")
+    assert text.endswith(pieces[-1])
+    assert pieces[1][:40] in pieces[0]  # the overlap
+    assert embedder.pieces("short text", 254, 32) == ["short text"]
+    with pytest.raises(ValueError, match=r"overlap must be within 0\.\.253"):
+        embedder.pieces(text, 254, 254)

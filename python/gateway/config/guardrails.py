@@ -5,7 +5,7 @@ anomalies) and of `residency:`, plus how a team's partial block overrides the gl
 guardrails:
   input:
     pii: {default: redact, CREDIT_CARD: block, restore_in_output: true}   # allow | redact | mask | block
-    injection: {action: block, threshold: 0.8}                            # off | flag | block
+    injection: {action: block, threshold: 0.8, model: linear}             # off | flag | block; linear | combined
     content: {blocked_keywords: [...], blocked_patterns: [...], max_input_tokens: 8000,
               topics: {allowed: {billing: [invoice, refund]}, blocked: {medical: [diagnosis]}}}
   output:
@@ -91,9 +91,20 @@ class InputPiiPolicy(PiiPolicy):
     )
 
 
+class InjectionModel(StrEnum):
+    LINEAR = "linear"
+    """injection-linear-2 (hashed n-grams in the Rust core, ~0.5 ms a 2,000-token prompt)."""
+    COMBINED = "combined"
+    """linear-2 stacked with a head over MiniLM embeddings: more attacks caught on the public test splits, more
+    false alarms on non-English look-alikes, ~500x the cost (docs/guardrails.md, "Candidate (b) measured")."""
+
+
 class InjectionPolicy(Strict):
     action: InjectionAction = InjectionAction.FLAG
     threshold: float = Field(default=0.8, gt=0, le=1, description="Score in [0, 1] from which to flag or block.")
+    model: InjectionModel = Field(
+        default=InjectionModel.LINEAR, description="The learned model beside the phrasings: linear or combined."
+    )
 
 
 def _compiles(patterns: list[str]) -> list[str]:

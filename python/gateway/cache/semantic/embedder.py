@@ -68,10 +68,23 @@ class Embedder:
         self._wants_token_types = "token_type_ids" in names
         self._output = self._session.get_outputs()[0].name
         self._spelling = SpellingCorrector(self._tokenizer.get_vocab()) if correct_spelling else None
+        self._splitter = _load_tokenizer(None)
 
     @property
     def dim(self) -> int:
         return DIM
+
+    def pieces(self, text: str, tokens: int, overlap: int) -> list[str]:
+        """The text cut at the tokenizer's own offsets into pieces of at most `tokens` word pieces, each starting
+        `overlap` pieces before the previous one ends (so a sentence on a cut is whole in one of them); a text that
+        fits is one piece. For readers of long texts: `embed` reads only the first `max_tokens`."""
+        if not 0 <= overlap < tokens:
+            raise ValueError(f"overlap must be within 0..{tokens - 1}, got {overlap}")
+        offsets = self._splitter.encode(text, add_special_tokens=False).offsets
+        if len(offsets) <= tokens:
+            return [text]
+        starts = range(0, len(offsets) - overlap, tokens - overlap)
+        return [text[offsets[s][0] : offsets[min(s + tokens, len(offsets)) - 1][1]] for s in starts]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), 384) float32, each row of norm 1. Empty input gives a (0, 384) array."""
@@ -120,13 +133,18 @@ def _load_session(intra_op_threads: int, int8: bool) -> onnxruntime.InferenceSes
     )
 
 
-def _load_tokenizer(max_tokens: int) -> tokenizers.Tokenizer:
+def _load_tokenizer(max_tokens: int | None) -> tokenizers.Tokenizer:
+    """Truncating at `max_tokens` and padding to the longest text of a batch; None: neither (for cutting texts)."""
     try:
         from tokenizers import Tokenizer
     except ImportError as e:
         raise EmbeddingModelMissing(f"the tokenizers package is not installed: {INSTALL_HINT}") from e
     with zipfile.ZipFile(_model_zip()) as archive:
         tokenizer = Tokenizer.from_str(archive.read(_TOKENIZER_MEMBER).decode("utf-8"))
+    if max_tokens is None:  # the file's own settings truncate and pad at 128
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        return tokenizer
     tokenizer.enable_truncation(max_length=max_tokens)
     tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # no length: pad to the longest text of the batch
     return tokenizer

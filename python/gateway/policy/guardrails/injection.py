@@ -20,7 +20,8 @@ for its data, licenses and held-out figures), scored in the Rust core by its mos
 so an instruction hidden in a long tool result is not diluted. Its score is calibrated so that 0.8, the default
 threshold, sits where its validation precision reaches 0.97. The verdict is the higher of the model's score and the
 phrasings' noisy OR: the phrasings stay as a second opinion for the attacks they name exactly, and the base64
-decoder hands decoded payloads to both.
+decoder hands decoded payloads to both. Opt-in per team (`model: combined`), linear-2's margin is stacked with a small
+head over MiniLM sentence embeddings (injection_minilm.py): more attacks caught, more false alarms, ~500x the cost.
 
 Cost: the phrasings are searched by the Rust core's PatternSet (a literal prefilter and a lazy DFA per pattern; the
 same regexes in Python's `re` cost ~4 ms on a 2,000-token prompt); Python keeps the weights and the context rules,
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway._core import LinearTextModel, PatternSet
+from gateway.policy.guardrails.injection_minilm import MARGIN_CLIP, MiniLMHead
 
 _MODEL_FILE = Path(__file__).parent / "models" / "injection_linear.bin"
 _MODEL_CARD = _MODEL_FILE.with_suffix(".json")
@@ -405,15 +407,29 @@ def _decoded_payloads(text: str) -> list[str]:
 class InjectionScorer:
     """Scores text for prompt injection. Stateless and thread-safe; one instance serves every request."""
 
-    def __init__(self, *, learned: bool = True) -> None:
-        """`learned=False` scores with the phrasings alone, as before the model (for comparisons)."""
+    def __init__(self, *, learned: bool = True, minilm: MiniLMHead | None = None) -> None:
+        """`learned=False` scores with the phrasings alone, as before the model (for comparisons). `minilm`: the
+        opt-in `combined` model, linear-2 stacked with a head over MiniLM (injection_minilm.py), in place of
+        linear-2 alone."""
         self._model = _learned_model()[0] if learned else None
+        self._minilm = minilm if learned else None
+        self.version = _learned_model()[1] if self._minilm is None else f"{_learned_model()[1]}+{self._minilm.version}"
+        """The learned model's version, as the audit record names it."""
+        self.embeds = self._minilm is not None
+        """Whether scoring runs MiniLM (milliseconds a piece: callers keep it off the event loop)."""
+
+    def _learned(self, text: str) -> float:
+        if self._model is None:
+            return 0.0
+        if self._minilm is None:
+            return self._model.score(text)
+        return self._minilm.score(text, max(self._model.margins(text), default=-MARGIN_CLIP))
 
     def score(self, text: str) -> InjectionVerdict:
         if not text:
             return _CLEAN
         low, obfuscation = _normalize(text)
-        learned = self._model.score(_model_text(low)) if self._model is not None else 0.0
+        learned = self._learned(_model_text(low))
         weights: dict[str, float] = dict(obfuscation)
         found = _SET.find_all(low, _MATCH_LIMIT)
         if found:
@@ -422,8 +438,8 @@ class InjectionScorer:
             if learned >= _MODEL_SIGNAL and _DISCUSSION_INDEX in seen and _COMPLY_INDEX not in seen:
                 # A text that talks about attacks and quotes one: the model, blind to quotes, reads what is left.
                 unquoted = _QUOTED.sub(" ", low)
-                if unquoted != low and self._model is not None:
-                    learned = min(learned, self._model.score(_model_text(unquoted)))
+                if unquoted != low:
+                    learned = min(learned, self._learned(_model_text(unquoted)))
             if found[-1][0] == _BASE64_INDEX:
                 for decoded in _decoded_payloads(text):
                     inner = self.score(decoded)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from gateway.config.guardrails import (
     ClassificationPolicy,
     GuardrailsConfig,
     InjectionAction,
+    InjectionModel,
     InputPolicy,
     PiiAction,
 )
@@ -32,7 +34,8 @@ from gateway.policy.guardrails import pii
 from gateway.policy.guardrails.actions import Check, GuardrailAction
 from gateway.policy.guardrails.classify import classify
 from gateway.policy.guardrails.content import ContentRuleChecker
-from gateway.policy.guardrails.injection import InjectionScorer, InjectionVerdict, model_version
+from gateway.policy.guardrails.injection import InjectionScorer, InjectionVerdict
+from gateway.policy.guardrails.injection_minilm import shared_head
 from gateway.records.classification import Classification
 
 _INSPECTED_ROLES = frozenset(("user", "tool"))
@@ -41,6 +44,14 @@ _NO_INJECTION = InjectionVerdict(0.0, ())
 OFF_LOOP_MIN_CHARS = 32_768
 """Above this many characters a check runs in a worker thread: ~0.55 ms per 9,000 characters (a 2,000-token prompt,
 benches/policy/bench_guardrails.py) is ~2 ms of loop time here, an order above a thread hand-off (~35-50 µs)."""
+
+
+@functools.cache
+def _scorer(model: InjectionModel) -> InjectionScorer:
+    """One scorer per model per process; the combined one loads MiniLM when the first guard that opts in is built
+    (a missing model package then fails the configuration, naming the pip command)."""
+    return InjectionScorer(minilm=shared_head() if model is InjectionModel.COMBINED else None)
+
 
 TokenCounting = Callable[[ChatRequest], int]
 """Counts a request's prompt tokens (the pipeline's TokenCounter, bound to the target's model)."""
@@ -89,7 +100,7 @@ class InputGuard:
         self._classification = classification or ClassificationPolicy()
         self._content = ContentRuleChecker(policy.content)
         self._count_tokens = count_tokens
-        self._scorer = scorer or InjectionScorer()
+        self._scorer = scorer or _scorer(policy.injection.model)
         actions = policy.pii.actions()
         self._pii_actions = actions
         self._modes = pii.redaction_modes({k: a for k, a in actions.items() if a is not PiiAction.BLOCK})
@@ -135,14 +146,13 @@ class InputGuard:
                         metadata={
                             "score": f"{verdict.score:.2f}",
                             "signals": ",".join(verdict.signals),
-                            "model": model_version(),
+                            "model": self._scorer.version,
                         },
                     )
-                actions.append(
-                    GuardrailAction(
-                        "input", "injection", "PROMPT_INJECTION", "flag", score=verdict.score, model=model_version()
-                    )
+                flagged = GuardrailAction(
+                    "input", "injection", "PROMPT_INJECTION", "flag", score=verdict.score, model=self._scorer.version
                 )
+                actions.append(flagged)
 
         new_request, mapping, found = self._apply_pii(request)
         for kind, count in sorted(found.items()):
@@ -170,7 +180,7 @@ class InputGuard:
     ) -> InputOutcome:
         """`check` for the event loop: long prompts go to a worker thread so the loop keeps serving (the scorer is
         Python and holds the GIL in slices, the PII scan runs without it)."""
-        if request.text_chars < OFF_LOOP_MIN_CHARS:
+        if request.text_chars < OFF_LOOP_MIN_CHARS and not (score_injection and self._scorer.embeds):
             return self.check(request, floor=floor, prompt_tokens=prompt_tokens, score_injection=score_injection)
         return await asyncio.to_thread(
             self.check, request, floor=floor, prompt_tokens=prompt_tokens, score_injection=score_injection
