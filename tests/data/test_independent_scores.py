@@ -16,7 +16,8 @@ import pytest
 from gateway.cache.semantic.embedder import Embedder, EmbeddingModelMissing
 from gateway.cache.semantic.evaluation import Scores, pair_similarities, score_matcher
 from gateway.cache.semantic.matcher import SemanticMatcher
-from gateway.policy.guardrails.injection import InjectionScorer, model_version
+from gateway.policy.guardrails.injection import InjectionScorer
+from gateway.policy.guardrails.injection_minilm import shared_head
 from tests.policy.guardrails.heldout import Figures, Row, measure
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "independent"
@@ -56,18 +57,33 @@ def prompts() -> list[Row]:
     return [Row(r["text"], r["label"] == "attack", r["family"], r["lang"], r["channel"]) for r in rows]
 
 
-@pytest.fixture(scope="module")
-def injection_scores(prompts: list[Row]) -> list[float]:
-    scorer = InjectionScorer()
+def scored(prompts: list[Row], scorer: InjectionScorer) -> list[float]:
+    """Each prompt's score, and the tables for `-s`."""
     scores = [scorer.score(p.text).score for p in prompts]
     header = "| {} | attacks | benign | precision | recall | false positives |\n| --- | --- | --- | --- | --- | --- |"
-    print(f"\ninjection, {model_version()}, threshold {THRESHOLD}")
+    print(f"\ninjection, {scorer.version}, threshold {THRESHOLD}")
     print(header.format("set") + "\n" + row("all", detection(prompts, scores)))
     for field in ("lang", "role", "family"):
         print("\n" + header.format(field))
         for name, figures in by(prompts, scores, field).items():
             print(row(name, figures))
     return scores
+
+
+@pytest.fixture(scope="module")
+def injection_scores(prompts: list[Row]) -> list[float]:
+    """The default model, `linear`."""
+    return scored(prompts, InjectionScorer())
+
+
+@pytest.fixture(scope="module")
+def combined_scores(prompts: list[Row]) -> list[float]:
+    """The opt-in `combined` model: linear-2 stacked with a head over MiniLM."""
+    try:
+        head = shared_head()
+    except EmbeddingModelMissing as e:
+        pytest.skip(str(e))
+    return scored(prompts, InjectionScorer(minilm=head))
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +129,15 @@ def test_the_sets_are_the_ones_the_readme_figures_were_measured_on(prompts: list
     shrinks needs its figures measured again and the README's counts changed with them."""
     pairs = [line for line in (DATA / "verify_pairs.jsonl").read_text().splitlines() if line.strip()]
     assert (len(prompts), len({p.lang for p in prompts}), len(pairs)) == (571, 11, 348)
+
+
+def test_the_combined_model_on_the_set_another_hand_wrote(prompts: list[Row], combined_scores: list[float]) -> None:
+    """injection-linear-2+injection-minilm-1 measured once: precision 0.846, recall 0.811, false positives 0.154; de
+    0.765, es 0.794, fr 0.824, pt 0.647 (aims missed, less widely than linear-2's)."""
+    figures = detection(prompts, combined_scores)
+    assert figures.precision >= 0.83
+    assert figures.recall >= 0.80
+    assert figures.false_positive_rate <= 0.16
+    recall = {lang: figures.recall for lang, figures in by(prompts, combined_scores, "lang").items()}
+    floors = {"en": 0.89, "de": 0.73, "es": 0.76, "fr": 0.79, "pt": 0.61}
+    assert all(recall[lang] >= floor for lang, floor in floors.items()), recall
