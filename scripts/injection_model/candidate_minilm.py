@@ -47,15 +47,14 @@ from train import SEED, calibrate_margins, indirect_documents
 
 from gateway._core import LinearTextModel
 from gateway.cache.semantic.embedder import Embedder
-from gateway.policy.guardrails.injection import model_input
+from gateway.policy.guardrails.injection import MARGIN_CLIP, model_input
 from gateway.policy.guardrails.injection_minilm import (
-    MARGIN_CLIP,
+    MODEL_FILE as HEAD_FILE,
+)
+from gateway.policy.guardrails.injection_minilm import (
     OVERLAP_TOKENS,
     PIECE_TOKENS,
     head_logits,
-)
-from gateway.policy.guardrails.injection_minilm import (
-    MODEL_FILE as HEAD_FILE,
 )
 from tests.policy.guardrails.heldout import held_out_sets
 

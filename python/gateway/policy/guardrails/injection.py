@@ -40,12 +40,18 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Final
 
 from gateway._core import LinearTextModel, PatternSet
-from gateway.policy.guardrails.injection_minilm import MARGIN_CLIP, MiniLMHead
+
+if TYPE_CHECKING:
+    # Only the opt-in combined model loads it, and numpy and MiniLM with it (tests/server/test_lazy_imports.py).
+    from gateway.policy.guardrails.injection_minilm import MiniLMHead
 
 _MODEL_FILE = Path(__file__).parent / "models" / "injection_linear.bin"
 _MODEL_CARD = _MODEL_FILE.with_suffix(".json")
+MARGIN_CLIP: Final = 30.0
+"""Linear-2's margin is clipped to +-30 (a text without words has none) as in training."""
 _MODEL_SIGNAL = 0.5
 """The model's score from which it is named among the signals."""
 

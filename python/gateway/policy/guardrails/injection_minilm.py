@@ -22,13 +22,12 @@ from typing import Final
 import numpy as np
 
 from gateway.cache.semantic.embedder import Embedder
+from gateway.policy.guardrails.injection import MARGIN_CLIP
 
 MODEL_FILE: Final = Path(__file__).parent / "models" / "injection_minilm.npz"
 PIECE_TOKENS: Final = 254
 """MiniLM's 256 positions less [CLS] and [SEP]."""
 OVERLAP_TOKENS: Final = 32
-MARGIN_CLIP: Final = 30.0
-"""Linear-2's margin is clipped to +-30 (a text without words has none) as in training."""
 
 
 def head_logits(vectors: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: float) -> np.ndarray:

@@ -35,7 +35,6 @@ from gateway.policy.guardrails.actions import Check, GuardrailAction
 from gateway.policy.guardrails.classify import classify
 from gateway.policy.guardrails.content import ContentRuleChecker
 from gateway.policy.guardrails.injection import InjectionScorer, InjectionVerdict
-from gateway.policy.guardrails.injection_minilm import shared_head
 from gateway.records.classification import Classification
 
 _INSPECTED_ROLES = frozenset(("user", "tool"))
@@ -50,7 +49,11 @@ benches/policy/bench_guardrails.py) is ~2 ms of loop time here, an order above a
 def _scorer(model: InjectionModel) -> InjectionScorer:
     """One scorer per model per process; the combined one loads MiniLM when the first guard that opts in is built
     (a missing model package then fails the configuration, naming the pip command)."""
-    return InjectionScorer(minilm=shared_head() if model is InjectionModel.COMBINED else None)
+    if model is InjectionModel.COMBINED:
+        from gateway.policy.guardrails.injection_minilm import shared_head  # numpy and MiniLM: only when opted in
+
+        return InjectionScorer(minilm=shared_head())
+    return InjectionScorer()
 
 
 TokenCounting = Callable[[ChatRequest], int]
