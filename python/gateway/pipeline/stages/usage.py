@@ -69,9 +69,10 @@ class SettleUsage(BaseStage):
             record.cost_usd = answer.cost_usd
             if answer.hit is None and target.model.schedule.scheduled:
                 record.prices = _prices(call).record()
-            if record.deferred is not None:
-                # Sent at once, it would have gone at the price in force when it came, with no prefix cached.
-                interactive = uncached_cost_usd(usage, target.model.schedule.at(record.at))
+            if record.deferred is not None and call.features is not None:
+                # Sent at once, it would have gone at the price in force when it came (read on the gateway's price
+                # clock when the route was planned, as the price it was sent at is), with no prefix cached.
+                interactive = uncached_cost_usd(usage, target.model.schedule.at(call.features.at))
                 record.deferred["interactive_usd"] = interactive
         record_attempts(call)
 
