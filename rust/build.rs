@@ -48,7 +48,11 @@ fn bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
 }
 
 fn push_u32s(out: &mut Vec<u8>, values: impl ExactSizeIterator<Item = u32>) {
-    out.extend_from_slice(&u32::try_from(values.len()).expect("a table under 4G entries").to_le_bytes());
+    out.extend_from_slice(
+        &u32::try_from(values.len())
+            .expect("a table under 4G entries")
+            .to_le_bytes(),
+    );
     for value in values {
         out.extend_from_slice(&value.to_le_bytes());
     }
@@ -59,14 +63,22 @@ fn push_u32s(out: &mut Vec<u8>, values: impl ExactSizeIterator<Item = u32>) {
 /// token's bytes in a row), then the longest-match automaton in daachorse's own serialization.
 fn write(name: &str, bpe: &bpe_openai::byte_pair_encoding::BytePairEncoding) {
     let serialized = rmp_serde::to_vec(bpe).expect("bpe serializes");
-    let fields: BytePairEncodingFields =
-        rmp_serde::from_slice(&serialized).expect("bpe 0.2.3's field layout (see BytePairEncodingFields)");
+    let fields: BytePairEncodingFields = rmp_serde::from_slice(&serialized)
+        .expect("bpe 0.2.3's field layout (see BytePairEncodingFields)");
     let mut out = Vec::new();
     push_u32s(&mut out, fields.token_starts.iter().copied());
-    let pairs: Vec<u32> = fields.split_table.iter().flat_map(|&(left, right)| [left, right]).collect();
+    let pairs: Vec<u32> = fields
+        .split_table
+        .iter()
+        .flat_map(|&(left, right)| [left, right])
+        .collect();
     push_u32s(&mut out, pairs.into_iter());
     push_u32s(&mut out, fields.next_prefix_match.iter().copied());
-    out.extend_from_slice(&u32::try_from(fields.all_tokens.len()).expect("under 4 GB").to_le_bytes());
+    out.extend_from_slice(
+        &u32::try_from(fields.all_tokens.len())
+            .expect("under 4 GB")
+            .to_le_bytes(),
+    );
     out.extend_from_slice(&fields.all_tokens);
     out.extend_from_slice(&fields.longest_searcher);
     let mut path = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));

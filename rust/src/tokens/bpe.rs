@@ -118,7 +118,8 @@ impl Bpe {
             let last = tokens.last().copied();
             loop {
                 let end = pos + self.token_len(token);
-                if reachable.is_set(end) && last.is_none_or(|last| self.is_valid_pair(last, token)) {
+                if reachable.is_set(end) && last.is_none_or(|last| self.is_valid_pair(last, token))
+                {
                     tokens.push(token);
                     pos = end;
                     next = self.longest_prefix(&text[end..]);
@@ -148,8 +149,9 @@ impl Bpe {
     }
 
     fn merged(&self, left: u32, right: u32) -> Option<u32> {
-        self.merges
-            .find(hash([left, right]), |id| self.split[id as usize] == [left, right])
+        self.merges.find(hash([left, right]), |id| {
+            self.split[id as usize] == [left, right]
+        })
     }
 
     /// Whether BPE, given the bytes of `token1` then `token2`, would keep these two tokens: it would not if some merge
@@ -304,9 +306,15 @@ mod tests {
         assert_eq!(bpe.whole_token(b"hello world, this is not one token"), None);
         let [left, right] = bpe.split[hello as usize];
         assert_eq!(bpe.merged(left, right), Some(hello));
-        assert_eq!([bpe.token_bytes(left), bpe.token_bytes(right)].concat(), b"hello");
+        assert_eq!(
+            [bpe.token_bytes(left), bpe.token_bytes(right)].concat(),
+            b"hello"
+        );
         assert_eq!(bpe.whole_token(b"hellohello"), None);
         assert_eq!(bpe.merged(hello, hello), None, "no token, so no merge");
-        assert_eq!(bpe.count(b"hellohellohello"), bpe.backtrack(b"hellohellohello").len());
+        assert_eq!(
+            bpe.count(b"hellohellohello"),
+            bpe.backtrack(b"hellohellohello").len()
+        );
     }
 }

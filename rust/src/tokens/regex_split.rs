@@ -42,10 +42,7 @@ impl RegexSplit {
 
     /// The length of the piece `rest` starts with (0 only for an empty `rest`).
     pub(super) fn piece_len(&self, rest: &str) -> usize {
-        let Some(found) = self
-            .regex
-            .find(Input::new(rest).anchored(Anchored::Yes))
-        else {
+        let Some(found) = self.regex.find(Input::new(rest).anchored(Anchored::Yes)) else {
             return 0;
         };
         let end = found.end();
