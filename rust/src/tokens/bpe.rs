@@ -53,10 +53,12 @@ impl Bpe {
             ids.clone()
                 .map(|id| (id, hash(token_bytes(&all_tokens, &token_starts, id)))),
         );
-        let merged: Vec<u32> = ids.filter(|&id| split[id as usize] != [id, id]).collect();
+        let made_by_merges: Vec<u32> = ids.filter(|&id| split[id as usize] != [id, id]).collect();
         let merges = IdTable::new(
-            merged.len(),
-            merged.iter().map(|&id| (id, hash(split[id as usize]))),
+            made_by_merges.len(),
+            made_by_merges
+                .iter()
+                .map(|&id| (id, hash(split[id as usize]))),
         );
         Self {
             all_tokens,
