@@ -4,6 +4,7 @@ use sha2::{Digest, Sha256};
 
 /// The SHA-256 of a key, as lower-case hex: what the store keeps instead of the key. A fast hash is right here: keys
 /// are 256-bit random, so no dictionary or brute-force attack applies, and it runs on every call.
+#[must_use]
 pub fn key_digest(key: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
     let mut hex = String::with_capacity(2 * digest.len());
