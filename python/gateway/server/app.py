@@ -289,7 +289,7 @@ async def build_gateway(
     follow; `worker`: set in the processes of --workers."""
     counter = TokenCounter()
     counter.preload(counted_models(config))
-    catalog = ModelCatalog.from_config(config)
+    catalog = ModelCatalog.from_config(config, state_dir)
     strict = config.audit.mode == "strict"
     engine = await open_engine(config.state.database_url or default_url(state_dir), synchronous_full=strict)
     ledger = LedgerStore(engine, synchronous_full=strict)
