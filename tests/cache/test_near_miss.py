@@ -20,7 +20,7 @@ import pytest
 
 from gateway.cache.semantic.embedder import Embedder, EmbeddingModelMissing
 from gateway.cache.semantic.evaluation import Scores, pair_similarities, score_matcher, score_threshold
-from gateway.cache.semantic.matcher import SemanticMatcher
+from gateway.cache.semantic.matcher import RULES_THRESHOLD, SemanticMatcher
 from tests.cache import near_miss_corpus, near_miss_holdout, near_miss_holdout3
 from tests.cache.near_miss_probes import OWN_PAIRS
 
@@ -75,7 +75,7 @@ def test_held_out_pairs_keep_their_measured_floor(
     touched it: editing it, tuning on its results or reading its misses to change the code would end its use."""
     similarities = pair_similarities(embedder, held_out.PAIRS).tolist()
     scores = score_matcher(held_out.PAIRS, similarities, SemanticMatcher())
-    rules = score_matcher(held_out.PAIRS, similarities, SemanticMatcher(model=None))
+    rules = score_matcher(held_out.PAIRS, similarities, SemanticMatcher(RULES_THRESHOLD, model=None))
     print("\n" + scores.table() + "\n" + rules.table().splitlines()[0])
     assert scores.precision >= precision, _wrong_hits(scores)
     assert scores.recall >= recall
@@ -100,8 +100,9 @@ def test_threshold_alone_baseline_is_computed(
 def test_own_pairs_keep_precision_and_rewordings_would_not(embedder: Embedder) -> None:
     similarities = pair_similarities(embedder, OWN_PAIRS).tolist()
     default = score_matcher(OWN_PAIRS, similarities, SemanticMatcher())
-    rules = score_matcher(OWN_PAIRS, similarities, SemanticMatcher(model=None))
-    rewordings = score_matcher(OWN_PAIRS, similarities, SemanticMatcher(rewording_threshold=0.90, model=None))
+    rules = score_matcher(OWN_PAIRS, similarities, SemanticMatcher(RULES_THRESHOLD, model=None))
+    recall_first = SemanticMatcher(RULES_THRESHOLD, rewording_threshold=0.90, model=None)
+    rewordings = score_matcher(OWN_PAIRS, similarities, recall_first)
     print("\n" + default.table() + "\n" + rules.table().splitlines()[0] + "\n" + rewordings.table().splitlines()[0])
     assert default.precision >= 0.97, _wrong_hits(default)
     assert rules.precision >= 0.97, _wrong_hits(rules)

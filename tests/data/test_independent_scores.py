@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -18,19 +16,11 @@ from gateway.cache.semantic.evaluation import Scores, pair_similarities, score_m
 from gateway.cache.semantic.matcher import SemanticMatcher
 from gateway.policy.guardrails.injection import InjectionScorer
 from gateway.policy.guardrails.injection_minilm import shared_head
+from tests.data.independent_pairs import DATA, verify_pairs
 from tests.policy.guardrails.heldout import Figures, Row, measure
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "independent"
 THRESHOLD = 0.8
 """The injection guardrail's documented default threshold."""
-
-
-@dataclass(frozen=True, slots=True)
-class Pair:
-    cached: str
-    asked: str
-    same: bool
-    kind: str
 
 
 def row(label: str, figures: Figures) -> str:
@@ -92,8 +82,7 @@ def verify_scores() -> Scores:
         embedder = Embedder()
     except EmbeddingModelMissing as e:
         pytest.skip(str(e))
-    rows = [json.loads(line) for line in (DATA / "verify_pairs.jsonl").read_text().splitlines() if line.strip()]
-    pairs = [Pair(r["a"], r["b"], r["same"], r["kind"]) for r in rows]
+    pairs = verify_pairs()
     scores = score_matcher(pairs, pair_similarities(embedder, pairs).tolist(), SemanticMatcher())
     print("\n" + scores.table())
     return scores

@@ -92,7 +92,14 @@ NEGATIONS: Final = word_set(
     " mai nessuno nessuna niente nulla nao nunca nenhum nenhuma nada"  # Italian, Portuguese
     " niet geen nooit niets"  # Dutch
 )
-NEGATING_PHRASES: Final = (("out", "of"), ("hors",), ("fuera", "de"), ("fora", "de"), ("sold", "out"), ("rupture", "de"))
+NEGATING_PHRASES: Final = (
+    ("out", "of"),
+    ("hors",),
+    ("fuera", "de"),
+    ("fora", "de"),
+    ("sold", "out"),
+    ("rupture", "de"),
+)
 """Polarity carried by a preposition: "in stock" / "out of stock", "en ligne" / "hors ligne", "en stock" / "fuera
 de stock", "em estoque" / "fora de estoque". Not after a number: "3 out of 5" counts, it does not negate."""
 
@@ -326,7 +333,7 @@ VERSION_WORDS: Final = word_set("version versions v release python py node java 
 
 # --- where a thing goes: "X to Y", "from X", "into Y" ------------------------------------------------------------
 
-TARGET_MARKERS: Final = word_set("to into towards toward onto -> → a au aux al vers nach zu hacia hasta")
+TARGET_MARKERS: Final = word_set("to into towards toward onto -> → a au aux al vers nach zu hacia hasta para")
 """Words whose next noun is a destination. "a" counts only in Spanish text (in English it is an article)."""
 SOURCE_MARKERS: Final = word_set("from depuis desde del von aus")
 CONTEXT_TARGET_MARKERS: Final = word_set("in en")

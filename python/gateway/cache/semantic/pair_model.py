@@ -21,7 +21,7 @@ from typing import Final
 
 from gateway.cache.semantic.pair_features import FEATURES
 
-MODEL_FILE: Final = Path(__file__).with_name("models") / "verify-pair-v1.json"
+MODEL_FILE: Final = Path(__file__).with_name("models") / "verify-pair-v2.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,9 @@ class PairModel:
     trees: tuple[Tree, ...]
     threshold: float
     """Probability at or above which a pair is served."""
+    floor: float
+    """The lowest cosine among the pairs it was trained on: below it the model has never judged, so the matcher's
+    default threshold (and `cache.similarity_threshold`'s) is this value."""
 
     def probability(self, row: list[float]) -> float:
         """That the pair whose FEATURES are `row` asks for the same thing."""
@@ -69,7 +72,7 @@ def load_pair_model(path: Path = MODEL_FILE) -> PairModel:
         Tree(tuple(t["feature"]), tuple(t["threshold"]), tuple(t["left"]), tuple(t["right"]), tuple(t["value"]))
         for t in raw["trees"]
     )
-    return PairModel(str(raw["version"]), float(raw["base"]), trees, float(raw["threshold"]))
+    return PairModel(str(raw["version"]), float(raw["base"]), trees, float(raw["threshold"]), float(raw["floor"]))
 
 
 @cache
