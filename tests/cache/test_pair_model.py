@@ -37,7 +37,7 @@ def test_the_default_thresholds_are_the_models_floor() -> None:
 
 def test_a_tree_is_walked_to_its_leaf_and_leaves_add_to_the_log_odds() -> None:
     tree = Tree(feature=(0, -2, -2), threshold=(0.9, 0.0, 0.0), left=(1, -1, -1), right=(2, -1, -1), value=(0, -1, 1))
-    model = PairModel("t", base=0.0, trees=(tree, tree), threshold=0.5)
+    model = PairModel("t", base=0.0, trees=(tree, tree), threshold=0.5, floor=0.6)
     assert model.probability([0.95] + [0.0] * (len(FEATURES) - 1)) == pytest.approx(1 / (1 + 2.718281828459045**-2))
     assert model.probability([0.80] + [0.0] * (len(FEATURES) - 1)) < 0.5
 
