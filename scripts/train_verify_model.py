@@ -11,15 +11,15 @@ training, candidate choice or the threshold: tests/cache/test_near_miss.py score
 inside a PyPI package that could be found, so none is used.
 
 Rows: the pairs a cache would ask the model about, those whose cosine reaches the candidate's floor (the matcher's
-default threshold) and that no hard rule of verify vetoed. A candidate is a floor and a model (logistic regressions
-and gradient-boosted trees). Each is cross-validated (5 folds, fixed seeds) on those rows: its threshold is the lowest
-at which the served pairs reach PRECISION, and it serves some share of all the training set's same pairs (those
-below its floor count as missed, so floors compare). Each tree candidate is also trained without the v1 pairs, at its
-own cross-validated threshold, and scored on them: how it does on a hand it never read, which is what the issue
-measures. The winner serves the most v1 pairs so, among those at a precision of at least UNSEEN_PRECISION there (ties:
-the cross-validated count); it is then trained on all rows. A lower floor lets the model see rewordings that share
-few words, which MiniLM scores 0.6-0.8. Gradient-boosted trees are exported leaf by leaf; a candidate of another kind
-would need its own scorer, so only trees are exported (the logistic regressions are measured for the record).
+default threshold) and that no hard rule of verify vetoed. A candidate is a floor and a model: gradient-boosted trees,
+each the mean of BAGS seeds (BaggedBoosting). Each is cross-validated (5 folds, REPEATS splits averaged, fixed seeds)
+on those rows: its threshold is the lowest at which the served pairs reach PRECISION, and it serves some share of all
+the training set's same pairs (those below its floor count as missed, so floors compare). Each is also trained
+without the v1 pairs, at its own cross-validated threshold, and scored on them: how it does on a hand it never read,
+which is what the issue measures. Both figures swing with a few pairs (the thresholds sit where few near misses are
+left), so the winner is the one whose worse recall of the two is best; it is then trained on all rows. A lower floor
+lets the model see rewordings that share few words, which MiniLM scores 0.6-0.8. verify-pair-v1's logistic
+regressions kept fewer rewordings at the same precision than trees and had no exporter; they are not tried again.
 """
 
 from __future__ import annotations
@@ -32,12 +32,9 @@ from pathlib import Path
 
 import numpy as np
 import sklearn  # type: ignore[import-untyped]
-from sklearn.base import ClassifierMixin  # type: ignore[import-untyped]
+from sklearn.base import BaseEstimator, ClassifierMixin  # type: ignore[import-untyped]
 from sklearn.ensemble import GradientBoostingClassifier  # type: ignore[import-untyped]
-from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 from sklearn.model_selection import StratifiedKFold, cross_val_predict  # type: ignore[import-untyped]
-from sklearn.pipeline import make_pipeline  # type: ignore[import-untyped]
-from sklearn.preprocessing import StandardScaler  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "python")]
@@ -54,9 +51,11 @@ from tests.data.independent_pairs import verify_pairs  # noqa: E402
 SEED = 0
 PRECISION = 0.985
 """Cross-validated precision the chosen threshold must reach: above the 0.97 aim, for the distance to unseen text."""
-UNSEEN_PRECISION = 0.95
-"""Precision a candidate must keep on the v1 pairs when trained without them; all fall short of 0.97 there."""
 VERSION = "verify-pair-v2"
+BAGS = 5
+"""Seeds per model (BaggedBoosting)."""
+REPEATS = 2
+"""Cross-validation splits averaged per row."""
 FLOORS = (0.60, 0.65, 0.70, 0.80)
 """Candidate floors: cosines below which a pair is never served (0.80: verify-pair-v1's)."""
 
@@ -83,18 +82,39 @@ def rows(pairs: Sequence[LabelledPair], similarities: Sequence[float], independe
     return Rows(np.array(features), np.array(labels), np.array(marks))
 
 
-def candidates() -> dict[str, ClassifierMixin]:
-    def boosted(trees: int, depth: int, rate: float) -> GradientBoostingClassifier:
-        return GradientBoostingClassifier(
-            n_estimators=trees, max_depth=depth, learning_rate=rate, subsample=0.8, random_state=SEED
-        )
+class BaggedBoosting(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no stubs
+    """The mean log-odds of BAGS gradient-boosted models that differ only in their seed (each fits on random 80%
+    subsamples): one such model's probabilities near the threshold move with its seed, and the threshold sits where
+    few near misses are left, so which pairs it serves did too. Exported as one sum of all their trees."""
 
+    def __init__(self, trees: int = 150, depth: int = 3, rate: float = 0.05) -> None:
+        self.trees = trees
+        self.depth = depth
+        self.rate = rate
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> BaggedBoosting:
+        self.classes_ = np.array([False, True])
+        self.models_ = [
+            GradientBoostingClassifier(
+                n_estimators=self.trees, max_depth=self.depth, learning_rate=self.rate, subsample=0.8, random_state=seed
+            ).fit(x, y)
+            for seed in range(SEED, SEED + BAGS)
+        ]
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.predict_proba(x)[:, 1] >= 0.5
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        log_odds = np.mean([model.decision_function(x) for model in self.models_], axis=0)
+        same = 1.0 / (1.0 + np.exp(-log_odds))
+        return np.column_stack([1.0 - same, same])
+
+
+def candidates() -> dict[str, BaggedBoosting]:
     return {
-        "logistic C=1": make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000)),
-        "logistic C=0.1": make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)),
-        "trees 100 x depth 2": boosted(100, 2, 0.1),
-        "trees 150 x depth 3": boosted(150, 3, 0.05),
-        "trees 300 x depth 3": boosted(300, 3, 0.05),
+        "trees 100 x depth 2": BaggedBoosting(100, 2, 0.1),
+        "trees 150 x depth 3": BaggedBoosting(150, 3, 0.05),
     }
 
 
@@ -107,20 +127,19 @@ def threshold_for(probabilities: np.ndarray, labels: np.ndarray) -> tuple[float,
     return 1.0, 0
 
 
-def export(
-    model: GradientBoostingClassifier, threshold: float, floor: float, notes: dict[str, object]
-) -> dict[str, object]:
+def export(model: BaggedBoosting, threshold: float, floor: float, notes: dict[str, object]) -> dict[str, object]:
     trees = []
-    for (estimator,) in model.estimators_:
-        t = estimator.tree_
-        trees.append({
-            "feature": t.feature.tolist(),
-            "threshold": t.threshold.tolist(),
-            "left": t.children_left.tolist(),
-            "right": t.children_right.tolist(),
-            "value": (t.value[:, 0, 0] * model.learning_rate).tolist(),
-        })  # fmt: skip
-    prior = float(np.mean(model.init_.class_prior_[1]))
+    for boosted in model.models_:
+        for (estimator,) in boosted.estimators_:
+            t = estimator.tree_
+            trees.append({
+                "feature": t.feature.tolist(),
+                "threshold": t.threshold.tolist(),
+                "left": t.children_left.tolist(),
+                "right": t.children_right.tolist(),
+                "value": (t.value[:, 0, 0] * boosted.learning_rate / BAGS).tolist(),
+            })  # fmt: skip
+    prior = float(np.mean(model.models_[0].init_.class_prior_[1]))  # the same in every bag: the labels' share
     return {
         "version": VERSION,
         "features": list(FEATURES),
@@ -132,9 +151,18 @@ def export(
     }
 
 
-def cross_validated(model: ClassifierMixin, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
-    folds = StratifiedKFold(5, shuffle=True, random_state=SEED)
-    return threshold_for(cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1], y)
+def cross_validated(model: BaggedBoosting, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+    """Threshold and same pairs served, from each row's probability averaged over REPEATS 5-fold splits."""
+    probabilities = np.mean(
+        [
+            cross_val_predict(
+                model, x, y, cv=StratifiedKFold(5, shuffle=True, random_state=seed), method="predict_proba"
+            )
+            for seed in range(SEED, SEED + REPEATS)
+        ],
+        axis=0,
+    )
+    return threshold_for(probabilities[:, 1], y)
 
 
 def unseen_hand(name: str, data: Rows, positives: int) -> dict[str, float]:
@@ -150,8 +178,12 @@ def unseen_hand(name: str, data: Rows, positives: int) -> dict[str, float]:
 
 def main() -> None:
     independent = verify_pairs()
-    pairs: list[LabelledPair] = [*near_miss_corpus.PAIRS, *OWN_PAIRS, *independent]
-    similarities = pair_similarities(Embedder(), pairs).tolist()
+    sources: list[Sequence[LabelledPair]] = [near_miss_corpus.PAIRS, OWN_PAIRS, independent]
+    pairs: list[LabelledPair] = [pair for source in sources for pair in source]
+    # Each source embedded alone, as the tests score it: int8 products move a cosine by up to 0.04 with the texts
+    # batched beside it, and a model trained on other batches' cosines scores those sets differently.
+    embedder = Embedder()
+    similarities = [s for source in sources for s in pair_similarities(embedder, source).tolist()]
     positives = sum(p.same for p in pairs)
     independent_positives = sum(p.same for p in independent)
     print(f"{len(pairs)} pairs ({positives} same): near_miss_corpus.py, near_miss_probes.py, data/independent")
@@ -163,17 +195,14 @@ def main() -> None:
         for name, model in candidates().items():
             threshold, served = measured[floor, name] = cross_validated(model, data.x, data.y)
             entry: dict[str, object] = {"threshold": threshold, "same_served": served, "recall": served / positives}
-            if name.startswith("trees"):
-                entry["unseen_hand_v1"] = unseen_figures[floor, name] = unseen_hand(name, data, independent_positives)
+            entry["unseen_hand_v1"] = unseen_figures[floor, name] = unseen_hand(name, data, independent_positives)
             record[f"{floor:.2f} {name}"] = entry
             print(f"  floor {floor:.2f}, {name}: {entry}")
-    unseen = {key: unseen_figures[key] for key in measured if key in unseen_figures}
-    eligible = [key for key, figures in unseen.items() if figures["precision"] >= UNSEEN_PRECISION] or list(unseen)
-    floor, chosen = max(eligible, key=lambda key: (unseen[key]["recall"], measured[key][1]))
+    floor, chosen = max(
+        unseen_figures, key=lambda key: min(unseen_figures[key]["recall"], measured[key][1] / positives)
+    )
     data = at_floor[floor]
-    model = candidates()[chosen]
-    assert isinstance(model, GradientBoostingClassifier)
-    model.fit(data.x, data.y)
+    model = candidates()[chosen].fit(data.x, data.y)
     notes = {
         "trained_on": "tests/cache/near_miss_corpus.py, tests/cache/near_miss_probes.py (the project's own, "
         "Apache-2.0), data/independent/verify_pairs.jsonl (another hand's, CC0; no longer held out)",

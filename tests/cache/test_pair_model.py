@@ -25,13 +25,13 @@ def test_the_shipped_model_is_versioned_and_says_what_trained_it() -> None:
     assert "data/independent/verify_pairs.jsonl" in raw["trained_on"]
     assert raw["held_out"] == ["tests/cache/near_miss_holdout.py", "tests/cache/near_miss_holdout3.py"]
     assert 0.5 < model.threshold < 1.0
-    assert len(model.trees) == 150
+    assert len(model.trees) == 500, "5 seeds of 100 trees"
 
 
 def test_the_default_thresholds_are_the_models_floor() -> None:
     """The cache's configured floor, the matcher's default and the cosine the model was trained from are one value:
     a lower one would ask the model about pairs it never saw, a higher one hide the rewordings it learned."""
-    assert shipped_pair_model().floor == DEFAULT_THRESHOLD == CacheConfig().similarity_threshold == 0.60
+    assert shipped_pair_model().floor == DEFAULT_THRESHOLD == CacheConfig().similarity_threshold == 0.65
     assert SemanticMatcher().threshold == DEFAULT_THRESHOLD
 
 
@@ -73,4 +73,4 @@ def test_the_model_decides_what_the_rules_let_through() -> None:
     assert refused.kind == "model"
     assert refused.reason.startswith("model: 0.000 < 0.50 (constraint:")
     assert not SemanticMatcher(model=None).accepts(cached, asked, 0.9).same, "the rules alone miss this rewording"
-    assert not SemanticMatcher(model=ALWAYS).accepts(cached, asked, 0.59).same, "below the cosine threshold"
+    assert not SemanticMatcher(model=ALWAYS).accepts(cached, asked, 0.64).same, "below the cosine threshold"

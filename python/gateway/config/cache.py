@@ -65,7 +65,7 @@ class CacheConfig(Strict):
     hit_cost_usd: float = Field(default=0.0, ge=0, description="What a cache hit costs the caller (ledger, budget).")
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     similarity_threshold: float = Field(
-        default=0.60,
+        default=0.65,
         gt=0,
         le=1,
         description="Semantic candidates below this cosine are not considered; those above must pass verify. The "
