@@ -1,4 +1,5 @@
-"""The two learned judgements scored on the sets another hand wrote (data/independent/), never trained or tuned on.
+"""The two learned judgements scored on the sets another hand wrote (data/independent/): the injection set never
+trained or tuned on, the verify pairs training data since verify-pair-v2.
 
 Each figure here was measured once per model version, after the model was chosen; the floors below keep them from
 falling. They are not aims: docs/guardrails.md compares them with the issue's aims. Run with `-s` for the tables.
@@ -8,8 +9,6 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -18,19 +17,11 @@ from gateway.cache.semantic.evaluation import Scores, pair_similarities, score_m
 from gateway.cache.semantic.matcher import SemanticMatcher
 from gateway.policy.guardrails.injection import InjectionScorer
 from gateway.policy.guardrails.injection_minilm import shared_head
+from tests.data.independent_pairs import DATA, verify_pairs
 from tests.policy.guardrails.heldout import Figures, Row, measure
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "independent"
 THRESHOLD = 0.8
 """The injection guardrail's documented default threshold."""
-
-
-@dataclass(frozen=True, slots=True)
-class Pair:
-    cached: str
-    asked: str
-    same: bool
-    kind: str
 
 
 def row(label: str, figures: Figures) -> str:
@@ -92,8 +83,7 @@ def verify_scores() -> Scores:
         embedder = Embedder()
     except EmbeddingModelMissing as e:
         pytest.skip(str(e))
-    rows = [json.loads(line) for line in (DATA / "verify_pairs.jsonl").read_text().splitlines() if line.strip()]
-    pairs = [Pair(r["a"], r["b"], r["same"], r["kind"]) for r in rows]
+    pairs = verify_pairs()
     scores = score_matcher(pairs, pair_similarities(embedder, pairs).tolist(), SemanticMatcher())
     print("\n" + scores.table())
     return scores
@@ -116,12 +106,16 @@ def test_injection_finds_an_attack_in_each_named_language(prompts: list[Row], in
 
 
 def test_verify_floors_on_the_pairs_another_hand_wrote(verify_scores: Scores) -> None:
-    """verify-pair-v1 with the vetoes of 2026-12-05, measured once: precision 0.848, recall 0.175 (aims 0.97 / 0.50:
-    missed). Five wrong answers were served: one negation, one availability, two directions, one conversion."""
-    assert verify_scores.precision >= 0.84
-    assert verify_scores.recall >= 0.17
-    never_served = ("number", "unit", "entity", "order", "comparative", "time_frame", "false_friend")
-    assert {kind: verify_scores.kinds[kind].served for kind in never_served} == dict.fromkeys(never_served, 0)
+    """verify-pair-v1 with the vetoes of 2026-12-05, measured once while the set was held out: precision 0.848,
+    recall 0.175 (five wrong answers: one negation, one availability, two directions, one conversion). Since
+    verify-pair-v2 the set is training data (its near misses wrote vetoes, its pairs trained the model): in-sample
+    1.000 / 0.325, no near miss of any kind served. A regression floor, not a held-out figure: trained without it,
+    the same candidate scored 0.942 / 0.306 on it (docs/benchmarks.md)."""
+    assert verify_scores.precision == 1.0
+    assert verify_scores.recall >= 0.32
+    different = [kind for kind, score in verify_scores.kinds.items() if not score.same]
+    assert len(different) == 11
+    assert {kind: verify_scores.kinds[kind].served for kind in different} == dict.fromkeys(different, 0)
 
 
 def test_the_sets_are_the_ones_the_readme_figures_were_measured_on(prompts: list[Row]) -> None:
