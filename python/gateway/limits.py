@@ -3,6 +3,7 @@ key's own limits), kept by the Rust core's rate limiter: the only importer of ga
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -72,10 +73,11 @@ class LimitKeeper:
     def settle(self, subject: str, limits: Limits, reserved_tokens: int, used_tokens: int) -> None:
         """Ends a call that went out: frees its slot and corrects its token take to what was really used."""
         core = self._core(limits)
+        _, tpm_key, slots_key = _bucket_keys(subject)
         if core.slots is not None:
-            self._limiter.correct(f"{subject}:inflight", core.slots, -1.0)
+            self._limiter.correct(slots_key, core.slots, -1.0)
         if core.tpm is not None and limits.tpm is not None and used_tokens != reserved_tokens:
-            self._limiter.correct(f"{subject}:tpm", core.tpm, float(used_tokens - min(reserved_tokens, limits.tpm)))
+            self._limiter.correct(tpm_key, core.tpm, float(used_tokens - min(reserved_tokens, limits.tpm)))
 
     def _core(self, limits: Limits) -> _CoreLimits:
         values = (limits.rpm, limits.tpm, limits.max_concurrent)
@@ -92,11 +94,20 @@ class LimitKeeper:
 
 def _checks(subject: str, limits: Limits, core: _CoreLimits, tokens: int) -> list[tuple[str, Limit, float]]:
     """The rates first, the slot last: a refusal names the first check that refused."""
+    rpm_key, tpm_key, slots_key = _bucket_keys(subject)
     checks: list[tuple[str, Limit, float]] = []
     if core.rpm is not None:
-        checks.append((f"{subject}:rpm", core.rpm, 1.0))
+        checks.append((rpm_key, core.rpm, 1.0))
     if core.tpm is not None and limits.tpm is not None:
-        checks.append((f"{subject}:tpm", core.tpm, float(min(tokens, limits.tpm))))
+        checks.append((tpm_key, core.tpm, float(min(tokens, limits.tpm))))
     if core.slots is not None:
-        checks.append((f"{subject}:inflight", core.slots, 1.0))
+        checks.append((slots_key, core.slots, 1.0))
     return checks
+
+
+@functools.lru_cache(maxsize=4096)
+def _bucket_keys(subject: str) -> tuple[str, str, str]:
+    """The limiter's bucket names of a subject (requests, tokens, calls in flight), built once per subject rather than
+    three f-strings on every take and settle (subjects are keys and deployments: bounded, so the cache rarely evicts).
+    """
+    return f"{subject}:rpm", f"{subject}:tpm", f"{subject}:inflight"
