@@ -272,32 +272,10 @@ def message_to_proto(result: ChatResult) -> pb.Message:
 
 
 def route_to_proto(plan: RoutePlan, attempts: list[Attempt]) -> pb.RouteInfo:
-    learned = plan.learned
-    return pb.RouteInfo(
+    info = pb.RouteInfo(
         route=plan.route,
         strategy=plan.strategy,
         reason=plan.reason,
-        learned=None
-        if learned is None
-        else pb.LearnedRoute(
-            query_type=learned.query_type,
-            explored=learned.explored,
-            cold_start=learned.cold,
-            model=learned.model,
-            arms=[
-                pb.ArmEstimate(
-                    model=arm.model,
-                    objective=arm.objective,
-                    quality=arm.quality,
-                    quality_sd=arm.sd,
-                    cost_usd=arm.cost_usd,
-                    latency_s=arm.latency_s,
-                    feedback=arm.feedback,
-                    probability=learned.probabilities.get(arm.model, 0.0),
-                )
-                for arm in learned.arms
-            ],
-        ),
         attempts=[
             pb.Attempt(
                 model=a.target.model.name,
@@ -312,6 +290,30 @@ def route_to_proto(plan: RoutePlan, attempts: list[Attempt]) -> pb.RouteInfo:
             for a in attempts
         ],
     )
+    learned = plan.learned
+    if learned is not None:  # set apart, not passed as learned=None: a None keyword costs the constructor a lookup
+        info.learned.CopyFrom(
+            pb.LearnedRoute(
+                query_type=learned.query_type,
+                explored=learned.explored,
+                cold_start=learned.cold,
+                model=learned.model,
+                arms=[
+                    pb.ArmEstimate(
+                        model=arm.model,
+                        objective=arm.objective,
+                        quality=arm.quality,
+                        quality_sd=arm.sd,
+                        cost_usd=arm.cost_usd,
+                        latency_s=arm.latency_s,
+                        feedback=arm.feedback,
+                        probability=learned.probabilities.get(arm.model, 0.0),
+                    )
+                    for arm in learned.arms
+                ],
+            )
+        )
+    return info
 
 
 def guardrails_to_proto(actions: list[dict[str, Any]]) -> list[pb.GuardrailAction]:

@@ -83,16 +83,15 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                     first = False
                 yield chunk
         # The record is written (in strict mode, committed) before the final chunk leaves.
-        answer, record = call.answer, call.record
+        answer = call.answer
         assert answer.usage is not None
         chunk = pb.ChatChunk(
             id=request_id,
             finish_reason=answer.finish_reason,
             usage=usage_to_proto(answer.usage, answer.cost_usd),
             route=_route(scope),
-            guardrails=guardrails_to_proto(record.guardrails) if record.guardrails else None,
-            cache=cache_info_to_proto(call.cache) if call.cache is not None else None,
         )
+        _add_outcomes(chunk, scope)
         if first:
             _label(chunk, scope)
         yield chunk
@@ -108,7 +107,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         target = answer.target
         assert target is not None
         assert answer.usage is not None
-        return pb.EmbedResponse(
+        response = pb.EmbedResponse(
             id=record.request_id,
             model=target.model.name,
             provider=target.provider.name,
@@ -118,9 +117,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             usage=usage_to_proto(answer.usage, answer.cost_usd),
             simulated=target.provider.simulated,
             route=_route(scope),
-            guardrails=guardrails_to_proto(record.guardrails) if record.guardrails else None,
-            cache=cache_info_to_proto(call.cache) if call.cache is not None else None,
         )
+        _add_outcomes(response, scope)
+        return response
 
     @unary
     async def CountTokens(  # noqa: N802 - gRPC name
@@ -191,9 +190,8 @@ def chat_response(scope: CallScope, result: ChatResult) -> pb.ChatResponse:
     target = answer.target
     assert target is not None
     assert answer.usage is not None
-    record = call.record
-    return pb.ChatResponse(
-        id=record.request_id,
+    response = pb.ChatResponse(
+        id=call.record.request_id,
         model=target.model.name,
         provider=target.provider.name,
         message=message_to_proto(result),
@@ -202,9 +200,21 @@ def chat_response(scope: CallScope, result: ChatResult) -> pb.ChatResponse:
         upstream_model=result.upstream_model,
         simulated=target.provider.simulated,
         route=_route(scope),
-        guardrails=guardrails_to_proto(record.guardrails) if record.guardrails else None,
-        cache=cache_info_to_proto(call.cache) if call.cache is not None else None,
     )
+    _add_outcomes(response, scope)
+    return response
+
+
+def _add_outcomes(message: pb.ChatResponse | pb.ChatChunk | pb.EmbedResponse, scope: CallScope) -> None:
+    """The guardrails' actions and the cache's answer, on a call's last message when it has them. Set afterwards
+    rather than passed to the constructor as None: every None keyword costs the constructor a field lookup, ~0.3 µs a
+    call each."""
+    call = scope.call
+    guardrails = call.record.guardrails
+    if guardrails:
+        message.guardrails.extend(guardrails_to_proto(guardrails))
+    if call.cache is not None:
+        message.cache.CopyFrom(cache_info_to_proto(call.cache))
 
 
 def _route(scope: CallScope) -> pb.RouteInfo:
