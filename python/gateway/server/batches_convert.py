@@ -7,7 +7,7 @@ from llmgateway.v1 import batches_pb2 as bpb
 from gateway.batches.jobs import BatchView, Status, StoredItem
 from gateway.chat import ChatResult, ToolCall, Usage
 from gateway.server.admin_convert import timestamp
-from gateway.server.convert import message_to_proto, usage_to_proto
+from gateway.server.convert import fill_message, fill_usage
 
 
 def status_to_proto(status: Status) -> bpb.BatchStatus.ValueType:
@@ -55,16 +55,15 @@ def result_to_proto(item: StoredItem) -> bpb.BatchResult:
         usage=None,
         tool_calls=[ToolCall(c["id"], c["name"], c["arguments"]) for c in outcome["tool_calls"]],
     )
-    result.answer.CopyFrom(
-        bpb.BatchAnswer(
-            message=message_to_proto(answer),
-            finish_reason=answer.finish_reason,
-            usage=usage_to_proto(
-                Usage(usage["prompt_tokens"], usage["completion_tokens"], usage["cached_prompt_tokens"]), item.cost_usd
-            ),
-            model=outcome["model"],
-            provider=outcome["provider"],
-            upstream_model=answer.upstream_model,
-        )
+    batch_answer = result.answer
+    batch_answer.finish_reason = answer.finish_reason
+    batch_answer.model = outcome["model"]
+    batch_answer.provider = outcome["provider"]
+    batch_answer.upstream_model = answer.upstream_model
+    fill_message(batch_answer.message, answer)
+    fill_usage(
+        batch_answer.usage,
+        Usage(usage["prompt_tokens"], usage["completion_tokens"], usage["cached_prompt_tokens"]),
+        item.cost_usd,
     )
     return result

@@ -252,47 +252,48 @@ def messages_from_proto(messages: Any) -> list[Message]:
     return [_message_from_proto(m, i) for i, m in enumerate(messages)]
 
 
-def usage_to_proto(usage: Usage, cost_usd: float) -> pb.Usage:
-    return pb.Usage(
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        total_tokens=usage.prompt_tokens + usage.completion_tokens,
-        cost_usd=cost_usd,
-        cached_prompt_tokens=usage.cached_prompt_tokens,
-    )
+# The fill_* functions write into a message's own sub-message (`response.usage`, ...) rather than building one for the
+# constructor to copy in: ~0.5 µs less a sub-message with upb, on every call's answer.
 
 
-def message_to_proto(result: ChatResult) -> pb.Message:
-    message = pb.Message(role="assistant", content=result.text)
+def fill_usage(into: pb.Usage, usage: Usage, cost_usd: float) -> None:
+    into.SetInParent()  # present even when every count is 0, as a caller reading usage expects
+    into.prompt_tokens = usage.prompt_tokens
+    into.completion_tokens = usage.completion_tokens
+    into.total_tokens = usage.prompt_tokens + usage.completion_tokens
+    into.cost_usd = cost_usd
+    into.cached_prompt_tokens = usage.cached_prompt_tokens
+
+
+def fill_message(into: pb.Message, result: ChatResult) -> None:
+    into.role = "assistant"
+    into.content = result.text
     if result.tool_calls:
-        message.tool_calls.extend(
+        into.tool_calls.extend(
             pb.ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json) for c in result.tool_calls
         )
-    return message
 
 
-def route_to_proto(plan: RoutePlan, attempts: list[Attempt]) -> pb.RouteInfo:
-    info = pb.RouteInfo(
-        route=plan.route,
-        strategy=plan.strategy,
-        reason=plan.reason,
-        attempts=[
-            pb.Attempt(
-                model=a.target.model.name,
-                provider=a.target.provider.name,
-                outcome=a.outcome,
-                code=a.code,
-                reason=a.reason,
-                latency_ms=a.latency_ms,
-                retry=a.retry,
-                hedged=a.hedged,
-            )
-            for a in attempts
-        ],
-    )
+def fill_route(into: pb.RouteInfo, plan: RoutePlan, attempts: list[Attempt]) -> None:
+    into.SetInParent()  # present for a call served from the cache too, with no route or attempts
+    into.route = plan.route
+    into.strategy = plan.strategy
+    into.reason = plan.reason
+    add = into.attempts.add
+    for a in attempts:
+        add(
+            model=a.target.model.name,
+            provider=a.target.provider.name,
+            outcome=a.outcome,
+            code=a.code,
+            reason=a.reason,
+            latency_ms=a.latency_ms,
+            retry=a.retry,
+            hedged=a.hedged,
+        )
     learned = plan.learned
-    if learned is not None:  # set apart, not passed as learned=None: a None keyword costs the constructor a lookup
-        info.learned.CopyFrom(
+    if learned is not None:
+        into.learned.CopyFrom(
             pb.LearnedRoute(
                 query_type=learned.query_type,
                 explored=learned.explored,
@@ -313,7 +314,6 @@ def route_to_proto(plan: RoutePlan, attempts: list[Attempt]) -> pb.RouteInfo:
                 ],
             )
         )
-    return info
 
 
 def guardrails_to_proto(actions: list[dict[str, Any]]) -> list[pb.GuardrailAction]:

@@ -26,7 +26,7 @@ from gateway.policy.keyring import KeyRing
 from gateway.records.audit import AuditRecord, UsageRow
 from gateway.records.governance import KeyRecord
 from gateway.server.admin_convert import time_range, timestamp
-from gateway.server.convert import chat_request_from_proto, route_to_proto, usage_to_proto
+from gateway.server.convert import chat_request_from_proto, fill_route, fill_usage
 from gateway.server.errors import unary
 from gateway.server.servicer import call_info
 from gateway.store.shadow import ShadowSummary
@@ -284,32 +284,34 @@ def _response(outcome: Outcome) -> gpb.ChatResponse:
     assert target is not None
     assert answer.usage is not None
     assert call.plan is not None
-    return gpb.ChatResponse(
+    response = gpb.ChatResponse(
         id=call.request_id,
         model=target.model.name,
         provider=target.provider.name,
         message=gpb.Message(role="assistant", content=outcome.text),
         finish_reason=answer.finish_reason,
-        usage=usage_to_proto(answer.usage, answer.cost_usd),
         upstream_model=answer.upstream_model,
         simulated=target.provider.simulated,
-        route=route_to_proto(call.plan, call.execution.attempts if call.execution is not None else []),
     )
+    fill_usage(response.usage, answer.usage, answer.cost_usd)
+    fill_route(response.route, call.plan, call.execution.attempts if call.execution is not None else [])
+    return response
 
 
 def _audited_response(record: AuditRecord) -> gpb.ChatResponse:
     usage = Usage(record.prompt_tokens, record.completion_tokens, record.cached_tokens)
-    return gpb.ChatResponse(
+    response = gpb.ChatResponse(
         id=record.request_id,
         model=record.served_model,
         provider=record.provider,
         message=gpb.Message(role="assistant", content=record.response_body or ""),
-        usage=usage_to_proto(usage, record.cost_usd),
         route=gpb.RouteInfo(
             route=record.route,
             attempts=[gpb.Attempt(**attempt) for attempt in record.attempts],
         ),
     )
+    fill_usage(response.usage, usage, record.cost_usd)
+    return response
 
 
 def _result(target: str, outcome: Outcome) -> pb.CompareResult:
