@@ -16,11 +16,12 @@ an instruction to act on the quoted text ("then do it") cancels that.
 
 A learned model reads every text beside the phrasings: a logistic regression over hashed word and character n-grams
 of the normalized text, trained on public corpora and the project's own (scripts/injection_model/, docs/guardrails.md
-for its data, licenses and held-out figures), scored in the Rust core by its most suspicious window of 32-64 words,
-so an instruction hidden in a long tool result is not diluted. Its score is calibrated so that 0.8, the default
-threshold, sits where its validation precision reaches 0.97. The verdict is the higher of the model's score and the
+for its data, licenses and held-out figures), scored in the Rust core by its most suspicious window of 32 words,
+so an instruction hidden in a long tool result is not diluted, measured against the document's typical window, so a
+long benign page that leans towards "attack" throughout is not judged by its single worst window. Its score is
+calibrated so that 0.8, the default threshold, sits where its validation precision reaches 0.97. The verdict is the higher of the model's score and the
 phrasings' noisy OR: the phrasings stay as a second opinion for the attacks they name exactly, and the base64
-decoder hands decoded payloads to both. Opt-in per team (`model: combined`), linear-2's margin is stacked with a small
+decoder hands decoded payloads to both. Opt-in per team (`model: combined`), the linear margin is stacked with a small
 head over MiniLM sentence embeddings (injection_minilm.py): more attacks caught, more false alarms, ~500x the cost.
 
 Cost: the phrasings are searched by the Rust core's PatternSet (a literal prefilter and a lazy DFA per pattern; the
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 _MODEL_FILE = Path(__file__).parent / "models" / "injection_linear.bin"
 _MODEL_CARD = _MODEL_FILE.with_suffix(".json")
 MARGIN_CLIP: Final = 30.0
-"""Linear-2's margin is clipped to +-30 (a text without words has none) as in training."""
+"""The linear model's margin is clipped to +-30 (a text without words has none) as in training."""
 _MODEL_SIGNAL = 0.5
 """The model's score from which it is named among the signals."""
 
@@ -429,7 +430,8 @@ class InjectionScorer:
             return 0.0
         if self._minilm is None:
             return self._model.score(text)
-        return self._minilm.score(text, max(self._model.margins(text), default=-MARGIN_CLIP))
+        margin = self._model.margin(text)
+        return self._minilm.score(text, -MARGIN_CLIP if margin is None else margin)
 
     def score(self, text: str) -> InjectionVerdict:
         if not text:
