@@ -12,12 +12,12 @@ re-run embeds only what is new.
 
 What it prints, every figure on the validation splits train.py builds (same seed, same generated indirect pages):
 recall of all validation attacks at the thresholds where 2%, 3% and 4% of the hard negatives (benign texts of
-neuralchemy, bastioncorpus and the project's own corpora) are flagged, for the shipped linear model's margin, the head's,
-their maximum (each Platt-scaled) and a stacked logistic regression over both margins. The two combinations are fitted
-on validation margins, so their validation figures come from 5-fold cross-fitting (each fold scored by a fit on the
-other four). With --test, the same for each public test split, scored once, with the combinations fitted on all of
-validation and the thresholds fixed on validation. With --write, the chosen MLP head and the stacker fitted on all of
-validation, calibrated as train.py calibrates the linear model, become the opt-in `combined` model
+neuralchemy, bastioncorpus and the project's own corpora) are flagged, for the shipped linear model's margin, the
+head's, their maximum (each Platt-scaled) and a stacked logistic regression over both margins. The two combinations
+are fitted on validation margins, so their validation figures come from 5-fold cross-fitting (each fold scored by a
+fit on the other four). With --test, the same for each public test split, scored once, with the combinations fitted
+on all of validation and the thresholds fixed on validation. With --write, the chosen MLP head and the stacker
+fitted on all of validation, calibrated as train.py calibrates the linear model, become the opt-in `combined` model
 (python/gateway/policy/guardrails/models/injection_minilm.{npz,json}). docs/guardrails.md records what it printed.
 """
 
@@ -151,8 +151,8 @@ def combine_stacked(fit_m: np.ndarray, fit_y: np.ndarray, apply_m: np.ndarray) -
 def write_model(
     head: functools.partial[np.ndarray], both_v: np.ndarray, labels: np.ndarray, figures: dict[str, Any]
 ) -> None:
-    """The chosen MLP head and the stacker fitted on all of validation, calibrated as the linear model is, for the opt-in
-    `combined` model (gateway/policy/guardrails/injection_minilm.py)."""
+    """The chosen MLP head and the stacker fitted on all of validation, calibrated as the linear model is, for the
+    opt-in `combined` model (gateway/policy/guardrails/injection_minilm.py)."""
     stack = stacker(both_v, labels)
     slope, offset, raw_threshold = calibrate_margins(stack.decision_function(both_v), labels)
     arrays = {

@@ -217,7 +217,9 @@ def model_file(fitted: Fitted, slope: float, offset: float) -> bytes:
     return header + q.tobytes()
 
 
-def calibrate(data: bytes, val: list[Example], v1_margins: np.ndarray, v1_labels: np.ndarray) -> tuple[float, float, float]:
+def calibrate(
+    data: bytes, val: list[Example], v1_margins: np.ndarray, v1_labels: np.ndarray
+) -> tuple[float, float, float]:
     """(slope, offset, raw threshold): score 0.8 at the margin where the precision of the validation splits and the
     cross-fitted other-hand set, pooled, reaches the target."""
     model = LinearTextModel(data)

@@ -65,7 +65,6 @@ def test_a_page_leaning_towards_attack_throughout_is_judged_against_its_typical_
     median = margins[len(margins) // 2]
     assert median > 0
     assert discounted.margin(handbook) == pytest.approx(margins[-1] - median, abs=1e-4)
-    assert discounted.score(handbook) < plain.score(handbook)
     calm = "the weather report says light rain and wind for the whole afternoon today " * 5 + "exfiltrate"
     assert discounted.margin(calm) == plain.margin(calm)
 

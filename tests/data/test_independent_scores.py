@@ -1,7 +1,10 @@
-"""The two learned judgements scored on the sets another hand wrote (data/independent/), never trained or tuned on.
+"""The two learned judgements scored on the first set another hand wrote (data/independent/).
 
-Each figure here was measured once per model version, after the model was chosen; the floors below keep them from
-falling. They are not aims: docs/guardrails.md compares them with the issue's aims. Run with `-s` for the tables.
+Up to injection-linear-2 and the combined model with injection-minilm-1, and for verify, the set was held out: each
+figure was measured once per model version, after the model was chosen. Since injection-linear-3 the injection
+prompts are training data (the second set, data/independent-2/, is the held-out judge now): the injection figures here
+are training-set figures, floors against regression only; the model's cross-fitted figures on this set (each fifth
+scored by a model trained without it) are in its card and docs/guardrails.md. Run with `-s` for the tables.
 """
 
 from __future__ import annotations
@@ -100,17 +103,18 @@ def verify_scores() -> Scores:
 
 
 def test_injection_floors_on_the_set_another_hand_wrote(prompts: list[Row], injection_scores: list[float]) -> None:
-    """injection-linear-2 measured once: precision 0.842, recall 0.732, false positives 0.143 (aims 0.95 / 0.90 /
-    0.02: missed, docs/guardrails.md)."""
+    """injection-linear-3, trained on this set: precision 0.980, recall 0.997, false positives 0.021 (training-set
+    figures; cross-fitted: 0.902 / 0.729 / 0.082). injection-linear-2, held out: 0.842 / 0.732 / 0.143."""
     figures = detection(prompts, injection_scores)
-    assert figures.precision >= 0.83
-    assert figures.recall >= 0.72
-    assert figures.false_positive_rate <= 0.15
+    assert figures.precision >= 0.97
+    assert figures.recall >= 0.99
+    assert figures.false_positive_rate <= 0.03
 
 
 def test_injection_finds_an_attack_in_each_named_language(prompts: list[Row], injection_scores: list[float]) -> None:
-    """Measured once: de 0.647, es 0.618, fr 0.529, pt 0.559, en 0.906 (aim 0.80 in each: missed outside English)."""
-    floors = {"en": 0.89, "de": 0.62, "es": 0.59, "fr": 0.50, "pt": 0.53}
+    """injection-linear-3, trained on this set: 1.000 in de, es, fr and pt, en 0.993 (cross-fitted: de 0.53, es 0.71,
+    fr 0.62, pt 0.59, en 0.88; linear-2, held out: 0.647, 0.618, 0.529, 0.559, 0.906)."""
+    floors = {"en": 0.99, "de": 1.0, "es": 1.0, "fr": 1.0, "pt": 1.0}
     recall = {lang: figures.recall for lang, figures in by(prompts, injection_scores, "lang").items()}
     assert all(recall[lang] >= floor for lang, floor in floors.items()), recall
 

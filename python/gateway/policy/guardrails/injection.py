@@ -17,10 +17,10 @@ an instruction to act on the quoted text ("then do it") cancels that.
 A learned model reads every text beside the phrasings: a logistic regression over hashed word and character n-grams
 of the normalized text, trained on public corpora and the project's own (scripts/injection_model/, docs/guardrails.md
 for its data, licenses and held-out figures), scored in the Rust core by its most suspicious window of 32 words,
-so an instruction hidden in a long tool result is not diluted, measured against the document's typical window, so a
-long benign page that leans towards "attack" throughout is not judged by its single worst window. Its score is
-calibrated so that 0.8, the default threshold, sits where its validation precision reaches 0.97. The verdict is the higher of the model's score and the
-phrasings' noisy OR: the phrasings stay as a second opinion for the attacks they name exactly, and the base64
+so an instruction hidden in a long tool result is not diluted (the model file may discount the document's typical
+window; linear-3's search left that at 0). Its score is calibrated so that 0.8, the default threshold, sits where
+its pooled validation precision reaches 0.97. The verdict is the higher of the model's score and the phrasings'
+noisy OR: the phrasings stay as a second opinion for the attacks they name exactly, and the base64
 decoder hands decoded payloads to both. Opt-in per team (`model: combined`), the linear margin is stacked with a small
 head over MiniLM sentence embeddings (injection_minilm.py): more attacks caught, more false alarms, ~500x the cost.
 
