@@ -16,8 +16,8 @@ data/independent-2/ is never read):
    hash width, window and regularisation, read each text by its margin (the worst window's, less the typical
    discount times the median window's, rust/src/textmodel.rs) for each discount, and keep the candidate with the
    best validation recall at precision >= 0.97 (worst corpus first, then pooled);
-5. cross-fit the first other-hand set: five models, each trained without one fifth of it (by a hash of the text),
-   score that fifth;
+5. cross-fit the first other-hand set: five models of the kept candidate, each trained without one fifth of it (by a
+   hash of the text), score that fifth; the discount is chosen again by the same judge with that set pooled in;
 6. quantize the weights to int8, load the file in the Rust core and calibrate on the validation margins and the
    cross-fitted other-hand margins so that the score 0.8 falls where their pooled precision reaches 0.97 (Platt
    scaling for the slope);

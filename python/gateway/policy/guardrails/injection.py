@@ -416,8 +416,8 @@ class InjectionScorer:
 
     def __init__(self, *, learned: bool = True, minilm: MiniLMHead | None = None) -> None:
         """`learned=False` scores with the phrasings alone, as before the model (for comparisons). `minilm`: the
-        opt-in `combined` model, linear-2 stacked with a head over MiniLM (injection_minilm.py), in place of
-        linear-2 alone."""
+        opt-in `combined` model, the linear model stacked with a head over MiniLM (injection_minilm.py), in place of
+        the linear model alone."""
         self._model = _learned_model()[0] if learned else None
         self._minilm = minilm if learned else None
         self.version = _learned_model()[1] if self._minilm is None else f"{_learned_model()[1]}+{self._minilm.version}"
