@@ -378,6 +378,7 @@ impl LinearTextModel {
     }
 
     /// The calibrated score in [0, 1] of the text's margin; 0 for a text without words.
+    #[must_use]
     pub fn score(&self, text: &str) -> f32 {
         self.margin(text).map_or(0.0, |m| {
             1.0 / (1.0 + (-(self.slope * m + self.offset)).exp())
