@@ -7,6 +7,11 @@ Bounded: `--rounds` rounds of `--calls` calls at concurrency 16; everything on 1
 
     python -m benches.pipeline_cpu
     python -m benches.pipeline_cpu --config-extra 'audit: {enabled: false}'
+    python -m benches.pipeline_cpu --stages     # and the CPU each stage's hooks take, per call
+
+With `--stages`, each synchronous hook of the gateway's chat chain (enter, end, exit) is timed with the loop thread's
+CPU clock, less the clock's own cost, over the same rounds: where the pipeline's microseconds go, stage by stage. An
+awaitable a hook returns is timed to its creation only; the provider call and the gRPC edge are not stages.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from llmgateway.v1 import gateway_pb2 as pb
 from benches.load import BENCH_ADMIN_KEY, BENCH_KEY, BENCH_KEY_ENV, free_port, gateway_config, process
 from benches.reference_servers import Forwarder
 from gateway.config import load_config
+from gateway.pipeline.chain import Pipeline
+from gateway.pipeline.stage import BaseStage
 from gateway.server.app import build_gateway
 
 Handler = Callable[[pb.ChatRequest, Any], Awaitable[pb.ChatResponse]]
@@ -51,6 +58,49 @@ class Context:
 
     async def abort(self, code: object, details: str = "", trailing_metadata: object = ()) -> None:
         raise RuntimeError(f"the call failed: {code} {details}")
+
+
+class StageClock:
+    """The loop thread's CPU time in each hook of a pipeline's chat chain, summed over the calls it sees. It wraps
+    the hooks of the chain's own stage objects (the outer stages and the chat stages, as `Pipeline` declares them)."""
+
+    HOOKS = ("enter", "end", "exit")
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.ns: dict[str, int] = {}
+        self._overhead = self._clock_cost()
+        seen: set[int] = set()
+        for stage in pipeline._outer + pipeline._chat.stages:
+            if id(stage) in seen:
+                continue
+            seen.add(id(stage))
+            for hook in self.HOOKS:
+                if getattr(type(stage), hook) is not getattr(BaseStage, hook):
+                    setattr(stage, hook, self._timed(f"{stage.name}.{hook}", getattr(stage, hook)))
+
+    @staticmethod
+    def _clock_cost() -> int:
+        clock = time.thread_time_ns
+        best = 1 << 62
+        for _ in range(20):
+            started = clock()
+            for _ in range(1000):
+                clock()
+            best = min(best, (clock() - started) // 1000)
+        return best
+
+    def _timed(self, name: str, hook: Callable[..., object]) -> Callable[..., object]:
+        ns, clock, overhead = self.ns, time.thread_time_ns, self._overhead
+        ns[name] = 0
+
+        def timed(*args: object) -> object:
+            started = clock()
+            try:
+                return hook(*args)
+            finally:
+                ns[name] += clock() - started - overhead
+
+        return timed
 
 
 def thread_cpu_s() -> dict[str, float]:
@@ -96,6 +146,7 @@ async def measure(args: argparse.Namespace) -> None:
         handlers: dict[str, Handler] = {"bare forwarder": forwarder.Chat, "gateway": gateway.servicer.Chat}
         for handler in handlers.values():
             await drive(handler, args.calls // 4)  # warm: connections, caches
+        stages = StageClock(gateway.servicer._pipeline) if args.stages else None
         cpu: dict[str, list[float]] = {name: [] for name in handlers}
         threads: dict[str, list[float]] = {}
         for _ in range(args.rounds):
@@ -119,6 +170,13 @@ async def measure(args: argparse.Namespace) -> None:
         print(f"| {name} | {statistics.median(values):.0f} | {statistics.median(values) - base:+.0f} |")
     for label, values in sorted(threads.items()):
         print(f"| gateway: {label} thread(s) | {statistics.median(values):.0f} | |")
+    if stages is not None:
+        calls = args.rounds * args.calls
+        print(f"\n| stage hook (gateway, loop thread) | CPU µs/call, mean of {calls:,} calls |")
+        print("| --- | --- |")
+        for name, ns in sorted(stages.ns.items(), key=lambda item: -item[1]):
+            print(f"| {name} | {ns / calls / 1000:.1f} |")
+        print(f"| all hooks | {sum(stages.ns.values()) / calls / 1000:.1f} |")
 
 
 def main() -> None:
@@ -126,6 +184,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=3200, help="calls per round and handler")
     parser.add_argument("--config-extra", default="", help="YAML appended to the benchmark's gateway config")
+    parser.add_argument("--stages", action="store_true", help="also time each stage hook of the gateway's chain")
     uvloop.run(measure(parser.parse_args()))
 
 

@@ -27,7 +27,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from gateway._core import VectorIndex
 from gateway.cache.semantic.embedder import DIM, Embedder, EmbeddingModelMissing
-from gateway.cache.semantic.matcher import SemanticMatcher
+from gateway.cache.semantic.matcher import RULES_THRESHOLD, SemanticMatcher
 from gateway.cache.semantic.prompt_facts import read_prompt
 from gateway.cache.semantic.verify import compare
 
@@ -211,7 +211,7 @@ def test_verify_reference_read_one_prompt(benchmark: BenchmarkFixture) -> None:
 
 
 def test_verify_learned_verdict_asked_prompt_fresh(benchmark: BenchmarkFixture) -> None:
-    """The whole decision on a pair no rule vetoes, so the learned verdict scores it (features + 150 trees)."""
+    """The whole decision on a pair no rule vetoes, so the learned verdict scores it (features + 500 trees)."""
     benchmark.group = VERIFY
     matcher = SemanticMatcher()
     read_prompt(PROMPT)
@@ -223,7 +223,7 @@ def test_verify_learned_verdict_asked_prompt_fresh(benchmark: BenchmarkFixture) 
 
 def test_verify_reference_rules_alone_asked_prompt_fresh(benchmark: BenchmarkFixture) -> None:
     benchmark.group = VERIFY
-    matcher = SemanticMatcher(model=None)
+    matcher = SemanticMatcher(RULES_THRESHOLD, model=None)
     read_prompt(PROMPT)
     asked = asked_prompts()
     timed(benchmark, "matcher.accepts, rules alone", lambda: matcher.accepts(PROMPT, next(asked), 0.9), rounds=2000)

@@ -422,3 +422,7 @@ def prompt_language(text: str) -> str:
 
 def prompt_has_code(text: str) -> bool:
     """A code fence, or two lines among the first 2,000 characters that look like statements. `text` lower-cased."""
+
+def key_digest(key: str) -> str:
+    """The SHA-256 of the key's UTF-8 bytes as lower-case hex (what `hashlib.sha256(key.encode()).hexdigest()`
+    gives): how the key ring looks an API key up, without the key itself being stored."""

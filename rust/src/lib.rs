@@ -4,6 +4,7 @@
 //! guards the boundary and `cargo test` on the core needs no interpreter.
 
 pub mod error;
+pub mod keys;
 pub mod otlp;
 pub mod pages;
 pub mod patterns;

@@ -1,18 +1,17 @@
-"""The two learned judgements scored on the first set another hand wrote (data/independent/).
+"""The two learned judgements scored on the first sets another hand wrote (data/independent/), both training data now.
 
-Up to injection-linear-2 and the combined model with injection-minilm-1, and for verify, the set was held out: each
-figure was measured once per model version, after the model was chosen. Since injection-linear-3 the injection
-prompts are training data (the second set, data/independent-2/, is the held-out judge now): the injection figures here
-are training-set figures, floors against regression only; the model's cross-fitted figures on this set (each fifth
-scored by a model trained without it) are in its card and docs/guardrails.md. Run with `-s` for the tables.
+Up to injection-linear-2 and the combined model with injection-minilm-1, and up to verify-pair-v1, the sets were held
+out: each figure was measured once per model version, after the model was chosen. Since verify-pair-v2 the pairs, and
+since injection-linear-3 the injection prompts, are training data (the second set, data/independent-2/, is the
+held-out judge now): the injection figures here are training-set figures, floors against regression only; the model's
+cross-fitted figures on this set (each fifth scored by a model trained without it) are in its card and
+docs/guardrails.md. Run with `-s` for the tables.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -21,19 +20,11 @@ from gateway.cache.semantic.evaluation import Scores, pair_similarities, score_m
 from gateway.cache.semantic.matcher import SemanticMatcher
 from gateway.policy.guardrails.injection import InjectionScorer
 from gateway.policy.guardrails.injection_minilm import shared_head
+from tests.data.independent_pairs import DATA, verify_pairs
 from tests.policy.guardrails.heldout import Figures, Row, measure
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "independent"
 THRESHOLD = 0.8
 """The injection guardrail's documented default threshold."""
-
-
-@dataclass(frozen=True, slots=True)
-class Pair:
-    cached: str
-    asked: str
-    same: bool
-    kind: str
 
 
 def row(label: str, figures: Figures) -> str:
@@ -95,8 +86,7 @@ def verify_scores() -> Scores:
         embedder = Embedder()
     except EmbeddingModelMissing as e:
         pytest.skip(str(e))
-    rows = [json.loads(line) for line in (DATA / "verify_pairs.jsonl").read_text().splitlines() if line.strip()]
-    pairs = [Pair(r["a"], r["b"], r["same"], r["kind"]) for r in rows]
+    pairs = verify_pairs()
     scores = score_matcher(pairs, pair_similarities(embedder, pairs).tolist(), SemanticMatcher())
     print("\n" + scores.table())
     return scores
@@ -120,12 +110,16 @@ def test_injection_finds_an_attack_in_each_named_language(prompts: list[Row], in
 
 
 def test_verify_floors_on_the_pairs_another_hand_wrote(verify_scores: Scores) -> None:
-    """verify-pair-v1 with the vetoes of 2026-12-05, measured once: precision 0.848, recall 0.175 (aims 0.97 / 0.50:
-    missed). Five wrong answers were served: one negation, one availability, two directions, one conversion."""
-    assert verify_scores.precision >= 0.84
-    assert verify_scores.recall >= 0.17
-    never_served = ("number", "unit", "entity", "order", "comparative", "time_frame", "false_friend")
-    assert {kind: verify_scores.kinds[kind].served for kind in never_served} == dict.fromkeys(never_served, 0)
+    """verify-pair-v1 with the vetoes of 2026-12-05, measured once while the set was held out: precision 0.848,
+    recall 0.175 (five wrong answers: one negation, one availability, two directions, one conversion). Since
+    verify-pair-v2 the set is training data (its near misses wrote vetoes, its pairs trained the model): in-sample
+    1.000 / 0.325, no near miss of any kind served. A regression floor, not a held-out figure: trained without it,
+    the same candidate scored 0.942 / 0.306 on it (docs/benchmarks.md)."""
+    assert verify_scores.precision == 1.0
+    assert verify_scores.recall >= 0.32
+    different = [kind for kind, score in verify_scores.kinds.items() if not score.same]
+    assert len(different) == 11
+    assert {kind: verify_scores.kinds[kind].served for kind in different} == dict.fromkeys(different, 0)
 
 
 def test_the_sets_are_the_ones_the_readme_figures_were_measured_on(prompts: list[Row]) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.observe.metrics import OTHER, GatewayMetrics
+from gateway.observe.metrics import DURATION_BUCKETS, OTHER, TOKEN_BUCKETS, GatewayMetrics
 from gateway.observe.metrics_server import DEFAULT_ADDRESS, metrics_address, parse_address, start_metrics_server
 
 
@@ -196,6 +196,65 @@ async def test_label_values_outside_their_sets_count_as_other() -> None:
         _labels(kind=OTHER, route="", model="", provider="", code="OK", api="grpc"): 1.0,
     }
     assert samples[("llm_gateway_budget_remaining_usd", _labels(team=OTHER))] == 1.0
+
+
+def test_a_calls_series_count_as_prometheus_clients_own_methods_do() -> None:
+    """A call's end writes its series' values directly (not through Counter.inc and Histogram.observe): the same
+    observations give the same samples, on every bucket bound, between bounds and past the last."""
+    metrics = _metrics()
+    reference = CollectorRegistry()
+    duration = Histogram("duration", "", buckets=DURATION_BUCKETS, registry=reference)
+    tokens = Histogram("tokens", "", buckets=TOKEN_BUCKETS, registry=reference)
+    cost = Counter("cost", "", registry=reference)
+    attempt = Histogram("attempt", "", buckets=DURATION_BUCKETS, registry=reference)
+    durations = [0.0, *DURATION_BUCKETS, 0.015, 3.0, 100.0, float("inf")]
+    counts = [0, 1, *TOKEN_BUCKETS, 2, 5000, 10**9]
+    for seconds, count in zip(durations, counts[: len(durations)], strict=True):
+        metrics.observe_call_started("chat")
+        metrics.observe_call(**CALL, duration_s=seconds, input_tokens=count, output_tokens=count + 1, cost_usd=0.25)
+        metrics.observe_attempt(
+            route="smart",
+            model="claude-sonnet",
+            provider="anthropic",
+            retry=0,
+            fallback=False,
+            outcome="ok",
+            code="",
+            duration_s=seconds,
+        )
+        duration.observe(seconds)
+        tokens.observe(count)
+        cost.inc(0.25)
+        attempt.observe(seconds)
+
+    def buckets(registry: CollectorRegistry, name: str, **labels: str) -> list[float | None]:
+        values = [registry.get_sample_value(f"{name}_bucket", {**labels, "le": _le(bound)}) for bound in bounds]
+        return [
+            *values,
+            registry.get_sample_value(f"{name}_sum", labels),
+            registry.get_sample_value(f"{name}_count", labels),
+        ]
+
+    ours = metrics.registry
+    bounds = [*DURATION_BUCKETS, float("inf")]
+    assert buckets(ours, "llm_gateway_request_duration_seconds", **CALL) == buckets(reference, "duration")
+    assert buckets(ours, "gen_ai_client_operation_duration_seconds", **GEN_AI, error_type="") == buckets(
+        reference, "attempt"
+    )
+    bounds = [*TOKEN_BUCKETS, float("inf")]
+    assert buckets(ours, "gen_ai_client_token_usage", **GEN_AI, gen_ai_token_type="input", route="smart") == buckets(
+        reference, "tokens"
+    )
+    assert ours.get_sample_value(
+        "llm_gateway_cost_usd_total", {"route": "smart", "model": "claude-sonnet", "provider": "anthropic"}
+    ) == reference.get_sample_value("cost_total")
+    assert ours.get_sample_value("llm_gateway_in_flight_requests", {"kind": "chat"}) == 0.0
+    assert ours.get_sample_value("llm_gateway_requests_total", CALL) == len(durations)
+
+
+def _le(bound: float) -> str:
+    """A bucket's `le` label as prometheus_client writes it."""
+    return "+Inf" if bound == float("inf") else repr(float(bound))
 
 
 async def test_an_open_label_is_capped() -> None:

@@ -65,10 +65,11 @@ class CacheConfig(Strict):
     hit_cost_usd: float = Field(default=0.0, ge=0, description="What a cache hit costs the caller (ledger, budget).")
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     similarity_threshold: float = Field(
-        default=0.80,
+        default=0.65,
         gt=0,
         le=1,
-        description="Semantic candidates below this cosine are not considered; those above must pass verify.",
+        description="Semantic candidates below this cosine are not considered; those above must pass verify. The "
+        "default is the learned verdict's floor (verify-pair-v2): the lowest cosine it was trained to judge.",
     )
     semantic_candidates: int = Field(default=3, ge=1, le=32, description="Index neighbours checked by verify.")
     semantic_max_prompt_chars: int = Field(

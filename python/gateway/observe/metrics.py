@@ -9,7 +9,9 @@ a value outside its set (or past `max_label_values` distinct ones when no set is
 caller's typo or a flood of new names cannot grow the series without bound. Never a request id or free text.
 
 Per-event cost: label children are cached in plain dicts keyed by the label tuple, which skips prometheus_client's
-per-call label validation and lock (docs/benchmarks/observe.md).
+per-call label validation and lock (docs/benchmarks/observe.md). The series every call touches go further: their
+children's values are held directly (`_Tally`, `_Buckets`), so a call's end costs one lookup and one lock per value
+instead of prometheus_client's checks and bucket loop around each (docs/benchmarks.md, issue 15).
 
 Names: the GenAI conventions where they fit, sanitized for Prometheus (`gen_ai.client.token.usage` ->
 `gen_ai_client_token_usage`, seconds get the `_seconds` suffix), with the conventions' label names
@@ -19,10 +21,13 @@ the gateway's own series under `llm_gateway_` with short labels (model, provider
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Final, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.values import ValueClass
 
 from gateway.errors import ErrorKind
 
@@ -266,14 +271,15 @@ class GatewayMetrics:
         )
         # Label children by raw label tuple: one dict lookup per event instead of labels()' validation and lock.
         self._children: dict[tuple[object, ...], object] = {}
-        self._pairs: dict[tuple[object, ...], tuple[Counter, Histogram]] = {}
-        self._token_pairs: dict[tuple[str, str, str, str], tuple[Histogram, Histogram]] = {}
+        self._calls: dict[tuple[str, str, str, str, str, str], _CallSeries] = {}
+        self._attempt_series: dict[tuple[str, str, str, str, str], tuple[_Tally, _Buckets]] = {}
+        self._in_flight: dict[str, _Tally] = {}
 
     # -- events ---------------------------------------------------------------------------------------------------
 
     def observe_call_started(self, kind: str) -> None:
         """A call arrived; pair with exactly one `observe_call` (in a finally)."""
-        self._gauge(self.in_flight, (kind,), self._kind_labels).inc()
+        self._in_flight_of(kind).inc(1.0)
 
     def observe_call(
         self,
@@ -293,32 +299,27 @@ class GatewayMetrics:
 
         model/provider: what served it ("" when no provider was reached); code: the gRPC status name; api: the front
         door (grpc or http)."""
-        self._gauge(self.in_flight, (kind,), self._kind_labels).dec()
         key = (kind, route, model, provider, code, api)
-        children = self._pairs
-        pair = children.get(key)
-        if pair is None:
-            labels = (
-                self.kind(kind),
-                self.route(route),
-                self.model(model),
-                self.provider(provider),
-                self.code(code),
-                self.api(api),
-            )
-            pair = (self.requests.labels(*labels), self.request_duration.labels(*labels))
-            children[key] = pair
-        counter, histogram = pair
-        counter.inc()
-        histogram.observe(duration_s)
+        series = self._calls.get(key)
+        if series is None:
+            series = self._calls[key] = self._call_series(key)
+        series.in_flight.inc(-1.0)
+        series.requests.inc(1.0)
+        series.duration.observe(duration_s)
         if provider:
+            # Token and cost series appear with a call that has some, not at 0 before it.
             if input_tokens or output_tokens:
-                operation = EMBED_OPERATION if kind == "embed" else OPERATION
-                tokens_in, tokens_out = self._token_children(route, model, provider, operation)
-                tokens_in.observe(input_tokens)
-                tokens_out.observe(output_tokens)
+                tokens = series.tokens
+                if tokens is None:
+                    tokens = series.tokens = self._token_series(key)
+                tokens[0].observe(input_tokens)
+                tokens[1].observe(output_tokens)
             if cost_usd:
-                self._child(self.cost, ("cost", route, model, provider), self._cost_labels).inc(cost_usd)
+                cost = series.cost
+                if cost is None:
+                    _, route_label, model_label, provider_label, *_ = self._labels_of(key)
+                    cost = series.cost = _Tally(self.cost.labels(route_label, model_label, provider_label))
+                cost.inc(cost_usd)
 
     def observe_first_chunk(self, *, route: str, model: str, provider: str, seconds: float) -> None:
         """A streaming call sent its first chunk `seconds` after it arrived."""
@@ -338,20 +339,18 @@ class GatewayMetrics:
     ) -> None:
         """A provider attempt ended. retry: 0 for a target's first try; fallback: the attempt went to a target other
         than the plan's first; outcome: ok, error or cancelled; code: the gRPC status name of a failure, else ""."""
-        key = ("attempt", route, model, provider, outcome, code)
-        children = self._pairs
-        pair = children.get(key)
+        key = (route, model, provider, outcome, code)
+        pair = self._attempt_series.get(key)
         if pair is None:
             m, p = self.model(model), self.provider(provider)
             bounded_code = self.code(code) if code else ""
-            pair = (
-                self.attempts.labels(p, m, self.outcome(outcome), bounded_code),
-                self.operation_duration.labels(OPERATION, p, m, bounded_code),
+            pair = self._attempt_series[key] = (
+                _Tally(self.attempts.labels(p, m, self.outcome(outcome), bounded_code)),
+                _Buckets(self.operation_duration.labels(OPERATION, p, m, bounded_code)),
             )
-            children[key] = pair
-        counter, histogram = pair
-        counter.inc()
-        histogram.observe(duration_s)
+        attempts, duration = pair
+        attempts.inc(1.0)
+        duration.observe(duration_s)
         if retry:
             self._child(self.retries, ("retry", model, provider), self._target_labels).inc()
         if fallback:
@@ -426,17 +425,38 @@ class GatewayMetrics:
 
     # -- label children -------------------------------------------------------------------------------------------
 
-    def _token_children(self, route: str, model: str, provider: str, operation: str) -> tuple[Histogram, Histogram]:
-        key = (route, model, provider, operation)
-        pair = self._token_pairs.get(key)
-        if pair is None:
-            m, p, r = self.model(model), self.provider(provider), self.route(route)
-            pair = (
-                self.token_usage.labels(operation, p, m, "input", r),
-                self.token_usage.labels(operation, p, m, "output", r),
-            )
-            self._token_pairs[key] = pair
-        return pair
+    def _in_flight_of(self, kind: str) -> _Tally:
+        tally = self._in_flight.get(kind)
+        if tally is None:
+            tally = self._in_flight[kind] = _Tally(self.in_flight.labels(self.kind(kind)))
+        return tally
+
+    def _labels_of(self, key: tuple[str, str, str, str, str, str]) -> tuple[str, str, str, str, str, str]:
+        kind, route, model, provider, code, api = key
+        return (
+            self.kind(kind),
+            self.route(route),
+            self.model(model),
+            self.provider(provider),
+            self.code(code),
+            self.api(api),
+        )
+
+    def _call_series(self, key: tuple[str, str, str, str, str, str]) -> _CallSeries:
+        labels = self._labels_of(key)
+        return _CallSeries(
+            self._in_flight_of(key[0]),
+            _Tally(self.requests.labels(*labels)),
+            _Buckets(self.request_duration.labels(*labels)),
+        )
+
+    def _token_series(self, key: tuple[str, str, str, str, str, str]) -> tuple[_Buckets, _Buckets]:
+        _, route, model, provider, _, _ = self._labels_of(key)
+        operation = EMBED_OPERATION if key[0] == "embed" else OPERATION
+        return (
+            _Buckets(self.token_usage.labels(operation, provider, model, "input", route)),
+            _Buckets(self.token_usage.labels(operation, provider, model, "output", route)),
+        )
 
     def _child(self, metric: _M, key: tuple[object, ...], labels: _Labeller) -> _M:
         child = self._children.get(key)
@@ -449,12 +469,6 @@ class GatewayMetrics:
         return self._child(metric, (id(metric), *values), labels)
 
     # Each maps a cache key (its first item a tag) to bounded label values, in the metric's label order.
-    def _kind_labels(self, key: tuple[object, ...]) -> tuple[str, ...]:
-        return (self.kind(str(key[1])),)
-
-    def _cost_labels(self, key: tuple[object, ...]) -> tuple[str, ...]:
-        return (self.route(str(key[1])), self.model(str(key[2])), self.provider(str(key[3])))
-
     def _ttfc_labels(self, key: tuple[object, ...]) -> tuple[str, ...]:
         return (OPERATION, self.provider(str(key[3])), self.model(str(key[2])), self.route(str(key[1])))
 
@@ -482,3 +496,44 @@ class GatewayMetrics:
 
 def _with_empty(values: Iterable[str] | None) -> Iterable[str] | None:
     return None if values is None else (*values, "")
+
+
+class _Tally:
+    """A counter's or gauge's label child, incremented through its value: what `Counter.inc` and `Gauge.inc` do
+    after their per-call checks (observable metric, non-negative amount), which a child made here always passes.
+    `tests/observe/test_metrics.py` pins the series these write to what prometheus_client's own methods write."""
+
+    __slots__ = ("inc",)
+
+    def __init__(self, child: Counter | Gauge) -> None:
+        value: ValueClass = child._value
+        self.inc: Callable[[float], None] = value.inc
+
+
+class _Buckets:
+    """A histogram's label child, observed through its values: the bucket found by bisection instead of
+    `Histogram.observe`'s loop over every bound, then the same two increments."""
+
+    __slots__ = ("_bounds", "_buckets", "_sum")
+
+    def __init__(self, child: Histogram) -> None:
+        self._bounds = tuple(child._upper_bounds)
+        self._buckets: list[ValueClass] = child._buckets
+        self._sum: ValueClass = child._sum
+
+    def observe(self, amount: float) -> None:
+        """`amount`: a finite number or infinity (durations and token counts are never NaN)."""
+        self._sum.inc(amount)
+        self._buckets[bisect_left(self._bounds, amount)].inc(1.0)
+
+
+@dataclass(slots=True)
+class _CallSeries:
+    """The series a call's end writes, for one set of labels; the token and cost series once a call has some."""
+
+    in_flight: _Tally
+    requests: _Tally
+    duration: _Buckets
+    tokens: tuple[_Buckets, _Buckets] | None = None
+    """Input, output."""
+    cost: _Tally | None = None

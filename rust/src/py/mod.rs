@@ -2,6 +2,7 @@
 
 mod errors;
 mod gil;
+mod keys;
 mod otlp;
 mod patterns;
 mod pii;
@@ -24,6 +25,7 @@ mod _core {
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         super::errors::register(m)?;
+        super::keys::register(m)?;
         super::otlp::register(m)?;
         super::patterns::register(m)?;
         super::pii::register(m)?;

@@ -19,6 +19,11 @@ opposites, names, languages, direction, order) is then judged by the learned ver
 the cosine, verify's findings and how the words align: it serves rewordings that share few words, which verify
 alone turns down as added or dropped constraints. `model=None` keeps verify's rules alone.
 
+The default threshold is the shipped model's floor (0.65 for verify-pair-v2): the lowest cosine it was trained to
+judge. Rewordings that share few words sit at 0.6-0.8 in MiniLM, where a threshold of 0.80 never let the model see
+them. verify's rules alone were measured at 0.80, where they leave the rest to the cosine: with `model=None` pass
+`threshold=RULES_THRESHOLD`.
+
 No I/O: the caller embeds, searches and counts the rejection reasons in its metrics.
 """
 
@@ -33,7 +38,10 @@ from gateway.cache.semantic.pair_features import pair_features
 from gateway.cache.semantic.pair_model import PairModel, shipped_pair_model
 from gateway.cache.semantic.verify import VETOES, Verdict, compare
 
-DEFAULT_THRESHOLD: Final = 0.80
+DEFAULT_THRESHOLD: Final = 0.65
+"""verify-pair-v2's floor (tests/cache/test_pair_model.py checks that the two agree)."""
+RULES_THRESHOLD: Final = 0.80
+"""The threshold verify's rules alone were measured at (docs/benchmarks.md)."""
 DEFAULT_TOP_K: Final = 3
 
 

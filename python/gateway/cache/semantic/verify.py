@@ -117,10 +117,10 @@ def _check_antonyms(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
 
 
 def _prefix_opposites(x: str, y: str) -> bool:
-    """activate/deactivate, like/dislike, overwater/underwater: one word is the other behind a negating prefix,
-    or both are one stem behind swapped prefixes."""
+    """activate/deactivate, like/dislike, toxic/non-toxic, overwater/underwater: one word is the other behind a
+    negating prefix, or both are one stem behind swapped prefixes."""
     short, long_ = (x, y) if len(x) < len(y) else (y, x)
-    if len(short) >= 4 and long_.endswith(short) and long_[: -len(short)] in lx.NEGATING_PREFIXES:
+    if len(short) >= 4 and long_.endswith(short) and long_[: -len(short)].rstrip("-") in lx.NEGATING_PREFIXES:
         return True
     for p, q in lx.SWAPPED_PREFIXES:
         for u, v in ((x, y), (y, x)):

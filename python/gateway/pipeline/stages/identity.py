@@ -28,8 +28,10 @@ class Authenticate(BaseStage):
         record = call.record
         record.key_id = key.id
         record.team = key.team
-        call.span.set_identity(team=key.team, key_id=key.id)
-        call.span.set_request(call.request, streaming=call.streaming)
+        span = call.span
+        if span.recording:
+            span.set_identity(team=key.team, key_id=key.id)
+            span.set_request(call.request, streaming=call.streaming)
 
 
 class CheckAccess(BaseStage):

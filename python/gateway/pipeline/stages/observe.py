@@ -71,28 +71,9 @@ class ObserveCall(BaseStage):
             )
 
     def exit(self, call: Call[Any], error: BaseException | None) -> None:
-        record, span, answer = call.record, call.span, call.answer
-        if record.guardrails:
-            span.set_guardrails(record.guardrails)
-        if record.provider:
-            span.set_result(
-                provider=record.provider,
-                model=record.served_model,
-                usage=answer.usage,
-                cost_usd=record.cost_usd,
-                attempts=len(record.attempts),
-                upstream_model=answer.upstream_model,
-                upstream_id=answer.upstream_id,
-                finish_reason=answer.finish_reason if answer.complete else "",
-            )
-        if self._tracer.record_content and record.request_body is not None:
-            # What the audit record keeps, so under the team's body policy: redacted, or not at all.
-            body = record.request_body
-            span.record_content(
-                prompt=orjson.dumps(body.get("messages", body.get("inputs"))).decode(),
-                answer=record.response_body or "",
-            )
-        span.end(error=error, status_code=record.status, reason=record.reason)
+        record, answer = call.record, call.answer
+        if call.span.recording:  # a call sampled out, or with tracing off, has a span whose methods do nothing
+            self._end_span(call, error)
         # Drift watches answers (length, refusals, finish reasons): embedding calls have none.
         if self._drift is not None and record.provider and record.cache is None and call.kind is not CallKind.EMBED:
             edges = answer.edges
@@ -126,6 +107,30 @@ class ObserveCall(BaseStage):
             metrics.observe_guardrails(record.guardrails)
         if record.cache_saved_usd:
             metrics.observe_cache_saved(model=record.served_model, usd=record.cache_saved_usd)
+
+    def _end_span(self, call: Call[Any], error: BaseException | None) -> None:
+        record, span, answer = call.record, call.span, call.answer
+        if record.guardrails:
+            span.set_guardrails(record.guardrails)
+        if record.provider:
+            span.set_result(
+                provider=record.provider,
+                model=record.served_model,
+                usage=answer.usage,
+                cost_usd=record.cost_usd,
+                attempts=len(record.attempts),
+                upstream_model=answer.upstream_model,
+                upstream_id=answer.upstream_id,
+                finish_reason=answer.finish_reason if answer.complete else "",
+            )
+        if self._tracer.record_content and record.request_body is not None:
+            # What the audit record keeps, so under the team's body policy: redacted, or not at all.
+            body = record.request_body
+            span.record_content(
+                prompt=orjson.dumps(body.get("messages", body.get("inputs"))).decode(),
+                answer=record.response_body or "",
+            )
+        span.end(error=error, status_code=record.status, reason=record.reason)
 
     def _observe_state(self, metrics: GatewayMetrics, call: Call[Any]) -> None:
         """The attempts, and the gauges a call can change: its targets' breakers, its route's queue, its team's
