@@ -10,9 +10,6 @@ docs/guardrails.md. Run with `-s` for the tables.
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
-
 import pytest
 
 from gateway.cache.semantic.embedder import Embedder, EmbeddingModelMissing
@@ -21,47 +18,13 @@ from gateway.cache.semantic.matcher import SemanticMatcher
 from gateway.policy.guardrails.injection import InjectionScorer
 from gateway.policy.guardrails.injection_minilm import shared_head
 from tests.data.independent_pairs import DATA, verify_pairs
-from tests.policy.guardrails.heldout import Figures, Row, measure
-
-THRESHOLD = 0.8
-"""The injection guardrail's documented default threshold."""
-
-
-def row(label: str, figures: Figures) -> str:
-    return (
-        f"| {label} | {figures.attacks} | {figures.prompts - figures.attacks} | {figures.precision:.3f}"
-        f" | {figures.recall:.3f} | {figures.false_positive_rate:.3f} |"
-    )
-
-
-def detection(prompts: list[Row], scores: list[float]) -> Figures:
-    return measure(scores, prompts, THRESHOLD)
-
-
-def by(prompts: list[Row], scores: list[float], field: str) -> dict[str, Figures]:
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, p in enumerate(prompts):
-        groups[getattr(p, field)].append(i)
-    return {k: detection([prompts[i] for i in ix], [scores[i] for i in ix]) for k, ix in sorted(groups.items())}
+from tests.data.scoring import by, detection, read_prompts, scored
+from tests.policy.guardrails.heldout import Row
 
 
 @pytest.fixture(scope="module")
 def prompts() -> list[Row]:
-    rows = [json.loads(line) for line in (DATA / "injection.jsonl").read_text().splitlines() if line.strip()]
-    return [Row(r["text"], r["label"] == "attack", r["family"], r["lang"], r["channel"]) for r in rows]
-
-
-def scored(prompts: list[Row], scorer: InjectionScorer) -> list[float]:
-    """Each prompt's score, and the tables for `-s`."""
-    scores = [scorer.score(p.text).score for p in prompts]
-    header = "| {} | attacks | benign | precision | recall | false positives |\n| --- | --- | --- | --- | --- | --- |"
-    print(f"\ninjection, {scorer.version}, threshold {THRESHOLD}")
-    print(header.format("set") + "\n" + row("all", detection(prompts, scores)))
-    for field in ("lang", "role", "family"):
-        print("\n" + header.format(field))
-        for name, figures in by(prompts, scores, field).items():
-            print(row(name, figures))
-    return scores
+    return read_prompts(DATA)
 
 
 @pytest.fixture(scope="module")
