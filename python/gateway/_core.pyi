@@ -158,7 +158,11 @@ class LinearTextModel:
 
     def __new__(cls, data: bytes) -> Self: ...
     def score(self, text: str) -> float:
-        """The calibrated score in [0, 1] of the text's most suspicious window; 0.0 for a text without words."""
+        """The calibrated score in [0, 1] of the text's margin; 0.0 for a text without words."""
+
+    def margin(self, text: str) -> float | None:
+        """The text's raw margin: its worst window's, less the model's discount times the median window's when that
+        is positive and the text has more than two windows; None for a text without words."""
 
     def margins(self, text: str) -> list[float]:
         """The raw margin of each window, in order."""

@@ -9,7 +9,11 @@
 //! Each feature is hashed (FNV-1a, 32 bits, a different seed byte per kind) into `2^dim_bits` buckets; a window's
 //! vector holds `1 + ln(count)` per bucket, scaled to unit length. A long text is read as windows of `window` words
 //! every `stride` words, and scored by its most suspicious window: an instruction hidden in a long tool result is
-//! not diluted by the pages around it.
+//! not diluted by the pages around it. Against the window the whole document is read too: from the worst window's
+//! margin the model subtracts `typical_discount` times the median window's margin, when that is above zero and the
+//! text has more than two windows, so a long benign page whose every window leans a little towards "attack" (a
+//! handbook full of "must", "password", "ignore") is not judged by its single worst one, while one instruction in
+//! an ordinary page, whose median window is benign, keeps its full margin.
 //!
 //! Cost: a 2,000-token prompt (~1,500 words, 9 kB) is ~45 windows of ~1,300 features each; hashing and a sort per
 //! window run at ~0.2 ms on one core (benches/policy/bench_guardrails.py).
@@ -20,8 +24,8 @@ const WORD: u8 = b'w';
 const PAIR: u8 = b'p';
 const CHAR: u8 = b'c';
 const CHAR_NGRAMS: std::ops::RangeInclusive<usize> = 3..=5;
-const MAGIC: &[u8; 8] = b"GWLTM001";
-const HEADER_LEN: usize = 8 + 4 * 3 + 4 * 4;
+const MAGIC: &[u8; 8] = b"GWLTM002";
+const HEADER_LEN: usize = 8 + 4 * 3 + 4 * 5;
 
 /// How text becomes windows and windows become hashed features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,7 +283,8 @@ fn sublinear(count: u16) -> f32 {
 
 /// A trained linear model: int8 weights per bucket, a bias, and the calibration that maps its margin to a score in
 /// [0, 1] (`sigmoid(slope * margin + offset)`), all read from one little-endian file:
-/// `GWLTM001`, dim_bits, window, stride (u32), weight scale, bias, slope, offset (f32), then `2^dim_bits` i8.
+/// `GWLTM002`, dim_bits, window, stride (u32), weight scale, bias, slope, offset, typical discount (f32), then
+/// `2^dim_bits` i8.
 #[derive(Debug, Clone)]
 pub struct LinearTextModel {
     featurizer: Featurizer,
@@ -288,6 +293,7 @@ pub struct LinearTextModel {
     bias: f32,
     slope: f32,
     offset: f32,
+    typical_discount: f32,
 }
 
 impl LinearTextModel {
@@ -295,7 +301,7 @@ impl LinearTextModel {
         let bad =
             |why: &str| CoreError::InvalidArgument(format!("not a linear text model file: {why}"));
         if data.len() < HEADER_LEN || &data[..8] != MAGIC {
-            return Err(bad("it does not start with the GWLTM001 header"));
+            return Err(bad("it does not start with the GWLTM002 header"));
         }
         let u32_at =
             |i: usize| u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
@@ -317,10 +323,17 @@ impl LinearTextModel {
             bias: f32_at(24),
             slope: f32_at(28),
             offset: f32_at(32),
+            typical_discount: f32_at(36),
         };
-        if ![model.scale, model.bias, model.slope, model.offset]
-            .iter()
-            .all(|v| v.is_finite())
+        if ![
+            model.scale,
+            model.bias,
+            model.slope,
+            model.offset,
+            model.typical_discount,
+        ]
+        .iter()
+        .all(|v| v.is_finite())
         {
             return Err(bad("a header number is not finite"));
         }
@@ -349,14 +362,27 @@ impl LinearTextModel {
             })
     }
 
-    /// The calibrated score in [0, 1] of the most suspicious window; 0 for a text without words.
+    /// The text's margin: its worst window's, less `typical_discount` times the median window's when that is
+    /// positive and there are more than two windows (the upper median: the middle of the sorted margins). `None`
+    /// for a text without words. Sorting ~45 margins of a 2,000-token prompt costs well under a microsecond.
+    #[must_use]
+    pub fn margin(&self, text: &str) -> Option<f32> {
+        let mut margins = self.margins(text);
+        let worst = margins.iter().copied().reduce(f32::max)?;
+        if margins.len() <= 2 {
+            return Some(worst);
+        }
+        let middle = margins.len() / 2;
+        let (_, median, _) = margins.select_nth_unstable_by(middle, f32::total_cmp);
+        Some(worst - self.typical_discount * median.max(0.0))
+    }
+
+    /// The calibrated score in [0, 1] of the text's margin; 0 for a text without words.
+    #[must_use]
     pub fn score(&self, text: &str) -> f32 {
-        self.margins(text)
-            .into_iter()
-            .reduce(f32::max)
-            .map_or(0.0, |m| {
-                1.0 / (1.0 + (-(self.slope * m + self.offset)).exp())
-            })
+        self.margin(text).map_or(0.0, |m| {
+            1.0 / (1.0 + (-(self.slope * m + self.offset)).exp())
+        })
     }
 }
 
@@ -394,11 +420,15 @@ mod tests {
     use super::*;
 
     fn model_file(weights: &[i8], dim_bits: u32, bias: f32) -> Vec<u8> {
+        model_file_discounted(weights, dim_bits, bias, 0.0)
+    }
+
+    fn model_file_discounted(weights: &[i8], dim_bits: u32, bias: f32, discount: f32) -> Vec<u8> {
         let mut data = MAGIC.to_vec();
         for v in [dim_bits, 4, 2] {
             data.extend_from_slice(&v.to_le_bytes());
         }
-        for v in [1.0f32, bias, 1.0, 0.0] {
+        for v in [1.0f32, bias, 1.0, 0.0, discount] {
             data.extend_from_slice(&v.to_le_bytes());
         }
         data.extend(weights.iter().map(|w| w.to_le_bytes()[0]));
@@ -531,6 +561,47 @@ mod tests {
         let mixed = model.score("quiet calm words only here evil nothing more to say");
         assert!(mixed > calm + 0.5, "{mixed} <= {calm} + 0.5");
         assert!(model.score("") == 0.0);
+    }
+
+    #[test]
+    fn a_document_is_judged_against_its_typical_window() {
+        let dim_bits = 16;
+        let f = Featurizer::new(dim_bits, 4, 2).unwrap();
+        let mut weights = vec![0i8; 1 << dim_bits];
+        for (word, weight) in [("evil", 100), ("must", 20)] {
+            for &i in &f.features(word)[0].0 {
+                weights[i as usize] = weight;
+            }
+        }
+        let plain = LinearTextModel::from_bytes(&model_file(&weights, dim_bits, 0.0)).unwrap();
+        let discounted =
+            LinearTextModel::from_bytes(&model_file_discounted(&weights, dim_bits, 0.0, 1.0))
+                .unwrap();
+        // Every window leans towards "attack" a little: the typical window's margin is taken off the worst's.
+        let leaning = "you must do this must do that evil must go must stay must";
+        let (worst, median) = sorted_extremes(&plain.margins(leaning));
+        assert!(median > 0.0);
+        let got = discounted.margin(leaning).unwrap();
+        assert!(
+            (got - (worst - median)).abs() < 1e-4,
+            "{got} != {worst} - {median}"
+        );
+        // One suspicious window in a calm page: the median is not above zero, nothing is taken off.
+        let calm = "quiet calm words only here evil nothing more to say at all";
+        assert_eq!(discounted.margin(calm), plain.margin(calm));
+        // Two windows or fewer: the worst window alone.
+        assert_eq!(
+            discounted.margin("must must evil"),
+            plain.margin("must must evil")
+        );
+        assert_eq!(discounted.margin(" ,; "), None);
+    }
+
+    /// (highest, upper median) of some margins.
+    fn sorted_extremes(margins: &[f32]) -> (f32, f32) {
+        let mut sorted = margins.to_vec();
+        sorted.sort_by(f32::total_cmp);
+        (sorted[sorted.len() - 1], sorted[sorted.len() / 2])
     }
 
     #[test]

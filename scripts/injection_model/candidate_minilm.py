@@ -12,12 +12,12 @@ re-run embeds only what is new.
 
 What it prints, every figure on the validation splits train.py builds (same seed, same generated indirect pages):
 recall of all validation attacks at the thresholds where 2%, 3% and 4% of the hard negatives (benign texts of
-neuralchemy, bastioncorpus and the project's own corpora) are flagged, for injection-linear-2's margin, the head's,
-their maximum (each Platt-scaled) and a stacked logistic regression over both margins. The two combinations are fitted
-on validation margins, so their validation figures come from 5-fold cross-fitting (each fold scored by a fit on the
-other four). With --test, the same for each public test split, scored once, with the combinations fitted on all of
-validation and the thresholds fixed on validation. With --write, the chosen MLP head and the stacker fitted on all of
-validation, calibrated as train.py calibrates linear-2, become the opt-in `combined` model
+neuralchemy, bastioncorpus and the project's own corpora) are flagged, for the shipped linear model's margin, the
+head's, their maximum (each Platt-scaled) and a stacked logistic regression over both margins. The two combinations
+are fitted on validation margins, so their validation figures come from 5-fold cross-fitting (each fold scored by a
+fit on the other four). With --test, the same for each public test split, scored once, with the combinations fitted
+on all of validation and the thresholds fixed on validation. With --write, the chosen MLP head and the stacker
+fitted on all of validation, calibrated as train.py calibrates the linear model, become the opt-in `combined` model
 (python/gateway/policy/guardrails/models/injection_minilm.{npz,json}). docs/guardrails.md records what it printed.
 """
 
@@ -59,6 +59,8 @@ from gateway.policy.guardrails.injection_minilm import (
 from tests.policy.guardrails.heldout import held_out_sets
 
 MODEL_FILE = ROOT / "python" / "gateway" / "policy" / "guardrails" / "models" / "injection_linear.bin"
+LINEAR_VERSION = json.loads(MODEL_FILE.with_suffix(".json").read_text())["version"]
+"""The shipped linear model the head is stacked with (train.py writes it first)."""
 HARD_NEGATIVE_CORPORA = {
     "neuralchemy",
     "bastioncorpus",
@@ -68,7 +70,7 @@ HARD_NEGATIVE_CORPORA = {
 }
 FALSE_ALARM_RATES = (0.02, 0.03, 0.04)
 BATCH = 32
-VERSION = "injection-minilm-1"
+VERSION = "injection-minilm-2"
 
 
 class PieceEmbedder:
@@ -149,8 +151,8 @@ def combine_stacked(fit_m: np.ndarray, fit_y: np.ndarray, apply_m: np.ndarray) -
 def write_model(
     head: functools.partial[np.ndarray], both_v: np.ndarray, labels: np.ndarray, figures: dict[str, Any]
 ) -> None:
-    """The chosen MLP head and the stacker fitted on all of validation, calibrated as linear-2 is, for the opt-in
-    `combined` model (gateway/policy/guardrails/injection_minilm.py)."""
+    """The chosen MLP head and the stacker fitted on all of validation, calibrated as the linear model is, for the
+    opt-in `combined` model (gateway/policy/guardrails/injection_minilm.py)."""
     stack = stacker(both_v, labels)
     slope, offset, raw_threshold = calibrate_margins(stack.decision_function(both_v), labels)
     arrays = {
@@ -163,7 +165,7 @@ def write_model(
         "version": VERSION,
         "sha256": hashlib.sha256(HEAD_FILE.read_bytes()).hexdigest(),
         "head": "MLP 384-64-1 over all-MiniLM-L6-v2 (int8) embeddings of 254-token pieces, worst piece",
-        "stacked_with": "injection-linear-2 (its worst window's margin, clipped to +-30)",
+        "stacked_with": f"{LINEAR_VERSION} (its margin, clipped to +-30)",
         "calibration": {"slope": slope, "offset": offset, "raw_threshold_at_0.8": raw_threshold},
         "trained_on": LICENSES,
         "seed": SEED,
@@ -185,9 +187,10 @@ def cross_fitted(combiner: Combiner, margins: np.ndarray, labels: np.ndarray) ->
 
 
 def linear_margins(model: LinearTextModel, texts: Sequence[str]) -> np.ndarray:
-    """The worst window's margin, clipped: a text without words (no window) would otherwise weigh in the combiners'
-    fits as an outlier of -1e9."""
-    return np.clip([max(model.margins(t), default=-MARGIN_CLIP) for t in texts], -MARGIN_CLIP, MARGIN_CLIP)
+    """The linear model's margin of each text, clipped: a text without words (no window) would otherwise weigh in the
+    combiners' fits as an outlier of -1e9."""
+    margins = [-MARGIN_CLIP if (m := model.margin(t)) is None else m for t in texts]
+    return np.clip(margins, -MARGIN_CLIP, MARGIN_CLIP)
 
 
 def heads(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
@@ -227,7 +230,7 @@ def timed(fn: Callable[[], object], rounds: int) -> tuple[float, float]:
 
 
 def bench(pieces: PieceEmbedder, head: Callable[[np.ndarray], np.ndarray], linear: LinearTextModel) -> None:
-    """Cost per ~2,000-token prompt (benches/policy/bench_guardrails.py's prompt), linear-2 as the reference."""
+    """Cost per ~2,000-token prompt (benches/policy/bench_guardrails.py's prompt), the linear model as the reference."""
     from benches.policy.bench_guardrails import REQUEST
 
     text = model_input(REQUEST.messages[-1].content)
@@ -238,7 +241,7 @@ def bench(pieces: PieceEmbedder, head: Callable[[np.ndarray], np.ndarray], linea
         f"\ncost per ~2,000-token prompt ({len(cut)} pieces; one onnxruntime thread; loaded machine), median / p99 ms:"
     )
     for label, fn, rounds in (
-        ("injection-linear-2 (reference)", lambda: linear.score(text), 2000),
+        (f"{LINEAR_VERSION} (reference)", lambda: linear.score(text), 2000),
         ("head, embeddings already computed", lambda: head(vectors).max(), 2000),
         ("head, embeddings computed here", lambda: head(pieces.embedder.embed(pieces.pieces(text))).max(), 30),
         (
@@ -293,13 +296,13 @@ def main() -> None:
     linear = LinearTextModel(MODEL_FILE.read_bytes())
     lin_v = linear_margins(linear, [e.text for e in val])
     head_v = {name: worst(f(xv), owner_v, len(val)) for name, f in candidates.items()}
-    table("validation, each head", {"injection-linear-2": lin_v, **head_v}, attack, hard)
+    table("validation, each head", {LINEAR_VERSION: lin_v, **head_v}, attack, hard)
 
     # The head is chosen by its recall at 2% (then 3%) false alarms on validation.
     chosen = max(head_v, key=lambda n: [recall_at_false_alarms(head_v[n], attack, hard, r)[1] for r in (0.02, 0.03)])
     both_v = np.column_stack([lin_v, head_v[chosen]])
-    combos: dict[str, Combiner] = {"max(linear-2, head)": combine_max, "stacked logistic": combine_stacked}
-    columns = {"injection-linear-2": lin_v, f"head ({chosen})": head_v[chosen]}
+    combos: dict[str, Combiner] = {"max(linear, head)": combine_max, "stacked logistic": combine_stacked}
+    columns = {LINEAR_VERSION: lin_v, f"head ({chosen})": head_v[chosen]}
     columns |= {name: cross_fitted(c, both_v, labels) for name, c in combos.items()}
     table("validation, chosen head and combinations (combinations 5-fold cross-fitted)", columns, attack, hard)
     for corpus in sorted({e.corpus for e in val}):
@@ -326,7 +329,7 @@ def main() -> None:
     thresholds = {
         name: [recall_at_false_alarms(scores, attack, hard, r)[0] for r in FALSE_ALARM_RATES]
         for name, scores in {
-            "injection-linear-2": lin_v,
+            LINEAR_VERSION: lin_v,
             "head": head_v[chosen],
             **{name: f(both_v) for name, f in fitted.items()},
         }.items()
@@ -338,7 +341,7 @@ def main() -> None:
         lin_t = linear_margins(linear, texts)
         head_t = worst(candidates[chosen](xt), owner_t, len(rows))
         both_t = np.column_stack([lin_t, head_t])
-        scored = {"injection-linear-2": lin_t, "head": head_t, **{name: f(both_t) for name, f in fitted.items()}}
+        scored = {LINEAR_VERSION: lin_t, "head": head_t, **{name: f(both_t) for name, f in fitted.items()}}
         y_t = np.array([r.attack for r in rows])
         for name, scores in scored.items():
             cells = []

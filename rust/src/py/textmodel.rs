@@ -41,10 +41,18 @@ impl PyLinearTextModel {
         })
     }
 
-    /// The calibrated score in [0, 1] of the text's most suspicious window; 0 for a text without words.
+    /// The calibrated score in [0, 1] of the text's margin; 0 for a text without words.
     fn score(&self, py: Python<'_>, text: String) -> f32 {
         detach_if(py, text.len() >= DETACH_MIN_BYTES, || {
             self.inner.score(&text)
+        })
+    }
+
+    /// The text's raw margin: its worst window's less the discount for a typical window leaning towards "attack";
+    /// None for a text without words.
+    fn margin(&self, py: Python<'_>, text: String) -> Option<f32> {
+        detach_if(py, text.len() >= DETACH_MIN_BYTES, || {
+            self.inner.margin(&text)
         })
     }
 

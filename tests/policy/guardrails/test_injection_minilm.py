@@ -1,4 +1,4 @@
-"""The opt-in `combined` injection model (injection-linear-2 stacked with a head over MiniLM): it loads from the
+"""The opt-in `combined` injection model (the linear model stacked with a head over MiniLM): it loads from the
 shipped file, scores obvious cases, finds an attack deep in a long page (the text is cut into pieces), is chosen by
 `guardrails.input.injection.model`, names itself in the verdict's metadata, and holds its held-out floors."""
 
@@ -96,9 +96,11 @@ def test_a_team_on_the_combined_model_is_blocked_and_told_which_model(head: Mini
 
 
 # set -> (precision floor, recall floor) at 0.8 for the combined model, measured when it was written (2026-12-05,
-# docs/guardrails.md), rounded down (other-hand recall by one prompt more: onnxruntime's sums may differ a hair on
-# another CPU); the two small sets only, so `make test` embeds ~230 texts, not ~3,500.
-FLOORS = {"bastioncorpus": (1.0, 0.78), OTHER_HAND: (0.88, 0.86)}  # 1.000 / 0.786; 0.888 / 0.870
+# injection-linear-3+injection-minilm-2, docs/guardrails.md), rounded down (other-hand recall by one prompt more:
+# onnxruntime's sums may differ a hair on another CPU); the two small sets only, so `make test` embeds ~230 texts, not
+# ~3,500. Against minilm-1 (1.000 / 0.786; 0.888 / 0.870) the other-hand floors rose and bastioncorpus's fell by one
+# prompt each way (one look-alike of 12 flagged, one attack of 14 more missed): 26 prompts, said in docs/guardrails.md.
+FLOORS = {"bastioncorpus": (0.90, 0.71), OTHER_HAND: (0.92, 0.91)}  # 0.909 / 0.714; 0.929 / 0.920
 
 
 @pytest.mark.parametrize("name", sorted(FLOORS))

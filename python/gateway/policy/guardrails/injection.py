@@ -16,11 +16,12 @@ an instruction to act on the quoted text ("then do it") cancels that.
 
 A learned model reads every text beside the phrasings: a logistic regression over hashed word and character n-grams
 of the normalized text, trained on public corpora and the project's own (scripts/injection_model/, docs/guardrails.md
-for its data, licenses and held-out figures), scored in the Rust core by its most suspicious window of 32-64 words,
-so an instruction hidden in a long tool result is not diluted. Its score is calibrated so that 0.8, the default
-threshold, sits where its validation precision reaches 0.97. The verdict is the higher of the model's score and the
-phrasings' noisy OR: the phrasings stay as a second opinion for the attacks they name exactly, and the base64
-decoder hands decoded payloads to both. Opt-in per team (`model: combined`), linear-2's margin is stacked with a small
+for its data, licenses and held-out figures), scored in the Rust core by its most suspicious window of 32 words,
+so an instruction hidden in a long tool result is not diluted (the model file may discount the document's typical
+window; linear-3's search left that at 0). Its score is calibrated so that 0.8, the default threshold, sits where
+its pooled validation precision reaches 0.97. The verdict is the higher of the model's score and the phrasings'
+noisy OR: the phrasings stay as a second opinion for the attacks they name exactly, and the base64
+decoder hands decoded payloads to both. Opt-in per team (`model: combined`), the linear margin is stacked with a small
 head over MiniLM sentence embeddings (injection_minilm.py): more attacks caught, more false alarms, ~500x the cost.
 
 Cost: the phrasings are searched by the Rust core's PatternSet (a literal prefilter and a lazy DFA per pattern; the
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 _MODEL_FILE = Path(__file__).parent / "models" / "injection_linear.bin"
 _MODEL_CARD = _MODEL_FILE.with_suffix(".json")
 MARGIN_CLIP: Final = 30.0
-"""Linear-2's margin is clipped to +-30 (a text without words has none) as in training."""
+"""The linear model's margin is clipped to +-30 (a text without words has none) as in training."""
 _MODEL_SIGNAL = 0.5
 """The model's score from which it is named among the signals."""
 
@@ -415,8 +416,8 @@ class InjectionScorer:
 
     def __init__(self, *, learned: bool = True, minilm: MiniLMHead | None = None) -> None:
         """`learned=False` scores with the phrasings alone, as before the model (for comparisons). `minilm`: the
-        opt-in `combined` model, linear-2 stacked with a head over MiniLM (injection_minilm.py), in place of
-        linear-2 alone."""
+        opt-in `combined` model, the linear model stacked with a head over MiniLM (injection_minilm.py), in place of
+        the linear model alone."""
         self._model = _learned_model()[0] if learned else None
         self._minilm = minilm if learned else None
         self.version = _learned_model()[1] if self._minilm is None else f"{_learned_model()[1]}+{self._minilm.version}"
@@ -429,7 +430,8 @@ class InjectionScorer:
             return 0.0
         if self._minilm is None:
             return self._model.score(text)
-        return self._minilm.score(text, max(self._model.margins(text), default=-MARGIN_CLIP))
+        margin = self._model.margin(text)
+        return self._minilm.score(text, -MARGIN_CLIP if margin is None else margin)
 
     def score(self, text: str) -> InjectionVerdict:
         if not text:
