@@ -686,3 +686,17 @@ async def test_a_process_holds_its_batches_pending_items_once_whatever_the_caps_
     for batch in ("b1", "b2"):
         await limits.release_batch(batch, KEY)
     assert book.remaining(BudgetScope.TEAM, "shop") == 0.625
+
+
+async def test_a_batch_admitted_while_redis_is_out_is_held_and_given_back_in_the_process_own_book(
+    processes: Processes,
+) -> None:
+    process = processes.make(f"redis://127.0.0.1:{free_port()}/0", TEAM_DAY, timeout_s=1.0)  # nothing listens
+    await process.limits.reserve_batch("b1", KEY, 0.75)  # fail open: this process's book holds it
+    assert process.limits.held_batches() == ["b1"]
+    assert process.book.remaining(BudgetScope.TEAM, "shop") == 0.25
+    await process.limits.settle_batch_share("b1", KEY, 0.25, 0.125)
+    assert process.book.remaining(BudgetScope.TEAM, "shop") == 0.375  # 1.00 - 0.125 spent - 0.50 still held
+    await process.limits.release_batch("b1", KEY)
+    assert process.limits.held_batches() == []
+    assert process.book.remaining(BudgetScope.TEAM, "shop") == 0.875
