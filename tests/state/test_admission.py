@@ -20,7 +20,14 @@ from gateway.ledger.budgets import BudgetBook
 from gateway.observe.metrics import GatewayMetrics
 from gateway.policy.key_limits import KeyLimiter
 from gateway.records.governance import Budget, BudgetScope, KeyLimits, KeyRecord, Period
-from gateway.state.admission import RETRY_AFTER_DOWN_S, LocalLimits, PendingEstimate, SharedLimits, Ticket
+from gateway.state.admission import (
+    BATCH_LEASE_S,
+    RETRY_AFTER_DOWN_S,
+    LocalLimits,
+    PendingEstimate,
+    SharedLimits,
+    Ticket,
+)
 from gateway.state.redis import RedisState
 from tests.server.process import free_port
 from tests.store.redis import RedisServer, start_redis
@@ -627,6 +634,17 @@ def pending(usd: float) -> PendingEstimate:
     return estimate
 
 
+def assert_held_for_a_batch_lease(server: RedisServer, batch_id: str) -> None:
+    """A batch's reservation outlives the process that made it by `BATCH_LEASE_S` (Redis's clock), not a call's 15
+    minutes: a batch no process polls for a while keeps its budget."""
+    client = server.client()
+    [reservations] = [name for name in client.keys("*") if name.endswith(b":resv")]
+    expires = client.zscore(reservations, f"batch:{batch_id}")
+    seconds, microseconds = client.time()
+    assert expires is not None
+    assert BATCH_LEASE_S - 5 <= expires - (seconds + microseconds / 1e6) <= BATCH_LEASE_S
+
+
 async def test_a_batch_is_reserved_whole_then_settled_item_by_item_on_each_of_its_accounts(
     redis_server: RedisServer, processes: Processes
 ) -> None:
@@ -636,6 +654,7 @@ async def test_a_batch_is_reserved_whole_then_settled_item_by_item_on_each_of_it
     await two.admit(teammate, estimate=0.125)  # in flight on the team's account only
     await one.limits.reserve_batch("b1", KEY, 0.75)
     await refused(two, estimate=0.25)  # 0.875 of the team's 1.00 held across both processes
+    assert_held_for_a_batch_lease(redis_server, "b1")
 
     await one.limits.settle_batch_share("b1", KEY, 0.25, 0.125)  # an item of the batch ends
     await one.limits.drain()
@@ -664,6 +683,7 @@ async def test_a_batch_redis_lost_is_held_again_at_its_pending_estimate_whatever
     redis_server.client().flushall()  # Redis restarted empty
     await process.limits.hold_batch("b1", KEY, pending(0.5))  # admitted before: held again though past the cap
     await refused(process, estimate=0.125)  # 0.75 spent + 0.5 held; without the batch it would pass
+    assert_held_for_a_batch_lease(redis_server, "b1")
 
 
 async def test_a_process_holds_its_batches_pending_items_once_whatever_the_caps_say() -> None:
@@ -692,11 +712,12 @@ async def test_a_batch_admitted_while_redis_is_out_is_held_and_given_back_in_the
     processes: Processes,
 ) -> None:
     process = processes.make(f"redis://127.0.0.1:{free_port()}/0", TEAM_DAY, timeout_s=1.0)  # nothing listens
-    await process.limits.reserve_batch("b1", KEY, 0.75)  # fail open: this process's book holds it
-    assert process.limits.held_batches() == ["b1"]
+    await process.limits.reserve_batch("b1", KEY, 0.5)  # fail open: this process's book holds it
+    await process.limits.reserve_batch("b2", KEY, 0.25)  # within the retry delay: not asked again, held the same
+    assert process.limits.held_batches() == ["b1", "b2"]
     assert process.book.remaining(BudgetScope.TEAM, "shop") == 0.25
     await process.limits.settle_batch_share("b1", KEY, 0.25, 0.125)
-    assert process.book.remaining(BudgetScope.TEAM, "shop") == 0.375  # 1.00 - 0.125 spent - 0.50 still held
+    assert process.book.remaining(BudgetScope.TEAM, "shop") == 0.375  # 1.00 - 0.125 spent - (0.25 + 0.25) held
     await process.limits.release_batch("b1", KEY)
-    assert process.limits.held_batches() == []
-    assert process.book.remaining(BudgetScope.TEAM, "shop") == 0.875
+    assert process.limits.held_batches() == ["b2"]
+    assert process.book.remaining(BudgetScope.TEAM, "shop") == 0.625
