@@ -6,7 +6,7 @@ caching does, reports as cached the prompt tokens of a prefix an earlier answere
 arrives before the first one with its prefix was answered gets no cache hit). The upstream is a stand-in, not
 OpenAI: the savings are those of the prices and cache rule it emulates.
 
-1. Overhead: the same calls undeferred and deferred with batching.max_batch 1 (released as soon as held, so the
+1. Overhead: the same calls undeferred and deferred with deferral.max_batch 1 (released as soon as held, so the
    figure is the deferral machinery - the database row, the detached task, the holder - and not a wait), one after
    the other at concurrency 1; medians of the round trip and the process CPU per call.
 2. Savings: a mixed workload (calls sharing four long system prompts, calls with nothing to share, calls to a model
@@ -98,7 +98,7 @@ models:
     input_cost_per_mtok: 0.6
     output_cost_per_mtok: 2.4
     prices: [{{hours: "16:30-00:30", timezone: UTC, input_cost_per_mtok: 0.3, output_cost_per_mtok: 1.2}}]
-batching: {{max_batch: {max_batch}, max_wait_s: {max_wait_s}, min_prefix_tokens: 1000}}
+deferral: {{max_batch: {max_batch}, max_wait_s: {max_wait_s}, min_prefix_tokens: 1000}}
 audit: {{flush_interval_ms: 10}}
 """
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
+from llmgateway.v1 import gateway_pb2 as pb
 
-from gateway.client import GatewayClient
+from gateway.client import GatewayClient, SyncGatewayClient
 from tests.server.fixtures import TEST_KEY, StartGateway
 
 
@@ -28,3 +31,26 @@ async def test_async_client_surfaces_status_codes(start_gateway: StartGateway) -
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await client.chat("fast", "hello")
         assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_the_blocking_client_sends_what_the_async_one_sends(start_gateway: StartGateway) -> None:
+    """Both clients build their requests and metadata in one place: the same count, and each one's deferred call
+    fetched by the id it gave, through the other client."""
+    gateway, _ = await start_gateway()
+    address = f"127.0.0.1:{gateway.port}"
+    messages = [("system", "be brief"), ("user", "hello world")]
+
+    def blocking() -> tuple[int, pb.GetDeferredResponse]:
+        with SyncGatewayClient(address, TEST_KEY) as client:
+            tokens = client.count_tokens("fast", messages=messages).tokens
+            client.chat("fast", "hello", defer_up_to_s=0.01, deferred_id="blocking-call")
+            return tokens, client.get_deferred("async-call")
+
+    async with GatewayClient(address, TEST_KEY) as client:
+        counted = (await client.count_tokens("fast", messages=messages)).tokens
+        await client.chat("fast", "hello", defer_up_to_s=0.01, deferred_id="async-call")
+        blocking_counted, theirs = await asyncio.to_thread(blocking)
+        mine = await client.get_deferred("blocking-call")
+    assert blocking_counted == counted > 4
+    assert (theirs.request_id, mine.request_id) == ("async-call", "blocking-call")
+    assert theirs.state == mine.state == pb.DEFERRED_STATE_DONE

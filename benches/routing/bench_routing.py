@@ -6,6 +6,8 @@ pytest benches/routing --benchmark-enable
 from __future__ import annotations
 
 import random
+import tempfile
+from pathlib import Path
 
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
@@ -48,7 +50,7 @@ def _router() -> Router:
         }
     )
     config = validate_config({"providers": providers, "models": models, "routes": routes}, lines={}, source="bench")
-    catalog = ModelCatalog.from_config(config)
+    catalog = ModelCatalog.from_config(config, Path(tempfile.gettempdir()))  # no batch: nothing is written there
     board = HealthBoard(config.circuit_breaker)
     rng = random.Random(0)
     for target in catalog.targets():

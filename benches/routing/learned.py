@@ -26,8 +26,10 @@ import asyncio
 import itertools
 import random
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -198,13 +200,14 @@ async def run(seed: int, memory_half_life_s: float) -> Outcome:
     drifted = {m: dict(q) for m, q in QUALITY.items()}
     drifted["m1"]["code"] = DRIFTED_CODE_QUALITY
     before, after = config(QUALITY, seed, memory_half_life_s), config(drifted, seed, memory_half_life_s)
-    catalog = ModelCatalog.from_config(before)
+    nowhere = Path(tempfile.gettempdir())  # the simulated providers' batch folder: no batch, nothing is written
+    catalog = ModelCatalog.from_config(before, nowhere)
     models = {m.name: m for m in before.models}
     clock = [0.0]
     profiles = ProfileBook({"learned": HALF_LIFE_S}, memory_half_lives={"learned": memory_half_life_s})
     strategy = LearnedStrategy(profiles, models, lambda: clock[0], np.random.default_rng(seed))
     router = Router(catalog, HealthBoard(before.circuit_breaker), random.Random(seed), strategy)
-    providers = [SimulatedProvider(before.providers[0]), SimulatedProvider(after.providers[0])]
+    providers = [SimulatedProvider(before.providers[0], nowhere), SimulatedProvider(after.providers[0], nowhere)]
     counter = TokenCounter()
     out = Outcome(
         Tally.new(), {name: Tally.new() for name in (*PRICES, "random", "oracle")}, [], [], 0, [], [], profiles

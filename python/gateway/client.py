@@ -4,6 +4,10 @@ async with GatewayClient("127.0.0.1:50051", api_key) as client:
     answer = await client.chat("sim-fast", "Hello!")
     async for chunk in client.chat_stream("sim-fast", "Tell me more"):
         print(chunk.delta, end="")
+
+The two clients share what they send (`_Calls`: the key's metadata, and the request messages that take more than a
+constructor), not the sending: a blocking stub returns the answer and an aio stub an awaitable of it, which one typed
+method cannot be, so each client's method is the call of its own stub.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from llmgateway.v1 import gateway_pb2_grpc, insights_pb2, insights_pb2_grpc
 
 MessagesLike = str | Sequence[pb.Message | tuple[str, str]]
 """A prompt (one user message), or messages as protobuf or (role, content) pairs."""
+Metadata = tuple[tuple[str, str], ...]
 
 
 def build_chat_request(model: str, messages: MessagesLike, **params: Any) -> pb.ChatRequest:
@@ -37,19 +42,37 @@ def _channel_args(
     return address, None
 
 
-class GatewayClient:
+class _Calls:
+    """What both clients send: the key's metadata and each call's request message."""
+
+    def __init__(self, api_key: str) -> None:
+        self._metadata: Metadata = (("authorization", f"Bearer {api_key}"),)
+
+    def _chat_metadata(self, deferred_id: str) -> Metadata:
+        """Chat's metadata: the key's, and the caller's id of a deferred call when it gives one."""
+        return (*self._metadata, ("x-deferred-id", deferred_id)) if deferred_id else self._metadata
+
+    @staticmethod
+    def _count_tokens_request(model: str, text: str, messages: MessagesLike) -> pb.CountTokensRequest:
+        request = pb.CountTokensRequest(model=model, text=text)
+        if messages:
+            request.messages.extend(build_chat_request(model, messages).messages)
+        return request
+
+
+class GatewayClient(_Calls):
     """Async client. One instance shares one HTTP/2 channel across concurrent calls."""
 
     def __init__(
         self, address: str, api_key: str, *, secure: bool = False, root_certificates: bytes | None = None
     ) -> None:
+        super().__init__(api_key)
         target, credentials = _channel_args(address, secure, root_certificates)
         self._channel = (
             grpc.aio.secure_channel(target, credentials) if credentials else grpc.aio.insecure_channel(target)
         )
         self._stub = gateway_pb2_grpc.GatewayStub(self._channel)
         self._insights = insights_pb2_grpc.InsightsStub(self._channel)
-        self._metadata = (("authorization", f"Bearer {api_key}"),)
 
     async def chat(
         self,
@@ -61,9 +84,9 @@ class GatewayClient:
         **params: Any,
     ) -> pb.ChatResponse:
         """`deferred_id`: with defer_up_to_s, the caller's id for the call (GetDeferred fetches it by this id)."""
-        request = build_chat_request(model, messages, **params)
-        metadata = (*self._metadata, ("x-deferred-id", deferred_id)) if deferred_id else self._metadata
-        response: pb.ChatResponse = await self._stub.Chat(request, metadata=metadata, timeout=timeout)
+        response: pb.ChatResponse = await self._stub.Chat(
+            build_chat_request(model, messages, **params), metadata=self._chat_metadata(deferred_id), timeout=timeout
+        )
         return response
 
     async def chat_stream(
@@ -87,11 +110,8 @@ class GatewayClient:
     async def count_tokens(
         self, model: str, *, text: str = "", messages: MessagesLike = (), timeout: float | None = None
     ) -> pb.CountTokensResponse:
-        request = pb.CountTokensRequest(model=model, text=text)
-        if messages:
-            request.messages.extend(build_chat_request(model, messages).messages)
         response: pb.CountTokensResponse = await self._stub.CountTokens(
-            request, metadata=self._metadata, timeout=timeout
+            self._count_tokens_request(model, text, messages), metadata=self._metadata, timeout=timeout
         )
         return response
 
@@ -136,17 +156,17 @@ class GatewayClient:
         await self.close()
 
 
-class SyncGatewayClient:
+class SyncGatewayClient(_Calls):
     """Blocking client, for scripts and the CLI."""
 
     def __init__(
         self, address: str, api_key: str, *, secure: bool = False, root_certificates: bytes | None = None
     ) -> None:
+        super().__init__(api_key)
         target, credentials = _channel_args(address, secure, root_certificates)
         self._channel = grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
         self._stub = gateway_pb2_grpc.GatewayStub(self._channel)
         self._insights = insights_pb2_grpc.InsightsStub(self._channel)
-        self._metadata = (("authorization", f"Bearer {api_key}"),)
 
     def chat(
         self,
@@ -158,9 +178,8 @@ class SyncGatewayClient:
         **params: Any,
     ) -> pb.ChatResponse:
         """`deferred_id`: with defer_up_to_s, the caller's id for the call (GetDeferred fetches it by this id)."""
-        metadata = (*self._metadata, ("x-deferred-id", deferred_id)) if deferred_id else self._metadata
         response: pb.ChatResponse = self._stub.Chat(
-            build_chat_request(model, messages, **params), metadata=metadata, timeout=timeout
+            build_chat_request(model, messages, **params), metadata=self._chat_metadata(deferred_id), timeout=timeout
         )
         return response
 
@@ -185,10 +204,9 @@ class SyncGatewayClient:
     def count_tokens(
         self, model: str, *, text: str = "", messages: MessagesLike = (), timeout: float | None = None
     ) -> pb.CountTokensResponse:
-        request = pb.CountTokensRequest(model=model, text=text)
-        if messages:
-            request.messages.extend(build_chat_request(model, messages).messages)
-        response: pb.CountTokensResponse = self._stub.CountTokens(request, metadata=self._metadata, timeout=timeout)
+        response: pb.CountTokensResponse = self._stub.CountTokens(
+            self._count_tokens_request(model, text, messages), metadata=self._metadata, timeout=timeout
+        )
         return response
 
     def embed(self, model: str, inputs: list[str], *, timeout: float | None = None, **params: Any) -> pb.EmbedResponse:

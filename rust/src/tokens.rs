@@ -1,21 +1,22 @@
 //! Exact BPE token counting for OpenAI's `cl100k_base` and `o200k_base`, with the same ids as tiktoken.
 //!
-//! The byte-pair encoding is `bpe-openai`'s: both vocabularies are embedded in the binary at build time (nothing is
-//! read or downloaded at run time) and its backtracking encoder yields tiktoken's ids (checked against tiktoken on a
-//! varied corpus by `tests/core/test_tokens.py`) while counting about twice as fast. On top of it this module adds
-//! what the gateway needs: special tokens (plain text unless allowed, as tiktoken's `disallowed_special=()`),
-//! lossy decoding, batches spread over threads and chat counting with OpenAI's per-message overheads.
+//! The vocabularies are bpe-openai's, embedded in the binary at build time (nothing is read or downloaded at run
+//! time) in the form `build.rs` writes, and the encoder is bpe's backtracking algorithm (`bpe.rs`), which yields
+//! tiktoken's ids (checked against tiktoken on a varied corpus by `tests/core/test_tokens.py`) while counting about
+//! twice as fast. On top of it this module adds what the gateway needs: special tokens (plain text unless allowed,
+//! as tiktoken's `disallowed_special=()`), lossy decoding, batches spread over threads and chat counting with
+//! OpenAI's per-message overheads.
+
+mod bpe;
+mod regex_split;
 
 use std::num::NonZeroUsize;
 use std::sync::{LazyLock, OnceLock};
 use std::thread;
 
-use bpe_openai::byte_pair_encoding::BytePairEncoding;
-use bpe_openai::Tokenizer;
-use rustc_hash::FxBuildHasher;
-use std::hash::BuildHasher;
-
 use crate::error::CoreError;
+use bpe::Bpe;
+use regex_split::RegexSplit;
 
 /// Below this many bytes a batch is counted on the calling thread. Starting and joining a scoped thread costs tens
 /// of microseconds on a busy 2-core machine, while 64 KiB of varied text takes ~0.5 ms to count (~130 MB/s), so the
@@ -81,14 +82,6 @@ impl Encoding {
             .unwrap_or(0)
     }
 
-    /// The embedded tokenizer; the first call deserializes its vocabulary (tens of milliseconds).
-    fn tokenizer(self) -> &'static Tokenizer {
-        match self {
-            Self::Cl100kBase => bpe_openai::cl100k_base(),
-            Self::O200kBase => bpe_openai::o200k_base(),
-        }
-    }
-
     fn vocab(self) -> &'static Vocab {
         match self {
             Self::Cl100kBase => &CL100K,
@@ -134,35 +127,27 @@ impl Encoding {
     }
 }
 
-/// What counting needs of one encoding: `bpe-openai`'s tokenizer, which of tiktoken's two split patterns it uses,
-/// and every token's bytes mapped to its id. The table serves the common case of a piece that is one whole token
-/// (tiktoken takes the same shortcut) without setting up the backtracking encoder, which allocates twice per piece.
-/// The first use deserializes the vocabulary and builds the table (~50 ms), so a server calls [`Encoding::load`].
+/// What counting needs of one encoding: its byte-pair encoder, which of tiktoken's two split patterns it uses, and
+/// that pattern's regex for what the ASCII fast path leaves. The first use loads the tables and compiles the regex
+/// (~40 ms), so a server calls [`Encoding::load`].
 struct Vocab {
-    tokenizer: &'static Tokenizer,
+    bpe: Bpe,
     pattern: Pattern,
-    whole: WholeTokens,
+    regex: RegexSplit,
 }
 
-static CL100K: LazyLock<Vocab> =
-    LazyLock::new(|| Vocab::new(bpe_openai::cl100k_base(), Pattern::Cl100k));
-static O200K: LazyLock<Vocab> =
-    LazyLock::new(|| Vocab::new(bpe_openai::o200k_base(), Pattern::O200k));
+static CL100K: LazyLock<Vocab> = LazyLock::new(|| Vocab {
+    bpe: Bpe::load(include_bytes!(concat!(env!("OUT_DIR"), "/cl100k_base.bpe"))),
+    pattern: Pattern::Cl100k,
+    regex: RegexSplit::cl100k(),
+});
+static O200K: LazyLock<Vocab> = LazyLock::new(|| Vocab {
+    bpe: Bpe::load(include_bytes!(concat!(env!("OUT_DIR"), "/o200k_base.bpe"))),
+    pattern: Pattern::O200k,
+    regex: RegexSplit::o200k(),
+});
 
 impl Vocab {
-    fn new(tokenizer: &'static Tokenizer, pattern: Pattern) -> Self {
-        Self {
-            tokenizer,
-            pattern,
-            whole: WholeTokens::new(&tokenizer.bpe),
-        }
-    }
-
-    /// The id of the token whose bytes are exactly `piece`, if there is one.
-    fn whole_token(&self, piece: &[u8]) -> Option<u32> {
-        self.whole.get(&self.tokenizer.bpe, piece)
-    }
-
     /// The pre-tokenization pieces of `text`, as tiktoken's split regex cuts them.
     fn split<'t>(&'t self, text: &'t str) -> Pieces<'t> {
         Pieces {
@@ -172,59 +157,13 @@ impl Vocab {
         }
     }
 
-    /// The piece at the start of `rest`, by `bpe-openai`'s regex (exact for any text, ~120 MB/s).
+    /// The piece at the start of `rest`, by the regex (exact for any text, ~120 MB/s).
     fn regex_piece(&self, rest: &str) -> usize {
-        match self.tokenizer.split(rest).next() {
-            Some(piece) if !piece.is_empty() => piece.len(),
+        match self.regex.piece_len(rest) {
             // Every char matches one of the patterns; should that ever fail, a one-char piece keeps the text whole.
-            _ => rest.chars().next().map_or(rest.len(), char::len_utf8),
+            0 => rest.chars().next().map_or(rest.len(), char::len_utf8),
+            len => len,
         }
-    }
-}
-
-/// Every token's bytes to its id, as an open-addressing table of the ids alone: the bytes stay the vocabulary's own
-/// (`token_bytes`), so a slot costs 4 bytes where a map of (slice, id) pairs costs 25 (o200k_base: 2 MB against
-/// 6.5 MB resident, cl100k_base 1 MB against 3.3 MB). Half full at most, so probes stay short; keys are short and
-/// trusted, so rustc's Fx hash, not SipHash.
-struct WholeTokens {
-    slots: Box<[u32]>,
-}
-
-impl WholeTokens {
-    const EMPTY: u32 = u32::MAX;
-
-    fn new(bpe: &BytePairEncoding) -> Self {
-        let n = u32::try_from(bpe.num_tokens()).unwrap_or(u32::MAX - 1);
-        let mut slots = vec![Self::EMPTY; (n as usize * 2).next_power_of_two()].into_boxed_slice();
-        let mask = slots.len() - 1;
-        for id in 0..n {
-            let mut slot = Self::hash(bpe.token_bytes(id)) & mask;
-            while slots[slot] != Self::EMPTY {
-                slot = (slot + 1) & mask;
-            }
-            slots[slot] = id;
-        }
-        Self { slots }
-    }
-
-    fn get(&self, bpe: &BytePairEncoding, piece: &[u8]) -> Option<u32> {
-        let mask = self.slots.len() - 1;
-        let mut slot = Self::hash(piece) & mask;
-        loop {
-            let id = self.slots[slot];
-            if id == Self::EMPTY {
-                return None;
-            }
-            if bpe.token_bytes(id) == piece {
-                return Some(id);
-            }
-            slot = (slot + 1) & mask;
-        }
-    }
-
-    #[allow(clippy::cast_possible_truncation)] // a hash: its low bits pick the slot
-    fn hash(bytes: &[u8]) -> usize {
-        FxBuildHasher.hash_one(bytes) as usize
     }
 }
 
@@ -400,15 +339,7 @@ pub fn encode_ordinary(encoding: Encoding, text: &str) -> Vec<u32> {
 fn encode_into(encoding: Encoding, text: &str, ids: &mut Vec<u32>) {
     let vocab = encoding.vocab();
     for piece in vocab.split(text) {
-        match vocab.whole_token(piece.as_bytes()) {
-            Some(id) => ids.push(id),
-            None => ids.extend(
-                vocab
-                    .tokenizer
-                    .bpe
-                    .encode_via_backtracking(piece.as_bytes()),
-            ),
-        }
+        vocab.bpe.encode_into(piece.as_bytes(), ids);
     }
 }
 
@@ -459,19 +390,13 @@ pub fn count(encoding: Encoding, text: &str) -> usize {
     let vocab = encoding.vocab();
     vocab
         .split(text)
-        .map(|piece| {
-            if vocab.whole_token(piece.as_bytes()).is_some() {
-                1
-            } else {
-                vocab.tokenizer.bpe.count(piece.as_bytes())
-            }
-        })
+        .map(|piece| vocab.bpe.count(piece.as_bytes()))
         .sum()
 }
 
 /// The bytes of `ids`; an id that is neither a token nor a special token of the encoding is an error.
 pub fn decode_bytes(encoding: Encoding, ids: &[u32]) -> Result<Vec<u8>, CoreError> {
-    let bpe = &encoding.tokenizer().bpe;
+    let bpe = &encoding.vocab().bpe;
     let n_ordinary = bpe.num_tokens();
     let mut bytes = Vec::with_capacity(ids.len() * 4);
     for &id in ids {
@@ -656,6 +581,18 @@ mod tests {
 
     const BOTH: [Encoding; 2] = [Encoding::Cl100kBase, Encoding::O200kBase];
 
+    /// `text` cut by the regex alone, the reference for the ASCII fast path.
+    fn regex_split<'t>(vocab: &Vocab, text: &'t str) -> Vec<&'t str> {
+        let mut pieces = Vec::new();
+        let mut pos = 0;
+        while pos < text.len() {
+            let end = pos + vocab.regex_piece(&text[pos..]);
+            pieces.push(&text[pos..end]);
+            pos = end;
+        }
+        pieces
+    }
+
     #[test]
     fn known_ids_match_tiktoken() {
         // Reference ids from tiktoken 0.12 (`enc.encode_ordinary`).
@@ -788,7 +725,7 @@ mod tests {
             let vocab = enc.vocab();
             for text in texts {
                 let ours: Vec<&str> = vocab.split(text).collect();
-                let regex: Vec<&str> = vocab.tokenizer.split(text).collect();
+                let regex = regex_split(vocab, text);
                 assert_eq!(ours, regex, "{enc:?} {text:?}");
             }
         }
@@ -862,7 +799,7 @@ mod tests {
             for enc in BOTH {
                 let vocab = enc.vocab();
                 let ours: Vec<&str> = vocab.split(&text).collect();
-                let regex: Vec<&str> = vocab.tokenizer.split(&text).collect();
+                let regex = regex_split(vocab, &text);
                 prop_assert_eq!(ours, regex);
             }
         }

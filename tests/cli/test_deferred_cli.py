@@ -18,7 +18,7 @@ providers:
   - {name: sim, type: simulated, simulation: {max_answer_tokens: 8}}
 models:
   - {name: fast, provider: sim, input_cost_per_mtok: 1.0, output_cost_per_mtok: 2.0}
-batching: {max_batch: 1}
+deferral: {max_batch: 1}
 """
 
 

@@ -83,3 +83,13 @@ def test_default_adds_real_providers_whose_keys_are_set(monkeypatch: pytest.Monk
     assert [p.type for p in config.providers if p.type is not ProviderType.SIMULATED] == [ProviderType.ANTHROPIC]
     assert "claude-haiku" in {m.name for m in config.models}
     assert "sk-ant-test" not in repr(config)
+
+
+def test_held_calls_and_provider_batches_are_configured_under_their_packages_names() -> None:
+    """`deferral:` (calls held seconds, gateway/deferral) and `batches:` (provider batch files, gateway/batches) are
+    two sections no reader takes for one another; the old `batching:` was never released and is refused."""
+    config = parse_config(VALID + "deferral: {max_wait_s: 5, max_batch: 8}\nbatches: {max_items: 10}\n", source="<t>")
+    assert (config.deferral.max_wait_s, config.deferral.max_batch) == (5.0, 8)
+    assert config.batches.max_items == 10
+    with pytest.raises(ConfigError, match="batching"):
+        parse_config(VALID + "batching: {max_batch: 8}\n", source="<t>")

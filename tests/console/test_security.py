@@ -167,6 +167,17 @@ async def test_a_new_key_is_shown_once_and_no_secret_is_in_any_page(browser: Bro
         assert "bob@example.com" not in html, page  # bodies, when kept, are kept redacted
 
 
+async def test_the_calls_filters_refuse_what_is_not_a_bound(browser: Browser, world: World) -> None:
+    """A mistyped filter is the caller's error (400, saying what is wanted), not the console's (500)."""
+    await browser.sign_in(TEST_KEY)
+    for query in ("min_ms=fast", "min_usd=nan", "min_ms=-1"):
+        status, html = await browser.get(f"/calls?{query}")
+        assert status == 400, query
+        assert "must be a number of 0 or more" in html, query
+    status, _ = await browser.get("/calls?min_ms=250&min_usd=0.5")
+    assert status == 200
+
+
 async def test_forms_refuse_bad_values_with_the_admin_apis_message(browser: Browser, world: World) -> None:
     await browser.sign_in(TEST_KEY)
     status, _, html = await browser.post(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,25 @@ def test_the_secret_is_made_once_in_the_state_folder(tmp_path: Path) -> None:
     assert len(first) == 32
     assert load_secret(None, tmp_path) == first
     assert (tmp_path / "console-secret").stat().st_mode & 0o077 == 0
+
+
+def test_a_worker_finding_the_secret_file_before_its_maker_wrote_it_waits_for_the_secret(tmp_path: Path) -> None:
+    """Workers start together: one creates the file, and another may read it before the first one has written it
+    (for as long as a loaded machine keeps the first one off the CPU)."""
+    path = tmp_path / "console-secret"
+    path.touch(mode=0o600)  # made, not yet written
+    writer = threading.Timer(0.2, path.write_bytes, args=(b"k" * 32,))
+    writer.start()
+    try:
+        assert load_secret(None, tmp_path) == b"k" * 32
+    finally:
+        writer.join()
+
+
+def test_a_secret_file_that_stays_broken_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "console-secret").write_bytes(b"short")
+    with pytest.raises(SecretMissing, match="is not a console secret; delete it"):
+        load_secret(None, tmp_path)
 
 
 def test_the_secret_comes_from_the_named_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

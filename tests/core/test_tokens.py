@@ -213,8 +213,8 @@ def test_the_vocabularies_read_only_pages_leave_the_resident_set_and_counts_stay
     # A fresh process: in this one, another test may have released the pages already.
     done = subprocess.run([sys.executable, "-c", RELEASE], capture_output=True, text=True, timeout=60, check=True)
     result = json.loads(done.stdout)
-    # At least the two vocabularies' serialized bytes (o200k_base alone is 32 MB).
-    assert result["released"] > 40 * 2**20
+    # At least the two vocabularies' embedded tables (o200k_base 12 MB, cl100k_base 6 MB).
+    assert result["released"] > 16 * 2**20
     assert result["shrunk"] > result["released"] // 2
     assert result["same_counts"]
     assert result["released_again"] < result["released"] // 4, "counting read the vocabularies' bytes back"

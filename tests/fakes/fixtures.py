@@ -1,8 +1,8 @@
 """Pytest fixtures starting fake providers (loaded as a plugin by tests/conftest.py).
 
 Each fixture yields a started fake whose credentials are exported in the environment (its API key in the variable its
-provider_config() names; for Bedrock, AWS's variables), so `build_provider(fake.provider_config())` authenticates;
-the fake is closed at the end of the test.
+provider_config() names; for Bedrock, AWS's variables), so `build_provider(fake.provider_config(), state_dir)`
+authenticates; the fake is closed at the end of the test.
 """
 
 from __future__ import annotations

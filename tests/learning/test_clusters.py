@@ -3,6 +3,8 @@ repeatable, with ids that survive a restart and are the same in every process th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -94,7 +96,7 @@ def test_a_book_without_a_store_learns_alone_and_knows_only_its_routes() -> None
     assert book.assign("other", vectors[0]) is None
 
 
-def test_routes_that_ask_for_the_prompts_embedding() -> None:
+def test_routes_that_ask_for_the_prompts_embedding(tmp_path: Path) -> None:
     """Before routing, a call is embedded only for a learned route with the cluster feature, or a rules route that
     may send it to one (its rules run after)."""
     config = parse_config(
@@ -119,7 +121,7 @@ routes:
   - {name: other, strategy: rules, rules: [{name: long, when: {min_prompt_tokens: 100}, target: plain}], default: a}
 """
     )
-    catalog = ModelCatalog.from_config(config)
+    catalog = ModelCatalog.from_config(config, tmp_path)
     router = Router(catalog, HealthBoard(config.circuit_breaker))
     asked = {name: router.embedding_asked(name) for name in ("typed", "always", "plain", "front", "other", "a")}
     assert asked == {"typed": False, "always": True, "plain": None, "front": False, "other": None, "a": None}

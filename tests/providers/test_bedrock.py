@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 
@@ -127,10 +128,10 @@ async def test_temporary_credentials_sign_their_session_token(fake_providers: Fa
 
 
 async def test_region_and_endpoint_come_from_the_environment(
-    fake_bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch
+    fake_bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("AWS_REGION", "eu-central-1")
-    provider = build_provider(ProviderConfig(name="b", type="bedrock"))  # type: ignore[arg-type]
+    provider = build_provider(ProviderConfig(name="b", type="bedrock"), tmp_path)  # type: ignore[arg-type]
     assert provider.config.region == "eu-central-1"  # what residency reads
     assert provider.config.url == "https://bedrock-runtime.eu-central-1.amazonaws.com"
     fake_bedrock.region = "eu-central-1"

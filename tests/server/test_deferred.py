@@ -77,7 +77,7 @@ models:
     output_cost_per_mtok: {OUTPUT}
     cached_input_cost_per_mtok: {CACHED}
 {extra}
-batching: {{max_batch: {max_batch}, max_wait_s: {max_wait_s}, min_prefix_tokens: 50}}
+deferral: {{max_batch: {max_batch}, max_wait_s: {max_wait_s}, min_prefix_tokens: 50}}
 """
 
 

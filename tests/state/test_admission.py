@@ -275,6 +275,29 @@ async def test_a_settlement_updates_each_of_the_calls_accounts_with_its_own_coun
     assert process.book.remaining(BudgetScope.TEAM, "shop") == 0.5  # 1.00 - 0.125 - 0.375 in flight
 
 
+async def test_a_settlement_never_makes_an_account_redis_lost_again(
+    redis_server: RedisServer, processes: Processes
+) -> None:
+    """An account gone while its call ran (evicted, or past its keep time) stays gone: made again by the settlement it
+    would hold a negative reservation and this call's cost alone, without an expiry, and the next admission would take
+    it for the period's spend; instead the next admission loads the spend from the ledger."""
+    ledger = Ledger({(BudgetScope.TEAM, "shop", Period.DAY): 0.25})
+    process = processes.make(redis_server.url, TEAM_DAY, ledger=ledger)
+    call = await process.admit(estimate=0.5)
+    client = redis_server.client()
+    [account] = [name for name in client.keys("*") if b":b:team:shop:day:" in name]
+    client.delete(account)
+    await process.settle(call, cost=0.5)
+    assert not client.exists(account)
+    assert all(client.ttl(name) != -1 for name in client.keys("*")), "every key the settlement left expires"
+
+    ledger.spent[(BudgetScope.TEAM, "shop", Period.DAY)] = 0.75  # the ledger has the call
+    assert (await refused(process, estimate=0.5)).reason == "BUDGET_EXCEEDED", "$0.75 spent: $0.50 more is over"
+    assert ledger.asked.count((BudgetScope.TEAM, "shop", Period.DAY)) == 2
+    await process.admit(estimate=0.25)
+    assert process.book.spent(BudgetScope.TEAM, "shop", Period.DAY) == 0.75
+
+
 async def test_a_key_without_a_token_rate_is_not_limited_by_tokens(
     redis_server: RedisServer, processes: Processes
 ) -> None:

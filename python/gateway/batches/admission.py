@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.batches.adapters.registry import batch_api
+from gateway.batches.bodies import stored_body
 from gateway.batches.jobs import StoredItem
 from gateway.chat import ChatRequest
 from gateway.config.batches import BatchesConfig
@@ -26,12 +27,10 @@ from gateway.pipeline.stages.identity import classification_of
 from gateway.policy import access
 from gateway.policy.guardrails.input import OFF_LOOP_MIN_CHARS
 from gateway.policy.team_policies import TeamPolicies, action_records, allowed_targets
-from gateway.providers.openai import openai_body
 from gateway.records.classification import Classification
 from gateway.records.governance import KeyRecord
 from gateway.request_rules import check_size
 from gateway.routing.catalog import ModelCatalog, Target
-from gateway.server.openai_http.schema import chat_request
 from gateway.tokens import TokenCounter
 
 MAX_CUSTOM_ID = 64
@@ -68,18 +67,6 @@ class Admitted:
     @property
     def estimate_usd(self) -> float:
         return sum(item.estimate_usd for item in self.items)
-
-
-def stored_body(request: ChatRequest) -> dict[str, Any]:
-    """A request as an OpenAI Chat Completions body: how an item is stored, and what `loaded` reads back."""
-    body = {"model": request.model, **openai_body(request, max_tokens_field="max_tokens")}
-    if request.metadata:
-        body["metadata"] = dict(request.metadata)
-    return body
-
-
-def loaded(body: dict[str, Any]) -> ChatRequest:
-    return chat_request(body)[0]
 
 
 def new_request_id() -> str:

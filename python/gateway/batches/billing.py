@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 
 from gateway.batches.adapters.base import RemoteResult
-from gateway.batches.admission import loaded
+from gateway.batches.bodies import loaded
 from gateway.batches.jobs import BatchJob, ItemError, ItemState, Step, StoredItem
 from gateway.chat import ChatResult, Usage
 from gateway.errors import GatewayError

@@ -22,8 +22,9 @@ from typing import Any
 
 from gateway.batches.adapters.base import BatchApi, Line, RemoteResult, RemoteState
 from gateway.batches.adapters.registry import batch_api
-from gateway.batches.admission import BatchAdmission, loaded
+from gateway.batches.admission import BatchAdmission
 from gateway.batches.billing import BatchBilling, answer_outcome, failed
+from gateway.batches.bodies import loaded
 from gateway.batches.jobs import BatchJob, ItemError, ItemState, Status, Step, StoredItem
 from gateway.config.batches import BatchesConfig
 from gateway.errors import GatewayError, ProviderError

@@ -13,9 +13,9 @@ from pydantic import Field, SecretStr, model_validator
 
 from gateway.config.base import Name, Strict
 from gateway.config.batches import BatchesConfig
-from gateway.config.batching import BatchingConfig
 from gateway.config.cache import CacheConfig, CachePolicyConfig
 from gateway.config.console import ConsoleConfig
+from gateway.config.deferral import DeferralConfig
 from gateway.config.guardrails import GuardrailsConfig, ResidencyConfig, merge_guardrails
 from gateway.config.learning import FeedbackConfig
 from gateway.config.observe import ObserveConfig
@@ -444,7 +444,7 @@ class GatewayConfig(Strict):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
-    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    deferral: DeferralConfig = Field(default_factory=DeferralConfig)
     batches: BatchesConfig = Field(default_factory=BatchesConfig)
 
     @model_validator(mode="after")

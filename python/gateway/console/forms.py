@@ -39,6 +39,19 @@ def optional_usd(form: Form, name: str) -> float | None:
         raise InvalidRequest(f"{name} must be an amount in US dollars, e.g. 25 or 12.50") from None
 
 
+def at_least(value: str, name: str) -> float:
+    """A filter's lower bound from the query string: a number of 0 or more; empty for none (0)."""
+    if not value:
+        return 0.0
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0:  # also NaN, which would filter out every call
+        raise InvalidRequest(f"{name} must be a number of 0 or more, or empty for no bound")
+    return number
+
+
 def duration_s(value: str, default_s: float) -> float:
     """'30d', '12h', '15m' in seconds; empty for the default."""
     if not value:

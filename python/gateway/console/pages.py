@@ -164,8 +164,8 @@ class Pages:
         )
         records = await self._admin.query_audit(caller, where)
         model = query.get("model", "")
-        min_ms = float(query.get("min_ms") or 0)
-        min_usd = float(query.get("min_usd") or 0)
+        min_ms = forms.at_least(query.get("min_ms", ""), "min_ms")
+        min_usd = forms.at_least(query.get("min_usd", ""), "min_usd")
         shown = [
             r
             for r in records

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import orjson
 SECRET_FILE = "console-secret"
 """Under the state folder: the signing secret generated once when `console.secret_env` is unset."""
 _SECRET_BYTES = 32
+_WRITE_WAIT_S = 2.0
+"""How long a worker waits for the secret another worker is writing before it calls the file broken."""
 
 
 class SecretMissing(RuntimeError):
@@ -46,11 +49,16 @@ def load_secret(secret_env: str | None, state_dir: Path) -> bytes:
     else:
         with os.fdopen(fd, "wb") as out:
             out.write(secrets.token_bytes(_SECRET_BYTES))
-    for _ in range(50):  # another worker may be between its create and its write
+    # Another worker may be between its create and its write, and a loaded machine can hold it there for many
+    # milliseconds: wait for the write, a little at a time (start-up only, before anything is served).
+    deadline = time.monotonic() + _WRITE_WAIT_S
+    while True:
         secret = path.read_bytes()
         if len(secret) == _SECRET_BYTES:
             return secret
-    raise SecretMissing(f"{path} is not a console secret; delete it and restart to make a new one")
+        if time.monotonic() >= deadline:
+            raise SecretMissing(f"{path} is not a console secret; delete it and restart to make a new one")
+        time.sleep(0.01)
 
 
 class SessionSigner:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gateway.chat import ChatRequest
-from gateway.config.batching import BatchingConfig
+from gateway.config.deferral import DeferralConfig
 from gateway.deferral.grouping import prefix_key, shared_part, waves
 from gateway.tokens import TokenCounter
 
@@ -69,7 +69,7 @@ class _Queue:
 
 
 class Holder:
-    def __init__(self, config: BatchingConfig, counter: TokenCounter, clock: Callable[[], float]) -> None:
+    def __init__(self, config: DeferralConfig, counter: TokenCounter, clock: Callable[[], float]) -> None:
         self._config = config
         self._counter = counter
         self._clock = clock

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from gateway.config.learning import FeedbackConfig
 from gateway.config.routes import RouteConfig
-from gateway.errors import FailedPrecondition, InvalidRequest, NotFound
+from gateway.errors import FailedPrecondition, NotFound
 from gateway.learning.evaluation import LoggedCall, Policy, PolicyValue, Weights, evaluate
 from gateway.learning.ratings import quality
 from gateway.ledger.audit import AuditLog
@@ -64,8 +64,6 @@ class PolicyEvaluator:
             raise FailedPrecondition(
                 "offline evaluation reads the audit log, which is off (audit.enabled)", reason="AUDIT_OFF"
             )
-        if since >= until:
-            raise InvalidRequest("since must come before until", reason="BAD_RANGE")
         team = None if caller.role is Role.ADMIN else caller.team
         metric = self._metrics.metric(route.learned.quality)
         if metric is None:

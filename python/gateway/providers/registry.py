@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from gateway.config.schema import ProviderConfig, ProviderType
 from gateway.providers.anthropic import AnthropicProvider
@@ -22,7 +23,6 @@ def _bedrock(config: ProviderConfig) -> Provider:
 
 
 ADAPTERS: dict[ProviderType, Callable[[ProviderConfig], Provider]] = {
-    ProviderType.SIMULATED: SimulatedProvider,
     ProviderType.OPENAI: OpenAIProvider,
     ProviderType.AZURE_OPENAI: AzureOpenAIProvider,
     ProviderType.OPENAI_COMPATIBLE: OpenAICompatibleProvider,
@@ -32,5 +32,9 @@ ADAPTERS: dict[ProviderType, Callable[[ProviderConfig], Provider]] = {
 }
 
 
-def build_provider(config: ProviderConfig) -> Provider:
+def build_provider(config: ProviderConfig, state_dir: Path) -> Provider:
+    """`state_dir`: the gateway's state folder, where the simulated provider keeps the batches its batch API made
+    (a real provider keeps them on its servers)."""
+    if config.type is ProviderType.SIMULATED:
+        return SimulatedProvider(config, state_dir)
     return ADAPTERS[config.type](config)

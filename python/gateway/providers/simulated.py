@@ -7,9 +7,8 @@ that learning from feedback can be exercised too. Every answer is labelled as si
 ModelInfo.simulated, the text's prefix).
 
 With `simulation.batch_delay_s` set it has a batch API (gateway/batches/adapters/simulated.py), which ends a batch
-that long after it was created, each item answered as a chat call would be. Its batches live in this provider
-object, so in the process that created them: another process (a restart, a --workers sibling that takes the batch
-over) does not find them, and the batch fails with NOT_FOUND.
+that long after it was created, each item answered as a chat call would be. Its batches are kept in the gateway's
+state folder (simulated_batches.py), where every process serving from it finds them, as a real provider's are.
 
 Embeddings are unit vectors drawn from a generator seeded with a hash of the model and the input: the same text
 always gets the same vector, different texts get unrelated ones. They carry no meaning (two paraphrases are not
@@ -26,13 +25,14 @@ import random
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from pathlib import Path
 
 from gateway.chat import ChatDelta, ChatRequest, ChatResult, ToolCall, ToolCallDelta, Usage
 from gateway.config.schema import ModelConfig, ProviderConfig
 from gateway.embeddings import EmbedRequest, EmbedResult, Vector, vector
 from gateway.errors import ProviderError
 from gateway.providers.base import Provider, UpstreamCall
+from gateway.providers.simulated_batches import SIMULATED_BATCHES, SimulatedBatchBook
 from gateway.tokens import TokenCounter
 
 # Common English words, each a single token with its leading space in cl100k_base and o200k_base.
@@ -94,30 +94,18 @@ _WORDS = [
 ]
 
 
-@dataclass(slots=True)
-class SimulatedBatch:
-    """A batch the simulated batch API holds: its items, and when it was made (and cancelled)."""
-
-    job_id: str
-    created_at: float
-    model: ModelConfig
-    requests: list[tuple[int, ChatRequest]]
-    """Each item's position and request."""
-    cancelled_at: float | None = None
-
-
 class SimulatedProvider(Provider):
     simulated = True
     embed_batch = 2048
 
-    def __init__(self, config: ProviderConfig) -> None:
+    def __init__(self, config: ProviderConfig, state_dir: Path) -> None:
         super().__init__(config)
         self._sim = config.simulation
         self._counter = TokenCounter()
         # One seeded generator for every draw (failures, good answers): a seeded run repeats itself.
         self._draws = random.Random(self._sim.seed)
-        self.batches: dict[str, SimulatedBatch] = {}
-        """The batches its batch API made in this process, by id."""
+        self.batches = SimulatedBatchBook(state_dir / SIMULATED_BATCHES, config.name)
+        """The batches its batch API made, as the provider's servers would keep them."""
 
     @property
     def batch_delay_s(self) -> float | None:

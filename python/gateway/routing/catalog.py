@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from gateway.config.routes import RouteConfig
 from gateway.config.schema import GatewayConfig, ModelConfig
@@ -41,8 +42,8 @@ class ModelCatalog:
         self._routes = routes
 
     @classmethod
-    def from_config(cls, config: GatewayConfig) -> ModelCatalog:
-        providers = {p.name: build_provider(p) for p in config.providers}
+    def from_config(cls, config: GatewayConfig, state_dir: Path) -> ModelCatalog:
+        providers = {p.name: build_provider(p, state_dir) for p in config.providers}
         pools: dict[str, list[Target]] = {}
         for model in config.models:
             deployments = [model] + [

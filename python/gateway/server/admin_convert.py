@@ -50,6 +50,18 @@ def seconds(message: Any, field: str) -> float | None:
     return float(stamp.ToNanoseconds()) / 1e9
 
 
+def time_range(message: Any, default_span_s: float, now: float) -> tuple[float, float]:
+    """A request's `since` and `until` as epoch seconds: unset until is now, unset since `default_span_s` before
+    until. A field set to the epoch is the epoch (not "unset"). INVALID_ARGUMENT (BAD_RANGE) unless since < until."""
+    until = seconds(message, "until")
+    until = now if until is None else until
+    since = seconds(message, "since")
+    since = until - default_span_s if since is None else since
+    if since >= until:
+        raise InvalidRequest("since must come before until", reason="BAD_RANGE", metadata={"param": "since"})
+    return since, until
+
+
 def parse_enum(kind: type[E], value: str, field: str, default: E | None = None) -> E:
     if not value and default is not None:
         return default

@@ -32,6 +32,7 @@ from gateway.server.admin_convert import (
     seconds,
     team_from_proto,
     team_to_proto,
+    time_range,
     update_paths,
     usage_row_to_proto,
 )
@@ -122,8 +123,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         caller = self._caller(context)
         group_by = parse_enum(GroupBy, request.group_by, "group_by", GroupBy.TEAM)
         period = parse_enum(Period, request.forecast_period, "forecast_period", Period.MONTH)
-        until = seconds(request, "until") or time.time()
-        since = seconds(request, "since") or until - _DEFAULT_USAGE_RANGE_S
+        since, until = time_range(request, _DEFAULT_USAGE_RANGE_S, time.time())
         where = UsageFilter(since, until, request.team or None, request.key_id or None)
         rows, forecast = await self._ops.usage(caller, group_by, where, period)
         total = pb.UsageRow(
@@ -216,8 +216,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
     ) -> pb.ComplianceReport:
         if not request.team:
             raise InvalidRequest("team is required: the team the report is about", metadata={"field": "team"})
-        until = seconds(request, "until") or time.time()
-        since = seconds(request, "since") or until - _DEFAULT_REPORT_RANGE_S
+        since, until = time_range(request, _DEFAULT_REPORT_RANGE_S, time.time())
         report = await self._compliance.report(self._caller(context), request.team, since, until)
         return pb.ComplianceReport(json=orjson.dumps(report.to_dict()))
 

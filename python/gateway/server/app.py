@@ -289,7 +289,7 @@ async def build_gateway(
     follow; `worker`: set in the processes of --workers."""
     counter = TokenCounter()
     counter.preload(counted_models(config))
-    catalog = ModelCatalog.from_config(config)
+    catalog = ModelCatalog.from_config(config, state_dir)
     strict = config.audit.mode == "strict"
     engine = await open_engine(config.state.database_url or default_url(state_dir), synchronous_full=strict)
     ledger = LedgerStore(engine, synchronous_full=strict)
@@ -447,7 +447,7 @@ async def build_gateway(
         learned=learned,
         shadow=shadow if shadow.configured else None,
         clock=clock,
-        holder=Holder(config.batching, counter, clock),
+        holder=Holder(config.deferral, counter, clock),
     )
     shadow.bind(pipeline)
     known_models = frozenset(catalog.model_names()) | {r.name for r in catalog.routes()}
@@ -460,7 +460,7 @@ async def build_gateway(
         pipeline,
         ring,
         DeferredStore(engine),
-        config.batching,
+        config.deferral,
         clock,
         parse=partial(chat_request, max_input_chars=max_input_chars),
         respond=chat_response,

@@ -16,7 +16,7 @@ from llmgateway.v1 import gateway_pb2 as pb
 from sqlalchemy.exc import IntegrityError
 
 from gateway.chat import ChatRequest, ChatResult
-from gateway.config.batching import BatchingConfig
+from gateway.config.deferral import DeferralConfig
 from gateway.errors import AlreadyExists, InvalidRequest, NotFound, PermissionDenied, Unavailable
 from gateway.pipeline import CallInfo, CallKind, CallScope, Pipeline
 from gateway.policy.keyring import KeyRing
@@ -41,7 +41,7 @@ class DeferredCalls:
         pipeline: Pipeline,
         ring: KeyRing,
         store: DeferredStore,
-        config: BatchingConfig,
+        config: DeferralConfig,
         clock: Callable[[], float],
         parse: Parse,
         respond: Respond,

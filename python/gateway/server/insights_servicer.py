@@ -25,7 +25,7 @@ from gateway.observe.drift import DriftFlag, Figures, ModelHealth
 from gateway.policy.keyring import KeyRing
 from gateway.records.audit import AuditRecord, UsageRow
 from gateway.records.governance import KeyRecord
-from gateway.server.admin_convert import seconds, timestamp
+from gateway.server.admin_convert import time_range, timestamp
 from gateway.server.convert import chat_request_from_proto, route_to_proto, usage_to_proto
 from gateway.server.errors import unary
 from gateway.server.servicer import call_info
@@ -109,8 +109,7 @@ class InsightsServicer(insights_pb2_grpc.InsightsServicer):
         self, request: pb.GetAnalyticsRequest, context: Context
     ) -> pb.GetAnalyticsResponse:
         caller = self._caller(context)
-        until = seconds(request, "until") or time.time()
-        since = seconds(request, "since") or until - _ANALYTICS_RANGE_S
+        since, until = time_range(request, _ANALYTICS_RANGE_S, time.time())
         analytics = await self._ops.analytics(
             caller, request.team or None, since, until, request.route or None, request.quality_metric
         )
@@ -155,8 +154,7 @@ class InsightsServicer(insights_pb2_grpc.InsightsServicer):
         self, request: pb.EvaluatePolicyRequest, context: Context
     ) -> pb.EvaluatePolicyResponse:
         caller = self._caller(context)
-        until = seconds(request, "until") or time.time()
-        since = seconds(request, "since") or until - _EVALUATION_RANGE_S
+        since, until = time_range(request, _EVALUATION_RANGE_S, time.time())
         evaluation = await self._evaluator.evaluate(caller, request.route, since, until)
         return pb.EvaluatePolicyResponse(
             route=evaluation.route,

@@ -76,6 +76,15 @@ local function settle_limits(k, at, call_id)
   end
   redis.call('ZREM', KEYS[k + 1], call_id)
 end
+
+-- A call's budget reservation given back: `spec` is its accounts and amounts ("account|amount;" each). An account
+-- gone from Redis (past its keep time, or evicted) is not made again: HINCRBYFLOAT would make one with a negative
+-- `reserved`, no `spent` and no expiry, which the next admission would take for loaded counters.
+local function give_back(spec)
+  for account, amount in string.gmatch(spec, '([^|;]+)|([^;]+);') do
+    if redis.call('EXISTS', account) == 1 then redis.call('HINCRBYFLOAT', account, 'reserved', -tonumber(amount)) end
+  end
+end
 """
 
 ADMIT: Final = (
@@ -92,11 +101,7 @@ local call_id, estimate, n = ARGV[1], tonumber(ARGV[8]), tonumber(ARGV[9])
 -- Reservations whose call outlived its lease (its process died): give them back, a few per call.
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 16)) do
   local spec = redis.call('HGET', KEYS[5], id)
-  if spec then
-    for account, amount in string.gmatch(spec, '([^|;]+)|([^;]+);') do
-      redis.call('HINCRBYFLOAT', account, 'reserved', -tonumber(amount))
-    end
-  end
+  if spec then give_back(spec) end
   redis.call('HDEL', KEYS[5], id)
   redis.call('ZREM', KEYS[4], id)
 end
@@ -153,16 +158,19 @@ local call_id, cost, n = ARGV[1], tonumber(ARGV[5]), tonumber(ARGV[6])
 settle_limits(1, 2, call_id)
 local spec = redis.call('HGET', KEYS[4], call_id)
 if spec then
-  for account, amount in string.gmatch(spec, '([^|;]+)|([^;]+);') do
-    redis.call('HINCRBYFLOAT', account, 'reserved', -tonumber(amount))
-  end
+  give_back(spec)
   redis.call('HDEL', KEYS[4], call_id)
   redis.call('ZREM', KEYS[3], call_id)
 end
 local out = {}
 for i = 1, n do
   local account = KEYS[4 + i]
-  if cost > 0 then redis.call('HINCRBYFLOAT', account, 'spent', cost) end
+  -- Only an account with counters takes the cost: one gone (past its keep time, or evicted) is loaded from the
+  -- ledger, which has the call, by the next admission; made here it would hold this call's cost alone, without an
+  -- expiry, and the next admission would take it for the period's spend.
+  if cost > 0 and redis.call('HEXISTS', account, 'spent') == 1 then
+    redis.call('HINCRBYFLOAT', account, 'spent', cost)
+  end
   local got = redis.call('HMGET', account, 'spent', 'reserved')
   table.insert(out, got[1] or '0')
   table.insert(out, got[2] or '0')

@@ -216,7 +216,7 @@ shadow_calls = Table(
 
 # Deferred calls (ChatRequest.defer_up_to_s), one row from acceptance: the request (protobuf bytes) while it is
 # pending, so that another worker, or the next start, sends it if its worker dies (its lease runs out); then the
-# answer (protobuf bytes) or the error, for GetDeferred, until batching.keep_answers_s after it came.
+# answer (protobuf bytes) or the error, for GetDeferred, until deferral.keep_answers_s after it came.
 deferred_calls = Table(
     "deferred_calls",
     metadata,

@@ -7,7 +7,7 @@ from pydantic import Field
 from gateway.config.base import Strict
 
 
-class BatchingConfig(Strict):
+class DeferralConfig(Strict):
     """Calls with ChatRequest.defer_up_to_s are held per target, then sent together (deferral/)."""
 
     max_wait_s: float = Field(
