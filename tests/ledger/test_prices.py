@@ -99,6 +99,62 @@ def test_the_next_cheaper_window_is_found_when_it_begins_within_the_wait() -> No
     assert schedule.next_cheaper(inside, inside + 86_400, answer_share=0.5) is None  # nothing cheaper than now
 
 
+def test_the_next_cheaper_window_may_begin_at_the_last_moment_of_the_wait() -> None:
+    """`next_cheaper` looks in (now, until]: a window that begins just as the wait ends is still in it."""
+    schedule = model(OFF_PEAK).schedule
+    now = at("2026-06-01 16:00")
+    assert schedule.next_cheaper(now, at("2026-06-01 16:30"), answer_share=0.5) == at("2026-06-01 16:30")
+
+
+def test_a_window_begins_on_its_minute_whatever_the_fraction_of_the_second_last_asked() -> None:
+    """The remembered span ends at the boundary itself, not at the boundary plus the last call's sub-second."""
+    schedule = model(OFF_PEAK).schedule
+    assert schedule.at(at("2026-06-01 16:00:00.500")).input_per_mtok == 4.0
+    assert schedule.at(at("2026-06-01 16:30:00.250")).input_per_mtok == 1.0
+    now = at("2026-06-01 16:00:00.750")
+    assert schedule.next_cheaper(now, now + 3600, answer_share=0.5) == at("2026-06-01 16:30")
+
+
+def test_a_new_schedule_works_out_its_first_answer_at_any_time() -> None:
+    """Nothing is remembered before the first question, not even for the first second of 1970."""
+    schedule = model({"hours": "23:00-01:00", "input_cost_per_mtok": 1.0}).schedule
+    assert schedule.at(0.0).input_per_mtok == 1.0
+
+
+def test_a_model_without_windows_is_never_cheaper_later() -> None:
+    schedule = model().schedule
+    now = at("2026-06-01 16:00")
+    assert schedule.next_cheaper(now, now + 86_400, answer_share=0.5) is None
+    assert schedule.at_uncached(now) == schedule.base
+
+
+@pytest.mark.parametrize(("answer_share", "cheaper"), [(0.1, True), (0.125, False)])
+def test_whether_a_window_is_cheaper_weighs_input_and_output_by_the_answers_share(
+    answer_share: float, cheaper: bool
+) -> None:
+    """Input at 1 instead of 4, output at 40 instead of 16: cheaper only while answers are under 1/9 of the tokens
+    (1 + 39 s < 4 + 12 s)."""
+    schedule = model({"hours": "16:30-18:00", "input_cost_per_mtok": 1.0, "output_cost_per_mtok": 40.0}).schedule
+    now = at("2026-06-01 16:00")
+    found = schedule.next_cheaper(now, now + 3600, answer_share=answer_share)
+    assert found == (at("2026-06-01 16:30") if cheaper else None)
+
+
+def test_the_next_cheaper_window_in_the_hour_repeated_when_clocks_go_back() -> None:
+    """New York, 2026-11-01: 02:00 EDT becomes 01:00 EST, so 01:00-02:00 happens twice. In the second 01:30 (06:30
+    UTC) a window from 01:45 next begins at the second 01:45 (06:45 UTC), not at the first one, already past."""
+    night = {"hours": "01:45-03:00", "timezone": "America/New_York", "input_cost_per_mtok": 1.0}
+    schedule = model(night).schedule
+    now = at("2026-11-01 06:30", "UTC")
+    assert schedule.at(now).input_per_mtok == 4.0
+    assert schedule.next_cheaper(now, now + 3600, answer_share=0.5) == at("2026-11-01 06:45", "UTC")
+    # Asked a moment before, the schedule must not keep the old price past the window's start.
+    assert schedule.at(at("2026-11-01 06:44:59.500", "UTC")).input_per_mtok == 4.0
+    assert schedule.at(at("2026-11-01 06:45", "UTC")).input_per_mtok == 1.0
+    later = at("2026-11-01 06:30:20", "UTC")
+    assert schedule.next_cheaper(later, later + 3600, answer_share=0.5) == at("2026-11-01 06:45", "UTC")
+
+
 @pytest.mark.parametrize(
     ("windows", "message"),
     [

@@ -20,7 +20,14 @@ from gateway.ledger.budgets import BudgetBook
 from gateway.observe.metrics import GatewayMetrics
 from gateway.policy.key_limits import KeyLimiter
 from gateway.records.governance import Budget, BudgetScope, KeyLimits, KeyRecord, Period
-from gateway.state.admission import RETRY_AFTER_DOWN_S, LocalLimits, SharedLimits, Ticket
+from gateway.state.admission import (
+    BATCH_LEASE_S,
+    RETRY_AFTER_DOWN_S,
+    LocalLimits,
+    PendingEstimate,
+    SharedLimits,
+    Ticket,
+)
 from gateway.state.redis import RedisState
 from tests.server.process import free_port
 from tests.store.redis import RedisServer, start_redis
@@ -636,3 +643,104 @@ async def test_after_a_failure_calls_stay_local_for_the_retry_delay_then_share_a
     await process.admit(key)  # shared again: no second notice of the recovery
     back = [r for r in caplog.records if r.getMessage() == "shared limits: Redis answers again; limits are shared"]
     assert len(back) == 1
+
+
+# --- batches ---------------------------------------------------------------------------------------------------------
+
+
+def pending(usd: float) -> PendingEstimate:
+    """A batch's pending items' estimates, as the batch store would sum them."""
+
+    async def estimate() -> float:
+        return usd
+
+    return estimate
+
+
+def assert_held_for_a_batch_lease(server: RedisServer, batch_id: str) -> None:
+    """A batch's reservation outlives the process that made it by `BATCH_LEASE_S` (Redis's clock), not a call's 15
+    minutes: a batch no process polls for a while keeps its budget."""
+    client = server.client()
+    [reservations] = [name for name in client.keys("*") if name.endswith(b":resv")]
+    expires = client.zscore(reservations, f"batch:{batch_id}")
+    seconds, microseconds = client.time()
+    assert expires is not None
+    assert BATCH_LEASE_S - 5 <= expires - (seconds + microseconds / 1e6) <= BATCH_LEASE_S
+
+
+async def test_a_batch_is_reserved_whole_then_settled_item_by_item_on_each_of_its_accounts(
+    redis_server: RedisServer, processes: Processes
+) -> None:
+    one = processes.make(redis_server.url, TEAM_DAY, KEY_MONTH)
+    two = processes.make(redis_server.url, TEAM_DAY, KEY_MONTH)
+    teammate = dataclasses.replace(KEY, id="key_2")
+    await two.admit(teammate, estimate=0.125)  # in flight on the team's account only
+    await one.limits.reserve_batch("b1", KEY, 0.75)
+    await refused(two, estimate=0.25)  # 0.875 of the team's 1.00 held across both processes
+    assert_held_for_a_batch_lease(redis_server, "b1")
+
+    await one.limits.settle_batch_share("b1", KEY, 0.25, 0.125)  # an item of the batch ends
+    await one.limits.drain()
+    # Each account's own counters: the team holds the teammate's call too, the key's month only the batch.
+    assert one.book.spent(BudgetScope.TEAM, "shop", Period.DAY) == 0.125
+    assert one.book.remaining(BudgetScope.TEAM, "shop") == 0.25  # 1.00 - 0.125 - (0.50 + 0.125) held
+    assert one.book.spent(BudgetScope.KEY, "key_1", Period.MONTH) == 0.125
+    assert one.book.remaining(BudgetScope.KEY, "key_1") == 1.375  # 2.00 - 0.125 - 0.50 held
+    landing = await two.admit(estimate=0.25)  # the item's share was given back in Redis: exactly on the cap
+    await two.settle(landing)
+
+    await one.limits.release_batch("b1", KEY)  # the batch ends: the rest of its reservation comes back
+    await one.limits.drain()
+    await two.admit(estimate=0.75)  # 1.00 - 0.125 spent - 0.125 the teammate's call
+
+
+async def test_a_batch_redis_lost_is_held_again_at_its_pending_estimate_whatever_the_caps_say(
+    redis_server: RedisServer, processes: Processes
+) -> None:
+    ledger = Ledger({(BudgetScope.TEAM, "shop", Period.DAY): 0.75})
+    process = processes.make(redis_server.url, TEAM_DAY, ledger=ledger)
+    await process.limits.reserve_batch("b1", KEY, 0.25)  # exactly on the cap
+    await process.limits.hold_batch("b1", KEY, pending(0.125))  # Redis holds it: only renewed
+    await refused(process, estimate=0.001)
+
+    redis_server.client().flushall()  # Redis restarted empty
+    await process.limits.hold_batch("b1", KEY, pending(0.5))  # admitted before: held again though past the cap
+    await refused(process, estimate=0.125)  # 0.75 spent + 0.5 held; without the batch it would pass
+    assert_held_for_a_batch_lease(redis_server, "b1")
+
+
+async def test_a_process_holds_its_batches_pending_items_once_whatever_the_caps_say() -> None:
+    """A restarted process (or one taking a batch over) reserves the batch's pending items in its own book once,
+    settles each item against that reservation, and gives the rest back when the batch ends."""
+    book = BudgetBook()
+    book.set_budget(TEAM_DAY)
+    limits = LocalLimits(KeyLimiter(), book)
+    limits.settle(limits.admit("earlier", KEY, 0, 0.25), 0, 0.25)
+    await limits.hold_batch("b1", KEY, pending(0.5))
+    assert book.remaining(BudgetScope.TEAM, "shop") == 0.25
+    await limits.hold_batch("b1", KEY, pending(0.5))  # held already: not twice
+    assert book.remaining(BudgetScope.TEAM, "shop") == 0.25
+    await limits.settle_batch_share("b1", KEY, 0.25, 0.125)
+    assert book.spent(BudgetScope.TEAM, "shop", Period.DAY) == 0.375
+    assert book.remaining(BudgetScope.TEAM, "shop") == 0.375  # 1.00 - 0.375 spent - 0.25 still held
+    await limits.hold_batch("b2", KEY, pending(0.5))  # past the cap: held all the same, the batch was admitted
+    with pytest.raises(RateLimited):
+        limits.admit("now", KEY, 0, 0.001)
+    for batch in ("b1", "b2"):
+        await limits.release_batch(batch, KEY)
+    assert book.remaining(BudgetScope.TEAM, "shop") == 0.625
+
+
+async def test_a_batch_admitted_while_redis_is_out_is_held_and_given_back_in_the_process_own_book(
+    processes: Processes,
+) -> None:
+    process = processes.make(f"redis://127.0.0.1:{free_port()}/0", TEAM_DAY, timeout_s=1.0)  # nothing listens
+    await process.limits.reserve_batch("b1", KEY, 0.5)  # fail open: this process's book holds it
+    await process.limits.reserve_batch("b2", KEY, 0.25)  # within the retry delay: not asked again, held the same
+    assert process.limits.held_batches() == ["b1", "b2"]
+    assert process.book.remaining(BudgetScope.TEAM, "shop") == 0.25
+    await process.limits.settle_batch_share("b1", KEY, 0.25, 0.125)
+    assert process.book.remaining(BudgetScope.TEAM, "shop") == 0.375  # 1.00 - 0.125 spent - (0.25 + 0.25) held
+    await process.limits.release_batch("b1", KEY)
+    assert process.limits.held_batches() == ["b2"]
+    assert process.book.remaining(BudgetScope.TEAM, "shop") == 0.625

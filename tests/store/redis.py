@@ -7,8 +7,10 @@ installs it) turns that into a failure.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -33,6 +35,15 @@ class RedisServer:
         return redis.Redis(host="127.0.0.1", port=self.port)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the forked child before exec: the kernel sends redis-server SIGTERM when the test process dies, also
+    when nothing tears the fixture down (mutmut stops a mutant's tests that outrun its timeout with a signal)."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def start_redis(port: int) -> subprocess.Popen[bytes]:
     binary = shutil.which("redis-server")
     if binary is None:
@@ -43,6 +54,7 @@ def start_redis(port: int) -> subprocess.Popen[bytes]:
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
     )
     client = redis.Redis(host="127.0.0.1", port=port)
     deadline = time.monotonic() + 15

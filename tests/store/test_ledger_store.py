@@ -8,6 +8,7 @@ included or not, a page boundary between records of the same instant)."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -57,7 +58,7 @@ async def test_a_batch_folds_into_one_row_per_group_with_cache_hits_as_requests_
         [
             call("a", T, cached_tokens=4),
             call("b", T + 2, prompt_tokens=20, completion_tokens=1, cost_usd=0.5, cached_tokens=2),
-            call("hit", T + 1, cache={"kind": "exact"}, cost_usd=0.0, cache_saved_usd=0.125),
+            call("hit", T + 1, cache={"kind": "exact"}, cost_usd=0.0, cache_saved_usd=0.125, cached_tokens=3),
             call("free", T, cost_usd=0.0, prompt_tokens=0, completion_tokens=0),  # not served: no ledger row
             call("unrouted", T, provider=""),  # refused before a provider: no ledger row
             call("other", T, key_id="key_2", team="blue", served_model="smart", provider="q", cost_usd=1.0),
@@ -126,6 +127,27 @@ async def test_usage_by_team_model_and_route(store: LedgerStore) -> None:
     assert await store.usage_by_team_model_route(everything(since=T + 1)) == []
 
 
+async def test_usage_counts_deferred_calls_their_cost_and_what_they_would_have_cost_sent_at_once(
+    store: LedgerStore,
+) -> None:
+    """What the deferral report sums: a call held for a cheaper window, beside one sent at once and one held but
+    never priced at once (no `interactive_usd`: not counted as deferred)."""
+    held = {"group": "nightly", "held_s": 600.0, "window": "16:30-00:30 UTC"}
+    await store.write(
+        [
+            call("held", T, route="chat", cost_usd=0.25, deferred={**held, "interactive_usd": 1.0}),
+            call("unpriced", T, route="chat", cost_usd=0.5, deferred=held),
+            call("at-once", T, route="chat", cost_usd=2.0),
+        ],
+        with_audit=False,
+    )
+    [red] = await store.usage(GroupBy.TEAM, everything())
+    assert (red.requests, red.deferred_calls, red.deferred_cost_usd, red.deferred_interactive_usd) == (3, 1, 0.25, 1.0)
+    [(team, model, route, row)] = await store.usage_by_team_model_route(everything())
+    assert (team, model, route) == ("red", "fast", "chat")
+    assert (row.deferred_calls, row.deferred_cost_usd, row.deferred_interactive_usd) == (1, 0.25, 1.0)
+
+
 async def test_call_stats_count_calls_failures_and_mean_latency_per_serving_model(store: LedgerStore) -> None:
     await store.write(
         [
@@ -185,7 +207,11 @@ async def test_an_export_spans_pages_oldest_first_with_records_of_one_instant_ac
         call(f"r{2049 - i:04d}", T + (990 if 990 <= i <= 1010 else i), team="red" if i % 3 else "blue")
         for i in range(2050)
     ]
-    await store.write(records[::-1], with_audit=True)  # stored newest first: the export orders them itself
+    stored = list(records)
+    # Stored in no order (neither by time nor by id, as the database's own row order would break ties): the export
+    # orders them itself.
+    random.Random(14).shuffle(stored)
+    await store.write(stored, with_audit=True)
     exported: list[str] = []
     async for record in store.export_audit(AuditFilter()):
         exported.append(record.request_id)

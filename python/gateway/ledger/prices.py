@@ -113,15 +113,20 @@ class PriceSchedule:
     def _compute(self, now: float) -> tuple[float, float, Prices]:
         if not self._windows:
             return (float("-inf"), float("inf"), self._base)
-        zone = self._zone
-        local = dt.datetime.fromtimestamp(now, zone)
-        minute = local.hour * 60 + local.minute + (local.second + local.microsecond / 1e6) / 60
+        local = dt.datetime.fromtimestamp(now, self._zone)
+        # Windows start and end on whole minutes: the seconds never change which window holds or which boundary
+        # is next.
+        minute = local.hour * 60 + local.minute
         prices = next((w.prices for w in self._windows if w.contains(minute)), self._base)
-        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+        # Adding to an aware time adds wall time, as the boundaries are written.
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
         later = [b for b in self._boundaries if b > minute] or [self._boundaries[0] + MINUTES_PER_DAY]
-        boundary = (midnight + dt.timedelta(minutes=later[0])).replace(tzinfo=zone).timestamp()
-        until = min(boundary, now + _RECHECK_S) if boundary > now else now + 60.0
-        return (now, until, prices)
+        boundary = (midnight + dt.timedelta(minutes=later[0])).timestamp()
+        if boundary > now:
+            return (now, min(boundary, now + _RECHECK_S), prices)
+        # In the hour repeated when clocks go back, the boundary read on the wall clock may be its first time,
+        # already past: the second may begin at any whole minute, so look again at the next one.
+        return (now, now + 60.0 - local.second - local.microsecond / 1e6, prices)
 
 
 def _blend(prices: Prices, answer_share: float) -> float:
