@@ -85,6 +85,24 @@ local function give_back(spec)
     if redis.call('EXISTS', account) == 1 then redis.call('HINCRBYFLOAT', account, 'reserved', -tonumber(amount)) end
   end
 end
+
+-- A cost added to the spend of the n budget accounts from KEYS[first], and each account's spent and reserved after
+-- it. Only an account with counters takes the cost: one gone (past its keep time, or evicted) is loaded from the
+-- ledger, which has the call, by the next admission; made here it would hold this call's cost alone, without an
+-- expiry, and the next admission would take it for the period's spend.
+local function charge(first, n, cost)
+  local out = {}
+  for i = 0, n - 1 do
+    local account = KEYS[first + i]
+    if cost > 0 and redis.call('HEXISTS', account, 'spent') == 1 then
+      redis.call('HINCRBYFLOAT', account, 'spent', cost)
+    end
+    local got = redis.call('HMGET', account, 'spent', 'reserved')
+    table.insert(out, got[1] or '0')
+    table.insert(out, got[2] or '0')
+  end
+  return out
+end
 """
 
 ADMIT: Final = (
@@ -162,20 +180,7 @@ if spec then
   redis.call('HDEL', KEYS[4], call_id)
   redis.call('ZREM', KEYS[3], call_id)
 end
-local out = {}
-for i = 1, n do
-  local account = KEYS[4 + i]
-  -- Only an account with counters takes the cost: one gone (past its keep time, or evicted) is loaded from the
-  -- ledger, which has the call, by the next admission; made here it would hold this call's cost alone, without an
-  -- expiry, and the next admission would take it for the period's spend.
-  if cost > 0 and redis.call('HEXISTS', account, 'spent') == 1 then
-    redis.call('HINCRBYFLOAT', account, 'spent', cost)
-  end
-  local got = redis.call('HMGET', account, 'spent', 'reserved')
-  table.insert(out, got[1] or '0')
-  table.insert(out, got[2] or '0')
-end
-return out
+return charge(5, n, cost)
 """
 )
 
@@ -207,7 +212,9 @@ end
 return 0
 """
 
-SETTLE_SHARE: Final = """
+SETTLE_SHARE: Final = (
+    _PRELUDE
+    + """
 -- A share of a reservation settled (an item of a batch): the share taken off the reservation and its accounts, the
 -- cost added to the spend of the accounts of the period the item ends in (those with counters: one without is loaded
 -- from the ledger, which has the item, by the next admission).
@@ -226,18 +233,9 @@ if spec then
   end
   redis.call('HSET', KEYS[2], call_id, table.concat(left))
 end
-local out = {}
-for i = 1, n do
-  local account = KEYS[2 + i]
-  if cost > 0 and redis.call('HEXISTS', account, 'spent') == 1 then
-    redis.call('HINCRBYFLOAT', account, 'spent', cost)
-  end
-  local got = redis.call('HMGET', account, 'spent', 'reserved')
-  table.insert(out, got[1] or '0')
-  table.insert(out, got[2] or '0')
-end
-return out
+return charge(3, n, cost)
 """
+)
 
 RENEW: Final = """
 -- A long reservation kept alive (a batch polled again): its expiry moved. KEYS 1 reservations (zset), 2 specs (hash);
