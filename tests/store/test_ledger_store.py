@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from gateway.ledger.retention import Retention
 from gateway.records.audit import AuditFilter, AuditRecord, GroupBy, UsageFilter, UsageRow
+from gateway.records.governance import Team
 from gateway.store.database import open_engine
 from gateway.store.ledger import LedgerStore
 
@@ -148,6 +149,26 @@ async def test_usage_counts_deferred_calls_their_cost_and_what_they_would_have_c
     assert (row.deferred_calls, row.deferred_cost_usd, row.deferred_interactive_usd) == (1, 0.25, 1.0)
 
 
+async def test_deferred_calls_of_one_group_in_one_batch_add_up(store: LedgerStore) -> None:
+    """A batch folds a group's calls into one row: each deferred call adds its count, cost and at-once price."""
+    held = {"group": "nightly", "held_s": 600.0, "window": "16:30-00:30 UTC"}
+    await store.write(
+        [
+            call("first", T, cost_usd=0.25, deferred={**held, "interactive_usd": 1.0}),
+            call("second", T + 1, cost_usd=0.5, deferred={**held, "interactive_usd": 2.0}),
+            call("third", T + 2, cost_usd=0.125, deferred={**held, "interactive_usd": 0.5}),
+        ],
+        with_audit=False,
+    )
+    [red] = await store.usage(GroupBy.TEAM, everything())
+    assert (red.requests, red.deferred_calls, red.deferred_cost_usd, red.deferred_interactive_usd) == (
+        3,
+        3,
+        0.875,
+        3.5,
+    )
+
+
 async def test_call_stats_count_calls_failures_and_mean_latency_per_serving_model(store: LedgerStore) -> None:
     await store.write(
         [
@@ -257,6 +278,27 @@ async def test_audit_sequences_give_each_writers_lowest_and_highest_number_and_c
     # Since is included, until is not: w1's 2, 3 and 5 are in, 4 is missing (a lost record).
     assert await store.audit_sequences(T, T + 10) == {"w1": (2, 5, 3), "w2": (1, 1, 1)}
     assert await store.audit_sequences(T + 20, T + 30) == {}
+
+
+async def test_retention_purges_each_team_past_its_own_days_and_every_other_team_past_the_default(
+    store: LedgerStore,
+) -> None:
+    """The rule the compliance report promises, without a gateway: a team's own days, else the default's."""
+    day = 86_400.0
+    teams = [Team("short", retention_days=7), Team("long", retention_days=90), Team("same", retention_days=30)]
+    teams.append(Team("unset", retention_days=0))  # 0: the team keeps the default
+    ages = {"short": [6.9, 7.1], "long": [89, 91], "same": [29, 31], "unset": [29, 31], "gone": [29, 31]}
+    await store.write(
+        [call(f"{team}-{age}", T - age * day, team=team) for team, team_ages in ages.items() for age in team_ages],
+        with_audit=True,
+    )
+    retention = Retention(store, lambda: teams, default_days=30, interval_s=3600, clock=lambda: T)
+    assert retention.last_purge_at is None
+    assert await retention.purge() == 5
+    left = sorted(record.request_id for record in await store.query_audit(AuditFilter()))
+    assert left == ["gone-29", "long-89", "same-29", "short-6.9", "unset-29"]
+    assert retention.last_purge_at == T
+    assert await retention.purge() == 0
 
 
 async def test_retention_purges_in_the_background_until_closed(store: LedgerStore) -> None:
