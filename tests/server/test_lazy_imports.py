@@ -18,6 +18,8 @@ OPTIONAL = (
     "asyncpg",  # a PostgreSQL database
     "psycopg",
     "sqlalchemy.dialects.postgresql",
+    "sqlalchemy.orm",  # never: the store uses SQLAlchemy Core (sqlalchemy.ext.asyncio would import the ORM)
+    "sqlalchemy.ext.asyncio",
     "opentelemetry.exporter",  # OTLP tracing
     "gateway.observe.span_sinks",
     "botocore",  # a bedrock provider: AWS credentials, SigV4, event-stream
@@ -87,3 +89,43 @@ providers: [{name: sim, type: simulated}, {name: aws, type: bedrock, region: us-
 models: [{name: fast, provider: sim, tokenizer: o200k_base}, {name: claude, provider: aws}]
 """
     assert _imported(tmp_path, config) == {"botocore", "gateway.providers.bedrock"}
+
+
+FIRST_COUNT = """
+import asyncio, json, sys, pathlib
+from gateway import _core
+from gateway.config.loader import parse_config
+from gateway.server.app import build_gateway
+
+def anonymous():
+    line = next(l for l in pathlib.Path("/proc/self/status").read_text().splitlines() if l.startswith("RssAnon:"))
+    return int(line.split()[1]) * 1024
+
+async def main():
+    config = parse_config(sys.stdin.read())
+    state_dir = pathlib.Path(sys.argv[1])
+    gateway = await build_gateway(config, address="127.0.0.1:0", state_dir=state_dir, metrics_address="")
+    await gateway.server.start()
+    started = anonymous()
+    _core.count_tokens("hello", "o200k_base")
+    print(json.dumps({"started": started, "counted": anonymous()}))
+    await gateway.stop(0)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self")
+def test_a_models_vocabulary_is_loaded_by_its_first_count_not_at_start(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_COUNT, str(tmp_path)],
+        input=BASE,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # o200k_base holds ~17 MB once built: a gateway that loaded it at start would grow by next to nothing here.
+    assert result["counted"] - result["started"] > 8 * 2**20

@@ -29,7 +29,6 @@ from llmgateway.v1 import (
     insights_pb2_grpc,
 )
 from opentelemetry.sdk.trace.export import SpanExporter
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin.compliance import ComplianceOperations
 from gateway.admin.operations import AdminOperations
@@ -85,6 +84,7 @@ from gateway.state.notices import LocalNotices, Notice, Notices, PostgresNotices
 from gateway.store.analytics import AnalyticsStore
 from gateway.store.database import default_url, open_engine, postgres_dsn
 from gateway.store.deferred import DeferredStore
+from gateway.store.engine import AsyncEngine
 from gateway.store.feedback import FeedbackStore, SqlClusterStore, SqlProfileStore
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
@@ -287,8 +287,7 @@ async def build_gateway(
     `span_exporter` replaces the exporter the OTEL_* settings name (an embedding process's own, or a test's);
     `drift_clock` is the clock the drift monitor's windows follow; `clock` the one time-of-day prices and held calls
     follow; `worker`: set in the processes of --workers."""
-    counter = TokenCounter()
-    counter.preload(counted_models(config))
+    counter = TokenCounter()  # loads each vocabulary at its first count (see TokenCounter.preload)
     catalog = ModelCatalog.from_config(config, state_dir)
     strict = config.audit.mode == "strict"
     engine = await open_engine(config.state.database_url or default_url(state_dir), synchronous_full=strict)

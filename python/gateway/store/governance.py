@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import RowMapping, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.records.classification import Classification
 from gateway.records.governance import (
@@ -21,6 +20,7 @@ from gateway.records.governance import (
     Role,
     Team,
 )
+from gateway.store.engine import AsyncEngine
 from gateway.store.tables import budgets, keys, teams
 
 
