@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,9 +49,8 @@ models: [{name: fast, provider: sim, tokenizer: o200k_base}]
 """
 
 
-def _imported(tmp_path: Path, config: str) -> set[str]:
-    roots = {name.split(".")[0] for name in OPTIONAL if not name.startswith("gateway")}
-    script = BUILD.replace("{OPTIONAL_ROOTS}", repr(roots)).replace("{OPTIONAL}", repr(set(OPTIONAL)))
+def _run(script: str, tmp_path: Path, config: str) -> Any:
+    """The JSON that `script` prints last, run in a fresh interpreter with the config on stdin."""
     done = subprocess.run(
         [sys.executable, "-c", script, str(tmp_path)],
         input=config,
@@ -60,7 +60,13 @@ def _imported(tmp_path: Path, config: str) -> set[str]:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    names: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _imported(tmp_path: Path, config: str) -> set[str]:
+    roots = {name.split(".")[0] for name in OPTIONAL if not name.startswith("gateway")}
+    script = BUILD.replace("{OPTIONAL_ROOTS}", repr(roots)).replace("{OPTIONAL}", repr(set(OPTIONAL)))
+    names: list[str] = _run(script, tmp_path, config)
     return {name for name in OPTIONAL if any(n == name or n.startswith(name + ".") for n in names)}
 
 
@@ -117,15 +123,6 @@ asyncio.run(main())
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self")
 def test_a_models_vocabulary_is_loaded_by_its_first_count_not_at_start(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", FIRST_COUNT, str(tmp_path)],
-        input=BASE,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = _run(FIRST_COUNT, tmp_path, BASE)
     # o200k_base holds ~17 MB once built: a gateway that loaded it at start would grow by next to nothing here.
     assert result["counted"] - result["started"] > 8 * 2**20
