@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable, Mapping, Sequence
 from os import PathLike
-from typing import Literal, Self, final
+from typing import Any, Literal, Self, final
 
 from typing_extensions import Buffer
 
@@ -142,6 +142,40 @@ class PatternSet:
 
     @property
     def patterns(self) -> list[str]: ...
+    def __len__(self) -> int: ...
+
+# --- drift monitor's open window (rust/src/drift.rs, rust/src/py/drift.rs) ------------------------------------------
+
+@final
+class DriftWindow:
+    """One (model, provider)'s open window of gateway.observe.drift: each finished call's values added in one call.
+    Edges must be ascending (else InvalidArgumentError)."""
+
+    def __new__(
+        cls, seconds_edges: Sequence[float], tokens_edges: Sequence[float], max_categories: int, max_route_rules: int
+    ) -> Self: ...
+    def observe(
+        self,
+        status: str,
+        latency_s: float,
+        ttfc_s: float | None = None,
+        answer_tokens: int | None = None,
+        finish_reason: str = "",
+        refused: bool | None = None,
+        prompt_tokens: int | None = None,
+        route_rule: str = "",
+    ) -> None:
+        """One finished call: status and prompt length always (the latter as `prompt_tokens:<route_rule>`);
+        latency, time to first chunk, answer length, finish reason and refusal only when `status` is `OK`. None (or
+        an empty finish reason): not known, not counted."""
+
+    def take(self) -> dict[str, dict[str, Any]]:
+        """The window's metrics in gateway.observe.drift.encode_window's shape; the window starts again empty (the
+        route rules seen stay)."""
+
+    def peek(self) -> dict[str, dict[str, Any]]:
+        """The window's metrics so far, in the same shape, the window unchanged."""
+
     def __len__(self) -> int: ...
 
 # --- linear text classifier (rust/src/textmodel.rs, rust/src/py/textmodel.rs) -----------------------------------
