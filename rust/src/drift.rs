@@ -90,7 +90,10 @@ impl OpenWindow {
         max_categories: usize,
         max_route_rules: usize,
     ) -> Result<Self, CoreError> {
-        for (name, edges) in [("seconds_edges", &seconds_edges), ("tokens_edges", &tokens_edges)] {
+        for (name, edges) in [
+            ("seconds_edges", &seconds_edges),
+            ("tokens_edges", &tokens_edges),
+        ] {
             // A NaN compares with nothing: `!(a <= b)` refuses it with the descending pairs.
             if edges.is_empty() || edges.windows(2).any(|pair| !(pair[0] <= pair[1])) {
                 return Err(CoreError::InvalidArgument(format!(
@@ -228,15 +231,22 @@ mod tests {
     use super::*;
 
     fn window(max_categories: usize, max_route_rules: usize) -> OpenWindow {
-        OpenWindow::new(vec![0.1, 1.0, 10.0], vec![0.0, 1.0, 2.0, 4.0], max_categories, max_route_rules)
-            .expect("ascending edges")
+        OpenWindow::new(
+            vec![0.1, 1.0, 10.0],
+            vec![0.0, 1.0, 2.0, 4.0],
+            max_categories,
+            max_route_rules,
+        )
+        .expect("ascending edges")
     }
 
     #[test]
     fn edges_out_of_order_or_missing_are_refused() {
         for edges in [vec![], vec![1.0, 0.5], vec![0.0, f64::NAN]] {
             let refused = OpenWindow::new(edges, vec![1.0], 24, 4);
-            assert!(matches!(refused, Err(CoreError::InvalidArgument(m)) if m.contains("seconds_edges")));
+            assert!(
+                matches!(refused, Err(CoreError::InvalidArgument(m)) if m.contains("seconds_edges"))
+            );
         }
     }
 
@@ -254,7 +264,11 @@ mod tests {
     }
 
     fn get<'w>(w: &'w OpenWindow, name: &str) -> &'w Metric {
-        &w.metrics().iter().find(|(n, _)| n == name).expect("metric present").1
+        &w.metrics()
+            .iter()
+            .find(|(n, _)| n == name)
+            .expect("metric present")
+            .1
     }
 
     #[test]
@@ -299,7 +313,11 @@ mod tests {
         let Metric::Categorical(t) = get(&w, STATUS) else {
             panic!("status is categorical")
         };
-        let expected = vec![("OK".to_owned(), 2), ("A".to_owned(), 1), (OTHER.to_owned(), 2)];
+        let expected = vec![
+            ("OK".to_owned(), 2),
+            ("A".to_owned(), 1),
+            (OTHER.to_owned(), 2),
+        ];
         assert_eq!(t.counts, expected);
         assert_eq!(t.n, 5);
     }
@@ -339,6 +357,9 @@ mod tests {
         let Metric::Categorical(t) = get(&w, REFUSAL) else {
             panic!("refusal is categorical")
         };
-        assert_eq!(t.counts, vec![(REFUSED.to_owned(), 1), (ANSWERED.to_owned(), 1)]);
+        assert_eq!(
+            t.counts,
+            vec![(REFUSED.to_owned(), 1), (ANSWERED.to_owned(), 1)]
+        );
     }
 }

@@ -492,7 +492,8 @@ def test_the_open_window_bins_each_value_where_bisect_puts_it_and_names_its_metr
         refusals = window[drift.REFUSAL]
         assert isinstance(refusals, drift._Categorical)
         refused = sum(1 for _, t in ok if t % 2 == 0)
-        assert refusals.counts == {k: v for k, v in ((drift.REFUSED, refused), (drift.ANSWERED, len(ok) - refused)) if v}
+        shares = ((drift.REFUSED, refused), (drift.ANSWERED, len(ok) - refused))
+        assert refusals.counts == {label: count for label, count in shares if count}
         assert window[drift.FINISH_REASON].counts == {"stop": len(ok)}  # type: ignore[union-attr]
     assert set(window) <= {*expected, drift.STATUS, drift.REFUSAL, drift.FINISH_REASON}
 

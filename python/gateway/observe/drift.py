@@ -1,8 +1,9 @@
 """Drift: whether a model's calls are changing, per (model, provider), against that model's own recent past.
 
 Each finished call feeds one `DriftMonitor.observe`: one call into the Rust core's `DriftWindow`, which adds its values
-to the pair's open time window (a few bisects and counter increments, no I/O); when a window closes (on the first call or `model_health` after its end) each of its metrics is
-tested against the baseline, the `baseline_windows` closed windows before it:
+to the pair's open time window (a few bisects and counter increments, no I/O). When a window closes (on the first call
+or `model_health` after its end) each of its metrics is tested against the baseline, the `baseline_windows` closed
+windows before it:
 
 - numeric metrics (latency, time to first chunk, answer tokens, prompt tokens per route rule) keep a fixed histogram
   of log-spaced bins per window (4 bins per doubling, so ~19% wide), which bounds memory and lets windows be summed.
@@ -327,9 +328,7 @@ class DriftMonitor:
         if track is None:
             return
         self.changes += 1
-        track.open.observe(
-            status, latency_s, ttfc_s, answer_tokens, finish_reason, refused, prompt_tokens, route_rule
-        )
+        track.open.observe(status, latency_s, ttfc_s, answer_tokens, finish_reason, refused, prompt_tokens, route_rule)
 
     def observe_record(
         self,
