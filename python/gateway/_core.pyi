@@ -159,10 +159,10 @@ class DriftWindow:
         status: str,
         latency_s: float,
         ttfc_s: float | None = None,
-        answer_tokens: int | None = None,
+        answer_tokens: float | None = None,
         finish_reason: str = "",
         refused: bool | None = None,
-        prompt_tokens: int | None = None,
+        prompt_tokens: float | None = None,
         route_rule: str = "",
     ) -> None:
         """One finished call: status and prompt length always (the latter as `prompt_tokens:<route_rule>`);

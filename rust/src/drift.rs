@@ -58,11 +58,13 @@ pub struct Observation<'a> {
     pub status: &'a str,
     pub latency_s: f64,
     pub ttfc_s: Option<f64>,
-    pub answer_tokens: Option<u64>,
+    /// Counts arrive as floats: a provider's figure is taken as given, even a negative one (it lands in the first
+    /// bin, as Python's `bisect` puts it), rather than refused on the way out of a call.
+    pub answer_tokens: Option<f64>,
     /// Empty: none to count.
     pub finish_reason: &'a str,
     pub refused: Option<bool>,
-    pub prompt_tokens: Option<u64>,
+    pub prompt_tokens: Option<f64>,
     pub route_rule: &'a str,
 }
 
@@ -117,7 +119,7 @@ impl OpenWindow {
         self.add_label(STATUS, call.status);
         if let Some(tokens) = call.prompt_tokens {
             let name = self.prompt_metric(call.route_rule);
-            self.add_value(&name, Scale::Tokens, tokens as f64);
+            self.add_value(&name, Scale::Tokens, tokens);
         }
         if call.status != "OK" {
             return;
@@ -127,7 +129,7 @@ impl OpenWindow {
             self.add_value(TTFC, Scale::Seconds, ttfc);
         }
         if let Some(tokens) = call.answer_tokens {
-            self.add_value(ANSWER_TOKENS, Scale::Tokens, tokens as f64);
+            self.add_value(ANSWER_TOKENS, Scale::Tokens, tokens);
         }
         if !call.finish_reason.is_empty() {
             self.add_label(FINISH_REASON, call.finish_reason);
@@ -255,10 +257,10 @@ mod tests {
             status: "OK",
             latency_s: 1.0,
             ttfc_s: None,
-            answer_tokens: Some(3),
+            answer_tokens: Some(3.0),
             finish_reason: "stop",
             refused: Some(false),
-            prompt_tokens: Some(2),
+            prompt_tokens: Some(2.0),
             route_rule: "direct",
         }
     }

@@ -522,3 +522,13 @@ def test_calls_observed_here_and_windows_absorbed_from_other_workers_close_as_on
 def test_the_open_window_refuses_edges_out_of_order(edges: tuple[float, ...]) -> None:
     with pytest.raises(ValueError, match="seconds_edges: give at least one edge, in ascending order"):
         DriftWindow(edges, drift.TOKENS_EDGES, drift.MAX_CATEGORIES, 4)
+
+
+def test_a_negative_count_from_a_provider_lands_in_the_first_bin_instead_of_failing_the_call() -> None:
+    h = _harness()
+    h.monitor.observe(model="m", provider="p", latency_s=1.0, answer_tokens=-3, prompt_tokens=-1)
+    [(_, _, _, window, _)] = h.monitor.windows()
+    answer = window[drift.ANSWER_TOKENS]
+    assert isinstance(answer, drift._Numeric)
+    assert answer.counts[0] == 1
+    assert answer.total == -3

@@ -38,9 +38,8 @@ from gateway._core import DriftWindow
 from gateway.config.observe import DriftConfig
 
 MAX_CATEGORIES = 24
-"""Distinct labels kept per categorical metric in a worker's open window; later ones count as OTHER (gRPC has 17
-status codes)."""
-OTHER = "other"
+"""Distinct labels kept per categorical metric in a worker's open window; later ones count as `other` (gRPC has 17
+status codes), as do route rules past `max_route_rules`."""
 MAX_ENDED = 32
 """Ended flags remembered per (model, provider)."""
 

@@ -52,10 +52,10 @@ impl PyDriftWindow {
         status: &str,
         latency_s: f64,
         ttfc_s: Option<f64>,
-        answer_tokens: Option<u64>,
+        answer_tokens: Option<f64>,
         finish_reason: &str,
         refused: Option<bool>,
-        prompt_tokens: Option<u64>,
+        prompt_tokens: Option<f64>,
         route_rule: &str,
     ) {
         self.window().observe(&Observation {
