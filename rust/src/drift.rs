@@ -5,6 +5,8 @@
 //! about fifteen Python calls and objects a call (docs/benchmarks.md, "Third round: the way out"). A window leaves
 //! as plain counts in the shape Python's `drift.decode_window` reads.
 
+use std::cmp::Ordering;
+
 use crate::error::CoreError;
 
 /// The metrics a call feeds, named as gateway.observe.drift names them (tests/observe/test_drift.py pins both).
@@ -96,8 +98,10 @@ impl OpenWindow {
             ("seconds_edges", &seconds_edges),
             ("tokens_edges", &tokens_edges),
         ] {
-            // A NaN compares with nothing: `!(a <= b)` refuses it with the descending pairs.
-            if edges.is_empty() || edges.windows(2).any(|pair| !(pair[0] <= pair[1])) {
+            // A NaN compares with nothing, so it is refused with the descending pairs.
+            let out_of_order =
+                |pair: &[f64]| pair[0].partial_cmp(&pair[1]).is_none_or(Ordering::is_gt);
+            if edges.is_empty() || edges.windows(2).any(out_of_order) {
                 return Err(CoreError::InvalidArgument(format!(
                     "{name}: give at least one edge, in ascending order"
                 )));
@@ -180,12 +184,11 @@ impl OpenWindow {
     }
 
     fn metric(&mut self, name: &str, make: impl FnOnce() -> Metric) -> &mut Metric {
-        let at = match self.metrics.iter().position(|(n, _)| n == name) {
-            Some(at) => at,
-            None => {
-                self.metrics.push((name.to_owned(), make()));
-                self.metrics.len() - 1
-            }
+        let at = if let Some(at) = self.metrics.iter().position(|(n, _)| n == name) {
+            at
+        } else {
+            self.metrics.push((name.to_owned(), make()));
+            self.metrics.len() - 1
         };
         &mut self.metrics[at].1
     }

@@ -163,6 +163,8 @@ fn byte_at(text: &str, chars: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use super::*;
 
     fn fed(parts: &[&str]) -> Edges {
@@ -176,7 +178,10 @@ mod tests {
     #[test]
     fn the_edges_of_a_stream_are_those_of_the_whole_text() {
         for word in ["word", "wörd"] {
-            let text: String = (0..300).map(|i| format!("{word}{i} ")).collect();
+            let mut text = String::new();
+            for i in 0..300 {
+                write!(text, "{word}{i} ").expect("a String takes any text");
+            }
             let whole = fed(&[&text]);
             let pieces: Vec<String> = text
                 .chars()
