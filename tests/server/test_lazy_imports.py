@@ -19,8 +19,6 @@ OPTIONAL = (
     "asyncpg",  # a PostgreSQL database
     "psycopg",
     "sqlalchemy.dialects.postgresql",
-    "sqlalchemy.orm",  # never: the store uses SQLAlchemy Core (sqlalchemy.ext.asyncio would import the ORM)
-    "sqlalchemy.ext.asyncio",
     "opentelemetry.exporter",  # OTLP tracing
     "gateway.observe.span_sinks",
     "botocore",  # a bedrock provider: AWS credentials, SigV4, event-stream

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.state.redis import RedisState
-from gateway.store.engine import AsyncEngine
 from tests.store.postgres import opened_database
 from tests.store.redis import RedisServer
 

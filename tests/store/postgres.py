@@ -20,9 +20,9 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store.database import open_engine
-from gateway.store.engine import AsyncEngine
 from tests.server.process import free_port
 
 _databases = count()

@@ -12,6 +12,7 @@ import grpc
 import pytest
 from llmgateway.v1 import admin_pb2 as apb
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.records.audit import AuditFilter, AuditRecord, GroupBy, UsageFilter
 from gateway.records.classification import Classification
@@ -26,7 +27,6 @@ from gateway.records.governance import (
     Role,
     Team,
 )
-from gateway.store.engine import AsyncEngine
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
 from tests.admin.helpers import Admin, bearer, chat_request

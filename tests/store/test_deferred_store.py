@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store.deferred import DONE, FAILED, PENDING, Accepted, DeferredStore
-from gateway.store.engine import AsyncEngine
 
 
 def accepted(request_id: str, at: float = 100.0) -> Accepted:

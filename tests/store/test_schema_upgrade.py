@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import MetaData, Table, insert, select
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.store.database import open_engine
-from gateway.store.engine import create_async_engine
 from gateway.store.tables import ledger, metadata
 
 ADDED_LATER = {

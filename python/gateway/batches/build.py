@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from gateway.batches.admission import BatchAdmission
 from gateway.batches.billing import BatchBilling
 from gateway.batches.poller import BatchPoller
@@ -19,7 +21,6 @@ from gateway.records.governance import Team
 from gateway.routing.catalog import ModelCatalog
 from gateway.state.admission import LocalLimits, SharedLimits
 from gateway.store.batches import BatchStore
-from gateway.store.engine import AsyncEngine
 from gateway.tokens import TokenCounter
 
 

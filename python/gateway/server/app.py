@@ -29,6 +29,7 @@ from llmgateway.v1 import (
     insights_pb2_grpc,
 )
 from opentelemetry.sdk.trace.export import SpanExporter
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin.compliance import ComplianceOperations
 from gateway.admin.operations import AdminOperations
@@ -84,7 +85,6 @@ from gateway.state.notices import LocalNotices, Notice, Notices, PostgresNotices
 from gateway.store.analytics import AnalyticsStore
 from gateway.store.database import default_url, open_engine, postgres_dsn
 from gateway.store.deferred import DeferredStore
-from gateway.store.engine import AsyncEngine
 from gateway.store.feedback import FeedbackStore, SqlClusterStore, SqlProfileStore
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.records.audit import SHADOW_KIND
-from gateway.store.engine import AsyncEngine
 from gateway.store.feedback import mean_ratings
 from gateway.store.tables import audit, shadow_calls
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.schema import CreateColumn
 
-from gateway.store.engine import AsyncEngine, create_async_engine
 from gateway.store.tables import metadata
 
 DATABASE_FILE = "gateway.db"

@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.store.engine import AsyncConnection, AsyncEngine
 from gateway.store.tables import deferred_calls as table
 
 PENDING, DONE, FAILED = "pending", "done", "failed"

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Subquery, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.learning.profiles import RowKey
 from gateway.store.database import dialect_insert
-from gateway.store.engine import AsyncEngine
 from gateway.store.tables import audit, feedback, profile_sums, query_clusters
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import RowMapping, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.records.classification import Classification
 from gateway.records.governance import (
@@ -20,7 +21,6 @@ from gateway.records.governance import (
     Role,
     Team,
 )
-from gateway.store.engine import AsyncEngine
 from gateway.store.tables import budgets, keys, teams
 
 

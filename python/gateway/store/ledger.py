@@ -12,11 +12,11 @@ from typing import Any
 
 import orjson
 from sqlalchemy import JSON, ColumnElement, Dialect, RowMapping, Table, and_, case, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 
 from gateway.records.audit import SHADOW_KIND, AuditFilter, AuditRecord, GroupBy, UsageFilter, UsageRow
 from gateway.store.database import writer_engine
-from gateway.store.engine import AsyncEngine
 from gateway.store.tables import audit, ledger
 
 _GROUP_COLUMNS = {

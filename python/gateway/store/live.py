@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.observe.live import ProcessLive
 from gateway.store.database import dialect_insert
-from gateway.store.engine import AsyncEngine
 from gateway.store.tables import live_processes
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.store.engine import AsyncEngine
 from gateway.store.tables import shadow_calls
 
 OK = "OK"
