@@ -177,6 +177,8 @@ PREFIX_OPPOSITES = [
     ("Wie aktiviere ich den Dunkelmodus?", "Wie deaktiviere ich den Dunkelmodus?", "antonym: aktiviere vs deaktiviere"),
     ("how often to overwater a cactus", "how often to underwater a cactus", "antonym: overwater vs underwater"),
     ("Which plants are toxic to dogs?", "Which plants are non-toxic to dogs?", "antonym: toxic vs non-toxic"),
+    ("¿Cómo bloqueo la pantalla del móvil?", "¿Cómo desbloqueo la pantalla del móvil?", "antonym:"),
+    ("Comment installer l'application ?", "Comment désinstaller l'application ?", "antonym:"),
     ("arguments for a four-day week", "arguments against a four-day week", "antonym: for vs against"),
 ]
 ROLE_SWAPS = [

@@ -184,7 +184,7 @@ ANTONYM_PAIRS: Final = _pairs(
 near misses of data/independent/verify_pairs.jsonl and widened to each language's usual words: none of them is a
 rewording of the other."""
 
-NEGATING_PREFIXES: Final = ("de", "dis", "un", "in", "im", "il", "ir", "non", "anti", "counter")
+NEGATING_PREFIXES: Final = ("de", "des", "dis", "un", "in", "im", "il", "ir", "non", "anti", "counter")
 """A word and the same word behind one of these are opposites: activate/deactivate, install/uninstall,
 like/dislike, aktiviere/deaktiviere. (Only when both words are in the two prompts.)"""
 SWAPPED_PREFIXES: Final = (
