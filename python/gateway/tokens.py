@@ -98,9 +98,13 @@ class TokenCounter:
 
     def count_chat(self, messages: Sequence[Message], model: str, tokenizer: str | None = None) -> TokenCount:
         scheme = self._scheme(model, tokenizer)
-        rows = [(m.role, m.name, _billed_text(m)) for m in messages]
+        # A plain text turn (the common case) is billed as its content: no helper call, no image scan.
+        rows = [
+            (m.role, m.name, _billed_text(m) if m.parts or m.tool_calls or m.tool_call_id else m.content)
+            for m in messages
+        ]
         tokens = _core.count_chat_tokens(rows, scheme.encoding, scheme.per_message, scheme.per_name, scheme.reply)
-        images = sum(1 for m in messages for p in m.parts if not isinstance(p, str))
+        images = sum(1 for m in messages if m.parts for p in m.parts if not isinstance(p, str))
         if images:
             return self._result(tokens + images * IMAGE_TOKENS_ESTIMATE, scheme, model, exact=False)
         return self._result(tokens, scheme, model)

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -89,13 +89,18 @@ class Execution:
         self._excluded: set[str] = set()
         self._waited_s = 0.0
         self._reservations: dict[str, tuple[int, str]] = {}
+        self._attempt_limit_s = _ms(plan.timeouts.total_ms)
+        """The route's own bound on one attempt (seconds), if it sets one."""
 
     @property
     def waited_s(self) -> float:
         """Seconds this call waited in its route's queue for a target's quota."""
         return self._waited_s
 
-    async def unary(self) -> tuple[Target, ChatResult]:
+    def unary(self) -> Coroutine[None, None, tuple[Target, ChatResult]]:
+        """The answer from the first target that gives it. The run itself, not a coroutine around it: a frame less
+        on every call."""
+
         async def attempt(target: Target, upstream: UpstreamCall) -> tuple[Target, ChatResult]:
             started = time.monotonic()
             result = await target.provider.chat(self._request, target.model, upstream)
@@ -106,9 +111,9 @@ class Execution:
             self._quotas.settle(target, record.reserved_tokens, used, record.quota_slot)
             return target, result
 
-        return await self._run(attempt)
+        return self._run(attempt)
 
-    async def embed(self, request: EmbedRequest) -> tuple[Target, EmbedResult]:
+    def embed(self, request: EmbedRequest) -> Coroutine[None, None, tuple[Target, EmbedResult]]:
         """Vectors for every input of `request` from one target: batches split and rejoined in order; a failed batch
         fails the attempt, and a retry or failover sends every input again (a route's targets share one embedding
         space, and one call's vectors never mix two targets)."""
@@ -123,7 +128,7 @@ class Execution:
             self._quotas.settle(target, record.reserved_tokens, used, record.quota_slot)
             return target, result
 
-        return await self._run(attempt)
+        return self._run(attempt)
 
     async def open_stream(self) -> OpenStream:
         """Attempts until one target produced its first chunk: a failure before it fails over invisibly."""
@@ -187,7 +192,11 @@ class Execution:
             if target is None:
                 break
             try:
-                return await self._attempt_with_hedge(attempt, target, number, timeout_s)
+                if self.plan.hedge is None:
+                    # No task per attempt unless racing, and no coroutine around the one attempt: each costs more
+                    # than the rest of the attempt's bookkeeping.
+                    return await self._one(attempt, target, number, timeout_s, hedged=False)
+                return await self._hedged(attempt, target, number, timeout_s)
             except ProviderError as err:
                 last_error = err
                 if err.kind is ErrorKind.INVALID_ARGUMENT:
@@ -196,16 +205,14 @@ class Execution:
                     self._excluded.add(target.key)  # e.g. this target's key or model is wrong: others may work
         raise self._exhausted(last_error)
 
-    async def _attempt_with_hedge(
+    async def _hedged(
         self,
         attempt: Callable[[Target, UpstreamCall], Awaitable[T]],
         target: Target,
         number: int,
         timeout_s: float | None,
     ) -> T:
-        if self.plan.hedge is None:
-            # No task per attempt unless racing: a task costs more than the rest of the attempt's bookkeeping.
-            return await self._one(attempt, target, number, timeout_s, hedged=False)
+        """The attempt, raced by a second target's once it has taken longer than the hedge's delay."""
         first = asyncio.ensure_future(self._one(attempt, target, number, timeout_s, hedged=False))
         done, _ = await asyncio.wait({first}, timeout=self._hedge_delay(target))
         if done:
@@ -242,15 +249,16 @@ class Execution:
         hedged: bool,
     ) -> T:
         tokens, slot = self._reservations.pop(target.key, (0, ""))
-        record = Attempt(target, retry=number, hedged=hedged, reserved_tokens=tokens, quota_slot=slot)
+        record = Attempt(target, number, hedged=hedged, reserved_tokens=tokens, quota_slot=slot)
         self.attempts.append(record)
         health = self._board[target.key]
         started = time.monotonic()
         # The provider bounds its own call by the caller's deadline (UpstreamCall.timeout_s); a timer of our own is
         # set only for the route's explicit per-attempt limits, which end the attempt, not the call.
-        left = self._left()
-        explicit = [x for x in (timeout_s, _ms(self.plan.timeouts.total_ms)) if x is not None]
-        limit = min(explicit) if explicit else None
+        limit = self._attempt_limit_s
+        if timeout_s is not None:
+            limit = timeout_s if limit is None else min(timeout_s, limit)
+        left = None if self._deadline is None else max(0.0, self._deadline - started)
         upstream = UpstreamCall(self._request_id, left if limit is None or left is None else min(left, limit))
         traced = self._span.start_attempt(
             provider=target.provider.name,
@@ -326,9 +334,10 @@ class Execution:
         candidates = [t for t in self.plan.candidates if t.key not in self._excluded and fits(t, self._features)]
         if not candidates:
             return None
+        shift = number % len(candidates)
+        rotated = candidates[shift:] + candidates[:shift] if shift else candidates
         while True:
             self._check_deadline()
-            rotated = candidates[number % len(candidates) :] + candidates[: number % len(candidates)]
             cooling: list[float] = []
             for target in rotated:
                 health = self._board[target.key]
