@@ -9,6 +9,12 @@ batches) counts in proportion to valgrind's slowdown, alike in two versions meas
 
     python -m benches.handler_instructions                       # this tree
     python -m benches.handler_instructions --python-path DIR     # another tree's python/ (e.g. `git archive main`)
+    python -m benches.handler_instructions --way-in              # the way in only, without noise
+
+`--way-in` counts only the way in of a call, repeated on one call captured after warm-up, with the upstream's answer
+handed over in-process (no socket, so the event loop never runs between two repeats and no clock-driven work counts):
+the request's conversion, the route stage, the limits' admission and release, and the executor's attempt with the
+provider adapter's request build and answer parse. Differences of a few hundred instructions a call show.
 
 Bounded: two processes, `--few` + `--many` calls in all (960 + 160 by default: ~2 minutes each under valgrind).
 """
@@ -22,18 +28,24 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
+import orjson
 import uvloop
 
 from benches.load import BENCH_ADMIN_KEY, BENCH_KEY, BENCH_KEY_ENV, free_port, gateway_config, process
-from benches.pipeline_cpu import drive
+from benches.pipeline_cpu import REQUEST, drive
+from benches.upstream import _ANSWER
 from gateway.config import load_config
-from gateway.server.app import build_gateway
+from gateway.pipeline.call import Call
+from gateway.providers.base import UpstreamCall
+from gateway.providers.http import HttpProvider, UpstreamRequest
+from gateway.server.app import Gateway, build_gateway
 
 _NO_SYNC = "state: {sync_interval_s: 3600}\n"  # the periodic key sync would count as per-call work
 
 
-async def run_calls(calls: int) -> None:
+async def run_calls(calls: int, *, way_in: bool) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
     with tempfile.TemporaryDirectory() as state, process("-m", "benches.upstream", "--port", str(port), port=port):
@@ -45,12 +57,50 @@ async def run_calls(calls: int) -> None:
         gateway = await build_gateway(
             load_config(str(config_file)), address="127.0.0.1:0", state_dir=Path(state), metrics_address="127.0.0.1:0"
         )
-        await drive(gateway.servicer.Chat, calls)
+        if way_in:
+            await repeat_way_in(gateway, calls)
+        else:
+            await drive(gateway.servicer.Chat, calls)
         await gateway.audit.flush()
         await gateway.stop(1.0)
 
 
-def count(calls: int, python_path: str | None) -> int:
+async def repeat_way_in(gateway: Gateway, calls: int) -> None:
+    """The way in of one Chat call, `calls` times, on a call captured at its route stage after warm-up."""
+    servicer = gateway.servicer
+    pipeline = servicer._pipeline
+    stages = {type(stage).__name__: stage for stage in pipeline._chat.stages}
+    route, limits = stages["PlanRoute"], stages["AdmitLimits"]
+    captured: list[Call[Any]] = []
+    plan_route = route.enter
+
+    def capture(call: Call[Any]) -> object:
+        captured.append(call)
+        return plan_route(call)
+
+    route.enter = capture  # type: ignore[method-assign, assignment]
+    await drive(servicer.Chat, 32)
+    del route.enter
+    call = captured[-1]
+    assert call.plan is not None
+    provider = call.plan.candidates[0].provider
+    assert isinstance(provider, HttpProvider)
+    answer = orjson.loads(_ANSWER)
+
+    async def upstream(request: UpstreamRequest, upstream_call: UpstreamCall) -> tuple[Any, dict[str, str]]:
+        orjson.dumps(request.body)  # what _send does before the socket
+        return answer, {}
+
+    provider._whole = upstream  # type: ignore[method-assign, assignment]
+    for _ in range(calls):
+        servicer.chat_request(REQUEST)
+        route.enter(call)
+        limits.enter(call)
+        await pipeline._execution(call, batch=False).unary()
+        limits.exit(call, None)
+
+
+def count(calls: int, python_path: str | None, *, way_in: bool) -> int:
     """The instructions one process executes driving `calls` calls, from callgrind's totals."""
     env = dict(os.environ)
     if python_path:
@@ -59,7 +109,8 @@ def count(calls: int, python_path: str | None) -> int:
         dump = Path(out) / "callgrind.out"
         subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={dump}", sys.executable]
-            + ["-m", "benches.handler_instructions", "--drive", str(calls)],
+            + ["-m", "benches.handler_instructions", "--drive", str(calls)]
+            + (["--way-in"] if way_in else []),
             env=env,
             check=True,
             stdout=subprocess.DEVNULL,
@@ -75,12 +126,14 @@ def main() -> None:
     parser.add_argument("--few", type=int, default=160)
     parser.add_argument("--many", type=int, default=960)
     parser.add_argument("--python-path", help="a python/ directory to import gateway from instead of this tree's")
+    parser.add_argument("--way-in", action="store_true", help="count the way in of a call only (see above)")
     parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)  # the child under valgrind
     args = parser.parse_args()
     if args.drive is not None:
-        uvloop.run(run_calls(args.drive))
+        uvloop.run(run_calls(args.drive, way_in=args.way_in))
         return
-    few, many = count(args.few, args.python_path), count(args.many, args.python_path)
+    few = count(args.few, args.python_path, way_in=args.way_in)
+    many = count(args.many, args.python_path, way_in=args.way_in)
     print(f"instructions a call: {(many - few) / (args.many - args.few):,.0f}")
 
 

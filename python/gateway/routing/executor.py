@@ -27,6 +27,8 @@ from gateway.routing.router import RoutePlan, fits
 from gateway.routing.strategies import estimated_answer_tokens
 
 T = TypeVar("T")
+_Attempt = Callable[[Target, "Attempt", TargetHealth, UpstreamCall], Awaitable[T]]
+"""One attempt at a target: its record in `attempts` and its health passed in, looked up once."""
 # How long a target rests after a 429 that named no Retry-After.
 DEFAULT_COOLDOWN_S = 1.0
 
@@ -101,12 +103,13 @@ class Execution:
         """The answer from the first target that gives it. The run itself, not a coroutine around it: a frame less
         on every call."""
 
-        async def attempt(target: Target, upstream: UpstreamCall) -> tuple[Target, ChatResult]:
+        async def attempt(
+            target: Target, record: Attempt, health: TargetHealth, upstream: UpstreamCall
+        ) -> tuple[Target, ChatResult]:
             started = time.monotonic()
             result = await target.provider.chat(self._request, target.model, upstream)
             elapsed = time.monotonic() - started
-            self._board[target.key].observe(elapsed, elapsed)
-            record = self.attempts[-1]
+            health.observe(elapsed, elapsed)
             used = result.usage.total_tokens if result.usage is not None else record.reserved_tokens
             self._quotas.settle(target, record.reserved_tokens, used, record.quota_slot)
             return target, result
@@ -118,12 +121,13 @@ class Execution:
         fails the attempt, and a retry or failover sends every input again (a route's targets share one embedding
         space, and one call's vectors never mix two targets)."""
 
-        async def attempt(target: Target, upstream: UpstreamCall) -> tuple[Target, EmbedResult]:
+        async def attempt(
+            target: Target, record: Attempt, health: TargetHealth, upstream: UpstreamCall
+        ) -> tuple[Target, EmbedResult]:
             started = time.monotonic()
             result = await embed_all(target.provider, request, target.model, upstream)
             elapsed = time.monotonic() - started
-            self._board[target.key].observe(elapsed, elapsed)
-            record = self.attempts[-1]
+            health.observe(elapsed, elapsed)
             used = result.prompt_tokens if result.prompt_tokens is not None else record.reserved_tokens
             self._quotas.settle(target, record.reserved_tokens, used, record.quota_slot)
             return target, result
@@ -133,7 +137,7 @@ class Execution:
     async def open_stream(self) -> OpenStream:
         """Attempts until one target produced its first chunk: a failure before it fails over invisibly."""
 
-        async def attempt(target: Target, upstream: UpstreamCall) -> OpenStream:
+        async def attempt(target: Target, record: Attempt, health: TargetHealth, upstream: UpstreamCall) -> OpenStream:
             started = time.monotonic()
             deltas = aiter(target.provider.stream(self._request, target.model, upstream))
             try:
@@ -141,7 +145,7 @@ class Execution:
             except BaseException:
                 await _close(deltas)
                 raise
-            return OpenStream(self.attempts[-1], target, deltas, first, started, time.monotonic())
+            return OpenStream(record, target, deltas, first, started, time.monotonic())
 
         return await self._run(attempt, timeout_s=self._ttft_timeout())
 
@@ -185,7 +189,7 @@ class Execution:
             self._quotas.settle(stream.target, stream.record.reserved_tokens, used, stream.record.quota_slot)
             await _close(stream.deltas)
 
-    async def _run(self, attempt: Callable[[Target, UpstreamCall], Awaitable[T]], timeout_s: float | None = None) -> T:
+    async def _run(self, attempt: _Attempt[T], timeout_s: float | None = None) -> T:
         last_error: GatewayError | None = None
         for number in range(self.plan.retries.max_attempts):
             target = await self._next_target(number, last_error)
@@ -207,7 +211,7 @@ class Execution:
 
     async def _hedged(
         self,
-        attempt: Callable[[Target, UpstreamCall], Awaitable[T]],
+        attempt: _Attempt[T],
         target: Target,
         number: int,
         timeout_s: float | None,
@@ -241,7 +245,7 @@ class Execution:
 
     async def _one(
         self,
-        attempt: Callable[[Target, UpstreamCall], Awaitable[T]],
+        attempt: _Attempt[T],
         target: Target,
         number: int,
         timeout_s: float | None,
@@ -271,10 +275,10 @@ class Execution:
         health.in_flight += 1
         try:
             if limit is None:
-                result = await attempt(target, upstream)
+                result = await attempt(target, record, health, upstream)
             else:
                 async with asyncio.timeout(limit):
-                    result = await attempt(target, upstream)
+                    result = await attempt(target, record, health, upstream)
         except TimeoutError:
             self._quotas.settle(target, record.reserved_tokens, 0, record.quota_slot)
             error = self._timed_out(target, limit)
