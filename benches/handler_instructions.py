@@ -14,7 +14,8 @@ batches) counts in proportion to valgrind's slowdown, alike in two versions meas
 `--way-in` counts only the way in of a call, repeated on one call captured after warm-up, with the upstream's answer
 handed over in-process (no socket, so the event loop never runs between two repeats and no clock-driven work counts):
 the request's conversion, the route stage, the limits' admission and release, and the executor's attempt with the
-provider adapter's request build and answer parse. Differences of a few hundred instructions a call show.
+provider adapter's request build and answer parse. Clock-driven work while each process starts and stops still
+varies between runs (~10,000 instructions a repeat): compare two trees side by side in one session.
 
 Bounded: two processes, `--few` + `--many` calls in all (960 + 160 by default: ~2 minutes each under valgrind).
 """
@@ -33,30 +34,18 @@ from typing import Any
 import orjson
 import uvloop
 
-from benches.load import BENCH_ADMIN_KEY, BENCH_KEY, BENCH_KEY_ENV, free_port, gateway_config, process
-from benches.pipeline_cpu import REQUEST, drive
+from benches.pipeline_cpu import REQUEST, bench_gateway, drive
 from benches.upstream import _ANSWER
-from gateway.config import load_config
 from gateway.pipeline.call import Call
 from gateway.providers.base import UpstreamCall
 from gateway.providers.http import HttpProvider, UpstreamRequest
-from gateway.server.app import Gateway, build_gateway
+from gateway.server.app import Gateway
 
-_NO_SYNC = "state: {sync_interval_s: 3600}\n"  # the periodic key sync would count as per-call work
+_NO_SYNC = "state: {sync_interval_s: 3600}"  # the periodic key sync would count as per-call work
 
 
 async def run_calls(calls: int, *, way_in: bool) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/v1"
-    with tempfile.TemporaryDirectory() as state, process("-m", "benches.upstream", "--port", str(port), port=port):
-        os.environ["GATEWAY_BOOTSTRAP_KEY"] = BENCH_ADMIN_KEY
-        os.environ[BENCH_KEY_ENV] = BENCH_KEY
-        os.environ["BENCH_UPSTREAM_KEY"] = "sk-bench"
-        config_file = Path(state) / "bench.yaml"
-        config_file.write_text(gateway_config(url, url) + _NO_SYNC)
-        gateway = await build_gateway(
-            load_config(str(config_file)), address="127.0.0.1:0", state_dir=Path(state), metrics_address="127.0.0.1:0"
-        )
+    async with bench_gateway(_NO_SYNC) as (gateway, _):
         if way_in:
             await repeat_way_in(gateway, calls)
         else:
