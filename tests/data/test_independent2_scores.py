@@ -5,6 +5,7 @@ detectors nor their data (its README lists what it did not open), and scored onc
 models: the figures below are held-out figures, and the floors keep them from falling. They are not aims:
 docs/guardrails.md compares them with the issue's. Nothing may be trained, tuned or chosen on this set; a change made
 after reading its rows or misses ends its use as held out (data/independent-2/README.md). Run with `-s` for the tables.
+Since verify-pair-v3 the verify pairs are training data (the README's status note): their figures are floors only.
 """
 
 from __future__ import annotations
@@ -65,10 +66,13 @@ def test_the_combined_model_on_the_held_out_set(prompts: list[Row]) -> None:
     assert figures.false_positive_rate <= 0.29
 
 
-def test_verify_on_the_held_out_pairs() -> None:
-    """verify-pair-v2 from cosine 0.65: precision 0.918, recall 0.404 (78 right hits, 7 wrong: a direction, an order,
-    an availability, a conversion and three scopes; no negation, number, unit, entity or time frame crossed). Aims
-    0.97 / 0.50: missed. MiniLM's cosine reaches 0.65 for 0.77 of the true rewordings, 0.80 for 0.46."""
+def test_verify_on_the_pairs_no_longer_held_out() -> None:
+    """verify-pair-v2 from cosine 0.65, held out: precision 0.918, recall 0.404 (78 right hits, 7 wrong: a direction,
+    an order, an availability, a conversion and three scopes; no negation, number, unit, entity or time frame
+    crossed). Aims 0.97 / 0.50: missed. MiniLM's cosine reaches 0.65 for 0.77 of the true rewordings, 0.80 for 0.46.
+    Since verify-pair-v3 these pairs are training data (their near misses wrote vetoes, their pairs trained the
+    model): in-sample 1.000 / 0.539, no near miss served; 5-fold out-of-fold 0.990 / 0.523; trained without them
+    0.990 / 0.534. Regression floors, not held-out figures: data/independent-3 is the held-out set now."""
     try:
         embedder = Embedder()
     except EmbeddingModelMissing as e:
@@ -76,10 +80,10 @@ def test_verify_on_the_held_out_pairs() -> None:
     pairs = verify_pairs(DATA)
     scores: Scores = score_matcher(pairs, pair_similarities(embedder, pairs).tolist(), SemanticMatcher())
     print("\n" + scores.table())
-    assert scores.precision >= 0.90
-    assert scores.recall >= 0.39
-    never = ("negation", "number", "unit", "entity", "time_frame")
-    assert {kind: scores.kinds[kind].served for kind in never} == dict.fromkeys(never, 0)
+    assert scores.precision == 1.0
+    assert scores.recall >= 0.53
+    different = [kind for kind, score in scores.kinds.items() if not score.same]
+    assert {kind: scores.kinds[kind].served for kind in different} == dict.fromkeys(different, 0)
 
 
 def test_the_set_is_the_one_the_figures_were_measured_on(prompts: list[Row]) -> None:
