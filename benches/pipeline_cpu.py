@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from benches.reference_servers import Forwarder
 from gateway.config import load_config
 from gateway.pipeline.chain import Pipeline
 from gateway.pipeline.stage import BaseStage
-from gateway.server.app import build_gateway
+from gateway.server.app import Gateway, build_gateway
 
 Handler = Callable[[pb.ChatRequest, Any], Awaitable[pb.ChatResponse]]
 REQUEST = pb.ChatRequest(
@@ -130,7 +131,10 @@ async def drive(handler: Handler, calls: int) -> None:
     await asyncio.gather(*(client(calls // CONCURRENCY) for _ in range(CONCURRENCY)))
 
 
-async def measure(args: argparse.Namespace) -> None:
+@contextlib.asynccontextmanager
+async def bench_gateway(config_extra: str) -> AsyncIterator[tuple[Gateway, str]]:
+    """The benchmark's gateway (its config plus `config_extra`), in this process, over a local upstream
+    (benches.upstream); and the upstream's URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
     with tempfile.TemporaryDirectory() as state, process("-m", "benches.upstream", "--port", str(port), port=port):
@@ -138,10 +142,15 @@ async def measure(args: argparse.Namespace) -> None:
         os.environ[BENCH_KEY_ENV] = BENCH_KEY
         os.environ["BENCH_UPSTREAM_KEY"] = "sk-bench"
         config_file = Path(state) / "bench.yaml"
-        config_file.write_text(gateway_config(url, url) + args.config_extra + "\n")
+        config_file.write_text(gateway_config(url, url) + config_extra + "\n")
         gateway = await build_gateway(
             load_config(str(config_file)), address="127.0.0.1:0", state_dir=Path(state), metrics_address="127.0.0.1:0"
         )
+        yield gateway, url
+
+
+async def measure(args: argparse.Namespace) -> None:
+    async with bench_gateway(args.config_extra) as (gateway, url):
         forwarder = Forwarder(url)
         handlers: dict[str, Handler] = {"bare forwarder": forwarder.Chat, "gateway": gateway.servicer.Chat}
         for handler in handlers.values():

@@ -12,7 +12,7 @@ from gateway.server.openai_http.schema import chat_request
 
 def stored_body(request: ChatRequest) -> dict[str, Any]:
     """A request as an OpenAI Chat Completions body: how an item is stored, and what `loaded` reads back."""
-    body = {"model": request.model, **openai_body(request, max_tokens_field="max_tokens")}
+    body = openai_body(request, max_tokens_field="max_tokens", model=request.model)
     if request.metadata:
         body["metadata"] = dict(request.metadata)
     return body

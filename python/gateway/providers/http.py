@@ -328,6 +328,9 @@ class HttpProvider(Provider):
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
         self._base_headers = {"content-type": "application/json", "accept": "application/json", **config.headers}
+        # A call without a deadline is bounded by the provider's own timeout: one object for all of them (an
+        # aiohttp.ClientTimeout costs ~0.6 µs to build).
+        self._default_timeout = aiohttp.ClientTimeout(total=config.timeout_s, sock_connect=config.connect_timeout_s)
 
     # -- what an adapter defines ---------------------------------------------------------------------------------------
 
@@ -431,8 +434,9 @@ class HttpProvider(Provider):
             await session.close()
 
     def _timeout(self, call: UpstreamCall) -> aiohttp.ClientTimeout:
-        total = self.config.timeout_s if call.timeout_s is None else min(call.timeout_s, self.config.timeout_s)
-        return aiohttp.ClientTimeout(total=max(total, 0.001), sock_connect=self.config.connect_timeout_s)
+        if call.timeout_s is None or call.timeout_s >= self.config.timeout_s:
+            return self._default_timeout
+        return aiohttp.ClientTimeout(total=max(call.timeout_s, 0.001), sock_connect=self.config.connect_timeout_s)
 
     def _transport_error(self, exc: BaseException, *, started: bool) -> ProviderError:
         name = self.name

@@ -93,9 +93,11 @@ def openai_messages(messages: list[Message]) -> list[dict[str, Any]]:
     return out
 
 
-def openai_body(request: ChatRequest, *, max_tokens_field: str) -> dict[str, Any]:
-    """Every field but `model`, `stream` and `stream_options`, which depend on the flavour and the call."""
-    body: dict[str, Any] = {"messages": openai_messages(request.messages)}
+def openai_body(request: ChatRequest, *, max_tokens_field: str, model: str | None = None) -> dict[str, Any]:
+    """Every field but `stream` and `stream_options`, which depend on the call; `model` first when given (Azure
+    names the deployment in the URL instead)."""
+    body: dict[str, Any] = {"model": model} if model is not None else {}
+    body["messages"] = openai_messages(request.messages)
     if request.max_tokens is not None:
         body[max_tokens_field] = request.max_tokens
     if request.temperature is not None:
@@ -224,9 +226,9 @@ class OpenAIProvider(HttpProvider):
         return {"authorization": f"Bearer {self.require_api_key()}"}
 
     def build_request(self, request: ChatRequest, model: ModelConfig, *, stream: bool) -> UpstreamRequest:
-        body = openai_body(request, max_tokens_field=self.max_tokens_field)
-        if self.send_model:
-            body = {"model": model.upstream, **body}
+        body = openai_body(
+            request, max_tokens_field=self.max_tokens_field, model=model.upstream if self.send_model else None
+        )
         if stream:
             body["stream"] = True
             if self.stream_usage:

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -27,6 +27,8 @@ from gateway.routing.router import RoutePlan, fits
 from gateway.routing.strategies import estimated_answer_tokens
 
 T = TypeVar("T")
+_Attempt = Callable[[Target, "Attempt", TargetHealth, UpstreamCall], Awaitable[T]]
+"""One attempt at a target: its record in `attempts` and its health passed in, looked up once."""
 # How long a target rests after a 429 that named no Retry-After.
 DEFAULT_COOLDOWN_S = 1.0
 
@@ -89,46 +91,53 @@ class Execution:
         self._excluded: set[str] = set()
         self._waited_s = 0.0
         self._reservations: dict[str, tuple[int, str]] = {}
+        self._attempt_limit_s = _ms(plan.timeouts.total_ms)
+        """The route's own bound on one attempt (seconds), if it sets one."""
 
     @property
     def waited_s(self) -> float:
         """Seconds this call waited in its route's queue for a target's quota."""
         return self._waited_s
 
-    async def unary(self) -> tuple[Target, ChatResult]:
-        async def attempt(target: Target, upstream: UpstreamCall) -> tuple[Target, ChatResult]:
+    def unary(self) -> Coroutine[None, None, tuple[Target, ChatResult]]:
+        """The answer from the first target that gives it. The run itself, not a coroutine around it: a frame less
+        on every call."""
+
+        async def attempt(
+            target: Target, record: Attempt, health: TargetHealth, upstream: UpstreamCall
+        ) -> tuple[Target, ChatResult]:
             started = time.monotonic()
             result = await target.provider.chat(self._request, target.model, upstream)
             elapsed = time.monotonic() - started
-            self._board[target.key].observe(elapsed, elapsed)
-            record = self.attempts[-1]
+            health.observe(elapsed, elapsed)
             used = result.usage.total_tokens if result.usage is not None else record.reserved_tokens
             self._quotas.settle(target, record.reserved_tokens, used, record.quota_slot)
             return target, result
 
-        return await self._run(attempt)
+        return self._run(attempt)
 
-    async def embed(self, request: EmbedRequest) -> tuple[Target, EmbedResult]:
+    def embed(self, request: EmbedRequest) -> Coroutine[None, None, tuple[Target, EmbedResult]]:
         """Vectors for every input of `request` from one target: batches split and rejoined in order; a failed batch
         fails the attempt, and a retry or failover sends every input again (a route's targets share one embedding
         space, and one call's vectors never mix two targets)."""
 
-        async def attempt(target: Target, upstream: UpstreamCall) -> tuple[Target, EmbedResult]:
+        async def attempt(
+            target: Target, record: Attempt, health: TargetHealth, upstream: UpstreamCall
+        ) -> tuple[Target, EmbedResult]:
             started = time.monotonic()
             result = await embed_all(target.provider, request, target.model, upstream)
             elapsed = time.monotonic() - started
-            self._board[target.key].observe(elapsed, elapsed)
-            record = self.attempts[-1]
+            health.observe(elapsed, elapsed)
             used = result.prompt_tokens if result.prompt_tokens is not None else record.reserved_tokens
             self._quotas.settle(target, record.reserved_tokens, used, record.quota_slot)
             return target, result
 
-        return await self._run(attempt)
+        return self._run(attempt)
 
     async def open_stream(self) -> OpenStream:
         """Attempts until one target produced its first chunk: a failure before it fails over invisibly."""
 
-        async def attempt(target: Target, upstream: UpstreamCall) -> OpenStream:
+        async def attempt(target: Target, record: Attempt, health: TargetHealth, upstream: UpstreamCall) -> OpenStream:
             started = time.monotonic()
             deltas = aiter(target.provider.stream(self._request, target.model, upstream))
             try:
@@ -136,7 +145,7 @@ class Execution:
             except BaseException:
                 await _close(deltas)
                 raise
-            return OpenStream(self.attempts[-1], target, deltas, first, started, time.monotonic())
+            return OpenStream(record, target, deltas, first, started, time.monotonic())
 
         return await self._run(attempt, timeout_s=self._ttft_timeout())
 
@@ -180,14 +189,18 @@ class Execution:
             self._quotas.settle(stream.target, stream.record.reserved_tokens, used, stream.record.quota_slot)
             await _close(stream.deltas)
 
-    async def _run(self, attempt: Callable[[Target, UpstreamCall], Awaitable[T]], timeout_s: float | None = None) -> T:
+    async def _run(self, attempt: _Attempt[T], timeout_s: float | None = None) -> T:
         last_error: GatewayError | None = None
         for number in range(self.plan.retries.max_attempts):
             target = await self._next_target(number, last_error)
             if target is None:
                 break
             try:
-                return await self._attempt_with_hedge(attempt, target, number, timeout_s)
+                if self.plan.hedge is None:
+                    # No task per attempt unless racing, and no coroutine around the one attempt: each costs more
+                    # than the rest of the attempt's bookkeeping.
+                    return await self._one(attempt, target, number, timeout_s, hedged=False)
+                return await self._hedged(attempt, target, number, timeout_s)
             except ProviderError as err:
                 last_error = err
                 if err.kind is ErrorKind.INVALID_ARGUMENT:
@@ -196,16 +209,14 @@ class Execution:
                     self._excluded.add(target.key)  # e.g. this target's key or model is wrong: others may work
         raise self._exhausted(last_error)
 
-    async def _attempt_with_hedge(
+    async def _hedged(
         self,
-        attempt: Callable[[Target, UpstreamCall], Awaitable[T]],
+        attempt: _Attempt[T],
         target: Target,
         number: int,
         timeout_s: float | None,
     ) -> T:
-        if self.plan.hedge is None:
-            # No task per attempt unless racing: a task costs more than the rest of the attempt's bookkeeping.
-            return await self._one(attempt, target, number, timeout_s, hedged=False)
+        """The attempt, raced by a second target's once it has taken longer than the hedge's delay."""
         first = asyncio.ensure_future(self._one(attempt, target, number, timeout_s, hedged=False))
         done, _ = await asyncio.wait({first}, timeout=self._hedge_delay(target))
         if done:
@@ -234,7 +245,7 @@ class Execution:
 
     async def _one(
         self,
-        attempt: Callable[[Target, UpstreamCall], Awaitable[T]],
+        attempt: _Attempt[T],
         target: Target,
         number: int,
         timeout_s: float | None,
@@ -242,15 +253,16 @@ class Execution:
         hedged: bool,
     ) -> T:
         tokens, slot = self._reservations.pop(target.key, (0, ""))
-        record = Attempt(target, retry=number, hedged=hedged, reserved_tokens=tokens, quota_slot=slot)
+        record = Attempt(target, number, hedged=hedged, reserved_tokens=tokens, quota_slot=slot)
         self.attempts.append(record)
         health = self._board[target.key]
         started = time.monotonic()
         # The provider bounds its own call by the caller's deadline (UpstreamCall.timeout_s); a timer of our own is
         # set only for the route's explicit per-attempt limits, which end the attempt, not the call.
-        left = self._left()
-        explicit = [x for x in (timeout_s, _ms(self.plan.timeouts.total_ms)) if x is not None]
-        limit = min(explicit) if explicit else None
+        limit = self._attempt_limit_s
+        if timeout_s is not None:
+            limit = timeout_s if limit is None else min(timeout_s, limit)
+        left = None if self._deadline is None else max(0.0, self._deadline - started)
         upstream = UpstreamCall(self._request_id, left if limit is None or left is None else min(left, limit))
         traced = self._span.start_attempt(
             provider=target.provider.name,
@@ -263,10 +275,10 @@ class Execution:
         health.in_flight += 1
         try:
             if limit is None:
-                result = await attempt(target, upstream)
+                result = await attempt(target, record, health, upstream)
             else:
                 async with asyncio.timeout(limit):
-                    result = await attempt(target, upstream)
+                    result = await attempt(target, record, health, upstream)
         except TimeoutError:
             self._quotas.settle(target, record.reserved_tokens, 0, record.quota_slot)
             error = self._timed_out(target, limit)
@@ -326,9 +338,10 @@ class Execution:
         candidates = [t for t in self.plan.candidates if t.key not in self._excluded and fits(t, self._features)]
         if not candidates:
             return None
+        shift = number % len(candidates)
+        rotated = candidates[shift:] + candidates[:shift] if shift else candidates
         while True:
             self._check_deadline()
-            rotated = candidates[number % len(candidates) :] + candidates[: number % len(candidates)]
             cooling: list[float] = []
             for target in rotated:
                 health = self._board[target.key]
