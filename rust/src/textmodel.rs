@@ -564,14 +564,22 @@ mod tests {
         assert!(Featurizer::new(12, 0, 0).is_err());
     }
 
+    /// Weights of a 2^16-bucket model (windows of 4 words every 2) that give each word's features its weight.
+    fn weights_of(words: &[(&str, i8)]) -> Vec<i8> {
+        let f = Featurizer::new(16, 4, 2).unwrap();
+        let mut weights = vec![0i8; 1 << 16];
+        for &(word, weight) in words {
+            for &i in &f.features(word)[0].0 {
+                weights[i as usize] = weight;
+            }
+        }
+        weights
+    }
+
     #[test]
     fn model_scores_its_worst_window() {
         let dim_bits = 16;
-        let f = Featurizer::new(dim_bits, 4, 2).unwrap();
-        let mut weights = vec![0i8; 1 << dim_bits];
-        for &i in &f.features("evil")[0].0 {
-            weights[i as usize] = 100;
-        }
+        let weights = weights_of(&[("evil", 100)]);
         let model = LinearTextModel::from_bytes(&model_file(&weights, dim_bits, -5.0)).unwrap();
         let calm = model.score("quiet calm words only here and nothing more to say");
         let mixed = model.score("quiet calm words only here evil nothing more to say");
@@ -582,13 +590,7 @@ mod tests {
     #[test]
     fn a_document_is_judged_against_its_typical_window() {
         let dim_bits = 16;
-        let f = Featurizer::new(dim_bits, 4, 2).unwrap();
-        let mut weights = vec![0i8; 1 << dim_bits];
-        for (word, weight) in [("evil", 100), ("must", 20)] {
-            for &i in &f.features(word)[0].0 {
-                weights[i as usize] = weight;
-            }
-        }
+        let weights = weights_of(&[("evil", 100), ("must", 20)]);
         let plain = LinearTextModel::from_bytes(&model_file(&weights, dim_bits, 0.0)).unwrap();
         let discounted =
             LinearTextModel::from_bytes(&model_file_discounted(&weights, dim_bits, 0.0, 1.0, 0.0))
@@ -616,11 +618,7 @@ mod tests {
     #[test]
     fn a_long_text_pays_for_its_many_windows() {
         let dim_bits = 16;
-        let f = Featurizer::new(dim_bits, 4, 2).unwrap();
-        let mut weights = vec![0i8; 1 << dim_bits];
-        for &i in &f.features("evil")[0].0 {
-            weights[i as usize] = 100;
-        }
+        let weights = weights_of(&[("evil", 100)]);
         let plain = LinearTextModel::from_bytes(&model_file(&weights, dim_bits, 0.0)).unwrap();
         let penalised =
             LinearTextModel::from_bytes(&model_file_discounted(&weights, dim_bits, 0.0, 0.0, 0.5))
