@@ -3,9 +3,9 @@
 Up to injection-linear-2 and the combined model with injection-minilm-1, and up to verify-pair-v1, the sets were held
 out: each figure was measured once per model version, after the model was chosen. Since verify-pair-v2 the pairs, and
 since injection-linear-3 the injection prompts, are training data (the second set, data/independent-2/, too since
-injection-linear-4; the third, data/independent-3/, is the held-out judge now): the injection figures here are training-set figures, floors against regression only; the model's
-cross-fitted figures on this set (each fifth scored by a model trained without it) are in its card and
-docs/guardrails.md. Run with `-s` for the tables.
+injection-linear-4; the third, data/independent-3/, is the held-out judge now): the injection figures here are
+training-set figures, floors against regression only; the model's cross-fitted figures on this set (each fifth
+scored by a model trained without it) are in its card and docs/guardrails.md. Run with `-s` for the tables.
 """
 
 from __future__ import annotations
@@ -97,9 +97,9 @@ def test_the_sets_are_the_ones_the_readme_figures_were_measured_on(prompts: list
 def test_the_combined_model_on_the_set_another_hand_wrote(prompts: list[Row], combined_scores: list[float]) -> None:
     """injection-linear-4+injection-minilm-3: precision 0.976, recall 0.993, false positives 0.025 (training-set
     figures). injection-linear-3+injection-minilm-2, whose linear model trained on this set (and its head on part of
-    it): precision 0.973, recall 0.976, false positives 0.029; de 1.000, es 0.971, fr 1.000, pt 0.941, en 0.971 (training-set
-    figures, floors rounded down by one prompt for onnxruntime's sums on another CPU). linear-2+minilm-1, held out:
-    0.846 / 0.811 / 0.154."""
+    it): precision 0.973, recall 0.976, false positives 0.029; de 1.000, es 0.971, fr 1.000, pt 0.941, en 0.971
+    (training-set figures, floors rounded down by one prompt for onnxruntime's sums on another CPU).
+    linear-2+minilm-1, held out: 0.846 / 0.811 / 0.154."""
     figures = detection(prompts, combined_scores)
     assert figures.precision >= 0.96
     assert figures.recall >= 0.96
