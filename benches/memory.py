@@ -7,6 +7,9 @@ machine map: compare figures from one run). Private pages are the process's alon
     python -m benches.memory                       # one process, the embedded default config
     python -m benches.memory --workers 2
     python -m benches.memory --config gateway.yaml --model my-model
+
+Between the idle and the loaded figures, six calls one at a time: the first one's time against the next five's shows
+what the gateway loads at a model's first call rather than at start.
 """
 
 from __future__ import annotations
@@ -48,6 +51,21 @@ def show(moment: str, pids: list[int]) -> None:
         print(f"| {moment} | all | | {total:.0f} | | |")
 
 
+def first_calls(port: int, model: str) -> str:
+    """Times a fresh gateway's first call against the five after it: the first loads what a model's calls need on
+    first use (the token vocabulary of its encoding, connections)."""
+    from gateway.client import SyncGatewayClient
+
+    with SyncGatewayClient(f"127.0.0.1:{port}", KEY) as client:
+        times = []
+        for _ in range(6):
+            start = time.perf_counter()
+            client.chat(model, "How long does a first call take?", max_tokens=8, timeout=30)
+            times.append((time.perf_counter() - start) * 1000)
+    later = sorted(times[1:])[2]
+    return f"first call {times[0]:.1f} ms, the next five's median {later:.1f} ms"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, default=1)
@@ -86,6 +104,8 @@ def main() -> None:
             print("| moment | process | RSS MB | PSS MB | anonymous PSS MB | private MB |")
             print("| --- | --- | --- | --- | --- | --- |")
             show("idle", pids)
+            first = first_calls(port, args.model)
+            show("after 6 calls", pids)
             load = [sys.executable, "-m", "benches.loadgen", "--target", f"127.0.0.1:{port}", "--key", KEY]
             load += ["--model", args.model, "--concurrency", "16", "--connections", "8"]
             load += ["--duration", str(args.duration), "--out", str(Path(tmp) / "load.json")]
@@ -95,6 +115,7 @@ def main() -> None:
                 timeout=args.duration + 60,
             )
             show("after load", pids)
+            print(f"\n{first}")
         finally:
             server.terminate()
             server.wait(30)

@@ -2,9 +2,9 @@
 
 from collections.abc import Iterable, Mapping, Sequence
 from os import PathLike
-from typing import Literal, Self, final
+from typing import Any, ClassVar, Literal, Self, final
 
-from typing_extensions import Buffer
+from typing_extensions import Buffer, disjoint_base
 
 __version__: str
 
@@ -52,12 +52,8 @@ def special_tokens(encoding_name: str) -> dict[str, int]:
     """The encoding's special-token texts and their ids, as tiktoken's `special_tokens_set`/`encode_single_token`."""
 
 def load_encoding(encoding_name: str) -> None:
-    """Loads the embedded vocabulary now (~40 ms) instead of in the first call that needs it."""
-
-def release_read_only_pages() -> int:
-    """Drops from the resident set the pages of the library's read-only data, which hold the embedded vocabularies in
-    serialized form (read once by `load_encoding`: o200k_base 12 MB, cl100k_base 6 MB); whatever reads them again
-    faults them back in from the file. Returns the bytes released (0 where it cannot: not Linux)."""
+    """Loads the embedded vocabulary now (o200k_base ~35 ms, cl100k_base ~12 ms, without the GIL) instead of in the
+    first call that needs it; either way its serialized tables then leave the resident set."""
 
 ENCODINGS: list[str]
 """The valid encoding names."""
@@ -143,6 +139,72 @@ class PatternSet:
     @property
     def patterns(self) -> list[str]: ...
     def __len__(self) -> int: ...
+
+# --- drift monitor's open window (rust/src/drift.rs, rust/src/py/drift.rs) ------------------------------------------
+
+@final
+class DriftWindow:
+    """One (model, provider)'s open window of gateway.observe.drift: each finished call's values added in one call.
+    Edges must be ascending (else InvalidArgumentError)."""
+
+    def __new__(
+        cls, seconds_edges: Sequence[float], tokens_edges: Sequence[float], max_categories: int, max_route_rules: int
+    ) -> Self: ...
+    def observe(
+        self,
+        status: str,
+        latency_s: float,
+        ttfc_s: float | None = None,
+        answer_tokens: float | None = None,
+        finish_reason: str = "",
+        refused: bool | None = None,
+        prompt_tokens: float | None = None,
+        route_rule: str = "",
+    ) -> None:
+        """One finished call: status and prompt length always (the latter as `prompt_tokens:<route_rule>`);
+        latency, time to first chunk, answer length, finish reason and refusal only when `status` is `OK`. None (or
+        an empty finish reason): not known, not counted."""
+
+    def take(self) -> dict[str, dict[str, Any]]:
+        """The window's metrics in gateway.observe.drift.encode_window's shape; the window starts again empty (the
+        route rules seen stay)."""
+
+    def peek(self) -> dict[str, dict[str, Any]]:
+        """The window's metrics so far, in the same shape, the window unchanged."""
+
+    def __len__(self) -> int: ...
+
+# --- refusal scorer's view of an answer (rust/src/refusal.rs, rust/src/py/refusal.rs) --------------------------------
+
+@disjoint_base
+class AnswerEdges:
+    """What gateway.observe.refusal reads of an answer, kept as it streams: its first 2 x HEAD_CHARS and last
+    2 x TAIL_CHARS characters, its length and spaces, and where a refusal's trigger words are. Subclassable (the
+    Python scorer adds its regexes)."""
+
+    HEAD_CHARS: ClassVar[int]
+    TAIL_CHARS: ClassVar[int]
+    SHORT_WORDS: ClassVar[int]
+    IN_HEAD: ClassVar[int]
+    IN_TAIL: ClassVar[int]
+    def __new__(cls) -> Self: ...
+    def feed(self, chunk: str) -> None:
+        """The next piece of the answer's text."""
+
+    @property
+    def length(self) -> int:
+        """Characters fed so far."""
+
+    @property
+    def spaces(self) -> int: ...
+    @property
+    def head(self) -> str: ...
+    @property
+    def tail(self) -> str: ...
+    def triggered(self) -> int:
+        """IN_HEAD when the first HEAD_CHARS characters, lower-cased, hold a trigger word; IN_TAIL when the last
+        TAIL_CHARS do and the answer is longer than HEAD_CHARS but has fewer than SHORT_WORDS spaces; 0: not a
+        refusal."""
 
 # --- linear text classifier (rust/src/textmodel.rs, rust/src/py/textmodel.rs) -----------------------------------
 

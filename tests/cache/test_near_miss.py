@@ -49,26 +49,28 @@ def test_threshold_and_verify_reach_the_precision_and_recall_aims(
     corpus: ModuleType, corpus_similarities: np.ndarray, record_property: Callable[[str, object], None]
 ) -> None:
     """The corpus the learned verdict was trained on: a regression floor, not a measure of unseen text (in-sample
-    verify-pair-v2 1.000 / 0.668, v1 1.000 / 0.758; verify's rules alone 1.000 / 0.607). v2 serves fewer of this
-    corpus than v1: its threshold is set where the harder near misses of data/independent, trained on beside it,
-    are left out."""
+    verify-pair-v3 1.000 / 0.796, v2 1.000 / 0.668, v1 1.000 / 0.758; verify's rules alone 1.000 / 0.607)."""
     scores = score_matcher(corpus.PAIRS, corpus_similarities.tolist(), SemanticMatcher())
     print("\n" + scores.table())
     _record(record_property, "pipeline", scores)
     assert scores.precision >= 0.97, _wrong_hits(scores)
-    assert scores.recall >= 0.66
+    assert scores.recall >= 0.79
 
 
 @pytest.mark.parametrize(
     ("held_out", "precision", "recall"),
-    [(near_miss_holdout, 0.97, 0.50), (near_miss_holdout3, 0.97, 0.52)],
+    [(near_miss_holdout, 0.97, 0.61), (near_miss_holdout3, 0.97, 0.60)],
     ids=["holdout", "holdout3"],
 )
 def test_held_out_pairs_keep_their_measured_floor(
     embedder: Embedder, held_out: ModuleType, precision: float, recall: float
 ) -> None:
-    """Sets written by other hands, never in the learned verdict's training, candidate choice or threshold
-    (scripts/train_verify_model.py reads the first corpus, the probes and data/independent only). verify-pair-v2
+    """Sets written by other hands, never in the learned verdict's training or threshold. verify-pair-v3 scored
+    0.990 / 0.619 and 1.000 / 0.608 (one unrelated question served; corpus 3's Spanish "activo" / "desactivo", seen,
+    is vetoed since by the "des-" prefix), but these sets validated
+    its floor, precision target and size (an earlier v3 candidate served unrelated questions and a negation here:
+    docs/benchmarks.md, "the learned verdict, v3"; their wrong answers' kinds were read, no pair), so since v3 they
+    are validation sets, not held out; data/independent-3 is the held-out judge. verify-pair-v2
     scored 1.000 / 0.506 and 0.988 / 0.529 (one multilingual near miss served), where v1 scored 1.000 / 0.625 and
     1.000 / 0.516, verify's rules alone 1.000 / 0.319 and 1.000 / 0.294 and a threshold alone 0.45-0.49: the floors
     fall for the first set, an explained regression (docs/benchmarks.md, "the learned verdict, v2": two earlier v2

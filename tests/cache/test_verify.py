@@ -177,6 +177,8 @@ PREFIX_OPPOSITES = [
     ("Wie aktiviere ich den Dunkelmodus?", "Wie deaktiviere ich den Dunkelmodus?", "antonym: aktiviere vs deaktiviere"),
     ("how often to overwater a cactus", "how often to underwater a cactus", "antonym: overwater vs underwater"),
     ("Which plants are toxic to dogs?", "Which plants are non-toxic to dogs?", "antonym: toxic vs non-toxic"),
+    ("¿Cómo bloqueo la pantalla del móvil?", "¿Cómo desbloqueo la pantalla del móvil?", "antonym:"),
+    ("Comment installer l'application ?", "Comment désinstaller l'application ?", "antonym:"),
     ("arguments for a four-day week", "arguments against a four-day week", "antonym: for vs against"),
 ]
 ROLE_SWAPS = [
@@ -201,6 +203,66 @@ ROLE_SWAPS = [
         "Is the cat faster than the dog, and is the dog loyal?",
         "order:",
     ),
+]
+# Since verify-pair-v3: the kinds of near miss the learned verdict served on data/independent-2, written anew here in
+# other words and in each language the rules read, so a test fails when one of those vetoes stops holding.
+SCOPES = [
+    ("Are all spiders venomous?", "Are some spiders venomous?", "scope:"),
+    ("Do all cats purr?", "Which cats purr?", "scope:"),
+    ("Does every airline charge for bags?", "Which airlines charge for bags?", "scope:"),
+    ("Is every rhombus a square?", "Are most rhombuses squares?", "scope:"),
+    ("Sind alle Schlangen giftig?", "Sind einige Schlangen giftig?", "scope:"),
+    ("Toutes les baies sont-elles comestibles ?", "Certaines baies sont-elles comestibles ?", "scope:"),
+    ("¿Todos los gatos ronronean?", "¿Algunos gatos ronronean?", "scope:"),
+    ("Todas as aranhas são venenosas?", "Algumas aranhas são venenosas?", "scope:"),
+]
+AVAILABILITY = [
+    ("Which cafes near the station are open now?", "Which cafes near the station are closed now?", ""),
+    ("Which shops have the new console in stock?", "Which shops have the new console on backorder?", ""),
+    (
+        "Campsites in Wales with pitches free this Saturday",
+        "Campsites in Wales that are fully booked this Saturday",
+        "",
+    ),
+    ("Gibt es noch Karten für das Spiel am Samstag?", "Ist das Spiel am Samstag ausverkauft?", ""),
+    ("Reste-t-il des billets pour le match de dimanche ?", "Le match de dimanche est-il complet ?", ""),
+    ("¿Quedan mesas para la cena del viernes?", "¿Está completo el restaurante el viernes?", ""),
+    ("Ainda há quartos para sexta-feira?", "O hotel está esgotado na sexta-feira?", ""),
+]
+TIME_FRAMES = [
+    ("Concerts in Leeds this weekend", "Concerts in Leeds next weekend", "time_frame:"),
+    ("Who won the league last season?", "Who won the league this season?", "time_frame:"),
+    ("Qu'est-ce qu'il y a au cinéma ce soir ?", "Qu'est-ce qu'il y a au cinéma demain soir ?", "time_frame:"),
+    ("Wetter in Köln morgen", "Wetter in Köln nächste Woche", "time_frame:"),
+    ("¿Qué tiempo hará mañana en Sevilla?", "¿Qué tiempo hará la próxima semana en Sevilla?", "time_frame:"),
+]
+ORDERS = [
+    ("List the oceans alphabetically", "List the oceans in reverse alphabetical order", "order:"),
+    ("Sort the names, then remove duplicates", "Remove duplicates, then sort the names", "order:"),
+    ("Sortiere die Preise aufsteigend", "Sortiere die Preise absteigend", "antonym:"),
+    ("Trie les notes par ordre croissant", "Trie les notes par ordre décroissant", "antonym:"),
+    ("Ordena las edades de menor a mayor", "Ordena las edades de mayor a menor", "direction:"),
+    ("Ordena as idades do menor para o maior", "Ordena as idades do maior para o menor", "direction:"),
+    ("Is every whale a mammal?", "Is every mammal a whale?", "order:"),
+    ("Who defeated Brazil in the semifinal?", "Who did Brazil defeat in the semifinal?", "order:"),
+]
+DIRECTIONS_ABROAD = [
+    ("Überweisung von meinem Sparkonto auf mein Girokonto", "Überweisung von meinem Girokonto auf mein Sparkonto"),
+    ("Durée du trajet de Lyon à Marseille", "Durée du trajet de Marseille à Lyon"),
+    ("¿Cuánto tarda el autobús de Sevilla a Córdoba?", "¿Cuánto tarda el autobús de Córdoba a Sevilla?"),
+    (
+        "Como passo os contactos do telemóvel para o computador?",
+        "Como passo os contactos do computador para o telemóvel?",
+    ),
+    ("Converter 50 euros em reais", "Converter 50 reais em euros"),
+    ("Quantas polegadas são 30 centímetros?", "Quantos centímetros são 30 polegadas?"),
+]
+SAME_SCOPES_AND_TIMES = [
+    ("Any way to sleep on a plane?", "How can I sleep on a plane?"),
+    ("What is the most efficient way to learn Spanish?", "most efficient way to learn spanish"),
+    ("Why does my back hurt every morning?", "Why does my back hurt in the morning?"),
+    ("Combien de temps de Lyon à Marseille en train ?", "En train, combien de temps de Lyon à Marseille ?"),
+    ("Sort the scores in ascending order", "sort the scores ascending"),
 ]
 # Reorderings that keep the meaning: a moved phrase, a list in another order, a symmetric relation.
 SAME_ORDERS = [
@@ -293,6 +355,25 @@ def test_two_things_that_trade_places_differ(cached: str, asked: str, reason: st
     _check(cached, asked, reason)
 
 
+@pytest.mark.parametrize(("cached", "asked", "reason"), SCOPES + TIME_FRAMES + ORDERS)
+def test_another_share_time_or_order_differs(cached: str, asked: str, reason: str) -> None:
+    _check(cached, asked, reason)
+
+
+@pytest.mark.parametrize(("cached", "asked", "reason"), AVAILABILITY)
+def test_available_and_unavailable_differ(cached: str, asked: str, reason: str) -> None:
+    verdict = compare(cached, asked)
+    assert not verdict.same
+    assert verdict.kind in {"availability", "antonym"}, verdict
+
+
+@pytest.mark.parametrize(("cached", "asked"), DIRECTIONS_ABROAD)
+def test_a_reversed_direction_differs_in_german_french_spanish_and_portuguese(cached: str, asked: str) -> None:
+    for a, b in ((cached, asked), (asked, cached)):
+        verdict = compare(a, b)
+        assert (verdict.same, verdict.kind in {"direction", "order"}) == (False, True), verdict
+
+
 @pytest.mark.parametrize(("cached", "asked", "reason"), CONSTRAINTS)
 def test_an_added_or_changed_constraint_differs(cached: str, asked: str, reason: str) -> None:
     _check(cached, asked, reason)
@@ -307,6 +388,7 @@ def test_an_added_or_changed_constraint_differs(cached: str, asked: str, reason:
     + SAME_ENTITIES
     + SAME_DIRECTIONS
     + SAME_ORDERS
+    + SAME_SCOPES_AND_TIMES
     + PARAPHRASES,
 )
 def test_paraphrases_typos_and_politeness_pass(cached: str, asked: str) -> None:
@@ -315,7 +397,7 @@ def test_paraphrases_typos_and_politeness_pass(cached: str, asked: str) -> None:
 
 
 DIFFERENT = DIFFERENT_NUMBERS + DIFFERENT_VERSIONS + NEGATION + ANTONYMS + LANGUAGES + ENTITIES + DIRECTIONS
-DIFFERENT += CONSTRAINTS + ALTERNATIVES + PREFIX_OPPOSITES + ROLE_SWAPS
+DIFFERENT += CONSTRAINTS + ALTERNATIVES + PREFIX_OPPOSITES + ROLE_SWAPS + SCOPES + TIME_FRAMES + ORDERS
 
 
 @pytest.mark.parametrize(("cached", "asked", "reason"), DIFFERENT)

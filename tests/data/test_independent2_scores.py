@@ -6,8 +6,8 @@ models: injection-linear-3 0.790 / 0.699 / 0.191 (precision, recall, false posit
 pt 0.613, en 0.816), the combined model 0.744 / 0.778 / 0.275. Its injection prompts were then read and, since
 injection-linear-4, train the model: the injection figures here are training-set figures, floors against regression
 only (cross-fitted figures, each fifth scored by a model trained without it, are in the model card and
-docs/guardrails.md); the third set, data/independent-3/, is the held-out judge. The verify pairs are still held out.
-Run with `-s` for the tables.
+docs/guardrails.md); the third set, data/independent-3/, is the held-out judge. Since verify-pair-v3 the verify pairs
+are training data too (the README's status note): their figures are floors only. Run with `-s` for the tables.
 """
 
 from __future__ import annotations
@@ -72,10 +72,13 @@ def test_the_combined_model_on_the_set(prompts: list[Row]) -> None:
     assert figures.false_positive_rate <= 0.06
 
 
-def test_verify_on_the_held_out_pairs() -> None:
-    """verify-pair-v2 from cosine 0.65: precision 0.918, recall 0.404 (78 right hits, 7 wrong: a direction, an order,
-    an availability, a conversion and three scopes; no negation, number, unit, entity or time frame crossed). Aims
-    0.97 / 0.50: missed. MiniLM's cosine reaches 0.65 for 0.77 of the true rewordings, 0.80 for 0.46."""
+def test_verify_on_the_pairs_no_longer_held_out() -> None:
+    """verify-pair-v2 from cosine 0.65, held out: precision 0.918, recall 0.404 (78 right hits, 7 wrong: a direction,
+    an order, an availability, a conversion and three scopes; no negation, number, unit, entity or time frame
+    crossed). Aims 0.97 / 0.50: missed. MiniLM's cosine reaches 0.65 for 0.77 of the true rewordings, 0.80 for 0.46.
+    Since verify-pair-v3 these pairs are training data (their near misses wrote vetoes, their pairs trained the
+    model): in-sample 1.000 / 0.539, no near miss served; 5-fold out-of-fold 0.990 / 0.523; trained without them
+    0.990 / 0.534. Regression floors, not held-out figures: data/independent-3 is the held-out set now."""
     try:
         embedder = Embedder()
     except EmbeddingModelMissing as e:
@@ -83,10 +86,10 @@ def test_verify_on_the_held_out_pairs() -> None:
     pairs = verify_pairs(DATA)
     scores: Scores = score_matcher(pairs, pair_similarities(embedder, pairs).tolist(), SemanticMatcher())
     print("\n" + scores.table())
-    assert scores.precision >= 0.90
-    assert scores.recall >= 0.39
-    never = ("negation", "number", "unit", "entity", "time_frame")
-    assert {kind: scores.kinds[kind].served for kind in never} == dict.fromkeys(never, 0)
+    assert scores.precision == 1.0
+    assert scores.recall >= 0.53
+    different = [kind for kind, score in scores.kinds.items() if not score.same]
+    assert {kind: scores.kinds[kind].served for kind in different} == dict.fromkeys(different, 0)
 
 
 def test_the_set_is_the_one_the_figures_were_measured_on(prompts: list[Row]) -> None:

@@ -79,9 +79,10 @@ def test_verify_floors_on_the_pairs_another_hand_wrote(verify_scores: Scores) ->
     recall 0.175 (five wrong answers: one negation, one availability, two directions, one conversion). Since
     verify-pair-v2 the set is training data (its near misses wrote vetoes, its pairs trained the model): in-sample
     1.000 / 0.325, no near miss of any kind served. A regression floor, not a held-out figure: trained without it,
-    the same candidate scored 0.942 / 0.306 on it (docs/benchmarks.md)."""
+    the same candidate scored 0.942 / 0.306 on it (docs/benchmarks.md). verify-pair-v3, trained on it and on
+    data/independent-2: 1.000 / 0.375 in-sample; 5-fold out-of-fold 1.000 / 0.362; trained without it 1.000 / 0.287."""
     assert verify_scores.precision == 1.0
-    assert verify_scores.recall >= 0.32
+    assert verify_scores.recall >= 0.37
     different = [kind for kind, score in verify_scores.kinds.items() if not score.same]
     assert len(different) == 11
     assert {kind: verify_scores.kinds[kind].served for kind in different} == dict.fromkeys(different, 0)

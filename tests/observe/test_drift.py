@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway._core import DriftWindow
 from gateway.config.observe import DriftConfig, ObserveConfig
 from gateway.observe import drift
 from gateway.observe.drift import DriftFlag, DriftMonitor, route_rule_label
@@ -431,3 +432,103 @@ def test_each_metrics_baseline_is_the_sum_of_its_ring(calls: list[tuple[int, flo
                 for k, v in acc.counts.items():  # type: ignore[union-attr]
                     total[k] = total.get(k, 0) + v
             assert base.counts == total
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0.0, 1e5, allow_nan=False), st.integers(0, 2**40), st.sampled_from(["OK", "INTERNAL"])),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_the_open_window_bins_each_value_where_bisect_puts_it_and_names_its_metrics_alike(
+    calls: list[tuple[float, int, str]],
+) -> None:
+    """The Rust core's open window against the Python side's edges and names: each value in the bin bisect_left
+    picks, exact sums, and the metric names drift.py declares."""
+    h = _harness()
+    for latency, tokens, status in calls:
+        h.monitor.observe(
+            model="m",
+            provider="p",
+            status=status,
+            latency_s=latency,
+            ttfc_s=latency / 2,
+            answer_tokens=tokens,
+            finish_reason="stop",
+            refused=tokens % 2 == 0,
+            prompt_tokens=tokens,
+            route_rule="r",
+        )
+    [(_, _, _, window, closed)] = h.monitor.windows()
+    assert not closed
+    ok = [(latency, tokens) for latency, tokens, status in calls if status == "OK"]
+
+    def histogram(values: list[float], edges: tuple[float, ...]) -> tuple[list[int], float]:
+        counts = [0] * (len(edges) + 1)
+        total = 0.0
+        for v in values:
+            counts[bisect.bisect_left(edges, v)] += 1
+            total += v
+        return counts, total
+
+    expected = {
+        f"{drift.PROMPT_TOKENS}:r": histogram([t for _, t, _ in calls], drift.TOKENS_EDGES),
+        drift.LATENCY: histogram([lat for lat, _ in ok], drift.SECONDS_EDGES),
+        drift.TTFC: histogram([lat / 2 for lat, _ in ok], drift.SECONDS_EDGES),
+        drift.ANSWER_TOKENS: histogram([t for _, t in ok], drift.TOKENS_EDGES),
+    }
+    for name, (counts, total) in expected.items():
+        if not sum(counts):
+            assert name not in window
+            continue
+        acc = window[name]
+        assert isinstance(acc, drift._Numeric)
+        assert (acc.counts, acc.total, acc.n) == (counts, total, sum(counts))
+    statuses = window[drift.STATUS]
+    assert isinstance(statuses, drift._Categorical)
+    assert statuses.n == len(calls)
+    if ok:
+        refusals = window[drift.REFUSAL]
+        assert isinstance(refusals, drift._Categorical)
+        refused = sum(1 for _, t in ok if t % 2 == 0)
+        shares = ((drift.REFUSED, refused), (drift.ANSWERED, len(ok) - refused))
+        assert refusals.counts == {label: count for label, count in shares if count}
+        assert window[drift.FINISH_REASON].counts == {"stop": len(ok)}  # type: ignore[union-attr]
+    assert set(window) <= {*expected, drift.STATUS, drift.REFUSAL, drift.FINISH_REASON}
+
+
+def test_calls_observed_here_and_windows_absorbed_from_other_workers_close_as_one_window() -> None:
+    h = _harness()
+    h.monitor.observe(model="m", provider="p", latency_s=1.0)
+    other = DriftMonitor(DriftConfig(window_s=WINDOW_S), clock=h.clock)
+    other.observe(model="m", provider="p", latency_s=2.0, status="UNAVAILABLE")
+    other.observe(model="m", provider="p", latency_s=4.0)
+    [(_, _, index, window, _)] = other.windows()
+    h.monitor.absorb("m", "p", index, window)
+    health = h.monitor.model_health("m", "p")
+    assert health is not None
+    assert health.live["latency_s"].count == 2
+    assert health.live["latency_s"].mean == pytest.approx(2.5)
+    assert health.live["status"].shares == {"OK": pytest.approx(2 / 3), "UNAVAILABLE": pytest.approx(1 / 3)}
+    h.clock.now += WINDOW_S
+    health = h.monitor.model_health("m", "p")
+    assert health is not None
+    assert health.current["latency_s"].count == 2
+    assert health.live == {}
+
+
+@pytest.mark.parametrize("edges", [(), (1.0, 0.5), (0.0, math.nan)])
+def test_the_open_window_refuses_edges_out_of_order(edges: tuple[float, ...]) -> None:
+    with pytest.raises(ValueError, match="seconds_edges: give at least one edge, in ascending order"):
+        DriftWindow(edges, drift.TOKENS_EDGES, drift.MAX_CATEGORIES, 4)
+
+
+def test_a_negative_count_from_a_provider_lands_in_the_first_bin_instead_of_failing_the_call() -> None:
+    h = _harness()
+    h.monitor.observe(model="m", provider="p", latency_s=1.0, answer_tokens=-3, prompt_tokens=-1)
+    [(_, _, _, window, _)] = h.monitor.windows()
+    answer = window[drift.ANSWER_TOKENS]
+    assert isinstance(answer, drift._Numeric)
+    assert answer.counts[0] == 1
+    assert answer.total == -3

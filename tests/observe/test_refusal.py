@@ -270,3 +270,17 @@ def test_a_streamed_answer_scores_as_the_whole_answer(chunk: int) -> None:
             edges.feed(text[at : at + chunk])
         assert edges.score() == refusal_score(text), text[:80]
         assert edges.is_refusal() is is_refusal(text)
+
+
+def test_the_edges_count_characters_as_python_does() -> None:
+    """Head, tail, length and spaces in characters (code points), whatever the chunks and the bytes per character."""
+    text = "Voilà🙂ünïcödé " * 30 + "I can\u2019t do that."
+    edges = AnswerEdges()
+    for at in range(0, len(text), 3):
+        edges.feed(text[at : at + 3])
+    assert edges.length == len(text)
+    assert edges.spaces == text.count(" ")
+    assert edges.head == text[: 2 * AnswerEdges.HEAD_CHARS]
+    assert edges.tail == text[-2 * AnswerEdges.TAIL_CHARS :]
+    assert edges.triggered() == AnswerEdges.IN_TAIL
+    assert edges.is_refusal()

@@ -1,8 +1,9 @@
 """Drift: whether a model's calls are changing, per (model, provider), against that model's own recent past.
 
-Each finished call feeds one `DriftMonitor.observe` (a few bisects and counter increments, no I/O). Values land in the
-current time window; when a window closes (on the first call or `model_health` after its end) each of its metrics is
-tested against the baseline, the `baseline_windows` closed windows before it:
+Each finished call feeds one `DriftMonitor.observe`: one call into the Rust core's `DriftWindow`, which adds its values
+to the pair's open time window (a few bisects and counter increments, no I/O). When a window closes (on the first call
+or `model_health` after its end) each of its metrics is tested against the baseline, the `baseline_windows` closed
+windows before it:
 
 - numeric metrics (latency, time to first chunk, answer tokens, prompt tokens per route rule) keep a fixed histogram
   of log-spaced bins per window (4 bins per doubling, so ~19% wide), which bounds memory and lets windows be summed.
@@ -27,18 +28,18 @@ from __future__ import annotations
 
 import math
 import time
-from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any, Protocol
 
+from gateway._core import DriftWindow
 from gateway.config.observe import DriftConfig
 
 MAX_CATEGORIES = 24
-"""Distinct labels kept per categorical metric; later ones count as OTHER (gRPC has 17 status codes)."""
-OTHER = "other"
+"""Distinct labels kept per categorical metric in a worker's open window; later ones count as `other` (gRPC has 17
+status codes), as do route rules past `max_route_rules`."""
 MAX_ENDED = 32
 """Ended flags remembered per (model, provider)."""
 
@@ -52,6 +53,8 @@ SECONDS_EDGES = _log_edges(0.001, 22)
 TOKENS_EDGES = (0.0, *_log_edges(1.0, 20))
 """0, then 1 to ~1M tokens."""
 
+# The metrics' names, as the Rust core's open window (rust/src/drift.rs) writes them: tests/observe/test_drift.py pins
+# the two alike.
 LATENCY = "latency_s"
 TTFC = "ttfc_s"
 ANSWER_TOKENS = "answer_tokens"
@@ -61,8 +64,6 @@ REFUSAL = "refusal"
 PROMPT_TOKENS = "prompt_tokens"
 """Prompt length metrics are named `prompt_tokens:<route rule>`."""
 REFUSED, ANSWERED = "refused", "answered"
-_PROMPT_METRICS: dict[str, str] = {}
-"""Route rule -> its prompt-length metric's name, built once: bounded by max_route_rules per pair."""
 
 
 def route_rule_label(route: str, rule: str | None = None) -> str:
@@ -82,11 +83,6 @@ class _Numeric:
         self.counts = [0] * (len(edges) + 1)
         self.n = 0
         self.total = 0.0
-
-    def add(self, value: float) -> None:
-        self.counts[bisect_left(self.edges, value)] += 1
-        self.n += 1
-        self.total += value
 
     def merge(self, other: _Numeric, sign: int = 1) -> None:
         counts = self.counts
@@ -126,13 +122,6 @@ class _Categorical:
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
         self.n = 0
-
-    def add(self, label: str) -> None:
-        counts = self.counts
-        if label not in counts and len(counts) >= MAX_CATEGORIES - 1:
-            label = OTHER
-        counts[label] = counts.get(label, 0) + 1
-        self.n += 1
 
     def merge(self, other: _Categorical, sign: int = 1) -> None:
         counts = self.counts
@@ -242,8 +231,8 @@ class _Track:
     their running sum."""
 
     __slots__ = (
+        "absorbed",
         "baseline",
-        "current",
         "ended",
         "history",
         "index",
@@ -251,19 +240,22 @@ class _Track:
         "last",
         "last_shifted",
         "last_start",
+        "open",
         "rings",
-        "rules",
         "watches",
     )
 
-    def __init__(self, key: tuple[str, str], index: int, keep_windows: int = 0) -> None:
+    def __init__(self, key: tuple[str, str], index: int, config: DriftConfig, keep_windows: int = 0) -> None:
         self.key = key
         self.index = index
         self.history: deque[tuple[int, dict[str, _Accumulator]]] | None = (
             deque(maxlen=keep_windows) if keep_windows else None
         )
         """The last closed windows by index, kept only to be shared with other workers (`windows()`)."""
-        self.current: dict[str, _Accumulator] = {}
+        self.open = DriftWindow(SECONDS_EDGES, TOKENS_EDGES, MAX_CATEGORIES, config.max_route_rules)
+        """The open window's calls observed here (and the route rules seen, which outlive a window)."""
+        self.absorbed: dict[str, _Accumulator] = {}
+        """The open window's counts from other workers (`absorb`)."""
         self.last: dict[str, _Accumulator] | None = None
         self.last_start: float | None = None
         self.last_shifted: set[str] = set()
@@ -271,7 +263,16 @@ class _Track:
         self.baseline: dict[str, _Accumulator] = {}
         self.watches: dict[str, _Watch] = {}
         self.ended: deque[DriftFlag] = deque(maxlen=MAX_ENDED)
-        self.rules: set[str] = set()
+
+    def current(self) -> dict[str, _Accumulator]:
+        """The open window so far: the calls observed here and those absorbed."""
+        return _merged(decode_window(self.open.peek()), self.absorbed)
+
+    def close(self) -> dict[str, _Accumulator]:
+        """The open window's metrics; the next window starts empty."""
+        closed = _merged(decode_window(self.open.take()), self.absorbed)
+        self.absorbed = {}
+        return closed
 
 
 FlagHandler = Callable[[str, str, DriftFlag], None]
@@ -326,29 +327,7 @@ class DriftMonitor:
         if track is None:
             return
         self.changes += 1
-        current = track.current
-        _categorical(current, STATUS).add(status)
-        if prompt_tokens is not None:
-            rules = track.rules
-            if route_rule not in rules:
-                if len(rules) >= self._config.max_route_rules:
-                    route_rule = OTHER
-                rules.add(route_rule)
-            name = _PROMPT_METRICS.get(route_rule)
-            if name is None:
-                name = _PROMPT_METRICS[route_rule] = f"{PROMPT_TOKENS}:{route_rule}"
-            _numeric(current, name, TOKENS_EDGES).add(prompt_tokens)
-        if status != "OK":
-            return
-        _numeric(current, LATENCY, SECONDS_EDGES).add(latency_s)
-        if ttfc_s is not None:
-            _numeric(current, TTFC, SECONDS_EDGES).add(ttfc_s)
-        if answer_tokens is not None:
-            _numeric(current, ANSWER_TOKENS, TOKENS_EDGES).add(answer_tokens)
-        if finish_reason:
-            _categorical(current, FINISH_REASON).add(finish_reason)
-        if refused is not None:
-            _categorical(current, REFUSAL).add(REFUSED if refused else ANSWERED)
+        track.open.observe(status, latency_s, ttfc_s, answer_tokens, finish_reason, refused, prompt_tokens, route_rule)
 
     def observe_record(
         self,
@@ -361,19 +340,21 @@ class DriftMonitor:
     ) -> None:
         """observe() from an audit record: the served model (else the one asked for), provider, status, latency and
         token counts. Calls that never reached a provider are skipped: they say nothing about a model."""
-        if not record.provider:
+        if not record.provider or not self._config.enabled:
             return
-        self.observe(
-            model=record.served_model or record.model,
-            provider=record.provider,
-            status=record.status,
-            latency_s=record.latency_ms / 1000,
-            ttfc_s=ttfc_s,
-            answer_tokens=record.completion_tokens,
-            finish_reason=finish_reason,
-            refused=refused,
-            prompt_tokens=record.prompt_tokens,
-            route_rule=route_rule,
+        track = self._track(record.served_model or record.model, record.provider)
+        if track is None:
+            return
+        self.changes += 1
+        track.open.observe(
+            record.status,
+            record.latency_ms / 1000,
+            ttfc_s,
+            record.completion_tokens,
+            finish_reason,
+            refused,
+            record.prompt_tokens,
+            route_rule,
         )
 
     def model_health(self, model: str, provider: str) -> ModelHealth | None:
@@ -390,7 +371,7 @@ class DriftMonitor:
             window_start=track.last_start,
             current=_figures(track.last or {}),
             baseline=_figures(baseline),
-            live=_figures(track.current),
+            live=_figures(track.current()),
             flags=tuple(w.flag for w in track.watches.values() if w.flag is not None),
             ended=tuple(track.ended),
         )
@@ -420,8 +401,9 @@ class DriftMonitor:
         for (model, provider), track in self._tracks.items():
             for index, window in track.history or ():
                 out.append((model, provider, index, window, True))
-            if track.current:
-                out.append((model, provider, track.index, track.current, False))
+            current = track.current()
+            if current:
+                out.append((model, provider, track.index, current, False))
         return out
 
     def absorb(self, model: str, provider: str, index: int, window: dict[str, _Accumulator]) -> None:
@@ -432,19 +414,14 @@ class DriftMonitor:
             if len(self._tracks) >= self._config.max_models:
                 self.dropped += 1
                 return
-            track = self._tracks[(model, provider)] = _Track((model, provider), index, self._keep_windows)
+            track = self._tracks[(model, provider)] = _Track((model, provider), index, self._config, self._keep_windows)
         elif track.index != index:
             on_flag, self._on_flag = self._on_flag, None
             try:
                 self._roll(model, provider, track, index)
             finally:
                 self._on_flag = on_flag
-        current = track.current
-        for name, acc in window.items():
-            mine = current.get(name)
-            if mine is None:
-                mine = current[name] = acc.empty()
-            mine.merge(acc)  # type: ignore[arg-type]  # a metric's windows are all of one kind
+        _merged(track.absorbed, window)
         self.changes += 1
 
     def _track(self, model: str, provider: str) -> _Track | None:
@@ -454,7 +431,7 @@ class DriftMonitor:
             if len(self._tracks) >= self._config.max_models:
                 self.dropped += 1
                 return None
-            track = self._tracks[(model, provider)] = _Track((model, provider), index, self._keep_windows)
+            track = self._tracks[(model, provider)] = _Track((model, provider), index, self._config, self._keep_windows)
         elif track.index != index:
             self._roll(model, provider, track, index)
         return track
@@ -467,11 +444,11 @@ class DriftMonitor:
     def _roll(self, model: str, provider: str, track: _Track, index: int) -> None:
         """Closes the open window: the previous closed one joins the baseline (but for metrics that shifted in it),
         the new one is tested against it. Windows without calls are skipped, so an idle night keeps the baseline."""
-        closed, closed_index, start = track.current, track.index, track.index * self._config.window_s
+        closed_index, start = track.index, track.index * self._config.window_s
         track.index = index
+        closed = track.close()
         if not closed:
             return
-        track.current = {}
         if track.history is not None:
             track.history.append((closed_index, closed))
         if track.last is not None:
@@ -611,18 +588,14 @@ def _ended(flag: DriftFlag, *, until: float, rebaselined: bool = False) -> Drift
     )
 
 
-def _numeric(window: dict[str, _Accumulator], name: str, edges: tuple[float, ...]) -> _Numeric:
-    acc = window.get(name)
-    if acc is None:
-        acc = window[name] = _Numeric(edges)
-    return acc  # type: ignore[return-value]  # each name is only ever created as one kind
-
-
-def _categorical(window: dict[str, _Accumulator], name: str) -> _Categorical:
-    acc = window.get(name)
-    if acc is None:
-        acc = window[name] = _Categorical()
-    return acc  # type: ignore[return-value]  # each name is only ever created as one kind
+def _merged(window: dict[str, _Accumulator], more: dict[str, _Accumulator]) -> dict[str, _Accumulator]:
+    """`window` with `more`'s counts added (into `window`'s own accumulators)."""
+    for name, acc in more.items():
+        mine = window.get(name)
+        if mine is None:
+            mine = window[name] = acc.empty()
+        mine.merge(acc)  # type: ignore[arg-type]  # a metric's windows are all of one kind
+    return window
 
 
 def _figures(window: dict[str, _Accumulator]) -> dict[str, Figures]:

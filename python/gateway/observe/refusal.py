@@ -8,7 +8,9 @@ Look-alikes it must not count: "I can't stress enough", "I can't help but notice
 limits stated before an answer ("I can't see your screen, but..."), and refusals quoted inside the answer (text in
 double quotes is dropped first).
 
-Pure regexes over at most ~500 characters of each answer: a few microseconds (docs/benchmarks/drift.md).
+Almost no answer is a refusal, and each pattern below needs one of a few trigger words: the Rust core's
+`AnswerEdges` keeps an answer's edges as it streams and tests them for those words (rust/src/refusal.rs), so the
+regexes here, over at most ~500 characters, run only for the rare answer that has one (docs/benchmarks/drift.md).
 """
 
 from __future__ import annotations
@@ -16,16 +18,14 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from gateway._core import PatternSet
+from gateway._core import AnswerEdges as _CoreEdges
 
-HEAD_CHARS: Final = 320
-"""About two sentences: where a refusal states itself."""
-TAIL_CHARS: Final = 200
-"""The last sentence or so: where a short refusal that first explains itself ends."""
+HEAD_CHARS: Final = _CoreEdges.HEAD_CHARS
+"""About two sentences (320 characters): where a refusal states itself."""
+TAIL_CHARS: Final = _CoreEdges.TAIL_CHARS
+"""The last sentence or so (200 characters): where a short refusal that first explains itself ends."""
 SUBSTANTIAL_CHARS: Final = 160
 """Text after a pivot ("but here is...") longer than this is an answer, not a redirect."""
-SHORT_WORDS: Final = 120
-"""An answer this short whose last sentence declines is a refusal even if its start explains."""
 THRESHOLD: Final = 0.5
 
 _APOS = "['\u2019]"
@@ -89,23 +89,17 @@ _PIVOT = re.compile(
     rf"usual|common|most)|you\s+(?:can|could|should|might|may)|there\s+are|it{_APOS}s\s+(?:generally|usually|common)|"
     rf"most|many|common)",
 )
-# Every pattern above needs one of these (lower-cased) in the text it searches: a benign answer without any is
-# passed over with a few substring tests instead of three regex scans.
-_TRIGGERS = (
-    "can't", "can\u2019t", "cannot", "can not", "won't", "won\u2019t", "will not", "shouldn't", "shouldn\u2019t",
-    "should not", "unable", "not able", "not going", "not permitted", "not allowed", "not in a position", "declin",
-    "refus", "rather not", "comfortable", "something i", "as an ai", "pass", "sit this one out", "polic",
-    "guideline", "terms", "rules", "principles",
-)  # fmt: skip
-_TRIGGER_SET = PatternSet([re.escape(word) for word in _TRIGGERS])
-"""The triggers in one pass of the Rust core's pattern set: 0.7 µs against 3.6 for thirty substring tests."""
+# Every pattern above needs one of the Rust core's trigger words (rust/src/refusal.rs) in the lower-cased text it
+# searches: tests/observe/test_refusal.py holds each pattern's phrasings to that.
 _POLICY_WORDS = ("polic", "guideline", "terms", "rules", "principles")
 _QUOTED = re.compile(r"\"[^\"\n]{0,400}\"|\u201c[^\u201d\n]{0,400}\u201d")
 
 
 def refusal_score(text: str) -> float:
     """0 for an answer, up to 0.9 for a clear decline; `is_refusal` cuts at THRESHOLD."""
-    return _score(text[: HEAD_CHARS * 2], text[-TAIL_CHARS * 2 :], len(text), text.count(" "))
+    edges = AnswerEdges()
+    edges.feed(text)
+    return edges.score()
 
 
 def is_refusal(text: str) -> bool:
@@ -113,54 +107,38 @@ def is_refusal(text: str) -> bool:
     return refusal_score(text) >= THRESHOLD
 
 
-class AnswerEdges:
-    """What the scorer reads of a streamed answer, kept as it passes: its first and last characters and its length,
-    so a stream is scored without buffering it. `feed` each chunk's text, then `score()` or `is_refusal()`."""
+class AnswerEdges(_CoreEdges):
+    """What the scorer reads of a streamed answer, kept as it passes (its first and last characters, its length and
+    spaces), so a stream is scored without buffering it. `feed` each chunk's text, then `score()` or
+    `is_refusal()`."""
 
-    __slots__ = ("_head", "_length", "_spaces", "_tail")
-
-    def __init__(self) -> None:
-        self._head = ""
-        self._tail = ""
-        self._length = 0
-        self._spaces = 0
-
-    def feed(self, chunk: str) -> None:
-        if len(self._head) < HEAD_CHARS * 2:
-            self._head += chunk[: HEAD_CHARS * 2 - len(self._head)]
-        self._tail = (self._tail + chunk)[-TAIL_CHARS * 2 :]
-        self._length += len(chunk)
-        self._spaces += chunk.count(" ")
-
-    @property
-    def length(self) -> int:
-        """Characters fed so far."""
-        return self._length
+    __slots__ = ()
 
     def score(self) -> float:
-        return _score(self._head, self._tail, self._length, self._spaces)
+        found = self.triggered()
+        return _score(self, found) if found else 0.0
 
     def is_refusal(self) -> bool:
         return self.score() >= THRESHOLD
 
 
-def _score(head_text: str, tail_text: str, length: int, spaces: int) -> float:
-    """`head_text`: the answer's first 2 x HEAD_CHARS characters; `tail_text`: its last 2 x TAIL_CHARS; `length`
-    and `spaces`: of the whole answer."""
-    if not length:
-        return 0.0
-    # The patterns are lower-case without re.IGNORECASE: lowering ~500 characters once is cheaper than matching
-    # case-insensitively at every position (measured: about half the time).
-    head = head_text[:HEAD_CHARS].lower()
-    if _triggered(head):
+def _score(edges: AnswerEdges, found: int) -> float:
+    """The regexes where `edges.triggered()` found trigger words: the head's first HEAD_CHARS characters
+    (`IN_HEAD`), and the tail's last TAIL_CHARS when the answer's tail counts (`IN_TAIL`)."""
+    length = edges.length
+    if found & _CoreEdges.IN_HEAD:
+        # The patterns are lower-case without re.IGNORECASE: lowering ~500 characters once is cheaper than matching
+        # case-insensitively at every position (measured: about half the time).
+        head_text = edges.head
+        head = head_text[:HEAD_CHARS].lower()
         start = head_text.lower()
         if '"' in head or "\u201c" in head:
             start = _QUOTED.sub(" ", start)
             head = start[:HEAD_CHARS]
-        found = _DECLINE.search(head) or (_POLICY.search(head) if _has_policy_words(head) else None)
-        if found is not None:
+        found_at = _DECLINE.search(head) or (_POLICY.search(head) if _has_policy_words(head) else None)
+        if found_at is not None:
             # A decline followed by a real answer is a caveat, not a refusal.
-            rest_at = found.end()
+            rest_at = found_at.end()
             pivot = _PIVOT.search(start, rest_at, rest_at + HEAD_CHARS)
             if pivot is not None and length - pivot.end() >= SUBSTANTIAL_CHARS:
                 return 0.2
@@ -169,21 +147,14 @@ def _score(head_text: str, tail_text: str, length: int, spaces: int) -> float:
         if generic is not None and length - generic.end() < SUBSTANTIAL_CHARS:
             # "I will not <verb> ..." with little after it: declined, whatever the verb.
             return 0.7
-    if length <= HEAD_CHARS or spaces >= SHORT_WORDS:
-        return 0.0
-    end = tail_text.lower()
-    tail = end[-TAIL_CHARS:]
-    if not _triggered(tail):
-        return 0.0
-    if '"' in tail or "\u201c" in tail:
-        tail = _QUOTED.sub(" ", end)[-TAIL_CHARS:]
-    if _DECLINE.search(tail) or (_has_policy_words(tail) and _POLICY.search(tail)):
-        return 0.6
+    if found & _CoreEdges.IN_TAIL:
+        end = edges.tail.lower()
+        tail = end[-TAIL_CHARS:]
+        if '"' in tail or "\u201c" in tail:
+            tail = _QUOTED.sub(" ", end)[-TAIL_CHARS:]
+        if _DECLINE.search(tail) or (_has_policy_words(tail) and _POLICY.search(tail)):
+            return 0.6
     return 0.0
-
-
-def _triggered(low: str) -> bool:
-    return bool(_TRIGGER_SET.which(low))
 
 
 def _has_policy_words(low: str) -> bool:

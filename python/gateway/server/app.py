@@ -287,8 +287,7 @@ async def build_gateway(
     `span_exporter` replaces the exporter the OTEL_* settings name (an embedding process's own, or a test's);
     `drift_clock` is the clock the drift monitor's windows follow; `clock` the one time-of-day prices and held calls
     follow; `worker`: set in the processes of --workers."""
-    counter = TokenCounter()
-    counter.preload(counted_models(config))
+    counter = TokenCounter()  # loads each vocabulary at its first count (see TokenCounter.preload)
     catalog = ModelCatalog.from_config(config, state_dir)
     strict = config.audit.mode == "strict"
     engine = await open_engine(config.state.database_url or default_url(state_dir), synchronous_full=strict)

@@ -1,5 +1,6 @@
 //! The Python skin: `gateway._core`. Each submodule registers the bindings of one core module.
 
+mod drift;
 mod errors;
 mod gil;
 mod keys;
@@ -8,6 +9,7 @@ mod patterns;
 mod pii;
 mod query;
 mod ratelimit;
+mod refusal;
 mod textmodel;
 mod tokens;
 mod vectors;
@@ -24,6 +26,7 @@ mod _core {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        super::drift::register(m)?;
         super::errors::register(m)?;
         super::keys::register(m)?;
         super::otlp::register(m)?;
@@ -31,6 +34,7 @@ mod _core {
         super::pii::register(m)?;
         super::query::register(m)?;
         super::ratelimit::register(m)?;
+        super::refusal::register(m)?;
         super::textmodel::register(m)?;
         super::tokens::register(m)?;
         super::vectors::register(m)?;

@@ -11,7 +11,6 @@ use pyo3::types::PyString;
 
 use super::errors::invalid_argument;
 use super::gil::detach_if;
-use crate::pages;
 use crate::tokens::{self, AllowedSpecial, ChatMessage, ChatOverhead, Encoding};
 
 /// Counting runs at ~3 µs a kB (o200k_base); from 8 kB (~25 µs) other threads gain more from the GIL than getting it
@@ -19,8 +18,14 @@ use crate::tokens::{self, AllowedSpecial, ChatMessage, ChatOverhead, Encoding};
 /// with no other thread waiting. Figures in docs/benchmarks/tokens.md.
 const DETACH_MIN_BYTES: usize = 8 * 1024;
 
-fn encoding_of(name: &str) -> PyResult<Encoding> {
-    Ok(Encoding::from_name(name)?)
+/// The encoding called `name`, loaded. Its first load (~35 ms for o200k_base) runs without the GIL, so the process's
+/// other threads run meanwhile; a call that arrives while another thread loads it waits for that load, detached too.
+fn encoding_of(py: Python<'_>, name: &str) -> PyResult<Encoding> {
+    let encoding = Encoding::from_name(name)?;
+    if !encoding.is_loaded() {
+        py.detach(|| encoding.load());
+    }
+    Ok(encoding)
 }
 
 /// The UTF-8 text of a `str`, borrowed. A `str` holding lone surrogates has no UTF-8 form: like tiktoken, round-trip
@@ -87,7 +92,7 @@ pub fn py_encode(
     encoding_name: &str,
     allowed_special: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Vec<u32>> {
-    let encoding = encoding_of(encoding_name)?;
+    let encoding = encoding_of(py, encoding_name)?;
     let names = allowed_names(allowed_special)?;
     let text = text_of(text)?;
     let text: &str = &text;
@@ -106,7 +111,7 @@ pub fn py_count_tokens(
     text: &Bound<'_, PyString>,
     encoding_name: &str,
 ) -> PyResult<usize> {
-    let encoding = encoding_of(encoding_name)?;
+    let encoding = encoding_of(py, encoding_name)?;
     let text = text_of(text)?;
     let text: &str = &text;
     Ok(detach_if(py, text.len() >= DETACH_MIN_BYTES, || {
@@ -117,7 +122,7 @@ pub fn py_count_tokens(
 /// `decode(ids, encoding_name) -> str`
 #[pyfunction(name = "decode")]
 pub fn py_decode(py: Python<'_>, ids: Vec<u32>, encoding_name: &str) -> PyResult<String> {
-    let encoding = encoding_of(encoding_name)?;
+    let encoding = encoding_of(py, encoding_name)?;
     Ok(detach_if(py, ids.len() * 4 >= DETACH_MIN_BYTES, || {
         tokens::decode(encoding, &ids)
     })?)
@@ -130,7 +135,7 @@ pub fn py_count_tokens_batch(
     texts: &Bound<'_, PyAny>,
     encoding_name: &str,
 ) -> PyResult<Vec<usize>> {
-    let encoding = encoding_of(encoding_name)?;
+    let encoding = encoding_of(py, encoding_name)?;
     let objects = texts_of(texts)?;
     let texts = objects.iter().map(text_of).collect::<PyResult<Vec<_>>>()?;
     let bytes: usize = texts.iter().map(|t| t.len()).sum();
@@ -147,7 +152,7 @@ pub fn py_encode_batch(
     encoding_name: &str,
     allowed_special: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Vec<Vec<u32>>> {
-    let encoding = encoding_of(encoding_name)?;
+    let encoding = encoding_of(py, encoding_name)?;
     let names = allowed_names(allowed_special)?;
     let objects = texts_of(texts)?;
     let texts = objects.iter().map(text_of).collect::<PyResult<Vec<_>>>()?;
@@ -178,7 +183,7 @@ pub fn py_count_chat_tokens(
     per_name: i64,
     reply: i64,
 ) -> PyResult<usize> {
-    let encoding = encoding_of(encoding_name)?;
+    let encoding = encoding_of(py, encoding_name)?;
     let owned = messages
         .iter()
         .map(|(role, name, text)| Ok((text_of(role)?, text_of(name)?, text_of(text)?)))
@@ -201,26 +206,18 @@ pub fn py_count_chat_tokens(
 /// `special_tokens(encoding_name) -> dict[str, int]`
 #[pyfunction(name = "special_tokens")]
 pub fn py_special_tokens(encoding_name: &str) -> PyResult<HashMap<&'static str, u32>> {
-    Ok(encoding_of(encoding_name)?
+    Ok(Encoding::from_name(encoding_name)?
         .special_tokens()
         .iter()
         .copied()
         .collect())
 }
 
-/// `load_encoding_name(encoding_name) -> None`: deserialize the embedded vocabulary now (a server calls it at start).
+/// `load_encoding(encoding_name) -> None`: load the embedded vocabulary now rather than in the first call that needs it
+/// (a supervisor does, before it forks workers that then share its pages).
 #[pyfunction(name = "load_encoding")]
 pub fn py_load_encoding(py: Python<'_>, encoding_name: &str) -> PyResult<()> {
-    let encoding = encoding_of(encoding_name)?;
-    py.detach(|| encoding.load());
-    Ok(())
-}
-
-/// `release_read_only_pages() -> int`: drops the resident pages of the library's read-only data, which hold the
-/// embedded vocabularies' serialized bytes that `load_encoding` read once; returns the bytes released.
-#[pyfunction(name = "release_read_only_pages")]
-pub fn py_release_read_only_pages(py: Python<'_>) -> usize {
-    py.detach(pages::release_read_only_data)
+    encoding_of(py, encoding_name).map(drop)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -232,7 +229,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_count_chat_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(py_special_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(py_load_encoding, m)?)?;
-    m.add_function(wrap_pyfunction!(py_release_read_only_pages, m)?)?;
     m.add("ENCODINGS", tokens::ENCODING_NAMES.to_vec())?;
     Ok(())
 }

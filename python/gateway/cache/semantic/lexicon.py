@@ -48,7 +48,9 @@ STOP_WORDS: Final = word_set(
     """il lo gli i una uno di da dei delle della del nel nella per con su tra fra che chi come cosa qual quale sono
     ha hanno ho si ci mi ti posso puoi puo vorrei fare""",
     """o os as um uma uns umas do da dos das no na nos nas em para com por que qual quais como e sao foi ser tem
-    posso pode podes quero fazer faco eu voce meu minha""",
+    posso pode podes quero fazer faco eu voce meu minha quanto quanta quantos quantas ha""",
+    # "how much / how many": the unit or noun after them carries the request
+    """combien cuanto cuanta cuantos cuantas viel viele""",
     """de het een en van in op te met voor aan bij uit is zijn ben was waren heb heeft ik je jij u we wij hoe wat
     welke wie kan kun kunt wil mijn dit dat deze die er""",
 )
@@ -165,6 +167,16 @@ ANTONYM_PAIRS: Final = _pairs(
     primeiro/ultimo primeira/ultima hoje/amanha ontem/hoje ontem/amanha aberto/fechado aberta/fechada abre/fecha
     barato/caro quente/frio mais/menos longo/curto jovem/velho seguro/perigoso permitido/proibido ida/volta
     chegada/partida entrada/saida estoque/esgotado disponivel/esgotado comprar/vender
+    cheaper/expensive cheap/pricier cheaper/pricier cooler/warmer cooler/hotter hotter/colder current/previous
+    current/past current/last gunstiger/teurer billiger/teurer kalter/warmer aktuell/vorig actuel/precedent
+    actual/anterior atual/anterior aufsteigend/absteigend croissant/decroissant ascendente/descendente
+    crescente/decrescente autorise/interdit autorises/interdits autorisee/interdite
+    safer/riskier safer/dangerous heavier/lighter stronger/weaker richer/poorer easier/harder wetter/drier
+    louder/quieter loud/quiet busy/quiet busier/quieter thicker/thinner wider/narrower allowed/forbidden
+    permitted/prohibited give/receive lend/repay sicherer/gefahrlicher schneller/langsamer grosser/kleiner
+    leichter/schwerer starker/schwacher senden/empfangen hochladen/herunterladen importieren/exportieren
+    sur/dangereux envoyer/recevoir importer/exporter preter/emprunter televerser/telecharger
+    enviar/recibir descargar/subir importar/exportar prestar/devolver enviar/receber emprestar/devolver
     """
 )
 """Since verify-pair-v2 also the opposites a reader of German, French, Spanish and Portuguese would name first
@@ -172,10 +184,17 @@ ANTONYM_PAIRS: Final = _pairs(
 near misses of data/independent/verify_pairs.jsonl and widened to each language's usual words: none of them is a
 rewording of the other."""
 
-NEGATING_PREFIXES: Final = ("de", "dis", "un", "in", "im", "il", "ir", "non", "anti", "counter")
+NEGATING_PREFIXES: Final = ("de", "des", "dis", "un", "in", "im", "il", "ir", "non", "anti", "counter")
 """A word and the same word behind one of these are opposites: activate/deactivate, install/uninstall,
 like/dislike, aktiviere/deaktiviere. (Only when both words are in the two prompts.)"""
-SWAPPED_PREFIXES: Final = (("over", "under"), ("up", "down"), ("in", "out"), ("pre", "post"), ("min", "max"))
+SWAPPED_PREFIXES: Final = (
+    ("over", "under"),
+    ("up", "down"),
+    ("in", "out"),
+    ("pre", "post"),
+    ("min", "max"),
+    ("auf", "ab"),
+)
 """overwater/underwater, upgrade/downgrade, inbound/outbound, pretax/posttax."""
 
 SCOPE_WORDS: Final = word_set(
@@ -183,6 +202,76 @@ SCOPE_WORDS: Final = word_set(
     " solo sem apenas zonder behalve alleen"
 )
 """Words that narrow a request: a rewording that adds or drops one is a different request."""
+
+
+def _classes(groups: dict[str, str]) -> dict[str, str]:
+    """{class: "word word ..."} as {word: class}."""
+    return {word: name for name, words in groups.items() for word in words.split()}
+
+
+QUANTIFIERS: Final = _classes({
+    "all": """all every each everything everyone everybody alle allen alles jede jeder jedes jeden jedem samtliche
+    tous toutes tout toute chaque todos todas todo toda cada""",
+    "some": """some any several certain few einige einigen mancher manche manchen etliche quelques certains certaines
+    plusieurs algunos algunas algun alguna alguno varios varias alguns algumas algum alguma""",
+    "most": "most meisten meiste plupart mayoria maioria",
+})  # fmt: skip
+"""Scope: how much of a set a request is about. "Are all mushrooms poisonous?" and "Are some...", "Do all birds fly?"
+and "Which birds fly?" differ in the answer; a quantifier on one side only, or two of different classes, is a veto
+(verify._check_scope). "no"/"none" are negations, read there. ("aller" is French "to go" before German "all-".)"""
+FREQUENCY_NOUNS: Final = word_set(
+    "time times day days night nights week weeks weekend month months year years morning evening hour hours minute"
+    " minutes second seconds mal tag tage woche monat jahr jahre abend morgen nacht stunde fois jour jours semaine"
+    " mois an ans annee annees soir matin nuit heure vez veces dia dias semana semanas mes meses ano anos noche"
+    " noches noite noites hora horas"
+)
+"""After "every" / "each" / "tous les" / "todos los" a quantifier is a frequency ("every night", "each month"): it
+says how often, not how much of a set, and rewordings drop it freely."""
+
+UNAVAILABLE: Final = word_set(
+    """closed shut booked backorder backordered backorders unavailable sold soldout
+    geschlossen ausgebucht ausverkauft vergriffen belegt ferme fermee fermes fermees complet complete epuise epuisee
+    epuises cerrado cerrada cerrados cerradas agotado agotada agotados agotadas agotaron agotado agoto lleno completo
+    fechado fechada fechados fechadas esgotado esgotada esgotados esgotadas esgotaram esgotou lotado lotada"""
+)
+"""A thing said to be unavailable: "open" / "closed", "in stock" / "on backorder", "seats left" / "sold out",
+"places" / "complet", "quedan" / "agotado". One side saying it and the other not is a veto
+(verify._check_availability): the answer is the complement of the other's."""
+
+TIME_SHIFTS: Final = _classes({
+    "this": "this current diese diesen dieses aktuell ce cette actuel este esta actual atual",
+    "next": """next coming upcoming nachste nachsten nachstes kommende kommenden prochain prochaine prochains proximo
+    proxima proximos proximas""",
+    "last": """last previous past letzte letzten letztes vorige vorigen dernier derniere passe passee pasado pasada
+    ultimo ultima ultimos passado passada""",
+    "today": "today heute aujourd hoy hoje",
+    "tonight": "tonight",
+    "tomorrow": "tomorrow morgen demain manana amanha",
+    "yesterday": "yesterday gestern hier ayer ontem",
+})  # fmt: skip
+"""Words that place a time ("next weekend", "last year", "ce soir" / "demain soir"). When both prompts name the same
+kind of time (TIME_NOUNS) and their shifts differ, they ask about different times (verify._check_time_frame)."""
+TIME_NOUNS: Final = word_set(
+    """day week weekend month year season quarter night evening morning afternoon semester decade century
+    tag woche wochenende monat jahr saison abend nacht quartal jahrzehnt
+    jour semaine weekend mois annee an saison soir soiree nuit matin trimestre
+    dia semana finde mes ano temporada noche tarde manana trimestre
+    dia semana fim mes ano temporada noite tarde manha"""
+)
+
+ORDER_WORDS: Final = word_set(
+    """sort sorted sorting order ordered arrange arranged rank ranked ranking list alphabetical alphabetically
+    chronological chronologically sortiere sortieren sortiert ordne ordnen reihenfolge trie trier triez ordre classe
+    classer ordena ordenar ordenado orden ordem classifica"""
+)
+REVERSAL_WORDS: Final = word_set(
+    "reverse reversed reversing inverse inverted invert umgekehrt umgekehrter absteigend inverse inverso inversa"
+    " inverso invertido invertida"
+)
+"""Beside an ordering word on both sides, a reversal on one side only is another order ("alphabetically" / "in reverse
+alphabetical order"): verify._check_order_words."""
+SEQUENCE_MARKERS: Final = word_set("then afterwards dann danach anschliessend puis ensuite luego despues depois entao")
+""""Reverse the list and then append 4" / "append 4 and then reverse it": the same steps in another order."""
 
 # --- alternatives: words of one closed set, where one replacing another always changes the answer ---------------
 
@@ -271,10 +360,24 @@ UNITS: Final[dict[str, str]] = {
     "€": "EUR", "gbp": "GBP", "£": "GBP", "sterling": "GBP", "yen": "JPY", "jpy": "JPY", "¥": "JPY", "inr": "INR",
     "rupee": "INR", "rupees": "INR", "percent": "%", "%": "%", "calorie": "kcal", "calories": "kcal", "kcal": "kcal",
     "degree": "deg", "degrees": "deg", "°": "deg", "°c": "C", "°f": "F",
+    # the same in German, French, Spanish and Portuguese (a word that is also another word is in AMBIGUOUS_UNITS)
+    "kilometro": "km", "kilometros": "km", "quilometro": "km", "quilometros": "km",
+    "meilen": "mi", "meile": "mi", "milla": "mi", "millas": "mi", "milha": "mi", "milhas": "mi",
+    "zentimeter": "cm", "centimetro": "cm", "centimetros": "cm", "zoll": "in",
+    "pouces": "in", "pulgada": "in", "pulgadas": "in", "polegada": "in", "polegadas": "in",
+    "kilogramm": "kg", "kilogramme": "kg", "kilogrammes": "kg", "kilogramo": "kg", "kilogramos": "kg",
+    "quilograma": "kg", "quilogramas": "kg", "gramm": "g", "gramme": "g", "grammes": "g", "gramo": "g",
+    "gramos": "g", "grama": "g", "gramas": "g", "litro": "l", "litros": "l", "galon": "gal", "galones": "gal",
+    "galao": "gal", "galoes": "gal", "gallone": "gal", "gallonen": "gal", "chavena": "cup", "chavenas": "cup",
+    "taza": "cup", "tazas": "cup", "grad": "deg", "grados": "deg", "graus": "deg", "franken": "CHF", "chf": "CHF",
+    "francs": "CHF", "francos": "CHF", "reais": "BRL", "brl": "BRL", "dolar": "USD", "dolares": "USD",
 }  # fmt: skip
 AMBIGUOUS_UNITS: Final[dict[str, str]] = {
     "m": "m", "mi": "mi", "s": "s", "second": "s", "h": "h", "g": "g", "l": "l", "min": "min", "ft": "ft",
     "c": "C", "f": "F", "t": "t", "yr": "year", "yrs": "year", "wk": "week",
+    "pfund": "lb", "livre": "lb", "livres": "lb", "libra": "lb", "libras": "lb", "once": "oz", "onces": "oz",
+    "onza": "oz", "onzas": "oz", "unze": "oz", "pouce": "in", "tasse": "cup", "tassen": "cup", "real": "BRL",
+    "peso": "MXN", "pesos": "MXN", "franc": "CHF", "franco": "CHF",
 }  # fmt: skip
 """Units only right after a number ("5 m", "10 min"); elsewhere they are words ("min of a list", "in Python")."""
 
@@ -326,7 +429,8 @@ KNOWN_NAMES: Final = word_set(
     finland netherlands belgium switzerland austria australia zealand egypt nigeria kenya morocco turkey greece
     israel iran iraq vietnam thailand indonesia philippines singapore malaysia paris london berlin madrid rome
     lisbon amsterdam brussels vienna prague warsaw moscow tokyo beijing shanghai seoul delhi mumbai sydney toronto
-    montreal vancouver chicago boston seattle francisco angeles york barcelona milan munich dublin dubai""",
+    montreal vancouver chicago boston seattle francisco angeles york barcelona milan munich dublin dubai
+    newyork newzealand newdelhi newjersey neworleans newmexico""",
 )
 VERSION_WORDS: Final = word_set("version versions v release python py node java ios android windows macos ubuntu php")
 """A number right after one of these (or after a capitalised name) is a version: "Python 2", "iOS 17"."""
@@ -336,7 +440,12 @@ VERSION_WORDS: Final = word_set("version versions v release python py node java 
 TARGET_MARKERS: Final = word_set("to into towards toward onto -> → a au aux al vers nach zu hacia hasta para")
 """Words whose next noun is a destination. "a" counts only in Spanish text (in English it is an article)."""
 SOURCE_MARKERS: Final = word_set("from depuis desde del von aus")
-CONTEXT_TARGET_MARKERS: Final = word_set("in en")
+PAIRED_SOURCE_MARKERS: Final = word_set("de du des do da dos das")
+"""Source only with a destination marker a few words on ("de Paris a Rome", "do telemovel para o computador"):
+alone they mean "of"."""
+PAIRED_TARGET_MARKERS: Final = word_set("auf an")
+"""Destination only after a source marker ("von PayPal auf mein Girokonto"): alone they mean "on"."""
+CONTEXT_TARGET_MARKERS: Final = word_set("in en em")
 """Destination only before a natural language or a unit ("5 km in miles", "hello in Spanish"), else "inside"."""
 
 # --- phrases rewritten to one word before reading ("turn on" is what "enable" is) --------------------------------
@@ -347,7 +456,9 @@ PHRASES: Final[dict[str, str]] = {
     "sign out": "logout", "set up": "setup", "look up": "lookup", "look for": "search", "get rid of": "remove",
     "find out": "find", "figure out": "find", "work out": "find", "come up with": "create",
     "e mail": "email", "web site": "website", "data base": "database", "capital city": "capital",
-    "mac os": "macos", "node js": "nodejs", "node.js": "nodejs", "regular expression": "regex",
+    "mac os": "macos", "new york": "newyork", "new zealand": "newzealand", "new delhi": "newdelhi",
+    "new jersey": "newjersey", "new orleans": "neworleans", "new mexico": "newmexico", "node js": "nodejs",
+    "node.js": "nodejs", "regular expression": "regex",
     "regular expressions": "regex", "walk me through": "explain", "go about": "", "be so kind as to": "",
     "would you mind": "", "how come": "why", "setting up": "setup", "sets up": "setup", "stand for": "mean",
     "stands for": "mean", "short for": "mean", "square root": "sqrt", "science fiction": "scifi", "sci-fi": "scifi",

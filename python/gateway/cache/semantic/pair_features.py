@@ -6,6 +6,11 @@ here: the rules' findings are then whether they saw any difference, and if so th
 ("without recursion", "signs" / "symptoms"). The alignment ratios are rapidfuzz's (C++), over the folded prompts:
 a paraphrase that shares few words keeps a high cosine and a middling token-set ratio; a near miss that replaces
 one word keeps both high, and its replaced words are what separates it.
+
+Since verify-pair-v3 the words are also aligned by their Snowball stems in the pair's language ("repair" /
+"repairing", "vacance" / "vacances"), and each word one side has alone by its nearest spelling on the other side
+(rapidfuzz's normalized Indel similarity): a typo or an inflection the rules did not match aligns at 0.8 and more, a
+replaced word ("skin" / "lawn") far lower.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from rapidfuzz import fuzz, utils
 
 from gateway.cache.semantic import lexicon as lx
 from gateway.cache.semantic.prompt_facts import fold, read_prompt
+from gateway.cache.semantic.stemming import stem
 from gateway.cache.semantic.verify import Verdict
 
 FEATURES: Final = (
@@ -34,6 +40,10 @@ FEATURES: Final = (
     "partial_ratio",
     "unmatched_ratio",
     "same_language",
+    "stem_token_set_ratio",
+    "stem_jaccard",
+    "unmatched_nearest_min",
+    "unmatched_nearest_mean",
 )
 
 
@@ -44,6 +54,11 @@ def pair_features(cached: str, asked: str, similarity: float, verdict: Verdict) 
     size_a, size_b = len(a.content), len(b.content)
     text_a, text_b = utils.default_process(fold(cached)), utils.default_process(fold(asked))
     unmatched = (len(only_a) + len(only_b)) / (size_a + size_b) if size_a + size_b else 0.0
+    language = a.language if a.language == b.language else "en"
+    stems_a = [stem(w, language) for w in a.content]
+    stems_b = [stem(w, language) for w in b.content]
+    union = set(stems_a) | set(stems_b)
+    nearest = _nearest(only_a, b.content) + _nearest(only_b, a.content)
     return [
         similarity,
         float(verdict.same),
@@ -60,4 +75,13 @@ def pair_features(cached: str, asked: str, similarity: float, verdict: Verdict) 
         fuzz.partial_ratio(text_a, text_b) / 100,
         fuzz.ratio(" ".join(only_a), " ".join(only_b)) / 100 if only_a and only_b else 0.0,
         float(a.language == b.language),
+        fuzz.token_set_ratio(" ".join(stems_a), " ".join(stems_b)) / 100,
+        len(set(stems_a) & set(stems_b)) / len(union) if union else 1.0,
+        min(nearest, default=1.0),
+        sum(nearest) / len(nearest) if nearest else 1.0,
     ]
+
+
+def _nearest(words: tuple[str, ...], others: tuple[str, ...]) -> list[float]:
+    """For each word, its similarity (0-1) to the nearest spelling among `others`."""
+    return [max((fuzz.ratio(word, other) / 100 for other in others), default=0.0) for word in words]

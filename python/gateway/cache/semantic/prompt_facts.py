@@ -52,7 +52,21 @@ class PromptFacts:
     operators: tuple[str, ...]
     """Comparison and arithmetic operators as written ("!=", "<", "+"), sorted: the tokenizer drops symbols."""
     language: str
-    """"en", "fr", "de" or "es", detected from its function words: which Snowball stemmer reads it."""
+    """"en", "fr", "de", "es" or "pt", detected from its function words: which Snowball stemmer reads it."""
+    quantifiers: frozenset[str]
+    """The classes of lx.QUANTIFIERS it says ("all", "some", "most"), frequencies ("every night") left out."""
+    unavailable: bool
+    """Says that something is closed, sold out, booked (lx.UNAVAILABLE)."""
+    time_shifts: frozenset[str]
+    """The classes of lx.TIME_SHIFTS it says ("next", "last", "tomorrow"...)."""
+    time_nouns: frozenset[str]
+    """The lx.TIME_NOUNS it says ("weekend", "year")."""
+    reversed_order: bool | None
+    """None when it asks for no order (no lx.ORDER_WORDS); else whether the order is reversed."""
+    steps: tuple[str, ...]
+    """The first word of each step when it chains steps ("reverse ... then append ..."): ("reverse", "append")."""
+    sequence: tuple[str, ...]
+    """Every token as read, in order: two prompts that differ only by two words trading places read the same else."""
 
 
 @lru_cache(maxsize=8192)
@@ -68,7 +82,7 @@ def read_prompt(text: str) -> PromptFacts:
     negated = any(w in lx.NEGATIONS or (w == "no" and language in ("en", "es")) for w in words) or _negating_phrase(
         words
     )
-    content = tuple(w for i, w in enumerate(words) if i not in used and not _is_filler(w))
+    content = tuple(w for i, w in enumerate(words) if i not in used and not is_filler(w))
     order = tuple(item for item in map(_order_item, words) if item)
     return PromptFacts(
         numbers=tuple(sorted(numbers)),
@@ -83,7 +97,44 @@ def read_prompt(text: str) -> PromptFacts:
         words=frozenset(words),
         operators=_read_operators(text),
         language=language,
+        quantifiers=_read_quantifiers(words),
+        unavailable=any(w in lx.UNAVAILABLE for w in words),
+        time_shifts=frozenset(lx.TIME_SHIFTS[w] for w in words if w in lx.TIME_SHIFTS),
+        time_nouns=frozenset(w for w in words if w in lx.TIME_NOUNS),
+        reversed_order=any(w in lx.REVERSAL_WORDS for w in words) if any(w in lx.ORDER_WORDS for w in words) else None,
+        steps=_read_steps(words),
+        sequence=tuple(words),
     )
+
+
+def _read_quantifiers(words: list[str]) -> frozenset[str]:
+    """The quantifier classes of `words`; one followed by a frequency noun ("every night", "todos los dias") or in
+    "at all" / "at most" is not about a set."""
+    found = set()
+    for i, word in enumerate(words):
+        kind = lx.QUANTIFIERS.get(word)
+        if kind is None or (i and words[i - 1] == "at"):
+            continue
+        after = [w for w in words[i + 1 : i + 4] if w not in _ARTICLES]
+        if after and after[0] in lx.FREQUENCY_NOUNS:
+            continue
+        found.add(kind)
+    return frozenset(found)
+
+
+def _read_steps(words: list[str]) -> tuple[str, ...]:
+    """The first content word of each step, when a sequence marker ("then", "puis", "dann") splits the prompt."""
+    if not any(w in lx.SEQUENCE_MARKERS for w in words):
+        return ()
+    steps: list[str] = []
+    opened = True
+    for word in words:
+        if word in lx.SEQUENCE_MARKERS:
+            opened = True
+        elif opened and not is_filler(word) and word[0].isalpha():
+            steps.append(word)
+            opened = False
+    return tuple(steps)
 
 
 def _negating_phrase(words: list[str]) -> bool:
@@ -120,7 +171,7 @@ def _read_operators(text: str) -> tuple[str, ...]:
 
 COORDINATION: Final = "|"
 PHRASE: Final = "/"
-_COORDINATING: Final = frozenset(
+COORDINATING_WORDS: Final = frozenset(
     {"and", "or", "nor", "vs", "versus", "und", "oder", "et", "ou", "和", "与", "或", "と"}
 )
 _PHRASE_OPENERS: Final = frozenset(
@@ -131,9 +182,9 @@ _PHRASE_OPENERS: Final = frozenset(
 
 def _order_item(word: str) -> str:
     """What `word` stands as in PromptFacts.order; "" for a filler that marks nothing."""
-    if word in _COORDINATING:
+    if word in COORDINATING_WORDS:
         return COORDINATION
-    if not _is_filler(word):
+    if not is_filler(word):
         return word
     return PHRASE if word in _PHRASE_OPENERS else ""
 
@@ -143,7 +194,7 @@ _NOT_CONTENT: Final = (
 )
 
 
-def _is_filler(word: str) -> bool:
+def is_filler(word: str) -> bool:
     """A stop word, filler or marker, or an inflection of a filler ("generating", "means", "explained")."""
     if word in _NOT_CONTENT:
         return True
@@ -187,7 +238,7 @@ _LETTERS_DIGITS: Final = re.compile(r"([a-z]{2,}|v)(\d+(?:\.\d+)*)$", re.I)
 def fold(text: str) -> str:
     """NFKD with the accents of Latin letters removed: "café" -> "cafe", "fünf" -> "funf"; full-width forms become
     ASCII. Marks on other scripts stay (a kana's voicing mark changes the word)."""
-    text = text.replace("\u2019", "'").replace("\u2018", "'")
+    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("ß", "ss")
     if text.isascii():
         return text
     out: list[str] = []
@@ -271,7 +322,8 @@ def correct_typo(word: str) -> str:
 
 
 def _detect_language(words: list[str]) -> str:
-    """The language code ("en", "fr", "de", "es") whose function words the text has most of; English on ties."""
+    """The language code ("en", "fr", "de", "es", "pt") whose function words the text has most of; English on
+    ties."""
     counts = {lang: sum(w in table for w in words) for lang, table in _FUNCTION_WORDS.items()}
     best = max(counts, key=lambda lang: (counts[lang], lang == "en"))
     return best if counts[best] > 0 else "en"
@@ -279,9 +331,10 @@ def _detect_language(words: list[str]) -> str:
 
 _FUNCTION_WORDS: Final = {
     "en": lx.word_set("the a an is are of to in for with how what do does and"),
-    "fr": lx.word_set("le la les un une des est du et pour avec comment quel quelle je vous"),
-    "de": lx.word_set("der die das ein eine ist und fur mit wie was ich nicht zu"),
-    "es": lx.word_set("el la los las un una es y para con como que del por"),
+    "fr": lx.word_set("le la les un une des est du de et pour avec comment quel quelle je vous"),
+    "de": lx.word_set("der die das ein eine ist und fur mit wie was ich nicht zu von auf im am dem mein meine meinem"),
+    "es": lx.word_set("el la los las un una es y para con como que del de por"),
+    "pt": lx.word_set("o os um uma do da dos das de na nas em com nao sao voce eu meu minha"),
 }
 
 # --- numbers --------------------------------------------------------------------------------------------------
@@ -450,8 +503,18 @@ def _read_names(tokens: list[Token], used: set[int]) -> dict[int, str]:
 
 # --- direction ------------------------------------------------------------------------------------------------
 
-_MARKERS: Final = lx.SOURCE_MARKERS | lx.TARGET_MARKERS | lx.CONTEXT_TARGET_MARKERS
-_ARTICLES: Final = lx.word_set("the a an my your this that le la les l der die das el los las")
+_MARKERS: Final = (
+    lx.SOURCE_MARKERS
+    | lx.TARGET_MARKERS
+    | lx.CONTEXT_TARGET_MARKERS
+    | lx.PAIRED_SOURCE_MARKERS
+    | lx.PAIRED_TARGET_MARKERS
+)
+_ANY_SOURCE: Final = lx.SOURCE_MARKERS | lx.PAIRED_SOURCE_MARKERS
+_ARTICLES: Final = lx.word_set(
+    "the a an my your this that le la les l un une mon ma mes der die das ein eine einen einem mein meine meinem"
+    " meinen el los las mi mis o os um uma meu minha"
+)
 
 
 def _read_routes(tokens: list[Token], language: str, anchors: dict[int, str]) -> list[tuple[str, str]]:
@@ -466,10 +529,20 @@ def _read_routes(tokens: list[Token], language: str, anchors: dict[int, str]) ->
         word = token.text
         if word not in _MARKERS:
             continue
-        after = _phrase(tokens, range(i + 1, min(i + 5, len(tokens))), anchors)
+        end = min(i + 5, len(tokens))
+        if word in lx.PAIRED_SOURCE_MARKERS:
+            if word not in _paired_sources(language):
+                continue
+            # the source runs up to the destination marker: "de Paris a Rome" ("a" is no article there)
+            end = next((j for j in range(i + 2, min(i + 7, len(tokens))) if tokens[j].text in lx.TARGET_MARKERS), 0)
+            if not end:
+                continue
+        if word in lx.PAIRED_TARGET_MARKERS and not (language == "de" and _after(tokens, i, _ANY_SOURCE)):
+            continue
+        after = _phrase(tokens, range(i + 1, end), anchors)
         if not after:
             continue
-        if word in lx.SOURCE_MARKERS:
+        if word in _ANY_SOURCE:
             routes += [(_anchor(tokens, j, anchors), "") for j in after]
             continue
         before = _phrase(tokens, range(i - 1, max(i - 5, -1), -1), anchors)
@@ -488,15 +561,32 @@ def _leads_somewhere(
     word = tokens[i].text
     if word == "to":
         return i > 0 and tokens[i - 1].text not in lx.INFINITIVE_MARKERS
-    if word in lx.TARGET_MARKERS and word != "a":
+    if (word in lx.TARGET_MARKERS and word != "a") or word in lx.PAIRED_TARGET_MARKERS:
         return True
-    if word == "a" and language == "es":
+    if word == "a" and (
+        language == "es"
+        or _after(tokens, i, _paired_sources(language))
+        or (language != "en" and _after(tokens, i, _ANY_SOURCE))
+    ):
         return True
     between_names = bool(before) and before[0] in anchors and after[0] in anchors
     if word == "a":
         return between_names
     target = tokens[after[0]].text
     return target in lx.NATURAL_LANGUAGES or target in lx.UNITS or between_names
+
+
+def _paired_sources(language: str) -> frozenset[str]:
+    """lx.PAIRED_SOURCE_MARKERS that may open a route in `language`: English "do" is a verb ("how do I ... to")."""
+    return _PAIRED_SOURCES_EN if language == "en" else lx.PAIRED_SOURCE_MARKERS
+
+
+_PAIRED_SOURCES_EN: Final = lx.PAIRED_SOURCE_MARKERS - {"do"}
+
+
+def _after(tokens: list[Token], i: int, markers: frozenset[str]) -> bool:
+    """Whether one of `markers` stands a few words before position i: "de X a Y", "von X auf Y"."""
+    return any(t.text in markers for t in tokens[max(0, i - 5) : i])
 
 
 def _phrase(tokens: list[Token], positions: range, anchors: dict[int, str]) -> list[int]:

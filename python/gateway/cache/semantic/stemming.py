@@ -13,7 +13,7 @@ from typing import Final
 
 import Stemmer  # type: ignore[import-not-found]  # PyStemmer ships no stubs
 
-_SNOWBALL: Final = {"en": "english", "fr": "french", "de": "german", "es": "spanish"}
+_SNOWBALL: Final = {"en": "english", "fr": "french", "de": "german", "es": "spanish", "pt": "portuguese"}
 LANGUAGES: Final = frozenset(_SNOWBALL)
 
 

@@ -4,8 +4,8 @@ An embedding puts "convert 5 km to miles" and "convert 5 miles to km" at cosine 
 Each prompt is read once into `PromptFacts` (prompt_facts.py), then the facts are compared in a fixed order and the
 first difference is the verdict's reason:
 
-    number / version / unit -> negation -> antonym -> alternative -> language -> entity -> direction -> constraint
-    -> order
+    number / version / unit -> negation -> scope -> antonym -> availability -> alternative -> time frame
+    -> language -> entity -> direction -> order (swapped places, reversed, steps) -> constraint
 
 Content words match despite case, accents, plurals and suffixes (Snowball stemmers in the prompt's language), typos
 (typos.py) and a small synonym table. Numbers, units and names get no such slack beyond one typo. A content word in
@@ -25,7 +25,14 @@ from itertools import pairwise
 from typing import Final
 
 from gateway.cache.semantic import lexicon as lx
-from gateway.cache.semantic.prompt_facts import COORDINATION, PHRASE, PromptFacts, read_prompt
+from gateway.cache.semantic.prompt_facts import (
+    COORDINATING_WORDS,
+    COORDINATION,
+    PHRASE,
+    PromptFacts,
+    is_filler,
+    read_prompt,
+)
 from gateway.cache.semantic.stemming import stem
 from gateway.cache.semantic.typos import MIN_LETTERS, is_typo_of
 
@@ -54,8 +61,8 @@ class Verdict:
 
 SAME: Final = Verdict(True)
 REASON_KINDS: Final = (
-    "operator", "number", "version", "unit", "negation", "antonym", "alternative", "language", "entity",
-    "direction", "constraint", "order", "model",
+    "operator", "number", "version", "unit", "negation", "scope", "antonym", "availability", "alternative",
+    "time_frame", "language", "entity", "direction", "order", "constraint", "model",
 )  # fmt: skip
 VETOES: Final = frozenset(REASON_KINDS) - {"constraint", "model"}
 """Differences that are never a hit, whatever the learned verdict says: only a constraint (content words one side
@@ -96,6 +103,75 @@ def _check_numbers(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
 
 def _check_negation(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
     return SAME if a.negated == b.negated else Verdict(False, "negation")
+
+
+def _check_scope(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
+    """ "Are all mushrooms poisonous?" / "Are some...", "Do all birds fly?" / "Which birds fly?": another share of a
+    set. A lone "some" or "any" is how people ask ("any tips?") and a lone "most" is mostly a superlative ("the most
+    efficient way"), so only "all" on one side alone, or two different quantifiers, tell the requests apart."""
+    if a.quantifiers == b.quantifiers:
+        return SAME
+    if (a.quantifiers and b.quantifiers) or "all" in a.quantifiers ^ b.quantifiers:
+        return Verdict(False, f"scope: {_listed(a.quantifiers)} vs {_listed(b.quantifiers)}")
+    return SAME
+
+
+def _check_availability(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
+    """ "Which stores have it in stock?" / "...on backorder?": one asks for what the other excludes."""
+    if a.unavailable == b.unavailable:
+        return SAME
+    return Verdict(
+        False, f"availability: {'unavailable' if a.unavailable else '-'} vs {'unavailable' if b.unavailable else '-'}"
+    )
+
+
+def _check_time_frame(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
+    """ "this weekend" / "next weekend", "ce soir" / "demain soir", "tomorrow" / "next week": other times. Shifts
+    differ where both prompts place a time, or where one does and both name the same kind of time."""
+    if a.time_shifts == b.time_shifts:
+        return SAME
+    if (a.time_shifts and b.time_shifts) or a.time_nouns & b.time_nouns:
+        return Verdict(False, f"time_frame: {_listed(a.time_shifts)} vs {_listed(b.time_shifts)}")
+    return SAME
+
+
+def _check_order_words(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
+    """ "Sort alphabetically" / "sort in reverse alphabetical order": both ask for an order, one reversed. And
+    "reverse the list, then append 4" / "append 4, then reverse it": the same steps in another order."""
+    if a.reversed_order is not None and b.reversed_order is not None and a.reversed_order != b.reversed_order:
+        return Verdict(False, "order: reversed on one side")
+    steps_a, steps_b = _stemmed(a.steps, language), _stemmed(b.steps, language)
+    if len(steps_a) > 1 and steps_a != steps_b and sorted(steps_a) == sorted(steps_b):
+        return Verdict(False, f"order: steps {' > '.join(a.steps)} vs {' > '.join(b.steps)}")
+    return _check_swapped_words(a, b, language)
+
+
+def _check_swapped_words(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
+    """ "Is every square a rectangle?" / "Is every rectangle a square?": the same words, two of them traded, nothing
+    else moved (so "the file size" / "the size of the file", which adds a word, is no swap), and no "and" / "or"
+    between them ("compare MySQL and PostgreSQL" is one list). An auxiliary "do" is left out first, so "Who beat
+    Argentina?" / "Who did Argentina beat?" is a swap too."""
+    words_a = [w for w in a.sequence if w not in _AUXILIARIES]
+    words_b = [w for w in b.sequence if w not in _AUXILIARIES]
+    if len(words_a) != len(words_b):
+        return SAME
+    keys_a, keys_b = _stemmed(words_a, language), _stemmed(words_b, language)
+    differ = [i for i, (x, y) in enumerate(zip(keys_a, keys_b, strict=True)) if x != y]
+    if len(differ) != 2:
+        return SAME
+    i, j = differ
+    x, y = words_a[i], words_a[j]
+    listed = any(w in COORDINATING_WORDS for w in words_a[i + 1 : j])
+    if (keys_b[i], keys_b[j]) == (keys_a[j], keys_a[i]) and not listed and not is_filler(x) and not is_filler(y):
+        return Verdict(False, f"order: {x} .. {y} vs {words_b[i]} .. {words_b[j]}")
+    return SAME
+
+
+_AUXILIARIES: Final = frozenset({"do", "does", "did"})
+
+
+def _stemmed(words: Iterable[str], language: str) -> list[str]:
+    return [_key(w, language) for w in words]
 
 
 def _check_antonyms(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
@@ -320,11 +396,15 @@ _CHECKS: Final[tuple[Callable[[PromptFacts, PromptFacts, str], Verdict], ...]] =
     _check_operators,
     _check_numbers,
     _check_negation,
+    _check_scope,
     _check_antonyms,
+    _check_availability,
     _check_alternatives,
+    _check_time_frame,
     _check_languages,
     _check_names,
     _check_direction,
+    _check_order_words,
     _check_constraints,
     _check_order,
 )
