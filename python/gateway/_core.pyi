@@ -223,8 +223,9 @@ class LinearTextModel:
         """The calibrated score in [0, 1] of the text's margin; 0.0 for a text without words."""
 
     def margin(self, text: str) -> float | None:
-        """The text's raw margin: its worst window's, less the model's discount times the median window's when that
-        is positive and the text has more than two windows; None for a text without words."""
+        """The text's raw margin: its worst window's, less the model's length penalty times the log of the number of
+        windows, less its discount times the median window's when that is positive and the text has more than two
+        windows; None for a text without words."""
 
     def margins(self, text: str) -> list[float]:
         """The raw margin of each window, in order."""

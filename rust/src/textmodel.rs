@@ -13,7 +13,11 @@
 //! margin the model subtracts `typical_discount` times the median window's margin, when that is above zero and the
 //! text has more than two windows, so a long benign page whose every window leans a little towards "attack" (a
 //! handbook full of "must", "password", "ignore") is not judged by its single worst one, while one instruction in
-//! an ordinary page, whose median window is benign, keeps its full margin.
+//! an ordinary page, whose median window is benign, keeps its full margin. And the more windows a text has, the
+//! more chances one of them has to lean towards "attack" by accident (the maximum of n noisy margins grows like
+//! `sqrt(2 ln n)` of their spread): `length_penalty` times `ln(windows)` is taken off too, so a 25-window benign
+//! manual is not flagged for one imperative sentence the model would pass in a short message, while an instruction
+//! whose window stands out by more than the penalty still is.
 //!
 //! Cost: a 2,000-token prompt (~1,500 words, 9 kB) is ~45 windows of ~1,300 features each; hashing and a sort per
 //! window run at ~0.2 ms on one core (benches/policy/bench_guardrails.py).
@@ -24,8 +28,8 @@ const WORD: u8 = b'w';
 const PAIR: u8 = b'p';
 const CHAR: u8 = b'c';
 const CHAR_NGRAMS: std::ops::RangeInclusive<usize> = 3..=5;
-const MAGIC: &[u8; 8] = b"GWLTM002";
-const HEADER_LEN: usize = 8 + 4 * 3 + 4 * 5;
+const MAGIC: &[u8; 8] = b"GWLTM003";
+const HEADER_LEN: usize = 8 + 4 * 3 + 4 * 6;
 
 /// How text becomes windows and windows become hashed features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,8 +287,8 @@ fn sublinear(count: u16) -> f32 {
 
 /// A trained linear model: int8 weights per bucket, a bias, and the calibration that maps its margin to a score in
 /// [0, 1] (`sigmoid(slope * margin + offset)`), all read from one little-endian file:
-/// `GWLTM002`, dim_bits, window, stride (u32), weight scale, bias, slope, offset, typical discount (f32), then
-/// `2^dim_bits` i8.
+/// `GWLTM003`, dim_bits, window, stride (u32), weight scale, bias, slope, offset, typical discount, length penalty
+/// (f32), then `2^dim_bits` i8.
 #[derive(Debug, Clone)]
 pub struct LinearTextModel {
     featurizer: Featurizer,
@@ -294,6 +298,7 @@ pub struct LinearTextModel {
     slope: f32,
     offset: f32,
     typical_discount: f32,
+    length_penalty: f32,
 }
 
 impl LinearTextModel {
@@ -301,7 +306,7 @@ impl LinearTextModel {
         let bad =
             |why: &str| CoreError::InvalidArgument(format!("not a linear text model file: {why}"));
         if data.len() < HEADER_LEN || &data[..8] != MAGIC {
-            return Err(bad("it does not start with the GWLTM002 header"));
+            return Err(bad("it does not start with the GWLTM003 header"));
         }
         let u32_at =
             |i: usize| u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
@@ -324,6 +329,7 @@ impl LinearTextModel {
             slope: f32_at(28),
             offset: f32_at(32),
             typical_discount: f32_at(36),
+            length_penalty: f32_at(40),
         };
         if ![
             model.scale,
@@ -331,6 +337,7 @@ impl LinearTextModel {
             model.slope,
             model.offset,
             model.typical_discount,
+            model.length_penalty,
         ]
         .iter()
         .all(|v| v.is_finite())
@@ -362,13 +369,16 @@ impl LinearTextModel {
             })
     }
 
-    /// The text's margin: its worst window's, less `typical_discount` times the median window's when that is
-    /// positive and there are more than two windows (the upper median: the middle of the sorted margins). `None`
-    /// for a text without words. Sorting ~45 margins of a 2,000-token prompt costs well under a microsecond.
+    /// The text's margin: its worst window's, less `length_penalty` times the log of the number of windows, less
+    /// `typical_discount` times the median window's when that is positive and there are more than two windows (the
+    /// upper median: the middle of the sorted margins). `None` for a text without words. Sorting ~45 margins of a
+    /// 2,000-token prompt costs well under a microsecond.
     #[must_use]
     pub fn margin(&self, text: &str) -> Option<f32> {
         let mut margins = self.margins(text);
         let worst = margins.iter().copied().reduce(f32::max)?;
+        #[allow(clippy::cast_precision_loss)] // a window count, far below 2^24
+        let worst = worst - self.length_penalty * (margins.len() as f32).ln();
         if margins.len() <= 2 {
             return Some(worst);
         }
@@ -420,15 +430,21 @@ mod tests {
     use super::*;
 
     fn model_file(weights: &[i8], dim_bits: u32, bias: f32) -> Vec<u8> {
-        model_file_discounted(weights, dim_bits, bias, 0.0)
+        model_file_discounted(weights, dim_bits, bias, 0.0, 0.0)
     }
 
-    fn model_file_discounted(weights: &[i8], dim_bits: u32, bias: f32, discount: f32) -> Vec<u8> {
+    fn model_file_discounted(
+        weights: &[i8],
+        dim_bits: u32,
+        bias: f32,
+        discount: f32,
+        length_penalty: f32,
+    ) -> Vec<u8> {
         let mut data = MAGIC.to_vec();
         for v in [dim_bits, 4, 2] {
             data.extend_from_slice(&v.to_le_bytes());
         }
-        for v in [1.0f32, bias, 1.0, 0.0, discount] {
+        for v in [1.0f32, bias, 1.0, 0.0, discount, length_penalty] {
             data.extend_from_slice(&v.to_le_bytes());
         }
         data.extend(weights.iter().map(|w| w.to_le_bytes()[0]));
@@ -548,14 +564,22 @@ mod tests {
         assert!(Featurizer::new(12, 0, 0).is_err());
     }
 
+    /// Weights of a 2^16-bucket model (windows of 4 words every 2) that give each word's features its weight.
+    fn weights_of(words: &[(&str, i8)]) -> Vec<i8> {
+        let f = Featurizer::new(16, 4, 2).unwrap();
+        let mut weights = vec![0i8; 1 << 16];
+        for &(word, weight) in words {
+            for &i in &f.features(word)[0].0 {
+                weights[i as usize] = weight;
+            }
+        }
+        weights
+    }
+
     #[test]
     fn model_scores_its_worst_window() {
         let dim_bits = 16;
-        let f = Featurizer::new(dim_bits, 4, 2).unwrap();
-        let mut weights = vec![0i8; 1 << dim_bits];
-        for &i in &f.features("evil")[0].0 {
-            weights[i as usize] = 100;
-        }
+        let weights = weights_of(&[("evil", 100)]);
         let model = LinearTextModel::from_bytes(&model_file(&weights, dim_bits, -5.0)).unwrap();
         let calm = model.score("quiet calm words only here and nothing more to say");
         let mixed = model.score("quiet calm words only here evil nothing more to say");
@@ -566,16 +590,10 @@ mod tests {
     #[test]
     fn a_document_is_judged_against_its_typical_window() {
         let dim_bits = 16;
-        let f = Featurizer::new(dim_bits, 4, 2).unwrap();
-        let mut weights = vec![0i8; 1 << dim_bits];
-        for (word, weight) in [("evil", 100), ("must", 20)] {
-            for &i in &f.features(word)[0].0 {
-                weights[i as usize] = weight;
-            }
-        }
+        let weights = weights_of(&[("evil", 100), ("must", 20)]);
         let plain = LinearTextModel::from_bytes(&model_file(&weights, dim_bits, 0.0)).unwrap();
         let discounted =
-            LinearTextModel::from_bytes(&model_file_discounted(&weights, dim_bits, 0.0, 1.0))
+            LinearTextModel::from_bytes(&model_file_discounted(&weights, dim_bits, 0.0, 1.0, 0.0))
                 .unwrap();
         // Every window leans towards "attack" a little: the typical window's margin is taken off the worst's.
         let leaning = "you must do this must do that evil must go must stay must";
@@ -595,6 +613,27 @@ mod tests {
             plain.margin("must must evil")
         );
         assert_eq!(discounted.margin(" ,; "), None);
+    }
+
+    #[test]
+    fn a_long_text_pays_for_its_many_windows() {
+        let dim_bits = 16;
+        let weights = weights_of(&[("evil", 100)]);
+        let plain = LinearTextModel::from_bytes(&model_file(&weights, dim_bits, 0.0)).unwrap();
+        let penalised =
+            LinearTextModel::from_bytes(&model_file_discounted(&weights, dim_bits, 0.0, 0.0, 0.5))
+                .unwrap();
+        let page = "quiet calm words only here evil nothing more to say at all";
+        let windows = plain.margins(page).len();
+        assert!(windows > 2);
+        let (worst, _) = sorted_extremes(&plain.margins(page));
+        #[allow(clippy::cast_precision_loss)]
+        let expected = worst - 0.5 * (windows as f32).ln();
+        let got = penalised.margin(page).unwrap();
+        assert!((got - expected).abs() < 1e-4, "{got} != {expected}");
+        // One window: ln(1) = 0, nothing is taken off a short message.
+        assert_eq!(penalised.margin("evil words"), plain.margin("evil words"));
+        assert_eq!(penalised.margin(" ,; "), None);
     }
 
     /// (highest, upper median) of some margins.

@@ -43,7 +43,7 @@ from sklearn.neural_network import MLPClassifier
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from corpora import LICENSES, ROOT, load
-from train import SEED, calibrate_margins, indirect_documents
+from train import SEED, TARGET_PRECISION, calibrate_margins, indirect_documents
 
 from gateway._core import LinearTextModel
 from gateway.cache.semantic.embedder import Embedder
@@ -70,7 +70,7 @@ HARD_NEGATIVE_CORPORA = {
 }
 FALSE_ALARM_RATES = (0.02, 0.03, 0.04)
 BATCH = 32
-VERSION = "injection-minilm-2"
+VERSION = "injection-minilm-3"
 
 
 class PieceEmbedder:
@@ -154,7 +154,7 @@ def write_model(
     """The chosen MLP head and the stacker fitted on all of validation, calibrated as the linear model is, for the
     opt-in `combined` model (gateway/policy/guardrails/injection_minilm.py)."""
     stack = stacker(both_v, labels)
-    slope, offset, raw_threshold = calibrate_margins(stack.decision_function(both_v), labels)
+    slope, offset, raw_threshold = calibrate_margins(stack.decision_function(both_v), labels, TARGET_PRECISION)
     arrays = {
         **head.keywords,
         "stack": np.array([*stack.coef_[0], stack.intercept_[0]]),

@@ -18,10 +18,11 @@ The project's own text: the template corpus of tests/policy/guardrails/injection
 train and validate, its `held_out` part as a test split) and scripts/injection_model/written.jsonl, sentences this
 project wrote in six languages (mostly benign look-alikes, which no public corpus has outside English).
 
-The set another hand wrote first (data/independent/injection.jsonl, CC0, 571 prompts in eleven languages): held out
-for injection-linear-2 and the combined model, then, once scored, given to training (injection-linear-3 on): all of
-it trains the shipped model, and train.py reports it by 5-fold cross-fitting (a fold scored by a model that did not
-see it), as a floor, not a held-out figure. Its successor, data/independent-2/, is never read here.
+The sets other hands wrote, each held out until it was scored once, then given to training: data/independent/
+(CC0, 571 prompts in eleven languages; trains injection-linear-3 on) and data/independent-2/ (CC0, 649 prompts in
+thirteen languages; trains injection-linear-4 on). All of them trains the shipped model, and train.py reports them by
+5-fold cross-fitting (a fold scored by a model that did not see it), as floors, not held-out figures. Their
+successor, data/independent-3/, is never read here: it is the held-out judge.
 
 Corpora without splits are split by a hash of the text (70% train, 15% validation, 15% test), so a text lands in
 the same split on every run. Only test splits are written to tests/policy/guardrails/data/ (`make test` scores them).
@@ -56,7 +57,8 @@ class Example:
     family: str
     lang: str = "en"
     role: str = "user"
-    """user, or tool for text a tool returned (scored as untrusted)."""
+    """user, or tool for text a tool returned (scored as untrusted); the other-hand sets keep their channel (user,
+    tool, document)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +93,10 @@ LICENSES = {
     "project_cache_prompts": "Apache-2.0 (this project: tests/cache/near_miss_corpus.py, near_miss_probes.py)",
     "django_messages": "BSD-3-Clause (Django 5.2.19's interface translations)",
     "independent_v1": "CC0-1.0 (data/independent/injection.jsonl, the first set another hand wrote)",
+    "independent_v2": "CC0-1.0 (data/independent-2/injection.jsonl, the second set another hand wrote)",
 }
-INDEPENDENT_V1 = ROOT / "data" / "independent" / "injection.jsonl"
+OTHER_HAND_SETS = {"independent_v1": ROOT / "data" / "independent", "independent_v2": ROOT / "data" / "independent-2"}
+"""Corpus name -> folder of each set another hand wrote that has been scored and given to training."""
 DJANGO_LANGUAGES = {"en": "", "de": "de", "fr": "fr", "es": "es", "pt": "pt_BR", "it": "it", "nl": "nl", "pl": "pl",
                     "ru": "ru", "ja": "ja", "zh": "zh_Hans"}  # fmt: skip
 """Language -> Django's locale folder ("" for English: the messages' own msgid)."""
@@ -221,14 +225,15 @@ def _django(z: zipfile.ZipFile, rng: random.Random) -> Iterator[Example]:
             yield Example(page, False, "django_messages", split, "benign", lang, "tool")
 
 
-def _independent_v1() -> Iterator[Example]:
-    """All of the first other-hand set, as training text (train.py folds it by a hash of the text to report it)."""
-    for line in INDEPENDENT_V1.read_text().split("\n"):
-        if line.strip():
-            row = json.loads(line)
-            role = "user" if row["channel"] == "user" else "tool"
-            yield Example(row["text"], row["label"] == "attack", "independent_v1", "train", row["family"], row["lang"],
-                          role)  # fmt: skip
+def _other_hands() -> Iterator[Example]:
+    """All of each scored other-hand set, as training text (train.py folds them by a hash of the text to report them);
+    the role keeps the set's channel (user, tool, document): the scorer reads tool results and documents alike."""
+    for corpus, folder in OTHER_HAND_SETS.items():
+        for line in (folder / "injection.jsonl").read_text(encoding="utf-8").split("\n"):
+            if line.strip():
+                row = json.loads(line)
+                yield Example(row["text"], row["label"] == "attack", corpus, "train", row["family"], row["lang"],
+                              row["channel"])  # fmt: skip
 
 
 def load(cache: Path) -> list[Example]:
@@ -242,7 +247,7 @@ def load(cache: Path) -> list[Example]:
         *_project(),
         *_cache_prompts(),
         *_django(wheel(DJANGO, cache), random.Random(18)),
-        *_independent_v1(),
+        *_other_hands(),
     ]
 
 

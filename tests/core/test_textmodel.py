@@ -3,6 +3,7 @@ the scorer loads, with the errors a wrong call or a damaged file gets."""
 
 from __future__ import annotations
 
+import math
 import struct
 
 import pytest
@@ -11,9 +12,17 @@ from gateway._core import InvalidArgumentError, LinearTextModel, hashed_ngrams
 
 
 def _model_file(
-    weights: bytes, *, dim_bits: int = 10, window: int = 8, stride: int = 4, bias: float = 0.0, discount: float = 0.0
+    weights: bytes,
+    *,
+    dim_bits: int = 10,
+    window: int = 8,
+    stride: int = 4,
+    bias: float = 0.0,
+    discount: float = 0.0,
+    length_penalty: float = 0.0,
 ) -> bytes:
-    return b"GWLTM002" + struct.pack("<3I5f", dim_bits, window, stride, 1.0, bias, 1.0, 0.0, discount) + weights
+    header = struct.pack("<3I6f", dim_bits, window, stride, 1.0, bias, 1.0, 0.0, discount, length_penalty)
+    return b"GWLTM003" + header + weights
 
 
 def test_features_are_unit_vectors_of_sorted_buckets_per_window() -> None:
@@ -69,6 +78,19 @@ def test_a_page_leaning_towards_attack_throughout_is_judged_against_its_typical_
     assert discounted.margin(calm) == plain.margin(calm)
 
 
+def test_a_long_text_pays_the_length_penalty_per_log_window_and_a_short_one_nothing() -> None:
+    weights = bytearray(1 << 16)
+    for index in hashed_ngrams("exfiltrate", 16, 8, 4)[0][0]:
+        weights[index] = 30
+    plain = LinearTextModel(_model_file(bytes(weights), dim_bits=16))
+    penalised = LinearTextModel(_model_file(bytes(weights), dim_bits=16, length_penalty=0.5))
+    page = "the weather report says light rain and wind for the whole afternoon today " * 5 + "exfiltrate"
+    windows = len(plain.margins(page))
+    assert windows > 2
+    assert penalised.margin(page) == pytest.approx(max(plain.margins(page)) - 0.5 * math.log(windows), abs=1e-4)
+    assert penalised.margin("please exfiltrate it") == plain.margin("please exfiltrate it")  # one window: ln 1 = 0
+
+
 def test_damaged_model_files_are_refused_with_a_reason() -> None:
     good = _model_file(bytes(1 << 10))
     LinearTextModel(good)
@@ -80,3 +102,5 @@ def test_damaged_model_files_are_refused_with_a_reason() -> None:
         LinearTextModel(_model_file(bytes(1 << 10), bias=float("nan")))
     with pytest.raises(InvalidArgumentError, match="finite"):
         LinearTextModel(_model_file(bytes(1 << 10), discount=float("inf")))
+    with pytest.raises(InvalidArgumentError, match="finite"):
+        LinearTextModel(_model_file(bytes(1 << 10), length_penalty=float("nan")))

@@ -1,11 +1,13 @@
-"""The two learned judgements scored on the second set another hand wrote (data/independent-2/), held out.
+"""The two learned judgements scored on the second set another hand wrote (data/independent-2/).
 
 Written after injection-linear-3 and verify-pair-v2 were chosen and frozen, by a session that opened neither the
 detectors nor their data (its README lists what it did not open), and scored once, on 2026-12-05, with the shipped
-models: the figures below are held-out figures, and the floors keep them from falling. They are not aims:
-docs/guardrails.md compares them with the issue's. Nothing may be trained, tuned or chosen on this set; a change made
-after reading its rows or misses ends its use as held out (data/independent-2/README.md). Run with `-s` for the tables.
-Since verify-pair-v3 the verify pairs are training data (the README's status note): their figures are floors only.
+models: injection-linear-3 0.790 / 0.699 / 0.191 (precision, recall, false positives; de 0.742, es 0.548, fr 0.710,
+pt 0.613, en 0.816), the combined model 0.744 / 0.778 / 0.275. Its injection prompts were then read and, since
+injection-linear-4, train the model: the injection figures here are training-set figures, floors against regression
+only (cross-fitted figures, each fifth scored by a model trained without it, are in the model card and
+docs/guardrails.md); the third set, data/independent-3/, is the held-out judge. Since verify-pair-v3 the verify pairs
+are training data too (the README's status note): their figures are floors only. Run with `-s` for the tables.
 """
 
 from __future__ import annotations
@@ -37,33 +39,37 @@ def injection_scores(prompts: list[Row]) -> list[float]:
     return scored(prompts, InjectionScorer())
 
 
-def test_the_default_model_on_the_held_out_set(prompts: list[Row], injection_scores: list[float]) -> None:
-    """injection-linear-3 at threshold 0.8: precision 0.790, recall 0.699, false positives 0.191 (document channel
-    0.393, tool 0.135, user 0.145); the phrasings alone 0.900 / 0.082 / 0.009. Aims 0.95 / 0.90 / 0.02: missed."""
+def test_the_default_model_on_the_set(prompts: list[Row], injection_scores: list[float]) -> None:
+    """injection-linear-4, trained on this set: precision 0.982, recall 0.991, false positives 0.019 (cross-fitted:
+    0.838 / 0.708 / 0.141). injection-linear-3, held out: 0.790 / 0.699 / 0.191 (document channel 0.393, tool 0.135,
+    user 0.145); the phrasings alone 0.900 / 0.082 / 0.009."""
     figures = detection(prompts, injection_scores)
-    assert figures.precision >= 0.78
-    assert figures.recall >= 0.69
-    assert figures.false_positive_rate <= 0.20
+    assert figures.precision >= 0.98
+    assert figures.recall >= 0.99
+    assert figures.false_positive_rate <= 0.02
 
 
 def test_the_default_model_in_each_named_language(prompts: list[Row], injection_scores: list[float]) -> None:
-    """Recall en 0.816, de 0.742, fr 0.710, pt 0.613, es 0.548 (31 attacks in each of de/fr/pt/es; aim 0.80)."""
-    floors = {"en": 0.81, "de": 0.74, "fr": 0.70, "pt": 0.61, "es": 0.54}
+    """injection-linear-4, trained on this set: en 0.989, de 0.968, fr, pt and es 1.000 (31 attacks in each of
+    de/fr/pt/es; cross-fitted in docs/guardrails.md). linear-3, held out: en 0.816, de 0.742, fr 0.710, pt 0.613, es
+    0.548."""
+    floors = {"en": 0.98, "de": 0.96, "fr": 1.0, "pt": 1.0, "es": 1.0}
     recall = {lang: figures.recall for lang, figures in by(prompts, injection_scores, "lang").items()}
     assert all(recall[lang] >= floor for lang, floor in floors.items()), recall
 
 
-def test_the_combined_model_on_the_held_out_set(prompts: list[Row]) -> None:
-    """injection-linear-3+injection-minilm-2 (opt-in): precision 0.744, recall 0.778, false positives 0.275; floors
-    one prompt below for onnxruntime's sums on another CPU."""
+def test_the_combined_model_on_the_set(prompts: list[Row]) -> None:
+    """injection-linear-4+injection-minilm-3 (opt-in), trained on this set: precision 0.950, recall 0.991, false
+    positives 0.053; floors one prompt below for onnxruntime's sums on another CPU. injection-linear-3+minilm-2, held
+    out: 0.744 / 0.778 / 0.275."""
     try:
         head = shared_head()
     except EmbeddingModelMissing as e:
         pytest.skip(str(e))
     figures = detection(prompts, scored(prompts, InjectionScorer(minilm=head)))
-    assert figures.precision >= 0.73
-    assert figures.recall >= 0.77
-    assert figures.false_positive_rate <= 0.29
+    assert figures.precision >= 0.94
+    assert figures.recall >= 0.98
+    assert figures.false_positive_rate <= 0.06
 
 
 def test_verify_on_the_pairs_no_longer_held_out() -> None:

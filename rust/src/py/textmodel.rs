@@ -48,8 +48,8 @@ impl PyLinearTextModel {
         })
     }
 
-    /// The text's raw margin: its worst window's less the discount for a typical window leaning towards "attack";
-    /// None for a text without words.
+    /// The text's raw margin: its worst window's less the penalty for many windows and the discount for a typical
+    /// window leaning towards "attack"; None for a text without words.
     fn margin(&self, py: Python<'_>, text: String) -> Option<f32> {
         detach_if(py, text.len() >= DETACH_MIN_BYTES, || {
             self.inner.margin(&text)

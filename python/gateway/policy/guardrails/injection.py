@@ -12,14 +12,19 @@ Signals, each with a weight, combine as a noisy OR (1 - prod(1 - w)), so two ind
 
 Benign look-alikes (a user asking how prompt injection works, an article quoting an attack) are told apart by
 context: a phrasing inside quotes or code, or after reported speech ("attackers write", "such as"), counts for less;
-an instruction to act on the quoted text ("then do it") cancels that.
+an instruction to act on the quoted text ("then do it") cancels that. The learned model, which reads every language,
+is shown such a text without its quotes (straight, curly, guillemets, German and CJK quotes) when it talks about
+attacks or security in English, German, French, Spanish, Portuguese, Italian or Dutch; never a JSON tool result,
+whose quotes are syntax.
 
 A learned model reads every text beside the phrasings: a logistic regression over hashed word and character n-grams
 of the normalized text, trained on public corpora and the project's own (scripts/injection_model/, docs/guardrails.md
 for its data, licenses and held-out figures), scored in the Rust core by its most suspicious window of 32 words,
-so an instruction hidden in a long tool result is not diluted (the model file may discount the document's typical
-window; linear-3's search left that at 0). Its score is calibrated so that 0.8, the default threshold, sits where
-its pooled validation precision reaches 0.97. The verdict is the higher of the model's score and the phrasings'
+so an instruction hidden in a long tool result is not diluted; from that window's margin the model file takes a
+penalty per log of the number of windows (a long benign page has many chances to hold one window that reads like
+an order) and may discount the document's typical window (linear-4's search left that at 0). Its score is
+calibrated so that 0.8, the default threshold, sits where the pooled precision of its validation splits and the
+cross-fitted sets other hands wrote reaches 0.96. The verdict is the higher of the model's score and the phrasings'
 noisy OR: the phrasings stay as a second opinion for the attacks they name exactly, and the base64
 decoder hands decoded payloads to both. Opt-in per team (`model: combined`), the linear margin is stacked with a small
 head over MiniLM sentence embeddings (injection_minilm.py): more attacks caught, more false alarms, ~500x the cost.
@@ -268,12 +273,19 @@ _REPORTED = re.compile(
     r"|when|if a user|if someone|the string|the text|the prompt|the message|the payload)\b[^.!?\n]{0,25}$"
 )
 _QUOTED = re.compile(
-    r"\"[^\"\n]{3,400}\"|“[^”]{3,400}”|(?<![a-z])'[^'\n]{12,400}'(?![a-z])|`[^`]{3,400}`|^```.*?^```", re.S | re.M
+    r"\"[^\"\n]{3,400}\"|“[^”]{3,400}”|(?<![a-z])'[^'\n]{12,400}'(?![a-z])|`[^`]{3,400}`|^```.*?^```"
+    # Guillemets (fr, es, pt, it, ru), German low-high quotes, CJK corner brackets.
+    r"|«[^»]{3,400}»|„[^“”]{3,400}[“”]|「[^」]{2,400}」|『[^』]{2,400}』",
+    re.S | re.M,
 )
 _DISCUSSION = (
     r"\b(prompt injections?|injection attacks?|jailbreaks?|jailbreaking|attacks?|attackers?|classifier|detector"
     r"|security|red[- ]team\w*|vulnerab\w+|how (does|do|can|would|should)|what (is|are|does)|explain|why (does|do)"
-    r"|article|paper|blog|research|defen[cs]es?|mitigat\w+|sanitiz\w+|regex|unit test|test case|owasp)\b"
+    r"|article|paper|blog|research|defen[cs]es?|mitigat\w+|sanitiz\w+|regex|unit test|test case|owasp"
+    # The same talk in de, fr, es, pt, it, nl (ASCII stems: the Rust search's word boundaries are ASCII ones).
+    r"|sicherheit\w*|vorfall\w*|angriff\w*|angreifer|bericht|rapport\w*|incident\w*|securit\w+|s\wcurit\w+"
+    r"|seguridad|seguran\w+|sicurezza|beveiliging\w*|attaqu\w+|pirates|ataques?|atacantes|attacc\w+|aanval\w*"
+    r"|informe|relat\wrio|inyecci\w+|inje\w\wo|iniezion\w+|expresi\wn regular|express\wo regular)\b"
 )
 _COMPLY = (
     r"\b(now|then|and) (do|follow|obey|execute|comply with|act on) (it|that|this|them|those|these|the above)\b"
@@ -443,8 +455,14 @@ class InjectionScorer:
         if found:
             self._phrasings(low, found, weights)
             seen = {index for index, _, _ in found}
-            if learned >= _MODEL_SIGNAL and _DISCUSSION_INDEX in seen and _COMPLY_INDEX not in seen:
+            if (
+                learned >= _MODEL_SIGNAL
+                and _DISCUSSION_INDEX in seen
+                and _COMPLY_INDEX not in seen
+                and not low.lstrip().startswith(("{", "["))
+            ):
                 # A text that talks about attacks and quotes one: the model, blind to quotes, reads what is left.
+                # Not JSON, whose quotes are syntax: an order in a tool result's string is no quotation.
                 unquoted = _QUOTED.sub(" ", low)
                 if unquoted != low:
                     learned = min(learned, self._learned(_model_text(unquoted)))
