@@ -11,7 +11,7 @@ import pytest
 
 from gateway.errors import RateLimited, Unauthenticated
 from gateway.policy import keyring
-from gateway.policy.keyring import FailurePolicy, KeyRing, peer_host
+from gateway.policy.keyring import FailurePolicy, KeyRing, grpc_peer, peer_host
 from gateway.policy.keys import hash_key, new_key
 from gateway.records.governance import KeyRecord
 from tests.admin.helpers import Admin, bearer, chat_request, reason_of
@@ -201,6 +201,13 @@ def test_failures_are_reported_and_a_block_names_the_address_and_the_wait() -> N
 )
 def test_peer_host(peer: str, host: str) -> None:
     assert peer_host(peer) == host
+
+
+@pytest.mark.parametrize("host", ["10.1.2.3", "::1", "2001:db8::7"])
+def test_an_http_callers_address_reads_back_as_the_same_host(host: str) -> None:
+    """The HTTP door and the console write a socket's address as gRPC does, so failed sign-ins from one IPv6 host
+    count together whichever door they came through."""
+    assert peer_host(grpc_peer(host, 443)) == host
 
 
 async def test_failed_authentications_are_limited_per_address_over_grpc(start_gateway: StartGateway) -> None:

@@ -298,6 +298,53 @@ async def test_a_settlement_never_makes_an_account_redis_lost_again(
     assert process.book.spent(BudgetScope.TEAM, "shop", Period.DAY) == 0.75
 
 
+def reservations(redis_server: RedisServer) -> tuple[bytes, list[tuple[bytes, float]]]:
+    """The team's zset of open reservations, by expiry."""
+    client = redis_server.client()
+    [name] = [name for name in client.keys("*") if name.endswith(b"resv")]
+    return name, client.zrange(name, 0, -1, withscores=True)
+
+
+async def test_a_reservation_whose_process_died_is_given_back_by_the_next_admission(
+    redis_server: RedisServer, processes: Processes
+) -> None:
+    """A process that dies mid-call never settles: once its reservation's lease has passed, the next admission on
+    any process gives it back, so a hard cap is not held shut by a dead process's estimate."""
+    dead, alive = processes.make(redis_server.url, TEAM_DAY), processes.make(redis_server.url, TEAM_DAY)
+    await dead.admit(estimate=0.5)
+    still_leased = await alive.admit(estimate=0.25)
+    assert alive.book.remaining(BudgetScope.TEAM, "shop") == 0.25, "within its lease it is kept: $0.75 in flight"
+    await alive.settle(still_leased)
+
+    name, [(call_id, _)] = reservations(redis_server)
+    redis_server.client().zadd(name, {call_id: 0}, xx=True)  # its lease ran out long ago
+    await alive.admit(estimate=0.75)  # 0.5 + 0.75 would be over the $1.00 cap
+    assert alive.book.remaining(BudgetScope.TEAM, "shop") == 0.25, "only this call's $0.75 in flight"
+    assert [entry for entry, _ in reservations(redis_server)[1]] != [call_id]
+
+
+async def test_reaping_a_dead_process_reservation_never_makes_an_account_redis_lost_again(
+    redis_server: RedisServer, processes: Processes
+) -> None:
+    """As for a settlement: the reaper gives back only to an account that still exists, so the next admission loads
+    the period's spend from the ledger instead of trusting a remade account with a negative reservation."""
+    ledger = Ledger({(BudgetScope.TEAM, "shop", Period.DAY): 0.25})
+    dead = processes.make(redis_server.url, TEAM_DAY, ledger=ledger)
+    alive = processes.make(redis_server.url, TEAM_DAY, ledger=ledger)
+    await dead.admit(estimate=0.5)
+    client = redis_server.client()
+    [account] = [name for name in client.keys("*") if b":b:team:shop:day:" in name]
+    client.delete(account)
+    name, [(call_id, _)] = reservations(redis_server)
+    client.zadd(name, {call_id: 0}, xx=True)
+
+    ledger.spent[(BudgetScope.TEAM, "shop", Period.DAY)] = 0.5
+    await alive.admit(estimate=0.25)
+    assert alive.book.spent(BudgetScope.TEAM, "shop", Period.DAY) == 0.5, "the spend came from the ledger"
+    assert alive.book.remaining(BudgetScope.TEAM, "shop") == 0.25, "$0.25 in flight: no negative reservation left"
+    assert (await refused(alive, estimate=0.5)).reason == "BUDGET_EXCEEDED"
+
+
 async def test_a_key_without_a_token_rate_is_not_limited_by_tokens(
     redis_server: RedisServer, processes: Processes
 ) -> None:

@@ -25,7 +25,7 @@ from gateway.insights.runner import request_from_audit
 from gateway.observe.live import LiveShare, flag_entry, merge_flags
 from gateway.pipeline import CallInfo
 from gateway.pipeline.call import Api
-from gateway.policy.keyring import KeyRing
+from gateway.policy.keyring import KeyRing, grpc_peer
 from gateway.records.audit import AuditFilter, AuditRecord, GroupBy, UsageFilter
 from gateway.records.governance import BudgetScope, KeyRecord, Period, Role
 
@@ -86,9 +86,8 @@ class Pages:
     async def login(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
         secret = forms.text(form, "key")
-        peer = request.remote or ""
         try:
-            key = self._ring.authenticate([("authorization", f"Bearer {secret}")], f"ipv4:{peer}:0")
+            key = self._ring.authenticate([("authorization", f"Bearer {secret}")], grpc_peer(request.remote or "", 0))
         except Unauthenticated as err:
             return self.page(request, "login.html", 401, message=err.message)
         if not usable(key, self._clock()):

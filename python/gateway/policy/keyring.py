@@ -125,6 +125,12 @@ class KeyRing:
         )
 
 
+def grpc_peer(host: str, port: int) -> str:
+    """A socket's address written as gRPC writes a peer, so an HTTP caller's failed sign-ins count as a gRPC
+    caller's from the same host: ('10.0.0.1', 5000) -> 'ipv4:10.0.0.1:5000', ('::1', 5000) -> 'ipv6:[::1]:5000'."""
+    return f"ipv6:[{host}]:{port}" if ":" in host else f"ipv4:{host}:{port}"
+
+
 def peer_host(peer: str) -> str:
     """The address part of a gRPC peer string: 'ipv4:10.0.0.1:5000' -> '10.0.0.1', 'ipv6:[::1]:5000' -> '::1'."""
     kind, _, rest = peer.partition(":")

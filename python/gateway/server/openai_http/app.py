@@ -27,7 +27,7 @@ from gateway.errors import InvalidRequest, NotFound
 from gateway.insights.feedback import FeedbackOperations
 from gateway.pipeline import CallInfo, CallKind, Pipeline, deadline_from
 from gateway.pipeline.call import Api
-from gateway.policy.keyring import KeyRing
+from gateway.policy.keyring import KeyRing, grpc_peer
 from gateway.request_rules import check_size
 from gateway.server.listing import Listed, visible_models
 from gateway.server.openai_http import render, schema
@@ -126,11 +126,7 @@ def _info(request: web.Request) -> CallInfo:
     traceparent...), the peer is written as gRPC writes it, so network conditions read both alike, and
     x-gateway-timeout-ms is its deadline."""
     peer = request.transport.get_extra_info("peername") if request.transport is not None else None
-    if peer:
-        host, port = peer[0], peer[1]
-        address = f"ipv6:[{host}]:{port}" if ":" in host else f"ipv4:{host}:{port}"
-    else:
-        address = ""
+    address = grpc_peer(peer[0], peer[1]) if peer else ""
     metadata = [(name.lower(), value) for name, value in request.headers.items()]
     return CallInfo(metadata, deadline_from(schema.timeout_from_headers(request.headers)), address, api=Api.HTTP)
 
