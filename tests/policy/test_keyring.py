@@ -111,8 +111,16 @@ def test_a_rotated_keys_old_secret_works_until_its_grace_ends_and_a_replaced_key
 
 
 def test_a_previous_hash_without_an_end_is_not_accepted() -> None:
+    """A rotated key's old secret works only until its grace period ends: a record that names no end gives the old
+    secret no grace at all, never an unbounded one."""
+    old = "gw-" + "o" * 43
     keys = KeyRing(clock=lambda: 1000.0)
-    keys.put(KeyRecord(id="key_1", prefix="gw-aaa", secret_hash=hash_key(KEY), team="alpha", previous_hash="h"))
+    keys.put(
+        KeyRecord(id="key_1", prefix="gw-aaa", secret_hash=hash_key(KEY), team="alpha", previous_hash=hash_key(old))
+    )
+    with pytest.raises(Unauthenticated):
+        keys.authenticate(auth(old), "ipv4:10.0.0.1:1")
+    assert keys.authenticate(auth(KEY), "ipv4:10.0.0.1:1").id == "key_1"
     keys.remove("key_1")  # removing it drops the previous hash too, whether or not it was held
     assert len(keys) == 0
 
@@ -203,11 +211,15 @@ def test_peer_host(peer: str, host: str) -> None:
     assert peer_host(peer) == host
 
 
-@pytest.mark.parametrize("host", ["10.1.2.3", "::1", "2001:db8::7"])
-def test_an_http_callers_address_reads_back_as_the_same_host(host: str) -> None:
-    """The HTTP door and the console write a socket's address as gRPC does, so failed sign-ins from one IPv6 host
-    count together whichever door they came through."""
-    assert peer_host(grpc_peer(host, 443)) == host
+@pytest.mark.parametrize(
+    ("host", "peer"),
+    [("10.1.2.3", "ipv4:10.1.2.3:443"), ("::1", "ipv6:[::1]:443"), ("2001:db8::7", "ipv6:[2001:db8::7]:443")],
+)
+def test_an_http_callers_address_is_written_as_grpc_writes_a_peer(host: str, peer: str) -> None:
+    """The HTTP door and the console write a socket's address as gRPC does (the audit record's peer reads alike
+    whichever door a call came through), and failed sign-ins from one host count together."""
+    assert grpc_peer(host, 443) == peer
+    assert peer_host(peer) == host
 
 
 async def test_failed_authentications_are_limited_per_address_over_grpc(start_gateway: StartGateway) -> None:
