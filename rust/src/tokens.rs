@@ -744,6 +744,9 @@ mod tests {
             "1234567 12 x1234",
             "hi!!\n\n/path//x ?!/\n",
             "camelCaseWORDSAnd MixedUP",
+            // A whitespace run that goes on in non-ASCII whitespace: `\s*[\r\n]+` reaches the newline beyond it.
+            "a\n    \u{3000}\nb",
+            "a\n    \u{a0}x",
         ];
         for enc in BOTH {
             let vocab = enc.vocab();
