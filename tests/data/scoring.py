@@ -6,7 +6,13 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
+from gateway.cache.semantic.embedder import Embedder, EmbeddingModelMissing
+from gateway.cache.semantic.evaluation import Scores, pair_similarities, score_matcher
+from gateway.cache.semantic.matcher import SemanticMatcher
 from gateway.policy.guardrails.injection import InjectionScorer
+from tests.data.independent_pairs import verify_pairs
 from tests.policy.guardrails.heldout import Figures, Row, measure
 
 THRESHOLD = 0.8
@@ -47,4 +53,17 @@ def scored(prompts: list[Row], scorer: InjectionScorer) -> list[float]:
         print("\n" + header.format(field))
         for name, figures in by(prompts, scores, field).items():
             print(row(name, figures))
+    return scores
+
+
+def verify_scores(directory: Path) -> Scores:
+    """The semantic cache's verdict on a set's verify pairs, as configured by default (skips without MiniLM), and
+    its table for `-s`."""
+    try:
+        embedder = Embedder()
+    except EmbeddingModelMissing as e:
+        pytest.skip(str(e))
+    pairs = verify_pairs(directory)
+    scores = score_matcher(pairs, pair_similarities(embedder, pairs).tolist(), SemanticMatcher())
+    print("\n" + scores.table())
     return scores

@@ -17,13 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cache.semantic.embedder import Embedder, EmbeddingModelMissing
-from gateway.cache.semantic.evaluation import Scores, pair_similarities, score_matcher
-from gateway.cache.semantic.matcher import SemanticMatcher
+from gateway.cache.semantic.embedder import EmbeddingModelMissing
 from gateway.policy.guardrails.injection import InjectionScorer
 from gateway.policy.guardrails.injection_minilm import shared_head
-from tests.data.independent_pairs import verify_pairs
-from tests.data.scoring import by, detection, read_prompts, scored
+from tests.data.scoring import by, detection, read_prompts, scored, verify_scores
 from tests.policy.guardrails.heldout import Row
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "independent-2"
@@ -79,13 +76,7 @@ def test_verify_on_the_pairs_no_longer_held_out() -> None:
     Since verify-pair-v3 these pairs are training data (their near misses wrote vetoes, their pairs trained the
     model): in-sample 1.000 / 0.539, no near miss served; 5-fold out-of-fold 0.990 / 0.523; trained without them
     0.990 / 0.534. Regression floors, not held-out figures: data/independent-3 is the held-out set now."""
-    try:
-        embedder = Embedder()
-    except EmbeddingModelMissing as e:
-        pytest.skip(str(e))
-    pairs = verify_pairs(DATA)
-    scores: Scores = score_matcher(pairs, pair_similarities(embedder, pairs).tolist(), SemanticMatcher())
-    print("\n" + scores.table())
+    scores = verify_scores(DATA)
     assert scores.precision == 1.0
     assert scores.recall >= 0.53
     different = [kind for kind, score in scores.kinds.items() if not score.same]

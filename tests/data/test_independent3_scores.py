@@ -16,13 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cache.semantic.embedder import Embedder, EmbeddingModelMissing
-from gateway.cache.semantic.evaluation import Scores, pair_similarities, score_matcher
-from gateway.cache.semantic.matcher import SemanticMatcher
+from gateway.cache.semantic.embedder import EmbeddingModelMissing
 from gateway.policy.guardrails.injection import InjectionScorer
 from gateway.policy.guardrails.injection_minilm import shared_head
-from tests.data.independent_pairs import verify_pairs
-from tests.data.scoring import by, detection, read_prompts, scored
+from tests.data.scoring import by, detection, read_prompts, scored, verify_scores
 from tests.policy.guardrails.heldout import Row
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "independent-3"
@@ -71,13 +68,7 @@ def test_verify_on_the_held_out_pairs() -> None:
     """verify-pair-v3 from cosine 0.65: precision 0.944, recall 0.368 (85 right hits, 5 wrong: a direction, a unit,
     an entity, an order, a superlative); verify-pair-v2 before it 0.909 / 0.260. Aims 0.97 / 0.50: missed. MiniLM's
     cosine reaches 0.65 for 0.68 of the true rewordings."""
-    try:
-        embedder = Embedder()
-    except EmbeddingModelMissing as e:
-        pytest.skip(str(e))
-    pairs = verify_pairs(DATA)
-    scores: Scores = score_matcher(pairs, pair_similarities(embedder, pairs).tolist(), SemanticMatcher())
-    print("\n" + scores.table())
+    scores = verify_scores(DATA)
     assert scores.precision >= 0.93
     assert scores.recall >= 0.36
     never = ("negation", "number", "time_frame", "availability", "scope", "conversion_direction")
