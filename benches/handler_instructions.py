@@ -10,6 +10,7 @@ batches) counts in proportion to valgrind's slowdown, alike in two versions meas
     python -m benches.handler_instructions                       # this tree
     python -m benches.handler_instructions --python-path DIR     # another tree's python/ (e.g. `git archive main`)
     python -m benches.handler_instructions --way-in              # the way in only, without noise
+    python -m benches.handler_instructions --traced              # tracing every call over OTLP/gRPC
 
 `--way-in` counts only the way in of a call, repeated on one call captured after warm-up, with the upstream's answer
 handed over in-process (no socket, so the event loop never runs between two repeats and no clock-driven work counts):
@@ -17,12 +18,16 @@ the request's conversion, the route stage, the limits' admission and release, an
 provider adapter's request build and answer parse. Clock-driven work while each process starts and stops still
 varies between runs (~10,000 instructions a repeat): compare two trees side by side in one session.
 
+`--traced` counts the gateway of `benches.pipeline_cpu --traced`: every call traced and exported over OTLP/gRPC to a
+local receiver (benches.otlp_receiver, a process of its own, so not counted); the export thread counts, as all do.
+
 Bounded: two processes, `--few` + `--many` calls in all (960 + 160 by default: ~2 minutes each under valgrind).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import subprocess
@@ -34,7 +39,7 @@ from typing import Any
 import orjson
 import uvloop
 
-from benches.pipeline_cpu import REQUEST, bench_gateway, drive
+from benches.pipeline_cpu import REQUEST, bench_gateway, drive, otlp_receiver, traced_config
 from benches.upstream import _ANSWER
 from gateway.pipeline.call import Call
 from gateway.providers.base import UpstreamCall
@@ -44,14 +49,15 @@ from gateway.server.app import Gateway
 _NO_SYNC = "state: {sync_interval_s: 3600}"  # the periodic key sync would count as per-call work
 
 
-async def run_calls(calls: int, *, way_in: bool) -> None:
-    async with bench_gateway(_NO_SYNC) as (gateway, _):
+async def run_calls(calls: int, *, way_in: bool, otlp_port: int | None) -> None:
+    extra = _NO_SYNC if otlp_port is None else f"{_NO_SYNC}\n{traced_config(otlp_port)}"
+    async with bench_gateway(extra) as (gateway, _):
         if way_in:
             await repeat_way_in(gateway, calls)
         else:
             await drive(gateway.servicer.Chat, calls)
         await gateway.audit.flush()
-        await gateway.stop(1.0)
+        await gateway.stop(1.0)  # exports what tracing queued
 
 
 async def repeat_way_in(gateway: Gateway, calls: int) -> None:
@@ -89,7 +95,7 @@ async def repeat_way_in(gateway: Gateway, calls: int) -> None:
         limits.exit(call, None)
 
 
-def count(calls: int, python_path: str | None, *, way_in: bool) -> int:
+def count(calls: int, python_path: str | None, *, way_in: bool, otlp_port: int | None) -> int:
     """The instructions one process executes driving `calls` calls, from callgrind's totals."""
     env = dict(os.environ)
     if python_path:
@@ -99,7 +105,8 @@ def count(calls: int, python_path: str | None, *, way_in: bool) -> int:
         subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={dump}", sys.executable]
             + ["-m", "benches.handler_instructions", "--drive", str(calls)]
-            + (["--way-in"] if way_in else []),
+            + (["--way-in"] if way_in else [])
+            + ([] if otlp_port is None else ["--otlp-port", str(otlp_port)]),
             env=env,
             check=True,
             stdout=subprocess.DEVNULL,
@@ -116,13 +123,17 @@ def main() -> None:
     parser.add_argument("--many", type=int, default=960)
     parser.add_argument("--python-path", help="a python/ directory to import gateway from instead of this tree's")
     parser.add_argument("--way-in", action="store_true", help="count the way in of a call only (see above)")
+    parser.add_argument("--traced", action="store_true", help="trace every call over OTLP/gRPC (see above)")
     parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)  # the child under valgrind
+    parser.add_argument("--otlp-port", type=int, help=argparse.SUPPRESS)  # the child's receiver, when traced
     args = parser.parse_args()
     if args.drive is not None:
-        uvloop.run(run_calls(args.drive, way_in=args.way_in))
+        uvloop.run(run_calls(args.drive, way_in=args.way_in, otlp_port=args.otlp_port))
         return
-    few = count(args.few, args.python_path, way_in=args.way_in)
-    many = count(args.many, args.python_path, way_in=args.way_in)
+    with contextlib.ExitStack() as stack:
+        port = stack.enter_context(otlp_receiver()) if args.traced else None
+        few = count(args.few, args.python_path, way_in=args.way_in, otlp_port=port)
+        many = count(args.many, args.python_path, way_in=args.way_in, otlp_port=port)
     print(f"instructions a call: {(many - few) / (args.many - args.few):,.0f}")
 
 

@@ -8,10 +8,15 @@ Bounded: `--rounds` rounds of `--calls` calls at concurrency 16; everything on 1
     python -m benches.pipeline_cpu
     python -m benches.pipeline_cpu --config-extra 'audit: {enabled: false}'
     python -m benches.pipeline_cpu --stages     # and the CPU each stage's hooks take, per call
+    python -m benches.pipeline_cpu --traced     # and the same gateway tracing every call over OTLP/gRPC
 
 With `--stages`, each synchronous hook of the gateway's chat chain (enter, end, exit) is timed with the loop thread's
 CPU clock, less the clock's own cost, over the same rounds: where the pipeline's microseconds go, stage by stage. An
 awaitable a hook returns is timed to its creation only; the provider call and the gRPC edge are not stages.
+
+With `--traced`, a second gateway of the same config traces every call (sampler always_on) over OTLP/gRPC to a
+local receiver process (benches.otlp_receiver), as benches.load's traced gateway does, and joins the rounds: what
+tracing adds to a call, on the loop thread and on the export thread, in the same run.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +111,7 @@ class StageClock:
 
 def thread_cpu_s() -> dict[str, float]:
     """CPU seconds (user + system) of this process's threads (from /proc): the event loop's, the ledger writer's,
-    and the rest's (gRPC's, aiosqlite's, threads outside Python)."""
+    the OTLP export worker's, and the rest's (gRPC's, aiosqlite's, threads outside Python)."""
     ticks = os.sysconf("SC_CLK_TCK")
     names = {str(t.native_id): t.name for t in threading.enumerate()}
     result: dict[str, float] = {}
@@ -116,7 +121,15 @@ def thread_cpu_s() -> dict[str, float]:
         except FileNotFoundError:
             continue  # a thread that ended meanwhile
         name = names.get(tid, "")
-        label = "event loop" if tid == str(os.getpid()) else "ledger writer" if name.startswith("ledger") else "other"
+        label = (
+            "event loop"
+            if tid == str(os.getpid())
+            else "ledger writer"
+            if name.startswith("ledger")
+            else "otlp export"
+            if name.startswith("otlp")
+            else "other"
+        )
         result[label] = result.get(label, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
     return result
 
@@ -149,36 +162,65 @@ async def bench_gateway(config_extra: str) -> AsyncIterator[tuple[Gateway, str]]
         yield gateway, url
 
 
+def traced_config(port: int) -> str:
+    """The config that traces every call over OTLP/gRPC to a receiver on `port` (benches.load's traced gateway sets
+    the same through OTEL_* variables)."""
+    return (
+        "observe: {tracing: {exporter: otlp, protocol: grpc, "
+        f'endpoint: "http://127.0.0.1:{port}", sampler: always_on}}}}'
+    )
+
+
+@contextlib.contextmanager
+def otlp_receiver() -> Iterator[int]:
+    """A local OTLP/gRPC receiver process (benches.otlp_receiver) and its port."""
+    port = free_port()
+    with process("-m", "benches.otlp_receiver", "--port", str(port), port=port):
+        yield port
+
+
 async def measure(args: argparse.Namespace) -> None:
-    async with bench_gateway(args.config_extra) as (gateway, url):
+    async with contextlib.AsyncExitStack() as stack:
+        gateway, url = await stack.enter_async_context(bench_gateway(args.config_extra))
         forwarder = Forwarder(url)
         handlers: dict[str, Handler] = {"bare forwarder": forwarder.Chat, "gateway": gateway.servicer.Chat}
+        gateways = {"gateway": gateway}
+        if args.traced:
+            port = stack.enter_context(otlp_receiver())
+            traced, _ = await stack.enter_async_context(bench_gateway(f"{args.config_extra}\n{traced_config(port)}"))
+            handlers["gateway, traced"] = traced.servicer.Chat
+            gateways["gateway, traced"] = traced
         for handler in handlers.values():
             await drive(handler, args.calls // 4)  # warm: connections, caches
         stages = StageClock(gateway.servicer._pipeline) if args.stages else None
         cpu: dict[str, list[float]] = {name: [] for name in handlers}
-        threads: dict[str, list[float]] = {}
+        threads: dict[str, dict[str, list[float]]] = {name: {} for name in gateways}
         for _ in range(args.rounds):
             for name, handler in handlers.items():
                 before, started = thread_cpu_s(), time.process_time()
                 await drive(handler, args.calls)
-                if name == "gateway":
-                    await gateway.audit.flush()  # the round's records are written within it
+                served = gateways.get(name)
+                if served is not None:
+                    await served.audit.flush()  # the round's records are written within it
+                    if served.tracing is not None:  # and its spans exported
+                        await asyncio.to_thread(served.tracing.force_flush)
                 cpu[name].append((time.process_time() - started) / args.calls * 1e6)
-                if name == "gateway":
+                if served is not None:
                     after = thread_cpu_s()
                     for label, seconds in after.items():
                         used = (seconds - before.get(label, 0.0)) / args.calls * 1e6
-                        threads.setdefault(label, []).append(used)
+                        threads[name].setdefault(label, []).append(used)
         await forwarder.close()
-        await gateway.stop(1.0)
+        for served in gateways.values():
+            await served.stop(1.0)
     base = statistics.median(cpu["bare forwarder"])
     print(f"| handler, c={CONCURRENCY}, {args.rounds} x {args.calls:,} calls | CPU µs/call (median) | over forwarder |")
     print("| --- | --- | --- |")
     for name, values in cpu.items():
         print(f"| {name} | {statistics.median(values):.0f} | {statistics.median(values) - base:+.0f} |")
-    for label, values in sorted(threads.items()):
-        print(f"| gateway: {label} thread(s) | {statistics.median(values):.0f} | |")
+    for name, labels in threads.items():
+        for label, values in sorted(labels.items()):
+            print(f"| {name}: {label} thread(s) | {statistics.median(values):.0f} | |")
     if stages is not None:
         calls = args.rounds * args.calls
         print(f"\n| stage hook (gateway, loop thread) | CPU µs/call, mean of {calls:,} calls |")
@@ -194,6 +236,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3200, help="calls per round and handler")
     parser.add_argument("--config-extra", default="", help="YAML appended to the benchmark's gateway config")
     parser.add_argument("--stages", action="store_true", help="also time each stage hook of the gateway's chain")
+    parser.add_argument("--traced", action="store_true", help="also a gateway tracing every call over OTLP/gRPC")
     uvloop.run(measure(parser.parse_args()))
 
 

@@ -1,7 +1,8 @@
 """OTLP trace export encoding of 512 spans (20 attributes and one event each, as a gateway call's server span):
-gateway._core.encode_spans against opentelemetry-python's encoder (`encode_spans` + `SerializeToString`, what its OTLP
-exporters run) on equivalent ReadableSpans, same run. The third case starts from the same ReadableSpans and reads them
-into tuples in Python first: the cost if the Rust encoder sat behind an SDK SpanExporter.
+gateway._core's (`encode_span_chunk`, then `encode_export`) against opentelemetry-python's encoder (`encode_spans` +
+`SerializeToString`, what its OTLP exporters run) on equivalent ReadableSpans, same run. The third case starts from
+the same ReadableSpans and reads them into tuples in Python first: the cost if the Rust encoder sat behind an SDK
+SpanExporter.
 
     pytest benches/core/bench_otlp.py --benchmark-enable --benchmark-columns=min,median,max
 
@@ -18,8 +19,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans 
 from opentelemetry.sdk.trace import ReadableSpan
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from gateway._core import encode_spans
-from tests.core.test_otlp import decode, readable_spans
+from tests.core.test_otlp import decode, encode_spans, readable_spans
 
 if TYPE_CHECKING:
     from gateway._core import OtlpAttributes, OtlpAttributeValue, OtlpSpan
@@ -85,8 +85,8 @@ READABLE = readable_spans(RESOURCE, *SCOPE, TUPLES)
 
 
 def span_tuple(span: ReadableSpan) -> OtlpSpan:
-    """A ReadableSpan as encode_spans' tuple, read attribute by attribute as an SDK exporter would have to. The SDK
-    types its attribute values more broadly (bytes, mappings); the gateway sets none, hence the casts."""
+    """A ReadableSpan as encode_span_chunk's tuple, read attribute by attribute as an SDK exporter would have to. The
+    SDK types its attribute values more broadly (bytes, mappings); the gateway sets none, hence the casts."""
     context = span.context
     assert context is not None, "a ReadableSpan always has a context"
     parent = span.parent

@@ -470,13 +470,18 @@ trace_state, flags): ids as ints (128-bit trace, 64-bit span; parent 0 for a roo
 internal, 2 server, 3 client, 4 producer, 5 consumer), times in ns since the epoch, status_code 0 unset, 1 ok, 2 error,
 trace_state in W3C `tracestate` form (or ""), flags the OTLP span flags (W3C trace flags in the low 8 bits)."""
 
-def encode_spans(
-    resource_attributes: OtlpAttributes, scope_name: str, scope_version: str, spans: Iterable[OtlpSpan]
+def encode_span_chunk(spans: Iterable[OtlpSpan]) -> bytes:
+    """`spans` as OTLP wire bytes, to be sent later in a batch by `encode_export` (b"" when there are none). Ids are
+    written big-endian (16 and 8 bytes), the parent omitted when 0, and a status always present. ValueError names the
+    attribute of a value that is not a str, bool, int, float or a list or tuple of those, or an int beyond 64 bits;
+    ValueError or TypeError names the span and field of a bad span."""
+
+def encode_export(
+    resource_attributes: OtlpAttributes, scope_name: str, scope_version: str, chunks: Iterable[bytes]
 ) -> bytes:
-    """The bytes of an OTLP `ExportTraceServiceRequest` holding `spans` under one resource and one instrumentation
-    scope (b"" when there are no spans). Ids are written big-endian (16 and 8 bytes), the parent omitted when 0, and
-    a status always present. ValueError names the attribute of a value that is not a str, bool, int, float or a list
-    or tuple of those, or an int beyond 64 bits; ValueError or TypeError names the span and field of a bad span."""
+    """The bytes of an OTLP `ExportTraceServiceRequest` holding the spans of `chunks` (each from `encode_span_chunk`;
+    other bytes make a request a collector cannot read), in order, under one resource and one instrumentation scope;
+    b"" (the empty request) when they hold no spans. TypeError when a chunk is not bytes."""
 
 # --- query-type features (rust/src/query.rs) -----------------------------------------------------------------------
 

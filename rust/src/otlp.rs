@@ -7,8 +7,9 @@
 //! links, dropped counts, schema URLs, key-value lists, bytes values and string-table indices are left out, and a
 //! decoder of these structs skips them as unknown fields.
 //!
-//! Encoding is two walks of the spans (lengths, then bytes) plus one length walk per nesting level, all linear in the
-//! encoded size; `prost` writes into one buffer reserved at the exact size.
+//! Spans are encoded in chunks (a call's spans, when it ends: two walks, lengths then bytes, `prost` writing into one
+//! buffer reserved at the exact size), and a batch's chunks are copied behind one envelope when it is sent; both
+//! linear in the encoded size.
 
 use prost::bytes::BufMut;
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, message, WireType};
@@ -197,23 +198,48 @@ pub fn encode_export_request(
     scope_version: &str,
     spans: &[Span],
 ) -> Vec<u8> {
-    let request = ExportRequest::new(resource, scope_name, scope_version, spans);
+    let chunk = encode_span_chunk(spans);
+    let chunks = [chunk.as_slice()];
+    let request = ExportRequest::new(resource, scope_name, scope_version, &chunks);
     let mut buf = Vec::with_capacity(request.encoded_len());
     request.encode(&mut buf);
     buf
 }
 
-/// An `ExportTraceServiceRequest` of one resource and one scope over borrowed spans, measured once, so a caller can
-/// allocate the exact buffer (a Python `bytes`, say) and have it written in place.
+/// Bytes `write_span_chunk` writes for `spans`.
+#[must_use]
+pub fn span_chunk_len(spans: &[Span]) -> usize {
+    // ScopeSpans { spans = 2 }
+    message::encoded_len_repeated(2, spans)
+}
+
+/// Writes `spans` as the repeated `spans` field of a `ScopeSpans`: a chunk. Chunks concatenated are a batch's spans
+/// in an `ExportRequest`, so a call's spans can be encoded when it ends and a batch of them sent later, without
+/// keeping Python objects alive in between.
+pub fn write_span_chunk(spans: &[Span], buf: &mut impl BufMut) {
+    message::encode_repeated(2, spans, buf);
+}
+
+/// `write_span_chunk` into a new `Vec`.
+#[must_use]
+pub fn encode_span_chunk(spans: &[Span]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(span_chunk_len(spans));
+    write_span_chunk(spans, &mut buf);
+    buf
+}
+
+/// An `ExportTraceServiceRequest` of one resource and one scope over span chunks (`write_span_chunk`), measured
+/// once, so a caller can allocate the exact buffer (a Python `bytes`, say) and have it written in place.
 ///
-/// The same bytes as building `ExportTraceServiceRequest` and calling `encode_to_vec`, without moving or cloning the
-/// spans into it: the envelope is written here field by field and each span by `prost`.
+/// The same bytes as building `ExportTraceServiceRequest` of the chunks' spans and calling `encode_to_vec`: the
+/// envelope is written here field by field and the chunks copied after it.
 pub struct ExportRequest<'a> {
     resource: &'a [KeyValue],
     scope: InstrumentationScope,
-    spans: &'a [Span],
-    /// Body lengths of `Resource`, `ScopeSpans` and `ResourceSpans`; the spans' are the bulk of the measuring.
+    chunks: &'a [&'a [u8]],
+    /// Body lengths of `Resource`, `ScopeSpans` and `ResourceSpans`, and the chunks' total.
     resource_len: usize,
+    spans_len: usize,
     scope_spans_len: usize,
     resource_spans_len: usize,
 }
@@ -224,7 +250,7 @@ impl<'a> ExportRequest<'a> {
         resource: &'a [KeyValue],
         scope_name: &str,
         scope_version: &str,
-        spans: &'a [Span],
+        chunks: &'a [&'a [u8]],
     ) -> Self {
         let scope = InstrumentationScope {
             name: scope_name.to_owned(),
@@ -232,16 +258,17 @@ impl<'a> ExportRequest<'a> {
         };
         // Resource { attributes = 1 }
         let resource_len = message::encoded_len_repeated(1, resource);
+        let spans_len = chunks.iter().map(|chunk| chunk.len()).sum();
         // ScopeSpans { scope = 1, spans = 2 }
-        let scope_spans_len =
-            message::encoded_len(1, &scope) + message::encoded_len_repeated(2, spans);
+        let scope_spans_len = message::encoded_len(1, &scope) + spans_len;
         // ResourceSpans { resource = 1, scope_spans = 2 }
         let resource_spans_len = field_len(1, resource_len) + field_len(2, scope_spans_len);
         Self {
             resource,
             scope,
-            spans,
+            chunks,
             resource_len,
+            spans_len,
             scope_spans_len,
             resource_spans_len,
         }
@@ -250,7 +277,7 @@ impl<'a> ExportRequest<'a> {
     /// Bytes `encode` writes: 0 when there are no spans.
     #[must_use]
     pub fn encoded_len(&self) -> usize {
-        if self.spans.is_empty() {
+        if self.spans_len == 0 {
             0
         } else {
             // ExportTraceServiceRequest { resource_spans = 1 }
@@ -261,7 +288,7 @@ impl<'a> ExportRequest<'a> {
     /// Writes the request; `buf` must have room for `encoded_len()` bytes (a `&mut [u8]` of that length, or a
     /// `Vec<u8>`).
     pub fn encode(&self, buf: &mut impl BufMut) {
-        if self.spans.is_empty() {
+        if self.spans_len == 0 {
             return;
         }
         open_field(1, self.resource_spans_len, buf);
@@ -269,7 +296,9 @@ impl<'a> ExportRequest<'a> {
         message::encode_repeated(1, self.resource, buf);
         open_field(2, self.scope_spans_len, buf);
         message::encode(1, &self.scope, buf);
-        message::encode_repeated(2, self.spans, buf);
+        for chunk in self.chunks {
+            buf.put_slice(chunk);
+        }
     }
 }
 
@@ -355,10 +384,31 @@ mod tests {
     #[test]
     fn writes_into_an_exact_slice() {
         let spans = [span()];
-        let request = ExportRequest::new(&[], "gateway", "1.0", &spans);
+        let chunk = encode_span_chunk(&spans);
+        let chunks = [chunk.as_slice()];
+        let request = ExportRequest::new(&[], "gateway", "1.0", &chunks);
         let mut out = vec![0; request.encoded_len()];
         request.encode(&mut out.as_mut_slice());
         assert_eq!(out, encode_export_request(&[], "gateway", "1.0", &spans));
+    }
+
+    #[test]
+    fn chunks_concatenated_are_one_request_of_their_spans() {
+        let (first, second) = (span(), span());
+        let chunks = [
+            encode_span_chunk(&[first.clone()]),
+            encode_span_chunk(&[]),
+            encode_span_chunk(&[second.clone()]),
+        ];
+        let slices: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+        let request = ExportRequest::new(&[], "gateway", "1.0", &slices);
+        let mut out = Vec::new();
+        request.encode(&mut out);
+        assert_eq!(out.len(), request.encoded_len());
+        assert_eq!(
+            out,
+            encode_export_request(&[], "gateway", "1.0", &[first, second])
+        );
     }
 
     #[test]

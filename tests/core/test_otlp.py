@@ -1,7 +1,9 @@
-"""gateway._core.encode_spans: OTLP trace export bytes, read back with the official opentelemetry-proto messages.
+"""gateway._core.encode_span_chunk and encode_export: OTLP trace export bytes, read back with the official
+opentelemetry-proto messages.
 
-The contract is the wire format: whatever `encode_spans` writes, `ExportTraceServiceRequest.FromString` must read as
-the spans that went in, and as opentelemetry-python's own encoder writes the same spans.
+The contract is the wire format: whatever `encode_export` writes of `encode_span_chunk`'s chunks,
+`ExportTraceServiceRequest.FromString` must read as the spans that went in, and as opentelemetry-python's own encoder
+writes the same spans.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope as SdkSc
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
 from opentelemetry.trace import Status as SdkStatus
 
-from gateway._core import encode_spans
+from gateway._core import encode_export, encode_span_chunk
 
 if TYPE_CHECKING:
     from gateway._core import OtlpAttributes, OtlpAttributeValue, OtlpSpan
@@ -37,6 +39,11 @@ START = 1_700_000_000_123_456_789
 END = START + 250_000_000
 # OTLP span flags as opentelemetry-python writes them: the parent's remoteness is known (bit 8) and local.
 HAS_IS_REMOTE = 0x100
+
+
+def encode_spans(resource: OtlpAttributes, scope_name: str, scope_version: str, spans: Iterable[OtlpSpan]) -> bytes:
+    """One request of `spans` in one chunk."""
+    return encode_export(resource, scope_name, scope_version, [encode_span_chunk(spans)])
 
 
 def decode(data: bytes) -> ExportTraceServiceRequest:
@@ -191,6 +198,22 @@ def test_empty_batch_is_the_empty_request() -> None:
     data = encode_spans([("service.name", "gw")], "gateway", "1.0", [])
     assert data == b""
     assert len(decode(data).resource_spans) == 0
+
+
+def test_chunks_make_one_request_of_their_spans_in_order() -> None:
+    spans = [a_span(span_id=i, name=f"stage-{i}") for i in range(1, 8)]
+    chunks = [encode_span_chunk(spans[:3]), encode_span_chunk([]), encode_span_chunk(spans[3:])]
+    data = encode_export([("service.name", "gw")], "gateway", "1.0", chunks)
+    assert data == encode_spans([("service.name", "gw")], "gateway", "1.0", spans)
+    [resource_spans] = decode(data).resource_spans
+    [scope_spans] = resource_spans.scope_spans
+    assert [s.name for s in scope_spans.spans] == [f"stage-{i}" for i in range(1, 8)]
+    assert encode_export([], "s", "", [encode_span_chunk([]), b""]) == b""
+
+
+def test_a_chunk_is_bytes() -> None:
+    with pytest.raises(TypeError, match=r"chunks\[1\] must be bytes from encode_span_chunk, not str"):
+        encode_export([], "s", "", [encode_span_chunk([a_span()]), "spans"])  # type: ignore[list-item]
 
 
 def test_many_spans_keep_their_order() -> None:

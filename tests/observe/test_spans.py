@@ -3,6 +3,7 @@ sink (the OTLP sink's encoding is tested in tests/observe/test_span_sinks.py).""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -63,8 +64,7 @@ def _run_retried_call(tracer: CallTracer, metadata: list[tuple[str, str | bytes]
     call.set_route("smart")
     with call.stage("cache"):
         call.set_cache(hit=False, kind="exact")
-    with call.stage("route") as stage:
-        stage.discard()  # a stage that neither waited nor failed leaves no child
+    call.stage_time("route", 2_000)  # a stage that neither waited nor failed leaves no child
     first = call.start_attempt(provider="openai", model="gpt-4o", attempt=0)
     first.end(outcome="error", code="UNAVAILABLE")
     second = call.start_attempt(provider="anthropic", model="claude-sonnet", attempt=1, retry=0)
@@ -113,6 +113,7 @@ def test_a_retried_call_makes_one_server_span_with_attempt_children_and_stage_ti
         attr.RPC_METHOD: "Chat",
         attr.REQUEST_ID: "0190abc",
         attr.STAGE_US + "authenticate": 12,
+        attr.STAGE_US + "route": 2,
         attr.TEAM: "search",
         attr.KEY_ID: "key_123",
         attr.GEN_AI_OPERATION_NAME: "chat",
@@ -200,6 +201,9 @@ def test_a_failed_call_and_stage_record_the_type_never_the_message(
     call.set_request(_request(), streaming=True)
     with pytest.raises(ValueError, match="secret"), call.stage("guardrails.input"):
         raise ValueError(f"bad input {PROMPT} secret")
+    started = time.perf_counter_ns()
+    time.sleep(0.002)
+    call.stage_failed("access", started, PermissionError(f"no {PROMPT}"))  # a stage that refused without waiting
     call.first_chunk()
     call.end(error=ValueError("x"), status_code="PERMISSION_DENIED", reason="GUARDRAIL_BLOCKED")
     spans = _by_name(finished(provider, exporter))
@@ -207,6 +211,13 @@ def test_a_failed_call_and_stage_record_the_type_never_the_message(
     assert stage.status.status_code is StatusCode.ERROR
     assert stage.attributes == {attr.ERROR_TYPE: "ValueError"}
     assert stage.events == ()  # no exception event: its message would quote the prompt
+    refused = spans["gateway.access"]
+    assert refused.status.status_code is StatusCode.ERROR
+    assert refused.attributes == {attr.ERROR_TYPE: "PermissionError"}
+    assert refused.start_time is not None
+    assert refused.end_time is not None
+    assert refused.end_time - refused.start_time >= 2_000_000  # from when the stage started, not when it failed
+    assert refused.parent is not None
     server = spans["llmgateway.v1.Gateway/ChatStream"]
     assert server.status.status_code is StatusCode.ERROR
     assert server.attributes is not None
@@ -235,9 +246,10 @@ def test_tracing_off_hands_out_the_shared_no_op() -> None:
     call = tracer.start_call("Chat", [("traceparent", f"00-{TRACE_ID}-{CALLER_SPAN}-01")])
     assert call is NOOP_CALL
     assert not call.recording
-    with call.stage("route") as stage:
-        stage.discard()
+    with call.stage("route"):
+        pass
     call.stage_time("route", 1_000)
+    call.stage_failed("route", 0, ValueError("x"))
     attempt = call.start_attempt(provider="openai", model="gpt-4o", attempt=0)
     headers: dict[str, str] = {}
     attempt.inject(headers)

@@ -1,9 +1,11 @@
 """Where ended calls' spans go: batches leave from a worker thread, so the event loop only appends to a queue.
 
-- `OtlpSink`, the OTLP exporters the settings name (gRPC or http/protobuf): batches are encoded by the Rust core
-  (`gateway._core.encode_spans`, a few µs a span where opentelemetry-python's encoder takes ~60) and sent by the
-  OpenTelemetry SDK's own OTLP exporters, which keep doing what they do well: endpoints, headers, TLS, compression,
-  timeouts and retries from the OTEL_* variables.
+- `OtlpSink`, the OTLP exporters the settings name (gRPC or http/protobuf): a call's spans are encoded by the Rust
+  core when it ends (`gateway._core.encode_span_chunk`, a few µs a span where opentelemetry-python's encoder takes
+  ~60), so the queue holds bytes, not Python objects the garbage collector would walk until they are sent (kept as
+  tuples, they cost the loop ~50 µs a call in collections: docs/benchmarks.md). A batch's chunks are wrapped in one
+  request (`encode_export`) and sent as they are by the OpenTelemetry SDK's own OTLP exporters, which keep doing
+  what they do well: endpoints, headers, TLS, compression, timeouts and retries from the OTEL_* variables.
 - `SdkSink`, any other `SpanExporter` (console, a test's in-memory one, an embedding process's own): each span is
   rebuilt as the SDK's `ReadableSpan` and handed to a `BatchSpanProcessor`.
 
@@ -18,9 +20,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Final
 
+import grpc
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -29,7 +31,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from gateway import __version__
-from gateway._core import encode_spans
+from gateway._core import encode_export, encode_span_chunk
 from gateway.observe.spans import SpanData
 
 log = logging.getLogger("gateway.observe")
@@ -37,7 +39,9 @@ log = logging.getLogger("gateway.observe")
 SCOPE_NAME: Final = "gateway.observe"
 MAX_QUEUE_SPANS: Final = 8192
 MAX_BATCH_SPANS: Final = 512
+"""A batch closes at the first call's chunk that takes it to this many spans or more."""
 SCHEDULE_DELAY_S: Final = 1.0
+_EXPORT_METHOD: Final = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +52,28 @@ class _Encoded:
     count: int
 
 
-class _GrpcTransport(GrpcSpanExporter):
-    """The SDK's OTLP/gRPC exporter, sending batches already encoded."""
+class _BytesStub:
+    """The trace service's Export over a channel, taking and returning bytes: a batch already encoded is sent as it
+    is, where the generated stub would need it parsed into the SDK's message only to serialize it again (~1 ms of
+    the exporter thread's GIL a batch)."""
 
-    def _translate_data(self, data: Any) -> ExportTraceServiceRequest:
-        return ExportTraceServiceRequest.FromString(data.payload)
+    def __init__(self, channel: grpc.Channel) -> None:
+        # No (de)serializers: bytes in, bytes out.
+        self.Export: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(_EXPORT_METHOD)
+
+
+class _GrpcTransport(GrpcSpanExporter):
+    """The SDK's OTLP/gRPC exporter (its channel, credentials, headers, timeout and retries), sending batches already
+    encoded."""
+
+    def _initialize_channel_and_stub(self) -> None:
+        # Also what the SDK calls to reconnect after UNAVAILABLE: the bytes stub follows every new channel.
+        super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
+        self._client = _BytesStub(self._channel)  # type: ignore[assignment, arg-type]
+
+    def _translate_data(self, data: Any) -> bytes:  # type: ignore[override]  # what _BytesStub sends
+        payload: bytes = data.payload
+        return payload
 
     def _count_data(self, data: Any) -> int:
         count: int = data.count
@@ -95,7 +116,9 @@ class OtlpSink:
             for key, value in Resource.create(resource).attributes.items()
             if isinstance(value, str | bool | int | float)
         ]
-        self._queue: collections.deque[SpanData] = collections.deque()
+        self._queue: collections.deque[tuple[bytes, int]] = collections.deque()  # (a call's chunk, its spans)
+        self._queued = 0
+        self._count = threading.Lock()  # _queued and dropped change on the loop's thread and the worker's
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
@@ -105,12 +128,23 @@ class OtlpSink:
         self._worker.start()
 
     def add(self, spans: list[SpanData]) -> None:
-        queue = self._queue
-        if len(queue) + len(spans) > MAX_QUEUE_SPANS:
-            self.dropped += len(spans)
+        count = len(spans)
+        with self._count:
+            if self._queued + count > MAX_QUEUE_SPANS:
+                self.dropped += count
+                return
+            self._queued += count
+            full = self._queued >= MAX_BATCH_SPANS
+        try:
+            chunk = encode_span_chunk(spans)
+        except Exception:  # a bad attribute is a bug to log, never a failed call
+            log.exception("encoding %d spans failed; they are dropped", count)
+            with self._count:
+                self._queued -= count
+                self.dropped += count
             return
-        queue.extend(spans)
-        if len(queue) >= MAX_BATCH_SPANS:
+        self._queue.append((chunk, count))
+        if full:
             self._wake.set()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -129,28 +163,43 @@ class OtlpSink:
             self._wake.wait(SCHEDULE_DELAY_S)
             self._wake.clear()
             # At most one failed export per wake-up: a collector that is down costs one timeout, not one per batch.
-            while self._queue and self._export(self._take()):
+            while self._queue and self._export(*self._take()):
                 pass
             self._idle.set()
             if self._stopping:
-                self.dropped += len(self._queue)
-                self._queue.clear()
+                self._take_all_as_dropped()
                 return
 
-    def _take(self) -> list[SpanData]:
+    def _take(self) -> tuple[list[bytes], int]:
+        """The next batch's chunks and their spans."""
         queue = self._queue
-        return [queue.popleft() for _ in range(min(len(queue), MAX_BATCH_SPANS))]
+        chunks: list[bytes] = []
+        count = 0
+        while queue and count < MAX_BATCH_SPANS:
+            chunk, spans = queue.popleft()
+            chunks.append(chunk)
+            count += spans
+        with self._count:
+            self._queued -= count
+        return chunks, count
 
-    def _export(self, batch: list[SpanData]) -> bool:
+    def _take_all_as_dropped(self) -> None:
+        while self._queue:
+            _, count = self._take()
+            with self._count:
+                self.dropped += count
+
+    def _export(self, chunks: list[bytes], count: int) -> bool:
         """Sends one batch; False when it failed (the batch is dropped)."""
         try:
-            payload = encode_spans(self._resource, SCOPE_NAME, __version__, batch)
-            if self._transport.send(_Encoded(payload, len(batch))):
+            payload = encode_export(self._resource, SCOPE_NAME, __version__, chunks)
+            if self._transport.send(_Encoded(payload, count)):
                 return True
-            log.debug("an OTLP export of %d spans failed; they are dropped", len(batch))
+            log.debug("an OTLP export of %d spans failed; they are dropped", count)
         except Exception:  # a worker that dies would silently stop every export after it
-            log.exception("encoding or exporting %d spans failed; they are dropped", len(batch))
-        self.dropped += len(batch)
+            log.exception("exporting %d spans failed; they are dropped", count)
+        with self._count:
+            self.dropped += count
         return False
 
 

@@ -72,9 +72,6 @@ class StageSpan:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         return None
 
-    def discard(self) -> None:
-        """Nothing worth a span happened (the stage neither waited nor failed): record no child for it."""
-
 
 class AttemptSpan:
     """One provider attempt (a CLIENT span, child of the call); the no-op instance is shared and stateless."""
@@ -111,6 +108,11 @@ class CallSpan:
 
     def stage_time(self, name: str, ns: int) -> None:
         """How long a stage that did not wait took, as an attribute of the call span."""
+
+    def stage_failed(self, name: str, started: int, error: BaseException) -> None:
+        """A stage that did not wait but raised (refused the call, say): a child span from `started`
+        (`time.perf_counter_ns()`) to now, with the error's type. Stages that neither wait nor fail, most of a call's,
+        get no object and no child: only `stage_time`."""
 
     def start_attempt(
         self, *, provider: str, model: str, attempt: int, retry: int = 0, hedged: bool = False
@@ -301,33 +303,19 @@ class _PropagatingCall(CallSpan):
 
 
 class _RecordingStage(StageSpan):
-    __slots__ = ("_call", "_discarded", "_name", "_start")
+    __slots__ = ("_call", "_name", "_start")
 
     def __init__(self, call: _RecordingCall, name: str) -> None:
         self._call = call
         self._name = name
         self._start = 0
-        self._discarded = False
 
     def __enter__(self) -> StageSpan:
         self._start = time.time_ns()
         return self
 
-    def discard(self) -> None:
-        self._discarded = True
-
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        if self._discarded and error is None:
-            return
-        attributes: Attributes = []
-        status = STATUS_UNSET
-        message = ""
-        if error is not None:
-            # The exception's type, never its message: it may quote the caller's input.
-            message = type(error).__name__
-            attributes.append((attr.ERROR_TYPE, message))
-            status = STATUS_ERROR
-        self._call.child(f"gateway.{self._name}", KIND_INTERNAL, self._start, attributes, status, message)
+        self._call.stage_child(self._name, self._start, error)
 
 
 class _RecordingAttempt(AttemptSpan):
@@ -449,6 +437,21 @@ class _RecordingCall(CallSpan):
 
     def stage_time(self, name: str, ns: int) -> None:
         self._attributes[attr.STAGE_US + name] = ns // 1000
+
+    def stage_failed(self, name: str, started: int, error: BaseException) -> None:
+        self.stage_child(name, time.time_ns() - (time.perf_counter_ns() - started), error)
+
+    def stage_child(self, name: str, start: int, error: BaseException | None) -> None:
+        """A stage's child span from `start` (epoch ns) to now."""
+        attributes: Attributes = []
+        status = STATUS_UNSET
+        message = ""
+        if error is not None:
+            # The exception's type, never its message: it may quote the caller's input.
+            message = type(error).__name__
+            attributes.append((attr.ERROR_TYPE, message))
+            status = STATUS_ERROR
+        self.child(f"gateway.{name}", KIND_INTERNAL, start, attributes, status, message)
 
     def start_attempt(
         self, *, provider: str, model: str, attempt: int, retry: int = 0, hedged: bool = False

@@ -1,4 +1,5 @@
-//! Bindings of `crate::otlp`: `encode_spans`, the bytes of an OTLP `ExportTraceServiceRequest` from plain tuples.
+//! Bindings of `crate::otlp`: `encode_span_chunk`, the bytes of spans given as plain tuples, and `encode_export`, an
+//! OTLP `ExportTraceServiceRequest` of such chunks.
 //!
 //! Spans arrive as tuples of ints and strs rather than SDK objects: reading a tuple item is one C call, where an
 //! attribute lookup on a `ReadableSpan` runs Python code. Everything is read and owned first, then encoded.
@@ -8,7 +9,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::gil::detach_if;
-use crate::otlp::{Event, ExportRequest, KeyValue, Span, SpanKind, Status, StatusCode, Value};
+use crate::otlp::{
+    span_chunk_len, write_span_chunk, Event, ExportRequest, KeyValue, Span, SpanKind, Status,
+    StatusCode, Value,
+};
 
 /// `(trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, attributes, events, status_code,
 /// status_message, trace_state, flags)`
@@ -22,24 +26,61 @@ const SPAN_FIELDS: usize = 13;
 /// back for little gain. Figures in docs/benchmarks/otlp.md.
 const DETACH_MIN_SPANS: usize = 64;
 
-/// `encode_spans(resource_attributes, scope_name, scope_version, spans) -> bytes`
-#[pyfunction(name = "encode_spans")]
-pub fn py_encode_spans<'py>(
+/// A batch's envelope is a copy of its chunks (~0.5 MB for 512 spans, tens of µs): from this size it runs detached.
+const DETACH_MIN_BYTES: usize = 64 * 1024;
+
+/// `encode_span_chunk(spans) -> bytes`
+#[pyfunction(name = "encode_span_chunk")]
+pub fn py_encode_span_chunk<'py>(
+    py: Python<'py>,
+    spans: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let spans = collect(spans, |index, span| {
+        span_of(span).map_err(|err| in_context(py, &format!("spans[{index}]"), err))
+    })?;
+    // Written straight into the `bytes` object: no second buffer and copy.
+    PyBytes::new_with(py, span_chunk_len(&spans), |buf| {
+        detach_if(py, spans.len() >= DETACH_MIN_SPANS, || {
+            let mut rest = buf;
+            write_span_chunk(&spans, &mut rest);
+            debug_assert!(
+                rest.is_empty(),
+                "span_chunk_len and write_span_chunk disagree"
+            );
+        });
+        Ok(())
+    })
+}
+
+/// `encode_export(resource_attributes, scope_name, scope_version, chunks) -> bytes`
+#[pyfunction(name = "encode_export")]
+pub fn py_encode_export<'py>(
     py: Python<'py>,
     resource_attributes: &Bound<'py, PyAny>,
     scope_name: &str,
     scope_version: &str,
-    spans: &Bound<'py, PyAny>,
+    chunks: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let resource = attributes_of(resource_attributes)
         .map_err(|err| in_context(py, "resource_attributes", err))?;
-    let spans = collect(spans, |index, span| {
-        span_of(span).map_err(|err| in_context(py, &format!("spans[{index}]"), err))
-    })?;
-    let request = ExportRequest::new(&resource, scope_name, scope_version, &spans);
-    // Written straight into the `bytes` object: no second buffer and copy of a batch's ~0.5 MB.
-    PyBytes::new_with(py, request.encoded_len(), |buf| {
-        detach_if(py, spans.len() >= DETACH_MIN_SPANS, || {
+    let mut owned: Vec<Bound<'py, PyBytes>> = Vec::with_capacity(chunks.len().unwrap_or(0));
+    for (index, chunk) in chunks.try_iter()?.enumerate() {
+        let chunk = chunk?;
+        match chunk.downcast_into::<PyBytes>() {
+            Ok(bytes) => owned.push(bytes),
+            Err(err) => {
+                return Err(PyTypeError::new_err(format!(
+                    "chunks[{index}] must be bytes from encode_span_chunk, not {}",
+                    type_name(err.into_inner().as_any())
+                )))
+            }
+        }
+    }
+    let slices: Vec<&[u8]> = owned.iter().map(|chunk| chunk.as_bytes()).collect();
+    let request = ExportRequest::new(&resource, scope_name, scope_version, &slices);
+    let len = request.encoded_len();
+    PyBytes::new_with(py, len, |buf| {
+        detach_if(py, len >= DETACH_MIN_BYTES, || {
             let mut rest = buf;
             request.encode(&mut rest);
             debug_assert!(rest.is_empty(), "encoded_len and encode disagree");
@@ -261,5 +302,6 @@ fn in_context(py: Python<'_>, context: &str, err: PyErr) -> PyErr {
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(py_encode_spans, m)?)
+    m.add_function(wrap_pyfunction!(py_encode_span_chunk, m)?)?;
+    m.add_function(wrap_pyfunction!(py_encode_export, m)?)
 }
