@@ -4,12 +4,15 @@ over gRPC and over HTTP; the collector decodes them with the official protos."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-from gateway.observe.span_sinks import OtlpSink
+from gateway.observe.span_sinks import MAX_QUEUE_SPANS, OtlpSink, otlp_transport
+from gateway.observe.spans import KIND_SERVER, SpanData
 from tests.admin.helpers import Admin, chat_request
 from tests.fakes.otlp import FakeCollector
 from tests.server.fixtures import AUTH, SIMULATED_CONFIG, StartGateway
@@ -65,3 +68,38 @@ async def test_calls_reach_a_collector_as_one_trace_each(
     assert attempt.end_time_unix_nano <= chat.end_time_unix_nano
     assert [e.name for e in servers["llmgateway.v1.Gateway/ChatStream"].events] == ["first_chunk"]
     assert collector.resource()["service.name"] == "gw-under-test"
+
+
+def _span(index: int) -> SpanData:
+    return (1, index + 1, 0, "Chat", KIND_SERVER, 1, 2, [("n", index)], [], 0, "", "", 1)
+
+
+@pytest.mark.parametrize("collector_up", [True, False])
+async def test_every_span_is_exported_or_counted_as_dropped(collector: FakeCollector, collector_up: bool) -> None:
+    """Added as fast as one thread can, twice what the queue holds: each span either reaches the collector or is
+    counted in `dropped` (a full queue, a failed export, or shutdown), none twice."""
+    port = collector.grpc_port if collector_up else _closed_port()
+    transport = otlp_transport("grpc", f"http://127.0.0.1:{port}", timeout_s=2.0)
+    sink = OtlpSink(transport, ALWAYS_ON, {"service.name": "gw"})
+    calls = MAX_QUEUE_SPANS  # two spans a call: twice what the queue holds
+
+    def add_all() -> None:
+        for index in range(calls):
+            sink.add([_span(2 * index), _span(2 * index + 1)])
+        sink.shutdown()
+
+    await asyncio.to_thread(add_all)
+    received = len(collector.spans())
+    assert received + sink.dropped == 2 * calls
+    if collector_up:
+        assert received >= MAX_QUEUE_SPANS  # at least what the queue held reached the collector
+        assert len({span.span_id for span in collector.spans()}) == received
+    else:
+        assert received == 0
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
