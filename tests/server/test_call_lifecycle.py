@@ -1,7 +1,8 @@
 """What a call takes on its way in it gives back on every way out (docs/architecture.md, The chain): a key's
 concurrency slot, its tokens per minute and its budget reservation, after a provider failure, a stream that fails,
-a deadline that passes, a caller who cancels, and a stage after the limits that raises. Each step is admitted only if the one before it
-gave everything back: the key allows one call at a time and its cap holds one call's estimate, not two."""
+a deadline that passes, a caller who cancels, and a stage after the limits that raises. Each step is admitted only
+if the one before it gave everything back: the key allows one call at a time and its cap holds one call's estimate,
+not two."""
 
 from __future__ import annotations
 
