@@ -4,6 +4,7 @@ attributes, attempts of a retried call, the first-chunk event of a stream, and n
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import grpc
 import pytest
@@ -157,3 +158,26 @@ async def test_record_content_puts_the_text_the_audit_keeps_on_the_span_under_th
         by_team["careful"]["gen_ai.input.messages"] == '[{"role":"user","content":"Mail the plan to <EMAIL_1> please"}]'
     )
     assert by_team["careful"]["gen_ai.output.messages"] == response.message.content
+
+
+def documented_chain() -> list[str]:
+    """The stages after the outer ones, in the order docs/architecture.md draws them."""
+    drawing = (Path(__file__).parents[2] / "docs" / "architecture.md").read_text().split("```")[1]
+    rows = [line for line in drawing.splitlines() if line.lstrip().startswith(("request ", "route "))]
+    return [
+        name.strip() for row in rows for name in row.replace("──▶", "─▶").split("─▶")[1 if "request" in row else 0 :]
+    ]
+
+
+async def test_the_stages_run_in_the_order_the_architecture_page_draws(
+    traced: tuple[Gateway, Admin, InMemorySpanExporter],
+) -> None:
+    """The chain's order is the architecture (docs/architecture.md): the stage timings of a call follow the drawing."""
+    gateway, admin, exporter = traced
+    await admin.gateway.Chat(chat_request("fast", text=PROMPT), metadata=AUTH)
+    [call] = [s for s in finished(gateway, exporter) if s.name == "llmgateway.v1.Gateway/Chat"]
+    prefix = "llm_gateway.stage_us."
+    ran = [key.removeprefix(prefix) for key in call.attributes or {} if key.startswith(prefix)]
+    documented = documented_chain()
+    assert len(ran) >= 8
+    assert ran == [stage for stage in documented if stage in ran], f"ran {ran}, drawn {documented}"
