@@ -2,7 +2,8 @@
 
 Both call the same local upstream over aiohttp; the gRPC transport, which costs both the same, is left out. Reports
 the median CPU time per call of each over alternating rounds, and per thread for the gateway (the event loop, the
-ledger writer, the rest), so the pipeline's own cost and the audit log's can be told apart from the transport's.
+ledger writer, the rest), so the pipeline's own cost and the audit log's can be told apart from the transport's, and
+the garbage collector's passes during each handler's rounds.
 Bounded: `--rounds` rounds of `--calls` calls at concurrency 16; everything on 127.0.0.1.
 
     python -m benches.pipeline_cpu
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import statistics
 import tempfile
@@ -107,6 +109,31 @@ class StageClock:
                 ns[name] += clock() - started - overhead
 
         return timed
+
+
+class Collections:
+    """The garbage collector's passes while a handler runs (gc.callbacks): how many, and the CPU they took on the
+    thread that ran them. Objects a call leaves alive (queued spans, say) make young collections frequent and promote
+    into the older generations, whose passes walk the whole heap."""
+
+    def __init__(self) -> None:
+        self.passes = [0, 0, 0]
+        self.ns = 0
+        self._started = 0
+        gc.callbacks.append(self._seen)
+
+    def _seen(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.thread_time_ns()
+        else:
+            self.passes[info["generation"]] += 1
+            self.ns += time.thread_time_ns() - self._started
+
+    def take(self) -> tuple[list[int], int]:
+        """The passes and ns since the last take."""
+        taken = (self.passes, self.ns)
+        self.passes, self.ns = [0, 0, 0], 0
+        return taken
 
 
 def thread_cpu_s() -> dict[str, float]:
@@ -195,8 +222,12 @@ async def measure(args: argparse.Namespace) -> None:
         stages = StageClock(gateway.servicer._pipeline) if args.stages else None
         cpu: dict[str, list[float]] = {name: [] for name in handlers}
         threads: dict[str, dict[str, list[float]]] = {name: {} for name in gateways}
+        collections = Collections()
+        passes: dict[str, list[int]] = {name: [0, 0, 0] for name in handlers}
+        collecting: dict[str, list[float]] = {name: [] for name in handlers}
         for _ in range(args.rounds):
             for name, handler in handlers.items():
+                collections.take()
                 before, started = thread_cpu_s(), time.process_time()
                 await drive(handler, args.calls)
                 served = gateways.get(name)
@@ -205,6 +236,9 @@ async def measure(args: argparse.Namespace) -> None:
                     if served.tracing is not None:  # and its spans exported
                         await asyncio.to_thread(served.tracing.force_flush)
                 cpu[name].append((time.process_time() - started) / args.calls * 1e6)
+                counts, ns = collections.take()
+                passes[name] = [total + count for total, count in zip(passes[name], counts, strict=True)]
+                collecting[name].append(ns / args.calls / 1000)
                 if served is not None:
                     after = thread_cpu_s()
                     for label, seconds in after.items():
@@ -221,6 +255,10 @@ async def measure(args: argparse.Namespace) -> None:
     for name, labels in threads.items():
         for label, values in sorted(labels.items()):
             print(f"| {name}: {label} thread(s) | {statistics.median(values):.0f} | |")
+    print("\n| handler | GC passes by generation (0/1/2), all rounds | GC CPU µs/call (median) |")
+    print("| --- | --- | --- |")
+    for name, counts in passes.items():
+        print(f"| {name} | {'/'.join(map(str, counts))} | {statistics.median(collecting[name]):.1f} |")
     if stages is not None:
         calls = args.rounds * args.calls
         print(f"\n| stage hook (gateway, loop thread) | CPU µs/call, mean of {calls:,} calls |")
