@@ -143,6 +143,14 @@ def _check_order_words(a: PromptFacts, b: PromptFacts, language: str) -> Verdict
     steps_a, steps_b = _stemmed(a.steps, language), _stemmed(b.steps, language)
     if len(steps_a) > 1 and steps_a != steps_b and sorted(steps_a) == sorted(steps_b):
         return Verdict(False, f"order: steps {' > '.join(a.steps)} vs {' > '.join(b.steps)}")
+    if a.precedence is not None and b.precedence is not None:
+        (before_a, after_a), (before_b, after_b) = (
+            tuple(set(_stemmed(side, language)) for side in facts.precedence)
+            for facts in (a, b)
+            if facts.precedence is not None
+        )
+        if before_a & after_b and after_a & before_b:
+            return Verdict(False, "order: what comes before what")
     return _check_swapped_words(a, b, language)
 
 
@@ -175,9 +183,10 @@ def _stemmed(words: Iterable[str], language: str) -> list[str]:
 
 
 def _check_antonyms(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
+    """Opposites in the two prompts, parts of hyphenated words included ("best-rated" / "worst-rated")."""
     opposites = _opposites(language)
-    stems_a = {stem(w, language): w for w in a.words}
-    stems_b = {stem(w, language): w for w in b.words}
+    stems_a = {stem(w, language): w for w in _with_parts(a.words)}
+    stems_b = {stem(w, language): w for w in _with_parts(b.words)}
     for x in sorted(stems_a.keys() & opposites.keys()):
         if x in stems_b:
             continue
@@ -190,6 +199,10 @@ def _check_antonyms(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
             if _prefix_opposites(x, y):
                 return Verdict(False, f"antonym: {x} vs {y}")
     return SAME
+
+
+def _with_parts(words: frozenset[str]) -> set[str]:
+    return {part for w in words for part in (w, *w.split("-")) if part}
 
 
 def _prefix_opposites(x: str, y: str) -> bool:
@@ -222,6 +235,10 @@ def _check_languages(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
 
 
 def _check_names(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
+    """Names one prompt has alone, or two titles that differ ("The Road" / "On the Road": the same capitalised
+    words, another book)."""
+    if a.titles and b.titles and a.titles != b.titles:
+        return Verdict(False, f"entity: {_listed(a.titles - b.titles)} vs {_listed(b.titles - a.titles)}")
     only_a = [n for n in a.names if not _written_in(n, b)]
     only_b = [n for n in b.names if not _written_in(n, a)]
     if not only_a and not only_b:
