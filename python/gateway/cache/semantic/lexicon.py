@@ -178,7 +178,7 @@ ANTONYM_PAIRS: Final = _pairs(
     sur/dangereux envoyer/recevoir importer/exporter preter/emprunter televerser/telecharger
     enviar/recibir descargar/subir importar/exportar prestar/devolver enviar/receber emprestar/devolver
     melhor/pior melhores/piores maior/menor alto/baixo alto/bajo mejores/peores meilleurs/pires meilleure/pire
-    mieux/pire beste/schlechteste besten/schlechtesten bester/schlechtester hochste/niedrigste most/fewest
+    running/cancelled running/canceled comprido/curto comprida/curta hoher/niedriger mieux/pire beste/schlechteste besten/schlechtesten bester/schlechtester hochste/niedrigste most/fewest
     """
 )
 """Since verify-pair-v2 also the opposites a reader of German, French, Spanish and Portuguese would name first
@@ -234,10 +234,13 @@ UNAVAILABLE: Final = word_set(
     """closed shut booked backorder backordered backorders unavailable sold soldout
     geschlossen ausgebucht ausverkauft vergriffen belegt ferme fermee fermes fermees complet complete epuise epuisee
     epuises cerrado cerrada cerrados cerradas agotado agotada agotados agotadas agotaron agotado agoto lleno completo
-    fechado fechada fechados fechadas esgotado esgotada esgotados esgotadas esgotaram esgotou lotado lotada"""
+    fechado fechada fechados fechadas esgotado esgotada esgotados esgotadas esgotaram esgotou lotado lotada
+    stopped formerly eingestellt"""
 )
 """A thing said to be unavailable: "open" / "closed", "in stock" / "on backorder", "seats left" / "sold out",
-"places" / "complet", "quedan" / "agotado". One side saying it and the other not is a veto
+"places" / "complet", "quedan" / "agotado"; since verify-pair-v4 also "stopped" and "used to" ("formerly":
+lx.PHRASES). "Cancelled" is not one: "my flight got cancelled" is asked in other words ("scrapped") with the same
+answer; "running" / "cancelled" is an opposite. One side saying it and the other not is a veto
 (verify._check_availability): the answer is the complement of the other's."""
 
 TIME_SHIFTS: Final = _classes({
@@ -246,7 +249,7 @@ TIME_SHIFTS: Final = _classes({
     proxima proximos proximas""",
     "last": """last previous past letzte letzten letztes vorige vorigen dernier derniere passe passee pasado pasada
     ultimo ultima ultimos passado passada""",
-    "today": "today heute aujourd hoy hoje",
+    "today": "today now heute jetzt aujourd maintenant hoy ahora hoje agora",
     "tonight": "tonight",
     "tomorrow": "tomorrow morgen demain manana amanha",
     "yesterday": "yesterday gestern hier ayer ontem",
@@ -375,7 +378,7 @@ UNITS: Final[dict[str, str]] = {
     "gramos": "g", "grama": "g", "gramas": "g", "litro": "l", "litros": "l", "galon": "gal", "galones": "gal",
     "galao": "gal", "galoes": "gal", "gallone": "gal", "gallonen": "gal", "chavena": "cup", "chavenas": "cup",
     "taza": "cup", "tazas": "cup", "cucharada": "tbsp", "cucharadas": "tbsp", "cucharadita": "tsp",
-    "cucharaditas": "tsp", "essloffel": "tbsp", "teeloffel": "tsp", "pint": "pt", "pints": "pt", "quart": "qt",
+    "cucharaditas": "tsp", "mg": "mg", "mmol": "mmol", "mcg": "mcg", "nmi": "nmi", "essloffel": "tbsp", "teeloffel": "tsp", "pint": "pt", "pints": "pt", "quart": "qt",
     "quarts": "qt", "pinte": "pt", "pintes": "pt", "grad": "deg", "grados": "deg", "graus": "deg", "franken": "CHF", "chf": "CHF",
     "francs": "CHF", "francos": "CHF", "reais": "BRL", "brl": "BRL", "dolar": "USD", "dolares": "USD",
 }  # fmt: skip
@@ -468,7 +471,9 @@ PHRASES: Final[dict[str, str]] = {
     "node.js": "nodejs", "regular expression": "regex",
     "regular expressions": "regex", "walk me through": "explain", "go about": "", "be so kind as to": "",
     "would you mind": "", "how come": "why", "setting up": "setup", "sets up": "setup", "stand for": "mean",
-    "stands for": "mean", "short for": "mean", "cuillere a soupe": "tbsp", "cuilleres a soupe": "tbsp",
+    "stands for": "mean", "short for": "mean", "used to be": "formerly", "used to have": "formerly",
+    "semana que viene": "proxima semana", "mes que viene": "proximo mes", "ano que viene": "proximo ano",
+    "nautical mile": "nmi", "nautical miles": "nmi", "cuillere a soupe": "tbsp", "cuilleres a soupe": "tbsp",
     "cuillere a cafe": "tsp", "cuilleres a cafe": "tsp", "colher de sopa": "tbsp", "colheres de sopa": "tbsp",
     "colher de cha": "tsp", "colheres de cha": "tsp", "square root": "sqrt", "science fiction": "scifi", "sci-fi": "scifi",
     "speed up": "accelerate", "quick question": "", "for loop": "forloop", "for loops": "forloop",

@@ -22,7 +22,7 @@ from typing import Final
 
 from gateway.cache.semantic.pair_features import FEATURES
 
-MODEL_FILE: Final = Path(__file__).with_name("models") / "verify-pair-v3.json"
+MODEL_FILE: Final = Path(__file__).with_name("models") / "verify-pair-v4.json"
 
 
 @dataclass(frozen=True, slots=True)
