@@ -177,8 +177,10 @@ ANTONYM_PAIRS: Final = _pairs(
     leichter/schwerer starker/schwacher senden/empfangen hochladen/herunterladen importieren/exportieren
     sur/dangereux envoyer/recevoir importer/exporter preter/emprunter televerser/telecharger
     enviar/recibir descargar/subir importar/exportar prestar/devolver enviar/receber emprestar/devolver
-    melhor/pior melhores/piores maior/menor alto/baixo alto/bajo mejores/peores meilleurs/pires meilleure/pire
-    running/cancelled running/canceled comprido/curto comprida/curta hoher/niedriger mieux/pire beste/schlechteste besten/schlechtesten bester/schlechtester hochste/niedrigste most/fewest
+    melhor/pior melhores/piores maior/menor alto/baixo alta/baixa alto/bajo alta/baja mejores/peores meilleurs/pires
+    meilleure/pire
+    running/cancelled running/canceled comprido/curto comprida/curta hoher/niedriger mieux/pire beste/schlechteste
+    besten/schlechtesten bester/schlechtester hochste/niedrigste most/fewest
     """
 )
 """Since verify-pair-v2 also the opposites a reader of German, French, Spanish and Portuguese would name first
@@ -378,8 +380,8 @@ UNITS: Final[dict[str, str]] = {
     "gramos": "g", "grama": "g", "gramas": "g", "litro": "l", "litros": "l", "galon": "gal", "galones": "gal",
     "galao": "gal", "galoes": "gal", "gallone": "gal", "gallonen": "gal", "chavena": "cup", "chavenas": "cup",
     "taza": "cup", "tazas": "cup", "cucharada": "tbsp", "cucharadas": "tbsp", "cucharadita": "tsp",
-    "cucharaditas": "tsp", "mg": "mg", "mmol": "mmol", "mcg": "mcg", "nmi": "nmi", "essloffel": "tbsp", "teeloffel": "tsp", "pint": "pt", "pints": "pt", "quart": "qt",
-    "quarts": "qt", "pinte": "pt", "pintes": "pt", "grad": "deg", "grados": "deg", "graus": "deg", "franken": "CHF", "chf": "CHF",
+    "cucharaditas": "tsp", "mg": "mg", "mmol": "mmol", "mcg": "mcg", "nmi": "nmi", "essloffel": "tbsp", "teeloffel":
+    "tsp", "grad": "deg", "grados": "deg", "graus": "deg", "franken": "CHF", "chf": "CHF",
     "francs": "CHF", "francos": "CHF", "reais": "BRL", "brl": "BRL", "dolar": "USD", "dolares": "USD",
 }  # fmt: skip
 AMBIGUOUS_UNITS: Final[dict[str, str]] = {
@@ -388,6 +390,7 @@ AMBIGUOUS_UNITS: Final[dict[str, str]] = {
     "pfund": "lb", "livre": "lb", "livres": "lb", "libra": "lb", "libras": "lb", "once": "oz", "onces": "oz",
     "onza": "oz", "onzas": "oz", "unze": "oz", "pouce": "in", "tasse": "cup", "tassen": "cup", "real": "BRL",
     "peso": "MXN", "pesos": "MXN", "franc": "CHF", "franco": "CHF",
+    "pint": "pt", "pints": "pt", "pinte": "pt", "pintes": "pt", "quart": "qt", "quarts": "qt",
 }  # fmt: skip
 """Units only right after a number ("5 m", "10 min"); elsewhere they are words ("min of a list", "in Python")."""
 
@@ -471,11 +474,13 @@ PHRASES: Final[dict[str, str]] = {
     "node.js": "nodejs", "regular expression": "regex",
     "regular expressions": "regex", "walk me through": "explain", "go about": "", "be so kind as to": "",
     "would you mind": "", "how come": "why", "setting up": "setup", "sets up": "setup", "stand for": "mean",
-    "stands for": "mean", "short for": "mean", "used to be": "formerly", "used to have": "formerly",
+    "stands for": "mean", "short for": "mean", "get used to": "accustom", "got used to": "accustom",
+    "getting used to": "accustom", "used to": "formerly",
     "semana que viene": "proxima semana", "mes que viene": "proximo mes", "ano que viene": "proximo ano",
     "nautical mile": "nmi", "nautical miles": "nmi", "cuillere a soupe": "tbsp", "cuilleres a soupe": "tbsp",
     "cuillere a cafe": "tsp", "cuilleres a cafe": "tsp", "colher de sopa": "tbsp", "colheres de sopa": "tbsp",
-    "colher de cha": "tsp", "colheres de cha": "tsp", "square root": "sqrt", "science fiction": "scifi", "sci-fi": "scifi",
+    "colher de cha": "tsp", "colheres de cha": "tsp", "square root": "sqrt", "science fiction": "scifi",
+    "sci-fi": "scifi",
     "speed up": "accelerate", "quick question": "", "for loop": "forloop", "for loops": "forloop",
     "while loop": "whileloop", "while loops": "whileloop", "do while": "dowhile",
 }  # fmt: skip
