@@ -85,10 +85,9 @@ def read_prompt(text: str) -> PromptFacts:
     language_at = _read_languages(tokens, used)
     name_at = _read_names(tokens, used)
     routes = _read_routes(tokens, language, unit_at | language_at | name_at)
-    negated = (
-        any(w in lx.NEGATIONS or (w == "no" and language in ("en", "es")) or w.endswith(_FREE) for w in words)
-        or _negating_phrase(words)
-    )
+    negated = any(
+        w in lx.NEGATIONS or (w == "no" and language in ("en", "es")) or w.endswith(_FREE) for w in words
+    ) or _negating_phrase(words)
     content = tuple(w for i, w in enumerate(words) if i not in used and not is_filler(w))
     order = tuple(item for item in map(_order_item, words) if item)
     return PromptFacts(
