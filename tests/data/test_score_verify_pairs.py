@@ -12,7 +12,7 @@ import pytest
 from gateway.cache.semantic.embedder import Embedder, EmbeddingModelMissing
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "score_verify_pairs.py"
-PAIRS = [
+PAIRS: list[dict[str, str | bool]] = [
     {"a": "Convert 5 km to miles", "b": "Convert 5 miles to km", "same": False, "kind": "direction"},
     {"a": "How do I boil an egg?", "b": "how do i boil an egg", "same": True, "kind": "typo"},
     {"a": "Best hikes near Oslo", "b": "Worst hikes near Oslo", "same": False, "kind": "superlative"},
@@ -35,7 +35,7 @@ def test_it_prints_the_figures_and_a_row_per_kind_but_never_a_pair(tmp_path: Pat
     assert "| direction | different | 1 | 0 |" in done.stdout
     assert "| typo | same | 1 | 1 |" in done.stdout
     assert "wrong answers served, by kind: none" in done.stdout
-    assert not any(text in done.stdout for p in PAIRS for text in (p["a"], p["b"])), "a pair's text was printed"
+    assert not any(str(p[side]) in done.stdout for p in PAIRS for side in ("a", "b")), "a pair's text was printed"
     assert run(str(tmp_path)).stdout == done.stdout, "the directory reads its verify_pairs.jsonl"
 
 
