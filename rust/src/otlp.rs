@@ -394,21 +394,24 @@ mod tests {
 
     #[test]
     fn chunks_concatenated_are_one_request_of_their_spans() {
-        let (first, second) = (span(), span());
+        let spans = [
+            span(),
+            Span {
+                name: "second".into(),
+                ..span()
+            },
+        ];
         let chunks = [
-            encode_span_chunk(&[first.clone()]),
+            encode_span_chunk(&spans[..1]),
             encode_span_chunk(&[]),
-            encode_span_chunk(&[second.clone()]),
+            encode_span_chunk(&spans[1..]),
         ];
         let slices: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
         let request = ExportRequest::new(&[], "gateway", "1.0", &slices);
         let mut out = Vec::new();
         request.encode(&mut out);
         assert_eq!(out.len(), request.encoded_len());
-        assert_eq!(
-            out,
-            encode_export_request(&[], "gateway", "1.0", &[first, second])
-        );
+        assert_eq!(out, encode_export_request(&[], "gateway", "1.0", &spans));
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub fn py_encode_export<'py>(
             }
         }
     }
-    let slices: Vec<&[u8]> = owned.iter().map(|chunk| chunk.as_bytes()).collect();
+    let slices: Vec<&[u8]> = owned.iter().map(PyBytesMethods::as_bytes).collect();
     let request = ExportRequest::new(&resource, scope_name, scope_version, &slices);
     let len = request.encoded_len();
     PyBytes::new_with(py, len, |buf| {
