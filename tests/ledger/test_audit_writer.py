@@ -140,6 +140,15 @@ async def test_close_of_a_writer_never_started_returns() -> None:
     await soon(AuditLog(Writes(), AuditSettings()).close())
 
 
+async def test_the_writer_task_is_named_audit_writer() -> None:
+    """The name task dumps and tracebacks show (asyncio debug mode, py-spy): pinned, so a dump reads the same after
+    an upgrade."""
+    log = AuditLog(Writes(), AuditSettings())
+    log.start()
+    assert "audit-writer" in {task.get_name() for task in asyncio.all_tasks()}
+    await soon(log.close())
+
+
 async def test_each_batch_waits_the_flush_interval_for_more_records() -> None:
     writes = Writes()
     log = AuditLog(writes, AuditSettings(flush_interval_s=0.3))

@@ -318,6 +318,14 @@ async def test_retention_purges_in_the_background_until_closed(store: LedgerStor
     assert retention.last_purge_at == T, "a closed retention purges no more"
 
 
+async def test_the_retention_task_is_named_audit_retention(store: LedgerStore) -> None:
+    """The name task dumps and tracebacks show (asyncio debug mode, py-spy)."""
+    retention = Retention(store, list, default_days=1, interval_s=3600)
+    retention.start()
+    assert "audit-retention" in {task.get_name() for task in asyncio.all_tasks()}
+    await retention.close()
+
+
 async def test_a_record_without_a_cache_hit_stores_sql_null_the_analytics_select_by(tmp_path: Path) -> None:
     """The analytics read answered calls as `cache IS NULL`: a JSON 'null' in its place would hide them all."""
     engine = await open_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
