@@ -5,6 +5,9 @@ same through a running gateway and a killed process."""
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import socket
 import time
 from collections.abc import Awaitable
 
@@ -138,6 +141,17 @@ async def test_close_writes_what_is_pending_and_ends_the_writer() -> None:
 
 async def test_close_of_a_writer_never_started_returns() -> None:
     await soon(AuditLog(Writes(), AuditSettings()).close())
+
+
+def test_a_writer_is_named_by_its_host_up_to_40_characters_its_process_and_8_random_hex_digits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The writer of each record's (writer, seq): a restarted process, or a second one on the host, gets a name of its
+    own, so its sequence is counted apart."""
+    monkeypatch.setattr(socket, "gethostname", lambda: "h" * 60)
+    first, second = (AuditLog(Writes(), AuditSettings()).writer for _ in range(2))
+    assert re.fullmatch(rf"h{{40}}/{os.getpid()}/[0-9a-f]{{8}}", first), first
+    assert second != first
 
 
 async def test_the_writer_task_is_named_audit_writer() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -50,6 +51,15 @@ def call(request_id: str, at: float = T, **fields: object) -> AuditRecord:
 
 def everything(since: float = T - 100, until: float = T + 100, **where: str) -> UsageFilter:
     return UsageFilter(since, until, **where)
+
+
+async def test_batches_written_at_once_queue_for_the_one_writer_thread(store: LedgerStore) -> None:
+    """The writer's one connection is used by one thread only (a SQLite connection must not be shared): batches
+    written at once wait for it, in the thread named for it."""
+    before = set(threading.enumerate())
+    await asyncio.gather(*(store.write([call(f"r{i}")], with_audit=True) for i in range(8)))
+    assert [thread.name for thread in set(threading.enumerate()) - before] == ["ledger-writer_0"]
+    assert len(await store.query_audit(AuditFilter())) == 8
 
 
 async def test_a_batch_folds_into_one_row_per_group_with_cache_hits_as_requests_without_tokens(
