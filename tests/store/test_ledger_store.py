@@ -328,6 +328,10 @@ async def test_retention_purges_in_the_background_until_closed(store: LedgerStor
     assert retention.last_purge_at == T, "a closed retention purges no more"
 
 
+async def test_close_of_a_retention_never_started_returns(store: LedgerStore) -> None:
+    await asyncio.wait_for(Retention(store, list, default_days=1, interval_s=3600).close(), 10)
+
+
 async def test_the_retention_task_is_named_audit_retention(store: LedgerStore) -> None:
     """The name task dumps and tracebacks show (asyncio debug mode, py-spy)."""
     retention = Retention(store, list, default_days=1, interval_s=3600)
