@@ -62,6 +62,34 @@ async def test_records_submitted_together_are_written_in_one_batch_in_order() ->
     await log.close()
 
 
+async def test_records_submitted_while_a_batch_is_written_go_in_the_next_without_another_record() -> None:
+    """A record submitted while the writer is busy does not wake it (it is not idle): the writer finds it pending
+    when the batch before is written, and writes it without waiting for another record."""
+    writes = Writes()
+    release = asyncio.Event()
+
+    async def slow_write(batch: list[AuditRecord]) -> None:
+        await release.wait()
+        await writes(batch)
+
+    log = AuditLog(slow_write, AuditSettings(flush_interval_s=0.01))
+    log.start()
+    await asyncio.sleep(0.05)  # the writer waits, idle, for a first record
+    log.submit(record("a"))
+    for _ in range(1000):  # until the writer has taken "a"
+        if not log.pending:
+            break
+        await asyncio.sleep(0.01)
+    log.submit(record("b"))
+    release.set()
+    for _ in range(1000):
+        if len(writes.batches) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert writes.batches == [["a"], ["b"]]
+    await soon(log.close())
+
+
 async def test_a_batch_is_written_in_parts_of_at_most_max_batch_records() -> None:
     writes = Writes()
     log = AuditLog(writes, AuditSettings(flush_interval_s=WITHIN_S, max_batch=2))
