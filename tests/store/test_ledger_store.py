@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
+import sqlite3.dbapi2
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -352,3 +355,31 @@ async def test_a_record_without_a_cache_hit_stores_sql_null_the_analytics_select
     finally:
         store.close()
         await engine.dispose()
+
+
+@pytest.mark.parametrize(("strict", "mode"), [(True, "FULL"), (False, "NORMAL")])
+async def test_the_connection_that_commits_batches_syncs_every_commit_in_strict_mode_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strict: bool, mode: str
+) -> None:
+    """Strict audit mode promises a committed record survives a power cut: the writer's own connection (not only the
+    engine queries run on) must fsync each commit. Seen from SQLite's statement trace of every connection opened."""
+    statements: dict[int, list[str]] = {}
+    connect = sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection = connect(*args, **kwargs)
+        connection.set_trace_callback(statements.setdefault(id(connection), []).append)
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    monkeypatch.setattr(sqlite3.dbapi2, "connect", traced)
+    engine = await open_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
+    made = LedgerStore(engine, synchronous_full=strict)
+    try:
+        await made.write([call("req_1")], with_audit=True)
+    finally:
+        made.close()
+        await engine.dispose()
+    writers = [seen for seen in statements.values() if any(s.startswith("INSERT INTO audit") for s in seen)]
+    assert len(writers) == 1
+    assert [s for s in writers[0] if s.startswith("PRAGMA synchronous")] == [f"PRAGMA synchronous={mode}"]
