@@ -374,7 +374,7 @@ async def test_the_connection_that_commits_batches_syncs_every_commit_in_strict_
     monkeypatch.setattr(sqlite3, "connect", traced)
     monkeypatch.setattr(sqlite3.dbapi2, "connect", traced)
     engine = await open_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
-    made = LedgerStore(engine, synchronous_full=strict)
+    made = LedgerStore(engine, synchronous_full=True) if strict else LedgerStore(engine)
     try:
         await made.write([call("req_1")], with_audit=True)
     finally:
