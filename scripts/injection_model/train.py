@@ -4,8 +4,8 @@
     .venv/bin/python scripts/injection_model/train.py
 
 Steps, every choice made on validation splits only (the public test splits are never read here; the sets other hands
-wrote and that have been scored, data/independent/ and data/independent-2/, train the model and are reported by
-cross-fitting; data/independent-3/ is never read):
+wrote and that have been scored, data/independent/, -2/ and -3/, train the model and are reported by cross-fitting;
+data/independent-4/ is never read):
 1. load the corpora (corpora.py), normalise each text as the scorer does (`injection.model_input`);
 2. add indirect-injection documents: benign texts joined into a page, half of them with one attack sentence put
    in at a random place, scored as tool output (no public corpus has many such pages);
@@ -49,7 +49,7 @@ from gateway._core import LinearTextModel, hashed_ngrams
 from gateway.policy.guardrails.injection import InjectionScorer, model_input
 
 MODEL_DIR = ROOT / "python" / "gateway" / "policy" / "guardrails" / "models"
-VERSION = "injection-linear-4"
+VERSION = "injection-linear-5"
 SEED = 18
 TARGET_PRECISION = 0.97
 """Validation precision at which candidates are compared, and the combined model's at its calibrated 0.8."""
