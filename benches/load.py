@@ -8,6 +8,8 @@ and count; everything listens on 127.0.0.1 only.
     python -m benches.load                     # the full table (about 2 minutes)
     python -m benches.load --quick             # c=16 unary only
     python -m benches.load --front-doors       # the OpenAI-compatible HTTP door against gRPC (about 30 s)
+    python -m benches.load --aims --rounds 5   # issue 15's aims: forwarder, gateway, traced gateway alternating,
+                                               # five rounds of every mode and c, medians (about 7 minutes)
 
 The gateway serves its OpenAI-compatible HTTP front door too (--http-address); the front-door table drives the bare
 forwarder, the gateway's gRPC door and its HTTP door with the same Python load generator (benches/loadgen.py), so the
@@ -266,6 +268,12 @@ def main() -> None:
     parser.add_argument(
         "--client", choices=["rust", "python"], default="rust", help="the load generator for gRPC targets"
     )
+    parser.add_argument(
+        "--aims", action="store_true", help="only the bare forwarder, the gateway and the traced gateway (no doors)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="rounds of the main table, targets alternating; medians reported"
+    )
     args = parser.parse_args()
     concurrencies = [16] if args.quick else [1, 16, 64]
     modes = ["unary"] if args.quick else ["unary", "stream"]
@@ -345,6 +353,21 @@ def main() -> None:
                 ("gateway, audit log off", unaudited_address, "bench", unaudited.pid),
                 ("gateway, OTLP tracing (100%) + metrics", traced_address, "bench", traced.pid),
             ]
+            if args.aims:
+                targets = [t for t in targets if t[0] in AIMS_TARGETS]
+                rounds = [
+                    [
+                        drive(name, target, model, mode, c, args.processes, args.duration, pid, args.client)
+                        for mode in modes
+                        for c in concurrencies
+                        for name, target, model, pid in targets
+                    ]
+                    for _ in range(args.rounds)
+                ]
+                print_table(median_points(rounds))
+                print()
+                print_shares(rounds)
+                return
             doors = [
                 drive(name, target, "bench", mode, 16, args.processes, args.duration, pid, "python")
                 for mode in ("unary", "stream")
@@ -399,6 +422,56 @@ def main() -> None:
     print_failover(failover)
     print()
     print_cache(cache)
+
+
+AIMS_TARGETS = ("bare forwarder", "gateway", "gateway, OTLP tracing (100%) + metrics")
+"""Issue 15's aims compare the gateway (and its traced self) with the bare forwarder, nothing else."""
+
+
+def median_points(rounds: list[list[Point]]) -> list[Point]:
+    """Each point's median over the rounds, field by field (the rounds list their points in one order)."""
+    return [
+        Point(
+            target=same[0].target,
+            mode=same[0].mode,
+            concurrency=same[0].concurrency,
+            rps=statistics.median(p.rps for p in same),
+            p50_ms=statistics.median(p.p50_ms for p in same),
+            p99_ms=statistics.median(p.p99_ms for p in same),
+            ttfc_p50_ms=statistics.median(p.ttfc_p50_ms for p in same if p.ttfc_p50_ms is not None)
+            if same[0].ttfc_p50_ms is not None
+            else None,
+            errors=sum(p.errors for p in same),
+            success=statistics.median(p.success for p in same),
+            cpu_us_per_call=statistics.median(p.cpu_us_per_call for p in same),
+        )
+        for same in zip(*rounds, strict=True)
+    ]
+
+
+def print_shares(rounds: list[list[Point]]) -> None:
+    """Each round's gateway against the forwarder of the same round: the spread the medians hide."""
+    print("| mode | c | target | req/s share, each round | CPU a call, x forwarder, each round | added p50 ms |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    first = rounds[0]
+    for i, point in enumerate(first):
+        if point.target == "bare forwarder":
+            continue
+        shares, cpus, added = [], [], []
+        for points in rounds:
+            mine = points[i]
+            forwarder = next(
+                p
+                for p in points
+                if p.target == "bare forwarder" and p.mode == mine.mode and p.concurrency == mine.concurrency
+            )
+            shares.append(f"{mine.rps / forwarder.rps:.2f}")
+            cpus.append(f"{mine.cpu_us_per_call / forwarder.cpu_us_per_call:.2f}")
+            added.append(mine.p50_ms - forwarder.p50_ms)
+        print(
+            f"| {point.mode} | {point.concurrency} | {point.target} | {' '.join(shares)} | {' '.join(cpus)} | "
+            f"{statistics.median(added):.2f} |"
+        )
 
 
 def print_table(points: list[Point]) -> None:

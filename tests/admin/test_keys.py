@@ -147,7 +147,7 @@ async def test_members_cannot_administer_and_team_admins_only_their_team(admin: 
         await admin.admin.CreateKey(
             apb.CreateKeyRequest(spec=apb.KeySpec(team="alpha", role="admin")), metadata=bearer(lead)
         )
-    assert reason_of(caught.value) == "ROLE_TOO_HIGH"
+    assert (caught.value.code(), reason_of(caught.value)) == (grpc.StatusCode.PERMISSION_DENIED, "ROLE_TOO_HIGH")
     created = await admin.admin.CreateKey(apb.CreateKeyRequest(spec=apb.KeySpec(team="alpha")), metadata=bearer(lead))
     assert created.info.spec.team == "alpha"
     with pytest.raises(grpc.aio.AioRpcError) as caught:

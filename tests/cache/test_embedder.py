@@ -15,6 +15,7 @@ import gateway.cache.build as build
 from gateway.cache.semantic.batching import BatchingEmbedder, EmbedderClosed
 from gateway.cache.semantic.embedder import DIM, Embedder, EmbeddingModelMissing
 from tests.admin.helpers import Admin, chat_request
+from tests.embedding_model import skip_without
 from tests.fakes.fixtures import FakeProviders
 from tests.observe.test_gateway_observability import scrape, value
 from tests.server.fixtures import AUTH, StartGateway
@@ -32,7 +33,7 @@ def embedder() -> Embedder:
     try:
         return Embedder()
     except EmbeddingModelMissing as e:
-        pytest.skip(str(e))
+        skip_without(e)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from gateway.cache.semantic.evaluation import Scores, pair_similarities, score_m
 from gateway.cache.semantic.matcher import RULES_THRESHOLD, SemanticMatcher
 from tests.cache import near_miss_corpus, near_miss_holdout, near_miss_holdout3
 from tests.cache.near_miss_probes import OWN_PAIRS
+from tests.embedding_model import skip_without
 
 BASELINE_THRESHOLDS = (0.80, 0.85, 0.90, 0.95)
 
@@ -32,7 +33,7 @@ def embedder() -> Embedder:
     try:
         return Embedder()
     except EmbeddingModelMissing as e:
-        pytest.skip(str(e))
+        skip_without(e)
 
 
 @pytest.fixture(scope="module")

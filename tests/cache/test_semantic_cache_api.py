@@ -14,6 +14,7 @@ from llmgateway.v1 import gateway_pb2 as pb
 from gateway.cache.semantic.embedder import Embedder, EmbeddingModelMissing
 from gateway.server.app import Gateway
 from tests.admin.helpers import Admin, ask, chat_request, stream
+from tests.embedding_model import skip_without
 from tests.fakes import FakeOpenAI
 from tests.fakes.fixtures import FakeProviders
 from tests.fakes.server import Answer
@@ -24,7 +25,7 @@ from tests.store.redis import RedisServer
 try:
     Embedder(intra_op_threads=1)
 except EmbeddingModelMissing as missing:
-    pytest.skip(f"the embedding model is not installed: {missing}", allow_module_level=True)
+    skip_without(missing, module_level=True)
 
 
 def config(fake: FakeOpenAI, extra: str = "") -> str:

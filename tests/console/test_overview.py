@@ -13,8 +13,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from gateway.admin.compliance_files import when
 from gateway.console.pages import trace_link
-from gateway.observe.live import FORGET_S, ProcessLive
+from gateway.observe.live import FORGET_S
 from gateway.records.audit import AuditRecord
+from gateway.records.live import ProcessLive
 from gateway.server.app import Gateway
 from gateway.store.live import SqlLiveStore
 from tests.admin.helpers import Admin, ask, chat_request, stream

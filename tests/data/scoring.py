@@ -6,13 +6,12 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
-
 from gateway.cache.semantic.embedder import Embedder, EmbeddingModelMissing
 from gateway.cache.semantic.evaluation import Scores, pair_similarities, score_matcher
 from gateway.cache.semantic.matcher import SemanticMatcher
 from gateway.policy.guardrails.injection import InjectionScorer
 from tests.data.independent_pairs import verify_pairs
+from tests.embedding_model import skip_without
 from tests.policy.guardrails.heldout import Figures, Row, measure
 
 THRESHOLD = 0.8
@@ -62,7 +61,7 @@ def verify_scores(directory: Path) -> Scores:
     try:
         embedder = Embedder()
     except EmbeddingModelMissing as e:
-        pytest.skip(str(e))
+        skip_without(e)
     pairs = verify_pairs(directory)
     scores = score_matcher(pairs, pair_similarities(embedder, pairs).tolist(), SemanticMatcher())
     print("\n" + scores.table())

@@ -22,6 +22,7 @@ from gateway.cache.semantic.embedder import EmbeddingModelMissing
 from gateway.policy.guardrails.injection import InjectionScorer
 from gateway.policy.guardrails.injection_minilm import shared_head
 from tests.data.scoring import by, detection, read_prompts, scored, verify_scores
+from tests.embedding_model import skip_without
 from tests.policy.guardrails.heldout import Row
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "independent-3"
@@ -62,7 +63,7 @@ def test_the_combined_model_on_the_set(prompts: list[Row]) -> None:
     try:
         head = shared_head()
     except EmbeddingModelMissing as e:
-        pytest.skip(str(e))
+        skip_without(e)
     figures = detection(prompts, scored(prompts, InjectionScorer(minilm=head)))
     assert figures.precision >= 0.77
     assert figures.recall >= 0.83

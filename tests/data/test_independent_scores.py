@@ -19,6 +19,7 @@ from gateway.policy.guardrails.injection import InjectionScorer
 from gateway.policy.guardrails.injection_minilm import shared_head
 from tests.data.independent_pairs import DATA, verify_pairs
 from tests.data.scoring import by, detection, read_prompts, scored
+from tests.embedding_model import skip_without
 from tests.policy.guardrails.heldout import Row
 
 
@@ -39,7 +40,7 @@ def combined_scores(prompts: list[Row]) -> list[float]:
     try:
         head = shared_head()
     except EmbeddingModelMissing as e:
-        pytest.skip(str(e))
+        skip_without(e)
     return scored(prompts, InjectionScorer(minilm=head))
 
 
@@ -48,7 +49,7 @@ def verify_scores() -> Scores:
     try:
         embedder = Embedder()
     except EmbeddingModelMissing as e:
-        pytest.skip(str(e))
+        skip_without(e)
     pairs = verify_pairs()
     scores = score_matcher(pairs, pair_similarities(embedder, pairs).tolist(), SemanticMatcher())
     print("\n" + scores.table())

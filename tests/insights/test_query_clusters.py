@@ -9,6 +9,7 @@ import pytest
 from gateway.cache.semantic.embedder import Embedder, EmbeddingModelMissing
 from gateway.learning.clusters import SEEDING_PER_CLUSTER
 from tests.admin.helpers import Admin, ask, chat_request
+from tests.embedding_model import skip_without
 from tests.server.fixtures import StartGateway
 
 PROMPTS = [
@@ -48,7 +49,7 @@ def embedding_model() -> None:
     try:
         Embedder(intra_op_threads=1)
     except EmbeddingModelMissing as missing:
-        pytest.skip(f"the embedding model is not installed: {missing}")
+        skip_without(missing)
 
 
 @pytest.mark.usefixtures("embedding_model")

@@ -4,6 +4,7 @@ attributes, attempts of a retried call, the first-chunk event of a stream, and n
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import grpc
 import pytest
@@ -13,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from gateway.server.app import Gateway
-from tests.admin.helpers import Admin, chat_request
+from tests.admin.helpers import Admin, bearer, chat_request
 from tests.server.fixtures import AUTH, SIMULATED_CONFIG, TEST_KEY, StartGateway
 
 PROMPT = "My secret plan is to paint the fence blue"
@@ -118,3 +119,65 @@ async def test_a_cache_hit_has_a_cache_span_and_no_attempt(
     assert attributes["llm_gateway.cache.hit"] is True
     assert attributes["llm_gateway.cache.kind"] == "exact"
     assert not [s for s in spans if s.kind is SpanKind.CLIENT]
+
+
+PII_PROMPT = "Mail the plan to jane.doe@example.com please"
+
+
+@pytest.mark.parametrize("record_content", [True, False])
+async def test_record_content_puts_the_text_the_audit_keeps_on_the_span_under_the_teams_body_policy(
+    start_gateway: StartGateway, record_content: bool
+) -> None:
+    """`observe.tracing.record_content` (README, Tracing): the prompt and answer as the team's audit record keeps
+    them, so redacted for a team with `redacted` bodies and absent for one with `none`; without the flag, never."""
+    exporter = InMemorySpanExporter()
+    flag = "true" if record_content else "false"
+    gateway, channel = await start_gateway(
+        SIMULATED_CONFIG + f"observe: {{tracing: {{record_content: {flag}}}}}\n", span_exporter=exporter
+    )
+    admin = Admin.on(channel)
+    await admin.team("careful", body_policy="redacted")
+    await admin.team("silent", body_policy="none")
+    careful, _ = await admin.key(team="careful")
+    silent, _ = await admin.key(team="silent")
+    response = await admin.gateway.Chat(chat_request("fast", text=PII_PROMPT), metadata=bearer(careful))
+    await admin.gateway.Chat(chat_request("fast", text=PII_PROMPT), metadata=bearer(silent))
+    spans = [s for s in finished(gateway, exporter) if s.name == "llmgateway.v1.Gateway/Chat"]
+    by_team = {dict(s.attributes or {})["llm_gateway.team"]: dict(s.attributes or {}) for s in spans}
+    assert set(by_team) == {"careful", "silent"}
+    assert "gen_ai.input.messages" not in by_team["silent"]
+    assert "gen_ai.output.messages" not in by_team["silent"]
+    everything = repr([dict(s.attributes or {}) for s in spans])
+    assert "jane.doe@example.com" not in everything
+    if not record_content:
+        assert "gen_ai.input.messages" not in by_team["careful"]
+        assert "Mail the plan" not in everything
+        return
+    # The messages as the redacted audit body has them: the address replaced by its placeholder.
+    assert (
+        by_team["careful"]["gen_ai.input.messages"] == '[{"role":"user","content":"Mail the plan to <EMAIL_1> please"}]'
+    )
+    assert by_team["careful"]["gen_ai.output.messages"] == response.message.content
+
+
+def documented_chain() -> list[str]:
+    """The stages after the outer ones, in the order docs/architecture.md draws them."""
+    drawing = (Path(__file__).parents[2] / "docs" / "architecture.md").read_text().split("```")[1]
+    rows = [line for line in drawing.splitlines() if line.lstrip().startswith(("request ", "route "))]
+    return [
+        name.strip() for row in rows for name in row.replace("──▶", "─▶").split("─▶")[1 if "request" in row else 0 :]
+    ]
+
+
+async def test_the_stages_run_in_the_order_the_architecture_page_draws(
+    traced: tuple[Gateway, Admin, InMemorySpanExporter],
+) -> None:
+    """The chain's order is the architecture (docs/architecture.md): the stage timings of a call follow the drawing."""
+    gateway, admin, exporter = traced
+    await admin.gateway.Chat(chat_request("fast", text=PROMPT), metadata=AUTH)
+    [call] = [s for s in finished(gateway, exporter) if s.name == "llmgateway.v1.Gateway/Chat"]
+    prefix = "llm_gateway.stage_us."
+    ran = [key.removeprefix(prefix) for key in call.attributes or {} if key.startswith(prefix)]
+    documented = documented_chain()
+    assert len(ran) >= 8
+    assert ran == [stage for stage in documented if stage in ran], f"ran {ran}, drawn {documented}"

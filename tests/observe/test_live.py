@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.observe.live import FORGET_S, ProcessLive, merge
+from gateway.observe.live import FORGET_S, merge
+from gateway.records.live import ProcessLive
 from gateway.store.database import open_engine
 from gateway.store.live import SqlLiveStore
 

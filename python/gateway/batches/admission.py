@@ -16,7 +16,6 @@ from typing import Any
 
 from gateway.batches.adapters.registry import batch_api
 from gateway.batches.bodies import stored_body
-from gateway.batches.jobs import StoredItem
 from gateway.chat import ChatRequest
 from gateway.config.batches import BatchesConfig
 from gateway.config.schema import ModelKind
@@ -27,6 +26,7 @@ from gateway.pipeline.stages.identity import classification_of
 from gateway.policy import access
 from gateway.policy.guardrails.input import OFF_LOOP_MIN_CHARS
 from gateway.policy.team_policies import TeamPolicies, action_records, allowed_targets
+from gateway.records.batches import StoredItem
 from gateway.records.classification import Classification
 from gateway.records.governance import KeyRecord
 from gateway.request_rules import check_size

@@ -16,7 +16,6 @@ from collections.abc import Iterable
 
 from gateway.batches.adapters.base import RemoteResult
 from gateway.batches.bodies import loaded
-from gateway.batches.jobs import BatchJob, ItemError, ItemState, Step, StoredItem
 from gateway.chat import ChatResult, Usage
 from gateway.errors import GatewayError
 from gateway.ledger.audit import AuditLog
@@ -26,6 +25,7 @@ from gateway.pipeline.stages.audit import body_text, request_body
 from gateway.policy.keyring import KeyRing
 from gateway.policy.team_policies import TeamPolicies, action_records
 from gateway.records.audit import BATCH_KIND, AuditRecord
+from gateway.records.batches import BatchJob, ItemError, ItemState, Step, StoredItem
 from gateway.records.governance import BodyPolicy, Team
 from gateway.routing.catalog import Target
 from gateway.state.admission import LocalLimits, SharedLimits

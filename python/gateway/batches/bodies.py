@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.chat import ChatRequest
+from gateway.openai_schema import chat_request
 from gateway.providers.openai import openai_body
-from gateway.server.openai_http.schema import chat_request
 
 
 def stored_body(request: ChatRequest) -> dict[str, Any]:

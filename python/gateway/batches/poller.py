@@ -2,9 +2,9 @@
 several processes, --workers or instances, one works on a batch at a time) and moving it one step on at each round:
 upload, create, poll, then collect and bill its results.
 
-Every step is recorded before the provider is asked for the next (jobs.py Step), so a process that restarts, or
-takes over an expired lease, resumes where the last one stopped: a batch is never created twice, and its results
-are fetched again only to find the items still without an outcome."""
+Every step is recorded before the provider is asked for the next (records/batches.py Step), so a process that
+restarts, or takes over an expired lease, resumes where the last one stopped: a batch is never created twice, and its
+results are fetched again only to find the items still without an outcome."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from gateway.batches.adapters.registry import batch_api
 from gateway.batches.admission import BatchAdmission
 from gateway.batches.billing import BatchBilling, answer_outcome, failed
 from gateway.batches.bodies import loaded
-from gateway.batches.jobs import BatchJob, ItemError, ItemState, Status, Step, StoredItem
 from gateway.config.batches import BatchesConfig
 from gateway.errors import GatewayError, ProviderError
 from gateway.observe import attributes as attr
@@ -33,6 +32,7 @@ from gateway.observe.metrics import GatewayMetrics
 from gateway.observe.spans import Attributes, CallTracer
 from gateway.pipeline import CallInfo, CallKind, Pipeline
 from gateway.policy.keyring import KeyRing
+from gateway.records.batches import BatchJob, ItemError, ItemState, Status, Step, StoredItem
 from gateway.routing.catalog import ModelCatalog, Target
 from gateway.store.batches import BatchStore
 

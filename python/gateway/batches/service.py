@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Callable
 from gateway.batches.admission import BatchAdmission, Header, Submitted
 from gateway.batches.billing import BatchBilling
 from gateway.batches.input_file import read_input
-from gateway.batches.jobs import BatchFile, BatchJob, BatchView, Counts, Status, Step, StoredItem
 from gateway.errors import FailedPrecondition, InvalidRequest, NotFound
 from gateway.observe.metrics import GatewayMetrics
 from gateway.pipeline.call import CallInfo
+from gateway.records.batches import BatchFile, BatchJob, BatchView, Counts, Status, Step, StoredItem
 from gateway.records.governance import KeyRecord, Role
 from gateway.store.batches import BatchStore
 

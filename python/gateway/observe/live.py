@@ -15,10 +15,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.routing.health import BreakerState
+from gateway.records.live import ProcessLive
 
 if TYPE_CHECKING:
     from gateway.ledger.retention import Retention
@@ -32,31 +32,6 @@ FORGET_S = 3600.0
 
 _SEVERITY = {"closed": 0, "half_open": 1, "open": 2}
 """Which breaker state a merged target shows when processes disagree: the most severe."""
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessLive:
-    """One process's snapshot."""
-
-    process: str
-    """The process's name, as its audit records' writer has it: host, pid and a token of its start."""
-    at: float
-    in_flight: int = 0
-    queued: dict[str, int] = field(default_factory=dict)
-    """Calls waiting, per route with a queue."""
-    breakers: list[dict[str, Any]] = field(default_factory=list)
-    """Targets not plainly closed: {"target", "state", "rested_s"}."""
-    drift: list[dict[str, Any]] = field(default_factory=list)
-    """Flags its drift monitor raises now: {"model", "provider", "metric", "since", "detail"}."""
-    last_purge_at: float | None = None
-    """When it last purged audit records past retention (one process of a machine purges)."""
-
-    def payload(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> ProcessLive:
-        return cls(**{name: payload[name] for name in cls.__dataclass_fields__ if name in payload})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +55,7 @@ class LiveSources:
             breakers=[
                 {"target": key, "state": h.breaker.state.value, "rested_s": round(h.cooling_for(), 1)}
                 for key, h in self.board.items()
-                if h.breaker.state is not BreakerState.CLOSED or h.cooling_for() > 0
+                if h.breaker.state != "closed" or h.cooling_for() > 0
             ],
             drift=[flag_entry(model, provider, flag) for model, provider, flag in self.drift.flags()]
             if self.drift is not None

@@ -48,7 +48,7 @@ CACHE_KINDS: Final = frozenset(("exact", "semantic"))
 BATCH_STATUSES: Final = frozenset(
     ("queued", "validating", "in_progress", "finalizing", "cancelling", "completed", "expired", "cancelled", "failed")
 )
-"""A batch's statuses (gateway.batches.jobs.Status values)."""
+"""A batch's statuses (gateway.records.batches.Status values)."""
 BREAKER_STATES: Final = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 """Gauge value per circuit-breaker state (gateway.routing.health.BreakerState values)."""
 

@@ -1,8 +1,9 @@
 """One call as the stages see it: what the transport knows, what admission decided, and what has come back so far.
 
 A `Call` is filled on the way in, one stage at a time; each field names the stage that sets it, and no stage changes
-a field another owns. What comes back (`Answer`) is a separate, small object: the only part that changes while an
-answer streams.
+a field another owns. The decisions it carries are frozen values (the key, the request's features, the route plan, the
+estimate, the cache's verdict), so a later stage can read them but not change them. What comes back (`Answer`) is a
+separate, small object: the only part that changes while an answer streams.
 """
 
 from __future__ import annotations

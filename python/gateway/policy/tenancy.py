@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.config.schema import GatewayConfig, KeyConfig
 from gateway.ledger.budgets import BudgetBook
@@ -23,9 +24,11 @@ from gateway.policy.keyring import KeyRing
 from gateway.policy.keys import hash_key, new_key
 from gateway.records.audit import UsageFilter
 from gateway.records.governance import Budget, BudgetScope, KeyLimits, KeyRecord, Period, Role, Team
-from gateway.state.notices import Notices
 from gateway.store.governance import GovernanceStore
 from gateway.store.ledger import LedgerStore
+
+if TYPE_CHECKING:  # a type only: state builds on policy (key limits, the key ring), not the other way
+    from gateway.state.notices import Notices
 
 log = logging.getLogger("gateway.tenancy")
 

@@ -16,8 +16,11 @@ if TYPE_CHECKING:
     from gateway.cache.service import Vector
 
 
-@dataclass
+@dataclass(frozen=True)
 class RequestFeatures:
+    """What routing reads about a request. Frozen: the route stage builds it whole; `fit` and the prompt counts are
+    memos of what follows from it, filled as they are first asked for."""
+
     request: ChatRequest
     """The request as routing reads it (an embedding request as the chat request it resembles: see `as_chat`)."""
     team: str

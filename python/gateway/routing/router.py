@@ -24,8 +24,10 @@ _DIRECT_QUEUE = QueueConfig(max_size=0)
 _DIRECT_TIMEOUTS = TimeoutConfig()
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class RoutePlan:
+    """The route stage's decision: which targets a call tries and how. Frozen: later stages read it, none changes it."""
+
     route: str
     """The route asked for; empty when the caller named a model."""
     strategy: str

@@ -223,7 +223,7 @@ class Gateway:
         if self.shadow is not None:
             await self.shadow.drain()  # the copies of calls just answered, with their audit records
         if self.batches is not None:
-            await self.batches.poller.close()  # a round cut short resumes at the next start (batches/jobs.py Step)
+            await self.batches.poller.close()  # a round cut short resumes at the next start (records/batches.py Step)
         if isinstance(self.limits, SharedLimits):
             await self.limits.drain()
         if self.metrics_server is not None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from llmgateway.v1 import batches_pb2 as bpb
 
-from gateway.batches.jobs import BatchView, Status, StoredItem
 from gateway.chat import ChatResult, ToolCall, Usage
+from gateway.records.batches import BatchView, Status, StoredItem
 from gateway.server.admin_convert import timestamp
 from gateway.server.convert import fill_message, fill_usage
 

@@ -14,11 +14,11 @@ from gateway.batches.admission import Header, Submitted
 from gateway.batches.service import BatchService
 from gateway.chat import ChatRequest
 from gateway.errors import GatewayError, InvalidRequest
+from gateway.openai_schema import chat_request
 from gateway.policy.keyring import KeyRing
 from gateway.server.batches_convert import batch_to_proto, result_to_proto
 from gateway.server.convert import chat_request_from_proto
 from gateway.server.errors import streaming, unary
-from gateway.server.openai_http.schema import chat_request
 from gateway.server.servicer import call_info
 
 Context = grpc.aio.ServicerContext[Any, Any]

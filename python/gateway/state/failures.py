@@ -9,11 +9,11 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Final
 
-from gateway.policy.keyring import KeyRing
 from gateway.state.keyspace import StateUnavailable, tag
 from gateway.state.notices import Notice, Notices
 
 if TYPE_CHECKING:
+    from gateway.policy.keyring import KeyRing
     from gateway.state.redis import RedisState
 
 AUTH_BLOCK_NOTICE: Final = "auth_block"

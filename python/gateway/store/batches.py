@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, Table, case, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.batches.jobs import BatchFile, BatchJob, Counts, ItemState, Status, Step, StoredItem
+from gateway.records.batches import BatchFile, BatchJob, Counts, ItemState, Status, Step, StoredItem
 from gateway.store.tables import audit, batch_files, batch_items, batch_jobs
 
 _JOB_FIELDS = tuple(BatchJob.__dataclass_fields__)

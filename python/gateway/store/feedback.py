@@ -6,14 +6,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Subquery, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.learning.profiles import RowKey
 from gateway.store.database import dialect_insert
 from gateway.store.tables import audit, feedback, profile_sums, query_clusters
+
+if TYPE_CHECKING:  # a type only: at run time the store imports nothing above it (learning uses the store)
+    from gateway.learning.profiles import RowKey
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.observe.live import ProcessLive
+from gateway.records.live import ProcessLive
 from gateway.store.database import dialect_insert
 from gateway.store.tables import live_processes
 

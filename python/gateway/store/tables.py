@@ -260,7 +260,7 @@ batch_jobs = Table(
     Column("source_file_id", String(64)),
     # queued, validating, in_progress, finalizing, cancelling; then completed, expired, cancelled or failed.
     Column("status", String(16), nullable=False, index=True),
-    # The submission's state machine (batches/jobs.py Step): stored, uploaded, creating, submitted, ended.
+    # The submission's state machine (records/batches.py Step): stored, uploaded, creating, submitted, ended.
     Column("step", String(16), nullable=False),
     Column("input_file_id", String(256)),
     Column("provider_batch_id", String(256)),

@@ -17,6 +17,7 @@ from gateway.errors import PermissionDenied
 from gateway.policy.guardrails import InjectionScorer, InputGuard
 from gateway.policy.guardrails.injection import model_version
 from gateway.policy.guardrails.injection_minilm import MODEL_FILE, MiniLMHead, shared_head
+from tests.embedding_model import skip_without
 from tests.policy.guardrails.heldout import OTHER_HAND, held_out_sets, measure, scores
 
 THRESHOLD = 0.8
@@ -32,7 +33,7 @@ def head() -> MiniLMHead:
     try:
         return shared_head()
     except EmbeddingModelMissing as e:
-        pytest.skip(str(e))
+        skip_without(e)
 
 
 @pytest.fixture(scope="module")

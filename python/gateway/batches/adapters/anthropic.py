@@ -26,9 +26,9 @@ from gateway.batches.adapters.base import (
     rfc3339,
     upstream_id,
 )
-from gateway.batches.jobs import ItemError, Status
 from gateway.config.schema import ModelConfig
 from gateway.providers.anthropic import DEFAULT_VERSION, AnthropicProvider
+from gateway.records.batches import ItemError, Status
 
 LIST_PAGE = 100
 

@@ -18,12 +18,12 @@ from typing import Any
 import aiohttp
 import orjson
 
-from gateway.batches.jobs import ItemError, Status
 from gateway.chat import ChatRequest, ChatResult
 from gateway.config.schema import ModelConfig
 from gateway.errors import ProviderError
 from gateway.providers.base import Provider
 from gateway.providers.http import HttpProvider, malformed
+from gateway.records.batches import ItemError, Status
 
 READ_CHUNK = 1 << 16
 CLOCK_SKEW_S = 60.0

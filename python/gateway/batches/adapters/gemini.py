@@ -25,9 +25,9 @@ from gateway.batches.adapters.base import (
     rfc3339,
     upstream_id,
 )
-from gateway.batches.jobs import ItemError, Status
 from gateway.config.schema import ModelConfig
 from gateway.providers.gemini import GeminiProvider
+from gateway.records.batches import ItemError, Status
 
 STATUS = {
     "BATCH_STATE_PENDING": Status.VALIDATING,

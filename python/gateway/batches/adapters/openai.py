@@ -29,9 +29,9 @@ from gateway.batches.adapters.base import (
     position_of,
     upstream_id,
 )
-from gateway.batches.jobs import ItemError, Status
 from gateway.config.schema import ModelConfig
 from gateway.providers.openai import OpenAIProvider
+from gateway.records.batches import ItemError, Status
 
 STATUS = {
     "validating": Status.VALIDATING,

@@ -17,11 +17,11 @@ import orjson
 
 from gateway.batches.adapters.base import BatchApi, Line, RemoteResult, RemoteState, error_of, upstream_id
 from gateway.batches.bodies import loaded, stored_body
-from gateway.batches.jobs import Status
 from gateway.config.schema import ModelConfig
 from gateway.errors import ProviderError
 from gateway.providers.simulated import SimulatedProvider
 from gateway.providers.simulated_batches import BatchTimes
+from gateway.records.batches import Status
 
 
 def simulated_batches(provider: SimulatedProvider) -> SimulatedBatches | None:

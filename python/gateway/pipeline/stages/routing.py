@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from gateway.cache.service import ResponseCache
@@ -59,8 +60,11 @@ class _Route(BaseStage):
         )
         plan = self._router.plan(requested, features, allowed)
         if rule is not None:
-            plan.candidates = allowed_targets(
-                plan.candidates, rule, requested=requested, team=key.team, classification=call.classification
+            plan = replace(
+                plan,
+                candidates=allowed_targets(
+                    plan.candidates, rule, requested=requested, team=key.team, classification=call.classification
+                ),
             )
         call.features = features
         call.plan = plan
@@ -130,10 +134,10 @@ class PlanRoute(_Route):
         self, call: ChatCall, features: RequestFeatures, cache: ResponseCache, *, always: bool
     ) -> None:
         assert call.key is not None
-        features.prompt_vector = await cache.prompt_vector(
+        vector = await cache.prompt_vector(
             call.request, call.key.team, classification=call.classification, always=always
         )
-        self._plan(call, features, call.request.max_tokens)
+        self._plan(call, replace(features, prompt_vector=vector), call.request.max_tokens)
 
 
 class PlanEmbedRoute(_Route):

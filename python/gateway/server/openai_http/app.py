@@ -4,7 +4,7 @@ Why aiohttp: the gateway already runs it (the providers' client, the /metrics en
 keep-alive and streamed bodies on the running loop with no second server thread, and it can cancel a handler when
 its client goes away (`handler_cancellation`), which is how a disconnect cancels the upstream call.
 
-Handlers are thin, as the gRPC servicers are: JSON -> domain request (schema.py) -> `pipeline.call` -> JSON
+Handlers are thin, as the gRPC servicers are: JSON -> domain request (openai_schema.py) -> `pipeline.call` -> JSON
 (render.py). Errors are mapped once, by a middleware (errors.py). A stream's headers leave with its first chunk, once
 the route and the first target are known (a failure before it is still a plain HTTP error), and every chunk after
 it goes out as it comes: nothing is buffered.
@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway import openai_schema
 from gateway.batches.service import BatchService
 from gateway.config.schema import TlsConfig
 from gateway.errors import InvalidRequest, NotFound
@@ -30,7 +31,7 @@ from gateway.pipeline.call import Api
 from gateway.policy.keyring import KeyRing, grpc_peer
 from gateway.request_rules import check_size
 from gateway.server.listing import Listed, visible_models
-from gateway.server.openai_http import render, schema
+from gateway.server.openai_http import render
 from gateway.server.openai_http.batches import BatchHandlers
 from gateway.server.openai_http.errors import REQUEST_ID, STREAMING, openai_errors
 
@@ -56,8 +57,8 @@ class OpenAIHandlers:
             request[REQUEST_ID] = scope.call.request_id
             if malformed is not None:
                 raise malformed
-            chat, include_usage = schema.chat_request(body)
-            chat.cache = schema.cache_from_headers(request.headers)
+            chat, include_usage = openai_schema.chat_request(body)
+            chat.cache = openai_schema.cache_from_headers(request.headers)
             check_size(chat.text_chars, self._max_input_chars)
             if not stream:
                 result = await scope.complete(chat)
@@ -83,8 +84,8 @@ class OpenAIHandlers:
             request[REQUEST_ID] = scope.call.request_id
             if malformed is not None:
                 raise malformed
-            embed = schema.embed_request(body)
-            embed.cache = schema.cache_from_headers(request.headers)
+            embed = openai_schema.embed_request(body)
+            embed.cache = openai_schema.cache_from_headers(request.headers)
             check_size(embed.text_chars, self._max_input_chars)
             embedded = await scope.embed(embed)
         return _json(render.embeddings(scope.call, embedded, embed.encoding), render.headers(scope.call))
@@ -96,7 +97,7 @@ class OpenAIHandlers:
         body, malformed = await _json_body(request)
         if malformed is not None:
             raise malformed
-        request_id, ratings, comment, source = schema.feedback_request(body)
+        request_id, ratings, comment, source = openai_schema.feedback_request(body)
         info = _info(request)
         caller = self.ring.authenticate(info.metadata, info.peer)
         recorded = await self._feedback.give(caller, request_id, ratings, comment, source)
@@ -128,7 +129,7 @@ def _info(request: web.Request) -> CallInfo:
     peer = request.transport.get_extra_info("peername") if request.transport is not None else None
     address = grpc_peer(peer[0], peer[1]) if peer else ""
     metadata = [(name.lower(), value) for name, value in request.headers.items()]
-    return CallInfo(metadata, deadline_from(schema.timeout_from_headers(request.headers)), address, api=Api.HTTP)
+    return CallInfo(metadata, deadline_from(openai_schema.timeout_from_headers(request.headers)), address, api=Api.HTTP)
 
 
 async def _json_body(request: web.Request) -> tuple[dict[str, Any], InvalidRequest | None]:

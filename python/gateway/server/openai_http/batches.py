@@ -20,12 +20,12 @@ from aiohttp import web
 
 from gateway.batches.admission import Header, Submitted
 from gateway.batches.input_file import ENDPOINT, read_input
-from gateway.batches.jobs import BatchFile, BatchView, ItemState, Status, StoredItem
 from gateway.batches.service import BatchService
 from gateway.errors import InvalidRequest
+from gateway.openai_schema import chat_request
 from gateway.policy.keyring import KeyRing
+from gateway.records.batches import BatchFile, BatchView, ItemState, Status, StoredItem
 from gateway.records.governance import KeyRecord
-from gateway.server.openai_http.schema import chat_request
 
 OUTPUT_SUFFIX = "-output"
 ERRORS_SUFFIX = "-errors"

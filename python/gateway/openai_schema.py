@@ -1,5 +1,7 @@
 """OpenAI's JSON bodies into the gateway's domain requests (chat.ChatRequest, embeddings.EmbedRequest), checked as the
-gRPC door checks protobuf (gateway/request_rules.py), every refusal naming the field in OpenAI's `param`.
+gRPC door checks protobuf (gateway/request_rules.py), every refusal naming the field in OpenAI's `param`. The HTTP door
+reads its requests with it, and the Batches service the items it stores as such bodies (batches/bodies.py): it sits
+below both.
 
 Chat Completions fields the gateway models are translated; top-level parameters it does not model (penalties,
 `logit_bias`, `logprobs`, `top_logprobs`, `parallel_tool_calls`, `service_tier`...) go to ChatRequest.passthrough,
