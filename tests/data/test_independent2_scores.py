@@ -39,7 +39,7 @@ def injection_scores(prompts: list[Row]) -> list[float]:
 
 def test_the_default_model_on_the_set(prompts: list[Row], injection_scores: list[float]) -> None:
     """injection-linear-5, trained on this set: precision 0.991, recall 0.979, false positives 0.009 (cross-fitted:
-    0.905 / 0.723 / 0.078). The recall floor FELL (linear-4: 0.982 / 0.991 / 0.019, cross-fitted 0.838 / 0.708 /
+    0.902 / 0.723 / 0.081). The recall floor FELL (linear-4: 0.982 / 0.991 / 0.019, cross-fitted 0.838 / 0.708 /
     0.141) against the brief that floors here only rise: four attacks of 329 in-sample, for a model whose
     cross-fitted figures rose on every set (docs/guardrails.md, injection-linear-5). injection-linear-3, held out:
     0.790 / 0.699 / 0.191; the phrasings alone 0.900 / 0.082 / 0.009."""
@@ -51,7 +51,7 @@ def test_the_default_model_on_the_set(prompts: list[Row], injection_scores: list
 
 def test_the_default_model_in_each_named_language(prompts: list[Row], injection_scores: list[float]) -> None:
     """injection-linear-5, trained on this set: en 0.971, de and es 0.968, fr and pt 1.000 (31 attacks in each of
-    de/fr/pt/es; cross-fitted de 0.81, es 0.68, fr 0.77, pt 0.71, en 0.77). The en and es floors FELL (linear-4: en
+    de/fr/pt/es; cross-fitted de 0.84, es 0.65, fr 0.74, pt 0.71, en 0.78). The en and es floors FELL (linear-4: en
     0.989, es 1.000; three and one prompts), against the brief: see the test above. linear-3, held out: en 0.816,
     de 0.742, fr 0.710, pt 0.613, es 0.548."""
     floors = {"en": 0.97, "de": 0.96, "fr": 1.0, "pt": 1.0, "es": 0.96}

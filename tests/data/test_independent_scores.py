@@ -68,7 +68,7 @@ def test_injection_floors_on_the_set_another_hand_wrote(prompts: list[Row], inje
 
 def test_injection_finds_an_attack_in_each_named_language(prompts: list[Row], injection_scores: list[float]) -> None:
     """injection-linear-5, trained on this set: 1.000 in de, fr and pt, es 0.971, en 0.993 (cross-fitted: de 0.79,
-    es 0.79, fr 0.82, pt 0.71, en 0.92). The Spanish floor FELL by one prompt of 34 (linear-4: 1.000) against the
+    es 0.82, fr 0.82, pt 0.71, en 0.92). The Spanish floor FELL by one prompt of 34 (linear-4: 1.000) against the
     brief that floors here only rise: see docs/guardrails.md, injection-linear-5 (the in-sample dip of a model whose
     cross-fitted figures rose on every set). linear-4 cross-fitted de 0.68, es 0.71, fr 0.71, pt 0.71, en 0.90;
     linear-2, held out: 0.647, 0.618, 0.529, 0.559, 0.906."""
