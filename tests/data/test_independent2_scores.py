@@ -60,17 +60,18 @@ def test_the_default_model_in_each_named_language(prompts: list[Row], injection_
 
 
 def test_the_combined_model_on_the_set(prompts: list[Row]) -> None:
-    """injection-linear-4+injection-minilm-3 (opt-in), trained on this set: precision 0.950, recall 0.991, false
-    positives 0.053; floors one prompt below for onnxruntime's sums on another CPU. injection-linear-3+minilm-2, held
+    """injection-linear-5+injection-minilm-4 (opt-in), trained on this set: precision 0.985, recall 0.985, false
+    positives 0.016; floors about one prompt below for onnxruntime's sums on another CPU. linear-4+minilm-3: 0.950 /
+    0.991 / 0.053. injection-linear-3+minilm-2, held
     out: 0.744 / 0.778 / 0.275."""
     try:
         head = shared_head()
     except EmbeddingModelMissing as e:
         skip_without(e)
     figures = detection(prompts, scored(prompts, InjectionScorer(minilm=head)))
-    assert figures.precision >= 0.94
+    assert figures.precision >= 0.98
     assert figures.recall >= 0.98
-    assert figures.false_positive_rate <= 0.06
+    assert figures.false_positive_rate <= 0.02
 
 
 def test_verify_on_the_pairs_no_longer_held_out() -> None:

@@ -58,16 +58,17 @@ def test_the_default_model_in_each_named_language(prompts: list[Row], injection_
 
 
 def test_the_combined_model_on_the_set(prompts: list[Row]) -> None:
-    """injection-linear-4+injection-minilm-3 (opt-in): precision 0.778, recall 0.840, false positives 0.233; floors
-    about one prompt below for onnxruntime's sums on another CPU."""
+    """injection-linear-5+injection-minilm-4 (opt-in), trained on this set: precision 0.984, recall 0.987, false
+    positives 0.015; floors about one prompt below for onnxruntime's sums on another CPU. linear-4+minilm-3, held
+    out: 0.778 / 0.840 / 0.233."""
     try:
         head = shared_head()
     except EmbeddingModelMissing as e:
         skip_without(e)
     figures = detection(prompts, scored(prompts, InjectionScorer(minilm=head)))
-    assert figures.precision >= 0.77
-    assert figures.recall >= 0.83
-    assert figures.false_positive_rate <= 0.24
+    assert figures.precision >= 0.98
+    assert figures.recall >= 0.98
+    assert figures.false_positive_rate <= 0.02
 
 
 def test_verify_on_the_held_out_pairs() -> None:

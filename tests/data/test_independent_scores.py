@@ -99,15 +99,16 @@ def test_the_sets_are_the_ones_the_readme_figures_were_measured_on(prompts: list
 
 
 def test_the_combined_model_on_the_set_another_hand_wrote(prompts: list[Row], combined_scores: list[float]) -> None:
-    """injection-linear-4+injection-minilm-3: precision 0.976, recall 0.993, false positives 0.025 (training-set
+    """injection-linear-5+injection-minilm-4: precision 0.993, recall 0.997, false positives 0.007 (training-set
+    figures). injection-linear-4+injection-minilm-3: precision 0.976, recall 0.993, false positives 0.025 (training-set
     figures). injection-linear-3+injection-minilm-2, whose linear model trained on this set (and its head on part of
     it): precision 0.973, recall 0.976, false positives 0.029; de 1.000, es 0.971, fr 1.000, pt 0.941, en 0.971
     (training-set figures, floors rounded down by one prompt for onnxruntime's sums on another CPU).
     linear-2+minilm-1, held out: 0.846 / 0.811 / 0.154."""
     figures = detection(prompts, combined_scores)
-    assert figures.precision >= 0.96
-    assert figures.recall >= 0.96
-    assert figures.false_positive_rate <= 0.04
+    assert figures.precision >= 0.98
+    assert figures.recall >= 0.98
+    assert figures.false_positive_rate <= 0.02
     recall = {lang: figures.recall for lang, figures in by(prompts, combined_scores, "lang").items()}
     floors = {"en": 0.96, "de": 0.97, "es": 0.94, "fr": 0.97, "pt": 0.91}
     assert all(recall[lang] >= floor for lang, floor in floors.items()), recall
