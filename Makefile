@@ -98,12 +98,13 @@ mutants-rust: ## Mutate the Rust core (tokens, ratelimit, PII validators); insta
 # mutmut imports what it mutates from src/: it runs in $(MUTANTS_PY), where src links to python/ (docs/testing.md).
 MUTANTS_PY := mutants-python
 MUTANTS ?=
-# mutants-rust keeps its target directories: warm, it is estimated at 8-9 minutes on two idle cores (14 measured cold
-# before its dependencies were built once for both lanes). This cap keeps `make mutants` within 30, and a run it
-# stops goes on from there the next time (a whole Python run is estimated at 15-19 minutes idle, docs/testing.md).
-# On a busy machine, run with MUTANTS_PY_JOBS=1 and again until nothing is left unchecked.
+# mutants-rust keeps its target directories: warm, it took 9.7 minutes on two idle cores. A whole Python run from
+# scratch is estimated at 15 minutes idle with three mutants at a time (docs/testing.md, "Python": with two, the
+# cores were half idle, the mutants waiting on servers and sleeps): this cap only stops one on a busy machine, and a
+# run it stops goes on from there the next time. On a busy machine, run with MUTANTS_PY_JOBS=1 and again until
+# nothing is left unchecked.
 MUTANTS_PY_TIMEOUT ?= 20m
-MUTANTS_PY_JOBS ?= 2
+MUTANTS_PY_JOBS ?= 3
 
 .PHONY: mutants-python
 mutants-python: install services ## Mutation testing of the Python money, security and durability paths (not in CI)

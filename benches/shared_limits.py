@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable
 import uvloop
 
 from gateway.ledger.budgets import BudgetBook
-from gateway.policy.key_limits import KeyLimiter
 from gateway.records.governance import Budget, BudgetScope, KeyLimits, KeyRecord, Period
 from gateway.state.admission import LocalLimits, SharedLimits, Ticket
+from gateway.state.key_limits import KeyLimiter
 from gateway.state.redis import RedisState
 from tests.server.process import free_port
 from tests.store.redis import start_redis

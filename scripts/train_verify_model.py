@@ -5,20 +5,22 @@
 
 Data: the first near-miss corpus (tests/cache/near_miss_corpus.py), the probes of one-word swaps written beside it
 (tests/cache/near_miss_probes.py), both the project's own (Apache-2.0), the 348 pairs of
-data/independent/verify_pairs.jsonl (since verify-pair-v2) and the 428 of data/independent-2/verify_pairs.jsonl (since
-verify-pair-v3), both CC0 and written by other hands, scored once each while held out and no longer held out: their
-figures are regression floors now. The two corpora written by other hands in tests/ (near_miss_holdout.py,
-near_miss_holdout3.py) never enter training or the threshold; since v3 they validated the floor, the precision target
-and the model size (FLOORS, PRECISION, candidates: their wrong answers' kinds were read, none of their pairs).
-data/independent-3/ enters nothing: the lead scores the shipped model on it once. No public paraphrase set ships
-inside a PyPI package that could be found, so none is used.
+data/independent/verify_pairs.jsonl (since verify-pair-v2), the 428 of data/independent-2/verify_pairs.jsonl (since
+verify-pair-v3) and the 520 of data/independent-3/verify_pairs.jsonl (since verify-pair-v4), all CC0 and written by
+other hands, each scored once while held out and no longer held out: their figures are regression floors now, quoted
+out of fold. The two corpora written by other hands in tests/ (near_miss_holdout.py, near_miss_holdout3.py) never
+enter training or the threshold; since v3 they validated the floor, the precision target and the model size (FLOORS,
+PRECISION, candidates: their wrong answers' kinds were read, none of their pairs). The fourth set, written while v4 was
+trained, enters nothing and was never opened here: the lead scores the shipped model on it once
+(scripts/score_verify_pairs.py). No public paraphrase set ships inside a PyPI package that could be found, so none is
+used.
 
 Rows: the pairs a cache would ask the model about, those whose cosine reaches the candidate's floor (the matcher's
 default threshold) and that no hard rule of verify vetoed. A candidate is a floor and a model: gradient-boosted trees,
 each the mean of BAGS seeds (BaggedBoosting). Each is cross-validated (5 folds, REPEATS splits averaged, fixed seeds)
 on those rows: its threshold is the lowest at which the served pairs reach PRECISION, and it serves some share of all
 the training set's same pairs (those below its floor count as missed, so floors compare). Each is also trained
-without one other hand's pairs (v1, then v2), at its own cross-validated threshold, and scored on them: how it does
+without one other hand's pairs (v1, v2, then v3), at its own cross-validated threshold, and scored on them: how it does
 on a hand it never read, which is what the issue measures. These figures swing with a few pairs (the thresholds sit
 where few near misses are left), so the winner is the one whose worst recall of the three is best among those that
 keep precision >= AIM on both unseen hands (if none does, among all; since v3 one candidate is left, and these
@@ -55,12 +57,14 @@ from tests.cache.near_miss_probes import OWN_PAIRS  # noqa: E402
 from tests.data.independent_pairs import DATA, verify_pairs  # noqa: E402
 
 SEED = 0
-PRECISION = 0.99
+PRECISION = 0.9925
 """Cross-validated precision the chosen threshold must reach: above the 0.97 aim, for the distance to unseen text
-(0.985 until v3, where it served a negation and unrelated questions on corpora 2 and 3: docs/benchmarks.md)."""
+(0.985 until v3, where it served a negation and unrelated questions on corpora 2 and 3; 0.99 in v3, which for v4 gave
+threshold 0.94 and a negation served on corpus 3; 0.995 gave 0.97 and a tenth of the recall lost: docs/benchmarks.md,
+"the learned verdict, v4")."""
 AIM = 0.97
 """The issue's precision aim on a hand the model never read."""
-VERSION = "verify-pair-v3"
+VERSION = "verify-pair-v4"
 BAGS = 5
 """Seeds per model (BaggedBoosting)."""
 REPEATS = 2
@@ -70,8 +74,10 @@ FLOORS = (0.65,)
 (docs/benchmarks.md, "the learned verdict, v3"): 0.70 lost a fifth of the recall, and 0.60, which this rule picked,
 served unrelated questions at cosine 0.60-0.65 on corpora 2 and 3 (5 and 2 wrong answers, precision 0.949 on corpus
 3), which were then used to validate the floor (their kinds read, no pair): 0.65 it stays. 0.80, verify-pair-v1's,
-has not won since v2."""
-HANDS = {1: "data/independent", 2: "data/independent-2"}
+has not won since v2. For v4 the rule picked 0.60 again (unseen-hand recall on data/independent-3 0.398 against
+0.372, before the acronym and German-noun changes) and it served 2 and 3 unrelated questions on corpora 2 and 3
+(precision 0.981 and 0.970, against 0.991 and 0.980 at 0.65): 0.65 it stays."""
+HANDS = {1: "data/independent", 2: "data/independent-2", 3: "data/independent-3"}
 """Which rows are which other hand's pairs (0: the project's own)."""
 
 
@@ -127,7 +133,9 @@ class BaggedBoosting(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # s
 
 def candidates() -> dict[str, BaggedBoosting]:
     """Since v3 one: 150 trees of depth 3, which cross-validation preferred, served a negation near miss on corpus 3
-    at both precision targets and 100 trees of depth 2 none (docs/benchmarks.md, "the learned verdict, v3")."""
+    at both precision targets and 100 trees of depth 2 none (docs/benchmarks.md, "the learned verdict, v3"). For v4
+    150 trees of depth 2 won the rule by one pair (unseen-hand recall 0.300 against 0.287 on data/independent) and
+    served the same negation near miss on corpus 3; it costs half as much again per pair."""
     return {"trees 100 x depth 2": BaggedBoosting(100, 2, 0.1)}
 
 
@@ -198,6 +206,7 @@ def main() -> None:
         (0, OWN_PAIRS),
         (1, verify_pairs(DATA)),
         (2, verify_pairs(DATA.with_name("independent-2"))),
+        (3, verify_pairs(DATA.with_name("independent-3"))),
     ]
     pairs: list[LabelledPair] = [pair for _, source in sources for pair in source]
     hands = [hand for hand, source in sources for _ in source]
@@ -246,10 +255,10 @@ def main() -> None:
     model = candidates()[chosen].fit(data.x, data.y)
     notes = {
         "trained_on": "tests/cache/near_miss_corpus.py, tests/cache/near_miss_probes.py (the project's own, "
-        "Apache-2.0), data/independent/verify_pairs.jsonl and data/independent-2/verify_pairs.jsonl (other hands', "
-        "CC0; no longer held out)",
+        "Apache-2.0), data/independent/verify_pairs.jsonl, data/independent-2/verify_pairs.jsonl and "
+        "data/independent-3/verify_pairs.jsonl (other hands', CC0; no longer held out)",
         "validated_floor_on": ["tests/cache/near_miss_holdout.py", "tests/cache/near_miss_holdout3.py"],
-        "held_out": ["data/independent-3"],
+        "held_out": ["data/independent-4"],
         "rows": len(data.y),
         "candidate": f"floor {floor:.2f}, {chosen}",
         "out_of_fold": out_of_fold[floor, chosen],

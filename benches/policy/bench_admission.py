@@ -20,11 +20,11 @@ from pytest_benchmark.fixture import BenchmarkFixture
 from gateway.errors import Unauthenticated
 from gateway.ledger.budgets import BudgetBook
 from gateway.policy import access
-from gateway.policy.key_limits import KeyLimiter
 from gateway.policy.keyring import FailurePolicy, KeyRing
 from gateway.policy.keys import hash_key, new_key
 from gateway.records.classification import Classification
 from gateway.records.governance import Budget, BudgetScope, Conditions, KeyLimits, KeyRecord, Period
+from gateway.state.key_limits import KeyLimiter
 
 KEYS = 10_000
 ROUNDS = 20_000

@@ -1,6 +1,7 @@
 """The verify pairs of a set another hand wrote (data/independent*/verify_pairs.jsonl), read the one way the tests and
 scripts/train_verify_model.py share. A set's README says whether it is still held out: v1 (data/independent/) is the
-learned verdict's training data since verify-pair-v2, v2 (data/independent-2/) since verify-pair-v3."""
+learned verdict's training data since verify-pair-v2, v2 (data/independent-2/) since verify-pair-v3, v3
+(data/independent-3/) since verify-pair-v4."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ and scored once with the models shipped before them and once with them after the
 combined model 0.778 / 0.840 / 0.233. Its injection prompts were then read and, since injection-linear-5, train the
 model: the injection figures here are training-set figures, floors against regression only, NOT held-out figures
 (cross-fitted figures, each fifth scored by a model trained without it, are in the model card and docs/guardrails.md);
-the fourth set, data/independent-4/, is the held-out judge. The verify pairs are still held out (verify_pairs.jsonl
-was not read for injection-linear-5). Run with `-s` for the tables.
+the fourth set, data/independent-4/, is the held-out judge. Since verify-pair-v4 its verify pairs are training data
+too (their test below says so). Run with `-s` for the tables.
 """
 
 from __future__ import annotations
@@ -71,15 +71,18 @@ def test_the_combined_model_on_the_set(prompts: list[Row]) -> None:
     assert figures.false_positive_rate <= 0.02
 
 
-def test_verify_on_the_held_out_pairs() -> None:
-    """verify-pair-v3 from cosine 0.65: precision 0.944, recall 0.368 (85 right hits, 5 wrong: a direction, a unit,
-    an entity, an order, a superlative); verify-pair-v2 before it 0.909 / 0.260. Aims 0.97 / 0.50: missed. MiniLM's
-    cosine reaches 0.65 for 0.68 of the true rewordings."""
+def test_verify_on_the_pairs_no_longer_held_out() -> None:
+    """Held out until verify-pair-v3: v3 from cosine 0.65 scored precision 0.944, recall 0.368 (85 right hits, 5
+    wrong: a direction, a unit, an entity, an order, a superlative); verify-pair-v2 before it 0.909 / 0.260. Aims
+    0.97 / 0.50: missed. MiniLM's cosine reaches 0.65 for 0.68 of the true rewordings. Since verify-pair-v4 these
+    pairs are training data (their wrong answers wrote vetoes, their pairs trained the model): in-sample 1.000 /
+    0.450 (104 of 231), no near miss served; 5-fold out-of-fold 1.000 / 0.424; trained without them 1.000 / 0.394
+    (the vetoes written from their misses included). Regression floors, not held-out figures."""
     scores = verify_scores(DATA)
-    assert scores.precision >= 0.93
-    assert scores.recall >= 0.36
-    never = ("negation", "number", "time_frame", "availability", "scope", "conversion_direction")
-    assert {kind: scores.kinds[kind].served for kind in never} == dict.fromkeys(never, 0)
+    assert scores.precision == 1.0
+    assert scores.recall >= 0.45
+    different = [kind for kind, score in scores.kinds.items() if not score.same]
+    assert {kind: scores.kinds[kind].served for kind in different} == dict.fromkeys(different, 0)
 
 
 def test_the_set_is_the_one_the_figures_were_measured_on(prompts: list[Row]) -> None:

@@ -5,6 +5,9 @@ same through a running gateway and a killed process."""
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import socket
 import time
 from collections.abc import Awaitable
 
@@ -57,6 +60,34 @@ async def test_records_submitted_together_are_written_in_one_batch_in_order() ->
     await soon(writes.written.wait())
     assert writes.batches == [["a", "b", "c"], ["d"]]
     await log.close()
+
+
+async def test_records_submitted_while_a_batch_is_written_go_in_the_next_without_another_record() -> None:
+    """A record submitted while the writer is busy does not wake it (it is not idle): the writer finds it pending
+    when the batch before is written, and writes it without waiting for another record."""
+    writes = Writes()
+    release = asyncio.Event()
+
+    async def slow_write(batch: list[AuditRecord]) -> None:
+        await release.wait()
+        await writes(batch)
+
+    log = AuditLog(slow_write, AuditSettings(flush_interval_s=0.01))
+    log.start()
+    await asyncio.sleep(0.05)  # the writer waits, idle, for a first record
+    log.submit(record("a"))
+    for _ in range(1000):  # until the writer has taken "a"
+        if not log.pending:
+            break
+        await asyncio.sleep(0.01)
+    log.submit(record("b"))
+    release.set()
+    for _ in range(1000):
+        if len(writes.batches) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert writes.batches == [["a"], ["b"]]
+    await soon(log.close())
 
 
 async def test_a_batch_is_written_in_parts_of_at_most_max_batch_records() -> None:
@@ -138,6 +169,26 @@ async def test_close_writes_what_is_pending_and_ends_the_writer() -> None:
 
 async def test_close_of_a_writer_never_started_returns() -> None:
     await soon(AuditLog(Writes(), AuditSettings()).close())
+
+
+def test_a_writer_is_named_by_its_host_up_to_40_characters_its_process_and_8_random_hex_digits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The writer of each record's (writer, seq): a restarted process, or a second one on the host, gets a name of its
+    own, so its sequence is counted apart."""
+    monkeypatch.setattr(socket, "gethostname", lambda: "h" * 60)
+    first, second = (AuditLog(Writes(), AuditSettings()).writer for _ in range(2))
+    assert re.fullmatch(rf"h{{40}}/{os.getpid()}/[0-9a-f]{{8}}", first), first
+    assert second != first
+
+
+async def test_the_writer_task_is_named_audit_writer() -> None:
+    """The name task dumps and tracebacks show (asyncio debug mode, py-spy): pinned, so a dump reads the same after
+    an upgrade."""
+    log = AuditLog(Writes(), AuditSettings())
+    log.start()
+    assert "audit-writer" in {task.get_name() for task in asyncio.all_tasks()}
+    await soon(log.close())
 
 
 async def test_each_batch_waits_the_flush_interval_for_more_records() -> None:

@@ -9,7 +9,7 @@ import pytest
 from gateway.chat import Usage
 from gateway.config.schema import ModelConfig, ModelKind
 from gateway.ledger.cost import Estimate, cost_usd, estimate
-from gateway.ledger.prices import Prices
+from gateway.records.prices import Prices
 
 
 def model(name: str, input_: float, output: float, cached: float | None = None, max_output: int = 4096) -> ModelConfig:

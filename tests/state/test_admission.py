@@ -18,7 +18,6 @@ from prometheus_client import CollectorRegistry
 from gateway.errors import RateLimited, Unavailable
 from gateway.ledger.budgets import BudgetBook
 from gateway.observe.metrics import GatewayMetrics
-from gateway.policy.key_limits import KeyLimiter
 from gateway.records.governance import Budget, BudgetScope, KeyLimits, KeyRecord, Period
 from gateway.state.admission import (
     BATCH_LEASE_S,
@@ -28,6 +27,7 @@ from gateway.state.admission import (
     SharedLimits,
     Ticket,
 )
+from gateway.state.key_limits import KeyLimiter
 from gateway.state.redis import RedisState
 from tests.server.process import free_port
 from tests.store.redis import RedisServer, start_redis

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
+import sqlite3.dbapi2
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -50,6 +54,15 @@ def call(request_id: str, at: float = T, **fields: object) -> AuditRecord:
 
 def everything(since: float = T - 100, until: float = T + 100, **where: str) -> UsageFilter:
     return UsageFilter(since, until, **where)
+
+
+async def test_batches_written_at_once_queue_for_the_one_writer_thread(store: LedgerStore) -> None:
+    """The writer's one connection is used by one thread only (a SQLite connection must not be shared): batches
+    written at once wait for it, in the thread named for it."""
+    before = set(threading.enumerate())
+    await asyncio.gather(*(store.write([call(f"r{i}")], with_audit=True) for i in range(8)))
+    assert [thread.name for thread in set(threading.enumerate()) - before] == ["ledger-writer_0"]
+    assert len(await store.query_audit(AuditFilter())) == 8
 
 
 async def test_a_batch_folds_into_one_row_per_group_with_cache_hits_as_requests_without_tokens(
@@ -318,6 +331,18 @@ async def test_retention_purges_in_the_background_until_closed(store: LedgerStor
     assert retention.last_purge_at == T, "a closed retention purges no more"
 
 
+async def test_close_of_a_retention_never_started_returns(store: LedgerStore) -> None:
+    await asyncio.wait_for(Retention(store, list, default_days=1, interval_s=3600).close(), 10)
+
+
+async def test_the_retention_task_is_named_audit_retention(store: LedgerStore) -> None:
+    """The name task dumps and tracebacks show (asyncio debug mode, py-spy)."""
+    retention = Retention(store, list, default_days=1, interval_s=3600)
+    retention.start()
+    assert "audit-retention" in {task.get_name() for task in asyncio.all_tasks()}
+    await retention.close()
+
+
 async def test_a_record_without_a_cache_hit_stores_sql_null_the_analytics_select_by(tmp_path: Path) -> None:
     """The analytics read answered calls as `cache IS NULL`: a JSON 'null' in its place would hide them all."""
     engine = await open_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
@@ -330,3 +355,31 @@ async def test_a_record_without_a_cache_hit_stores_sql_null_the_analytics_select
     finally:
         store.close()
         await engine.dispose()
+
+
+@pytest.mark.parametrize(("strict", "mode"), [(True, "FULL"), (False, "NORMAL")])
+async def test_the_connection_that_commits_batches_syncs_every_commit_in_strict_mode_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strict: bool, mode: str
+) -> None:
+    """Strict audit mode promises a committed record survives a power cut: the writer's own connection (not only the
+    engine queries run on) must fsync each commit. Seen from SQLite's statement trace of every connection opened."""
+    statements: dict[int, list[str]] = {}
+    connect = sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection = connect(*args, **kwargs)
+        connection.set_trace_callback(statements.setdefault(id(connection), []).append)
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    monkeypatch.setattr(sqlite3.dbapi2, "connect", traced)
+    engine = await open_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
+    made = LedgerStore(engine, synchronous_full=True) if strict else LedgerStore(engine)
+    try:
+        await made.write([call("req_1")], with_audit=True)
+    finally:
+        made.close()
+        await engine.dispose()
+    writers = [seen for seen in statements.values() if any(s.startswith("INSERT INTO audit") for s in seen)]
+    assert len(writers) == 1
+    assert [s for s in writers[0] if s.startswith("PRAGMA synchronous")] == [f"PRAGMA synchronous={mode}"]

@@ -69,7 +69,7 @@ class CacheConfig(Strict):
         gt=0,
         le=1,
         description="Semantic candidates below this cosine are not considered; those above must pass verify. The "
-        "default is the learned verdict's floor (verify-pair-v3): the lowest cosine it was trained to judge.",
+        "default is the learned verdict's floor (verify-pair-v4): the lowest cosine it was trained to judge.",
     )
     semantic_candidates: int = Field(default=3, ge=1, le=32, description="Index neighbours checked by verify.")
     semantic_max_prompt_chars: int = Field(

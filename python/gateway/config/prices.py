@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, model_validator
 
 from gateway.config.base import Strict
-from gateway.ledger.prices import MINUTES_PER_DAY, Prices, PriceSchedule, Window
+from gateway.records.prices import MINUTES_PER_DAY, Prices, PriceSchedule, Window
 
 _HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 

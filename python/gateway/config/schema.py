@@ -21,8 +21,8 @@ from gateway.config.learning import FeedbackConfig
 from gateway.config.observe import ObserveConfig
 from gateway.config.prices import PriceWindow, check_windows, schedule
 from gateway.config.routes import CircuitBreakerConfig, RouteConfig, Strategy
-from gateway.ledger.prices import Prices, PriceSchedule
 from gateway.records.governance import BodyPolicy, Period, Role
+from gateway.records.prices import Prices, PriceSchedule
 
 
 class ProviderType(StrEnum):

@@ -109,8 +109,9 @@ class AuditLog:
                 self._idle = True
                 await self._wake.wait()
             self._wake.clear()
-            if not self._settings.strict and not self._urgent.is_set():
-                # Let the batch fill; a strict commit, a flush or shutdown cuts the wait short.
+            if not self._settings.strict:
+                # Let the batch fill; a strict commit, a flush or shutdown cuts the wait short (or has already: the
+                # wait then returns at once).
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._settings.flush_interval_s):
                         await self._urgent.wait()

@@ -1,5 +1,5 @@
 """Cost arithmetic from the config's price table (US dollars per million tokens), at the prices in force when a call
-runs (ledger/prices.py)."""
+runs (records/prices.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from gateway.chat import Usage
 from gateway.config.schema import ModelConfig, ModelKind
-from gateway.ledger.prices import Prices
+from gateway.records.prices import Prices
 
 _PER_TOKEN = 1e-6
 

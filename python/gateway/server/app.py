@@ -63,7 +63,6 @@ from gateway.observe.spans import CallTracer
 from gateway.observe.tracing import setup_tracing, shutdown_tracing
 from gateway.pipeline import Pipeline
 from gateway.pipeline.stages.observe import CACHE_PROVIDER_LABEL
-from gateway.policy.key_limits import KeyLimiter
 from gateway.policy.keyring import FailurePolicy, KeyRing
 from gateway.policy.team_policies import TeamPolicies
 from gateway.policy.tenancy import TENANCY_NOTICE, Tenancy, prepare_bootstrap_key, save_config_teams
@@ -81,6 +80,7 @@ from gateway.server.registration import generic_registrar
 from gateway.server.servicer import GatewayServicer, chat_request, chat_response
 from gateway.state.admission import LocalLimits, SharedLimits
 from gateway.state.failures import AUTH_BLOCK_NOTICE, SharedFailures
+from gateway.state.key_limits import KeyLimiter
 from gateway.state.notices import LocalNotices, Notice, Notices, PostgresNotices, RedisNotices
 from gateway.store.analytics import AnalyticsStore
 from gateway.store.database import default_url, open_engine, postgres_dsn

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Final, Literal
 from gateway.errors import RateLimited, Unavailable
 from gateway.ledger.budgets import BudgetBook, Reservation, budget_exceeded
 from gateway.observe.metrics import GatewayMetrics
-from gateway.policy.key_limits import KeyLimiter, describe
 from gateway.records.governance import Budget, BudgetScope, KeyLimits, KeyRecord, Period
+from gateway.state.key_limits import KeyLimiter, describe
 from gateway.state.keyspace import StateUnavailable, part, tag
 
 if TYPE_CHECKING:

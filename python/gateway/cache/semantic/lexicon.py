@@ -177,6 +177,10 @@ ANTONYM_PAIRS: Final = _pairs(
     leichter/schwerer starker/schwacher senden/empfangen hochladen/herunterladen importieren/exportieren
     sur/dangereux envoyer/recevoir importer/exporter preter/emprunter televerser/telecharger
     enviar/recibir descargar/subir importar/exportar prestar/devolver enviar/receber emprestar/devolver
+    melhor/pior melhores/piores maior/menor alto/baixo alta/baixa alto/bajo alta/baja mejores/peores meilleurs/pires
+    meilleure/pire
+    running/cancelled running/canceled comprido/curto comprida/curta hoher/niedriger mieux/pire beste/schlechteste
+    besten/schlechtesten bester/schlechtester hochste/niedrigste most/fewest
     """
 )
 """Since verify-pair-v2 also the opposites a reader of German, French, Spanish and Portuguese would name first
@@ -232,10 +236,13 @@ UNAVAILABLE: Final = word_set(
     """closed shut booked backorder backordered backorders unavailable sold soldout
     geschlossen ausgebucht ausverkauft vergriffen belegt ferme fermee fermes fermees complet complete epuise epuisee
     epuises cerrado cerrada cerrados cerradas agotado agotada agotados agotadas agotaron agotado agoto lleno completo
-    fechado fechada fechados fechadas esgotado esgotada esgotados esgotadas esgotaram esgotou lotado lotada"""
+    fechado fechada fechados fechadas esgotado esgotada esgotados esgotadas esgotaram esgotou lotado lotada
+    stopped formerly eingestellt"""
 )
 """A thing said to be unavailable: "open" / "closed", "in stock" / "on backorder", "seats left" / "sold out",
-"places" / "complet", "quedan" / "agotado". One side saying it and the other not is a veto
+"places" / "complet", "quedan" / "agotado"; since verify-pair-v4 also "stopped" and "used to" ("formerly":
+lx.PHRASES). "Cancelled" is not one: "my flight got cancelled" is asked in other words ("scrapped") with the same
+answer; "running" / "cancelled" is an opposite. One side saying it and the other not is a veto
 (verify._check_availability): the answer is the complement of the other's."""
 
 TIME_SHIFTS: Final = _classes({
@@ -244,7 +251,7 @@ TIME_SHIFTS: Final = _classes({
     proxima proximos proximas""",
     "last": """last previous past letzte letzten letztes vorige vorigen dernier derniere passe passee pasado pasada
     ultimo ultima ultimos passado passada""",
-    "today": "today heute aujourd hoy hoje",
+    "today": "today now heute jetzt aujourd maintenant hoy ahora hoje agora",
     "tonight": "tonight",
     "tomorrow": "tomorrow morgen demain manana amanha",
     "yesterday": "yesterday gestern hier ayer ontem",
@@ -270,6 +277,9 @@ REVERSAL_WORDS: Final = word_set(
 )
 """Beside an ordering word on both sides, a reversal on one side only is another order ("alphabetically" / "in reverse
 alphabetical order"): verify._check_order_words."""
+PRECEDENCE_MARKERS: Final = word_set("before after prior bevor nachdem avant apres antes despues depois")
+"""Words that put one thing before another in time: "deploy the migration before the code" asks the reverse of
+"deploy the code before the migration" (verify-pair-v4)."""
 SEQUENCE_MARKERS: Final = word_set("then afterwards dann danach anschliessend puis ensuite luego despues depois entao")
 """"Reverse the list and then append 4" / "append 4 and then reverse it": the same steps in another order."""
 
@@ -369,7 +379,9 @@ UNITS: Final[dict[str, str]] = {
     "quilograma": "kg", "quilogramas": "kg", "gramm": "g", "gramme": "g", "grammes": "g", "gramo": "g",
     "gramos": "g", "grama": "g", "gramas": "g", "litro": "l", "litros": "l", "galon": "gal", "galones": "gal",
     "galao": "gal", "galoes": "gal", "gallone": "gal", "gallonen": "gal", "chavena": "cup", "chavenas": "cup",
-    "taza": "cup", "tazas": "cup", "grad": "deg", "grados": "deg", "graus": "deg", "franken": "CHF", "chf": "CHF",
+    "taza": "cup", "tazas": "cup", "cucharada": "tbsp", "cucharadas": "tbsp", "cucharadita": "tsp",
+    "cucharaditas": "tsp", "mg": "mg", "mmol": "mmol", "mcg": "mcg", "nmi": "nmi", "essloffel": "tbsp", "teeloffel":
+    "tsp", "grad": "deg", "grados": "deg", "graus": "deg", "franken": "CHF", "chf": "CHF",
     "francs": "CHF", "francos": "CHF", "reais": "BRL", "brl": "BRL", "dolar": "USD", "dolares": "USD",
 }  # fmt: skip
 AMBIGUOUS_UNITS: Final[dict[str, str]] = {
@@ -378,6 +390,7 @@ AMBIGUOUS_UNITS: Final[dict[str, str]] = {
     "pfund": "lb", "livre": "lb", "livres": "lb", "libra": "lb", "libras": "lb", "once": "oz", "onces": "oz",
     "onza": "oz", "onzas": "oz", "unze": "oz", "pouce": "in", "tasse": "cup", "tassen": "cup", "real": "BRL",
     "peso": "MXN", "pesos": "MXN", "franc": "CHF", "franco": "CHF",
+    "pint": "pt", "pints": "pt", "pinte": "pt", "pintes": "pt", "quart": "qt", "quarts": "qt",
 }  # fmt: skip
 """Units only right after a number ("5 m", "10 min"); elsewhere they are words ("min of a list", "in Python")."""
 
@@ -437,9 +450,9 @@ VERSION_WORDS: Final = word_set("version versions v release python py node java 
 
 # --- where a thing goes: "X to Y", "from X", "into Y" ------------------------------------------------------------
 
-TARGET_MARKERS: Final = word_set("to into towards toward onto -> → a au aux al vers nach zu hacia hasta para")
+TARGET_MARKERS: Final = word_set("to into towards toward onto -> → a au aux al vers nach zu zum zur hacia hasta para")
 """Words whose next noun is a destination. "a" counts only in Spanish text (in English it is an article)."""
-SOURCE_MARKERS: Final = word_set("from depuis desde del von aus")
+SOURCE_MARKERS: Final = word_set("from depuis desde del von vom aus")
 PAIRED_SOURCE_MARKERS: Final = word_set("de du des do da dos das")
 """Source only with a destination marker a few words on ("de Paris a Rome", "do telemovel para o computador"):
 alone they mean "of"."""
@@ -461,7 +474,13 @@ PHRASES: Final[dict[str, str]] = {
     "node.js": "nodejs", "regular expression": "regex",
     "regular expressions": "regex", "walk me through": "explain", "go about": "", "be so kind as to": "",
     "would you mind": "", "how come": "why", "setting up": "setup", "sets up": "setup", "stand for": "mean",
-    "stands for": "mean", "short for": "mean", "square root": "sqrt", "science fiction": "scifi", "sci-fi": "scifi",
+    "stands for": "mean", "short for": "mean", "get used to": "accustom", "got used to": "accustom",
+    "getting used to": "accustom", "used to": "formerly",
+    "semana que viene": "proxima semana", "mes que viene": "proximo mes", "ano que viene": "proximo ano",
+    "nautical mile": "nmi", "nautical miles": "nmi", "cuillere a soupe": "tbsp", "cuilleres a soupe": "tbsp",
+    "cuillere a cafe": "tsp", "cuilleres a cafe": "tsp", "colher de sopa": "tbsp", "colheres de sopa": "tbsp",
+    "colher de cha": "tsp", "colheres de cha": "tsp", "square root": "sqrt", "science fiction": "scifi",
+    "sci-fi": "scifi",
     "speed up": "accelerate", "quick question": "", "for loop": "forloop", "for loops": "forloop",
     "while loop": "whileloop", "while loops": "whileloop", "do while": "dowhile",
 }  # fmt: skip

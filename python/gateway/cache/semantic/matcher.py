@@ -19,7 +19,7 @@ scope, opposites, availability, time frames, names, languages, direction, order)
 verdict (pair_model.py), which reads the cosine, verify's findings and how the words align: it serves rewordings that
 share few words, which verify alone turns down as added or dropped constraints. `model=None` keeps verify's rules alone.
 
-The default threshold is the shipped model's floor (0.65 for verify-pair-v3): the lowest cosine it was trained to
+The default threshold is the shipped model's floor (0.65 for verify-pair-v4): the lowest cosine it was trained to
 judge. Rewordings that share few words sit at 0.6-0.8 in MiniLM, where a threshold of 0.80 never let the model see
 them. verify's rules alone were measured at 0.80, where they leave the rest to the cosine: with `model=None` pass
 `threshold=RULES_THRESHOLD`.
@@ -39,7 +39,7 @@ from gateway.cache.semantic.pair_model import PairModel, shipped_pair_model
 from gateway.cache.semantic.verify import VETOES, Verdict, compare
 
 DEFAULT_THRESHOLD: Final = 0.65
-"""verify-pair-v3's floor (tests/cache/test_pair_model.py checks that the two agree)."""
+"""verify-pair-v4's floor (tests/cache/test_pair_model.py checks that the two agree)."""
 RULES_THRESHOLD: Final = 0.80
 """The threshold verify's rules alone were measured at (docs/benchmarks.md)."""
 DEFAULT_TOP_K: Final = 3

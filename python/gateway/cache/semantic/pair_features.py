@@ -11,6 +11,11 @@ Since verify-pair-v3 the words are also aligned by their Snowball stems in the p
 "repairing", "vacance" / "vacances"), and each word one side has alone by its nearest spelling on the other side
 (rapidfuzz's normalized Indel similarity): a typo or an inflection the rules did not match aligns at 0.8 and more, a
 replaced word ("skin" / "lawn") far lower.
+
+Since verify-pair-v4 two more, for rewordings that share few whole words: the Jaccard of the two prompts' character
+trigrams (inside words, so "Rotweinflecken" / "Rotwein-Flecken" and "repariere" / "Reparatur" overlap where their
+words do not), and the share of the shorter prompt's stems the longer one has (a prompt that adds politeness or
+context keeps all of the other's).
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ FEATURES: Final = (
     "stem_jaccard",
     "unmatched_nearest_min",
     "unmatched_nearest_mean",
+    "trigram_jaccard",
+    "stem_containment",
 )
 
 
@@ -79,7 +86,17 @@ def pair_features(cached: str, asked: str, similarity: float, verdict: Verdict) 
         len(set(stems_a) & set(stems_b)) / len(union) if union else 1.0,
         min(nearest, default=1.0),
         sum(nearest) / len(nearest) if nearest else 1.0,
+        _jaccard(_trigrams(text_a), _trigrams(text_b)),
+        len(set(stems_a) & set(stems_b)) / min(len(set(stems_a)), len(set(stems_b))) if stems_a and stems_b else 1.0,
     ]
+
+
+def _trigrams(text: str) -> set[str]:
+    return {word[i : i + 3] for word in text.split() for i in range(max(len(word) - 2, 1))}
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a | b else 1.0
 
 
 def _nearest(words: tuple[str, ...], others: tuple[str, ...]) -> list[float]:

@@ -7,7 +7,7 @@ prompts ask for the same thing, and the pair is served when it reaches the model
 
 The model is a JSON file in models/, written by scripts/train_verify_model.py (scikit-learn at training time only;
 fixed seeds) and versioned by its name and its `version` field: what trained it, on which data, and how it scored
-there is in the file and in docs/benchmarks.md. verify-pair-v3 is the mean of 5 seeds of 100 trees of depth 2,
+there is in the file and in docs/benchmarks.md. verify-pair-v4 is the mean of 5 seeds of 100 trees of depth 2,
 summed as 500 trees: about 0.3 ms a pair.
 """
 
@@ -22,7 +22,7 @@ from typing import Final
 
 from gateway.cache.semantic.pair_features import FEATURES
 
-MODEL_FILE: Final = Path(__file__).with_name("models") / "verify-pair-v3.json"
+MODEL_FILE: Final = Path(__file__).with_name("models") / "verify-pair-v4.json"
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,12 @@ class PromptFacts:
     """The first word of each step when it chains steps ("reverse ... then append ..."): ("reverse", "append")."""
     sequence: tuple[str, ...]
     """Every token as read, in order: two prompts that differ only by two words trading places read the same else."""
+    precedence: tuple[frozenset[str], frozenset[str]] | None
+    """The content words before and after its first lx.PRECEDENCE_MARKERS word ("deploy the migration | before |
+    the code"); None without one."""
+    titles: frozenset[str]
+    """Titles written in title case that open with a capitalised stop word mid-sentence ("The Road", "On the Road",
+    "The Lord of the Rings"), lower case: the stop word is part of the name, which the names leave out."""
 
 
 @lru_cache(maxsize=8192)
@@ -79,9 +85,9 @@ def read_prompt(text: str) -> PromptFacts:
     language_at = _read_languages(tokens, used)
     name_at = _read_names(tokens, used)
     routes = _read_routes(tokens, language, unit_at | language_at | name_at)
-    negated = any(w in lx.NEGATIONS or (w == "no" and language in ("en", "es")) for w in words) or _negating_phrase(
-        words
-    )
+    negated = any(
+        w in lx.NEGATIONS or (w == "no" and language in ("en", "es")) or w.endswith(_FREE) for w in words
+    ) or _negating_phrase(words)
     content = tuple(w for i, w in enumerate(words) if i not in used and not is_filler(w))
     order = tuple(item for item in map(_order_item, words) if item)
     return PromptFacts(
@@ -104,7 +110,13 @@ def read_prompt(text: str) -> PromptFacts:
         reversed_order=any(w in lx.REVERSAL_WORDS for w in words) if any(w in lx.ORDER_WORDS for w in words) else None,
         steps=_read_steps(words),
         sequence=tuple(words),
+        precedence=_read_precedence(words),
+        titles=_read_titles(tokens),
     )
+
+
+_FREE: Final = ("-free", "-frei")
+"""A hyphenated "-free" negates what it follows: "gluten-free" / "contains gluten", "pet-free" / "pet-friendly"."""
 
 
 def _read_quantifiers(words: list[str]) -> frozenset[str]:
@@ -120,6 +132,40 @@ def _read_quantifiers(words: list[str]) -> frozenset[str]:
             continue
         found.add(kind)
     return frozenset(found)
+
+
+def _read_precedence(words: list[str]) -> tuple[frozenset[str], frozenset[str]] | None:
+    """Request words ("code", "file") count here: which of two things comes first is the question."""
+    at = next((i for i, w in enumerate(words) if w in lx.PRECEDENCE_MARKERS), None)
+    if at is None:
+        return None
+    return _named(words[:at]), _named(words[at + 1 :])
+
+
+def _named(words: list[str]) -> frozenset[str]:
+    return frozenset(w for w in words if w not in _UNNAMED)
+
+
+def _read_titles(tokens: list[Token]) -> frozenset[str]:
+    """Each run from a capitalised stop word mid-sentence to the last capitalised word after it, small words
+    ("of", "the") inside; a run of the stop word alone is no title."""
+    titles = set()
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not (token.cased[:1].isupper() and not token.sentence_start and token.text in lx.STOP_WORDS):
+            i += 1
+            continue
+        end = i
+        for j in range(i + 1, len(tokens)):
+            if tokens[j].sentence_start or not (tokens[j].cased[:1].isupper() or tokens[j].text in lx.STOP_WORDS):
+                break
+            if tokens[j].cased[:1].isupper():
+                end = j
+        if end > i:
+            titles.add(" ".join(t.text for t in tokens[i : end + 1]))
+        i = end + 1
+    return frozenset(titles)
 
 
 def _read_steps(words: list[str]) -> tuple[str, ...]:
@@ -192,6 +238,9 @@ def _order_item(word: str) -> str:
 _NOT_CONTENT: Final = (
     lx.STOP_WORDS | lx.FILLER_WORDS | lx.NEGATIONS | lx.TARGET_MARKERS | lx.SOURCE_MARKERS | {"no", "with", "->"}
 )
+
+
+_UNNAMED: Final = lx.STOP_WORDS | lx.PRECEDENCE_MARKERS | COORDINATING_WORDS
 
 
 def is_filler(word: str) -> bool:

@@ -143,6 +143,14 @@ def _check_order_words(a: PromptFacts, b: PromptFacts, language: str) -> Verdict
     steps_a, steps_b = _stemmed(a.steps, language), _stemmed(b.steps, language)
     if len(steps_a) > 1 and steps_a != steps_b and sorted(steps_a) == sorted(steps_b):
         return Verdict(False, f"order: steps {' > '.join(a.steps)} vs {' > '.join(b.steps)}")
+    if a.precedence is not None and b.precedence is not None:
+        (before_a, after_a), (before_b, after_b) = (
+            tuple(set(_stemmed(side, language)) for side in facts.precedence)
+            for facts in (a, b)
+            if facts.precedence is not None
+        )
+        if before_a & after_b and after_a & before_b:
+            return Verdict(False, "order: what comes before what")
     return _check_swapped_words(a, b, language)
 
 
@@ -175,9 +183,10 @@ def _stemmed(words: Iterable[str], language: str) -> list[str]:
 
 
 def _check_antonyms(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
+    """Opposites in the two prompts, parts of hyphenated words included ("best-rated" / "worst-rated")."""
     opposites = _opposites(language)
-    stems_a = {stem(w, language): w for w in a.words}
-    stems_b = {stem(w, language): w for w in b.words}
+    stems_a = {stem(w, language): w for w in _with_parts(a.words)}
+    stems_b = {stem(w, language): w for w in _with_parts(b.words)}
     for x in sorted(stems_a.keys() & opposites.keys()):
         if x in stems_b:
             continue
@@ -190,6 +199,10 @@ def _check_antonyms(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
             if _prefix_opposites(x, y):
                 return Verdict(False, f"antonym: {x} vs {y}")
     return SAME
+
+
+def _with_parts(words: frozenset[str]) -> set[str]:
+    return {part for w in words for part in (w, *w.split("-")) if part}
 
 
 def _prefix_opposites(x: str, y: str) -> bool:
@@ -222,11 +235,67 @@ def _check_languages(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
 
 
 def _check_names(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
-    only_a = [n for n in a.names if not _written_in(n, b)]
-    only_b = [n for n in b.names if not _written_in(n, a)]
+    """Names one prompt has alone, or two titles that differ ("The Road" / "On the Road": the same capitalised
+    words, another book)."""
+    if a.titles and b.titles and a.titles != b.titles:
+        return Verdict(False, f"entity: {_listed(a.titles - b.titles)} vs {_listed(b.titles - a.titles)}")
+    spelled = _spelled_out(a, b) | _spelled_out(b, a)
+    only_a = [n for n in a.names if not _written_in(n, b) and not _spells(n, spelled)]
+    only_b = [n for n in b.names if not _written_in(n, a) and not _spells(n, spelled)]
+    if language == "de":
+        # German capitalises every noun: a noun one side has alone, or writes as part of a compound ("Teppich" /
+        # "Teppichboden"), is a constraint for the learned verdict; a name traded for another is still a veto.
+        only_a = [n for n in only_a if not _in_compound(n, b.words)]
+        only_b = [n for n in only_b if not _in_compound(n, a.words)]
+        if not only_a or not only_b:
+            return SAME
     if not only_a and not only_b:
         return SAME
     return Verdict(False, f"entity: {_listed(only_a)} vs {_listed(only_b)}")
+
+
+def _in_compound(name: str, words: frozenset[str]) -> bool:
+    return len(name) >= MIN_LETTERS and any(
+        w != name and (w.startswith(name) or w.endswith(name) or name.startswith(w)) and len(w) >= MIN_LETTERS
+        for w in words
+    )
+
+
+def _spelled_out(a: PromptFacts, b: PromptFacts) -> frozenset[str]:
+    """Acronyms of `a` that `b` spells out, with the words that spell them: "GDP" / "gross domestic product", "MBA" /
+    "Master of Business Administration" (small words inside skipped), "NSAIDs" / "non-steroidal anti-inflammatory
+    drugs" (hyphenated parts count). Since verify-pair-v4: an abbreviation is a rewording, not another name."""
+    words = [part for w in b.sequence for part in w.split("-") if part]
+    found: set[str] = set()
+    for name in a.names:
+        if not 2 <= len(name) <= 7 or not name.isalpha():
+            continue
+        for acronym in {name, name.removesuffix("s")} - {""}:
+            run = _initials_run(acronym, words)
+            if run:
+                found.update((name, *run))
+    return frozenset(found)
+
+
+def _spells(word: str, spelled: frozenset[str]) -> bool:
+    return all(part in spelled for part in word.split("-") if part)
+
+
+def _initials_run(acronym: str, words: list[str]) -> tuple[str, ...]:
+    """The first run of `words` whose initials, small words inside left out, are `acronym`; () if none."""
+    for start, first in enumerate(words):
+        if first[0] != acronym[0] or first in lx.STOP_WORDS:
+            continue
+        initials = ""
+        for end in range(start, len(words)):
+            if words[end] in lx.STOP_WORDS:
+                continue
+            initials += words[end][0]
+            if initials == acronym:
+                return tuple(words[start : end + 1])
+            if not acronym.startswith(initials):
+                break
+    return ()
 
 
 def _written_in(name: str, facts: PromptFacts) -> bool:
@@ -249,8 +318,9 @@ def _stemmed_routes(facts: PromptFacts, language: str) -> list[tuple[str, str]]:
 
 
 def _check_constraints(a: PromptFacts, b: PromptFacts, language: str) -> Verdict:
-    only_a = _unmatched(a.content, b.content, language)
-    only_b = _unmatched(b.content, a.content, language)
+    spelled = _spelled_out(a, b) | _spelled_out(b, a)
+    only_a = [w for w in _unmatched(a.content, b.content, language) if not _spells(w, spelled)]
+    only_b = [w for w in _unmatched(b.content, a.content, language) if not _spells(w, spelled)]
     only_a, only_b = _join_compounds(only_a, only_b), _join_compounds(only_b, only_a)
     if not only_a and not only_b:
         return SAME

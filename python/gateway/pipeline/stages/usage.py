@@ -8,9 +8,9 @@ from typing import Any
 
 from gateway.chat import ChatDelta, Usage
 from gateway.ledger.cost import cost_usd, uncached_cost_usd
-from gateway.ledger.prices import Prices
 from gateway.pipeline.call import Call, ChatCall, EmbedCall
 from gateway.pipeline.stage import BaseStage
+from gateway.records.prices import Prices
 from gateway.tokens import TokenCounter
 
 
