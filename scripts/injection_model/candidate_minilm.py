@@ -70,7 +70,7 @@ HARD_NEGATIVE_CORPORA = {
 }
 FALSE_ALARM_RATES = (0.02, 0.03, 0.04)
 BATCH = 32
-VERSION = "injection-minilm-3"
+VERSION = "injection-minilm-4"
 
 
 class PieceEmbedder:

@@ -19,10 +19,11 @@ train and validate, its `held_out` part as a test split) and scripts/injection_m
 project wrote in six languages (mostly benign look-alikes, which no public corpus has outside English).
 
 The sets other hands wrote, each held out until it was scored once, then given to training: data/independent/
-(CC0, 571 prompts in eleven languages; trains injection-linear-3 on) and data/independent-2/ (CC0, 649 prompts in
-thirteen languages; trains injection-linear-4 on). All of them trains the shipped model, and train.py reports them by
-5-fold cross-fitting (a fold scored by a model that did not see it), as floors, not held-out figures. Their
-successor, data/independent-3/, is never read here: it is the held-out judge.
+(CC0, 571 prompts in eleven languages; trains injection-linear-3 on), data/independent-2/ (CC0, 649 prompts in
+thirteen languages; trains injection-linear-4 on) and data/independent-3/ (CC0, 913 prompts in thirteen languages;
+trains injection-linear-5 on). All of them trains the shipped model, and train.py reports them by 5-fold
+cross-fitting (a fold scored by a model that did not see it), as floors, not held-out figures. Their successor,
+data/independent-4/, is never read here: it is the held-out judge.
 
 Corpora without splits are split by a hash of the text (70% train, 15% validation, 15% test), so a text lands in
 the same split on every run. Only test splits are written to tests/policy/guardrails/data/ (`make test` scores them).
@@ -94,8 +95,13 @@ LICENSES = {
     "django_messages": "BSD-3-Clause (Django 5.2.19's interface translations)",
     "independent_v1": "CC0-1.0 (data/independent/injection.jsonl, the first set another hand wrote)",
     "independent_v2": "CC0-1.0 (data/independent-2/injection.jsonl, the second set another hand wrote)",
+    "independent_v3": "CC0-1.0 (data/independent-3/injection.jsonl, the third set another hand wrote)",
 }
-OTHER_HAND_SETS = {"independent_v1": ROOT / "data" / "independent", "independent_v2": ROOT / "data" / "independent-2"}
+OTHER_HAND_SETS = {
+    "independent_v1": ROOT / "data" / "independent",
+    "independent_v2": ROOT / "data" / "independent-2",
+    "independent_v3": ROOT / "data" / "independent-3",
+}
 """Corpus name -> folder of each set another hand wrote that has been scored and given to training."""
 DJANGO_LANGUAGES = {"en": "", "de": "de", "fr": "fr", "es": "es", "pt": "pt_BR", "it": "it", "nl": "nl", "pl": "pl",
                     "ru": "ru", "ja": "ja", "zh": "zh_Hans"}  # fmt: skip

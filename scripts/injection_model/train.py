@@ -4,8 +4,8 @@
     .venv/bin/python scripts/injection_model/train.py
 
 Steps, every choice made on validation splits only (the public test splits are never read here; the sets other hands
-wrote and that have been scored, data/independent/ and data/independent-2/, train the model and are reported by
-cross-fitting; data/independent-3/ is never read):
+wrote and that have been scored, data/independent/, -2/ and -3/, train the model and are reported by cross-fitting;
+data/independent-4/ is never read):
 1. load the corpora (corpora.py), normalise each text as the scorer does (`injection.model_input`);
 2. add indirect-injection documents: benign texts joined into a page, half of them with one attack sentence put
    in at a random place, scored as tool output (no public corpus has many such pages);
@@ -49,7 +49,7 @@ from gateway._core import LinearTextModel, hashed_ngrams
 from gateway.policy.guardrails.injection import InjectionScorer, model_input
 
 MODEL_DIR = ROOT / "python" / "gateway" / "policy" / "guardrails" / "models"
-VERSION = "injection-linear-4"
+VERSION = "injection-linear-5"
 SEED = 18
 TARGET_PRECISION = 0.97
 """Validation precision at which candidates are compared, and the combined model's at its calibrated 0.8."""
@@ -67,8 +67,10 @@ DISCOUNTS = (0.0, 0.5, 1.0, 1.5)
 LENGTH_PENALTIES = (0.0, 0.25, 0.5)
 """Penalties per log window tried (the same method), each with every discount."""
 AGGREGATIONS = [(d, p) for d in DISCOUNTS for p in LENGTH_PENALTIES]
-OTHER_HAND_WEIGHT = 3.0
-"""Weight of each text of an other-hand set against a public corpus's (tried on their cross-fitted figures)."""
+OTHER_HAND_WEIGHT = 6.0
+"""Weight of each text of an other-hand set against a public corpus's, chosen on their cross-fitted figures: with
+three sets (2,133 texts), 6 ranks better than 3 on each of them at 2-20% false alarms (docs/guardrails.md,
+injection-linear-5); with two, 6 gained too little over 3 to keep."""
 OTHER_HAND_FOLDS = 5
 
 
@@ -261,8 +263,8 @@ def main() -> None:
     parser.add_argument("--config", help="bits,window,C: train this candidate only (the chosen one: 18,32,8)")
     parser.add_argument(
         "--aggregation",
-        help="discount,penalty: keep this margin aggregation instead of the judge's (linear-4's, chosen by the judge"
-        " before its last 28 look-alikes were added: 0,0.25; the judge then put 0,0 ahead by one text)",
+        help="discount,penalty: keep this margin aggregation instead of the judge's (linear-5's: 0,0.5, which ranks"
+        " best on each cross-fitted other-hand set; the judge's worst corpus, the generated pages, put 0,0 ahead)",
     )
     args = parser.parse_args()
     grid = GRID

@@ -93,7 +93,7 @@ class InputPiiPolicy(PiiPolicy):
 
 class InjectionModel(StrEnum):
     LINEAR = "linear"
-    """injection-linear-4 (hashed n-grams in the Rust core, ~0.6 ms a 2,000-token prompt)."""
+    """injection-linear-5 (hashed n-grams in the Rust core, ~0.6 ms a 2,000-token prompt)."""
     COMBINED = "combined"
     """The linear model stacked with a head over MiniLM embeddings: more attacks caught on the public test splits, more
     false alarms on non-English look-alikes, ~500x the cost (docs/guardrails.md, "Candidate (b) measured")."""
