@@ -91,7 +91,7 @@ async def repeat_way_in(gateway: Gateway, calls: int) -> None:
         servicer.chat_request(REQUEST)
         route.enter(call)
         limits.enter(call)
-        await pipeline._execution(call, batch=False).unary()
+        await pipeline._serving.execution(call, batch=False).unary()
         limits.exit(call, None)
 
 

@@ -9,13 +9,13 @@ embedding calls.
 Stages enter in the order below and exit in reverse, so whatever a stage takes is given back on every path (a
 refusal, a provider failure, a cancel, a bug). The first two see every call, even one whose request never parses;
 the rest run once the request is known. Between admission and the end, the answer's chunks pass through the filters
-the stages registered: a unary answer as one chunk, a stream chunk by chunk. An embedding call runs its own chain:
-the same stages where they read only the key and the metadata, its own adapters where they read the request.
+the stages registered: a unary answer as one chunk, a stream chunk by chunk (serving.py). An embedding call runs its
+own chain: the same stages where they read only the key and the metadata, its own adapters where they read the
+request.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
 import time
@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from gateway.cache.entries import CacheEntry
 from gateway.cache.service import ResponseCache
-from gateway.chat import ChatDelta, ChatRequest, ChatResult, ToolCall, ToolCallDelta, Usage
+from gateway.chat import ChatDelta, ChatRequest, ChatResult
 from gateway.config.routes import RouteConfig
 from gateway.deferral.holder import Holder
 from gateway.embeddings import Embedding, EmbedRequest
@@ -35,7 +34,8 @@ from gateway.ledger.budgets import BudgetBook
 from gateway.observe.drift import DriftMonitor
 from gateway.observe.metrics import GatewayMetrics
 from gateway.observe.spans import CallTracer
-from gateway.pipeline.call import Call, CallInfo, CallKind, ChatCall, EmbedCall, new_record
+from gateway.pipeline.call import Call, CallInfo, CallKind, new_record
+from gateway.pipeline.serving import Serving, ToolCalls, pass_chunk, tails
 from gateway.pipeline.stage import BaseStage, Stage
 from gateway.pipeline.stages.audit import KeepBodies, KeepEmbedBodies, WriteAudit
 from gateway.pipeline.stages.budgets import DowngradeOnBudget
@@ -57,9 +57,8 @@ from gateway.policy.keyring import KeyRing
 from gateway.policy.team_policies import TeamPolicies
 from gateway.records.governance import Team
 from gateway.routing.catalog import ModelCatalog
-from gateway.routing.executor import Execution
 from gateway.routing.health import HealthBoard
-from gateway.routing.queue import Priority, WaitQueue
+from gateway.routing.queue import WaitQueue
 from gateway.routing.quotas import Quotas
 from gateway.routing.router import Router
 from gateway.state.admission import LocalLimits, SharedLimits
@@ -73,8 +72,6 @@ log = logging.getLogger("gateway.pipeline")
 
 _NOT_YET = ChatRequest("", [])
 """A call's request until `complete`, `stream` or `embed` gives the parsed one; no stage runs before then."""
-CACHED_CHUNK_CHARS = 64
-"""A cached answer is streamed in pieces of about this many characters, cut after a space."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,23 +125,20 @@ class Pipeline:
         copies a share of the calls of routes with a shadow model. `clock`: the time (epoch seconds) at which a
         call's prices are read, when it is planned and when it is sent. `holder`: what holds calls that can wait
         (ChatRequest.defer_up_to_s) to send them together; None: they are sent at once."""
-        self._clock = clock
-        self._holder = holder
         self._catalog = catalog
         self._counter = counter
-        self._board = board
         self._audit = audit
-        self._rng = rng or random.Random()
+        rng = rng or random.Random()
         self._queues = {route.name: WaitQueue(route.queue) for route in catalog.routes() if route.queue.max_size}
-        self._quotas = quotas
-        self._observe = ObserveCall(tracer or CallTracer(None), metrics, drift, board, self._queues, budgets)
-        router = Router(catalog, board, self._rng, learned)
+        observe = ObserveCall(tracer or CallTracer(None), metrics, drift, board, self._queues, budgets)
+        self._serving = Serving(board, self._queues, quotas, observe, rng, clock, holder)
+        router = Router(catalog, board, rng, learned)
         identity = (Authenticate(ring), CheckAccess())
         conditions, limits_stage = CheckConditions(), AdmitLimits(limits)
         self._overload = ShedOverload(max_in_flight)
         # The chain. Seen by every call (the bound on calls in flight comes after observe and audit, so a call it
         # refuses is counted and recorded like any other):
-        self._outer: tuple[Stage, ...] = (self._observe, WriteAudit(audit), self._overload)
+        self._outer: tuple[Stage, ...] = (observe, WriteAudit(audit), self._overload)
         # Then, once the request is known, in this order (stages a config can never use are left out). Chat:
         self._chat = _Chain.of(
             self._outer,
@@ -248,111 +242,6 @@ class Pipeline:
             except Exception:  # one stage's bug must not keep the others from giving back what they took
                 log.exception("stage %s failed on the way out of call %s", stage.name, call.request_id)
 
-    # --- serving ---------------------------------------------------------------------------------------------------
-
-    def _execution(self, call: Call[Any], *, batch: bool) -> Execution:
-        plan, features = call.plan, call.features
-        assert plan is not None
-        assert features is not None
-        execution = Execution(
-            plan,
-            features.request,
-            call.request_id,
-            call.info.deadline,
-            self._board,
-            self._queues.get(plan.route),
-            Priority.BATCH if batch else Priority.INTERACTIVE,
-            self._rng,
-            features=features,
-            quotas=self._quotas,
-            span=call.span,
-        )
-        call.execution = execution
-        call.answer.sent_at = self._clock()
-        return execution
-
-    async def _unary(self, call: ChatCall) -> ChatDelta:
-        """The answer as one chunk: from the cache, or from the first target that gives it."""
-        answer = call.answer
-        if answer.hit is not None:
-            return _whole(answer.hit)
-        if call.request.defer_up_to_s is not None and self._holder is not None:
-            async with self._holder.hold(call) as release:
-                call.record.deferred = {**(call.record.deferred or {}), **release.record()}
-                # The leader of a prefix group writes the provider's prompt cache, its followers read it.
-                call.request.prompt_cache = release.leads or release.prefix_cached
-                target, result = await self._execution(call, batch=call.request.batch).unary()
-        else:
-            target, result = await self._execution(call, batch=call.request.batch).unary()
-        answer.target = target
-        answer.upstream_id = result.upstream_id
-        return ChatDelta(
-            result.text,
-            [ToolCallDelta(i, c.id, c.name, c.arguments_json) for i, c in enumerate(result.tool_calls)],
-            result.finish_reason,
-            result.usage,
-            result.upstream_model,
-            result.logprobs,
-        )
-
-    async def _embed(self, call: EmbedCall) -> None:
-        """Fills in the vectors the cache did not have, from the first target that gives them all."""
-        embedded, request = call.embedded, call.request
-        missing = [index for index, found in enumerate(embedded) if found is None]
-        if not missing:
-            return
-        wanted = request if len(missing) == len(embedded) else _only(request, missing)
-        target, result = await self._execution(call, batch=request.batch).embed(wanted)
-        answer = call.answer
-        answer.target = target
-        answer.upstream_model = result.upstream_model
-        if result.prompt_tokens is not None:
-            answer.reported = Usage(result.prompt_tokens)
-        for index, vector in zip(missing, result.vectors, strict=True):
-            embedded[index] = Embedding(vector)
-
-    async def _open(self, call: ChatCall) -> AsyncIterator[ChatDelta]:
-        """A stream's chunks, once its first is in hand: from the cache, or from the first target that starts one."""
-        answer = call.answer
-        if answer.hit is not None:
-            deltas = _cached_deltas(answer.hit)
-        else:
-            execution = self._execution(call, batch=call.request.batch)
-            opened = await execution.open_stream()
-            answer.target = opened.target
-            deltas = execution.rest_of_stream(opened)
-        answer.first_chunk_s = time.time() - call.record.at
-        self._observe.first_chunk(call)
-        return deltas
-
-    def _filter(self, call: ChatCall, delta: ChatDelta) -> None:
-        answer = call.answer
-        if delta.usage is not None:
-            answer.reported = delta.usage
-        if delta.finish_reason:
-            answer.finish_reason = delta.finish_reason
-        if delta.upstream_model:
-            answer.upstream_model = delta.upstream_model
-        for answer_filter in call.filters:
-            answer_filter.chunk(delta)
-        if answer.edges is not None and delta.text:
-            answer.edges.feed(delta.text)
-
-    def _tails(self, call: ChatCall) -> list[ChatDelta]:
-        """What the filters still hold at the answer's end; each tail passes the filters after the one that held it."""
-        tails = []
-        filters = call.filters
-        for index, answer_filter in enumerate(filters):
-            tail = answer_filter.finish()
-            if tail is None:
-                continue
-            for later in filters[index + 1 :]:
-                later.chunk(tail)
-            if call.answer.edges is not None and tail.text:
-                call.answer.edges.feed(tail.text)
-            tails.append(tail)
-        return tails
-
     # --- for the service objects -----------------------------------------------------------------------------------
 
     async def flush_audit(self) -> None:
@@ -411,10 +300,10 @@ class CallScope:
         call.request = request
         await pipeline._enter(call, self._chain.stages)
         call.admitted = True
-        delta = await pipeline._unary(call)
-        pipeline._filter(call, delta)
-        text, calls = delta.text, _ToolCalls(delta.tool_calls)
-        for tail in pipeline._tails(call):
+        delta = await pipeline._serving.unary(call)
+        pass_chunk(call, delta)
+        text, calls = delta.text, ToolCalls(delta.tool_calls)
+        for tail in tails(call):
             text += tail.text
             calls.add(tail.tool_calls)
         await pipeline._end(call, self._chain)
@@ -437,11 +326,11 @@ class CallScope:
         call.request = request
         await pipeline._enter(call, self._chain.stages)
         call.admitted = True
-        async for delta in await pipeline._open(call):
-            pipeline._filter(call, delta)
+        async for delta in await pipeline._serving.open(call):
+            pass_chunk(call, delta)
             if delta.text or delta.tool_calls or delta.logprobs:
                 yield delta
-        for tail in pipeline._tails(call):
+        for tail in tails(call):
             yield tail
         await pipeline._end(call, self._chain)
 
@@ -452,56 +341,6 @@ class CallScope:
         call.request = request
         await pipeline._enter(call, self._chain.stages)
         call.admitted = True
-        await pipeline._embed(call)
+        await pipeline._serving.embed(call)
         await pipeline._end(call, self._chain)
         return [found for found in call.embedded if found is not None]
-
-
-def _only(request: EmbedRequest, positions: list[int]) -> EmbedRequest:
-    """The request for the inputs at `positions` only (those the cache did not have)."""
-    inputs = [request.inputs[i] for i in positions]
-    return dataclasses.replace(request, inputs=inputs, text_chars=sum(map(len, inputs)))
-
-
-class _ToolCalls:
-    """A unary answer's tool calls, put back together from the chunk and the tails the filters released."""
-
-    __slots__ = ("_parts",)
-
-    def __init__(self, parts: list[ToolCallDelta]) -> None:
-        self._parts = {p.index: [p.id, p.name, p.arguments_delta] for p in parts}
-
-    def add(self, parts: list[ToolCallDelta]) -> None:
-        for part in parts:
-            self._parts[part.index][2] += part.arguments_delta
-
-    def whole(self) -> list[ToolCall]:
-        return [ToolCall(call_id, name, arguments) for call_id, name, arguments in self._parts.values()]
-
-
-def _whole(entry: CacheEntry) -> ChatDelta:
-    return ChatDelta(
-        entry.text,
-        [ToolCallDelta(i, c.id, c.name, c.arguments_json) for i, c in enumerate(entry.tool_calls)],
-        entry.finish_reason,
-        entry.usage,
-        entry.upstream_model,
-    )
-
-
-async def _cached_deltas(entry: CacheEntry) -> AsyncIterator[ChatDelta]:
-    """A stored answer as a stream: text in pieces cut at spaces, its tool calls, then the end."""
-    text = entry.text
-    start = 0
-    while start < len(text):
-        end = text.find(" ", start + CACHED_CHUNK_CHARS)
-        end = len(text) if end < 0 else end + 1
-        yield ChatDelta(text=text[start:end])
-        start = end
-    if entry.tool_calls:
-        yield ChatDelta(
-            tool_calls=[
-                ToolCallDelta(i, call.id, call.name, call.arguments_json) for i, call in enumerate(entry.tool_calls)
-            ]
-        )
-    yield ChatDelta(finish_reason=entry.finish_reason, usage=entry.usage, upstream_model=entry.upstream_model)
