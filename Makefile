@@ -98,11 +98,11 @@ mutants-rust: ## Mutate the Rust core (tokens, ratelimit, PII validators); insta
 # mutmut imports what it mutates from src/: it runs in $(MUTANTS_PY), where src links to python/ (docs/testing.md).
 MUTANTS_PY := mutants-python
 MUTANTS ?=
-# mutants-rust keeps its target directories: warm, it took 9.7 minutes on two idle cores. A whole Python run from
-# scratch is estimated at 15 minutes idle with three mutants at a time (docs/testing.md, "Python": with two, the
-# cores were half idle, the mutants waiting on servers and sleeps): this cap only stops one on a busy machine, and a
-# run it stops goes on from there the next time. On a busy machine, run with MUTANTS_PY_JOBS=1 and again until
-# nothing is left unchecked.
+# Measured from scratch on two idle cores (docs/testing.md, "Last run"): `make mutants` 29 minutes, the Rust run 9
+# (its target directories kept warm), the Python run with three mutants at a time (with two, the cores were half
+# idle, the mutants waiting on servers and sleeps) about 20.5, so this cap keeps the whole within 30 and a run it
+# stops goes on from there the next time. On a busy machine, run with MUTANTS_PY_JOBS=1 and again until nothing is
+# left unchecked.
 MUTANTS_PY_TIMEOUT ?= 20m
 MUTANTS_PY_JOBS ?= 3
 
