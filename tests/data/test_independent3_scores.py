@@ -16,26 +16,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from gateway.cache.semantic.embedder import EmbeddingModelMissing
 from gateway.policy.guardrails.injection import InjectionScorer
 from gateway.policy.guardrails.injection_minilm import shared_head
-from tests.data.scoring import by, detection, read_prompts, scored, verify_scores
+from tests.data.scoring import by, detection, scored, verify_scores
 from tests.embedding_model import skip_without
 from tests.policy.guardrails.heldout import Row
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "independent-3"
-
-
-@pytest.fixture(scope="module")
-def prompts() -> list[Row]:
-    return read_prompts(DATA)
-
-
-@pytest.fixture(scope="module")
-def injection_scores(prompts: list[Row]) -> list[float]:
-    return scored(prompts, InjectionScorer())
 
 
 def test_the_default_model_on_the_set(prompts: list[Row], injection_scores: list[float]) -> None:

@@ -18,20 +18,9 @@ from gateway.cache.semantic.matcher import SemanticMatcher
 from gateway.policy.guardrails.injection import InjectionScorer
 from gateway.policy.guardrails.injection_minilm import shared_head
 from tests.data.independent_pairs import DATA, verify_pairs
-from tests.data.scoring import by, detection, read_prompts, scored
+from tests.data.scoring import by, detection, scored
 from tests.embedding_model import skip_without
 from tests.policy.guardrails.heldout import Row
-
-
-@pytest.fixture(scope="module")
-def prompts() -> list[Row]:
-    return read_prompts(DATA)
-
-
-@pytest.fixture(scope="module")
-def injection_scores(prompts: list[Row]) -> list[float]:
-    """The default model, `linear`."""
-    return scored(prompts, InjectionScorer())
 
 
 @pytest.fixture(scope="module")
